@@ -1,0 +1,155 @@
+"""Error classification and retry timing: the one place that decides what a failure means.
+
+Every exception a flow can meet resolves, through the single table `RULES`, to an action
+(retry, retry after the server's throttle period, refresh credentials then retry, dead-letter,
+ignore) and an operator-facing reason code with a suggested fix. Flows never guess; the
+settlement adapter (shared.bus.settlement) applies the result. Reason codes are documented
+in docs/operations.md.
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+from dataclasses import dataclass
+
+import httpx
+
+from shared.brightpearl import errors as bp
+from shared.bus.port import BusError, MessageTooLargeError
+from shared.dataverse import errors as dv
+from shared.events import EnvelopeError
+from shared.store.errors import StoreConflictError, StoreError
+
+
+class Action(enum.Enum):
+    RETRY = "retry"
+    RETRY_AFTER_THROTTLE = "retry_after_throttle"
+    REFRESH_AUTH_THEN_RETRY = "refresh_auth_then_retry"
+    DEAD_LETTER = "dead_letter"
+    IGNORE = "ignore"
+
+    @property
+    def transient(self) -> bool:
+        return self in (Action.RETRY, Action.RETRY_AFTER_THROTTLE, Action.REFRESH_AUTH_THEN_RETRY)
+
+
+@dataclass(frozen=True)
+class Rule:
+    error: type[BaseException]
+    action: Action
+    reason: str
+    fix: str
+
+
+@dataclass(frozen=True)
+class Classification:
+    action: Action
+    reason: str
+    fix: str
+    retry_after: float | None = None
+
+    @property
+    def transient(self) -> bool:
+        return self.action.transient
+
+
+# The table. More specific classes first: the first rule whose class matches wins.
+RULES: tuple[Rule, ...] = (
+    # --- messages and infrastructure ------------------------------------------------------
+    Rule(EnvelopeError, Action.DEAD_LETTER, "MalformedMessage",
+         "The message body is not a valid change notice. Inspect it; if it was edited by hand "
+         "in Service Bus Explorer, fix the JSON and resubmit."),
+    Rule(MessageTooLargeError, Action.DEAD_LETTER, "MessageTooLarge",
+         "A message exceeded the Service Bus size limit. Report it: notices carry ids only."),
+    Rule(BusError, Action.RETRY, "BusUnavailable",
+         "Service Bus could not be reached; retried automatically. Check the namespace and "
+         "the app's Service Bus roles if it persists."),
+    Rule(StoreConflictError, Action.RETRY, "StateConflict",
+         "Another worker changed the same state row; retried automatically."),
+    Rule(StoreError, Action.RETRY, "StateStoreUnavailable",
+         "Table Storage could not be reached; retried automatically. Check the storage "
+         "account and the app's Table Data Contributor role if it persists."),
+    # --- Brightpearl (shared/brightpearl/errors.py) ---------------------------------------
+    Rule(bp.BrightpearlThrottled, Action.RETRY_AFTER_THROTTLE, "BrightpearlThrottled",
+         "Brightpearl's per-minute request cap was reached; retried after its throttle period."),
+    Rule(bp.BrightpearlAuthError, Action.REFRESH_AUTH_THEN_RETRY, "BrightpearlAuthFailed",
+         "Brightpearl rejected the credentials. Check BRIGHTPEARL_* settings and the Key Vault "
+         "token secrets, then resubmit."),
+    Rule(bp.BrightpearlNotFound, Action.IGNORE, "BrightpearlRecordMissing",
+         "The Brightpearl record no longer exists; nothing to sync (audited)."),
+    Rule(bp.BrightpearlValidationError, Action.DEAD_LETTER, "BrightpearlRejected",
+         "Brightpearl rejected the write; its message names the field. Fix the source record "
+         "and resubmit."),
+    Rule(bp.BrightpearlUnavailable, Action.RETRY, "BrightpearlUnavailable",
+         "Brightpearl answered 5xx or timed out; retried automatically."),
+    Rule(bp.BrightpearlError, Action.DEAD_LETTER, "BrightpearlProtocolError",
+         "Brightpearl answered in an unexpected way. Inspect the description and report it."),
+    # --- Dataverse (shared/dataverse/errors.py) -------------------------------------------
+    Rule(dv.DataverseThrottled, Action.RETRY_AFTER_THROTTLE, "DataverseThrottled",
+         "Dataverse service protection limits were hit; retried after Retry-After."),
+    Rule(dv.DataverseAuthError, Action.REFRESH_AUTH_THEN_RETRY, "DataverseAuthFailed",
+         "Dataverse rejected the token. Check DATAVERSE_* settings, the app registration "
+         "secret and the application user's security role, then resubmit."),
+    Rule(dv.DataverseNotFound, Action.IGNORE, "DataverseRecordMissing",
+         "The Dataverse record no longer exists; nothing to sync (audited)."),
+    Rule(dv.DataverseValidationError, Action.DEAD_LETTER, "DataverseRejected",
+         "Dataverse rejected the write; its message names the column. Fix the source record "
+         "and resubmit."),
+    Rule(dv.DataverseUnavailable, Action.RETRY, "DataverseUnavailable",
+         "Dataverse answered 5xx or timed out; retried automatically."),
+    Rule(dv.DataverseError, Action.DEAD_LETTER, "DataverseProtocolError",
+         "Dataverse answered in an unexpected way. Inspect the description and report it."),
+    # --- transport, last -------------------------------------------------------------------
+    Rule(httpx.TimeoutException, Action.RETRY, "NetworkTimeout",
+         "A call timed out; retried automatically."),
+    Rule(httpx.TransportError, Action.RETRY, "NetworkError",
+         "A connection failed; retried automatically."),
+    Rule(TimeoutError, Action.RETRY, "NetworkTimeout", "A call timed out; retried automatically."),
+    Rule(ConnectionError, Action.RETRY, "NetworkError", "A connection failed; retried automatically."),
+)
+
+
+def classify(exc: BaseException) -> Classification | None:
+    """The table's verdict on `exc`, or None for an unexpected error (a bug)."""
+    for rule in RULES:
+        if isinstance(exc, rule.error):
+            retry_after = getattr(exc, "retry_after", None)
+            return Classification(
+                action=rule.action,
+                reason=rule.reason,
+                fix=rule.fix,
+                retry_after=float(retry_after) if retry_after is not None else None,
+            )
+    return None
+
+
+@dataclass(frozen=True)
+class BackoffPolicy:
+    """Exponential backoff with jitter, capped; a server-given delay is honoured."""
+
+    max_attempts: int = 8
+    base_delay: float = 15.0
+    max_delay: float = 1800.0
+    jitter_ratio: float = 0.2
+
+    def delay(
+        self, attempt: int, server_delay: float | None = None, rng: random.Random | None = None
+    ) -> float:
+        """Seconds to wait before attempt `attempt + 1`, given `attempt` has just failed.
+
+        Grows as base * 2^(attempt-1), each value spread by +/- jitter_ratio, never above
+        max_delay; never shorter than the server's own delay (Retry-After, throttle period),
+        even when that exceeds the cap.
+        """
+        rng = rng or random.Random()
+        exponential = self.base_delay * (2 ** max(attempt - 1, 0))
+        spread = exponential * self.jitter_ratio
+        jittered = exponential + rng.uniform(-spread, spread)
+        delay = min(max(jittered, 0.0), self.max_delay)
+        if server_delay is not None and server_delay > delay:
+            delay = server_delay
+        return delay
+
+    def exhausted(self, attempt: int) -> bool:
+        return attempt >= self.max_attempts

@@ -1,0 +1,278 @@
+"""Every app setting the integration reads, validated once at start-up.
+
+Settings are flat environment variables (Azure app settings, or `Values` of
+local.settings.json in the sandbox). Each section is its own pydantic-settings class so a
+connector's settings live next to its code; `load_settings()` builds all sections and turns
+every problem into one `SettingsError` that names each setting and what is wrong with it.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Literal
+
+from pydantic import AliasChoices, Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.brightpearl.settings import BrightpearlSettings
+from shared.dataverse.settings import DataverseSettings
+
+
+class SettingsError(RuntimeError):
+    """One or more settings are missing or invalid. The message lists each by name."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("invalid configuration:\n  " + "\n  ".join(problems))
+
+
+_BASE_CONFIG = SettingsConfigDict(extra="ignore", populate_by_name=False, case_sensitive=True)
+
+
+class BusSettings(BaseSettings):
+    """Service Bus (or the sandbox's local bus) and the topics we publish to."""
+
+    model_config = _BASE_CONFIG
+
+    backend: Literal["servicebus", "local"] = Field(
+        "servicebus",
+        validation_alias="BUS_BACKEND",
+        description="servicebus in Azure; local for the sandbox's durable local bus",
+    )
+    connection_string: str | None = Field(
+        None,
+        validation_alias="ServiceBusConnection",
+        description="Service Bus connection string (SAS). Prefer identity in Azure.",
+    )
+    fully_qualified_namespace: str | None = Field(
+        None,
+        validation_alias="ServiceBusConnection__fullyQualifiedNamespace",
+        description="e.g. mybus.servicebus.windows.net; used with DefaultAzureCredential",
+    )
+    managed_identity_client_id: str | None = Field(
+        None,
+        validation_alias="ServiceBusConnection__clientId",
+        description="client id of a user-assigned managed identity, if one is used",
+    )
+    local_path: str = Field(
+        ".sandbox/bus.sqlite3",
+        validation_alias="LOCAL_BUS_PATH",
+        description="file of the sandbox's local bus (BUS_BACKEND=local only)",
+    )
+    brightpearl_changes_topic: str = Field(
+        "brightpearl-changes", validation_alias="BRIGHTPEARL_CHANGES_TOPIC"
+    )
+    dataverse_changes_topic: str = Field(
+        "dataverse-changes", validation_alias="DATAVERSE_CHANGES_TOPIC"
+    )
+
+    @model_validator(mode="after")
+    def _servicebus_needs_a_connection(self) -> BusSettings:
+        if self.backend == "servicebus" and not (
+            self.connection_string or self.fully_qualified_namespace
+        ):
+            raise ValueError(
+                "BUS_BACKEND=servicebus needs ServiceBusConnection (connection string) or "
+                "ServiceBusConnection__fullyQualifiedNamespace (managed identity)"
+            )
+        return self
+
+
+class StoreSettings(BaseSettings):
+    """Table Storage for links, ledger, cursors and audit (the function app's account)."""
+
+    model_config = _BASE_CONFIG
+
+    connection_string: str | None = Field(
+        None,
+        validation_alias="AzureWebJobsStorage",
+        description="connection string; UseDevelopmentStorage=true for Azurite",
+    )
+    account_name: str | None = Field(
+        None,
+        validation_alias="AzureWebJobsStorage__accountName",
+        description="storage account name, used with managed identity",
+    )
+    table_service_uri: str | None = Field(
+        None,
+        validation_alias="AzureWebJobsStorage__tableServiceUri",
+        description="explicit table endpoint (overrides the one derived from accountName)",
+    )
+    managed_identity_client_id: str | None = Field(
+        None, validation_alias="AzureWebJobsStorage__clientId"
+    )
+    table_prefix: str = Field(
+        "",
+        validation_alias="STATE_TABLE_PREFIX",
+        pattern=r"^[A-Za-z]?[A-Za-z0-9]{0,20}$",
+        description="prefix for the state table names (letters and digits)",
+    )
+    audit_retention_days: int = Field(90, ge=1, le=3650, validation_alias="AUDIT_RETENTION_DAYS")
+    ledger_retention_days: int = Field(14, ge=1, le=365, validation_alias="LEDGER_RETENTION_DAYS")
+
+    @model_validator(mode="after")
+    def _needs_an_account(self) -> StoreSettings:
+        if not (self.connection_string or self.account_name or self.table_service_uri):
+            raise ValueError(
+                "state storage needs AzureWebJobsStorage (connection string) or "
+                "AzureWebJobsStorage__accountName (managed identity)"
+            )
+        return self
+
+    @property
+    def table_endpoint(self) -> str | None:
+        if self.table_service_uri:
+            return self.table_service_uri
+        if self.account_name:
+            return f"https://{self.account_name}.table.core.windows.net"
+        return None
+
+
+class RetrySettings(BaseSettings):
+    """How flows retry transient failures with scheduled copies (DESIGN §6)."""
+
+    model_config = _BASE_CONFIG
+
+    max_attempts: int = Field(8, ge=1, le=100, validation_alias="RETRY_MAX_ATTEMPTS")
+    base_delay_seconds: float = Field(
+        15.0, gt=0, le=3600, validation_alias="RETRY_BASE_DELAY_SECONDS"
+    )
+    max_delay_seconds: float = Field(
+        1800.0, gt=0, le=7 * 24 * 3600, validation_alias="RETRY_MAX_DELAY_SECONDS"
+    )
+    jitter_ratio: float = Field(0.2, ge=0, le=1, validation_alias="RETRY_JITTER_RATIO")
+
+    @model_validator(mode="after")
+    def _cap_not_below_base(self) -> RetrySettings:
+        if self.max_delay_seconds < self.base_delay_seconds:
+            raise ValueError("RETRY_MAX_DELAY_SECONDS must be >= RETRY_BASE_DELAY_SECONDS")
+        return self
+
+
+class WebhookSettings(BaseSettings):
+    """Limits and secrets of the webhook ingress."""
+
+    model_config = _BASE_CONFIG
+
+    brightpearl_secret: str | None = Field(
+        None,
+        validation_alias="BRIGHTPEARL_WEBHOOK_SECRET",
+        min_length=16,
+        description="shared secret carried in the Brightpearl body template (Key Vault)",
+    )
+    dataverse_secret: str | None = Field(
+        None,
+        validation_alias="DATAVERSE_WEBHOOK_SECRET",
+        min_length=16,
+        description="value Dataverse sends in its WebhookKey / HttpHeader auth (Key Vault)",
+    )
+    max_body_bytes: int = Field(
+        256 * 1024, ge=1024, le=4 * 1024 * 1024, validation_alias="WEBHOOK_MAX_BODY_BYTES"
+    )
+    max_ids: int = Field(
+        1000,
+        ge=1,
+        le=10_000,
+        validation_alias="WEBHOOK_MAX_IDS",
+        description="largest id set one Brightpearl webhook may carry",
+    )
+    ids_per_notice: int = Field(
+        100, ge=1, le=500, validation_alias="WEBHOOK_IDS_PER_NOTICE"
+    )
+
+
+class TelemetrySettings(BaseSettings):
+    model_config = _BASE_CONFIG
+
+    appinsights_connection_string: str | None = Field(
+        None, validation_alias="APPLICATIONINSIGHTS_CONNECTION_STRING"
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", validation_alias="LOG_LEVEL"
+    )
+    service_name: str = Field("brightpearl-dynamics-sync", validation_alias="OTEL_SERVICE_NAME")
+
+
+class AppSettings:
+    """All sections, validated together."""
+
+    def __init__(
+        self,
+        bus: BusSettings,
+        store: StoreSettings,
+        retry: RetrySettings,
+        webhooks: WebhookSettings,
+        telemetry: TelemetrySettings,
+        brightpearl: BrightpearlSettings,
+        dataverse: DataverseSettings,
+    ) -> None:
+        self.bus = bus
+        self.store = store
+        self.retry = retry
+        self.webhooks = webhooks
+        self.telemetry = telemetry
+        self.brightpearl = brightpearl
+        self.dataverse = dataverse
+
+
+SECTIONS: dict[str, type[BaseSettings]] = {
+    "bus": BusSettings,
+    "store": StoreSettings,
+    "retry": RetrySettings,
+    "webhooks": WebhookSettings,
+    "telemetry": TelemetrySettings,
+    "brightpearl": BrightpearlSettings,
+    "dataverse": DataverseSettings,
+}
+
+
+def _describe(section: type[BaseSettings], exc: ValidationError) -> list[str]:
+    problems = []
+    for err in exc.errors():
+        loc = err["loc"]
+        name = str(loc[0]) if loc else ""
+        field = section.model_fields.get(name)
+        if field is not None and field.validation_alias is not None:
+            alias = field.validation_alias
+            name = alias if isinstance(alias, str) else _first_alias(alias)
+        value = err.get("input")
+        shown = "" if not loc or isinstance(value, dict) else f" (got {_redact(name, value)!r})"
+        label = name or section.__name__
+        problems.append(f"{label}: {err['msg']}{shown}")
+    return problems
+
+
+def _first_alias(alias: object) -> str:
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[0])
+    return str(alias)
+
+
+def _redact(name: str, value: object) -> object:
+    lowered = name.lower()
+    if any(word in lowered for word in ("secret", "token", "key", "password", "connection")):
+        return "***"
+    return value
+
+
+def load_settings(environ: dict[str, str] | None = None) -> AppSettings:
+    """Build and validate every section; raise SettingsError naming each bad setting.
+
+    `environ` replaces os.environ (tests, `syncctl settings check --file`).
+    """
+    built: dict[str, BaseSettings] = {}
+    problems: list[str] = []
+    for key, section in SECTIONS.items():
+        try:
+            built[key] = section() if environ is None else section.model_validate(environ)
+        except ValidationError as exc:
+            problems.extend(_describe(section, exc))
+    if problems:
+        raise SettingsError(problems)
+    return AppSettings(**built)  # type: ignore[arg-type]
+
+
+@functools.cache
+def get_settings() -> AppSettings:
+    """The process-wide settings, loaded on first use (function app start-up)."""
+    return load_settings()
