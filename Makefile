@@ -1,0 +1,40 @@
+# The two set-up commands: `make run` (the sandbox) and `make test` (the whole suite).
+# Both create the venv, install pinned dependencies and Azurite on first use.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+NODE_STAMP := node_modules/.bin/azurite-table
+
+.PHONY: setup run test lint bench clean
+
+setup: $(STAMP) $(NODE_STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $(STAMP)
+
+$(NODE_STAMP): package.json
+	npm install --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
+
+run: setup
+	$(VENV)/bin/syncctl sandbox up
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+# pytest exits 5 when it collects no tests; that is a failure here too (nothing was verified).
+test: setup lint
+	$(VENV)/bin/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+bench: setup
+	$(PY) -m benchmarks.ingress
+	$(PY) -m benchmarks.brightpearl_client
+	$(PY) -m benchmarks.dataverse_client
+
+clean:
+	rm -rf $(VENV) node_modules .sandbox benchmarks/results .pytest_cache .ruff_cache

@@ -1,0 +1,11 @@
+"""Composition root: builds the Function App and registers the blueprints of functions/."""
+
+import azure.functions as func
+
+from functions import ingress
+from shared.startup import start
+
+start()  # validates every setting (fails naming the bad ones) and configures telemetry
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+app.register_functions(ingress.bp)

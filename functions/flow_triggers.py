@@ -1,0 +1,62 @@
+"""Registers flows as Service Bus topic triggers (batch, SDK-type binding, manual settlement)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import azure.functions as func
+import azurefunctions.extensions.bindings.servicebus as servicebus
+
+from shared import runtime
+from shared.bus.settlement import Settlement
+from shared.flows.runner import Flow, run_flow
+from shared.resilience import BackoffPolicy
+
+SERVICE_BUS_CONNECTION = "ServiceBusConnection"
+
+
+def backoff_policy() -> BackoffPolicy:
+    retry = runtime.settings().retry
+    return BackoffPolicy(
+        max_attempts=retry.max_attempts,
+        base_delay=retry.base_delay_seconds,
+        max_delay=retry.max_delay_seconds,
+        jitter_ratio=retry.jitter_ratio,
+    )
+
+
+def register_flow(
+    bp: func.Blueprint,
+    *,
+    function_name: str,
+    topic_setting: str,
+    subscription: str,
+    topic_of: Callable[[], str],
+    build_flow: Callable[[], Flow],
+) -> None:
+    """Add a topic trigger named `function_name` on (%topic_setting%, subscription).
+
+    `topic_of` gives the resolved topic name (for retry copies); `build_flow` builds the flow
+    once, on first delivery.
+    """
+    flows: dict[str, Flow] = {}
+
+    @bp.function_name(function_name)
+    @bp.service_bus_topic_trigger(
+        arg_name="messages",
+        topic_name=f"%{topic_setting}%",
+        subscription_name=subscription,
+        connection=SERVICE_BUS_CONNECTION,
+        cardinality="many",
+        auto_complete_messages=False,
+    )
+    def handler(
+        messages: list[servicebus.ServiceBusReceivedMessage],
+        message_actions: servicebus.ServiceBusMessageActions,
+    ) -> None:
+        if "flow" not in flows:
+            flows["flow"] = build_flow()
+        settlement = Settlement(
+            runtime.publisher(), topic=topic_of(), subscription=subscription, policy=backoff_policy()
+        )
+        run_flow(flows["flow"], messages, message_actions, settlement)

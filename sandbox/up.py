@@ -1,0 +1,187 @@
+"""Starts the whole sandbox in the foreground and stops all of it on Ctrl-C.
+
+Azurite (Table Storage), the Brightpearl and Dataverse simulators and the local Functions
+host run as child processes in their own process groups; this supervisor waits until each
+answers, prints the URLs, and on Ctrl-C / SIGTERM (or when any child dies) stops them in
+reverse order, so no process is left behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+ROOT = Path(__file__).resolve().parents[1]
+STATE_DIR = ROOT / ".sandbox"
+
+
+@dataclass
+class Service:
+    name: str
+    argv: list[str]
+    port: int
+    url: str
+    ready_path: str | None = None  # HTTP path that answers when ready; None: port open is enough
+    env: dict[str, str] = field(default_factory=dict)
+    process: subprocess.Popen[bytes] | None = None
+
+
+def load_local_settings(root: Path = ROOT) -> tuple[Path, dict[str, str]]:
+    """local.settings.json if present, else the example; real environment variables win."""
+    path = root / "local.settings.json"
+    if not path.exists():
+        path = root / "local.settings.example.json"
+    values = json.loads(path.read_text(encoding="utf-8")).get("Values", {})
+    merged = {k: str(v) for k, v in values.items()}
+    merged.update({k: v for k, v in os.environ.items() if k in merged})
+    return path, merged
+
+
+def table_port(settings: dict[str, str]) -> int:
+    conn = settings.get("AzureWebJobsStorage", "")
+    if conn.strip() == "UseDevelopmentStorage=true":
+        return 10002
+    for part in conn.split(";"):
+        if part.startswith("TableEndpoint="):
+            port = urlparse(part.split("=", 1)[1]).port
+            if port:
+                return port
+    raise SystemExit("AzureWebJobsStorage must point at a loopback TableEndpoint for the sandbox")
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.3)
+        return sock.connect_ex((host, port)) == 0
+
+
+def plan(settings: dict[str, str], *, host_port: int = 7071) -> list[Service]:
+    python = sys.executable
+    services = [
+        Service(
+            "azurite",
+            [python, "-m", "sandbox.azurite", "--port", str(table_port(settings)),
+             "--location", str(STATE_DIR / "azurite")],
+            table_port(settings),
+            f"http://127.0.0.1:{table_port(settings)}/devstoreaccount1",
+        )
+    ]
+    for name, module, port in (("brightpearl", "sandbox.brightpearl", 8101),
+                               ("dataverse", "sandbox.dataverse", 8102)):
+        if importlib.util.find_spec(f"{module}.__main__") is not None:
+            services.append(Service(
+                f"{name} simulator",
+                [python, "-m", module, "--host", "127.0.0.1", "--port", str(port)],
+                port, f"http://127.0.0.1:{port}",
+            ))
+    services.append(Service(
+        "functions host",
+        [python, "-m", "sandbox.host", "--host", "127.0.0.1", "--port", str(host_port)],
+        host_port, f"http://127.0.0.1:{host_port}/api", ready_path="/api/health",
+    ))
+    return services
+
+
+class Supervisor:
+    def __init__(self, services: list[Service], *, echo: Callable[[str], None] = print) -> None:
+        self.services = services
+        self.echo = echo
+        self._stopping = False
+
+    def start(self, ready_timeout: float = 90.0) -> None:
+        STATE_DIR.mkdir(parents=True, exist_ok=True)
+        for service in self.services:
+            if port_open(service.port):
+                raise SystemExit(
+                    f"port {service.port} for {service.name} is already in use; "
+                    "stop the other process (an earlier sandbox?) and retry"
+                )
+            self.echo(f"starting {service.name} …")
+            service.process = subprocess.Popen(
+                service.argv, cwd=ROOT, env={**os.environ, **service.env}, start_new_session=True
+            )
+            self._wait_ready(service, ready_timeout)
+
+    def _wait_ready(self, service: Service, timeout: float) -> None:
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert service.process is not None
+            if service.process.poll() is not None:
+                raise SystemExit(f"{service.name} exited with code {service.process.returncode} while starting")
+            if port_open(service.port):
+                if service.ready_path is None:
+                    return
+                with contextlib.suppress(httpx.HTTPError):
+                    response = httpx.get(f"http://127.0.0.1:{service.port}{service.ready_path}", timeout=2)
+                    if response.status_code == 200:
+                        return
+            time.sleep(0.2)
+        raise SystemExit(f"{service.name} did not become ready within {timeout:.0f}s")
+
+    def wait(self) -> int:
+        """Block until a signal arrives or a child dies; return the exit code."""
+        while not self._stopping:
+            for service in self.services:
+                if service.process is not None and service.process.poll() is not None:
+                    self.echo(f"{service.name} exited with code {service.process.returncode}; stopping")
+                    return 1
+            time.sleep(0.5)
+        return 0
+
+    def stop(self, grace: float = 15.0) -> None:
+        self._stopping = True
+        for service in reversed(self.services):
+            proc = service.process
+            if proc is None or proc.poll() is not None:
+                continue
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=5)
+            self.echo(f"stopped {service.name}")
+
+
+def run(host_port: int = 7071, echo: Callable[[str], None] = print) -> int:
+    """`syncctl sandbox up` / `make run`: start everything, print URLs, stop on Ctrl-C."""
+    settings_path, settings = load_local_settings()
+    supervisor = Supervisor(plan(settings, host_port=host_port), echo=echo)
+
+    def on_signal(signum: int, _frame: object) -> None:
+        supervisor._stopping = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    code = 0
+    try:
+        supervisor.start()
+        echo(f"\nsandbox is up (settings: {settings_path.name}):")
+        for service in supervisor.services:
+            echo(f"  {service.name:<22} {service.url}")
+        echo(f"  {'health':<22} http://127.0.0.1:{host_port}/api/health")
+        echo(f"  {'brightpearl webhook':<22} POST http://127.0.0.1:{host_port}/api/webhooks/brightpearl"
+             "?code=<LOCAL_FUNCTION_KEY>")
+        echo("press Ctrl-C to stop")
+        code = supervisor.wait()
+    except SystemExit as exc:
+        echo(str(exc))
+        code = 1
+    finally:
+        supervisor.stop()
+    return code

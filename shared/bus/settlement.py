@@ -1,0 +1,179 @@
+"""Applies flow outcomes to received messages: the one settlement adapter (DESIGN §6).
+
+- Completed -> complete.
+- RetryLater -> publish a scheduled copy (attempt+1, replay_to = this subscription) after an
+  exponential, jittered, capped delay that honours the server's own delay; then complete
+  the original. If the copy cannot be published the original is abandoned (nothing lost).
+  After the configured attempts -> dead-letter `RetriesExhausted` with the last error.
+- DeadLetter -> dead-letter with the flow's reason code and description.
+- An exception from the flow itself -> logged and the message abandoned; the broker's
+  maxDeliveryCount then decides (MaxDeliveryCountExceeded).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from shared.bus.port import BusError, BusPublisher
+from shared.events import Envelope, EnvelopeError, now_utc
+from shared.outcomes import Completed, DeadLetter, Outcome, RetryLater
+from shared.resilience import BackoffPolicy
+from shared.telemetry import correlation, end_to_end_latency, get_logger, message_outcomes
+
+# Service Bus keeps DeadLetterErrorDescription in a header property; keep it readable and small.
+MAX_DESCRIPTION = 1024
+MAX_REASON = 128
+
+log = get_logger("settlement")
+
+
+class MessageActions(Protocol):
+    """The settlement methods of azurefunctions' ServiceBusMessageActions that we use."""
+
+    def complete(self, message: Any) -> None: ...
+
+    def abandon(self, message: Any) -> None: ...
+
+    def deadletter(
+        self,
+        message: Any,
+        deadletter_reason: str | None = None,
+        deadletter_error_description: str | None = None,
+    ) -> None: ...
+
+
+def message_body(message: Any) -> bytes:
+    """The body bytes of an azure.servicebus ServiceBusReceivedMessage (or func.ServiceBusMessage)."""
+    if hasattr(message, "get_body"):
+        return message.get_body()
+    body = message.body
+    if isinstance(body, (bytes, bytearray)):
+        return bytes(body)
+    if isinstance(body, str):
+        return body.encode("utf-8")
+    return b"".join(bytes(part) for part in body)
+
+
+def message_properties(message: Any) -> dict[str, Any]:
+    """Application properties with str keys (the SDK-type binding delivers bytes keys)."""
+    props = getattr(message, "application_properties", None) or {}
+    return {
+        (k.decode("utf-8") if isinstance(k, bytes) else str(k)): (
+            v.decode("utf-8") if isinstance(v, bytes) else v
+        )
+        for k, v in props.items()
+    }
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class Settlement:
+    """Settles the messages of one subscription."""
+
+    def __init__(
+        self,
+        publisher: BusPublisher,
+        *,
+        topic: str,
+        subscription: str,
+        policy: BackoffPolicy,
+        clock: Callable[[], datetime] = now_utc,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.publisher = publisher
+        self.topic = topic
+        self.subscription = subscription
+        self.policy = policy
+        self.clock = clock
+        self.rng = rng or random.Random()
+
+    def parse(self, message: Any, actions: MessageActions) -> Envelope | None:
+        """Parse a message into an envelope; dead-letter it as MalformedMessage if it is not one."""
+        try:
+            return Envelope.from_body(message_body(message))
+        except EnvelopeError as exc:
+            self._deadletter(message, actions, "MalformedMessage",
+                             f"{self.subscription}: message {getattr(message, 'message_id', '?')} "
+                             f"is not a change notice: {exc}. Fix the body and resubmit, or purge it.")
+            return None
+
+    def apply(self, message: Any, envelope: Envelope, outcome: Outcome, actions: MessageActions) -> str:
+        """Settle one message per its outcome; returns what was done (for logs and tests)."""
+        with correlation(
+            message_id=envelope.id,
+            flow=self.subscription,
+            entity=envelope.notice.entity,
+            record_ids=envelope.notice.ids,
+            attempt=envelope.attempt,
+            source_system=envelope.notice.system,
+        ):
+            if isinstance(outcome, Completed):
+                actions.complete(message)
+                self._observe(envelope, "completed", "Completed")
+                log.info("completed%s", f" ({outcome.note})" if outcome.note else "")
+                return "completed"
+            if isinstance(outcome, DeadLetter):
+                self._deadletter(message, actions, outcome.reason, outcome.description)
+                self._observe(envelope, "dead_lettered", outcome.reason)
+                return "dead_lettered"
+            if isinstance(outcome, RetryLater):
+                return self._retry(message, envelope, outcome, actions)
+            raise TypeError(f"unknown outcome {outcome!r}")
+
+    def abandon_all(self, messages: Sequence[Any], actions: MessageActions, error: BaseException) -> None:
+        """The flow itself failed unexpectedly: log it and release every message to the broker."""
+        log.error("flow %s failed unexpectedly; abandoning %d message(s): %s",
+                  self.subscription, len(messages), type(error).__name__, exc_info=error)
+        for message in messages:
+            try:
+                actions.abandon(message)
+            except Exception:  # the lock will expire and the broker redelivers: still not lost
+                log.exception("abandon failed; the message lock will expire and it will be redelivered")
+        message_outcomes.add(len(messages), {"flow": self.subscription, "outcome": "abandoned",
+                                             "reason": type(error).__name__})
+
+    # -- internals ---------------------------------------------------------------------
+    def _retry(self, message: Any, envelope: Envelope, outcome: RetryLater, actions: MessageActions) -> str:
+        if self.policy.exhausted(envelope.attempt):
+            description = (
+                f"{self.subscription}: gave up after {envelope.attempt} attempts; last error "
+                f"[{outcome.reason}] {outcome.error}"
+            )
+            self._deadletter(message, actions, "RetriesExhausted", description)
+            self._observe(envelope, "dead_lettered", "RetriesExhausted")
+            return "dead_lettered"
+        delay = self.policy.delay(envelope.attempt, outcome.delay, self.rng)
+        enqueue_at = self.clock() + timedelta(seconds=delay)
+        copy = envelope.retry(self.subscription)
+        try:
+            self.publisher.publish_scheduled(self.topic, [copy.to_message()], enqueue_at)
+        except BusError as exc:
+            log.warning("could not schedule the retry copy (%s); abandoning so the broker redelivers", exc)
+            actions.abandon(message)
+            self._observe(envelope, "abandoned", "BusUnavailable")
+            return "abandoned"
+        actions.complete(message)
+        self._observe(envelope, "retry_scheduled", outcome.reason)
+        log.warning("retry %d scheduled in %.1fs: [%s] %s", copy.attempt, delay, outcome.reason,
+                    _clip(outcome.error, 300))
+        return "retry_scheduled"
+
+    def _deadletter(self, message: Any, actions: MessageActions, reason: str, description: str) -> None:
+        log.error("dead-lettered [%s] %s", reason, _clip(description, 300))
+        actions.deadletter(
+            message,
+            deadletter_reason=_clip(reason, MAX_REASON),
+            deadletter_error_description=_clip(description, MAX_DESCRIPTION),
+        )
+
+    def _observe(self, envelope: Envelope, outcome: str, reason: str) -> None:
+        attributes = {"flow": self.subscription, "outcome": outcome, "reason": reason}
+        message_outcomes.add(1, attributes)
+        if outcome in ("completed", "dead_lettered"):
+            latency = (self.clock() - envelope.notice.observed_at).total_seconds()
+            end_to_end_latency.record(max(latency, 0.0), {"flow": self.subscription})

@@ -1,0 +1,67 @@
+"""Process-wide adapters built once from settings (the composition root of the function app).
+
+Functions get the settings, the bus publisher and the state store from here; tests and the
+sandbox replace them with `override(...)`. Everything is built lazily on first use, so a
+missing setting fails the first invocation with a SettingsError that names it, and
+`function_app.py` validates all settings at start-up.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from shared.bus.port import BusPublisher
+from shared.settings import AppSettings, get_settings
+
+_lock = threading.Lock()
+_instances: dict[str, Any] = {}
+
+
+def settings() -> AppSettings:
+    if "settings" in _instances:
+        return _instances["settings"]
+    return get_settings()
+
+
+def publisher() -> BusPublisher:
+    with _lock:
+        if "publisher" not in _instances:
+            from shared.bus.factory import build_publisher
+
+            _instances["publisher"] = build_publisher(settings().bus)
+        return _instances["publisher"]
+
+
+def state_store() -> Any:
+    with _lock:
+        if "state_store" not in _instances:
+            from shared.store import StateStore
+
+            _instances["state_store"] = StateStore.from_settings(settings().store)
+        return _instances["state_store"]
+
+
+@contextmanager
+def override(**instances: Any) -> Iterator[None]:
+    """Temporarily replace adapters: override(settings=..., publisher=..., state_store=...)."""
+    with _lock:
+        saved = dict(_instances)
+        _instances.update(instances)
+    try:
+        yield
+    finally:
+        with _lock:
+            _instances.clear()
+            _instances.update(saved)
+
+
+def reset() -> None:
+    """Forget built adapters (closing the publisher)."""
+    with _lock:
+        pub = _instances.pop("publisher", None)
+        _instances.clear()
+    if pub is not None:
+        pub.close()

@@ -1,0 +1,143 @@
+"""Logging with correlation, Application Insights wiring and the integration's metrics.
+
+- Every log line inside a message's life carries its correlation fields (message id, flow,
+  entity, record ids, attempt) from a context variable, so one KQL query follows a record.
+- When APPLICATIONINSIGHTS_CONNECTION_STRING is set, azure-monitor-opentelemetry exports
+  logs, traces and the metrics below; the fields become custom dimensions.
+- Personal data never reaches logs: callers log ids and reason codes only, and a filter
+  redacts anything shaped like an e-mail address or phone number as a safety net.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import logging
+import os
+import re
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from opentelemetry import metrics
+
+LOGGER_NAME = "bpsync"
+CORRELATION_FIELDS = ("message_id", "flow", "entity", "record_ids", "attempt", "source_system")
+
+_correlation: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "bpsync_correlation", default=None
+)
+
+_EMAIL = re.compile(r"[A-Za-z0-9._%+'-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+# Phone-like: optional +, then 7+ digits possibly separated by spaces, dots, dashes, parens.
+_PHONE = re.compile(r"(?<![\w.-])\+?\(?\d[\d\s().-]{6,}\d(?![\w-])")
+
+
+def get_logger(name: str | None = None) -> logging.Logger:
+    return logging.getLogger(f"{LOGGER_NAME}.{name}" if name else LOGGER_NAME)
+
+
+def redact(text: str) -> str:
+    """Replace e-mail addresses and phone-like numbers with placeholders."""
+    text = _EMAIL.sub("<email>", text)
+    return _PHONE.sub(_phone_placeholder, text)
+
+
+def _phone_placeholder(match: re.Match[str]) -> str:
+    digits = re.sub(r"\D", "", match.group(0))
+    # Ids, counts and ISO dates are not phones: keep short digit runs and date-like values.
+    if len(digits) < 9 or re.fullmatch(r"\d{4}-\d{2}-\d{2}.*", match.group(0).strip()):
+        return match.group(0)
+    return "<phone>"
+
+
+class CorrelationFilter(logging.Filter):
+    """Adds the current correlation fields to each record and redacts personal data."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        fields = _correlation.get() or {}
+        for name in CORRELATION_FIELDS:
+            if not hasattr(record, name):
+                setattr(record, name, fields.get(name))
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string must not lose the log line
+            message = str(record.msg)
+        cleaned = redact(message)
+        if cleaned != message or record.args:
+            record.msg = cleaned
+            record.args = None
+        return True
+
+
+class CorrelationFormatter(logging.Formatter):
+    """Plain-text format for the sandbox: message followed by key=value correlation fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        base = super().format(record)
+        extras = " ".join(
+            f"{name}={getattr(record, name)}"
+            for name in CORRELATION_FIELDS
+            if getattr(record, name, None) not in (None, "", ())
+        )
+        return f"{base} [{extras}]" if extras else base
+
+
+@contextlib.contextmanager
+def correlation(**fields: Any) -> Iterator[dict[str, Any]]:
+    """Set correlation fields for the log lines written inside the block (nested blocks merge)."""
+    current = dict(_correlation.get() or {})
+    for key, value in fields.items():
+        if key == "record_ids" and isinstance(value, Sequence) and not isinstance(value, str):
+            value = ",".join(str(v) for v in list(value)[:20])
+        current[key] = value
+    token = _correlation.set(current)
+    try:
+        yield current
+    finally:
+        _correlation.reset(token)
+
+
+_configured = False
+
+
+def configure_telemetry(
+    *, connection_string: str | None, log_level: str = "INFO", service_name: str = "bpsync"
+) -> None:
+    """Install the correlation filter; export to Application Insights when configured. Idempotent."""
+    global _configured
+    root = logging.getLogger()
+    logger = logging.getLogger(LOGGER_NAME)
+    logger.setLevel(log_level)
+    if not any(isinstance(f, CorrelationFilter) for f in logger.filters):
+        logger.addFilter(CorrelationFilter())
+    for handler in root.handlers:
+        if not any(isinstance(f, CorrelationFilter) for f in handler.filters):
+            handler.addFilter(CorrelationFilter())
+    if _configured:
+        return
+    _configured = True
+    if connection_string:
+        from azure.monitor.opentelemetry import configure_azure_monitor
+
+        os.environ.setdefault("OTEL_SERVICE_NAME", service_name)
+        configure_azure_monitor(connection_string=connection_string, logger_name=LOGGER_NAME)
+
+
+# -- metrics -----------------------------------------------------------------------------
+_meter = metrics.get_meter(LOGGER_NAME)
+
+notices_published = _meter.create_counter(
+    "bpsync.notices_published", unit="1", description="change notices published to the bus"
+)
+records_synced = _meter.create_counter(
+    "bpsync.records_synced", unit="1", description="records written to a target system"
+)
+message_outcomes = _meter.create_counter(
+    "bpsync.message_outcomes", unit="1", description="settled messages by flow, outcome and reason code"
+)
+end_to_end_latency = _meter.create_histogram(
+    "bpsync.end_to_end_latency", unit="s", description="from change observed to message settled"
+)
+webhooks_rejected = _meter.create_counter(
+    "bpsync.webhooks_rejected", unit="1", description="webhook requests rejected by reason code"
+)

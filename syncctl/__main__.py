@@ -1,0 +1,5 @@
+"""`python -m syncctl`."""
+
+from syncctl.main import main
+
+main()

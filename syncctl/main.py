@@ -1,0 +1,93 @@
+"""syncctl: the operator's command line (sandbox, settings, dead letters, webhooks, mapping)."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(help="Operate the Brightpearl ⇄ Dynamics 365 integration.", no_args_is_help=True)
+sandbox_app = typer.Typer(help="Run the local sandbox.", no_args_is_help=True)
+settings_app = typer.Typer(help="Check app settings.", no_args_is_help=True)
+app.add_typer(sandbox_app, name="sandbox")
+app.add_typer(settings_app, name="settings")
+console = Console()
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_settings_file(path: Path | None) -> dict[str, str]:
+    """Values of a local.settings.json-style file (default: local.settings.json or the example)."""
+    if path is None:
+        path = ROOT / "local.settings.json"
+        if not path.exists():
+            path = ROOT / "local.settings.example.json"
+    try:
+        values = json.loads(path.read_text(encoding="utf-8")).get("Values", {})
+    except FileNotFoundError:
+        raise typer.BadParameter(f"settings file not found: {path}") from None
+    except json.JSONDecodeError as exc:
+        raise typer.BadParameter(f"{path}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
+    return {k: str(v) for k, v in values.items()}
+
+
+def apply_settings_file(path: Path | None) -> None:
+    """Put the file's values into the environment; variables already set win."""
+    for key, value in load_settings_file(path).items():
+        os.environ.setdefault(key, value)
+
+
+@sandbox_app.command("up")
+def sandbox_up(port: int = typer.Option(7071, help="port of the local Functions host")) -> None:
+    """Start Azurite, the simulators and the local Functions host; Ctrl-C stops everything."""
+    from sandbox.up import run
+
+    raise typer.Exit(run(host_port=port, echo=console.print))
+
+
+@settings_app.command("check")
+def settings_check(
+    file: Path | None = typer.Option(None, "--file", help="local.settings.json-style file to check"),
+    env_only: bool = typer.Option(False, "--env", help="check the process environment only"),
+) -> None:
+    """Validate every app setting; print each problem by setting name."""
+    from shared.settings import SettingsError, load_settings
+
+    environ = dict(os.environ) if env_only else {**load_settings_file(file), **os.environ}
+    try:
+        settings = load_settings(environ)
+    except SettingsError as exc:
+        console.print("[red]settings are not valid:[/red]")
+        for problem in exc.problems:
+            console.print(f"  • {problem}")
+        raise typer.Exit(1) from None
+    console.print(f"[green]settings OK[/green] (bus: {settings.bus.backend})")
+
+
+# Sub-apps that live with their subject; each module exports a typer app named `app`.
+for module_name, command in (
+    ("syncctl.dlq", "dlq"),
+    ("syncctl.webhooks", "webhooks"),
+    ("syncctl.mapping", "mapping"),
+    ("syncctl.dataverse", "dataverse"),
+    ("syncctl.backfill", "backfill"),
+):
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:
+            raise
+        continue
+    app.add_typer(module.app, name=command)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+"""Settings fail at start-up naming each missing or invalid setting, without echoing secrets."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from shared.settings import SettingsError, load_settings
+
+ROOT = Path(__file__).resolve().parents[3]
+EXAMPLE = json.loads((ROOT / "local.settings.example.json").read_text())["Values"]
+
+
+def test_the_example_settings_are_complete_and_valid():
+    settings = load_settings(dict(EXAMPLE))
+    assert settings.bus.backend == "local"
+    assert settings.store.connection_string
+    assert settings.retry.max_attempts >= 1
+
+
+def test_missing_settings_are_named():
+    with pytest.raises(SettingsError) as info:
+        load_settings({})
+    text = str(info.value)
+    assert "ServiceBusConnection" in text
+    assert "AzureWebJobsStorage" in text
+    assert "BRIGHTPEARL_ACCOUNT" in text
+
+
+def test_invalid_values_name_the_setting_and_hide_secrets():
+    env = dict(EXAMPLE)
+    env["RETRY_MAX_ATTEMPTS"] = "zero"
+    env["BRIGHTPEARL_WEBHOOK_SECRET"] = "short"
+    env["BUS_BACKEND"] = "carrier-pigeon"
+    with pytest.raises(SettingsError) as info:
+        load_settings(env)
+    problems = info.value.problems
+    assert any(p.startswith("RETRY_MAX_ATTEMPTS:") and "zero" in p for p in problems)
+    assert any(p.startswith("BUS_BACKEND:") for p in problems)
+    secret_problem = next(p for p in problems if p.startswith("BRIGHTPEARL_WEBHOOK_SECRET:"))
+    assert "short" not in secret_problem and "***" in secret_problem
+
+
+def test_identity_based_service_bus_is_enough():
+    env = dict(EXAMPLE)
+    env["BUS_BACKEND"] = "servicebus"
+    env["ServiceBusConnection__fullyQualifiedNamespace"] = "contoso.servicebus.windows.net"
+    assert load_settings(env).bus.fully_qualified_namespace == "contoso.servicebus.windows.net"
+
+
+def test_retry_cap_below_base_is_rejected():
+    env = dict(EXAMPLE, RETRY_BASE_DELAY_SECONDS="60", RETRY_MAX_DELAY_SECONDS="30")
+    with pytest.raises(SettingsError, match="RETRY_MAX_DELAY_SECONDS"):
+        load_settings(env)
