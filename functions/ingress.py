@@ -69,8 +69,10 @@ def brightpearl_webhook(req: func.HttpRequest) -> func.HttpResponse:
     settings = runtime.settings()
     secret = settings.webhooks.brightpearl_secret
     if not secret:
-        return json_response(503, {"error": "NotConfigured",
-                                   "message": "BRIGHTPEARL_WEBHOOK_SECRET is not set; deliveries are refused"})
+        return json_response(503, {
+            "error": "NotConfigured",
+            "message": "BRIGHTPEARL_WEBHOOK_SECRET is not set; deliveries are refused",
+        })
     try:
         body = read_body(req, settings.webhooks.max_body_bytes)
         notices = parse_brightpearl_webhook(

@@ -120,7 +120,8 @@ class Supervisor:
         while time.monotonic() < deadline:
             assert service.process is not None
             if service.process.poll() is not None:
-                raise SystemExit(f"{service.name} exited with code {service.process.returncode} while starting")
+                code = service.process.returncode
+                raise SystemExit(f"{service.name} exited with code {code} while starting")
             if port_open(service.port):
                 if service.ready_path is None:
                     return
