@@ -36,3 +36,17 @@ class BrightpearlThrottled(BrightpearlError):
 
 class BrightpearlUnavailable(BrightpearlError):
     """5xx (not throttling), timeouts, dropped connections."""
+
+
+class BrightpearlPreconditionFailed(BrightpearlValidationError):
+    """412: a stale `If-Match` version (product PUT, goods-out note events); re-read and retry."""
+
+
+class BrightpearlUriTooLong(BrightpearlValidationError):
+    """414: the URI (usually an id set) is too long; the client splits id sets to avoid it."""
+
+
+class BrightpearlAmbiguousWrite(BrightpearlUnavailable):
+    """A non-idempotent write (POST) failed after it was sent (timeout, dropped connection,
+    5xx): Brightpearl may or may not have applied it. Never resend it blindly; look the
+    record up by its natural key first (see BrightpearlClient.ensure_* helpers)."""

@@ -1,0 +1,148 @@
+"""Keeps Brightpearl's webhook registrations pointing at our ingress (logic of
+`syncctl webhooks register --brightpearl`).
+
+For each wanted event there must be exactly one webhook whose URI is our ingress (function
+key in `?code=`), POSTing our JSON body template (with the shared secret) with
+`idSetAccepted=true` and `qualityOfService=1`. Brightpearl has no webhook update, so a hook
+that differs (old key, old secret, other options) is deleted and created again. Hooks of
+other integrations (other destinations) are never touched: webhooks are account-wide
+(reference §10.1). Running it twice changes nothing the second time.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Literal, Protocol
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from shared.brightpearl.models import Webhook, WebhookCreate
+from shared.brightpearl.webhook import BODY_TEMPLATE_FIELDS
+
+TEMPLATE_VARIABLES = {
+    "accountCode": "${account-code}",
+    "resourceType": "${resource-type}",
+    "id": "${resource-id}",
+    "lifecycleEvent": "${lifecycle-event}",
+    "fullEvent": "${full-event}",
+    "raisedOn": "${raised-on}",
+    "brightpearlVersion": "${brightpearl-version}",
+}
+
+
+@dataclass(frozen=True)
+class WebhookAction:
+    """One step of the plan; `uri` has the function key masked."""
+
+    kind: Literal["create", "delete", "keep"]
+    event: str
+    id: int | None
+    uri: str
+
+
+class WebhookApi(Protocol):
+    def list_webhooks(self) -> list[Webhook]: ...
+
+    def create_webhook(self, webhook: WebhookCreate) -> int: ...
+
+    def delete_webhook(self, webhook_id: int) -> None: ...
+
+
+def body_template(secret: str) -> str:
+    """The body template the ingress validates (shared.brightpearl.webhook)."""
+    if not secret:
+        raise ValueError("secret: the webhook secret must not be empty")
+    fields = dict(TEMPLATE_VARIABLES, secret=secret)
+    if tuple(fields) != BODY_TEMPLATE_FIELDS:  # the ingress and we must agree on the shape
+        raise RuntimeError("body template fields differ from shared.brightpearl.webhook")
+    return json.dumps(fields, separators=(",", ":"))
+
+
+def ingress_uri(ingress_url: str, function_key: str) -> str:
+    """The ingress URL with `?code=<function key>` (replacing any code already there)."""
+    parts = urlsplit(ingress_url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"ingress_url: {ingress_url!r} is not an absolute http(s) URL")
+    if not function_key:
+        raise ValueError("function_key: must not be empty")
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "code"]
+    query.append(("code", function_key))
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), ""))
+
+
+def mask_uri(uri: str) -> str:
+    parts = urlsplit(uri)
+    query = [(k, "***" if k == "code" else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query, safe="*"), ""))
+
+
+def _destination(uri: str) -> tuple[str, str, str]:
+    parts = urlsplit(uri)
+    return parts.scheme.lower(), parts.netloc.lower(), parts.path.rstrip("/")
+
+
+def sync_brightpearl_webhooks(
+    client: WebhookApi,
+    *,
+    ingress_url: str,
+    function_key: str,
+    secret: str,
+    events: list[str],
+    dry_run: bool,
+) -> list[WebhookAction]:
+    """List, then create the missing, delete the stale; return what was (or would be) done."""
+    if not events:
+        raise ValueError("events: give at least one event such as 'order.modified'")
+    uri = ingress_uri(ingress_url, function_key)
+    wanted = {
+        event: WebhookCreate(
+            subscribeTo=event,
+            httpMethod="POST",
+            uriTemplate=uri,
+            bodyTemplate=body_template(secret),
+            contentType="application/json",
+            idSetAccepted=True,
+            qualityOfService=1,
+        )
+        for event in dict.fromkeys(events)
+    }
+    ours_destination = _destination(uri)
+    existing = [h for h in client.list_webhooks() if _destination(h.uri_template) == ours_destination]
+
+    actions: list[WebhookAction] = []
+    kept: set[str] = set()
+    for hook in sorted(existing, key=lambda h: h.id):
+        spec = wanted.get(hook.subscribe_to)
+        if spec is not None and hook.subscribe_to not in kept and _same(hook, spec):
+            kept.add(hook.subscribe_to)
+            actions.append(WebhookAction("keep", hook.subscribe_to, hook.id, mask_uri(hook.uri_template)))
+            continue
+        if not dry_run:
+            client.delete_webhook(hook.id)
+        actions.append(WebhookAction("delete", hook.subscribe_to, hook.id, mask_uri(hook.uri_template)))
+    for event, spec in wanted.items():
+        if event in kept:
+            continue
+        new_id = None if dry_run else client.create_webhook(spec)
+        actions.append(WebhookAction("create", event, new_id, mask_uri(uri)))
+    return actions
+
+
+def _same(hook: Webhook, spec: WebhookCreate) -> bool:
+    return (
+        hook.uri_template == spec.uri_template
+        and hook.http_method.upper() == spec.http_method
+        and hook.id_set_accepted == spec.id_set_accepted
+        and hook.quality_of_service == spec.quality_of_service
+        and (hook.content_type or "").lower() == (spec.content_type or "").lower()
+        and _same_json(hook.body_template, spec.body_template)
+    )
+
+
+def _same_json(left: str | None, right: str | None) -> bool:
+    if left is None or right is None:
+        return left == right
+    try:
+        return json.loads(left) == json.loads(right)
+    except ValueError:
+        return left == right
