@@ -109,6 +109,13 @@ class StoreSettings(BaseSettings):
     )
     audit_retention_days: int = Field(90, ge=1, le=3650, validation_alias="AUDIT_RETENTION_DAYS")
     ledger_retention_days: int = Field(14, ge=1, le=365, validation_alias="LEDGER_RETENTION_DAYS")
+    link_claim_timeout_seconds: int = Field(
+        600,
+        ge=10,
+        le=24 * 3600,
+        validation_alias="LINK_CLAIM_TIMEOUT_SECONDS",
+        description="a pending creation claim older than this may be taken over by another worker",
+    )
 
     @model_validator(mode="after")
     def _needs_an_account(self) -> StoreSettings:

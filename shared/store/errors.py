@@ -2,10 +2,48 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from shared.store.links import Link
+
 
 class StoreError(Exception):
     """Table Storage could not complete an operation (transient unless stated)."""
 
 
 class StoreConflictError(StoreError):
-    """An ETag-conditional write lost to a concurrent writer, or an insert found the row taken."""
+    """An ETag-conditional write lost to a concurrent writer, or an insert found the row taken.
+
+    `table`, `partition_key` and `row_key` name the row that was contested (when known).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        table: str | None = None,
+        partition_key: str | None = None,
+        row_key: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.table = table
+        self.partition_key = partition_key
+        self.row_key = row_key
+
+
+class ClaimTaken(StoreConflictError):
+    """A creation claim was refused: another worker holds a live claim, or the record is linked.
+
+    `link` is what the store holds for the record now: a pending link (someone else is creating
+    the target record; retry later) or a linked one (use its target id instead of creating).
+    """
+
+    def __init__(self, message: str, *, link: Link | None, table: str, partition_key: str,
+                 row_key: str) -> None:
+        super().__init__(message, table=table, partition_key=partition_key, row_key=row_key)
+        self.link = link
+
+
+class LinkNotFoundError(LookupError):
+    """An operation needs an existing link and there is none for the given record."""

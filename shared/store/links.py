@@ -1,0 +1,503 @@
+"""Cross-references between the same business record in two systems, with creation claims.
+
+Table `links`. Table Storage has no secondary index, so a link is two rows:
+
+- the *origin* row, PartitionKey `"{entity}|{source_system}"`, RowKey = the source id. It is
+  the single authority for the link's state (`pending` while the target record is being
+  created, then `linked`), the target id, the last-synced content hash of each side and the
+  timestamps. Every change of a link is an ETag-conditional write of this one row, so two
+  writers can never leave half-updated state behind.
+- the *mirror* row, PartitionKey `"{entity}|{target_system}"`, RowKey = the target id, an
+  immutable pointer back to the origin row. A lookup from the target side reads the mirror,
+  then the origin; a mirror whose origin does not point back (a crash between the two writes)
+  is ignored.
+
+Creation claim (so two workers never create the same record twice): before creating a record
+in the target system, a worker calls `claim()`, an insert of a pending origin row that fails if
+the row exists. The loser gets `ClaimTaken` carrying the current link. After creating the
+record the winner calls `complete_claim()` (mirror row, then origin row conditional on the
+claim's ETag). A pending claim older than `claim_timeout` (its worker died) can be taken over
+by the next `claim()`, ETag-conditionally, so only one worker takes it over; the old holder's
+`complete_claim()` then fails with StoreConflictError.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.data.tables import TableClient, TableEntity, UpdateMode
+from pydantic import BaseModel, ConfigDict
+
+from shared.store.errors import ClaimTaken, LinkNotFoundError, StoreConflictError
+from shared.store.tables import (
+    Clock,
+    escape_key,
+    etag_of,
+    get_row,
+    identifier,
+    optional_utc,
+    rows_by_keys,
+    to_utc,
+    translate_errors,
+    unescape_key,
+    utc_now,
+)
+
+ORIGIN = "origin"
+MIRROR = "mirror"
+
+
+class LinkState(StrEnum):
+    PENDING = "pending"
+    LINKED = "linked"
+
+
+class LinkSide(BaseModel):
+    """One system's view of a link: its record id and what was last synced there."""
+
+    model_config = ConfigDict(frozen=True)
+
+    system: str
+    id: str | None  # None only for the target of a pending claim
+    content_hash: str | None = None
+    synced_at: datetime | None = None
+
+
+class Link(BaseModel):
+    """The cross-reference of one record between two systems (read from the origin row)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    entity: str
+    state: LinkState
+    source: LinkSide  # the side the link was created from
+    target: LinkSide
+    created_at: datetime
+    updated_at: datetime
+    claimed_at: datetime | None = None
+    etag: str  # ETag of the origin row: pass it back for conditional updates
+
+    @property
+    def is_linked(self) -> bool:
+        return self.state is LinkState.LINKED
+
+    def side(self, system: str) -> LinkSide:
+        if system == self.source.system:
+            return self.source
+        if system == self.target.system:
+            return self.target
+        raise ValueError(f"system {system!r} is not part of this {self.entity} link "
+                         f"({self.source.system} ⇄ {self.target.system})")
+
+    def other(self, system: str) -> LinkSide:
+        return self.target if self.side(system) is self.source else self.source
+
+    def id_in(self, system: str) -> str | None:
+        return self.side(system).id
+
+    def hash_of(self, system: str) -> str | None:
+        return self.side(system).content_hash
+
+
+class Claim(BaseModel):
+    """A creation claim held by this worker: proof that it may create the target record."""
+
+    model_config = ConfigDict(frozen=True)
+
+    entity: str
+    source_system: str
+    source_id: str
+    target_system: str
+    token: str
+    claimed_at: datetime
+    etag: str
+
+
+class LinkStore:
+    """Links per entity type in both directions, with creation claims and content hashes."""
+
+    def __init__(
+        self,
+        table: TableClient,
+        *,
+        claim_timeout: timedelta = timedelta(minutes=10),
+        clock: Clock = utc_now,
+    ) -> None:
+        if claim_timeout <= timedelta(0):
+            raise ValueError("claim_timeout must be positive")
+        self.table = table
+        self.claim_timeout = claim_timeout
+        self._clock = clock
+
+    @property
+    def table_name(self) -> str:
+        return self.table.table_name
+
+    # -- reads -----------------------------------------------------------------------------
+    def get(self, entity: str, system: str, record_id: str | int) -> Link | None:
+        """The link of a record known by its id in `system` (either side), or None."""
+        pk, rk = self._keys(entity, system, record_id)
+        row = get_row(self.table, pk, rk, "read link")
+        if row is None:
+            return None
+        if row.get("role") == ORIGIN:
+            return _link_from_row(row)
+        origin = get_row(self.table, *self._origin_keys_of_mirror(row), "read link")
+        return _confirmed(origin, system, unescape_key(rk))
+
+    def get_many(
+        self, entity: str, system: str, record_ids: Iterable[str | int]
+    ) -> dict[str, Link]:
+        """Links of many records of one system, keyed by their id there; absent ids are left out.
+
+        One query per 14 ids (plus one per 14 mirrors whose origin has to be read).
+        """
+        ids = [identifier(value, field="record_id") for value in record_ids]
+        pk = self._partition(entity, system)
+        rows = rows_by_keys(self.table, pk, [escape_key(i, field="record_id") for i in ids],
+                            "read links")
+        found: dict[str, Link] = {}
+        wanted_origins: dict[str, list[tuple[str, str]]] = defaultdict(list)
+        for row_key, row in rows.items():
+            record_id = unescape_key(row_key)
+            if row.get("role") == ORIGIN:
+                found[record_id] = _link_from_row(row)
+            else:
+                origin_pk, origin_rk = self._origin_keys_of_mirror(row)
+                wanted_origins[origin_pk].append((origin_rk, record_id))
+        for origin_pk, pairs in wanted_origins.items():
+            origins = rows_by_keys(self.table, origin_pk, [rk for rk, _ in pairs], "read links")
+            for origin_rk, record_id in pairs:
+                link = _confirmed(origins.get(origin_rk), system, record_id)
+                if link is not None:
+                    found[record_id] = link
+        return found
+
+    # -- creation claims -------------------------------------------------------------------
+    def claim(
+        self, entity: str, source_system: str, source_id: str | int, target_system: str
+    ) -> Claim:
+        """Claim the right to create the target record of a source record.
+
+        Raises ClaimTaken (a StoreConflictError) when the record already has a link or a live
+        claim of another worker; `exc.link` is that link.
+        """
+        if source_system == target_system:
+            raise ValueError(f"source_system and target_system are both {source_system!r}")
+        source_id = identifier(source_id, field="source_id")
+        pk, rk = self._keys(entity, source_system, source_id)
+        now = self._clock()
+        token = uuid.uuid4().hex
+        row = {
+            "PartitionKey": pk,
+            "RowKey": rk,
+            "role": ORIGIN,
+            "entity": entity,
+            "state": LinkState.PENDING.value,
+            "source_system": source_system,
+            "source_id": source_id,
+            "target_system": target_system,
+            "claim_token": token,
+            "claimed_at": now,
+            "created_at": now,
+            "updated_at": now,
+        }
+        try:
+            with translate_errors(self.table_name, "claim", pk, rk):
+                meta = self.table.create_entity(row)
+            return Claim(entity=entity, source_system=source_system, source_id=source_id,
+                         target_system=target_system, token=token, claimed_at=now,
+                         etag=str(meta["etag"]))
+        except StoreConflictError:
+            pass
+        existing = get_row(self.table, pk, rk, "claim")
+        if existing is None:  # released between our insert and our read: the caller retries
+            raise StoreConflictError(
+                f"claim {entity} {source_system}:{source_id}: the row in table {self.table_name!r} "
+                f"(PartitionKey={pk!r}, RowKey={rk!r}) changed while claiming; retry",
+                table=self.table_name, partition_key=pk, row_key=rk,
+            )
+        if existing.get("role") == ORIGIN and self._is_stale_claim(existing, now):
+            try:
+                with translate_errors(self.table_name, "take over stale claim", pk, rk,
+                                      missing_row_is_conflict=True):
+                    meta = self.table.update_entity(
+                        {**row, "created_at": existing["created_at"]},
+                        mode=UpdateMode.REPLACE,
+                        etag=etag_of(existing),
+                        match_condition=MatchConditions.IfNotModified,
+                    )
+                return Claim(entity=entity, source_system=source_system, source_id=source_id,
+                             target_system=target_system, token=token, claimed_at=now,
+                             etag=str(meta["etag"]))
+            except StoreConflictError:
+                existing = get_row(self.table, pk, rk, "claim")
+        link = self._resolve(existing, source_system, source_id)
+        state = link.state.value if link is not None else "unknown"
+        raise ClaimTaken(
+            f"claim {entity} {source_system}:{source_id} -> {target_system}: the record already "
+            f"has a {state} link in table {self.table_name!r} (PartitionKey={pk!r}, RowKey={rk!r})",
+            link=link, table=self.table_name, partition_key=pk, row_key=rk,
+        )
+
+    def complete_claim(
+        self,
+        claim: Claim,
+        target_id: str | int,
+        *,
+        source_hash: str | None = None,
+        target_hash: str | None = None,
+    ) -> Link:
+        """Record the created target record: mirror row, then the origin row becomes `linked`.
+
+        Raises StoreConflictError if the claim was taken over or released meanwhile, or if
+        the target record is already linked to another source record.
+        """
+        target_id = identifier(target_id, field="target_id")
+        mirror_pk, mirror_rk = self._keys(claim.entity, claim.target_system, target_id)
+        origin_pk, origin_rk = self._keys(claim.entity, claim.source_system, claim.source_id)
+        now = self._clock()
+        inserted_mirror = self._insert_mirror(claim, mirror_pk, mirror_rk, now)
+        row = {
+            "PartitionKey": origin_pk,
+            "RowKey": origin_rk,
+            "role": ORIGIN,
+            "entity": claim.entity,
+            "state": LinkState.LINKED.value,
+            "source_system": claim.source_system,
+            "source_id": claim.source_id,
+            "target_system": claim.target_system,
+            "target_id": target_id,
+            "created_at": claim.claimed_at,
+            "updated_at": now,
+        }
+        if source_hash is not None:
+            row |= {"source_hash": source_hash, "source_synced_at": now}
+        if target_hash is not None:
+            row |= {"target_hash": target_hash, "target_synced_at": now}
+        try:
+            with translate_errors(self.table_name, "complete claim", origin_pk, origin_rk,
+                                  missing_row_is_conflict=True):
+                meta = self.table.update_entity(
+                    row, mode=UpdateMode.REPLACE, etag=claim.etag,
+                    match_condition=MatchConditions.IfNotModified,
+                )
+        except StoreConflictError:
+            if inserted_mirror:
+                with translate_errors(self.table_name, "undo mirror", mirror_pk, mirror_rk):
+                    self.table.delete_entity(mirror_pk, mirror_rk)
+            raise
+        return _link_from_row(row, etag=str(meta["etag"]))
+
+    def release_claim(self, claim: Claim) -> None:
+        """Give a claim up (the target record was not created); conditional on its ETag."""
+        pk, rk = self._keys(claim.entity, claim.source_system, claim.source_id)
+        with translate_errors(self.table_name, "release claim", pk, rk):
+            self.table.delete_entity(pk, rk, etag=claim.etag,
+                                     match_condition=MatchConditions.IfNotModified)
+
+    def link(
+        self,
+        entity: str,
+        source_system: str,
+        source_id: str | int,
+        target_system: str,
+        target_id: str | int,
+        *,
+        source_hash: str | None = None,
+        target_hash: str | None = None,
+    ) -> Link:
+        """Link two existing records (e.g. matched by e-mail). Idempotent for the same pair.
+
+        Raises ClaimTaken if the source record is linked to another record or claimed, and
+        StoreConflictError if the target record is linked to another source record.
+        """
+        target_id = identifier(target_id, field="target_id")
+        try:
+            claim = self.claim(entity, source_system, source_id, target_system)
+        except ClaimTaken as taken:
+            link = taken.link
+            if (link is not None and link.is_linked and link.id_in(target_system) == target_id
+                    and link.id_in(source_system) == identifier(source_id, field="source_id")):
+                return link
+            raise
+        try:
+            return self.complete_claim(claim, target_id, source_hash=source_hash,
+                                       target_hash=target_hash)
+        except StoreConflictError:
+            self.release_claim(claim)
+            raise
+
+    # -- updates ---------------------------------------------------------------------------
+    def record_hashes(
+        self,
+        entity: str,
+        system: str,
+        record_id: str | int,
+        hashes: Mapping[str, str],
+        *,
+        etag: str | None = None,
+    ) -> Link:
+        """Store the last-synced content hash of one or both sides ({system: hash}).
+
+        With `etag` (from a Link read earlier) the write succeeds only if nothing changed the
+        link since; without it, only if nothing changed it between this call's read and write.
+        Raises StoreConflictError on a lost race and LinkNotFoundError if there is no link.
+        """
+        link = self.get(entity, system, record_id)
+        if link is None:
+            raise LinkNotFoundError(f"no {entity} link for {system}:{record_id}")
+        if not hashes:
+            raise ValueError("hashes must name at least one system")
+        pk, rk = self._keys(entity, link.source.system, link.source.id or "")
+        if etag is not None and etag != link.etag:
+            raise StoreConflictError(
+                f"record hashes: the link in table {self.table_name!r} (PartitionKey={pk!r}, "
+                f"RowKey={rk!r}) was changed since it was read (ETag mismatch)",
+                table=self.table_name, partition_key=pk, row_key=rk,
+            )
+        now = self._clock()
+        changes: dict[str, Any] = {"PartitionKey": pk, "RowKey": rk, "updated_at": now}
+        for side_system, content_hash in hashes.items():
+            role = "source" if link.side(side_system) is link.source else "target"
+            if not isinstance(content_hash, str) or not content_hash:
+                raise ValueError(f"hash of {side_system} must be a non-empty string")
+            changes[f"{role}_hash"] = content_hash
+            changes[f"{role}_synced_at"] = now
+        with translate_errors(self.table_name, "record hashes", pk, rk, missing_row_is_conflict=True):
+            meta = self.table.update_entity(
+                changes, mode=UpdateMode.MERGE, etag=link.etag,
+                match_condition=MatchConditions.IfNotModified,
+            )
+        row = _row_from_link(link) | changes
+        return _link_from_row(row, etag=str(meta["etag"]))
+
+    def unlink(self, entity: str, system: str, record_id: str | int) -> bool:
+        """Remove a link (both rows). False when there was none."""
+        link = self.get(entity, system, record_id)
+        if link is None:
+            return False
+        origin_pk, origin_rk = self._keys(entity, link.source.system, link.source.id or "")
+        with translate_errors(self.table_name, "unlink", origin_pk, origin_rk):
+            self.table.delete_entity(origin_pk, origin_rk, etag=link.etag,
+                                     match_condition=MatchConditions.IfNotModified)
+        if link.target.id is not None:
+            mirror_pk, mirror_rk = self._keys(entity, link.target.system, link.target.id)
+            with translate_errors(self.table_name, "unlink", mirror_pk, mirror_rk):
+                self.table.delete_entity(mirror_pk, mirror_rk)
+        return True
+
+    # -- internals -------------------------------------------------------------------------
+    @staticmethod
+    def _partition(entity: str, system: str) -> str:
+        return f"{escape_key(entity, field='entity')}|{escape_key(system, field='system')}"
+
+    def _keys(self, entity: str, system: str, record_id: str | int) -> tuple[str, str]:
+        record_id = identifier(record_id, field="record_id")
+        return self._partition(entity, system), escape_key(record_id, field="record_id")
+
+    def _origin_keys_of_mirror(self, mirror: TableEntity) -> tuple[str, str]:
+        return self._keys(str(mirror["entity"]), str(mirror["source_system"]),
+                          str(mirror["source_id"]))
+
+    def _is_stale_claim(self, row: TableEntity, now: datetime) -> bool:
+        claimed_at = optional_utc(row.get("claimed_at"))
+        return (row.get("state") == LinkState.PENDING.value and claimed_at is not None
+                and now - claimed_at >= self.claim_timeout)
+
+    def _resolve(self, row: TableEntity | None, system: str, record_id: str) -> Link | None:
+        if row is None:
+            return None
+        if row.get("role") == ORIGIN:
+            return _link_from_row(row)
+        origin = get_row(self.table, *self._origin_keys_of_mirror(row), "read link")
+        return _confirmed(origin, system, record_id)
+
+    def _insert_mirror(self, claim: Claim, pk: str, rk: str, now: datetime) -> bool:
+        """Insert the mirror row; False if an identical one is already there (a retry)."""
+        mirror = {
+            "PartitionKey": pk,
+            "RowKey": rk,
+            "role": MIRROR,
+            "entity": claim.entity,
+            "source_system": claim.source_system,
+            "source_id": claim.source_id,
+            "created_at": now,
+        }
+        try:
+            with translate_errors(self.table_name, "complete claim", pk, rk):
+                self.table.create_entity(mirror)
+            return True
+        except StoreConflictError as exc:
+            existing = get_row(self.table, pk, rk, "complete claim")
+            if (existing is not None and existing.get("role") == MIRROR
+                    and existing.get("source_system") == claim.source_system
+                    and existing.get("source_id") == claim.source_id):
+                return False
+            raise StoreConflictError(
+                f"complete claim: {claim.entity} {claim.target_system}:{unescape_key(rk)} is already "
+                f"linked to another record (table {self.table_name!r}, PartitionKey={pk!r}, "
+                f"RowKey={rk!r})",
+                table=self.table_name, partition_key=pk, row_key=rk,
+            ) from exc
+
+
+def _confirmed(origin: TableEntity | None, system: str, record_id: str) -> Link | None:
+    """The origin's link if it really points at (system, record_id); else None (dangling)."""
+    if origin is None or origin.get("role") != ORIGIN:
+        return None
+    link = _link_from_row(origin)
+    if link.is_linked and link.target.system == system and link.target.id == record_id:
+        return link
+    return None
+
+
+def _link_from_row(row: Mapping[str, Any], *, etag: str | None = None) -> Link:
+    created_at = to_utc(row["created_at"])
+    updated_at = optional_utc(row.get("updated_at")) or created_at
+    if etag is None and isinstance(row, TableEntity):
+        etag = etag_of(row)
+    return Link(
+        entity=str(row["entity"]),
+        state=LinkState(str(row["state"])),
+        source=LinkSide(
+            system=str(row["source_system"]),
+            id=str(row["source_id"]),
+            content_hash=row.get("source_hash"),
+            synced_at=optional_utc(row.get("source_synced_at")),
+        ),
+        target=LinkSide(
+            system=str(row["target_system"]),
+            id=row.get("target_id"),
+            content_hash=row.get("target_hash"),
+            synced_at=optional_utc(row.get("target_synced_at")),
+        ),
+        created_at=created_at,
+        updated_at=updated_at,
+        claimed_at=optional_utc(row.get("claimed_at")) if row.get("state") == "pending" else None,
+        etag=etag or "",
+    )
+
+
+def _row_from_link(link: Link) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "entity": link.entity,
+        "state": link.state.value,
+        "source_system": link.source.system,
+        "source_id": link.source.id,
+        "target_system": link.target.system,
+        "target_id": link.target.id,
+        "created_at": link.created_at,
+        "updated_at": link.updated_at,
+        "source_hash": link.source.content_hash,
+        "source_synced_at": link.source.synced_at,
+        "target_hash": link.target.content_hash,
+        "target_synced_at": link.target.synced_at,
+    }
+    return row

@@ -1,0 +1,33 @@
+"""Root fixtures shared by every test folder: one Azurite per session and a fresh state store.
+
+Keep this file small: fixtures of one area belong in that folder's own conftest.py.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from sandbox.azurite import AzuriteTable
+from shared.store import StateStore
+
+
+@pytest.fixture(scope="session")
+def azurite() -> Iterator[str]:
+    """Connection string of an in-memory Azurite Table service on a free loopback port."""
+    with AzuriteTable() as server:
+        yield server.connection_string
+
+
+@pytest.fixture
+def state_store(azurite: str) -> Iterator[StateStore]:
+    """A StateStore on the session's Azurite, with its own tables (unique prefix), dropped after."""
+    store = StateStore.from_connection_string(azurite, table_prefix=f"t{uuid.uuid4().hex[:12]}")
+    store.ensure_tables()
+    try:
+        yield store
+    finally:
+        store.drop_tables()
+        store.close()
