@@ -57,6 +57,10 @@ def register_flow(
         if "flow" not in flows:
             flows["flow"] = build_flow()
         settlement = Settlement(
-            runtime.publisher(), topic=topic_of(), subscription=subscription, policy=backoff_policy()
+            runtime.publisher(),
+            topic=topic_of(),
+            subscription=subscription,
+            policy=backoff_policy(),
+            clock=runtime.clock,
         )
         run_flow(flows["flow"], messages, message_actions, settlement)

@@ -11,9 +11,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 from shared.bus.port import BusPublisher
+from shared.events import now_utc
 from shared.settings import AppSettings, get_settings
 
 _lock = threading.Lock()
@@ -24,6 +26,13 @@ def settings() -> AppSettings:
     if "settings" in _instances:
         return _instances["settings"]
     return get_settings()
+
+
+def clock() -> datetime:
+    """Now (UTC); the sandbox's tests replace it to move time without sleeping."""
+    if "clock" in _instances:
+        return _instances["clock"]()
+    return now_utc()
 
 
 def publisher() -> BusPublisher:
@@ -46,7 +55,7 @@ def state_store() -> Any:
 
 @contextmanager
 def override(**instances: Any) -> Iterator[None]:
-    """Temporarily replace adapters: override(settings=..., publisher=..., state_store=...)."""
+    """Temporarily replace adapters: override(settings=..., publisher=..., state_store=..., clock=...)."""
     with _lock:
         saved = dict(_instances)
         _instances.update(instances)
