@@ -1,0 +1,175 @@
+"""Canonical customer: the system-neutral shape every customer passes through between systems.
+
+Values in a `Customer` are already normalised (shared.quality): trimmed, whitespace-collapsed
+text, lower-case e-mails, E.164 phones, ISO 3166 alpha-2 countries, upper-case postcodes.
+The model enforces the cheap invariants itself (so a hand-built Customer is normalised too);
+the translators in shared.mapping do the expensive checks and report problems as issues.
+
+Top-level attributes are the *field groups* that ownership rules in mappings/customers.yaml
+refer to (`FIELD_GROUPS`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+
+from shared.quality.normalise import clean_text, normalise_postcode
+
+System = Literal["brightpearl", "dataverse"]
+SYSTEMS: tuple[System, ...] = ("brightpearl", "dataverse")
+
+
+def _lower_email(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if value.count("@") != 1:
+        raise ValueError("must be one e-mail address with a single @")
+    return value.lower()
+
+
+CleanStr = Annotated[str | None, BeforeValidator(clean_text)]
+Email = Annotated[str | None, BeforeValidator(clean_text), AfterValidator(_lower_email)]
+E164 = Annotated[str | None, BeforeValidator(clean_text), Field(pattern=r"^\+[1-9][0-9]{6,14}$")]
+Iso2 = Annotated[
+    str | None,
+    BeforeValidator(lambda v: clean_text(v).upper() if clean_text(v) else None),
+    Field(pattern=r"^[A-Z]{2}$"),
+]
+Postcode = Annotated[str | None, BeforeValidator(normalise_postcode)]
+CustomValue = str | bool | int | dt.date | None
+
+_FROZEN = ConfigDict(frozen=True, extra="forbid")
+
+
+class Address(BaseModel):
+    """A postal address. Brightpearl: street, suburb, city, state; Dataverse: line1-3, city, state."""
+
+    model_config = _FROZEN
+
+    line1: CleanStr = None
+    line2: CleanStr = None
+    line3: CleanStr = None
+    city: CleanStr = None
+    region: CleanStr = None
+    postcode: Postcode = None
+    country: Iso2 = None
+
+    def is_empty(self) -> bool:
+        return all(v is None for v in self.model_dump().values())
+
+
+class PersonName(BaseModel):
+    model_config = _FROZEN
+
+    salutation: CleanStr = None
+    first_name: CleanStr = None
+    last_name: CleanStr = None
+
+
+class Emails(BaseModel):
+    model_config = _FROZEN
+
+    primary: Email = None
+    secondary: Email = None
+    tertiary: Email = None
+
+
+class Phones(BaseModel):
+    """E.164 numbers, in the slots both systems have (BP PRI/SEC/MOB/FAX)."""
+
+    model_config = _FROZEN
+
+    telephone: E164 = None
+    secondary: E164 = None
+    mobile: E164 = None
+    fax: E164 = None
+
+
+class Addresses(BaseModel):
+    model_config = _FROZEN
+
+    default: Address | None = None
+    billing: Address | None = None
+    shipping: Address | None = None
+
+
+class Organisation(BaseModel):
+    """The company a person belongs to: Brightpearl organisation, Dataverse account."""
+
+    model_config = _FROZEN
+
+    name: Annotated[str, BeforeValidator(clean_text)]
+    phone: E164 = None
+    website: CleanStr = None
+    address: Address | None = None
+    brightpearl_id: str | None = Field(None, description="Brightpearl organisationId")
+    dataverse_id: str | None = Field(None, description="Dataverse accountid (GUID)")
+
+
+class ExternalIds(BaseModel):
+    """The customer's ids in each system, when known."""
+
+    model_config = _FROZEN
+
+    brightpearl: str | None = Field(None, description="Brightpearl contactId")
+    dataverse: str | None = Field(None, description="Dataverse contactid (GUID)")
+
+
+class Customer(BaseModel):
+    """A person who buys: one Brightpearl contact, one Dataverse contact (+ parent account)."""
+
+    model_config = _FROZEN
+
+    name: PersonName = PersonName()
+    emails: Emails = Emails()
+    phones: Phones = Phones()
+    website: CleanStr = None
+    organisation: Organisation | None = None
+    addresses: Addresses = Addresses()
+    customer_group: CleanStr = Field(
+        None, description="canonical customer group (value map customer_group in the YAML)"
+    )
+    marketing_consent: bool | None = Field(None, description="opted in to e-mail newsletters")
+    tags: tuple[str, ...] = ()
+    custom_fields: dict[str, CustomValue] = Field(
+        default_factory=dict, description="keyed by the canonical name declared in the YAML"
+    )
+    ids: ExternalIds = ExternalIds()
+    modified_at: dt.datetime | None = Field(None, description="last change in the source system (UTC)")
+    source_system: System | None = None
+
+    @field_validator("tags", mode="before")
+    @classmethod
+    def _tags(cls, value: object) -> tuple[str, ...]:
+        if value is None:
+            return ()
+        if isinstance(value, str):
+            value = value.split(",")
+        cleaned = {clean_text(v) for v in value}  # type: ignore[union-attr]
+        return tuple(sorted(t for t in cleaned if t))
+
+    @field_validator("modified_at")
+    @classmethod
+    def _utc(cls, value: dt.datetime | None) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("must carry a time zone offset")
+        return value.astimezone(dt.UTC)
+
+
+FIELD_GROUPS: tuple[str, ...] = (
+    "name",
+    "emails",
+    "phones",
+    "website",
+    "organisation",
+    "addresses",
+    "customer_group",
+    "marketing_consent",
+    "tags",
+    "custom_fields",
+)
