@@ -1,0 +1,87 @@
+"""Command line of the local Functions host: `python -m sandbox.host [options]`.
+
+Loads local.settings.json (or local.settings.example.json), imports the function app,
+lists its functions and serves them until Ctrl-C or SIGTERM, then shuts down gracefully
+(running invocations finish or their messages are released) and exits with code 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from sandbox.host.config import HostConfigError
+from sandbox.host.runtime import LocalHost
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m sandbox.host", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--app", default="function_app", help="module of the function app (default function_app)"
+    )
+    parser.add_argument(
+        "--settings",
+        type=Path,
+        default=None,
+        help="settings file (default local.settings.json, else local.settings.example.json)",
+    )
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="loopback address to listen on (default 127.0.0.1)"
+    )
+    parser.add_argument("--port", type=int, default=7071, help="HTTP port (default 7071; 0 = any free port)")
+    parser.add_argument(
+        "--project-root", type=Path, default=Path("."), help="folder with host.json (default .)"
+    )
+    parser.add_argument(
+        "--grace", type=float, default=30.0, help="seconds to wait for running invocations on stop"
+    )
+    parser.add_argument(
+        "--poll-interval", type=float, default=0.5, help="seconds between polls of the local bus"
+    )
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level, stream=sys.stdout, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: object) -> None:
+        logging.getLogger("sandbox.host").info("received %s", signal.Signals(signum).name)
+        stop.set()
+
+    try:
+        host = LocalHost(
+            args.app,
+            settings_path=args.settings,
+            host=args.host,
+            port=args.port,
+            project_root=args.project_root,
+            poll_interval=args.poll_interval,
+            shutdown_grace=args.grace,
+        )
+        host.start()
+    except HostConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        print(f"Local Functions host listening on {host.base_url} (Ctrl-C to stop)", flush=True)
+        while not stop.wait(0.5):
+            pass
+    finally:
+        host.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,257 @@
+"""Function indexing: find the app object, list its functions and their bindings.
+
+Follows the Python worker's loader: import the script module, find exactly one top-level
+`func.FunctionRegister` instance, call `get_functions()` once and read each function's
+bindings from `get_function_json()` (the same JSON the host receives), then resolve
+`%Setting%` placeholders from the app settings.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+import sys
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+import azure.functions as func
+import azure.servicebus
+from azurefunctions.extensions.bindings.servicebus import (
+    ServiceBusMessageActions,
+    ServiceBusReceivedMessage,
+)
+
+from sandbox.host.config import HostConfigError, resolve_placeholders
+
+HTTP_TRIGGER = "httpTrigger"
+SERVICE_BUS_TRIGGER = "serviceBusTrigger"
+TIMER_TRIGGER = "timerTrigger"
+SUPPORTED_TRIGGERS = (HTTP_TRIGGER, SERVICE_BUS_TRIGGER, TIMER_TRIGGER)
+ACTIONS_PARAMETER_NAME = "message_actions"
+CONTEXT_PARAMETER_NAME = "context"
+
+
+@dataclass(frozen=True)
+class HttpTriggerInfo:
+    route: str
+    methods: frozenset[str] | None  # None = every method
+    auth_level: str  # ANONYMOUS | FUNCTION | ADMIN
+
+
+@dataclass(frozen=True)
+class ServiceBusTriggerInfo:
+    topic: str
+    subscription: str
+    connection: str
+    many: bool
+    auto_complete: bool | None  # trigger-level autoCompleteMessages; None = host.json decides
+    sdk_type: bool  # True: azure.servicebus.ServiceBusReceivedMessage; False: func.ServiceBusMessage
+    actions_parameters: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TimerTriggerInfo:
+    schedule: str
+    run_on_startup: bool
+
+
+@dataclass(frozen=True)
+class FunctionInfo:
+    """One indexed function: name, trigger, bindings (placeholders resolved) and callable."""
+
+    name: str
+    trigger_type: str
+    trigger_parameter: str
+    trigger: HttpTriggerInfo | ServiceBusTriggerInfo | TimerTriggerInfo
+    bindings: tuple[Mapping[str, Any], ...]
+    user_function: Callable[..., Any] = field(repr=False)
+    is_async: bool
+    context_parameter: str | None
+
+    def describe(self, base_url: str, route_prefix: str) -> str:
+        """One line for the start-up listing, in the style of Core Tools."""
+        t = self.trigger
+        if isinstance(t, HttpTriggerInfo):
+            methods = ",".join(sorted(t.methods)) if t.methods else "GET,POST,PUT,PATCH,DELETE,HEAD,OPTIONS"
+            prefix = f"/{route_prefix}" if route_prefix else ""
+            return f"{self.name}: [{methods}] {base_url}{prefix}/{t.route} (authLevel={t.auth_level})"
+        if isinstance(t, ServiceBusTriggerInfo):
+            return (
+                f"{self.name}: serviceBusTrigger topic={t.topic} subscription={t.subscription} "
+                f"cardinality={'many' if t.many else 'one'}"
+            )
+        return f"{self.name}: timerTrigger schedule='{t.schedule}' runOnStartup={t.run_on_startup}"
+
+
+def import_app_module(app_module: str | ModuleType, *, fresh: bool = True) -> ModuleType:
+    """Import the function app module (a fresh import by name, like a new worker process)."""
+    if isinstance(app_module, ModuleType):
+        return app_module
+    if fresh:
+        sys.modules.pop(app_module, None)
+    try:
+        return importlib.import_module(app_module)
+    except ModuleNotFoundError as exc:
+        if exc.name == app_module:
+            raise HostConfigError(f"function app module {app_module!r} not found") from exc
+        raise
+
+
+def find_app(module: ModuleType) -> func.FunctionRegister:
+    """The single top-level FunctionRegister of the module (the worker's rule)."""
+    apps = [value for value in vars(module).values() if isinstance(value, func.FunctionRegister)]
+    if not apps:
+        raise HostConfigError(f"Could not find top level function app instances in {module.__name__}")
+    if len(apps) > 1:
+        raise HostConfigError(f"More than one top level function app instances found in {module.__name__}")
+    return apps[0]
+
+
+def index_functions(module: ModuleType, environ: Mapping[str, str]) -> list[FunctionInfo]:
+    """Index every function of the module's app, validating bindings and parameters."""
+    app = find_app(module)
+    try:
+        functions = app.get_functions()
+    except Exception as exc:
+        raise HostConfigError(f"indexing {module.__name__} failed: {exc}") from exc
+    infos = [_function_info(fn, environ) for fn in functions]
+    return infos
+
+
+def _function_info(fn: func.Function, environ: Mapping[str, str]) -> FunctionInfo:
+    name = fn.get_function_name()
+    raw_bindings = json.loads(fn.get_function_json())["bindings"]
+    bindings = tuple(
+        {
+            key: resolve_placeholders(value, environ, f"function {name!r} binding {b.get('name')!r} {key}")
+            for key, value in b.items()
+        }
+        for b in raw_bindings
+    )
+    triggers = [b for b in bindings if str(b.get("type", "")).endswith("Trigger")]
+    if len(triggers) != 1:
+        raise HostConfigError(f"function {name!r} must have exactly one trigger, found {len(triggers)}")
+    trig = triggers[0]
+    trigger_type = trig["type"]
+    if trigger_type not in SUPPORTED_TRIGGERS:
+        raise HostConfigError(
+            f"function {name!r}: trigger type {trigger_type!r} is not supported by the local host"
+        )
+    for b in bindings:
+        if b is trig:
+            continue
+        if not (trigger_type == HTTP_TRIGGER and b.get("type") == "http" and b.get("direction") == "OUT"):
+            raise HostConfigError(
+                f"function {name!r}: binding {b.get('name')!r} of type {b.get('type')!r} is not supported "
+                "by the local host (publish with the SDK instead)"
+            )
+
+    user_function = fn.get_user_function()
+    signature = inspect.signature(user_function)
+    try:
+        hints = typing.get_type_hints(user_function)
+    except Exception:
+        hints = {p.name: p.annotation for p in signature.parameters.values()}
+    trigger_parameter = trig["name"]
+    if trigger_parameter not in signature.parameters:
+        raise HostConfigError(
+            f"function {name!r}: trigger parameter {trigger_parameter!r} is not a parameter"
+        )
+
+    actions_parameters: list[str] = []
+    context_parameter = None
+    for param in signature.parameters.values():
+        if param.name == trigger_parameter:
+            continue
+        annotation = hints.get(param.name, param.annotation)
+        if param.name == ACTIONS_PARAMETER_NAME or _is_actions_type(annotation):
+            if trigger_type != SERVICE_BUS_TRIGGER:
+                raise HostConfigError(f"function {name!r}: {param.name!r} needs a serviceBusTrigger")
+            actions_parameters.append(param.name)
+        elif param.name == CONTEXT_PARAMETER_NAME or _is_subclass(annotation, func.Context):
+            context_parameter = param.name
+        elif param.default is inspect.Parameter.empty:
+            raise HostConfigError(
+                f"function {name!r}: parameter {param.name!r} is declared in Python but has no binding"
+            )
+
+    trigger: HttpTriggerInfo | ServiceBusTriggerInfo | TimerTriggerInfo
+    if trigger_type == HTTP_TRIGGER:
+        methods = trig.get("methods")
+        trigger = HttpTriggerInfo(
+            route=str(trig.get("route") or name).strip("/"),
+            methods=frozenset(str(m).upper() for m in methods) if methods else None,
+            auth_level=str(trig.get("authLevel", "FUNCTION")).upper(),
+        )
+    elif trigger_type == SERVICE_BUS_TRIGGER:
+        if "topicName" not in trig:
+            raise HostConfigError(
+                f"function {name!r}: queue triggers are not supported; the local bus has topics only"
+            )
+        if not trig.get("subscriptionName"):
+            raise HostConfigError(f"function {name!r}: subscriptionName is required for a topic trigger")
+        many = str(trig.get("cardinality", "ONE")).upper() == "MANY"
+        auto = trig.get("autoCompleteMessages")
+        if isinstance(auto, str):
+            auto = auto.strip().lower() == "true"
+        trigger = ServiceBusTriggerInfo(
+            topic=trig["topicName"],
+            subscription=trig["subscriptionName"],
+            connection=str(trig.get("connection", "")),
+            many=many,
+            auto_complete=None if auto is None else bool(auto),
+            sdk_type=_is_sdk_message_type(hints.get(trigger_parameter), many),
+            actions_parameters=tuple(actions_parameters),
+        )
+    else:
+        schedule = trig.get("schedule")
+        if not schedule:
+            raise HostConfigError(f"function {name!r}: timer trigger has no schedule")
+        trigger = TimerTriggerInfo(
+            schedule=str(schedule), run_on_startup=bool(trig.get("runOnStartup", False))
+        )
+
+    return FunctionInfo(
+        name=name,
+        trigger_type=trigger_type,
+        trigger_parameter=trigger_parameter,
+        trigger=trigger,
+        bindings=bindings,
+        user_function=user_function,
+        is_async=inspect.iscoroutinefunction(user_function),
+        context_parameter=context_parameter,
+    )
+
+
+def _is_subclass(annotation: Any, cls: type) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, cls)
+
+
+def _is_actions_type(annotation: Any) -> bool:
+    return _is_subclass(annotation, ServiceBusMessageActions)
+
+
+def _is_sdk_message_type(annotation: Any, many: bool) -> bool:
+    """True when the trigger parameter asks for the SDK type (as the extension's converter decides)."""
+    if annotation is None:
+        return False
+    candidates = [annotation]
+    if many:
+        args = typing.get_args(annotation)
+        if len(args) == 1:
+            candidates = [args[0]]
+    for c in candidates:
+        if _is_subclass(c, ServiceBusReceivedMessage):
+            return True
+        if _is_subclass(c, azure.servicebus.ServiceBusReceivedMessage):
+            # The extension's converter only accepts its own subclass; so does the worker.
+            raise HostConfigError(
+                "annotate Service Bus trigger parameters with "
+                "azurefunctions.extensions.bindings.servicebus.ServiceBusReceivedMessage, "
+                "not azure.servicebus.ServiceBusReceivedMessage"
+            )
+    return False

@@ -1,0 +1,3 @@
+"""Test module without a function app object."""
+
+VALUE = 1
