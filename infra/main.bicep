@@ -1,0 +1,375 @@
+// The whole Azure footprint of the Brightpearl <-> Dataverse integration (resource-group scope).
+// Deploy: az deployment group create -g <rg> -n bpsync -f infra/main.bicep -p infra/main.bicepparam
+// Topics, subscriptions and rules come from infra/topology.json (the same file the local bus reads).
+targetScope = 'resourceGroup'
+
+@description('Short name used in every resource name (letters, digits, hyphens).')
+@minLength(3)
+@maxLength(12)
+param baseName string = 'bpsync'
+
+@description('Azure region of every regional resource.')
+param location string = resourceGroup().location
+
+@description('Tags applied to every resource.')
+param tags object = {}
+
+@description('Service Bus tier. Standard is enough for id-only messages (256 KB); Premium for VNet or private endpoints.')
+@allowed([
+  'Standard'
+  'Premium'
+])
+param serviceBusSku string = 'Standard'
+
+@description('Messaging units when serviceBusSku is Premium (1, 2, 4, 8 or 16).')
+@allowed([
+  1
+  2
+  4
+  8
+  16
+])
+param serviceBusPremiumCapacity int = 1
+
+@description('Disable SAS (local) auth on the Service Bus namespace; the app uses its managed identity.')
+param serviceBusDisableLocalAuth bool = true
+
+@description('Python version of the Flex Consumption runtime.')
+@allowed([
+  '3.11'
+  '3.12'
+])
+param pythonVersion string = '3.11'
+
+@description('Flex Consumption instance memory in MB.')
+@allowed([
+  512
+  2048
+  4096
+])
+param instanceMemoryMB int = 2048
+
+@description('Flex Consumption maximum instance count (40-1000).')
+@minValue(40)
+@maxValue(1000)
+param maximumInstanceCount int = 100
+
+@description('Brightpearl account code (BRIGHTPEARL_ACCOUNT).')
+param brightpearlAccount string
+
+@description('Dataverse environment URL, e.g. https://contoso.crm.dynamics.com (DATAVERSE_URL).')
+param dataverseUrl string
+
+@description('Tunable app settings; defaults equal the code defaults in shared/settings.py.')
+param tuning object = {
+  logLevel: 'INFO'
+  otelServiceName: 'brightpearl-dynamics-sync'
+  stateTablePrefix: ''
+  auditRetentionDays: 90
+  ledgerRetentionDays: 14
+  retryMaxAttempts: 8
+  retryBaseDelaySeconds: 15
+  retryMaxDelaySeconds: 1800
+  retryJitterRatio: '0.2'
+  webhookMaxBodyBytes: 262144
+  webhookMaxIds: 1000
+  webhookIdsPerNotice: 100
+}
+
+@description('Extra app settings merged last (e.g. AzureFunctionsJobHost__ overrides). Never put secrets here.')
+param additionalAppSettings object = {}
+
+@description('The app rotates the Brightpearl OAuth refresh token and writes it back to Key Vault: grants Key Vault Secrets Officer on that one secret.')
+param brightpearlOAuthRotation bool = false
+
+@description('E-mail address that receives alerts.')
+param alertEmail string
+
+@description('Failed executions plus exceptions in 15 minutes above which the failure alert fires.')
+@minValue(1)
+param failureAlertThreshold int = 5
+
+@description('Throttled calls (HTTP 429/503 or throttle reason codes) in 15 minutes above which the throttling alert fires.')
+@minValue(1)
+param throttlingAlertThreshold int = 50
+
+@description('Disable key-based ingestion on Application Insights (Entra ID auth only).')
+param appInsightsDisableLocalAuth bool = true
+
+@description('Initial secret values. Leave empty to set them later with az keyvault secret set; an empty value never overwrites an existing secret.')
+@secure()
+param brightpearlAccountToken string = ''
+
+@secure()
+param brightpearlClientSecret string = ''
+
+@secure()
+param brightpearlRefreshToken string = ''
+
+@secure()
+param dataverseClientSecret string = ''
+
+@secure()
+param brightpearlWebhookSecret string = ''
+
+@secure()
+param dataverseWebhookSecret string = ''
+
+var topology = loadJsonContent('topology.json')
+var suffix = uniqueString(resourceGroup().id, baseName)
+var compactBase = toLower(replace(baseName, '-', ''))
+
+var names = {
+  identity: 'id-${baseName}-${suffix}'
+  logAnalytics: 'log-${baseName}-${suffix}'
+  appInsights: 'appi-${baseName}-${suffix}'
+  storage: take('st${compactBase}${suffix}', 24)
+  serviceBus: 'sb-${baseName}-${suffix}'
+  keyVault: take('kv-${take(compactBase, 6)}-${suffix}', 24)
+  plan: 'plan-${baseName}-${suffix}'
+  functionApp: 'func-${baseName}-${suffix}'
+  actionGroup: 'ag-${baseName}-${suffix}'
+}
+
+// Key Vault secret names. The function app reads each through a Key Vault reference.
+var secretNames = {
+  brightpearlAccountToken: 'brightpearl-account-token'
+  brightpearlClientSecret: 'brightpearl-client-secret'
+  brightpearlRefreshToken: 'brightpearl-refresh-token'
+  dataverseClientSecret: 'dataverse-client-secret'
+  brightpearlWebhookSecret: 'brightpearl-webhook-secret'
+  dataverseWebhookSecret: 'dataverse-webhook-secret'
+}
+
+// Built-in role definition ids (same in every tenant), see docs/deploy.md.
+var roles = {
+  serviceBusDataSender: '69a216fc-b8fb-44d8-bc22-1f3c2cd27a39'
+  serviceBusDataReceiver: '4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0'
+  storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
+  storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
+  storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
+  keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6'
+  keyVaultSecretsOfficer: 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'
+  monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
+}
+
+module identity 'modules/identity.bicep' = {
+  name: 'identity'
+  params: {
+    name: names.identity
+    location: location
+    tags: tags
+  }
+}
+
+module monitoring 'modules/monitoring.bicep' = {
+  name: 'monitoring'
+  params: {
+    logAnalyticsName: names.logAnalytics
+    appInsightsName: names.appInsights
+    location: location
+    tags: tags
+    disableLocalAuth: appInsightsDisableLocalAuth
+  }
+}
+
+module storage 'modules/storage.bicep' = {
+  name: 'storage'
+  params: {
+    name: names.storage
+    location: location
+    tags: tags
+    deploymentContainerName: 'app-package'
+    tableNames: [
+      '${tuning.stateTablePrefix}links'
+      '${tuning.stateTablePrefix}ledger'
+      '${tuning.stateTablePrefix}cursors'
+      '${tuning.stateTablePrefix}audit'
+    ]
+  }
+}
+
+module serviceBus 'modules/servicebus.bicep' = {
+  name: 'servicebus'
+  params: {
+    name: names.serviceBus
+    location: location
+    tags: tags
+    sku: serviceBusSku
+    premiumCapacity: serviceBusPremiumCapacity
+    disableLocalAuth: serviceBusDisableLocalAuth
+    topics: topology.topics
+  }
+}
+
+module keyVault 'modules/keyvault.bicep' = {
+  name: 'keyvault'
+  params: {
+    name: names.keyVault
+    location: location
+    tags: tags
+    secretNames: secretNames
+    brightpearlAccountToken: brightpearlAccountToken
+    brightpearlClientSecret: brightpearlClientSecret
+    brightpearlRefreshToken: brightpearlRefreshToken
+    dataverseClientSecret: dataverseClientSecret
+    brightpearlWebhookSecret: brightpearlWebhookSecret
+    dataverseWebhookSecret: dataverseWebhookSecret
+  }
+}
+
+// --- role assignments for the app's user-assigned identity (one module per scope type) ---
+
+module sbSender 'modules/roles/servicebus-role.bicep' = {
+  name: 'role-sb-sender'
+  params: {
+    namespaceName: serviceBus.outputs.name
+    principalId: identity.outputs.principalId
+    roleDefinitionId: roles.serviceBusDataSender
+  }
+}
+
+module sbReceiver 'modules/roles/servicebus-role.bicep' = {
+  name: 'role-sb-receiver'
+  params: {
+    namespaceName: serviceBus.outputs.name
+    principalId: identity.outputs.principalId
+    roleDefinitionId: roles.serviceBusDataReceiver
+  }
+}
+
+module blobOwner 'modules/roles/storage-role.bicep' = {
+  name: 'role-blob-owner'
+  params: {
+    storageAccountName: storage.outputs.name
+    principalId: identity.outputs.principalId
+    roleDefinitionId: roles.storageBlobDataOwner
+  }
+}
+
+module tableContributor 'modules/roles/storage-role.bicep' = {
+  name: 'role-table-contributor'
+  params: {
+    storageAccountName: storage.outputs.name
+    principalId: identity.outputs.principalId
+    roleDefinitionId: roles.storageTableDataContributor
+  }
+}
+
+// The Functions host keeps timer and scale bookkeeping in the host storage; queue access lets it
+// use the queue service as well (Microsoft's Flex samples grant it).
+module queueContributor 'modules/roles/storage-role.bicep' = {
+  name: 'role-queue-contributor'
+  params: {
+    storageAccountName: storage.outputs.name
+    principalId: identity.outputs.principalId
+    roleDefinitionId: roles.storageQueueDataContributor
+  }
+}
+
+module secretsUser 'modules/roles/keyvault-role.bicep' = {
+  name: 'role-kv-secrets-user'
+  params: {
+    keyVaultName: keyVault.outputs.name
+    principalId: identity.outputs.principalId
+    roleDefinitionId: roles.keyVaultSecretsUser
+  }
+}
+
+// Only when OAuth refresh tokens rotate: write access to that one secret, not the vault.
+// The secret must exist first: pass brightpearlRefreshToken on the first deployment.
+module refreshTokenOfficer 'modules/roles/keyvault-secret-role.bicep' = if (brightpearlOAuthRotation) {
+  name: 'role-kv-refresh-token-officer'
+  params: {
+    keyVaultName: keyVault.outputs.name
+    secretName: secretNames.brightpearlRefreshToken
+    principalId: identity.outputs.principalId
+    roleDefinitionId: roles.keyVaultSecretsOfficer
+  }
+}
+
+module metricsPublisher 'modules/roles/appinsights-role.bicep' = {
+  name: 'role-metrics-publisher'
+  params: {
+    appInsightsName: monitoring.outputs.appInsightsName
+    principalId: identity.outputs.principalId
+    roleDefinitionId: roles.monitoringMetricsPublisher
+  }
+}
+
+module functionApp 'modules/functionapp.bicep' = {
+  name: 'functionapp'
+  params: {
+    name: names.functionApp
+    planName: names.plan
+    location: location
+    tags: tags
+    pythonVersion: pythonVersion
+    instanceMemoryMB: instanceMemoryMB
+    maximumInstanceCount: maximumInstanceCount
+    identityId: identity.outputs.id
+    identityClientId: identity.outputs.clientId
+    storageAccountName: storage.outputs.name
+    deploymentContainerUrl: storage.outputs.deploymentContainerUrl
+    serviceBusNamespaceName: serviceBus.outputs.name
+    keyVaultName: keyVault.outputs.name
+    secretNames: secretNames
+    appInsightsConnectionString: monitoring.outputs.appInsightsConnectionString
+    brightpearlChangesTopic: first(filter(topology.topics, t => t.setting == 'BRIGHTPEARL_CHANGES_TOPIC')).name
+    dataverseChangesTopic: first(filter(topology.topics, t => t.setting == 'DATAVERSE_CHANGES_TOPIC')).name
+    brightpearlAccount: brightpearlAccount
+    dataverseUrl: dataverseUrl
+    tuning: tuning
+    additionalAppSettings: additionalAppSettings
+  }
+  // Key Vault references and identity connections resolve only once the roles exist.
+  dependsOn: [
+    sbSender
+    sbReceiver
+    blobOwner
+    tableContributor
+    queueContributor
+    secretsUser
+    metricsPublisher
+  ]
+}
+
+module alerts 'modules/alerts.bicep' = {
+  name: 'alerts'
+  params: {
+    actionGroupName: names.actionGroup
+    baseName: baseName
+    location: location
+    tags: tags
+    alertEmail: alertEmail
+    serviceBusNamespaceId: serviceBus.outputs.id
+    appInsightsId: monitoring.outputs.appInsightsId
+    failureThreshold: failureAlertThreshold
+    throttlingThreshold: throttlingAlertThreshold
+  }
+}
+
+module workbook 'modules/workbook.bicep' = {
+  name: 'workbook'
+  params: {
+    displayName: 'Brightpearl-Dataverse sync (${baseName})'
+    location: location
+    tags: tags
+    appInsightsId: monitoring.outputs.appInsightsId
+    serializedData: loadTextContent('workbook.json')
+  }
+}
+
+output functionAppName string = functionApp.outputs.name
+output functionAppHostName string = functionApp.outputs.defaultHostName
+output ingressUrl string = 'https://${functionApp.outputs.defaultHostName}/api'
+output keyVaultName string = keyVault.outputs.name
+output keyVaultUri string = keyVault.outputs.uri
+output serviceBusNamespaceName string = serviceBus.outputs.name
+output serviceBusFullyQualifiedNamespace string = serviceBus.outputs.fullyQualifiedNamespace
+output storageAccountName string = storage.outputs.name
+output appInsightsName string = monitoring.outputs.appInsightsName
+output logAnalyticsWorkspaceName string = monitoring.outputs.logAnalyticsName
+output identityClientId string = identity.outputs.clientId
+output identityPrincipalId string = identity.outputs.principalId
+output secretNames object = secretNames

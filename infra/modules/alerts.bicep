@@ -1,0 +1,162 @@
+// Action group (e-mail) and the alerts operators act on: dead letters, failures, throttling.
+param actionGroupName string
+param baseName string
+param location string
+param tags object = {}
+param alertEmail string
+param serviceBusNamespaceId string
+param appInsightsId string
+
+@minValue(1)
+param failureThreshold int = 5
+
+@minValue(1)
+param throttlingThreshold int = 50
+
+resource actionGroup 'Microsoft.Insights/actionGroups@2024-10-01-preview' = {
+  name: actionGroupName
+  location: 'global'
+  tags: tags
+  properties: {
+    groupShortName: take('sync-${baseName}', 12)
+    enabled: true
+    emailReceivers: [
+      {
+        name: 'operators'
+        emailAddress: alertEmail
+        useCommonAlertSchema: true
+      }
+    ]
+  }
+}
+
+// Any dead-lettered message on any topic of the namespace. The metric's EntityName dimension is
+// the topic; look at each subscription's DLQ (Service Bus Explorer, syncctl dlq list) for the flow.
+// The alert keeps firing until the dead letters are resubmitted or purged (the DLQ never expires).
+resource deadLetterAlert 'Microsoft.Insights/metricAlerts@2018-03-01' = {
+  name: 'alert-${baseName}-dead-letters'
+  location: 'global'
+  tags: tags
+  properties: {
+    description: 'Messages are in a Service Bus dead-letter queue. See docs/operations.md (dead letters).'
+    severity: 2
+    enabled: true
+    scopes: [
+      serviceBusNamespaceId
+    ]
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT15M'
+    autoMitigate: true
+    criteria: {
+      'odata.type': 'Microsoft.Azure.Monitor.SingleResourceMultipleMetricCriteria'
+      allOf: [
+        {
+          name: 'DeadletteredMessages'
+          criterionType: 'StaticThresholdCriterion'
+          metricNamespace: 'Microsoft.ServiceBus/namespaces'
+          metricName: 'DeadletteredMessages'
+          timeAggregation: 'Maximum'
+          operator: 'GreaterThan'
+          threshold: 0
+          dimensions: [
+            {
+              name: 'EntityName'
+              operator: 'Include'
+              values: [
+                '*'
+              ]
+            }
+          ]
+        }
+      ]
+    }
+    actions: [
+      {
+        actionGroupId: actionGroup.id
+      }
+    ]
+  }
+}
+
+// Failed function executions plus exceptions, from the Application Insights the app writes to.
+resource failureAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
+  name: 'alert-${baseName}-failures'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: 'Sync: failed executions and exceptions'
+    description: 'Failed function executions plus exceptions exceeded the threshold in 15 minutes.'
+    severity: 2
+    enabled: true
+    scopes: [
+      appInsightsId
+    ]
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT15M'
+    autoMitigate: true
+    criteria: {
+      allOf: [
+        {
+          query: 'union (requests | where success == false), exceptions'
+          timeAggregation: 'Count'
+          operator: 'GreaterThan'
+          threshold: failureThreshold
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    actions: {
+      actionGroups: [
+        actionGroup.id
+      ]
+    }
+  }
+}
+
+// Throttling by Brightpearl (503 over its request cap) or Dataverse (429 service protection).
+// ASSUMPTION (docs/operations.md): outgoing HTTP calls appear as dependencies with their status
+// code when instrumented, and the settlement adapter logs the reason codes BrightpearlThrottled /
+// DataverseThrottled from shared/resilience.py in its trace messages. Either source counts.
+resource throttlingAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
+  name: 'alert-${baseName}-throttling'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: 'Sync: throttling rate high'
+    description: 'Brightpearl/Dataverse throttled more calls than the threshold in 15 minutes. Flows retry automatically; sustained throttling means the load or the budgets need attention.'
+    severity: 3
+    enabled: true
+    scopes: [
+      appInsightsId
+    ]
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT15M'
+    autoMitigate: true
+    criteria: {
+      allOf: [
+        {
+          query: 'union (dependencies | where resultCode in ("429", "503")), (traces | where message has_any ("BrightpearlThrottled", "DataverseThrottled"))'
+          timeAggregation: 'Count'
+          operator: 'GreaterThan'
+          threshold: throttlingThreshold
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    actions: {
+      actionGroups: [
+        actionGroup.id
+      ]
+    }
+  }
+}
+
+output actionGroupId string = actionGroup.id

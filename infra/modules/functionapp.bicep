@@ -1,0 +1,193 @@
+// Function App on the Flex Consumption plan (Python), its user-assigned identity, identity-based
+// connections, Key Vault references for every secret and every other app setting the code reads.
+// tests/infra checks this module's appsettings against shared/settings.py and the function triggers.
+param name string
+param planName string
+param location string
+param tags object = {}
+
+@allowed([
+  '3.11'
+  '3.12'
+])
+param pythonVersion string = '3.11'
+
+@allowed([
+  512
+  2048
+  4096
+])
+param instanceMemoryMB int = 2048
+
+@minValue(40)
+@maxValue(1000)
+param maximumInstanceCount int = 100
+
+param identityId string
+param identityClientId string
+param storageAccountName string
+param deploymentContainerUrl string
+param serviceBusNamespaceName string
+param keyVaultName string
+
+@description('Key Vault secret names keyed by purpose (main.bicep secretNames).')
+param secretNames object
+
+@secure()
+param appInsightsConnectionString string
+
+param brightpearlChangesTopic string
+param dataverseChangesTopic string
+param brightpearlAccount string
+param dataverseUrl string
+
+@description('Tunable settings (main.bicep tuning).')
+param tuning object
+
+@description('Extra settings merged last; never secrets.')
+param additionalAppSettings object = {}
+
+@description('Allow SCM/FTP basic-auth publishing credentials. Off: publish with an Entra ID login (az login).')
+param allowBasicPublishingCredentials bool = false
+
+resource plan 'Microsoft.Web/serverfarms@2025-03-01' = {
+  // checkov:skip=CKV_AZURE_225: Flex Consumption zone redundancy is region-dependent; state and messages live in Storage and Service Bus, so an instance loss costs a retry, not data
+  name: planName
+  location: location
+  tags: tags
+  kind: 'functionapp'
+  sku: {
+    name: 'FC1'
+    tier: 'FlexConsumption'
+  }
+  properties: {
+    reserved: true
+  }
+}
+
+resource site 'Microsoft.Web/sites@2025-03-01' = {
+  // checkov:skip=CKV_AZURE_17: webhook callers (Brightpearl, Dataverse) cannot present client certificates; requests are authenticated with function keys plus a per-source shared secret
+  // checkov:skip=CKV_AZURE_222: the webhook ingress must be reachable from Brightpearl and Dataverse over the internet; function keys and shared secrets protect it
+  // checkov:skip=CKV_AZURE_212: Flex Consumption scales from zero on demand; Service Bus keeps messages while no instance runs, so a minimum instance count buys nothing for this workload
+  // checkov:skip=CKV_AZURE_213: App Service health check does not apply to Flex Consumption, whose platform replaces unhealthy instances itself
+  name: name
+  location: location
+  tags: union(tags, {
+    'azd-service-name': 'sync'
+  })
+  kind: 'functionapp,linux'
+  identity: {
+    type: 'UserAssigned'
+    userAssignedIdentities: {
+      '${identityId}': {}
+    }
+  }
+  properties: {
+    serverFarmId: plan.id
+    httpsOnly: true
+    clientCertEnabled: false
+    publicNetworkAccess: 'Enabled'
+    keyVaultReferenceIdentity: identityId
+    siteConfig: {
+      minTlsVersion: '1.2'
+      scmMinTlsVersion: '1.2'
+      ftpsState: 'Disabled'
+      http20Enabled: true
+      remoteDebuggingEnabled: false
+    }
+    functionAppConfig: {
+      deployment: {
+        storage: {
+          type: 'blobContainer'
+          value: deploymentContainerUrl
+          authentication: {
+            type: 'UserAssignedIdentity'
+            userAssignedIdentityResourceId: identityId
+          }
+        }
+      }
+      scaleAndConcurrency: {
+        maximumInstanceCount: maximumInstanceCount
+        instanceMemoryMB: instanceMemoryMB
+      }
+      runtime: {
+        name: 'python'
+        version: pythonVersion
+      }
+    }
+  }
+}
+
+resource ftpPolicy 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2025-03-01' = {
+  parent: site
+  name: 'ftp'
+  properties: {
+    allow: false
+  }
+}
+
+resource scmPolicy 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2025-03-01' = {
+  parent: site
+  name: 'scm'
+  properties: {
+    allow: allowBasicPublishingCredentials
+  }
+}
+
+// Settings deliberately NOT set here (sandbox-only or replaced by identity) are listed with their
+// reasons in tests/infra/infra_checks.py (NOT_SET_IN_AZURE) and docs/deploy.md.
+resource appSettings 'Microsoft.Web/sites/config@2025-03-01' = {
+  // checkov:skip=CKV_AZURE_13: this is the 'appsettings' config resource; the check targets the 'web' config (siteConfig) and does not apply to app settings
+  // checkov:skip=CKV_AZURE_63: this is the 'appsettings' config resource; the check targets the 'web' config (siteConfig) and does not apply to app settings
+  // checkov:skip=CKV_AZURE_65: this is the 'appsettings' config resource; the check targets the 'web' config (siteConfig) and does not apply to app settings
+  // checkov:skip=CKV_AZURE_66: this is the 'appsettings' config resource; the check targets the 'web' config (siteConfig) and does not apply to app settings
+  // checkov:skip=CKV_AZURE_80: this is the 'appsettings' config resource; the check targets the 'web' config (siteConfig) and does not apply to app settings
+  // checkov:skip=CKV_AZURE_88: this is the 'appsettings' config resource; the check targets the 'web' config (siteConfig) and does not apply to app settings
+  // checkov:skip=CKV_AZURE_222: this is the 'appsettings' config resource; the check targets the 'web' config (siteConfig) and does not apply to app settings
+  parent: site
+  name: 'appsettings'
+  properties: union({
+    // host storage and state tables: managed identity, no connection string
+    AzureWebJobsStorage__accountName: storageAccountName
+    AzureWebJobsStorage__credential: 'managedidentity'
+    AzureWebJobsStorage__clientId: identityClientId
+    // Service Bus triggers and publisher: managed identity
+    ServiceBusConnection__fullyQualifiedNamespace: '${serviceBusNamespaceName}.servicebus.windows.net'
+    ServiceBusConnection__credential: 'managedidentity'
+    ServiceBusConnection__clientId: identityClientId
+    // DefaultAzureCredential picks the user-assigned identity
+    AZURE_CLIENT_ID: identityClientId
+    // telemetry (Entra ID ingestion)
+    APPLICATIONINSIGHTS_CONNECTION_STRING: appInsightsConnectionString
+    APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
+    LOG_LEVEL: tuning.logLevel
+    OTEL_SERVICE_NAME: tuning.otelServiceName
+    // bus
+    BUS_BACKEND: 'servicebus'
+    BRIGHTPEARL_CHANGES_TOPIC: brightpearlChangesTopic
+    DATAVERSE_CHANGES_TOPIC: dataverseChangesTopic
+    // state
+    STATE_TABLE_PREFIX: tuning.stateTablePrefix
+    AUDIT_RETENTION_DAYS: string(tuning.auditRetentionDays)
+    LEDGER_RETENTION_DAYS: string(tuning.ledgerRetentionDays)
+    // retries
+    RETRY_MAX_ATTEMPTS: string(tuning.retryMaxAttempts)
+    RETRY_BASE_DELAY_SECONDS: string(tuning.retryBaseDelaySeconds)
+    RETRY_MAX_DELAY_SECONDS: string(tuning.retryMaxDelaySeconds)
+    RETRY_JITTER_RATIO: string(tuning.retryJitterRatio)
+    // webhook ingress
+    WEBHOOK_MAX_BODY_BYTES: string(tuning.webhookMaxBodyBytes)
+    WEBHOOK_MAX_IDS: string(tuning.webhookMaxIds)
+    WEBHOOK_IDS_PER_NOTICE: string(tuning.webhookIdsPerNotice)
+    BRIGHTPEARL_WEBHOOK_SECRET: '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=${secretNames.brightpearlWebhookSecret})'
+    DATAVERSE_WEBHOOK_SECRET: '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=${secretNames.dataverseWebhookSecret})'
+    // Brightpearl
+    BRIGHTPEARL_ACCOUNT: brightpearlAccount
+    // Dataverse
+    DATAVERSE_URL: dataverseUrl
+  }, additionalAppSettings)
+}
+
+output id string = site.id
+output name string = site.name
+output defaultHostName string = site.properties.defaultHostName

@@ -1,0 +1,1 @@
+"""Custom checkov policies for infra/ (see sync_bicep_policies.py)."""
