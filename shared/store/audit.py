@@ -1,26 +1,31 @@
 """The audit trail: one row per record sync outcome, for the dashboard, reconciliation and support.
 
 Table `audit`. Every entry is written to its flow's partition for the day and indexed under the
-record(s) it is about, so both questions are a query over few partitions:
+record(s) it is about, so both questions are one or a few queries:
 
-- "recent rows of a flow":   PartitionKey `f|{yyyymmdd}|{flow}`, newest first;
-- "all rows of one record":  PartitionKey `r|{yyyymm}|{entity}|{system}|{id}` (one row per
-  entry for the source record, and one for the target record when it is known), newest first.
+- "recent rows of a flow": PartitionKey `f|{flow}|{inverted yyyymmdd}`. A flow's days are
+  contiguous and newest first in key order, so the newest N rows are one range query.
+- "all rows of one record": PartitionKey `r|{yyyymm}|{entity}|{system}|{id}` (a row for the
+  source record, and one for the target record when it is known); one query per month of
+  retention (at most four for 90 days).
 
 RowKey is `{inverted microseconds}_{uuid}`, so rows sort newest first within a partition.
-Partition keys start with the date, so retention (`purge_older_than`) is a key-range scan.
+Retention (`purge_older_than`) is a key-range scan: per flow (the flows ever written are kept
+in partition `flows`) for flow rows, and by month prefix for record rows.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from azure.data.tables import TableClient, TableEntity
+from azure.data.tables import TableClient
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.store.tables import (
@@ -38,6 +43,7 @@ from shared.store.tables import (
 )
 
 MAX_DESCRIPTION_CHARS = 2000
+_FLOWS_PARTITION = "flows"
 _INVERTED_BASE = 10**17 - 1  # microseconds since 1970, inverted; 17 digits last until 5138
 _EMAIL = re.compile(r"[^\s@<>()\"',;:]+@[^\s@<>()\"',;:]+\.[A-Za-z]{2,}")
 
@@ -110,6 +116,7 @@ class AuditLog:
         self.table = table
         self.retention_days = retention_days
         self._clock = clock
+        self._known_flows: set[str] = set()
 
     @property
     def table_name(self) -> str:
@@ -120,7 +127,7 @@ class AuditLog:
         return self.record_many([entry])[0]
 
     def record_many(self, entries: Iterable[AuditEntry]) -> list[AuditEntry]:
-        """Write entries; the flow rows go in entity group transactions of up to 100."""
+        """Write entries: flow rows in entity group transactions of up to 100, index rows in parallel."""
         stamped: list[AuditEntry] = []
         flow_rows: list[dict[str, Any]] = []
         index_rows: list[dict[str, Any]] = []
@@ -137,22 +144,31 @@ class AuditLog:
                     "PartitionKey": _record_partition(entry.entity, system, record_id, at),
                     "RowKey": row_key, **properties,
                 })
+        self._register_flows({entry.flow for entry in stamped})
         write_in_transactions(self.table, "upsert", flow_rows, "write audit")
-        write_in_transactions(self.table, "upsert", index_rows, "write audit index")
+        if len(index_rows) <= 1:
+            write_in_transactions(self.table, "upsert", index_rows, "write audit index")
+        else:
+            # each record has its own partition: one request per row, so send them concurrently
+            with ThreadPoolExecutor(max_workers=min(8, len(index_rows))) as pool:
+                list(pool.map(
+                    lambda row: write_in_transactions(self.table, "upsert", [row], "write audit index"),
+                    index_rows,
+                ))
         return stamped
 
     def recent(self, flow: str, limit: int = 50, *, days: int | None = None) -> list[AuditEntry]:
         """The newest entries of a flow, newest first, looking back `days` (default: retention)."""
         if limit < 1:
             raise ValueError("limit must be at least 1")
-        today = self._clock()
-        found: list[AuditEntry] = []
-        for back in range(days if days is not None else self.retention_days + 1):
-            pk = _flow_partition(flow, today - timedelta(days=back))
-            found += self._newest(pk, limit - len(found))
-            if len(found) >= limit:
-                break
-        return found
+        now = self._clock()
+        oldest = now - timedelta(days=self.retention_days if days is None else days)
+        rows = query(
+            self.table, "PartitionKey ge @newest and PartitionKey le @oldest",
+            {"newest": _flow_partition(flow, now), "oldest": _flow_partition(flow, oldest)},
+            "read audit", page_size=min(limit, 1000),
+        )
+        return [_entry_from_row(row) for row in itertools.islice(rows, limit)]
 
     def for_record(
         self, entity: str, system: str, record_id: str | int, limit: int = 50
@@ -167,11 +183,18 @@ class AuditLog:
         month = datetime(now.year, now.month, 1, tzinfo=now.tzinfo)
         while month >= datetime(oldest.year, oldest.month, 1, tzinfo=now.tzinfo):
             pk = _record_partition(entity, system, record_id, month)
-            found += self._newest(pk, limit - len(found))
+            rows = query(self.table, "PartitionKey eq @pk", {"pk": pk}, "read audit",
+                         page_size=min(limit, 1000))
+            found += [_entry_from_row(row) for row in itertools.islice(rows, limit - len(found))]
             if len(found) >= limit:
                 break
             month = (month - timedelta(days=1)).replace(day=1)
         return found
+
+    def flows(self) -> list[str]:
+        """Every flow that has written audit rows (for the dashboard's flow list)."""
+        rows = query(self.table, "PartitionKey eq @pk", {"pk": _FLOWS_PARTITION}, "read audit flows")
+        return sorted(unescape_key(str(row["RowKey"])) for row in rows)
 
     def purge_older_than(self, days: int | None = None) -> int:
         """Delete entries recorded more than `days` (default: retention) ago; returns rows removed."""
@@ -179,41 +202,49 @@ class AuditLog:
         if days < 0:
             raise ValueError("days must not be negative")
         cutoff = self._clock() - timedelta(days=days)
-        day, month = cutoff.strftime("%Y%m%d"), cutoff.strftime("%Y%m")
         removed = 0
-        # Whole days and months before the cutoff: a key-range scan, no property filter.
-        for lower, upper in (("f|", f"f|{day}"), ("r|", f"r|{month}")):
+        for flow in self.flows():
+            boundary = _flow_partition(flow, cutoff)
+            # whole days before the cutoff's day (larger inverted dates): a key-range scan
             removed += delete_matching(
-                self.table, "PartitionKey ge @lo and PartitionKey lt @hi",
-                {"lo": lower, "hi": upper}, "purge audit",
+                self.table, "PartitionKey gt @lo and PartitionKey lt @hi",
+                {"lo": boundary, "hi": prefix_upper_bound(_flow_prefix(flow))}, "purge audit",
             )
-        # The cutoff's own day and month: only the rows older than the cutoff instant.
-        for prefix in (f"f|{day}|", f"r|{month}|"):
             removed += delete_matching(
-                self.table, "PartitionKey ge @lo and PartitionKey lt @hi and at lt @cutoff",
-                {"lo": prefix, "hi": prefix_upper_bound(prefix), "cutoff": cutoff}, "purge audit",
+                self.table, "PartitionKey eq @pk and at lt @cutoff",
+                {"pk": boundary, "cutoff": cutoff}, "purge audit",
             )
+        month = cutoff.strftime("%Y%m")
+        removed += delete_matching(  # record index rows of whole months before the cutoff's month
+            self.table, "PartitionKey ge @lo and PartitionKey lt @hi",
+            {"lo": "r|", "hi": f"r|{month}"}, "purge audit",
+        )
+        removed += delete_matching(  # and the older rows of the cutoff's own month
+            self.table, "PartitionKey ge @lo and PartitionKey lt @hi and at lt @cutoff",
+            {"lo": f"r|{month}|", "hi": prefix_upper_bound(f"r|{month}|"), "cutoff": cutoff},
+            "purge audit",
+        )
         return removed
 
-    def _newest(self, partition_key: str, limit: int) -> list[AuditEntry]:
-        rows: Iterator[TableEntity] = query(
-            self.table, "PartitionKey eq @pk", {"pk": partition_key}, "read audit",
-            page_size=min(limit, 1000),
-        )
-        found = []
-        for row in rows:
-            found.append(_entry_from_row(row))
-            if len(found) >= limit:
-                break
-        return found
+    def _register_flows(self, flows: set[str]) -> None:
+        new = flows - self._known_flows
+        rows = [{"PartitionKey": _FLOWS_PARTITION, "RowKey": escape_key(flow, field="flow")}
+                for flow in sorted(new)]
+        write_in_transactions(self.table, "upsert", rows, "register audit flow")
+        self._known_flows |= new
 
 
 def _micros(at: datetime) -> int:
     return int(at.timestamp() * 1_000_000)
 
 
+def _flow_prefix(flow: str) -> str:
+    return f"f|{escape_key(flow, field='flow')}|"
+
+
 def _flow_partition(flow: str, at: datetime) -> str:
-    return f"f|{at.strftime('%Y%m%d')}|{escape_key(flow, field='flow')}"
+    # inverted date: a flow's newest day sorts first
+    return f"{_flow_prefix(flow)}{99_999_999 - int(at.strftime('%Y%m%d')):08d}"
 
 
 def _record_partition(entity: str, system: str, record_id: str, at: datetime) -> str:

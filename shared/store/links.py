@@ -116,6 +116,7 @@ class Claim(BaseModel):
     target_system: str
     token: str
     claimed_at: datetime
+    created_at: datetime  # of the first claim on this record (kept when a stale one is taken over)
     etag: str
 
 
@@ -213,7 +214,7 @@ class LinkStore:
                 meta = self.table.create_entity(row)
             return Claim(entity=entity, source_system=source_system, source_id=source_id,
                          target_system=target_system, token=token, claimed_at=now,
-                         etag=str(meta["etag"]))
+                         created_at=now, etag=str(meta["etag"]))
         except StoreConflictError:
             pass
         existing = get_row(self.table, pk, rk, "claim")
@@ -224,18 +225,19 @@ class LinkStore:
                 table=self.table_name, partition_key=pk, row_key=rk,
             )
         if existing.get("role") == ORIGIN and self._is_stale_claim(existing, now):
+            created_at = to_utc(existing["created_at"])
             try:
                 with translate_errors(self.table_name, "take over stale claim", pk, rk,
                                       missing_row_is_conflict=True):
                     meta = self.table.update_entity(
-                        {**row, "created_at": existing["created_at"]},
+                        {**row, "created_at": created_at},
                         mode=UpdateMode.REPLACE,
                         etag=etag_of(existing),
                         match_condition=MatchConditions.IfNotModified,
                     )
                 return Claim(entity=entity, source_system=source_system, source_id=source_id,
                              target_system=target_system, token=token, claimed_at=now,
-                             etag=str(meta["etag"]))
+                             created_at=created_at, etag=str(meta["etag"]))
             except StoreConflictError:
                 existing = get_row(self.table, pk, rk, "claim")
         link = self._resolve(existing, source_system, source_id)
@@ -274,7 +276,7 @@ class LinkStore:
             "source_id": claim.source_id,
             "target_system": claim.target_system,
             "target_id": target_id,
-            "created_at": claim.claimed_at,
+            "created_at": claim.created_at,
             "updated_at": now,
         }
         if source_hash is not None:
