@@ -87,7 +87,9 @@ class AccountSettings(_Strict):
 
 
 class DataverseSettings(_Strict):
-    contact_key: str = Field("bpi_brightpearlid", description="alternate key column of contact (BP contactId)")
+    contact_key: str = Field(
+        "bpi_brightpearlid", description="alternate key column of contact (BP contactId)"
+    )
     contact_columns: dict[str, str | None] = Field(default_factory=dict)
     marketing_consent: MarketingConsent = MarketingConsent()
     addresses: dict[AddressSlot, list[AddressRole]] = Field(
@@ -146,7 +148,9 @@ class OwnershipSettings(_Strict):
 
 
 class DuplicateSettings(_Strict):
-    name_threshold: float = Field(88.0, ge=0, le=100, description="rapidfuzz score (0-100) for a likely duplicate")
+    name_threshold: float = Field(
+        88.0, ge=0, le=100, description="rapidfuzz score (0-100) for a likely duplicate"
+    )
     require_postcode: bool = Field(True, description="candidates must share a postcode")
     max_candidates: int = Field(5, ge=1, le=100)
 
@@ -179,8 +183,11 @@ class CustomerMapping(_Strict):
     def group_row(self, group: str) -> GroupValue | None:
         return next((row for row in self.customer_group.values if row.group == group), None)
 
+    def groups_for_dataverse_value(self, column: str, value: Any) -> list[GroupValue]:
+        return [row for row in self.customer_group.values if row.dataverse.get(column) == value]
+
     def group_from_dataverse(self, column: str, value: Any) -> str | None:
-        matches = [row for row in self.customer_group.values if row.dataverse.get(column) == value]
+        matches = self.groups_for_dataverse_value(column, value)
         if not matches:
             return None
         preferred = [row for row in matches if row.prefer_on_read]
@@ -253,7 +260,9 @@ def _semantic_problems(m: CustomerMapping) -> list[str]:
 
     def claim(column: str, path: str) -> None:
         if column in used_contact_columns:
-            problems.append(f"{path}: contact column {column} is already mapped at {used_contact_columns[column]}")
+            problems.append(
+                f"{path}: contact column {column} is already mapped at {used_contact_columns[column]}"
+            )
         else:
             used_contact_columns[column] = path
 
@@ -261,7 +270,10 @@ def _semantic_problems(m: CustomerMapping) -> list[str]:
     for field in m.quality.field_severities:
         root = field.split(".")[0]
         if root not in FIELD_GROUPS:
-            problems.append(f"quality.field_severities.{field}: unknown field group {root!r} (known: {', '.join(FIELD_GROUPS)})")
+            problems.append(
+                f"quality.field_severities.{field}: unknown field group {root!r} "
+                f"(known: {', '.join(FIELD_GROUPS)})"
+            )
 
     # countries
     for alias, code in m.countries.aliases.items():
@@ -277,7 +289,9 @@ def _semantic_problems(m: CustomerMapping) -> list[str]:
     for field, column in m.dataverse.contact_columns.items():
         path = f"dataverse.contact_columns.{field}"
         if field not in CONTACT_COLUMN_FIELDS:
-            problems.append(f"{path}: unknown canonical field {field!r} (known: {', '.join(CONTACT_COLUMN_FIELDS)})")
+            problems.append(
+                f"{path}: unknown canonical field {field!r} (known: {', '.join(CONTACT_COLUMN_FIELDS)})"
+            )
             continue
         if column is None:
             continue
@@ -308,7 +322,9 @@ def _semantic_problems(m: CustomerMapping) -> list[str]:
     cg = m.customer_group
     if cg.enabled:
         if not cg.values:
-            problems.append("customer_group.values: the value map is empty (set customer_group.enabled: false instead)")
+            problems.append(
+                "customer_group.values: the value map is empty (set customer_group.enabled: false instead)"
+            )
         targets: list[tuple[GroupColumn, Column | None]] = []
         for i, target in enumerate(cg.dataverse_columns):
             path = f"customer_group.dataverse_columns[{i}]"
@@ -319,7 +335,7 @@ def _semantic_problems(m: CustomerMapping) -> list[str]:
         names = [t.column for t in cg.dataverse_columns]
         for i, row in enumerate(cg.values):
             path = f"customer_group.values[{i}]"
-            for column, value in row.dataverse.items():
+            for column in row.dataverse:
                 if column not in names:
                     problems.append(
                         f"{path}.dataverse.{column}: column is not listed in customer_group.dataverse_columns"
@@ -328,14 +344,17 @@ def _semantic_problems(m: CustomerMapping) -> list[str]:
                 if target.column not in row.dataverse:
                     problems.append(f"{path}.dataverse: missing a value for {target.entity}.{target.column}")
                 elif known is not None:
-                    _check_value_for_column(known, row.dataverse[target.column], f"{path}.dataverse.{target.column}", problems)
+                    _check_value_for_column(
+                        known, row.dataverse[target.column], f"{path}.dataverse.{target.column}", problems
+                    )
         for key, label in (("group", "group"), ("brightpearl", "Brightpearl value")):
             seen: dict[Any, int] = {}
             for i, row in enumerate(cg.values):
                 value = getattr(row, key)
                 if value in seen:
                     problems.append(
-                        f"customer_group.values[{i}].{key}: duplicate {label} {value!r} (also at values[{seen[value]}])"
+                        f"customer_group.values[{i}].{key}: duplicate {label} {value!r} "
+                        f"(also at values[{seen[value]}])"
                     )
                 seen.setdefault(value, i)
         for target in cg.dataverse_columns:
@@ -347,14 +366,17 @@ def _semantic_problems(m: CustomerMapping) -> list[str]:
                 preferred = [i for i in rows if cg.values[i].prefer_on_read]
                 if len(rows) > 1 and len(preferred) != 1:
                     problems.append(
-                        f"customer_group.values[{rows[1]}].dataverse.{target.column}: value {value!r} is shared by "
-                        f"values{rows}; mark exactly one of them prefer_on_read: true so reading it back is unambiguous"
+                        f"customer_group.values[{rows[1]}].dataverse.{target.column}: value {value!r} is "
+                        f"shared by values{rows}; mark exactly one of them prefer_on_read: true so "
+                        "reading it back is unambiguous"
                     )
 
     # ownership
     for group in m.ownership.groups:
         if group not in FIELD_GROUPS:
-            problems.append(f"ownership.groups.{group}: unknown field group {group!r} (known: {', '.join(FIELD_GROUPS)})")
+            problems.append(
+                f"ownership.groups.{group}: unknown field group {group!r} (known: {', '.join(FIELD_GROUPS)})"
+            )
 
     # custom fields
     seen_cf: dict[str, dict[str, int]] = {"name": {}, "brightpearl": {}, "dataverse": {}}
@@ -364,16 +386,24 @@ def _semantic_problems(m: CustomerMapping) -> list[str]:
             value = getattr(cf, key)
             if value in seen_cf[key]:
                 problems.append(
-                    f"{path}.{key}: duplicate custom field {value!r} (also at custom_fields[{seen_cf[key][value]}])"
+                    f"{path}.{key}: duplicate custom field {value!r} "
+                    f"(also at custom_fields[{seen_cf[key][value]}])"
                 )
             seen_cf[key].setdefault(value, i)
         known = _check_column("contact", cf.dataverse, f"{path}.dataverse", prefixes, problems)
         if cf.dataverse in used_contact_columns and seen_cf["dataverse"].get(cf.dataverse) == i:
-            problems.append(f"{path}.dataverse: contact column {cf.dataverse} is already mapped at {used_contact_columns[cf.dataverse]}")
+            problems.append(
+                f"{path}.dataverse: contact column {cf.dataverse} is already mapped at "
+                f"{used_contact_columns[cf.dataverse]}"
+            )
         if known is not None:
             expected = {
-                "text": ("string", "memo"), "textarea": ("string", "memo"), "yesno": ("boolean",),
-                "integer": ("integer",), "date": ("date", "datetime"), "select": ("picklist",),
+                "text": ("string", "memo"),
+                "textarea": ("string", "memo"),
+                "yesno": ("boolean",),
+                "integer": ("integer",),
+                "date": ("date", "datetime"),
+                "select": ("picklist",),
             }[cf.type]
             if known.type not in expected:
                 problems.append(f"{path}.type: {cf.type} does not fit {cf.dataverse}, a {known.type} column")

@@ -12,6 +12,8 @@ refer to (`FIELD_GROUPS`).
 from __future__ import annotations
 
 import datetime as dt
+import re
+from collections.abc import Callable
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
@@ -30,13 +32,33 @@ def _lower_email(value: str | None) -> str | None:
     return value.lower()
 
 
+def _matching(pattern: str, what: str) -> Callable[[str | None], str | None]:
+    compiled = re.compile(pattern)
+
+    def check(value: str | None) -> str | None:
+        if value is not None and not compiled.fullmatch(value):
+            raise ValueError(f"must be {what}")
+        return value
+
+    return check
+
+
+def _upper(value: object) -> str | None:
+    text = clean_text(value)
+    return text.upper() if text else None
+
+
 CleanStr = Annotated[str | None, BeforeValidator(clean_text)]
 Email = Annotated[str | None, BeforeValidator(clean_text), AfterValidator(_lower_email)]
-E164 = Annotated[str | None, BeforeValidator(clean_text), Field(pattern=r"^\+[1-9][0-9]{6,14}$")]
+E164 = Annotated[
+    str | None,
+    BeforeValidator(clean_text),
+    AfterValidator(_matching(r"\+[1-9][0-9]{6,14}", "an E.164 phone number such as +441245845632")),
+]
 Iso2 = Annotated[
     str | None,
-    BeforeValidator(lambda v: clean_text(v).upper() if clean_text(v) else None),
-    Field(pattern=r"^[A-Z]{2}$"),
+    BeforeValidator(_upper),
+    AfterValidator(_matching(r"[A-Z]{2}", "an ISO 3166 alpha-2 country code such as GB")),
 ]
 Postcode = Annotated[str | None, BeforeValidator(normalise_postcode)]
 CustomValue = str | bool | int | dt.date | None

@@ -32,6 +32,7 @@ class Checked(Generic[T]):
     value: T | None
     code: IssueCode | None = None
     reason: str | None = None
+    limit: int | None = None  # for ValueTooLong: the maximum length
 
     @property
     def ok(self) -> bool:
@@ -51,7 +52,9 @@ def check_length(value: str | None, limit: int | None) -> Checked[str]:
     """ValueTooLong when `value` has more than `limit` characters (the value is kept)."""
     if value is None or limit is None or len(value) <= limit:
         return Checked(value)
-    return Checked(value, IssueCode.VALUE_TOO_LONG, f"is longer than {limit} characters ({len(value)})")
+    return Checked(
+        value, IssueCode.VALUE_TOO_LONG, f"is longer than {limit} characters ({len(value)})", limit
+    )
 
 
 # --- e-mail -----------------------------------------------------------------------------------
@@ -85,7 +88,9 @@ def normalise_email(raw: object) -> Checked[str]:
     try:
         result = validate_email(text, check_deliverability=False)
     except EmailNotValidError as exc:
-        return Checked(None, IssueCode.INVALID_EMAIL, f"is not a valid e-mail address ({_email_reason(str(exc))})")
+        return Checked(
+            None, IssueCode.INVALID_EMAIL, f"is not a valid e-mail address ({_email_reason(str(exc))})"
+        )
     return Checked(result.normalized.lower())
 
 
