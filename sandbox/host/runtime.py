@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
@@ -56,6 +57,14 @@ BUS_PATH_SETTING = "LOCAL_BUS_PATH"
 THREADPOOL_SETTING = "PYTHON_THREADPOOL_THREAD_COUNT"
 # A timer run that starts this much after its due time is reported as past due.
 PAST_DUE_TOLERANCE = timedelta(seconds=2)
+
+
+@dataclass(frozen=True)
+class InFlightMessage:
+    function_name: str
+    message_id: str
+    delivery_count: int
+    locked_until: datetime
 
 
 def _utc_now() -> datetime:
@@ -258,6 +267,15 @@ class LocalHost:
         loop = self._require_loop()
         future = asyncio.run_coroutine_threadsafe(self._fire_timer(fn, due=None, reason="manual run"), loop)
         return future.result(timeout)
+
+    def in_flight(self) -> list[InFlightMessage]:
+        """Messages handed to functions and not yet settled, with their current lock expiry."""
+        if self._deliveries is None:
+            return []
+        return [
+            InFlightMessage(d.function_name, d.message.message_id, d.message.delivery_count, d.locked_until)
+            for d in self._deliveries.open_deliveries()
+        ]
 
     def wait_idle(self, timeout: float = 10.0) -> None:
         """Wait until every subscription the host listens to has no active messages and nothing runs.

@@ -14,6 +14,7 @@ RECEIVED: list[tuple[str, object]] = []  # (function name, message or list of me
 FAIL_FIRST: set[str] = set()  # message ids whose first delivery raises (auto sub)
 ACTIONS: dict[str, str] = {}  # message id -> what manual_fn does
 ACTION_ERRORS: list[Exception] = []
+CLOCK: list = []  # the test's fake clock, for actions that move time
 BATCH_SIZES: list[int] = []
 SLOW_ENTERED = threading.Event()
 SLOW_RELEASE = threading.Event()
@@ -60,6 +61,15 @@ async def manual_fn(
             message_actions.defer(msg)
         elif action == "renew-complete":
             message_actions.renew_message_lock(msg)
+            message_actions.complete(msg)
+        elif action == "advance-renew-complete":
+            CLOCK[0].advance(20)  # lock is 30 s: still held
+            message_actions.renew_message_lock(msg)
+            CLOCK[0].advance(20)  # past the original lock, within the renewed one
+            message_actions.complete(msg)
+        elif action == "advance-complete":
+            if msg.delivery_count == 1:
+                CLOCK[0].advance(40)  # past the 30 s lock, no renewal
             message_actions.complete(msg)
         elif action == "complete-twice":
             message_actions.complete(msg)
