@@ -1,0 +1,155 @@
+"""Logic behind `syncctl mapping check` and `syncctl mapping preview` (the CLI only wires it up).
+
+`check_mapping(path)` returns the problems of a mapping file (empty list = OK).
+`render_preview(source_system, raw_record, mapping)` shows a raw source record, the canonical
+customer and the target payload side by side, with the quality issues and the content hash,
+as a rich renderable. `build_preview` returns the same pieces as plain data.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Group, RenderableType
+from rich.panel import Panel
+from rich.syntax import Syntax
+from rich.table import Table
+from rich.text import Text
+
+from shared.mapping.brightpearl import brightpearl_to_canonical, canonical_to_brightpearl
+from shared.mapping.config import CustomerMapping, MappingError, read_customer_mapping
+from shared.mapping.dataverse import canonical_to_dataverse, dataverse_to_canonical
+from shared.mapping.hashing import content_hash
+from shared.mapping.translation import MappingInputError
+from shared.model.customer import System
+from shared.quality.issues import QualityIssue
+
+
+def check_mapping(path: str | Path | None = None) -> list[str]:
+    """Validate a customer mapping file; [] when it is valid, else one line per problem."""
+    try:
+        read_customer_mapping(path)
+    except MappingError as exc:
+        return list(exc.problems)
+    return []
+
+
+@dataclass
+class Preview:
+    source_system: System
+    target_system: System
+    source: dict[str, Any]
+    canonical: dict[str, Any] | None = None
+    target: dict[str, Any] | None = None
+    issues: list[QualityIssue] = field(default_factory=list)
+    content_hash: str | None = None
+    error: str | None = None
+
+    @property
+    def fatal(self) -> bool:
+        return any(issue.fatal for issue in self.issues)
+
+
+def _split_brightpearl(raw: Mapping[str, Any]) -> tuple[Mapping[str, Any], Any, Any]:
+    """A bare contact, or {"contact": ..., "postalAddresses": [...], "contactGroupIds": [...]}."""
+    if isinstance(raw.get("contact"), Mapping):
+        return raw["contact"], raw.get("postalAddresses"), raw.get("contactGroupIds")
+    return raw, None, None
+
+
+def build_preview(source_system: System, raw_record: Mapping[str, Any], mapping: CustomerMapping) -> Preview:
+    target_system: System = "dataverse" if source_system == "brightpearl" else "brightpearl"
+    preview = Preview(source_system, target_system, json.loads(json.dumps(raw_record, default=str)))
+    try:
+        if source_system == "brightpearl":
+            contact, addresses, groups = _split_brightpearl(raw_record)
+            read = brightpearl_to_canonical(
+                contact, mapping, postal_addresses=addresses, contact_group_ids=groups
+            )
+        elif source_system == "dataverse":
+            account = raw_record.get("account") if isinstance(raw_record.get("contact"), Mapping) else None
+            contact = raw_record["contact"] if isinstance(raw_record.get("contact"), Mapping) else raw_record
+            read = dataverse_to_canonical(contact, mapping, account=account)
+        else:
+            raise ValueError(f"unknown source system {source_system!r}; use brightpearl or dataverse")
+    except MappingInputError as exc:
+        preview.error = str(exc)
+        return preview
+    customer = read.value
+    preview.issues.extend(read.issues)
+    preview.canonical = customer.model_dump(mode="json")
+    if target_system == "dataverse":
+        written = canonical_to_dataverse(customer, mapping)
+        payload = written.value
+        preview.target = {"contact": payload.contact, "account": payload.account}
+        if payload.contact_key_value or payload.contact_id:
+            preview.target["contact_target"] = payload.contact_upsert_target()["@odata.id"]
+        if payload.account is not None and (payload.account_key_value or payload.account_id):
+            preview.target["account_target"] = payload.account_upsert_target()["@odata.id"]  # type: ignore[index]
+    else:
+        written_bp = canonical_to_brightpearl(customer, mapping)
+        bp = written_bp.value
+        placeholder = {
+            role: f"<new address {i + 1}>" for i, d in enumerate(bp.postal_addresses) for role in d.roles
+        }
+        body = bp.post_body()
+        if placeholder:
+            body["postAddressIds"] = placeholder
+        preview.target = {
+            "contact": body,
+            "postalAddresses": [{"roles": list(d.roles), "body": d.body} for d in bp.postal_addresses],
+            "customFieldPatch": bp.custom_field_ops,
+        }
+        written = written_bp  # type: ignore[assignment]
+    preview.issues.extend(written.issues)
+    preview.content_hash = content_hash(customer, target_system, mapping)
+    return preview
+
+
+def _json(data: Any) -> Syntax:
+    return Syntax(json.dumps(data, indent=2, ensure_ascii=False, default=str), "json", word_wrap=True)
+
+
+def render_preview(
+    source_system: System, raw_record: Mapping[str, Any], mapping: CustomerMapping
+) -> RenderableType:
+    """Source, canonical and target side by side, then issues and the content hash."""
+    preview = build_preview(source_system, raw_record, mapping)
+    table = Table(title=f"customer mapping preview: {source_system} -> {preview.target_system}", expand=True)
+    table.add_column(f"source ({source_system})", ratio=1)
+    table.add_column("canonical", ratio=1)
+    table.add_column(f"target ({preview.target_system})", ratio=1)
+    if preview.error is not None:
+        table.add_row(_json(preview.source), Text("-"), Text("-"))
+        return Group(table, Panel(Text(preview.error, style="bold red"), title="cannot map this record"))
+    table.add_row(_json(preview.source), _json(preview.canonical), _json(preview.target))
+    parts: list[RenderableType] = [table]
+    if preview.issues:
+        issues = Table(title="quality issues", expand=True)
+        for column in ("severity", "code", "system", "field", "description"):
+            issues.add_column(column)
+        for issue in preview.issues:
+            style = "bold red" if issue.fatal else "yellow"
+            issues.add_row(
+                Text(str(issue.severity), style=style),
+                str(issue.code),
+                issue.system,
+                issue.field,
+                issue.description,
+            )
+        parts.append(issues)
+    verdict = (
+        Text(
+            "DEAD-LETTER: " + ", ".join(sorted({str(i.code) for i in preview.issues if i.fatal})),
+            style="bold red",
+        )
+        if preview.fatal
+        else Text("OK: would be written", style="bold green")
+    )
+    parts.append(verdict)
+    parts.append(Text(f"content hash for {preview.target_system}: {preview.content_hash}"))
+    return Group(*parts)
