@@ -8,8 +8,8 @@ Used three ways:
 
 Azurite comes from the npm registry, pinned in the repo's package.json (`azurite` 3.35.0) and
 installed into node_modules/ by `npm install`; if node_modules/.bin/azurite-table is missing it
-is installed on first use. The process runs in its own process group, so stopping it (SIGTERM,
-then SIGKILL for the whole group) leaves nothing behind.
+is installed on first use. The process runs in its own process group, so stopping it (SIGINT,
+which makes Azurite save and close, then SIGKILL for the whole group) leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -189,12 +189,16 @@ class AzuriteTable:
         )
 
     def stop(self, timeout: float = 10.0) -> None:
-        """SIGTERM, wait, then SIGKILL the whole process group. Safe to call twice."""
+        """SIGINT, wait, then SIGKILL the whole process group. Safe to call twice.
+
+        SIGINT, not SIGTERM: Azurite saves its database (with --location) and closes only on
+        SIGINT; on SIGTERM node dies at once and the last seconds of writes are lost.
+        """
         process, self.process = self.process, None
         if process is not None:
             if process.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
-                    process.terminate()
+                    process.send_signal(signal.SIGINT)
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     process.wait(timeout=timeout)
             with contextlib.suppress(ProcessLookupError, PermissionError):
