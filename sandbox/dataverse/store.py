@@ -1,0 +1,143 @@
+"""In-memory record store with row versions, a deletion log and transactions with rollback."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from sandbox.dataverse.schema import Schema
+
+
+@dataclass
+class Event:
+    """A committed operation, as a plug-in step would see it."""
+
+    message: str  # Create | Update | Delete
+    table: str
+    record_id: str
+    attributes: dict[str, Any]  # the Target's attributes (raw stored values)
+    user_id: str
+    pre_image: dict[str, Any] | None = None
+    post_image: dict[str, Any] | None = None
+    correlation_id: str | None = None
+
+
+@dataclass
+class _Tx:
+    journal: list[tuple[str, str, dict[str, Any] | None]] = field(default_factory=list)
+    deletions_len: int = 0
+    events: list[Event] = field(default_factory=list)
+
+
+class Database:
+    """Rows per table: {logical name: {id: record}}. Records keep raw values; lookups as
+    {"id": guid, "table": logical}. Every write takes a new global version (the ETag)."""
+
+    def __init__(self, schema: Schema) -> None:
+        self.schema = schema
+        self.rows: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in schema.tables}
+        self.version = 1000
+        self.seq = 0
+        self.deletions: list[tuple[int, str, str]] = []  # (version, table, id)
+        self._tx: _Tx | None = None
+        self._depth = 0
+        self.on_commit: Callable[[list[Event]], None] | None = None
+        self.after_commit: Callable[[list[Event]], None] | None = None
+
+    # -- versions ------------------------------------------------------------------------------
+    def next_version(self) -> int:
+        self.version += 1
+        return self.version
+
+    def next_seq(self) -> int:
+        self.seq += 1
+        return self.seq
+
+    # -- writes ----------------------------------------------------------------------------------
+    def put(self, table: str, record_id: str, record: dict[str, Any]) -> None:
+        if self._tx is not None:
+            old = self.rows[table].get(record_id)
+            self._tx.journal.append((table, record_id, copy.deepcopy(old) if old is not None else None))
+        self.rows[table][record_id] = record
+
+    def remove(self, table: str, record_id: str) -> None:
+        old = self.rows[table].pop(record_id, None)
+        if old is None:
+            return
+        if self._tx is not None:
+            self._tx.journal.append((table, record_id, copy.deepcopy(old)))
+        self.deletions.append((self.next_version(), table, record_id))
+
+    def emit(self, event: Event) -> None:
+        if self._tx is not None:
+            self._tx.events.append(event)
+        else:  # pragma: no cover - every write path opens a transaction
+            self._deliver([event])
+
+    # -- transactions ------------------------------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All-or-nothing unit; nested calls join the outer one. Events are delivered on commit;
+        `on_commit` (synchronous webhook steps) may raise to roll the whole unit back."""
+        outer = self._tx is None
+        if outer:
+            self._tx = _Tx(deletions_len=len(self.deletions))
+        self._depth += 1
+        try:
+            yield
+            if outer and self._tx is not None and self.on_commit is not None and self._tx.events:
+                self.on_commit(list(self._tx.events))
+        except BaseException:
+            self._depth -= 1
+            if outer:
+                self._rollback()
+            raise
+        self._depth -= 1
+        if outer:
+            tx = self._tx
+            self._tx = None
+            assert tx is not None
+            if tx.events:
+                self._deliver(tx.events)
+
+    def _rollback(self) -> None:
+        tx = self._tx
+        self._tx = None
+        if tx is None:
+            return
+        for table, record_id, old in reversed(tx.journal):
+            if old is None:
+                self.rows[table].pop(record_id, None)
+            else:
+                self.rows[table][record_id] = old
+        del self.deletions[tx.deletions_len :]
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A nested all-or-nothing unit inside an open transaction (bulk items, change sets)."""
+        if self._tx is None:
+            with self.transaction():
+                yield
+            return
+        mark = len(self._tx.journal)
+        deletions_mark = len(self.deletions)
+        events_mark = len(self._tx.events)
+        try:
+            yield
+        except BaseException:
+            for table, record_id, old in reversed(self._tx.journal[mark:]):
+                if old is None:
+                    self.rows[table].pop(record_id, None)
+                else:
+                    self.rows[table][record_id] = old
+            del self._tx.journal[mark:]
+            del self.deletions[deletions_mark:]
+            del self._tx.events[events_mark:]
+            raise
+
+    def _deliver(self, events: list[Event]) -> None:
+        if self.after_commit is not None:
+            self.after_commit(events)
