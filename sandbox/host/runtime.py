@@ -96,6 +96,8 @@ class LocalHost:
     bus: a LocalBus to drive topic triggers from (None = open LOCAL_BUS_PATH; the host then
         owns and closes it). clock: time source shared with the bus (tests pass a fake one).
     host_json: path or dict (None = project_root/host.json if present, else defaults).
+    topology: for a bus the host opens itself: a Topology or path (None =
+        project_root/infra/topology.json, else the project's default).
     poll_interval: seconds between polls of an empty subscription / timer checks.
     shutdown_grace: seconds stop() waits for running invocations before releasing messages.
     """
@@ -112,6 +114,7 @@ class LocalHost:
         clock: Clock | None = None,
         host_json: Path | Mapping[str, Any] | None = None,
         project_root: Path | str | None = None,
+        topology: Any | None = None,
         poll_interval: float = 0.5,
         shutdown_grace: float = 30.0,
     ) -> None:
@@ -128,14 +131,18 @@ class LocalHost:
             values, self.settings_source = dict(settings), None
         self._added_env = apply_settings(values)
         try:
-            self._init_app(app_module, bus, host_json)
+            self._init_app(app_module, bus, host_json, topology)
         except BaseException:
             self._restore_env()
             raise
 
     def _init_app(
-        self, app_module: str | ModuleType, bus: Any | None, host_json: Path | Mapping[str, Any] | None
-    ):
+        self,
+        app_module: str | ModuleType,
+        bus: Any | None,
+        host_json: Path | Mapping[str, Any] | None,
+        topology: Any | None,
+    ) -> None:
         if host_json is None and (self.project_root / "host.json").is_file():
             host_json = self.project_root / "host.json"
         self.options: HostOptions = load_host_json(host_json)
@@ -154,9 +161,15 @@ class LocalHost:
         self._owns_bus = False
         if bus is None and topic_functions:
             from shared.bus.local import LocalBus
+            from shared.bus.topology import load_topology
 
+            if topology is None or isinstance(topology, str | Path):
+                default = self.project_root / "infra" / "topology.json"
+                topology = load_topology(topology or default) if (topology or default.is_file()) else None
             path = Path(os.environ.get(BUS_PATH_SETTING) or DEFAULT_BUS_PATH)
-            bus = LocalBus(path if path.is_absolute() else self.project_root / path, clock=self.clock)
+            bus = LocalBus(
+                path if path.is_absolute() else self.project_root / path, topology, clock=self.clock
+            )
             self._owns_bus = True
         self.bus = bus
         try:
@@ -360,10 +373,15 @@ class LocalHost:
         for fn in self.functions:
             if isinstance(fn.trigger, ServiceBusTriggerInfo):
                 runner = self._run_batches if fn.trigger.many else self._run_single
-                self._tasks.append(asyncio.create_task(runner(fn), name=f"dispatch-{fn.name}"))
+                self._tasks.append(
+                    asyncio.create_task(self._supervised(runner, fn), name=f"dispatch-{fn.name}")
+                )
             elif isinstance(fn.trigger, TimerTriggerInfo):
                 self._timer_locks[fn.name] = asyncio.Lock()
-                self._tasks.append(asyncio.create_task(self._run_timer(fn), name=f"timer-{fn.name}"))
+                armed_at = self.clock()  # occurrences after start() count, even if the loop starts later
+                self._tasks.append(
+                    asyncio.create_task(self._run_timer(fn, armed_at), name=f"timer-{fn.name}")
+                )
         self._started.set()
         await server_task
 
@@ -429,6 +447,17 @@ class LocalHost:
         )
         self._deliveries.add(delivery)
         return delivery
+
+    async def _supervised(self, runner: Callable[[FunctionInfo], Any], fn: FunctionInfo) -> None:
+        """Keep a dispatcher running: an unexpected error is logged and the loop restarts."""
+        assert self._stopping is not None
+        while not self._stopping.is_set():
+            try:
+                await runner(fn)
+                return
+            except Exception:
+                log.exception("dispatcher of %s failed; restarting it", fn.name)
+                await self._sleep(max(self.poll_interval, 1.0))
 
     async def _run_single(self, fn: FunctionInfo) -> None:
         """cardinality one: up to maxConcurrentCalls invocations at a time."""
@@ -585,19 +614,25 @@ class LocalHost:
             self._deliveries.discard(delivery)
 
     # ------------------------------------------------------------------ timers
-    async def _run_timer(self, fn: FunctionInfo) -> None:
+    async def _run_timer(self, fn: FunctionInfo, armed_at: datetime) -> None:
         assert isinstance(fn.trigger, TimerTriggerInfo) and self._stopping is not None
         schedule = self._schedules[fn.name]
         if fn.trigger.run_on_startup:
-            await self._fire_timer(fn, due=None, reason="RunOnStartup")
-        next_due = schedule.next_after(self.clock())
+            await self._fire_timer_logged(fn, due=None, reason="RunOnStartup")
+        next_due = schedule.next_after(armed_at)
         while not self._stopping.is_set():
             now = self.clock()
             if now >= next_due:
-                await self._fire_timer(fn, due=next_due, reason="Timer fired")
+                await self._fire_timer_logged(fn, due=next_due, reason="Timer fired")
                 next_due = schedule.next_after(max(self.clock(), next_due))
                 continue
             await self._sleep(min(self.poll_interval, max((next_due - now).total_seconds(), 0.01)))
+
+    async def _fire_timer_logged(self, fn: FunctionInfo, *, due: datetime | None, reason: str) -> None:
+        try:
+            await self._fire_timer(fn, due=due, reason=reason)
+        except Exception:
+            log.exception("timer %s could not run", fn.name)
 
     async def _fire_timer(self, fn: FunctionInfo, *, due: datetime | None, reason: str) -> InvocationResult:
         """One timer invocation; runs of the same function never overlap."""

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import azure.functions as func
+from azure.functions.timer import TimerRequest
 from croniter import croniter
 
 from sandbox.host.config import HostConfigError
@@ -41,7 +42,7 @@ def timer_request(
     *, past_due: bool, last: datetime | None, next_due: datetime, now: datetime
 ) -> func.TimerRequest:
     """A real func.TimerRequest as the worker builds it from the host's timer payload."""
-    return func.TimerRequest(
+    return TimerRequest(
         past_due=past_due,
         schedule_status={
             "Last": (last or datetime.min).isoformat(),
