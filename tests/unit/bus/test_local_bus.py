@@ -448,3 +448,24 @@ def test_several_processes_share_one_file_without_double_delivery(tmp_path: Path
         assert proc.returncode == 0
         received.extend(out.split())
     assert sorted(received) == sorted(f"m{i}" for i in range(60))
+
+
+def test_one_bus_object_is_safe_to_share_between_threads(open_bus: OpenBus) -> None:
+    bus = open_bus(TWO_SUBS)
+    bus.publish("orders", [msg(f"m{i}") for i in range(90)])
+    seen: list[str] = []
+    guard = threading.Lock()
+
+    def worker() -> None:
+        while batch := bus.receive("orders", "contacts", 2):
+            for m in batch:
+                bus.complete(m)
+            with guard:
+                seen.extend(m.message_id for m in batch)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(seen) == sorted(f"m{i}" for i in range(90))

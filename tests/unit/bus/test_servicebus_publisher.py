@@ -7,7 +7,6 @@ sizing, scheduling annotations) is the real azure-servicebus code.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,61 +14,19 @@ import azure.identity
 import pytest
 from azure.core.exceptions import ClientAuthenticationError
 from azure.identity import DefaultAzureCredential
-from azure.servicebus import ServiceBusClient, ServiceBusMessage, ServiceBusMessageBatch, ServiceBusSender
+from azure.servicebus import ServiceBusClient, ServiceBusMessageBatch
 from azure.servicebus.exceptions import ServiceBusConnectionError
 
 from shared.bus import servicebus
 from shared.bus.port import BusError, BusPublisher, MessageTooLargeError, OutgoingMessage
 from shared.bus.servicebus import ServiceBusPublisher, build_client, shared_client
 from shared.settings import BusSettings
+from tests.unit.bus.conftest import STANDARD_BATCH, Wire
 
 CONN = (
     "Endpoint=sb://sandbox-ns.servicebus.windows.net/;SharedAccessKeyName=RootManageSharedAccessKey;"
     "SharedAccessKey=ZmFrZS1rZXktZm9yLXVuaXQtdGVzdHMtb25seQ=="
 )
-STANDARD_BATCH = 256 * 1024
-
-
-@dataclass
-class Wire:
-    """What the SDK would have put on the wire, per topic."""
-
-    sent: list[tuple[str, ServiceBusMessageBatch | ServiceBusMessage]] = field(default_factory=list)
-    opens: int = 0
-    max_batch: int = STANDARD_BATCH
-    fail_with: Exception | None = None
-
-    def batches(self, topic: str) -> list[list[ServiceBusMessage]]:
-        out = []
-        for entity, obj in self.sent:
-            if entity == topic:
-                assert isinstance(obj, ServiceBusMessageBatch)
-                out.append(list(obj._messages))
-        return out
-
-
-@pytest.fixture
-def wire(monkeypatch: pytest.MonkeyPatch) -> Wire:
-    state = Wire()
-
-    def fake_open(self: ServiceBusSender, timeout: float | None = None) -> None:
-        if state.fail_with is not None:
-            raise state.fail_with
-        if self._running:
-            return
-        state.opens += 1
-        self._running = True
-        self._max_message_size_on_link = state.max_batch
-        self._max_batch_size_on_link = state.max_batch
-
-    def fake_send(self: ServiceBusSender, message: Any, timeout: float | None = None,
-                  last_exception: Exception | None = None) -> None:
-        self._open(timeout)
-        state.sent.append((self.entity_name, message))
-
-    monkeypatch.setattr(ServiceBusSender, "_open", fake_open)
-    monkeypatch.setattr(ServiceBusSender, "_send", fake_send)
-    return state
 
 
 @pytest.fixture
