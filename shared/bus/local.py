@@ -101,6 +101,10 @@ CREATE INDEX IF NOT EXISTS ix_entries_queue
     ON entries (topic, subscription, queue, sequence_number);
 CREATE UNIQUE INDEX IF NOT EXISTS ix_entries_lock ON entries (lock_token)
     WHERE lock_token IS NOT NULL;
+CREATE INDEX IF NOT EXISTS ix_entries_locked ON entries (topic, subscription, locked_until)
+    WHERE lock_token IS NOT NULL;
+CREATE INDEX IF NOT EXISTS ix_entries_expiry ON entries (topic, subscription, expires_at)
+    WHERE queue <> 'dlq' AND lock_token IS NULL;
 """
 _SCHEMA_VERSION = "1"
 
@@ -290,20 +294,18 @@ class LocalBus:
     def _sweep(self, conn: sqlite3.Connection, topic: str, subscription: str, now: float) -> None:
         """Apply the broker's timers: expired locks, max delivery count, TTL."""
         sub = self._subscription(topic, subscription)
+        # Queue names are literals here so SQLite can use the partial indexes above.
         # Expired locks on active or deferred messages: dead-letter when out of deliveries.
         conn.execute(
-            """UPDATE entries SET queue = ?, lock_token = NULL, locked_until = NULL,
+            """UPDATE entries SET queue = 'dlq', lock_token = NULL, locked_until = NULL,
                    dead_letter_reason = ?, dead_letter_description = ?
-                WHERE topic = ? AND subscription = ? AND queue IN (?, ?)
-                  AND lock_token IS NOT NULL AND locked_until <= ? AND delivery_count >= ?""",
+                WHERE topic = ? AND subscription = ? AND lock_token IS NOT NULL
+                  AND locked_until <= ? AND queue <> 'dlq' AND delivery_count >= ?""",
             (
-                _QUEUE_DLQ,
                 MAX_DELIVERY_COUNT_EXCEEDED,
                 _max_delivery_description(sub.max_delivery_count),
                 topic,
                 subscription,
-                _QUEUE_ACTIVE,
-                _QUEUE_DEFERRED,
                 now,
                 sub.max_delivery_count,
             ),
@@ -315,19 +317,19 @@ class LocalBus:
             (topic, subscription, now),
         )
         # TTL on unlocked active/deferred messages (never inside the DLQ).
-        expired = (topic, subscription, _QUEUE_ACTIVE, _QUEUE_DEFERRED, now)
+        expired = (topic, subscription, now)
         if sub.dead_lettering_on_message_expiration:
             conn.execute(
-                """UPDATE entries SET queue = ?, dead_letter_reason = ?, dead_letter_description = ?
-                    WHERE topic = ? AND subscription = ? AND queue IN (?, ?) AND lock_token IS NULL
-                      AND expires_at IS NOT NULL AND expires_at <= ?""",
-                (_QUEUE_DLQ, TTL_EXPIRED, "The message expired and was dead lettered.", *expired),
+                """UPDATE entries SET queue = 'dlq', dead_letter_reason = ?, dead_letter_description = ?
+                    WHERE topic = ? AND subscription = ? AND queue <> 'dlq' AND lock_token IS NULL
+                      AND expires_at <= ?""",
+                (TTL_EXPIRED, "The message expired and was dead lettered.", *expired),
             )
         else:
             conn.execute(
                 """DELETE FROM entries
-                    WHERE topic = ? AND subscription = ? AND queue IN (?, ?) AND lock_token IS NULL
-                      AND expires_at IS NOT NULL AND expires_at <= ?""",
+                    WHERE topic = ? AND subscription = ? AND queue <> 'dlq' AND lock_token IS NULL
+                      AND expires_at <= ?""",
                 expired,
             )
 
