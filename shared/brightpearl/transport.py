@@ -17,6 +17,7 @@ Rules (reference §1.5, §1.6, §3):
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -50,6 +51,7 @@ log = logging.getLogger(__name__)
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 THROTTLE_MARKER = "too many requests"
+_ID_SETS = re.compile(r"(?<=/)(\d[\d,.\-]*|\*)(?=/|$)")
 
 
 @dataclass
@@ -64,7 +66,7 @@ class CallStats:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def count(self, method: str, path: str) -> None:
-        key = f"{method} {path.split('?', 1)[0]}"
+        key = f"{method} {_ID_SETS.sub('{ids}', path.split('?', 1)[0])}"
         with self._lock:
             self.calls += 1
             self.by_path[key] = self.by_path.get(key, 0) + 1

@@ -1,0 +1,409 @@
+"""The simulator's `*-search` resources: column catalogues, filters, sorting, paging, and the
+response shape of reference §4.1 (`metaData` + `results` as arrays of arrays + top-level
+`reference`).
+
+Filter semantics (reference §4.1; assumptions where UNCONFIRMED): IDSET takes an id set;
+INTEGER and STRING match exactly; SEARCH_STRING matches a case-insensitive substring;
+BOOLEAN takes true/false; PERIOD takes `from/`, `from/to`, `/to` or one date (that day),
+dates or ISO date-times with offsets, both ends inclusive; STRING_SET a comma list. Unknown
+filter or column names are rejected (400) so a typo cannot silently return everything.
+`pageSize` above the maximum is capped. An empty result is a 200 with no rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+
+from sandbox.brightpearl.state import ApiError, SimState, bad
+from shared.brightpearl.idset import IdSetError, parse_id_set
+
+RESERVED = {"columns", "sort", "pageSize", "firstResult", "countOnly"}
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+    get: Callable[[dict[str, Any]], Any]
+    filterable: bool = True
+    sortable: bool = True
+    reference: str | None = None
+
+    def meta(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "name": self.name,
+            "sortable": self.sortable,
+            "filterable": self.filterable,
+            "reportDataType": self.type,
+            "required": False,
+        }
+        if self.reference:
+            out["referenceData"] = [self.reference]
+        return out
+
+
+@dataclass(frozen=True)
+class SearchSpec:
+    columns: list[Column]
+    records: Callable[[SimState], list[dict[str, Any]]]
+    default_sort: list[tuple[str, str]]
+    references: dict[str, Callable[[SimState], dict[str, Any]]] = field(default_factory=dict)
+
+
+def _email(code: str) -> Callable[[dict[str, Any]], Any]:
+    return lambda c: (c["communication"]["emails"].get(code) or {}).get("email")
+
+
+def _is_customer(c: dict[str, Any]) -> bool:
+    rel = c["relationshipToAccount"]
+    return not rel["isSupplier"] and not rel["isStaff"]
+
+
+def _order_type_id(code: str) -> int:
+    return {"SO": 1, "PO": 2, "SC": 3, "PC": 4}[code]
+
+
+SHIPPING_IDS = {"NST": 1, "SNS": 2, "SPS": 3, "ASS": 4}
+STOCK_IDS = {
+    "SON": 1,
+    "SOP": 2,
+    "SOA": 3,
+    "PON": 4,
+    "POP": 5,
+    "POA": 6,
+    "SCN": 7,
+    "SCP": 8,
+    "SCA": 9,
+    "PCN": 10,
+    "PCP": 11,
+    "PCA": 12,
+    "NON": 13,
+}
+PAYMENT_IDS = {"UNPAID": 1, "PARTIALLY_PAID": 2, "PAID": 3, "NOT_APPLICABLE": 4}
+
+SPECS: dict[str, SearchSpec] = {
+    "/contact-service/contact-search": SearchSpec(
+        columns=[
+            Column("contactId", "IDSET", lambda c: c["contactId"]),
+            Column("primaryEmail", "SEARCH_STRING", _email("PRI")),
+            Column("secondaryEmail", "SEARCH_STRING", _email("SEC")),
+            Column("tertiaryEmail", "SEARCH_STRING", _email("TER")),
+            Column("firstName", "SEARCH_STRING", lambda c: c.get("firstName")),
+            Column("lastName", "SEARCH_STRING", lambda c: c.get("lastName")),
+            Column("isSupplier", "BOOLEAN", lambda c: c["relationshipToAccount"]["isSupplier"]),
+            Column("companyName", "SEARCH_STRING", lambda c: (c.get("organisation") or {}).get("name")),
+            Column("isStaff", "BOOLEAN", lambda c: c["relationshipToAccount"]["isStaff"]),
+            Column("isCustomer", "BOOLEAN", _is_customer),
+            Column("createdOn", "PERIOD", lambda c: c["createdOn"]),
+            Column("updatedOn", "PERIOD", lambda c: c["updatedOn"]),
+            Column("isPrimary", "BOOLEAN", lambda c: c.get("isPrimaryContact", True)),
+            Column("pri", "STRING", lambda c: c["communication"]["telephones"].get("PRI")),
+            Column(
+                "contactGroupId", "INTEGER", lambda c: c["assignment"]["current"].get("contactGroupId", 0)
+            ),
+        ],
+        records=lambda s: list(s.contacts.values()),
+        default_sort=[("lastName", "ASC"), ("firstName", "ASC")],
+    ),
+    "/order-service/order-search": SearchSpec(
+        columns=[
+            Column("orderId", "IDSET", lambda o: o["id"]),
+            Column(
+                "orderTypeId",
+                "IDSET",
+                lambda o: _order_type_id(o["orderTypeCode"]),
+                reference="orderTypeNames",
+            ),
+            Column("contactId", "INTEGER", lambda o: o["parties"]["customer"]["contactId"]),
+            Column(
+                "orderStatusId",
+                "INTEGER",
+                lambda o: o["orderStatus"]["orderStatusId"],
+                reference="orderStatusNames",
+            ),
+            Column(
+                "orderStockStatusId",
+                "INTEGER",
+                lambda o: STOCK_IDS[o["stockStatusCode"]],
+                reference="orderStockStatusNames",
+            ),
+            Column("createdOn", "PERIOD", lambda o: o["createdOn"]),
+            Column("createdById", "INTEGER", lambda o: o["createdById"]),
+            Column("customerRef", "STRING", lambda o: o["reference"]),
+            Column(
+                "orderPaymentStatusId",
+                "INTEGER",
+                lambda o: PAYMENT_IDS[o["orderPaymentStatus"]],
+                reference="orderPaymentStatusNames",
+            ),
+            Column("updatedOn", "PERIOD", lambda o: o["updatedOn"]),
+            Column("parentOrderId", "IDSET", lambda o: o["parentOrderId"]),
+            Column(
+                "orderShippingStatusId",
+                "INTEGER",
+                lambda o: SHIPPING_IDS[o["shippingStatusCode"]],
+                reference="orderShippingStatusNames",
+            ),
+            Column("externalRef", "STRING", lambda o: o["externalRef"]),
+            Column(
+                "installedIntegrationInstanceId", "INTEGER", lambda o: o["installedIntegrationInstanceId"]
+            ),
+            Column("warehouseId", "IDSET", lambda o: o["warehouseId"]),
+            Column(
+                "staffOwnerContactId", "INTEGER", lambda o: o["assignment"]["current"]["staffOwnerContactId"]
+            ),
+            Column("deliveryDate", "PERIOD", lambda o: o["delivery"]["deliveryDate"]),
+        ],
+        records=lambda s: list(s.orders.values()),
+        default_sort=[("orderId", "ASC")],
+        references={
+            "orderTypeNames": lambda s: {
+                "1": "SALES_ORDER",
+                "2": "PURCHASE_ORDER",
+                "3": "SALES_CREDIT",
+                "4": "PURCHASE_CREDIT",
+            },
+            "orderStatusNames": lambda s: {str(k): v["name"] for k, v in s.order_statuses.items()},
+            "orderStockStatusNames": lambda s: {str(v): k for k, v in STOCK_IDS.items()},
+            "orderPaymentStatusNames": lambda s: {str(v): k for k, v in PAYMENT_IDS.items()},
+            "orderShippingStatusNames": lambda s: {str(v): k for k, v in SHIPPING_IDS.items()},
+        },
+    ),
+    "/product-service/product-search": SearchSpec(
+        columns=[
+            Column("productId", "IDSET", lambda p: p["id"]),
+            Column("productName", "SEARCH_STRING", lambda p: p["salesChannels"][0].get("productName")),
+            Column("SKU", "STRING", lambda p: p["identity"].get("sku")),
+            Column("EAN", "STRING", lambda p: p["identity"].get("ean")),
+            Column("UPC", "STRING", lambda p: p["identity"].get("upc")),
+            Column("ISBN", "STRING", lambda p: p["identity"].get("isbn")),
+            Column("stockTracked", "BOOLEAN", lambda p: bool(p["stock"].get("stockTracked"))),
+            Column("salesChannelName", "STRING", lambda p: "Brightpearl", filterable=False),
+            Column("createdOn", "PERIOD", lambda p: p["createdOn"]),
+            Column("updatedOn", "PERIOD", lambda p: p["updatedOn"]),
+            Column(
+                "brightpearlCategoryCode", "INTEGER", lambda p: p["id"], reference="productCategoryMembership"
+            ),
+            Column("productGroupId", "INTEGER", lambda p: p["productGroupId"]),
+        ],
+        records=lambda s: list(s.products.values()),
+        default_sort=[("productId", "ASC")],
+        references={
+            "productCategoryMembership": lambda s: {
+                str(p["id"]): [int(c["categoryCode"]) for c in p["salesChannels"][0].get("categories", [])]
+                for p in s.products.values()
+            }
+        },
+    ),
+    "/warehouse-service/goods-note/goods-out-search": SearchSpec(
+        columns=[
+            Column("goodsOutNoteId", "IDSET", lambda n: n["id"]),
+            Column("orderId", "IDSET", lambda n: n["orderId"]),
+            Column("warehouseId", "IDSET", lambda n: n["warehouseId"]),
+            Column("transfer", "BOOLEAN", lambda n: n["transfer"]),
+            Column("shipped", "BOOLEAN", lambda n: n["status"]["shipped"]),
+            Column("shippedOn", "PERIOD", lambda n: n["status"].get("shippedOn")),
+            Column("createdOn", "PERIOD", lambda n: n["createdOn"]),
+        ],
+        records=lambda s: [dict(n, id=i) for i, n in s.goods_out.items()],
+        default_sort=[("goodsOutNoteId", "ASC")],
+    ),
+    "/accounting-service/customer-payment-search": SearchSpec(
+        columns=[
+            Column("paymentId", "IDSET", lambda p: p["paymentId"]),
+            Column("transactionRef", "STRING", lambda p: p["transactionRef"]),
+            Column("transactionCode", "STRING", lambda p: p["transactionCode"]),
+            Column("paymentMethodCode", "STRING", lambda p: p["paymentMethodCode"]),
+            Column("paymentType", "STRING", lambda p: p["paymentType"]),
+            Column("orderId", "IDSET", lambda p: p["orderId"]),
+            Column("currencyId", "INTEGER", lambda p: p["currencyId"]),
+            Column("currencyCode", "STRING", lambda p: p["currencyCode"]),
+            Column("amountAuthorized", "STRING", lambda p: p["amountAuthorized"]),
+            Column("amountPaid", "STRING", lambda p: p["amountPaid"]),
+            Column("paymentDate", "PERIOD", lambda p: p["paymentDate"]),
+            Column("createdOn", "PERIOD", lambda p: p["createdOn"]),
+            Column("journalId", "INTEGER", lambda p: p["journalId"]),
+        ],
+        records=lambda s: list(s.payments.values()),
+        default_sort=[("paymentId", "ASC")],
+    ),
+}
+
+
+def _parse_when(text: str, end: bool) -> datetime:
+    text = text.strip()
+    try:
+        if len(text) == 10:
+            day = datetime.strptime(text, "%Y-%m-%d").date()
+            moment = datetime.combine(day, time.min, tzinfo=UTC)
+            return moment + timedelta(days=1) - timedelta(microseconds=1) if end else moment
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise bad(f"{text!r} is not an ISO 8601 date or date-time", "CMNC-020") from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _as_datetime(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and value:
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return None
+
+
+def _matcher(column: Column, raw: str) -> Callable[[Any], bool]:
+    kind = column.type
+    if kind == "IDSET":
+        try:
+            wanted = set(parse_id_set(raw, max_ids=100_000))
+        except IdSetError as exc:
+            raise bad(f"filter {column.name}: {exc}", "CMNC-021") from exc
+        return lambda v: v in wanted
+    if kind == "INTEGER":
+        try:
+            number = int(raw)
+        except ValueError as exc:
+            raise bad(f"filter {column.name}: {raw!r} is not an integer", "CMNC-021") from exc
+        return lambda v: v == number
+    if kind == "BOOLEAN":
+        if raw.lower() not in ("true", "false"):
+            raise bad(f"filter {column.name}: {raw!r} must be true or false", "CMNC-021")
+        flag = raw.lower() == "true"
+        return lambda v: bool(v) == flag
+    if kind == "SEARCH_STRING":
+        needle = raw.lower()
+        return lambda v: v is not None and needle in str(v).lower()
+    if kind == "STRING_SET":
+        options = set(raw.split(","))
+        return lambda v: v in options
+    if kind == "PERIOD":
+        if "/" in raw:
+            start_text, end_text = raw.split("/", 1)
+        else:
+            start_text = end_text = raw
+        if not start_text and not end_text:
+            raise bad(f"filter {column.name}: a period needs a start or an end", "CMNC-021")
+        start = _parse_when(start_text, end=False) if start_text else None
+        end = _parse_when(end_text, end=True) if end_text else None
+
+        def in_period(v: Any) -> bool:
+            moment = _as_datetime(v)
+            if moment is None:
+                return False
+            return (start is None or moment >= start) and (end is None or moment <= end)
+
+        return in_period
+    return lambda v: v is not None and str(v) == raw
+
+
+def _sort_key(value: Any) -> tuple[int, Any]:
+    if value is None:
+        return (0, "")
+    if isinstance(value, bool):
+        return (1, int(value))
+    if isinstance(value, int | float):
+        return (1, value)
+    if isinstance(value, datetime):
+        return (1, value.timestamp())
+    return (2, str(value).lower())
+
+
+def run_search(state: SimState, path: str, params: dict[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(response, reference) of one search request."""
+    spec = SPECS[path]
+    config = state.config
+    by_name = {c.name: c for c in spec.columns}
+    if params.get("columns"):
+        names = [n.strip() for n in params["columns"].split(",") if n.strip()]
+        unknown = [n for n in names if n not in by_name]
+        if unknown:
+            raise bad(f"unknown column(s) {', '.join(unknown)}", "CMNC-022")
+        columns = [by_name[n] for n in names]
+    else:
+        columns = list(spec.columns)
+    sorting: list[tuple[str, str]] = []
+    if params.get("sort"):
+        for term in params["sort"].split(","):
+            name, _, direction = term.strip().partition(".")
+            direction = (direction or "ASC").upper()
+            if name not in by_name or not by_name[name].sortable:
+                raise bad(f"sort column {name!r} is unknown or not sortable", "CMNC-023")
+            if direction not in ("ASC", "DESC"):
+                raise bad(f"sort direction {direction!r} must be ASC or DESC", "CMNC-023")
+            sorting.append((name, direction))
+    else:
+        sorting = list(spec.default_sort)
+    try:
+        page_size = min(int(params.get("pageSize", config.default_page_size)), config.max_page_size)
+        first = int(params.get("firstResult", 1))
+    except ValueError as exc:
+        raise bad("pageSize and firstResult must be integers", "CMNC-024") from exc
+    if page_size < 1 or first < 1:
+        raise bad("pageSize and firstResult must be at least 1", "CMNC-024")
+
+    matchers = []
+    for key, raw in params.items():
+        if key in RESERVED:
+            continue
+        column = by_name.get(key)
+        if column is None or not column.filterable:
+            raise bad(f"{key!r} is not a filterable column of this search", "CMNC-025")
+        matchers.append((column, _matcher(column, raw)))
+
+    with state.lock:
+        rows = []
+        for record in spec.records(state):
+            if all(match(col.get(record)) for col, match in matchers):
+                rows.append({c.name: c.get(record) for c in spec.columns})
+        meta_columns = [c.meta() for c in columns]
+        references = {name: build(state) for name, build in spec.references.items()}
+    for name, direction in reversed(sorting):
+        rows.sort(key=lambda r, n=name: _sort_key(r[n]), reverse=direction == "DESC")
+    available = len(rows)
+    meta: dict[str, Any] = {"resultsAvailable": available}
+    if params.get("countOnly", "").lower() == "true":
+        return {"metaData": meta}, {}
+    page = rows[first - 1 : first - 1 + page_size]
+    meta.update(
+        resultsReturned=len(page),
+        firstResult=first if page else 0,
+        lastResult=first + len(page) - 1 if page else 0,
+        morePagesAvailable=first - 1 + len(page) < available,
+        columns=meta_columns,
+        sorting=[{"filterable": by_name[n].meta(), "direction": d} for n, d in sorting],
+    )
+    stringify = config.search_cells_as_strings
+    results = []
+    for row in page:
+        cells = []
+        for c in columns:
+            value = row[c.name]
+            if stringify and c.type in ("IDSET", "INTEGER") and value is not None:
+                value = str(value)
+            cells.append(value)
+        results.append(cells)
+    reference: dict[str, Any] = {}
+    for c in columns:
+        if c.reference and c.reference in references:
+            values = {str(row[c.name]) for row in page}
+            ref = {k: v for k, v in references[c.reference].items() if k in values}
+            if ref:
+                reference[c.reference] = ref
+    return {"metaData": meta, "results": results}, reference
+
+
+def search_meta(path: str) -> dict[str, Any]:
+    spec = SPECS.get(path)
+    if spec is None:
+        raise ApiError(404, "CMNC-404", f"Cannot find the resource {path}")
+    return {
+        "columns": [c.meta() for c in spec.columns],
+        "sorting": [{"filterable": {"name": n}, "direction": d} for n, d in spec.default_sort],
+    }
