@@ -209,22 +209,25 @@ class LinkStore:
             "created_at": now,
             "updated_at": now,
         }
-        try:
-            with translate_errors(self.table_name, "claim", pk, rk):
-                meta = self.table.create_entity(row)
-            return Claim(entity=entity, source_system=source_system, source_id=source_id,
-                         target_system=target_system, token=token, claimed_at=now,
-                         created_at=now, etag=str(meta["etag"]))
-        except StoreConflictError:
-            pass
-        existing = get_row(self.table, pk, rk, "claim")
-        if existing is None:  # released between our insert and our read: the caller retries
-            raise StoreConflictError(
-                f"claim {entity} {source_system}:{source_id}: the row in table {self.table_name!r} "
-                f"(PartitionKey={pk!r}, RowKey={rk!r}) changed while claiming; retry",
-                table=self.table_name, partition_key=pk, row_key=rk,
-            )
-        if existing.get("role") == ORIGIN and self._is_stale_claim(existing, now):
+        existing: TableEntity | None = None
+        for _ in range(3):  # an insert, or a retry after a row vanished or an orphan was cleared
+            try:
+                with translate_errors(self.table_name, "claim", pk, rk):
+                    meta = self.table.create_entity(row)
+                return Claim(entity=entity, source_system=source_system, source_id=source_id,
+                             target_system=target_system, token=token, claimed_at=now,
+                             created_at=now, etag=str(meta["etag"]))
+            except StoreConflictError:
+                pass
+            existing = get_row(self.table, pk, rk, "claim")
+            if existing is None:  # released between our insert and our read
+                continue
+            if existing.get("role") != ORIGIN:
+                if self._remove_if_orphan(existing):
+                    continue
+                break
+            if not self._is_stale_claim(existing, now):
+                break
             created_at = to_utc(existing["created_at"])
             try:
                 with translate_errors(self.table_name, "take over stale claim", pk, rk,
@@ -240,8 +243,9 @@ class LinkStore:
                              created_at=created_at, etag=str(meta["etag"]))
             except StoreConflictError:
                 existing = get_row(self.table, pk, rk, "claim")
-        link = self._resolve(existing, source_system, source_id)
-        state = link.state.value if link is not None else "unknown"
+                break
+        link = self._current(existing)
+        state = link.state.value if link is not None else "contested"
         raise ClaimTaken(
             f"claim {entity} {source_system}:{source_id} -> {target_system}: the record already "
             f"has a {state} link in table {self.table_name!r} (PartitionKey={pk!r}, RowKey={rk!r})",
@@ -413,13 +417,35 @@ class LinkStore:
         return (row.get("state") == LinkState.PENDING.value and claimed_at is not None
                 and now - claimed_at >= self.claim_timeout)
 
-    def _resolve(self, row: TableEntity | None, system: str, record_id: str) -> Link | None:
+    def _current(self, row: TableEntity | None) -> Link | None:
+        """The link a row belongs to: its own (origin) or its origin's, pending or linked."""
         if row is None:
             return None
         if row.get("role") == ORIGIN:
             return _link_from_row(row)
         origin = get_row(self.table, *self._origin_keys_of_mirror(row), "read link")
-        return _confirmed(origin, system, record_id)
+        return _link_from_row(origin) if origin is not None and origin.get("role") == ORIGIN else None
+
+    def _remove_if_orphan(self, mirror: TableEntity) -> bool:
+        """Delete a mirror whose origin is gone or linked to another record (a crashed writer's
+        leftover); True if it was removed. A mirror of a pending origin is kept: its writer may
+        still complete."""
+        origin = get_row(self.table, *self._origin_keys_of_mirror(mirror), "read link")
+        if origin is not None and origin.get("role") == ORIGIN:
+            link = _link_from_row(origin)
+            if not link.is_linked:
+                return False
+            if (link.target.system == _system_of(mirror["PartitionKey"])
+                    and link.target.id == unescape_key(str(mirror["RowKey"]))):
+                return False
+        pk, rk = str(mirror["PartitionKey"]), str(mirror["RowKey"])
+        try:
+            with translate_errors(self.table_name, "remove orphaned mirror", pk, rk):
+                self.table.delete_entity(pk, rk, etag=etag_of(mirror),
+                                         match_condition=MatchConditions.IfNotModified)
+        except StoreConflictError:
+            return False
+        return True
 
     def _insert_mirror(self, claim: Claim, pk: str, rk: str, now: datetime) -> bool:
         """Insert the mirror row; False if an identical one is already there (a retry)."""
@@ -432,22 +458,33 @@ class LinkStore:
             "source_id": claim.source_id,
             "created_at": now,
         }
-        try:
-            with translate_errors(self.table_name, "complete claim", pk, rk):
-                self.table.create_entity(mirror)
-            return True
-        except StoreConflictError as exc:
+        for _ in range(2):
+            try:
+                with translate_errors(self.table_name, "complete claim", pk, rk):
+                    self.table.create_entity(mirror)
+                return True
+            except StoreConflictError as exc:
+                conflict = exc
             existing = get_row(self.table, pk, rk, "complete claim")
-            if (existing is not None and existing.get("role") == MIRROR
+            if existing is None:
+                continue
+            if (existing.get("role") == MIRROR
                     and existing.get("source_system") == claim.source_system
                     and existing.get("source_id") == claim.source_id):
-                return False
-            raise StoreConflictError(
-                f"complete claim: {claim.entity} {claim.target_system}:{unescape_key(rk)} is already "
-                f"linked to another record (table {self.table_name!r}, PartitionKey={pk!r}, "
-                f"RowKey={rk!r})",
-                table=self.table_name, partition_key=pk, row_key=rk,
-            ) from exc
+                return False  # written by an earlier attempt of this completion
+            if existing.get("role") == MIRROR and self._remove_if_orphan(existing):
+                continue
+            break
+        raise StoreConflictError(
+            f"complete claim: {claim.entity} {claim.target_system}:{unescape_key(rk)} is already "
+            f"linked to another record (table {self.table_name!r}, PartitionKey={pk!r}, "
+            f"RowKey={rk!r})",
+            table=self.table_name, partition_key=pk, row_key=rk,
+        ) from conflict
+
+
+def _system_of(partition_key: str) -> str:
+    return unescape_key(partition_key.split("|", 1)[1])
 
 
 def _confirmed(origin: TableEntity | None, system: str, record_id: str) -> Link | None:

@@ -251,9 +251,17 @@ def write_in_transactions(
 def delete_matching(
     table: TableClient, query_filter: str, parameters: Mapping[str, Any], action: str
 ) -> int:
-    """Delete every row the filter selects (keys only are read); returns how many."""
-    keys = [
-        {"PartitionKey": row["PartitionKey"], "RowKey": row["RowKey"]}
-        for row in query(table, query_filter, parameters, action, select=["PartitionKey", "RowKey"])
-    ]
-    return write_in_transactions(table, "delete", keys, action)
+    """Delete every row the filter selects (keys only are read); returns how many.
+
+    Streams: rows are deleted while the query pages on (continuation is key-based, so deleting
+    behind the cursor is safe), at most ~1,000 keys are held at once.
+    """
+    pending: list[dict[str, Any]] = []
+    removed = 0
+    for row in query(table, query_filter, parameters, action, select=["PartitionKey", "RowKey"],
+                     page_size=1000):
+        pending.append({"PartitionKey": row["PartitionKey"], "RowKey": row["RowKey"]})
+        if len(pending) >= 1000:
+            removed += write_in_transactions(table, "delete", pending, action)
+            pending = []
+    return removed + write_in_transactions(table, "delete", pending, action)

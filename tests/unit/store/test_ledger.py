@@ -6,6 +6,7 @@ import threading
 from datetime import timedelta
 
 from shared.store import StateStore
+from shared.store.tables import write_in_transactions
 
 
 def test_record_then_seen(state_store: StateStore) -> None:
@@ -89,3 +90,14 @@ def test_forget_makes_a_key_unseen(state_store: StateStore) -> None:
     ledger.forget("k")
     assert ledger.seen("k") is False
     ledger.forget("k")  # absent: no error
+
+
+def test_purge_handles_more_rows_than_one_page(state_store: StateStore, clock) -> None:
+    ledger = state_store.with_clock(clock).ledger
+    expired_at = clock.now - timedelta(seconds=1)
+    rows = [{"PartitionKey": format(n % 16, "x"), "RowKey": f"bulk-{n}", "recorded_at": expired_at,
+             "expires_at": expired_at} for n in range(1_010)]
+    write_in_transactions(ledger.table, "create", rows, "seed")
+    ledger.record("live")
+    assert ledger.purge_expired() == 1_010
+    assert [row["RowKey"] for row in ledger.table.list_entities()] == ["live"]

@@ -232,6 +232,31 @@ def test_a_dangling_mirror_is_not_a_link(state_store: StateStore) -> None:
     assert links.complete_claim(claim, "dv-500") == links.get("contact", DV, "dv-500")
 
 
+def test_an_orphaned_mirror_does_not_block_the_record_forever(state_store: StateStore) -> None:
+    """A mirror whose origin is gone (or linked elsewhere) is cleared by the next claim."""
+    links = state_store.links
+    links.table.create_entity({
+        "PartitionKey": "contact|dataverse", "RowKey": "dv-600", "role": "mirror",
+        "entity": "contact", "source_system": BP, "source_id": "600",
+    })
+    claim = links.claim("contact", DV, "dv-600", BP)
+    assert links.complete_claim(claim, 601).id_in(BP) == "601"
+    assert links.get("contact", BP, 601).id_in(DV) == "dv-600"  # type: ignore[union-attr]
+
+
+def test_a_mirror_of_a_pending_claim_blocks_with_that_claim(state_store: StateStore) -> None:
+    links = state_store.links
+    links.claim("contact", BP, 700, DV)
+    links.table.create_entity({
+        "PartitionKey": "contact|dataverse", "RowKey": "dv-700", "role": "mirror",
+        "entity": "contact", "source_system": BP, "source_id": "700",
+    })
+    with pytest.raises(ClaimTaken) as taken:
+        links.claim("contact", DV, "dv-700", BP)
+    assert taken.value.link is not None and taken.value.link.state is LinkState.PENDING
+    assert taken.value.link.id_in(BP) == "700"
+
+
 def test_bad_arguments_name_the_problem(state_store: StateStore) -> None:
     links = state_store.links
     with pytest.raises(ValueError, match="source_system and target_system"):

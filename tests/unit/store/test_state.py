@@ -63,6 +63,11 @@ def test_user_assigned_identity_and_explicit_table_uri() -> None:
     assert isinstance(identity_credential(None), DefaultAzureCredential)
 
 
+def test_development_storage_shorthand_points_at_azurite_default_port() -> None:
+    store = StateStore.from_settings(settings(AzureWebJobsStorage="UseDevelopmentStorage=true"))
+    assert store.endpoint == "http://127.0.0.1:10002/devstoreaccount1"
+
+
 def test_check_reports_missing_tables(azurite: str) -> None:
     store = StateStore.from_connection_string(azurite, table_prefix=f"m{uuid.uuid4().hex[:10]}")
     health = store.check()
