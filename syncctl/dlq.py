@@ -195,6 +195,7 @@ def _run(ctx: _Context, action: str, operation) -> list[Outcome | DeadLetter]:  
 def list_dead_letters(
     topic: str | None = TopicOpt,
     subscription: str | None = SubscriptionOpt,
+    all_messages: bool = typer.Option(False, "--all", help="list every dead letter (the default)"),
     reason: str | None = ReasonOpt,
     message_id: list[str] | None = MessageIdOpt,
     max_messages: int = typer.Option(100, "--max", min=1, help="show at most this many per subscription"),
@@ -203,7 +204,7 @@ def list_dead_letters(
 ) -> None:
     """List dead letters (all unless --reason / --message-id narrow it)."""
     ctx = _open(settings, topology, topic, subscription)
-    selection = _selection(False, reason, message_id, default_all=True)
+    selection = _selection(all_messages, reason, message_id, default_all=True)
     items = _run(ctx, "list", lambda t, s: ctx.ops.list(t, s, selection, max_messages=max_messages))
     console = _console()
     table = _table("dead letters")
@@ -216,7 +217,8 @@ def list_dead_letters(
 
 @app.command("show")
 def show(
-    message_id: str = typer.Argument(..., help="message id of the dead letter"),
+    message_id: str | None = typer.Argument(None, help="message id of the dead letter"),
+    message_id_option: str | None = typer.Option(None, "--message-id", help="same as the argument"),
     topic: str | None = TopicOpt,
     subscription: str | None = SubscriptionOpt,
     settings: Path | None = SettingsOpt,
@@ -224,6 +226,9 @@ def show(
     max_messages: int = MaxOpt,
 ) -> None:
     """Show one dead letter's ids, routing properties and dead-letter reason."""
+    message_id = message_id or message_id_option
+    if not message_id:
+        raise _fail("give the message id: syncctl dlq show ID (or --message-id ID)")
     ctx = _open(settings, topology, topic, subscription)
     selection = Selection(message_ids=frozenset({message_id}))
     items = _run(ctx, "show", lambda t, s: ctx.ops.list(t, s, selection, max_messages=max_messages))

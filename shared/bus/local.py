@@ -49,8 +49,8 @@ from pathlib import Path
 from typing import Any
 
 from shared.bus.port import BusError, MessageTooLargeError, OutgoingMessage, PropertyValue
-from shared.bus.sqlfilter import FilterEvaluationError, SqlFilter, compile_filter
-from shared.bus.topology import Subscription, Topic, Topology, load_topology
+from shared.bus.sqlfilter import FilterEvaluationError, FilterSyntaxError, SqlFilter, compile_filter
+from shared.bus.topology import Subscription, Topic, Topology, TopologyError, load_topology
 
 DEFAULT_MAX_MESSAGE_BYTES = 256 * 1024
 MAX_DELIVERY_COUNT_EXCEEDED = "MaxDeliveryCountExceeded"
@@ -194,11 +194,15 @@ class LocalBus:
         self.topology = topology if topology is not None else load_topology()
         self.max_message_bytes = max_message_bytes
         self._clock = clock
-        self._filters: dict[tuple[str, str], SqlFilter] = {
-            (t.name, s.name): compile_filter(s.rule.sql_filter)
-            for t in self.topology.topics
-            for s in t.subscriptions
-        }
+        self._filters: dict[tuple[str, str], SqlFilter] = {}
+        for t in self.topology.topics:
+            for s in t.subscriptions:
+                try:
+                    self._filters[(t.name, s.name)] = compile_filter(s.rule.sql_filter)
+                except FilterSyntaxError as exc:
+                    raise TopologyError(
+                        f"topic {t.name!r} subscription {s.name!r} rule {s.rule.name!r}: {exc}"
+                    ) from exc
         self._lock = threading.RLock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:

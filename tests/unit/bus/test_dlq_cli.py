@@ -109,6 +109,9 @@ def test_show_prints_ids_and_routing_but_not_record_contents(sandbox: dict[str, 
     assert "ValidationFailed" in result.output and "contact" in result.output
     assert "101" in result.output
     assert "/brightpearl/acme" not in result.output  # the body is summarised, not printed
+    by_option = run(sandbox, "show", "--message-id", ids["101"])
+    assert by_option.exit_code == 0 and "ValidationFailed" in by_option.output
+    assert run(sandbox, "show").exit_code == 2
     missing = run(sandbox, "show", "no-such-id")
     assert missing.exit_code == 2 and "no dead letter with message id 'no-such-id'" in missing.output
 

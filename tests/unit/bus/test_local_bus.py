@@ -364,6 +364,14 @@ def test_bad_input_names_the_problem(open_bus: OpenBus) -> None:
         bus.publish("orders", [msg("m1", props={"when": object()})])
 
 
+def test_a_broken_rule_in_the_topology_is_named_at_start(tmp_path: Path) -> None:
+    from shared.bus.topology import TopologyError
+
+    bad = topology(subscription("contacts", "entity = 'contact"))
+    with pytest.raises(TopologyError, match=r"subscription 'contacts' rule '\$Default'.*position 9"):
+        LocalBus(tmp_path / "bus.sqlite3", bad)
+
+
 def test_deferred_messages_come_back_only_by_sequence_number(open_bus: OpenBus) -> None:
     bus = open_bus(TWO_SUBS)
     bus.publish("orders", [msg("m1"), msg("m2")])
