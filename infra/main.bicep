@@ -60,27 +60,34 @@ param brightpearlAccount string
 @description('Dataverse environment URL, e.g. https://contoso.crm.dynamics.com (DATAVERSE_URL).')
 param dataverseUrl string
 
-@description('Tunable app settings; defaults equal the code defaults in shared/settings.py.')
-param tuning object = {
-  logLevel: 'INFO'
-  otelServiceName: 'brightpearl-dynamics-sync'
-  stateTablePrefix: ''
-  auditRetentionDays: 90
-  ledgerRetentionDays: 14
-  retryMaxAttempts: 8
-  retryBaseDelaySeconds: 15
-  retryMaxDelaySeconds: 1800
-  retryJitterRatio: '0.2'
-  webhookMaxBodyBytes: 262144
-  webhookMaxIds: 1000
-  webhookIdsPerNotice: 100
-}
+@description('Brightpearl datacentre code (BRIGHTPEARL_DATACENTRE), e.g. euw1 or use1.')
+param brightpearlDatacentre string = 'euw1'
+
+@description('Brightpearl auth: private (app ref + account token) or oauth (client + rotating refresh token kept in Key Vault).')
+@allowed([
+  'private'
+  'oauth'
+])
+param brightpearlAuthMode string = 'private'
+
+@description('Brightpearl app reference (BRIGHTPEARL_APP_REF); also the OAuth client id unless brightpearlOAuthClientId is set.')
+param brightpearlAppRef string
+
+@description('Brightpearl developer reference (BRIGHTPEARL_DEV_REF); required for oauth.')
+param brightpearlDevRef string = ''
+
+@description('OAuth client id when it differs from the app reference (BRIGHTPEARL_OAUTH_CLIENT_ID); empty = not set.')
+param brightpearlOAuthClientId string = ''
+
+@description('OAuth token endpoint override (BRIGHTPEARL_OAUTH_TOKEN_URL); empty = the code default.')
+param brightpearlOAuthTokenUrl string = ''
+
+@description('Prefix of the state table names (STATE_TABLE_PREFIX): letters and digits.')
+@maxLength(21)
+param stateTablePrefix string = ''
 
 @description('Extra app settings merged last (e.g. AzureFunctionsJobHost__ overrides). Never put secrets here.')
 param additionalAppSettings object = {}
-
-@description('The app rotates the Brightpearl OAuth refresh token and writes it back to Key Vault: grants Key Vault Secrets Officer on that one secret.')
-param brightpearlOAuthRotation bool = false
 
 @description('E-mail address that receives alerts.')
 param alertEmail string
@@ -134,8 +141,9 @@ var names = {
 // Key Vault secret names. The function app reads each through a Key Vault reference.
 var secretNames = {
   brightpearlAccountToken: 'brightpearl-account-token'
-  brightpearlClientSecret: 'brightpearl-client-secret'
-  brightpearlRefreshToken: 'brightpearl-refresh-token'
+  brightpearlClientSecret: 'brightpearl-oauth-client-secret'
+  brightpearlRefreshToken: 'brightpearl-oauth-refresh-token'
+  brightpearlTokenSet: 'brightpearl-oauth-token'
   dataverseClientSecret: 'dataverse-client-secret'
   brightpearlWebhookSecret: 'brightpearl-webhook-secret'
   dataverseWebhookSecret: 'dataverse-webhook-secret'
@@ -181,10 +189,10 @@ module storage 'modules/storage.bicep' = {
     tags: tags
     deploymentContainerName: 'app-package'
     tableNames: [
-      '${tuning.stateTablePrefix}links'
-      '${tuning.stateTablePrefix}ledger'
-      '${tuning.stateTablePrefix}cursors'
-      '${tuning.stateTablePrefix}audit'
+      '${stateTablePrefix}links'
+      '${stateTablePrefix}ledger'
+      '${stateTablePrefix}cursors'
+      '${stateTablePrefix}audit'
     ]
   }
 }
@@ -276,13 +284,13 @@ module secretsUser 'modules/roles/keyvault-role.bicep' = {
   }
 }
 
-// Only when OAuth refresh tokens rotate: write access to that one secret, not the vault.
-// The secret must exist first: pass brightpearlRefreshToken on the first deployment.
-module refreshTokenOfficer 'modules/roles/keyvault-secret-role.bicep' = if (brightpearlOAuthRotation) {
-  name: 'role-kv-refresh-token-officer'
+// Only with OAuth: the app writes the rotated token set (secret brightpearl-oauth-token) back to
+// Key Vault. Granted on the vault because the app creates that secret on its first refresh and a
+// role cannot be scoped to a secret that does not exist yet; the vault holds only this app's secrets.
+module secretsOfficer 'modules/roles/keyvault-role.bicep' = if (brightpearlAuthMode == 'oauth') {
+  name: 'role-kv-secrets-officer'
   params: {
     keyVaultName: keyVault.outputs.name
-    secretName: secretNames.brightpearlRefreshToken
     principalId: identity.outputs.principalId
     roleDefinitionId: roles.keyVaultSecretsOfficer
   }
@@ -318,8 +326,15 @@ module functionApp 'modules/functionapp.bicep' = {
     brightpearlChangesTopic: first(filter(topology.topics, t => t.setting == 'BRIGHTPEARL_CHANGES_TOPIC')).name
     dataverseChangesTopic: first(filter(topology.topics, t => t.setting == 'DATAVERSE_CHANGES_TOPIC')).name
     brightpearlAccount: brightpearlAccount
+    brightpearlDatacentre: brightpearlDatacentre
+    brightpearlAuthMode: brightpearlAuthMode
+    brightpearlAppRef: brightpearlAppRef
+    brightpearlDevRef: brightpearlDevRef
+    brightpearlOAuthClientId: brightpearlOAuthClientId
+    brightpearlOAuthTokenUrl: brightpearlOAuthTokenUrl
+    keyVaultUri: keyVault.outputs.uri
     dataverseUrl: dataverseUrl
-    tuning: tuning
+    stateTablePrefix: stateTablePrefix
     additionalAppSettings: additionalAppSettings
   }
   // Key Vault references and identity connections resolve only once the roles exist.
@@ -330,6 +345,7 @@ module functionApp 'modules/functionapp.bicep' = {
     tableContributor
     queueContributor
     secretsUser
+    secretsOfficer
     metricsPublisher
   ]
 }

@@ -39,10 +39,20 @@ param appInsightsConnectionString string
 param brightpearlChangesTopic string
 param dataverseChangesTopic string
 param brightpearlAccount string
-param dataverseUrl string
+param brightpearlDatacentre string
 
-@description('Tunable settings (main.bicep tuning).')
-param tuning object
+@allowed([
+  'private'
+  'oauth'
+])
+param brightpearlAuthMode string
+param brightpearlAppRef string
+param brightpearlDevRef string = ''
+param brightpearlOAuthClientId string = ''
+param brightpearlOAuthTokenUrl string = ''
+param keyVaultUri string
+param dataverseUrl string
+param stateTablePrefix string = ''
 
 @description('Extra settings merged last; never secrets.')
 param additionalAppSettings object = {}
@@ -134,8 +144,64 @@ resource scmPolicy 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2025-
   }
 }
 
+// Tunables with the code's defaults (infra/app-settings.json); tests/infra validates them.
+var tunables = loadJsonContent('../app-settings.json')
+
 // Settings deliberately NOT set here (sandbox-only or replaced by identity) are listed with their
 // reasons in tests/infra/infra_checks.py (NOT_SET_IN_AZURE) and docs/deploy.md.
+var coreSettings = {
+  // host storage and state tables: managed identity, no connection string
+  AzureWebJobsStorage__accountName: storageAccountName
+  AzureWebJobsStorage__credential: 'managedidentity'
+  AzureWebJobsStorage__clientId: identityClientId
+  // Service Bus triggers and publisher: managed identity
+  ServiceBusConnection__fullyQualifiedNamespace: '${serviceBusNamespaceName}.servicebus.windows.net'
+  ServiceBusConnection__credential: 'managedidentity'
+  ServiceBusConnection__clientId: identityClientId
+  // DefaultAzureCredential (Key Vault token store, Dataverse) picks the user-assigned identity
+  AZURE_CLIENT_ID: identityClientId
+  // telemetry (Entra ID ingestion)
+  APPLICATIONINSIGHTS_CONNECTION_STRING: appInsightsConnectionString
+  APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
+  // bus and state
+  BUS_BACKEND: 'servicebus'
+  BRIGHTPEARL_CHANGES_TOPIC: brightpearlChangesTopic
+  DATAVERSE_CHANGES_TOPIC: dataverseChangesTopic
+  STATE_TABLE_PREFIX: stateTablePrefix
+  // webhook ingress secrets
+  BRIGHTPEARL_WEBHOOK_SECRET: '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=${secretNames.brightpearlWebhookSecret})'
+  DATAVERSE_WEBHOOK_SECRET: '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=${secretNames.dataverseWebhookSecret})'
+  // Brightpearl
+  BRIGHTPEARL_ACCOUNT: brightpearlAccount
+  BRIGHTPEARL_DATACENTRE: brightpearlDatacentre
+  BRIGHTPEARL_AUTH_MODE: brightpearlAuthMode
+  BRIGHTPEARL_APP_REF: brightpearlAppRef
+  // Dataverse
+  DATAVERSE_URL: dataverseUrl
+}
+
+// Brightpearl credentials of the chosen auth mode only: a Key Vault reference to a secret that
+// was never set would otherwise reach the code as the literal reference text.
+var brightpearlAuthSettings = (brightpearlAuthMode == 'oauth') ? {
+  BRIGHTPEARL_DEV_REF: brightpearlDevRef
+  BRIGHTPEARL_OAUTH_CLIENT_SECRET: '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=${secretNames.brightpearlClientSecret})'
+  BRIGHTPEARL_OAUTH_REFRESH_TOKEN: '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=${secretNames.brightpearlRefreshToken})'
+  BRIGHTPEARL_TOKEN_STORE: 'keyvault'
+  BRIGHTPEARL_KEY_VAULT_URL: keyVaultUri
+  BRIGHTPEARL_TOKEN_SECRET_NAME: secretNames.brightpearlTokenSet
+} : {
+  BRIGHTPEARL_ACCOUNT_TOKEN: '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=${secretNames.brightpearlAccountToken})'
+  BRIGHTPEARL_TOKEN_STORE: 'memory'
+}
+
+// Optional overrides: set only when given (an empty value would fail validation).
+var brightpearlClientIdSetting = empty(brightpearlOAuthClientId) ? {} : {
+  BRIGHTPEARL_OAUTH_CLIENT_ID: brightpearlOAuthClientId
+}
+var brightpearlTokenUrlSetting = empty(brightpearlOAuthTokenUrl) ? {} : {
+  BRIGHTPEARL_OAUTH_TOKEN_URL: brightpearlOAuthTokenUrl
+}
+
 resource appSettings 'Microsoft.Web/sites/config@2025-03-01' = {
   // checkov:skip=CKV_AZURE_13: this is the 'appsettings' config resource; the check targets the 'web' config (siteConfig) and does not apply to app settings
   // checkov:skip=CKV_AZURE_63: this is the 'appsettings' config resource; the check targets the 'web' config (siteConfig) and does not apply to app settings
@@ -146,46 +212,7 @@ resource appSettings 'Microsoft.Web/sites/config@2025-03-01' = {
   // checkov:skip=CKV_AZURE_222: this is the 'appsettings' config resource; the check targets the 'web' config (siteConfig) and does not apply to app settings
   parent: site
   name: 'appsettings'
-  properties: union({
-    // host storage and state tables: managed identity, no connection string
-    AzureWebJobsStorage__accountName: storageAccountName
-    AzureWebJobsStorage__credential: 'managedidentity'
-    AzureWebJobsStorage__clientId: identityClientId
-    // Service Bus triggers and publisher: managed identity
-    ServiceBusConnection__fullyQualifiedNamespace: '${serviceBusNamespaceName}.servicebus.windows.net'
-    ServiceBusConnection__credential: 'managedidentity'
-    ServiceBusConnection__clientId: identityClientId
-    // DefaultAzureCredential picks the user-assigned identity
-    AZURE_CLIENT_ID: identityClientId
-    // telemetry (Entra ID ingestion)
-    APPLICATIONINSIGHTS_CONNECTION_STRING: appInsightsConnectionString
-    APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
-    LOG_LEVEL: tuning.logLevel
-    OTEL_SERVICE_NAME: tuning.otelServiceName
-    // bus
-    BUS_BACKEND: 'servicebus'
-    BRIGHTPEARL_CHANGES_TOPIC: brightpearlChangesTopic
-    DATAVERSE_CHANGES_TOPIC: dataverseChangesTopic
-    // state
-    STATE_TABLE_PREFIX: tuning.stateTablePrefix
-    AUDIT_RETENTION_DAYS: string(tuning.auditRetentionDays)
-    LEDGER_RETENTION_DAYS: string(tuning.ledgerRetentionDays)
-    // retries
-    RETRY_MAX_ATTEMPTS: string(tuning.retryMaxAttempts)
-    RETRY_BASE_DELAY_SECONDS: string(tuning.retryBaseDelaySeconds)
-    RETRY_MAX_DELAY_SECONDS: string(tuning.retryMaxDelaySeconds)
-    RETRY_JITTER_RATIO: string(tuning.retryJitterRatio)
-    // webhook ingress
-    WEBHOOK_MAX_BODY_BYTES: string(tuning.webhookMaxBodyBytes)
-    WEBHOOK_MAX_IDS: string(tuning.webhookMaxIds)
-    WEBHOOK_IDS_PER_NOTICE: string(tuning.webhookIdsPerNotice)
-    BRIGHTPEARL_WEBHOOK_SECRET: '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=${secretNames.brightpearlWebhookSecret})'
-    DATAVERSE_WEBHOOK_SECRET: '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=${secretNames.dataverseWebhookSecret})'
-    // Brightpearl
-    BRIGHTPEARL_ACCOUNT: brightpearlAccount
-    // Dataverse
-    DATAVERSE_URL: dataverseUrl
-  }, additionalAppSettings)
+  properties: union(tunables, coreSettings, brightpearlAuthSettings, brightpearlClientIdSetting, brightpearlTokenUrlSetting, additionalAppSettings)
 }
 
 output id string = site.id

@@ -89,7 +89,8 @@ class KeyVaultPurgeProtection(_LiteralValueCheck):
 
     def __init__(self) -> None:
         super().__init__(
-            name="Key Vault must set enablePurgeProtection, enableSoftDelete and enableRbacAuthorization to true",
+            name="Key Vault must set enablePurgeProtection, enableSoftDelete and "
+            "enableRbacAuthorization to true",
             id="CKV_BPSYNC_4",
             categories=(CheckCategories.BACKUP_AND_RECOVERY,),
             supported_resources=("Microsoft.KeyVault/vaults",),
@@ -105,7 +106,8 @@ class FunctionAppHttpsOnlyTls12(_LiteralValueCheck):
 
     def __init__(self) -> None:
         super().__init__(
-            name="Function app must set httpsOnly: true, siteConfig.minTlsVersion: '1.2' and ftpsState: 'Disabled'",
+            name="Function app must set httpsOnly: true, siteConfig.minTlsVersion: '1.2' and "
+            "ftpsState: 'Disabled'",
             id="CKV_BPSYNC_5",
             categories=(CheckCategories.ENCRYPTION,),
             supported_resources=("Microsoft.Web/sites",),

@@ -1,0 +1,1 @@
+"""Infra checks: Bicep syntax, checkov policy, topology/trigger/settings consistency."""
