@@ -154,7 +154,6 @@ def brightpearl_to_canonical(
     """
     record_id = str(contact.get("contactId")) if contact.get("contactId") is not None else None
     log = IssueLog(mapping.quality, "brightpearl", record_id)
-    region = mapping.quality.default_phone_region
 
     last_name = clean_text(contact.get("lastName"))
     if last_name is None:
@@ -170,15 +169,6 @@ def brightpearl_to_canonical(
         entry = raw_emails.get(code)
         raw = entry.get("email") if isinstance(entry, Mapping) else entry
         emails[slot] = log.take(normalise_email(raw), f"communication.emails.{code}.email", f"emails.{slot}")
-    raw_phones = communication.get("telephones") or {}
-    phones = {
-        slot: log.take(
-            normalise_phone(raw_phones.get(code), region),
-            f"communication.telephones.{code}",
-            f"phones.{slot}",
-        )
-        for code, slot in PHONE_SLOTS.items()
-    }
     website = clean_text((communication.get("websites") or {}).get("PRI"))
 
     index = _index_addresses(
@@ -198,6 +188,18 @@ def brightpearl_to_canonical(
         address = _read_address(raw_address, log, role, mapping)
         roles[role] = None if address.is_empty() else address
     addresses = Addresses(**roles)
+    region = mapping.quality.phone_region(
+        *(a.country if a else None for a in (addresses.billing, addresses.default, addresses.shipping))
+    )
+    raw_phones = communication.get("telephones") or {}
+    phones = {
+        slot: log.take(
+            normalise_phone(raw_phones.get(code), region),
+            f"communication.telephones.{code}",
+            f"phones.{slot}",
+        )
+        for code, slot in PHONE_SLOTS.items()
+    }
     phones_model = Phones(**phones)
 
     organisation = None

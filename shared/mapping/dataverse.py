@@ -137,7 +137,6 @@ def dataverse_to_canonical(
     """Translate a Dataverse contact row (and its parent account row) into a canonical Customer."""
     record_id = contact.get("contactid")
     log = IssueLog(mapping.quality, "dataverse", str(record_id) if record_id else None)
-    region = mapping.quality.default_phone_region
     columns = mapping.dataverse.contact_columns
 
     def col(field: str) -> Any:
@@ -157,6 +156,14 @@ def dataverse_to_canonical(
         )
         for slot in ("primary", "secondary", "tertiary")
     }
+    roles: dict[str, Address | None] = {"default": None, "billing": None, "shipping": None}
+    for slot, slot_roles in mapping.dataverse.addresses.items():
+        address = _read_address(contact, slot, "contact", log, f"addresses.{slot_roles[0]}", mapping)
+        for role in slot_roles:
+            roles[role] = address
+    region = mapping.quality.phone_region(
+        *(getattr(roles[r], "country", None) for r in ("billing", "default", "shipping"))
+    )
     phones = {
         slot: log.take(
             normalise_phone(col(f"phones.{slot}"), region),
@@ -165,12 +172,6 @@ def dataverse_to_canonical(
         )
         for slot in ("telephone", "secondary", "mobile", "fax")
     }
-
-    roles: dict[str, Address | None] = {"default": None, "billing": None, "shipping": None}
-    for slot, slot_roles in mapping.dataverse.addresses.items():
-        address = _read_address(contact, slot, "contact", log, f"addresses.{slot_roles[0]}", mapping)
-        for role in slot_roles:
-            roles[role] = address
 
     if account is None and isinstance(contact.get("parentcustomerid_account"), Mapping):
         account = contact["parentcustomerid_account"]
@@ -188,11 +189,16 @@ def dataverse_to_canonical(
         org_address = _read_address(
             account, settings.address_slot, "account", log, "organisation.address", mapping
         )
+        org_region = region
+        if org_address is not None and org_address.country and mapping.quality.phone_region_from_address:
+            org_region = org_address.country
         key_value = account.get(settings.key)
         organisation = Organisation(
             name=account["name"],
             phone=log.take(
-                normalise_phone(account.get("telephone1"), region), "account.telephone1", "organisation.phone"
+                normalise_phone(account.get("telephone1"), org_region),
+                "account.telephone1",
+                "organisation.phone",
             ),
             website=account.get("websiteurl"),
             address=org_address,

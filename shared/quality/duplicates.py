@@ -48,11 +48,11 @@ class MatchResult:
 
 
 def fold_name(text: str | None) -> str:
-    """Lower-case, accents removed, punctuation dropped: "  Zoë  O'Brien" -> "zoe o brien"."""
+    """Lower-case; accents and apostrophes removed; punctuation a space: "Zoë O'Brien" -> "zoe obrien"."""
     if not text:
         return ""
     decomposed = unicodedata.normalize("NFKD", text)
-    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch) and ch not in "'’`")
     return " ".join(utils.default_process(stripped).split())
 
 

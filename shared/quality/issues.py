@@ -106,6 +106,11 @@ class QualityPolicy(BaseModel):
         pattern=r"^[A-Z]{2}$",
         description="ISO 3166 alpha-2 region used to read phone numbers written without +country",
     )
+    phone_region_from_address: bool = Field(
+        True,
+        description="read national numbers in the country of the customer's own address (billing, "
+        "default, shipping) when it has one; default_phone_region otherwise",
+    )
     severities: dict[IssueCode, Severity] = Field(default_factory=lambda: dict(DEFAULT_SEVERITIES))
     field_severities: dict[str, dict[IssueCode, Severity]] = Field(
         default_factory=lambda: {k: dict(v) for k, v in DEFAULT_FIELD_SEVERITIES.items()}
@@ -117,6 +122,14 @@ class QualityPolicy(BaseModel):
         merged = dict(DEFAULT_SEVERITIES)
         merged.update(value)
         return merged
+
+    def phone_region(self, *countries: str | None) -> str:
+        """The region national phone numbers of a customer are read in."""
+        if self.phone_region_from_address:
+            for country in countries:
+                if country:
+                    return country
+        return self.default_phone_region
 
     def severity(self, code: IssueCode, canonical_field: str | None = None) -> Severity:
         if canonical_field is not None:
