@@ -243,6 +243,9 @@ class LocalBus:
                 raise BusError(f"local bus is busy or unavailable: {exc}") from exc
             try:
                 yield conn
+            except sqlite3.Error as exc:
+                conn.execute("ROLLBACK")
+                raise BusError(f"local bus operation failed: {exc}") from exc
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise

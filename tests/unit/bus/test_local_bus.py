@@ -477,3 +477,19 @@ def test_one_bus_object_is_safe_to_share_between_threads(open_bus: OpenBus) -> N
     for t in threads:
         t.join()
     assert sorted(seen) == sorted(f"m{i}" for i in range(90))
+
+
+def test_storage_failures_surface_as_bus_errors_and_roll_back(open_bus: OpenBus, tmp_path: Path) -> None:
+    import sqlite3
+
+    bus = open_bus(TWO_SUBS)
+    bus.publish("orders", [msg("m1")])
+    other = sqlite3.connect(tmp_path / "bus.sqlite3")
+    other.execute("DROP INDEX ix_entries_expiry")
+    other.execute("ALTER TABLE entries RENAME COLUMN expires_at TO gone")  # fault injection
+    other.close()
+    with pytest.raises(BusError, match="local bus operation failed"):
+        bus.receive("orders", "contacts")
+    with pytest.raises(BusError):
+        bus.publish("orders", [msg("m2")])
+    bus.check()  # the connection itself is still usable
