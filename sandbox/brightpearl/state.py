@@ -114,11 +114,24 @@ class SimState:
 
     def now(self) -> datetime:
         """Strictly increasing UTC time (ms resolution), so every change moves updatedOn."""
-        now = datetime.now(UTC).replace(microsecond=(datetime.now(UTC).microsecond // 1000) * 1000)
+        if self._seed_clock is not None:
+            return self._seed_time()
+        real = datetime.now(UTC)
+        now = real.replace(microsecond=(real.microsecond // 1000) * 1000)
         if now <= self._last_time:
             now = self._last_time + timedelta(milliseconds=1)
         self._last_time = now
         return now
+
+    def _seed_time(self) -> datetime:
+        """Seeded records get history: time stamps spread over the 60 days before seeding."""
+        assert self._seed_clock is not None
+        step = timedelta(seconds=self.rng.randint(1, 30))
+        limit = datetime.now(UTC) - timedelta(minutes=1)
+        if self._seed_clock + step > limit:
+            step = timedelta(milliseconds=1)
+        self._seed_clock += step
+        return self._seed_clock
 
     def next_id(self, kind: str, start: int = 1) -> int:
         value = self._counters.get(kind, start)
@@ -128,6 +141,8 @@ class SimState:
     def reset(self, seed: int | None = None) -> None:
         with self.lock:
             self._last_time = datetime(2000, 1, 1, tzinfo=UTC)
+            self._seed_clock: datetime | None = None
+            self._seed_clock_next = datetime(2000, 1, 1, tzinfo=UTC)
             self._counters: dict[str, int] = {}
             self.contacts: dict[int, dict[str, Any]] = {}
             self.addresses: dict[int, dict[str, Any]] = {}
@@ -305,109 +320,114 @@ class SimState:
         """Add realistic records (Faker, seeded); returns the new ids by kind."""
         created: dict[str, list[int]] = {"contacts": [], "products": [], "orders": []}
         with self.lock:
-            fake, rng = self.faker, self.rng
-            for _ in range(contacts):
-                first, last = fake.first_name(), fake.last_name()
-                n = self._counters.get("contact", 1)
-                address_id = self._add_address(
-                    {
-                        "addressLine1": fake.street_address().replace("\n", ", ")[:100],
-                        "addressLine3": fake.city(),
-                        "addressLine4": fake.county(),
-                        "postalCode": fake.postcode(),
-                        "countryIsoCode": rng.choice(["GBR"] * 6 + ["IRL", "FRA", "USA"]),
-                    }
-                )
-                body = {
-                    "firstName": first[:32],
-                    "lastName": last[:32],
-                    "salutation": rng.choice(["Mr", "Ms", "Dr", ""]) or None,
-                    "postAddressIds": {"DEF": address_id, "BIL": address_id, "DEL": address_id},
-                    "communication": {
-                        "emails": {"PRI": {"email": f"{first}.{last}.{n}@example.com".lower()}},
-                        "telephones": {"PRI": fake.phone_number()},
-                    },
-                    "organisation": {"name": fake.company()} if rng.random() < 0.4 else None,
-                    "financialDetails": {
-                        "priceListId": rng.choice([2, 2, 2, 3]),
-                        "currencyId": 1,
-                        "taxCodeId": 1,
-                    },
-                    "relationshipToAccount": {"isSupplier": rng.random() < 0.05, "isStaff": False},
-                }
-                created["contacts"].append(
-                    self.create_contact({k: v for k, v in body.items() if v is not None}, quiet=True)
-                )
-            for _ in range(products):
-                word = rng.choice(PRODUCT_NOUNS)
-                sku = f"SKU-{self._counters.get('product', 1000):05d}"
-                pid = self.create_product(
-                    {
-                        "brandId": rng.choice([1, 2]),
-                        "identity": {"sku": sku, "ean": fake.ean13()},
-                        "stock": {
-                            "stockTracked": rng.random() < 0.85,
-                            "weight": {"magnitude": round(rng.uniform(0.1, 5), 2)},
-                        },
-                        "financialDetails": {"taxable": True, "taxCode": {"id": 1, "code": "T20"}},
-                        "salesChannels": [
-                            {
-                                "salesChannelName": "Brightpearl",
-                                "productName": f"{fake.color_name()} {word}",
-                                "productCondition": "new",
-                                "categories": [{"categoryCode": "276"}],
-                            }
-                        ],
-                    },
-                    quiet=True,
-                )
-                price = Decimal(rng.randint(199, 9999)) / 100
-                self.prices[pid] = {
-                    1: {"1": fmt(price * Decimal("0.5"), 2)},
-                    2: {"1": fmt(price, 2), "5": fmt(price * Decimal("0.9"), 2)},
-                    3: {"1": fmt(price * Decimal("0.75"), 2)},
-                    4: {"1": fmt(price * Decimal("1.15"), 2)},
-                }
-                if self.products[pid]["stock"]["stockTracked"]:
-                    self.stock[pid] = {2: rng.randint(0, 200), 3: rng.randint(0, 20)}
-                created["products"].append(pid)
-            customer_ids = [
-                c for c, v in self.contacts.items() if not v["relationshipToAccount"]["isSupplier"]
-            ]
-            product_ids = list(self.products)
-            for _ in range(orders):
-                if not customer_ids or not product_ids:
-                    break
-                rows = []
-                for pid in rng.sample(product_ids, k=min(len(product_ids), rng.randint(1, 3))):
-                    qty = rng.randint(1, 3)
-                    net = Decimal(self.prices.get(pid, {}).get(2, {}).get("1", "10.00")) * qty
-                    rows.append(
-                        {
-                            "productId": pid,
-                            "quantity": str(qty),
-                            "taxCode": "T20",
-                            "net": fmt(net, 2),
-                            "tax": fmt(net * Decimal("0.2"), 2),
-                        }
-                    )
-                created["orders"].append(
-                    self.create_sales_order(
-                        {
-                            "customer": {"id": rng.choice(customer_ids)},
-                            "ref": f"WEB-{rng.randint(10000, 99999)}",
-                            "currency": {"code": "GBP"},
-                            "warehouseId": 2,
-                            "channelId": 1,
-                            "rows": rows,
-                        },
-                        "SO",
-                        quiet=True,
-                    )
-                )
+            self._seed_clock = max(self._seed_clock_next, datetime.now(UTC) - timedelta(days=60))
+            try:
+                self._seed(created, contacts, products, orders)
+            finally:
+                self._seed_clock_next = self._seed_clock
+                self._seed_clock = None
         return created
 
-    # --- id sets ---------------------------------------------------------------------------
+    def _seed(self, created: dict[str, list[int]], contacts: int, products: int, orders: int) -> None:
+        fake, rng = self.faker, self.rng
+        for _ in range(contacts):
+            first, last = fake.first_name(), fake.last_name()
+            n = self._counters.get("contact", 1)
+            address_id = self._add_address(
+                {
+                    "addressLine1": fake.street_address().replace("\n", ", ")[:100],
+                    "addressLine3": fake.city(),
+                    "addressLine4": fake.county(),
+                    "postalCode": fake.postcode(),
+                    "countryIsoCode": rng.choice(["GBR"] * 6 + ["IRL", "FRA", "USA"]),
+                }
+            )
+            body = {
+                "firstName": first[:32],
+                "lastName": last[:32],
+                "salutation": rng.choice(["Mr", "Ms", "Dr", ""]) or None,
+                "postAddressIds": {"DEF": address_id, "BIL": address_id, "DEL": address_id},
+                "communication": {
+                    "emails": {"PRI": {"email": f"{first}.{last}.{n}@example.com".lower()}},
+                    "telephones": {"PRI": fake.phone_number()},
+                },
+                "organisation": {"name": fake.company()} if rng.random() < 0.4 else None,
+                "financialDetails": {
+                    "priceListId": rng.choice([2, 2, 2, 3]),
+                    "currencyId": 1,
+                    "taxCodeId": 1,
+                },
+                "relationshipToAccount": {"isSupplier": rng.random() < 0.05, "isStaff": False},
+            }
+            created["contacts"].append(
+                self.create_contact({k: v for k, v in body.items() if v is not None}, quiet=True)
+            )
+        for _ in range(products):
+            word = rng.choice(PRODUCT_NOUNS)
+            sku = f"SKU-{self._counters.get('product', 1000):05d}"
+            pid = self.create_product(
+                {
+                    "brandId": rng.choice([1, 2]),
+                    "identity": {"sku": sku, "ean": fake.ean13()},
+                    "stock": {
+                        "stockTracked": rng.random() < 0.85,
+                        "weight": {"magnitude": round(rng.uniform(0.1, 5), 2)},
+                    },
+                    "financialDetails": {"taxable": True, "taxCode": {"id": 1, "code": "T20"}},
+                    "salesChannels": [
+                        {
+                            "salesChannelName": "Brightpearl",
+                            "productName": f"{fake.color_name()} {word}",
+                            "productCondition": "new",
+                            "categories": [{"categoryCode": "276"}],
+                        }
+                    ],
+                },
+                quiet=True,
+            )
+            price = Decimal(rng.randint(199, 9999)) / 100
+            self.prices[pid] = {
+                1: {"1": fmt(price * Decimal("0.5"), 2)},
+                2: {"1": fmt(price, 2), "5": fmt(price * Decimal("0.9"), 2)},
+                3: {"1": fmt(price * Decimal("0.75"), 2)},
+                4: {"1": fmt(price * Decimal("1.15"), 2)},
+            }
+            if self.products[pid]["stock"]["stockTracked"]:
+                self.stock[pid] = {2: rng.randint(0, 200), 3: rng.randint(0, 20)}
+            created["products"].append(pid)
+        customer_ids = [c for c, v in self.contacts.items() if not v["relationshipToAccount"]["isSupplier"]]
+        product_ids = list(self.products)
+        for _ in range(orders):
+            if not customer_ids or not product_ids:
+                break
+            rows = []
+            for pid in rng.sample(product_ids, k=min(len(product_ids), rng.randint(1, 3))):
+                qty = rng.randint(1, 3)
+                net = Decimal(self.prices.get(pid, {}).get(2, {}).get("1", "10.00")) * qty
+                rows.append(
+                    {
+                        "productId": pid,
+                        "quantity": str(qty),
+                        "taxCode": "T20",
+                        "net": fmt(net, 2),
+                        "tax": fmt(net * Decimal("0.2"), 2),
+                    }
+                )
+            created["orders"].append(
+                self.create_sales_order(
+                    {
+                        "customer": {"id": rng.choice(customer_ids)},
+                        "ref": f"WEB-{rng.randint(10000, 99999)}",
+                        "currency": {"code": "GBP"},
+                        "warehouseId": 2,
+                        "channelId": 1,
+                        "rows": rows,
+                    },
+                    "SO",
+                    quiet=True,
+                )
+            )
+
     # --- contacts --------------------------------------------------------------------------
     def _add_address(self, body: dict[str, Any], contact_id: int = 0) -> int:
         if not isinstance(body, dict):
@@ -1263,7 +1283,7 @@ class SimState:
             if not isinstance(ops, list) or not ops:
                 raise bad("PATCH body must be a non-empty JSON Patch array", "CMNC-010")
             fields = dict(self.order_custom_fields.get(oid, {}))
-            for index, op in enumerate(ops):
+            for op in ops:
                 parts = str(op.get("path", "")).strip("/").split("/")
                 code = parts[0]
                 meta = self.order_custom_field_meta.get(code)

@@ -185,7 +185,9 @@ class BrightpearlTransport:
 
         retrying = Retrying(
             stop=stop_after_attempt(self.max_retries + 1),
-            wait=wait_exponential_jitter(initial=self.retry_base_delay, max=self.retry_max_delay),
+            wait=wait_exponential_jitter(
+                multiplier=self.retry_base_delay, jitter=self.retry_base_delay, max=self.retry_max_delay
+            ),
             retry=retry_if_exception(lambda e: isinstance(e, _Retryable)),
             sleep=self._sleep,
             before_sleep=before_sleep,
