@@ -49,7 +49,8 @@ def state_store() -> Any:
         if "state_store" not in _instances:
             from shared.store import StateStore
 
-            _instances["state_store"] = StateStore.from_settings(settings().store)
+            # ensure_tables: a fresh account (or Azurite) gets its four tables on first use
+            _instances["state_store"] = StateStore.from_settings(settings().store, ensure_tables=True)
         return _instances["state_store"]
 
 

@@ -78,8 +78,13 @@ class StateStore:
         *,
         credential: TokenCredential | None = None,
         clock: Clock = utc_now,
+        ensure_tables: bool = False,
     ) -> StateStore:
-        """Connect as the settings say: connection string first, else endpoint + identity."""
+        """Connect as the settings say: connection string first, else endpoint + identity.
+
+        Builds clients only (no request) unless `ensure_tables`, which also creates any
+        missing table (four idempotent requests; what the function app does at start-up).
+        """
         options: dict[str, Any] = {
             "table_prefix": settings.table_prefix,
             "ledger_retention": timedelta(days=settings.ledger_retention_days),
@@ -88,13 +93,17 @@ class StateStore:
             "clock": clock,
         }
         if settings.connection_string:
-            return cls.from_connection_string(settings.connection_string, **options)
-        endpoint = settings.table_endpoint
-        if endpoint is None:  # StoreSettings' own validation prevents this
-            raise StoreError("state storage has neither a connection string nor an endpoint")
-        if credential is None:
-            credential = identity_credential(settings.managed_identity_client_id)
-        return cls(TableServiceClient(endpoint=endpoint, credential=credential), **options)
+            store = cls.from_connection_string(settings.connection_string, **options)
+        else:
+            endpoint = settings.table_endpoint
+            if endpoint is None:  # StoreSettings' own validation prevents this
+                raise StoreError("state storage has neither a connection string nor an endpoint")
+            if credential is None:
+                credential = identity_credential(settings.managed_identity_client_id)
+            store = cls(TableServiceClient(endpoint=endpoint, credential=credential), **options)
+        if ensure_tables:
+            store.ensure_tables()
+        return store
 
     @classmethod
     def from_connection_string(cls, connection_string: str, **options: Any) -> StateStore:
@@ -130,6 +139,13 @@ class StateStore:
                 self.service.delete_table(name)
 
     def check(self) -> StoreHealth:
+        """For the health endpoint: the StoreHealth when all is well, else StoreError saying why."""
+        health = self.health()
+        if not health.ok:
+            raise StoreError(f"state store at {health.endpoint} is not usable: {health.error}")
+        return health
+
+    def health(self) -> StoreHealth:
         """One round trip: can we reach the account, and do our tables exist? Never raises."""
         wanted = list(self.table_names.values())
         filter_ = " or ".join(f"TableName eq @t{index}" for index in range(len(wanted)))

@@ -59,7 +59,7 @@ def test_in_memory_azurite_starts_empty(azurite: str) -> None:
     with AzuriteTable() as fresh:
         assert fresh.port != port_of(azurite)
         store = StateStore.from_connection_string(fresh.connection_string, table_prefix="keep")
-        assert store.check().missing_tables == list(store.table_names.values())
+        assert store.health().missing_tables == list(store.table_names.values())
         store.close()
 
 

@@ -25,13 +25,12 @@ def test_from_settings_with_a_connection_string_works_end_to_end(azurite: str) -
     store = StateStore.from_settings(settings(
         AzureWebJobsStorage=azurite, STATE_TABLE_PREFIX=prefix, LEDGER_RETENTION_DAYS="3",
         AUDIT_RETENTION_DAYS="30", LINK_CLAIM_TIMEOUT_SECONDS="60",
-    ))
+    ), ensure_tables=True)
     try:
         assert store.table_names == {name: f"{prefix}{name}" for name in
                                      ("links", "ledger", "cursors", "audit")}
         assert store.ledger.retention.days == 3 and store.audit.retention_days == 30
         assert store.links.claim_timeout.total_seconds() == 60
-        store.ensure_tables()
         store.ensure_tables()  # idempotent
         assert store.check().ok
         store.cursors.save("x", "1")
@@ -70,10 +69,17 @@ def test_development_storage_shorthand_points_at_azurite_default_port() -> None:
 
 def test_check_reports_missing_tables(azurite: str) -> None:
     store = StateStore.from_connection_string(azurite, table_prefix=f"m{uuid.uuid4().hex[:10]}")
-    health = store.check()
+    health = store.health()
     assert health.ok is False
     assert sorted(health.missing_tables) == sorted(store.table_names.values())
     assert health.error and "missing tables" in health.error
+    with pytest.raises(StoreError, match="missing tables"):  # what the health endpoint sees
+        store.check()
+    store.ensure_tables()
+    try:
+        assert store.check().ok
+    finally:
+        store.drop_tables()
 
 
 def test_check_reports_an_unreachable_account_without_raising() -> None:
@@ -83,9 +89,11 @@ def test_check_reports_an_unreachable_account_without_raising() -> None:
         f"TableEndpoint=http://127.0.0.1:{port}/devstoreaccount1;",
         retry_total=0,
     )
-    health = StateStore(service).check()
+    health = StateStore(service).health()
     assert health.ok is False
     assert health.error and "cannot reach Table Storage" in health.error
+    with pytest.raises(StoreError, match="cannot reach"):
+        StateStore(service).check()
     assert health.endpoint == f"http://127.0.0.1:{port}/devstoreaccount1"
 
 
@@ -138,7 +146,7 @@ def test_server_errors_become_store_errors_naming_table_and_status(unavailable_s
         store.cursors.get("poller")
     assert not isinstance(failed.value, StoreConflictError)
     assert "HTTP 503" in str(failed.value) and "'xcursors'" in str(failed.value)
-    health = store.check()
+    health = store.health()
     assert health.ok is False and health.error and "503" in health.error
 
 
