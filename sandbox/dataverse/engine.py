@@ -693,6 +693,8 @@ class Engine:
                         )
 
     def _computed(self, table: Table, record: dict[str, Any]) -> None:
+        if "isauthvalueset" in table.columns:
+            record["isauthvalueset"] = bool(record.get("authvalue"))
         for column in table.columns.values():
             if column.computed == "fullname":
                 parts = [record.get("firstname"), record.get("lastname")]

@@ -2,9 +2,13 @@
 
 shared/resilience maps each class to retry / dead-letter. `retry_after` carries the
 server's Retry-After when it gave one; `code` the Dataverse error code (e.g. 0x80072322).
+Subclasses below refine the roots (their resilience action is inherited from the root they
+extend); `error_from_response` picks the class from the HTTP status and the error code.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class DataverseError(Exception):
@@ -16,6 +20,7 @@ class DataverseError(Exception):
         self.status = status
         self.code = code
         self.retry_after = retry_after
+        self.request_id: str | None = None
 
 
 class DataverseAuthError(DataverseError):
@@ -36,3 +41,93 @@ class DataverseThrottled(DataverseError):
 
 class DataverseUnavailable(DataverseError):
     """5xx, timeouts, dropped connections."""
+
+
+# --- refinements (same resilience action as their root) -------------------------------------
+class DataversePrivilegeError(DataverseAuthError):
+    """403: the application user lacks a privilege (0x80040220) or access right (0x80048306)."""
+
+
+class DataverseConcurrencyError(DataverseValidationError):
+    """412 0x80060882: the record changed since its ETag was read."""
+
+
+class DataverseDuplicateError(DataverseValidationError):
+    """412 0x80040237 (duplicate key) or 0x80040333 (duplicate-detection rule)."""
+
+
+class DataverseRestrictedDelete(DataverseValidationError):
+    """405 0x80040227: a Restrict relationship blocks the delete."""
+
+
+class DataverseRequestTooLarge(DataverseValidationError):
+    """413 0x8004418A: the request body is too large; send smaller batches."""
+
+
+class DataverseBulkNotSupported(DataverseValidationError):
+    """The table does not support CreateMultiple/UpsertMultiple here; use $batch."""
+
+
+class DataverseDeltaTokenExpired(DataverseValidationError):
+    """The change-tracking delta token expired; a full sync is needed."""
+
+
+CODE_CLASSES: dict[str, type[DataverseError]] = {
+    "0x80060882": DataverseConcurrencyError,
+    "0x80040237": DataverseDuplicateError,
+    "0x80040333": DataverseDuplicateError,
+    "0x80040227": DataverseRestrictedDelete,
+    "0x8004418a": DataverseRequestTooLarge,
+    "0x80040220": DataversePrivilegeError,
+    "0x80048306": DataversePrivilegeError,
+    "0x80040800": DataverseBulkNotSupported,
+}
+
+DELTA_EXPIRED_TEXT = "Version stamp associated with the client has expired"
+
+
+def error_from_response(status: int, payload: Any, headers: dict[str, str] | None = None,
+                        *, context: str = "") -> DataverseError:
+    """The exception for a non-success answer: class by code first, then by status."""
+    headers = {k.lower(): v for k, v in (headers or {}).items()}
+    code: str | None = None
+    message = ""
+    if isinstance(payload, dict) and isinstance(payload.get("error"), dict):
+        code = str(payload["error"].get("code") or "") or None
+        message = str(payload["error"].get("message") or "")
+    if not message:
+        message = f"HTTP {status}"
+    retry_after = _parse_retry_after(headers.get("retry-after"))
+    text = f"{context}: {message}" if context else message
+    cls: type[DataverseError]
+    if code and code.lower() in CODE_CLASSES:
+        cls = CODE_CLASSES[code.lower()]
+    elif DELTA_EXPIRED_TEXT in message:
+        cls = DataverseDeltaTokenExpired
+    elif status == 429:
+        cls = DataverseThrottled
+    elif status in (401, 403):
+        cls = DataverseAuthError
+    elif status == 404:
+        cls = DataverseNotFound
+    elif status == 413:
+        cls = DataverseRequestTooLarge
+    elif 400 <= status < 500:
+        cls = DataverseValidationError
+    elif status >= 500:
+        cls = DataverseUnavailable
+    else:
+        cls = DataverseError
+    error = cls(text, status=status, code=code, retry_after=retry_after)
+    error.request_id = headers.get("x-ms-service-request-id") or headers.get("req_id") or headers.get(
+        "x-ms-request-id")
+    return error
+
+
+def _parse_retry_after(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        return None

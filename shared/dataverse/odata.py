@@ -1,0 +1,217 @@
+"""The one place that writes OData literals: filters with escaped values, record keys, references.
+
+No other module concatenates values into a query or a URL. Values are escaped as the
+reference §3.8 says: single quotes doubled in string literals; array parameters of the
+Dataverse query functions (Microsoft.Dynamics.CRM.In ...) use double-quoted JSON strings
+(backslash escapes for `"` and `\\` inside them are an assumption - UNCONFIRMED); GUIDs bare;
+the whole query string is percent-encoded by httpx, so `& + # %` inside values are safe.
+`contains/startswith/endswith` escape the SQL wildcards % _ [ that Dataverse honours in values.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+_PROPERTY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*$")
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_KEY_UNSAFE = set("/<>*%&:\\?+")
+
+Scalar = str | int | float | bool | Decimal | datetime | date | uuid.UUID | None
+
+
+class ODataValueError(ValueError):
+    """A value or property name cannot be expressed safely; the message names it."""
+
+
+def prop(name: str) -> str:
+    """Validate a property name or lookup path (`parentcustomerid_account/name`, `_x_value`)."""
+    if not isinstance(name, str) or not _PROPERTY.match(name):
+        raise ODataValueError(f"{name!r} is not a valid property name")
+    return name
+
+
+def literal(value: Scalar) -> str:
+    """The OData literal for a Python value."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, (int, Decimal)):
+        return str(value)
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ODataValueError(f"{value!r} cannot be used in a filter")
+        return repr(value)
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ODataValueError("datetimes in filters must carry a time zone")
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    raise ODataValueError(f"values of type {type(value).__name__} cannot be used in a filter")
+
+
+def guid(value: str | uuid.UUID) -> str:
+    """A validated, lower-case GUID (ids are validated before use)."""
+    text = str(value)
+    if not _GUID.match(text):
+        raise ODataValueError(f"{text!r} is not a GUID")
+    return text.lower()
+
+
+def _array_item(value: Scalar) -> str:
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    return json.dumps(literal(value).strip("'"))
+
+
+def escape_like(value: str) -> str:
+    """Escape SQL wildcards so contains/startswith/endswith match the text literally."""
+    return re.sub(r"([%_\[])", r"[\1]", value)
+
+
+@dataclass(frozen=True)
+class Filter:
+    """A composable, already-escaped filter expression. Build with the functions below."""
+
+    text: str
+
+    def __and__(self, other: Filter) -> Filter:
+        return Filter(f"({self.text}) and ({other.text})")
+
+    def __or__(self, other: Filter) -> Filter:
+        return Filter(f"({self.text}) or ({other.text})")
+
+    def __invert__(self) -> Filter:
+        return Filter(f"not ({self.text})")
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def _cmp(op: str, name: str, value: Scalar) -> Filter:
+    return Filter(f"{prop(name)} {op} {literal(value)}")
+
+
+def eq(name: str, value: Scalar) -> Filter:
+    return _cmp("eq", name, value)
+
+
+def ne(name: str, value: Scalar) -> Filter:
+    return _cmp("ne", name, value)
+
+
+def gt(name: str, value: Scalar) -> Filter:
+    return _cmp("gt", name, value)
+
+
+def ge(name: str, value: Scalar) -> Filter:
+    return _cmp("ge", name, value)
+
+
+def lt(name: str, value: Scalar) -> Filter:
+    return _cmp("lt", name, value)
+
+
+def le(name: str, value: Scalar) -> Filter:
+    return _cmp("le", name, value)
+
+
+def lookup_eq(column: str, record_id: str | uuid.UUID) -> Filter:
+    """`_<column>_value eq <guid>` for a lookup column."""
+    return Filter(f"_{prop(column)}_value eq {guid(record_id)}")
+
+
+def contains(name: str, text: str) -> Filter:
+    return Filter(f"contains({prop(name)},{literal(escape_like(text))})")
+
+
+def startswith(name: str, text: str) -> Filter:
+    return Filter(f"startswith({prop(name)},{literal(escape_like(text))})")
+
+
+def endswith(name: str, text: str) -> Filter:
+    return Filter(f"endswith({prop(name)},{literal(escape_like(text))})")
+
+
+def in_(name: str, values: Iterable[Scalar]) -> Filter:
+    """`Microsoft.Dynamics.CRM.In(PropertyName='x',PropertyValues=["a","b"])`."""
+    items = list(values)
+    if not items:
+        raise ODataValueError(f"In() on {name!r} needs at least one value")
+    return Filter(
+        f"Microsoft.Dynamics.CRM.In(PropertyName={literal(prop(name))},"
+        f"PropertyValues=[{','.join(_array_item(v) for v in items)}])"
+    )
+
+
+def between(name: str, low: Scalar, high: Scalar) -> Filter:
+    return Filter(
+        f"Microsoft.Dynamics.CRM.Between(PropertyName={literal(prop(name))},"
+        f"PropertyValues=[{_array_item(low)},{_array_item(high)}])"
+    )
+
+
+def all_of(*filters: Filter) -> Filter:
+    if not filters:
+        raise ODataValueError("all_of needs at least one filter")
+    return Filter(" and ".join(f"({f.text})" for f in filters))
+
+
+def any_of(*filters: Filter) -> Filter:
+    if not filters:
+        raise ODataValueError("any_of needs at least one filter")
+    return Filter(" or ".join(f"({f.text})" for f in filters))
+
+
+# --- record keys and references ------------------------------------------------------------
+Key = str | uuid.UUID | Mapping[str, Scalar]
+
+
+def key_segment(key: Key) -> str:
+    """`(guid)` or `(col='v',col2=2)` for a record address by primary or alternate key."""
+    if isinstance(key, (str, uuid.UUID)):
+        return f"({guid(key)})"
+    if not key:
+        raise ODataValueError("an alternate key needs at least one column")
+    parts = []
+    for column, value in key.items():
+        if value is None:
+            raise ODataValueError(f"alternate key column {column!r} has no value")
+        if isinstance(value, str) and _KEY_UNSAFE & set(value):
+            bad = "".join(sorted(_KEY_UNSAFE & set(value)))
+            raise ODataValueError(
+                f"alternate key {column}={value!r} contains {bad!r}, which Dataverse cannot address in "
+                "a URL; look the record up with a filter instead"
+            )
+        parts.append(f"{prop(column)}={literal(value)}")
+    return "(" + ",".join(parts) + ")"
+
+
+def record_path(entity_set: str, key: Key) -> str:
+    return f"{prop(entity_set)}{key_segment(key)}"
+
+
+def bind(entity_set: str, key: Key) -> str:
+    """The value of a `<nav>@odata.bind` property: `/accounts(guid)` or `/accounts(k='v')`."""
+    return "/" + record_path(entity_set, key)
+
+
+def entity_id_from_url(url: str) -> str | None:
+    """The GUID between the last '(' and ')' of an OData-EntityId, if it is a GUID."""
+    start, end = url.rfind("("), url.rfind(")")
+    if start == -1 or end < start:
+        return None
+    inner = url[start + 1 : end]
+    return inner.lower() if _GUID.match(inner) else None

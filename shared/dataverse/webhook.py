@@ -1,0 +1,205 @@
+"""Dataverse webhook bodies (RemoteExecutionContext JSON) -> change notices, with strict validation.
+
+Reference §7.2: the body is a serialised RemoteExecutionContext; headers carry
+x-ms-dynamics-entity-name / -request-name / -organization and, for payloads over 256 KB,
+x-ms-dynamics-msg-size-exceeded, in which case ParentContext, InputParameters and the entity
+images are dropped. A notice carries names of changed attributes, never their values.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from shared.events import ChangeNotice
+
+GUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+_DATE = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
+OPERATIONS = {"Create": "created", "Update": "updated", "Delete": "deleted"}
+SIZE_EXCEEDED_HEADER = "x-ms-dynamics-msg-size-exceeded"
+# Stamped by the platform on every write; not "changes" a flow cares about.
+SYSTEM_STAMPS = frozenset({
+    "modifiedon", "modifiedby", "modifiedonbehalfby", "createdon", "createdby", "createdonbehalfby",
+    "versionnumber", "overriddencreatedon",
+})
+
+
+class WebhookRejected(ValueError):
+    """The request is not an acceptable Dataverse webhook. `status` is the HTTP answer."""
+
+    def __init__(self, status: int, problem: str) -> None:
+        super().__init__(problem)
+        self.status = status
+        self.problem = problem
+
+
+class KeyValue(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    key: str
+    value: Any = None
+
+
+class RemoteExecutionContext(BaseModel):
+    """The fields of a RemoteExecutionContext the integration relies on."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    MessageName: str = Field(min_length=1, max_length=100)
+    PrimaryEntityName: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")
+    PrimaryEntityId: str = Field(pattern=GUID_PATTERN)
+    OrganizationId: str = Field(pattern=GUID_PATTERN)
+    OrganizationName: str | None = Field(None, max_length=256)
+    InitiatingUserId: str = Field(pattern=GUID_PATTERN)
+    UserId: str | None = Field(None, pattern=GUID_PATTERN)
+    CorrelationId: str | None = Field(None, pattern=GUID_PATTERN)
+    OperationId: str | None = Field(None, pattern=GUID_PATTERN)
+    OperationCreatedOn: str
+    Depth: int = Field(ge=1, le=1000)
+    Stage: int | None = None
+    Mode: int | None = Field(None, ge=0, le=1)
+    InputParameters: list[KeyValue] | None = None
+    PostEntityImages: list[KeyValue] | None = None
+
+    @field_validator("OperationCreatedOn")
+    @classmethod
+    def _ms_date(cls, value: str) -> str:
+        if not _DATE.match(value):
+            raise ValueError("must look like /Date(<milliseconds>[+-hhmm])/")
+        return value
+
+
+def parse_ms_date(value: str) -> datetime:
+    """`/Date(1506409448000-0700)/` -> aware UTC datetime (the milliseconds are UTC; the offset
+    only says how the sender displays it)."""
+    m = _DATE.match(value)
+    if not m:
+        raise ValueError(f"{value!r} is not a /Date(ms)/ value")
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=int(m.group(1)))
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"]) or "body"
+    return f"{where}: {err['msg']}"
+
+
+def parse_webhook(
+    body: bytes,
+    headers: Mapping[str, str],
+    *,
+    organization_id: str | None = None,
+    max_body_bytes: int = 256 * 1024,
+) -> list[ChangeNotice]:
+    """Validate one webhook request and return its change notice(s). Raises WebhookRejected."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    if len(body) > max_body_bytes:
+        raise WebhookRejected(413, f"body of {len(body)} bytes exceeds WEBHOOK_MAX_BODY_BYTES ({max_body_bytes})")
+    content_type = lowered.get("content-type", "")
+    if content_type and "json" not in content_type.lower():
+        raise WebhookRejected(415, f"Content-Type must be application/json, got {content_type!r}")
+    try:
+        raw = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise WebhookRejected(400, f"body is not JSON: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise WebhookRejected(400, "body must be a JSON object (a RemoteExecutionContext)")
+    try:
+        ctx = RemoteExecutionContext.model_validate(raw)
+    except ValidationError as exc:
+        raise WebhookRejected(400, _first_error(exc)) from exc
+
+    operation = OPERATIONS.get(ctx.MessageName)
+    if operation is None:
+        raise WebhookRejected(422, f"MessageName {ctx.MessageName!r} is not handled (Create, Update, Delete)")
+    entity_header = lowered.get("x-ms-dynamics-entity-name")
+    if entity_header is not None and entity_header != ctx.PrimaryEntityName:
+        raise WebhookRejected(400, f"header x-ms-dynamics-entity-name {entity_header!r} does not match "
+                                   f"PrimaryEntityName {ctx.PrimaryEntityName!r}")
+    message_header = lowered.get("x-ms-dynamics-request-name")
+    if message_header is not None and message_header != ctx.MessageName:
+        raise WebhookRejected(400, f"header x-ms-dynamics-request-name {message_header!r} does not match "
+                                   f"MessageName {ctx.MessageName!r}")
+    if organization_id is not None and ctx.OrganizationId.lower() != organization_id.lower():
+        raise WebhookRejected(403, f"OrganizationId {ctx.OrganizationId} is not the configured organization "
+                                   "(DATAVERSE_ORGANIZATION_ID)")
+
+    size_exceeded = SIZE_EXCEEDED_HEADER in lowered
+    record_id = ctx.PrimaryEntityId.lower()
+    changed: list[str] | None = None
+    target = _target(ctx)
+    if target is None:
+        if not size_exceeded:
+            raise WebhookRejected(400, "InputParameters: a 'Target' parameter is required")
+    else:
+        logical = target.get("LogicalName")
+        if logical is not None and logical != ctx.PrimaryEntityName:
+            raise WebhookRejected(400, f"InputParameters.Target.LogicalName {logical!r} does not match "
+                                       f"PrimaryEntityName {ctx.PrimaryEntityName!r}")
+        target_id = str(target.get("Id") or "")
+        if target_id and target_id != "00000000-0000-0000-0000-000000000000" and target_id.lower() != record_id:
+            raise WebhookRejected(400, "InputParameters.Target.Id does not match PrimaryEntityId")
+        if ctx.MessageName != "Delete":
+            changed = _attribute_names(target, primary_id=f"{ctx.PrimaryEntityName}id")
+
+    detail: dict[str, Any] = {
+        "changed_attributes": changed,
+        "initiating_user": ctx.InitiatingUserId.lower(),
+        "message": ctx.MessageName,
+        "depth": ctx.Depth,
+    }
+    if size_exceeded:
+        detail["size_exceeded"] = True
+    try:
+        notice = ChangeNotice(
+            system="dataverse",
+            entity=ctx.PrimaryEntityName,
+            ids=(record_id,),
+            operation=operation,  # type: ignore[arg-type]
+            observed_at=parse_ms_date(ctx.OperationCreatedOn),
+            source=f"/dataverse/{ctx.OrganizationId.lower()}",
+            origin="webhook",
+            version=(ctx.OperationId or "").lower() or _row_version(target) or ctx.OperationCreatedOn,
+            detail=detail,
+        )
+    except ValidationError as exc:
+        raise WebhookRejected(400, _first_error(exc)) from exc
+    return [notice]
+
+
+def _target(ctx: RemoteExecutionContext) -> dict[str, Any] | None:
+    for param in ctx.InputParameters or []:
+        if param.key == "Target":
+            if not isinstance(param.value, dict):
+                raise WebhookRejected(400, "InputParameters.Target must be an Entity or EntityReference object")
+            return param.value
+    return None
+
+
+def _attribute_names(target: Mapping[str, Any], *, primary_id: str) -> list[str]:
+    attributes = target.get("Attributes")
+    if attributes is None:
+        return []
+    if not isinstance(attributes, list):
+        raise WebhookRejected(400, "InputParameters.Target.Attributes must be a list of {key, value}")
+    names = set()
+    for item in attributes:
+        if not isinstance(item, dict) or not isinstance(item.get("key"), str):
+            raise WebhookRejected(400, "InputParameters.Target.Attributes items must be {key, value} objects")
+        name = item["key"]
+        if not re.match(r"^[a-z_][a-z0-9_]{0,99}$", name):
+            raise WebhookRejected(400, f"attribute name {name[:40]!r} is not a Dataverse logical name")
+        if name != primary_id and name not in SYSTEM_STAMPS:
+            names.add(name)
+    return sorted(names)
+
+
+def _row_version(target: Mapping[str, Any] | None) -> str | None:
+    if target is None:
+        return None
+    value = target.get("RowVersion")
+    return str(value) if value else None
