@@ -40,7 +40,9 @@ def write_mapping(tmp_path: Path, shipped_yaml: dict[str, Any]) -> Callable[...,
 
     def write(changes: dict[str, Any] | None = None, *, raw: str | None = None) -> Path:
         path = tmp_path / f"customers-{next(counter)}.yaml"
-        text = raw if raw is not None else yaml.safe_dump(_merge(shipped_yaml, changes or {}), sort_keys=False)
+        text = (
+            raw if raw is not None else yaml.safe_dump(_merge(shipped_yaml, changes or {}), sort_keys=False)
+        )
         path.write_text(text, encoding="utf-8")
         return path
 

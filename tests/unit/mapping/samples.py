@@ -14,7 +14,10 @@ BP_CONTACT: dict[str, Any] = {
     "lastName": "Customer",
     "postAddressIds": {"DEF": 107, "DEL": 108, "BIL": 107},
     "communication": {
-        "emails": {"PRI": {"email": "Demo.Customer@Example.com"}, "SEC": {"email": "accounts@customer-company.co.uk"}},
+        "emails": {
+            "PRI": {"email": "Demo.Customer@Example.com"},
+            "SEC": {"email": "accounts@customer-company.co.uk"},
+        },
         "telephones": {"PRI": "01245 845632", "MOB": "07911 123456", "FAX": "01245 845633"},
         "messagingVoips": {"SKP": "demo.customer"},
         "websites": {"PRI": "http://www.customer-company.co.uk"},
@@ -22,33 +25,66 @@ BP_CONTACT: dict[str, Any] = {
     "contactStatus": {
         "current": {"contactStatusName": "Suspect", "contactStatusId": 2},
         "history": [
-            {"contactStatusName": "Suspect", "contactStatusId": 2, "occuredOn": "2013-05-28T20:35:26.000Z",
-             "staffContactId": 4}
+            {
+                "contactStatusName": "Suspect",
+                "contactStatusId": 2,
+                "occuredOn": "2013-05-28T20:35:26.000Z",
+                "staffContactId": 4,
+            }
         ],
     },
     "relationshipToAccount": {"isSupplier": False, "isStaff": False},
     "marketingDetails": {"isReceiveEmailNewsletter": True},
-    "financialDetails": {"priceListId": 2, "nominalCode": "10", "taxCodeId": 7, "creditLimit": 1000,
-                         "creditTermDays": 30, "currencyId": 1, "discountPercentage": 0.00},
-    "assignment": {"current": {"staffOwnerContactId": 4, "leadSourceId": 4, "accountReference": "DEMOACTCODE0001"}},
+    "financialDetails": {
+        "priceListId": 2,
+        "nominalCode": "10",
+        "taxCodeId": 7,
+        "creditLimit": 1000,
+        "creditTermDays": 30,
+        "currencyId": 1,
+        "discountPercentage": 0.00,
+    },
+    "assignment": {
+        "current": {"staffOwnerContactId": 4, "leadSourceId": 4, "accountReference": "DEMOACTCODE0001"}
+    },
     "organisation": {"organisationId": 4, "name": "Customer Company Ltd."},
     "companyId": 25,
     "createdByid": 2,
     "createdOn": "2010-08-17T12:57:14.000Z",
     "updatedOn": "2013-05-28T20:35:27.000Z",
     "contactTags": "1,12",
-    "customFields": {"PCF_LOYALTY": "Gold member since 2011", "PCF_VIP": True,
-                     "PCF_SEGMENT": {"id": 11, "value": "Gold"}},
+    "customFields": {
+        "PCF_LOYALTY": "Gold member since 2011",
+        "PCF_VIP": True,
+        "PCF_SEGMENT": {"id": 11, "value": "Gold"},
+    },
 }
 
 # GET /contact-service/postal-address/107,108 (reference §5.5)
 BP_ADDRESSES: list[dict[str, Any]] = [
-    {"addressId": 107, "contactId": 200, "addressLine1": "Unit 4, Riverside Park", "addressLine2": "Springfield",
-     "addressLine3": "Chelmsford", "addressLine4": "Essex", "postalCode": "cm1  2ab", "countryIsoCode": "GBR",
-     "countryIsoCode2": "GB", "countryId": 222},
-    {"addressId": 108, "contactId": 200, "addressLine1": "Warehouse 9", "addressLine2": "Temple Meads",
-     "addressLine3": "Bristol", "postalCode": "BS2 9AG", "countryIsoCode": "GBR", "countryIsoCode2": "GB",
-     "countryId": 222},
+    {
+        "addressId": 107,
+        "contactId": 200,
+        "addressLine1": "Unit 4, Riverside Park",
+        "addressLine2": "Springfield",
+        "addressLine3": "Chelmsford",
+        "addressLine4": "Essex",
+        "postalCode": "cm1  2ab",
+        "countryIsoCode": "GBR",
+        "countryIsoCode2": "GB",
+        "countryId": 222,
+    },
+    {
+        "addressId": 108,
+        "contactId": 200,
+        "addressLine1": "Warehouse 9",
+        "addressLine2": "Temple Meads",
+        "addressLine3": "Bristol",
+        "postalCode": "BS2 9AG",
+        "countryIsoCode": "GBR",
+        "countryIsoCode2": "GB",
+        "countryId": 222,
+    },
 ]
 
 # A US account's contact: -04:00 offsets, no organisation, one address for all roles, flat e-mail
@@ -69,12 +105,22 @@ BP_CONTACT_US: dict[str, Any] = {
     "contactTags": "",
 }
 BP_ADDRESSES_US: list[dict[str, Any]] = [
-    {"addressId": 5120, "contactId": 3051, "addressLine1": "350 Fifth Avenue", "addressLine2": "Suite 2100",
-     "addressLine3": "New York", "addressLine4": "NY", "postalCode": "10118", "countryIsoCode": "USA",
-     "countryIsoCode2": "US", "countryId": 225},
+    {
+        "addressId": 5120,
+        "contactId": 3051,
+        "addressLine1": "350 Fifth Avenue",
+        "addressLine2": "Suite 2100",
+        "addressLine3": "New York",
+        "addressLine4": "NY",
+        "postalCode": "10118",
+        "countryIsoCode": "USA",
+        "countryIsoCode2": "US",
+        "countryId": 225,
+    },
 ]
 
-# GET /api/data/v9.2/contacts(<id>)?$select=...&$expand=parentcustomerid_account(...) (reference dataverse-api.md)
+# GET /api/data/v9.2/contacts(<id>)?$select=...&$expand=parentcustomerid_account(...)
+# (reference dataverse-api.md §3.6, §10.1, §10.2)
 DV_ACCOUNT: dict[str, Any] = {
     "@odata.etag": 'W/"880211"',
     "accountid": "7eb682f1-ca75-e511-80d4-00155d2a68d1",

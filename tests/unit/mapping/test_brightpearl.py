@@ -22,7 +22,9 @@ from tests.unit.mapping.samples import BP_ADDRESSES, BP_ADDRESSES_US, BP_CONTACT
 
 
 def test_reads_the_reference_contact(mapping: CustomerMapping) -> None:
-    result = brightpearl_to_canonical(BP_CONTACT, mapping, postal_addresses=BP_ADDRESSES, tag_names={1: "VIP", 12: "Trade"})
+    result = brightpearl_to_canonical(
+        BP_CONTACT, mapping, postal_addresses=BP_ADDRESSES, tag_names={1: "VIP", 12: "Trade"}
+    )
     assert result.issues == []
     c = result.value
     assert (c.name.salutation, c.name.first_name, c.name.last_name) == ("Mr.", "Demo", "Customer")
@@ -32,7 +34,11 @@ def test_reads_the_reference_contact(mapping: CustomerMapping) -> None:
     assert c.website == "http://www.customer-company.co.uk"
     assert c.addresses.default == c.addresses.billing
     assert c.addresses.billing == Address(
-        line1="Unit 4, Riverside Park", line2="Springfield", city="Chelmsford", region="Essex", postcode="CM1 2AB",
+        line1="Unit 4, Riverside Park",
+        line2="Springfield",
+        city="Chelmsford",
+        region="Essex",
+        postcode="CM1 2AB",
         country="GB",
     )
     assert c.addresses.shipping is not None and c.addresses.shipping.city == "Bristol"
@@ -56,7 +62,10 @@ def test_reads_a_us_contact_with_offsets(mapping: CustomerMapping) -> None:
     assert c.phones.telephone == "+12125550123"  # US number read with the default region GB would fail
     assert c.modified_at == dt.datetime(2024, 6, 10, 20, 45, tzinfo=dt.UTC)
     assert c.addresses.shipping == c.addresses.billing
-    assert c.addresses.billing is not None and (c.addresses.billing.region, c.addresses.billing.country) == ("NY", "US")
+    assert c.addresses.billing is not None and (c.addresses.billing.region, c.addresses.billing.country) == (
+        "NY",
+        "US",
+    )
     assert c.organisation is None
     assert c.tags == ()
 
@@ -75,15 +84,37 @@ def test_missing_referenced_address_is_a_caller_error(mapping: CustomerMapping) 
     ("change", "code", "field", "fatal"),
     [
         ({"lastName": "  "}, "MissingLastName", "lastName", True),
-        ({"communication": {"emails": {"PRI": {"email": "demo.example.com"}}}}, "InvalidEmail",
-         "communication.emails.PRI.email", True),
-        ({"communication": {"emails": {"PRI": {"email": "a@b.com"}, "SEC": {"email": "nope"}}}}, "InvalidEmail",
-         "communication.emails.SEC.email", False),
-        ({"communication": {"telephones": {"PRI": "12"}}}, "InvalidPhone", "communication.telephones.PRI", True),
-        ({"communication": {"telephones": {"SEC": "call me"}}}, "InvalidPhone", "communication.telephones.SEC", False),
+        (
+            {"communication": {"emails": {"PRI": {"email": "demo.example.com"}}}},
+            "InvalidEmail",
+            "communication.emails.PRI.email",
+            True,
+        ),
+        (
+            {"communication": {"emails": {"PRI": {"email": "a@b.com"}, "SEC": {"email": "nope"}}}},
+            "InvalidEmail",
+            "communication.emails.SEC.email",
+            False,
+        ),
+        (
+            {"communication": {"telephones": {"PRI": "12"}}},
+            "InvalidPhone",
+            "communication.telephones.PRI",
+            True,
+        ),
+        (
+            {"communication": {"telephones": {"SEC": "call me"}}},
+            "InvalidPhone",
+            "communication.telephones.SEC",
+            False,
+        ),
         ({"financialDetails": {"priceListId": 7}}, "UnmappableValue", "financialDetails.priceListId", True),
-        ({"customFields": {"PCF_SEGMENT": {"id": 99, "value": "Platinum"}}}, "UnmappableValue",
-         "customFields.PCF_SEGMENT", True),
+        (
+            {"customFields": {"PCF_SEGMENT": {"id": 99, "value": "Platinum"}}},
+            "UnmappableValue",
+            "customFields.PCF_SEGMENT",
+            True,
+        ),
         ({"customFields": {"PCF_VIP": "perhaps"}}, "InvalidCustomFieldValue", "customFields.PCF_VIP", True),
         ({"customFields": {"PCF_LOYALTY": "x" * 101}}, "ValueTooLong", "customFields.PCF_LOYALTY", True),
     ],
@@ -102,8 +133,12 @@ def test_bad_input_becomes_typed_issue(
 
 
 def test_issue_descriptions_do_not_contain_the_personal_value(mapping: CustomerMapping) -> None:
-    contact = bp_contact(communication={"emails": {"PRI": {"email": "secret.person.example.com"}},
-                                        "telephones": {"PRI": "0777 SECRET"}})
+    contact = bp_contact(
+        communication={
+            "emails": {"PRI": {"email": "secret.person.example.com"}},
+            "telephones": {"PRI": "0777 SECRET"},
+        }
+    )
     result = brightpearl_to_canonical(contact, mapping, postal_addresses=BP_ADDRESSES)
     assert {i.code for i in result.issues} == {"InvalidEmail", "InvalidPhone"}
     for issue in result.issues:
@@ -116,14 +151,18 @@ def test_issue_descriptions_do_not_contain_the_personal_value(mapping: CustomerM
 def test_unknown_country_in_an_address(mapping: CustomerMapping) -> None:
     addresses = [dict(BP_ADDRESSES[0]), dict(BP_ADDRESSES[1], countryIsoCode="XXX", countryIsoCode2=None)]
     result = brightpearl_to_canonical(BP_CONTACT, mapping, postal_addresses=addresses)
-    assert [(i.code, i.field) for i in result.issues] == [("UnknownCountry", "postalAddress[108].countryIsoCode")]
+    assert [(i.code, i.field) for i in result.issues] == [
+        ("UnknownCountry", "postalAddress[108].countryIsoCode")
+    ]
     assert result.fatal
 
 
 def test_contact_group_source(mapping_with: Callable[[dict[str, Any]], CustomerMapping]) -> None:
     mapping = mapping_with({"customer_group": {"brightpearl_source": "contact_group"}})
     contact = bp_contact(financialDetails={"priceListId": 99})  # ignored with contact_group
-    read = brightpearl_to_canonical(contact, mapping, postal_addresses=BP_ADDRESSES, contact_group_ids=[50, 3])
+    read = brightpearl_to_canonical(
+        contact, mapping, postal_addresses=BP_ADDRESSES, contact_group_ids=[50, 3]
+    )
     assert read.issues == [] and read.value.customer_group == "wholesale"
     written = canonical_to_brightpearl(read.value, mapping).value
     assert written.contact_group_id == 3
@@ -132,7 +171,9 @@ def test_contact_group_source(mapping_with: Callable[[dict[str, Any]], CustomerM
 
 def full_customer(**changes: Any) -> Customer:
     home = Address(line1="10 Downing Street", city="London", postcode="SW1A 2AA", country="GB")
-    depot = Address(line1="Unit 2", line2="Dock Road", line3="Gate B", city="Tilbury", postcode="RM18 7EH", country="GB")
+    depot = Address(
+        line1="Unit 2", line2="Dock Road", line3="Gate B", city="Tilbury", postcode="RM18 7EH", country="GB"
+    )
     values: dict[str, Any] = {
         "name": PersonName(salutation="Ms", first_name="Priya", last_name="Patel"),
         "emails": Emails(primary="priya@patel-imports.co.uk"),
@@ -154,8 +195,12 @@ def test_writes_nested_post_body_and_address_bodies(mapping: CustomerMapping) ->
     payload = result.value
     home, depot = payload.postal_addresses
     assert home.roles == ("DEF", "BIL") and depot.roles == ("DEL",)
-    assert home.body == {"addressLine1": "10 Downing Street", "addressLine3": "London", "postalCode": "SW1A 2AA",
-                         "countryIsoCode": "GBR"}
+    assert home.body == {
+        "addressLine1": "10 Downing Street",
+        "addressLine3": "London",
+        "postalCode": "SW1A 2AA",
+        "countryIsoCode": "GBR",
+    }
     assert depot.body["addressLine2"] == "Dock Road, Gate B"  # line3 has no Brightpearl slot
     body = payload.post_body({"DEF": 901, "BIL": 901, "DEL": 902})
     assert body == {
@@ -181,15 +226,22 @@ def test_writes_nested_post_body_and_address_bodies(mapping: CustomerMapping) ->
 
 
 def test_brightpearl_name_limit_and_unmappable_group(mapping: CustomerMapping) -> None:
-    customer = full_customer(name=PersonName(first_name="A" * 33, last_name="Patel"), customer_group="vip-gold")
+    customer = full_customer(
+        name=PersonName(first_name="A" * 33, last_name="Patel"), customer_group="vip-gold"
+    )
     result = canonical_to_brightpearl(customer, mapping)
-    assert [(i.code, i.field) for i in result.issues] == [("ValueTooLong", "firstName"), ("UnmappableValue", "customer_group")]
+    assert [(i.code, i.field) for i in result.issues] == [
+        ("ValueTooLong", "firstName"),
+        ("UnmappableValue", "customer_group"),
+    ]
     assert "is longer than 32 characters" in result.issues[0].description
     assert result.fatal
 
 
 def test_address_without_first_line_is_skipped_with_a_warning(mapping: CustomerMapping) -> None:
-    customer = full_customer(addresses=Addresses(shipping=Address(city="Leeds", postcode="LS1 1AA", country="GB")))
+    customer = full_customer(
+        addresses=Addresses(shipping=Address(city="Leeds", postcode="LS1 1AA", country="GB"))
+    )
     result = canonical_to_brightpearl(customer, mapping)
     assert [(i.code, i.fatal) for i in result.issues] == [("IncompleteAddress", False)]
     assert result.value.postal_addresses == []
@@ -197,12 +249,14 @@ def test_address_without_first_line_is_skipped_with_a_warning(mapping: CustomerM
 
 def test_patch_ops_only_for_what_changed(mapping: CustomerMapping) -> None:
     current = brightpearl_to_canonical(BP_CONTACT, mapping, postal_addresses=BP_ADDRESSES).value
-    desired = current.model_copy(update={
-        "name": PersonName(salutation=None, first_name="Demetrius", last_name="Customer"),
-        "phones": current.phones.model_copy(update={"mobile": None, "secondary": "+442079460958"}),
-        "emails": current.emails.model_copy(update={"primary": "new@example.com"}),
-        "marketing_consent": False,
-    })
+    desired = current.model_copy(
+        update={
+            "name": PersonName(salutation=None, first_name="Demetrius", last_name="Customer"),
+            "phones": current.phones.model_copy(update={"mobile": None, "secondary": "+442079460958"}),
+            "emails": current.emails.model_copy(update={"primary": "new@example.com"}),
+            "marketing_consent": False,
+        }
+    )
     result = brightpearl_patch_ops(desired, BP_CONTACT, mapping)
     assert result.issues == []
     ops = result.value
@@ -219,10 +273,13 @@ def test_patch_ops_only_for_what_changed(mapping: CustomerMapping) -> None:
 
 def test_patch_reports_what_brightpearl_cannot_patch(mapping: CustomerMapping) -> None:
     current = brightpearl_to_canonical(BP_CONTACT, mapping, postal_addresses=BP_ADDRESSES).value
-    desired = current.model_copy(update={
-        "website": "https://new.example", "customer_group": "retail",
-        "name": current.name.model_copy(update={"first_name": None}),
-    })
+    desired = current.model_copy(
+        update={
+            "website": "https://new.example",
+            "customer_group": "retail",
+            "name": current.name.model_copy(update={"first_name": None}),
+        }
+    )
     result = brightpearl_patch_ops(desired, BP_CONTACT, mapping)
     assert {(i.code, i.field) for i in result.issues} == {
         ("UnsupportedUpdate", "firstName"),
@@ -235,7 +292,9 @@ def test_patch_reports_what_brightpearl_cannot_patch(mapping: CustomerMapping) -
 
 def test_custom_field_ops_diff(mapping: CustomerMapping) -> None:
     current = brightpearl_to_canonical(BP_CONTACT, mapping, postal_addresses=BP_ADDRESSES).value
-    desired = current.model_copy(update={"custom_fields": {"loyalty_tier": None, "vip": True, "segment": "Silver"}})
+    desired = current.model_copy(
+        update={"custom_fields": {"loyalty_tier": None, "vip": True, "segment": "Silver"}}
+    )
     ops = brightpearl_custom_field_ops(desired, BP_CONTACT["customFields"], mapping).value
     assert ops == [
         {"op": "remove", "path": "/PCF_LOYALTY"},
@@ -250,10 +309,18 @@ def test_address_plan_updates_in_place_or_creates(mapping: CustomerMapping) -> N
     moved = Address(line1="Warehouse 10", city="Bristol", postcode="BS2 9AG", country="GB")
     plan = plan_postal_addresses(
         current.model_copy(update={"addresses": current.addresses.model_copy(update={"shipping": moved})}),
-        BP_CONTACT, BP_ADDRESSES, mapping,
+        BP_CONTACT,
+        BP_ADDRESSES,
+        mapping,
     ).value
-    assert plan.update == {108: {"addressLine1": "Warehouse 10", "addressLine3": "Bristol", "postalCode": "BS2 9AG",
-                                 "countryIsoCode": "GBR"}}
+    assert plan.update == {
+        108: {
+            "addressLine1": "Warehouse 10",
+            "addressLine3": "Bristol",
+            "postalCode": "BS2 9AG",
+            "countryIsoCode": "GBR",
+        }
+    }
     assert plan.create == []
 
     # billing moves away from default: address 107 is still the default, so a new one is created for BIL

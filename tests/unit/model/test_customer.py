@@ -39,7 +39,7 @@ def test_address_postcode_upper_and_country_code_checked() -> None:
 
 def test_phones_must_already_be_e164() -> None:
     assert Phones(telephone="+441245845632").telephone == "+441245845632"
-    with pytest.raises(ValidationError, match="E.164"):
+    with pytest.raises(ValidationError, match=r"E\.164"):
         Phones(telephone="01245 845632")
 
 
@@ -57,7 +57,7 @@ def test_modified_time_must_have_an_offset_and_is_kept_in_utc() -> None:
     local = dt.datetime(2024, 3, 1, 9, 0, tzinfo=dt.timezone(dt.timedelta(hours=-5)))
     assert Customer(modified_at=local).modified_at == dt.datetime(2024, 3, 1, 14, 0, tzinfo=dt.UTC)
     with pytest.raises(ValidationError, match="time zone"):
-        Customer(modified_at=dt.datetime(2024, 3, 1, 9, 0))  # noqa: DTZ001
+        Customer(modified_at=dt.datetime(2024, 3, 1, 9, 0))
 
 
 def test_model_is_frozen_and_strict_about_unknown_fields() -> None:

@@ -34,7 +34,9 @@ def test_email_match_ignores_case_and_whitespace() -> None:
 
 
 def test_email_matches_any_slot() -> None:
-    other = Customer(name=PersonName(last_name="X"), emails=Emails(primary="a@b.com", tertiary="john.smith@example.com"))
+    other = Customer(
+        name=PersonName(last_name="X"), emails=Emails(primary="a@b.com", tertiary="john.smith@example.com")
+    )
     assert find_duplicates(other, POOL).linked_id == "c-1"
 
 
