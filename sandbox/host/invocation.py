@@ -101,8 +101,9 @@ class LocalContext(func.Context):
 class Invoker:
     """Runs invocations and logs them in the style of Core Tools ("Executing ... / Executed ...")."""
 
-    def __init__(self, pool: ThreadPoolExecutor, function_directory: str):
+    def __init__(self, pool: ThreadPoolExecutor, function_directory: str, timeout: float | None = None):
         self._pool = pool
+        self._timeout = timeout
         self._function_directory = function_directory
         self._sync_running = 0
         self._sync_lock = threading.Lock()
@@ -133,17 +134,31 @@ class Invoker:
         started = time.perf_counter()
         try:
             if fn.is_async:
-                result = await fn.user_function(**kwargs)
+                running = fn.user_function(**kwargs)
             else:
                 loop = asyncio.get_running_loop()
-                result = await loop.run_in_executor(
-                    self._pool, functools.partial(self._call_sync, fn, kwargs)
-                )
+                running = loop.run_in_executor(self._pool, functools.partial(self._call_sync, fn, kwargs))
+            # host.json functionTimeout: the invocation fails (a sync function's thread cannot be
+            # stopped and runs on, but its outcome no longer counts).
+            result = await asyncio.wait_for(running, self._timeout)
         except Exception as exc:
             duration = (time.perf_counter() - started) * 1000
-            log.exception(
-                "Executed 'Functions.%s' (Failed, Id=%s, Duration=%dms)", fn.name, invocation_id, duration
-            )
+            if (
+                isinstance(exc, TimeoutError)
+                and self._timeout is not None
+                and duration >= self._timeout * 1000
+            ):
+                log.error(
+                    "Timeout value of %ss exceeded by function 'Functions.%s' (Id: '%s'). "
+                    "Initiating cancellation.",
+                    self._timeout,
+                    fn.name,
+                    invocation_id,
+                )
+            else:
+                log.exception(
+                    "Executed 'Functions.%s' (Failed, Id=%s, Duration=%dms)", fn.name, invocation_id, duration
+                )
             return InvocationResult(invocation_id, fn.name, False, error=exc)
         duration = (time.perf_counter() - started) * 1000
         log.info(

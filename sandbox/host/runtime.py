@@ -200,7 +200,10 @@ class LocalHost:
         threads = int(os.environ.get(THREADPOOL_SETTING) or min(32, (os.cpu_count() or 1) + 4))
         self._pool = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="sandbox-host-fn")
         self._bus_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sandbox-host-bus")
-        self._invoker = Invoker(self._pool, str(self.project_root))
+        timeout = self.options.function_timeout
+        self._invoker = Invoker(
+            self._pool, str(self.project_root), timeout.total_seconds() if timeout else None
+        )
 
     def _check_subscription(self, fn: FunctionInfo) -> None:
         trigger = fn.trigger

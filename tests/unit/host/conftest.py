@@ -112,3 +112,10 @@ def make_host(tmp_path: Path) -> Iterator[Callable[..., LocalHost]]:
     yield factory
     for host in hosts:
         host.stop(grace=1.0)
+
+
+@pytest.fixture(autouse=True)
+def _clean_setting_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings left in os.environ by other tests must not win over the ones these tests pass."""
+    for name in (*base_settings(), "LOCAL_BUS_PATH"):
+        monkeypatch.delenv(name, raising=False)

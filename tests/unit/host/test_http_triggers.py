@@ -132,3 +132,15 @@ def test_start_up_listing_names_routes(make_host):
         for line in lines
     )
     assert any(line.startswith("echo: [POST]") for line in lines)
+
+
+def test_function_timeout_from_host_json_fails_the_invocation(make_host, caplog):
+    with (
+        caplog.at_level(logging.ERROR, logger="sandbox.host"),
+        make_host(APP, host_json={"functionTimeout": "00:00:00.3"}) as host,
+    ):
+        response = httpx.get(f"{host.api_url}/hang", timeout=30)
+
+    assert response.status_code == 500
+    assert host.module.CALLS == ["hang"]
+    assert any("Timeout value of 0.3s exceeded" in r.getMessage() for r in caplog.records)

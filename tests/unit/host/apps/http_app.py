@@ -1,5 +1,6 @@
 """Test function app: HTTP triggers at each auth level, route params, methods, errors."""
 
+import asyncio
 import json
 
 import azure.functions as func
@@ -55,3 +56,10 @@ def boom(req: func.HttpRequest) -> func.HttpResponse:
 def with_context(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
     CALLS.append("context_name")
     return func.HttpResponse(json.dumps({"name": context.function_name, "id": context.invocation_id}))
+
+
+@app.route(route="hang", auth_level=func.AuthLevel.ANONYMOUS)
+async def hang(req: func.HttpRequest) -> str:
+    CALLS.append("hang")
+    await asyncio.sleep(60)
+    return "too late"
