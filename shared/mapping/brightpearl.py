@@ -126,6 +126,20 @@ def _custom_from_bp(cf: CustomFieldMapping, raw: object, log: IssueLog) -> Custo
         return None
 
 
+def _as_int(raw: object) -> int:
+    """An id as an int; -1 (matches nothing) when it is not a whole number."""
+    try:
+        return int(str(raw).strip())
+    except ValueError:
+        return -1
+
+
+def is_customer(contact: Mapping[str, Any]) -> bool:
+    """Brightpearl contact GET has no isCustomer flag: a customer is neither supplier nor staff (§5.1)."""
+    relationship = contact.get("relationshipToAccount") or {}
+    return not relationship.get("isSupplier") and not relationship.get("isStaff")
+
+
 def _as_bool(raw: object) -> bool:
     if isinstance(raw, bool):
         return raw
@@ -222,23 +236,26 @@ def brightpearl_to_canonical(
     if cg.enabled:
         if cg.brightpearl_source == "price_list":
             price_list = (contact.get("financialDetails") or {}).get("priceListId")
-            if price_list not in (None, 0, ""):
-                group = mapping.group_by_brightpearl(int(price_list))
+            if price_list not in (None, 0, "0", ""):
+                group = mapping.group_by_brightpearl(_as_int(price_list))
                 if group is None:
                     log.add(
                         IssueCode.UNMAPPABLE_VALUE,
                         "financialDetails.priceListId",
-                        f"price list {price_list} has no entry in customer_group.values",
+                        f"price list {price_list!r} has no entry in customer_group.values",
                         "customer_group",
                     )
         else:
             for group_id in contact_group_ids or ():
-                group = mapping.group_by_brightpearl(int(group_id))
+                group = mapping.group_by_brightpearl(_as_int(group_id))
                 if group is not None:
                     break
 
     tags_raw = contact.get("contactTags")
-    tag_ids = [t.strip() for t in str(tags_raw).split(",") if t.strip()] if tags_raw not in (None, "") else []
+    if isinstance(tags_raw, list | tuple):
+        tag_ids = [str(t).strip() for t in tags_raw if str(t).strip()]
+    else:
+        tag_ids = [t.strip() for t in str(tags_raw or "").split(",") if t.strip()]
     tags = [tag_names.get(int(t), t) if tag_names and t.isdigit() else t for t in tag_ids]
 
     custom_raw = contact.get("customFields") or {}

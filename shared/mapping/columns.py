@@ -83,6 +83,7 @@ _CONTACT: list[Column] = [
     _string("bpi_brightpearlid", 100),
     _string("bpi_customergroup", 100),
     Column("bpi_tags", "memo", 2000),
+    Column("bpi_newsletteroptin", "boolean"),
 ]
 
 _ACCOUNT: list[Column] = [

@@ -68,8 +68,8 @@ class CountrySettings(_Strict):
 
 
 class MarketingConsent(_Strict):
-    column: str | None = "donotbulkemail"
-    inverted: bool = Field(True, description="true when the column means 'do NOT send' (donotbulkemail)")
+    column: str | None = "bpi_newsletteroptin"
+    inverted: bool = Field(False, description="true when the column means 'do NOT send' (donotbulkemail)")
 
 
 class AccountSettings(_Strict):

@@ -82,8 +82,18 @@ def project_for_dataverse(customer: Customer, mapping: CustomerMapping) -> dict[
                 "address": _address(org.address) if dv.account.address_from else None,
             }
         )
-    if mapping.customer_group.enabled and mapping.customer_group.dataverse_columns:
-        out["customer_group"] = customer.customer_group
+    cg = mapping.customer_group
+    if cg.enabled:
+        # the group is only stored where a column receives it: on the contact, or on the
+        # account when there is one (otherwise it could never be read back and would never match)
+        on_contact = any(t.entity == "contact" for t in cg.dataverse_columns)
+        on_account = (
+            dv.account.enabled
+            and org is not None
+            and any(t.entity == "account" for t in cg.dataverse_columns)
+        )
+        if on_contact or on_account:
+            out["customer_group"] = customer.customer_group
     out["custom_fields"] = _custom(customer, mapping)
     return out
 

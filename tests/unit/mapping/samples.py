@@ -153,6 +153,7 @@ DV_CONTACT: dict[str, Any] = {
     "fax": None,
     "websiteurl": None,
     "donotbulkemail": True,
+    "bpi_newsletteroptin": False,
     "address1_line1": "Friedrichstraße 123",
     "address1_line2": "3. OG",
     "address1_line3": "Hinterhaus",

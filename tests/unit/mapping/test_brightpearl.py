@@ -13,6 +13,7 @@ from shared.mapping.brightpearl import (
     brightpearl_patch_ops,
     brightpearl_to_canonical,
     canonical_to_brightpearl,
+    is_customer,
     plan_postal_addresses,
 )
 from shared.mapping.config import CustomerMapping
@@ -328,3 +329,15 @@ def test_address_plan_updates_in_place_or_creates(mapping: CustomerMapping) -> N
     plan = plan_postal_addresses(split, BP_CONTACT, BP_ADDRESSES, mapping).value
     assert plan.update == {}
     assert [d.roles for d in plan.create] == [("BIL",)]
+
+
+def test_customer_filter_and_odd_id_shapes(mapping: CustomerMapping) -> None:
+    assert is_customer(BP_CONTACT)
+    assert not is_customer(bp_contact(relationshipToAccount={"isSupplier": True, "isStaff": False}))
+    read = brightpearl_to_canonical(
+        bp_contact(financialDetails={"priceListId": "two"}, contactTags=["1", " 12 "]),
+        mapping,
+        postal_addresses=BP_ADDRESSES,
+    )
+    assert [(i.code, i.field) for i in read.issues] == [("UnmappableValue", "financialDetails.priceListId")]
+    assert read.value.tags == ("1", "12")

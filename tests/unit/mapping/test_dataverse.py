@@ -38,7 +38,7 @@ def test_reads_contact_with_expanded_parent_account(mapping: CustomerMapping) ->
     # national numbers read in the customer's own country (address1 is in Germany)
     assert c.phones.telephone == "+49301234567"
     assert c.phones.mobile == "+4915123456789"
-    assert c.marketing_consent is False  # donotbulkemail = true
+    assert c.marketing_consent is False  # bpi_newsletteroptin = false
     assert (
         c.addresses.billing
         == c.addresses.default
@@ -141,7 +141,8 @@ def test_writes_contact_account_and_bind_by_alternate_key(mapping: CustomerMappi
     assert p.contact["emailaddress1"] == "demo.customer@example.com"
     assert p.contact["telephone1"] == "+441245845632"
     assert p.contact["telephone2"] is None  # cleared: Brightpearl has no SEC phone
-    assert p.contact["donotbulkemail"] is False
+    assert p.contact["bpi_newsletteroptin"] is True
+    assert "donotbulkemail" not in p.contact
     assert (p.contact["address1_line1"], p.contact["address1_city"], p.contact["address1_country"]) == (
         "Unit 4, Riverside Park",
         "Chelmsford",
@@ -248,3 +249,17 @@ def test_key_reference_quotes_and_rejects_unsafe_values() -> None:
     assert key_reference("accounts", "bpi_brightpearlid", "O'Neil") == "accounts(bpi_brightpearlid='O''Neil')"
     with pytest.raises(ValueError, match="cannot be used in a key reference"):
         key_reference("accounts", "bpi_brightpearlid", "a/b")
+
+
+def test_marketing_consent_through_an_inverted_column(
+    mapping_with: Callable[[dict[str, Any]], CustomerMapping],
+) -> None:
+    mapping = mapping_with(
+        {"dataverse": {"marketing_consent": {"column": "donotbulkemail", "inverted": True}}}
+    )
+    read = dataverse_to_canonical(dv_contact(donotbulkemail=False), mapping, account=DV_ACCOUNT)
+    assert read.value.marketing_consent is True
+    written = canonical_to_dataverse(read.value.model_copy(update={"marketing_consent": False}), mapping)
+    assert written.value.contact["donotbulkemail"] is True
+    unknown = canonical_to_dataverse(read.value.model_copy(update={"marketing_consent": None}), mapping)
+    assert "donotbulkemail" not in unknown.value.contact  # never guessed

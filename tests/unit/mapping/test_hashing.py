@@ -174,3 +174,28 @@ def test_different_last_names_give_different_hashes(a: str, b: str) -> None:
     ca, cb = Customer(name=PersonName(last_name=a)), Customer(name=PersonName(last_name=b))
     same_content = ca.name.last_name == cb.name.last_name
     assert (content_hash(ca, "dataverse", MAPPING) == content_hash(cb, "dataverse", MAPPING)) is same_content
+
+
+def test_group_without_a_place_to_live_is_not_hashed(
+    mapping_with: Callable[[dict[str, Any]], CustomerMapping],
+) -> None:
+    account_only = mapping_with(
+        {
+            "customer_group": {
+                "dataverse_columns": [{"entity": "account", "column": "customertypecode"}],
+                "values": [
+                    {"group": "retail", "brightpearl": 1, "dataverse": {"customertypecode": 3}},
+                    {"group": "trade", "brightpearl": 2, "dataverse": {"customertypecode": 9}},
+                ],
+            }
+        }
+    )
+    person = base(organisation=None)
+    # no account to hold the group: Dataverse cannot store it, so it cannot differ
+    assert content_hash(person, "dataverse", account_only) == content_hash(
+        person.model_copy(update={"customer_group": "retail"}), "dataverse", account_only
+    )
+    # with an organisation the account holds it
+    assert content_hash(base(), "dataverse", account_only) != content_hash(
+        base(customer_group="retail"), "dataverse", account_only
+    )
