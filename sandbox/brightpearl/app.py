@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -927,7 +927,15 @@ class Simulator:
         }
 
     async def _token(self, request: Request) -> Response:
-        form = await request.form()
+        if "application/x-www-form-urlencoded" not in request.headers.get("content-type", ""):
+            return JSONResponse(
+                {
+                    "error": "invalid_request",
+                    "error_description": "the token endpoint takes application/x-www-form-urlencoded",
+                },
+                400,
+            )
+        form = {k: v[-1] for k, v in parse_qs((await request.body()).decode("utf-8", "replace")).items()}
         account = request.path_params.get("account") or form.get("account_code") or self.config.accounts[0]
 
         def refuse(error: str, description: str, status: int = 400) -> Response:
@@ -993,6 +1001,7 @@ class Simulator:
             self.oauth.codes.clear()
             self.oauth.access.clear()
             self.oauth.refresh.clear()
+            self.oauth.grants = 0
 
     def add_fault(
         self,

@@ -92,9 +92,12 @@ class Receiver:
         self.script: list[int] = []  # statuses to answer, in order; then 200
         self._lock = threading.Lock()
         self.port = free_port()
-        app = Starlette(routes=[Route("/{path:path}", self._handle, methods=["GET", "POST", "PUT", "DELETE"])])
-        self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                                     access_log=False))
+        app = Starlette(
+            routes=[Route("/{path:path}", self._handle, methods=["GET", "POST", "PUT", "DELETE"])]
+        )
+        self._server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False)
+        )
         self._thread = threading.Thread(target=self._server.run, daemon=True)
 
     @property
@@ -105,9 +108,16 @@ class Receiver:
         body = await request.body()
         with self._lock:
             status = self.script.pop(0) if self.script else 200
-            self.requests.append({"method": request.method, "path": request.url.path,
-                                  "query": dict(request.query_params), "headers": dict(request.headers),
-                                  "body": body, "status": status})
+            self.requests.append(
+                {
+                    "method": request.method,
+                    "path": request.url.path,
+                    "query": dict(request.query_params),
+                    "headers": dict(request.headers),
+                    "body": body,
+                    "status": status,
+                }
+            )
         return Response(status_code=status)
 
     def received(self) -> list[dict[str, Any]]:

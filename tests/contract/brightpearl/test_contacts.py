@@ -19,7 +19,9 @@ def contact_ids(sim: Simulator) -> list[int]:
         return sorted(sim.state.contacts)
 
 
-def test_get_contacts_by_id_set_with_addresses_leaves_out_missing_ids(client: BrightpearlClient, sim: Simulator):
+def test_get_contacts_by_id_set_with_addresses_leaves_out_missing_ids(
+    client: BrightpearlClient, sim: Simulator
+):
     ids = contact_ids(sim)[:5]
     contacts = client.get_contacts([*ids, 999_999], with_addresses=True)
 
@@ -36,8 +38,9 @@ def test_get_contacts_by_id_set_with_addresses_leaves_out_missing_ids(client: Br
         client.get_contact(999_999)
 
 
-def test_id_sets_over_the_per_call_limit_are_split(make_client: Callable[..., BrightpearlClient], sim: Simulator,
-                                                   admin: httpx.Client):
+def test_id_sets_over_the_per_call_limit_are_split(
+    make_client: Callable[..., BrightpearlClient], sim: Simulator, admin: httpx.Client
+):
     sim.state.seed(contacts=400)
     ids = contact_ids(sim)[:450]
     client = make_client()
@@ -49,8 +52,9 @@ def test_id_sets_over_the_per_call_limit_are_split(make_client: Callable[..., Br
     assert admin.get("/requests").json()["byEndpoint"]["GET contact-service/contact[/{ids}]"] == 3
 
 
-def test_long_id_sets_are_split_by_length_and_on_414(make_client: Callable[..., BrightpearlClient],
-                                                     sim: Simulator):
+def test_long_id_sets_are_split_by_length_and_on_414(
+    make_client: Callable[..., BrightpearlClient], sim: Simulator
+):
     sim.state.seed(contacts=150)
     scattered = contact_ids(sim)[::2][:90]  # no ranges: "200,202,204,..."
     by_length = make_client(BRIGHTPEARL_IDSET_MAX_CHARS=100)
@@ -74,16 +78,22 @@ def test_search_pages_across_three_pages_as_dicts_keyed_by_column(client: Bright
     assert pager.results_available == 50
 
 
-def test_search_by_updated_on_range_finds_exactly_the_changed_contacts(client: BrightpearlClient,
-                                                                       sim: Simulator, admin: httpx.Client):
+def test_search_by_updated_on_range_finds_exactly_the_changed_contacts(
+    client: BrightpearlClient, sim: Simulator, admin: httpx.Client
+):
     ids = contact_ids(sim)
     since = datetime.now(UTC)
     changed = [ids[3], ids[17], ids[40]]
-    stamps = [admin.post(f"/contacts/{cid}/change", json={"lastName": "Changed"}).json()["updatedOn"]
-              for cid in changed]
+    stamps = [
+        admin.post(f"/contacts/{cid}/change", json={"lastName": "Changed"}).json()["updatedOn"]
+        for cid in changed
+    ]
 
-    rows = list(client.search_contacts(updated_since=since - timedelta(milliseconds=1),
-                                       columns=["contactId", "updatedOn"]))
+    rows = list(
+        client.search_contacts(
+            updated_since=since - timedelta(milliseconds=1), columns=["contactId", "updatedOn"]
+        )
+    )
     assert sorted(r["contactId"] for r in rows) == changed
 
     until = datetime.fromisoformat(stamps[1].replace("Z", "+00:00"))
@@ -101,19 +111,38 @@ def test_search_by_primary_email(client: BrightpearlClient, sim: Simulator):
 
 def test_create_contact_with_postal_address(client: BrightpearlClient):
     address_id = client.create_postal_address(
-        PostalAddressCreate(addressLine1="1 High Street", addressLine3="Bristol", postalCode="BS1 1AA",
-                            countryIsoCode="GB"))  # alpha-2 in, alpha-3 on the wire
-    contact_id = client.create_contact(ContactCreate.build(
-        first_name="Ada", last_name="Lovelace", email="ada@example.com", telephone="+44 117 000 0000",
-        company="Analytical Ltd", address_id=address_id, price_list_id=3, newsletter=True))
+        PostalAddressCreate(
+            addressLine1="1 High Street", addressLine3="Bristol", postalCode="BS1 1AA", countryIsoCode="GB"
+        )
+    )  # alpha-2 in, alpha-3 on the wire
+    contact_id = client.create_contact(
+        ContactCreate.build(
+            first_name="Ada",
+            last_name="Lovelace",
+            email="ada@example.com",
+            telephone="+44 117 000 0000",
+            company="Analytical Ltd",
+            address_id=address_id,
+            price_list_id=3,
+            newsletter=True,
+        )
+    )
 
     contact = client.get_contact(contact_id, with_addresses=True)
-    assert (contact.first_name, contact.last_name, contact.primary_email) == ("Ada", "Lovelace", "ada@example.com")
+    assert (contact.first_name, contact.last_name, contact.primary_email) == (
+        "Ada",
+        "Lovelace",
+        "ada@example.com",
+    )
     assert contact.post_address_ids == {"DEF": address_id, "BIL": address_id, "DEL": address_id}
     assert contact.price_list_id == 3 and contact.is_customer
     assert contact.organisation is not None and contact.organisation.name == "Analytical Ltd"
     [address] = client.get_postal_addresses([address_id])
-    assert (address.country_iso_code, address.country_iso_code2, address.contact_id) == ("GBR", "GB", contact_id)
+    assert (address.country_iso_code, address.country_iso_code2, address.contact_id) == (
+        "GBR",
+        "GB",
+        contact_id,
+    )
 
     client.update_postal_address(address_id, {"addressLine1": "2 High Street", "countryIsoCode": "GBR"})
     assert client.get_postal_addresses([address_id])[0].address_line1 == "2 High Street"
@@ -123,7 +152,9 @@ def test_validation_errors_carry_brightpearls_messages(client: BrightpearlClient
     with pytest.raises(BrightpearlValidationError) as caught:
         client.create_contact({"firstName": "x" * 40, "lastName": "Long"})
     assert caught.value.status == 400
-    assert caught.value.errors == [{"code": "CNTC-101", "message": "firstName must be text of at most 32 characters"}]
+    assert caught.value.errors == [
+        {"code": "CNTC-101", "message": "firstName must be text of at most 32 characters"}
+    ]
     assert "CNTC-101" in str(caught.value) and "firstName" in str(caught.value)
 
     with pytest.raises(BrightpearlValidationError, match="postal address 424242 does not exist"):
@@ -134,14 +165,21 @@ def test_patch_contact_applies_allowed_ops_and_rejects_others(client: Brightpear
     cid = contact_ids(sim)[0]
     before = client.get_contact(cid)
 
-    after = client.patch_contact(cid, [
-        PatchOp(op="replace", path="/firstName", value="Grace"),
-        {"op": "add", "path": "/communication/telephones/MOB", "value": "07700 900000"},
-        {"op": "replace", "path": "/communication/emails/PRI/email", "value": "grace@example.com"},
-    ])
+    after = client.patch_contact(
+        cid,
+        [
+            PatchOp(op="replace", path="/firstName", value="Grace"),
+            {"op": "add", "path": "/communication/telephones/MOB", "value": "07700 900000"},
+            {"op": "replace", "path": "/communication/emails/PRI/email", "value": "grace@example.com"},
+        ],
+    )
     assert after.first_name == "Grace" and after.primary_email == "grace@example.com"
     assert after.communication.telephones["MOB"] == "07700 900000"
-    assert after.updated_on is not None and before.updated_on is not None and after.updated_on > before.updated_on
+    assert (
+        after.updated_on is not None
+        and before.updated_on is not None
+        and after.updated_on > before.updated_on
+    )
 
     with pytest.raises(BrightpearlValidationError, match="cannot be patched"):
         client.patch_contact(cid, [{"op": "replace", "path": "/financialDetails/priceListId", "value": 1}])

@@ -18,8 +18,9 @@ from shared.brightpearl.models import CustomerPaymentCreate, SalesOrderCreate
 
 def a_customer(sim: Simulator) -> int:
     with sim.state.lock:
-        return next(c for c, v in sorted(sim.state.contacts.items())
-                    if not v["relationshipToAccount"]["isSupplier"])
+        return next(
+            c for c, v in sorted(sim.state.contacts.items()) if not v["relationshipToAccount"]["isSupplier"]
+        )
 
 
 def tracked_products(sim: Simulator) -> list[int]:
@@ -29,13 +30,21 @@ def tracked_products(sim: Simulator) -> list[int]:
 
 def order_body(sim: Simulator, external_ref: str, qty: int = 2) -> SalesOrderCreate:
     product = tracked_products(sim)[0]
-    return SalesOrderCreate.model_validate({
-        "customer": {"id": a_customer(sim)}, "ref": "PO-778", "externalRef": external_ref,
-        "installedIntegrationInstanceId": 1, "placedOn": datetime(2026, 7, 1, 10, 0, tzinfo=UTC),
-        "currency": {"code": "GBP"}, "warehouseId": 2,
-        "rows": [{"productId": product, "quantity": qty, "taxCode": "T20", "net": "20.00", "tax": "4.00"},
-                 {"name": "Gift wrap", "quantity": 1, "taxCode": "T20", "net": "2.50", "tax": "0.50"}],
-    })
+    return SalesOrderCreate.model_validate(
+        {
+            "customer": {"id": a_customer(sim)},
+            "ref": "PO-778",
+            "externalRef": external_ref,
+            "installedIntegrationInstanceId": 1,
+            "placedOn": datetime(2026, 7, 1, 10, 0, tzinfo=UTC),
+            "currency": {"code": "GBP"},
+            "warehouseId": 2,
+            "rows": [
+                {"productId": product, "quantity": qty, "taxCode": "T20", "net": "20.00", "tax": "4.00"},
+                {"name": "Gift wrap", "quantity": 1, "taxCode": "T20", "net": "2.50", "tax": "0.50"},
+            ],
+        }
+    )
 
 
 def test_sales_order_created_atomically_and_read_back(client: BrightpearlClient, sim: Simulator):
@@ -49,8 +58,11 @@ def test_sales_order_created_atomically_and_read_back(client: BrightpearlClient,
     gift = next(r for r in order.order_rows.values() if r.product_id is None)
     assert gift.row_net == Decimal("2.5000") and gift.row_tax == Decimal("0.50")
     assert order.total_value["total"] == Decimal("27.00")
-    assert (order.stock_status_code, order.shipping_status_code, order.order_payment_status) == ("SON", "SNS",
-                                                                                               "UNPAID")
+    assert (order.stock_status_code, order.shipping_status_code, order.order_payment_status) == (
+        "SON",
+        "SNS",
+        "UNPAID",
+    )
     assert order.customer_id == a_customer(sim)
     assert order.parties["delivery"].country_iso3 is not None
 
@@ -66,7 +78,7 @@ def test_sales_order_validation_messages(client: BrightpearlClient, sim: Simulat
     body["rows"][0]["taxCode"] = "ZZ"
     with pytest.raises(BrightpearlValidationError, match=r"rows\[0\].taxCode 'ZZ' is not a tax code"):
         client.create_sales_order(body)
-    with pytest.raises(ValueError, match="customer.id"):
+    with pytest.raises(ValueError, match=r"customer\.id"):
         SalesOrderCreate.model_validate({"customer": {}, "rows": body["rows"]})
 
 
@@ -84,10 +96,13 @@ def test_order_status_notes_and_custom_fields(client: BrightpearlClient, sim: Si
     note_id = client.add_order_note(order_id, "called the customer", public=True)
     assert note_id in [n["id"] for n in client.get_order_notes(order_id)]
 
-    fields = client.patch_order_custom_fields(order_id, [
-        {"op": "add", "path": "/PCF_GIFTMSG", "value": "Happy birthday"},
-        {"op": "add", "path": "/PCF_SOURCE", "value": {"id": 10}},
-    ])
+    fields = client.patch_order_custom_fields(
+        order_id,
+        [
+            {"op": "add", "path": "/PCF_GIFTMSG", "value": "Happy birthday"},
+            {"op": "add", "path": "/PCF_SOURCE", "value": {"id": 10}},
+        ],
+    )
     assert fields == {"PCF_GIFTMSG": "Happy birthday", "PCF_SOURCE": {"id": 10, "value": "Phone"}}
     assert client.get_order_custom_fields(order_id) == fields
     assert client.get_orders([order_id], custom_fields=True)[0].model_extra["customFields"] == fields
@@ -98,7 +113,9 @@ def test_order_status_notes_and_custom_fields(client: BrightpearlClient, sim: Si
 def test_order_search_by_updated_on(client: BrightpearlClient, sim: Simulator):
     since = datetime.now(UTC)
     order_id = client.create_sales_order(order_body(sim, "shop-3001"))
-    rows = list(client.search_orders(updated_since=since, columns=["orderId", "orderStatusId", "externalRef"]))
+    rows = list(
+        client.search_orders(updated_since=since, columns=["orderId", "orderStatusId", "externalRef"])
+    )
     assert [r["orderId"] for r in rows] == [order_id]
     pager = client.search_orders(updated_since=since, columns=["orderId", "orderStatusId"])
     list(pager)
@@ -106,9 +123,14 @@ def test_order_search_by_updated_on(client: BrightpearlClient, sim: Simulator):
 
 
 def test_products_put_with_if_match_and_prices(client: BrightpearlClient, sim: Simulator):
-    product_id = client.create_product({
-        "brandId": 1, "identity": {"sku": "MUG-RED-1"}, "stock": {"stockTracked": True},
-        "salesChannels": [{"salesChannelName": "Brightpearl", "productName": "Red Mug"}]})
+    product_id = client.create_product(
+        {
+            "brandId": 1,
+            "identity": {"sku": "MUG-RED-1"},
+            "stock": {"stockTracked": True},
+            "salesChannels": [{"salesChannelName": "Brightpearl", "productName": "Red Mug"}],
+        }
+    )
     product = client.get_products([product_id])[0]
     assert (product.sku, product.name, product.stock_tracked) == ("MUG-RED-1", "Red Mug", True)
     assert [r["productId"] for r in client.search_products(sku="MUG-RED-1")] == [product_id]
@@ -137,10 +159,25 @@ def test_goods_out_note_lifecycle_and_stock(client: BrightpearlClient, sim: Simu
     before = client.get_product_availability([product_id])[product_id]
 
     with pytest.raises(BrightpearlValidationError, match="over-fulfilled"):
-        client.create_goods_out_note(order_id, [{"warehouseId": 2, "products": [
-            {"productId": product_id, "salesOrderRowId": row_id, "quantity": 4}]}])
-    note_id = client.create_goods_out_note(order_id, [{"warehouseId": 2, "products": [
-        {"productId": product_id, "salesOrderRowId": row_id, "quantity": 3}]}], shipping_method_id=3)
+        client.create_goods_out_note(
+            order_id,
+            [
+                {
+                    "warehouseId": 2,
+                    "products": [{"productId": product_id, "salesOrderRowId": row_id, "quantity": 4}],
+                }
+            ],
+        )
+    note_id = client.create_goods_out_note(
+        order_id,
+        [
+            {
+                "warehouseId": 2,
+                "products": [{"productId": product_id, "salesOrderRowId": row_id, "quantity": 3}],
+            }
+        ],
+        shipping_method_id=3,
+    )
 
     allocated = client.get_product_availability([product_id])[product_id]
     assert allocated.warehouses[2].allocated == before.warehouses[2].allocated + 3
@@ -148,16 +185,23 @@ def test_goods_out_note_lifecycle_and_stock(client: BrightpearlClient, sim: Simu
     assert notes[note_id].order_id == order_id and notes[note_id].order_rows[row_id][0]["quantity"] == 3
     assert client.get_goods_out_notes(order_ids=[order_id]).keys() == {note_id}
 
-    client.add_goods_out_events(note_id, [{"eventCode": "SHW", "occured": "2026-07-01T12:00:00.000Z",
-                                           "eventOwnerId": 4}], last_event_version=0)
+    client.add_goods_out_events(
+        note_id,
+        [{"eventCode": "SHW", "occured": "2026-07-01T12:00:00.000Z", "eventOwnerId": 4}],
+        last_event_version=0,
+    )
     shipped = client.get_goods_out_notes([note_id])[note_id]
     assert shipped.shipped and [e["eventCode"] for e in shipped.events] == ["PRI", "PIC", "PAC", "SHW"]
     with pytest.raises(BrightpearlPreconditionFailed):
-        client.add_goods_out_events(note_id, [{"eventCode": "PRI", "occured": "2026-07-01T12:00:00Z",
-                                               "eventOwnerId": 4}], last_event_version=0)
+        client.add_goods_out_events(
+            note_id,
+            [{"eventCode": "PRI", "occured": "2026-07-01T12:00:00Z", "eventOwnerId": 4}],
+            last_event_version=0,
+        )
     with pytest.raises(BrightpearlValidationError, match="no more events"):
-        client.add_goods_out_events(note_id, [{"eventCode": "PRI", "occured": "2026-07-01T12:00:00Z",
-                                               "eventOwnerId": 4}])
+        client.add_goods_out_events(
+            note_id, [{"eventCode": "PRI", "occured": "2026-07-01T12:00:00Z", "eventOwnerId": 4}]
+        )
     assert client.get_order(order_id).shipping_status_code == "ASS"
     after = client.get_product_availability([product_id])[product_id]
     assert after.warehouses[2].in_stock == before.warehouses[2].in_stock - 3
@@ -166,9 +210,15 @@ def test_goods_out_note_lifecycle_and_stock(client: BrightpearlClient, sim: Simu
 
 def test_credit_payment_and_journal(client: BrightpearlClient, sim: Simulator):
     order_id = client.create_sales_order(order_body(sim, "shop-5001"))
-    payment = CustomerPaymentCreate(transactionRef="pay-5001", paymentMethodCode="CARD", paymentType="RECEIPT",
-                                    orderId=order_id, currencyIsoCode="GBP", amountPaid=Decimal("27.00"),
-                                    paymentDate=datetime(2026, 7, 1, tzinfo=UTC))
+    payment = CustomerPaymentCreate(
+        transactionRef="pay-5001",
+        paymentMethodCode="CARD",
+        paymentType="RECEIPT",
+        orderId=order_id,
+        currencyIsoCode="GBP",
+        amountPaid=Decimal("27.00"),
+        paymentDate=datetime(2026, 7, 1, tzinfo=UTC),
+    )
     payment_id, created = client.ensure_customer_payment(payment)
     assert created and client.ensure_customer_payment(payment) == (payment_id, False)
     assert client.get_order(order_id).order_payment_status == "PAID"
@@ -182,13 +232,27 @@ def test_credit_payment_and_journal(client: BrightpearlClient, sim: Simulator):
     [credit] = client.get_sales_credits([credit_id])
     assert credit.order_type_code == "SC" and credit.parent_order_id == order_id
 
-    journal_id = client.create_journal({
-        "journalTypeCode": "BT", "taxDate": "2026-07-01", "description": "refund fee",
-        "credits": [{"nominalCode": "1200", "taxCode": "T0", "change": {"currency": "GBP", "value": "5.00"}}],
-        "debits": [{"nominalCode": "7900", "taxCode": "T0", "change": {"currency": "GBP", "value": "5.00"}}]})
+    journal_id = client.create_journal(
+        {
+            "journalTypeCode": "BT",
+            "taxDate": "2026-07-01",
+            "description": "refund fee",
+            "credits": [
+                {"nominalCode": "1200", "taxCode": "T0", "change": {"currency": "GBP", "value": "5.00"}}
+            ],
+            "debits": [
+                {"nominalCode": "7900", "taxCode": "T0", "change": {"currency": "GBP", "value": "5.00"}}
+            ],
+        }
+    )
     [journal] = client.get_journals([journal_id])
     assert journal.journal_type_code == "BT" and journal.tax_date == "2026-07-01"
     with pytest.raises(BrightpearlValidationError, match="do not balance"):
-        client.create_journal({"journalTypeCode": "BT", "taxDate": "2026-07-01",
-                               "credits": [{"nominalCode": "1200", "change": {"value": "5.00"}}],
-                               "debits": [{"nominalCode": "7900", "change": {"value": "4.00"}}]})
+        client.create_journal(
+            {
+                "journalTypeCode": "BT",
+                "taxDate": "2026-07-01",
+                "credits": [{"nominalCode": "1200", "change": {"value": "5.00"}}],
+                "debits": [{"nominalCode": "7900", "change": {"value": "4.00"}}],
+            }
+        )
