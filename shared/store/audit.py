@@ -5,22 +5,24 @@ record(s) it is about, so both questions are one or a few queries:
 
 - "recent rows of a flow": PartitionKey `f|{flow}|{inverted yyyymmdd}`. A flow's days are
   contiguous and newest first in key order, so the newest N rows are one range query.
-- "all rows of one record": PartitionKey `r|{yyyymm}|{entity}|{system}|{id}` (a row for the
-  source record, and one for the target record when it is known); one query per month of
-  retention (at most four for 90 days).
+- "all rows of one record": PartitionKey `r|{yyyymm}|{entity}|{system}|{bucket}` (bucket: one
+  hex digit of the id's hash), RowKey `{id}|{entry RowKey}`: a row for the source record and
+  one for the target record when known. Reading one record is a RowKey-prefix range query per
+  month of retention (at most four for 90 days); writing a batch groups index rows into entity
+  group transactions per bucket instead of one request per record.
 
-RowKey is `{inverted microseconds}_{uuid}`, so rows sort newest first within a partition.
+Entry RowKeys are `{inverted microseconds}_{uuid}`, so rows sort newest first in a partition.
 Retention (`purge_older_than`) is a key-range scan: per flow (the flows ever written are kept
 in partition `flows`) for flow rows, and by month prefix for record rows.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import re
 import uuid
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -142,19 +144,11 @@ class AuditLog:
             for system, record_id in _records_of(entry):
                 index_rows.append({
                     "PartitionKey": _record_partition(entry.entity, system, record_id, at),
-                    "RowKey": row_key, **properties,
+                    "RowKey": _record_prefix(record_id) + row_key, **properties,
                 })
         self._register_flows({entry.flow for entry in stamped})
         write_in_transactions(self.table, "upsert", flow_rows, "write audit")
-        if len(index_rows) <= 1:
-            write_in_transactions(self.table, "upsert", index_rows, "write audit index")
-        else:
-            # each record has its own partition: one request per row, so send them concurrently
-            with ThreadPoolExecutor(max_workers=min(8, len(index_rows))) as pool:
-                list(pool.map(
-                    lambda row: write_in_transactions(self.table, "upsert", [row], "write audit index"),
-                    index_rows,
-                ))
+        write_in_transactions(self.table, "upsert", index_rows, "write audit index")
         return stamped
 
     def recent(self, flow: str, limit: int = 50, *, days: int | None = None) -> list[AuditEntry]:
@@ -182,9 +176,13 @@ class AuditLog:
         found: list[AuditEntry] = []
         month = datetime(now.year, now.month, 1, tzinfo=now.tzinfo)
         while month >= datetime(oldest.year, oldest.month, 1, tzinfo=now.tzinfo):
-            pk = _record_partition(entity, system, record_id, month)
-            rows = query(self.table, "PartitionKey eq @pk", {"pk": pk}, "read audit",
-                         page_size=min(limit, 1000))
+            prefix = _record_prefix(record_id)
+            rows = query(
+                self.table, "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi",
+                {"pk": _record_partition(entity, system, record_id, month), "lo": prefix,
+                 "hi": prefix_upper_bound(prefix)},
+                "read audit", page_size=min(limit, 1000),
+            )
             found += [_entry_from_row(row) for row in itertools.islice(rows, limit - len(found))]
             if len(found) >= limit:
                 break
@@ -248,8 +246,13 @@ def _flow_partition(flow: str, at: datetime) -> str:
 
 
 def _record_partition(entity: str, system: str, record_id: str, at: datetime) -> str:
+    bucket = hashlib.sha256(record_id.encode("utf-8")).hexdigest()[0]
     return (f"r|{at.strftime('%Y%m')}|{escape_key(entity, field='entity')}|"
-            f"{escape_key(system, field='system')}|{escape_key(record_id, field='record_id')}")
+            f"{escape_key(system, field='system')}|{bucket}")
+
+
+def _record_prefix(record_id: str) -> str:
+    return escape_key(record_id, field="record_id") + "|"  # `|` inside ids is escaped
 
 
 def _records_of(entry: AuditEntry) -> list[tuple[str, str]]:
@@ -270,5 +273,6 @@ def _entry_from_row(row: Mapping[str, Any]) -> AuditEntry:
     values["at"] = optional_utc(row.get("at"))
     values["description"] = row.get("description") or ""
     values["attempt"] = row.get("attempt") or 1
-    return AuditEntry.model_validate({**values, "id": unescape_key(str(row["RowKey"]))})
+    entry_id = str(row["RowKey"]).rsplit("|", 1)[-1]  # index rows prefix the record id
+    return AuditEntry.model_validate({**values, "id": entry_id})
 

@@ -68,7 +68,7 @@ def test_rows_of_one_record_from_either_side(state_store: StateStore, clock) -> 
     audit.record(AuditEntry(flow="customers-to-brightpearl", entity="contact",
                             source_system="dataverse", source_id="dv-5", target_system="brightpearl",
                             target_id="5", result=AuditResult.SKIPPED, reason_code="NoChange"))
-    audit.record(entry(6))
+    audit.record_many([entry(6), entry(55), entry("5|x"), entry("5~7C")])  # look-alike ids
 
     by_bp = audit.for_record("contact", "brightpearl", 5)
     assert [(e.flow, e.result) for e in by_bp] == [
@@ -77,6 +77,7 @@ def test_rows_of_one_record_from_either_side(state_store: StateStore, clock) -> 
         "customers-to-brightpearl", FLOW]
     assert audit.for_record("contact", "brightpearl", 5, limit=1)[0].reason_code == "NoChange"
     assert audit.for_record("account", "brightpearl", 5) == []
+    assert [e.source_id for e in audit.for_record("contact", "brightpearl", "5|x")] == ["5|x"]
 
 
 def test_purge_removes_rows_older_than_the_retention(state_store: StateStore, clock) -> None:
