@@ -90,3 +90,12 @@ def test_two_email_matches_need_review() -> None:
     assert [c.record_id for c in result.email_matches] == ["a", "b"]
     assert result.linked_id is None
     assert result.needs_review
+
+
+def test_index_takes_its_settings_from_the_mapping_file() -> None:
+    from shared.mapping.config import load_customer_mapping
+
+    settings = load_customer_mapping().duplicates
+    index = DuplicateIndex.build(POOL, **settings.model_dump())
+    assert index.name_threshold == settings.name_threshold
+    assert index.match(person("Jon", "Smith", postcode="BS2 9AG"), exclude=["c-2"]).likely[0].record_id == "c-1"
