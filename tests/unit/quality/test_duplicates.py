@@ -98,4 +98,6 @@ def test_index_takes_its_settings_from_the_mapping_file() -> None:
     settings = load_customer_mapping().duplicates
     index = DuplicateIndex.build(POOL, **settings.model_dump())
     assert index.name_threshold == settings.name_threshold
-    assert index.match(person("Jon", "Smith", postcode="BS2 9AG"), exclude=["c-2"]).likely[0].record_id == "c-1"
+    assert (
+        index.match(person("Jon", "Smith", postcode="BS2 9AG"), exclude=["c-2"]).likely[0].record_id == "c-1"
+    )
