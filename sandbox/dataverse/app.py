@@ -178,7 +178,7 @@ class Simulator:
     @staticmethod
     def _counter_key(req: SimRequest) -> str:
         path = req.path.strip("/")
-        head = path.split("(")[0]
+        head = path.split("(")[0].split("/")[0]
         if "/Microsoft.Dynamics.CRM." in path:
             head += "/" + path.split("/Microsoft.Dynamics.CRM.")[1]
         return f"{req.method.upper()} {head}"

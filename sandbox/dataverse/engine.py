@@ -247,10 +247,8 @@ class Engine:
         rows = self.db.rows[table.logical_name]
         if table.primary_id in key:
             return rows.get(str(key[table.primary_id]).lower())
-        for record in rows.values():
-            if all(_key_equal(self._raw_value(record, col), val) for col, val in key.items()):
-                return record
-        return None
+        rid = self.db.find_by_key(table.logical_name, key)
+        return rows.get(rid) if rid is not None else None
 
     def _raw_value(self, record: dict[str, Any], column: str) -> Any:
         value = record.get(column)
@@ -668,15 +666,8 @@ class Engine:
                 raise ODataError(400, E.REQUIRED_FIELD_MISSING,
                                  f"A validation error occurred. The value of '{column.name}' on record of "
                                  f"type '{table.logical_name}' is required.")
-        for columns in table.alternate_keys.values():
-            values = [self._raw_value(record, c) for c in columns]
-            if any(v is None for v in values):
-                continue
-            for other_id, other in self.db.rows[table.logical_name].items():
-                if other_id == exclude or other_id == record.get(table.primary_id):
-                    continue
-                if all(_key_equal(self._raw_value(other, c), v) for c, v in zip(columns, values, strict=True)):
-                    raise ODataError(412, E.DUPLICATE_RECORD, "A record with matching key values already exists.")
+        if self.db.key_owner(table.logical_name, record) is not None:
+            raise ODataError(412, E.DUPLICATE_RECORD, "A record with matching key values already exists.")
         if (req.header("mscrm.suppressduplicatedetection") or "").lower() == "false":
             for rule in table.duplicate_rules:
                 values = [record.get(c) for c in rule]

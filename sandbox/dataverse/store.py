@@ -46,6 +46,58 @@ class Database:
         self._depth = 0
         self.on_commit: Callable[[list[Event]], None] | None = None
         self.after_commit: Callable[[list[Event]], None] | None = None
+        # alternate-key indexes: {table: {key name: {normalised values: id}}}
+        self.key_index: dict[str, dict[str, dict[tuple[str, ...], str]]] = {
+            name: {key: {} for key in table.alternate_keys} for name, table in schema.tables.items()
+        }
+
+    # -- alternate-key index ----------------------------------------------------------------------
+    @staticmethod
+    def key_value(value: Any) -> str | None:
+        if value is None:
+            return None
+        if isinstance(value, dict):
+            return str(value.get("id"))
+        if isinstance(value, bool):
+            return str(value).lower()
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        return str(value).lower()
+
+    def _key_entries(self, table: str, record: dict[str, Any]) -> list[tuple[str, tuple[str, ...]]]:
+        entries = []
+        for key, columns in self.schema.tables[table].alternate_keys.items():
+            values = tuple(self.key_value(record.get(c)) for c in columns)
+            if all(v is not None for v in values):
+                entries.append((key, values))  # type: ignore[arg-type]
+        return entries
+
+    def _index(self, table: str, record_id: str, record: dict[str, Any] | None, add: bool) -> None:
+        if record is None:
+            return
+        indexes = self.key_index[table]
+        for key, values in self._key_entries(table, record):
+            index = indexes.setdefault(key, {})
+            if add:
+                index[values] = record_id
+            elif index.get(values) == record_id:
+                del index[values]
+
+    def find_by_key(self, table: str, key: dict[str, Any]) -> str | None:
+        for name, columns in self.schema.tables[table].alternate_keys.items():
+            if set(columns) == set(key):
+                values = tuple(self.key_value(key[c]) for c in columns)
+                return self.key_index[table].get(name, {}).get(values)  # type: ignore[arg-type]
+        return None
+
+    def key_owner(self, table: str, record: dict[str, Any]) -> tuple[str, str] | None:
+        """(key name, id) of another row holding one of `record`'s alternate-key values."""
+        own = record.get(self.schema.tables[table].primary_id)
+        for key, values in self._key_entries(table, record):
+            holder = self.key_index[table].get(key, {}).get(values)
+            if holder is not None and holder != own:
+                return key, holder
+        return None
 
     # -- versions ------------------------------------------------------------------------------
     def next_version(self) -> int:
@@ -58,15 +110,18 @@ class Database:
 
     # -- writes ----------------------------------------------------------------------------------
     def put(self, table: str, record_id: str, record: dict[str, Any]) -> None:
+        old = self.rows[table].get(record_id)
         if self._tx is not None:
-            old = self.rows[table].get(record_id)
             self._tx.journal.append((table, record_id, copy.deepcopy(old) if old is not None else None))
+        self._index(table, record_id, old, add=False)
         self.rows[table][record_id] = record
+        self._index(table, record_id, record, add=True)
 
     def remove(self, table: str, record_id: str) -> None:
         old = self.rows[table].pop(record_id, None)
         if old is None:
             return
+        self._index(table, record_id, old, add=False)
         if self._tx is not None:
             self._tx.journal.append((table, record_id, copy.deepcopy(old)))
         self.deletions.append((self.next_version(), table, record_id))
@@ -109,11 +164,16 @@ class Database:
         if tx is None:
             return
         for table, record_id, old in reversed(tx.journal):
-            if old is None:
-                self.rows[table].pop(record_id, None)
-            else:
-                self.rows[table][record_id] = old
+            self._restore(table, record_id, old)
         del self.deletions[tx.deletions_len :]
+
+    def _restore(self, table: str, record_id: str, old: dict[str, Any] | None) -> None:
+        self._index(table, record_id, self.rows[table].get(record_id), add=False)
+        if old is None:
+            self.rows[table].pop(record_id, None)
+        else:
+            self.rows[table][record_id] = old
+            self._index(table, record_id, old, add=True)
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:
@@ -129,10 +189,7 @@ class Database:
             yield
         except BaseException:
             for table, record_id, old in reversed(self._tx.journal[mark:]):
-                if old is None:
-                    self.rows[table].pop(record_id, None)
-                else:
-                    self.rows[table][record_id] = old
+                self._restore(table, record_id, old)
             del self._tx.journal[mark:]
             del self.deletions[deletions_mark:]
             del self._tx.events[events_mark:]
