@@ -205,7 +205,8 @@ class Engine:
         pairs: dict[str, Any] = {}
         i = 0
         while i < len(tokens):
-            if i + 2 >= len(tokens) or tokens[i].kind != "ident" or tokens[i + 1].value != "=":
+            if i + 2 >= len(tokens) or tokens[i].kind != "ident" or tokens[i + 1].kind != "punct" \
+                    or tokens[i + 1].value != "=":
                 raise self._bad_key(table)
             name, tok = tokens[i].value, tokens[i + 2]
             if tok.kind not in ("str", "num", "guid", "datetime", "bool"):
@@ -223,7 +224,7 @@ class Engine:
             pairs[m.group(1) if m else name] = value
             i += 3
             if i < len(tokens):
-                if tokens[i].value != ",":
+                if tokens[i].kind != "punct" or tokens[i].value != ",":
                     raise self._bad_key(table)
                 i += 1
         names = set(pairs)

@@ -183,7 +183,7 @@ class _Parser:
 
     def expect(self, value: str) -> None:
         tok = self.take()
-        if tok.value != value:
+        if tok.kind != "punct" or tok.value != value:
             raise ODataError(
                 400, "0x80060888",
                 f"Syntax error: expected '{value}' at position {tok.pos} in '{self.text}'.",
@@ -249,32 +249,33 @@ class _Parser:
         args: list[Any] = []
         named: dict[str, Any] = {}
         tok = self.peek()
-        if tok is not None and tok.value == ")":
+        if tok is not None and tok.kind == "punct" and tok.value == ")":
             self.take()
             return Call(name, args, named)
         while True:
             tok = self.peek()
             after = self.tokens[self.i + 1] if self.i + 1 < len(self.tokens) else None
-            if tok is not None and tok.kind == "ident" and after is not None and after.value == "=":
+            if tok is not None and tok.kind == "ident" and after is not None and after.kind == "punct" \
+                    and after.value == "=":
                 self.take()
                 self.take()
                 named[tok.value] = self.value()
             else:
                 args.append(self.or_expr())
             tok = self.take()
-            if tok.value == ")":
+            if tok.kind == "punct" and tok.value == ")":
                 return Call(name, args, named)
-            if tok.value != ",":
+            if tok.kind != "punct" or tok.value != ",":
                 raise ODataError(
                     400, "0x80060888", f"Syntax error at position {tok.pos} in '{self.text}'."
                 )
 
     def value(self) -> Any:
         tok = self.peek()
-        if tok is not None and tok.value == "[":
+        if tok is not None and tok.kind == "punct" and tok.value == "[":
             self.take()
             items: list[Any] = []
-            if (t := self.peek()) is not None and t.value == "]":
+            if (t := self.peek()) is not None and t.kind == "punct" and t.value == "]":
                 self.take()
                 return items
             while True:
@@ -283,9 +284,9 @@ class _Parser:
                     raise ODataError(400, "0x80060888", f"Syntax error at position {item.pos}.")
                 items.append(item.value)
                 sep = self.take()
-                if sep.value == "]":
+                if sep.kind == "punct" and sep.value == "]":
                     return items
-                if sep.value != ",":
+                if sep.kind != "punct" or sep.value != ",":
                     raise ODataError(400, "0x80060888", f"Syntax error at position {sep.pos}.")
         tok = self.take()
         if tok.kind in ("str", "num", "guid", "datetime", "bool", "null"):
