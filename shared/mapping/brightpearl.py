@@ -50,10 +50,21 @@ ROLE_CODES = {v: k for k, v in ADDRESS_ROLES.items()}
 
 def parse_bp_time(value: object) -> dt.datetime | None:
     """Brightpearl ISO 8601 with milliseconds and an offset (Z or -04:00); never assume Z."""
-    if not value:
+    if not value or not isinstance(value, str):
         return None
-    parsed = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None  # an unreadable time counts as unknown (see ownership: last_writer)
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def bp_id(value: object) -> str | None:
+    """A Brightpearl id (positive integer) as a string; anything else is no id."""
+    if isinstance(value, bool) or value is None:
+        return None
+    text = str(value).strip()
+    return text if text.isdigit() and text != "0" else None
 
 
 def _index_addresses(
@@ -140,6 +151,10 @@ def is_customer(contact: Mapping[str, Any]) -> bool:
     return not relationship.get("isSupplier") and not relationship.get("isStaff")
 
 
+def _flag(raw: object) -> bool | None:
+    return raw if isinstance(raw, bool) else None
+
+
 def _as_bool(raw: object) -> bool:
     if isinstance(raw, bool):
         return raw
@@ -166,7 +181,7 @@ def brightpearl_to_canonical(
     are the contact's group memberships (needed when customer_group.brightpearl_source is
     contact_group); `tag_names` turns `contactTags` ids into names.
     """
-    record_id = str(contact.get("contactId")) if contact.get("contactId") is not None else None
+    record_id = bp_id(contact.get("contactId"))
     log = IssueLog(mapping.quality, "brightpearl", record_id)
 
     last_name = clean_text(contact.get("lastName"))
@@ -217,15 +232,13 @@ def brightpearl_to_canonical(
     phones_model = Phones(**phones)
 
     organisation = None
-    org_raw = contact.get("organisation") or {}
+    org_raw = contact.get("organisation") if isinstance(contact.get("organisation"), Mapping) else {}
     org_name = clean_text(org_raw.get("name"))
     if org_name:
         account = mapping.dataverse.account
         organisation = Organisation(
             name=org_name,
-            brightpearl_id=str(org_raw["organisationId"])
-            if org_raw.get("organisationId") is not None
-            else None,
+            brightpearl_id=bp_id(org_raw.get("organisationId")),
             phone=getattr(phones_model, account.phone_from.split(".")[1]) if account.phone_from else None,
             website=website if account.website_from else None,
             address=getattr(addresses, account.address_from) if account.address_from else None,
@@ -271,7 +284,7 @@ def brightpearl_to_canonical(
         organisation=organisation,
         addresses=addresses,
         customer_group=group,
-        marketing_consent=(contact.get("marketingDetails") or {}).get("isReceiveEmailNewsletter"),
+        marketing_consent=_flag((contact.get("marketingDetails") or {}).get("isReceiveEmailNewsletter")),
         tags=tuple(tags),
         custom_fields=custom,
         ids=ExternalIds(brightpearl=record_id),

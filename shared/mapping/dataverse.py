@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from shared.mapping.brightpearl import bp_id
 from shared.mapping.columns import max_length
 from shared.mapping.config import CustomerMapping, CustomFieldMapping
 from shared.mapping.translation import IssueLog, MappingInputError, Translation
@@ -54,9 +55,12 @@ _SAFE_KEY = re.compile(r"^[^/<>*%&:\\?+]{1,100}$")
 
 
 def parse_dv_time(value: object) -> dt.datetime | None:
-    if not value:
+    if not value or not isinstance(value, str):
         return None
-    parsed = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
@@ -202,7 +206,7 @@ def dataverse_to_canonical(
             ),
             website=account.get("websiteurl"),
             address=org_address,
-            brightpearl_id=str(key_value) if key_value not in (None, "") else None,
+            brightpearl_id=bp_id(key_value),
             dataverse_id=account.get("accountid"),
         )
 
@@ -214,7 +218,7 @@ def dataverse_to_canonical(
         consent = not contact[mc.column] if mc.inverted else contact[mc.column]
 
     tags_raw = col("tags")
-    tags = tuple(str(tags_raw).split(",")) if tags_raw else ()
+    tags = tuple(tags_raw.split(",")) if isinstance(tags_raw, str) else ()
 
     custom = {cf.name: _custom_from_dv(cf, contact.get(cf.dataverse), log) for cf in mapping.custom_fields}
 
@@ -240,7 +244,7 @@ def dataverse_to_canonical(
         custom_fields=custom,
         ids=ExternalIds(
             dataverse=str(record_id) if record_id else None,
-            brightpearl=str(key_value) if key_value not in (None, "") else None,
+            brightpearl=bp_id(key_value),
         ),
         modified_at=max(times) if times else None,
         source_system="dataverse",

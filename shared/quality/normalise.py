@@ -40,8 +40,11 @@ class Checked(Generic[T]):
 
 
 def clean_text(raw: object) -> str | None:
-    """Unicode NFC, trimmed, inner whitespace (tabs, newlines, NBSP) collapsed; empty -> None."""
-    if raw is None:
+    """Unicode NFC, trimmed, inner whitespace (tabs, newlines, NBSP) collapsed; empty -> None.
+
+    Structured values (objects, arrays) are not text and give None.
+    """
+    if raw is None or isinstance(raw, Mapping | list | tuple | set):
         return None
     text = unicodedata.normalize("NFC", str(raw))
     text = _WHITESPACE.sub(" ", text.replace("\u00a0", " ")).strip()
