@@ -86,6 +86,22 @@ param brightpearlOAuthTokenUrl string = ''
 @maxLength(21)
 param stateTablePrefix string = ''
 
+@description('How the app authenticates to Dataverse: managedIdentity (the app identity is the application user; same tenant) or secret (an app registration + client secret in Key Vault).')
+@allowed([
+  'managedIdentity'
+  'secret'
+])
+param dataverseAuthMode string = 'managedIdentity'
+
+@description('Tenant of the Dataverse app registration (DATAVERSE_TENANT_ID, secret mode).')
+param dataverseTenantId string = tenant().tenantId
+
+@description('Application (client) id of the Dataverse app registration (DATAVERSE_CLIENT_ID); required for secret mode.')
+param dataverseClientId string = ''
+
+@description('Dataverse OrganizationId; when set, webhooks from any other organisation are rejected (DATAVERSE_ORGANIZATION_ID).')
+param dataverseOrganizationId string = ''
+
 @description('Extra app settings merged last (e.g. AzureFunctionsJobHost__ overrides). Never put secrets here.')
 param additionalAppSettings object = {}
 
@@ -334,6 +350,10 @@ module functionApp 'modules/functionapp.bicep' = {
     brightpearlOAuthTokenUrl: brightpearlOAuthTokenUrl
     keyVaultUri: keyVault.outputs.uri
     dataverseUrl: dataverseUrl
+    dataverseAuthMode: dataverseAuthMode
+    dataverseTenantId: dataverseTenantId
+    dataverseClientId: dataverseClientId
+    dataverseOrganizationId: dataverseOrganizationId
     stateTablePrefix: stateTablePrefix
     additionalAppSettings: additionalAppSettings
   }

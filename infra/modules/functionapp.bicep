@@ -52,6 +52,15 @@ param brightpearlOAuthClientId string = ''
 param brightpearlOAuthTokenUrl string = ''
 param keyVaultUri string
 param dataverseUrl string
+
+@allowed([
+  'managedIdentity'
+  'secret'
+])
+param dataverseAuthMode string = 'managedIdentity'
+param dataverseTenantId string = ''
+param dataverseClientId string = ''
+param dataverseOrganizationId string = ''
 param stateTablePrefix string = ''
 
 @description('Extra settings merged last; never secrets.')
@@ -178,6 +187,21 @@ var coreSettings = {
   BRIGHTPEARL_APP_REF: brightpearlAppRef
   // Dataverse
   DATAVERSE_URL: dataverseUrl
+  DATAVERSE_AUTHORITY_HOST: environment().authentication.loginEndpoint
+}
+
+// Dataverse: the app's own identity, or an app registration whose secret lives in Key Vault.
+var dataverseAuthSettings = (dataverseAuthMode == 'managedIdentity') ? {
+  DATAVERSE_USE_MANAGED_IDENTITY: 'true'
+  DATAVERSE_MANAGED_IDENTITY_CLIENT_ID: identityClientId
+} : {
+  DATAVERSE_USE_MANAGED_IDENTITY: 'false'
+  DATAVERSE_TENANT_ID: dataverseTenantId
+  DATAVERSE_CLIENT_ID: dataverseClientId
+  DATAVERSE_CLIENT_SECRET: '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=${secretNames.dataverseClientSecret})'
+}
+var dataverseOrganizationSetting = empty(dataverseOrganizationId) ? {} : {
+  DATAVERSE_ORGANIZATION_ID: dataverseOrganizationId
 }
 
 // Brightpearl credentials of the chosen auth mode only: a Key Vault reference to a secret that
@@ -212,7 +236,7 @@ resource appSettings 'Microsoft.Web/sites/config@2025-03-01' = {
   // checkov:skip=CKV_AZURE_222: this is the 'appsettings' config resource; the check targets the 'web' config (siteConfig) and does not apply to app settings
   parent: site
   name: 'appsettings'
-  properties: union(tunables, coreSettings, brightpearlAuthSettings, brightpearlClientIdSetting, brightpearlTokenUrlSetting, additionalAppSettings)
+  properties: union(tunables, coreSettings, brightpearlAuthSettings, brightpearlClientIdSetting, brightpearlTokenUrlSetting, dataverseAuthSettings, dataverseOrganizationSetting, additionalAppSettings)
 }
 
 output id string = site.id

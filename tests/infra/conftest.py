@@ -5,7 +5,9 @@ from __future__ import annotations
 import functools
 import importlib
 import os
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,10 +15,53 @@ import pytest
 from shared.bus.topology import Topology, load_topology
 from tests.infra import infra_checks as checks
 
+# name of a deliberately broken copy of infra/ -> (file, exact text, replacement)
+BREAKS: dict[str, tuple[str, str, str]] = {
+    "blob-public": ("modules/storage.bicep", "allowBlobPublicAccess: false", "allowBlobPublicAccess: true"),
+    "purge-off": ("modules/keyvault.bicep", "enablePurgeProtection: true", "enablePurgeProtection: false"),
+    "tls10": ("modules/storage.bicep", "minimumTlsVersion: 'TLS1_2'", "minimumTlsVersion: 'TLS1_0'"),
+    "sb-tls10": ("modules/servicebus.bicep", "minimumTlsVersion: '1.2'", "minimumTlsVersion: '1.0'"),
+    "http-allowed": ("modules/functionapp.bicep", "httpsOnly: true", "httpsOnly: false"),
+    "syntax-error": ("modules/identity.bicep", "resource identity", "resource identity ="),
+}
+CLEAN = "as-committed"
+
+
+def copy_infra(dest: Path) -> Path:
+    shutil.copytree(checks.INFRA_DIR, dest, ignore=shutil.ignore_patterns("__pycache__", ".*"))
+    return dest
+
+
+def break_file(infra: Path, file: str, old: str, new: str) -> None:
+    path = infra / file
+    text = path.read_text(encoding="utf-8")
+    assert old in text, f"{file} no longer contains {old!r}; update the infra test"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
 
 @pytest.fixture(scope="session")
-def checkov_report() -> dict[str, Any]:
-    return checks.run_checkov(checks.INFRA_DIR)
+def checkov_reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    """ONE checkov run (it takes tens of seconds) over a copy of infra/ as committed and one
+    deliberately broken copy per rule, side by side; the report split per copy."""
+    root = tmp_path_factory.mktemp("checkov")
+    copy_infra(root / CLEAN)
+    for name, (file, old, new) in BREAKS.items():
+        break_file(copy_infra(root / name), file, old, new)
+    report = checks.run_checkov(root, external_checks_dir=checks.INFRA_DIR / "policies")
+    split: dict[str, dict[str, Any]] = {}
+    for name in [CLEAN, *BREAKS]:
+        prefix = f"/{name}/"
+        split[name] = {
+            key: [item for item in items if prefix in (item["file_path"] if isinstance(item, dict) else item)]
+            for key, items in report.items()
+        }
+    return split
+
+
+@pytest.fixture(scope="session")
+def checkov_report(checkov_reports: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """checkov's verdict on infra/ as committed."""
+    return checkov_reports[CLEAN]
 
 
 @pytest.fixture(scope="session")

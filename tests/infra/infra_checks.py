@@ -39,6 +39,8 @@ NOT_SET_IN_AZURE: dict[str, str] = {
     "LOCAL_BUS_PATH": "file of the sandbox's local bus; Azure runs with BUS_BACKEND=servicebus",
     "BRIGHTPEARL_BASE_URL": "points the client at the Brightpearl simulator; Azure derives the host from "
     "BRIGHTPEARL_DATACENTRE (and OAuth's api_domain)",
+    "DATAVERSE_TOKEN_URL": "token endpoint of the Dataverse simulator; Azure gets tokens from Entra ID "
+    "(DATAVERSE_AUTHORITY_HOST)",
     "BRIGHTPEARL_TOKEN_STORE_PATH": "file token store of the sandbox; Azure uses BRIGHTPEARL_TOKEN_STORE="
     "keyvault (oauth) or memory (private)",
 }
@@ -467,10 +469,21 @@ class ServiceBusTrigger:
     connection: str
 
 
+_FUNCTIONS: dict[int, tuple[Any, list[Any]]] = {}
+
+
+def _functions_of(app: Any) -> list[Any]:
+    # FunctionApp.get_functions() builds blueprint functions again on every call and then
+    # rejects the duplicates, so list them once per app.
+    if id(app) not in _FUNCTIONS or _FUNCTIONS[id(app)][0] is not app:
+        _FUNCTIONS[id(app)] = (app, app.get_functions())
+    return _FUNCTIONS[id(app)][1]
+
+
 def function_bindings(app: Any) -> list[tuple[str, dict[str, Any]]]:
     """(function name, binding dict) for every binding of an azure.functions FunctionApp."""
     found = []
-    for function in app.get_functions():
+    for function in _functions_of(app):
         for binding in json.loads(function.get_function_json())["bindings"]:
             found.append((function.get_function_name(), binding))
     return found
