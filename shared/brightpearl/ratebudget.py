@@ -50,9 +50,9 @@ class RateBudget:
         self.limit = limit
         self.window = window_seconds
         self.reserve = max(0, min(reserve, limit - 1))
-        # Arrival at the server lags sending by the network latency, so count a send for a
-        # little longer than the window (5%, at most 1 s).
-        self._span = window_seconds + min(window_seconds * 0.05, 1.0)
+        # Arrival at the server lags sending by the network latency (and varies), so count a
+        # send for a little longer than the window: 5% of it, at least 50 ms, at most 1 s.
+        self._span = window_seconds + min(max(window_seconds * 0.05, 0.05), 1.0)
         self._clock = clock
         self._cond = threading.Condition()
         self._sent: deque[float] = deque()
