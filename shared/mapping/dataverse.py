@@ -79,6 +79,40 @@ def id_reference(entity_set: str, guid: str) -> str:
     return f"{entity_set}({guid})"
 
 
+# --- what to fetch ------------------------------------------------------------------------------
+
+
+def contact_select(mapping: CustomerMapping) -> list[str]:
+    """The contact columns `dataverse_to_canonical` reads (for `$select`), sorted."""
+    dv = mapping.dataverse
+    columns = {"contactid", "modifiedon", "_parentcustomerid_value", dv.contact_key}
+    columns |= {c for c in dv.contact_columns.values() if c}
+    if dv.marketing_consent.column:
+        columns.add(dv.marketing_consent.column)
+    for slot in dv.addresses:
+        columns |= {f"{slot}_{suffix}" for suffix in ADDRESS_PARTS.values()}
+    columns |= {t.column for t in mapping.customer_group.dataverse_columns if t.entity == "contact"}
+    columns |= {cf.dataverse for cf in mapping.custom_fields}
+    return sorted(columns)
+
+
+def account_select(mapping: CustomerMapping) -> list[str]:
+    """The account columns read for the parent account (for `$select`), sorted."""
+    settings = mapping.dataverse.account
+    columns = {"accountid", "modifiedon", "name", "telephone1", "websiteurl", settings.key}
+    columns |= {f"{settings.address_slot}_{suffix}" for suffix in ADDRESS_PARTS.values()}
+    columns |= {t.column for t in mapping.customer_group.dataverse_columns if t.entity == "account"}
+    return sorted(columns)
+
+
+def contact_query(mapping: CustomerMapping) -> dict[str, str]:
+    """`$select` and `$expand` query options that fetch a contact with its parent account inline."""
+    query = {"$select": ",".join(contact_select(mapping))}
+    if mapping.dataverse.account.enabled:
+        query["$expand"] = f"parentcustomerid_account($select={','.join(account_select(mapping))})"
+    return query
+
+
 # --- reading ----------------------------------------------------------------------------------
 
 
@@ -177,11 +211,18 @@ def dataverse_to_canonical(
         for slot in ("telephone", "secondary", "mobile", "fax")
     }
 
+    expanded = "parentcustomerid_account" in contact  # $expand answers null when the parent is no account
     if account is None and isinstance(contact.get("parentcustomerid_account"), Mapping):
         account = contact["parentcustomerid_account"]
     parent = contact.get("_parentcustomerid_value")
     parent_type = contact.get("_parentcustomerid_value@Microsoft.Dynamics.CRM.lookuplogicalname")
-    if account is None and parent and parent_type != "contact" and mapping.dataverse.account.enabled:
+    if (
+        account is None
+        and not expanded
+        and parent
+        and parent_type != "contact"
+        and mapping.dataverse.account.enabled
+    ):
         raise MappingInputError(
             f"contact {record_id} has parent customer {parent}; pass its account row "
             "(or $expand=parentcustomerid_account)"
