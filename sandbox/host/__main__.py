@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
-import threading
 from pathlib import Path
 
 from sandbox.host.config import HostConfigError
@@ -51,12 +49,6 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level, stream=sys.stdout, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    stop = threading.Event()
-
-    def request_stop(signum: int, _frame: object) -> None:
-        logging.getLogger("sandbox.host").info("received %s", signal.Signals(signum).name)
-        stop.set()
-
     try:
         host = LocalHost(
             args.app,
@@ -67,19 +59,14 @@ def main(argv: list[str] | None = None) -> int:
             poll_interval=args.poll_interval,
             shutdown_grace=args.grace,
         )
-        host.start()
+        host.serve_forever(
+            on_started=lambda h: print(
+                f"Local Functions host listening on {h.base_url} (Ctrl-C to stop)", flush=True
+            )
+        )
     except HostConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        print(f"Local Functions host listening on {host.base_url} (Ctrl-C to stop)", flush=True)
-        while not stop.wait(0.5):
-            pass
-    finally:
-        host.stop()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
     return 0
 
 

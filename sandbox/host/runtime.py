@@ -14,6 +14,7 @@ import contextlib
 import ipaddress
 import logging
 import os
+import signal
 import socket
 import sys
 import threading
@@ -269,6 +270,33 @@ class LocalHost:
                 self._thread.join()
         self._cleanup_after_loop()
 
+    def serve_forever(self, on_started: Callable[[LocalHost], None] | None = None) -> None:
+        """Start (if needed) and serve until SIGINT or SIGTERM, then stop gracefully.
+
+        Must be called from the main thread (signal handlers); used by the CLI and syncctl.
+        `on_started` runs once the host listens (e.g. to print the URLs).
+        """
+        stop = threading.Event()
+
+        def request_stop(signum: int, _frame: object) -> None:
+            log.info("received %s", signal.Signals(signum).name)
+            stop.set()
+
+        previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            if self._thread is None:
+                self.start()
+            if on_started is not None:
+                on_started(self)
+            while not stop.wait(0.5):
+                if self._thread is not None and not self._thread.is_alive():
+                    log.error("the local host stopped unexpectedly")
+                    break
+        finally:
+            self.stop()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
     def __enter__(self) -> LocalHost:
         return self.start()
 
@@ -325,7 +353,9 @@ class LocalHost:
 
     # ------------------------------------------------------------------ loop thread
     def _bind(self) -> socket.socket:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # proto=IPPROTO_TCP matters: asyncio only sets TCP_NODELAY on accepted sockets whose proto
+        # says TCP; without it every response waits for delayed ACKs (about 40 ms per request).
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((self.host, self.port))

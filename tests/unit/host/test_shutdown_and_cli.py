@@ -198,3 +198,20 @@ def test_cli_refuses_a_non_loopback_address(project):
     )
     assert process.returncode == 2
     assert "not a loopback address" in process.stderr
+
+
+def test_cli_reports_a_port_in_use(project):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        process = subprocess.run(
+            [sys.executable, "-m", "sandbox.host", "--project-root", str(project), "--port", str(port)],
+            cwd=REPO_ROOT,
+            env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert process.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in process.stderr
