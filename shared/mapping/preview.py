@@ -54,21 +54,30 @@ class Preview:
         return any(issue.fatal for issue in self.issues)
 
 
-def _split_brightpearl(raw: Mapping[str, Any]) -> tuple[Mapping[str, Any], Any, Any]:
-    """A bare contact, or {"contact": ..., "postalAddresses": [...], "contactGroupIds": [...]}."""
+def _split_brightpearl(raw: Mapping[str, Any]) -> tuple[Mapping[str, Any], Any, Any, Any]:
+    """A bare contact, or {"contact", "postalAddresses", "contactGroupIds", "tagNames"}."""
     if isinstance(raw.get("contact"), Mapping):
-        return raw["contact"], raw.get("postalAddresses"), raw.get("contactGroupIds")
-    return raw, None, None
+        names = raw.get("tagNames")
+        tag_names = {int(k): str(v) for k, v in names.items()} if isinstance(names, Mapping) else None
+        return raw["contact"], raw.get("postalAddresses"), raw.get("contactGroupIds"), tag_names
+    return raw, None, None, None
 
 
 def build_preview(source_system: System, raw_record: Mapping[str, Any], mapping: CustomerMapping) -> Preview:
+    """Translate one raw record for display.
+
+    `raw_record` for brightpearl: the contact GET item (with its `postalAddresses` section), or
+    {"contact": ..., "postalAddresses": [postal-address GET items], "contactGroupIds": [...],
+    "tagNames": {"1": "VIP"}}. For dataverse: the contact row (parent account expanded as
+    `parentcustomerid_account`, see `contact_query`), or {"contact": ..., "account": ...}.
+    """
     target_system: System = "dataverse" if source_system == "brightpearl" else "brightpearl"
     preview = Preview(source_system, target_system, json.loads(json.dumps(raw_record, default=str)))
     try:
         if source_system == "brightpearl":
-            contact, addresses, groups = _split_brightpearl(raw_record)
+            contact, addresses, groups, tag_names = _split_brightpearl(raw_record)
             read = brightpearl_to_canonical(
-                contact, mapping, postal_addresses=addresses, contact_group_ids=groups
+                contact, mapping, postal_addresses=addresses, contact_group_ids=groups, tag_names=tag_names
             )
         elif source_system == "dataverse":
             account = raw_record.get("account") if isinstance(raw_record.get("contact"), Mapping) else None
@@ -117,7 +126,10 @@ def _json(data: Any) -> Syntax:
 def render_preview(
     source_system: System, raw_record: Mapping[str, Any], mapping: CustomerMapping
 ) -> RenderableType:
-    """Source, canonical and target side by side, then issues and the content hash."""
+    """Source, canonical and target side by side, then issues and the content hash.
+
+    `raw_record` takes the shapes described in `build_preview`.
+    """
     preview = build_preview(source_system, raw_record, mapping)
     table = Table(title=f"customer mapping preview: {source_system} -> {preview.target_system}", expand=True)
     table.add_column(f"source ({source_system})", ratio=1)

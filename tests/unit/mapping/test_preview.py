@@ -53,3 +53,14 @@ def test_incomplete_record_is_explained_not_crashed(mapping: CustomerMapping) ->
     text = rendered(render_preview("dataverse", DV_CONTACT, mapping))
     assert "cannot map this record" in text
     assert "pass its account row" in text
+
+
+def test_bundle_with_tag_names_and_groups(mapping: CustomerMapping) -> None:
+    record = {
+        "contact": bp_contact(),
+        "postalAddresses": BP_ADDRESSES,
+        "tagNames": {"1": "VIP", "12": "Trade"},
+    }
+    preview = build_preview("brightpearl", record, mapping)
+    assert preview.canonical is not None and preview.canonical["tags"] == ["Trade", "VIP"]
+    assert preview.target is not None and preview.target["contact"]["bpi_tags"] == "Trade, VIP"
