@@ -15,7 +15,7 @@ from shared.bus.local import LocalBus
 from shared.bus.topology import Topology
 
 TOPIC = "orders"
-SUBSCRIPTIONS = ("auto", "manual", "batch", "slow", "limited")
+SUBSCRIPTIONS = ("auto", "manual", "batch", "batch-manual", "slow", "limited")
 FUNCTION_KEY = "test-function-key"
 MASTER_KEY = "test-master-key"
 

@@ -328,3 +328,25 @@ def test_renewal_stops_at_max_auto_lock_renewal_duration_and_the_message_is_rede
     [error] = host.module.SLOW_SETTLE_ERRORS  # the first invocation lost its lock
     assert isinstance(error, SettlementError)
     assert bus.counts(TOPIC, "slow").active == 0
+
+
+def test_batch_function_settles_each_message_itself(make_host, bus, clock):
+    bus.publish(
+        TOPIC,
+        [
+            OutgoingMessage(
+                body=b"{}",
+                message_id=f"bm-{i}",
+                application_properties={"target": "batch-manual", "kind": kind},
+            )
+            for i, kind in enumerate(["good", "bad", "good", "skip"])
+        ],
+    )
+    with make_host(APP, bus=bus, clock=clock) as host:
+        host.wait_idle()
+
+    batches = received(host, "batch_manual_fn")
+    assert [len(b) for b in batches] == [4, 1, 1]  # the unsettled one comes back until it is dead-lettered
+    dead = {m.message_id: m.dead_letter_reason for m in bus.peek_dead_letters(TOPIC, "batch-manual")}
+    assert dead == {"bm-1": "Invalid", "bm-3": MAX_DELIVERY_COUNT_EXCEEDED}
+    assert bus.counts(TOPIC, "batch-manual").active == 0

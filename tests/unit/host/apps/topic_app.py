@@ -96,6 +96,29 @@ def batch_fn(msgs: list[servicebus.ServiceBusReceivedMessage]) -> None:
 
 
 @app.service_bus_topic_trigger(
+    arg_name="msgs",
+    topic_name="%ORDERS_TOPIC%",
+    subscription_name="batch-manual",
+    connection="ServiceBusConnection",
+    cardinality="many",
+    auto_complete_messages=False,
+)
+def batch_manual_fn(
+    msgs: list[servicebus.ServiceBusReceivedMessage], message_actions: servicebus.ServiceBusMessageActions
+) -> None:
+    RECEIVED.append(("batch_manual_fn", msgs))
+    for msg in msgs:
+        kind = msg.application_properties.get(b"kind")
+        if kind == b"bad":
+            message_actions.deadletter(
+                msg, deadletter_reason="Invalid", deadletter_error_description="bad kind"
+            )
+        elif kind == b"good":
+            message_actions.complete(msg)
+        # anything else is left unsettled
+
+
+@app.service_bus_topic_trigger(
     arg_name="msg",
     topic_name="%ORDERS_TOPIC%",
     subscription_name="slow",
