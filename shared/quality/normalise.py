@@ -8,6 +8,7 @@ system, record id and field they know about. Nothing here raises on bad input.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Mapping
@@ -88,6 +89,11 @@ def normalise_email(raw: object) -> Checked[str]:
     text = clean_text(raw)
     if text is None:
         return Checked(None)
+    return _email(text)
+
+
+@functools.lru_cache(maxsize=16384)  # both sides of a customer are read on every sync: cache pure work
+def _email(text: str) -> Checked[str]:
     try:
         result = validate_email(text, check_deliverability=False)
     except EmailNotValidError as exc:
@@ -114,6 +120,11 @@ def normalise_phone(raw: object, default_region: str) -> Checked[str]:
     text = clean_text(raw)
     if text is None:
         return Checked(None)
+    return _phone(text, default_region)
+
+
+@functools.lru_cache(maxsize=16384)
+def _phone(text: str, default_region: str) -> Checked[str]:
     if text.startswith("00"):  # international prefix written out: 0049 ... -> +49 ...
         text = "+" + text[2:]
     try:

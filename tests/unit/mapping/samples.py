@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import copy
+import itertools
 from typing import Any
+
+from shared.mapping.brightpearl import BrightpearlCustomerPayload
+from shared.mapping.dataverse import DataverseCustomerPayload
 
 # GET /contact-service/contact/200 (reference brightpearl-api.md §5.1 fixture, with customFields)
 BP_CONTACT: dict[str, Any] = {
@@ -193,3 +197,45 @@ def dv_account(**changes: Any) -> dict[str, Any]:
     record = copy.deepcopy(DV_ACCOUNT)
     record.update(changes)
     return record
+
+
+_ids = itertools.count(9000)
+
+
+def store_in_dataverse(
+    payload: DataverseCustomerPayload, modified: str = "2024-07-01T10:00:00Z"
+) -> tuple[dict, dict | None]:
+    """What Dataverse holds after the upserts (rows as a later GET returns them)."""
+    contact = {k: v for k, v in payload.contact.items() if not k.endswith("@odata.bind")}
+    contact.update(
+        contactid=payload.contact_id or "6d81597f-0000-4000-8000-000000000001", modifiedon=modified
+    )
+    contact[payload.contact_key_column] = payload.contact_key_value
+    account = None
+    if payload.account is not None:
+        account = dict(
+            payload.account,
+            accountid=payload.account_id or "7eb682f1-0000-4000-8000-0000000000aa",
+            modifiedon=modified,
+        )
+        account[payload.account_key_column] = payload.account_key_value  # type: ignore[index]
+        contact["_parentcustomerid_value"] = account["accountid"]
+        contact["_parentcustomerid_value@Microsoft.Dynamics.CRM.lookuplogicalname"] = "account"
+    return contact, account
+
+
+def store_in_brightpearl(
+    payload: BrightpearlCustomerPayload, contact_id: int = 4711
+) -> tuple[dict, list[dict]]:
+    """What Brightpearl holds after the address POSTs, contact POST and custom-field PATCH."""
+    addresses, ids = [], {}
+    for draft in payload.postal_addresses:
+        address_id = next(_ids)
+        addresses.append(dict(draft.body, addressId=address_id, contactId=contact_id))
+        ids.update({role: address_id for role in draft.roles})
+    contact: dict[str, Any] = payload.post_body(ids)
+    contact.update(contactId=contact_id, updatedOn="2024-07-01T10:00:00.000+00:00")
+    if "organisation" in contact:
+        contact["organisation"] = dict(contact["organisation"], organisationId=31)
+    contact["customFields"] = {op["path"][1:]: op["value"] for op in payload.custom_field_ops}
+    return contact, addresses

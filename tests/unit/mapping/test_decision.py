@@ -14,8 +14,14 @@ from shared.mapping.dataverse import (
 )
 from shared.mapping.decision import decide_write
 from shared.model.customer import Phones
-from tests.unit.mapping.samples import BP_ADDRESSES, BP_CONTACT, DV_ACCOUNT, bp_contact, dv_contact
-from tests.unit.mapping.test_roundtrip import store_in_dataverse
+from tests.unit.mapping.samples import (
+    BP_ADDRESSES,
+    BP_CONTACT,
+    DV_ACCOUNT,
+    bp_contact,
+    dv_contact,
+    store_in_dataverse,
+)
 
 
 def converged(mapping: CustomerMapping):  # type: ignore[no-untyped-def]
