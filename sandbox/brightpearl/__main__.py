@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any, get_args, get_origin
+from typing import Any, Literal, get_args, get_origin
 
 import uvicorn
 
@@ -29,15 +29,10 @@ def _parser() -> argparse.ArgumentParser:
         help_text = f"{field.description or ''} (default: {default})".strip()
         if get_origin(field.annotation) is list:
             parser.add_argument(flag, dest=name, nargs="+", help=help_text)
+        elif get_origin(field.annotation) is Literal:
+            parser.add_argument(flag, dest=name, choices=list(get_args(field.annotation)), help=help_text)
         else:
-            parser.add_argument(
-                flag,
-                dest=name,
-                help=help_text,
-                choices=list(get_args(field.annotation)) or None
-                if get_origin(field.annotation) is not None and "Literal" in str(field.annotation)
-                else None,
-            )
+            parser.add_argument(flag, dest=name, help=help_text)
     return parser
 
 
