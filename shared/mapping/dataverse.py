@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.mapping.brightpearl import bp_id
-from shared.mapping.columns import max_length
+from shared.mapping.columns import ENTITY_SETS, max_length
 from shared.mapping.config import CustomerMapping, CustomFieldMapping
 from shared.mapping.translation import IssueLog, MappingInputError, Translation
 from shared.model.customer import (
@@ -348,35 +348,88 @@ class DataverseCustomerPayload:
     account_key_value: str | None = None
     account_id: str | None = None
 
-    def contact_upsert_target(self) -> dict[str, Any]:
-        """One `Targets` item of contacts/Microsoft.Dynamics.CRM.UpsertMultiple."""
-        return {
-            "@odata.type": "Microsoft.Dynamics.CRM.contact",
-            "@odata.id": self._ref(
-                "contacts", self.contact_key_column, self.contact_key_value, self.contact_id
-            ),
-            **self.contact,
-        }
+    def contact_upsert_target(self, columns: dict[str, Any] | None = None) -> dict[str, Any]:
+        """One `Targets` item of contacts/Microsoft.Dynamics.CRM.UpsertMultiple.
 
-    def account_upsert_target(self) -> dict[str, Any] | None:
+        Addressed by contactid when it is known (a contact linked by e-mail that has no
+        Brightpearl id yet gets its key column set in the body), else by the alternate key,
+        which creates the row when it does not exist. `columns` replaces the full column set,
+        e.g. with `contact_delta(...)` for an update.
+        """
+        return self._target(
+            "contact",
+            self.contact_key_column,
+            self.contact_key_value,
+            self.contact_id,
+            self.contact if columns is None else columns,
+        )
+
+    def account_upsert_target(self, columns: dict[str, Any] | None = None) -> dict[str, Any] | None:
         if self.account is None:
             return None
         assert self.account_key_column is not None
-        return {
-            "@odata.type": "Microsoft.Dynamics.CRM.account",
-            "@odata.id": self._ref(
-                "accounts", self.account_key_column, self.account_key_value, self.account_id
-            ),
-            **self.account,
+        return self._target(
+            "account",
+            self.account_key_column,
+            self.account_key_value,
+            self.account_id,
+            self.account if columns is None else columns,
+        )
+
+    def contact_delta(self, current: Mapping[str, Any] | None) -> dict[str, Any]:
+        """Only the contact columns that differ from the current row (Dataverse: send deltas only).
+
+        The parent-account bind is kept when the current parent is not known to be the same
+        account (compared by accountid, or by the expanded account's key column).
+        """
+        if current is None:
+            return dict(self.contact)
+        delta = {
+            column: value
+            for column, value in self.contact.items()
+            if column != PARENT_ACCOUNT_BIND and not _same_value(current.get(column), value)
         }
+        if PARENT_ACCOUNT_BIND in self.contact and not self._same_parent(current):
+            delta[PARENT_ACCOUNT_BIND] = self.contact[PARENT_ACCOUNT_BIND]
+        return delta
+
+    def account_delta(self, current: Mapping[str, Any] | None) -> dict[str, Any]:
+        if self.account is None:
+            return {}
+        if current is None:
+            return dict(self.account)
+        return {c: v for c, v in self.account.items() if not _same_value(current.get(c), v)}
+
+    def _same_parent(self, current: Mapping[str, Any]) -> bool:
+        parent_id = current.get("_parentcustomerid_value")
+        if self.account_id and parent_id:
+            return str(parent_id).lower() == self.account_id.lower()
+        expanded = current.get("parentcustomerid_account")
+        if isinstance(expanded, Mapping) and self.account_key_column and self.account_key_value:
+            return str(expanded.get(self.account_key_column) or "") == self.account_key_value
+        return False
 
     @staticmethod
-    def _ref(entity_set: str, key_column: str, key_value: str | None, row_id: str | None) -> str:
-        if key_value:
-            return key_reference(entity_set, key_column, key_value)
+    def _target(
+        entity: str, key_column: str, key_value: str | None, row_id: str | None, columns: dict[str, Any]
+    ) -> dict[str, Any]:
+        entity_set = ENTITY_SETS[entity]
+        head: dict[str, Any] = {"@odata.type": f"Microsoft.Dynamics.CRM.{entity}"}
         if row_id:
-            return id_reference(entity_set, row_id)
-        raise ValueError(f"{entity_set} row has neither {key_column} nor an id")
+            head["@odata.id"] = id_reference(entity_set, row_id)
+            if key_value:
+                head[key_column] = key_value  # addressed by id: the key is an ordinary column here
+        elif key_value:
+            head["@odata.id"] = key_reference(entity_set, key_column, key_value)
+        else:
+            raise ValueError(f"{entity} row has neither {key_column} nor an id")
+        return {**head, **columns}
+
+
+def _same_value(current: object, desired: object) -> bool:
+    if current in (None, "") and desired in (None, ""):
+        return True
+    return current == desired
 
 
 def _custom_to_dv(cf: CustomFieldMapping, value: CustomValue, log: IssueLog) -> tuple[bool, Any]:

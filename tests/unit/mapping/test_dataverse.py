@@ -263,3 +263,42 @@ def test_marketing_consent_through_an_inverted_column(
     assert written.value.contact["donotbulkemail"] is True
     unknown = canonical_to_dataverse(read.value.model_copy(update={"marketing_consent": None}), mapping)
     assert "donotbulkemail" not in unknown.value.contact  # never guessed
+
+
+def test_contact_linked_by_email_is_addressed_by_id_and_gets_its_key(mapping: CustomerMapping) -> None:
+    bp = brightpearl_to_canonical(BP_CONTACT, mapping, postal_addresses=BP_ADDRESSES).value
+    linked = bp.model_copy(update={"ids": bp.ids.model_copy(update={"dataverse": DV_CONTACT["contactid"]})})
+    target = canonical_to_dataverse(linked, mapping).value.contact_upsert_target()
+    # upserting by key would create a second contact next to the one found by e-mail
+    assert target["@odata.id"] == f"contacts({DV_CONTACT['contactid']})"
+    assert target["bpi_brightpearlid"] == "200"
+
+
+def test_delta_sends_only_changed_columns(mapping: CustomerMapping) -> None:
+    read = dataverse_to_canonical(DV_CONTACT, mapping, account=DV_ACCOUNT).value
+    payload = canonical_to_dataverse(
+        read.model_copy(update={"website": "https://mueller.example"}), mapping
+    ).value
+    current = dict(DV_CONTACT, parentcustomerid_account=DV_ACCOUNT)
+    delta = payload.contact_delta(current)
+    # normalisation is written back once (E.164, trimmed name, country text, lower-case e-mail) plus the edit
+    assert delta == {
+        "lastname": "Müller",
+        "emailaddress1": "j.mueller@nordwind.example.de",
+        "telephone1": "+49301234567",
+        "mobilephone": "+4915123456789",
+        "websiteurl": "https://mueller.example",
+        "address1_country": "Germany",
+        "bpi_customergroup": "Retail",
+    }  # the parent is the same account (same accountid): not rebound
+    assert payload.contact_delta(None) == payload.contact  # a create sends everything
+    assert payload.account_delta(DV_ACCOUNT) == {"telephone1": "+4930123456"}
+
+
+def test_unchanged_parent_is_not_rebound(mapping: CustomerMapping) -> None:
+    bp = brightpearl_to_canonical(BP_CONTACT, mapping, postal_addresses=BP_ADDRESSES).value
+    payload = canonical_to_dataverse(bp, mapping).value
+    same = {**payload.contact, "parentcustomerid_account": {"bpi_brightpearlid": "4"}}
+    assert payload.contact_delta(same) == {}
+    other = {**payload.contact, "parentcustomerid_account": {"bpi_brightpearlid": "5"}}
+    assert payload.contact_delta(other) == {PARENT_ACCOUNT_BIND: "/accounts(bpi_brightpearlid='4')"}
