@@ -19,6 +19,7 @@ from shared.mapping.dataverse import (
     contact_query,
     contact_select,
     dataverse_to_canonical,
+    required_columns,
 )
 from shared.mapping.decision import WriteDecision, decide_write
 from shared.mapping.hashing import content_hash, project_for_target
@@ -53,4 +54,5 @@ __all__ = [
     "plan_postal_addresses",
     "project_for_target",
     "read_customer_mapping",
+    "required_columns",
 ]

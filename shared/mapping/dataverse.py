@@ -105,6 +105,19 @@ def account_select(mapping: CustomerMapping) -> list[str]:
     return sorted(columns)
 
 
+def required_columns(mapping: CustomerMapping) -> dict[str, list[str]]:
+    """Columns each Dataverse table must have for this mapping (for the environment check).
+
+    Everything the translators read or write, without system columns and lookup values;
+    `bpi_*` entries come from the integration's solution, the rest are standard columns.
+    """
+    system = {"contactid", "accountid", "modifiedon", "_parentcustomerid_value"}
+    out = {"contact": [c for c in contact_select(mapping) if c not in system]}
+    if mapping.dataverse.account.enabled:
+        out["account"] = [c for c in account_select(mapping) if c not in system]
+    return out
+
+
 def contact_query(mapping: CustomerMapping) -> dict[str, str]:
     """`$select` and `$expand` query options that fetch a contact with its parent account inline."""
     query = {"$select": ",".join(contact_select(mapping))}

@@ -116,3 +116,14 @@ def test_expanded_null_parent_means_no_account(mapping: CustomerMapping) -> None
     read = dataverse_to_canonical(dv_contact(parentcustomerid_account=None), mapping)
     assert read.value.organisation is None
     assert dataverse_to_canonical(dv_contact(parentcustomerid_account=DV_ACCOUNT), mapping).value.organisation
+
+
+def test_required_columns_for_the_environment_check(mapping: CustomerMapping) -> None:
+    from shared.mapping.dataverse import required_columns
+
+    required = required_columns(mapping)
+    assert {"bpi_brightpearlid", "bpi_newsletteroptin", "bpi_tags", "bpi_segment", "salutation"} <= set(
+        required["contact"]
+    )
+    assert "contactid" not in required["contact"] and "_parentcustomerid_value" not in required["contact"]
+    assert {"name", "customertypecode", "bpi_brightpearlid", "address1_line3"} <= set(required["account"])
