@@ -30,7 +30,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--host", default="127.0.0.1", help="loopback address to listen on (default 127.0.0.1)"
     )
-    parser.add_argument("--port", type=int, default=7071, help="HTTP port (default 7071; 0 = any free port)")
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=None,
+        help="HTTP port (default Host.LocalHttpPort of the settings file, else 7071; 0 = any free port)",
+    )
     parser.add_argument(
         "--project-root", type=Path, default=Path("."), help="folder with host.json (default .)"
     )

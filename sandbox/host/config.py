@@ -73,6 +73,21 @@ def _read_values(path: Path) -> dict[str, str]:
     return result
 
 
+def local_http_port(path: Path) -> int | None:
+    """`Host.LocalHttpPort` of a local.settings file (Core Tools' default port), if set."""
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    value = raw.get("Host", {}).get("LocalHttpPort") if isinstance(raw.get("Host"), dict) else None
+    if value is None:
+        return None
+    try:
+        port = int(value)
+    except (TypeError, ValueError):
+        port = -1
+    if not 0 <= port <= 65535:
+        raise HostConfigError(f"{path}: Host.LocalHttpPort {value!r} is not a port number")
+    return port
+
+
 def apply_settings(values: Mapping[str, str], environ: MutableMapping[str, str] | None = None) -> list[str]:
     """Copy settings into the environment without overwriting variables already set there.
 

@@ -35,6 +35,7 @@ from sandbox.host.config import (
     apply_settings,
     load_host_json,
     load_local_settings,
+    local_http_port,
 )
 from sandbox.host.http import FunctionKeys, build_http_app
 from sandbox.host.index import (
@@ -54,6 +55,7 @@ log = logging.getLogger("sandbox.host")
 
 Clock = Callable[[], datetime]
 DEFAULT_BUS_PATH = ".sandbox/bus.sqlite3"
+DEFAULT_PORT = 7071
 BUS_PATH_SETTING = "LOCAL_BUS_PATH"
 THREADPOOL_SETTING = "PYTHON_THREADPOOL_THREAD_COUNT"
 # A timer run that starts this much after its due time is reported as past due.
@@ -91,6 +93,7 @@ class LocalHost:
     """Programmatic local Functions host. Use as a context manager or call start()/stop().
 
     app_module: module name (imported fresh, as a new worker would) or an imported module.
+    port: HTTP port (None = Host.LocalHttpPort of the settings file, else 7071; 0 = any free).
     settings: app settings (None = local.settings.json, else local.settings.example.json,
         under project_root). They are added to os.environ without overriding variables that
         are already set (as Core Tools does) and removed again by stop().
@@ -111,7 +114,7 @@ class LocalHost:
         settings_path: Path | None = None,
         bus: Any | None = None,
         host: str = "127.0.0.1",
-        port: int = 7071,
+        port: int | None = None,
         clock: Clock | None = None,
         host_json: Path | Mapping[str, Any] | None = None,
         project_root: Path | str | None = None,
@@ -121,15 +124,17 @@ class LocalHost:
     ) -> None:
         self.project_root = Path(project_root or os.getcwd()).resolve()
         self.host = ensure_loopback(host)
-        self.port = port
         self.clock: Clock = clock or _utc_now
         self.poll_interval = poll_interval
         self.shutdown_grace = shutdown_grace
         if settings is None:
             values, source = load_local_settings(self.project_root, settings_path)
             self.settings_source: Path | None = source
+            if port is None:
+                port = local_http_port(source)
         else:
             values, self.settings_source = dict(settings), None
+        self.port = DEFAULT_PORT if port is None else port
         self._added_env = apply_settings(values)
         try:
             self._init_app(app_module, bus, host_json, topology)

@@ -215,3 +215,32 @@ def test_cli_reports_a_port_in_use(project):
         )
     assert process.returncode == 2
     assert f"cannot listen on 127.0.0.1:{port}" in process.stderr
+
+
+def test_cli_default_port_comes_from_local_http_port(project):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        free_port = probe.getsockname()[1]
+    settings = json.loads((project / "local.settings.example.json").read_text())
+    settings["Host"] = {"LocalHttpPort": free_port}
+    (project / "local.settings.example.json").write_text(json.dumps(settings))
+    environment = {k: v for k, v in os.environ.items() if k not in ("GREETING", "LOCAL_FUNCTION_KEY")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sandbox.host", "--project-root", str(project)],
+        cwd=REPO_ROOT,
+        env={**environment, "PYTHONPATH": str(REPO_ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            if "listening on" in line:
+                assert f"http://127.0.0.1:{free_port}" in line
+                break
+        assert httpx.get(f"http://127.0.0.1:{free_port}/api/hello").text == "from-example"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=30)
+    assert process.returncode == 0
