@@ -40,8 +40,9 @@ def _publisher(settings: AppSettings) -> BusPublisher:
 
 
 def _json(status: int, payload: dict[str, Any]) -> func.HttpResponse:
-    return func.HttpResponse(json.dumps(payload), status_code=status, mimetype="application/json",
-                             charset="utf-8")
+    return func.HttpResponse(
+        json.dumps(payload), status_code=status, mimetype="application/json", charset="utf-8"
+    )
 
 
 def _reject(status: int, code: str, message: str) -> func.HttpResponse:
@@ -50,16 +51,26 @@ def _reject(status: int, code: str, message: str) -> func.HttpResponse:
     return _json(status, {"error": code, "message": message})
 
 
-_CODES = {400: "InvalidPayload", 403: "UnknownOrganization", 413: "BodyTooLarge",
-          415: "UnsupportedMediaType", 422: "UnsupportedMessage"}
+_CODES = {
+    400: "InvalidPayload",
+    403: "UnknownOrganization",
+    413: "BodyTooLarge",
+    415: "UnsupportedMediaType",
+    422: "UnsupportedMessage",
+}
 
 
 def handle(req: func.HttpRequest, settings: AppSettings) -> func.HttpResponse:
     """The webhook logic, independent of the decorator (used by the tests and the local host)."""
     secret = settings.webhooks.dataverse_secret
     if not secret:
-        return _json(503, {"error": "NotConfigured",
-                           "message": "DATAVERSE_WEBHOOK_SECRET is not set; deliveries are refused"})
+        return _json(
+            503,
+            {
+                "error": "NotConfigured",
+                "message": "DATAVERSE_WEBHOOK_SECRET is not set; deliveries are refused",
+            },
+        )
     header = settings.dataverse.webhook_header
     presented = req.headers.get(header) or req.params.get(header) or ""
     if not hmac.compare_digest(presented.encode("utf-8"), secret.encode("utf-8")):
@@ -73,21 +84,29 @@ def handle(req: func.HttpRequest, settings: AppSettings) -> func.HttpResponse:
     if not body:
         return _reject(400, "EmptyBody", "body is empty; a RemoteExecutionContext JSON object is required")
     try:
-        notices = parse_webhook(body, dict(req.headers), organization_id=settings.dataverse.organization_id,
-                                max_body_bytes=max_bytes)
+        notices = parse_webhook(
+            body,
+            dict(req.headers),
+            organization_id=settings.dataverse.organization_id,
+            max_body_bytes=max_bytes,
+        )
     except WebhookRejected as exc:
         return _reject(exc.status, _CODES.get(exc.status, "Rejected"), exc.problem)
 
     envelopes = [Envelope.wrap(n) for n in notices]
     first = notices[0]
-    with correlation(source_system="dataverse", entity=first.entity, message_id=envelopes[0].id,
-                     record_ids=list(first.ids)):
+    with correlation(
+        source_system="dataverse", entity=first.entity, message_id=envelopes[0].id, record_ids=list(first.ids)
+    ):
         try:
-            _publisher(settings).publish(settings.bus.dataverse_changes_topic,
-                                         [e.to_message() for e in envelopes])
+            _publisher(settings).publish(
+                settings.bus.dataverse_changes_topic, [e.to_message() for e in envelopes]
+            )
         except BusError as exc:
             log.error("dataverse webhook not published, bus unavailable: %s", type(exc).__name__)
-            return _json(503, {"error": "BusUnavailable", "message": "the message bus is unavailable; retry later"})
+            return _json(
+                503, {"error": "BusUnavailable", "message": "the message bus is unavailable; retry later"}
+            )
         notices_published.add(len(envelopes), {"system": "dataverse", "origin": "webhook"})
         log.info("accepted dataverse %s %s webhook", first.entity, first.detail.get("message"))
     return _json(202, {"accepted": len(envelopes), "notices": [e.id for e in envelopes]})

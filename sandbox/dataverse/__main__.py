@@ -18,8 +18,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8102)
     p.add_argument("--public-url", help="base URL used in links and the token scope (default: request host)")
     p.add_argument("--tenant-id", help="tenant id the token endpoint accepts")
-    p.add_argument("--client", action="append", metavar="ID:SECRET",
-                   help="an app registration allowed to get tokens (repeatable)")
+    p.add_argument(
+        "--client",
+        action="append",
+        metavar="ID:SECRET",
+        help="an app registration allowed to get tokens (repeatable)",
+    )
     p.add_argument("--organization-id")
     p.add_argument("--organization-name")
     p.add_argument("--request-limit", type=int, help="requests per user per window (real: 6000)")
@@ -31,8 +35,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--token-lifetime-seconds", type=float, help="access token lifetime (real: ~3600)")
     p.add_argument("--max-page-size", type=int, help="default/maximum page size (real: 5000)")
     p.add_argument("--change-tracking-expiry-days", type=float, help="delta token lifetime (doc: 7 days)")
-    p.add_argument("--fractional-retry-after", action="store_true",
-                   help="allow Retry-After below one second (sandbox speed-up; real is whole seconds)")
+    p.add_argument(
+        "--fractional-retry-after",
+        action="store_true",
+        help="allow Retry-After below one second (sandbox speed-up; real is whole seconds)",
+    )
     p.add_argument("--enforce-application-required", action="store_true")
     p.add_argument("--readonly-writes", choices=["ignore", "reject"])
     p.add_argument("--products-active-on-create", action="store_true")
@@ -44,12 +51,20 @@ def build_parser() -> argparse.ArgumentParser:
 def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
     config = SimulatorConfig()
     mapping = {
-        "public_url": args.public_url, "tenant_id": args.tenant_id, "organization_id": args.organization_id,
-        "organization_name": args.organization_name, "request_limit": args.request_limit,
-        "window_seconds": args.window_seconds, "execution_limit_ms": args.execution_limit_ms,
-        "concurrency_limit": args.concurrency_limit, "dop_hint": args.dop_hint, "latency_ms": args.latency_ms,
-        "token_lifetime_seconds": args.token_lifetime_seconds, "max_page_size": args.max_page_size,
-        "change_tracking_expiry_days": args.change_tracking_expiry_days, "readonly_writes": args.readonly_writes,
+        "public_url": args.public_url,
+        "tenant_id": args.tenant_id,
+        "organization_id": args.organization_id,
+        "organization_name": args.organization_name,
+        "request_limit": args.request_limit,
+        "window_seconds": args.window_seconds,
+        "execution_limit_ms": args.execution_limit_ms,
+        "concurrency_limit": args.concurrency_limit,
+        "dop_hint": args.dop_hint,
+        "latency_ms": args.latency_ms,
+        "token_lifetime_seconds": args.token_lifetime_seconds,
+        "max_page_size": args.max_page_size,
+        "change_tracking_expiry_days": args.change_tracking_expiry_days,
+        "readonly_writes": args.readonly_writes,
     }
     for key, value in mapping.items():
         if value is not None:
@@ -76,12 +91,25 @@ def main(argv: list[str] | None = None) -> int:
     config = config_from_args(args)
     sim = Simulator(config)
     if args.seed:
-        seed_demo(sim, {"accounts": max(args.seed_contacts // 5, 1), "contacts": args.seed_contacts,
-                        "products": 20, "orders": 10, "cases": 5})
-    client_note = (f"client id {DEFAULT_CLIENT_ID} / secret {DEFAULT_CLIENT_SECRET}"
-                   if config.clients.get(DEFAULT_CLIENT_ID) == DEFAULT_CLIENT_SECRET else "custom clients")
-    print(f"Dataverse simulator on http://{args.host}:{args.port}/api/data/v9.2/ "
-          f"(token: /{config.tenant_id}/oauth2/v2.0/token, {client_note}; admin: /_sandbox/)")
+        seed_demo(
+            sim,
+            {
+                "accounts": max(args.seed_contacts // 5, 1),
+                "contacts": args.seed_contacts,
+                "products": 20,
+                "orders": 10,
+                "cases": 5,
+            },
+        )
+    client_note = (
+        f"client id {DEFAULT_CLIENT_ID} / secret {DEFAULT_CLIENT_SECRET}"
+        if config.clients.get(DEFAULT_CLIENT_ID) == DEFAULT_CLIENT_SECRET
+        else "custom clients"
+    )
+    print(
+        f"Dataverse simulator on http://{args.host}:{args.port}/api/data/v9.2/ "
+        f"(token: /{config.tenant_id}/oauth2/v2.0/token, {client_note}; admin: /_sandbox/)"
+    )
     uvicorn.run(sim, host=args.host, port=args.port, log_level="warning")
     return 0
 

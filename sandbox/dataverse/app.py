@@ -94,7 +94,8 @@ class Simulator:
         tenant = scope["path"].strip("/").split("/")[0]
         if request.method != "POST":
             await JSONResponse({"error": "invalid_request", "error_description": "POST only"}, 405)(
-                scope, receive, send)
+                scope, receive, send
+            )
             return
         form = dict(parse_qsl((await request.body()).decode("utf-8"), keep_blank_values=True))
         status, payload = self.tokens.issue(tenant, form, self.base_url(scope))
@@ -103,58 +104,111 @@ class Simulator:
     async def _api(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
         method = request.method.upper()
-        path = scope["path"][len(API_ROOT):].lstrip("/")
+        path = scope["path"][len(API_ROOT) :].lstrip("/")
         base = self.base_url(scope)
         fault = self.faults.take(method, path)
         if fault is not None:
             if fault.kind == "drop":
-                await send({"type": "http.response.start", "status": 200,
-                            "headers": [(b"content-type", b"application/json"), (b"content-length", b"4096")]})
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 200,
+                        "headers": [(b"content-type", b"application/json"), (b"content-length", b"4096")],
+                    }
+                )
                 await send({"type": "http.response.body", "body": b'{"value":[', "more_body": True})
                 return  # connection closed with an incomplete body
             if fault.kind in ("timeout", "slow"):
                 await asyncio.sleep(fault.delay_seconds)
             if fault.kind == "429":
-                err = self.protection._error(fault.code, {"requests": self.config.request_limit,
-                                                          "execution": self.config.execution_limit_ms,
-                                                          "concurrency": self.config.concurrency_limit}[fault.code],
-                                             fault.retry_after)
+                err = self.protection._error(
+                    fault.code,
+                    {
+                        "requests": self.config.request_limit,
+                        "execution": self.config.execution_limit_ms,
+                        "concurrency": self.config.concurrency_limit,
+                    }[fault.code],
+                    fault.retry_after,
+                )
                 await self._send(scope, receive, send, SimResponse.error(err))
                 return
             if fault.kind in ("502", "503", "504", "timeout"):
                 status = 504 if fault.kind == "timeout" else int(fault.kind)
-                await self._send(scope, receive, send, SimResponse.json(status, {"error": {
-                    "code": "", "message": f"Injected fault: HTTP {status}"}}))
+                await self._send(
+                    scope,
+                    receive,
+                    send,
+                    SimResponse.json(
+                        status, {"error": {"code": "", "message": f"Injected fault: HTTP {status}"}}
+                    ),
+                )
                 return
             if fault.kind == "413":
-                await self._send(scope, receive, send, SimResponse.error(ODataError(
-                    413, E.REQUEST_TOO_LARGE, "The request is too large (injected fault).")))
+                await self._send(
+                    scope,
+                    receive,
+                    send,
+                    SimResponse.error(
+                        ODataError(413, E.REQUEST_TOO_LARGE, "The request is too large (injected fault).")
+                    ),
+                )
                 return
         client_id = self.tokens.validate(request.headers.get("authorization"))
         if client_id is None:
-            await self._send(scope, receive, send, SimResponse.json(401, {"error": {
-                "code": E.ACCESS_TOKEN_EXPIRED, "message": "The requested resource requires authentication."}},
-                {"WWW-Authenticate": "Bearer authorization_uri=https://login.microsoftonline.com/"
-                                     f"{self.config.tenant_id}/oauth2/authorize"}))
+            await self._send(
+                scope,
+                receive,
+                send,
+                SimResponse.json(
+                    401,
+                    {
+                        "error": {
+                            "code": E.ACCESS_TOKEN_EXPIRED,
+                            "message": "The requested resource requires authentication.",
+                        }
+                    },
+                    {
+                        "WWW-Authenticate": "Bearer authorization_uri=https://login.microsoftonline.com/"
+                        f"{self.config.tenant_id}/oauth2/authorize"
+                    },
+                ),
+            )
             return
         body = await request.body()
         if len(body) > self.config.max_body_bytes:
-            await self._send(scope, receive, send, SimResponse.error(ODataError(
-                413, E.REQUEST_TOO_LARGE, f"The request body of {len(body)} bytes exceeds the limit of "
-                f"{self.config.max_body_bytes} bytes.")))
+            await self._send(
+                scope,
+                receive,
+                send,
+                SimResponse.error(
+                    ODataError(
+                        413,
+                        E.REQUEST_TOO_LARGE,
+                        f"The request body of {len(body)} bytes exceeds the limit of "
+                        f"{self.config.max_body_bytes} bytes.",
+                    )
+                ),
+            )
             return
         user = User(app_user_id(client_id), f"app {client_id[:8]}")
         denied = self.protection.admit(user.id)
         if denied is not None:
-            await self._send(scope, receive, send, SimResponse.error(denied), self.protection.headers(user.id))
+            await self._send(
+                scope, receive, send, SimResponse.error(denied), self.protection.headers(user.id)
+            )
             return
         started = time.perf_counter()
         try:
             if self.config.latency_ms:
                 await asyncio.sleep(self.config.latency_ms / 1000)
             sim_req = SimRequest(
-                method=method, path=unquote(path), query=scope.get("query_string", b"").decode("latin-1"),
-                headers={k.lower(): v for k, v in request.headers.items()}, body=body, user=user, base_url=base,
+                method=method,
+                path=unquote(path),
+                query=scope.get("query_string", b"").decode("latin-1"),
+                headers={k.lower(): v for k, v in request.headers.items()},
+                body=body,
+                user=user,
+                base_url=base,
             )
             response = await run_in_threadpool(self.dispatch, sim_req)
         finally:
@@ -183,14 +237,21 @@ class Simulator:
             head += "/" + path.split("/Microsoft.Dynamics.CRM.")[1]
         return f"{req.method.upper()} {head}"
 
-    async def _send(self, scope: Scope, receive: Receive, send: Send, response: SimResponse,
-                    extra: dict[str, str] | None = None) -> None:
+    async def _send(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        response: SimResponse,
+        extra: dict[str, str] | None = None,
+    ) -> None:
         headers = {"OData-Version": "4.0", "x-ms-service-request-id": str(uuid.uuid4())}
         headers.update(extra or {})
         headers.update(response.headers)
         content_type = headers.pop("Content-Type", None)
         await Response(response.body, response.status, headers=headers, media_type=content_type)(
-            scope, receive, send)
+            scope, receive, send
+        )
 
     # -- admin surface -------------------------------------------------------------------------------
     def _admin_routes(self) -> list[Route]:
@@ -242,8 +303,10 @@ class Simulator:
 
     async def _seed(self, request: Request) -> JSONResponse:
         data = await self._json(request)
-        counts = {k: int(data.get(k, d)) for k, d in
-                  (("accounts", 5), ("contacts", 20), ("products", 10), ("orders", 5), ("cases", 3))}
+        counts = {
+            k: int(data.get(k, d))
+            for k, d in (("accounts", 5), ("contacts", 20), ("products", 10), ("orders", 5), ("cases", 3))
+        }
         seed = int(data.get("seed", 1))
 
         def run() -> dict[str, int]:
@@ -275,31 +338,42 @@ class Simulator:
         path, _, query = target.partition("?")
         body = data.get("body")
         headers = {k.lower(): str(v) for k, v in (data.get("headers") or {}).items()}
-        req = SimRequest(method, path, query, headers,
-                         json.dumps(body).encode() if body is not None else b"",
-                         User(CRM_USER_ID, CRM_USER_NAME, "interactive"), self.base_url(request.scope))
+        req = SimRequest(
+            method,
+            path,
+            query,
+            headers,
+            json.dumps(body).encode() if body is not None else b"",
+            User(CRM_USER_ID, CRM_USER_NAME, "interactive"),
+            self.base_url(request.scope),
+        )
 
         def run() -> SimResponse:
             with self.lock:
                 return self.engine.handle(req)
 
         resp = await run_in_threadpool(run)
-        payload = json.loads(resp.body) if resp.body and resp.headers.get("Content-Type", "").startswith(
-            "application/json") else None
+        payload = (
+            json.loads(resp.body)
+            if resp.body and resp.headers.get("Content-Type", "").startswith("application/json")
+            else None
+        )
         return JSONResponse({"status": resp.status, "headers": resp.headers, "body": payload})
 
     async def _counters(self, request: Request) -> JSONResponse:
         with self.lock:
             calls = dict(self.counters)
             statuses = {str(k): v for k, v in self.status_counts.items()}
-        return JSONResponse({
-            "api_calls": sum(calls.values()),
-            "calls": calls,
-            "statuses": statuses,
-            "tokens_issued": self.tokens.issued,
-            "service_protection": self.protection.snapshot(),
-            "faults": self.faults.snapshot(),
-        })
+        return JSONResponse(
+            {
+                "api_calls": sum(calls.values()),
+                "calls": calls,
+                "statuses": statuses,
+                "tokens_issued": self.tokens.issued,
+                "service_protection": self.protection.snapshot(),
+                "faults": self.faults.snapshot(),
+            }
+        )
 
     async def _counters_reset(self, request: Request) -> JSONResponse:
         with self.lock:
@@ -361,15 +435,19 @@ class Simulator:
             table = self.engine.schema.tables.get(str(data.get("table")))
             if table is None:
                 return self._bad(f"unknown table {data.get('table')!r}")
-            if "drop_column" in data:
-                if table.columns.pop(str(data["drop_column"]), None) is None:
-                    return self._bad(f"{table.logical_name} has no column {data['drop_column']!r}")
-            if "drop_key" in data:
-                if table.alternate_keys.pop(str(data["drop_key"]), None) is None:
-                    return self._bad(f"{table.logical_name} has no key {data['drop_key']!r}")
+            if "drop_column" in data and table.columns.pop(str(data["drop_column"]), None) is None:
+                return self._bad(f"{table.logical_name} has no column {data['drop_column']!r}")
+            if "drop_key" in data and table.alternate_keys.pop(str(data["drop_key"]), None) is None:
+                return self._bad(f"{table.logical_name} has no key {data['drop_key']!r}")
             if "bulk" in data:
                 table.bulk = list(data["bulk"])
             if "change_tracking" in data:
                 table.change_tracking = bool(data["change_tracking"])
-            return JSONResponse({"table": table.logical_name, "bulk": table.bulk,
-                                 "keys": table.alternate_keys, "change_tracking": table.change_tracking})
+            return JSONResponse(
+                {
+                    "table": table.logical_name,
+                    "bulk": table.bulk,
+                    "keys": table.alternate_keys,
+                    "change_tracking": table.change_tracking,
+                }
+            )

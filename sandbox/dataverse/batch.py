@@ -12,10 +12,23 @@ from sandbox.dataverse import errors as E
 from sandbox.dataverse.engine import API_PREFIX, Engine, SimRequest, SimResponse
 from sandbox.dataverse.errors import ODataError
 
-REASONS = {200: "OK", 201: "Created", 204: "No Content", 304: "Not Modified", 400: "Bad Request",
-           401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
-           412: "Precondition Failed", 413: "Payload Too Large", 429: "Too Many Requests",
-           500: "Internal Server Error", 501: "Not Implemented", 503: "Service Unavailable"}
+REASONS = {
+    200: "OK",
+    201: "Created",
+    204: "No Content",
+    304: "Not Modified",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    412: "Precondition Failed",
+    413: "Payload Too Large",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    501: "Not Implemented",
+    503: "Service Unavailable",
+}
 
 
 @dataclass
@@ -76,13 +89,16 @@ def _parse_http(blob: bytes, content_id: str | None) -> Part:
 def parse_batch(body: bytes, content_type: str) -> list[Part | ChangeSet]:
     if b"\n" in body.replace(b"\r\n", b""):
         raise ODataError(
-            400, E.PAYLOAD_ERROR,
+            400,
+            E.PAYLOAD_ERROR,
             "Error identified in Payload provided by the user for Entity :'' ---> "
             "InnerException : System.ArgumentException: Stream was not readable.",
         )
     boundary = boundary_of(content_type)
     if not content_type.startswith("multipart/mixed") or not boundary:
-        raise ODataError(400, E.PAYLOAD_ERROR, "A $batch request needs Content-Type multipart/mixed; boundary=...")
+        raise ODataError(
+            400, E.PAYLOAD_ERROR, "A $batch request needs Content-Type multipart/mixed; boundary=..."
+        )
     items: list[Part | ChangeSet] = []
     for blob in _split(body, boundary):
         headers, rest = _headers_and_rest(blob)
@@ -129,9 +145,12 @@ def execute_batch(engine: Engine, outer: SimRequest) -> SimResponse:
     items = parse_batch(outer.body, outer.header("content-type") or "")
     count = sum(len(i.parts) if isinstance(i, ChangeSet) else 1 for i in items)
     if count > engine.config.max_batch_parts:
-        raise ODataError(400, E.INVALID_ARGUMENT,
-                         f"The number of requests in the batch ({count}) exceeds the limit of "
-                         f"{engine.config.max_batch_parts}.")
+        raise ODataError(
+            400,
+            E.INVALID_ARGUMENT,
+            f"The number of requests in the batch ({count}) exceeds the limit of "
+            f"{engine.config.max_batch_parts}.",
+        )
     continue_on_error = "odata.continue-on-error" in outer.prefer
     content_ids: dict[str, str] = {}
     boundary = f"batchresponse_{uuid.uuid4()}"
@@ -152,9 +171,14 @@ def execute_batch(engine: Engine, outer: SimRequest) -> SimResponse:
             with engine.db.transaction():
                 for part in item.parts:
                     if part.method == "GET":
-                        raise _ChangeSetFailed(SimResponse.error(ODataError(
-                            400, E.PAYLOAD_ERROR, "GET requests are not allowed inside a change set.")),
-                            part.content_id)
+                        raise _ChangeSetFailed(
+                            SimResponse.error(
+                                ODataError(
+                                    400, E.PAYLOAD_ERROR, "GET requests are not allowed inside a change set."
+                                )
+                            ),
+                            part.content_id,
+                        )
                     resp = _run(engine, outer, part, content_ids)
                     if resp.status >= 400:
                         raise _ChangeSetFailed(resp, part.content_id)
@@ -172,7 +196,10 @@ def execute_batch(engine: Engine, outer: SimRequest) -> SimResponse:
                 break
             chunks.append(_render_part(failed.response, failed.content_id))
             continue
-        body = b"".join(f"--{cs_boundary}\r\n".encode() + c for c in sub_chunks) + f"--{cs_boundary}--\r\n".encode()
+        body = (
+            b"".join(f"--{cs_boundary}\r\n".encode() + c for c in sub_chunks)
+            + f"--{cs_boundary}--\r\n".encode()
+        )
         chunks.append(f"Content-Type: multipart/mixed; boundary={cs_boundary}\r\n\r\n".encode() + body)
     payload = b"".join(f"--{boundary}\r\n".encode() + c for c in chunks) + f"--{boundary}--\r\n".encode()
     status = failure.status if failure is not None else 200
@@ -188,16 +215,23 @@ def _run(engine: Engine, outer: SimRequest, part: Part, content_ids: dict[str, s
         ref, _, tail = url.partition("/")
         target = content_ids.get(ref)
         if target is None:
-            return SimResponse.error(ODataError(
-                400, E.PAYLOAD_ERROR, f"Content-ID Reference: '{ref}' does not exist in the batch context."))
+            return SimResponse.error(
+                ODataError(
+                    400,
+                    E.PAYLOAD_ERROR,
+                    f"Content-ID Reference: '{ref}' does not exist in the batch context.",
+                )
+            )
         url = target + ("/" + tail if tail else "")
     split = urlsplit(url)
     path = split.path
     marker = path.find(API_PREFIX)
     if marker != -1:
-        path = path[marker + len(API_PREFIX):]
+        path = path[marker + len(API_PREFIX) :]
     elif path.startswith("/"):
-        return SimResponse.error(ODataError(404, E.SEGMENT_NOT_FOUND, f"Resource not found for the segment '{path}'."))
+        return SimResponse.error(
+            ODataError(404, E.SEGMENT_NOT_FOUND, f"Resource not found for the segment '{path}'.")
+        )
     from urllib.parse import unquote
 
     if path.strip("/") == "$batch":

@@ -124,20 +124,29 @@ class Engine:
         path = req.path.strip("/")
         method = req.method.upper()
         if path == "":
-            return SimResponse.json(200, {
-                "@odata.context": f"{req.base_url}{API_PREFIX}$metadata",
-                "value": [{"name": t.entity_set, "kind": "EntitySet", "url": t.entity_set}
-                          for t in self.schema.tables.values()],
-            })
+            return SimResponse.json(
+                200,
+                {
+                    "@odata.context": f"{req.base_url}{API_PREFIX}$metadata",
+                    "value": [
+                        {"name": t.entity_set, "kind": "EntitySet", "url": t.entity_set}
+                        for t in self.schema.tables.values()
+                    ],
+                },
+            )
         if path in ("WhoAmI", "WhoAmI()"):
             if method != "GET":
                 raise self._no_resource(req)
-            return SimResponse.json(200, {
-                "@odata.context": f"{req.base_url}{API_PREFIX}$metadata#Microsoft.Dynamics.CRM.WhoAmIResponse",
-                "BusinessUnitId": uuid.uuid5(uuid.NAMESPACE_URL, self.config.organization_id).hex,
-                "UserId": req.user.id,
-                "OrganizationId": self.config.organization_id,
-            })
+            return SimResponse.json(
+                200,
+                {
+                    "@odata.context": f"{req.base_url}{API_PREFIX}$metadata#"
+                    "Microsoft.Dynamics.CRM.WhoAmIResponse",
+                    "BusinessUnitId": uuid.uuid5(uuid.NAMESPACE_URL, self.config.organization_id).hex,
+                    "UserId": req.user.id,
+                    "OrganizationId": self.config.organization_id,
+                },
+            )
         if path.startswith("EntityDefinitions"):
             return self._entity_definitions(req, path)
         if path in ("CloseIncident", "CancelSalesOrder", "WinOpportunity", "LoseOpportunity"):
@@ -161,8 +170,11 @@ class Engine:
                 if method != "GET":
                     raise self._no_resource(req)
                 rows = self._filtered(req, table)
-                return SimResponse(200, {"Content-Type": "text/plain", "OData-Version": "4.0"},
-                                   str(min(len(rows), 5000)).encode())
+                return SimResponse(
+                    200,
+                    {"Content-Type": "text/plain", "OData-Version": "4.0"},
+                    str(min(len(rows), 5000)).encode(),
+                )
             if rest.startswith("Microsoft.Dynamics.CRM."):
                 action = rest.removeprefix("Microsoft.Dynamics.CRM.")
                 if method != "POST":
@@ -188,8 +200,10 @@ class Engine:
 
     def _no_resource(self, req: SimRequest) -> ODataError:
         return ODataError(
-            404, "",
-            f"No HTTP resource was found that matches the request URI '{req.base_url}{API_PREFIX}{req.path}'.",
+            404,
+            "",
+            "No HTTP resource was found that matches the request URI "
+            f"'{req.base_url}{API_PREFIX}{req.path}'.",
         )
 
     # =============================================================================== keys
@@ -205,8 +219,12 @@ class Engine:
         pairs: dict[str, Any] = {}
         i = 0
         while i < len(tokens):
-            if i + 2 >= len(tokens) or tokens[i].kind != "ident" or tokens[i + 1].kind != "punct" \
-                    or tokens[i + 1].value != "=":
+            if (
+                i + 2 >= len(tokens)
+                or tokens[i].kind != "ident"
+                or tokens[i + 1].kind != "punct"
+                or tokens[i + 1].value != "="
+            ):
                 raise self._bad_key(table)
             name, tok = tokens[i].value, tokens[i + 2]
             if tok.kind not in ("str", "num", "guid", "datetime", "bool"):
@@ -216,7 +234,8 @@ class Engine:
                 value = value.strftime("%Y-%m-%dT%H:%M:%SZ")
             if isinstance(value, str) and KEY_FORBIDDEN & set(value):
                 raise ODataError(
-                    400, E.INVALID_ARGUMENT,
+                    400,
+                    E.INVALID_ARGUMENT,
                     f"Key value for '{name}' contains a character that is not supported in a key "
                     "in the request URI (one of / < > * % & : \\ ? +).",
                 )
@@ -238,7 +257,8 @@ class Engine:
     def _bad_key(self, table: Table) -> ODataError:
         t = table.odata_type
         return ODataError(
-            400, "0x80060888",
+            400,
+            "0x80060888",
             f"The key in the request URI is not valid for resource '{t}'. Ensure that the names and "
             f"number of key properties match the declared or alternate key properties for the "
             f"resource '{t}'.",
@@ -264,7 +284,8 @@ class Engine:
             )
         shown = ",".join(f"{k}:{v}" for k, v in key.items())
         return ODataError(
-            404, "0x80060891",
+            404,
+            "0x80060891",
             f"A record with the specified key values does not exist in {table.logical_name} entity "
             f"(keys: {shown})",
         )
@@ -275,23 +296,29 @@ class Engine:
         if ref.startswith("$"):
             target = req.content_ids.get(ref)
             if target is None:
-                raise ODataError(400, E.PAYLOAD_ERROR,
-                                 f"Content-ID Reference: '{ref}' does not exist in the batch context.")
+                raise ODataError(
+                    400,
+                    E.PAYLOAD_ERROR,
+                    f"Content-ID Reference: '{ref}' does not exist in the batch context.",
+                )
             ref = target
         if "://" in ref:
             marker = ref.find(API_PREFIX)
             if marker == -1:
                 raise ODataError(400, E.PAYLOAD_ERROR, f"The reference '{ref}' is not a valid entity URL.")
-            ref = ref[marker + len(API_PREFIX):]
+            ref = ref[marker + len(API_PREFIX) :]
         ref = unquote(ref.lstrip("/"))
         if ref.startswith(API_PREFIX.lstrip("/")):
-            ref = ref[len(API_PREFIX) - 1:]
+            ref = ref[len(API_PREFIX) - 1 :]
         set_name, key_text, rest = split_resource_path(ref)
         table = self.schema.by_set.get(set_name)
         if table is None or key_text is None or rest is not None:
-            raise ODataError(400, E.PAYLOAD_ERROR,
-                             f"Error identified in Payload provided by the user: the reference '{ref}' "
-                             "is not a valid entity reference.")
+            raise ODataError(
+                400,
+                E.PAYLOAD_ERROR,
+                f"Error identified in Payload provided by the user: the reference '{ref}' "
+                "is not a valid entity reference.",
+            )
         key = self._parse_key(table, key_text)
         record = self.find(table, key)
         if record is None:
@@ -305,14 +332,20 @@ class Engine:
         try:
             body = json.loads(req.body)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ODataError(400, E.PAYLOAD_ERROR, f"Error identified in Payload provided by the user: {exc}") from exc
+            raise ODataError(
+                400, E.PAYLOAD_ERROR, f"Error identified in Payload provided by the user: {exc}"
+            ) from exc
         if not isinstance(body, dict):
-            raise ODataError(400, E.PAYLOAD_ERROR, "Error identified in Payload provided by the user: "
-                             "the payload must be a JSON object.")
+            raise ODataError(
+                400,
+                E.PAYLOAD_ERROR,
+                "Error identified in Payload provided by the user: the payload must be a JSON object.",
+            )
         return body
 
-    def apply_body(self, table: Table, body: dict[str, Any], req: SimRequest, *, creating: bool,
-                   record: dict[str, Any]) -> dict[str, Any]:
+    def apply_body(
+        self, table: Table, body: dict[str, Any], req: SimRequest, *, creating: bool, record: dict[str, Any]
+    ) -> dict[str, Any]:
         """Validate `body` and write it into `record`; return the attributes actually written."""
         written: dict[str, Any] = {}
         navs = table.navigation()
@@ -320,8 +353,11 @@ class Engine:
         for name, value in body.items():
             if name in ("@odata.type", "@odata.id", "@odata.etag", "@odata.context"):
                 if name == "@odata.type" and value != table.odata_type:
-                    raise ODataError(400, E.PAYLOAD_ERROR,
-                                     f"The '@odata.type' '{value}' does not match entity '{table.odata_type}'.")
+                    raise ODataError(
+                        400,
+                        E.PAYLOAD_ERROR,
+                        f"The '@odata.type' '{value}' does not match entity '{table.odata_type}'.",
+                    )
                 continue
             if name.endswith("@odata.bind"):
                 nav = name[: -len("@odata.bind")]
@@ -332,15 +368,21 @@ class Engine:
                         written[column.name] = None
                         continue
                     if not isinstance(value, str):
-                        raise ODataError(400, E.PAYLOAD_ERROR,
-                                         f"Error identified in Payload provided by the user for Entity :"
-                                         f"'{table.entity_set}': the value of '{name}' must be a string.")
+                        raise ODataError(
+                            400,
+                            E.PAYLOAD_ERROR,
+                            f"Error identified in Payload provided by the user for Entity :"
+                            f"'{table.entity_set}': the value of '{name}' must be a string.",
+                        )
                     ref_table, ref_record = self.resolve_reference(value, req)
                     if ref_table.logical_name != target_table:
-                        raise ODataError(400, E.PAYLOAD_ERROR,
-                                         f"Error identified in Payload provided by the user for Entity :"
-                                         f"'{table.entity_set}': '{nav}' expects "
-                                         f"'{target_table}', got '{ref_table.logical_name}'.")
+                        raise ODataError(
+                            400,
+                            E.PAYLOAD_ERROR,
+                            f"Error identified in Payload provided by the user for Entity :"
+                            f"'{table.entity_set}': '{nav}' expects "
+                            f"'{target_table}', got '{ref_table.logical_name}'.",
+                        )
                     ref = {"id": ref_record[ref_table.primary_id], "table": target_table, "nav": nav}
                     record[column.name] = ref
                     written[column.name] = ref
@@ -348,7 +390,8 @@ class Engine:
                 if nav in table.one_to_many:
                     continue  # associating collections on create: accepted, not modelled further
                 raise ODataError(
-                    400, E.PAYLOAD_ERROR,
+                    400,
+                    E.PAYLOAD_ERROR,
                     f"Error identified in Payload provided by the user for Entity :'{table.entity_set}' ---> "
                     f"System.Exception: Microsoft.OData.ODataException: An undeclared property '{nav}' which "
                     "only has property annotations in the payload but no property value was found in the "
@@ -373,20 +416,23 @@ class Engine:
             if column is None or column.is_lookup:
                 t = table.odata_type
                 raise ODataError(
-                    400, "0x0",
+                    400,
+                    "0x0",
                     "An error occurred while validating input parameters: Microsoft.Crm.CrmException: "
                     f"Invalid property '{name}' was found in entity '{t}'. ---> "
                     "Microsoft.OData.ODataException: Does not support untyped value in non-open type.",
                 )
             if column.type == "pk":
-                if creating:
-                    if not isinstance(value, str) or not Q.GUID_RE.fullmatch(value):
-                        raise ODataError(400, E.INVALID_ARGUMENT, f"'{name}' must be a GUID.")
+                if creating and (not isinstance(value, str) or not Q.GUID_RE.fullmatch(value)):
+                    raise ODataError(400, E.INVALID_ARGUMENT, f"'{name}' must be a GUID.")
                 continue
             if column.readonly:
                 if self.config.readonly_writes == "reject":
-                    raise ODataError(400, E.INVALID_ARGUMENT,
-                                     f"The '{name}' attribute of the '{table.logical_name}' entity is read-only.")
+                    raise ODataError(
+                        400,
+                        E.INVALID_ARGUMENT,
+                        f"The '{name}' attribute of the '{table.logical_name}' entity is read-only.",
+                    )
                 continue
             if column.create_only and not creating:
                 continue
@@ -400,28 +446,42 @@ class Engine:
         name = column.name
         if value is None:
             if column.required == "system":
-                raise ODataError(400, E.REQUIRED_FIELD_MISSING,
-                                 f"Attribute '{name}' cannot be set to NULL: it is required by the system.")
+                raise ODataError(
+                    400,
+                    E.REQUIRED_FIELD_MISSING,
+                    f"Attribute '{name}' cannot be set to NULL: it is required by the system.",
+                )
             return None
         kind = column.type
         if kind in ("string", "memo"):
             if not isinstance(value, str):
-                raise ODataError(400, "0x0", f"Cannot convert the literal '{value}' to the expected type "
-                                 f"'Edm.String' for property '{name}'.")
+                raise ODataError(
+                    400,
+                    "0x0",
+                    f"Cannot convert the literal '{value}' to the expected type "
+                    f"'Edm.String' for property '{name}'.",
+                )
             if column.max_length is not None and len(value) > column.max_length:
                 raise ODataError(
-                    400, E.STRING_TOO_LONG,
+                    400,
+                    E.STRING_TOO_LONG,
                     f"A validation error occurred.  The length of the '{name}' attribute of the "
-                    f"'{table.logical_name}' entity exceeded the maximum allowed length of '{column.max_length}'.",
+                    f"'{table.logical_name}' entity exceeded the maximum allowed length of "
+                    f"'{column.max_length}'.",
                 )
             return value
         if kind in ("int", "picklist", "state", "status"):
             if not isinstance(value, int) or isinstance(value, bool):
-                raise ODataError(400, "0x0", f"Cannot convert the literal '{value}' to the expected type "
-                                 f"'Edm.Int32' for property '{name}'.")
+                raise ODataError(
+                    400,
+                    "0x0",
+                    f"Cannot convert the literal '{value}' to the expected type "
+                    f"'Edm.Int32' for property '{name}'.",
+                )
             if kind == "picklist" and column.options and value not in column.options:
                 raise ODataError(
-                    400, E.PICKLIST_OUT_OF_RANGE,
+                    400,
+                    E.PICKLIST_OUT_OF_RANGE,
                     f"A validation error occurred. The value {value} of '{name}' on record of type "
                     f"'{table.logical_name}' is outside the valid range.",
                 )
@@ -429,24 +489,40 @@ class Engine:
             return value
         if kind in ("decimal", "money"):
             if not isinstance(value, (int, float)) or isinstance(value, bool):
-                raise ODataError(400, "0x0", f"Cannot convert the literal '{value}' to the expected type "
-                                 f"'Edm.Decimal' for property '{name}'.")
+                raise ODataError(
+                    400,
+                    "0x0",
+                    f"Cannot convert the literal '{value}' to the expected type "
+                    f"'Edm.Decimal' for property '{name}'.",
+                )
             self._range(table, column, value)
             return value
         if kind == "bool":
             if not isinstance(value, bool):
-                raise ODataError(400, "0x0", f"Cannot convert the literal '{value}' to the expected type "
-                                 f"'Edm.Boolean' for property '{name}'.")
+                raise ODataError(
+                    400,
+                    "0x0",
+                    f"Cannot convert the literal '{value}' to the expected type "
+                    f"'Edm.Boolean' for property '{name}'.",
+                )
             return value
         if kind == "datetime":
             if not isinstance(value, str) or not Q.DATETIME_RE.fullmatch(value):
-                raise ODataError(400, "0x0", f"Cannot convert the literal '{value}' to the expected type "
-                                 f"'Edm.DateTimeOffset' for property '{name}'.")
+                raise ODataError(
+                    400,
+                    "0x0",
+                    f"Cannot convert the literal '{value}' to the expected type "
+                    f"'Edm.DateTimeOffset' for property '{name}'.",
+                )
             return Q._parse_datetime(value).strftime("%Y-%m-%dT%H:%M:%SZ")
         if kind == "guid":
             if not isinstance(value, str) or not Q.GUID_RE.fullmatch(value):
-                raise ODataError(400, "0x0", f"Cannot convert the literal '{value}' to the expected type "
-                                 f"'Edm.Guid' for property '{name}'.")
+                raise ODataError(
+                    400,
+                    "0x0",
+                    f"Cannot convert the literal '{value}' to the expected type "
+                    f"'Edm.Guid' for property '{name}'.",
+                )
             return value.lower()
         return value
 
@@ -455,13 +531,21 @@ class Engine:
             column.maximum is not None and value > column.maximum
         ):
             raise ODataError(
-                400, E.INVALID_ARGUMENT,
+                400,
+                E.INVALID_ARGUMENT,
                 f"A validation error occurred. The value {value} of '{column.name}' on record of type "
                 f"'{table.logical_name}' is outside the valid range ({column.minimum} to {column.maximum}).",
             )
 
-    def create(self, table: Table, body: dict[str, Any], req: SimRequest, *,
-               key_values: dict[str, Any] | None = None, record_id: str | None = None) -> str:
+    def create(
+        self,
+        table: Table,
+        body: dict[str, Any],
+        req: SimRequest,
+        *,
+        key_values: dict[str, Any] | None = None,
+        record_id: str | None = None,
+    ) -> str:
         with self.db.transaction():
             record: dict[str, Any] = {}
             written = self.apply_body(table, body, req, creating=True, record=record)
@@ -502,21 +586,42 @@ class Engine:
                 for item in items:
                     if not isinstance(item, dict):
                         raise ODataError(400, E.PAYLOAD_ERROR, f"Items of '{nav}' must be objects.")
-                    self.create(child_table, {**item, f"{nav_name}@odata.bind": f"/{table.entity_set}({rid})"}, req)
+                    self.create(
+                        child_table, {**item, f"{nav_name}@odata.bind": f"/{table.entity_set}({rid})"}, req
+                    )
             self._after_write(table, record)
-            self.db.emit(Event("Create", table.logical_name, rid, _visible(record), req.user.id,
-                               post_image=_visible(record), correlation_id=req.header("x-ms-correlation-request-id")))
+            self.db.emit(
+                Event(
+                    "Create",
+                    table.logical_name,
+                    rid,
+                    _visible(record),
+                    req.user.id,
+                    post_image=_visible(record),
+                    correlation_id=req.header("x-ms-correlation-request-id"),
+                )
+            )
         return rid
 
-    def update(self, table: Table, record: dict[str, Any], body: dict[str, Any], req: SimRequest,
-               *, strip_keys: list[str] | None = None) -> dict[str, Any]:
+    def update(
+        self,
+        table: Table,
+        record: dict[str, Any],
+        body: dict[str, Any],
+        req: SimRequest,
+        *,
+        strip_keys: list[str] | None = None,
+    ) -> dict[str, Any]:
         with self.db.transaction():
             if table.editable_states is not None and record.get("statecode") not in table.editable_states:
                 only_state = body.keys() <= {"statecode", "statuscode"}
                 if not only_state:
-                    raise ODataError(400, E.INVALID_ARGUMENT,
-                                     f"This {table.logical_name} can not be edited because it is not active. "
-                                     "Only active orders can be edited.")
+                    raise ODataError(
+                        400,
+                        E.INVALID_ARGUMENT,
+                        f"This {table.logical_name} can not be edited because it is not active. "
+                        "Only active orders can be edited.",
+                    )
             pre = _visible(record)
             updated = json.loads(json.dumps({k: v for k, v in record.items() if not k.startswith("__")}))
             updated.update({k: v for k, v in record.items() if k.startswith("__")})
@@ -540,9 +645,18 @@ class Engine:
             for col in ("modifiedon", "modifiedby"):
                 if col in updated:
                     target[col] = updated[col]
-            self.db.emit(Event("Update", table.logical_name, updated[table.primary_id], target, req.user.id,
-                               pre_image=pre, post_image=_visible(updated),
-                               correlation_id=req.header("x-ms-correlation-request-id")))
+            self.db.emit(
+                Event(
+                    "Update",
+                    table.logical_name,
+                    updated[table.primary_id],
+                    target,
+                    req.user.id,
+                    pre_image=pre,
+                    post_image=_visible(updated),
+                    correlation_id=req.header("x-ms-correlation-request-id"),
+                )
+            )
         return updated
 
     def delete(self, table: Table, record: dict[str, Any], req: SimRequest) -> None:
@@ -550,21 +664,28 @@ class Engine:
         with self.db.transaction():
             for rel in table.relationships:
                 child_table = self.schema.tables[rel.table]
-                children = [r for r in self.db.rows[rel.table].values()
-                            if isinstance(r.get(rel.column), dict) and r[rel.column]["id"] == rid]
+                children = [
+                    r
+                    for r in self.db.rows[rel.table].values()
+                    if isinstance(r.get(rel.column), dict) and r[rel.column]["id"] == rid
+                ]
                 if not children:
                     continue
                 if rel.delete == "restrict":
                     raise ODataError(
-                        405, E.CANNOT_DELETE_ASSOCIATION,
+                        405,
+                        E.CANNOT_DELETE_ASSOCIATION,
                         f"The object you tried to delete is associated with another object and cannot be "
                         f"deleted. ({len(children)} {child_table.logical_name} record(s) reference this "
                         f"{table.logical_name} through '{rel.column}'.)",
                     )
             for rel in table.relationships:
                 child_table = self.schema.tables[rel.table]
-                for child in [r for r in self.db.rows[rel.table].values()
-                              if isinstance(r.get(rel.column), dict) and r[rel.column]["id"] == rid]:
+                for child in [
+                    r
+                    for r in self.db.rows[rel.table].values()
+                    if isinstance(r.get(rel.column), dict) and r[rel.column]["id"] == rid
+                ]:
                     if rel.delete == "cascade":
                         self.delete(child_table, child, req)
                     elif rel.delete == "removelink":
@@ -573,35 +694,57 @@ class Engine:
             parent = self._parent_of(table, record)
             if parent is not None:
                 self._recompute_totals(*parent)
-            self.db.emit(Event("Delete", table.logical_name, rid, {}, req.user.id, pre_image=_visible(record),
-                               correlation_id=req.header("x-ms-correlation-request-id")))
+            self.db.emit(
+                Event(
+                    "Delete",
+                    table.logical_name,
+                    rid,
+                    {},
+                    req.user.id,
+                    pre_image=_visible(record),
+                    correlation_id=req.header("x-ms-correlation-request-id"),
+                )
+            )
 
     # -- record rules -----------------------------------------------------------------------------
-    def _defaults_on_create(self, table: Table, record: dict[str, Any], written: dict[str, Any],
-                            req: SimRequest) -> None:
+    def _defaults_on_create(
+        self, table: Table, record: dict[str, Any], written: dict[str, Any], req: SimRequest
+    ) -> None:
         for column in table.columns.values():
             if record.get(column.name) is None and column.default is not None:
                 record[column.name] = column.default
         if table.autonumber and not record.get(table.autonumber["column"]):
             self.autonumber += 1
             suffix = "".join(random.choices(string.ascii_uppercase + string.digits, k=6))
-            record[table.autonumber["column"]] = f"{table.autonumber['prefix']}-{self.autonumber:05d}-{suffix}"
+            record[table.autonumber["column"]] = (
+                f"{table.autonumber['prefix']}-{self.autonumber:05d}-{suffix}"
+            )
         if table.states:
             state = record.get("statecode")
             if state is None:
                 state = 0
-                if table.draft_on_create and not self.config.products_active_on_create \
-                        and record.get("parentproductid") is None:
+                if (
+                    table.draft_on_create
+                    and not self.config.products_active_on_create
+                    and record.get("parentproductid") is None
+                ):
                     state = 2
                 record["statecode"] = state
             if state not in table.states:
-                raise ODataError(400, E.PICKLIST_OUT_OF_RANGE, f"{state} is not a valid statecode for {table.logical_name}.")
+                raise ODataError(
+                    400,
+                    E.PICKLIST_OUT_OF_RANGE,
+                    f"{state} is not a valid statecode for {table.logical_name}.",
+                )
             if record.get("statuscode") is None:
                 record["statuscode"] = table.states[state].default_status
             elif record["statuscode"] not in table.states[state].statuses:
-                raise ODataError(400, E.INVALID_ARGUMENT,
-                                 f"{record['statuscode']} is not a valid status code for state code "
-                                 f"{table.logical_name}State.{table.states[state].name} on {table.logical_name}.")
+                raise ODataError(
+                    400,
+                    E.INVALID_ARGUMENT,
+                    f"{record['statuscode']} is not a valid status code for state code "
+                    f"{table.logical_name}State.{table.states[state].name} on {table.logical_name}.",
+                )
         if "transactioncurrencyid" in table.columns and record.get("transactioncurrencyid") is None:
             inherited = None
             parent = self._parent_of(table, record)
@@ -614,8 +757,11 @@ class Engine:
     def base_currency_ref(self) -> dict[str, Any] | None:
         for rec in self.db.rows["transactioncurrency"].values():
             if rec.get("isocurrencycode") == self.config.base_currency:
-                return {"id": rec["transactioncurrencyid"], "table": "transactioncurrency",
-                        "nav": "transactioncurrencyid"}
+                return {
+                    "id": rec["transactioncurrencyid"],
+                    "table": "transactioncurrency",
+                    "nav": "transactioncurrencyid",
+                }
         return None
 
     def _exchange_rate(self, record: dict[str, Any]) -> float:
@@ -626,17 +772,21 @@ class Engine:
                 return float(cur.get("exchangerate") or 1)
         return 1.0
 
-    def _state_transition(self, table: Table, old: dict[str, Any], new: dict[str, Any],
-                          written: dict[str, Any]) -> None:
+    def _state_transition(
+        self, table: Table, old: dict[str, Any], new: dict[str, Any], written: dict[str, Any]
+    ) -> None:
         if not table.states or ("statecode" not in written and "statuscode" not in written):
             return
         state = new.get("statecode")
         if state not in table.states:
-            raise ODataError(400, E.PICKLIST_OUT_OF_RANGE, f"{state} is not a valid statecode for {table.logical_name}.")
+            raise ODataError(
+                400, E.PICKLIST_OUT_OF_RANGE, f"{state} is not a valid statecode for {table.logical_name}."
+            )
         spec = table.states[state]
         if "statecode" in written and state != old.get("statecode") and spec.action_only:
             raise ODataError(
-                400, E.INVALID_ARGUMENT,
+                400,
+                E.INVALID_ARGUMENT,
                 f"This message can not be used to set the state of {table.logical_name} to {spec.name}. "
                 f"In order to set state of {table.logical_name} to {spec.name}, use the "
                 f"{spec.action_only}Request message instead.",
@@ -644,29 +794,45 @@ class Engine:
         if "statecode" in written and "statuscode" not in written:
             new["statuscode"] = spec.default_status
         if new.get("statuscode") not in spec.statuses:
-            raise ODataError(400, E.INVALID_ARGUMENT,
-                             f"{new.get('statuscode')} is not a valid status code for state code "
-                             f"{table.logical_name}State.{spec.name} on {table.logical_name}.")
+            raise ODataError(
+                400,
+                E.INVALID_ARGUMENT,
+                f"{new.get('statuscode')} is not a valid status code for state code "
+                f"{table.logical_name}State.{spec.name} on {table.logical_name}.",
+            )
         if table.logical_name == "product" and state == 0 and isinstance(new.get("parentproductid"), dict):
             parent = self.db.rows["product"].get(new["parentproductid"]["id"])
             if parent is not None and parent.get("statecode") != 0:
-                raise ODataError(400, E.INVALID_ARGUMENT,
-                                 "The product cannot be published because its parent product family is not active.")
+                raise ODataError(
+                    400,
+                    E.INVALID_ARGUMENT,
+                    "The product cannot be published because its parent product family is not active.",
+                )
 
-    def _validate_record(self, table: Table, record: dict[str, Any], req: SimRequest, *, creating: bool,
-                         exclude: str | None) -> None:
+    def _validate_record(
+        self, table: Table, record: dict[str, Any], req: SimRequest, *, creating: bool, exclude: str | None
+    ) -> None:
         for column in table.columns.values():
             if column.type == "pk":
                 continue
             if column.required == "system" and record.get(column.name) is None and creating:
-                raise ODataError(400, E.REQUIRED_FIELD_MISSING,
-                                 f"A validation error occurred. The value of '{column.name}' on record of "
-                                 f"type '{table.logical_name}' is required and cannot be null.")
-            if column.required == "application" and self.config.enforce_application_required \
-                    and record.get(column.name) is None:
-                raise ODataError(400, E.REQUIRED_FIELD_MISSING,
-                                 f"A validation error occurred. The value of '{column.name}' on record of "
-                                 f"type '{table.logical_name}' is required.")
+                raise ODataError(
+                    400,
+                    E.REQUIRED_FIELD_MISSING,
+                    f"A validation error occurred. The value of '{column.name}' on record of "
+                    f"type '{table.logical_name}' is required and cannot be null.",
+                )
+            if (
+                column.required == "application"
+                and self.config.enforce_application_required
+                and record.get(column.name) is None
+            ):
+                raise ODataError(
+                    400,
+                    E.REQUIRED_FIELD_MISSING,
+                    f"A validation error occurred. The value of '{column.name}' on record of "
+                    f"type '{table.logical_name}' is required.",
+                )
         if self.db.key_owner(table.logical_name, record) is not None:
             raise ODataError(412, E.DUPLICATE_RECORD, "A record with matching key values already exists.")
         if (req.header("mscrm.suppressduplicatedetection") or "").lower() == "false":
@@ -679,7 +845,8 @@ class Engine:
                         continue
                     if all(_key_equal(other.get(c), v) for c, v in zip(rule, values, strict=True)):
                         raise ODataError(
-                            self.config.duplicate_detection_status, E.DUPLICATE_DETECTED,
+                            self.config.duplicate_detection_status,
+                            E.DUPLICATE_DETECTED,
                             "A record was not created or updated because a duplicate of the current record "
                             "already exists.",
                         )
@@ -693,20 +860,25 @@ class Engine:
                 record[column.name] = " ".join(p for p in parts if p) or None
             elif column.computed in ("address1", "address2"):
                 prefix = column.computed
-                parts = [record.get(f"{prefix}_{p}") for p in
-                         ("line1", "line2", "line3", "city", "stateorprovince", "postalcode", "country")]
+                parts = [
+                    record.get(f"{prefix}_{p}")
+                    for p in ("line1", "line2", "line3", "city", "stateorprovince", "postalcode", "country")
+                ]
                 record[column.name] = "\r\n".join(p for p in parts if p) or None
         if table.logical_name in ("salesorderdetail", "invoicedetail"):
             qty = float(record.get("quantity") or 0)
             price = float(record.get("priceperunit") or 0)
             record["baseamount"] = round(qty * price, 2)
             record["extendedamount"] = round(
-                qty * price - float(record.get("manualdiscountamount") or 0) + float(record.get("tax") or 0), 2
+                qty * price - float(record.get("manualdiscountamount") or 0) + float(record.get("tax") or 0),
+                2,
             )
 
     def _parent_of(self, table: Table, record: dict[str, Any]) -> tuple[Table, dict[str, Any]] | None:
-        for rel_table, line_table, column in (("salesorder", "salesorderdetail", "salesorderid"),
-                                              ("invoice", "invoicedetail", "invoiceid")):
+        for rel_table, line_table, column in (
+            ("salesorder", "salesorderdetail", "salesorderid"),
+            ("invoice", "invoicedetail", "invoiceid"),
+        ):
             if table.logical_name == line_table and isinstance(record.get(column), dict):
                 parent = self.db.rows[rel_table].get(record[column]["id"])
                 if parent is not None:
@@ -717,22 +889,34 @@ class Engine:
         parent = self._parent_of(table, record)
         if parent is not None:
             parent_table, parent_record = parent
-            if parent_table.editable_states is not None and \
-                    parent_record.get("statecode") not in parent_table.editable_states:
-                raise ODataError(400, E.INVALID_ARGUMENT,
-                                 f"This {parent_table.logical_name} can not be edited because it is not "
-                                 "active. Only active orders can be edited.")
+            if (
+                parent_table.editable_states is not None
+                and parent_record.get("statecode") not in parent_table.editable_states
+            ):
+                raise ODataError(
+                    400,
+                    E.INVALID_ARGUMENT,
+                    f"This {parent_table.logical_name} can not be edited because it is not "
+                    "active. Only active orders can be edited.",
+                )
             self._recompute_totals(parent_table, parent_record)
 
     def _recompute_totals(self, table: Table, record: dict[str, Any]) -> None:
-        line_table, column = ("salesorderdetail", "salesorderid") if table.logical_name == "salesorder" \
+        line_table, column = (
+            ("salesorderdetail", "salesorderid")
+            if table.logical_name == "salesorder"
             else ("invoicedetail", "invoiceid")
+        )
         rid = record[table.primary_id]
-        lines = [r for r in self.db.rows[line_table].values()
-                 if isinstance(r.get(column), dict) and r[column]["id"] == rid]
+        lines = [
+            r
+            for r in self.db.rows[line_table].values()
+            if isinstance(r.get(column), dict) and r[column]["id"] == rid
+        ]
         updated = dict(record)
-        total_lines = round(sum(float(r.get("baseamount") or 0) - float(r.get("manualdiscountamount") or 0)
-                                for r in lines), 2)
+        total_lines = round(
+            sum(float(r.get("baseamount") or 0) - float(r.get("manualdiscountamount") or 0) for r in lines), 2
+        )
         tax = round(sum(float(r.get("tax") or 0) for r in lines), 2)
         discount = float(record.get("discountamount") or 0)
         pct = float(record.get("discountpercentage") or 0)
@@ -757,17 +941,22 @@ class Engine:
         rid = self.create(table, body, req)
         return self._write_response(req, table, rid, created=True)
 
-    def _write_response(self, req: SimRequest, table: Table, rid: str, *, created: bool,
-                        key_url: str | None = None) -> SimResponse:
+    def _write_response(
+        self, req: SimRequest, table: Table, rid: str, *, created: bool, key_url: str | None = None
+    ) -> SimResponse:
         url = f"{req.base_url}{API_PREFIX}{key_url or f'{table.entity_set}({rid})'}"
         if "return" in req.prefer and req.prefer["return"] == "representation":
             record = self.db.rows[table.logical_name][rid]
             select = self._select(table, req.params.get("$select"))
             body = self.render(table, record, select, req, entity=True)
-            return SimResponse.json(201 if created else 200, body, {
-                "Preference-Applied": "return=representation",
-                "ETag": etag(record),
-            })
+            return SimResponse.json(
+                201 if created else 200,
+                body,
+                {
+                    "Preference-Applied": "return=representation",
+                    "ETag": etag(record),
+                },
+            )
         return SimResponse.empty(204, {"OData-EntityId": url, "Location": url})
 
     def _patch(self, req: SimRequest, table: Table, key: dict[str, Any], key_text: str) -> SimResponse:
@@ -786,8 +975,11 @@ class Engine:
         if if_none_match == "*":
             raise ODataError(412, E.DUPLICATE_RECORD, "A record with matching key values already exists.")
         if if_match not in (None, "*") and if_match != etag(record):
-            raise ODataError(412, E.CONCURRENCY_MISMATCH,
-                             "The version of the existing record doesn't match the RowVersion property provided.")
+            raise ODataError(
+                412,
+                E.CONCURRENCY_MISMATCH,
+                "The version of the existing record doesn't match the RowVersion property provided.",
+            )
         strip = [] if table.primary_id in key else list(key)
         updated = self.update(table, record, body, req, strip_keys=strip)
         key_url = None if table.primary_id in key else f"{table.entity_set}({key_text})"
@@ -799,8 +991,11 @@ class Engine:
             raise self._missing(table, key)
         if_match = req.header("if-match")
         if if_match not in (None, "*") and if_match != etag(record):
-            raise ODataError(412, E.CONCURRENCY_MISMATCH,
-                             "The version of the existing record doesn't match the RowVersion property provided.")
+            raise ODataError(
+                412,
+                E.CONCURRENCY_MISMATCH,
+                "The version of the existing record doesn't match the RowVersion property provided.",
+            )
         self.delete(table, record, req)
         return SimResponse.empty(204)
 
@@ -822,22 +1017,33 @@ class Engine:
         if name in table.one_to_many and method == "GET" and len(parts) == 1:
             spec = table.one_to_many[name]
             child_table = self.schema.tables[spec["table"]]
-            rows = [r for r in self.db.rows[child_table.logical_name].values()
-                    if isinstance(r.get(spec["column"]), dict) and r[spec["column"]]["id"] == record[table.primary_id]]
+            rows = [
+                r
+                for r in self.db.rows[child_table.logical_name].values()
+                if isinstance(r.get(spec["column"]), dict)
+                and r[spec["column"]]["id"] == record[table.primary_id]
+            ]
             select = self._select(child_table, req.params.get("$select"))
-            return SimResponse.json(200, {
-                "@odata.context": f"{req.base_url}{API_PREFIX}$metadata#{child_table.entity_set}",
-                "value": [self.render(child_table, r, select, req) for r in rows],
-            })
+            return SimResponse.json(
+                200,
+                {
+                    "@odata.context": f"{req.base_url}{API_PREFIX}$metadata#{child_table.entity_set}",
+                    "value": [self.render(child_table, r, select, req) for r in rows],
+                },
+            )
         column = table.columns.get(name)
         if column is None or len(parts) > 1:
             raise ODataError(404, E.SEGMENT_NOT_FOUND, f"Resource not found for the segment '{name}'.")
         if method == "GET":
             value = record.get(name)
-            return SimResponse.json(200, {
-                "@odata.context": f"{req.base_url}{API_PREFIX}$metadata#{table.entity_set}({record[table.primary_id]})/{name}",
-                "value": value,
-            })
+            return SimResponse.json(
+                200,
+                {
+                    "@odata.context": f"{req.base_url}{API_PREFIX}$metadata#"
+                    f"{table.entity_set}({record[table.primary_id]})/{name}",
+                    "value": value,
+                },
+            )
         if method == "PUT":
             payload = self._decode_body(req)
             self.update(table, record, {name: payload.get("value")}, req)
@@ -861,7 +1067,9 @@ class Engine:
         return result
 
     def _unknown_property(self, table: Table, name: str) -> ODataError:
-        return ODataError(400, "0x0", f"Could not find a property named '{name}' on type '{table.odata_type}'.")
+        return ODataError(
+            400, "0x0", f"Could not find a property named '{name}' on type '{table.odata_type}'."
+        )
 
     def annotations_wanted(self, req: SimRequest) -> list[str]:
         raw = req.prefer.get("odata.include-annotations")
@@ -869,19 +1077,30 @@ class Engine:
             return []
         return [p.strip() for p in raw.split(",") if p.strip()]
 
-    def render(self, table: Table, record: dict[str, Any], select: list[str] | None, req: SimRequest, *,
-               entity: bool = False, expand: list[Q.ExpandItem] | None = None) -> dict[str, Any]:
+    def render(
+        self,
+        table: Table,
+        record: dict[str, Any],
+        select: list[str] | None,
+        req: SimRequest,
+        *,
+        entity: bool = False,
+        expand: list[Q.ExpandItem] | None = None,
+    ) -> dict[str, Any]:
         wanted = self.annotations_wanted(req)
 
         def want(annotation: str) -> bool:
-            return any(w == "*" or w == annotation or (w.endswith("*") and annotation.startswith(w[:-1]))
-                       for w in wanted)
+            return any(
+                w == "*" or w == annotation or (w.endswith("*") and annotation.startswith(w[:-1]))
+                for w in wanted
+            )
 
         out: dict[str, Any] = {}
         if entity:
             cols = ",".join(select) if select else ""
             out["@odata.context"] = (
-                f"{req.base_url}{API_PREFIX}$metadata#{table.entity_set}({cols})/$entity" if cols
+                f"{req.base_url}{API_PREFIX}$metadata#{table.entity_set}({cols})/$entity"
+                if cols
                 else f"{req.base_url}{API_PREFIX}$metadata#{table.entity_set}/$entity"
             )
         out["@odata.etag"] = etag(record)
@@ -901,7 +1120,9 @@ class Engine:
                     if want(fmt):
                         out[f"{prop}@{fmt}"] = (target_rec or {}).get(target.primary_name)
                     if want("Microsoft.Dynamics.CRM.associatednavigationproperty"):
-                        out[f"{prop}@Microsoft.Dynamics.CRM.associatednavigationproperty"] = value.get("nav", name)
+                        out[f"{prop}@Microsoft.Dynamics.CRM.associatednavigationproperty"] = value.get(
+                            "nav", name
+                        )
                     if want("Microsoft.Dynamics.CRM.lookuplogicalname"):
                         out[f"{prop}@Microsoft.Dynamics.CRM.lookuplogicalname"] = value["table"]
                 continue
@@ -943,9 +1164,12 @@ class Engine:
         if item.nav in table.one_to_many:
             spec = table.one_to_many[item.nav]
             child_table = self.schema.tables[spec["table"]]
-            rows = [r for r in self.db.rows[child_table.logical_name].values()
-                    if isinstance(r.get(spec["column"]), dict)
-                    and r[spec["column"]]["id"] == record[table.primary_id]]
+            rows = [
+                r
+                for r in self.db.rows[child_table.logical_name].values()
+                if isinstance(r.get(spec["column"]), dict)
+                and r[spec["column"]]["id"] == record[table.primary_id]
+            ]
             if "$filter" in item.options:
                 node = Q.parse_filter(item.options["$filter"])
                 self._check_paths(child_table, node)
@@ -967,7 +1191,9 @@ class Engine:
         body = self.render(table, record, select, req, entity=True, expand=expand)
         headers = {"ETag": etag(record)}
         if self.annotations_wanted(req):
-            headers["Preference-Applied"] = f'odata.include-annotations="{req.prefer["odata.include-annotations"]}"'
+            headers["Preference-Applied"] = (
+                f'odata.include-annotations="{req.prefer["odata.include-annotations"]}"'
+            )
         return SimResponse.json(200, body, headers)
 
     def _resolver(self, table: Table) -> Q.Resolver:
@@ -997,6 +1223,7 @@ class Engine:
                     return value.get("id")
                 return value
             return None
+
         return resolve
 
     def _check_paths(self, table: Table, node: Any) -> None:
@@ -1065,10 +1292,10 @@ class Engine:
         offset = 0
         if "$skiptoken" in params:
             offset = self._decode_skiptoken(params["$skiptoken"], req)
-        page = rows[offset: offset + page_size]
+        page = rows[offset : offset + page_size]
         body: dict[str, Any] = {
             "@odata.context": f"{req.base_url}{API_PREFIX}$metadata#{table.entity_set}"
-                              + (f"({','.join(select)})" if select else ""),
+            + (f"({','.join(select)})" if select else ""),
         }
         if params.get("$count") == "true":
             body["@odata.count"] = min(total, 5000)
@@ -1076,7 +1303,9 @@ class Engine:
         if wanted:
             applied.append(f'odata.include-annotations="{req.prefer["odata.include-annotations"]}"')
             if any(w in ("*", "Microsoft.Dynamics.CRM.totalrecordcount") for w in wanted):
-                body["@Microsoft.Dynamics.CRM.totalrecordcount"] = total if params.get("$count") == "true" else -1
+                body["@Microsoft.Dynamics.CRM.totalrecordcount"] = (
+                    total if params.get("$count") == "true" else -1
+                )
                 body["@Microsoft.Dynamics.CRM.totalrecordcountlimitexceeded"] = total > 5000
         body["value"] = [self.render(table, r, select, req, expand=expand) for r in page]
         if offset + page_size < total:
@@ -1089,13 +1318,20 @@ class Engine:
         params = {k: v for k, v in parse_qsl(req.query, keep_blank_values=True) if k != "$skiptoken"}
         return hashlib.sha256((req.path + json.dumps(sorted(params.items()))).encode()).hexdigest()[:16]
 
-    def _next_link(self, req: SimRequest, offset: int, page_number: int, extra: dict[str, Any] | None = None) -> str:
+    def _next_link(
+        self, req: SimRequest, offset: int, page_number: int, extra: dict[str, Any] | None = None
+    ) -> str:
         cookie_data = {"o": offset, "q": self._query_fingerprint(req), **(extra or {})}
         paging = base64.urlsafe_b64encode(json.dumps(cookie_data).encode()).decode()
-        cookie = (f'<cookie pagenumber="{page_number}" pagingcookie="{quote(paging)}" '
-                  f'istracking="{"True" if extra else "False"}" />')
-        kept = "&".join(p for p in req.query.split("&") if p and not p.startswith("%24skiptoken=")
-                        and not p.startswith("$skiptoken="))
+        cookie = (
+            f'<cookie pagenumber="{page_number}" pagingcookie="{quote(paging)}" '
+            f'istracking="{"True" if extra else "False"}" />'
+        )
+        kept = "&".join(
+            p
+            for p in req.query.split("&")
+            if p and not p.startswith("%24skiptoken=") and not p.startswith("$skiptoken=")
+        )
         sep = "&" if kept else ""
         return f"{req.base_url}{API_PREFIX}{req.path}?{kept}{sep}$skiptoken={quote(cookie, safe='')}"
 
@@ -1105,10 +1341,15 @@ class Engine:
             assert m is not None
             data = json.loads(base64.urlsafe_b64decode(unquote(m.group(1)).encode()))
         except Exception as exc:
-            raise ODataError(400, "0x80060888", "The $skiptoken is not valid. Follow @odata.nextLink verbatim.") from exc
+            raise ODataError(
+                400, "0x80060888", "The $skiptoken is not valid. Follow @odata.nextLink verbatim."
+            ) from exc
         if data.get("q") != self._query_fingerprint(req):
-            raise ODataError(400, "0x80060888",
-                             "The $skiptoken does not belong to this query. Follow @odata.nextLink verbatim.")
+            raise ODataError(
+                400,
+                "0x80060888",
+                "The $skiptoken does not belong to this query. Follow @odata.nextLink verbatim.",
+            )
         return data if want == "all" else int(data["o"])
 
     # -- change tracking --------------------------------------------------------------------
@@ -1116,11 +1357,15 @@ class Engine:
         params = req.params
         for option in ("$filter", "$orderby", "$expand", "$top"):
             if option in params:
-                raise ODataError(400, "0x80060888",
-                                 f'The "{option}" query parameter isn\'t supported when Change Tracking is enabled.')
+                raise ODataError(
+                    400,
+                    "0x80060888",
+                    f'The "{option}" query parameter isn\'t supported when Change Tracking is enabled.',
+                )
         if not table.change_tracking:
-            raise ODataError(400, "0x80060888",
-                             f"Change tracking is not enabled for entity '{table.logical_name}'.")
+            raise ODataError(
+                400, "0x80060888", f"Change tracking is not enabled for entity '{table.logical_name}'."
+            )
         select = self._select(table, params.get("$select"))
         since: int | None = None
         if "$deltatoken" in params:
@@ -1136,32 +1381,46 @@ class Engine:
         rows = sorted(self.db.rows[table.logical_name].values(), key=lambda r: r["__seq"])
         items: list[dict[str, Any]] = []
         if since is None:
-            items = [self.render(table, r, select, req) for r in rows if r["__created_version"] <= snapshot
-                     and r["versionnumber"] <= snapshot]
+            items = [
+                self.render(table, r, select, req)
+                for r in rows
+                if r["__created_version"] <= snapshot and r["versionnumber"] <= snapshot
+            ]
         else:
-            items = [self.render(table, r, select, req) for r in rows if since < r["versionnumber"] <= snapshot]
+            items = [
+                self.render(table, r, select, req) for r in rows if since < r["versionnumber"] <= snapshot
+            ]
             present = set(self.db.rows[table.logical_name])
             for version, tname, rid in self.db.deletions:
                 if tname == table.logical_name and since < version <= snapshot and rid not in present:
-                    items.append({
-                        "@odata.context": f"{req.base_url}{API_PREFIX}$metadata#{table.entity_set}/$deletedEntity",
-                        "id": rid,
-                        "reason": "deleted",
-                    })
-        page = items[offset: offset + page_size]
+                    items.append(
+                        {
+                            "@odata.context": (
+                                f"{req.base_url}{API_PREFIX}$metadata#{table.entity_set}/$deletedEntity"
+                            ),
+                            "id": rid,
+                            "reason": "deleted",
+                        }
+                    )
+        page = items[offset : offset + page_size]
         context = f"{req.base_url}{API_PREFIX}$metadata#{table.entity_set}" + (
-            f"({','.join(select)})" if select else "")
-        body: dict[str, Any] = {"@odata.context": context + ("/$delta" if since is not None else ""),
-                                "value": page}
+            f"({','.join(select)})" if select else ""
+        )
+        body: dict[str, Any] = {
+            "@odata.context": context + ("/$delta" if since is not None else ""),
+            "value": page,
+        }
         if offset + page_size < len(items):
-            body["@odata.nextLink"] = self._next_link(req, offset + page_size, offset // page_size + 2,
-                                                      {"v": snapshot})
+            body["@odata.nextLink"] = self._next_link(
+                req, offset + page_size, offset // page_size + 2, {"v": snapshot}
+            )
         else:
             stamp = datetime.fromtimestamp(self.clock.now(), UTC).strftime("%m/%d/%Y %H:%M:%S")
             token = f"{snapshot}!{stamp}"
             sel = f"$select={','.join(select)}&" if select else ""
-            body["@odata.deltaLink"] = (f"{req.base_url}{API_PREFIX}{table.entity_set}?{sel}"
-                                        f"$deltatoken={quote(token, safe='')}")
+            body["@odata.deltaLink"] = (
+                f"{req.base_url}{API_PREFIX}{table.entity_set}?{sel}$deltatoken={quote(token, safe='')}"
+            )
         applied = ["odata.track-changes"]
         if maxpage is not None:
             applied.append(f"odata.maxpagesize={page_size}")
@@ -1174,8 +1433,11 @@ class Engine:
         issued = datetime.strptime(m.group(2), "%m/%d/%Y %H:%M:%S").replace(tzinfo=UTC).timestamp()
         if self.clock.now() - issued > self.config.change_tracking_expiry_days * 86400:
             # HTTP status and code UNCONFIRMED; message as reported in CTISSUE.
-            raise ODataError(400, E.INVALID_ARGUMENT,
-                             "Version stamp associated with the client has expired. Please perform a full sync.")
+            raise ODataError(
+                400,
+                E.INVALID_ARGUMENT,
+                "Version stamp associated with the client has expired. Please perform a full sync.",
+            )
         return int(m.group(1))
 
     # =============================================================================== bulk
@@ -1187,19 +1449,26 @@ class Engine:
             raise ODataError(400, E.NOT_IMPLEMENTED, "DeleteMultiple has not yet been implemented.")
         if not self.bulk_supported(table, message):
             # exact wording for an unsupported table UNCONFIRMED
-            raise ODataError(400, E.NOT_IMPLEMENTED,
-                             f"The '{message}' message is not supported for entity '{table.logical_name}'.")
+            raise ODataError(
+                400,
+                E.NOT_IMPLEMENTED,
+                f"The '{message}' message is not supported for entity '{table.logical_name}'.",
+            )
         body = self._decode_body(req)
         targets = body.get("Targets")
         if not isinstance(targets, list) or not targets:
-            raise ODataError(400, E.PAYLOAD_ERROR, "Error identified in Payload provided by the user: "
-                             "'Targets' must be a non-empty array.")
+            raise ODataError(
+                400,
+                E.PAYLOAD_ERROR,
+                "Error identified in Payload provided by the user: 'Targets' must be a non-empty array.",
+            )
         ids: list[str] = []
         with self.db.transaction():  # all-or-nothing on standard tables
             for index, target in enumerate(targets):
                 if not isinstance(target, dict) or target.get("@odata.type") != table.odata_type:
-                    raise ODataError(400, E.PAYLOAD_ERROR,
-                                     f"Targets[{index}]: '@odata.type' must be '{table.odata_type}'.")
+                    raise ODataError(
+                        400, E.PAYLOAD_ERROR, f"Targets[{index}]: '@odata.type' must be '{table.odata_type}'."
+                    )
                 data = {k: v for k, v in target.items() if k not in ("@odata.type", "@odata.id")}
                 if message == "CreateMultiple":
                     ids.append(self.create(table, data, req))
@@ -1207,8 +1476,11 @@ class Engine:
                     rid = data.pop(table.primary_id, None)
                     record = self.db.rows[table.logical_name].get(str(rid).lower()) if rid else None
                     if record is None:
-                        raise ODataError(404, E.NOT_FOUND,
-                                         f"{table.logical_name.capitalize()} With Ids = {rid} Do Not Exist")
+                        raise ODataError(
+                            404,
+                            E.NOT_FOUND,
+                            f"{table.logical_name.capitalize()} With Ids = {rid} Do Not Exist",
+                        )
                     self.update(table, record, data, req)
                 else:
                     key: dict[str, Any]
@@ -1216,14 +1488,20 @@ class Engine:
                         ref = str(target["@odata.id"]).lstrip("/")
                         set_name, key_text, _ = split_resource_path(ref)
                         if set_name != table.entity_set or key_text is None:
-                            raise ODataError(400, E.PAYLOAD_ERROR,
-                                             f"Targets[{index}]: '@odata.id' must address {table.entity_set}.")
+                            raise ODataError(
+                                400,
+                                E.PAYLOAD_ERROR,
+                                f"Targets[{index}]: '@odata.id' must address {table.entity_set}.",
+                            )
                         key = self._parse_key(table, key_text)
                     elif table.primary_id in data:
                         key = {table.primary_id: str(data[table.primary_id]).lower()}
                     else:
-                        raise ODataError(400, E.PAYLOAD_ERROR,
-                                         f"Targets[{index}]: needs '@odata.id' or '{table.primary_id}'.")
+                        raise ODataError(
+                            400,
+                            E.PAYLOAD_ERROR,
+                            f"Targets[{index}]: needs '@odata.id' or '{table.primary_id}'.",
+                        )
                     record = self.find(table, key)
                     if record is None:
                         rid = key.get(table.primary_id)
@@ -1233,16 +1511,26 @@ class Engine:
                         strip = [] if table.primary_id in key else list(key)
                         self.update(table, record, data, req, strip_keys=strip)
         if message == "CreateMultiple":
-            return SimResponse.json(200, {
-                "@odata.context": f"{req.base_url}{API_PREFIX}$metadata#Microsoft.Dynamics.CRM.CreateMultipleResponse",
-                "Ids": ids,
-            })
+            return SimResponse.json(
+                200,
+                {
+                    "@odata.context": f"{req.base_url}{API_PREFIX}$metadata#"
+                    "Microsoft.Dynamics.CRM.CreateMultipleResponse",
+                    "Ids": ids,
+                },
+            )
         return SimResponse.empty(204)
 
     # =============================================================================== actions
-    def _action(self, req: SimRequest, action: str, table: Table | None, key: dict[str, Any] | None) -> SimResponse:
+    def _action(
+        self, req: SimRequest, action: str, table: Table | None, key: dict[str, Any] | None
+    ) -> SimResponse:
         body = self._decode_body(req)
-        if action == "FulfillSalesOrder" and (table is None or table.logical_name == "salesorder") and key is None:
+        if (
+            action == "FulfillSalesOrder"
+            and (table is None or table.logical_name == "salesorder")
+            and key is None
+        ):
             return self._close_order(req, body, fulfilled=True)
         if action == "CancelSalesOrder":
             return self._close_order(req, body, fulfilled=False)
@@ -1250,7 +1538,12 @@ class Engine:
             return self._close_incident(req, body)
         if action in ("WinOpportunity", "LoseOpportunity") and table is None:
             return self._close_opportunity(req, body, won=action == "WinOpportunity")
-        if action == "PublishProductHierarchy" and table is not None and table.logical_name == "product" and key:
+        if (
+            action == "PublishProductHierarchy"
+            and table is not None
+            and table.logical_name == "product"
+            and key
+        ):
             record = self.find(table, key)
             if record is None:
                 raise self._missing(table, key)
@@ -1267,11 +1560,14 @@ class Engine:
             if isinstance(parent, dict) and parent["id"] == record["productid"]:
                 self._publish(table, child, req)
 
-    def _activity_target(self, req: SimRequest, activity: Any, param: str, bind: str, expected: str) -> tuple[
-            Table, dict[str, Any]]:
-        if not isinstance(activity, dict) or activity.get("@odata.type") != f"Microsoft.Dynamics.CRM.{expected}close" \
-                and activity.get("@odata.type") != f"Microsoft.Dynamics.CRM.{expected}resolution" \
-                and activity.get("@odata.type") != f"Microsoft.Dynamics.CRM.{expected}":
+    def _activity_target(
+        self, req: SimRequest, activity: Any, param: str, bind: str, expected: str
+    ) -> tuple[Table, dict[str, Any]]:
+        if not isinstance(activity, dict) or (
+            activity.get("@odata.type") != f"Microsoft.Dynamics.CRM.{expected}close"
+            and activity.get("@odata.type") != f"Microsoft.Dynamics.CRM.{expected}resolution"
+            and activity.get("@odata.type") != f"Microsoft.Dynamics.CRM.{expected}"
+        ):
             raise ODataError(400, E.PAYLOAD_ERROR, f"'{param}' must be an entity with '@odata.type'.")
         ref = activity.get(f"{bind}@odata.bind")
         if not isinstance(ref, str):
@@ -1285,24 +1581,39 @@ class Engine:
         if status == -1:
             return table.states[state].default_status
         if status not in table.states[state].statuses:
-            raise ODataError(400, E.INVALID_ARGUMENT,
-                             f"{status} is not a valid status code for state code "
-                             f"{table.logical_name}State.{table.states[state].name} on {table.logical_name}.")
+            raise ODataError(
+                400,
+                E.INVALID_ARGUMENT,
+                f"{status} is not a valid status code for state code "
+                f"{table.logical_name}State.{table.states[state].name} on {table.logical_name}.",
+            )
         return status
 
-    def _force_state(self, table: Table, record: dict[str, Any], state: int, status: int, req: SimRequest) -> None:
+    def _force_state(
+        self, table: Table, record: dict[str, Any], state: int, status: int, req: SimRequest
+    ) -> None:
         updated = dict(record)
         pre = _visible(record)
         updated["statecode"], updated["statuscode"] = state, status
         updated["modifiedon"] = utc_iso(self.clock.now())
         updated["versionnumber"] = self.db.next_version()
         self.db.put(table.logical_name, record[table.primary_id], updated)
-        self.db.emit(Event("Update", table.logical_name, record[table.primary_id],
-                           {"statecode": state, "statuscode": status, table.primary_id: record[table.primary_id]},
-                           req.user.id, pre_image=pre, post_image=_visible(updated)))
+        self.db.emit(
+            Event(
+                "Update",
+                table.logical_name,
+                record[table.primary_id],
+                {"statecode": state, "statuscode": status, table.primary_id: record[table.primary_id]},
+                req.user.id,
+                pre_image=pre,
+                post_image=_visible(updated),
+            )
+        )
 
     def _close_order(self, req: SimRequest, body: dict[str, Any], *, fulfilled: bool) -> SimResponse:
-        table, record = self._activity_target(req, body.get("OrderClose"), "OrderClose", "salesorderid", "order")
+        table, record = self._activity_target(
+            req, body.get("OrderClose"), "OrderClose", "salesorderid", "order"
+        )
         if table.logical_name != "salesorder":
             raise ODataError(400, E.PAYLOAD_ERROR, "OrderClose must reference a salesorder.")
         if record.get("statecode") not in (0, 1):
@@ -1316,8 +1627,9 @@ class Engine:
         return SimResponse.empty(204)
 
     def _close_incident(self, req: SimRequest, body: dict[str, Any]) -> SimResponse:
-        table, record = self._activity_target(req, body.get("IncidentResolution"), "IncidentResolution",
-                                              "incidentid", "incident")
+        table, record = self._activity_target(
+            req, body.get("IncidentResolution"), "IncidentResolution", "incidentid", "incident"
+        )
         if record.get("statecode") != 0:
             raise ODataError(400, E.INVALID_ARGUMENT, "The case is not active and cannot be resolved.")
         status = self._status_param(body, table, 1)
@@ -1347,7 +1659,9 @@ class Engine:
             m2 = re.fullmatch(r"EntityDefinitions", path)
             if not m2:
                 raise ODataError(404, E.SEGMENT_NOT_FOUND, f"Resource not found for the segment '{path}'.")
-            return SimResponse.json(200, {"value": [self._definition(t) for t in self.schema.tables.values()]})
+            return SimResponse.json(
+                200, {"value": [self._definition(t) for t in self.schema.tables.values()]}
+            )
         table = self.schema.tables.get(m.group(1))
         if table is None:
             raise ODataError(404, "0x80040217", f"Could not find an entity with name {m.group(1)}.")
@@ -1367,12 +1681,21 @@ class Engine:
             "ChangeTrackingEnabled": table.change_tracking,
             "IsOptimisticConcurrencyEnabled": True,
             "Attributes": [
-                {"LogicalName": c.name, "AttributeType": c.type, "IsCustomAttribute": c.custom,
-                 "MaxLength": c.max_length}
+                {
+                    "LogicalName": c.name,
+                    "AttributeType": c.type,
+                    "IsCustomAttribute": c.custom,
+                    "MaxLength": c.max_length,
+                }
                 for c in table.columns.values()
             ],
             "Keys": [
-                {"SchemaName": name, "LogicalName": name, "KeyAttributes": cols, "EntityKeyIndexStatus": "Active"}
+                {
+                    "SchemaName": name,
+                    "LogicalName": name,
+                    "KeyAttributes": cols,
+                    "EntityKeyIndexStatus": "Active",
+                }
                 for name, cols in table.alternate_keys.items()
             ],
         }
@@ -1428,11 +1751,11 @@ def split_resource_path(path: str) -> tuple[str, str | None, str | None]:
             j += 1
         if j >= len(path):
             raise ODataError(400, "0x80060888", f"Bad request: unbalanced parentheses in '{path}'.")
-        key = path[i + 1: j]
+        key = path[i + 1 : j]
         i = j + 1
     rest = None
     if i < len(path):
         if path[i] != "/":
             raise ODataError(404, E.SEGMENT_NOT_FOUND, f"Resource not found for the segment '{path}'.")
-        rest = path[i + 1:] or None
+        rest = path[i + 1 :] or None
     return name, key, rest

@@ -15,11 +15,16 @@ from sandbox.dataverse.errors import ODataError
 
 FAULT_KINDS = ("429", "502", "503", "504", "timeout", "slow", "drop", "413")
 THROTTLE_CODES = {
-    "requests": (E.REQUESTS_EXCEEDED, "Number of requests exceeded the limit of {n} over time window of {w} seconds."),
-    "execution": (E.EXECUTION_TIME_EXCEEDED,
-                  "Combined execution time of incoming requests exceeded limit of {n} milliseconds over time "
-                  "window of {w} seconds. Decrease number of concurrent requests or reduce the duration of "
-                  "requests and try again later."),
+    "requests": (
+        E.REQUESTS_EXCEEDED,
+        "Number of requests exceeded the limit of {n} over time window of {w} seconds.",
+    ),
+    "execution": (
+        E.EXECUTION_TIME_EXCEEDED,
+        "Combined execution time of incoming requests exceeded limit of {n} milliseconds over time "
+        "window of {w} seconds. Decrease number of concurrent requests or reduce the duration of "
+        "requests and try again later.",
+    ),
     "concurrency": (E.CONCURRENCY_EXCEEDED, "Number of concurrent requests exceeded the limit of {n}."),
 }
 
@@ -53,8 +58,12 @@ class ServiceProtection:
     def _error(self, facet: str, limit: float, retry_after: float) -> ODataError:
         code, template = THROTTLE_CODES[facet]
         n = f"{int(limit):,}" if facet == "execution" else str(int(limit))
-        message = template.format(n=n, w=int(self.config.window_seconds) if self.config.window_seconds >= 1
-                                  else self.config.window_seconds)
+        message = template.format(
+            n=n,
+            w=int(self.config.window_seconds)
+            if self.config.window_seconds >= 1
+            else self.config.window_seconds,
+        )
         self.throttled[code] += 1
         return ODataError(429, code, message, {"Retry-After": self._retry_after(retry_after)})
 
@@ -64,19 +73,25 @@ class ServiceProtection:
         with self.lock:
             usage = self.users.setdefault(user_id, Usage())
             if usage.in_flight >= cfg.concurrency_limit:
-                return self._error("concurrency", cfg.concurrency_limit, 1.0 if not cfg.fractional_retry_after
-                                   else min(1.0, cfg.window_seconds / 10))
+                return self._error(
+                    "concurrency",
+                    cfg.concurrency_limit,
+                    1.0 if not cfg.fractional_retry_after else min(1.0, cfg.window_seconds / 10),
+                )
             horizon = now - cfg.window_seconds
             while usage.requests and usage.requests[0] <= horizon:
                 usage.requests.popleft()
             while usage.execution and usage.execution[0][0] <= horizon:
                 usage.execution.popleft()
             if len(usage.requests) >= cfg.request_limit:
-                return self._error("requests", cfg.request_limit, usage.requests[0] + cfg.window_seconds - now)
+                return self._error(
+                    "requests", cfg.request_limit, usage.requests[0] + cfg.window_seconds - now
+                )
             spent = sum(ms for _, ms in usage.execution)
             if spent >= cfg.execution_limit_ms:
-                return self._error("execution", cfg.execution_limit_ms,
-                                   usage.execution[0][0] + cfg.window_seconds - now)
+                return self._error(
+                    "execution", cfg.execution_limit_ms, usage.execution[0][0] + cfg.window_seconds - now
+                )
             usage.requests.append(now)
             usage.in_flight += 1
             usage.max_in_flight = max(usage.max_in_flight, usage.in_flight)
@@ -93,18 +108,27 @@ class ServiceProtection:
             usage = self.users.get(user_id, Usage())
             spent = sum(ms for _, ms in usage.execution)
             return {
-                "x-ms-ratelimit-burst-remaining-xrm-requests": str(max(self.config.request_limit - len(usage.requests), 0)),
-                "x-ms-ratelimit-time-remaining-xrm-requests": f"{max(self.config.execution_limit_ms - spent, 0):.2f}",
+                "x-ms-ratelimit-burst-remaining-xrm-requests": str(
+                    max(self.config.request_limit - len(usage.requests), 0)
+                ),
+                "x-ms-ratelimit-time-remaining-xrm-requests": (
+                    f"{max(self.config.execution_limit_ms - spent, 0):.2f}"
+                ),
                 "x-ms-dop-hint": str(self.config.dop_hint),
             }
 
     def snapshot(self) -> dict[str, Any]:
         with self.lock:
             return {
-                "users": {uid: {"requests_in_window": len(u.requests), "in_flight": u.in_flight,
-                                "max_in_flight": u.max_in_flight,
-                                "execution_ms_in_window": round(sum(ms for _, ms in u.execution), 2)}
-                          for uid, u in self.users.items()},
+                "users": {
+                    uid: {
+                        "requests_in_window": len(u.requests),
+                        "in_flight": u.in_flight,
+                        "max_in_flight": u.max_in_flight,
+                        "execution_ms_in_window": round(sum(ms for _, ms in u.execution), 2),
+                    }
+                    for uid, u in self.users.items()
+                },
                 "throttled": dict(self.throttled),
             }
 
@@ -195,15 +219,20 @@ class TokenIssuer:
         def fail(error: str, description: str, status: int = 400) -> tuple[int, dict[str, Any]]:
             return status, {"error": error, "error_description": description, "error_codes": []}
 
-        if tenant not in (self.config.tenant_id, "organizations", "common") and tenant != self.config.organization_name:
+        if (
+            tenant not in (self.config.tenant_id, "organizations", "common")
+            and tenant != self.config.organization_name
+        ):
             return fail("invalid_request", f"AADSTS90002: Tenant '{tenant}' not found.")
         if form.get("grant_type") != "client_credentials":
             return fail("unsupported_grant_type", "AADSTS70003: The app requested an unsupported grant type.")
         client_id = form.get("client_id", "")
         secret = self.config.clients.get(client_id)
         if secret is None:
-            return fail("unauthorized_client",
-                        f"AADSTS700016: Application with identifier '{client_id}' was not found in the directory.")
+            return fail(
+                "unauthorized_client",
+                f"AADSTS700016: Application with identifier '{client_id}' was not found in the directory.",
+            )
         if not secrets.compare_digest(secret.encode(), form.get("client_secret", "").encode()):
             return fail("invalid_client", "AADSTS7000215: Invalid client secret provided.", 401)
         scope = form.get("scope", "")
@@ -211,16 +240,22 @@ class TokenIssuer:
         if self.config.public_url:
             expected.add(f"{self.config.public_url.rstrip('/')}/.default")
         if scope not in expected:
-            return fail("invalid_scope",
-                        f"AADSTS70011: The provided value for the input parameter 'scope' is not valid. "
-                        f"Expected '{sorted(expected)[0]}'.")
+            return fail(
+                "invalid_scope",
+                f"AADSTS70011: The provided value for the input parameter 'scope' is not valid. "
+                f"Expected '{sorted(expected)[0]}'.",
+            )
         token = secrets.token_urlsafe(32)
         lifetime = self.config.token_lifetime_seconds
         with self.lock:
             self.tokens[token] = IssuedToken(client_id, self.clock.now() + lifetime)
             self.issued += 1
-        return 200, {"token_type": "Bearer", "expires_in": int(lifetime), "ext_expires_in": int(lifetime),
-                     "access_token": token}
+        return 200, {
+            "token_type": "Bearer",
+            "expires_in": int(lifetime),
+            "ext_expires_in": int(lifetime),
+            "access_token": token,
+        }
 
     def validate(self, authorization: str | None) -> str | None:
         if not authorization or not authorization.startswith("Bearer "):

@@ -46,7 +46,8 @@ def tokenize(text: str) -> list[Token]:
             while True:
                 if j >= n:
                     raise ODataError(
-                        400, "0x80060888",
+                        400,
+                        "0x80060888",
                         f"There is an unterminated literal at position {n} in '{text}'.",
                     )
                 if text[j] == "'":
@@ -185,7 +186,8 @@ class _Parser:
         tok = self.take()
         if tok.kind != "punct" or tok.value != value:
             raise ODataError(
-                400, "0x80060888",
+                400,
+                "0x80060888",
                 f"Syntax error: expected '{value}' at position {tok.pos} in '{self.text}'.",
             )
 
@@ -194,9 +196,7 @@ class _Parser:
         if self.peek() is not None:
             tok = self.peek()
             assert tok is not None
-            raise ODataError(
-                400, "0x80060888", f"Syntax error at position {tok.pos} in '{self.text}'."
-            )
+            raise ODataError(400, "0x80060888", f"Syntax error at position {tok.pos} in '{self.text}'.")
         return node
 
     def or_expr(self) -> Any:
@@ -255,8 +255,13 @@ class _Parser:
         while True:
             tok = self.peek()
             after = self.tokens[self.i + 1] if self.i + 1 < len(self.tokens) else None
-            if tok is not None and tok.kind == "ident" and after is not None and after.kind == "punct" \
-                    and after.value == "=":
+            if (
+                tok is not None
+                and tok.kind == "ident"
+                and after is not None
+                and after.kind == "punct"
+                and after.value == "="
+            ):
                 self.take()
                 self.take()
                 named[tok.value] = self.value()
@@ -266,9 +271,7 @@ class _Parser:
             if tok.kind == "punct" and tok.value == ")":
                 return Call(name, args, named)
             if tok.kind != "punct" or tok.value != ",":
-                raise ODataError(
-                    400, "0x80060888", f"Syntax error at position {tok.pos} in '{self.text}'."
-                )
+                raise ODataError(400, "0x80060888", f"Syntax error at position {tok.pos} in '{self.text}'.")
 
     def value(self) -> Any:
         tok = self.peek()

@@ -12,8 +12,19 @@ import yaml
 SCHEMA_FILE = Path(__file__).parent / "schema" / "tables.yaml"
 
 COLUMN_TYPES = {
-    "pk", "string", "memo", "int", "decimal", "money", "bool", "datetime", "picklist", "state",
-    "status", "lookup", "guid",
+    "pk",
+    "string",
+    "memo",
+    "int",
+    "decimal",
+    "money",
+    "bool",
+    "datetime",
+    "picklist",
+    "state",
+    "status",
+    "lookup",
+    "guid",
 }
 
 

@@ -38,38 +38,79 @@ def seed_reference_data(sim: Simulator) -> None:
     users = [(fixed_id("system"), "SYSTEM", None), (CRM_USER_ID, CRM_USER_NAME, None)]
     users += [(app_user_id(c), f"# Integration app {c[:8]}", c) for c in sim.config.clients]
     for uid, name, app in users:
-        engine.create(tables["systemuser"], {"systemuserid": uid, "fullname": name,
-                                             **({"applicationid": app} if app else {})}, req)
-    currencies = [("GBP", "Pound Sterling", "£", 1.0), ("USD", "US Dollar", "$", 1.27), ("EUR", "Euro", "€", 1.17)]
+        engine.create(
+            tables["systemuser"],
+            {"systemuserid": uid, "fullname": name, **({"applicationid": app} if app else {})},
+            req,
+        )
+    currencies = [
+        ("GBP", "Pound Sterling", "£", 1.0),
+        ("USD", "US Dollar", "$", 1.27),
+        ("EUR", "Euro", "€", 1.17),
+    ]
     for iso, name, symbol, rate in currencies:
-        engine.create(tables["transactioncurrency"], {
-            "transactioncurrencyid": fixed_id(f"currency:{iso}"), "isocurrencycode": iso, "currencyname": name,
-            "currencysymbol": symbol, "currencyprecision": 2,
-            "exchangerate": 1.0 if iso == sim.config.base_currency else rate,
-        }, req)
-    engine.create(tables["uomschedule"], {"uomscheduleid": fixed_id("uomschedule:default"),
-                                          "name": "Default Unit", "baseuomname": "Primary Unit"}, req)
-    engine.create(tables["uom"], {
-        "uomid": fixed_id("uom:primary"), "name": "Primary Unit", "quantity": 1.0,
-        "uomscheduleid@odata.bind": f"/uomschedules({fixed_id('uomschedule:default')})",
-    }, req)
-    engine.create(tables["pricelevel"], {
-        "pricelevelid": fixed_id("pricelevel:retail"), "name": "Retail GBP",
-        "transactioncurrencyid@odata.bind": f"/transactioncurrencies({fixed_id('currency:GBP')})",
-    }, req)
+        engine.create(
+            tables["transactioncurrency"],
+            {
+                "transactioncurrencyid": fixed_id(f"currency:{iso}"),
+                "isocurrencycode": iso,
+                "currencyname": name,
+                "currencysymbol": symbol,
+                "currencyprecision": 2,
+                "exchangerate": 1.0 if iso == sim.config.base_currency else rate,
+            },
+            req,
+        )
+    engine.create(
+        tables["uomschedule"],
+        {
+            "uomscheduleid": fixed_id("uomschedule:default"),
+            "name": "Default Unit",
+            "baseuomname": "Primary Unit",
+        },
+        req,
+    )
+    engine.create(
+        tables["uom"],
+        {
+            "uomid": fixed_id("uom:primary"),
+            "name": "Primary Unit",
+            "quantity": 1.0,
+            "uomscheduleid@odata.bind": f"/uomschedules({fixed_id('uomschedule:default')})",
+        },
+        req,
+    )
+    engine.create(
+        tables["pricelevel"],
+        {
+            "pricelevelid": fixed_id("pricelevel:retail"),
+            "name": "Retail GBP",
+            "transactioncurrencyid@odata.bind": f"/transactioncurrencies({fixed_id('currency:GBP')})",
+        },
+        req,
+    )
     for message in engine.schema.messages:
-        engine.create(tables["sdkmessage"], {"sdkmessageid": fixed_id(f"msg:{message}"), "name": message}, req)
+        engine.create(
+            tables["sdkmessage"], {"sdkmessageid": fixed_id(f"msg:{message}"), "name": message}, req
+        )
     for table in tables.values():
         if table.system:
             continue
         for message in engine.schema.messages:
-            if message in ("CreateMultiple", "UpdateMultiple", "UpsertMultiple") and message not in table.bulk:
+            if (
+                message in ("CreateMultiple", "UpdateMultiple", "UpsertMultiple")
+                and message not in table.bulk
+            ):
                 continue
-            engine.create(tables["sdkmessagefilter"], {
-                "sdkmessagefilterid": fixed_id(f"filter:{message}:{table.logical_name}"),
-                "primaryobjecttypecode": table.logical_name,
-                "sdkmessageid@odata.bind": f"/sdkmessages({fixed_id(f'msg:{message}')})",
-            }, req)
+            engine.create(
+                tables["sdkmessagefilter"],
+                {
+                    "sdkmessagefilterid": fixed_id(f"filter:{message}:{table.logical_name}"),
+                    "primaryobjecttypecode": table.logical_name,
+                    "sdkmessageid@odata.bind": f"/sdkmessages({fixed_id(f'msg:{message}')})",
+                },
+                req,
+            )
 
 
 def seed_demo(sim: Simulator, counts: dict[str, int], seed: int = 1) -> dict[str, int]:
@@ -82,23 +123,38 @@ def seed_demo(sim: Simulator, counts: dict[str, int], seed: int = 1) -> dict[str
     created: dict[str, int] = {}
     account_ids: list[str] = []
     for i in range(counts.get("accounts", 0)):
-        account_ids.append(engine.create(tables["account"], {
-            "name": fake.company()[:160], "accountnumber": f"AC{seed:02d}{i:05d}",
-            "telephone1": fake.phone_number(), "emailaddress1": fake.company_email(),
-            "address1_line1": fake.street_address(), "address1_city": fake.city(),
-            "address1_postalcode": fake.postcode(), "address1_country": "United Kingdom",
-            "customertypecode": 3, "bpi_brightpearlid": str(50000 + seed * 10000 + i),
-        }, req))
+        account_ids.append(
+            engine.create(
+                tables["account"],
+                {
+                    "name": fake.company()[:160],
+                    "accountnumber": f"AC{seed:02d}{i:05d}",
+                    "telephone1": fake.phone_number(),
+                    "emailaddress1": fake.company_email(),
+                    "address1_line1": fake.street_address(),
+                    "address1_city": fake.city(),
+                    "address1_postalcode": fake.postcode(),
+                    "address1_country": "United Kingdom",
+                    "customertypecode": 3,
+                    "bpi_brightpearlid": str(50000 + seed * 10000 + i),
+                },
+                req,
+            )
+        )
     created["account"] = len(account_ids)
     contact_ids: list[str] = []
     for i in range(counts.get("contacts", 0)):
         first, last = fake.first_name(), fake.last_name()
         body: dict[str, Any] = {
-            "firstname": first, "lastname": last,
+            "firstname": first,
+            "lastname": last,
             "emailaddress1": f"{first}.{last}.{seed}.{i}@example.com".lower(),
-            "telephone1": fake.phone_number(), "jobtitle": fake.job()[:100],
-            "address1_line1": fake.street_address(), "address1_city": fake.city(),
-            "address1_postalcode": fake.postcode(), "address1_country": "United Kingdom",
+            "telephone1": fake.phone_number(),
+            "jobtitle": fake.job()[:100],
+            "address1_line1": fake.street_address(),
+            "address1_city": fake.city(),
+            "address1_postalcode": fake.postcode(),
+            "address1_country": "United Kingdom",
             "bpi_brightpearlid": str(10000 + seed * 10000 + i),
         }
         if account_ids and i % 3 == 0:
@@ -107,40 +163,65 @@ def seed_demo(sim: Simulator, counts: dict[str, int], seed: int = 1) -> dict[str
     created["contact"] = len(contact_ids)
     product_ids: list[str] = []
     for i in range(counts.get("products", 0)):
-        product_ids.append(engine.create(tables["product"], {
-            "name": f"{fake.color_name()} {fake.word().title()}"[:100], "productnumber": f"SKU-{seed:02d}-{i:05d}",
-            "quantitydecimal": 0, "price": round(fake.pyfloat(min_value=2, max_value=400, right_digits=2), 2),
-            "defaultuomscheduleid@odata.bind": f"/uomschedules({fixed_id('uomschedule:default')})",
-            "defaultuomid@odata.bind": f"/uoms({fixed_id('uom:primary')})",
-            "bpi_brightpearlid": str(1000 + seed * 10000 + i), "bpi_availablestock": float(fake.random_int(0, 500)),
-        }, req))
+        product_ids.append(
+            engine.create(
+                tables["product"],
+                {
+                    "name": f"{fake.color_name()} {fake.word().title()}"[:100],
+                    "productnumber": f"SKU-{seed:02d}-{i:05d}",
+                    "quantitydecimal": 0,
+                    "price": round(fake.pyfloat(min_value=2, max_value=400, right_digits=2), 2),
+                    "defaultuomscheduleid@odata.bind": f"/uomschedules({fixed_id('uomschedule:default')})",
+                    "defaultuomid@odata.bind": f"/uoms({fixed_id('uom:primary')})",
+                    "bpi_brightpearlid": str(1000 + seed * 10000 + i),
+                    "bpi_availablestock": float(fake.random_int(0, 500)),
+                },
+                req,
+            )
+        )
     created["product"] = len(product_ids)
     orders = 0
     for i in range(counts.get("orders", 0)):
         if not contact_ids:
             break
-        order_id = engine.create(tables["salesorder"], {
-            "name": f"Web order {seed}-{i}",
-            "customerid_contact@odata.bind": f"/contacts({contact_ids[i % len(contact_ids)]})",
-            "pricelevelid@odata.bind": f"/pricelevels({fixed_id('pricelevel:retail')})",
-            "bpi_brightpearlid": str(200000 + seed * 10000 + i),
-        }, req)
+        order_id = engine.create(
+            tables["salesorder"],
+            {
+                "name": f"Web order {seed}-{i}",
+                "customerid_contact@odata.bind": f"/contacts({contact_ids[i % len(contact_ids)]})",
+                "pricelevelid@odata.bind": f"/pricelevels({fixed_id('pricelevel:retail')})",
+                "bpi_brightpearlid": str(200000 + seed * 10000 + i),
+            },
+            req,
+        )
         for line in range(1 + i % 3):
-            engine.create(tables["salesorderdetail"], {
-                "salesorderid@odata.bind": f"/salesorders({order_id})", "isproductoverridden": True,
-                "productdescription": fake.catch_phrase()[:500], "quantity": float(1 + line),
-                "priceperunit": round(fake.pyfloat(min_value=5, max_value=120, right_digits=2), 2),
-            }, req)
+            engine.create(
+                tables["salesorderdetail"],
+                {
+                    "salesorderid@odata.bind": f"/salesorders({order_id})",
+                    "isproductoverridden": True,
+                    "productdescription": fake.catch_phrase()[:500],
+                    "quantity": float(1 + line),
+                    "priceperunit": round(fake.pyfloat(min_value=5, max_value=120, right_digits=2), 2),
+                },
+                req,
+            )
         orders += 1
     created["salesorder"] = orders
     cases = 0
     for i in range(counts.get("cases", 0)):
         if not contact_ids:
             break
-        engine.create(tables["incident"], {
-            "title": fake.sentence(nb_words=6)[:200], "caseorigincode": 2, "casetypecode": 2,
-            "customerid_contact@odata.bind": f"/contacts({contact_ids[i % len(contact_ids)]})",
-        }, req)
+        engine.create(
+            tables["incident"],
+            {
+                "title": fake.sentence(nb_words=6)[:200],
+                "caseorigincode": 2,
+                "casetypecode": 2,
+                "customerid_contact@odata.bind": f"/contacts({contact_ids[i % len(contact_ids)]})",
+            },
+            req,
+        )
         cases += 1
     created["incident"] = cases
     return created

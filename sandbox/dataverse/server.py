@@ -27,11 +27,20 @@ class SimulatorServer:
         self.host = host
         self.port = port or free_port(host)
         self.simulator = Simulator(config)
-        self._server = uvicorn.Server(uvicorn.Config(
-            self.simulator, host=host, port=self.port, log_level="warning", access_log=False,
-            timeout_keep_alive=30, limit_concurrency=None,
-        ))
-        self._thread = threading.Thread(target=self._server.run, name=f"dataverse-sim-{self.port}", daemon=True)
+        self._server = uvicorn.Server(
+            uvicorn.Config(
+                self.simulator,
+                host=host,
+                port=self.port,
+                log_level="warning",
+                access_log=False,
+                timeout_keep_alive=30,
+                limit_concurrency=None,
+            )
+        )
+        self._thread = threading.Thread(
+            target=self._server.run, name=f"dataverse-sim-{self.port}", daemon=True
+        )
 
     @property
     def url(self) -> str:

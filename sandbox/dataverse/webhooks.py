@@ -93,7 +93,7 @@ class WebhookService:
             if event.message == "Update" and filtering and not set(filtering) & set(event.attributes):
                 continue
             found.append((step, endpoint))
-        return sorted(found, key=lambda se: (se[0].get("rank") or 1))
+        return sorted(found, key=lambda se: se[0].get("rank") or 1)
 
     # -- hooks from the store ------------------------------------------------------------------
     def on_commit(self, events: list[Event]) -> None:
@@ -103,9 +103,12 @@ class WebhookService:
                 if step.get("mode") == 0:
                     delivery = self._deliver(event, step, endpoint)
                     if not delivery.ok:
-                        raise ODataError(400, E.PLUGIN_ERROR,
-                                         f"Endpoint unavailable: the synchronous webhook step '{step.get('name')}' "
-                                         f"failed ({delivery.error}).")
+                        raise ODataError(
+                            400,
+                            E.PLUGIN_ERROR,
+                            f"Endpoint unavailable: the synchronous webhook step '{step.get('name')}' "
+                            f"failed ({delivery.error}).",
+                        )
 
     def after_commit(self, events: list[Event]) -> None:
         for event in events:
@@ -148,13 +151,15 @@ class WebhookService:
             body = json.dumps(context, ensure_ascii=False).encode("utf-8")
         url, headers = self._target(endpoint)
         org = self.sim.config.organization_name
-        headers.update({
-            "Content-Type": "application/json; charset=utf-8",
-            "x-ms-dynamics-organization": f"{org}.crm.dynamics.com",
-            "x-ms-dynamics-entity-name": event.table,
-            "x-ms-dynamics-request-name": event.message,
-            "x-ms-correlation-request-id": context["CorrelationId"],
-        })
+        headers.update(
+            {
+                "Content-Type": "application/json; charset=utf-8",
+                "x-ms-dynamics-organization": f"{org}.crm.dynamics.com",
+                "x-ms-dynamics-entity-name": event.table,
+                "x-ms-dynamics-request-name": event.message,
+                "x-ms-correlation-request-id": context["CorrelationId"],
+            }
+        )
         if size_exceeded:
             headers["x-ms-dynamics-msg-size-exceeded"] = "true"
         attempts, status, error, ok = 0, None, None, False
@@ -169,8 +174,9 @@ class WebhookService:
                 attempts += 1
                 headers["x-request-id"] = str(uuid.uuid4())
                 try:
-                    resp = httpx.post(url, content=body, headers=headers,
-                                      timeout=self.sim.config.webhook_timeout_seconds)
+                    resp = httpx.post(
+                        url, content=body, headers=headers, timeout=self.sim.config.webhook_timeout_seconds
+                    )
                     status = resp.status_code
                     ok = 200 <= status < 300
                     error = None if ok else f"HTTP {status}"
@@ -180,9 +186,17 @@ class WebhookService:
                     error = f"{type(exc).__name__}"
                     break
         delivery = Delivery(
-            step=str(step.get("name")), mode=int(step.get("mode") or 0), message=event.message,
-            entity=event.table, record_id=event.record_id, status=status, attempts=attempts, ok=ok,
-            error=error, size_exceeded=size_exceeded, operation_id=context["OperationId"],
+            step=str(step.get("name")),
+            mode=int(step.get("mode") or 0),
+            message=event.message,
+            entity=event.table,
+            record_id=event.record_id,
+            status=status,
+            attempts=attempts,
+            ok=ok,
+            error=error,
+            size_exceeded=size_exceeded,
+            operation_id=context["OperationId"],
             at=utc_iso(self.sim.clock.now()),
         )
         with self.lock:
@@ -224,8 +238,11 @@ class WebhookService:
                 "completedon": now,
                 "createdon": now,
                 "modifiedon": now,
-                "owningextensionid": {"id": step["sdkmessageprocessingstepid"], "table": "sdkmessageprocessingstep",
-                                      "nav": "owningextensionid_sdkmessageprocessingstep"},
+                "owningextensionid": {
+                    "id": step["sdkmessageprocessingstepid"],
+                    "table": "sdkmessageprocessingstep",
+                    "nav": "owningextensionid_sdkmessageprocessingstep",
+                },
                 "statecode": 3,
                 "statuscode": 31,
                 "versionnumber": db.next_version(),
@@ -241,8 +258,14 @@ class WebhookService:
         if column.is_lookup and isinstance(value, dict):
             target = self.sim.engine.schema.tables[value["table"]]
             rec = self.sim.engine.db.rows[target.logical_name].get(value["id"]) or {}
-            return {"__type": f"EntityReference:{CONTRACTS}", "Id": value["id"], "KeyAttributes": [],
-                    "LogicalName": value["table"], "Name": rec.get(target.primary_name), "RowVersion": None}
+            return {
+                "__type": f"EntityReference:{CONTRACTS}",
+                "Id": value["id"],
+                "KeyAttributes": [],
+                "LogicalName": value["table"],
+                "Name": rec.get(target.primary_name),
+                "RowVersion": None,
+            }
         if column.type in ("picklist", "state", "status"):
             return {"__type": f"OptionSetValue:{CONTRACTS}", "Value": value}
         if column.type == "money":
@@ -254,8 +277,11 @@ class WebhookService:
     def entity(self, table: str, record_id: str, attributes: dict[str, Any]) -> dict[str, Any]:
         return {
             "__type": f"Entity:{CONTRACTS}",
-            "Attributes": [{"key": k, "value": self.typed(table, k, v)} for k, v in attributes.items()
-                           if not k.startswith("__") and k != "authvalue"],
+            "Attributes": [
+                {"key": k, "value": self.typed(table, k, v)}
+                for k, v in attributes.items()
+                if not k.startswith("__") and k != "authvalue"
+            ],
             "EntityState": None,
             "FormattedValues": [],
             "Id": record_id,
@@ -278,17 +304,26 @@ class WebhookService:
                 continue
             wanted = [a.strip() for a in (image.get("attributes") or "").split(",") if a.strip()]
             attrs = {k: v for k, v in source.items() if not wanted or k in wanted}
-            images.append({"key": image.get("entityalias") or "image",
-                           "value": self.entity(event.table, event.record_id, attrs)})
+            images.append(
+                {
+                    "key": image.get("entityalias") or "image",
+                    "value": self.entity(event.table, event.record_id, attrs),
+                }
+            )
         return images
 
     def build_context(self, event: Event, step: dict[str, Any]) -> dict[str, Any]:
         cfg = self.sim.config
         now = ms_date(utc_iso(self.sim.clock.now()))
         if event.message == "Delete":
-            target: dict[str, Any] = {"__type": f"EntityReference:{CONTRACTS}", "Id": event.record_id,
-                                      "KeyAttributes": [], "LogicalName": event.table, "Name": None,
-                                      "RowVersion": None}
+            target: dict[str, Any] = {
+                "__type": f"EntityReference:{CONTRACTS}",
+                "Id": event.record_id,
+                "KeyAttributes": [],
+                "LogicalName": event.table,
+                "Name": None,
+                "RowVersion": None,
+            }
         else:
             target = self.entity(event.table, event.record_id, event.attributes)
         correlation = event.correlation_id or str(uuid.uuid5(uuid.NAMESPACE_OID, f"{event.record_id}{now}"))
@@ -308,10 +343,16 @@ class WebhookService:
             "OperationId": operation_id,
             "OrganizationId": cfg.organization_id,
             "OrganizationName": cfg.organization_name,
-            "OutputParameters": [{"key": "id", "value": event.record_id}] if event.message == "Create" else [],
-            "OwningExtension": {"Id": step["sdkmessageprocessingstepid"], "KeyAttributes": [],
-                                "LogicalName": "sdkmessageprocessingstep", "Name": step.get("name"),
-                                "RowVersion": None},
+            "OutputParameters": [{"key": "id", "value": event.record_id}]
+            if event.message == "Create"
+            else [],
+            "OwningExtension": {
+                "Id": step["sdkmessageprocessingstepid"],
+                "KeyAttributes": [],
+                "LogicalName": "sdkmessageprocessingstep",
+                "Name": step.get("name"),
+                "RowVersion": None,
+            },
             "PrimaryEntityId": event.record_id,
             "PrimaryEntityName": event.table,
             "RequestId": None,
@@ -319,11 +360,26 @@ class WebhookService:
             "SharedVariables": [],
             "UserId": event.user_id,
         }
-        parent = dict(common, Stage=30, ParentContext=None, InputParameters=[{"key": "Target", "value": target}],
-                      PreEntityImages=[], PostEntityImages=[],
-                      SharedVariables=[{"key": "ChangedEntityTypes", "value": [
-                          {"__type": "KeyValuePairOfstringstring:#System.Collections.Generic",
-                           "key": event.table, "value": event.message}]}])
+        parent = dict(
+            common,
+            Stage=30,
+            ParentContext=None,
+            InputParameters=[{"key": "Target", "value": target}],
+            PreEntityImages=[],
+            PostEntityImages=[],
+            SharedVariables=[
+                {
+                    "key": "ChangedEntityTypes",
+                    "value": [
+                        {
+                            "__type": "KeyValuePairOfstringstring:#System.Collections.Generic",
+                            "key": event.table,
+                            "value": event.message,
+                        }
+                    ],
+                }
+            ],
+        )
         return dict(
             common,
             InputParameters=[{"key": "Target", "value": target}],

@@ -14,8 +14,9 @@ from shared.dataverse.models import BatchOperation, BatchResult
 CRLF = "\r\n"
 
 
-def build_batch(ops: Sequence[BatchOperation], service_root_path: str, *, change_set: bool = False
-                ) -> tuple[str, bytes]:
+def build_batch(
+    ops: Sequence[BatchOperation], service_root_path: str, *, change_set: bool = False
+) -> tuple[str, bytes]:
     """(content type, body). `service_root_path` is e.g. `/api/data/v9.2/`."""
     boundary = f"batch_{uuid.uuid4()}"
     lines: list[str] = []

@@ -88,13 +88,15 @@ def write_bulk(
         start, chunk_rows = chunk
         if use_bulk:
             try:
-                ids = _send_bulk(client, message, entity_set, logical, chunk_rows,
-                                 keys[start : start + len(chunk_rows)])
+                ids = _send_bulk(
+                    client, message, entity_set, logical, chunk_rows, keys[start : start + len(chunk_rows)]
+                )
                 count("bulk_requests")
                 for i in range(len(chunk_rows)):
                     key = keys[start + i]
-                    outcomes[start + i] = RowOutcome(start + i, key, True, id=ids[i] if ids else
-                                                     (key.get(pk) if key else None))
+                    outcomes[start + i] = RowOutcome(
+                        start + i, key, True, id=ids[i] if ids else (key.get(pk) if key else None)
+                    )
                 return
             except (DataverseThrottled, DataverseUnavailable, DataverseAuthError) as exc:
                 count("bulk_requests")
@@ -104,36 +106,70 @@ def write_bulk(
             except DataverseError as exc:
                 count("bulk_requests")
                 count("fallbacks")
-                log.warning("%s on %s failed for rows %d-%d (%s); isolating rows with $batch",
-                            message, entity_set, start, start + len(chunk_rows) - 1, exc.code or exc.status)
-        _send_rows_in_batches(client, message, entity_set, chunk_rows, start, keys, pk, outcomes,
-                              lambda: count("batch_requests"), fallback_batch_size or client.batch_size)
+                log.warning(
+                    "%s on %s failed for rows %d-%d (%s); isolating rows with $batch",
+                    message,
+                    entity_set,
+                    start,
+                    start + len(chunk_rows) - 1,
+                    exc.code or exc.status,
+                )
+        _send_rows_in_batches(
+            client,
+            message,
+            entity_set,
+            chunk_rows,
+            start,
+            keys,
+            pk,
+            outcomes,
+            lambda: count("batch_requests"),
+            fallback_batch_size or client.batch_size,
+        )
 
     client.map_concurrent(run_chunk, _chunks(rows, size))
     result.outcomes = [o for o in outcomes if o is not None]
     return result
 
 
-def _send_bulk(client: DataverseClient, message: str, entity_set: str, logical: str,
-               rows: Sequence[Mapping[str, Any]], keys: Sequence[Mapping[str, Any] | None]) -> list[str] | None:
+def _send_bulk(
+    client: DataverseClient,
+    message: str,
+    entity_set: str,
+    logical: str,
+    rows: Sequence[Mapping[str, Any]],
+    keys: Sequence[Mapping[str, Any] | None],
+) -> list[str] | None:
     targets = []
     for row, key in zip(rows, keys, strict=True):
         target: dict[str, Any] = {"@odata.type": f"Microsoft.Dynamics.CRM.{logical}", **row}
         if message == "UpsertMultiple" and key is not None:
             target["@odata.id"] = odata.record_path(entity_set, key)
         targets.append(target)
-    resp = client.request("POST", f"{odata.prop(entity_set)}/Microsoft.Dynamics.CRM.{message}",
-                          json_body={"Targets": targets}, idempotent=message != "CreateMultiple")
+    resp = client.request(
+        "POST",
+        f"{odata.prop(entity_set)}/Microsoft.Dynamics.CRM.{message}",
+        json_body={"Targets": targets},
+        idempotent=message != "CreateMultiple",
+    )
     if message == "CreateMultiple":
         ids = resp.json().get("Ids") or []
         return [str(i) for i in ids]
     return None
 
 
-def _send_rows_in_batches(client: DataverseClient, message: str, entity_set: str,
-                          rows: Sequence[Mapping[str, Any]], start: int,
-                          keys: Sequence[Mapping[str, Any] | None], pk: str,
-                          outcomes: list[RowOutcome | None], counted: Callable[[], None], size: int) -> None:
+def _send_rows_in_batches(
+    client: DataverseClient,
+    message: str,
+    entity_set: str,
+    rows: Sequence[Mapping[str, Any]],
+    start: int,
+    keys: Sequence[Mapping[str, Any] | None],
+    pk: str,
+    outcomes: list[RowOutcome | None],
+    counted: Callable[[], None],
+    size: int,
+) -> None:
     ops: list[BatchOperation] = []
     for i, row in enumerate(rows):
         key = keys[start + i]
@@ -142,7 +178,9 @@ def _send_rows_in_batches(client: DataverseClient, message: str, entity_set: str
         elif message == "UpdateMultiple":
             assert key is not None
             body = {k: v for k, v in row.items() if k != pk}
-            ops.append(BatchOperation("PATCH", odata.record_path(entity_set, key[pk]), body, {"If-Match": "*"}))
+            ops.append(
+                BatchOperation("PATCH", odata.record_path(entity_set, key[pk]), body, {"If-Match": "*"})
+            )
         else:
             assert key is not None
             ops.append(BatchOperation("PATCH", odata.record_path(entity_set, key), dict(row)))
@@ -159,5 +197,11 @@ def _send_rows_in_batches(client: DataverseClient, message: str, entity_set: str
         for j, res in enumerate(results):
             index = start + offset + j
             key = keys[index]
-            outcomes[index] = RowOutcome(index, key, res.ok, id=res.entity_id or (key.get(pk) if key else None),
-                                         error=res.error, via="batch")
+            outcomes[index] = RowOutcome(
+                index,
+                key,
+                res.ok,
+                id=res.entity_id or (key.get(pk) if key else None),
+                error=res.error,
+                via="batch",
+            )

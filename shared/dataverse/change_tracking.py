@@ -34,8 +34,16 @@ class CursorStore(Protocol):
 
 
 class ChangeTrackingReader:
-    def __init__(self, client: DataverseClient, cursors: CursorStore, entity_set: str, *,
-                 select: Sequence[str], cursor_name: str | None = None, page_size: int | None = None) -> None:
+    def __init__(
+        self,
+        client: DataverseClient,
+        cursors: CursorStore,
+        entity_set: str,
+        *,
+        select: Sequence[str],
+        cursor_name: str | None = None,
+        page_size: int | None = None,
+    ) -> None:
         if not select:
             raise ValueError("select the columns to track (change tracking returns only those)")
         self.client = client
@@ -91,5 +99,6 @@ class ChangeTrackingReader:
                 f"change tracking on {self.entity_set} returned no @odata.deltaLink; is change tracking "
                 "enabled for the table?"
             )
-        return ChangeSet(self.entity_set, upserts, deleted, final_link, full_sync=delta_link is None,
-                         reason=reason)
+        return ChangeSet(
+            self.entity_set, upserts, deleted, final_link, full_sync=delta_link is None, reason=reason
+        )

@@ -48,18 +48,34 @@ R = TypeVar("R")
 
 # Entity set -> primary id column for the tables the integration uses (ids in results).
 PRIMARY_IDS: dict[str, str] = {
-    "contacts": "contactid", "accounts": "accountid", "leads": "leadid", "opportunities": "opportunityid",
-    "salesorders": "salesorderid", "salesorderdetails": "salesorderdetailid", "products": "productid",
-    "uoms": "uomid", "uomschedules": "uomscheduleid", "pricelevels": "pricelevelid",
-    "productpricelevels": "productpricelevelid", "incidents": "incidentid", "invoices": "invoiceid",
-    "invoicedetails": "invoicedetailid", "transactioncurrencies": "transactioncurrencyid",
-    "annotations": "annotationid", "tasks": "activityid", "serviceendpoints": "serviceendpointid",
-    "sdkmessages": "sdkmessageid", "sdkmessagefilters": "sdkmessagefilterid",
-    "sdkmessageprocessingsteps": "sdkmessageprocessingstepid", "systemusers": "systemuserid",
+    "contacts": "contactid",
+    "accounts": "accountid",
+    "leads": "leadid",
+    "opportunities": "opportunityid",
+    "salesorders": "salesorderid",
+    "salesorderdetails": "salesorderdetailid",
+    "products": "productid",
+    "uoms": "uomid",
+    "uomschedules": "uomscheduleid",
+    "pricelevels": "pricelevelid",
+    "productpricelevels": "productpricelevelid",
+    "incidents": "incidentid",
+    "invoices": "invoiceid",
+    "invoicedetails": "invoicedetailid",
+    "transactioncurrencies": "transactioncurrencyid",
+    "annotations": "annotationid",
+    "tasks": "activityid",
+    "serviceendpoints": "serviceendpointid",
+    "sdkmessages": "sdkmessageid",
+    "sdkmessagefilters": "sdkmessagefilterid",
+    "sdkmessageprocessingsteps": "sdkmessageprocessingstepid",
+    "systemusers": "systemuserid",
 }
 # Entity set -> logical name (for @odata.type in bulk targets).
 LOGICAL_NAMES: dict[str, str] = {s: pk.removesuffix("id") for s, pk in PRIMARY_IDS.items()}
-LOGICAL_NAMES.update({"tasks": "task", "opportunities": "opportunity", "transactioncurrencies": "transactioncurrency"})
+LOGICAL_NAMES.update(
+    {"tasks": "task", "opportunities": "opportunity", "transactioncurrencies": "transactioncurrency"}
+)
 
 TRANSIENT_STATUSES = (502, 503, 504)
 
@@ -144,14 +160,16 @@ class DataverseClient:
                 "If-None-Match": "null",
             },
             transport=transport,
-            limits=httpx.Limits(max_connections=self.max_concurrency + 8,
-                                max_keepalive_connections=self.max_concurrency),
+            limits=httpx.Limits(
+                max_connections=self.max_concurrency + 8, max_keepalive_connections=self.max_concurrency
+            ),
             event_hooks={"response": [self._drop_cookies]},
         )
 
     @classmethod
-    def from_settings(cls, settings: DataverseSettings, credential: TokenCredential | None = None,
-                      **overrides: Any) -> DataverseClient:
+    def from_settings(
+        cls, settings: DataverseSettings, credential: TokenCredential | None = None, **overrides: Any
+    ) -> DataverseClient:
         options: dict[str, Any] = {
             "api_version": settings.api_version,
             "max_concurrency": settings.max_concurrency,
@@ -215,13 +233,20 @@ class DataverseClient:
                 with self._stats_lock:
                     self.calls += 1
                 try:
-                    response = self._http.request(method, path, params=params, content=body,
-                                                  headers=send_headers, timeout=timeout)
+                    response = self._http.request(
+                        method, path, params=params, content=body, headers=send_headers, timeout=timeout
+                    )
                 except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-                    error = DataverseUnavailable(f"{method} {_short(path)}: connection failed ({type(exc).__name__})")
+                    error = DataverseUnavailable(
+                        f"{method} {_short(path)}: connection failed ({type(exc).__name__})"
+                    )
                     response = None
-                except (httpx.TimeoutException, httpx.RemoteProtocolError, httpx.ReadError,
-                        httpx.WriteError) as exc:
+                except (
+                    httpx.TimeoutException,
+                    httpx.RemoteProtocolError,
+                    httpx.ReadError,
+                    httpx.WriteError,
+                ) as exc:
                     error = DataverseUnavailable(f"{method} {_short(path)}: {type(exc).__name__}")
                     response = None
                     if not idempotent:
@@ -234,8 +259,12 @@ class DataverseClient:
                     refreshed = True
                     self.tokens.get(force=True, stale=token)
                     continue
-                error = error_from_response(response.status_code, _json_or_none(response),
-                                            dict(response.headers), context=f"{method} {_short(path)}")
+                error = error_from_response(
+                    response.status_code,
+                    _json_or_none(response),
+                    dict(response.headers),
+                    context=f"{method} {_short(path)}",
+                )
                 if isinstance(error, DataverseThrottled):
                     delay = error.retry_after if error.retry_after is not None else self._backoff(attempt)
                     if delay > self.max_retry_after:
@@ -255,7 +284,7 @@ class DataverseClient:
             self._sleep(delay)
 
     def _backoff(self, attempt: int) -> float:
-        base = min(self.backoff_cap, self.backoff_base * (2 ** attempt))
+        base = min(self.backoff_cap, self.backoff_base * (2**attempt))
         return base * (0.8 + 0.4 * self._rng.random())
 
     def _adapt(self, response: httpx.Response) -> None:
@@ -278,8 +307,15 @@ class DataverseClient:
         body = self.request("GET", "WhoAmI").json()
         return WhoAmI(body["UserId"], body["BusinessUnitId"], body["OrganizationId"])
 
-    def get(self, entity_set: str, key: Key, *, select: Sequence[str] | None = None,
-            expand: str | None = None, annotations: bool = False) -> Record:
+    def get(
+        self,
+        entity_set: str,
+        key: Key,
+        *,
+        select: Sequence[str] | None = None,
+        expand: str | None = None,
+        annotations: bool = False,
+    ) -> Record:
         params = {}
         if select:
             params["$select"] = ",".join(odata.prop(s) for s in select)
@@ -298,20 +334,35 @@ class DataverseClient:
     def create(self, entity_set: str, data: Mapping[str, Any], *, detect_duplicates: bool = False) -> str:
         """POST a new row; returns its id (from OData-EntityId)."""
         headers = {"MSCRM.SuppressDuplicateDetection": "false"} if detect_duplicates else None
-        resp = self.request("POST", odata.prop(entity_set), json_body=dict(data), headers=headers,
-                            idempotent=False)
-        record_id = odata.entity_id_from_url(resp.headers.get("OData-EntityId") or resp.headers.get("Location", ""))
+        resp = self.request(
+            "POST", odata.prop(entity_set), json_body=dict(data), headers=headers, idempotent=False
+        )
+        record_id = odata.entity_id_from_url(
+            resp.headers.get("OData-EntityId") or resp.headers.get("Location", "")
+        )
         if record_id is None:
             raise DataverseError(f"create on {entity_set} answered without an OData-EntityId")
         return record_id
 
     def update(self, entity_set: str, key: Key, data: Mapping[str, Any], *, etag: str | None = None) -> None:
         """PATCH an existing row only (If-Match: * or the given ETag); never creates."""
-        self.request("PATCH", odata.record_path(entity_set, key), json_body=dict(data),
-                     headers={"If-Match": etag or "*"}, idempotent=True)
+        self.request(
+            "PATCH",
+            odata.record_path(entity_set, key),
+            json_body=dict(data),
+            headers={"If-Match": etag or "*"},
+            idempotent=True,
+        )
 
-    def upsert(self, entity_set: str, key: Key, data: Mapping[str, Any], *, create_only: bool = False,
-               return_id: bool = True) -> UpsertResult:
+    def upsert(
+        self,
+        entity_set: str,
+        key: Key,
+        data: Mapping[str, Any],
+        *,
+        create_only: bool = False,
+        return_id: bool = True,
+    ) -> UpsertResult:
         """PATCH by id or alternate key: creates when missing, updates when present.
 
         With `return_id` the response carries the row's id and whether it was created (201/200).
@@ -324,8 +375,14 @@ class DataverseClient:
         if return_id and pk:
             headers["Prefer"] = "return=representation"
             params["$select"] = pk
-        resp = self.request("PATCH", odata.record_path(entity_set, key), json_body=dict(data), headers=headers,
-                            params=params, idempotent=True)
+        resp = self.request(
+            "PATCH",
+            odata.record_path(entity_set, key),
+            json_body=dict(data),
+            headers=headers,
+            params=params,
+            idempotent=True,
+        )
         if resp.status_code in (200, 201) and resp.content:
             body = resp.json()
             return UpsertResult(str(body.get(pk)) if pk and body.get(pk) else None, resp.status_code == 201)
@@ -338,14 +395,18 @@ class DataverseClient:
 
     def associate(self, entity_set: str, key: Key, navigation: str, target: str) -> None:
         """Set a single-valued lookup: PUT <record>/<nav>/$ref {"@odata.id": <target URL>}."""
-        self.request("PUT", f"{odata.record_path(entity_set, key)}/{odata.prop(navigation)}/$ref",
-                     json_body={"@odata.id": f"{self.service_root}{target.lstrip('/')}"})
+        self.request(
+            "PUT",
+            f"{odata.record_path(entity_set, key)}/{odata.prop(navigation)}/$ref",
+            json_body={"@odata.id": f"{self.service_root}{target.lstrip('/')}"},
+        )
 
     def disassociate(self, entity_set: str, key: Key, navigation: str) -> None:
         self.request("DELETE", f"{odata.record_path(entity_set, key)}/{odata.prop(navigation)}/$ref")
 
-    def call_action(self, name: str, body: Mapping[str, Any] | None = None, *, bound_to: str | None = None
-                    ) -> Any:
+    def call_action(
+        self, name: str, body: Mapping[str, Any] | None = None, *, bound_to: str | None = None
+    ) -> Any:
         """POST an action: unbound `CloseIncident`, or bound `salesorders` + `FulfillSalesOrder`."""
         path = f"{bound_to}/Microsoft.Dynamics.CRM.{odata.prop(name)}" if bound_to else odata.prop(name)
         resp = self.request("POST", path, json_body=dict(body or {}), idempotent=False)
@@ -394,9 +455,12 @@ class DataverseClient:
         while url is not None:
             body = self.request("GET", url, params=request_params, headers=headers).json()
             next_link = body.get("@odata.nextLink")
-            yield Page([Record.from_json(entity_set, row, pk) for row in body.get("value", [])],
-                       next_link=next_link, delta_link=body.get("@odata.deltaLink"),
-                       count=body.get("@odata.count"))
+            yield Page(
+                [Record.from_json(entity_set, row, pk) for row in body.get("value", [])],
+                next_link=next_link,
+                delta_link=body.get("@odata.deltaLink"),
+                count=body.get("@odata.count"),
+            )
             if next_link and next_link in seen:
                 raise DataverseError(f"query on {entity_set} returned the same nextLink twice")
             if next_link:
@@ -413,8 +477,9 @@ class DataverseClient:
         return int(self.request("GET", f"{odata.prop(entity_set)}/$count", params=params).text.strip())
 
     # ======================================================================= $batch
-    def execute_batch(self, ops: Sequence[BatchOperation], *, continue_on_error: bool = True,
-                      change_set: bool = False) -> list[BatchResult]:
+    def execute_batch(
+        self, ops: Sequence[BatchOperation], *, continue_on_error: bool = True, change_set: bool = False
+    ) -> list[BatchResult]:
         """Send up to 1000 operations in one `$batch`; one BatchResult per operation, in order.
 
         `change_set=True` makes them atomic. Without continue-on-error, the first failure is raised.
@@ -432,8 +497,10 @@ class DataverseClient:
         results = parse_batch_response(resp.headers.get("Content-Type", ""), resp.content)
         if change_set and len(results) == 1 and len(ops) > 1 and results[0].error is not None:
             # The whole change set rolled back: every operation failed with that error.
-            return [BatchResult(i, results[0].status, results[0].headers, results[0].body, results[0].error)
-                    for i in range(len(ops))]
+            return [
+                BatchResult(i, results[0].status, results[0].headers, results[0].body, results[0].error)
+                for i in range(len(ops))
+            ]
         if len(results) != len(ops):
             failures = [r for r in results if r.error is not None]
             if failures:
@@ -446,20 +513,25 @@ class DataverseClient:
         return results
 
     # ======================================================================= bulk
-    def create_multiple(self, entity_set: str, rows: Sequence[Mapping[str, Any]], **kwargs: Any) -> BulkResult:
+    def create_multiple(
+        self, entity_set: str, rows: Sequence[Mapping[str, Any]], **kwargs: Any
+    ) -> BulkResult:
         """CreateMultiple in batches, falling back to $batch per row when a batch fails."""
         from shared.dataverse.bulk import write_bulk
 
         return write_bulk(self, "CreateMultiple", entity_set, rows, **kwargs)
 
-    def upsert_multiple(self, entity_set: str, rows: Sequence[Mapping[str, Any]], *,
-                        key_columns: Sequence[str], **kwargs: Any) -> BulkResult:
+    def upsert_multiple(
+        self, entity_set: str, rows: Sequence[Mapping[str, Any]], *, key_columns: Sequence[str], **kwargs: Any
+    ) -> BulkResult:
         """UpsertMultiple by alternate key in batches, falling back to $batch per row on failure."""
         from shared.dataverse.bulk import write_bulk
 
         return write_bulk(self, "UpsertMultiple", entity_set, rows, key_columns=key_columns, **kwargs)
 
-    def update_multiple(self, entity_set: str, rows: Sequence[Mapping[str, Any]], **kwargs: Any) -> BulkResult:
+    def update_multiple(
+        self, entity_set: str, rows: Sequence[Mapping[str, Any]], **kwargs: Any
+    ) -> BulkResult:
         """UpdateMultiple (each row carries its primary id) with the same fallback."""
         from shared.dataverse.bulk import write_bulk
 

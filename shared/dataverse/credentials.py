@@ -19,24 +19,40 @@ class SandboxCredential:
     `/{tenant}/oauth2/v2.0/token`). Implements the TokenCredential protocol. It does not cache:
     the Dataverse client caches tokens and asks again after a 401."""
 
-    def __init__(self, token_url: str, client_id: str, client_secret: str, *,
-                 transport: httpx.BaseTransport | None = None, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        token_url: str,
+        client_id: str,
+        client_secret: str,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        timeout: float = 10.0,
+    ) -> None:
         self.token_url = token_url
         self.client_id = client_id
         self._secret = client_secret
         self._http = httpx.Client(transport=transport, timeout=timeout)
 
-    def get_token(self, *scopes: str, claims: str | None = None, tenant_id: str | None = None,
-                  enable_cae: bool = False, **kwargs: Any) -> AccessToken:
+    def get_token(
+        self,
+        *scopes: str,
+        claims: str | None = None,
+        tenant_id: str | None = None,
+        enable_cae: bool = False,
+        **kwargs: Any,
+    ) -> AccessToken:
         if len(scopes) != 1:
             raise ValueError("exactly one scope is required, e.g. https://org.crm.dynamics.com/.default")
         try:
-            resp = self._http.post(self.token_url, data={
-                "grant_type": "client_credentials",
-                "client_id": self.client_id,
-                "client_secret": self._secret,
-                "scope": scopes[0],
-            })
+            resp = self._http.post(
+                self.token_url,
+                data={
+                    "grant_type": "client_credentials",
+                    "client_id": self.client_id,
+                    "client_secret": self._secret,
+                    "scope": scopes[0],
+                },
+            )
         except httpx.HTTPError as exc:
             raise ClientAuthenticationError(f"token endpoint unreachable: {type(exc).__name__}") from exc
         if resp.status_code != 200:
@@ -64,8 +80,9 @@ def build_credential(settings: DataverseSettings) -> TokenCredential:
     extra: dict[str, Any] = {"authority": authority} if authority else {}
     if settings.client_secret:
         assert settings.tenant_id and settings.client_id
-        return identity.ClientSecretCredential(settings.tenant_id, settings.client_id, settings.client_secret,
-                                               **extra)
+        return identity.ClientSecretCredential(
+            settings.tenant_id, settings.client_id, settings.client_secret, **extra
+        )
     if settings.use_managed_identity:
         return identity.ManagedIdentityCredential(client_id=settings.managed_identity_client_id)
     return identity.DefaultAzureCredential(
@@ -94,7 +111,9 @@ class TokenCache:
             if token is None or token.expires_on - self._margin <= time.time():
                 token = self.credential.get_token(self.scope)
                 # refresh 5 minutes early, or a tenth of the lifetime for short-lived tokens
-                self._margin = min(float(self.REFRESH_MARGIN), max(0.0, (token.expires_on - time.time()) / 10))
+                self._margin = min(
+                    float(self.REFRESH_MARGIN), max(0.0, (token.expires_on - time.time()) / 10)
+                )
                 self._token = token
                 self.acquired += 1
             return token.token

@@ -14,8 +14,14 @@ from typing import Any
 class DataverseError(Exception):
     """Root of every Dataverse client error (also: an unexpected protocol answer)."""
 
-    def __init__(self, message: str, *, status: int | None = None, code: str | None = None,
-                 retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
@@ -86,8 +92,9 @@ CODE_CLASSES: dict[str, type[DataverseError]] = {
 DELTA_EXPIRED_TEXT = "Version stamp associated with the client has expired"
 
 
-def error_from_response(status: int, payload: Any, headers: dict[str, str] | None = None,
-                        *, context: str = "") -> DataverseError:
+def error_from_response(
+    status: int, payload: Any, headers: dict[str, str] | None = None, *, context: str = ""
+) -> DataverseError:
     """The exception for a non-success answer: class by code first, then by status."""
     headers = {k.lower(): v for k, v in (headers or {}).items()}
     code: str | None = None
@@ -119,8 +126,9 @@ def error_from_response(status: int, payload: Any, headers: dict[str, str] | Non
     else:
         cls = DataverseError
     error = cls(text, status=status, code=code, retry_after=retry_after)
-    error.request_id = headers.get("x-ms-service-request-id") or headers.get("req_id") or headers.get(
-        "x-ms-request-id")
+    error.request_id = (
+        headers.get("x-ms-service-request-id") or headers.get("req_id") or headers.get("x-ms-request-id")
+    )
     return error
 
 

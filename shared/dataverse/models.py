@@ -39,8 +39,9 @@ class Record:
         values = {k: v for k, v in payload.items() if "@" not in k}
         annotations = {k: v for k, v in payload.items() if "@" in k and not k.startswith("@odata.")}
         record_id = values.get(primary_id) if primary_id else None
-        return cls(entity_set, str(record_id) if record_id else None, payload.get("@odata.etag"), values,
-                   annotations)
+        return cls(
+            entity_set, str(record_id) if record_id else None, payload.get("@odata.etag"), values, annotations
+        )
 
 
 @dataclass(frozen=True)

@@ -23,10 +23,18 @@ _DATE = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
 OPERATIONS = {"Create": "created", "Update": "updated", "Delete": "deleted"}
 SIZE_EXCEEDED_HEADER = "x-ms-dynamics-msg-size-exceeded"
 # Stamped by the platform on every write; not "changes" a flow cares about.
-SYSTEM_STAMPS = frozenset({
-    "modifiedon", "modifiedby", "modifiedonbehalfby", "createdon", "createdby", "createdonbehalfby",
-    "versionnumber", "overriddencreatedon",
-})
+SYSTEM_STAMPS = frozenset(
+    {
+        "modifiedon",
+        "modifiedby",
+        "modifiedonbehalfby",
+        "createdon",
+        "createdby",
+        "createdonbehalfby",
+        "versionnumber",
+        "overriddencreatedon",
+    }
+)
 
 
 class WebhookRejected(ValueError):
@@ -98,7 +106,9 @@ def parse_webhook(
     """Validate one webhook request and return its change notice(s). Raises WebhookRejected."""
     lowered = {k.lower(): v for k, v in headers.items()}
     if len(body) > max_body_bytes:
-        raise WebhookRejected(413, f"body of {len(body)} bytes exceeds WEBHOOK_MAX_BODY_BYTES ({max_body_bytes})")
+        raise WebhookRejected(
+            413, f"body of {len(body)} bytes exceeds WEBHOOK_MAX_BODY_BYTES ({max_body_bytes})"
+        )
     content_type = lowered.get("content-type", "")
     if content_type and "json" not in content_type.lower():
         raise WebhookRejected(415, f"Content-Type must be application/json, got {content_type!r}")
@@ -118,15 +128,24 @@ def parse_webhook(
         raise WebhookRejected(422, f"MessageName {ctx.MessageName!r} is not handled (Create, Update, Delete)")
     entity_header = lowered.get("x-ms-dynamics-entity-name")
     if entity_header is not None and entity_header != ctx.PrimaryEntityName:
-        raise WebhookRejected(400, f"header x-ms-dynamics-entity-name {entity_header!r} does not match "
-                                   f"PrimaryEntityName {ctx.PrimaryEntityName!r}")
+        raise WebhookRejected(
+            400,
+            f"header x-ms-dynamics-entity-name {entity_header!r} does not match "
+            f"PrimaryEntityName {ctx.PrimaryEntityName!r}",
+        )
     message_header = lowered.get("x-ms-dynamics-request-name")
     if message_header is not None and message_header != ctx.MessageName:
-        raise WebhookRejected(400, f"header x-ms-dynamics-request-name {message_header!r} does not match "
-                                   f"MessageName {ctx.MessageName!r}")
+        raise WebhookRejected(
+            400,
+            f"header x-ms-dynamics-request-name {message_header!r} does not match "
+            f"MessageName {ctx.MessageName!r}",
+        )
     if organization_id is not None and ctx.OrganizationId.lower() != organization_id.lower():
-        raise WebhookRejected(403, f"OrganizationId {ctx.OrganizationId} is not the configured organization "
-                                   "(DATAVERSE_ORGANIZATION_ID)")
+        raise WebhookRejected(
+            403,
+            f"OrganizationId {ctx.OrganizationId} is not the configured organization "
+            "(DATAVERSE_ORGANIZATION_ID)",
+        )
 
     size_exceeded = SIZE_EXCEEDED_HEADER in lowered
     record_id = ctx.PrimaryEntityId.lower()
@@ -138,10 +157,17 @@ def parse_webhook(
     else:
         logical = target.get("LogicalName")
         if logical is not None and logical != ctx.PrimaryEntityName:
-            raise WebhookRejected(400, f"InputParameters.Target.LogicalName {logical!r} does not match "
-                                       f"PrimaryEntityName {ctx.PrimaryEntityName!r}")
+            raise WebhookRejected(
+                400,
+                f"InputParameters.Target.LogicalName {logical!r} does not match "
+                f"PrimaryEntityName {ctx.PrimaryEntityName!r}",
+            )
         target_id = str(target.get("Id") or "")
-        if target_id and target_id != "00000000-0000-0000-0000-000000000000" and target_id.lower() != record_id:
+        if (
+            target_id
+            and target_id != "00000000-0000-0000-0000-000000000000"
+            and target_id.lower() != record_id
+        ):
             raise WebhookRejected(400, "InputParameters.Target.Id does not match PrimaryEntityId")
         if ctx.MessageName != "Delete":
             changed = _attribute_names(target, primary_id=f"{ctx.PrimaryEntityName}id")
@@ -175,7 +201,9 @@ def _target(ctx: RemoteExecutionContext) -> dict[str, Any] | None:
     for param in ctx.InputParameters or []:
         if param.key == "Target":
             if not isinstance(param.value, dict):
-                raise WebhookRejected(400, "InputParameters.Target must be an Entity or EntityReference object")
+                raise WebhookRejected(
+                    400, "InputParameters.Target must be an Entity or EntityReference object"
+                )
             return param.value
     return None
 

@@ -76,10 +76,12 @@ class Action:
 
 def auth_value(function_key: str, secret: str, secret_header: str) -> str:
     """HttpHeader auth settings: the Functions key header plus our shared-secret header."""
-    return ("<settings>"
-            f"<setting name=\"x-functions-key\" value={quoteattr(function_key)} />"
-            f"<setting name={quoteattr(secret_header)} value={quoteattr(secret)} />"
-            "</settings>")
+    return (
+        "<settings>"
+        f'<setting name="x-functions-key" value={quoteattr(function_key)} />'
+        f"<setting name={quoteattr(secret_header)} value={quoteattr(secret)} />"
+        "</settings>"
+    )
 
 
 def _fingerprint(url: str, value: str) -> str:
@@ -99,7 +101,7 @@ def sync_dataverse_webhooks(
     steps: Sequence[StepSpec],
     dry_run: bool,
     endpoint_name: str = "bpi-sync-ingress",
-    secret_header: str = "x-bpi-webhook-secret",
+    secret_header: str = "x-bpi-webhook-secret",  # noqa: S107 - a header name, not a secret
 ) -> list[Action]:
     parts = urlsplit(ingress_url)
     loopback = parts.hostname in ("127.0.0.1", "localhost", "::1")
@@ -117,14 +119,22 @@ def sync_dataverse_webhooks(
     actions: list[Action] = []
     value = auth_value(function_key, secret, secret_header)
     description = _description(_fingerprint(ingress_url, value))
-    endpoint_body = {"name": endpoint_name, "url": ingress_url, "contract": WEBHOOK_CONTRACT,
-                     "authtype": AUTH_HTTP_HEADER, "authvalue": value, "description": description}
+    endpoint_body = {
+        "name": endpoint_name,
+        "url": ingress_url,
+        "contract": WEBHOOK_CONTRACT,
+        "authtype": AUTH_HTTP_HEADER,
+        "authvalue": value,
+        "description": description,
+    }
 
-    existing = list(client.query(
-        "serviceendpoints",
-        select=["serviceendpointid", "name", "url", "contract", "authtype", "description"],
-        filter=odata.eq("name", endpoint_name),
-    ))
+    existing = list(
+        client.query(
+            "serviceendpoints",
+            select=["serviceendpointid", "name", "url", "contract", "authtype", "description"],
+            filter=odata.eq("name", endpoint_name),
+        )
+    )
     endpoint_id: str | None
     if not existing:
         actions.append(Action("create", "serviceendpoint", endpoint_name, {"url": ingress_url}))
@@ -151,8 +161,16 @@ def sync_dataverse_webhooks(
     if endpoint_id is not None:
         for step in client.query(
             "sdkmessageprocessingsteps",
-            select=["sdkmessageprocessingstepid", "name", "stage", "mode", "rank", "filteringattributes",
-                    "_sdkmessageid_value", "_sdkmessagefilterid_value"],
+            select=[
+                "sdkmessageprocessingstepid",
+                "name",
+                "stage",
+                "mode",
+                "rank",
+                "filteringattributes",
+                "_sdkmessageid_value",
+                "_sdkmessagefilterid_value",
+            ],
             filter=odata.lookup_eq("eventhandler", endpoint_id),
         ):
             registered[str(step.get("name"))] = step
@@ -169,21 +187,38 @@ def sync_dataverse_webhooks(
             "asyncautodelete": spec.mode == MODE_ASYNC,
             "filteringattributes": ",".join(sorted(spec.filtering_attributes)) or None,
         }
-        binds = {"sdkmessageid@odata.bind": odata.bind("sdkmessages", message_id),
-                 "sdkmessagefilterid@odata.bind": odata.bind("sdkmessagefilters", filter_id)}
+        binds = {
+            "sdkmessageid@odata.bind": odata.bind("sdkmessages", message_id),
+            "sdkmessagefilterid@odata.bind": odata.bind("sdkmessagefilters", filter_id),
+        }
         current = registered.pop(spec.name, None)
         if current is None:
-            actions.append(Action("create", "step", spec.name, {
-                "filteringattributes": desired["filteringattributes"], "mode": spec.mode}))
+            actions.append(
+                Action(
+                    "create",
+                    "step",
+                    spec.name,
+                    {"filteringattributes": desired["filteringattributes"], "mode": spec.mode},
+                )
+            )
             if not dry_run:
                 assert endpoint_id is not None
-                client.create("sdkmessageprocessingsteps", {
-                    **desired, **binds,
-                    "eventhandler_serviceendpoint@odata.bind": odata.bind("serviceendpoints", endpoint_id),
-                })
+                client.create(
+                    "sdkmessageprocessingsteps",
+                    {
+                        **desired,
+                        **binds,
+                        "eventhandler_serviceendpoint@odata.bind": odata.bind(
+                            "serviceendpoints", endpoint_id
+                        ),
+                    },
+                )
             continue
-        changes = {k: desired[k] for k in ("stage", "mode", "rank", "filteringattributes")
-                   if _norm(current.get(k)) != _norm(desired[k])}
+        changes = {
+            k: desired[k]
+            for k in ("stage", "mode", "rank", "filteringattributes")
+            if _norm(current.get(k)) != _norm(desired[k])
+        }
         if current.lookup("sdkmessageid") != message_id or current.lookup("sdkmessagefilterid") != filter_id:
             changes["message"] = spec.message
         if changes:
@@ -211,15 +246,21 @@ def _norm(value: Any) -> Any:
 
 
 def _message_and_filter(client: DataverseClient, spec: StepSpec) -> tuple[str, str]:
-    messages = list(client.query("sdkmessages", select=["sdkmessageid", "name"],
-                                 filter=odata.eq("name", spec.message)))
+    messages = list(
+        client.query("sdkmessages", select=["sdkmessageid", "name"], filter=odata.eq("name", spec.message))
+    )
     if not messages or messages[0].id is None:
         raise DataverseError(f"sdkmessage {spec.message!r} not found")
-    filters = list(client.query(
-        "sdkmessagefilters", select=["sdkmessagefilterid", "primaryobjecttypecode"],
-        filter=odata.eq("primaryobjecttypecode", spec.entity) & odata.eq("sdkmessageid/name", spec.message),
-    ))
+    filters = list(
+        client.query(
+            "sdkmessagefilters",
+            select=["sdkmessagefilterid", "primaryobjecttypecode"],
+            filter=odata.eq("primaryobjecttypecode", spec.entity)
+            & odata.eq("sdkmessageid/name", spec.message),
+        )
+    )
     if not filters or filters[0].id is None:
-        raise DataverseError(f"table {spec.entity!r} has no sdkmessagefilter for {spec.message!r}; "
-                             "is the table name right?")
+        raise DataverseError(
+            f"table {spec.entity!r} has no sdkmessagefilter for {spec.message!r}; is the table name right?"
+        )
     return messages[0].id, filters[0].id

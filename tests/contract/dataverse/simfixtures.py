@@ -45,8 +45,12 @@ class Admin:
     def rows(self, table: str) -> list[dict[str, Any]]:
         return self.call("GET", f"tables/{table}")["rows"]
 
-    def crm(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None) -> dict[str, Any]:
-        return self.call("POST", "crm", {"method": method, "path": path, "body": body, "headers": headers or {}})
+    def crm(
+        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        return self.call(
+            "POST", "crm", {"method": method, "path": path, "body": body, "headers": headers or {}}
+        )
 
     def drain(self) -> None:
         self.call("POST", "webhooks/drain", {"timeout": 20})
@@ -130,7 +134,9 @@ class ServeApp:
         from sandbox.dataverse.server import free_port
 
         self.port = free_port()
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     @property

@@ -8,7 +8,9 @@ from tests.contract.dataverse.simfixtures import MemoryCursorStore
 
 
 def test_upsert_multiple_of_1000_rows_is_one_request(sim, client):
-    rows = [{"bpi_brightpearlid": str(5000 + i), "firstname": "Bulk", "lastname": f"Row {i}"} for i in range(1000)]
+    rows = [
+        {"bpi_brightpearlid": str(5000 + i), "firstname": "Bulk", "lastname": f"Row {i}"} for i in range(1000)
+    ]
     before = sim.admin.counters()["calls"].get("POST contacts/UpsertMultiple", 0)
     result = client.upsert_multiple("contacts", rows, key_columns=["bpi_brightpearlid"])
     assert len(result.succeeded) == 1000 and not result.failed
@@ -17,16 +19,23 @@ def test_upsert_multiple_of_1000_rows_is_one_request(sim, client):
     assert client.count("contacts", odata.eq("firstname", "Bulk")) == 1000
 
     # the same rows again update in place: still 1000 contacts, new values
-    again = client.upsert_multiple("contacts", [dict(r, lastname="Updated") for r in rows],
-                                   key_columns=["bpi_brightpearlid"])
+    again = client.upsert_multiple(
+        "contacts", [dict(r, lastname="Updated") for r in rows], key_columns=["bpi_brightpearlid"]
+    )
     assert len(again.succeeded) == 1000
     assert client.count("contacts", odata.eq("lastname", "Updated")) == 1000
 
 
 def test_fallback_isolates_three_bad_rows_out_of_500(sim, client):
     bad = {7, 250, 499}
-    rows = [{"bpi_brightpearlid": str(9000 + i), "firstname": "Fallback",
-             "lastname": ("x" * 60) if i in bad else f"Row {i}"} for i in range(500)]
+    rows = [
+        {
+            "bpi_brightpearlid": str(9000 + i),
+            "firstname": "Fallback",
+            "lastname": ("x" * 60) if i in bad else f"Row {i}",
+        }
+        for i in range(500)
+    ]
     result = client.upsert_multiple("contacts", rows, key_columns=["bpi_brightpearlid"], batch_size=500)
     assert sorted(o.index for o in result.failed) == sorted(bad)
     for outcome in result.failed:

@@ -15,8 +15,9 @@ from shared.dataverse.models import BatchOperation
 
 
 def test_create_get_update_delete_round_trip(client):
-    contact_id = client.create("contacts", {"firstname": "Ada", "lastname": "Lovelace",
-                                            "emailaddress1": "ada@example.com"})
+    contact_id = client.create(
+        "contacts", {"firstname": "Ada", "lastname": "Lovelace", "emailaddress1": "ada@example.com"}
+    )
     record = client.get("contacts", contact_id, select=["fullname", "emailaddress1"])
     assert record.id == contact_id
     assert record["fullname"] == "Ada Lovelace"
@@ -67,23 +68,36 @@ def test_duplicate_alternate_key_value_is_rejected(client):
 
 def test_lookup_bind_by_alternate_key_and_read_back(client):
     account_id = client.create("accounts", {"name": "Contoso Ltd", "bpi_brightpearlid": "A-1"})
-    contact_id = client.create("contacts", {
-        "lastname": "Bound",
-        "parentcustomerid_account@odata.bind": odata.bind("accounts", {"bpi_brightpearlid": "A-1"}),
-    })
+    contact_id = client.create(
+        "contacts",
+        {
+            "lastname": "Bound",
+            "parentcustomerid_account@odata.bind": odata.bind("accounts", {"bpi_brightpearlid": "A-1"}),
+        },
+    )
     record = client.get("contacts", contact_id, select=["parentcustomerid"], annotations=True)
     assert record.lookup("parentcustomerid") == account_id
     assert record.annotations["_parentcustomerid_value@Microsoft.Dynamics.CRM.lookuplogicalname"] == "account"
-    assert record.annotations["_parentcustomerid_value@OData.Community.Display.V1.FormattedValue"] == "Contoso Ltd"
+    assert (
+        record.annotations["_parentcustomerid_value@OData.Community.Display.V1.FormattedValue"]
+        == "Contoso Ltd"
+    )
     plain = client.get("contacts", contact_id, select=["parentcustomerid"])
     assert plain.annotations == {}  # annotations only when asked for
 
     with pytest.raises(DataverseValidationError) as by_column:
-        client.create("contacts", {"lastname": "X", "parentcustomerid@odata.bind": f"/accounts({account_id})"})
+        client.create(
+            "contacts", {"lastname": "X", "parentcustomerid@odata.bind": f"/accounts({account_id})"}
+        )
     assert by_column.value.code == "0x80048d19"
     with pytest.raises(DataverseNotFound):
-        client.create("contacts", {"lastname": "X",
-                                   "parentcustomerid_account@odata.bind": odata.bind("accounts", {"bpi_brightpearlid": "none"})})
+        client.create(
+            "contacts",
+            {
+                "lastname": "X",
+                "parentcustomerid_account@odata.bind": odata.bind("accounts", {"bpi_brightpearlid": "none"}),
+            },
+        )
 
 
 @pytest.mark.parametrize("value", ["O'Brien", "Zoë Ünïcødé 北京 🚀", "a&b+c#d%e/f?g", "''", "it's 'quoted'"])
@@ -92,10 +106,17 @@ def test_filters_with_quotes_and_unicode(client, value):
     client.create("contacts", {"lastname": "other", "firstname": "nomatch", "emailaddress1": "other@x"})
     found = list(client.query("contacts", select=["lastname"], filter=odata.eq("lastname", value[:50])))
     assert [r["lastname"] for r in found] == [value[:50]]
-    by_in = list(client.query("contacts", select=["emailaddress1"],
-                              filter=odata.in_("emailaddress1", [f"{value}@x", "nobody@x"])))
+    by_in = list(
+        client.query(
+            "contacts",
+            select=["emailaddress1"],
+            filter=odata.in_("emailaddress1", [f"{value}@x", "nobody@x"]),
+        )
+    )
     assert [r["emailaddress1"] for r in by_in] == [f"{value}@x"]
-    by_contains = list(client.query("contacts", select=["lastname"], filter=odata.contains("lastname", value[:50])))
+    by_contains = list(
+        client.query("contacts", select=["lastname"], filter=odata.contains("lastname", value[:50]))
+    )
     assert value[:50] in [r["lastname"] for r in by_contains]
 
 
@@ -109,8 +130,15 @@ def test_wildcards_in_values_match_literally(client):
 def test_paging_follows_next_links_over_three_pages(client):
     for i in range(25):
         client.create("contacts", {"lastname": f"Page{i:02d}", "firstname": "paging"})
-    pages = list(client.pages("contacts", select=["lastname"], filter=odata.eq("firstname", "paging"),
-                              orderby=["lastname asc"], page_size=10))
+    pages = list(
+        client.pages(
+            "contacts",
+            select=["lastname"],
+            filter=odata.eq("firstname", "paging"),
+            orderby=["lastname asc"],
+            page_size=10,
+        )
+    )
     assert [len(p.records) for p in pages] == [10, 10, 5]
     assert pages[0].next_link and "$skiptoken=" in pages[0].next_link
     names = [r["lastname"] for p in pages for r in p.records]

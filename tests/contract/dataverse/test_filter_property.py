@@ -25,21 +25,40 @@ def _client(sim):
 def test_any_string_survives_a_filter_round_trip(sim, value):
     client = _client(sim)
     if True:
-        client.upsert("contacts", {"bpi_brightpearlid": KEY}, {"lastname": value, "emailaddress1": value},
-                      return_id=False)
-        decoy = client.upsert("contacts", {"bpi_brightpearlid": KEY + "-decoy"},
-                              {"lastname": value + "x", "emailaddress1": "x" + value}, return_id=False)
+        client.upsert(
+            "contacts",
+            {"bpi_brightpearlid": KEY},
+            {"lastname": value, "emailaddress1": value},
+            return_id=False,
+        )
+        decoy = client.upsert(
+            "contacts",
+            {"bpi_brightpearlid": KEY + "-decoy"},
+            {"lastname": value + "x", "emailaddress1": "x" + value},
+            return_id=False,
+        )
         assert decoy is not None
         mine = odata.eq("bpi_brightpearlid", KEY)
 
-        by_eq = list(client.query("contacts", select=["lastname", "bpi_brightpearlid"],
-                                  filter=odata.eq("lastname", value) & odata.startswith("bpi_brightpearlid", KEY)))
+        by_eq = list(
+            client.query(
+                "contacts",
+                select=["lastname", "bpi_brightpearlid"],
+                filter=odata.eq("lastname", value) & odata.startswith("bpi_brightpearlid", KEY),
+            )
+        )
         assert [(r["bpi_brightpearlid"], r["lastname"]) for r in by_eq] == [(KEY, value)]
 
-        by_in = list(client.query("contacts", select=["emailaddress1"],
-                                  filter=odata.in_("emailaddress1", [value, "\u0000never"])))
+        by_in = list(
+            client.query(
+                "contacts",
+                select=["emailaddress1"],
+                filter=odata.in_("emailaddress1", [value, "\u0000never"]),
+            )
+        )
         assert [r["emailaddress1"] for r in by_in] == [value]
 
-        by_contains = list(client.query("contacts", select=["lastname"],
-                                        filter=odata.contains("lastname", value) & mine))
+        by_contains = list(
+            client.query("contacts", select=["lastname"], filter=odata.contains("lastname", value) & mine)
+        )
         assert [r["lastname"] for r in by_contains] == [value]

@@ -13,7 +13,7 @@ def test_missing_pieces_are_named(sim, client):
     sim.admin.call("POST", "schema", {"table": "contact", "drop_column": "bpi_lifetimevalue"})
     sim.admin.call("POST", "schema", {"table": "account", "drop_key": "bpi_account_brightpearlid"})
     sim.admin.call("POST", "schema", {"table": "product", "change_tracking": False})
-    problems = check_environment(client, REQUIREMENTS + (Requirement("bpi_nosuchtable", ("x",)),))
+    problems = check_environment(client, (*REQUIREMENTS, Requirement("bpi_nosuchtable", ("x",))))
     assert {(p.table, p.kind, p.name) for p in problems} == {
         ("contact", "missing_column", "bpi_lifetimevalue"),
         ("account", "missing_key", "bpi_brightpearlid"),

@@ -40,9 +40,15 @@ class RecordingPublisher:
 
 
 def settings(**extra: str):
-    env = {"DATAVERSE_URL": "https://contoso.crm.dynamics.com", "BRIGHTPEARL_ACCOUNT": "acme",
-           "AzureWebJobsStorage": "UseDevelopmentStorage=true", "BUS_BACKEND": "local",
-           "DATAVERSE_WEBHOOK_SECRET": SECRET, "DATAVERSE_ORGANIZATION_ID": ORG, **extra}
+    env = {
+        "DATAVERSE_URL": "https://contoso.crm.dynamics.com",
+        "BRIGHTPEARL_ACCOUNT": "acme",
+        "AzureWebJobsStorage": "UseDevelopmentStorage=true",
+        "BUS_BACKEND": "local",
+        "DATAVERSE_WEBHOOK_SECRET": SECRET,
+        "DATAVERSE_ORGANIZATION_ID": ORG,
+        **extra,
+    }
     return load_settings(env)
 
 
@@ -54,13 +60,18 @@ def publisher(monkeypatch):
 
 
 def request(body: bytes, headers: dict[str, str] | None = None, params: dict[str, str] | None = None):
-    base = {"Content-Type": "application/json; charset=utf-8", "x-bpi-webhook-secret": SECRET,
-            "x-ms-dynamics-entity-name": "contact", "x-ms-dynamics-request-name": "Update"}
+    base = {
+        "Content-Type": "application/json; charset=utf-8",
+        "x-bpi-webhook-secret": SECRET,
+        "x-ms-dynamics-entity-name": "contact",
+        "x-ms-dynamics-request-name": "Update",
+    }
     if headers is not None:
         base.update(headers)
     base = {k: v for k, v in base.items() if v is not None}
-    return func.HttpRequest("POST", "http://localhost:7071/api/webhooks/dataverse", headers=base,
-                            params=params or {}, body=body)
+    return func.HttpRequest(
+        "POST", "http://localhost:7071/api/webhooks/dataverse", headers=base, params=params or {}, body=body
+    )
 
 
 def test_blueprint_declares_the_route_with_function_auth():
@@ -84,17 +95,23 @@ def test_valid_webhook_is_published_as_one_change_notice(publisher):
 
 
 def test_secret_may_come_as_a_query_parameter(publisher):
-    req = request((SAMPLES / "update_contact.json").read_bytes(), {"x-bpi-webhook-secret": None},
-                  params={"x-bpi-webhook-secret": SECRET})
+    req = request(
+        (SAMPLES / "update_contact.json").read_bytes(),
+        {"x-bpi-webhook-secret": None},
+        params={"x-bpi-webhook-secret": SECRET},
+    )
     assert ingress.handle(req, settings()).status_code == 202
 
 
-@pytest.mark.parametrize(("headers", "status", "code"), [
-    ({"x-bpi-webhook-secret": None}, 401, "Unauthenticated"),
-    ({"x-bpi-webhook-secret": "wrong-secret-wrong-secret"}, 401, "Unauthenticated"),
-    ({"Content-Type": "text/xml"}, 415, "UnsupportedMediaType"),
-    ({"x-ms-dynamics-entity-name": "account"}, 400, "InvalidPayload"),
-])
+@pytest.mark.parametrize(
+    ("headers", "status", "code"),
+    [
+        ({"x-bpi-webhook-secret": None}, 401, "Unauthenticated"),
+        ({"x-bpi-webhook-secret": "wrong-secret-wrong-secret"}, 401, "Unauthenticated"),
+        ({"Content-Type": "text/xml"}, 415, "UnsupportedMediaType"),
+        ({"x-ms-dynamics-entity-name": "account"}, 400, "InvalidPayload"),
+    ],
+)
 def test_rejected_requests_publish_nothing(publisher, headers, status, code):
     resp = ingress.handle(request((SAMPLES / "update_contact.json").read_bytes(), headers), settings())
     assert resp.status_code == status
@@ -111,8 +128,10 @@ def test_malformed_bodies_publish_nothing(publisher, body, status):
 
 
 def test_unknown_organization_is_forbidden(publisher):
-    resp = ingress.handle(request((SAMPLES / "update_contact.json").read_bytes()),
-                          settings(DATAVERSE_ORGANIZATION_ID="00000000-0000-4000-8000-000000000009"))
+    resp = ingress.handle(
+        request((SAMPLES / "update_contact.json").read_bytes()),
+        settings(DATAVERSE_ORGANIZATION_ID="00000000-0000-4000-8000-000000000009"),
+    )
     assert resp.status_code == 403 and publisher.sent == []
 
 

@@ -20,8 +20,12 @@ def sample(name: str) -> bytes:
 
 
 def headers(entity: str, message: str, **extra: str) -> dict[str, str]:
-    return {"Content-Type": "application/json; charset=utf-8", "x-ms-dynamics-entity-name": entity,
-            "x-ms-dynamics-request-name": message, **extra}
+    return {
+        "Content-Type": "application/json; charset=utf-8",
+        "x-ms-dynamics-entity-name": entity,
+        "x-ms-dynamics-request-name": message,
+        **extra,
+    }
 
 
 def test_update_sample_produces_one_updated_notice_with_attribute_names_only():
@@ -47,8 +51,11 @@ def test_update_sample_produces_one_updated_notice_with_attribute_names_only():
 
 def test_create_sample_takes_the_id_from_primary_entity_id():
     [notice] = parse_webhook(sample("create_account.json"), headers("account", "Create"))
-    assert (notice.entity, notice.ids, notice.operation) == ("account", ("b7c8d9e0-f1a2-4b3c-8d4e-5f6a7b8c9d0e",),
-                                                              "created")
+    assert (notice.entity, notice.ids, notice.operation) == (
+        "account",
+        ("b7c8d9e0-f1a2-4b3c-8d4e-5f6a7b8c9d0e",),
+        "created",
+    )
     assert notice.detail["changed_attributes"] == ["name", "ownerid", "telephone1"]
     assert notice.detail["initiating_user"] == "6f1c2b3a-4d5e-4f60-8a7b-9c0d1e2f3a4b"
     assert notice.observed_at == datetime(2023, 11, 14, 22, 13, 20, 123000, tzinfo=UTC)
@@ -58,13 +65,19 @@ def test_delete_sample_has_no_changed_attributes():
     [notice] = parse_webhook(sample("delete_contact.json"), headers("contact", "Delete"))
     assert notice.operation == "deleted"
     assert notice.ids == ("1f4f6c1e-2a3b-4c5d-8e9f-a0b1c2d3e4f5",)
-    assert notice.detail == {"changed_attributes": None, "initiating_user": "9f2d7c2e-3f5c-4f0b-8f64-1a2b3c4d5e6f",
-                             "message": "Delete", "depth": 2}
+    assert notice.detail == {
+        "changed_attributes": None,
+        "initiating_user": "9f2d7c2e-3f5c-4f0b-8f64-1a2b3c4d5e6f",
+        "message": "Delete",
+        "depth": 2,
+    }
 
 
 def test_size_exceeded_payload_still_yields_a_notice():
     body = sample("update_size_exceeded.json")
-    [notice] = parse_webhook(body, headers("contact", "Update", **{"x-ms-dynamics-msg-size-exceeded": "true"}))
+    [notice] = parse_webhook(
+        body, headers("contact", "Update", **{"x-ms-dynamics-msg-size-exceeded": "true"})
+    )
     assert notice.operation == "updated" and notice.ids == ("1f4f6c1e-2a3b-4c5d-8e9f-a0b1c2d3e4f5",)
     assert notice.detail["changed_attributes"] is None and notice.detail["size_exceeded"] is True
     with pytest.raises(WebhookRejected) as exc:  # without the header a missing Target is an error
@@ -79,7 +92,10 @@ def test_redelivery_gives_the_same_message_id_and_new_operations_differ():
     assert first.message_id == again.message_id
     other = json.loads(body)
     other["OperationId"] = "11111111-2222-4333-8444-555555555555"
-    assert Envelope.wrap(parse_webhook(json.dumps(other).encode(), {})[0]).to_message().message_id != first.message_id
+    assert (
+        Envelope.wrap(parse_webhook(json.dumps(other).encode(), {})[0]).to_message().message_id
+        != first.message_id
+    )
 
 
 def _mutated(**changes) -> bytes:
@@ -92,19 +108,32 @@ def _mutated(**changes) -> bytes:
     return json.dumps(data).encode()
 
 
-@pytest.mark.parametrize(("body", "hdrs", "status", "fragment"), [
-    (b"not json", {}, 400, "not JSON"),
-    (b"[1,2]", {}, 400, "JSON object"),
-    (_mutated(PrimaryEntityId="not-a-guid"), {}, 400, "PrimaryEntityId"),
-    (_mutated(MessageName=...), {}, 400, "MessageName"),
-    (_mutated(OperationCreatedOn="2017-09-26"), {}, 400, "OperationCreatedOn"),
-    (_mutated(Depth=0), {}, 400, "Depth"),
-    (_mutated(MessageName="Assign"), {}, 422, "Assign"),
-    (_mutated(PrimaryEntityName="account"), {}, 400, "LogicalName"),
-    (sample("update_contact.json"), {"x-ms-dynamics-entity-name": "account"}, 400, "x-ms-dynamics-entity-name"),
-    (sample("update_contact.json"), {"x-ms-dynamics-request-name": "Create"}, 400, "x-ms-dynamics-request-name"),
-    (sample("update_contact.json"), {"Content-Type": "text/plain"}, 415, "Content-Type"),
-])
+@pytest.mark.parametrize(
+    ("body", "hdrs", "status", "fragment"),
+    [
+        (b"not json", {}, 400, "not JSON"),
+        (b"[1,2]", {}, 400, "JSON object"),
+        (_mutated(PrimaryEntityId="not-a-guid"), {}, 400, "PrimaryEntityId"),
+        (_mutated(MessageName=...), {}, 400, "MessageName"),
+        (_mutated(OperationCreatedOn="2017-09-26"), {}, 400, "OperationCreatedOn"),
+        (_mutated(Depth=0), {}, 400, "Depth"),
+        (_mutated(MessageName="Assign"), {}, 422, "Assign"),
+        (_mutated(PrimaryEntityName="account"), {}, 400, "LogicalName"),
+        (
+            sample("update_contact.json"),
+            {"x-ms-dynamics-entity-name": "account"},
+            400,
+            "x-ms-dynamics-entity-name",
+        ),
+        (
+            sample("update_contact.json"),
+            {"x-ms-dynamics-request-name": "Create"},
+            400,
+            "x-ms-dynamics-request-name",
+        ),
+        (sample("update_contact.json"), {"Content-Type": "text/plain"}, 415, "Content-Type"),
+    ],
+)
 def test_malformed_bodies_are_rejected_naming_the_problem(body, hdrs, status, fragment):
     with pytest.raises(WebhookRejected) as exc:
         parse_webhook(body, hdrs)
@@ -114,7 +143,9 @@ def test_malformed_bodies_are_rejected_naming_the_problem(body, hdrs, status, fr
 
 def test_unknown_organization_is_rejected_when_configured():
     with pytest.raises(WebhookRejected) as exc:
-        parse_webhook(sample("update_contact.json"), {}, organization_id="00000000-0000-4000-8000-000000000001")
+        parse_webhook(
+            sample("update_contact.json"), {}, organization_id="00000000-0000-4000-8000-000000000001"
+        )
     assert exc.value.status == 403 and "OrganizationId" in exc.value.problem
     assert parse_webhook(sample("update_contact.json"), {}, organization_id=ORG.upper())
 

@@ -33,11 +33,16 @@ class Receiver:
         self.publisher = RecordingPublisher()
         self.requests: list[dict[str, str]] = []
         self.fail_status: int | None = None
-        self.settings = load_settings({
-            "DATAVERSE_URL": "https://contoso.crm.dynamics.com", "BRIGHTPEARL_ACCOUNT": "acme",
-            "AzureWebJobsStorage": "UseDevelopmentStorage=true", "BUS_BACKEND": "local",
-            "DATAVERSE_WEBHOOK_SECRET": SECRET, "DATAVERSE_ORGANIZATION_ID": DEFAULT_ORGANIZATION_ID,
-        })
+        self.settings = load_settings(
+            {
+                "DATAVERSE_URL": "https://contoso.crm.dynamics.com",
+                "BRIGHTPEARL_ACCOUNT": "acme",
+                "AzureWebJobsStorage": "UseDevelopmentStorage=true",
+                "BUS_BACKEND": "local",
+                "DATAVERSE_WEBHOOK_SECRET": SECRET,
+                "DATAVERSE_ORGANIZATION_ID": DEFAULT_ORGANIZATION_ID,
+            }
+        )
 
     async def endpoint(self, request: Request) -> Response:
         headers = dict(request.headers)
@@ -46,8 +51,13 @@ class Receiver:
             return Response(status_code=self.fail_status)
         if headers.get("x-functions-key") != FUNCTION_KEY:  # what the Functions host checks
             return Response(status_code=401)
-        req = func.HttpRequest("POST", str(request.url), headers=headers, params=dict(request.query_params),
-                               body=await request.body())
+        req = func.HttpRequest(
+            "POST",
+            str(request.url),
+            headers=headers,
+            params=dict(request.query_params),
+            body=await request.body(),
+        )
         resp = ingress.handle(req, self.settings)
         return Response(resp.get_body(), status_code=resp.status_code, media_type="application/json")
 
@@ -73,8 +83,15 @@ STEPS = [
 
 
 def register(client, url: str, steps=STEPS, **kw):
-    return sync_dataverse_webhooks(client, ingress_url=url, function_key=FUNCTION_KEY, secret=SECRET,
-                                   steps=steps, dry_run=kw.pop("dry_run", False), **kw)
+    return sync_dataverse_webhooks(
+        client,
+        ingress_url=url,
+        function_key=FUNCTION_KEY,
+        secret=SECRET,
+        steps=steps,
+        dry_run=kw.pop("dry_run", False),
+        **kw,
+    )
 
 
 def test_crm_user_edits_fire_webhooks_that_become_change_notices(sim, client, receiver):
@@ -88,8 +105,11 @@ def test_crm_user_edits_fire_webhooks_that_become_change_notices(sim, client, re
 
     notices = rec.notices()
     assert [(n.entity, n.operation) for n in notices] == [
-        ("contact", "created"), ("contact", "updated"), ("contact", "deleted")]
-    created, updated, deleted = notices
+        ("contact", "created"),
+        ("contact", "updated"),
+        ("contact", "deleted"),
+    ]
+    created, updated, _deleted = notices
     assert all(n.ids == (contact_id,) for n in notices)
     assert updated.detail["changed_attributes"] == ["emailaddress1"]
     assert updated.detail["initiating_user"] == CRM_USER_ID
@@ -106,23 +126,37 @@ def test_crm_user_edits_fire_webhooks_that_become_change_notices(sim, client, re
 def test_registration_is_idempotent_and_tracks_changes(sim, client, receiver):
     _, url = receiver
     planned = register(client, url, dry_run=True)
-    assert [(a.kind, a.resource) for a in planned] == [("create", "serviceendpoint")] + [("create", "step")] * 4
+    assert [(a.kind, a.resource) for a in planned] == [("create", "serviceendpoint")] + [
+        ("create", "step")
+    ] * 4
     assert client.count("serviceendpoints") == 0  # dry run wrote nothing
 
     assert [a.kind for a in register(client, url)] == ["create"] * 5
     assert [a.kind for a in register(client, url)] == ["unchanged"] * 5
 
-    changed = [StepSpec("contact", "Create"), StepSpec("contact", "Update", filtering_attributes=("lastname",)),
-               StepSpec("account", "Update")]
+    changed = [
+        StepSpec("contact", "Create"),
+        StepSpec("contact", "Update", filtering_attributes=("lastname",)),
+        StepSpec("account", "Update"),
+    ]
     actions = {(a.kind, a.name) for a in register(client, url, steps=changed)}
     assert ("update", "bpi-sync: contact Update") in actions
     assert ("delete", "bpi-sync: contact Delete") in actions
-    steps = {r["name"]: r for r in client.query("sdkmessageprocessingsteps", select=["name", "filteringattributes"])}
+    steps = {
+        r["name"]: r
+        for r in client.query("sdkmessageprocessingsteps", select=["name", "filteringattributes"])
+    }
     assert steps["bpi-sync: contact Update"]["filteringattributes"] == "lastname"
     assert "bpi-sync: contact Delete" not in steps
 
-    rotated = sync_dataverse_webhooks(client, ingress_url=url, function_key=FUNCTION_KEY, secret=SECRET + "-new",
-                                      steps=changed, dry_run=False)
+    rotated = sync_dataverse_webhooks(
+        client,
+        ingress_url=url,
+        function_key=FUNCTION_KEY,
+        secret=SECRET + "-new",
+        steps=changed,
+        dry_run=False,
+    )
     assert rotated[0].kind == "update" and rotated[0].changes == {"auth": "rotated"}
     endpoint = next(iter(client.query("serviceendpoints", select=["authtype", "contract", "url"])))
     assert (endpoint["contract"], endpoint["authtype"], endpoint["url"]) == (8, 5, url)
@@ -142,7 +176,9 @@ def test_failed_async_delivery_is_a_failed_system_job(sim, client, receiver):
     rec.fail_status = 503
     client.create("accounts", {"name": "Retry me"})
     sim.admin.drain()
-    [delivery] = [d for d in sim.admin.call("GET", "webhooks/deliveries")["deliveries"] if d["entity"] == "account"]
+    [delivery] = [
+        d for d in sim.admin.call("GET", "webhooks/deliveries")["deliveries"] if d["entity"] == "account"
+    ]
     assert delivery["attempts"] == 2 and delivery["ok"] is False  # one more attempt on 503
     jobs = sim.admin.rows("asyncoperation")
     assert [j["statuscode"] for j in jobs] == [31]
@@ -177,7 +213,7 @@ def test_oversized_context_drops_input_parameters(sim, client, receiver):
 
 
 def test_context_shape_uses_typed_values(sim, client, receiver):
-    rec, url = receiver
+    _, url = receiver
     captured: list[dict] = []
     original = ingress.handle
 
@@ -194,8 +230,10 @@ def test_context_shape_uses_typed_values(sim, client, receiver):
         ingress.handle = original
     [ctx] = captured
     attrs = {a["key"]: a["value"] for a in ctx["InputParameters"][0]["value"]["Attributes"]}
-    assert attrs["customertypecode"] == {"__type": "OptionSetValue:http://schemas.microsoft.com/xrm/2011/Contracts",
-                                         "Value": 3}
+    assert attrs["customertypecode"] == {
+        "__type": "OptionSetValue:http://schemas.microsoft.com/xrm/2011/Contracts",
+        "Value": 3,
+    }
     assert attrs["revenue"]["__type"].startswith("Money:") and attrs["revenue"]["Value"] == 10.5
     assert attrs["ownerid"]["__type"].startswith("EntityReference:")
     assert attrs["createdon"].startswith("/Date(")
