@@ -110,8 +110,9 @@ class Simulator:
 
     def __init__(self, config: SimulatorConfig | None = None, **overrides: Any) -> None:
         base = config or SimulatorConfig()
-        self.config = base.model_copy(update=overrides) if overrides else base
-        SimulatorConfig.model_validate(self.config.model_dump())
+        self.config = (
+            SimulatorConfig.model_validate({**base.model_dump(), **overrides}) if overrides else base
+        )
         self.state = SimState(self.config)
         self.dispatcher = WebhookDispatcher(self.state)
         self.throttle = Throttle(self.config.rate_limit, self.config.rate_window_seconds)
@@ -263,6 +264,13 @@ class Simulator:
             reply = handler(req, match)
         except ApiError as exc:
             reply = self._error(exc)
+            if not headers and account in self.config.accounts:
+                # refused before the throttle (401, 414): report the account pool, unchanged
+                remaining, period = self.throttle.peek(account)
+                headers = {
+                    "brightpearl-requests-remaining": str(remaining),
+                    "brightpearl-next-throttle-period": str(period),
+                }
         if fault is not None and fault.kind == "drop":
             await self._drop(send)
             return
@@ -378,6 +386,7 @@ class Simulator:
             ("POST", r"order-service/order", self.post_order),
             ("GET", rf"order-service/order/{IDS}", self.get_orders),
             ("POST", r"order-service/order/(?P<id>\d+)/row", self.post_order_row),
+            ("PATCH", r"order-service/order/(?P<id>\d+)/row/(?P<row>\d+)", self.patch_order_row),
             ("PUT", r"order-service/order/(?P<id>\d+)/status", self.put_order_status),
             ("POST", r"order-service/order/(?P<id>\d+)/note", self.post_order_note),
             ("GET", r"order-service/order/(?P<id>\d+)/note", self.get_order_notes),
@@ -428,6 +437,7 @@ class Simulator:
             ("DELETE", rf"integration-service/webhook/{IDS}", self.delete_webhooks),
             ("POST", r"integration-service/webhook/(?P<id>\d+)/simulate", self.simulate_webhook),
             ("GET", r"integration-service/account-configuration", self.get_account_configuration),
+            ("POST", r"multi-message", self.multi_message),
         ]
         out = []
         for method, pattern, handler in table:
@@ -631,6 +641,57 @@ class Simulator:
         limit = self.config.get_limit
         uris = [f"{resource}/{format_id_set(present[i : i + limit])}" for i in range(0, len(present), limit)]
         return ok({"getUris": uris})
+
+    def patch_order_row(self, req: Req, m: re.Match[str]) -> Reply:
+        return ok(self.state.patch_row(int(m["id"]), int(m["row"]), req.body))
+
+    def multi_message(self, req: Req, m: re.Match[str]) -> Reply:
+        """Up to 10 destructive messages in one request (reference §3.1); one throttle slot."""
+        body = req.body if isinstance(req.body, dict) else {}
+        mode, on_fail = body.get("processingMode"), body.get("onFail")
+        messages = body.get("messages")
+        if mode not in ("SEQUENTIAL", "PARALLEL") or on_fail not in ("STOP", "CONTINUE"):
+            raise bad("processingMode must be SEQUENTIAL or PARALLEL and onFail STOP or CONTINUE", "CMNC-040")
+        if mode == "PARALLEL" and on_fail == "STOP":
+            raise bad("PARALLEL processing cannot be combined with onFail STOP", "CMNC-041")
+        if not isinstance(messages, list) or not 2 <= len(messages) <= 10:
+            raise bad("messages must hold between 2 and 10 messages", "CMNC-042")
+        for i, message in enumerate(messages):
+            if not isinstance(message, dict) or message.get("httpMethod") not in (
+                "POST",
+                "PUT",
+                "PATCH",
+                "DELETE",
+            ):
+                raise bad(f"messages[{i}].httpMethod must be POST, PUT, PATCH or DELETE", "CMNC-043")
+            if not isinstance(message.get("uri"), str) or not message.get("label"):
+                raise bad(f"messages[{i}] needs a label and a uri", "CMNC-044")
+        processed, unprocessed, failed = [], [], False
+        for message in messages:
+            if failed and on_fail == "STOP":
+                unprocessed.append(str(message["label"]))
+                continue
+            uri = message["uri"].strip("/")
+            handler, match, _ = self._route(message["httpMethod"], uri)
+            try:
+                if handler is None:
+                    raise ApiError(404, "CMNC-404", f"Cannot find the resource /{uri}")
+                inner = handler(Req(message["httpMethod"], uri, {}, {}, message.get("body"), req.host), match)
+            except ApiError as exc:
+                inner = self._error(exc)
+            if inner.status >= 300:
+                failed = True
+            processed.append(
+                {
+                    "label": str(message["label"]),
+                    "statusCode": inner.status,
+                    "body": {"content": self.dumps(inner.payload).decode() if inner.payload else ""},
+                }
+            )
+        return ok(
+            {"processedMessages": processed, "unprocessedMessages": unprocessed},
+            status=207 if failed else 200,
+        )
 
     def put_order_status(self, req: Req, m: re.Match[str]) -> Reply:
         self.state.set_order_status(int(m["id"]), req.body)

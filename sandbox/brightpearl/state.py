@@ -1203,6 +1203,62 @@ class SimState:
             self._touch_order(order)
             return rid
 
+    def patch_row(self, oid: int, row_id: int, ops: Any) -> dict[str, Any]:
+        """Row PATCH (reference §6.5): a few paths, never once the order is invoiced."""
+        allowed = {
+            "/quantity/magnitude",
+            "/rowValue/rowNet/value",
+            "/rowValue/rowTax/value",
+            "/nominalCode",
+            "/rowValue/taxCalculator",
+            "/orderRowSequence",
+        }
+        with self.lock:
+            order = self.order(oid)
+            row = order["orderRows"].get(str(row_id))
+            if row is None:
+                raise ApiError(404, "CMNC-404", f"Order row {row_id} not found on order {oid}")
+            if order["invoices"]:
+                raise bad("rows cannot be changed once the order is invoiced", "ORDC-031")
+            if not isinstance(ops, list) or not ops:
+                raise bad("PATCH body must be a non-empty JSON Patch array", "CMNC-010")
+            work = _deep_copy(row)
+            for index, op in enumerate(ops):
+                path = op.get("path") if isinstance(op, dict) else None
+                if path not in allowed:
+                    raise bad(f"path {path!r} cannot be patched on an order row", "ORDC-032")
+                if op.get("op") not in ("replace", "test") or (
+                    path == "/rowValue/taxCalculator" and op.get("op") != "replace"
+                ):
+                    raise bad(f"operation {op.get('op')!r} is not allowed on {path}", "ORDC-033")
+                value = op.get("value")
+                if path == "/quantity/magnitude":
+                    quantity = money(value, "quantity.magnitude")
+                    if quantity <= 0 or (row["_stockTracked"] and quantity != quantity.to_integral_value()):
+                        raise bad(f"quantity {value!r} is not a valid quantity for this row", "ORDC-024")
+                    noted = sum(
+                        (
+                            Decimal(line["quantity"])
+                            for n in self.goods_out.values()
+                            if n["orderId"] == oid
+                            for line in n["orderRows"].get(str(row_id), [])
+                        ),
+                        Decimal(0),
+                    )
+                    if quantity < noted:
+                        raise bad(
+                            f"quantity cannot drop below the {noted} already on goods-out notes", "ORDC-034"
+                        )
+                    value = fmt(quantity)
+                elif path in ("/rowValue/rowNet/value", "/rowValue/rowTax/value"):
+                    value = fmt(money(value, path[1:].replace("/", ".")))
+                elif path == "/rowValue/taxCalculator" and value not in ("brightpearl", "manual", "avalara"):
+                    raise bad("taxCalculator must be brightpearl, manual or avalara", "ORDC-035")
+                _apply_patch(work, dict(op, value=value), index)
+            order["orderRows"][str(row_id)] = work
+            self._touch_order(order)
+            return {k: v for k, v in work.items() if not k.startswith("_")}
+
     def set_order_status(self, oid: int, body: Any) -> None:
         with self.lock:
             order = self.order(oid)

@@ -57,6 +57,16 @@ class Throttle:
             self.admitted_log.setdefault(pool, []).append(now)
             return Admission(True, max(0, self.limit - len(live)), self._period_ms(live, now))
 
+    def peek(self, pool: str) -> tuple[int, int]:
+        """(remaining, next period ms) of a pool without admitting anything."""
+        with self._lock:
+            now = self._clock()
+            live = self._live.get(pool, deque())
+            count = sum(1 for t in live if t > now - self.window)
+            return max(0, self.limit - count), self._period_ms(
+                deque(t for t in live if t > now - self.window), now
+            )
+
     def _period_ms(self, live: deque[float], now: float) -> int:
         if not live:
             return int(self.window * 1000)

@@ -212,11 +212,16 @@ class OAuthAuth:
         self.store = store
         self._initial_refresh_token = initial_refresh_token
         self._skew = refresh_skew_seconds
+        self._owns_http = http is None
         self._http = http or httpx.Client(timeout=timeout)
         self._now = now
         self._lock = threading.RLock()
         self._tokens: TokenSet | None = None
         self.refreshes = 0
+
+    def close(self) -> None:
+        if self._owns_http:
+            self._http.close()
 
     # --- grants --------------------------------------------------------------------------
     def exchange_code(self, code: str, redirect_uri: str) -> TokenSet:

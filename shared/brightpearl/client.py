@@ -18,7 +18,9 @@ Making creates safe (POST is never re-sent after it may have reached Brightpearl
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, TypeVar
 
@@ -70,6 +72,28 @@ from shared.brightpearl.settings import BrightpearlSettings
 from shared.brightpearl.transport import BrightpearlResponse, BrightpearlTransport
 
 M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class MessageOutcome:
+    """One multi-message item: its status and its decoded envelope."""
+
+    status: int
+    body: dict[str, Any]
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+
+@dataclass(frozen=True)
+class MultiMessageResult:
+    processed: dict[str, MessageOutcome]
+    unprocessed: list[str]
+
+    @property
+    def all_ok(self) -> bool:
+        return not self.unprocessed and all(o.ok for o in self.processed.values())
 
 # includeOptional value that adds the postal address list to contact GET (§1.8: UNCONFIRMED).
 CONTACT_ADDRESSES_OPTIONAL = "postalAddresses"
@@ -152,6 +176,9 @@ class BrightpearlClient:
 
     def close(self) -> None:
         self.transport.close()
+        close_auth = getattr(self.transport.auth, "close", None)
+        if close_auth is not None:
+            close_auth()
 
     def __enter__(self) -> BrightpearlClient:
         return self
@@ -445,6 +472,13 @@ class BrightpearlClient:
         return self.search("/order-service/order-search", filters=filters, columns=columns,
                            sort=sort)
 
+    def patch_order_row(self, order_id: int, row_id: int,
+                        ops: Iterable[PatchOp | dict[str, Any]]) -> dict[str, Any]:
+        """JSON Patch one row (quantity, net, tax, nominal code...); refused once invoiced."""
+        answer = self.request("PATCH", f"/order-service/order/{int(order_id)}/row/{int(row_id)}",
+                              json=[_patch(op) for op in ops])
+        return dict(answer.response or {})
+
     def get_order_statuses(self) -> list[OrderStatus]:
         return self._parse(OrderStatus, self.get_all("/order-service/order-status"))
 
@@ -606,6 +640,35 @@ class BrightpearlClient:
             items.extend(item.get("journals", []) if isinstance(item, dict) and "journals" in item
                          else [item])
         return self._parse(Journal, items)
+
+    # --- batching --------------------------------------------------------------------------
+    def multi_message(
+        self,
+        messages: list[dict[str, Any]],
+        *,
+        processing_mode: str = "SEQUENTIAL",
+        on_fail: str = "CONTINUE",
+    ) -> MultiMessageResult:
+        """2-10 writes in one request (reference §3.1): [{"label","uri","httpMethod","body"}].
+
+        Never re-sent after it may have been processed (it is a POST); each message's
+        outcome is in the result. Brightpearl treats it as one request for throttling
+        (UNCONFIRMED). A single message should be sent on its own instead.
+        """
+        if not 2 <= len(messages) <= 10:
+            raise ValueError(f"messages: multi-message takes 2 to 10 messages, got {len(messages)}")
+        body = {"processingMode": processing_mode, "onFail": on_fail, "messages": messages}
+        answer = self.request("POST", "/multi-message", json=body)
+        response = answer.response if isinstance(answer.response, dict) else {}
+        outcomes = {}
+        for item in response.get("processedMessages", []):
+            content = (item.get("body") or {}).get("content") or ""
+            try:
+                parsed = json.loads(content) if content else {}
+            except ValueError:
+                parsed = {"raw": content}
+            outcomes[str(item.get("label"))] = MessageOutcome(int(item.get("statusCode", 0)), parsed)
+        return MultiMessageResult(outcomes, [str(x) for x in response.get("unprocessedMessages", [])])
 
     # --- webhooks --------------------------------------------------------------------------
     def list_webhooks(self) -> list[Webhook]:

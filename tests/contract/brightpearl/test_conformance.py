@@ -62,6 +62,7 @@ def test_authentication_answers(api: httpx.Client, bp_server: SimulatorServer):
     bare = httpx.get(f"{bp_server.url}/public-api/sandbox/contact-service/contact/200")
     assert bare.status_code == 401
     assert bare.json() == {"response": "Not authenticated. You must provide a valid authentication token."}
+    assert bare.headers["brightpearl-requests-remaining"] == "200"  # refused before the throttle: not counted
     unknown = api.get(f"{bp_server.url}/public-api/nosuchaccount/contact-service/contact/200")
     assert unknown.status_code == 404 and envelope(unknown)["errors"][0]["code"] == "CMNC-404"
 
@@ -199,3 +200,48 @@ def test_throttled_answer(api: httpx.Client, sim: Simulator):
         "response": "You have sent too many requests. Please wait before sending another request"
     }
     assert 0 < int(answers[3].headers["brightpearl-next-throttle-period"]) <= 30_000
+
+
+def test_private_and_oauth_apps_draw_from_separate_pools(
+    api: httpx.Client, bp_server: SimulatorServer, sim: Simulator
+):
+    sim.configure(rate_limit=2, rate_window_seconds=30)
+    code = sim.issue_code("sandbox", "https://x.example/cb")
+    tokens = httpx.post(
+        f"{bp_server.url}/sandbox/oauth/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "client_id": "sandbox-app",
+            "redirect_uri": "https://x.example/cb",
+        },
+    ).json()
+    assert set(tokens) == {
+        "access_token",
+        "refresh_token",
+        "token_type",
+        "expires_in",
+        "installation_instance_id",
+        "api_domain",
+    }
+    bearer = {
+        "Authorization": f"Bearer {tokens['access_token']}",
+        "brightpearl-app-ref": "sandbox-app",
+        "brightpearl-dev-ref": "sandbox-dev",
+    }
+    cid = first_contact(sim)
+    private = [api.get(f"/contact-service/contact/{cid}").status_code for _ in range(3)]
+    public = [
+        httpx.get(
+            f"{bp_server.url}/public-api/sandbox/contact-service/contact/{cid}", headers=bearer
+        ).status_code
+        for _ in range(3)
+    ]
+    assert private == [200, 200, 503] and public == [200, 200, 503]
+    no_dev = dict(bearer, **{"brightpearl-dev-ref": "someone-else"})
+    assert (
+        httpx.get(
+            f"{bp_server.url}/public-api/sandbox/contact-service/contact/{cid}", headers=no_dev
+        ).status_code
+        == 401
+    )

@@ -256,3 +256,70 @@ def test_credit_payment_and_journal(client: BrightpearlClient, sim: Simulator):
                 "debits": [{"nominalCode": "7900", "change": {"value": "4.00"}}],
             }
         )
+
+
+def test_order_row_patch_rules(client: BrightpearlClient, sim: Simulator):
+    order_id = client.create_sales_order(order_body(sim, "shop-6001", qty=3))
+    row_id = next(k for k, r in client.get_order(order_id).order_rows.items() if r.product_id)
+
+    row = client.patch_order_row(
+        order_id,
+        row_id,
+        [
+            {"op": "replace", "path": "/quantity/magnitude", "value": 5},
+            {"op": "replace", "path": "/rowValue/rowNet/value", "value": "50"},
+        ],
+    )
+    assert row["quantity"]["magnitude"] == "5.0000" and row["rowValue"]["rowNet"]["value"] == "50.0000"
+    assert client.get_order(order_id).total_value["net"] == Decimal("52.50")
+    with pytest.raises(BrightpearlValidationError, match="not a valid quantity"):
+        client.patch_order_row(
+            order_id, row_id, [{"op": "replace", "path": "/quantity/magnitude", "value": 1.5}]
+        )
+    with pytest.raises(BrightpearlValidationError, match="cannot be patched on an order row"):
+        client.patch_order_row(order_id, row_id, [{"op": "replace", "path": "/productId", "value": 1}])
+    client.set_order_status(order_id, 4)  # invoiced
+    with pytest.raises(BrightpearlValidationError, match="once the order is invoiced"):
+        client.patch_order_row(order_id, row_id, [{"op": "replace", "path": "/nominalCode", "value": "4010"}])
+
+
+def test_multi_message_batches_writes_and_reports_each(client: BrightpearlClient, sim: Simulator, admin):
+    result = client.multi_message(
+        [
+            {
+                "label": "a1",
+                "uri": "/contact-service/postal-address",
+                "httpMethod": "POST",
+                "body": {"addressLine1": "1 Quay", "countryIsoCode": "IRL"},
+            },
+            {
+                "label": "a2",
+                "uri": "/contact-service/postal-address",
+                "httpMethod": "POST",
+                "body": {"addressLine1": "", "countryIsoCode": "IRL"},
+            },
+            {
+                "label": "a3",
+                "uri": "/contact-service/postal-address",
+                "httpMethod": "POST",
+                "body": {"addressLine1": "3 Quay", "countryIsoCode": "FRA"},
+            },
+        ]
+    )
+    assert not result.all_ok and result.unprocessed == []
+    assert result.processed["a1"].ok and isinstance(result.processed["a1"].body["response"], int)
+    assert result.processed["a2"].status == 400
+    assert result.processed["a2"].body["errors"][0]["message"] == "addressLine1 is required"
+    assert result.processed["a3"].ok
+    assert admin.get("/requests").json()["byEndpoint"] == {"POST multi-message": 1}  # one request
+
+    stopped = client.multi_message(
+        [
+            {"label": "x", "uri": "/contact-service/tag", "httpMethod": "POST", "body": {"tagName": ""}},
+            {"label": "y", "uri": "/contact-service/tag", "httpMethod": "POST", "body": {"tagName": "later"}},
+        ],
+        on_fail="STOP",
+    )
+    assert stopped.processed["x"].status == 400 and stopped.unprocessed == ["y"]
+    with pytest.raises(ValueError, match="2 to 10"):
+        client.multi_message([{"label": "solo", "uri": "/contact-service/tag", "httpMethod": "POST"}])
