@@ -76,6 +76,29 @@ def handle_admin(
         state.adjust_stock(int(parts[1]), int(body["warehouseId"]), int(body["delta"]))
         with state.lock:
             return 200, state.availability(int(parts[1])) or {}
+    if route == ("POST", "products") and len(parts) == 3 and parts[2] == "change":
+        allowed = {"name", "sku", "ean"}
+        unknown = set(body) - allowed
+        if unknown:
+            raise ValueError(f"cannot change {sorted(unknown)}; changeable: {sorted(allowed)}")
+        pid = int(parts[1])
+        change: dict[str, Any] = {}
+        with state.lock:
+            if pid not in state.products:
+                raise ApiError(404, "CMNC-404", f"Product {pid} not found")
+            if "name" in body:
+                channels = [dict(c) for c in state.products[pid]["salesChannels"]]
+                channels[0]["productName"] = body["name"]
+                change["salesChannels"] = channels
+            identity = {k: body[k] for k in ("sku", "ean") if k in body}
+            if identity:
+                change["identity"] = identity
+            state.update_product(pid, change, None)
+            return 200, {
+                "productId": pid,
+                "updatedOn": state.products[pid]["updatedOn"],
+                "version": state.products[pid]["version"],
+            }
     if route == ("GET", "requests"):
         with sim._faults_lock:
             counts = dict(sim.requests)

@@ -595,6 +595,29 @@ class BrightpearlClient:
                      json={"events": events}, headers=headers,
                      idempotent=last_event_version is not None)
 
+    def update_goods_out_note(self, note_id: int, *, priority: bool | None = None,
+                              shipping: dict[str, Any] | None = None) -> None:
+        """PUT a note's priority / shipping (e.g. {"reference": "TRACK123", "boxes": 2})."""
+        body: dict[str, Any] = {}
+        if priority is not None:
+            body["priority"] = priority
+        if shipping:
+            body["shipping"] = shipping
+        if not body:
+            raise ValueError("update_goods_out_note needs priority or shipping")
+        self.request("PUT", f"/warehouse-service/goods-note/goods-out/{int(note_id)}", json=body)
+
+    def search_goods_out_notes(self, **filters: Any) -> SearchPaginator:
+        """goods-out-search (no updatedOn column: poll createdOn / shippedOn, reference §4.1)."""
+        return self.search("/warehouse-service/goods-note/goods-out-search", filters=filters,
+                           sort="goodsOutNoteId.ASC")
+
+    def create_stock_correction(self, warehouse_id: int, corrections: list[dict[str, Any]]) -> list[int]:
+        """[{"productId", "quantity" (+/-), "reason", "locationId", "cost"?}] -> correction ids."""
+        answer = self.request("POST", f"/warehouse-service/warehouse/{int(warehouse_id)}/stock-correction",
+                              json={"corrections": corrections})
+        return [int(i) for i in (answer.response or [])]
+
     # --- accounting ------------------------------------------------------------------------
     def create_customer_payment(self, payment: CustomerPaymentCreate | dict[str, Any]) -> int:
         model = payment if isinstance(payment, CustomerPaymentCreate) else (

@@ -323,3 +323,73 @@ def test_multi_message_batches_writes_and_reports_each(client: BrightpearlClient
     assert stopped.processed["x"].status == 400 and stopped.unprocessed == ["y"]
     with pytest.raises(ValueError, match="2 to 10"):
         client.multi_message([{"label": "solo", "uri": "/contact-service/tag", "httpMethod": "POST"}])
+
+
+def test_goods_out_tracking_search_and_stock_corrections(client: BrightpearlClient, sim: Simulator, admin):
+    order_id = client.create_sales_order(order_body(sim, "shop-7001", qty=1))
+    row_id, row = next((k, r) for k, r in client.get_order(order_id).order_rows.items() if r.product_id)
+    assert row.product_id is not None
+    note_id = client.create_goods_out_note(
+        order_id,
+        [
+            {
+                "warehouseId": 3,
+                "products": [{"productId": row.product_id, "salesOrderRowId": row_id, "quantity": 1}],
+            }
+        ],
+    )
+    client.update_goods_out_note(note_id, shipping={"reference": "TRACK123", "boxes": 2})
+    assert client.get_goods_out_notes([note_id])[note_id].shipping["reference"] == "TRACK123"
+    assert [r["goodsOutNoteId"] for r in client.search_goods_out_notes(orderId=order_id)] == [note_id]
+    with pytest.raises(ValueError, match="priority or shipping"):
+        client.update_goods_out_note(note_id)
+
+    before = client.get_product_availability([row.product_id])[row.product_id].warehouses[2].in_stock
+    [correction] = client.create_stock_correction(
+        2, [{"productId": row.product_id, "quantity": 7, "reason": "Stock take", "locationId": 2}]
+    )
+    assert correction >= 1
+    assert (
+        client.get_product_availability([row.product_id])[row.product_id].warehouses[2].in_stock == before + 7
+    )
+    with pytest.raises(BrightpearlValidationError, match=r"corrections\[0\].reason is required"):
+        client.create_stock_correction(2, [{"productId": row.product_id, "quantity": 1, "locationId": 2}])
+
+    version = client.get_products([row.product_id])[0].version
+    admin.post(f"/products/{row.product_id}/change", json={"name": "Renamed Mug"}).raise_for_status()
+    renamed = client.get_products([row.product_id])[0]
+    assert renamed.name == "Renamed Mug" and (renamed.version or 0) > (version or 0)
+
+
+def test_lookups_by_id_and_payment_search(client: BrightpearlClient, sim: Simulator):
+    assert [g.id for g in client.get_contact_groups([2, 99])] == [2]
+    assert [t.tag_name for t in client.get_tags([1])] == ["newsletter"]
+    assert [w.name for w in client.get_warehouses([3])] == ["London Store"]
+    assert client.get_contact_groups([98, 99]) == []
+
+    order_id = client.create_sales_order(order_body(sim, "shop-8001"))
+    for ref, amount in (("p-1", "10.00"), ("p-2", "5.00")):
+        client.create_customer_payment(
+            CustomerPaymentCreate(
+                transactionRef=ref,
+                paymentMethodCode="CARD",
+                paymentType="RECEIPT",
+                orderId=order_id,
+                currencyIsoCode="GBP",
+                amountPaid=Decimal(amount),
+                paymentDate=datetime(2026, 7, 1, tzinfo=UTC),
+            )
+        )
+    rows = list(client.search_customer_payments(orderId=order_id))
+    assert [(r["transactionRef"], r["amountPaid"]) for r in rows] == [("p-1", "10.00"), ("p-2", "5.00")]
+    assert client.get_order(order_id).order_payment_status == "PARTIALLY_PAID"
+
+
+def test_link_contact_addresses(client: BrightpearlClient, sim: Simulator):
+    contact_id = min(sim.state.contacts)
+    delivery = client.create_postal_address({"addressLine1": "9 Dock Road", "countryIsoCode": "GBR"})
+    client.link_contact_addresses(contact_id, [{"postalAddressId": delivery, "type": "DEL"}])
+    assert client.get_contact(contact_id).post_address_ids["DEL"] == delivery
+    other = max(sim.state.contacts)
+    with pytest.raises(BrightpearlValidationError, match="belongs to another contact"):
+        client.link_contact_addresses(other, [{"postalAddressId": delivery}])
