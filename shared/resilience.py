@@ -93,6 +93,9 @@ RULES: tuple[Rule, ...] = (
          "secret and the application user's security role, then resubmit."),
     Rule(dv.DataverseNotFound, Action.IGNORE, "DataverseRecordMissing",
          "The Dataverse record no longer exists; nothing to sync (audited)."),
+    Rule(dv.DataverseConcurrencyError, Action.RETRY, "DataverseConcurrencyConflict",
+         "The Dataverse record changed between read and write (ETag mismatch); retried "
+         "automatically with the current version."),
     Rule(dv.DataverseValidationError, Action.DEAD_LETTER, "DataverseRejected",
          "Dataverse rejected the write; its message names the column. Fix the source record "
          "and resubmit."),

@@ -46,6 +46,7 @@ class Simulator:
         self.protection = ServiceProtection(self.config, self.clock)
         self.faults = FaultInjector()
         self.counters: Counter[str] = Counter()
+        self.affinity_cookie_requests = 0  # requests that sent the affinity cookie back
         self.status_counts: Counter[int] = Counter()
         self.webhooks = WebhookService(self)
         self.engine: Engine
@@ -62,6 +63,7 @@ class Simulator:
             self.counters.clear()
             self.status_counts.clear()
             self.protection.reset()
+            self.affinity_cookie_requests = 0
             self.faults.clear()
             self.webhooks.deliveries.clear()
 
@@ -190,6 +192,9 @@ class Simulator:
                 ),
             )
             return
+        if "ARRAffinity" in request.cookies:
+            with self.lock:
+                self.affinity_cookie_requests += 1
         user = User(app_user_id(client_id), f"app {client_id[:8]}")
         denied = self.protection.admit(user.id)
         if denied is not None:
@@ -245,7 +250,12 @@ class Simulator:
         response: SimResponse,
         extra: dict[str, str] | None = None,
     ) -> None:
-        headers = {"OData-Version": "4.0", "x-ms-service-request-id": str(uuid.uuid4())}
+        headers = {
+            "OData-Version": "4.0",
+            "x-ms-service-request-id": str(uuid.uuid4()),
+            # one web server here, but set the affinity cookie as Dataverse does (clients should drop it)
+            "Set-Cookie": "ARRAffinity=5f3c9d1e2b4a; Path=/; HttpOnly",
+        }
         headers.update(extra or {})
         headers.update(response.headers)
         content_type = headers.pop("Content-Type", None)
@@ -370,6 +380,7 @@ class Simulator:
                 "calls": calls,
                 "statuses": statuses,
                 "tokens_issued": self.tokens.issued,
+                "affinity_cookie_requests": self.affinity_cookie_requests,
                 "service_protection": self.protection.snapshot(),
                 "faults": self.faults.snapshot(),
             }

@@ -126,3 +126,12 @@ def test_token_expiry_under_concurrency(sim):
 def test_count_and_filter_helpers(client):
     _seed(client, 3)
     assert client.count("contacts", odata.startswith("lastname", "S")) == 3
+
+
+def test_client_never_sends_the_affinity_cookie_back(sim, client):
+    ids = _seed(client, 3)
+    for cid in ids * 3:
+        client.get("contacts", cid)
+    counters = sim.admin.counters()
+    assert counters["api_calls"] >= 12
+    assert counters["affinity_cookie_requests"] == 0
