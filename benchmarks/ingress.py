@@ -84,9 +84,11 @@ def run(requests: int, concurrency: int) -> dict:
         bus_path = Path(tmp) / "bus.sqlite3"
         env = settings_env(bus_path)
         port = free_port()
+        log_path = Path(tmp) / "host.log"  # a file, not a pipe: an undrained pipe would stall the host
+        log_file = log_path.open("wb")
         host = subprocess.Popen(
             [sys.executable, "-m", "sandbox.host", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT,
         )
         try:
             base = f"http://127.0.0.1:{port}/api"
@@ -97,8 +99,7 @@ def run(requests: int, concurrency: int) -> dict:
                     break
                 except httpx.HTTPError:
                     if host.poll() is not None or time.monotonic() > deadline:
-                        raise SystemExit("local host did not start: "
-                                         + (host.stderr.read().decode() if host.stderr else "")) from None
+                        raise SystemExit("local host did not start:\n" + log_path.read_text()) from None
                     time.sleep(0.2)
             proc = psutil.Process(host.pid)
             url = f"{base}/webhooks/brightpearl"
@@ -114,6 +115,7 @@ def run(requests: int, concurrency: int) -> dict:
         finally:
             host.terminate()
             host.wait(timeout=30)
+            log_file.close()
         bus = LocalBus(bus_path, load_topology())
         try:
             counts = bus.counts("brightpearl-changes", "customers-to-dataverse")
