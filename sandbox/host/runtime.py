@@ -593,6 +593,17 @@ class LocalHost:
             reason = (
                 f"New ServiceBus message detected on '{trigger.topic}/Subscriptions/{trigger.subscription}'."
             )
+            for d in batch:
+                m = d.message
+                log.info(
+                    "Trigger Details: MessageId: %s, SequenceNumber: %s, DeliveryCount: %s, "
+                    "EnqueuedTimeUtc: %s, LockedUntilUtc: %s",
+                    m.message_id,
+                    m.sequence_number,
+                    m.delivery_count,
+                    m.enqueued_time_utc.isoformat(),
+                    d.locked_until.isoformat(),
+                )
             outcome = await self._invoker.invoke(fn, kwargs, reason)
             succeeded = outcome.succeeded
         finally:

@@ -80,12 +80,20 @@ def test_function_gets_a_genuine_sdk_message(make_host, bus, clock):
     assert bus.counts(TOPIC, "auto").active == 0  # auto-completed
 
 
-def test_exception_abandons_and_the_redelivery_counts_up(make_host, bus, clock):
+def test_exception_abandons_and_the_redelivery_counts_up(make_host, bus, clock, caplog):
     publish(bus, "auto", "flaky-1")
     host = make_host(APP, bus=bus, clock=clock)
     host.module.FAIL_FIRST.add("flaky-1")
-    with host:
+    with caplog.at_level(logging.INFO, logger="sandbox.host"), host:
         host.wait_idle()
+
+    failed = [r for r in caplog.records if "Executed 'Functions.auto_fn' (Failed" in r.getMessage()]
+    assert len(failed) == 1 and failed[0].exc_info is not None  # logged with its traceback
+    details = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Trigger Details")]
+    assert [("MessageId: flaky-1" in d, f"DeliveryCount: {n}" in d) for n, d in enumerate(details, 1)] == [
+        (True, True),
+        (True, True),
+    ]
 
     assert [m.delivery_count for m in received(host, "auto_fn")] == [1, 2]
     counts = bus.counts(TOPIC, "auto")
