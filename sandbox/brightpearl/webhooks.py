@@ -171,30 +171,39 @@ class WebhookDispatcher:
         with httpx.Client(timeout=config.webhook_timeout_seconds) as http:
             while not self._stop.is_set():
                 due: list[Delivery] = []
+                batch: list[tuple[str, list[int], datetime]] = []
                 with self._cond:
                     now = time.monotonic()
                     waits = []
                     if self._pending:
                         ready_at = (self._pending_since or now) + config.webhook_batch_seconds
                         if now >= ready_at:
-                            planned = self._plan(self._pending)
+                            batch = list(self._pending)
                             self._pending.clear()
                             self._pending_since = None
-                            if self.faults.reorder > 0 and len(planned) > 1:
-                                planned.reverse()
-                                self.faults.reorder -= 1
-                            for d in planned:
-                                self._schedule(d, now)
+                            self._busy += 1  # planning in progress: not idle
                         else:
                             waits.append(ready_at - now)
                     while self._heap and self._heap[0][0] <= now:
                         due.append(heapq.heappop(self._heap)[2])
                     if self._heap:
                         waits.append(self._heap[0][0] - now)
-                    if not due:
+                    if not due and not batch:
                         self._cond.wait(timeout=min(waits) if waits else 0.5)
                         continue
                     self._busy += len(due)
+                if batch:
+                    # Planning reads the webhooks under the state lock; never hold the condition
+                    # then, because state changes emit events (state lock -> condition).
+                    planned = self._plan(batch)
+                    with self._cond:
+                        if self.faults.reorder > 0 and len(planned) > 1:
+                            planned.reverse()
+                            self.faults.reorder -= 1
+                        for d in planned:
+                            self._schedule(d, time.monotonic())
+                        self._busy -= 1
+                        self._cond.notify_all()
                 for delivery in due:
                     try:
                         self._send(http, delivery)

@@ -30,6 +30,20 @@ TEMPLATE_VARIABLES = {
 }
 
 
+# Events the flows react to (reference §10.3: all subscribable on real accounts). contact.*
+# is not subscribable, so customers rely on contact-search polling.
+DEFAULT_EVENTS: tuple[str, ...] = (
+    "sales-order.created",
+    "order.modified.order-status",
+    "order.modified.fully-shipped",
+    "goods-out-note.created",
+    "goods-out-note.modified.shipped",
+    "product.created",
+    "product.modified",
+    "product.modified.on-hand-modified",
+)
+
+
 @dataclass(frozen=True)
 class WebhookAction:
     """One step of the plan; `uri` has the function key masked."""

@@ -9,6 +9,7 @@ import pytest
 from shared.brightpearl.models import Webhook, WebhookCreate
 from shared.brightpearl.webhook import parse_brightpearl_webhook
 from shared.brightpearl.webhook_registration import (
+    DEFAULT_EVENTS,
     body_template,
     ingress_uri,
     mask_uri,
@@ -118,3 +119,12 @@ def test_plan_create_keep_delete_and_idempotence():
         sync_brightpearl_webhooks(
             api, ingress_url=INGRESS, function_key="k", secret=SECRET, events=[], dry_run=True
         )
+
+
+def test_default_events_register_cleanly():
+    api = FakeApi()
+    done = sync_brightpearl_webhooks(
+        api, ingress_url=INGRESS, function_key="k", secret=SECRET, events=list(DEFAULT_EVENTS), dry_run=False
+    )
+    assert [a.kind for a in done] == ["create"] * len(DEFAULT_EVENTS)
+    assert not any(e.startswith("contact") or e == "order.created" for e in DEFAULT_EVENTS)
