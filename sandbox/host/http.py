@@ -127,10 +127,22 @@ class FunctionKeys:
 Invoke = Callable[[FunctionInfo, dict[str, Any], str], Awaitable[InvocationResult]]
 
 
+AdminInvoke = Callable[[str], Awaitable[tuple[int, dict[str, Any]]]]
+ADMIN_FUNCTIONS_PATH = re.compile(r"^/admin/functions/(?P<name>[^/]+)/?$", re.IGNORECASE)
+
+
 def build_http_app(
-    functions: list[FunctionInfo], route_prefix: str, keys: FunctionKeys, invoke: Invoke
+    functions: list[FunctionInfo],
+    route_prefix: str,
+    keys: FunctionKeys,
+    invoke: Invoke,
+    admin_invoke: AdminInvoke | None = None,
 ) -> Starlette:
-    """The ASGI application serving every HTTP-triggered function."""
+    """The ASGI application serving every HTTP-triggered function.
+
+    `POST /admin/functions/{name}` (master key) runs a non-HTTP function, as the Functions
+    host's admin API does; `admin_invoke` decides what that means and answers 202 or an error.
+    """
     routes = [compile_route(f) for f in functions if isinstance(f.trigger, HttpTriggerInfo)]
     # Literal segments beat parameters, as in ASP.NET routing.
     routes.sort(key=lambda r: (-r.literal_segments, r.parameter_segments))
@@ -138,6 +150,13 @@ def build_http_app(
 
     async def dispatch(request: Request) -> Response:
         path = request.url.path
+        admin = ADMIN_FUNCTIONS_PATH.match(path)
+        if admin and admin_invoke is not None and request.method.upper() == "POST":
+            presented = request.headers.get(KEY_HEADER) or request.query_params.get(KEY_QUERY)
+            if not keys.allows("ADMIN", presented):
+                return _json(401, {"error": "Unauthorized"})
+            status, body = await admin_invoke(admin["name"])
+            return _json(status, body) if body else Response(status_code=status)
         if prefix:
             if not (path == prefix or path.startswith(prefix + "/")):
                 return _json(404, {"error": "Not Found"})

@@ -391,7 +391,9 @@ class LocalHost:
 
     async def _main(self) -> None:
         self._stopping = asyncio.Event()
-        app = build_http_app(self.functions, self.options.route_prefix, self._keys, self._invoke_http)
+        app = build_http_app(
+            self.functions, self.options.route_prefix, self._keys, self._invoke_http, self._admin_invoke
+        )
         config = uvicorn.Config(
             app,
             log_config=None,
@@ -444,6 +446,29 @@ class LocalHost:
             return await self._invoker.invoke(fn, kwargs, reason)
         finally:
             self._busy -= 1
+
+    async def _admin_invoke(self, name: str) -> tuple[int, dict[str, Any]]:
+        """POST /admin/functions/{name}: run a timer function now (in the background)."""
+        fn = next((f for f in self.functions if f.name.lower() == name.lower()), None)
+        if fn is None:
+            return 404, {"error": f"no function named {name!r}"}
+        if not isinstance(fn.trigger, TimerTriggerInfo):
+            return 400, {"error": "the local host runs only timer functions through the admin API"}
+        assert self._stopping is not None
+        if self._stopping.is_set():
+            return 503, {"error": "the host is stopping"}
+        self._busy += 1  # counted from now, so wait_idle() cannot miss the run
+
+        async def run() -> None:
+            try:
+                await self._fire_timer_logged(fn, due=None, reason="admin API")
+            finally:
+                self._busy -= 1
+
+        task = asyncio.create_task(run())
+        self._invocations.add(task)
+        task.add_done_callback(self._invocations.discard)
+        return 202, {}
 
     # ------------------------------------------------------------------ topic triggers
     async def _receive(self, fn: FunctionInfo, max_messages: int) -> list[Any]:

@@ -144,3 +144,10 @@ def test_function_timeout_from_host_json_fails_the_invocation(make_host, caplog)
     assert response.status_code == 500
     assert host.module.CALLS == ["hang"]
     assert any("Timeout value of 0.3s exceeded" in r.getMessage() for r in caplog.records)
+
+
+def test_admin_api_does_not_run_http_functions(host):
+    response = httpx.post(f"{host.base_url}/admin/functions/echo", headers={"x-functions-key": MASTER_KEY})
+
+    assert response.status_code == 400
+    assert host.module.CALLS == []

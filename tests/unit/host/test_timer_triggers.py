@@ -7,10 +7,11 @@ import time
 from datetime import UTC, datetime
 
 import azure.functions as func
+import httpx
 import pytest
 
 from sandbox.host import HostConfigError
-from tests.unit.host.conftest import base_settings
+from tests.unit.host.conftest import FUNCTION_KEY, MASTER_KEY, base_settings
 
 APP = "tests.unit.host.apps.timer_app"
 
@@ -94,3 +95,18 @@ def test_schedule_setting_must_exist(make_host):
     del settings["POLL_SCHEDULE"]
     with pytest.raises(HostConfigError, match="'POLL_SCHEDULE' is not set"):
         make_host(APP, settings=settings)
+
+
+def test_admin_api_runs_a_timer_function_with_the_master_key(make_host, clock):
+    with make_host(APP, clock=clock) as host:
+        url = f"{host.base_url}/admin/functions/poll"
+        assert httpx.post(url).status_code == 401
+        assert httpx.post(url, headers={"x-functions-key": FUNCTION_KEY}).status_code == 401
+        assert runs(host, "poll") == []
+
+        assert httpx.post(url, headers={"x-functions-key": MASTER_KEY}, json={"input": ""}).status_code == 202
+        wait_for(lambda: len(runs(host, "poll")) == 1, "the admin run")
+        assert runs(host, "poll")[0].past_due is False
+
+        missing = httpx.post(f"{host.base_url}/admin/functions/nope", headers={"x-functions-key": MASTER_KEY})
+        assert missing.status_code == 404
