@@ -186,6 +186,10 @@ class LocalMessageActions(ServiceBusMessageActions):
         deadletter_reason: str | None = None,
         deadletter_error_description: str | None = None,
     ) -> None:
+        # The pinned extension (1.0.0b2) declares deadletter(message, deadletter_reason,
+        # deadletter_error_description); later sources put properties_to_modify second. Accept both.
+        if isinstance(properties_to_modify, str):
+            deadletter_reason, deadletter_error_description = properties_to_modify, deadletter_reason
         self._settle(
             "deadletter",
             message,

@@ -140,10 +140,11 @@ def test_manual_settlement_reaches_the_bus(make_host, bus, clock, action, delive
     } == expected
 
 
-def test_deadletter_carries_reason_and_description(make_host, bus, clock):
+@pytest.mark.parametrize("action", ["deadletter", "deadletter-positional"])
+def test_deadletter_carries_reason_and_description(make_host, bus, clock, action):
     publish(bus, "manual", "bad-1")
     host = make_host(APP, bus=bus, clock=clock)
-    host.module.ACTIONS["bad-1"] = "deadletter"
+    host.module.ACTIONS["bad-1"] = action
     with host:
         host.wait_idle()
 

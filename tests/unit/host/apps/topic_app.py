@@ -57,6 +57,8 @@ async def manual_fn(
             message_actions.deadletter(
                 msg, deadletter_reason="BadPayload", deadletter_error_description="field 'id' is missing"
             )
+        elif action == "deadletter-positional":  # the pinned 1.0.0b2 signature
+            message_actions.deadletter(msg, "BadPayload", "field 'id' is missing")
         elif action == "defer":
             message_actions.defer(msg)
         elif action == "renew-complete":
