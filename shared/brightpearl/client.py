@@ -224,18 +224,26 @@ class BrightpearlClient:
             return self._get_id_set(path, format_id_set(ids[:half]), params) + self._get_id_set(
                 path, format_id_set(ids[half:]), params
             )
-        response = answer.response
-        if response is None:
-            return []
-        if isinstance(response, dict):
-            return [response]
-        return list(response)
+        items = _as_items(answer.response)
+        # A GET that pages instead of failing (contact GET above its limit, reference §5.1)
+        # says so in `pagination`; follow it so no id of the set is silently dropped.
+        pagination = answer.body.get("pagination")
+        while isinstance(pagination, dict) and pagination.get("morePagesAvailable"):
+            last = pagination.get("lastResult")
+            if not isinstance(last, int):
+                break
+            next_page = {**(params or {}), "firstResult": last + 1}
+            answer = self.request("GET", path.format(ids=id_set), params=next_page)
+            items.extend(_as_items(answer.response))
+            pagination = answer.body.get("pagination")
+        return items
 
     def get_by_ids(
-        self, path: str, ids: Iterable[int], *, limit: int | None = None,
+        self, path: str, ids: Iterable[int], *, limit: int | None = 200,
         params: dict[str, Any] | None = None,
     ) -> list[Any]:
-        """GET `path` (with `{ids}`) for every id, chunked; raw `response` items merged."""
+        """GET `path` (with `{ids}`) for every id, chunked (<= `limit`, the resource's
+        per-request maximum, and <= the configured chunk size); raw `response` items merged."""
         items: list[Any] = []
         for id_set in self.id_set_chunks(ids, limit):
             items.extend(self._get_id_set(path, id_set, params))
@@ -703,6 +711,14 @@ class BrightpearlClient:
 
     def delete_webhook(self, webhook_id: int) -> None:
         self.request("DELETE", f"/integration-service/webhook/{int(webhook_id)}")
+
+
+def _as_items(response: Any) -> list[Any]:
+    if response is None:
+        return []
+    if isinstance(response, dict):
+        return [response]
+    return list(response)
 
 
 def _body(value: BaseModel | dict[str, Any]) -> dict[str, Any]:

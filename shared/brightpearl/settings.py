@@ -134,20 +134,23 @@ class BrightpearlSettings(BaseSettings):
         description="slots left unused per window (other apps share the account's pool)",
     )
     max_throttle_wait_seconds: float = Field(
-        120.0,
+        20.0,
         gt=0,
         le=3600,
         validation_alias="BRIGHTPEARL_MAX_THROTTLE_WAIT_SECONDS",
-        description="longest a call waits in total for the rate budget before raising "
-        "BrightpearlThrottled",
+        description="longest a call waits in total for the rate budget; beyond it "
+        "BrightpearlThrottled is raised and the flow schedules a retry copy (no long sleeps "
+        "inside a function)",
     )
 
     # --- timeouts, retries, batching ---------------------------------------------------
     connect_timeout_seconds: float = Field(
-        5.0, gt=0, le=120, validation_alias="BRIGHTPEARL_CONNECT_TIMEOUT_SECONDS"
+        5.0, gt=0, le=120, validation_alias="BRIGHTPEARL_CONNECT_TIMEOUT_SECONDS",
+        description="TCP/TLS connect timeout per request",
     )
     read_timeout_seconds: float = Field(
-        30.0, gt=0, le=600, validation_alias="BRIGHTPEARL_READ_TIMEOUT_SECONDS"
+        30.0, gt=0, le=600, validation_alias="BRIGHTPEARL_READ_TIMEOUT_SECONDS",
+        description="read timeout per request (a timed-out POST is ambiguous, never resent)",
     )
     max_retries: int = Field(
         4,
@@ -157,10 +160,12 @@ class BrightpearlSettings(BaseSettings):
         description="in-call retries of idempotent requests on 5xx / network errors",
     )
     retry_base_delay_seconds: float = Field(
-        0.5, ge=0, le=60, validation_alias="BRIGHTPEARL_RETRY_BASE_DELAY_SECONDS"
+        0.5, ge=0, le=60, validation_alias="BRIGHTPEARL_RETRY_BASE_DELAY_SECONDS",
+        description="first in-call retry delay (doubles, plus jitter)",
     )
     retry_max_delay_seconds: float = Field(
-        10.0, ge=0, le=600, validation_alias="BRIGHTPEARL_RETRY_MAX_DELAY_SECONDS"
+        10.0, ge=0, le=600, validation_alias="BRIGHTPEARL_RETRY_MAX_DELAY_SECONDS",
+        description="cap of one in-call retry delay",
     )
     idset_chunk_size: int = Field(
         200,

@@ -215,3 +215,10 @@ def test_contact_custom_fields(client: BrightpearlClient, sim: Simulator):
     assert fields == {"PCF_LOYALTY": "gold"}
     with pytest.raises(BrightpearlValidationError, match="PCF_NOPE"):
         client.patch_contact_custom_fields(cid, [{"op": "add", "path": "/PCF_NOPE", "value": 1}])
+
+
+def test_a_get_that_pages_is_followed_to_the_end(client: BrightpearlClient, sim: Simulator):
+    sim.configure(contact_get_limit=20)  # the server pages at 20 while the client asks for up to 200
+    contacts = client.get_contacts(contact_ids(sim))
+    assert [c.contact_id for c in contacts] == contact_ids(sim)
+    assert client.stats.calls == 3  # 20 + 20 + 10
