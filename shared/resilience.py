@@ -91,6 +91,9 @@ RULES: tuple[Rule, ...] = (
     Rule(dv.DataverseAuthError, Action.REFRESH_AUTH_THEN_RETRY, "DataverseAuthFailed",
          "Dataverse rejected the token. Check DATAVERSE_* settings, the app registration "
          "secret and the application user's security role, then resubmit."),
+    Rule(dv.DataverseReferenceMissing, Action.RETRY, "DataverseReferenceMissing",
+         "A record this write refers to (lookup) does not exist in Dataverse yet; retried "
+         "automatically. If it persists, sync the referenced record first."),
     Rule(dv.DataverseNotFound, Action.IGNORE, "DataverseRecordMissing",
          "The Dataverse record no longer exists; nothing to sync (audited)."),
     Rule(dv.DataverseConcurrencyError, Action.RETRY, "DataverseConcurrencyConflict",

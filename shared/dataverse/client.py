@@ -30,6 +30,7 @@ from shared.dataverse.errors import (
     DataverseThrottled,
     DataverseUnavailable,
     error_from_response,
+    refine_not_found,
 )
 from shared.dataverse.models import (
     BatchOperation,
@@ -264,6 +265,9 @@ class DataverseClient:
                     _json_or_none(response),
                     dict(response.headers),
                     context=f"{method} {_short(path)}",
+                )
+                error = refine_not_found(
+                    error, method, path, LOGICAL_NAMES.get(path.split("(")[0].split("/")[0])
                 )
                 if isinstance(error, DataverseThrottled):
                     delay = error.retry_after if error.retry_after is not None else self._backoff(attempt)
@@ -506,6 +510,12 @@ class DataverseClient:
             if failures:
                 raise failures[0].error  # type: ignore[misc]
             raise DataverseError(f"$batch answered {len(results)} parts for {len(ops)} operations")
+        for result, op in zip(results, ops, strict=True):
+            if result.error is not None:
+                entity_set = op.path.split("(")[0].split("/")[0]
+                result.error = refine_not_found(
+                    result.error, op.method, op.path, LOGICAL_NAMES.get(entity_set)
+                )
         if not continue_on_error:
             for r in results:
                 if r.error is not None:

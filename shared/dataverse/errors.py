@@ -8,6 +8,7 @@ extend); `error_from_response` picks the class from the HTTP status and the erro
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 
@@ -27,6 +28,7 @@ class DataverseError(Exception):
         self.code = code
         self.retry_after = retry_after
         self.request_id: str | None = None
+        self.server_message: str = message  # the service's own text, without our context prefix
 
 
 class DataverseAuthError(DataverseError):
@@ -72,6 +74,10 @@ class DataverseRequestTooLarge(DataverseValidationError):
 
 class DataverseBulkNotSupported(DataverseValidationError):
     """The table does not support CreateMultiple/UpsertMultiple here; use $batch."""
+
+
+class DataverseReferenceMissing(DataverseNotFound):
+    """404 on a write because a record it binds to (@odata.bind) does not exist (yet)."""
 
 
 class DataverseDeltaTokenExpired(DataverseValidationError):
@@ -126,10 +132,39 @@ def error_from_response(
     else:
         cls = DataverseError
     error = cls(text, status=status, code=code, retry_after=retry_after)
+    error.server_message = message
     error.request_id = (
         headers.get("x-ms-service-request-id") or headers.get("req_id") or headers.get("x-ms-request-id")
     )
     return error
+
+
+_GUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def refine_not_found(
+    error: DataverseError, method: str, path: str, logical_name: str | None
+) -> DataverseError:
+    """A 404 on a write is about the record written only if the message names that record;
+    otherwise a referenced record is missing (which may still appear: retry)."""
+    if type(error) is not DataverseNotFound or method.upper() not in ("POST", "PATCH", "PUT"):
+        return error
+    text = error.server_message
+    own_ids = {g.lower() for g in _GUID_RE.findall(path.split("/")[0])}
+    named = {g.lower() for g in _GUID_RE.findall(text)}
+    about_target = (
+        logical_name is not None
+        and logical_name.lower() in text.lower()
+        and (bool(own_ids & named) or (not own_ids and "(" in path.split("/")[0] and not named))
+    )
+    if about_target:
+        return error
+    refined = DataverseReferenceMissing(
+        str(error), status=error.status, code=error.code, retry_after=error.retry_after
+    )
+    refined.request_id = error.request_id
+    refined.server_message = error.server_message
+    return refined
 
 
 def _parse_retry_after(value: str | None) -> float | None:

@@ -167,3 +167,37 @@ def test_batch_change_set_is_atomic(client):
     results = client.execute_batch(ops, change_set=True)
     assert all(not r.ok for r in results)
     assert client.count("accounts", odata.eq("bpi_brightpearlid", "CS-1")) == 0
+
+
+def test_missing_lookup_target_is_a_reference_problem_not_a_missing_record(client):
+    from shared.dataverse.errors import DataverseReferenceMissing
+    from shared.resilience import Action, classify
+
+    with pytest.raises(DataverseReferenceMissing) as exc:
+        client.upsert(
+            "contacts",
+            {"bpi_brightpearlid": "R-1"},
+            {
+                "lastname": "Orphan",
+                "parentcustomerid_account@odata.bind": "/accounts(bpi_brightpearlid='nope')",
+            },
+        )
+    assert classify(exc.value).action == Action.RETRY  # the account may be synced in a moment
+    contact_id = client.create("contacts", {"lastname": "Real"})
+    client.delete("contacts", contact_id)
+    with pytest.raises(DataverseNotFound) as gone:
+        client.update("contacts", contact_id, {"lastname": "Again"})
+    assert type(gone.value) is DataverseNotFound and classify(gone.value).action == Action.IGNORE
+    results = client.execute_batch(
+        [
+            BatchOperation(
+                "POST",
+                "contacts",
+                {
+                    "lastname": "x",
+                    "parentcustomerid_account@odata.bind": "/accounts(00000000-0000-4000-8000-000000000001)",
+                },
+            )
+        ]
+    )
+    assert isinstance(results[0].error, DataverseReferenceMissing)
