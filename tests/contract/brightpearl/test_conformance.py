@@ -245,3 +245,59 @@ def test_private_and_oauth_apps_draw_from_separate_pools(
         ).status_code
         == 401
     )
+
+
+def test_id_set_forms(api: httpx.Client, sim: Simulator):
+    ids = sorted(sim.state.contacts)[:6]
+    mixed = f"{ids[0]}-{ids[2]},{ids[4]}"
+    assert [c["contactId"] for c in envelope(api.get(f"/contact-service/contact/{mixed}"))["response"]] == [
+        ids[0],
+        ids[1],
+        ids[2],
+        ids[4],
+    ]
+    dotted = f"{ids[1]}.{ids[3]}.{ids[5]}"  # period list (UNCONFIRMED form, accepted)
+    assert len(envelope(api.get(f"/contact-service/contact/{dotted}"))["response"]) == 3
+    descending = api.get(f"/contact-service/contact/{ids[3]}-{ids[0]}")
+    assert descending.status_code == 400 and "descending" in envelope(descending)["errors"][0]["message"]
+    orders = envelope(api.get("/warehouse-service/order/*/goods-note/goods-out"))  # "*" = every order
+    assert orders == {"errors": [{"code": "CMNC-404", "message": "No Goods Out Note Found"}]}
+
+
+def test_multi_status_207(api: httpx.Client, sim: Simulator):
+    order_id = min(sim.state.orders)
+    customer = sim.state.orders[order_id]["parties"]["customer"]["contactId"]
+    credit = envelope(
+        api.post(
+            "/order-service/sales-credit/",
+            json={
+                "customer": {"id": customer},
+                "parentId": order_id,
+                "statusId": 8,
+                "rows": [{"name": "refund", "quantity": 1, "taxCode": "T0", "net": "5.00", "tax": "0"}],
+            },
+        )
+    )["response"]
+    partial = api.get(f"/order-service/sales-credit/{credit},{credit + 5000}")
+    assert partial.status_code == 207 and len(envelope(partial)["response"]) == 1
+    assert api.get(f"/order-service/sales-credit/{credit}").status_code == 200
+    batch = api.post(
+        "/multi-message",
+        json={
+            "processingMode": "SEQUENTIAL",
+            "onFail": "CONTINUE",
+            "messages": [
+                {
+                    "label": "ok",
+                    "uri": "/contact-service/tag",
+                    "httpMethod": "POST",
+                    "body": {"tagName": "t-207"},
+                },
+                {"label": "bad", "uri": "/contact-service/tag", "httpMethod": "POST", "body": {}},
+            ],
+        },
+    )
+    assert batch.status_code == 207
+    processed = envelope(batch)["response"]["processedMessages"]
+    assert [(p["label"], p["statusCode"]) for p in processed] == [("ok", 200), ("bad", 400)]
+    assert isinstance(processed[1]["body"]["content"], str)  # the inner envelope travels as a JSON string
