@@ -135,3 +135,15 @@ def test_client_never_sends_the_affinity_cookie_back(sim, client):
     counters = sim.admin.counters()
     assert counters["api_calls"] >= 12
     assert counters["affinity_cookie_requests"] == 0
+
+
+def test_default_cap_of_52_holds_under_load(sim):
+    sim.admin.config(latency_ms=25)
+    with make_client(sim) as client:
+        ids = _seed(client, 10)
+        sim.admin.call("POST", "counters/reset")
+        client.map_concurrent(lambda cid: client.get("contacts", cid), ids * 20)
+        assert client.gate.limit == 52 and 1 < client.gate.max_in_flight <= 52
+    protection = sim.admin.counters()["service_protection"]
+    assert "0x80072326" not in protection["throttled"]
+    assert max(u["max_in_flight"] for u in protection["users"].values()) <= 52
