@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import json
 import re
 import secrets
@@ -34,6 +35,7 @@ from sandbox.brightpearl.config import SimulatorConfig
 from sandbox.brightpearl.state import ApiError, SimState, bad
 from sandbox.brightpearl.throttle import Throttle
 from sandbox.brightpearl.webhooks import WebhookDispatcher, WebhookFaults
+from shared.brightpearl.auth import sign_token
 from shared.brightpearl.idset import IdSetError, format_id_set, parse_id_set
 
 NOT_AUTHENTICATED = "Not authenticated. You must provide a valid authentication token."
@@ -330,10 +332,16 @@ class Simulator:
             raise ApiError(401, "GWY-401", NOT_AUTHENTICATED)
         account_token = h.get("brightpearl-account-token")
         staff_token = h.get("brightpearl-staff-token")
+        dev = h.get("brightpearl-dev-ref")
+        if dev and config.developer_secret:
+            # public app: the account token must be signed with the developer secret (§2.3)
+            expected = sign_token(config.account_token, config.developer_secret)
+            if dev == config.dev_ref and account_token and hmac.compare_digest(account_token, expected):
+                return f"{account}|dev:{dev}"
+            raise ApiError(401, "GWY-401", NOT_AUTHENTICATED)
         if account_token == config.account_token or (
             config.staff_token and staff_token == config.staff_token
         ):
-            dev = h.get("brightpearl-dev-ref")
             return f"{account}|dev:{dev}" if dev else account
         raise ApiError(401, "GWY-401", NOT_AUTHENTICATED)
 

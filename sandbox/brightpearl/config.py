@@ -21,6 +21,9 @@ class SimulatorConfig(BaseModel):
     account_token: str = "sandbox-account-token"
     staff_token: str | None = None
     dev_ref: str = "sandbox-dev"
+    developer_secret: str | None = Field(
+        None, description="when set, a public app (dev ref + account token) must sign the token (§2.3)"
+    )
     oauth_client_secret: str | None = Field(
         None, description="when set, the token endpoint demands it (confidential app)"
     )

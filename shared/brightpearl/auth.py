@@ -9,6 +9,9 @@ azure-keyvault-secrets). Refreshing is single-flight across threads.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import os
 import tempfile
@@ -179,6 +182,39 @@ class PrivateAppAuth:
 
     def on_unauthorized(self, sent_headers: dict[str, str]) -> bool:
         return False  # a static token cannot be refreshed
+
+    def api_domain(self) -> str | None:
+        return None
+
+
+def sign_token(unsigned_token: str, developer_secret: str) -> str:
+    """Legacy public-app signing (reference §2.3): base64(HMAC-SHA256(secret, token))."""
+    digest = hmac.new(developer_secret.encode(), unsigned_token.encode(), hashlib.sha256).digest()
+    return base64.b64encode(digest).decode()
+
+
+class PublicAppAuth:
+    """Legacy public system app: dev ref + app ref + the account token signed with the
+    developer secret. Only the unsigned token is kept, so a new secret can re-sign it."""
+
+    def __init__(
+        self, app_ref: str, dev_ref: str, unsigned_account_token: str, developer_secret: str
+    ) -> None:
+        if not (app_ref and dev_ref and unsigned_account_token and developer_secret):
+            raise ValueError(
+                "public-app auth needs app_ref, dev_ref, the unsigned token and the developer secret"
+            )
+        self._headers = {
+            APP_REF: app_ref,
+            DEV_REF: dev_ref,
+            ACCOUNT_TOKEN: sign_token(unsigned_account_token, developer_secret),
+        }
+
+    def headers(self) -> dict[str, str]:
+        return dict(self._headers)
+
+    def on_unauthorized(self, sent_headers: dict[str, str]) -> bool:
+        return False
 
     def api_domain(self) -> str | None:
         return None

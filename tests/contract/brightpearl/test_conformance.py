@@ -301,3 +301,15 @@ def test_multi_status_207(api: httpx.Client, sim: Simulator):
     processed = envelope(batch)["response"]["processedMessages"]
     assert [(p["label"], p["statusCode"]) for p in processed] == [("ok", 200), ("bad", 400)]
     assert isinstance(processed[1]["body"]["content"], str)  # the inner envelope travels as a JSON string
+
+
+def test_public_apps_must_sign_the_account_token(bp_server: SimulatorServer, sim: Simulator):
+    from shared.brightpearl.auth import PublicAppAuth
+
+    sim.configure(developer_secret="dev-secret-123")
+    url = f"{bp_server.url}/public-api/sandbox/contact-service/contact/{first_contact(sim)}"
+    signed = PublicAppAuth("sandbox-app", "sandbox-dev", "sandbox-account-token", "dev-secret-123").headers()
+    assert httpx.get(url, headers=signed).status_code == 200
+    unsigned = dict(signed, **{"brightpearl-account-token": "sandbox-account-token"})
+    assert httpx.get(url, headers=unsigned).status_code == 401
+    assert httpx.get(url, headers=PRIVATE).status_code == 200  # private apps send no dev ref

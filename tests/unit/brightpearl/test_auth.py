@@ -16,7 +16,9 @@ from shared.brightpearl.auth import (
     MemoryTokenStore,
     OAuthAuth,
     PrivateAppAuth,
+    PublicAppAuth,
     TokenSet,
+    sign_token,
 )
 from shared.brightpearl.errors import BrightpearlAuthError, BrightpearlUnavailable
 
@@ -171,3 +173,18 @@ def test_private_app_headers_and_no_refresh():
     assert auth.on_unauthorized(auth.headers()) is False
     with pytest.raises(ValueError, match="app_ref and account_token"):
         PrivateAppAuth("app", "")
+
+
+def test_public_app_token_signing_matches_brightpearls_test_vector():
+    # reference §2.3 / S14
+    unsigned = "MlcTe8zimMPgYf/batW+ckJEAj467bbapA0cQBx6WwM="
+    secret = "irhkVURWuLDYZwziDKhCsSGYrczWtfL7Pz5oX2GRDXo="
+    assert sign_token(unsigned, secret) == "llWnSJurpSUUTLNOtVd8Ik/ox6+4OVY/TdLSvE1+VWg="
+    headers = PublicAppAuth("app", "dev", unsigned, secret).headers()
+    assert headers == {
+        "brightpearl-app-ref": "app",
+        "brightpearl-dev-ref": "dev",
+        "brightpearl-account-token": "llWnSJurpSUUTLNOtVd8Ik/ox6+4OVY/TdLSvE1+VWg=",
+    }
+    with pytest.raises(ValueError, match="developer secret"):
+        PublicAppAuth("app", "dev", unsigned, "")
