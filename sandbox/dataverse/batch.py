@@ -80,9 +80,10 @@ def _parse_http(blob: bytes, content_id: str | None) -> Part:
     bits = first.decode("utf-8").split(" ")
     if len(bits) < 2:
         raise ODataError(400, E.PAYLOAD_ERROR, f"Invalid request line in batch part: '{first[:100]!r}'.")
-    headers, body = _headers_and_rest(remainder)
-    if headers == {} and body == b"" and remainder.startswith(b"\r\n"):
-        body = remainder[2:]
+    if remainder.startswith(b"\r\n"):  # no headers: the body follows the blank line directly
+        headers, body = {}, remainder[2:]
+    else:
+        headers, body = _headers_and_rest(remainder)
     return Part(bits[0].upper(), bits[1], headers, body.rstrip(b"\r\n"), content_id)
 
 

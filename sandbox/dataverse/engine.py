@@ -1097,7 +1097,7 @@ class Engine:
 
         out: dict[str, Any] = {}
         if entity:
-            cols = ",".join(select) if select else ""
+            cols = (req.params.get("$select") or "").replace(" ", "") if select else ""
             out["@odata.context"] = (
                 f"{req.base_url}{API_PREFIX}$metadata#{table.entity_set}({cols})/$entity"
                 if cols
@@ -1295,7 +1295,7 @@ class Engine:
         page = rows[offset : offset + page_size]
         body: dict[str, Any] = {
             "@odata.context": f"{req.base_url}{API_PREFIX}$metadata#{table.entity_set}"
-            + (f"({','.join(select)})" if select else ""),
+            + (f"({params['$select'].replace(' ', '')})" if select else ""),
         }
         if params.get("$count") == "true":
             body["@odata.count"] = min(total, 5000)
@@ -1404,7 +1404,7 @@ class Engine:
                     )
         page = items[offset : offset + page_size]
         context = f"{req.base_url}{API_PREFIX}$metadata#{table.entity_set}" + (
-            f"({','.join(select)})" if select else ""
+            f"({params['$select'].replace(' ', '')})" if select else ""
         )
         body: dict[str, Any] = {
             "@odata.context": context + ("/$delta" if since is not None else ""),
@@ -1417,7 +1417,7 @@ class Engine:
         else:
             stamp = datetime.fromtimestamp(self.clock.now(), UTC).strftime("%m/%d/%Y %H:%M:%S")
             token = f"{snapshot}!{stamp}"
-            sel = f"$select={','.join(select)}&" if select else ""
+            sel = f"$select={quote(params['$select'].replace(' ', ''), safe=',_')}&" if select else ""
             body["@odata.deltaLink"] = (
                 f"{req.base_url}{API_PREFIX}{table.entity_set}?{sel}$deltatoken={quote(token, safe='')}"
             )
