@@ -147,3 +147,28 @@ def test_default_cap_of_52_holds_under_load(sim):
     protection = sim.admin.counters()["service_protection"]
     assert "0x80072326" not in protection["throttled"]
     assert max(u["max_in_flight"] for u in protection["users"].values()) <= 52
+
+
+def test_execution_time_limit_is_absorbed(sim):
+    sim.admin.config(execution_limit_ms=40, latency_ms=25, window_seconds=0.3)
+    with make_client(sim) as client:
+        ids = _seed(client, 2)
+        records = [client.get("contacts", cid) for cid in ids * 3]
+    assert len(records) == 6
+    assert sim.admin.counters()["service_protection"]["throttled"].get("0x80072321", 0) >= 1
+
+
+def test_server_concurrency_rejections_are_retried(sim):
+    sim.admin.config(concurrency_limit=3, latency_ms=30, window_seconds=1.0)
+    with make_client(sim, max_concurrency=10) as client:  # a client configured above the server's cap
+        ids = _seed(client, 5)
+        records = client.map_concurrent(lambda cid: client.get("contacts", cid), ids * 4)
+    assert len(records) == 20
+    assert sim.admin.counters()["service_protection"]["throttled"].get("0x80072326", 0) >= 1
+
+
+def test_oversized_bulk_request_falls_back_to_smaller_batches(sim, client):
+    sim.admin.fault(kind="413", count=1, path_contains="UpsertMultiple")
+    rows = [{"bpi_brightpearlid": f"L{i}", "lastname": f"Large {i}"} for i in range(30)]
+    result = client.upsert_multiple("contacts", rows, key_columns=["bpi_brightpearlid"])
+    assert len(result.succeeded) == 30 and result.fallbacks == 1 and result.batch_requests == 1
