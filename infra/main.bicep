@@ -102,6 +102,9 @@ param dataverseClientId string = ''
 @description('Dataverse OrganizationId; when set, webhooks from any other organisation are rejected (DATAVERSE_ORGANIZATION_ID).')
 param dataverseOrganizationId string = ''
 
+@description('systemuserid of the integration\'s application user in Dataverse (DATAVERSE_INTEGRATION_USER_ID, docs/deploy.md step 6); empty = not set.')
+param dataverseIntegrationUserId string = ''
+
 @description('Extra app settings merged last (e.g. AzureFunctionsJobHost__ overrides). Never put secrets here.')
 param additionalAppSettings object = {}
 
@@ -354,6 +357,7 @@ module functionApp 'modules/functionapp.bicep' = {
     dataverseTenantId: dataverseTenantId
     dataverseClientId: dataverseClientId
     dataverseOrganizationId: dataverseOrganizationId
+    dataverseIntegrationUserId: dataverseIntegrationUserId
     stateTablePrefix: stateTablePrefix
     additionalAppSettings: additionalAppSettings
   }

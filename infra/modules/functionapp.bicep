@@ -61,6 +61,7 @@ param dataverseAuthMode string = 'managedIdentity'
 param dataverseTenantId string = ''
 param dataverseClientId string = ''
 param dataverseOrganizationId string = ''
+param dataverseIntegrationUserId string = ''
 param stateTablePrefix string = ''
 
 @description('Extra settings merged last; never secrets.')
@@ -203,6 +204,9 @@ var dataverseAuthSettings = (dataverseAuthMode == 'managedIdentity') ? {
 var dataverseOrganizationSetting = empty(dataverseOrganizationId) ? {} : {
   DATAVERSE_ORGANIZATION_ID: dataverseOrganizationId
 }
+var dataverseIntegrationUserSetting = empty(dataverseIntegrationUserId) ? {} : {
+  DATAVERSE_INTEGRATION_USER_ID: dataverseIntegrationUserId
+}
 
 // Brightpearl credentials of the chosen auth mode only: a Key Vault reference to a secret that
 // was never set would otherwise reach the code as the literal reference text.
@@ -236,7 +240,7 @@ resource appSettings 'Microsoft.Web/sites/config@2025-03-01' = {
   // checkov:skip=CKV_AZURE_222: this is the 'appsettings' config resource; the check targets the 'web' config (siteConfig) and does not apply to app settings
   parent: site
   name: 'appsettings'
-  properties: union(tunables, coreSettings, brightpearlAuthSettings, brightpearlClientIdSetting, brightpearlTokenUrlSetting, dataverseAuthSettings, dataverseOrganizationSetting, additionalAppSettings)
+  properties: union(tunables, coreSettings, brightpearlAuthSettings, brightpearlClientIdSetting, brightpearlTokenUrlSetting, dataverseAuthSettings, dataverseOrganizationSetting, dataverseIntegrationUserSetting, additionalAppSettings)
 }
 
 output id string = site.id

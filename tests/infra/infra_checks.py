@@ -7,6 +7,7 @@ list of problems (empty = pass), so tests can run them on deliberately broken co
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import subprocess
@@ -68,12 +69,23 @@ class InfraCheckError(RuntimeError):
 # --------------------------------------------------------------------------------------------
 
 
+_PARSED: dict[str, dict[str, Any]] = {}
+
+
 def parse_bicep(path: Path) -> dict[str, Any]:
+    """pycep's tree of a .bicep file. Parsing takes about a second per file, so trees are cached
+    by file content (copies of unchanged files in the negative tests cost nothing)."""
     try:
-        return BicepParser().parse(file_path=path)
-    except Exception as exc:  # lark raises several unrelated exception classes
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InfraCheckError(f"{path}: not valid Bicep (pycep): {first_line}") from exc
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InfraCheckError(f"{path}: cannot read ({exc})") from exc
+    if text not in _PARSED:
+        try:
+            _PARSED[text] = BicepParser().parse(text=text)
+        except Exception as exc:  # lark raises several unrelated exception classes
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise InfraCheckError(f"{path}: not valid Bicep (pycep): {first_line}") from exc
+    return copy.deepcopy(_PARSED[text])
 
 
 def bicep_files(infra_dir: Path) -> list[Path]:
@@ -164,6 +176,55 @@ def _param_value_problems(path: Path, name: str, value: Any, spec: Mapping[str, 
             problems.append(f"{path}: param {name!r} is shorter than @minLength({arg})")
         elif kind == "max_length" and isinstance(value, str) and len(value) > int(arg):
             problems.append(f"{path}: param {name!r} is longer than @maxLength({arg})")
+    return problems
+
+
+def _unwrap(config: Any) -> dict[str, Any]:
+    """pycep nests conditional and loop bodies one level deeper under 'config'."""
+    while isinstance(config, dict) and isinstance(config.get("config"), dict) and (
+        "condition" in config or "loop_type" in config
+    ):
+        config = config["config"]
+    return config if isinstance(config, dict) else {}
+
+
+def check_module_wiring(infra_dir: Path) -> list[str]:
+    """What the Bicep compiler would reject between files: a module call passing a param the
+    module does not declare, omitting a required one, or reading an output it does not have."""
+    problems: list[str] = []
+    for path in bicep_files(infra_dir):
+        try:
+            tree = parse_bicep(path)
+        except InfraCheckError as exc:
+            problems.append(str(exc))
+            continue
+        outputs_of: dict[str, set[str]] = {}
+        for symbol, module in tree.get("modules", {}).items():
+            target = path.parent / module["detail"]["path"]
+            where = f"{path.relative_to(infra_dir)}: module {symbol} ({module['detail']['path']})"
+            if not target.is_file():
+                problems.append(f"{where}: file does not exist")
+                continue
+            try:
+                target_tree = parse_bicep(target)
+            except InfraCheckError as exc:
+                problems.append(str(exc))
+                continue
+            declared = target_tree.get("parameters", {})
+            passed = _unwrap(module["config"]).get("params", {})
+            for name in sorted(set(passed) - set(declared)):
+                problems.append(f"{where}: passes param {name!r}, which the module does not declare")
+            for name, spec in sorted(declared.items()):
+                if spec.get("default") is None and name not in passed:
+                    problems.append(f"{where}: does not pass required param {name!r}")
+            outputs_of[symbol] = set(target_tree.get("outputs", {}))
+        text = path.read_text(encoding="utf-8")
+        for symbol, output in sorted(set(re.findall(r"\b(\w+)\.outputs\.(\w+)", text))):
+            if symbol in outputs_of and output not in outputs_of[symbol]:
+                problems.append(
+                    f"{path.relative_to(infra_dir)}: reads {symbol}.outputs.{output}, which the module "
+                    f"does not output"
+                )
     return problems
 
 
@@ -447,7 +508,8 @@ def tunable_defaults(settings: Mapping[str, CodeSetting] | None = None) -> dict[
             continue
         if name in explicit and not _only_from_tunables(name):
             continue
-        tunables[name] = str(info.default)
+        default = info.default
+        tunables[name] = str(default).lower() if isinstance(default, bool) else str(default)
     return tunables
 
 

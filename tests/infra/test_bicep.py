@@ -17,6 +17,10 @@ def test_every_bicep_file_parses_with_pycep():
             "modules/servicebus-topic.bicep", "modules/keyvault.bicep", "modules/storage.bicep"} <= names
 
 
+def test_module_calls_match_the_modules_params_and_outputs():
+    assert checks.check_module_wiring(checks.INFRA_DIR) == []
+
+
 def test_bicepparam_sets_declared_params_with_allowed_values():
     assert checks.check_bicepparam(checks.INFRA_DIR) == []
 

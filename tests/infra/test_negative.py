@@ -56,6 +56,28 @@ def test_a_bicep_syntax_error_is_a_checkov_parsing_error_and_a_pycep_failure(
     assert len(problems) == 1 and "modules/identity.bicep: not valid Bicep" in problems[0]
 
 
+def test_module_wiring_errors_name_the_module_and_param(tmp_path: Path):
+    infra = copy_infra(tmp_path / "infra")
+    break_file(infra, "main.bicep", "    alertEmail: alertEmail\n", "    alertMail: alertEmail\n")
+    url = "functionApp.outputs.defaultHostName}/api"
+    break_file(infra, "main.bicep", url, url.replace("defaultHostName", "hostName"))
+    problems = checks.check_module_wiring(infra)
+    assert sorted(problems) == [
+        "main.bicep: module alerts (modules/alerts.bicep): does not pass required param 'alertEmail'",
+        "main.bicep: module alerts (modules/alerts.bicep): passes param 'alertMail', which the module "
+        "does not declare",
+        "main.bicep: reads functionApp.outputs.hostName, which the module does not output",
+    ]
+
+
+def test_a_topic_module_that_ignores_the_topology_fails(tmp_path: Path, topology: Topology):
+    infra = copy_infra(tmp_path / "infra")
+    module = "modules/servicebus-topic.bicep"
+    break_file(infra, module, "lockDuration: sub.lockDuration", "lockDuration: 'PT5M'")
+    problems = checks.check_bicep_uses_topology(infra, topology)
+    assert problems == ["modules/servicebus-topic.bicep: must take sub.lockDuration from the topology"]
+
+
 def test_a_skip_without_justification_is_rejected(tmp_path: Path):
     infra = copy_infra(tmp_path / "infra")
     unjustified = "  // checkov:skip=CKV_AZURE_3\n  kind: 'StorageV2'"
