@@ -76,6 +76,8 @@ RULES: tuple[Rule, ...] = (
     Rule(bp.BrightpearlAuthError, Action.REFRESH_AUTH_THEN_RETRY, "BrightpearlAuthFailed",
          "Brightpearl rejected the credentials. Check BRIGHTPEARL_* settings and the Key Vault "
          "token secrets, then resubmit."),
+    Rule(bp.BrightpearlPreconditionFailed, Action.RETRY, "BrightpearlStaleVersion",
+         "The Brightpearl record changed while we wrote it (412); retried with a fresh read."),
     Rule(bp.BrightpearlNotFound, Action.IGNORE, "BrightpearlRecordMissing",
          "The Brightpearl record no longer exists; nothing to sync (audited)."),
     Rule(bp.BrightpearlValidationError, Action.DEAD_LETTER, "BrightpearlRejected",

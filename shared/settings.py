@@ -9,9 +9,10 @@ every problem into one `SettingsError` that names each setting and what is wrong
 from __future__ import annotations
 
 import functools
-from typing import Literal
+import os
+from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, ValidationError, model_validator
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.brightpearl.settings import BrightpearlSettings
@@ -200,6 +201,96 @@ class TelemetrySettings(BaseSettings):
     service_name: str = Field("brightpearl-dynamics-sync", validation_alias="OTEL_SERVICE_NAME")
 
 
+class CustomersSettings(BaseSettings):
+    """The customer flows, pollers and backfill (issue 5)."""
+
+    model_config = _BASE_CONFIG
+
+    mapping_path: str = Field(
+        "mappings/customers.yaml",
+        validation_alias="CUSTOMER_MAPPING_PATH",
+        description="the customer mapping YAML (relative to the app root or absolute)",
+    )
+    brightpearl_poll_schedule: str = Field(
+        "0 */5 * * * *",
+        validation_alias="CUSTOMERS_BRIGHTPEARL_POLL_SCHEDULE",
+        description="NCRONTAB of the Brightpearl contact-search poller (backstop for webhooks)",
+    )
+    dataverse_poll_schedule: str = Field(
+        "30 */5 * * * *",
+        validation_alias="CUSTOMERS_DATAVERSE_POLL_SCHEDULE",
+        description="NCRONTAB of the Dataverse change-tracking poller (contact and account)",
+    )
+    poll_overlap_seconds: int = Field(
+        300,
+        ge=0,
+        le=24 * 3600,
+        validation_alias="CUSTOMERS_POLL_OVERLAP_SECONDS",
+        description="the Brightpearl poller re-reads this much before its watermark (late or "
+        "offset updatedOn stamps); repeats are harmless (state-based flows)",
+    )
+    poll_initial_lookback_hours: int = Field(
+        24,
+        ge=0,
+        le=24 * 365,
+        validation_alias="CUSTOMERS_POLL_INITIAL_LOOKBACK_HOURS",
+        description="how far back the first Brightpearl poll looks when there is no cursor yet",
+    )
+    ids_per_notice: int = Field(
+        100,
+        ge=1,
+        le=500,
+        validation_alias="CUSTOMERS_IDS_PER_NOTICE",
+        description="ids per change notice published by pollers and backfill",
+    )
+    integration_user_id: str | None = Field(
+        None,
+        validation_alias="DATAVERSE_INTEGRATION_USER_ID",
+        pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
+        description="systemuserid of the integration's application user in Dataverse; changes it "
+        "initiated are recognised as echoes (an extra signal next to content hashes)",
+    )
+    trust_integration_user: bool = Field(
+        False,
+        validation_alias="CUSTOMERS_TRUST_INTEGRATION_USER",
+        description="true: skip Dataverse notices initiated by DATAVERSE_INTEGRATION_USER_ID without "
+        "fetching (saves calls, but misses edits other tools make under the same user); false: "
+        "always fetch and let the content hash decide",
+    )
+    delete_handling: Literal["record", "tag"] = Field(
+        "record",
+        validation_alias="CUSTOMERS_DELETE_HANDLING",
+        description="a Dataverse delete/deactivation never deletes in Brightpearl: record = audit "
+        "only; tag = audit and tag the linked Brightpearl contact",
+    )
+    delete_tag: str = Field(
+        "Deleted in Dynamics",
+        min_length=1,
+        max_length=50,
+        validation_alias="CUSTOMERS_DELETE_TAG",
+        description="the Brightpearl tag name used when CUSTOMERS_DELETE_HANDLING=tag",
+    )
+    sync_custom_fields: bool = Field(
+        False,
+        validation_alias="CUSTOMERS_SYNC_CUSTOM_FIELDS",
+        description="sync the mapping's custom_fields; Brightpearl has no id-set read for contact "
+        "custom fields, so this costs one GET per contact per batch",
+    )
+    @field_validator("integration_user_id", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    brightpearl_scan_threshold: int = Field(
+        25,
+        ge=0,
+        le=100_000,
+        validation_alias="CUSTOMERS_BRIGHTPEARL_SCAN_THRESHOLD",
+        description="above this many unmatched records in one batch, e-mail/name matching pages "
+        "contact-search once instead of one search per record",
+    )
+
+
 class AppSettings:
     """All sections, validated together."""
 
@@ -212,6 +303,7 @@ class AppSettings:
         telemetry: TelemetrySettings,
         brightpearl: BrightpearlSettings,
         dataverse: DataverseSettings,
+        customers: CustomersSettings | None = None,
     ) -> None:
         self.bus = bus
         self.store = store
@@ -220,6 +312,7 @@ class AppSettings:
         self.telemetry = telemetry
         self.brightpearl = brightpearl
         self.dataverse = dataverse
+        self.customers = customers or CustomersSettings.model_validate({})
 
 
 SECTIONS: dict[str, type[BaseSettings]] = {
@@ -230,6 +323,7 @@ SECTIONS: dict[str, type[BaseSettings]] = {
     "telemetry": TelemetrySettings,
     "brightpearl": BrightpearlSettings,
     "dataverse": DataverseSettings,
+    "customers": CustomersSettings,
 }
 
 
@@ -262,16 +356,34 @@ def _redact(name: str, value: object) -> object:
     return value
 
 
+@functools.cache
+def _from_values(section: type[BaseSettings]) -> type[BaseSettings]:
+    """`section`, reading only the values it is given (pydantic-settings would also read
+    os.environ, which would leak the process environment into `load_settings(environ)`)."""
+
+    def sources(cls: type, settings_cls: type, init_settings: Any, **_: Any) -> tuple[Any, ...]:
+        return (init_settings,)
+
+    return type(section.__name__, (section,), {
+        "settings_customise_sources": classmethod(sources),
+        "__module__": section.__module__,
+        "__doc__": section.__doc__,
+    })
+
+
 def load_settings(environ: dict[str, str] | None = None) -> AppSettings:
     """Build and validate every section; raise SettingsError naming each bad setting.
 
-    `environ` replaces os.environ (tests, `syncctl settings check --file`).
+    `environ` replaces os.environ (tests, `syncctl settings check --file`). Empty values count
+    as unset.
     """
+    # An empty app setting means "not set" (Azure and local.settings.json both have them).
+    values = {k: v for k, v in (os.environ if environ is None else environ).items() if v != ""}
     built: dict[str, BaseSettings] = {}
     problems: list[str] = []
     for key, section in SECTIONS.items():
         try:
-            built[key] = section() if environ is None else section.model_validate(environ)
+            built[key] = _from_values(section)(**values)
         except ValidationError as exc:
             problems.extend(_describe(section, exc))
     if problems:

@@ -52,3 +52,15 @@ def test_retry_cap_below_base_is_rejected():
     env = dict(EXAMPLE, RETRY_BASE_DELAY_SECONDS="60", RETRY_MAX_DELAY_SECONDS="30")
     with pytest.raises(SettingsError, match="RETRY_MAX_DELAY_SECONDS"):
         load_settings(env)
+
+
+def test_an_explicit_environment_is_not_mixed_with_the_process_one(monkeypatch):
+    monkeypatch.setenv("RETRY_MAX_ATTEMPTS", "not-a-number")
+    assert load_settings(dict(EXAMPLE)).retry.max_attempts == int(EXAMPLE["RETRY_MAX_ATTEMPTS"])
+
+
+def test_empty_values_count_as_unset():
+    env = dict(EXAMPLE, BRIGHTPEARL_KEY_VAULT_URL="", RETRY_MAX_ATTEMPTS="")
+    assert load_settings(env).retry.max_attempts == 8  # the default
+    with pytest.raises(SettingsError, match="BRIGHTPEARL_ACCOUNT"):
+        load_settings(dict(EXAMPLE, BRIGHTPEARL_ACCOUNT=""))
