@@ -2,10 +2,11 @@
 
 import azure.functions as func
 
-from functions import ingress
+from functions import customers, ingress
 from shared.startup import start
 
 start()  # validates every setting (fails naming the bad ones) and configures telemetry
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(ingress.bp)
+app.register_functions(customers.bp)

@@ -54,9 +54,48 @@ def state_store() -> Any:
         return _instances["state_store"]
 
 
+def brightpearl() -> Any:
+    """The Brightpearl client of this process (one rate budget per account), built on first use."""
+    with _lock:
+        if "brightpearl" not in _instances:
+            from shared.brightpearl.client import BrightpearlClient
+
+            _instances["brightpearl"] = BrightpearlClient.from_settings(settings().brightpearl)
+        return _instances["brightpearl"]
+
+
+def dataverse() -> Any:
+    """The Dataverse client of this process, built on first use."""
+    with _lock:
+        if "dataverse" not in _instances:
+            from shared.dataverse.client import DataverseClient
+
+            _instances["dataverse"] = DataverseClient.from_settings(settings().dataverse)
+        return _instances["dataverse"]
+
+
+def customer_mapping() -> Any:
+    """The validated customer mapping (CUSTOMER_MAPPING_PATH), cached per file version.
+
+    A relative path is resolved against the app root (the folder of function_app.py), so the
+    same setting works in Azure and in the sandbox.
+    """
+    if "customer_mapping" in _instances:
+        return _instances["customer_mapping"]
+    from pathlib import Path
+
+    from shared.mapping import load_customer_mapping
+
+    path = Path(settings().customers.mapping_path)
+    if not path.is_absolute():
+        path = Path(__file__).resolve().parents[1] / path
+    return load_customer_mapping(path)
+
+
 @contextmanager
 def override(**instances: Any) -> Iterator[None]:
-    """Temporarily replace adapters: override(settings=..., publisher=..., state_store=..., clock=...)."""
+    """Temporarily replace adapters: override(settings=..., publisher=..., state_store=..., clock=...,
+    brightpearl=..., dataverse=..., customer_mapping=...)."""
     with _lock:
         saved = dict(_instances)
         _instances.update(instances)

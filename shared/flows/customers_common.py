@@ -1,0 +1,196 @@
+"""What both customer flows share: per-record results, one outcome per envelope, audit rows.
+
+A customers flow works on records, not messages: it coalesces the ids of a whole batch,
+syncs each record once and then turns the per-record results back into one outcome per
+envelope (DESIGN §3, §6):
+
+- any record of the envelope failed transiently -> RetryLater (the whole envelope is
+  re-run later; records that already synced are then no-ops, the flows are state-based);
+- else, a record with a fatal quality problem -> DeadLetter when the envelope carries only
+  that record; when it carries several ids, the good ones are synced and each bad id is
+  re-published as its own single-id notice for this subscription (replay_to), which then
+  dead-letters with its own reason. So every poison record ends as exactly one dead letter,
+  named by id, and resubmitting it re-runs only that record;
+- else Completed (synced, unchanged, missing, needs review, skipped).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from shared.events import ChangeNotice, Envelope
+from shared.outcomes import Completed, DeadLetter, Outcome, RetryLater, outcome_for_error
+from shared.resilience import classify
+from shared.store import AuditEntry, AuditResult
+from shared.telemetry import get_logger
+
+log = get_logger("flows.customers")
+
+ENTITY = "customer"  # the links entity shared by both directions
+Kind = Literal["synced", "unchanged", "skipped", "needs-review", "missing", "fatal", "transient"]
+
+AUDIT_RESULTS: dict[str, AuditResult] = {
+    "synced": AuditResult.SYNCED,
+    "unchanged": AuditResult.SKIPPED,
+    "skipped": AuditResult.SKIPPED,
+    "needs-review": AuditResult.NEEDS_REVIEW,
+    "missing": AuditResult.MISSING,
+    "fatal": AuditResult.DEAD_LETTERED,
+}
+
+
+@dataclass
+class RecordResult:
+    """What happened to one source record in this run."""
+
+    kind: Kind
+    reason: str | None = None
+    description: str = ""
+    target_id: str | None = None
+    retry_after: float | None = None
+    created: bool = False
+
+
+@dataclass
+class BatchResults:
+    """Per-record results of one batch, keyed by the source record id."""
+
+    by_id: dict[str, RecordResult] = field(default_factory=dict)
+
+    def set(self, record_id: str, result: RecordResult) -> None:
+        self.by_id[record_id] = result
+
+    def has(self, record_id: str) -> bool:
+        return record_id in self.by_id
+
+    def error(self, record_id: str, exc: BaseException, what: str) -> None:
+        """Record an expected error (through the one error table); re-raise an unknown one."""
+        outcome = outcome_for_error(exc, what)
+        if isinstance(outcome, RetryLater):
+            self.set(
+                record_id, RecordResult("transient", outcome.reason, outcome.error, retry_after=outcome.delay)
+            )
+        elif isinstance(outcome, DeadLetter):
+            self.set(record_id, RecordResult("fatal", outcome.reason, outcome.description))
+        else:  # IGNORE, e.g. the record vanished between read and write
+            self.set(record_id, RecordResult("missing", None, outcome.note or ""))
+
+
+def batch_failure(exc: BaseException, envelopes: Sequence[Envelope], what: str) -> list[Outcome]:
+    """An error that hit the whole batch (a read failed): the same outcome for every envelope."""
+    if classify(exc) is None:
+        raise exc
+    return [outcome_for_error(exc, what) for _ in envelopes]
+
+
+Publish = Callable[[list[Envelope]], None]
+
+
+def split_notice(envelope: Envelope, record_id: str, replay_to: str) -> Envelope:
+    """A single-id copy of `envelope` for one bad record, only for subscription `replay_to`."""
+    n = envelope.notice
+    notice = ChangeNotice(
+        system=n.system,
+        entity=n.entity,
+        ids=(record_id,),
+        operation=n.operation,
+        observed_at=n.observed_at,
+        source=n.source,
+        origin=n.origin,
+        version=f"split:{envelope.id}:{record_id}"[:128],
+        detail=n.detail,
+    )
+    return Envelope(notice=notice, id=notice.key, replay_to=replay_to)
+
+
+def outcomes_for(
+    envelopes: Sequence[Envelope],
+    ids_of: Callable[[Envelope], Iterable[str]],
+    results: BatchResults,
+    *,
+    flow: str,
+    system_label: str,
+    publish: Publish,
+) -> list[Outcome]:
+    """One outcome per envelope from the per-record results (rules in the module docstring)."""
+    outcomes: list[Outcome] = []
+    for envelope in envelopes:
+        ids = list(dict.fromkeys(ids_of(envelope)))
+        got = [(i, results.by_id.get(i)) for i in ids]
+        transient = [(i, r) for i, r in got if r is not None and r.kind == "transient"]
+        if transient:
+            first = transient[0][1]
+            delays = [r.retry_after for _, r in transient if r.retry_after is not None]
+            outcomes.append(
+                RetryLater(
+                    reason=first.reason or "Transient",
+                    error="; ".join(r.description for _, r in transient)[:1500],
+                    delay=max(delays) if delays else None,
+                )
+            )
+            continue
+        bad = [(i, r) for i, r in got if r is not None and r.kind == "fatal"]
+        if not bad:
+            outcomes.append(Completed())
+            continue
+        if len(envelope.notice.ids) == 1:
+            _, result = bad[0]
+            outcomes.append(
+                DeadLetter(reason=result.reason or "Rejected", description=result.description[:4000])
+            )
+            continue
+        try:
+            publish([split_notice(envelope, i, flow) for i, _ in bad])
+        except Exception as exc:  # the bus is down: retry the whole envelope later
+            outcomes.append(outcome_for_error(exc, f"split of {system_label} notice {envelope.id}"))
+            continue
+        outcomes.append(Completed(note=f"{len(bad)} bad record(s) split off for dead-lettering"))
+    return outcomes
+
+
+def audit_rows(
+    results: BatchResults,
+    *,
+    flow: str,
+    source_system: str,
+    target_system: str,
+    message_of: dict[str, Envelope],
+    started: float,
+) -> list[AuditEntry]:
+    """Audit entries for every record result (transient failures are not audited: they retry)."""
+    duration = int((time.monotonic() - started) * 1000)
+    rows = []
+    for record_id, result in results.by_id.items():
+        audit_result = AUDIT_RESULTS.get(result.kind)
+        if audit_result is None:
+            continue
+        envelope = message_of.get(record_id)
+        rows.append(
+            AuditEntry(
+                flow=flow,
+                entity=ENTITY,
+                source_system=source_system,
+                source_id=record_id,
+                result=audit_result,
+                target_system=target_system,
+                target_id=result.target_id,
+                reason_code=result.reason,
+                description=result.description,
+                duration_ms=duration,
+                message_id=envelope.id if envelope else None,
+                attempt=envelope.attempt if envelope else 1,
+            )
+        )
+    return rows
+
+
+def chunked(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def fatal_description(issues: Iterable[Any]) -> str:
+    return "\n".join(issue.summary() for issue in issues if issue.fatal)

@@ -1,0 +1,212 @@
+"""Pollers: the backstop for missed webhooks (DESIGN §3.2). They publish the same change notices.
+
+- `BrightpearlContactPoller`: contact-search by `updatedOn` from the watermark minus an overlap
+  window (time stamps carry the account's offset and webhooks can be late; reference §4.3),
+  paged at 500 rows. The watermark is the newest `updatedOn` seen, never the local clock, so
+  clock skew between us and Brightpearl cannot lose changes. Re-reading the overlap is
+  harmless: a notice's id is a hash of its (id, updatedOn) pairs, so an unchanged repeat is
+  dropped by the broker's duplicate detection, and the flows are state-based anyway.
+- `DataverseChangePoller`: change tracking on contacts and accounts (delta links in
+  `cursors`). The very first run only records the delta link (history is the backfill's
+  job: `syncctl backfill customers --from dataverse`); an expired delta token restarts with a
+  full read, which is published. Deleted rows become `deleted` notices.
+
+Cursors advance only after the notices were published: a crash in between re-reads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from shared.dataverse.change_tracking import ChangeTrackingReader
+from shared.events import ChangeNotice, Envelope, System
+from shared.flows.customers_common import chunked
+from shared.mapping.brightpearl import parse_bp_time
+from shared.telemetry import get_logger
+
+log = get_logger("flows.pollers")
+
+BRIGHTPEARL_CURSOR = "customers-brightpearl-contact-updatedon"
+DATAVERSE_CURSORS = {
+    "contacts": "customers-dataverse-delta-contacts",
+    "accounts": "customers-dataverse-delta-accounts",
+}
+DATAVERSE_ENTITIES = {"contacts": "contact", "accounts": "account"}
+
+
+@dataclass
+class PollReport:
+    published: int = 0  # notices
+    records: int = 0  # ids in them
+    deleted: int = 0
+    cursor: str | None = None
+    initialised: bool = False
+
+
+def _version(pairs: Iterable[tuple[str, str]]) -> str:
+    text = "|".join(f"{i}@{v}" for i, v in sorted(pairs))
+    return "v:" + hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def notices_for(
+    system: System,
+    entity: str,
+    stamped_ids: Sequence[tuple[str, str]],
+    *,
+    source: str,
+    origin: str,
+    observed_at: datetime,
+    per_notice: int,
+    operation: str = "changed",
+    detail: dict[str, Any] | None = None,
+) -> list[Envelope]:
+    """Notices of up to `per_notice` ids; each keyed by its (id, version stamp) pairs."""
+    out = []
+    for chunk in chunked(list(stamped_ids), per_notice):
+        notice = ChangeNotice(
+            system=system,
+            entity=entity,
+            ids=tuple(i for i, _ in chunk),
+            operation=operation,  # type: ignore[arg-type]
+            observed_at=observed_at,
+            source=source,
+            origin=origin,  # type: ignore[arg-type]
+            version=_version(chunk),
+            detail=detail or {},
+        )
+        out.append(Envelope.wrap(notice))
+    return out
+
+
+class BrightpearlContactPoller:
+    def __init__(
+        self,
+        *,
+        client: Any,
+        cursors: Any,
+        publish: Callable[[list[Envelope]], None],
+        clock: Callable[[], datetime],
+        source: str,
+        overlap: timedelta,
+        initial_lookback: timedelta,
+        per_notice: int = 100,
+    ) -> None:
+        self.client = client
+        self.cursors = cursors
+        self.publish = publish
+        self.clock = clock
+        self.source = source
+        self.overlap = overlap
+        self.initial_lookback = initial_lookback
+        self.per_notice = per_notice
+
+    def poll(self) -> PollReport:
+        cursor = self.cursors.get(BRIGHTPEARL_CURSOR)
+        watermark = parse_bp_time(cursor.value) if cursor is not None else None
+        since = (watermark - self.overlap) if watermark else self.clock() - self.initial_lookback
+        stamped: dict[str, str] = {}
+        newest = watermark
+        for row in self.client.search_contacts(
+            updated_since=since, is_customer=True, columns=["contactId", "updatedOn"], sort="updatedOn.ASC"
+        ):
+            updated = parse_bp_time(row.get("updatedOn"))
+            stamped[str(row["contactId"])] = str(row.get("updatedOn") or "")
+            if updated is not None and (newest is None or updated > newest):
+                newest = updated
+        report = PollReport(records=len(stamped))
+        if stamped:
+            envelopes = notices_for(
+                "brightpearl",
+                "contact",
+                sorted(stamped.items(), key=lambda p: int(p[0])),
+                source=self.source,
+                origin="poller",
+                observed_at=self.clock(),
+                per_notice=self.per_notice,
+            )
+            self.publish(envelopes)
+            report.published = len(envelopes)
+        if newest is not None and newest != watermark:
+            value = newest.isoformat()
+            self.cursors.save(BRIGHTPEARL_CURSOR, value, etag=cursor.etag if cursor else None)
+            report.cursor = value
+        log.info("brightpearl contact poll: %d ids in %d notices", report.records, report.published)
+        return report
+
+
+class DataverseChangePoller:
+    def __init__(
+        self,
+        *,
+        client: Any,
+        cursors: Any,
+        publish: Callable[[list[Envelope]], None],
+        clock: Callable[[], datetime],
+        source: str,
+        per_notice: int = 100,
+        entity_sets: Sequence[str] = ("accounts", "contacts"),
+    ) -> None:
+        self.client = client
+        self.cursors = cursors
+        self.publish = publish
+        self.clock = clock
+        self.source = source
+        self.per_notice = per_notice
+        self.entity_sets = entity_sets
+
+    def poll(self) -> dict[str, PollReport]:
+        from shared.dataverse.client import PRIMARY_IDS
+
+        reports = {}
+        for entity_set in self.entity_sets:
+            pk = PRIMARY_IDS[entity_set]
+            reader = ChangeTrackingReader(
+                self.client,
+                self.cursors,
+                entity_set,
+                select=[pk, "modifiedon"],
+                cursor_name=DATAVERSE_CURSORS[entity_set],
+            )
+            changes = reader.read()
+            report = PollReport()
+            if changes.full_sync and changes.reason == "no delta link yet":
+                report.initialised = True  # history is the backfill's job
+            else:
+                entity = DATAVERSE_ENTITIES[entity_set]
+                now = self.clock()
+                upserts = [(str(r.id), str(r.get("modifiedon") or "")) for r in changes.upserts if r.id]
+                envelopes = notices_for(
+                    "dataverse",
+                    entity,
+                    upserts,
+                    source=self.source,
+                    origin="poller",
+                    observed_at=now,
+                    per_notice=self.per_notice,
+                )
+                envelopes += notices_for(
+                    "dataverse",
+                    entity,
+                    [(i, "deleted") for i in changes.deleted_ids],
+                    source=self.source,
+                    origin="poller",
+                    observed_at=now,
+                    per_notice=self.per_notice,
+                    operation="deleted",
+                )
+                if envelopes:
+                    self.publish(envelopes)
+                report.published, report.records, report.deleted = (
+                    len(envelopes),
+                    len(upserts),
+                    len(changes.deleted_ids),
+                )
+            reader.advance(changes)
+            report.cursor = DATAVERSE_CURSORS[entity_set]
+            reports[entity_set] = report
+            log.info("dataverse %s poll: %d changed, %d deleted", entity_set, report.records, report.deleted)
+        return reports
