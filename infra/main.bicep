@@ -54,6 +54,9 @@ param instanceMemoryMB int = 2048
 @maxValue(1000)
 param maximumInstanceCount int = 100
 
+@description('Allow SCM basic-auth publishing credentials; keep false (Core Tools publishes with your Entra ID login). Only for old tooling that needs publish profiles.')
+param allowBasicPublishingCredentials bool = false
+
 @description('Brightpearl account code (BRIGHTPEARL_ACCOUNT).')
 param brightpearlAccount string
 
@@ -334,6 +337,7 @@ module functionApp 'modules/functionapp.bicep' = {
     pythonVersion: pythonVersion
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
+    allowBasicPublishingCredentials: allowBasicPublishingCredentials
     identityId: identity.outputs.id
     identityClientId: identity.outputs.clientId
     storageAccountName: storage.outputs.name
