@@ -406,6 +406,116 @@ def bicep_app_settings(infra_dir: Path) -> BicepAppSettings:
     return BicepAppSettings(values=values, module=module)
 
 
+RESOLVED_SECRET = "resolved-key-vault-secret-0123456789"  # what a Key Vault reference turns into
+
+
+class _Evaluator:
+    """Evaluates the small Bicep subset the app settings use, over pycep's tree: identifiers,
+    '${}' interpolation, property access, union, string, empty, ==, !, ?: and loadJsonContent.
+    pycep gives identifiers and string literals alike as str: a declared param/var name is an
+    identifier, anything else a literal."""
+
+    def __init__(self, module: Path, tree: dict[str, Any], params: Mapping[str, Any]) -> None:
+        self.module = module
+        self.scope: dict[str, Any] = {}
+        for name, spec in tree.get("parameters", {}).items():
+            if name in params:
+                self.scope[name] = params[name]
+            elif spec.get("default") is not None:
+                self.scope[name] = spec["default"]
+        self.variables = {name: entry["value"] for name, entry in tree.get("variables", {}).items()}
+
+    def identifier(self, name: str) -> Any:
+        if name in self.scope:
+            value = self.scope[name]
+            if isinstance(value, dict) and ("function" in value or "operator" in value):
+                return self.value(value)  # a param default that is an expression
+            return value
+        if name in self.variables:
+            self.scope[name] = self.value(self.variables[name])
+            return self.scope[name]
+        raise InfraCheckError(f"{self.module}: cannot evaluate {name!r} (no value given for this param)")
+
+    def value(self, node: Any) -> Any:
+        if isinstance(node, (bool, int, float)) or node is None:
+            return node
+        if isinstance(node, str):
+            if node in self.scope or node in self.variables:
+                return self.identifier(node)
+            return re.sub(r"\$\{([^}]+)\}", lambda m: str(self.path(m.group(1))), node)
+        if isinstance(node, list):
+            return [self.value(item) for item in node]
+        if not isinstance(node, dict):
+            raise InfraCheckError(f"{self.module}: cannot evaluate {node!r}")
+        if "function" in node:
+            return self.function(node["function"])
+        if "operator" in node:
+            return self.operator(node["operator"])
+        return {key: self.value(item) for key, item in node.items()}
+
+    def path(self, dotted: str) -> Any:
+        head, *rest = dotted.split(".")
+        current = self.identifier(head)
+        for part in rest:
+            current = current[part]
+        return current
+
+    def function(self, function: dict[str, Any]) -> Any:
+        kind, args = function["type"], function.get("parameters", {})
+        if kind == "union":
+            merged: dict[str, Any] = {}
+            for arg in args.values():
+                merged.update(self.value(arg))
+            return merged
+        if kind == "string":
+            value = self.value(args["value_to_convert"])
+            return str(value).lower() if isinstance(value, bool) else str(value)
+        if kind == "empty":
+            return not self.value(args["item_to_test"])
+        if kind == "load_json_content":
+            return json.loads((self.module.parent / args["file_path"]).read_text(encoding="utf-8"))
+        if kind == "environment":
+            environment = {"authentication": {"loginEndpoint": "https://login.microsoftonline.com/"}}
+            return environment[function["property_name"]] if function.get("property_name") else environment
+        raise InfraCheckError(f"{self.module}: cannot evaluate function {kind}()")
+
+    def operator(self, operator: dict[str, Any]) -> Any:
+        kind, ops = operator["type"], operator["operands"]
+        if kind == "conditional":
+            branch = "true_value" if self.value(ops["condition"]) else "false_value"
+            return self.value(ops[branch])
+        if kind == "equals":
+            second = ops["operand_2"]
+            if isinstance(second, dict) and second.get("operator", {}).get("type") == "conditional":
+                # pycep binds `a == b ? x : y` as `a == (b ? x : y)`: re-associate
+                inner = second["operator"]["operands"]
+                condition = self.value(ops["operand_1"]) == self.value(inner["condition"])
+                return self.value(inner["true_value"] if condition else inner["false_value"])
+            return self.value(ops["operand_1"]) == self.value(second)
+        if kind == "not":
+            return not self.value(ops["bool_value"])
+        if kind == "property_accessor":
+            target = self.value(ops["operand_1"])
+            return target[ops["operand_2"]]
+        raise InfraCheckError(f"{self.module}: cannot evaluate operator {kind}")
+
+
+def azure_app_settings(infra_dir: Path, params: Mapping[str, Any]) -> dict[str, str]:
+    """The app settings the function app module would produce for `params` (the module's
+    parameters), with every Key Vault reference replaced by a resolved secret value."""
+    module = infra_dir / FUNCTION_APP_MODULE
+    tree = parse_bicep(module)
+    for resource in tree.get("resources", {}).values():
+        body = resource.get("config", {})
+        if resource.get("type") == "Microsoft.Web/sites/config" and body.get("name") == "appsettings":
+            settings = _Evaluator(module, tree, params).value(body["properties"])
+            return {
+                key: RESOLVED_SECRET if str(value).startswith(KEY_VAULT_REFERENCE) else str(value)
+                for key, value in settings.items()
+            }
+    raise InfraCheckError(f"{module}: no Microsoft.Web/sites/config resource named 'appsettings'")
+
+
 def _secret_name_keys(infra_dir: Path) -> set[str]:
     main = parse_bicep(infra_dir / "main.bicep")
     secret_names = main.get("variables", {}).get("secretNames", {}).get("value", {})
