@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import uvicorn
 
 from sandbox.dataverse.app import Simulator
 from sandbox.dataverse.config import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, SimulatorConfig
+from sandbox.dataverse.schema import load_schema
 from sandbox.dataverse.seed import seed_demo
 
 
@@ -43,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--enforce-application-required", action="store_true")
     p.add_argument("--readonly-writes", choices=["ignore", "reject"])
     p.add_argument("--products-active-on-create", action="store_true")
+    p.add_argument(
+        "--schema", type=Path, help="alternative schema file (default: sandbox/dataverse/schema/tables.yaml)"
+    )
     p.add_argument("--seed", action="store_true", help="seed realistic demo data at start")
     p.add_argument("--seed-contacts", type=int, default=50)
     return p
@@ -89,7 +94,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"refusing to bind {args.host!r}: the simulator serves loopback only", file=sys.stderr)
         return 2
     config = config_from_args(args)
-    sim = Simulator(config)
+    try:
+        schema = load_schema(args.schema) if args.schema else None
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"--schema {args.schema}: {exc}", file=sys.stderr)
+        return 2
+    sim = Simulator(config, schema)
     if args.seed:
         seed_demo(
             sim,

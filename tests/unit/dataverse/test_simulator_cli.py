@@ -81,3 +81,18 @@ def test_cli_flags_map_to_config():
     assert (config.request_limit, config.concurrency_limit, config.dop_hint) == (10, 4, 2)
     assert config.token_lifetime_seconds == 30 and config.clients == {"abc": "def"}
     assert config.fractional_retry_after is True and config.window_seconds == 300.0
+
+
+def test_cli_rejects_an_unreadable_schema_file(tmp_path):
+    bad = tmp_path / "tables.yaml"
+    bad.write_text(
+        "tables:\n  contact:\n    entity_set: contacts\n    primary_id: contactid\n    primary_name: x\n"
+        "    columns:\n      x: {type: nonsense}\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "sandbox.dataverse", "--port", "1", "--schema", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2 and "unknown type 'nonsense'" in result.stderr
