@@ -30,7 +30,14 @@ from sandbox.dataverse.engine import API_PREFIX, Engine, SimRequest, SimResponse
 from sandbox.dataverse.errors import ODataError
 from sandbox.dataverse.limits import FaultInjector, ServiceProtection, TokenIssuer
 from sandbox.dataverse.schema import Schema, load_schema
-from sandbox.dataverse.seed import CRM_USER_ID, CRM_USER_NAME, app_user_id, seed_demo, seed_reference_data
+from sandbox.dataverse.seed import (
+    CRM_USER_ID,
+    CRM_USER_NAME,
+    app_user_id,
+    seed_demo,
+    seed_reference_data,
+    sync_bulk_filters,
+)
 from sandbox.dataverse.webhooks import WebhookService
 
 API_ROOT = API_PREFIX.rstrip("/")
@@ -452,6 +459,7 @@ class Simulator:
                 return self._bad(f"{table.logical_name} has no key {data['drop_key']!r}")
             if "bulk" in data:
                 table.bulk = list(data["bulk"])
+                sync_bulk_filters(self, table)
             if "change_tracking" in data:
                 table.change_tracking = bool(data["change_tracking"])
             return JSONResponse(

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from faker import Faker
 
 from sandbox.dataverse.engine import SimRequest, User
+from sandbox.dataverse.schema import Table
 
 if TYPE_CHECKING:
     from sandbox.dataverse.app import Simulator
@@ -111,6 +112,31 @@ def seed_reference_data(sim: Simulator) -> None:
                 },
                 req,
             )
+
+
+BULK = ("CreateMultiple", "UpdateMultiple", "UpsertMultiple")
+
+
+def sync_bulk_filters(sim: Simulator, table: Table) -> None:
+    """Keep the sdkmessagefilters rows (the documented support probe) in step with `table.bulk`."""
+    engine = sim.engine
+    req = _req(sim, User(id=fixed_id("system"), name="SYSTEM"))
+    with engine.db.transaction():
+        for message in BULK:
+            fid = fixed_id(f"filter:{message}:{table.logical_name}")
+            present = fid in engine.db.rows["sdkmessagefilter"]
+            if message in table.bulk and not present:
+                engine.create(
+                    engine.schema.tables["sdkmessagefilter"],
+                    {
+                        "sdkmessagefilterid": fid,
+                        "primaryobjecttypecode": table.logical_name,
+                        "sdkmessageid@odata.bind": f"/sdkmessages({fixed_id(f'msg:{message}')})",
+                    },
+                    req,
+                )
+            elif message not in table.bulk and present:
+                engine.db.remove("sdkmessagefilter", fid)
 
 
 def seed_demo(sim: Simulator, counts: dict[str, int], seed: int = 1) -> dict[str, int]:

@@ -52,6 +52,8 @@ def test_create_multiple_returns_ids_and_falls_back_when_unsupported(sim, client
     result = client.create_multiple("accounts", [{"name": f"Acc {i}"} for i in range(20)])
     assert len({o.id for o in result.succeeded}) == 20 and result.bulk_requests == 1
     sim.admin.call("POST", "schema", {"table": "account", "bulk": []})
+    probe = odata.eq("sdkmessageid/name", "CreateMultiple") & odata.eq("primaryobjecttypecode", "account")
+    assert client.count("sdkmessagefilters", probe) == 0  # the documented probe agrees
     fallback = client.create_multiple("accounts", [{"name": f"Other {i}"} for i in range(5)])
     assert len(fallback.succeeded) == 5 and fallback.fallbacks == 1 and fallback.batch_requests == 1
     assert all(o.id for o in fallback.succeeded)
