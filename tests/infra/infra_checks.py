@@ -55,7 +55,7 @@ PLATFORM_SETTINGS: dict[str, str] = {
 }
 
 # A setting is a secret when its type is SecretStr or its name ends like one of these.
-_SECRET_NAME = re.compile(r"(SECRET|TOKEN|PASSWORD|_KEY|CONNECTION_STRING_SECRET)$")
+_SECRET_NAME = re.compile(r"(SECRET|TOKEN|PASSWORD|_KEY)$")
 _SETTING_REFERENCE = re.compile(r"%([A-Za-z0-9_.:-]+)%")
 _SKIP_COMMENT = re.compile(r"checkov:skip=([A-Za-z0-9_,-]+)(:\s*(.*))?")
 
