@@ -422,7 +422,7 @@ def _call(node: Call, row: dict[str, Any], resolve: Resolver) -> Any:
         if short in ("In", "NotIn"):
             if not isinstance(values, list):
                 raise ODataError(400, "0x80060888", f"{short} requires PropertyValues=[...].")
-            hit = any(_compare("eq", actual, v) for v in values)
+            hit = any(_compare("eq", actual, _coerce_like(actual, v)) for v in values)
             return hit if short == "In" else not hit
         if short == "Between" or short == "NotBetween":
             if not isinstance(values, list) or len(values) != 2:

@@ -201,3 +201,13 @@ def test_missing_lookup_target_is_a_reference_problem_not_a_missing_record(clien
         ]
     )
     assert isinstance(results[0].error, DataverseReferenceMissing)
+
+
+def test_in_and_between_on_numbers_and_guids(client):
+    ids = [client.create("accounts", {"name": f"N{i}", "customertypecode": i}) for i in (1, 3, 5)]
+    by_code = client.query("accounts", select=["name"], filter=odata.in_("customertypecode", [3, 5]))
+    assert sorted(r["name"] for r in by_code) == ["N3", "N5"]
+    by_range = client.query("accounts", select=["name"], filter=odata.between("customertypecode", 2, 4))
+    assert [r["name"] for r in by_range] == ["N3"]
+    by_id = client.query("accounts", select=["name"], filter=odata.in_("accountid", ids[:2]))
+    assert sorted(r["name"] for r in by_id) == ["N1", "N3"]
