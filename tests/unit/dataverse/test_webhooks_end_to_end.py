@@ -33,6 +33,7 @@ class Receiver:
         self.publisher = RecordingPublisher()
         self.requests: list[dict[str, str]] = []
         self.fail_status: int | None = None
+        self.fail_after_publish = 0  # answer 503 after publishing, this many times
         self.settings = load_settings(
             {
                 "DATAVERSE_URL": "https://contoso.crm.dynamics.com",
@@ -59,6 +60,9 @@ class Receiver:
             body=await request.body(),
         )
         resp = ingress.handle(req, self.settings)
+        if self.fail_after_publish > 0:
+            self.fail_after_publish -= 1
+            return Response(status_code=503)
         return Response(resp.get_body(), status_code=resp.status_code, media_type="application/json")
 
     def notices(self):
@@ -239,3 +243,13 @@ def test_context_shape_uses_typed_values(sim, client, receiver):
     assert attrs["createdon"].startswith("/Date(")
     assert ctx["OperationCreatedOn"].startswith("/Date(") and ctx["Stage"] == 40 and ctx["Mode"] == 1
     assert ctx["OutputParameters"][0]["key"] == "id"
+
+
+def test_redelivery_after_a_lost_answer_publishes_the_same_message_id(sim, client, receiver):
+    rec, url = receiver
+    register(client, url, steps=[StepSpec("account", "Create")])
+    rec.fail_after_publish = 1  # published, but Dataverse saw a 503 and tried once more
+    client.create("accounts", {"name": "Twice"})
+    sim.admin.drain()
+    ids = [m.message_id for _, batch in rec.publisher.sent for m in batch]
+    assert len(ids) == 2 and ids[0] == ids[1]  # broker duplicate detection drops the second
