@@ -79,6 +79,12 @@ def parse_bicep(path: Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise InfraCheckError(f"{path}: cannot read ({exc})") from exc
+    return parse_bicep_text(text, str(path))
+
+
+def parse_bicep_text(text: str, label: str) -> dict[str, Any]:
+    """parse_bicep for text that is not in a file; `label` names it in errors."""
+    path = label
     if text not in _PARSED:
         try:
             _PARSED[text] = BicepParser().parse(text=text)
@@ -134,16 +140,12 @@ def check_bicepparam(infra_dir: Path) -> list[str]:
             continue
         as_vars = re.sub(r"^\s*using\s+'[^']+'\s*$", "", text, flags=re.M)
         as_vars = re.sub(r"^param\s+", "var ", as_vars, flags=re.M)
-        scratch = path.with_name(f".{path.stem}.bicepparam-check.bicep")
         try:
-            scratch.write_text(as_vars, encoding="utf-8")
-            values = parse_bicep(scratch).get("variables", {})
+            values = parse_bicep_text(as_vars, str(path)).get("variables", {})
         except InfraCheckError as exc:
             problems.append(f"{path}: parameter values are not valid Bicep expressions: "
                             f"{str(exc).split(': ', 1)[-1]}")
             continue
-        finally:
-            scratch.unlink(missing_ok=True)
         try:
             declared = parse_bicep(target).get("parameters", {})
         except InfraCheckError as exc:
