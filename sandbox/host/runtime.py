@@ -697,8 +697,14 @@ class LocalHost:
         while not self._stopping.is_set():
             now = self.clock()
             if now >= next_due:
-                await self._fire_timer_logged(fn, due=next_due, reason="Timer fired")
-                next_due = schedule.next_after(max(self.clock(), next_due))
+                # Busy until the next occurrence is armed, so wait_idle() means "scheduled again".
+                # Occurrences that pass while the function runs are skipped, as in the Functions host.
+                self._busy += 1
+                try:
+                    await self._fire_timer_logged(fn, due=next_due, reason="Timer fired")
+                    next_due = schedule.next_after(max(self.clock(), next_due))
+                finally:
+                    self._busy -= 1
                 continue
             await self._sleep(min(self.poll_interval, max((next_due - now).total_seconds(), 0.01)))
 

@@ -44,6 +44,7 @@ def test_timer_runs_on_its_schedule_and_reports_missed_runs_as_past_due(make_hos
         assert on_time.past_due is False
         assert on_time.schedule_status["Next"] == at(12, 10).isoformat()
 
+        host.wait_idle()  # the run is over and 12:10 is armed
         clock.set(at(12, 31))  # 12:10 ... 12:30 were missed: one run, flagged past due
         wait_for(lambda: len(runs(host, "poll")) == 2, "the catch-up run")
         time.sleep(0.2)
