@@ -10,7 +10,7 @@ import pytest
 
 from shared.settings import SettingsError, load_settings
 from tests.infra import infra_checks as checks
-from tests.infra.conftest import break_file, copy_infra
+from tests.infra.copies import break_file, copy_infra
 
 MI_CLIENT_ID = "11111111-2222-3333-4444-555555555555"
 MAIN = checks.parse_bicep(checks.INFRA_DIR / "main.bicep")

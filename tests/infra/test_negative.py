@@ -13,7 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.bus.topology import Topology, load_topology
 from tests.infra import infra_checks as checks
-from tests.infra.conftest import BREAKS, break_file, copy_infra
+from tests.infra.copies import BREAKS, break_file, copy_infra
 
 
 def failures_in(report: dict[str, Any]) -> dict[str, str]:
