@@ -35,6 +35,7 @@ from shared.flows.customers_common import (
     fatal_description,
     outcomes_for,
 )
+from shared.flows.customers_to_dataverse import _unchanged_since_sync
 from shared.mapping import (
     CustomerMapping,
     MappingInputError,
@@ -72,6 +73,7 @@ class _Record:
     current: dict[str, Any] | None = None  # Brightpearl contact GET (with postalAddresses)
     decision: Any = None
     claim: Any = None
+    link: Any = None
 
 
 class CustomersToBrightpearl:
@@ -258,7 +260,7 @@ class CustomersToBrightpearl:
         links = self.store.links.get_many(ENTITY, "dataverse", [r.dv_id for r in records])
         for r in records:
             key = bp_id(r.row.get(self.key))
-            link = links.get(r.dv_id)
+            link = r.link = links.get(r.dv_id)
             if key:
                 r.bp_id, r.matched_by = key, "key"
             elif link is not None and link.is_linked and link.id_in("brightpearl"):
@@ -383,12 +385,35 @@ class CustomersToBrightpearl:
         for r in records:
             if results.has(r.dv_id):
                 continue
+            link = r.link
+            if (
+                r.current is not None
+                and not r.read.fatal
+                and link is not None
+                and link.is_linked
+                and link.id_in("brightpearl") == r.bp_id
+                and link.hash_of("dataverse") == content_hash(r.read.value, "dataverse", self.mapping)
+            ):
+                # Dataverse holds what was last synced (our own write coming back): nothing to push.
+                results.set(
+                    r.dv_id,
+                    RecordResult(
+                        "unchanged",
+                        None,
+                        f"Dataverse contact {r.dv_id} unchanged since the last sync (echo or no-op)",
+                        target_id=r.bp_id,
+                    ),
+                )
+                continue
             current = None
             if r.current is not None:
                 try:
                     current = brightpearl_to_canonical(r.current, self.mapping).value
                 except MappingInputError:
                     current = None
+            if current is not None and _unchanged_since_sync(r.link, "brightpearl", current, self.mapping):
+                # only Dataverse changed since the last sync: it is the last writer (see the other flow)
+                current = current.model_copy(update={"modified_at": None})
             r.decision = decide_write(
                 r.read.value, current, "brightpearl", self.mapping, source_issues=r.read.issues
             )

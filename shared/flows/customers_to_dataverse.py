@@ -182,7 +182,7 @@ class CustomersToDataverse:
         links = self.store.links.get_many(ENTITY, "brightpearl", [r.bp_id for r in records])
         self._current_rows(records, links)
         self._match_unlinked(records, results)
-        self._decide(records, results)
+        self._decide(records, results, links)
         self._write(records, results, links)
 
     def _fetch_contacts(self, ids: list[str]) -> dict[str, dict[str, Any]]:
@@ -302,9 +302,29 @@ class CustomersToDataverse:
                 continue
         return index
 
-    def _decide(self, records: list[_Record], results: BatchResults) -> None:
+    def _decide(self, records: list[_Record], results: BatchResults, links: dict[str, Any]) -> None:
         for r in records:
             if results.has(r.bp_id):
+                continue
+            link = links.get(r.bp_id)
+            if (
+                r.row is not None
+                and not r.read.fatal
+                and link is not None
+                and link.is_linked
+                and link.hash_of("brightpearl") == content_hash(r.read.value, "brightpearl", self.mapping)
+            ):
+                # Brightpearl holds what was last synced (typically our own write coming back):
+                # nothing to push. A newer Dataverse edit travels the other way.
+                results.set(
+                    r.bp_id,
+                    RecordResult(
+                        "unchanged",
+                        None,
+                        f"Brightpearl contact {r.bp_id} unchanged since the last sync (echo or no-op)",
+                        target_id=str(r.row["contactid"]),
+                    ),
+                )
                 continue
             current = None
             if r.row is not None:
@@ -312,6 +332,10 @@ class CustomersToDataverse:
                     current = dataverse_to_canonical(r.row, self.mapping).value
                 except MappingInputError:
                     current = None
+            if current is not None and _unchanged_since_sync(link, "dataverse", current, self.mapping):
+                # only Brightpearl changed since the last sync: it is the last writer, whatever the
+                # clocks say (Dataverse stamps whole seconds, our own writes move its modifiedon)
+                current = current.model_copy(update={"modified_at": None})
             account = (r.row or {}).get("parentcustomerid_account") or {}
             r.decision = decide_write(
                 r.read.value,
@@ -439,6 +463,16 @@ class CustomersToDataverse:
         except StoreConflictError as exc:
             # another worker recorded the link meanwhile; the record itself is synced
             log.info("link of Brightpearl contact %s not recorded: %s", r.bp_id, type(exc).__name__)
+
+
+def _unchanged_since_sync(link: Any, system: str, current: Any, mapping: CustomerMapping) -> bool:
+    """Does `system` still hold exactly what the last sync left there (per the link's hash)?"""
+    return (
+        link is not None
+        and link.is_linked
+        and link.hash_of(system) is not None
+        and link.hash_of(system) == content_hash(current, system, mapping)  # type: ignore[arg-type]
+    )
 
 
 def _postcodes(customer: Any) -> set[str]:
