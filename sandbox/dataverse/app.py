@@ -209,7 +209,9 @@ class Simulator:
                 scope, receive, send, SimResponse.error(denied), self.protection.headers(user.id)
             )
             return
-        started = time.perf_counter()
+        # Execution time charged to the user: the configured latency plus the time the engine
+        # spent on the request - not time spent queueing for the simulator's single engine lock.
+        charged = {"ms": 0.0}
         try:
             if self.config.latency_ms:
                 await asyncio.sleep(self.config.latency_ms / 1000)
@@ -222,24 +224,32 @@ class Simulator:
                 user=user,
                 base_url=base,
             )
-            response = await run_in_threadpool(self.dispatch, sim_req)
+            response = await run_in_threadpool(self.dispatch, sim_req, charged)
         finally:
-            self.protection.release(user.id, (time.perf_counter() - started) * 1000)
+            self.protection.release(user.id, self.config.latency_ms + charged["ms"])
         await self._send(scope, receive, send, response, self.protection.headers(user.id))
 
-    def dispatch(self, req: SimRequest) -> SimResponse:
+    def dispatch(self, req: SimRequest, charged: dict[str, float] | None = None) -> SimResponse:
         key = self._counter_key(req)
         with self.lock:
-            self.counters[key] += 1
-            if req.path.strip("/") == "$batch":
-                try:
-                    response = execute_batch(self.engine, req)
-                except ODataError as exc:
-                    response = SimResponse.error(exc)
-            else:
-                response = self.engine.handle(req)
-            self.status_counts[response.status] += 1
-            return response
+            started = time.perf_counter()
+            try:
+                return self._dispatch_locked(req, key)
+            finally:
+                if charged is not None:
+                    charged["ms"] = (time.perf_counter() - started) * 1000
+
+    def _dispatch_locked(self, req: SimRequest, key: str) -> SimResponse:
+        self.counters[key] += 1
+        if req.path.strip("/") == "$batch":
+            try:
+                response = execute_batch(self.engine, req)
+            except ODataError as exc:
+                response = SimResponse.error(exc)
+        else:
+            response = self.engine.handle(req)
+        self.status_counts[response.status] += 1
+        return response
 
     @staticmethod
     def _counter_key(req: SimRequest) -> str:
