@@ -90,5 +90,8 @@ def test_workbook_shows_throughput_failures_dead_letters_and_latency():
         assert topic in titles, f"workbook has no {topic} panel"
     queries = [i["content"]["query"] for i in workbook["items"] if i["type"] == 3]
     assert queries and all("{TimeRange}" in q for q in queries)
+    # per-flow panels read the app's own metrics, keyed by the flow (subscription) name
+    assert any('"bpsync.message_outcomes"' in q and "customDimensions.flow" in q for q in queries)
+    assert any('"bpsync.end_to_end_latency"' in q for q in queries)
     metrics = [i for i in workbook["items"] if i["type"] == 10]
     assert metrics[0]["content"]["metrics"][0]["metric"].endswith("DeadletteredMessages")
