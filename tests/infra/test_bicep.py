@@ -95,3 +95,13 @@ def test_workbook_shows_throughput_failures_dead_letters_and_latency():
     assert any('"bpsync.end_to_end_latency"' in q for q in queries)
     metrics = [i for i in workbook["items"] if i["type"] == 10]
     assert metrics[0]["content"]["metrics"][0]["metric"].endswith("DeadletteredMessages")
+
+
+def test_workbook_and_kql_read_metrics_the_app_emits():
+    telemetry = (checks.ROOT / "shared" / "telemetry.py").read_text(encoding="utf-8")
+    emitted = set(re.findall(r'"(bpsync\.[a-z_]+)"', telemetry))
+    texts = [(checks.INFRA_DIR / "workbook.json").read_text(encoding="utf-8"),
+             (checks.ROOT / "docs" / "operations-kql.md").read_text(encoding="utf-8")]
+    read = {name for text in texts for name in re.findall(r'name == \\?"(bpsync\.[a-z_]+)\\?"', text)}
+    assert read, "no app metric is read"
+    assert read <= emitted, f"metrics read but never emitted by shared/telemetry.py: {sorted(read - emitted)}"
