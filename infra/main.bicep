@@ -97,7 +97,7 @@ param stateTablePrefix string = ''
 param dataverseAuthMode string = 'managedIdentity'
 
 @description('Tenant of the Dataverse app registration (DATAVERSE_TENANT_ID, secret mode).')
-param dataverseTenantId string = tenant().tenantId
+param dataverseTenantId string = subscription().tenantId
 
 @description('Application (client) id of the Dataverse app registration (DATAVERSE_CLIENT_ID); required for secret mode.')
 param dataverseClientId string = ''
