@@ -154,8 +154,8 @@ def _function_info(fn: func.Function, environ: Mapping[str, str]) -> FunctionInf
     signature = inspect.signature(user_function)
     try:
         hints = typing.get_type_hints(user_function)
-    except Exception:
-        hints = {p.name: p.annotation for p in signature.parameters.values()}
+    except Exception as exc:  # the worker also fails to load such a function
+        raise HostConfigError(f"function {name!r}: cannot resolve its type annotations: {exc}") from exc
     trigger_parameter = trig["name"]
     if trigger_parameter not in signature.parameters:
         raise HostConfigError(

@@ -128,6 +128,7 @@ def test_bad_host_json_values_are_named(service_bus, message):
             "parameter 'extra' is declared in Python but has no binding",
         ),
         ("tests.unit.host.apps.wrong_annotation_app", "not azure.servicebus.ServiceBusReceivedMessage"),
+        ("tests.unit.host.apps.unresolvable_app", "'handler': cannot resolve its type annotations"),
     ],
 )
 def test_apps_the_worker_would_refuse_are_refused(make_host, bus, module, message):
