@@ -14,6 +14,10 @@ from shared.events import Envelope
 from shared.flows.customers_to_brightpearl import CustomersToBrightpearl
 from shared.flows.customers_to_dataverse import CustomersToDataverse
 from shared.flows.pollers import BrightpearlContactPoller, DataverseChangePoller
+from shared.resilience import classify
+from shared.telemetry import get_logger
+
+log = get_logger("functions.customers")
 
 bp = func.Blueprint()
 
@@ -97,30 +101,48 @@ register_flow(
 @bp.timer_trigger(arg_name="timer", schedule="%CUSTOMERS_BRIGHTPEARL_POLL_SCHEDULE%", run_on_startup=False)
 def poll_brightpearl_contacts(timer: func.TimerRequest) -> None:
     s = runtime.settings()
-    BrightpearlContactPoller(
-        client=runtime.brightpearl(),
-        cursors=runtime.state_store().cursors,
-        publish=_publisher_to(_brightpearl_topic),
-        clock=runtime.clock,
-        source=f"/brightpearl/{s.brightpearl.account}",
-        overlap=timedelta(seconds=s.customers.poll_overlap_seconds),
-        initial_lookback=timedelta(hours=s.customers.poll_initial_lookback_hours),
-        per_notice=s.customers.ids_per_notice,
-    ).poll()
+    _tolerant(
+        "Brightpearl contact poll",
+        lambda: BrightpearlContactPoller(
+            client=runtime.brightpearl(),
+            cursors=runtime.state_store().cursors,
+            publish=_publisher_to(_brightpearl_topic),
+            clock=runtime.clock,
+            source=f"/brightpearl/{s.brightpearl.account}",
+            overlap=timedelta(seconds=s.customers.poll_overlap_seconds),
+            initial_lookback=timedelta(hours=s.customers.poll_initial_lookback_hours),
+            per_notice=s.customers.ids_per_notice,
+        ).poll(),
+    )
 
 
 @bp.function_name("poll_dataverse_customers")
 @bp.timer_trigger(arg_name="timer", schedule="%CUSTOMERS_DATAVERSE_POLL_SCHEDULE%", run_on_startup=False)
 def poll_dataverse_customers(timer: func.TimerRequest) -> None:
     s = runtime.settings()
-    DataverseChangePoller(
-        client=runtime.dataverse(),
-        cursors=runtime.state_store().cursors,
-        publish=_publisher_to(_dataverse_topic),
-        clock=runtime.clock,
-        source=dataverse_source(),
-        per_notice=s.customers.ids_per_notice,
-    ).poll()
+    _tolerant(
+        "Dataverse change-tracking poll",
+        lambda: DataverseChangePoller(
+            client=runtime.dataverse(),
+            cursors=runtime.state_store().cursors,
+            publish=_publisher_to(_dataverse_topic),
+            clock=runtime.clock,
+            source=dataverse_source(),
+            per_notice=s.customers.ids_per_notice,
+        ).poll(),
+    )
+
+
+def _tolerant(what: str, poll) -> None:  # type: ignore[no-untyped-def]
+    """Run a poll; a transient failure (throttling, 5xx, network) is logged and left to the next
+    run (cursors only move after a publish, so nothing is skipped). Anything else is raised."""
+    try:
+        poll()
+    except Exception as exc:
+        verdict = classify(exc)
+        if verdict is None or not verdict.transient:
+            raise
+        log.warning("%s failed (%s); the next run picks it up", what, verdict.reason)
 
 
 def dataverse_source() -> str:

@@ -9,13 +9,16 @@ envelope (DESIGN §3, §6):
 - else, a record with a fatal quality problem -> DeadLetter when the envelope carries only
   that record; when it carries several ids, the good ones are synced and each bad id is
   re-published as its own single-id notice for this subscription (replay_to), which then
-  dead-letters with its own reason. So every poison record ends as exactly one dead letter,
-  named by id, and resubmitting it re-runs only that record;
+  dead-letters with its own reason. A ledger key per (flow, record, record version) makes
+  that happen once even when a webhook, the poller and a backfill all named the record. So
+  every poison record ends as exactly one dead letter, named by id, and resubmitting it
+  re-runs only that record;
 - else Completed (synced, unchanged, missing, needs review, skipped).
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -52,6 +55,7 @@ class RecordResult:
     target_id: str | None = None
     retry_after: float | None = None
     created: bool = False
+    stamp: str | None = None  # the source record's modification stamp (fatal records: dead-letter key)
 
 
 @dataclass
@@ -89,7 +93,14 @@ def batch_failure(exc: BaseException, envelopes: Sequence[Envelope], what: str) 
 Publish = Callable[[list[Envelope]], None]
 
 
-def split_notice(envelope: Envelope, record_id: str, replay_to: str) -> Envelope:
+def dead_letter_key(flow: str, record_id: str, stamp: str | None) -> str:
+    """One key per (flow, record, version of the record): the ledger lets one dead letter exist
+    per bad record version, however many notices (webhook, poller, backfill) named it."""
+    text = f"{flow}|dead|{record_id}|{stamp or ''}"
+    return "dl-" + hashlib.sha256(text.encode()).hexdigest()[:40]
+
+
+def split_notice(envelope: Envelope, record_id: str, replay_to: str, stamp: str | None = None) -> Envelope:
     """A single-id copy of `envelope` for one bad record, only for subscription `replay_to`."""
     n = envelope.notice
     notice = ChangeNotice(
@@ -100,7 +111,7 @@ def split_notice(envelope: Envelope, record_id: str, replay_to: str) -> Envelope
         observed_at=n.observed_at,
         source=n.source,
         origin=n.origin,
-        version=f"split:{envelope.id}:{record_id}"[:128],
+        version=f"dead:{record_id}:{stamp or ''}"[:128],
         detail=n.detail,
     )
     return Envelope(notice=notice, id=notice.key, replay_to=replay_to)
@@ -114,8 +125,14 @@ def outcomes_for(
     flow: str,
     system_label: str,
     publish: Publish,
+    ledger: Any = None,
 ) -> list[Outcome]:
-    """One outcome per envelope from the per-record results (rules in the module docstring)."""
+    """One outcome per envelope from the per-record results (rules in the module docstring).
+
+    With a `ledger`, each bad record version is dead-lettered once: a second notice naming it
+    (the poller and a backfill both did) completes instead. A resubmitted copy (replay_to set)
+    always dead-letters again if the record is still bad.
+    """
     outcomes: list[Outcome] = []
     for envelope in envelopes:
         ids = list(dict.fromkeys(ids_of(envelope)))
@@ -136,18 +153,33 @@ def outcomes_for(
         if not bad:
             outcomes.append(Completed())
             continue
-        if len(envelope.notice.ids) == 1:
-            _, result = bad[0]
+        if len(envelope.notice.ids) == 1 and len(bad) == 1:
+            record_id, result = bad[0]
+            if (
+                envelope.replay_to is None
+                and ledger is not None
+                and not ledger.record(dead_letter_key(flow, record_id, result.stamp))
+            ):
+                outcomes.append(Completed(note=f"{system_label} {record_id} is already dead-lettered"))
+                continue
             outcomes.append(
                 DeadLetter(reason=result.reason or "Rejected", description=result.description[:4000])
             )
             continue
+        fresh = []
+        for record_id, result in bad:
+            key = dead_letter_key(flow, record_id, result.stamp)
+            if ledger is None or ledger.record(key):
+                fresh.append((record_id, result, key))
         try:
-            publish([split_notice(envelope, i, flow) for i, _ in bad])
+            publish([split_notice(envelope, i, flow, r.stamp) for i, r, _ in fresh])
         except Exception as exc:  # the bus is down: retry the whole envelope later
+            for _, _, key in fresh:
+                if ledger is not None:
+                    ledger.forget(key)
             outcomes.append(outcome_for_error(exc, f"split of {system_label} notice {envelope.id}"))
             continue
-        outcomes.append(Completed(note=f"{len(bad)} bad record(s) split off for dead-lettering"))
+        outcomes.append(Completed(note=f"{len(fresh)} bad record(s) split off for dead-lettering"))
     return outcomes
 
 

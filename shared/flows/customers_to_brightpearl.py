@@ -171,7 +171,13 @@ class CustomersToBrightpearl:
             return out
 
         outcomes = outcomes_for(
-            envelopes, ids_of, results, flow=self.name, system_label="Dataverse contact", publish=self.publish
+            envelopes,
+            ids_of,
+            results,
+            flow=self.name,
+            system_label="Dataverse contact",
+            publish=self.publish,
+            ledger=self.store.ledger,
         )
         for contact_ids in derived.values():
             for contact_id in contact_ids:
@@ -419,7 +425,13 @@ class CustomersToBrightpearl:
             )
             if r.decision.fatal:
                 results.set(
-                    r.dv_id, RecordResult("fatal", r.decision.reason, fatal_description(r.decision.issues))
+                    r.dv_id,
+                    RecordResult(
+                        "fatal",
+                        r.decision.reason,
+                        fatal_description(r.decision.issues),
+                        stamp=str(r.row.get("modifiedon") or ""),
+                    ),
                 )
 
     # ------------------------------------------------------------------------------ writes
@@ -454,9 +466,12 @@ class CustomersToBrightpearl:
             if results.has(r.dv_id):
                 continue
             kind = "synced" if r.decision.should_write else "unchanged"
-            how = {"email": " (linked by e-mail)", "key": "", "link": ""}.get(
-                r.matched_by or "", " (created)"
-            )
+            how = {
+                "email": " (linked by e-mail)",
+                "key": "",
+                "link": "",
+                "recovered": " (recovered after an interrupted create)",
+            }.get(r.matched_by or "", " (created)")
             description = f"Dataverse contact {r.dv_id} -> Brightpearl contact {r.bp_id}"
             description += (
                 ": Brightpearl already holds this content (echo or no-op)" if kind == "unchanged" else how
@@ -495,6 +510,8 @@ class CustomersToBrightpearl:
         for r in creates:
             try:
                 r.claim = self.store.links.claim(ENTITY, "dataverse", r.dv_id, "brightpearl")
+                if r.claim.claimed_at > r.claim.created_at and self._recover(r):
+                    continue  # an earlier attempt had created it after all: linked, not created again
                 claimed.append(r)
             except ClaimTaken as taken:
                 link = taken.link
@@ -532,7 +549,10 @@ class CustomersToBrightpearl:
         groups: dict[int, list[int]] = {}
         for r in claimed:
             if r.dv_id in failed:
-                self._release(r)
+                if not isinstance(failed[r.dv_id], bp_errors.BrightpearlAmbiguousWrite):
+                    self._release(r)
+                # else: the POST may have been applied; the claim stays pending, and whoever takes
+                # it over once it is stale looks for that contact before creating (_recover)
                 results.error(
                     r.dv_id, failed[r.dv_id], f"creation of Dataverse contact {r.dv_id} in Brightpearl"
                 )
@@ -556,6 +576,47 @@ class CustomersToBrightpearl:
                 groups.setdefault(int(payload.contact_group_id), []).append(int(r.bp_id))
         for group_id, members in groups.items():
             self.bp.add_contacts_to_group(group_id, members)
+
+    def _recover(self, r: _Record) -> bool:
+        """After taking over a stale claim: find the contact an earlier, interrupted attempt may
+        have created (same e-mail, else same name + postcode, not linked to anything) and link it."""
+        rows: dict[str, dict[str, Any]] = {}
+        for email in sorted(customer_emails(r.read.value)):
+            for row in self.bp.search_contacts(primary_email=email, columns=_SEARCH_COLUMNS):
+                rows[str(row["contactId"])] = row
+        last = r.read.value.name.last_name
+        if last:
+            for row in self.bp.search_contacts(lastName=last, columns=_SEARCH_COLUMNS):
+                rows[str(row["contactId"])] = row
+        if not rows:
+            return False
+        linked = self.store.links.get_many(ENTITY, "brightpearl", list(rows))
+        free = sorted(int(c) for c in rows if not (c in linked and linked[c].is_linked))
+        if not free:
+            return False
+        index = DuplicateIndex(name_threshold=99.0, require_postcode=self.mapping.duplicates.require_postcode)
+        for item in self.bp.get_by_ids(
+            CONTACT_GET, free, limit=200, params={"includeOptional": "postalAddresses"}
+        ):
+            try:
+                index.add(str(item["contactId"]), brightpearl_to_canonical(item, self.mapping).value)
+            except (MappingInputError, KeyError):
+                continue
+        match = index.match(r.read.value)
+        found = match.linked_id or (match.likely[0].record_id if len(match.likely) == 1 else None)
+        if found is None:
+            return False
+        r.bp_id, r.matched_by = found, "recovered"
+        self._fetch_current([r])
+        self.store.links.complete_claim(
+            r.claim, found, source_hash=content_hash(r.read.value, "dataverse", self.mapping)
+        )
+        log.warning(
+            "Dataverse contact %s: recovered Brightpearl contact %s created by an interrupted attempt",
+            r.dv_id,
+            found,
+        )
+        return True
 
     def _release(self, r: _Record) -> None:
         try:

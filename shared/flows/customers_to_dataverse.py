@@ -111,6 +111,7 @@ class CustomersToDataverse:
             flow=self.name,
             system_label="Brightpearl contact",
             publish=self.publish,
+            ledger=self.store.ledger,
         )
         try:
             self.store.audit.record_many(
@@ -347,7 +348,13 @@ class CustomersToDataverse:
             )
             if r.decision.fatal:
                 results.set(
-                    r.bp_id, RecordResult("fatal", r.decision.reason, fatal_description(r.decision.issues))
+                    r.bp_id,
+                    RecordResult(
+                        "fatal",
+                        r.decision.reason,
+                        fatal_description(r.decision.issues),
+                        stamp=str(r.raw.get("updatedOn") or ""),
+                    ),
                 )
 
     # ------------------------------------------------------------------------------ writes

@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[3]
 BP_TOPIC, DV_TOPIC = "brightpearl-changes", "dataverse-changes"
 TO_DV, TO_BP = "customers-to-dataverse", "customers-to-brightpearl"
 NEVER = "0 0 0 1 1 *"  # timers run only when a test runs them
+CLAIM_TIMEOUT = 30  # seconds of fake time before an interrupted creation claim may be taken over
 
 
 class FakeClock:
@@ -125,15 +126,16 @@ class Sandbox:
     def pending(self) -> int:
         return sum(self.bus.counts(t, s).active for t, s in ((BP_TOPIC, TO_DV), (DV_TOPIC, TO_BP)))
 
-    def run_retries(self, timeout: float = 120.0, max_rounds: int = 30) -> None:
-        """Move the clock past every scheduled retry copy until none is left."""
+    def run_retries(self, timeout: float = 120.0, max_rounds: int = 60) -> None:
+        """Move the fake clock past every scheduled retry copy (back-off or a server's throttle
+        period, at most a minute) until none is left."""
         for _ in range(max_rounds):
             scheduled = sum(
                 self.bus.counts(t, s).scheduled for t, s in ((BP_TOPIC, TO_DV), (DV_TOPIC, TO_BP))
             )
             if not scheduled:
                 return
-            self.clock.advance(float(self.values["RETRY_MAX_DELAY_SECONDS"]) + 1)
+            self.clock.advance(61)
             self.host.wait_idle(timeout=timeout)
         raise AssertionError("retry copies still scheduled")
 
@@ -188,7 +190,8 @@ def sandbox_values(
         CUSTOMERS_BRIGHTPEARL_POLL_SCHEDULE=NEVER,
         CUSTOMERS_DATAVERSE_POLL_SCHEDULE=NEVER,
         CUSTOMERS_POLL_INITIAL_LOOKBACK_HOURS="2000",
-        RETRY_MAX_ATTEMPTS="8",
+        RETRY_MAX_ATTEMPTS="20",
+        LINK_CLAIM_TIMEOUT_SECONDS=str(CLAIM_TIMEOUT),
         RETRY_BASE_DELAY_SECONDS="5",
         RETRY_MAX_DELAY_SECONDS="20",
     )
@@ -212,11 +215,15 @@ def sandbox(
     values = sandbox_values(bp_server, dv_server, azurite, tmp_path, prefix)
     settings = load_settings(values)
     clock = FakeClock()
-    store = StateStore.from_connection_string(azurite, table_prefix=prefix)
+    store = StateStore.from_connection_string(
+        azurite, table_prefix=prefix, clock=clock, claim_timeout=timedelta(seconds=CLAIM_TIMEOUT)
+    )
     store.ensure_tables()
     bus = LocalBus(tmp_path / "bus.sqlite3", clock=clock)
     bp = BrightpearlClient.from_settings(
-        settings.brightpearl, budget=RateBudget(100_000, 60.0, reserve=0), sleep=lambda s: None
+        settings.brightpearl,
+        budget=RateBudget(100_000, 60.0, reserve=0, clock=lambda: clock().timestamp()),  # fake time
+        sleep=lambda s: None,
     )
     dvc = DataverseClient(
         dv_server.url,
