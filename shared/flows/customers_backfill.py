@@ -63,6 +63,7 @@ class CustomerBackfill:
         clock: Callable[[], datetime],
         source_name: str,
         per_notice: int = 100,
+        page_size: int = PAGE,
     ) -> None:
         if source not in ("brightpearl", "dataverse"):
             raise ValueError(f"--from must be brightpearl or dataverse, not {source!r}")
@@ -74,6 +75,7 @@ class CustomerBackfill:
         self.clock = clock
         self.source_name = source_name
         self.per_notice = per_notice
+        self.page_size = page_size
 
     def run(
         self,
@@ -156,7 +158,7 @@ class CustomerBackfill:
                 filters=filters,
                 columns=["contactId"],
                 sort="contactId.ASC",
-                page_size=PAGE,
+                page_size=self.page_size,
                 first_result=position + 1,
             )
             for page in paginator.pages():
@@ -170,7 +172,7 @@ class CustomerBackfill:
             select=["contactid"],
             filter=flt,
             orderby=["createdon asc", "contactid asc"],
-            page_size=PAGE,
+            page_size=self.page_size,
         ):
             ids = [str(r.id) for r in page.records]
             if skipped + len(ids) <= position:
