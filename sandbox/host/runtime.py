@@ -89,6 +89,10 @@ def ensure_loopback(host: str) -> str:
     return host
 
 
+def _disabled(function_name: str) -> bool:
+    return os.environ.get(f"AzureWebJobs.{function_name}.Disabled", "").strip().lower() in ("true", "1")
+
+
 class LocalHost:
     """Programmatic local Functions host. Use as a context manager or call start()/stop().
 
@@ -155,7 +159,10 @@ class LocalHost:
         if str(self.project_root) not in sys.path:
             sys.path.insert(0, str(self.project_root))
         self.module = import_app_module(app_module)
-        self.functions: list[FunctionInfo] = index_functions(self.module, os.environ)
+        indexed = index_functions(self.module, os.environ)
+        # As in Azure: app setting AzureWebJobs.<name>.Disabled=true turns a function off.
+        self.disabled = [f.name for f in indexed if _disabled(f.name)]
+        self.functions: list[FunctionInfo] = [f for f in indexed if f.name not in self.disabled]
         self._by_name = {f.name: f for f in self.functions}
         self._keys = FunctionKeys(os.environ, self.functions)
         self._schedules = {
@@ -243,7 +250,8 @@ class LocalHost:
 
     def describe(self) -> list[str]:
         """The start-up listing: one line per function with its route, topic or schedule."""
-        return [f.describe(self.base_url, self.options.route_prefix) for f in self.functions]
+        lines = [f.describe(self.base_url, self.options.route_prefix) for f in self.functions]
+        return lines + [f"{name}: disabled (AzureWebJobs.{name}.Disabled)" for name in self.disabled]
 
     def start(self) -> LocalHost:
         if self._thread is not None:

@@ -65,6 +65,8 @@ _QUEUE_ACTIVE = "active"
 _QUEUE_DEFERRED = "deferred"
 _QUEUE_DLQ = "dlq"
 
+_PRUNE_EVERY_SECONDS = 30.0
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS sequences (topic TEXT PRIMARY KEY, last INTEGER NOT NULL);
@@ -72,6 +74,7 @@ CREATE TABLE IF NOT EXISTS duplicates (
     topic TEXT NOT NULL, message_id TEXT NOT NULL, expires_at REAL NOT NULL,
     PRIMARY KEY (topic, message_id)
 );
+CREATE INDEX IF NOT EXISTS ix_duplicates_expiry ON duplicates (topic, expires_at);
 CREATE TABLE IF NOT EXISTS entries (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     topic TEXT NOT NULL,
@@ -204,6 +207,7 @@ class LocalBus:
                         f"topic {t.name!r} subscription {s.name!r} rule {s.rule.name!r}: {exc}"
                     ) from exc
         self._lock = threading.RLock()
+        self._pruned: dict[str, float] = {}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._conn = sqlite3.connect(
@@ -373,7 +377,11 @@ class LocalBus:
             return
         with self._write() as conn:
             now = self._now()
-            conn.execute("DELETE FROM duplicates WHERE topic = ? AND expires_at <= ?", (topic, now))
+            # Expired ids never match (the lookup checks expires_at); prune them now and then,
+            # not on every publish.
+            if now - self._pruned.get(topic, float("-inf")) >= _PRUNE_EVERY_SECONDS:
+                conn.execute("DELETE FROM duplicates WHERE topic = ? AND expires_at <= ?", (topic, now))
+                self._pruned[topic] = now
             for message in messages:
                 self._accept(conn, t, message, now)
 
