@@ -108,6 +108,10 @@ def configure_telemetry(
     root = logging.getLogger()
     logger = logging.getLogger(LOGGER_NAME)
     logger.setLevel(log_level)
+    # The Azure SDKs log every HTTP request and response at INFO: keep that for DEBUG runs.
+    if log_level != "DEBUG":
+        for noisy in ("azure", "uamqp"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
     if not any(isinstance(f, CorrelationFilter) for f in logger.filters):
         logger.addFilter(CorrelationFilter())
     for handler in root.handlers:
