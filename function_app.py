@@ -2,11 +2,12 @@
 
 import azure.functions as func
 
-from functions import customers, ingress
+from functions import customers, ingress, ingress_dataverse
 from shared.startup import start
 
 start()  # validates every setting (fails naming the bad ones) and configures telemetry
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(ingress.bp)
+app.register_functions(ingress_dataverse.bp)
 app.register_functions(customers.bp)

@@ -79,3 +79,31 @@ def install(simulator: Any, mapping: CustomerMapping | None = None) -> None:
     """Install the solution into a running simulator (sandbox.dataverse.app.Simulator); resets it."""
     simulator._base_schema = solution_schema(mapping, simulator._base_schema)
     simulator.reset()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m sandbox.customers_solution [sandbox.dataverse options]`: the Dataverse simulator
+    with the customer solution installed (what `syncctl sandbox up` runs)."""
+    import sys
+
+    import uvicorn
+
+    from sandbox.dataverse.__main__ import build_parser, config_from_args
+    from sandbox.dataverse.app import Simulator
+
+    args = build_parser().parse_args(argv)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"refusing to bind {args.host!r}: the simulator serves loopback only", file=sys.stderr)
+        return 2
+    sim = Simulator(
+        config_from_args(args), solution_schema(base=load_schema(args.schema) if args.schema else None)
+    )
+    print(
+        f"Dataverse simulator (customer solution installed) on http://{args.host}:{args.port}/api/data/v9.2/"
+    )
+    uvicorn.run(sim, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

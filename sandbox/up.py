@@ -77,9 +77,10 @@ def plan(settings: dict[str, str], *, host_port: int = 7071) -> list[Service]:
             f"http://127.0.0.1:{table_port(settings)}/devstoreaccount1",
         )
     ]
+    # the Dataverse simulator runs with the integration's solution columns (sandbox.customers_solution)
     for name, module, port in (("brightpearl", "sandbox.brightpearl", 8101),
-                               ("dataverse", "sandbox.dataverse", 8102)):
-        if importlib.util.find_spec(f"{module}.__main__") is not None:
+                               ("dataverse", "sandbox.customers_solution", 8102)):
+        if importlib.util.find_spec(module) is not None:
             services.append(Service(
                 f"{name} simulator",
                 [python, "-m", module, "--host", "127.0.0.1", "--port", str(port)],
@@ -159,8 +160,9 @@ class Supervisor:
             self.echo(f"stopped {service.name}")
 
 
-def run(host_port: int = 7071, echo: Callable[[str], None] = print) -> int:
-    """`syncctl sandbox up` / `make run`: start everything, print URLs, stop on Ctrl-C."""
+def run(host_port: int = 7071, echo: Callable[[str], None] = print, prepare: bool = True) -> int:
+    """`syncctl sandbox up` / `make run`: start everything, print URLs, register webhooks against the
+    local host, seed the customer base and backfill it (`prepare`), stop on Ctrl-C."""
     settings_path, settings = load_local_settings()
     supervisor = Supervisor(plan(settings, host_port=host_port), echo=echo)
 
@@ -178,6 +180,13 @@ def run(host_port: int = 7071, echo: Callable[[str], None] = print) -> int:
         echo(f"  {'health':<22} http://127.0.0.1:{host_port}/api/health")
         echo(f"  {'brightpearl webhook':<22} POST http://127.0.0.1:{host_port}/api/webhooks/brightpearl"
              "?code=<LOCAL_FUNCTION_KEY>")
+        if prepare:
+            from sandbox.demo import prepare as prepare_customers
+
+            try:
+                prepare_customers(settings, host_port, echo)
+            except Exception as exc:  # the sandbox itself is up; say what did not work
+                echo(f"customer base not prepared: {exc}")
         echo("press Ctrl-C to stop")
         code = supervisor.wait()
     except SystemExit as exc:

@@ -42,11 +42,26 @@ def apply_settings_file(path: Path | None) -> None:
 
 
 @sandbox_app.command("up")
-def sandbox_up(port: int = typer.Option(7071, help="port of the local Functions host")) -> None:
+def sandbox_up(
+    port: int = typer.Option(7071, help="port of the local Functions host"),
+    seed: bool = typer.Option(True, "--seed/--no-seed", help="register webhooks, seed customers, backfill"),
+) -> None:
     """Start Azurite, the simulators and the local Functions host; Ctrl-C stops everything."""
     from sandbox.up import run
 
-    raise typer.Exit(run(host_port=port, echo=console.print))
+    raise typer.Exit(run(host_port=port, echo=console.print, prepare=seed))
+
+
+@sandbox_app.command("demo")
+def sandbox_demo(
+    port: int = typer.Option(7071, help="port of the running local Functions host"),
+    file: Path | None = typer.Option(None, "--settings", help="local.settings.json-style file"),
+) -> None:
+    """Run a scripted customer scenario against a running `syncctl sandbox up` and print what happened."""
+    from sandbox.demo import run_demo
+
+    values = {**load_settings_file(file), **{k: v for k, v in os.environ.items() if k.isupper()}}
+    raise typer.Exit(run_demo(values, host_port=port, echo=console.print))
 
 
 @settings_app.command("check")
