@@ -61,10 +61,14 @@ class BusSettings(BaseSettings):
         description="file of the sandbox's local bus (BUS_BACKEND=local only)",
     )
     brightpearl_changes_topic: str = Field(
-        "brightpearl-changes", validation_alias="BRIGHTPEARL_CHANGES_TOPIC"
+        "brightpearl-changes",
+        validation_alias="BRIGHTPEARL_CHANGES_TOPIC",
+        description="topic for Brightpearl change notices (infra/topology.json)",
     )
     dataverse_changes_topic: str = Field(
-        "dataverse-changes", validation_alias="DATAVERSE_CHANGES_TOPIC"
+        "dataverse-changes",
+        validation_alias="DATAVERSE_CHANGES_TOPIC",
+        description="topic for Dataverse change notices (infra/topology.json)",
     )
 
     @model_validator(mode="after")
@@ -100,7 +104,9 @@ class StoreSettings(BaseSettings):
         description="explicit table endpoint (overrides the one derived from accountName)",
     )
     managed_identity_client_id: str | None = Field(
-        None, validation_alias="AzureWebJobsStorage__clientId"
+        None,
+        validation_alias="AzureWebJobsStorage__clientId",
+        description="client id of a user-assigned managed identity, if one is used",
     )
     table_prefix: str = Field(
         "",
@@ -108,8 +114,14 @@ class StoreSettings(BaseSettings):
         pattern=r"^[A-Za-z]?[A-Za-z0-9]{0,20}$",
         description="prefix for the state table names (letters and digits)",
     )
-    audit_retention_days: int = Field(90, ge=1, le=3650, validation_alias="AUDIT_RETENTION_DAYS")
-    ledger_retention_days: int = Field(14, ge=1, le=365, validation_alias="LEDGER_RETENTION_DAYS")
+    audit_retention_days: int = Field(
+        90, ge=1, le=3650, validation_alias="AUDIT_RETENTION_DAYS",
+        description="days audit rows are kept",
+    )
+    ledger_retention_days: int = Field(
+        14, ge=1, le=365, validation_alias="LEDGER_RETENTION_DAYS",
+        description="days processed-message keys are remembered (idempotent receiver)",
+    )
     link_claim_timeout_seconds: int = Field(
         600,
         ge=10,
@@ -141,14 +153,18 @@ class RetrySettings(BaseSettings):
 
     model_config = _BASE_CONFIG
 
-    max_attempts: int = Field(8, ge=1, le=100, validation_alias="RETRY_MAX_ATTEMPTS")
+    max_attempts: int = Field(8, ge=1, le=100, validation_alias="RETRY_MAX_ATTEMPTS",
+        description="attempts before a transient failure is dead-lettered as RetriesExhausted")
     base_delay_seconds: float = Field(
-        15.0, gt=0, le=3600, validation_alias="RETRY_BASE_DELAY_SECONDS"
+        15.0, gt=0, le=3600, validation_alias="RETRY_BASE_DELAY_SECONDS",
+        description="first retry delay; doubles each attempt",
     )
     max_delay_seconds: float = Field(
-        1800.0, gt=0, le=7 * 24 * 3600, validation_alias="RETRY_MAX_DELAY_SECONDS"
+        1800.0, gt=0, le=7 * 24 * 3600, validation_alias="RETRY_MAX_DELAY_SECONDS",
+        description="cap of the retry delay (a longer server-given delay still wins)",
     )
-    jitter_ratio: float = Field(0.2, ge=0, le=1, validation_alias="RETRY_JITTER_RATIO")
+    jitter_ratio: float = Field(0.2, ge=0, le=1, validation_alias="RETRY_JITTER_RATIO",
+        description="each delay is spread by +/- this fraction")
 
     @model_validator(mode="after")
     def _cap_not_below_base(self) -> RetrySettings:
@@ -175,7 +191,8 @@ class WebhookSettings(BaseSettings):
         description="value Dataverse sends in its WebhookKey / HttpHeader auth (Key Vault)",
     )
     max_body_bytes: int = Field(
-        256 * 1024, ge=1024, le=4 * 1024 * 1024, validation_alias="WEBHOOK_MAX_BODY_BYTES"
+        256 * 1024, ge=1024, le=4 * 1024 * 1024, validation_alias="WEBHOOK_MAX_BODY_BYTES",
+        description="larger webhook bodies are refused with 413",
     )
     max_ids: int = Field(
         1000,
@@ -185,7 +202,8 @@ class WebhookSettings(BaseSettings):
         description="largest id set one Brightpearl webhook may carry",
     )
     ids_per_notice: int = Field(
-        100, ge=1, le=500, validation_alias="WEBHOOK_IDS_PER_NOTICE"
+        100, ge=1, le=500, validation_alias="WEBHOOK_IDS_PER_NOTICE",
+        description="ids per change notice; larger id sets are split",
     )
 
 
@@ -193,12 +211,14 @@ class TelemetrySettings(BaseSettings):
     model_config = _BASE_CONFIG
 
     appinsights_connection_string: str | None = Field(
-        None, validation_alias="APPLICATIONINSIGHTS_CONNECTION_STRING"
+        None, validation_alias="APPLICATIONINSIGHTS_CONNECTION_STRING",
+        description="export logs, traces and metrics to Application Insights when set",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
-        "INFO", validation_alias="LOG_LEVEL"
+        "INFO", validation_alias="LOG_LEVEL", description="level of the integration's own loggers"
     )
-    service_name: str = Field("brightpearl-dynamics-sync", validation_alias="OTEL_SERVICE_NAME")
+    service_name: str = Field("brightpearl-dynamics-sync", validation_alias="OTEL_SERVICE_NAME",
+        description="service name (cloud role) in Application Insights")
 
 
 class CustomersSettings(BaseSettings):

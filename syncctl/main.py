@@ -83,6 +83,14 @@ def settings_check(
     console.print(f"[green]settings OK[/green] (bus: {settings.bus.backend})")
 
 
+@settings_app.command("docs")
+def settings_docs() -> None:
+    """Print the configuration reference (docs/configuration.md) generated from the code."""
+    from shared.settings_doc import render
+
+    typer.echo(render(), nl=False)
+
+
 # Sub-apps that live with their subject; each module exports a typer app named `app`.
 for module_name, command in (
     ("syncctl.dlq", "dlq"),

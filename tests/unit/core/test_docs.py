@@ -1,0 +1,22 @@
+"""The docs that are derived from code stay true to it."""
+
+from pathlib import Path
+
+from shared.settings import SECTIONS
+from shared.settings_doc import render
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_configuration_reference_is_up_to_date():
+    current = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    stale = "docs/configuration.md is stale: run `syncctl settings docs > docs/configuration.md`"
+    assert current == render(), stale
+
+
+def test_every_setting_is_documented_with_its_name():
+    text = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    for section in SECTIONS.values():
+        for name, field in section.model_fields.items():
+            alias = field.validation_alias if isinstance(field.validation_alias, str) else name
+            assert f"`{alias}`" in text
