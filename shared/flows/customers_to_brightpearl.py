@@ -58,7 +58,7 @@ from shared.telemetry import get_logger
 log = get_logger("flows.customers_to_brightpearl")
 
 CONTACT_GET = "/contact-service/contact/{ids}"
-GUIDS_PER_QUERY = 40
+GUIDS_PER_QUERY = 100
 MULTI_MESSAGE_MAX = 10
 _GUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 

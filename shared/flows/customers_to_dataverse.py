@@ -44,14 +44,16 @@ from shared.mapping import (
 from shared.mapping.brightpearl import bp_id
 from shared.outcomes import Outcome
 from shared.quality.duplicates import DuplicateIndex, customer_emails, customer_postcodes
+from shared.quality.normalise import email_match_key, postcode_match_key
 from shared.store.errors import StoreConflictError
 from shared.telemetry import get_logger
 
 log = get_logger("flows.customers_to_dataverse")
 
 CONTACT_GET = "/contact-service/contact/{ids}"
-BP_IDS_PER_QUERY = 100  # short integer keys: 100 fit comfortably in one $filter URL
-VALUES_PER_QUERY = 40  # e-mails, postcodes, GUIDs
+LOOKUP_CHUNK = 100  # records per combined lookup query (keys, e-mails, postcodes: a few KB of URL)
+BP_IDS_PER_QUERY = 250  # short integer keys only
+VALUES_PER_QUERY = 100  # GUIDs
 
 
 @dataclass
@@ -91,6 +93,7 @@ class CustomersToDataverse:
         query = contact_query(self.mapping)
         self.select = contact_select(self.mapping)
         self.expand = query.get("$expand")
+        self._pool: dict[str, dict[str, Any]] = {}
 
     # ------------------------------------------------------------------------------ entry
     def handle(self, envelopes: Sequence[Envelope]) -> list[Outcome]:
@@ -204,10 +207,27 @@ class CustomersToDataverse:
         ]
 
     def _current_rows(self, records: list[_Record], links: dict[str, Any]) -> None:
-        by_key: dict[str, dict[str, Any]] = {}
-        for chunk in chunked([r.bp_id for r in records], BP_IDS_PER_QUERY):
-            for row in self._query_contacts(odata.in_(self.key, list(chunk))):
-                by_key[str(row.get(self.key))] = row
+        """One query per chunk of records finds their contacts by key and every candidate for
+        e-mail and name + postcode matching (`self._pool`)."""
+        pool: dict[str, dict[str, Any]] = {}
+        for chunk in chunked(records, LOOKUP_CHUNK):
+            live = [r for r in chunk if not r.read.fatal]
+            emails = sorted({e for r in live for e in customer_emails(r.read.value)})
+            postcodes = sorted(
+                {v for r in live for p in _postcodes(r.read.value) for v in (p, p.replace(" ", ""))}
+            )
+            parts = [odata.in_(self.key, [r.bp_id for r in chunk])]
+            if emails:
+                parts.append(odata.in_("emailaddress1", emails))
+            if postcodes:
+                parts += [
+                    odata.in_("address1_postalcode", postcodes),
+                    odata.in_("address2_postalcode", postcodes),
+                ]
+            for row in self._query_contacts(odata.any_of(*parts)):
+                pool[str(row["contactid"]).lower()] = row
+        self._pool = pool
+        by_key = {str(row.get(self.key)): row for row in pool.values() if row.get(self.key)}
         linked_ids = {
             r.bp_id: links[r.bp_id].id_in("dataverse")
             for r in records
@@ -230,11 +250,10 @@ class CustomersToDataverse:
         if not unmatched:
             return
         taken = {str(r.row["contactid"]).lower() for r in records if r.row is not None}
-        emails = sorted({e for r in unmatched for e in customer_emails(r.read.value)})
-        candidates: dict[str, dict[str, Any]] = {}
-        for chunk in chunked(emails, VALUES_PER_QUERY):
-            for row in self._query_contacts(odata.in_("emailaddress1", list(chunk))):
-                candidates[str(row["contactid"]).lower()] = row
+        emails = {e for r in unmatched for e in customer_emails(r.read.value)}
+        candidates = {
+            k: row for k, row in self._pool.items() if email_match_key(row.get("emailaddress1")) in emails
+        }
         dup = self.mapping.duplicates
         index = self._index(candidates, dup)
         still: list[_Record] = []
@@ -265,14 +284,16 @@ class CustomersToDataverse:
                 still.append(r)
         if not still:
             return
-        postcodes = sorted({p for r in still for p in _postcodes(r.read.value)})
-        near: dict[str, dict[str, Any]] = {}
-        for chunk in chunked(postcodes, VALUES_PER_QUERY):
-            flt = odata.any_of(
-                odata.in_("address1_postalcode", list(chunk)), odata.in_("address2_postalcode", list(chunk))
-            )
-            for row in self._query_contacts(flt):
-                near[str(row["contactid"]).lower()] = row
+        postcodes = {postcode_match_key(p) for r in still for p in _postcodes(r.read.value)} - {None}
+        near = {
+            k: row
+            for k, row in self._pool.items()
+            if {
+                postcode_match_key(row.get("address1_postalcode")),
+                postcode_match_key(row.get("address2_postalcode")),
+            }
+            & postcodes
+        }
         index = self._index({k: v for k, v in near.items() if k not in taken}, dup)
         for r in still:
             match = index.match(r.read.value)
