@@ -219,6 +219,30 @@ def audit_rows(
     return rows
 
 
+STATE_WORKERS = 8  # concurrent state-table writes per batch (links, audit): independent rows
+
+
+def in_parallel(fn: Callable[[Any], Any], items: Sequence[Any], workers: int = STATE_WORKERS) -> None:
+    """Run `fn` over `items` on a small thread pool (Table Storage calls are I/O-bound).
+
+    Exceptions propagate (the first one raised), like a plain loop's would.
+    """
+    if len(items) <= 1:
+        for item in items:
+            fn(item)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
+        for _ in pool.map(fn, items):
+            pass
+
+
+def record_audit(audit: Any, entries: list[AuditEntry], chunk: int = 100) -> None:
+    """Write audit rows in parallel chunks (each chunk is grouped into table transactions)."""
+    in_parallel(audit.record_many, [list(c) for c in chunked(entries, chunk)])
+
+
 def chunked(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]

@@ -33,7 +33,9 @@ from shared.flows.customers_common import (
     batch_failure,
     chunked,
     fatal_description,
+    in_parallel,
     outcomes_for,
+    record_audit,
 )
 from shared.flows.customers_to_dataverse import _unchanged_since_sync
 from shared.mapping import (
@@ -58,7 +60,7 @@ from shared.telemetry import get_logger
 log = get_logger("flows.customers_to_brightpearl")
 
 CONTACT_GET = "/contact-service/contact/{ids}"
-GUIDS_PER_QUERY = 100
+GUIDS_PER_QUERY = 200  # about 9 KB of URL; Dataverse accepts 32 KB
 MULTI_MESSAGE_MAX = 10
 _GUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
@@ -183,7 +185,8 @@ class CustomersToBrightpearl:
             for contact_id in contact_ids:
                 message_of.setdefault(contact_id, message_of.get(contact_id) or envelopes[0])
         try:
-            self.store.audit.record_many(
+            record_audit(
+                self.store.audit,
                 audit_rows(
                     results,
                     flow=self.name,
@@ -191,7 +194,7 @@ class CustomersToBrightpearl:
                     target_system="brightpearl",
                     message_of=message_of,
                     started=started,
-                )
+                ),
             )
         except Exception:
             log.exception("writing %d audit rows failed", len(results.by_id))
@@ -462,6 +465,7 @@ class CustomersToBrightpearl:
                         outcome.error,
                         f"write-back of bpi_brightpearlid to Dataverse contact {r.dv_id}",
                     )
+        remember: list[_Record] = []
         for r in todo:
             if results.has(r.dv_id):
                 continue
@@ -480,7 +484,8 @@ class CustomersToBrightpearl:
                 r.dv_id,
                 RecordResult(kind, None, description, target_id=r.bp_id, created=r.matched_by is None),
             )
-            self._remember(r)
+            remember.append(r)
+        in_parallel(self._remember, remember)
 
     def _update(self, r: _Record) -> None:
         assert r.bp_id is not None and r.current is not None

@@ -28,7 +28,9 @@ from shared.flows.customers_common import (
     batch_failure,
     chunked,
     fatal_description,
+    in_parallel,
     outcomes_for,
+    record_audit,
 )
 from shared.mapping import (
     CustomerMapping,
@@ -52,7 +54,7 @@ log = get_logger("flows.customers_to_dataverse")
 
 CONTACT_GET = "/contact-service/contact/{ids}"
 LOOKUP_CHUNK = 100  # records per combined lookup query (keys, e-mails, postcodes: a few KB of URL)
-BP_IDS_PER_QUERY = 250  # short integer keys only
+BP_IDS_PER_QUERY = 500  # short integer keys only (a few KB of URL)
 VALUES_PER_QUERY = 100  # GUIDs
 
 
@@ -117,7 +119,8 @@ class CustomersToDataverse:
             ledger=self.store.ledger,
         )
         try:
-            self.store.audit.record_many(
+            record_audit(
+                self.store.audit,
                 audit_rows(
                     results,
                     flow=self.name,
@@ -125,7 +128,7 @@ class CustomersToDataverse:
                     target_system="dataverse",
                     message_of=message_of,
                     started=started,
-                )
+                ),
             )
         except Exception:  # the audit is a record of what happened, not a reason to redo it
             log.exception("writing %d audit rows failed", len(results.by_id))
@@ -423,6 +426,7 @@ class CustomersToDataverse:
                 "contacts", select=["contactid", self.key], filter=odata.in_(self.key, list(chunk))
             ):
                 new_ids[str(rec.get(self.key))] = str(rec.get("contactid"))
+        remember: list[tuple[_Record, str]] = []
         for r in todo:
             if results.has(r.bp_id):
                 continue
@@ -438,7 +442,10 @@ class CustomersToDataverse:
                 r.bp_id, RecordResult(kind, None, description, target_id=dv_id, created=r.row is None)
             )
             if dv_id:
-                self._remember(r, dv_id, links.get(r.bp_id), results)
+                remember.append((r, dv_id))
+        in_parallel(
+            lambda item: self._remember(item[0], item[1], links.get(item[0].bp_id), results), remember
+        )
 
     def _write_accounts(self, writes: list[_Record]) -> dict[str, BaseException]:
         rows: dict[str, dict[str, Any]] = {}
