@@ -147,3 +147,32 @@ def test_notice_for_a_record_that_no_longer_exists_completes_with_an_audit_row(s
     assert (counts.active, counts.scheduled, counts.dead_letter) == (0, 0, 0)
     [entry] = sb.store.audit.for_record("customer", "brightpearl", "987654")
     assert entry.result is AuditResult.MISSING and entry.reason_code == "BrightpearlRecordMissing"
+
+
+def test_dataverse_backfill_resumes_and_honours_since(sandbox: Sandbox):
+    from tests.e2e.customers.test_faults_at_scale import seed_dataverse
+
+    sb = sandbox
+    ids = [seed_dataverse(sb, person(700 + i)) for i in range(25)]
+    published: list[str] = []
+
+    def job() -> CustomerBackfill:
+        return CustomerBackfill(
+            "dataverse",
+            dataverse=sb.dvc,
+            cursors=sb.store.cursors,
+            publish=lambda envs: published.extend(i for e in envs for i in e.notice.ids),
+            clock=sb.clock,
+            source_name="/dataverse/sandbox",
+            per_notice=10,
+            page_size=10,
+        )
+
+    first = job().run(max_pages=2)
+    assert first.published_ids == 20
+    second = job().run()
+    assert (second.resumed_from, second.published_ids) == (20, 5)
+    assert sorted(published) == sorted(ids)  # every contact once
+    published.clear()
+    later = job().run(since=datetime.now(UTC) + timedelta(days=1))
+    assert later.published_ids == 0 and published == []
