@@ -401,6 +401,18 @@ def load_settings(environ: dict[str, str] | None = None) -> AppSettings:
     values = {k: v for k, v in (os.environ if environ is None else environ).items() if v != ""}
     built: dict[str, BaseSettings] = {}
     problems: list[str] = []
+    known = {
+        (f.validation_alias if isinstance(f.validation_alias, str) else name)
+        for section in SECTIONS.values()
+        for name, f in section.model_fields.items()
+    }
+    for key, value in values.items():
+        # Azure leaves a Key Vault reference it cannot resolve as literal text.
+        if key in known and value.startswith("@Microsoft.KeyVault("):
+            problems.append(
+                f"{key}: the Key Vault reference was not resolved; check that the secret exists "
+                "and that the app's identity has the Key Vault Secrets User role"
+            )
     for key, section in SECTIONS.items():
         try:
             built[key] = _from_values(section)(**values)

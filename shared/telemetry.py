@@ -124,7 +124,28 @@ def configure_telemetry(
         from azure.monitor.opentelemetry import configure_azure_monitor
 
         os.environ.setdefault("OTEL_SERVICE_NAME", service_name)
-        configure_azure_monitor(connection_string=connection_string, logger_name=LOGGER_NAME)
+        options: dict[str, Any] = {}
+        credential = _ingestion_credential(os.environ.get("APPLICATIONINSIGHTS_AUTHENTICATION_STRING"))
+        if credential is not None:
+            options["credential"] = credential
+        configure_azure_monitor(connection_string=connection_string, logger_name=LOGGER_NAME, **options)
+
+
+def _ingestion_credential(auth_string: str | None) -> Any:
+    """Entra ID credential for Application Insights when local (key) ingestion is disabled.
+
+    APPLICATIONINSIGHTS_AUTHENTICATION_STRING is `Authorization=AAD` optionally with
+    `ClientId=<user-assigned identity client id>` (the shape the Functions host uses).
+    """
+    if not auth_string:
+        return None
+    parts = dict(p.split("=", 1) for p in auth_string.split(";") if "=" in p)
+    if parts.get("Authorization", "").upper() != "AAD":
+        return None
+    from azure.identity import ManagedIdentityCredential
+
+    client_id = parts.get("ClientId")
+    return ManagedIdentityCredential(client_id=client_id) if client_id else ManagedIdentityCredential()
 
 
 # -- metrics -----------------------------------------------------------------------------

@@ -36,9 +36,10 @@ def load_settings_file(path: Path | None) -> dict[str, str]:
 
 
 def apply_settings_file(path: Path | None) -> None:
-    """Put the file's values into the environment; variables already set win."""
+    """Put the file's values into the environment; variables already set win; empty is unset."""
     for key, value in load_settings_file(path).items():
-        os.environ.setdefault(key, value)
+        if value != "":
+            os.environ.setdefault(key, value)
 
 
 @sandbox_app.command("up")

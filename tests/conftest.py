@@ -5,6 +5,7 @@ Keep this file small: fixtures of one area belong in that folder's own conftest.
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 
@@ -12,6 +13,19 @@ import pytest
 
 from sandbox.azurite import AzuriteTable
 from shared.store import StateStore
+
+
+@pytest.fixture(autouse=True)
+def _restore_environment() -> Iterator[None]:
+    """Whatever a test puts into os.environ (CLI commands load settings files into it, the
+    local host adds settings) is gone before the next test."""
+    saved = dict(os.environ)
+    try:
+        yield
+    finally:
+        for key in set(os.environ) - set(saved):
+            del os.environ[key]
+        os.environ.update(saved)
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 import shutil
 from typing import Any
 
@@ -68,6 +69,9 @@ def function_app(local_values: dict[str, str]) -> Any:
     saved = dict(os.environ)
     os.environ.update(local_values)
     settings_module.get_settings.cache_clear()
+    # A fresh import, as a new worker would do: get_functions() may be called only once per
+    # app object, and other tests (the local host's) may have imported and indexed it already.
+    sys.modules.pop("function_app", None)
     try:
         module = importlib.import_module("function_app")
     except Exception as exc:

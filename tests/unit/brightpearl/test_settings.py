@@ -63,6 +63,7 @@ def test_bad_settings_are_named(env: dict[str, str], named: str):
 
 
 def test_secrets_are_not_echoed():
+    # An empty value counts as unset: the token is reported missing, by name.
     with pytest.raises(SettingsError) as caught:
         load_settings(
             {
@@ -74,4 +75,20 @@ def test_secrets_are_not_echoed():
                 "BRIGHTPEARL_ACCOUNT_TOKEN": "",
             }
         )
-    assert "BRIGHTPEARL_ACCOUNT_TOKEN" in str(caught.value) and "***" in str(caught.value)
+    assert "BRIGHTPEARL_ACCOUNT_TOKEN" in str(caught.value)
+    # A token that is given is never echoed when something else is wrong.
+    with pytest.raises(SettingsError) as caught:
+        load_settings(
+            {
+                **BASE,
+                "DATAVERSE_URL": "https://x.crm.dynamics.com",
+                "BUS_BACKEND": "local",
+                "AzureWebJobsStorage": "UseDevelopmentStorage=true",
+                "BRIGHTPEARL_AUTH_MODE": "oauth",
+                "BRIGHTPEARL_APP_REF": "a",
+                "BRIGHTPEARL_OAUTH_CLIENT_SECRET": "very-secret-client-value",
+                "BRIGHTPEARL_OAUTH_TOKEN_URL": "not a url",
+            }
+        )
+    assert "BRIGHTPEARL_OAUTH_TOKEN_URL" in str(caught.value)
+    assert "very-secret-client-value" not in str(caught.value)

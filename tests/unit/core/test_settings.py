@@ -64,3 +64,11 @@ def test_empty_values_count_as_unset():
     assert load_settings(env).retry.max_attempts == 8  # the default
     with pytest.raises(SettingsError, match="BRIGHTPEARL_ACCOUNT"):
         load_settings(dict(EXAMPLE, BRIGHTPEARL_ACCOUNT=""))
+
+
+def test_an_unresolved_key_vault_reference_is_named():
+    env = dict(EXAMPLE, BRIGHTPEARL_WEBHOOK_SECRET="@Microsoft.KeyVault(VaultName=kv;SecretName=bp-webhook)")
+    with pytest.raises(SettingsError) as info:
+        load_settings(env)
+    [problem] = [p for p in info.value.problems if p.startswith("BRIGHTPEARL_WEBHOOK_SECRET")]
+    assert "Key Vault reference was not resolved" in problem and "SecretName" not in problem

@@ -53,3 +53,14 @@ def test_personal_data_passed_as_log_arguments_is_redacted():
         logger.removeHandler(handler)
     line = handler.format(records[0])
     assert "ann@example.org" not in line and "010-9999" not in line
+
+
+def test_entra_ingestion_uses_the_managed_identity_named_in_the_auth_string():
+    from azure.identity import ManagedIdentityCredential
+
+    from shared.telemetry import _ingestion_credential
+
+    assert _ingestion_credential(None) is None
+    assert _ingestion_credential("Authorization=Key") is None
+    credential = _ingestion_credential("Authorization=AAD;ClientId=00000000-0000-0000-0000-000000000001")
+    assert isinstance(credential, ManagedIdentityCredential)
