@@ -8,6 +8,7 @@ Microsoft.Dynamics.CRM.In/NotIn/Between/Null functions.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable
@@ -422,7 +423,12 @@ def _call(node: Call, row: dict[str, Any], resolve: Resolver) -> Any:
         if short in ("In", "NotIn"):
             if not isinstance(values, list):
                 raise ODataError(400, "0x80060888", f"{short} requires PropertyValues=[...].")
-            hit = any(_compare("eq", actual, _coerce_like(actual, v)) for v in values)
+            if isinstance(actual, str) and not isinstance(_norm(actual), datetime):
+                # fast path (added for the customers benchmark): same result as the loop below
+                # for text columns, one set lookup instead of a comparison per value
+                hit = actual.lower() in _lowered_text_values(tuple(values))
+            else:
+                hit = any(_compare("eq", actual, _coerce_like(actual, v)) for v in values)
             return hit if short == "In" else not hit
         if short == "Between" or short == "NotBetween":
             if not isinstance(values, list) or len(values) != 2:
@@ -439,6 +445,12 @@ def _call(node: Call, row: dict[str, Any], resolve: Resolver) -> Any:
             return hit if short == "Like" else not hit
         raise ODataError(400, "0x8006088a", f"Resource not found for the segment '{name}'.")
     raise ODataError(400, "0x80060888", f"Unknown function '{name}'.")
+
+
+@functools.lru_cache(maxsize=64)
+def _lowered_text_values(values: tuple[Any, ...]) -> frozenset[str]:
+    """The string values of an In() list, lower-cased (text equality is case-insensitive)."""
+    return frozenset(v.lower() for v in values if isinstance(v, str))
 
 
 def _coerce_like(actual: Any, value: Any) -> Any:
