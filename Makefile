@@ -35,6 +35,8 @@ bench: setup
 	$(PY) -m benchmarks.ingress
 	$(PY) -m benchmarks.brightpearl_client
 	$(PY) -m benchmarks.dataverse_client
+	$(PY) -m benchmarks.store
+	$(PY) -m benchmarks.customers
 
 clean:
 	rm -rf $(VENV) node_modules .sandbox benchmarks/results .pytest_cache .ruff_cache
