@@ -114,9 +114,7 @@ def configure_telemetry(
             logging.getLogger(noisy).setLevel(logging.WARNING)
     if not any(isinstance(f, CorrelationFilter) for f in logger.filters):
         logger.addFilter(CorrelationFilter())
-    for handler in root.handlers:
-        if not any(isinstance(f, CorrelationFilter) for f in handler.filters):
-            handler.addFilter(CorrelationFilter())
+    _filter_handlers(root, logger)
     if _configured:
         return
     _configured = True
@@ -129,6 +127,15 @@ def configure_telemetry(
         if credential is not None:
             options["credential"] = credential
         configure_azure_monitor(connection_string=connection_string, logger_name=LOGGER_NAME, **options)
+        _filter_handlers(root, logger)  # the exporter's handler, added just now, too
+
+
+def _filter_handlers(*loggers: logging.Logger) -> None:
+    """Handlers get the filter too: a logger's own filters skip records of its child loggers."""
+    for owner in loggers:
+        for handler in owner.handlers:
+            if not any(isinstance(f, CorrelationFilter) for f in handler.filters):
+                handler.addFilter(CorrelationFilter())
 
 
 def _ingestion_credential(auth_string: str | None) -> Any:
