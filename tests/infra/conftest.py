@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import importlib
 import os
-import sys
 import shutil
+import sys
 from typing import Any
 
 import pytest
