@@ -101,7 +101,7 @@ def test_workbook_and_kql_read_metrics_the_app_emits():
     telemetry = (checks.ROOT / "shared" / "telemetry.py").read_text(encoding="utf-8")
     emitted = set(re.findall(r'"(bpsync\.[a-z_]+)"', telemetry))
     texts = [(checks.INFRA_DIR / "workbook.json").read_text(encoding="utf-8"),
-             (checks.ROOT / "docs" / "operations-kql.md").read_text(encoding="utf-8")]
+             (checks.ROOT / "docs" / "operations.md").read_text(encoding="utf-8")]
     read = {name for text in texts for name in re.findall(r'name == \\?"(bpsync\.[a-z_]+)\\?"', text)}
     assert read, "no app metric is read"
     assert read <= emitted, f"metrics read but never emitted by shared/telemetry.py: {sorted(read - emitted)}"

@@ -20,3 +20,15 @@ def test_every_setting_is_documented_with_its_name():
         for name, field in section.model_fields.items():
             alias = field.validation_alias if isinstance(field.validation_alias, str) else name
             assert f"`{alias}`" in text
+
+
+def test_every_reason_code_an_operator_can_meet_is_explained_in_the_runbook():
+    from shared.quality.issues import IssueCode
+    from shared.resilience import RULES
+
+    runbook = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
+    codes = {rule.reason for rule in RULES}
+    codes |= {"MalformedMessage", "RetriesExhausted", "MaxDeliveryCountExceeded", "TTLExpiredException"}
+    codes |= {str(code) for code in IssueCode}
+    missing = sorted(code for code in codes if f"`{code}`" not in runbook)
+    assert not missing, f"reason codes missing from docs/operations.md: {missing}"
