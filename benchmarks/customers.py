@@ -14,8 +14,16 @@ Profiles:
   addresses and per ten contacts, so under the 200/min cap that direction runs on a smaller
   sample (the figures are per 1,000 customers either way).
 
-Usage: .venv/bin/python -m benchmarks.customers [--records 10000] [--naive 50] [--realistic-bp 2000]
-       [--realistic-dv 300] [--azurite 300]
+Usage: .venv/bin/python -m benchmarks.customers [--records 2000] [--naive 50] [--realistic-bp 1000]
+       [--realistic-dv 200] [--azurite 200]
+
+Size: the issue asks for a 10,000-customer backfill each way. Both simulators run in this
+process (pure Python: Dataverse UpsertMultiple validation, $filter evaluation per row), so on
+a 2-core machine a 10,000-record run spends most of its time inside the simulators and takes
+well over ten minutes; the default is therefore 2,000 customers per direction, and
+`--records 10000` runs the full size. Calls per 1,000 customers do not depend on the size
+(ids are chunked: 200 per Brightpearl id set, 100 records per Dataverse lookup query, 1,000
+rows per UpsertMultiple).
 Writes benchmarks/results/customers.json.
 """
 
@@ -426,13 +434,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--records", type=int, default=10_000, help="customers per zero-latency backfill")
-    parser.add_argument("--naive", type=int, default=50, help="customers in each naive run")
     parser.add_argument(
-        "--realistic-bp", type=int, default=2_000, help="Brightpearl -> Dataverse, realistic"
+        "--records",
+        type=int,
+        default=2_000,
+        help="customers per zero-latency backfill (the issue asks for 10000; see the docstring)",
     )
-    parser.add_argument("--realistic-dv", type=int, default=300, help="Dataverse -> Brightpearl, realistic")
-    parser.add_argument("--azurite", type=int, default=300, help="customers per run with state in Azurite")
+    parser.add_argument("--naive", type=int, default=50, help="customers in each naive run")
+    parser.add_argument("--realistic-bp", type=int, default=1_000, help="Brightpearl -> Dataverse, realistic")
+    parser.add_argument("--realistic-dv", type=int, default=200, help="Dataverse -> Brightpearl, realistic")
+    parser.add_argument("--azurite", type=int, default=200, help="customers per run with state in Azurite")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "customers.json")
     args = parser.parse_args(argv)
     started = time.perf_counter()
