@@ -1,0 +1,27 @@
+"""The sandbox pieces of issue 5: the Dataverse simulator gets the customer solution's
+columns, and `syncctl sandbox up` runs that simulator and offers the demo command."""
+
+from __future__ import annotations
+
+from typer.testing import CliRunner
+
+from sandbox.customers_solution import solution_schema
+from sandbox.up import plan
+from shared.mapping import load_customer_mapping, required_columns
+from syncctl.main import app
+
+
+def test_solution_schema_has_every_column_the_mapping_reads_or_writes():
+    schema = solution_schema()
+    for entity, columns in required_columns(load_customer_mapping()).items():
+        missing = [c for c in columns if c not in schema.tables[entity].columns]
+        assert missing == [], f"{entity}: {missing}"
+    segment = schema.tables["contact"].columns["bpi_segment"]
+    assert segment.type == "picklist" and set(segment.options) == {100000000, 100000001, 100000002}
+
+
+def test_sandbox_up_runs_the_dataverse_simulator_with_the_solution():
+    services = {s.name: s for s in plan({"AzureWebJobsStorage": "UseDevelopmentStorage=true"})}
+    assert "sandbox.customers_solution" in services["dataverse simulator"].argv
+    result = CliRunner().invoke(app, ["sandbox", "--help"])
+    assert "demo" in result.output and "up" in result.output
