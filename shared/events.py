@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -20,7 +21,6 @@ from shared.bus.port import CLOUDEVENTS_CONTENT_TYPE, OutgoingMessage
 
 SCHEMA_VERSION = 1
 EVENT_TYPE_PREFIX = "com.brightpearl-dynamics-sync.change"
-SYSTEMS = ("brightpearl", "dataverse")
 System = Literal["brightpearl", "dataverse"]
 Operation = Literal["created", "updated", "deleted", "changed"]
 
@@ -33,7 +33,7 @@ PROP_REPLAY_TO = "replay_to"
 PROP_ATTEMPT = "attempt"
 PROP_SCHEMA_VERSION = "schema_version"
 
-_ID_PATTERN = r"^[A-Za-z0-9{}._:-]{1,64}$"
+_ID = re.compile(r"^[A-Za-z0-9{}._:-]{1,64}$")
 MAX_IDS_PER_NOTICE = 500
 
 
@@ -78,11 +78,8 @@ class ChangeNotice(BaseModel):
     @field_validator("ids")
     @classmethod
     def _valid_ids(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        import re
-
-        pattern = re.compile(_ID_PATTERN)
         for item in value:
-            if not isinstance(item, str) or not pattern.match(item):
+            if not isinstance(item, str) or not _ID.match(item):
                 raise ValueError(f"id {item!r} is not a valid record id")
         return value
 

@@ -34,10 +34,6 @@ class DeadLetter:
 Outcome = Completed | RetryLater | DeadLetter
 
 
-class UnexpectedError(Exception):
-    """Raised by outcome_for_error for an error the table does not know: a bug, not data."""
-
-
 def outcome_for_error(exc: BaseException, what: str) -> Outcome:
     """Turn an expected error into an outcome through shared.resilience; re-raise unknown ones.
 

@@ -57,17 +57,6 @@ def message_body(message: Any) -> bytes:
     return b"".join(bytes(part) for part in body)
 
 
-def message_properties(message: Any) -> dict[str, Any]:
-    """Application properties with str keys (the SDK-type binding delivers bytes keys)."""
-    props = getattr(message, "application_properties", None) or {}
-    return {
-        (k.decode("utf-8") if isinstance(k, bytes) else str(k)): (
-            v.decode("utf-8") if isinstance(v, bytes) else v
-        )
-        for k, v in props.items()
-    }
-
-
 def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
