@@ -115,12 +115,16 @@ class Sandbox:
         self.host.run_timer("poll_dataverse_customers")
 
     def settle(self, rounds: int = 6, timeout: float = 120.0) -> None:
-        """Poll both sides and drain both subscriptions until nothing new happens."""
+        """Poll both sides and drain both subscriptions until nothing new happens: until a
+        round writes nothing to either system. (Drained queues alone are not enough: a round's
+        writes are changes the next polls must see, e.g. Brightpearl's default price list on a
+        contact created from Dataverse flows back to Dataverse one round later.)"""
         for _ in range(rounds):
+            before = (self.bp_writes(), self.dv.writes())
             self.poll_brightpearl()
             self.poll_dataverse()
             self.host.wait_idle(timeout=timeout)
-            if not self.pending():
+            if not self.pending() and (self.bp_writes(), self.dv.writes()) == before:
                 break
 
     def pending(self) -> int:
