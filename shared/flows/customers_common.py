@@ -243,6 +243,42 @@ def record_audit(audit: Any, entries: list[AuditEntry], chunk: int = 100) -> Non
     in_parallel(audit.record_many, [list(c) for c in chunked(entries, chunk)])
 
 
+def finish_batch(
+    envelopes: Sequence[Envelope],
+    ids_of: Callable[[Envelope], Iterable[str]],
+    results: BatchResults,
+    *,
+    flow: str,
+    system_label: str,
+    publish: Publish,
+    store: Any,
+    source_system: str,
+    target_system: str,
+    message_of: dict[str, Envelope],
+    started: float,
+) -> list[Outcome]:
+    """The end of every flow's batch: one outcome per envelope, then the audit rows.
+
+    A failed audit write is logged, not retried: the audit records what happened, it is no
+    reason to redo it.
+    """
+    outcomes = outcomes_for(
+        envelopes, ids_of, results, flow=flow, system_label=system_label, publish=publish,
+        ledger=store.ledger,
+    )
+    try:
+        record_audit(
+            store.audit,
+            audit_rows(
+                results, flow=flow, source_system=source_system, target_system=target_system,
+                message_of=message_of, started=started,
+            ),
+        )
+    except Exception:
+        log.exception("writing %d audit rows failed", len(results.by_id))
+    return outcomes
+
+
 def chunked(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]

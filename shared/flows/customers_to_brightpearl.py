@@ -29,13 +29,11 @@ from shared.flows.customers_common import (
     BatchResults,
     Publish,
     RecordResult,
-    audit_rows,
     batch_failure,
     chunked,
     fatal_description,
+    finish_batch,
     in_parallel,
-    outcomes_for,
-    record_audit,
 )
 from shared.flows.customers_to_dataverse import _unchanged_since_sync
 from shared.mapping import (
@@ -172,33 +170,22 @@ class CustomersToBrightpearl:
                 out.extend(derived.get(record_id, ()))
             return out
 
-        outcomes = outcomes_for(
+        for contact_ids in derived.values():
+            for contact_id in contact_ids:
+                message_of.setdefault(contact_id, message_of.get(contact_id) or envelopes[0])
+        return finish_batch(
             envelopes,
             ids_of,
             results,
             flow=self.name,
             system_label="Dataverse contact",
             publish=self.publish,
-            ledger=self.store.ledger,
+            store=self.store,
+            source_system="dataverse",
+            target_system="brightpearl",
+            message_of=message_of,
+            started=started,
         )
-        for contact_ids in derived.values():
-            for contact_id in contact_ids:
-                message_of.setdefault(contact_id, message_of.get(contact_id) or envelopes[0])
-        try:
-            record_audit(
-                self.store.audit,
-                audit_rows(
-                    results,
-                    flow=self.name,
-                    source_system="dataverse",
-                    target_system="brightpearl",
-                    message_of=message_of,
-                    started=started,
-                ),
-            )
-        except Exception:
-            log.exception("writing %d audit rows failed", len(results.by_id))
-        return outcomes
 
     def _is_own_echo(self, envelope: Envelope) -> bool:
         user = str(envelope.notice.detail.get("initiating_user") or "").lower()

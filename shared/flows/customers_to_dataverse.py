@@ -24,13 +24,11 @@ from shared.flows.customers_common import (
     BatchResults,
     Publish,
     RecordResult,
-    audit_rows,
     batch_failure,
     chunked,
     fatal_description,
+    finish_batch,
     in_parallel,
-    outcomes_for,
-    record_audit,
 )
 from shared.mapping import (
     CustomerMapping,
@@ -109,30 +107,19 @@ class CustomersToDataverse:
             self._run(list(message_of), results)
         except Exception as exc:  # a read or a state call failed for the whole batch
             return batch_failure(exc, envelopes, f"Brightpearl contacts {','.join(list(message_of)[:10])}")
-        outcomes = outcomes_for(
+        return finish_batch(
             envelopes,
             lambda e: e.notice.ids,
             results,
             flow=self.name,
             system_label="Brightpearl contact",
             publish=self.publish,
-            ledger=self.store.ledger,
+            store=self.store,
+            source_system="brightpearl",
+            target_system="dataverse",
+            message_of=message_of,
+            started=started,
         )
-        try:
-            record_audit(
-                self.store.audit,
-                audit_rows(
-                    results,
-                    flow=self.name,
-                    source_system="brightpearl",
-                    target_system="dataverse",
-                    message_of=message_of,
-                    started=started,
-                ),
-            )
-        except Exception:  # the audit is a record of what happened, not a reason to redo it
-            log.exception("writing %d audit rows failed", len(results.by_id))
-        return outcomes
 
     # ------------------------------------------------------------------------------ steps
     def _run(self, ids: list[str], results: BatchResults) -> None:
