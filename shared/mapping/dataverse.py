@@ -483,18 +483,9 @@ def address_columns(
     return out
 
 
-def canonical_to_dataverse(
-    customer: Customer, mapping: CustomerMapping, *, account_id: str | None = None
-) -> Translation[DataverseCustomerPayload]:
-    """Translate a canonical Customer into Dataverse contact (+ account) columns.
-
-    `account_id` is the Dataverse accountid of the customer's organisation when the caller
-    knows it (from the link table); it is used for the bind when `account.bind` is `id`.
-    """
-    log = IssueLog(mapping.quality, "dataverse", customer.ids.dataverse)
-    dv = mapping.dataverse
-    contact: dict[str, Any] = {}
-    values: dict[str, Any] = {
+def contact_field_values(customer: Customer) -> dict[str, Any]:
+    """The canonical values that `dataverse.contact_columns` in the mapping can name (tags as a list)."""
+    return {
         "name.salutation": customer.name.salutation,
         "name.first_name": customer.name.first_name,
         "name.last_name": customer.name.last_name,
@@ -506,8 +497,23 @@ def canonical_to_dataverse(
         "phones.mobile": customer.phones.mobile,
         "phones.fax": customer.phones.fax,
         "website": customer.website,
-        "tags": ", ".join(customer.tags) if customer.tags else None,
+        "tags": list(customer.tags) or None,
     }
+
+
+def canonical_to_dataverse(
+    customer: Customer, mapping: CustomerMapping, *, account_id: str | None = None
+) -> Translation[DataverseCustomerPayload]:
+    """Translate a canonical Customer into Dataverse contact (+ account) columns.
+
+    `account_id` is the Dataverse accountid of the customer's organisation when the caller
+    knows it (from the link table); it is used for the bind when `account.bind` is `id`.
+    """
+    log = IssueLog(mapping.quality, "dataverse", customer.ids.dataverse)
+    dv = mapping.dataverse
+    contact: dict[str, Any] = {}
+    values = contact_field_values(customer)
+    values["tags"] = ", ".join(values["tags"]) if values["tags"] else None
     for field, column in dv.contact_columns.items():
         if column is None:
             continue

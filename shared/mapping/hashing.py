@@ -19,6 +19,7 @@ from typing import Any
 from shared.mapping.brightpearl import ROLE_CODES, address_body
 from shared.mapping.columns import BRIGHTPEARL_LIMITS, max_length
 from shared.mapping.config import CustomerMapping, load_customer_mapping
+from shared.mapping.dataverse import contact_field_values
 from shared.model.customer import Address, Customer, System
 
 HASH_VERSION = "c1"  # bump when the projection changes, so stored hashes are not compared across versions
@@ -44,20 +45,7 @@ def _custom(customer: Customer, mapping: CustomerMapping) -> dict[str, Any]:
 
 def project_for_dataverse(customer: Customer, mapping: CustomerMapping) -> dict[str, Any]:
     dv = mapping.dataverse
-    values = {
-        "name.salutation": customer.name.salutation,
-        "name.first_name": customer.name.first_name,
-        "name.last_name": customer.name.last_name,
-        "emails.primary": customer.emails.primary,
-        "emails.secondary": customer.emails.secondary,
-        "emails.tertiary": customer.emails.tertiary,
-        "phones.telephone": customer.phones.telephone,
-        "phones.secondary": customer.phones.secondary,
-        "phones.mobile": customer.phones.mobile,
-        "phones.fax": customer.phones.fax,
-        "website": customer.website,
-        "tags": list(customer.tags) or None,
-    }
+    values = contact_field_values(customer)
     out: dict[str, Any] = {}
     for field, column in dv.contact_columns.items():
         if column is not None:
