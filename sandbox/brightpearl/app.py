@@ -459,13 +459,20 @@ class Simulator:
             raise ApiError(404, "CMNC-404", f"No {what} Found")
         return ok(items)
 
-    def render_contact(self, record: dict[str, Any], with_addresses: bool) -> dict[str, Any]:
+    def addresses_by_contact(self) -> dict[int, list[dict[str, Any]]]:
+        """Every postal address grouped by owning contact (built once per request, not per contact)."""
+        grouped: dict[int, list[dict[str, Any]]] = {}
+        for address in self.state.addresses.values():
+            grouped.setdefault(address["contactId"], []).append(address)
+        return grouped
+
+    def render_contact(
+        self, record: dict[str, Any], addresses: dict[int, list[dict[str, Any]]] | None
+    ) -> dict[str, Any]:
         out = {k: v for k, v in record.items() if not k.startswith("_")}
         out["contactTags"] = ",".join(str(t) for t in sorted(record["_tags"]))
-        if with_addresses:
-            out["postalAddresses"] = [
-                a for a in self.state.addresses.values() if a["contactId"] == record["contactId"]
-            ]
+        if addresses is not None:
+            out["postalAddresses"] = list(addresses.get(record["contactId"], []))
         return out
 
     def render_order(self, record: dict[str, Any]) -> dict[str, Any]:
@@ -492,8 +499,12 @@ class Simulator:
             except ValueError as exc:
                 raise bad("firstResult and pageSize must be integers", "CMNC-024") from exc
             page = present[first - 1 : first - 1 + size]
-            with_addresses = "postalAddresses" in req.params.get("includeOptional", "")
-            items = [self.render_contact(self.state.contacts[i], with_addresses) for i in page]
+            addresses = (
+                self.addresses_by_contact()
+                if "postalAddresses" in req.params.get("includeOptional", "")
+                else None
+            )
+            items = [self.render_contact(self.state.contacts[i], addresses) for i in page]
         if not items:
             raise ApiError(404, "CMNC-404", "No Contact Found")
         pagination = {
@@ -513,7 +524,7 @@ class Simulator:
     def patch_contact(self, req: Req, m: re.Match[str]) -> Reply:
         record = self.state.patch_contact(int(m["id"]), req.body)
         with self.state.lock:
-            return ok([self.render_contact(record, False)])
+            return ok([self.render_contact(record, None)])
 
     def get_contact_custom_fields(self, req: Req, m: re.Match[str]) -> Reply:
         with self.state.lock:
