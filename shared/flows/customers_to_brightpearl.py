@@ -342,12 +342,9 @@ class CustomersToBrightpearl:
             return
         # likely duplicates: same folded name among the search rows, then confirm by postcode
         names = {full_name(r.read.value) for r in name_pool}
+        row_names = {c: name for c, row in rows.items() if (name := _row_name(row))}
         near_ids = sorted(
-            {
-                int(c)
-                for c, row in rows.items()
-                if _row_name(row) and _near_any(_row_name(row), names, self.mapping.duplicates.name_threshold)
-            }
+            int(c) for c in _near_names(row_names, names, self.mapping.duplicates.name_threshold)
         )
         index = DuplicateIndex(
             name_threshold=self.mapping.duplicates.name_threshold,
@@ -748,10 +745,28 @@ def _row_name(row: dict[str, Any]) -> str:
     return fold_name(" ".join(str(p) for p in (row.get("firstName"), row.get("lastName")) if p))
 
 
-def _near_any(name: str, names: set[str], threshold: float) -> bool:
-    from rapidfuzz import fuzz
+def _near_names(row_names: dict[str, str], names: set[str], threshold: float) -> set[str]:
+    """Keys of `row_names` whose name scores at least `threshold` against any of `names`.
 
-    return any(fuzz.token_sort_ratio(name, other) >= threshold for other in names if other)
+    The score is rapidfuzz's token_sort_ratio. Its token sort is done once per name here and
+    the comparisons run inside rapidfuzz (process.extract), since a batch compares up to a
+    thousand names against every scanned Brightpearl contact.
+    """
+    from rapidfuzz import fuzz, process
+
+    def token_sorted(text: str) -> str:
+        return " ".join(sorted(text.split()))
+
+    choices = {key: token_sorted(name) for key, name in row_names.items()}
+    near: set[str] = set()
+    for name in names:
+        if not name:
+            continue
+        for _, _, key in process.extract(
+            token_sorted(name), choices, scorer=fuzz.ratio, processor=None, score_cutoff=threshold, limit=None
+        ):
+            near.add(key)
+    return near
 
 
 def _new_id(value: Any) -> int:
