@@ -52,8 +52,9 @@ def other_functions(env: dict[str, str]) -> list[str]:
         "import json, function_app;"
         "print(json.dumps([f.get_function_name() for f in function_app.app.get_functions()]))"
     )
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    ).stdout
     return [name for name in json.loads(out.strip().splitlines()[-1]) if name not in INGRESS_FUNCTIONS]
 
 
@@ -82,10 +83,14 @@ async def fire(url: str, key: str, secret: str, account: str, count: int, concur
             except asyncio.QueueEmpty:
                 return
             body = {
-                "accountCode": account, "resourceType": "contact", "id": f"{i + 1}",
-                "lifecycleEvent": "modified", "fullEvent": "contact.modified",
+                "accountCode": account,
+                "resourceType": "contact",
+                "id": f"{i + 1}",
+                "lifecycleEvent": "modified",
+                "fullEvent": "contact.modified",
                 "raisedOn": (start + timedelta(seconds=i)).isoformat().replace("+00:00", "Z"),
-                "brightpearlVersion": "4.95.2647", "secret": secret,
+                "brightpearlVersion": "4.95.2647",
+                "secret": secret,
             }
             t0 = time.perf_counter()
             response = await client.post(url, params={"code": key}, json=body)
@@ -123,23 +128,36 @@ end
 """
 
 
-def fire_wrk(url: str, key: str, secret: str, account: str, seconds: int, concurrency: int,
-             tmp: Path) -> dict:
+def fire_wrk(
+    url: str, key: str, secret: str, account: str, seconds: int, concurrency: int, tmp: Path
+) -> dict:
     """Drive the ingress with wrk (a C load generator, so the client costs little CPU)."""
     script = tmp / "ingress.lua"
     script.write_text(WRK_SCRIPT)
     threads = max(1, min(2, concurrency))
     out = subprocess.run(
-        ["wrk", "-t", str(threads), "-c", str(concurrency), "-d", f"{seconds}s", "--latency",
-         "-s", str(script), f"{url}?code={key}"],
+        [
+            "wrk",
+            "-t",
+            str(threads),
+            "-c",
+            str(concurrency),
+            "-d",
+            f"{seconds}s",
+            "--latency",
+            "-s",
+            str(script),
+            f"{url}?code={key}",
+        ],
         env={**os.environ, "BENCH_SECRET": secret, "BENCH_ACCOUNT": account},
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     total = int(re.search(r"(\d+) requests in", out).group(1))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     latency = dict(re.findall(r"^\s+(50|90|99)%\s+(\S+)", out, re.MULTILINE))
-    return {"total": total, "failed": int(non2xx.group(1)) if non2xx else 0,
-            "latency": latency, "raw": out}
+    return {"total": total, "failed": int(non2xx.group(1)) if non2xx else 0, "latency": latency, "raw": out}
 
 
 def wait_until_up(base: str, host: subprocess.Popen[bytes], log_path: Path) -> None:
@@ -166,7 +184,10 @@ def run(requests: int, concurrency: int, load: str, seconds: int) -> dict:
         log_file = log_path.open("wb")
         host = subprocess.Popen(
             [sys.executable, "-m", "sandbox.host", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
         )
         try:
             base = f"http://127.0.0.1:{port}/api"
@@ -189,8 +210,11 @@ def run(requests: int, concurrency: int, load: str, seconds: int) -> dict:
                 statuses = fire.statuses  # type: ignore[attr-defined]
                 sent, failed = len(latencies), len(latencies) - statuses.get(202, 0)
                 q = statistics.quantiles(latencies, n=100)
-                latency = {"p50": f"{1000 * q[49]:.2f}ms", "p90": f"{1000 * q[89]:.2f}ms",
-                           "p99": f"{1000 * q[98]:.2f}ms"}
+                latency = {
+                    "p50": f"{1000 * q[49]:.2f}ms",
+                    "p90": f"{1000 * q[89]:.2f}ms",
+                    "p99": f"{1000 * q[98]:.2f}ms",
+                }
             elapsed = time.perf_counter() - t0
             cpu = sum(proc.cpu_times()[:2]) - cpu0
         finally:
@@ -226,8 +250,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--load", choices=("wrk", "httpx"), default=None,
-                        help="load generator (default: wrk when installed, else httpx)")
+    parser.add_argument(
+        "--load",
+        choices=("wrk", "httpx"),
+        default=None,
+        help="load generator (default: wrk when installed, else httpx)",
+    )
     parser.add_argument("--seconds", type=int, default=10, help="duration of a wrk run")
     args = parser.parse_args()
     load = args.load or ("wrk" if shutil.which("wrk") else "httpx")

@@ -43,8 +43,9 @@ def measure(counter: RequestCounter, action: Callable[[], object]) -> dict[str, 
     return {"requests": counter.count - before, "seconds": round(time.perf_counter() - started, 4)}
 
 
-def compare(name: str, counter: RequestCounter, single: Callable[[], object],
-            batched: Callable[[], object]) -> dict[str, Any]:
+def compare(
+    name: str, counter: RequestCounter, single: Callable[[], object], batched: Callable[[], object]
+) -> dict[str, Any]:
     one = measure(counter, single)
     many = measure(counter, batched)
     return {
@@ -57,16 +58,24 @@ def compare(name: str, counter: RequestCounter, single: Callable[[], object],
 
 
 def entry(n: int) -> AuditEntry:
-    return AuditEntry(flow="customers-to-dataverse", entity="contact", source_system="brightpearl",
-                      source_id=str(n), target_system="dataverse", target_id=f"dv-{n}",
-                      result=AuditResult.SYNCED, duration_ms=12)
+    return AuditEntry(
+        flow="customers-to-dataverse",
+        entity="contact",
+        source_system="brightpearl",
+        source_id=str(n),
+        target_system="dataverse",
+        target_id=f"dv-{n}",
+        result=AuditResult.SYNCED,
+        duration_ms=12,
+    )
 
 
 def run(records: int) -> dict[str, Any]:
     counter = RequestCounter()
     with AzuriteTable() as azurite:
-        service = TableServiceClient.from_connection_string(azurite.connection_string,
-                                                            raw_response_hook=counter)
+        service = TableServiceClient.from_connection_string(
+            azurite.connection_string, raw_response_hook=counter
+        )
         store = StateStore(service, table_prefix="bench")
         store.ensure_tables()
         for n in range(records):
@@ -76,18 +85,30 @@ def run(records: int) -> dict[str, Any]:
         dv_ids = [f"dv-{n}" for n in ids]
         keys = [f"msg-{n}" for n in ids]
         results = [
-            compare("links from the origin side", counter,
-                    lambda: [store.links.get("contact", "brightpearl", n) for n in ids],
-                    lambda: store.links.get_many("contact", "brightpearl", ids)),
-            compare("links from the mirror side", counter,
-                    lambda: [store.links.get("contact", "dataverse", i) for i in dv_ids],
-                    lambda: store.links.get_many("contact", "dataverse", dv_ids)),
-            compare("ledger lookups", counter,
-                    lambda: [store.ledger.seen(k) for k in keys],
-                    lambda: store.ledger.seen_many(keys)),
-            compare("audit writes", counter,
-                    lambda: [store.audit.record(entry(n)) for n in ids],
-                    lambda: store.audit.record_many([entry(n) for n in ids])),
+            compare(
+                "links from the origin side",
+                counter,
+                lambda: [store.links.get("contact", "brightpearl", n) for n in ids],
+                lambda: store.links.get_many("contact", "brightpearl", ids),
+            ),
+            compare(
+                "links from the mirror side",
+                counter,
+                lambda: [store.links.get("contact", "dataverse", i) for i in dv_ids],
+                lambda: store.links.get_many("contact", "dataverse", dv_ids),
+            ),
+            compare(
+                "ledger lookups",
+                counter,
+                lambda: [store.ledger.seen(k) for k in keys],
+                lambda: store.ledger.seen_many(keys),
+            ),
+            compare(
+                "audit writes",
+                counter,
+                lambda: [store.audit.record(entry(n)) for n in ids],
+                lambda: store.audit.record_many([entry(n) for n in ids]),
+            ),
         ]
         store.close()
     return {

@@ -263,15 +263,24 @@ def finish_batch(
     reason to redo it.
     """
     outcomes = outcomes_for(
-        envelopes, ids_of, results, flow=flow, system_label=system_label, publish=publish,
+        envelopes,
+        ids_of,
+        results,
+        flow=flow,
+        system_label=system_label,
+        publish=publish,
         ledger=store.ledger,
     )
     try:
         record_audit(
             store.audit,
             audit_rows(
-                results, flow=flow, source_system=source_system, target_system=target_system,
-                message_of=message_of, started=started,
+                results,
+                flow=flow,
+                source_system=source_system,
+                target_system=target_system,
+                message_of=message_of,
+                started=started,
             ),
         )
     except Exception:
