@@ -352,7 +352,7 @@ class Simulator:
                     continue
                 if fault.method and fault.method != method:
                     continue
-                if fault.path and not ("/" + rest).startswith("/" + fault.path.strip("/")):
+                if fault.path and not _under(rest, fault.path):
                     continue
                 fault.remaining -= 1
                 return fault
@@ -1130,3 +1130,10 @@ def create_app(config: SimulatorConfig | None = None, **overrides: Any) -> Starl
     sim = Simulator(config, **overrides)
     sim.app.state.simulator = sim
     return sim.app
+
+
+def _under(rest: str, prefix: str) -> bool:
+    """Is the request path `rest` at or below `prefix`, segment by segment? ("contact-service/contact"
+    covers ".../contact/12" but not ".../contact-search")."""
+    path, wanted = rest.strip("/"), prefix.strip("/")
+    return path == wanted or path.startswith(wanted + "/")

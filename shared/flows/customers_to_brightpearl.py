@@ -9,9 +9,11 @@ second customer. Existing contacts are updated with JSON Patch (names, phones, e
 newsletter), postal-address PUT/POST and custom-field PATCH. New contacts are created under a
 creation claim in `links` (two workers never create the same customer): postal addresses first
 (the contact POST references them), then the contact, both in multi-message batches of up to
-ten. The Brightpearl id is then written back to Dataverse (`bpi_brightpearlid`, one
-UpdateMultiple). Deletions and deactivations in Dataverse never delete in Brightpearl: they are
-audited and, if configured, the linked contact is tagged.
+ten. The new contacts are read back (one GET per 200) and the Brightpearl id is written back
+to Dataverse (`bpi_brightpearlid`, one UpdateMultiple) together with any values Brightpearl
+filled in itself (such as the default price list), so one pass converges. Deletions and
+deactivations in Dataverse never delete in Brightpearl: they are audited and, if configured,
+the linked contact is tagged.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from shared.mapping import (
     plan_postal_addresses,
 )
 from shared.mapping.brightpearl import bp_id
+from shared.mapping.dataverse import PARENT_ACCOUNT_BIND
 from shared.outcomes import Outcome
 from shared.quality.duplicates import DuplicateIndex, customer_emails, full_name
 from shared.store.errors import ClaimTaken, StoreConflictError
@@ -74,6 +77,13 @@ class _Record:
     decision: Any = None
     claim: Any = None
     link: Any = None
+
+
+@dataclass
+class _ReadBack:
+    columns: dict[str, Any]  # Dataverse contact columns to send with the bpi_brightpearlid write-back
+    brightpearl_hash: str  # of the contact as Brightpearl holds it
+    dataverse_hash: str  # of the Dataverse contact once the write-back is applied
 
 
 class CustomersToBrightpearl:
@@ -433,14 +443,24 @@ class CustomersToBrightpearl:
                     results.error(
                         r.dv_id, exc, f"Brightpearl contact {r.bp_id} (from Dataverse contact {r.dv_id})"
                     )
+        read_back: dict[str, _ReadBack] = {}
         if creates:
             self._create(creates, results)
+            read_back = self._read_back([r for r in creates if r.bp_id and not results.has(r.dv_id)])
         write_back = [
             r for r in todo if not results.has(r.dv_id) and r.bp_id and bp_id(r.row.get(self.key)) != r.bp_id
         ]
         if write_back:
             result = self.dv.update_multiple(
-                "contacts", [{"contactid": r.row["contactid"], self.key: r.bp_id} for r in write_back]
+                "contacts",
+                [
+                    {
+                        "contactid": r.row["contactid"],
+                        **(read_back[r.dv_id].columns if r.dv_id in read_back else {}),
+                        self.key: r.bp_id,
+                    }
+                    for r in write_back
+                ],
             )
             for r, outcome in zip(write_back, result.outcomes, strict=True):
                 if not outcome.ok:
@@ -449,6 +469,8 @@ class CustomersToBrightpearl:
                         outcome.error,
                         f"write-back of bpi_brightpearlid to Dataverse contact {r.dv_id}",
                     )
+                elif r.dv_id in read_back:
+                    self._record_read_back(r, read_back[r.dv_id])
         remember: list[_Record] = []
         for r in todo:
             if results.has(r.dv_id):
@@ -464,6 +486,10 @@ class CustomersToBrightpearl:
             description += (
                 ": Brightpearl already holds this content (echo or no-op)" if kind == "unchanged" else how
             )
+            if r.dv_id in read_back and read_back[r.dv_id].columns:
+                description += "; values Brightpearl filled in written back to Dataverse: " + ", ".join(
+                    sorted(read_back[r.dv_id].columns)
+                )
             results.set(
                 r.dv_id,
                 RecordResult(kind, None, description, target_id=r.bp_id, created=r.matched_by is None),
@@ -606,6 +632,66 @@ class CustomersToBrightpearl:
             found,
         )
         return True
+
+    def _read_back(self, created: list[_Record]) -> dict[str, _ReadBack]:
+        """Read the contacts just created and work out what Brightpearl filled in itself.
+
+        Brightpearl completes a new contact with values of its own (the default price list,
+        normalised phones). Sent to Dataverse with the bpi_brightpearlid write-back, they make
+        the first pass converge: the Brightpearl poller then finds the contact as last synced
+        instead of pushing those values in a second round. One contact GET per 200 creates;
+        if it fails, nothing is lost: the poller brings the same values a round later.
+        """
+        if not created:
+            return {}
+        try:
+            self._fetch_current(created)
+        except bp_errors.BrightpearlError as exc:
+            log.warning(
+                "reading back %d new Brightpearl contacts failed: %s", len(created), type(exc).__name__
+            )
+            return {}
+        out: dict[str, _ReadBack] = {}
+        for r in created:
+            if r.current is None:
+                continue
+            try:
+                in_brightpearl = brightpearl_to_canonical(r.current, self.mapping).value
+            except MappingInputError:
+                continue
+            account = r.row.get("parentcustomerid_account") or {}
+            decision = decide_write(
+                in_brightpearl,
+                r.read.value.model_copy(update={"modified_at": None}),  # Dataverse was the source
+                "dataverse",
+                self.mapping,
+                account_id=account.get("accountid") if isinstance(account, dict) else None,
+            )
+            if decision.fatal:
+                continue
+            payload = decision.payload
+            columns = payload.contact_delta(r.row) if decision.should_write else {}
+            if PARENT_ACCOUNT_BIND in columns or payload.account_delta(account or None):
+                continue  # an account change: left to the customers-to-dataverse flow
+            columns.pop(self.key, None)
+            out[r.dv_id] = _ReadBack(
+                columns=columns,
+                brightpearl_hash=content_hash(in_brightpearl, "brightpearl", self.mapping),
+                dataverse_hash=decision.desired_hash,
+            )
+        return out
+
+    def _record_read_back(self, r: _Record, read_back: _ReadBack) -> None:
+        """After the write-back: the link holds what both sides now hold."""
+        try:
+            self.store.links.record_hashes(
+                ENTITY,
+                "dataverse",
+                r.dv_id,
+                {"brightpearl": read_back.brightpearl_hash, "dataverse": read_back.dataverse_hash},
+            )
+        except StoreConflictError as exc:  # the next change settles the hashes
+            log.info("hashes of Dataverse contact %s not recorded: %s", r.dv_id, type(exc).__name__)
 
     def _release(self, r: _Record) -> None:
         try:

@@ -223,3 +223,12 @@ def test_oauth_without_any_refresh_token_names_the_fix(
     bad_refresh = oauth_client(make_client, sim, MemoryTokenStore(TokenSet(refresh_token="forged")))
     with pytest.raises(BrightpearlAuthError, match=r"invalid_grant|rotated"):
         bad_refresh.get_contacts(ids(sim)[:1])
+
+
+def test_a_fault_path_covers_whole_segments_only(client: BrightpearlClient, sim: Simulator):
+    """`contact-service/contact` faults contact GETs, not `contact-service/contact-search`."""
+    sim.add_fault("500", count=1, path="contact-service/contact", method="GET")
+    assert list(client.search_contacts(columns=["contactId"]))  # untouched by the fault
+    assert client.stats.retries == 0
+    assert len(client.get_contacts(ids(sim)[:2])) == 2  # this one met the fault and retried
+    assert client.stats.retries == 1

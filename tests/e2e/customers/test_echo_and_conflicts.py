@@ -118,3 +118,67 @@ def test_fifty_concurrent_updates_end_with_the_last_write_on_both_sides(sandbox:
     assert dv_record(sb, dv_id)["lastname"] == final["lastname"]
     assert people[0]["communication"]["telephones"]["PRI"] == "+44" + final["telephone1"].replace(" ", "")[1:]
     assert len([r for r in sb.dv_contacts() if str(r.get("lastname", "")).startswith("Current")]) == 1
+
+
+def test_customer_created_from_dynamics_converges_in_one_pass(sandbox: Sandbox):
+    """Brightpearl fills in a new contact's default price list ("trade"). The Dynamics ->
+    Brightpearl flow reads the new contact back and writes that to Dynamics with the id, so
+    the next polls of both sides find everything as last synced and write nothing."""
+    sb = sandbox
+    dv_id = dv_create_contact(
+        sb,
+        firstname="Grace",
+        lastname="Hopper",
+        emailaddress1="grace@example.org",
+        telephone1="0117 496 0123",
+        address1_line1="3 Harbour Wall",
+        address1_postalcode="BS1 6UX",
+        address1_country="United Kingdom",
+    )
+    sb.poll_dataverse()
+    sb.host.wait_idle(timeout=60)
+    row = dv_record(sb, dv_id)
+    bp = bp_record(sb, int(row["bpi_brightpearlid"]))
+    assert bp["financialDetails"]["priceListId"] == 2  # Brightpearl's default price list
+    assert row["bpi_customergroup"] == "Trade"  # already in Dynamics after this one pass
+    audit = [
+        e
+        for e in sb.store.audit.for_record("customer", "dataverse", dv_id)
+        if e.flow == "customers-to-brightpearl"
+    ]
+    assert len(audit) == 1 and "bpi_customergroup" in audit[0].description
+
+    bp_writes, dv_writes = sb.bp_writes(), sb.dv.writes()
+    sb.poll_brightpearl()  # sees the new contact
+    sb.poll_dataverse()  # sees the write-back
+    sb.host.wait_idle(timeout=60)
+    assert (sb.bp_writes(), sb.dv.writes()) == (bp_writes, dv_writes)
+    assert dv_record(sb, dv_id)["modifiedon"] == row["modifiedon"]
+
+
+def test_a_failed_read_back_costs_one_more_round_not_the_customer(sandbox: Sandbox):
+    """Brightpearl contact GETs fail (an outage past the client's retries) right after the
+    create: the customer is still created once and linked, and the default price list
+    reaches Dynamics through the Brightpearl poller instead."""
+    sb = sandbox
+    sb.bp_sim.add_fault("500", count=50, path="contact-service/contact", method="GET")
+    dv_id = dv_create_contact(
+        sb,
+        firstname="Alan",
+        lastname="Turing",
+        emailaddress1="alan@example.org",
+        address1_line1="2 Bletchley Rd",
+        address1_postalcode="MK3 6EB",
+        address1_country="United Kingdom",
+    )
+    sb.poll_dataverse()
+    sb.host.wait_idle(timeout=120)
+    row = dv_record(sb, dv_id)
+    assert row["bpi_brightpearlid"] and not row.get("bpi_customergroup")  # linked, not read back
+    with sb.bp_sim._faults_lock:
+        sb.bp_sim.faults.clear()
+    sb.settle()
+    assert dv_record(sb, dv_id)["bpi_customergroup"] == "Trade"
+    assert [c["contactId"] for c in sb.bp_contacts().values() if c["lastName"] == "Turing"] == [
+        int(row["bpi_brightpearlid"])
+    ]
