@@ -484,7 +484,7 @@ def main(argv: list[str] | None = None) -> int:
     for profile, realistic in (("zero_latency", False), ("realistic", True)):
         bp_n = args.records if not realistic else args.realistic_bp
         dv_n = args.records if not realistic else args.realistic_dv
-        print(f"[{profile}] brightpearl -> dataverse: {bp_n} customers", flush=True)
+        print(f"[{profile}] brightpearl -> dataverse: {bp_n} customers ({elapsed(started)})", flush=True)
         to_dv = direction(
             None,
             realistic=realistic,
@@ -493,7 +493,7 @@ def main(argv: list[str] | None = None) -> int:
             naive=0 if realistic else args.naive,
             offset=0,
         )
-        print(f"[{profile}] dataverse -> brightpearl: {dv_n} customers", flush=True)
+        print(f"[{profile}] dataverse -> brightpearl: {dv_n} customers ({elapsed(started)})", flush=True)
         to_bp = direction(
             None,
             realistic=realistic,
@@ -503,6 +503,7 @@ def main(argv: list[str] | None = None) -> int:
             offset=100_000,
         )
         results[profile] = {"brightpearl_to_dataverse": to_dv, "dataverse_to_brightpearl": to_bp}
+        write(args.out, results)  # an interrupted run keeps what it measured
     with AzuriteTable() as azurite:  # the same, with links, ledger and audit in Azurite tables
         print(f"[zero_latency, state in azurite] both ways: {args.azurite} customers", flush=True)
         results["zero_latency_state_in_azurite"] = {
@@ -524,10 +525,18 @@ def main(argv: list[str] | None = None) -> int:
             ),
         }
     results["total_seconds"] = round(time.perf_counter() - started, 1)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    write(args.out, results)
     print(json.dumps(results, indent=2))
     return 0
+
+
+def elapsed(started: float) -> str:
+    return f"{time.perf_counter() - started:.0f} s in"
+
+
+def write(out: Path, results: dict[str, Any]) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
 
 
 if __name__ == "__main__":
