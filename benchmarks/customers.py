@@ -137,10 +137,16 @@ class MemoryLinks:
     def record_hashes(
         self, entity: str, system: str, record_id: Any, hashes: dict[str, str], *, etag: Any = None
     ) -> Any:
-        link = self.rows[(system, str(record_id))]
-        for side_system, value in hashes.items():
-            link.side(side_system).content_hash = value
-        return link
+        with self.lock:
+            link = self.rows[(system, str(record_id))]
+            for side_system, value in hashes.items():  # Link is frozen: a new one with the new hash
+                role = "source" if link.side(side_system) is link.source else "target"
+                side = getattr(link, role).model_copy(update={"content_hash": value})
+                link = link.model_copy(update={role: side, "etag": uuid.uuid4().hex})
+            for side in (link.source, link.target):
+                if side.id is not None:
+                    self.rows[(side.system, side.id)] = link
+            return link
 
     def claim(self, entity: str, source: str, sid: Any, target: str) -> Any:
         from shared.store.errors import ClaimTaken

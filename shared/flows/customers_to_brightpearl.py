@@ -690,8 +690,10 @@ class CustomersToBrightpearl:
                 r.dv_id,
                 {"brightpearl": read_back.brightpearl_hash, "dataverse": read_back.dataverse_hash},
             )
-        except StoreConflictError as exc:  # the next change settles the hashes
+        except StoreConflictError as exc:  # someone else moved the link on; their hashes stand
             log.info("hashes of Dataverse contact %s not recorded: %s", r.dv_id, type(exc).__name__)
+        except Exception as exc:  # both writes are done: without these hashes it converges a poll later
+            log.warning("hashes of Dataverse contact %s not recorded: %s", r.dv_id, type(exc).__name__)
 
     def _release(self, r: _Record) -> None:
         try:

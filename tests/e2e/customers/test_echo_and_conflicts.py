@@ -120,24 +120,31 @@ def test_fifty_concurrent_updates_end_with_the_last_write_on_both_sides(sandbox:
     assert len([r for r in sb.dv_contacts() if str(r.get("lastname", "")).startswith("Current")]) == 1
 
 
+def create_in_dynamics_and_sync_once(
+    sb: Sandbox, first: str, last: str, line1: str, postcode: str
+) -> tuple[str, dict]:
+    """A new Dynamics contact, one Dataverse poll and the flow run it causes; (id, row after)."""
+    dv_id = dv_create_contact(
+        sb,
+        firstname=first,
+        lastname=last,
+        emailaddress1=f"{first}.{last}@example.org".lower(),
+        telephone1="0117 496 0123",
+        address1_line1=line1,
+        address1_postalcode=postcode,
+        address1_country="United Kingdom",
+    )
+    sb.poll_dataverse()
+    sb.host.wait_idle(timeout=120)
+    return dv_id, dv_record(sb, dv_id)
+
+
 def test_customer_created_from_dynamics_converges_in_one_pass(sandbox: Sandbox):
     """Brightpearl fills in a new contact's default price list ("trade"). The Dynamics ->
     Brightpearl flow reads the new contact back and writes that to Dynamics with the id, so
     the next polls of both sides find everything as last synced and write nothing."""
     sb = sandbox
-    dv_id = dv_create_contact(
-        sb,
-        firstname="Grace",
-        lastname="Hopper",
-        emailaddress1="grace@example.org",
-        telephone1="0117 496 0123",
-        address1_line1="3 Harbour Wall",
-        address1_postalcode="BS1 6UX",
-        address1_country="United Kingdom",
-    )
-    sb.poll_dataverse()
-    sb.host.wait_idle(timeout=60)
-    row = dv_record(sb, dv_id)
+    dv_id, row = create_in_dynamics_and_sync_once(sb, "Grace", "Hopper", "3 Harbour Wall", "BS1 6UX")
     bp = bp_record(sb, int(row["bpi_brightpearlid"]))
     assert bp["financialDetails"]["priceListId"] == 2  # Brightpearl's default price list
     assert row["bpi_customergroup"] == "Trade"  # already in Dynamics after this one pass
@@ -162,18 +169,7 @@ def test_a_failed_read_back_costs_one_more_round_not_the_customer(sandbox: Sandb
     reaches Dynamics through the Brightpearl poller instead."""
     sb = sandbox
     sb.bp_sim.add_fault("500", count=50, path="contact-service/contact", method="GET")
-    dv_id = dv_create_contact(
-        sb,
-        firstname="Alan",
-        lastname="Turing",
-        emailaddress1="alan@example.org",
-        address1_line1="2 Bletchley Rd",
-        address1_postalcode="MK3 6EB",
-        address1_country="United Kingdom",
-    )
-    sb.poll_dataverse()
-    sb.host.wait_idle(timeout=120)
-    row = dv_record(sb, dv_id)
+    dv_id, row = create_in_dynamics_and_sync_once(sb, "Alan", "Turing", "2 Bletchley Rd", "MK3 6EB")
     assert row["bpi_brightpearlid"] and not row.get("bpi_customergroup")  # linked, not read back
     with sb.bp_sim._faults_lock:
         sb.bp_sim.faults.clear()

@@ -33,10 +33,18 @@ def test_a_run_logs_no_personal_data(sandbox: Sandbox, caplog):
     # The webhook ingress too: a delivery naming the same contacts.
     key, secret = sb.values["LOCAL_FUNCTION_KEY"], sb.values["BRIGHTPEARL_WEBHOOK_SECRET"]
     response = httpx.post(
-        f"{sb.host.api_url}/webhooks/brightpearl", params={"code": key},
-        json={"accountCode": sb.values["BRIGHTPEARL_ACCOUNT"], "resourceType": "contact",
-              "id": ",".join(ids), "lifecycleEvent": "modified", "fullEvent": "contact.modified",
-              "raisedOn": "2026-11-01T10:00:00Z", "brightpearlVersion": "4", "secret": secret},
+        f"{sb.host.api_url}/webhooks/brightpearl",
+        params={"code": key},
+        json={
+            "accountCode": sb.values["BRIGHTPEARL_ACCOUNT"],
+            "resourceType": "contact",
+            "id": ",".join(ids),
+            "lifecycleEvent": "modified",
+            "fullEvent": "contact.modified",
+            "raisedOn": "2026-11-01T10:00:00Z",
+            "brightpearlVersion": "4",
+            "secret": secret,
+        },
     )
     assert response.status_code == 202
     sb.settle()
