@@ -1,7 +1,8 @@
 """Customer flows: API calls, throughput and memory of a backfill each way, batched vs naive.
 
-Runs the real flows (shared/flows/customers_*) against both simulators over loopback with
-the state in Azurite, the way the topic trigger calls them: a backfill publishes notices of
+Runs the real flows (shared/flows/customers_*) against both simulators over loopback, the way
+the topic trigger calls them, with links/ledger/audit in memory (a last, smaller run keeps
+them in Azurite tables): a backfill publishes notices of
 100 ids; the host hands the flow batches of up to 10 notices (1,000 ids). The naive mode
 hands the same flow one notice with one id at a time (what a one-record-at-a-time
 integration does). Both modes run in the same process, so the ratios compare like with like.
@@ -14,8 +15,8 @@ Profiles:
   addresses and per ten contacts, so under the 200/min cap that direction runs on a smaller
   sample (the figures are per 1,000 customers either way).
 
-Usage: .venv/bin/python -m benchmarks.customers [--records 2000] [--naive 50] [--realistic-bp 1000]
-       [--realistic-dv 200] [--azurite 200]
+Usage: .venv/bin/python -m benchmarks.customers [--records 2000] [--naive 50] [--naive-realistic 20]
+       [--realistic-bp 1000] [--realistic-dv 200] [--azurite 200]
 
 Size: the issue asks for a 10,000-customer backfill each way: `--records 10000
 --realistic-bp 10000 --realistic-dv 10000` (about half an hour on 2 cores, most of it the
@@ -30,7 +31,9 @@ needs a postal-address POST and then a contact POST that references the address 
 (reference §5.2, §5.5), and multi-message carries at most ten messages (§3.1), so creating
 1,000 customers costs at least 200 Brightpearl calls whatever the client does. The <= 20
 calls per 1,000 target can be met only towards Dynamics.
-Writes benchmarks/results/customers.json.
+
+Writes benchmarks/results/customers.json (after each profile, so an interrupted run keeps
+what it measured).
 """
 
 from __future__ import annotations
@@ -38,7 +41,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import random
 import sys
 import time
 import tracemalloc
@@ -48,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from faker import Faker
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -213,15 +216,21 @@ class MemoryState:
         pass
 
 
+_FAKE = Faker("en_GB")
+
+
 def person(i: int) -> dict[str, str]:
-    rng = random.Random(i)
-    first = rng.choice(
-        ["Olivia", "Amelia", "Isla", "Ava", "Noah", "Oliver", "George", "Arthur", "Leo", "Harry"]
-    )
-    last = rng.choice(["Smith", "Jones", "Taylor", "Brown", "Williams", "Wilson", "Davies", "Evans"])
+    """Customer number i: a Faker name (seeded by i, so runs repeat), a unique e-mail and postcode.
+
+    Names are as varied as a real customer base's; the likely-duplicate screen of new Dynamics
+    contacts reads every Brightpearl contact with a similar name, so a base of a few dozen
+    distinct names would measure that screen, not the flow.
+    """
+    _FAKE.seed_instance(i)
+    first, last = _FAKE.first_name(), _FAKE.last_name()
     return {
         "first": first,
-        "last": f"{last}-{i}",
+        "last": last,
         "email": f"bench.{i}@example.org",
         "phone": f"0117 496 {i % 1000:04d}",
         "line1": f"{i} High Street",
@@ -460,7 +469,10 @@ def main(argv: list[str] | None = None) -> int:
         default=2_000,
         help="customers per zero-latency backfill (the issue asks for 10000; see the docstring)",
     )
-    parser.add_argument("--naive", type=int, default=50, help="customers in each naive run")
+    parser.add_argument("--naive", type=int, default=50, help="customers in each zero-latency naive run")
+    parser.add_argument(
+        "--naive-realistic", type=int, default=20, help="customers in each naive run with realistic limits"
+    )
     parser.add_argument("--realistic-bp", type=int, default=1_000, help="Brightpearl -> Dataverse, realistic")
     parser.add_argument("--realistic-dv", type=int, default=200, help="Dataverse -> Brightpearl, realistic")
     parser.add_argument("--azurite", type=int, default=200, help="customers per run with state in Azurite")
@@ -477,6 +489,10 @@ def main(argv: list[str] | None = None) -> int:
             "Brightpearl creates (Dataverse -> Brightpearl) go in multi-message batches of ten; matching "
             "new Dataverse contacts against Brightpearl needs contact-search (one scan per batch above "
             "CUSTOMERS_BRIGHTPEARL_SCAN_THRESHOLD unmatched records, else one search per record)",
+            "zero latency: both simulators run in this process and answer a $filter by scanning their "
+            "rows, so seconds there are mostly simulator CPU, and a naive run (one query per record "
+            "against a table of 10,000 rows) is slowed most; the realistic profile, where each call "
+            "costs what it costs on the wire, gives the fairer throughput ratio",
             "peak memory is tracemalloc's peak for the whole process during the run (the simulators run "
             "in-process too)",
             f"Dataverse -> Brightpearl creates cannot go below {2 * 1000 // MULTI_MESSAGE_MAX} Brightpearl "
@@ -496,7 +512,7 @@ def main(argv: list[str] | None = None) -> int:
             realistic=realistic,
             source="brightpearl",
             records=bp_n,
-            naive=0 if realistic else args.naive,
+            naive=args.naive_realistic if realistic else args.naive,
             offset=0,
         )
         print(f"[{profile}] dataverse -> brightpearl: {dv_n} customers ({elapsed(started)})", flush=True)
@@ -505,7 +521,7 @@ def main(argv: list[str] | None = None) -> int:
             realistic=realistic,
             source="dataverse",
             records=dv_n,
-            naive=0 if realistic else args.naive,
+            naive=args.naive_realistic if realistic else args.naive,
             offset=100_000,
         )
         results[profile] = {"brightpearl_to_dataverse": to_dv, "dataverse_to_brightpearl": to_bp}
