@@ -117,8 +117,8 @@ class Sandbox:
     def settle(self, rounds: int = 6, timeout: float = 120.0) -> None:
         """Poll both sides and drain both subscriptions until nothing new happens: until a
         round writes nothing to either system. (Drained queues alone are not enough: a round's
-        writes are changes the next polls must see, e.g. Brightpearl's default price list on a
-        contact created from Dataverse flows back to Dataverse one round later.)"""
+        writes are changes the next polls must see, e.g. when the read-back of a contact just
+        created in Brightpearl failed, its default price list reaches Dataverse a round later.)"""
         for _ in range(rounds):
             before = (self.bp_writes(), self.dv.writes())
             self.poll_brightpearl()
