@@ -328,9 +328,28 @@ def _bp_by_email(sims: Sims, email: str) -> list[dict[str, Any]]:
     ]
 
 
+def _not_answering(ends: Endpoints) -> list[str]:
+    """The sandbox parts the demo needs that refuse connections (any HTTP answer counts as up)."""
+    down = []
+    for url in (f"{ends.host}/health", ends.brightpearl, ends.dataverse):
+        try:
+            httpx.get(url, timeout=5)
+        except httpx.TransportError:
+            down.append(url)
+    return down
+
+
 def run_demo(values: dict[str, str], host_port: int = 7071, echo: Echo = print) -> int:
     """The scripted scenario; returns 0 when every step behaved as described."""
     ends = Endpoints.from_settings(values, host_port)
+    missing = _not_answering(ends)
+    if missing:
+        echo(
+            f"[red]The sandbox is not running: nothing answers at {', '.join(missing)}.[/red] "
+            "Start it in another terminal with `make run` (or `syncctl sandbox up`), wait for "
+            "'sandbox is up', then run the demo again."
+        )
+        return 2
     sims = Sims(ends)
     client = _bp_client(values)
     stamp = time.strftime("%H%M%S")

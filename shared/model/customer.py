@@ -14,11 +14,19 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
-from shared.quality.normalise import clean_text, normalise_postcode
+from shared.quality.normalise import clean_text, format_postcode, normalise_postcode
 
 System = Literal["brightpearl", "dataverse"]
 SYSTEMS: tuple[System, ...] = ("brightpearl", "dataverse")
@@ -78,6 +86,14 @@ class Address(BaseModel):
     region: CleanStr = None
     postcode: Postcode = None
     country: Iso2 = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _postcode_in_country_form(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("postcode") and data.get("country"):
+            postcode = normalise_postcode(data["postcode"])
+            data = {**data, "postcode": format_postcode(postcode, str(data["country"]).strip())}
+        return data
 
     def is_empty(self) -> bool:
         return all(v is None for v in self.model_dump().values())

@@ -218,6 +218,23 @@ def normalise_postcode(raw: object) -> str | None:
     return text.upper() if text else None
 
 
+# UK postcodes (also Crown Dependencies): outward code, then a three-character inward code.
+_UK_POSTCODE = re.compile(r"([A-Z]{1,2}[0-9][0-9A-Z]?)([0-9][A-Z]{2})")
+_UK_POSTCODE_COUNTRIES = frozenset({"GB", "IM", "JE", "GG"})
+
+
+def format_postcode(postcode: str | None, country: str | None) -> str | None:
+    """A normalised postcode in its country's written form where that is known.
+
+    UK: "SW1Y4JH" -> "SW1Y 4JH" (the space before the inward code). Anything that does not
+    look like a postcode of that country is left as it is.
+    """
+    if not postcode or (country or "").upper() not in _UK_POSTCODE_COUNTRIES:
+        return postcode
+    m = _UK_POSTCODE.fullmatch(re.sub(r"[^0-9A-Z]", "", postcode))
+    return f"{m.group(1)} {m.group(2)}" if m else postcode
+
+
 def postcode_match_key(raw: object) -> str | None:
     """Postcode without any spaces or punctuation, for comparing records."""
     text = normalise_postcode(raw)

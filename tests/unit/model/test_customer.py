@@ -67,3 +67,13 @@ def test_model_is_frozen_and_strict_about_unknown_fields() -> None:
         customer.website = "x"  # type: ignore[misc]
     with pytest.raises(ValidationError, match="Extra inputs"):
         Customer.model_validate({"nickname": "Spidey"})
+
+
+def test_uk_postcode_gets_its_space_before_the_inward_code() -> None:
+    assert Address(line1="1 A St", postcode="sw1y4jh", country="GB").postcode == "SW1Y 4JH"
+    assert Address(line1="1 A St", postcode="m11ae", country="gb").postcode == "M1 1AE"
+    assert Address(line1="1 A St", postcode="IM1-1AA", country="IM").postcode == "IM1 1AA"
+    # not a UK postcode, or not in the UK: left as typed (upper case, spaces collapsed)
+    assert Address(line1="1 A St", postcode="bs1 123x", country="GB").postcode == "BS1 123X"
+    assert Address(line1="1 A St", postcode="75007", country="FR").postcode == "75007"
+    assert Address(line1="1 A St", postcode="sw1y4jh").postcode == "SW1Y4JH"
