@@ -311,13 +311,7 @@ class CustomersToBrightpearl:
                 rows[str(row["contactId"])] = row
         else:
             for r in unmatched:
-                for email in sorted(customer_emails(r.read.value)):
-                    for row in self.bp.search_contacts(primary_email=email, columns=_SEARCH_COLUMNS):
-                        rows[str(row["contactId"])] = row
-                last = r.read.value.name.last_name
-                if last:
-                    for row in self.bp.search_contacts(lastName=last, columns=_SEARCH_COLUMNS):
-                        rows[str(row["contactId"])] = row
+                rows.update(self._search_like(r))
         by_email: dict[str, set[str]] = {}
         for contact_id, row in rows.items():
             email = str(row.get("primaryEmail") or "").strip().lower()
@@ -361,14 +355,7 @@ class CustomersToBrightpearl:
             require_postcode=self.mapping.duplicates.require_postcode,
             max_candidates=self.mapping.duplicates.max_candidates,
         )
-        if near_ids:
-            for item in self.bp.get_by_ids(
-                CONTACT_GET, near_ids, limit=200, params={"includeOptional": "postalAddresses"}
-            ):
-                try:
-                    index.add(str(item["contactId"]), brightpearl_to_canonical(item, self.mapping).value)
-                except (MappingInputError, KeyError):
-                    continue
+        self._add_to_index(index, near_ids)
         for r in name_pool:
             match = index.match(r.read.value)
             if match.needs_review:
@@ -595,14 +582,7 @@ class CustomersToBrightpearl:
     def _recover(self, r: _Record) -> bool:
         """After taking over a stale claim: find the contact an earlier, interrupted attempt may
         have created (same e-mail, else same name + postcode, not linked to anything) and link it."""
-        rows: dict[str, dict[str, Any]] = {}
-        for email in sorted(customer_emails(r.read.value)):
-            for row in self.bp.search_contacts(primary_email=email, columns=_SEARCH_COLUMNS):
-                rows[str(row["contactId"])] = row
-        last = r.read.value.name.last_name
-        if last:
-            for row in self.bp.search_contacts(lastName=last, columns=_SEARCH_COLUMNS):
-                rows[str(row["contactId"])] = row
+        rows = self._search_like(r)
         if not rows:
             return False
         linked = self.store.links.get_many(ENTITY, "brightpearl", list(rows))
@@ -610,13 +590,7 @@ class CustomersToBrightpearl:
         if not free:
             return False
         index = DuplicateIndex(name_threshold=99.0, require_postcode=self.mapping.duplicates.require_postcode)
-        for item in self.bp.get_by_ids(
-            CONTACT_GET, free, limit=200, params={"includeOptional": "postalAddresses"}
-        ):
-            try:
-                index.add(str(item["contactId"]), brightpearl_to_canonical(item, self.mapping).value)
-            except (MappingInputError, KeyError):
-                continue
+        self._add_to_index(index, free)
         match = index.match(r.read.value)
         found = match.linked_id or (match.likely[0].record_id if len(match.likely) == 1 else None)
         if found is None:
@@ -694,6 +668,30 @@ class CustomersToBrightpearl:
             log.info("hashes of Dataverse contact %s not recorded: %s", r.dv_id, type(exc).__name__)
         except Exception as exc:  # both writes are done: without these hashes it converges a poll later
             log.warning("hashes of Dataverse contact %s not recorded: %s", r.dv_id, type(exc).__name__)
+
+    def _search_like(self, r: _Record) -> dict[str, dict[str, Any]]:
+        """contact-search rows (by contact id) sharing an e-mail or the last name with `r`."""
+        rows: dict[str, dict[str, Any]] = {}
+        for email in sorted(customer_emails(r.read.value)):
+            for row in self.bp.search_contacts(primary_email=email, columns=_SEARCH_COLUMNS):
+                rows[str(row["contactId"])] = row
+        last = r.read.value.name.last_name
+        if last:
+            for row in self.bp.search_contacts(lastName=last, columns=_SEARCH_COLUMNS):
+                rows[str(row["contactId"])] = row
+        return rows
+
+    def _add_to_index(self, index: DuplicateIndex, contact_ids: list[int]) -> None:
+        """Read these Brightpearl contacts (with addresses) into `index`; unreadable ones are left out."""
+        if not contact_ids:
+            return
+        for item in self.bp.get_by_ids(
+            CONTACT_GET, contact_ids, limit=200, params={"includeOptional": "postalAddresses"}
+        ):
+            try:
+                index.add(str(item["contactId"]), brightpearl_to_canonical(item, self.mapping).value)
+            except (MappingInputError, KeyError):
+                continue
 
     def _release(self, r: _Record) -> None:
         try:
