@@ -61,6 +61,7 @@ from sandbox.customers_solution import install  # noqa: E402
 from sandbox.dataverse import SimulatorConfig as DataverseConfig  # noqa: E402
 from sandbox.dataverse import SimulatorServer as DataverseServer  # noqa: E402
 from sandbox.dataverse.config import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET  # noqa: E402
+from sandbox.demo import crm_contact, shop_address, shop_contact  # noqa: E402
 from shared.brightpearl.client import BrightpearlClient  # noqa: E402
 from shared.brightpearl.ratebudget import RateBudget  # noqa: E402
 from shared.brightpearl.settings import BrightpearlSettings  # noqa: E402
@@ -74,6 +75,10 @@ from shared.mapping import load_customer_mapping  # noqa: E402
 from shared.store import StateStore  # noqa: E402
 
 IDS_PER_NOTICE = 100
+DIRECTIONS = (  # source system, results key, label
+    ("brightpearl", "brightpearl_to_dataverse", "brightpearl -> dataverse"),
+    ("dataverse", "dataverse_to_brightpearl", "dataverse -> brightpearl"),
+)
 NOTICES_PER_BATCH = 10
 
 
@@ -309,32 +314,9 @@ class Rig:
         ids = []
         with state.lock:
             for p in people:
-                address = state.create_address(
-                    {
-                        "addressLine1": p["line1"],
-                        "addressLine3": p["city"],
-                        "postalCode": p["postcode"],
-                        "countryIsoCode": "GBR",
-                    }
-                )
-                ids.append(
-                    str(
-                        state.create_contact(
-                            {
-                                "firstName": p["first"],
-                                "lastName": p["last"],
-                                "postAddressIds": {"DEF": address, "BIL": address, "DEL": address},
-                                "communication": {
-                                    "emails": {"PRI": {"email": p["email"]}},
-                                    "telephones": {"PRI": p["phone"]},
-                                },
-                                "financialDetails": {"priceListId": 2},
-                                "relationshipToAccount": {"isSupplier": False, "isStaff": False},
-                            },
-                            quiet=True,
-                        )
-                    )
-                )
+                address = state.create_address(shop_address(p["line1"], p["city"], p["postcode"]))
+                body = shop_contact(p["first"], p["last"], p["email"], p["phone"], address)
+                ids.append(str(state.create_contact(body, quiet=True)))
         return ids
 
     def seed_dataverse(self, people: list[dict[str, str]]) -> list[str]:
@@ -342,20 +324,7 @@ class Rig:
         for p in people:
             out = self.http.post(
                 f"{self.dv_server.url}/_sandbox/crm",
-                json={
-                    "method": "POST",
-                    "path": "contacts",
-                    "body": {
-                        "firstname": p["first"],
-                        "lastname": p["last"],
-                        "emailaddress1": p["email"],
-                        "telephone1": p["phone"],
-                        "address1_line1": p["line1"],
-                        "address1_city": p["city"],
-                        "address1_postalcode": p["postcode"],
-                        "address1_country": "United Kingdom",
-                    },
-                },
+                json={"method": "POST", "path": "contacts", "body": crm_contact(p)},
             ).json()
             ids.append(out["headers"]["OData-EntityId"].rsplit("(", 1)[1].rstrip(")"))
         return ids
@@ -504,47 +473,34 @@ def main(argv: list[str] | None = None) -> int:
         ],
     }
     for profile, realistic in (("zero_latency", False), ("realistic", True)):
-        bp_n = args.records if not realistic else args.realistic_bp
-        dv_n = args.records if not realistic else args.realistic_dv
-        print(f"[{profile}] brightpearl -> dataverse: {bp_n} customers ({elapsed(started)})", flush=True)
-        to_dv = direction(
-            None,
-            realistic=realistic,
-            source="brightpearl",
-            records=bp_n,
-            naive=args.naive_realistic if realistic else args.naive,
-            offset=0,
-        )
-        print(f"[{profile}] dataverse -> brightpearl: {dv_n} customers ({elapsed(started)})", flush=True)
-        to_bp = direction(
-            None,
-            realistic=realistic,
-            source="dataverse",
-            records=dv_n,
-            naive=args.naive_realistic if realistic else args.naive,
-            offset=100_000,
-        )
-        results[profile] = {"brightpearl_to_dataverse": to_dv, "dataverse_to_brightpearl": to_bp}
+        sizes = {
+            "brightpearl": args.realistic_bp if realistic else args.records,
+            "dataverse": args.realistic_dv if realistic else args.records,
+        }
+        results[profile] = {}
+        for i, (source, key, label) in enumerate(DIRECTIONS):
+            print(f"[{profile}] {label}: {sizes[source]} customers ({elapsed(started)})", flush=True)
+            results[profile][key] = direction(
+                None,
+                realistic=realistic,
+                source=source,
+                records=sizes[source],
+                naive=args.naive_realistic if realistic else args.naive,
+                offset=100_000 * i,
+            )
         write(args.out, results)  # an interrupted run keeps what it measured
     with AzuriteTable() as azurite:  # the same, with links, ledger and audit in Azurite tables
         print(f"[zero_latency, state in azurite] both ways: {args.azurite} customers", flush=True)
         results["zero_latency_state_in_azurite"] = {
-            "brightpearl_to_dataverse": direction(
+            key: direction(
                 azurite.connection_string,
                 realistic=False,
-                source="brightpearl",
+                source=source,
                 records=args.azurite,
                 naive=0,
-                offset=200_000,
-            ),
-            "dataverse_to_brightpearl": direction(
-                azurite.connection_string,
-                realistic=False,
-                source="dataverse",
-                records=args.azurite,
-                naive=0,
-                offset=300_000,
-            ),
+                offset=200_000 + 100_000 * i,
+            )
+            for i, (source, key, _) in enumerate(DIRECTIONS)
         }
     results["total_seconds"] = round(time.perf_counter() - started, 1)
     write(args.out, results)

@@ -134,13 +134,30 @@ def bp_create(
     company: str | None = None,
 ) -> int:
     """A Brightpearl contact as a shop would enter it (address first, as the API requires)."""
-    address = client.create_postal_address(
-        {"addressLine1": line1, "addressLine3": city, "postalCode": postcode, "countryIsoCode": country}
-    )
+    address = client.create_postal_address(shop_address(line1, city, postcode, country))
+    return client.create_contact(shop_contact(first, last, email, phone, address, company=company))
+
+
+def shop_address(line1: str, city: str, postcode: str, country: str = "GBR") -> dict[str, Any]:
+    """A Brightpearl postal-address POST body as a shop enters it."""
+    return {"addressLine1": line1, "addressLine3": city, "postalCode": postcode, "countryIsoCode": country}
+
+
+def shop_contact(
+    first: str,
+    last: str,
+    email: str | None,
+    phone: str | None,
+    address_id: int,
+    *,
+    company: str | None = None,
+) -> dict[str, Any]:
+    """A Brightpearl contact POST body as a shop enters it: one address in every role, the
+    trade price list, a customer (neither supplier nor staff)."""
     body: dict[str, Any] = {
         "firstName": first,
         "lastName": last,
-        "postAddressIds": {"DEF": address, "BIL": address, "DEL": address},
+        "postAddressIds": {"DEF": address_id, "BIL": address_id, "DEL": address_id},
         "communication": {
             "emails": {"PRI": {"email": email}} if email else {},
             "telephones": {"PRI": phone} if phone else {},
@@ -150,7 +167,22 @@ def bp_create(
     }
     if company:
         body["organisation"] = {"name": company}
-    return client.create_contact(body)
+    return body
+
+
+def crm_contact(person: dict[str, str]) -> dict[str, str]:
+    """Dataverse contact columns for a person {first, last, email, phone, line1, city, postcode}
+    in the United Kingdom, as a CRM user types them."""
+    return {
+        "firstname": person["first"],
+        "lastname": person["last"],
+        "emailaddress1": person["email"],
+        "telephone1": person["phone"],
+        "address1_line1": person["line1"],
+        "address1_city": person["city"],
+        "address1_postalcode": person["postcode"],
+        "address1_country": "United Kingdom",
+    }
 
 
 # ------------------------------------------------------------------------------- prepare

@@ -20,6 +20,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from functions.customers import dataverse_source
+from sandbox.demo import crm_contact, shop_address, shop_contact
 from shared.bus.deadletters import LocalDeadLetters
 from shared.flows.customers_backfill import CustomerBackfill
 from tests.e2e.customers.conftest import BP_TOPIC, DV_TOPIC, TO_BP, TO_DV, Sandbox
@@ -88,43 +89,13 @@ def person(i: int) -> dict:
 def seed_brightpearl(sb: Sandbox, p: dict, *, email: str | None = None) -> int:
     state = sb.bp_sim.state
     with state.lock:
-        address = state.create_address(
-            {
-                "addressLine1": p["line1"],
-                "addressLine3": p["city"],
-                "postalCode": p["postcode"],
-                "countryIsoCode": "GBR",
-            },
-        )
-        return state.create_contact(
-            {
-                "firstName": p["first"],
-                "lastName": p["last"],
-                "postAddressIds": {"DEF": address, "BIL": address, "DEL": address},
-                "communication": {
-                    "emails": {"PRI": {"email": email or p["email"]}},
-                    "telephones": {"PRI": p["phone"]},
-                },
-                "financialDetails": {"priceListId": 2},
-                "relationshipToAccount": {"isSupplier": False, "isStaff": False},
-            },
-            quiet=True,
-        )
+        address = state.create_address(shop_address(p["line1"], p["city"], p["postcode"]))
+        body = shop_contact(p["first"], p["last"], email or p["email"], p["phone"], address)
+        return state.create_contact(body, quiet=True)
 
 
 def seed_dataverse(sb: Sandbox, p: dict, **override) -> str:
-    columns = {
-        "firstname": p["first"],
-        "lastname": p["last"],
-        "emailaddress1": p["email"],
-        "telephone1": p["phone"],
-        "address1_line1": p["line1"],
-        "address1_city": p["city"],
-        "address1_postalcode": p["postcode"],
-        "address1_country": "United Kingdom",
-        **override,
-    }
-    out = sb.dv.crm("POST", "contacts", columns)
+    out = sb.dv.crm("POST", "contacts", {**crm_contact(p), **override})
     return out["headers"]["OData-EntityId"].rsplit("(", 1)[1].rstrip(")")
 
 

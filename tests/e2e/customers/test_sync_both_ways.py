@@ -4,6 +4,7 @@ duplicating; a likely duplicate without e-mail is flagged for review, not create
 
 from __future__ import annotations
 
+from sandbox.demo import shop_address, shop_contact
 from shared.store import AuditResult
 from tests.e2e.customers.conftest import Sandbox
 
@@ -28,28 +29,8 @@ def bp_create_contact(
 ) -> int:
     state = sb.bp_sim.state
     with state.lock:
-        address = state.create_address(
-            {
-                "addressLine1": line1,
-                "addressLine3": "Bristol",
-                "postalCode": postcode,
-                "countryIsoCode": country,
-            }
-        )
-        body = {
-            "firstName": first,
-            "lastName": last,
-            "postAddressIds": {"DEF": address, "BIL": address, "DEL": address},
-            "communication": {
-                "emails": {"PRI": {"email": email}} if email else {},
-                "telephones": {"PRI": phone} if phone else {},
-            },
-            "financialDetails": {"priceListId": 2},
-            "relationshipToAccount": {"isSupplier": False, "isStaff": False},
-        }
-        if company:
-            body["organisation"] = {"name": company}
-        return state.create_contact(body)
+        address = state.create_address(shop_address(line1, "Bristol", postcode, country))
+        return state.create_contact(shop_contact(first, last, email, phone, address, company=company))
 
 
 def test_dynamics_create_reaches_brightpearl_and_brightpearl_update_comes_back(sandbox: Sandbox):
