@@ -4,8 +4,11 @@
   entity, record ids, attempt) from a context variable, so one KQL query follows a record.
 - When APPLICATIONINSIGHTS_CONNECTION_STRING is set, azure-monitor-opentelemetry exports
   logs, traces and the metrics below; the fields become custom dimensions.
-- Personal data never reaches logs: callers log ids and reason codes only, and a filter
-  redacts anything shaped like an e-mail address or phone number as a safety net.
+- Personal data never reaches logs: callers log ids and reason codes only; the HTTP client
+  loggers (httpx, httpcore, urllib3), which write every request URL with its query string
+  (e-mails and names in searches, OData $filters), are kept at WARNING at every level; and a
+  filter redacts URL query strings and anything shaped like an e-mail address or phone
+  number as a safety net.
 """
 
 from __future__ import annotations
@@ -27,6 +30,12 @@ _correlation: contextvars.ContextVar[dict[str, Any] | None] = contextvars.Contex
     "bpsync_correlation", default=None
 )
 
+# Loggers of HTTP client libraries that log request URLs (query strings included) at
+# INFO/DEBUG. Kept at WARNING whatever LOG_LEVEL says: a query string can hold personal data.
+HTTP_CLIENT_LOGGERS = ("httpx", "httpcore", "urllib3", "hpack")
+
+# A URL's query string: from `?` after a URL or path up to whitespace or a closing quote.
+_QUERY = re.compile(r"(?<=[\w/)\]])\?(?=[^\s?\"'<>]*=)[^\s\"'<>]*")
 _EMAIL = re.compile(r"[A-Za-z0-9._%+'-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 # Phone-like: optional +, then 7+ digits possibly separated by spaces, dots, dashes, parens.
 _PHONE = re.compile(r"(?<![\w.-])\+?\(?\d[\d\s().-]{6,}\d(?![\w-])")
@@ -36,8 +45,15 @@ def get_logger(name: str | None = None) -> logging.Logger:
     return logging.getLogger(f"{LOGGER_NAME}.{name}" if name else LOGGER_NAME)
 
 
+def quiet_http_client_loggers() -> None:
+    """Keep the HTTP client libraries from logging request URLs (they carry query strings)."""
+    for name in HTTP_CLIENT_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def redact(text: str) -> str:
-    """Replace e-mail addresses and phone-like numbers with placeholders."""
+    """Replace URL query strings, e-mail addresses and phone-like numbers with placeholders."""
+    text = _QUERY.sub("?<query>", text)
     text = _EMAIL.sub("<email>", text)
     return _PHONE.sub(_phone_placeholder, text)
 
@@ -108,7 +124,9 @@ def configure_telemetry(
     root = logging.getLogger()
     logger = logging.getLogger(LOGGER_NAME)
     logger.setLevel(log_level)
-    # The Azure SDKs log every HTTP request and response at INFO: keep that for DEBUG runs.
+    quiet_http_client_loggers()
+    # The Azure SDKs log every HTTP request and response at INFO (query values redacted by
+    # their logging policy): keep that for DEBUG runs.
     if log_level != "DEBUG":
         for noisy in ("azure", "uamqp"):
             logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -10,12 +10,15 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from shared.telemetry import quiet_http_client_loggers
+
 app = typer.Typer(help="Operate the Brightpearl ⇄ Dynamics 365 integration.", no_args_is_help=True)
 sandbox_app = typer.Typer(help="Run the local sandbox.", no_args_is_help=True)
 settings_app = typer.Typer(help="Check app settings.", no_args_is_help=True)
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(settings_app, name="settings")
 console = Console()
+quiet_http_client_loggers()  # request URLs carry query strings (e-mails, names): never log them
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from sandbox.host.config import HostConfigError
 from sandbox.host.runtime import LocalHost
+from shared.telemetry import quiet_http_client_loggers
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -54,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level, stream=sys.stdout, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    quiet_http_client_loggers()  # request URLs carry query strings (e-mails, names)
     try:
         host = LocalHost(
             args.app,

@@ -64,3 +64,51 @@ def test_entra_ingestion_uses_the_managed_identity_named_in_the_auth_string():
     assert _ingestion_credential("Authorization=Key") is None
     credential = _ingestion_credential("Authorization=AAD;ClientId=00000000-0000-0000-0000-000000000001")
     assert isinstance(credential, ManagedIdentityCredential)
+
+
+def test_url_query_strings_are_redacted():
+    line = (
+        "HTTP Request: GET https://bp.example/public-api/acme/contact-service/contact-search"
+        '?primaryEmail=tim%40web.example&lastName=Turner "HTTP/1.1 200 OK"; '
+        "GET /api/data/v9.2/contacts?$filter=address1_postalcode%20eq%20%27SW1A%201AA%27 HTTP/1.1"
+    )
+    cleaned = redact(line)
+    for leaked in ("tim", "Turner", "SW1A", "postalcode"):
+        assert leaked not in cleaned
+    assert "contact-service/contact-search?<query>" in cleaned and "contacts?<query>" in cleaned
+    assert redact("is that right? yes, id=7") == "is that right? yes, id=7"
+
+
+def test_http_client_libraries_log_no_request_urls_even_at_debug():
+    import httpx
+
+    from shared.telemetry import HTTP_CLIENT_LOGGERS, configure_telemetry
+
+    names = (*HTTP_CLIENT_LOGGERS, "bpsync", "")
+    levels = {name: logging.getLogger(name).level for name in names}
+    records: list[logging.LogRecord] = []
+
+    class ListHandler(logging.Handler):
+        def emit(self, record):
+            records.append(record)
+
+    root = logging.getLogger()
+    handler = ListHandler(level=logging.DEBUG)
+    root.addHandler(handler)
+    try:
+        for name in HTTP_CLIENT_LOGGERS:  # as a fresh process has them
+            logging.getLogger(name).setLevel(logging.NOTSET)
+        root.setLevel(logging.DEBUG)
+        configure_telemetry(connection_string=None, log_level="DEBUG")
+        transport = httpx.MockTransport(lambda request: httpx.Response(200, json={}))
+        with httpx.Client(transport=transport) as client:
+            client.get(
+                "https://bp.example/contact-search",
+                params={"primaryEmail": "tim@web.example", "lastName": "Turner"},
+            )
+    finally:
+        root.removeHandler(handler)
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+    text = "\n".join(r.getMessage() for r in records)
+    assert "Turner" not in text and "web.example" not in text and "contact-search" not in text
