@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Callable
 
 import azure.functions as func
@@ -51,7 +52,11 @@ def register_flow(
         auto_complete_messages=False,
     )
     def handler(
-        messages: list[servicebus.ServiceBusReceivedMessage],
+        # typing.List, not list[...]: the Python worker accepts a binding annotation only when it
+        # is a class or a typing generic and refuses the builtin generic ("binding messages has
+        # invalid non-type annotation list[...]", Azure/azure-functions-python-worker#1034).
+        # tests/platform checks this against the real worker.
+        messages: typing.List[servicebus.ServiceBusReceivedMessage],  # noqa: UP006
         message_actions: servicebus.ServiceBusMessageActions,
     ) -> None:
         if "flow" not in flows:
