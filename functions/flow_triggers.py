@@ -9,6 +9,7 @@ import azure.functions as func
 import azurefunctions.extensions.bindings.servicebus as servicebus
 
 from shared import runtime
+from shared.bus.lockrenewal import LockRenewal
 from shared.bus.settlement import Settlement
 from shared.flows.runner import Flow, run_flow
 from shared.resilience import BackoffPolicy
@@ -68,4 +69,7 @@ def register_flow(
             policy=backoff_policy(),
             clock=runtime.clock,
         )
-        run_flow(flows["flow"], messages, message_actions, settlement)
+        # Batch triggers get no lock renewal from the platform: hold the locks for the work.
+        every = runtime.settings().bus.lock_renewal_seconds
+        with LockRenewal(messages, message_actions, every=every, clock=runtime.clock):
+            run_flow(flows["flow"], messages, message_actions, settlement)

@@ -70,6 +70,14 @@ class BusSettings(BaseSettings):
         validation_alias="DATAVERSE_CHANGES_TOPIC",
         description="topic for Dataverse change notices (infra/topology.json)",
     )
+    lock_renewal_seconds: float = Field(
+        20.0,
+        gt=0,
+        le=150,
+        validation_alias="BUS_LOCK_RENEWAL_SECONDS",
+        description="a flow renews the locks of the batch it works on this often; keep it below "
+        "the subscriptions' lockDuration minus maxBatchWaitTime (1 min - 5 s)",
+    )
 
     @model_validator(mode="after")
     def _servicebus_needs_a_connection(self) -> BusSettings:
