@@ -17,6 +17,8 @@ Profiles:
 
 Usage: .venv/bin/python -m benchmarks.customers [--records 2000] [--naive 50] [--naive-realistic 20]
        [--realistic-bp 1000] [--realistic-dv 200] [--azurite 200]
+       .venv/bin/python -m benchmarks.customers --batch-sweep 100   (calls per record against the
+       trigger batch size, for choosing host.json's batch settings; docs/architecture.md)
 
 Size: the issue asks for a 10,000-customer backfill each way: `--records 10000
 --realistic-bp 10000 --realistic-dv 10000` (about half an hour on 2 cores, most of it the
@@ -360,9 +362,20 @@ def notices(system: str, ids: list[str], per_notice: int) -> list[Envelope]:
     return out
 
 
-def run(rig: Rig, flow: Any, system: str, ids: list[str], *, naive: bool) -> dict[str, Any]:
-    envelopes = notices(system, ids, 1 if naive else IDS_PER_NOTICE)
-    batch = 1 if naive else NOTICES_PER_BATCH
+def run(
+    rig: Rig,
+    flow: Any,
+    system: str,
+    ids: list[str],
+    *,
+    naive: bool,
+    per_notice: int | None = None,
+    batch: int | None = None,
+) -> dict[str, Any]:
+    """Hand `ids` to the flow as the host would; `per_notice` ids per notice, `batch` notices per
+    invocation (defaults: the backfill shape, or one and one when `naive`)."""
+    envelopes = notices(system, ids, per_notice or (1 if naive else IDS_PER_NOTICE))
+    batch = batch or (1 if naive else NOTICES_PER_BATCH)
     bp0, dv0 = rig.calls()
     tracemalloc.start()
     started = time.perf_counter()
@@ -381,7 +394,7 @@ def run(rig: Rig, flow: Any, system: str, ids: list[str], *, naive: bool) -> dic
         "records": n,
         "mode": "naive (one record per notice and per call)"
         if naive
-        else f"batched ({IDS_PER_NOTICE} ids per notice, {batch} notices per batch)",
+        else f"batched ({per_notice or IDS_PER_NOTICE} ids per notice, {batch} notices per batch)",
         "seconds": round(seconds, 2),
         "records_per_second": round(n / seconds, 1),
         "brightpearl_calls": bp_calls,
@@ -428,6 +441,43 @@ def direction(
         rig.close()
 
 
+BATCH_SIZES = (1, 2, 5, 10, 25, 50, 100)
+
+
+def batch_sweep(records: int, sizes: tuple[int, ...] = BATCH_SIZES) -> dict[str, Any]:
+    """Calls per record against the trigger's batch size, for webhook-shaped notices (one id each).
+
+    This is what host.json's maxMessageBatchSize / minMessageBatchSize / maxBatchWaitTime decide:
+    a live change arrives as one notice with one id, and the host hands the flow as many notices
+    as the batch settings gather. Zero-latency profile, links in memory; `records` per size.
+    """
+    out: dict[str, Any] = {}
+    for i, (source, key, _label) in enumerate(DIRECTIONS):
+        rig = Rig(None, realistic=False)
+        try:
+            people = [person(300_000 + 100_000 * i + n) for n in range(records * len(sizes))]
+            ids = rig.seed_brightpearl(people) if source == "brightpearl" else rig.seed_dataverse(people)
+            flow = rig.to_dv if source == "brightpearl" else rig.to_bp
+            rows = {}
+            for j, size in enumerate(sizes):
+                part = ids[j * records : (j + 1) * records]
+                result = run(rig, flow, source, part, naive=False, per_notice=1, batch=size)
+                rows[str(size)] = {
+                    k: result[k]
+                    for k in (
+                        "records",
+                        "brightpearl_calls_per_1000",
+                        "dataverse_calls_per_1000",
+                        "combined_calls_per_1000",
+                        "outcomes",
+                    )
+                }
+            out[key] = rows
+        finally:
+            rig.close()
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -446,8 +496,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--realistic-dv", type=int, default=200, help="Dataverse -> Brightpearl, realistic")
     parser.add_argument("--azurite", type=int, default=200, help="customers per run with state in Azurite")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "customers.json")
+    parser.add_argument(
+        "--batch-sweep",
+        type=int,
+        metavar="RECORDS",
+        help="only measure calls per record at trigger batch sizes "
+        f"{', '.join(map(str, BATCH_SIZES))} (one-id notices, RECORDS per size each way) and write "
+        "benchmarks/results/customers-batch-sizes.json",
+    )
     args = parser.parse_args(argv)
     started = time.perf_counter()
+    if args.batch_sweep:
+        sweep = {
+            "benchmark": "customers: calls per 1,000 records against the trigger batch size "
+            "(one id per notice, as webhooks send them; zero latency; links in memory)",
+            "python": platform.python_version(),
+            "when": datetime.now(UTC).isoformat(timespec="seconds"),
+            "records_per_size": args.batch_sweep,
+            "by_batch_size": batch_sweep(args.batch_sweep),
+            "total_seconds": round(time.perf_counter() - started, 1),
+        }
+        write(ROOT / "benchmarks" / "results" / "customers-batch-sizes.json", sweep)
+        print(json.dumps(sweep, indent=2))
+        return 0
     results: dict[str, Any] = {
         "benchmark": "customers backfill each way (shared/flows/customers_*), batched vs naive",
         "python": platform.python_version(),

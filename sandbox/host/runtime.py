@@ -185,6 +185,7 @@ class LocalHost:
             )
             self._owns_bus = True
         self.bus = bus
+        self._warn_inert_service_bus_settings(topic_functions)
         try:
             for f in topic_functions:
                 self._check_subscription(f)
@@ -217,6 +218,23 @@ class LocalHost:
         self._invoker = Invoker(
             self._pool, str(self.project_root), timeout.total_seconds() if timeout else None
         )
+
+    def _warn_inert_service_bus_settings(self, topic_functions: list[FunctionInfo]) -> None:
+        """Say which host.json extensions.serviceBus values the extension would ignore here:
+        single-message settings when every trigger takes batches, and maxBatchWaitTime while
+        minMessageBatchSize is 1 (azure-platform.md §3.2)."""
+        raw = (self.options.raw or {}).get("extensions", {})
+        section = next((v for k, v in raw.items() if k.lower() == "servicebus"), None)
+        if not isinstance(section, dict) or not topic_functions:
+            return
+        keys = {k.lower(): k for k in section}
+        inert = []
+        if all(isinstance(f.trigger, ServiceBusTriggerInfo) and f.trigger.many for f in topic_functions):
+            inert += [keys[k] for k in ("maxconcurrentcalls", "maxautolockrenewalduration") if k in keys]
+        if "maxbatchwaittime" in keys and self.options.service_bus.min_message_batch_size <= 1:
+            inert.append(keys["maxbatchwaittime"] + " (minMessageBatchSize is 1)")
+        for key in inert:
+            log.warning("host.json extensions.serviceBus.%s has no effect on this app's triggers", key)
 
     def _check_subscription(self, fn: FunctionInfo) -> None:
         trigger = fn.trigger

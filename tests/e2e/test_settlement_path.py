@@ -62,6 +62,8 @@ def sandbox(tmp_path):
         RETRY_BASE_DELAY_SECONDS="10",
         RETRY_MAX_DELAY_SECONDS="30",
         RETRY_JITTER_RATIO="0.2",
+        # no batch gathering (host.json waits up to 5 s of real time for 10 messages)
+        AzureFunctionsJobHost__extensions__serviceBus__minMessageBatchSize="1",
     )
     clock = FakeClock()
     bus = LocalBus(tmp_path / "bus.sqlite3", clock=clock)

@@ -275,6 +275,51 @@ def test_batch_waits_for_the_minimum_size_then_takes_what_it_has(make_host, bus,
     assert host.module.BATCH_SIZES == [2]
 
 
+def test_messages_arriving_during_the_batch_wait_join_the_batch(make_host, bus, clock):
+    publish(bus, "batch", "t-1")
+    wait = {"maxMessageBatchSize": 10, "minMessageBatchSize": 3, "maxBatchWaitTime": "00:00:30"}
+    host = make_host(APP, bus=bus, clock=clock, host_json={"extensions": {"serviceBus": wait}})
+    with host:
+        wait_for(lambda: len(host.in_flight()) == 1, "the first message to be held for the batch")
+        assert host.module.BATCH_SIZES == []  # one message is below the minimum: the host waits
+        publish(bus, "batch", "t-2", "t-3")
+        host.wait_idle(timeout=10)  # well before the 30 s wait: the minimum was reached
+
+    assert host.module.BATCH_SIZES == [3]
+
+
+@pytest.mark.parametrize(
+    ("service_bus", "inert"),
+    [
+        ({"maxConcurrentCalls": 4}, []),  # a single-message trigger reads it
+        ({"maxBatchWaitTime": "00:00:05"}, ["maxBatchWaitTime (minMessageBatchSize is 1)"]),
+        ({"minMessageBatchSize": 2, "maxBatchWaitTime": "00:00:05"}, []),
+    ],
+)
+def test_host_json_values_the_extension_ignores_are_named_at_start(
+    make_host, bus, clock, caplog, service_bus, inert
+):
+    with caplog.at_level(logging.WARNING, logger="sandbox.host"):
+        make_host(APP, bus=bus, clock=clock, host_json={"extensions": {"serviceBus": service_bus}})
+    named = [r.getMessage() for r in caplog.records if "has no effect" in r.getMessage()]
+    assert named == [
+        f"host.json extensions.serviceBus.{key} has no effect on this app's triggers" for key in inert
+    ]
+
+
+def test_single_message_settings_are_named_when_every_trigger_takes_batches(make_host, bus, clock, caplog):
+    settings = {"maxConcurrentCalls": 4, "maxAutoLockRenewalDuration": "00:05:00"}
+    with caplog.at_level(logging.WARNING, logger="sandbox.host"):
+        make_host(
+            "tests.unit.host.apps.long_batch_app",
+            bus=bus,
+            clock=clock,
+            host_json={"extensions": {"serviceBus": settings}},
+        )
+    assert "serviceBus.maxConcurrentCalls has no effect" in caplog.text
+    assert "serviceBus.maxAutoLockRenewalDuration has no effect" in caplog.text
+
+
 def test_concurrency_is_limited_by_max_concurrent_calls(make_host, bus, clock):
     publish(bus, "limited", *[f"c-{i}" for i in range(6)])
     host = make_host(
