@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -115,6 +116,12 @@ class Envelope(BaseModel):
     attempt: int = Field(1, ge=1)
     replay_to: str | None = None
     id: str
+    waited: int = Field(
+        0,
+        ge=0,
+        description="seconds spent waiting on other workers' claims "
+        "(retry copies that did not spend an attempt)",
+    )
 
     @classmethod
     def wrap(cls, notice: ChangeNotice) -> Envelope:
@@ -123,6 +130,12 @@ class Envelope(BaseModel):
     def retry(self, replay_to: str) -> Envelope:
         """The copy sent for a scheduled retry: next attempt, only for `replay_to`."""
         return self.model_copy(update={"attempt": self.attempt + 1, "replay_to": replay_to})
+
+    def wait(self, replay_to: str, seconds: float) -> Envelope:
+        """The copy sent after waiting on another worker: same attempt, `seconds` more waited."""
+        return self.model_copy(
+            update={"waited": self.waited + max(1, math.ceil(seconds)), "replay_to": replay_to}
+        )
 
     # -- wire format -------------------------------------------------------------------
     def to_cloudevent(self) -> dict[str, Any]:
@@ -141,6 +154,8 @@ class Envelope(BaseModel):
         }
         if self.replay_to:
             event["replayto"] = self.replay_to
+        if self.waited:
+            event["waited"] = self.waited
         return event
 
     def to_message(self) -> OutgoingMessage:
@@ -158,6 +173,8 @@ class Envelope(BaseModel):
         # A retry copy is a new message (the original is completed), so its broker id
         # must differ from the original's or duplicate detection would drop it.
         message_id = self.id if self.attempt == 1 else f"{self.id}.a{self.attempt}"
+        if self.waited:  # a wait copy keeps its attempt: its total wait keeps its id distinct
+            message_id += f".w{self.waited}"
         return OutgoingMessage(
             body=body.encode("utf-8"),
             message_id=message_id,
@@ -199,6 +216,7 @@ class Envelope(BaseModel):
                 id=str(raw["id"]),
                 attempt=raw.get("attempt", 1),
                 replay_to=raw.get("replayto"),
+                waited=raw.get("waited", 0),
             )
         except ValidationError as exc:
             first = exc.errors()[0]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from shared.resilience import Action, classify
 
@@ -16,11 +17,18 @@ class Completed:
 
 @dataclass(frozen=True)
 class RetryLater:
-    """A transient failure: try again later. `delay` is the server's own hint in seconds."""
+    """A transient failure: try again later. `delay` is the server's own hint in seconds.
+
+    `waiting`: nothing failed, the message waits on another worker (e.g. its creation claim
+    on the same record). Such a retry does not spend the retry budget (the copy keeps its
+    attempt number) up to the settlement's total-wait bound; `delay` is then the longest
+    worth waiting (e.g. until the other worker's lease runs out).
+    """
 
     reason: str
     error: str
     delay: float | None = None
+    waiting: bool = False
 
 
 @dataclass(frozen=True)
@@ -29,6 +37,10 @@ class DeadLetter:
 
     reason: str
     description: str
+    # Called when the dead-letter call itself fails (e.g. the message lock was lost): rolls
+    # back what the flow recorded expecting the dead letter to exist (the ledger's "already
+    # dead-lettered" key), so the redelivered message is dead-lettered then, not completed.
+    undo: Callable[[], None] | None = field(default=None, compare=False, repr=False)
 
 
 Outcome = Completed | RetryLater | DeadLetter

@@ -5,7 +5,14 @@
   exponential, jittered, capped delay that honours the server's own delay; then complete
   the original. If the copy cannot be published the original is abandoned (nothing lost).
   After the configured attempts -> dead-letter `RetriesExhausted` with the last error.
-- DeadLetter -> dead-letter with the flow's reason code and description.
+- RetryLater(waiting=True) -> the same, but the copy keeps its attempt number: the message
+  waited on another worker (its claim on the same record), nothing failed, so no retry is
+  spent. Waits are bounded: once a message has waited `max_wait` seconds in total, further
+  waits count as attempts again, so a claim that is never released still ends, after the
+  usual attempts, in `RetriesExhausted` instead of looping forever.
+- DeadLetter -> dead-letter with the flow's reason code and description. If that call fails
+  (e.g. the lock was lost), the outcome's `undo` runs before the error propagates, so the
+  flow's "already dead-lettered" ledger key does not outlive a dead letter that never happened.
 - An exception from the flow itself -> logged and the message abandoned; the broker's
   maxDeliveryCount then decides (MaxDeliveryCountExceeded).
 """
@@ -22,6 +29,12 @@ from shared.events import Envelope, EnvelopeError, now_utc
 from shared.outcomes import Completed, DeadLetter, Outcome, RetryLater
 from shared.resilience import BackoffPolicy
 from shared.telemetry import correlation, end_to_end_latency, get_logger, message_outcomes
+
+# Total seconds a message may wait on other workers' claims without spending attempts. A live
+# claim is renewed while its owner works and ends with the owner's batch (minutes at most);
+# a dead owner's claim can be taken over once its lease (LINK_CLAIM_TIMEOUT_SECONDS, 90 s)
+# runs out. 15 minutes covers either many times over; past it, waits count as attempts.
+MAX_WAIT_SECONDS = 900.0
 
 # Service Bus keeps DeadLetterErrorDescription in a header property; keep it readable and small.
 MAX_DESCRIPTION = 1024
@@ -73,8 +86,10 @@ class Settlement:
         policy: BackoffPolicy,
         clock: Callable[[], datetime] = now_utc,
         rng: random.Random | None = None,
+        max_wait: float = MAX_WAIT_SECONDS,
     ) -> None:
         self.publisher = publisher
+        self.max_wait = max_wait
         self.topic = topic
         self.subscription = subscription
         self.policy = policy
@@ -86,9 +101,13 @@ class Settlement:
         try:
             return Envelope.from_body(message_body(message))
         except EnvelopeError as exc:
-            self._deadletter(message, actions, "MalformedMessage",
-                             f"{self.subscription}: message {getattr(message, 'message_id', '?')} "
-                             f"is not a change notice: {exc}. Fix the body and resubmit, or purge it.")
+            self._deadletter(
+                message,
+                actions,
+                "MalformedMessage",
+                f"{self.subscription}: message {getattr(message, 'message_id', '?')} "
+                f"is not a change notice: {exc}. Fix the body and resubmit, or purge it.",
+            )
             return None
 
     def apply(self, message: Any, envelope: Envelope, outcome: Outcome, actions: MessageActions) -> str:
@@ -107,7 +126,11 @@ class Settlement:
                 log.info("completed%s", f" ({outcome.note})" if outcome.note else "")
                 return "completed"
             if isinstance(outcome, DeadLetter):
-                self._deadletter(message, actions, outcome.reason, outcome.description)
+                try:
+                    self._deadletter(message, actions, outcome.reason, outcome.description)
+                except Exception:
+                    self._undo(outcome)
+                    raise
                 self._observe(envelope, "dead_lettered", outcome.reason)
                 return "dead_lettered"
             if isinstance(outcome, RetryLater):
@@ -116,18 +139,32 @@ class Settlement:
 
     def abandon_all(self, messages: Sequence[Any], actions: MessageActions, error: BaseException) -> None:
         """The flow itself failed unexpectedly: log it and release every message to the broker."""
-        log.error("flow %s failed unexpectedly; abandoning %d message(s): %s",
-                  self.subscription, len(messages), type(error).__name__, exc_info=error)
+        log.error(
+            "flow %s failed unexpectedly; abandoning %d message(s): %s",
+            self.subscription,
+            len(messages),
+            type(error).__name__,
+            exc_info=error,
+        )
         for message in messages:
             try:
                 actions.abandon(message)
             except Exception:  # the lock will expire and the broker redelivers: still not lost
                 log.exception("abandon failed; the message lock will expire and it will be redelivered")
-        message_outcomes.add(len(messages), {"flow": self.subscription, "outcome": "abandoned",
-                                             "reason": type(error).__name__})
+        message_outcomes.add(
+            len(messages), {"flow": self.subscription, "outcome": "abandoned", "reason": type(error).__name__}
+        )
 
     # -- internals ---------------------------------------------------------------------
     def _retry(self, message: Any, envelope: Envelope, outcome: RetryLater, actions: MessageActions) -> str:
+        if outcome.waiting:
+            delay = self.policy.delay(1, None, self.rng)
+            if outcome.delay is not None:
+                delay = max(min(delay, outcome.delay), 1.0)
+            if envelope.waited + delay <= self.max_wait:
+                return self._schedule(
+                    message, envelope, outcome, actions, envelope.wait(self.subscription, delay), delay
+                )
         if self.policy.exhausted(envelope.attempt):
             description = (
                 f"{self.subscription}: gave up after {envelope.attempt} attempts; last error "
@@ -137,8 +174,18 @@ class Settlement:
             self._observe(envelope, "dead_lettered", "RetriesExhausted")
             return "dead_lettered"
         delay = self.policy.delay(envelope.attempt, outcome.delay, self.rng)
+        return self._schedule(message, envelope, outcome, actions, envelope.retry(self.subscription), delay)
+
+    def _schedule(
+        self,
+        message: Any,
+        envelope: Envelope,
+        outcome: RetryLater,
+        actions: MessageActions,
+        copy: Envelope,
+        delay: float,
+    ) -> str:
         enqueue_at = self.clock() + timedelta(seconds=delay)
-        copy = envelope.retry(self.subscription)
         try:
             self.publisher.publish_scheduled(self.topic, [copy.to_message()], enqueue_at)
         except BusError as exc:
@@ -148,9 +195,33 @@ class Settlement:
             return "abandoned"
         actions.complete(message)
         self._observe(envelope, "retry_scheduled", outcome.reason)
-        log.warning("retry %d scheduled in %.1fs: [%s] %s", copy.attempt, delay, outcome.reason,
-                    _clip(outcome.error, 300))
+        if copy.attempt == envelope.attempt:
+            log.info(
+                "waiting %.1fs (attempt %d not spent, %ds waited): [%s] %s",
+                delay,
+                copy.attempt,
+                copy.waited,
+                outcome.reason,
+                _clip(outcome.error, 300),
+            )
+        else:
+            log.warning(
+                "retry %d scheduled in %.1fs: [%s] %s",
+                copy.attempt,
+                delay,
+                outcome.reason,
+                _clip(outcome.error, 300),
+            )
         return "retry_scheduled"
+
+    @staticmethod
+    def _undo(outcome: DeadLetter) -> None:
+        if outcome.undo is None:
+            return
+        try:
+            outcome.undo()
+        except Exception:  # the key stays, held by this message: its redelivery still dead-letters
+            log.exception("could not undo what the flow recorded for a dead letter that failed")
 
     def _deadletter(self, message: Any, actions: MessageActions, reason: str, description: str) -> None:
         log.error("dead-lettered [%s] %s", reason, _clip(description, 300))

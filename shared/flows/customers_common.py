@@ -14,6 +14,14 @@ envelope (DESIGN §3, §6):
   every poison record ends as exactly one dead letter, named by id, and resubmitting it
   re-runs only that record;
 - else Completed (synced, unchanged, missing, needs review, skipped).
+
+Which message "holds" a dead letter: the ledger key is recorded for the message that is to
+be dead-lettered (its envelope id, which its scheduled retry copies and an operator's
+resubmitted copies share). A later notice of another lineage (the poller, a backfill, a
+retry copy of another notice) completes as "already dead-lettered"; the holder itself
+(redelivered, retried, or resubmitted from the DLQ while the record is still bad) is
+dead-lettered again. If the dead-letter call fails (a lost lock), the key is forgotten, so
+the redelivery is dead-lettered rather than completed with no dead letter anywhere.
 """
 
 from __future__ import annotations
@@ -56,6 +64,7 @@ class RecordResult:
     retry_after: float | None = None
     created: bool = False
     stamp: str | None = None  # the source record's modification stamp (fatal records: dead-letter key)
+    waiting: bool = False  # transient only because another worker holds the record: no retry spent
 
 
 @dataclass
@@ -130,8 +139,9 @@ def outcomes_for(
     """One outcome per envelope from the per-record results (rules in the module docstring).
 
     With a `ledger`, each bad record version is dead-lettered once: a second notice naming it
-    (the poller and a backfill both did) completes instead. A resubmitted copy (replay_to set)
-    always dead-letters again if the record is still bad.
+    (the poller and a backfill both did) completes instead. The message holding the dead
+    letter (its redelivery, retry copies or resubmitted copy) dead-letters again if the
+    record is still bad.
     """
     outcomes: list[Outcome] = []
     for envelope in envelopes:
@@ -139,13 +149,14 @@ def outcomes_for(
         got = [(i, results.by_id.get(i)) for i in ids]
         transient = [(i, r) for i, r in got if r is not None and r.kind == "transient"]
         if transient:
-            first = transient[0][1]
+            first = next((r for _, r in transient if not r.waiting), transient[0][1])
             delays = [r.retry_after for _, r in transient if r.retry_after is not None]
             outcomes.append(
                 RetryLater(
                     reason=first.reason or "Transient",
                     error="; ".join(r.description for _, r in transient)[:1500],
                     delay=max(delays) if delays else None,
+                    waiting=all(r.waiting for _, r in transient),
                 )
             )
             continue
@@ -155,32 +166,45 @@ def outcomes_for(
             continue
         if len(envelope.notice.ids) == 1 and len(bad) == 1:
             record_id, result = bad[0]
-            if (
-                envelope.replay_to is None
-                and ledger is not None
-                and not ledger.record(dead_letter_key(flow, record_id, result.stamp))
-            ):
+            key = dead_letter_key(flow, record_id, result.stamp)
+            if ledger is not None and not ledger.record_for(key, envelope.id):
                 outcomes.append(Completed(note=f"{system_label} {record_id} is already dead-lettered"))
                 continue
             outcomes.append(
-                DeadLetter(reason=result.reason or "Rejected", description=result.description[:4000])
+                DeadLetter(
+                    reason=result.reason or "Rejected",
+                    description=result.description[:4000],
+                    undo=_forgetting(ledger, key),
+                )
             )
             continue
         fresh = []
         for record_id, result in bad:
             key = dead_letter_key(flow, record_id, result.stamp)
-            if ledger is None or ledger.record(key):
-                fresh.append((record_id, result, key))
+            split = split_notice(envelope, record_id, flow, result.stamp)
+            if ledger is None or ledger.record(key, holder=split.id):
+                fresh.append((split, key))
         try:
-            publish([split_notice(envelope, i, flow, r.stamp) for i, r, _ in fresh])
+            publish([split for split, _ in fresh])
         except Exception as exc:  # the bus is down: retry the whole envelope later
-            for _, _, key in fresh:
+            for _, key in fresh:
                 if ledger is not None:
                     ledger.forget(key)
             outcomes.append(outcome_for_error(exc, f"split of {system_label} notice {envelope.id}"))
             continue
         outcomes.append(Completed(note=f"{len(fresh)} bad record(s) split off for dead-lettering"))
     return outcomes
+
+
+def _forgetting(ledger: Any, key: str) -> Callable[[], None] | None:
+    """The undo of a dead letter whose ledger key was recorded: forget the key again."""
+    if ledger is None:
+        return None
+
+    def undo() -> None:
+        ledger.forget(key)
+
+    return undo
 
 
 def audit_rows(

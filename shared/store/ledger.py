@@ -68,11 +68,33 @@ class Ledger:
                     seen.add(wanted[rk])
         return seen
 
-    def record(self, key: str, *, ttl: timedelta | None = None) -> bool:
+    def record(self, key: str, *, ttl: timedelta | None = None, holder: str | None = None) -> bool:
         """Record `key` as processed. True if this call recorded it, False if already there.
 
-        Concurrent callers with the same key: exactly one gets True.
+        Concurrent callers with the same key: exactly one gets True. `holder` (optional) is
+        kept with the key: which message the key was recorded for (see `record_for`).
         """
+        return self._record(key, ttl, holder, same_holder_ok=False)
+
+    def record_for(self, key: str, holder: str, *, ttl: timedelta | None = None) -> bool:
+        """Record `key` for message `holder`: True if this call recorded it or `holder` already
+        holds it (a redelivery or a resubmitted copy of that message), False if another does.
+
+        Concurrent callers with the same key and different holders: exactly one gets True.
+        """
+        if not holder:
+            raise ValueError("holder must be a non-empty message id")
+        return self._record(key, ttl, holder, same_holder_ok=True)
+
+    def holder_of(self, key: str) -> str | None:
+        """The message a live key was recorded for (None if absent, expired or recorded without)."""
+        row = get_row(self.table, *_keys(key), "read ledger")
+        if row is None or not self._alive(row):
+            return None
+        holder = row.get("holder")
+        return str(holder) if holder else None
+
+    def _record(self, key: str, ttl: timedelta | None, holder: str | None, *, same_holder_ok: bool) -> bool:
         pk, rk = _keys(key)
         now = self._clock()
         row = {
@@ -81,6 +103,8 @@ class Ledger:
             "recorded_at": now,
             "expires_at": now + (ttl if ttl is not None else self.retention),
         }
+        if holder:
+            row["holder"] = holder
         try:
             with translate_errors(self.table_name, "record message key", pk, rk):
                 self.table.create_entity(row)
@@ -89,15 +113,20 @@ class Ledger:
             pass
         existing = get_row(self.table, pk, rk, "record message key")
         if existing is not None and self._alive(existing):
-            return False
+            return bool(same_holder_ok and holder and existing.get("holder") == holder)
         try:
-            with translate_errors(self.table_name, "record message key", pk, rk,
-                                  missing_row_is_conflict=True):
+            with translate_errors(
+                self.table_name, "record message key", pk, rk, missing_row_is_conflict=True
+            ):
                 if existing is None:
                     self.table.create_entity(row)
                 else:
-                    self.table.update_entity(row, mode=UpdateMode.REPLACE, etag=etag_of(existing),
-                                             match_condition=MatchConditions.IfNotModified)
+                    self.table.update_entity(
+                        row,
+                        mode=UpdateMode.REPLACE,
+                        etag=etag_of(existing),
+                        match_condition=MatchConditions.IfNotModified,
+                    )
         except StoreConflictError:
             return False  # another receiver recorded it in between
         return True
@@ -110,8 +139,7 @@ class Ledger:
 
     def purge_expired(self) -> int:
         """Delete every expired key; returns how many rows were removed."""
-        return delete_matching(self.table, "expires_at le @now", {"now": self._clock()},
-                               "purge ledger")
+        return delete_matching(self.table, "expires_at le @now", {"now": self._clock()}, "purge ledger")
 
     def _alive(self, row: TableEntity) -> bool:
         expires_at = optional_utc(row.get("expires_at"))

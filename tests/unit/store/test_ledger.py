@@ -52,8 +52,9 @@ def test_seen_many_returns_live_keys_only(state_store: StateStore, clock) -> Non
 
 
 def test_concurrent_receivers_record_a_key_once(azurite: str, state_store: StateStore) -> None:
-    receivers = [StateStore.from_connection_string(azurite, table_prefix=state_store.table_prefix)
-                 for _ in range(4)]
+    receivers = [
+        StateStore.from_connection_string(azurite, table_prefix=state_store.table_prefix) for _ in range(4)
+    ]
     barrier = threading.Barrier(len(receivers))
     results: list[bool] = []
 
@@ -95,9 +96,29 @@ def test_forget_makes_a_key_unseen(state_store: StateStore) -> None:
 def test_purge_handles_more_rows_than_one_page(state_store: StateStore, clock) -> None:
     ledger = state_store.with_clock(clock).ledger
     expired_at = clock.now - timedelta(seconds=1)
-    rows = [{"PartitionKey": format(n % 16, "x"), "RowKey": f"bulk-{n}", "recorded_at": expired_at,
-             "expires_at": expired_at} for n in range(1_010)]
+    rows = [
+        {
+            "PartitionKey": format(n % 16, "x"),
+            "RowKey": f"bulk-{n}",
+            "recorded_at": expired_at,
+            "expires_at": expired_at,
+        }
+        for n in range(1_010)
+    ]
     write_in_transactions(ledger.table, "create", rows, "seed")
     ledger.record("live")
     assert ledger.purge_expired() == 1_010
     assert [row["RowKey"] for row in ledger.table.list_entities()] == ["live"]
+
+
+def test_record_for_grants_the_key_again_only_to_its_holder(state_store: StateStore, clock) -> None:
+    ledger = state_store.with_clock(clock).ledger
+    assert ledger.record_for("dl-207", "message-a") is True
+    assert ledger.record_for("dl-207", "message-a") is True  # its redelivery or resubmitted copy
+    assert ledger.record_for("dl-207", "message-b") is False  # another notice of the same record
+    assert ledger.record("dl-207", holder="message-a") is False  # record() stays strict
+    assert ledger.holder_of("dl-207") == "message-a"
+    ledger.forget("dl-207")
+    assert ledger.record_for("dl-207", "message-b") is True
+    clock.advance(days=15)
+    assert ledger.holder_of("dl-207") is None  # expired
