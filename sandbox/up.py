@@ -2,8 +2,15 @@
 
 Azurite (Table Storage), the Brightpearl and Dataverse simulators and the local Functions
 host run as child processes in their own process groups; this supervisor waits until each
-answers, prints the URLs, and on Ctrl-C / SIGTERM (or when any child dies) stops them in
-reverse order, so no process is left behind.
+answers, prints the URLs, and on Ctrl-C / SIGTERM stops them in reverse order, so no process
+is left behind.
+
+When the Functions host dies (a crash, an out-of-memory kill, a SIGKILL), the supervisor
+restarts it as the Functions platform restarts a crashed worker: a log line with the exit
+code and the restart count, a short back-off that grows while it keeps crashing, and the
+simulators and Azurite (and their state) untouched. Its messages are still on the local bus
+(durable on disk); locks the dead host held run out and the bus redelivers them. Any other
+child dying still stops the sandbox (a simulator's data lives in its memory).
 """
 
 from __future__ import annotations
@@ -35,6 +42,8 @@ class Service:
     ready_path: str | None = None  # HTTP path that answers when ready; None: port open is enough
     env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
+    restart: bool = False  # restarted when it dies, like a crashed Functions worker
+    restarts: int = 0
 
 
 def load_local_settings(root: Path = ROOT) -> tuple[Path, dict[str, str]]:
@@ -71,33 +80,66 @@ def plan(settings: dict[str, str], *, host_port: int = 7071) -> list[Service]:
     services = [
         Service(
             "azurite",
-            [python, "-m", "sandbox.azurite", "--port", str(table_port(settings)),
-             "--location", str(STATE_DIR / "azurite")],
+            [
+                python,
+                "-m",
+                "sandbox.azurite",
+                "--port",
+                str(table_port(settings)),
+                "--location",
+                str(STATE_DIR / "azurite"),
+            ],
             table_port(settings),
             f"http://127.0.0.1:{table_port(settings)}/devstoreaccount1",
         )
     ]
     # the Dataverse simulator runs with the integration's solution columns (sandbox.customers_solution)
-    for name, module, port in (("brightpearl", "sandbox.brightpearl", 8101),
-                               ("dataverse", "sandbox.customers_solution", 8102)):
+    for name, module, port in (
+        ("brightpearl", "sandbox.brightpearl", 8101),
+        ("dataverse", "sandbox.customers_solution", 8102),
+    ):
         if importlib.util.find_spec(module) is not None:
-            services.append(Service(
-                f"{name} simulator",
-                [python, "-m", module, "--host", "127.0.0.1", "--port", str(port)],
-                port, f"http://127.0.0.1:{port}",
-            ))
-    services.append(Service(
-        "functions host",
-        [python, "-m", "sandbox.host", "--host", "127.0.0.1", "--port", str(host_port)],
-        host_port, f"http://127.0.0.1:{host_port}/api", ready_path="/api/health",
-    ))
+            services.append(
+                Service(
+                    f"{name} simulator",
+                    [python, "-m", module, "--host", "127.0.0.1", "--port", str(port)],
+                    port,
+                    f"http://127.0.0.1:{port}",
+                )
+            )
+    services.append(
+        Service(
+            "functions host",
+            [python, "-m", "sandbox.host", "--host", "127.0.0.1", "--port", str(host_port)],
+            host_port,
+            f"http://127.0.0.1:{host_port}/api",
+            ready_path="/api/health",
+            restart=True,
+        )
+    )
     return services
 
 
+# Back-off before restarting a crashed host: 1 s, doubling per crash in a row, at most 30 s;
+# a host that ran this long since its last start counts as healthy again.
+RESTART_BACKOFF_FIRST = 1.0
+RESTART_BACKOFF_MAX = 30.0
+RESTART_HEALTHY_AFTER = 60.0
+
+
 class Supervisor:
-    def __init__(self, services: list[Service], *, echo: Callable[[str], None] = print) -> None:
+    def __init__(
+        self,
+        services: list[Service],
+        *,
+        echo: Callable[[str], None] = print,
+        ready_timeout: float = 90.0,
+        check_interval: float = 0.5,
+    ) -> None:
         self.services = services
         self.echo = echo
+        self.ready_timeout = ready_timeout
+        self.check_interval = check_interval
         self._stopping = False
 
     def start(self, ready_timeout: float = 90.0) -> None:
@@ -109,10 +151,13 @@ class Supervisor:
                     "stop the other process (an earlier sandbox?) and retry"
                 )
             self.echo(f"starting {service.name} …")
-            service.process = subprocess.Popen(
-                service.argv, cwd=ROOT, env={**os.environ, **service.env}, start_new_session=True
-            )
+            self._spawn(service)
             self._wait_ready(service, ready_timeout)
+
+    def _spawn(self, service: Service) -> None:
+        service.process = subprocess.Popen(
+            service.argv, cwd=ROOT, env={**os.environ, **service.env}, start_new_session=True
+        )
 
     def _wait_ready(self, service: Service, timeout: float) -> None:
         import httpx
@@ -134,14 +179,49 @@ class Supervisor:
         raise SystemExit(f"{service.name} did not become ready within {timeout:.0f}s")
 
     def wait(self) -> int:
-        """Block until a signal arrives or a child dies; return the exit code."""
+        """Block until a signal arrives or a child that is not restarted dies; return the exit code.
+
+        A restartable child (the Functions host) that dies is started again (see the module
+        docstring); the others keep running with their state.
+        """
+        started = {id(s): time.monotonic() for s in self.services}
+        crashes_in_a_row = {id(s): 0 for s in self.services}
         while not self._stopping:
             for service in self.services:
-                if service.process is not None and service.process.poll() is not None:
-                    self.echo(f"{service.name} exited with code {service.process.returncode}; stopping")
+                if service.process is None or service.process.poll() is None:
+                    continue
+                code = service.process.returncode
+                if not service.restart:
+                    self.echo(f"{service.name} exited with code {code}; stopping")
                     return 1
-            time.sleep(0.5)
+                if time.monotonic() - started[id(service)] >= RESTART_HEALTHY_AFTER:
+                    crashes_in_a_row[id(service)] = 0
+                delay = min(RESTART_BACKOFF_FIRST * 2 ** crashes_in_a_row[id(service)], RESTART_BACKOFF_MAX)
+                crashes_in_a_row[id(service)] += 1
+                service.restarts += 1
+                self.echo(
+                    f"{service.name} exited with code {code}; restarting it in {delay:.0f}s "
+                    f"(restart {service.restarts}); the other services keep running"
+                )
+                if self._sleep(delay):
+                    return 0
+                started[id(service)] = time.monotonic()
+                self._spawn(service)
+                try:
+                    self._wait_ready(service, self.ready_timeout)
+                except SystemExit as exc:  # it died again while starting: the next round retries
+                    self.echo(str(exc))
+                    continue
+                self.echo(f"{service.name} is back (restart {service.restarts})")
+            self._sleep(self.check_interval)
         return 0
+
+    def _sleep(self, seconds: float) -> bool:
+        """Sleep in small steps; True if a stop was requested meanwhile."""
+        deadline = time.monotonic() + seconds
+        while not self._stopping and time.monotonic() < deadline:
+            time.sleep(min(0.1, max(deadline - time.monotonic(), 0)))
+        return self._stopping
 
     def stop(self, grace: float = 15.0) -> None:
         self._stopping = True
@@ -178,8 +258,10 @@ def run(host_port: int = 7071, echo: Callable[[str], None] = print, prepare: boo
         for service in supervisor.services:
             echo(f"  {service.name:<22} {service.url}")
         echo(f"  {'health':<22} http://127.0.0.1:{host_port}/api/health")
-        echo(f"  {'brightpearl webhook':<22} POST http://127.0.0.1:{host_port}/api/webhooks/brightpearl"
-             "?code=<LOCAL_FUNCTION_KEY>")
+        echo(
+            f"  {'brightpearl webhook':<22} POST http://127.0.0.1:{host_port}/api/webhooks/brightpearl"
+            "?code=<LOCAL_FUNCTION_KEY>"
+        )
         if prepare:
             from sandbox.demo import prepare as prepare_customers
 
