@@ -8,6 +8,7 @@ bindings from `get_function_json()` (the same JSON the host receives), then reso
 
 from __future__ import annotations
 
+import collections.abc
 import importlib
 import inspect
 import json
@@ -31,8 +32,8 @@ HTTP_TRIGGER = "httpTrigger"
 SERVICE_BUS_TRIGGER = "serviceBusTrigger"
 TIMER_TRIGGER = "timerTrigger"
 SUPPORTED_TRIGGERS = (HTTP_TRIGGER, SERVICE_BUS_TRIGGER, TIMER_TRIGGER)
-ACTIONS_PARAMETER_NAME = "message_actions"
 CONTEXT_PARAMETER_NAME = "context"
+RETURN_BINDING = "$return"
 
 
 @dataclass(frozen=True)
@@ -157,27 +158,14 @@ def _function_info(fn: func.Function, environ: Mapping[str, str]) -> FunctionInf
     except Exception as exc:  # the worker also fails to load such a function
         raise HostConfigError(f"function {name!r}: cannot resolve its type annotations: {exc}") from exc
     trigger_parameter = trig["name"]
-    if trigger_parameter not in signature.parameters:
+    actions_parameters, context_parameter = _check_parameters(name, signature, hints, bindings)
+    if actions_parameters and trigger_type != SERVICE_BUS_TRIGGER:
+        # The worker loads this (its settlement client is not tied to the trigger); the local
+        # host hands message actions only to Service Bus triggers, so it says so at start-up.
         raise HostConfigError(
-            f"function {name!r}: trigger parameter {trigger_parameter!r} is not a parameter"
+            f"function {name!r}: settlement parameter {actions_parameters[0]!r} on a {trigger_type} "
+            "function is not supported by the local host (only Service Bus triggers settle messages)"
         )
-
-    actions_parameters: list[str] = []
-    context_parameter = None
-    for param in signature.parameters.values():
-        if param.name == trigger_parameter:
-            continue
-        annotation = hints.get(param.name, param.annotation)
-        if param.name == ACTIONS_PARAMETER_NAME or _is_actions_type(annotation):
-            if trigger_type != SERVICE_BUS_TRIGGER:
-                raise HostConfigError(f"function {name!r}: {param.name!r} needs a serviceBusTrigger")
-            actions_parameters.append(param.name)
-        elif param.name == CONTEXT_PARAMETER_NAME or _is_subclass(annotation, func.Context):
-            context_parameter = param.name
-        elif param.default is inspect.Parameter.empty:
-            raise HostConfigError(
-                f"function {name!r}: parameter {param.name!r} is declared in Python but has no binding"
-            )
 
     trigger: HttpTriggerInfo | ServiceBusTriggerInfo | TimerTriggerInfo
     if trigger_type == HTTP_TRIGGER:
@@ -225,6 +213,147 @@ def _function_info(fn: func.Function, environ: Mapping[str, str]) -> FunctionInf
         is_async=inspect.iscoroutinefunction(user_function),
         context_parameter=context_parameter,
     )
+
+
+def _load_error(name: str, problem: str) -> HostConfigError:
+    """A load error worded as the worker's FunctionLoadError (the host logs the same text)."""
+    return HostConfigError(f"cannot load the {name} function: {problem}")
+
+
+def _check_parameters(
+    name: str,
+    signature: inspect.Signature,
+    hints: Mapping[str, Any],
+    bindings: tuple[Mapping[str, Any], ...],
+) -> tuple[tuple[str, ...], str | None]:
+    """Apply the worker's load-time rules to the Python parameters and the return annotation.
+
+    Returns the settlement parameter (if any) and the `context` parameter (if any). The rules
+    (azure_functions_runtime.functions.Registry, checked against the real worker by
+    tests/platform/test_probe_parity.py): every binding names a parameter; a `context` parameter
+    is bound by name, not by type; any other parameter without a binding must be the only one and
+    be annotated with the settlement type (its default is irrelevant); a binding's annotation is
+    a class or a typing generic (not list[...] nor a union) that the binding's converter accepts;
+    the $return annotation is a class the output converter accepts.
+    """
+    params = dict(signature.parameters)
+    bound = {str(b["name"]): b for b in bindings if b.get("name") != RETURN_BINDING}
+    missing = set(bound) - set(params)
+    if missing:
+        raise _load_error(
+            name,
+            "Extra parameters in binding definition \u2014 the following parameters are declared as "
+            f"bindings but are not present in Python: {missing!r}",
+        )
+
+    context_parameter = None
+    if CONTEXT_PARAMETER_NAME in params and CONTEXT_PARAMETER_NAME not in bound:
+        params.pop(CONTEXT_PARAMETER_NAME)
+        context_parameter = CONTEXT_PARAMETER_NAME
+        if CONTEXT_PARAMETER_NAME in hints:
+            annotation = hints[CONTEXT_PARAMETER_NAME]
+            if not (isinstance(annotation, type) and annotation.__name__ == "Context"):
+                raise _load_error(
+                    name,
+                    'the "context" parameter is expected to be of type azure.functions.Context, '
+                    f'got "{annotation!r}"',
+                )
+
+    unbound = set(params) - set(bound)
+    actions: tuple[str, ...] = ()
+    if unbound:
+        if len(unbound) > 1 or not _is_actions_type(hints.get(next(iter(unbound)))):
+            raise _load_error(
+                name,
+                "the following parameters are declared in Python but not in the function definition "
+                f"(function.json or function decorators): {unbound!r}",
+            )
+        actions = tuple(unbound)
+
+    for param_name, binding in bound.items():
+        if param_name in hints:
+            _check_binding_annotation(name, param_name, binding, hints[param_name])
+
+    returns = [b for b in bindings if b.get("name") == RETURN_BINDING]
+    if returns and "return" in hints:
+        _check_return_annotation(name, str(returns[0]["type"]), hints["return"])
+    return actions, context_parameter
+
+
+def _is_worker_generic(annotation: Any) -> bool:
+    """The worker's idea of a generic (its typing_inspect.is_generic_type): a Generic subclass, or
+    a typing alias such as typing.List[X], but not a union, tuple, ClassVar or Callable, and not
+    the builtin generics of PEP 585 (list[X] is a types.GenericAlias, not a typing alias)."""
+    if isinstance(annotation, type):
+        return issubclass(annotation, typing.Generic)  # type: ignore[arg-type]
+    typing_aliases = (typing._GenericAlias, typing._SpecialGenericAlias)  # type: ignore[attr-defined]
+    return isinstance(annotation, typing_aliases) and typing.get_origin(annotation) not in (
+        typing.Union,
+        tuple,
+        typing.ClassVar,
+        collections.abc.Callable,
+    )
+
+
+def _is_out(annotation: Any) -> bool:
+    origin = typing.get_origin(annotation) if _is_worker_generic(annotation) else annotation
+    return isinstance(origin, type) and origin.__name__ == "Out"
+
+
+def _check_binding_annotation(name: str, param: str, binding: Mapping[str, Any], annotation: Any) -> None:
+    if not isinstance(annotation, type) and not _is_worker_generic(annotation):
+        raise _load_error(name, f"binding {param} has invalid non-type annotation {annotation!r}")
+    if _is_out(annotation):
+        raise _load_error(
+            name,
+            f'binding {param} is declared to have the "in" direction in the binding decorator, but its '
+            "annotation is azure.functions.Out in Python",
+        )
+    binding_type = str(binding.get("type"))
+    if annotation in (str, bytes):
+        return  # the worker binds str and bytes through its generic binding
+    deferred = deferred_binding_registry()
+    if deferred is not None and deferred.check_supported_type(annotation):
+        converter = deferred.get(binding_type)
+    else:
+        converter = func.get_binding_registry().get(binding_type)
+    if converter is not None and not converter.check_input_type_annotation(annotation):
+        shown = getattr(annotation, "__name__", repr(annotation))
+        hint = ""
+        if _is_subclass(annotation, azure.servicebus.ServiceBusReceivedMessage):
+            hint = (
+                " (annotate Service Bus trigger parameters with "
+                "azurefunctions.extensions.bindings.servicebus.ServiceBusReceivedMessage, "
+                "not azure.servicebus.ServiceBusReceivedMessage)"
+            )
+        raise _load_error(
+            name,
+            f'type of {param} binding in the binding decorator "{binding_type}" does not match its '
+            f'Python annotation "{shown}"{hint}',
+        )
+
+
+def _check_return_annotation(name: str, binding_type: str, annotation: Any) -> None:
+    if _is_worker_generic(annotation) and _is_out(annotation):
+        raise _load_error(name, "return annotation should not be azure.functions.Out")
+    if not isinstance(annotation, type):
+        raise _load_error(name, f"has invalid non-type return annotation {annotation!r}")
+    converter = func.get_binding_registry().get(binding_type)
+    if converter is not None and not converter.check_output_type_annotation(annotation):
+        raise _load_error(
+            name,
+            f'Python return annotation "{annotation.__name__}" does not match binding type "{binding_type}"',
+        )
+
+
+def deferred_binding_registry() -> Any:
+    """The SDK-type (deferred) binding registry of azurefunctions-extensions-base, as the worker
+    loads it: present once an extension such as the Service Bus one has been imported."""
+    if "azurefunctions.extensions.base" not in sys.modules:
+        return None
+    import azurefunctions.extensions.base as extensions_base
+
+    return extensions_base.get_binding_registry()
 
 
 def _is_subclass(annotation: Any, cls: type) -> bool:

@@ -125,7 +125,8 @@ def test_bad_host_json_values_are_named(service_bus, message):
         ("tests.unit.host.apps.does_not_exist", "not found"),
         (
             "tests.unit.host.apps.unbound_param_app",
-            "parameter 'extra' is declared in Python but has no binding",
+            r"the handler function: the following parameters are declared in Python but not in the "
+            r"function definition .*\{'extra'\}",
         ),
         ("tests.unit.host.apps.wrong_annotation_app", "not azure.servicebus.ServiceBusReceivedMessage"),
         ("tests.unit.host.apps.unresolvable_app", "'handler': cannot resolve its type annotations"),

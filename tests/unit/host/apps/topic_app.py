@@ -4,6 +4,7 @@ Tests steer behaviour through module attributes (the host imports a fresh copy; 
 """
 
 import threading
+import typing
 
 import azure.functions as func
 import azurefunctions.extensions.bindings.servicebus as servicebus
@@ -92,7 +93,7 @@ async def manual_fn(
     connection="ServiceBusConnection",
     cardinality="many",
 )
-def batch_fn(msgs: list[servicebus.ServiceBusReceivedMessage]) -> None:
+def batch_fn(msgs: typing.List[servicebus.ServiceBusReceivedMessage]) -> None:  # noqa: UP006 (the worker refuses list[...])
     RECEIVED.append(("batch_fn", msgs))
     BATCH_SIZES.append(len(msgs))
 
@@ -106,7 +107,8 @@ def batch_fn(msgs: list[servicebus.ServiceBusReceivedMessage]) -> None:
     auto_complete_messages=False,
 )
 def batch_manual_fn(
-    msgs: list[servicebus.ServiceBusReceivedMessage], message_actions: servicebus.ServiceBusMessageActions
+    msgs: typing.List[servicebus.ServiceBusReceivedMessage],  # noqa: UP006 (the worker refuses list[...])
+    message_actions: servicebus.ServiceBusMessageActions,
 ) -> None:
     RECEIVED.append(("batch_manual_fn", msgs))
     for msg in msgs:

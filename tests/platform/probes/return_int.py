@@ -1,0 +1,11 @@
+"""Probe: an HTTP function annotated to return int."""
+
+import azure.functions as func
+from probe_triggers import http, new_app
+
+app = new_app()
+
+
+@http(app)
+def probe(req: func.HttpRequest) -> int:
+    return 1
