@@ -1,107 +1,76 @@
-"""The integration's Dataverse solution columns for the customer mapping, added to the simulator.
+"""The sandbox's Dataverse: a bare simulator (a stock org without the integration's `bpi_`
+columns, keys or change tracking) provisioned by the code a real deployment runs,
+`syncctl dataverse provision` (shared/dataverse/provision.py), through an in-process client.
 
-A real environment gets these columns from the integration's solution (docs/mapping.md lists
-them: bpi_customergroup, bpi_tags, bpi_newsletteroptin, the custom-field columns, and
-standard columns the stock simulator schema leaves out, such as salutation). The simulator's
-schema file models a stock org plus the alternate keys, so the sandbox installs the rest
-here, derived from `required_columns(mapping)` and the mapping's column catalogue.
+So the sandbox can only work when provisioning works: every column, choice option, alternate
+key and change-tracking flag the mappings need is created through the simulator's metadata
+Web API, exactly as against a real environment. `python -m sandbox.customers_solution --bare`
+skips the provisioning (then run `syncctl dataverse provision` against it yourself).
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from sandbox.dataverse.schema import Column, Schema, load_schema
-from shared.mapping import CustomerMapping, load_customer_mapping, required_columns
-from shared.mapping.columns import dataverse_column
-
-_TYPES = {
-    "string": "string",
-    "memo": "memo",
-    "boolean": "bool",
-    "picklist": "picklist",
-    "integer": "int",
-    "date": "datetime",
-    "datetime": "datetime",
-}
+from sandbox.dataverse.app import Simulator
+from sandbox.dataverse.config import SimulatorConfig
+from sandbox.dataverse.inprocess import in_process_client
+from sandbox.dataverse.schema import Schema, load_schema
+from shared.dataverse.provision import Provisioner, ProvisionReport, schema_plan
+from shared.mapping import CustomerMapping
 
 
-def _column_for(entity: str, name: str, mapping: CustomerMapping) -> Column:
-    for cf in mapping.custom_fields:
-        if cf.dataverse == name:
-            if cf.type == "select":
-                return Column(
-                    name,
-                    "picklist",
-                    custom=True,
-                    options={int(o.dataverse): str(o.value) for o in cf.options},
-                )
-            if cf.type == "yesno":
-                return Column(name, "bool", custom=True)
-            if cf.type == "integer":
-                return Column(name, "int", custom=True)
-            if cf.type == "date":
-                return Column(name, "datetime", custom=True)
-            return Column(
-                name,
-                "memo" if cf.type == "textarea" else "string",
-                max_length=cf.max_length or 4000,
-                custom=True,
-            )
-    known = dataverse_column(entity, name)
-    if known is None:
-        return Column(name, "string", max_length=100, custom=name.startswith("bpi_"))
-    kind = _TYPES.get(known.type, "string")
-    options = {int(o): str(o) for o in (known.options or ())} if kind == "picklist" else {}
-    return Column(
-        name,
-        kind,
-        max_length=known.max_length,
-        custom=name.startswith("bpi_"),
-        options=options,
-        default=False if kind == "bool" else None,
-    )
+def provision_simulator(simulator: Simulator, mapping: CustomerMapping | None = None) -> ProvisionReport:
+    """Provision the mappings' schema into `simulator` and keep it across `/_sandbox/reset`."""
+    client = in_process_client(simulator)
+    try:
+        report = Provisioner(client, poll_interval=0.05, key_timeout=60).run(schema_plan(mapping))
+    finally:
+        client.close()
+    if report.remaining or report.pending_keys:
+        left = [str(p) for p in report.remaining] + [f"key {k} still building" for k in report.pending_keys]
+        raise RuntimeError("provisioning the sandbox's Dataverse failed: " + "; ".join(left))
+    simulator._base_schema = simulator.engine.schema.clone()
+    return report
+
+
+def install(simulator: Simulator, mapping: CustomerMapping | None = None) -> ProvisionReport:
+    """Make `simulator` a bare org (its rows are reset) and provision the mappings' schema."""
+    simulator._base_schema = simulator._base_schema.bare()
+    simulator.reset()
+    return provision_simulator(simulator, mapping)
 
 
 def solution_schema(mapping: CustomerMapping | None = None, base: Schema | None = None) -> Schema:
-    """The simulator schema plus every column the customer mapping reads or writes."""
-    mapping = mapping or load_customer_mapping()
-    schema = (base or load_schema()).clone()
-    for entity, columns in required_columns(mapping).items():
-        table = schema.tables[entity]
-        for name in columns:
-            if name not in table.columns:
-                table.columns[name] = _column_for(entity, name, mapping)
-    return schema
-
-
-def install(simulator: Any, mapping: CustomerMapping | None = None) -> None:
-    """Install the solution into a running simulator (sandbox.dataverse.app.Simulator); resets it."""
-    simulator._base_schema = solution_schema(mapping, simulator._base_schema)
-    simulator.reset()
+    """The schema a bare org has after provisioning (the simulator's stock schema by default)."""
+    simulator = Simulator(SimulatorConfig(key_activation_seconds=0), (base or load_schema()).bare())
+    try:
+        provision_simulator(simulator, mapping)
+        return simulator.engine.schema.clone()
+    finally:
+        simulator.close()
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m sandbox.customers_solution [sandbox.dataverse options]`: the Dataverse simulator
-    with the customer solution installed (what `syncctl sandbox up` runs)."""
+    """`python -m sandbox.customers_solution [sandbox.dataverse options]`: the Dataverse simulator,
+    started bare and provisioned for the mappings (what `syncctl sandbox up` runs)."""
     import sys
 
     import uvicorn
 
     from sandbox.dataverse.__main__ import build_parser, config_from_args
-    from sandbox.dataverse.app import Simulator
 
     args = build_parser().parse_args(argv)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"refusing to bind {args.host!r}: the simulator serves loopback only", file=sys.stderr)
         return 2
-    sim = Simulator(
-        config_from_args(args), solution_schema(base=load_schema(args.schema) if args.schema else None)
-    )
-    print(
-        f"Dataverse simulator (customer solution installed) on http://{args.host}:{args.port}/api/data/v9.2/"
-    )
-    uvicorn.run(sim, host=args.host, port=args.port, log_level="warning")
+    base = load_schema(args.schema) if args.schema else load_schema()
+    simulator = Simulator(config_from_args(args), base.bare())
+    if args.bare:
+        note = "bare: run `syncctl dataverse provision` against it"
+    else:
+        report = provision_simulator(simulator)
+        note = f"provisioned for the mappings: {len(report.changes)} change(s)"
+    print(f"Dataverse simulator ({note}) on http://{args.host}:{args.port}/api/data/v9.2/")
+    uvicorn.run(simulator, host=args.host, port=args.port, log_level="warning")
     return 0
 
 

@@ -101,6 +101,10 @@ RULES: tuple[Rule, ...] = (
     Rule(dv.DataverseConcurrencyError, Action.RETRY, "DataverseConcurrencyConflict",
          "The Dataverse record changed between read and write (ETag mismatch); retried "
          "automatically with the current version."),
+    Rule(dv.DataverseSchemaMissing, Action.RETRY, "DataverseSchemaMissing",
+         "The Dataverse environment lacks a column or alternate key the mapping uses (the "
+         "description names it); no record is at fault. Run `syncctl dataverse provision` "
+         "(then `syncctl dataverse check`): waiting messages retry and sync by themselves."),
     Rule(dv.DataverseValidationError, Action.DEAD_LETTER, "DataverseRejected",
          "Dataverse rejected the write; its message names the column. Fix the source record "
          "and resubmit."),

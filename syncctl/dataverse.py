@@ -1,41 +1,114 @@
-"""`syncctl dataverse check`: does the environment have our columns, keys and change tracking?"""
+"""`syncctl dataverse check|provision`: the Dataverse schema the mappings need, checked and created."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from syncctl.main import apply_settings_file
+
+if TYPE_CHECKING:
+    from shared.dataverse.client import DataverseClient
 
 app = typer.Typer(help="Dataverse environment commands.", no_args_is_help=True)
 console = Console()
 
+SETTINGS_HELP = "local.settings.json-style file"
 
-@app.command("check")
-def check(settings: str = typer.Option(None, "--settings", help="local.settings.json-style file")) -> None:
-    """Print every missing custom column, alternate key or change-tracking setting (exit 1 if any)."""
+
+@contextmanager
+def _client(settings: str | None) -> Iterator[tuple[DataverseClient, str]]:
     apply_settings_file(Path(settings) if settings else None)
     from shared.dataverse.client import DataverseClient
-    from shared.dataverse.environment_check import check_environment
     from shared.settings import SettingsError, load_settings
 
     try:
         app_settings = load_settings()
     except SettingsError as exc:
-        console.print(f"[red]{exc}[/red]")
+        console.print(f"[red]{escape(str(exc))}[/red]")
         raise typer.Exit(1) from None
     client = DataverseClient.from_settings(app_settings.dataverse)
     try:
-        problems = check_environment(client)
+        yield client, app_settings.dataverse.url
     finally:
         client.close()
+
+
+def _errors() -> tuple[type[Exception], ...]:
+    from shared.dataverse.errors import DataverseError
+    from shared.mapping import MappingError
+
+    return (DataverseError, MappingError)
+
+
+@app.command("check")
+def check(settings: str = typer.Option(None, "--settings", help=SETTINGS_HELP)) -> None:
+    """Print every column, choice option, alternate key or change-tracking setting the mappings
+    need that the environment lacks (exit 1 if any)."""
+    from shared.dataverse.environment_check import check_environment
+
+    with _client(settings) as (client, url):
+        try:
+            problems = check_environment(client)
+        except _errors() as exc:
+            console.print(f"[red]check failed: {escape(str(exc))}[/red]")
+            raise typer.Exit(1) from None
     if not problems:
-        url = app_settings.dataverse.url
-        console.print(f"[green]{url} has every column, key and setting we need[/green]")
+        console.print(f"[green]{url} has every column, key and setting the mappings need[/green]")
         return
-    console.print(f"[red]{len(problems)} problem(s) in {app_settings.dataverse.url}:[/red]")
+    console.print(f"[red]{len(problems)} problem(s) in {url}:[/red]")
     for problem in problems:
-        console.print(f"  • {problem}")
+        console.print(f"  • {escape(str(problem))}")
+    if any(p.fixable for p in problems):
+        console.print("`syncctl dataverse provision` fixes the ones it can (`--dry-run` shows them first).")
     raise typer.Exit(1)
+
+
+@app.command("provision")
+def provision(
+    settings: str = typer.Option(None, "--settings", help=SETTINGS_HELP),
+    dry_run: bool = typer.Option(False, "--dry-run", help="only print what would change"),
+    solution: str = typer.Option(
+        None, "--solution", help="unique name of an unmanaged solution to add the new components to"
+    ),
+    key_timeout: float = typer.Option(300.0, "--key-timeout", help="seconds to wait for key indexes"),
+) -> None:
+    """Create or update the columns, choice options, alternate keys and change tracking the
+    mappings need (idempotent: a second run changes nothing). Needs the System Customizer or
+    System Administrator role."""
+    from shared.dataverse.provision import Provisioner, schema_plan
+
+    with _client(settings) as (client, url):
+        try:
+            report = Provisioner(
+                client,
+                solution=solution,
+                key_timeout=key_timeout,
+                echo=lambda line: console.print(f"  {escape(line)}"),
+            ).run(schema_plan(), dry_run=dry_run)
+        except _errors() as exc:
+            console.print(f"[red]provisioning stopped: {escape(str(exc))}[/red]")
+            console.print("Changes made before it stay; run the command again after fixing the cause.")
+            raise typer.Exit(1) from None
+    if dry_run:
+        console.print(f"{url}: {len(report.changes)} change(s) to make (dry run, nothing changed)")
+        for change in report.changes:
+            console.print(f"  • {escape(change)}")
+    else:
+        console.print(f"{url}: {len(report.changes)} change(s)")
+    for key in report.pending_keys:
+        console.print(
+            f"[yellow]alternate key {key} is still being built; `syncctl dataverse check` "
+            "reports when it is Active[/yellow]"
+        )
+    if report.remaining:
+        console.print(f"[red]{len(report.remaining)} problem(s) provisioning cannot fix:[/red]")
+        for problem in report.remaining:
+            console.print(f"  • {escape(str(problem))}")
+        raise typer.Exit(1)

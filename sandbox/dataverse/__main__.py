@@ -48,6 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--schema", type=Path, help="alternative schema file (default: sandbox/dataverse/schema/tables.yaml)"
     )
+    p.add_argument(
+        "--bare",
+        action="store_true",
+        help="start as a stock org: no custom (bpi_) columns, no keys on them, change tracking off "
+        "(then `syncctl dataverse provision` creates what the mappings need)",
+    )
     p.add_argument("--seed", action="store_true", help="seed realistic demo data at start")
     p.add_argument("--seed-contacts", type=int, default=50)
     return p
@@ -99,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError, KeyError) as exc:
         print(f"--schema {args.schema}: {exc}", file=sys.stderr)
         return 2
+    if args.bare:
+        schema = (schema or load_schema()).bare()
     sim = Simulator(config, schema)
     if args.seed:
         seed_demo(

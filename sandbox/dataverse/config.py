@@ -42,6 +42,9 @@ class SimulatorConfig:
     webhook_timeout_seconds: float = 60.0
     webhook_size_limit_bytes: int = 256 * 1024
     base_currency: str = "GBP"
+    # An alternate key created through the metadata API stays Pending this long before its
+    # index job finishes (Active, or Failed on duplicate values). Real jobs take minutes.
+    key_activation_seconds: float = 1.0
 
     def update(self, values: dict[str, Any]) -> None:
         known = {f.name: f for f in fields(self)}

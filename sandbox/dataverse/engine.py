@@ -113,6 +113,9 @@ class Engine:
         self.clock = clock
         self.db = Database(schema)
         self.autonumber = 1000
+        from sandbox.dataverse.metadata import MetadataService  # imports this module
+
+        self.metadata = MetadataService(self)
 
     # =============================================================================== routing
     def handle(self, req: SimRequest) -> SimResponse:
@@ -124,6 +127,7 @@ class Engine:
     def _route(self, req: SimRequest) -> SimResponse:
         path = req.path.strip("/")
         method = req.method.upper()
+        self.metadata.settle_keys()
         if path == "":
             return SimResponse.json(
                 200,
@@ -149,7 +153,9 @@ class Engine:
                 },
             )
         if path.startswith("EntityDefinitions"):
-            return self._entity_definitions(req, path)
+            return self.metadata.handle(req, path)
+        if path in ("PublishXml", "PublishAllXml", "InsertOptionValue"):
+            return self.metadata.action(req, path)
         if path in ("CloseIncident", "CancelSalesOrder", "WinOpportunity", "LoseOpportunity"):
             if method != "POST":
                 raise self._no_resource(req)
@@ -1674,56 +1680,6 @@ class Engine:
         with self.db.transaction():
             self._force_state(table, record, state, status, req)
         return SimResponse.empty(204)
-
-    # =============================================================================== metadata
-    def _entity_definitions(self, req: SimRequest, path: str) -> SimResponse:
-        if req.method.upper() != "GET":
-            raise self._no_resource(req)
-        m = re.fullmatch(r"EntityDefinitions\(LogicalName='(\w+)'\)(/(Attributes|Keys))?", path)
-        if not m:
-            m2 = re.fullmatch(r"EntityDefinitions", path)
-            if not m2:
-                raise ODataError(404, E.SEGMENT_NOT_FOUND, f"Resource not found for the segment '{path}'.")
-            return SimResponse.json(
-                200, {"value": [self._definition(t) for t in self.schema.tables.values()]}
-            )
-        table = self.schema.tables.get(m.group(1))
-        if table is None:
-            raise ODataError(404, "0x80040217", f"Could not find an entity with name {m.group(1)}.")
-        definition = self._definition(table)
-        if m.group(3) == "Attributes":
-            return SimResponse.json(200, {"value": definition["Attributes"]})
-        if m.group(3) == "Keys":
-            return SimResponse.json(200, {"value": definition["Keys"]})
-        return SimResponse.json(200, definition)
-
-    def _definition(self, table: Table) -> dict[str, Any]:
-        return {
-            "LogicalName": table.logical_name,
-            "EntitySetName": table.entity_set,
-            "PrimaryIdAttribute": table.primary_id,
-            "PrimaryNameAttribute": table.primary_name,
-            "ChangeTrackingEnabled": table.change_tracking,
-            "IsOptimisticConcurrencyEnabled": True,
-            "Attributes": [
-                {
-                    "LogicalName": c.name,
-                    "AttributeType": c.type,
-                    "IsCustomAttribute": c.custom,
-                    "MaxLength": c.max_length,
-                }
-                for c in table.columns.values()
-            ],
-            "Keys": [
-                {
-                    "SchemaName": name,
-                    "LogicalName": name,
-                    "KeyAttributes": cols,
-                    "EntityKeyIndexStatus": "Active",
-                }
-                for name, cols in table.alternate_keys.items()
-            ],
-        }
 
 
 def etag(record: dict[str, Any]) -> str:

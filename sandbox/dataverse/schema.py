@@ -45,6 +45,8 @@ class Column:
     maximum: float | None = None
     default: Any = None
     computed: str | None = None
+    label: str | None = None  # DisplayName (metadata API); default: the logical name
+    solution: str | None = None  # unmanaged solution it was created in (MSCRM.SolutionUniqueName)
 
     @property
     def is_lookup(self) -> bool:
@@ -58,6 +60,16 @@ class State:
     default_status: int
     statuses: dict[int, str]
     action_only: str | None = None
+
+
+@dataclass
+class KeyJob:
+    """An alternate key created through the metadata API whose index is not (yet) Active."""
+
+    columns: list[str]
+    status: str  # Pending | Failed (Active keys live in Table.alternate_keys)
+    ready_at: float  # simulator time when the index job finishes
+    label: str | None = None
 
 
 @dataclass
@@ -85,6 +97,11 @@ class Table:
     draft_on_create: bool = False
     editable_states: list[int] | None = None
     system: bool = False
+    key_jobs: dict[str, KeyJob] = field(default_factory=dict)
+    # metadata updates (PUT) waiting for PublishXml / PublishAllXml: table-level properties and
+    # per-column {property: value}
+    unpublished: dict[str, Any] = field(default_factory=dict)
+    unpublished_columns: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def odata_type(self) -> str:
@@ -112,6 +129,22 @@ class Schema:
 
     def clone(self) -> Schema:
         return copy.deepcopy(self)
+
+    def bare(self) -> Schema:
+        """A copy as a stock org has it: no custom (`custom: true`) columns, no alternate keys
+        on them, change tracking off on every non-system table. What `syncctl dataverse
+        provision` starts from (the simulator's `--bare` option)."""
+        bare = self.clone()
+        for table in bare.tables.values():
+            custom = {name for name, column in table.columns.items() if column.custom}
+            for name in custom:
+                del table.columns[name]
+            table.alternate_keys = {
+                k: cols for k, cols in table.alternate_keys.items() if not custom.intersection(cols)
+            }
+            if not table.system:
+                table.change_tracking = False
+        return bare
 
 
 def _column(name: str, raw: dict[str, Any]) -> Column:

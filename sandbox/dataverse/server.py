@@ -10,6 +10,7 @@ import uvicorn
 
 from sandbox.dataverse.app import Simulator
 from sandbox.dataverse.config import SimulatorConfig
+from sandbox.dataverse.schema import Schema
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -21,12 +22,18 @@ def free_port(host: str = "127.0.0.1") -> int:
 class SimulatorServer:
     """`with SimulatorServer() as server: server.url ...` - loopback only, stops on exit."""
 
-    def __init__(self, config: SimulatorConfig | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        config: SimulatorConfig | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        schema: Schema | None = None,
+    ) -> None:
         if host not in ("127.0.0.1", "localhost", "::1"):
             raise ValueError(f"the simulator binds to loopback only, not {host!r}")
         self.host = host
         self.port = port or free_port(host)
-        self.simulator = Simulator(config)
+        self.simulator = Simulator(config, schema)
         self._server = uvicorn.Server(
             uvicorn.Config(
                 self.simulator,

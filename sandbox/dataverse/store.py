@@ -83,6 +83,19 @@ class Database:
             elif index.get(values) == record_id:
                 del index[values]
 
+    def build_key_index(self, table: str, key: str, columns: list[str]) -> bool:
+        """Index existing rows for a new alternate key; False (nothing indexed) on duplicates."""
+        index: dict[tuple[str, ...], str] = {}
+        for record_id, record in self.rows[table].items():
+            values = tuple(self.key_value(record.get(c)) for c in columns)
+            if any(v is None for v in values):
+                continue
+            if values in index:  # type: ignore[comparison-overlap]
+                return False
+            index[values] = record_id  # type: ignore[index]
+        self.key_index[table][key] = index
+        return True
+
     def find_by_key(self, table: str, key: dict[str, Any]) -> str | None:
         for name, columns in self.schema.tables[table].alternate_keys.items():
             if set(columns) == set(key):

@@ -84,6 +84,18 @@ class DataverseDeltaTokenExpired(DataverseValidationError):
     """The change-tracking delta token expired; a full sync is needed."""
 
 
+class DataverseSchemaMissing(DataverseValidationError):
+    """400: the request names a column (or alternate key) the environment does not have.
+
+    A configuration problem of the Dataverse environment, not a bad source record: every record
+    fails the same way until the column exists. `table` and `column` name what is missing
+    (`column` is None for a missing alternate key); the message says how to fix it.
+    """
+
+    table: str | None = None
+    column: str | None = None
+
+
 CODE_CLASSES: dict[str, type[DataverseError]] = {
     "0x80060882": DataverseConcurrencyError,
     "0x80040237": DataverseDuplicateError,
@@ -96,6 +108,47 @@ CODE_CLASSES: dict[str, type[DataverseError]] = {
 }
 
 DELTA_EXPIRED_TEXT = "Version stamp associated with the client has expired"
+PROVISION_FIX = "run `syncctl dataverse provision`, then `syncctl dataverse check`"
+
+# How Dataverse names a property the table does not have (reference dataverse-api.md §9.3):
+# in $select/$filter/$expand, and in a POST/PATCH body. Both answer 400 (code 0x0).
+_UNKNOWN_PROPERTY = (
+    re.compile(
+        r"Could not find a property named '(?P<column>[^']+)' "
+        r"on type 'Microsoft\.Dynamics\.CRM\.(?P<table>\w+)'"
+    ),
+    re.compile(
+        r"Invalid property '(?P<column>[^']+)' was found in entity 'Microsoft\.Dynamics\.CRM\.(?P<table>\w+)'"
+    ),
+)
+# An alternate-key reference (contacts(bpi_brightpearlid='7')) to a key the table does not have.
+_UNKNOWN_KEY = re.compile(
+    r"The key in the request URI is not valid for resource 'Microsoft\.Dynamics\.CRM\.(?P<table>\w+)'"
+)
+
+
+def _missing_schema(status: int, message: str) -> tuple[str, str | None] | None:
+    """(table, column) when a 400 says the table lacks a column; (table, None) for a key."""
+    if status != 400:
+        return None
+    for pattern in _UNKNOWN_PROPERTY:
+        found = pattern.search(message)
+        if found:
+            return found["table"], found["column"]
+    found = _UNKNOWN_KEY.search(message)
+    return (found["table"], None) if found else None
+
+
+def _schema_missing_text(context: str, message: str, table: str, column: str | None) -> str:
+    what = f"no column '{column}'" if column else "no active alternate key for the key in this request"
+    text = (
+        f"Dataverse table '{table}' has {what} (the environment lacks part of the integration's "
+        f"schema; not a problem of this record): {PROVISION_FIX}."
+    )
+    if column and not column.startswith("bpi_"):
+        text += f" '{column}' is not one of the integration's bpi_ columns: correct the mapping."
+    text += f" Dataverse said: {message}"
+    return f"{context}: {text}" if context else text
 
 
 def error_from_response(
@@ -113,7 +166,11 @@ def error_from_response(
     retry_after = _parse_retry_after(headers.get("retry-after"))
     text = f"{context}: {message}" if context else message
     cls: type[DataverseError]
-    if code and code.lower() in CODE_CLASSES:
+    missing = _missing_schema(status, message)
+    if missing is not None:
+        cls = DataverseSchemaMissing
+        text = _schema_missing_text(context, message, *missing)
+    elif code and code.lower() in CODE_CLASSES:
         cls = CODE_CLASSES[code.lower()]
     elif DELTA_EXPIRED_TEXT in message:
         cls = DataverseDeltaTokenExpired
@@ -132,6 +189,8 @@ def error_from_response(
     else:
         cls = DataverseError
     error = cls(text, status=status, code=code, retry_after=retry_after)
+    if isinstance(error, DataverseSchemaMissing) and missing is not None:
+        error.table, error.column = missing
     error.server_message = message
     error.request_id = (
         headers.get("x-ms-service-request-id") or headers.get("req_id") or headers.get("x-ms-request-id")
