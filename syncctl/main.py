@@ -102,6 +102,7 @@ for module_name, command in (
     ("syncctl.mapping", "mapping"),
     ("syncctl.dataverse", "dataverse"),
     ("syncctl.backfill", "backfill"),
+    ("syncctl.bus", "bus"),
 ):
     try:
         module = importlib.import_module(module_name)

@@ -150,10 +150,14 @@ class LockedMessage:
 
 @dataclass(frozen=True)
 class SubscriptionCounts:
+    """Messages of one subscription. `active` counts every message visible now, locked or not
+    (as Service Bus's ActiveMessageCount does); `locked` is the part of it a receiver holds."""
+
     active: int
     scheduled: int
     dead_letter: int
     deferred: int
+    locked: int = 0
 
 
 def _utc_now() -> datetime:
@@ -602,11 +606,11 @@ class LocalBus:
             row = conn.execute(
                 """SELECT
                      sum(queue = ? AND visible_at <= ?), sum(queue = ? AND visible_at > ?),
-                     sum(queue = ?), sum(queue = ?)
+                     sum(queue = ?), sum(queue = ?), sum(queue = ? AND lock_token IS NOT NULL)
                    FROM entries WHERE topic = ? AND subscription = ?""",
                 (
                     _QUEUE_ACTIVE, now, _QUEUE_ACTIVE, now, _QUEUE_DLQ, _QUEUE_DEFERRED,
-                    topic, subscription,
+                    _QUEUE_ACTIVE, topic, subscription,
                 ),
             ).fetchone()
         return SubscriptionCounts(*(int(v or 0) for v in row))

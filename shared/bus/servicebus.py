@@ -52,22 +52,42 @@ def build_client(settings: BusSettings, **client_kwargs: Any) -> ServiceBusClien
     """A new ServiceBusClient for the settings (no network traffic until first use)."""
     if settings.connection_string:
         return ServiceBusClient.from_connection_string(settings.connection_string, **client_kwargs)
+    return ServiceBusClient(
+        fully_qualified_namespace=_namespace(settings),
+        credential=_credential(settings),
+        **client_kwargs,
+    )
+
+
+def build_admin_client(settings: BusSettings) -> Any:
+    """A ServiceBusAdministrationClient (runtime properties for `syncctl bus status`).
+
+    With identity, reading runtime properties needs Manage rights on the namespace (Azure
+    Service Bus Data Owner); the app's own Sender/Receiver roles are not enough.
+    """
+    from azure.servicebus.management import ServiceBusAdministrationClient
+
+    if settings.connection_string:
+        return ServiceBusAdministrationClient.from_connection_string(settings.connection_string)
+    return ServiceBusAdministrationClient(_namespace(settings), _credential(settings))
+
+
+def _namespace(settings: BusSettings) -> str:
     if not settings.fully_qualified_namespace:
         raise BusError(
             "Service Bus needs ServiceBusConnection (connection string) or "
             "ServiceBusConnection__fullyQualifiedNamespace (managed identity)"
         )
+    return settings.fully_qualified_namespace
+
+
+def _credential(settings: BusSettings) -> Any:
     from azure.identity import DefaultAzureCredential
 
-    credential = (
+    return (
         DefaultAzureCredential(managed_identity_client_id=settings.managed_identity_client_id)
         if settings.managed_identity_client_id
         else DefaultAzureCredential()
-    )
-    return ServiceBusClient(
-        fully_qualified_namespace=settings.fully_qualified_namespace,
-        credential=credential,
-        **client_kwargs,
     )
 
 
