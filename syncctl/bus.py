@@ -16,17 +16,7 @@ from rich.table import Table
 
 from shared.bus.backlog import Backlog, local_backlog, servicebus_backlog
 from shared.bus.port import BusError
-from shared.bus.topology import DEFAULT_TOPOLOGY_PATH, TopologyError, load_topology
-from syncctl.dlq import (
-    SettingsOpt,
-    SubscriptionOpt,
-    TopicOpt,
-    TopologyOpt,
-    _bus_settings,
-    _environment,
-    _fail,
-    _targets,
-)
+from syncctl.dlq import SettingsOpt, SubscriptionOpt, TopicOpt, TopologyOpt, _fail, resolve
 
 app = typer.Typer(
     name="bus", help="Look at the message bus (local bus or Azure Service Bus).", no_args_is_help=True
@@ -42,13 +32,7 @@ def status(
     topology_file: Path | None = TopologyOpt,
 ) -> None:
     """Active, locked, scheduled, dead-lettered and deferred messages per subscription."""
-    env, source = _environment(settings_file)
-    settings = _bus_settings(env, source)
-    try:
-        topology = load_topology(topology_file or DEFAULT_TOPOLOGY_PATH)
-    except TopologyError as exc:
-        raise _fail(str(exc)) from None
-    targets = _targets(topology, env, settings.backend, topic, subscription)
+    settings, topology, targets = resolve(settings_file, topology_file, topic, subscription)
     try:
         if settings.backend == "local":
             from shared.bus.local import LocalBus

@@ -119,18 +119,26 @@ def _targets(
     return targets
 
 
-def _open(
+def resolve(
     settings_file: Path | None, topology_file: Path | None, topic: str | None, subscription: str | None
-) -> _Context:
-    from shared.bus.factory import build_dead_letters
-
+) -> tuple[BusSettings, Topology, list[tuple[str, str]]]:
+    """Bus settings, topology and the (topic, subscription) pairs a command works on
+    (shared by `syncctl dlq` and `syncctl bus`)."""
     env, source = _environment(settings_file)
     settings = _bus_settings(env, source)
     try:
         topology = load_topology(topology_file or DEFAULT_TOPOLOGY_PATH)
     except TopologyError as exc:
         raise _fail(str(exc)) from None
-    targets = _targets(topology, env, settings.backend, topic, subscription)
+    return settings, topology, _targets(topology, env, settings.backend, topic, subscription)
+
+
+def _open(
+    settings_file: Path | None, topology_file: Path | None, topic: str | None, subscription: str | None
+) -> _Context:
+    from shared.bus.factory import build_dead_letters
+
+    settings, topology, targets = resolve(settings_file, topology_file, topic, subscription)
     try:
         ops = build_dead_letters(settings, topology=topology)
     except BusError as exc:
