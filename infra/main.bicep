@@ -34,12 +34,13 @@ param serviceBusPremiumCapacity int = 1
 @description('Disable SAS (local) auth on the Service Bus namespace; the app uses its managed identity.')
 param serviceBusDisableLocalAuth bool = true
 
-@description('Python version of the Flex Consumption runtime.')
+@description('Python version of the Flex Consumption runtime (docs/deploy.md, "Python version"). 3.13 runs the worker whose indexing the test suite drives; 3.11 and 3.12 run the older worker and rely on PYTHON_ISOLATE_WORKER_DEPENDENCIES.')
 @allowed([
   '3.11'
   '3.12'
+  '3.13'
 ])
-param pythonVersion string = '3.11'
+param pythonVersion string = '3.13'
 
 @description('Flex Consumption instance memory in MB.')
 @allowed([
@@ -148,6 +149,19 @@ var topology = loadJsonContent('topology.json')
 var suffix = uniqueString(resourceGroup().id, baseName)
 var compactBase = toLower(replace(baseName, '-', ''))
 
+// Every container and table the app's identity may touch; its storage roles are granted on these.
+var deploymentContainerName = 'app-package'
+var hostContainerNames = [
+  'azure-webjobs-hosts'
+  'azure-webjobs-secrets'
+]
+var stateTableNames = [
+  '${stateTablePrefix}links'
+  '${stateTablePrefix}ledger'
+  '${stateTablePrefix}cursors'
+  '${stateTablePrefix}audit'
+]
+
 var names = {
   identity: 'id-${baseName}-${suffix}'
   logAnalytics: 'log-${baseName}-${suffix}'
@@ -209,13 +223,9 @@ module storage 'modules/storage.bicep' = {
     name: names.storage
     location: location
     tags: tags
-    deploymentContainerName: 'app-package'
-    tableNames: [
-      '${stateTablePrefix}links'
-      '${stateTablePrefix}ledger'
-      '${stateTablePrefix}cursors'
-      '${stateTablePrefix}audit'
-    ]
+    deploymentContainerName: deploymentContainerName
+    hostContainerNames: hostContainerNames
+    tableNames: stateTableNames
   }
 }
 
@@ -249,40 +259,71 @@ module keyVault 'modules/keyvault.bicep' = {
 }
 
 // --- role assignments for the app's user-assigned identity (one module per scope type) ---
+// Least privilege: each data role is granted on the entities the app uses, not on the namespace
+// or the account (docs/deploy.md, "What the app's identity may do").
 
-module sbSender 'modules/roles/servicebus-role.bicep' = {
-  name: 'role-sb-sender'
+// Publishing: ingress, pollers and retry copies send to every topic of the topology.
+module sbSenders 'modules/roles/servicebus-topic-role.bicep' = [for topic in topology.topics: {
+  name: 'role-sb-sender-${topic.name}'
   params: {
     namespaceName: serviceBus.outputs.name
+    topicName: topic.name
     principalId: identity.outputs.principalId
     roleDefinitionId: roles.serviceBusDataSender
   }
-}
+}]
 
-module sbReceiver 'modules/roles/servicebus-role.bicep' = {
-  name: 'role-sb-receiver'
+// Receiving: each flow's trigger reads (and settles, dead-letters) its own subscription.
+module sbReceivers 'modules/roles/servicebus-subscription-role.bicep' = [for topic in topology.topics: {
+  name: 'role-sb-receiver-${topic.name}'
   params: {
     namespaceName: serviceBus.outputs.name
+    topicName: topic.name
+    subscriptions: topic.subscriptions
     principalId: identity.outputs.principalId
     roleDefinitionId: roles.serviceBusDataReceiver
   }
-}
+}]
 
-module blobOwner 'modules/roles/storage-role.bicep' = {
-  name: 'role-blob-owner'
+// Blobs: the Flex deployment package and the Functions host's own containers (function keys,
+// timer schedule status, singleton locks); storage.bicep creates all three so they can be scopes.
+module blobOwners 'modules/roles/storage-container-role.bicep' = [for containerName in concat([deploymentContainerName], hostContainerNames): {
+  name: 'role-blob-owner-${containerName}'
   params: {
     storageAccountName: storage.outputs.name
+    containerName: containerName
     principalId: identity.outputs.principalId
     roleDefinitionId: roles.storageBlobDataOwner
   }
+}]
+
+// Rows: read and write only the four state tables.
+module tableContributors 'modules/roles/storage-table-role.bicep' = [for tableName in stateTableNames: {
+  name: 'role-table-contributor-${tableName}'
+  params: {
+    storageAccountName: storage.outputs.name
+    tableName: tableName
+    principalId: identity.outputs.principalId
+    roleDefinitionId: roles.storageTableDataContributor
+  }
+}]
+
+// Create Table and Query Tables are account-level calls (create-if-missing at start-up, the health
+// probe), which a table-scoped role does not cover: a custom role with only those two actions
+// (no row access) on the account.
+module tableCatalogRole 'modules/roles/table-catalog-role-definition.bicep' = {
+  name: 'role-definition-table-catalog'
+  params: {
+    roleName: 'Table catalog (${names.functionApp})'
+  }
 }
 
-module tableContributor 'modules/roles/storage-role.bicep' = {
-  name: 'role-table-contributor'
+module tableCatalog 'modules/roles/storage-role.bicep' = {
+  name: 'role-table-catalog'
   params: {
     storageAccountName: storage.outputs.name
     principalId: identity.outputs.principalId
-    roleDefinitionId: roles.storageTableDataContributor
+    roleDefinitionId: tableCatalogRole.outputs.roleDefinitionId
   }
 }
 
@@ -367,10 +408,11 @@ module functionApp 'modules/functionapp.bicep' = {
   }
   // Key Vault references and identity connections resolve only once the roles exist.
   dependsOn: [
-    sbSender
-    sbReceiver
-    blobOwner
-    tableContributor
+    sbSenders
+    sbReceivers
+    blobOwners
+    tableContributors
+    tableCatalog
     queueContributor
     secretsUser
     secretsOfficer

@@ -21,7 +21,7 @@ param dataverseUrl = 'https://contoso.crm.dynamics.com'
 // Platform choices (defaults shown).
 param serviceBusSku = 'Standard'
 param serviceBusDisableLocalAuth = true
-param pythonVersion = '3.11'
+param pythonVersion = '3.13'
 param instanceMemoryMB = 2048
 param maximumInstanceCount = 100
 param failureAlertThreshold = 5

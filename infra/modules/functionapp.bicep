@@ -9,8 +9,9 @@ param tags object = {}
 @allowed([
   '3.11'
   '3.12'
+  '3.13'
 ])
-param pythonVersion string = '3.11'
+param pythonVersion string = '3.13'
 
 @allowed([
   512
@@ -173,6 +174,11 @@ var coreSettings = {
   // telemetry (Entra ID ingestion)
   APPLICATIONINSIGHTS_CONNECTION_STRING: appInsightsConnectionString
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
+  // The Python worker of 3.11/3.12 ships protobuf 4.25 and grpcio 1.59 and, without this, the app
+  // imports those instead of its own (the Service Bus SDK-type binding extension needs protobuf
+  // >= 6.32 and grpcio >= 1.74). 1 = the app's packages first. From 3.13 the worker always
+  // isolates and ignores the setting. tests/infra/test_worker_dependency_isolation.py.
+  PYTHON_ISOLATE_WORKER_DEPENDENCIES: '1'
   // bus and state
   BUS_BACKEND: 'servicebus'
   BRIGHTPEARL_CHANGES_TOPIC: brightpearlChangesTopic

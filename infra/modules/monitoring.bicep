@@ -20,6 +20,11 @@ resource workspace 'Microsoft.OperationalInsights/workspaces@2025-07-01' = {
       name: 'PerGB2018'
     }
     retentionInDays: retentionInDays
+    // No shared-key access (agents, Data Collector API): telemetry arrives through Application
+    // Insights, and people and alerts read with Entra ID.
+    features: {
+      disableLocalAuth: true
+    }
   }
 }
 

@@ -1,9 +1,15 @@
 // Storage account of the function app: host storage, the Flex Consumption deployment container
 // and the state tables (links, ledger, cursors, audit). Identity only: shared keys are off.
+// Every container and table the app uses is declared here, so the app's roles can be granted on
+// each of them instead of on the whole account (main.bicep).
 param name string
 param location string
 param tags object = {}
 param deploymentContainerName string
+
+@description('Containers the Functions host itself writes (keys, timer schedule status, locks).')
+param hostContainerNames array
+
 param tableNames array
 
 resource account 'Microsoft.Storage/storageAccounts@2025-06-01' = {
@@ -72,6 +78,14 @@ resource deploymentContainer 'Microsoft.Storage/storageAccounts/blobServices/con
     publicAccess: 'None'
   }
 }
+
+resource hostContainers 'Microsoft.Storage/storageAccounts/blobServices/containers@2025-06-01' = [for containerName in hostContainerNames: {
+  parent: blobService
+  name: containerName
+  properties: {
+    publicAccess: 'None'
+  }
+}]
 
 resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2025-06-01' = {
   parent: account

@@ -150,6 +150,18 @@ class BlobContainerPrivate(_LiteralValueCheck):
         )
 
 
+class LogAnalyticsLocalAuthDisabled(_LiteralValueCheck):
+    expectations = (("properties/features/disableLocalAuth", True),)
+
+    def __init__(self) -> None:
+        super().__init__(
+            name="Log Analytics workspace must set features.disableLocalAuth: true (Entra ID only)",
+            id="CKV_BPSYNC_9",
+            categories=(CheckCategories.IAM,),
+            supported_resources=("Microsoft.OperationalInsights/workspaces",),
+        )
+
+
 check_blob_public = StorageBlobPublicAccessDisabled()
 check_storage_tls = StorageMinimumTls12()
 check_storage_https = StorageHttpsOnly()
@@ -158,3 +170,4 @@ check_site_https_tls = FunctionAppHttpsOnlyTls12()
 check_sb_tls = ServiceBusMinimumTls12()
 check_shared_key = StorageSharedKeyAccessDisabled()
 check_container_private = BlobContainerPrivate()
+check_workspace_local_auth = LogAnalyticsLocalAuthDisabled()

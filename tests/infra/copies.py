@@ -14,6 +14,11 @@ BREAKS: dict[str, tuple[str, str, str]] = {
     "tls10": ("modules/storage.bicep", "minimumTlsVersion: 'TLS1_2'", "minimumTlsVersion: 'TLS1_0'"),
     "sb-tls10": ("modules/servicebus.bicep", "minimumTlsVersion: '1.2'", "minimumTlsVersion: '1.0'"),
     "http-allowed": ("modules/functionapp.bicep", "httpsOnly: true", "httpsOnly: false"),
+    "law-local-auth": (
+        "modules/monitoring.bicep",
+        "disableLocalAuth: true\n    }",
+        "disableLocalAuth: false\n    }",
+    ),
     "syntax-error": ("modules/identity.bicep", "resource identity", "resource identity ="),
 }
 CLEAN = "as-committed"

@@ -52,6 +52,8 @@ PLATFORM_SETTINGS: dict[str, str] = {
     "ServiceBusConnection__credential": "Service Bus extension: identity-based trigger connection",
     "AZURE_CLIENT_ID": "azure-identity DefaultAzureCredential: which user-assigned identity to use",
     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": "Functions host: Entra ID ingestion into App Insights",
+    "PYTHON_ISOLATE_WORKER_DEPENDENCIES": "Python worker 3.11/3.12: load the app's packages before the "
+    "worker's own (grpcio, protobuf); ignored from 3.13, which always does",
 }
 
 # A setting is a secret when its type is SecretStr or its name ends like one of these.
@@ -226,6 +228,102 @@ def check_module_wiring(infra_dir: Path) -> list[str]:
                 problems.append(
                     f"{path.relative_to(infra_dir)}: reads {symbol}.outputs.{output}, which the module "
                     f"does not output"
+                )
+    return problems
+
+
+# --------------------------------------------------------------------------------------------
+# Role assignments: least privilege
+# --------------------------------------------------------------------------------------------
+
+# The narrowest scope each data role of the app's identity is granted on (docs/deploy.md): the
+# entities the app uses, never the namespace or the account.
+ROLE_SCOPES: dict[str, str] = {
+    "serviceBusDataSender": "Microsoft.ServiceBus/namespaces/topics",
+    "serviceBusDataReceiver": "Microsoft.ServiceBus/namespaces/topics/subscriptions",
+    "storageBlobDataOwner": "Microsoft.Storage/storageAccounts/blobServices/containers",
+    "storageTableDataContributor": "Microsoft.Storage/storageAccounts/tableServices/tables",
+}
+
+
+@dataclass(frozen=True)
+class RoleGrant:
+    module: str
+    role: str
+    scope_type: str
+    loop_over: str  # the array expression a looped module iterates (JSON), "" when not looped
+
+
+def _symbol(node: Any) -> str:
+    """The resource symbol of a `scope:` value: `topic` or `subscription[i]`."""
+    if isinstance(node, str):
+        return node
+    operands = node.get("operator", {}).get("operands", {}) if isinstance(node, dict) else {}
+    return str(operands.get("operand_1", ""))
+
+
+def role_grants(infra_dir: Path) -> list[RoleGrant]:
+    """Every role module call of main.bicep: which role, on which resource type, looped over what."""
+    main = parse_bicep(infra_dir / "main.bicep")
+    grants = []
+    for symbol, module in main.get("modules", {}).items():
+        config = module["config"]
+        body = _unwrap(config)
+        role_expr = body.get("params", {}).get("roleDefinitionId")
+        if role_expr is None:
+            continue
+        operands = role_expr.get("operator", {}).get("operands", {}) if isinstance(role_expr, dict) else {}
+        from_roles = operands.get("operand_1") == "roles"
+        role = str(operands.get("operand_2")) if from_roles else json.dumps(role_expr)
+        target = parse_bicep(infra_dir / module["detail"]["path"])
+        resources = target.get("resources", {})
+        scope_type = "(no role assignment)"
+        for resource in resources.values():
+            if resource["type"] == "Microsoft.Authorization/roleAssignments":
+                scope = _symbol(_unwrap(resource["config"]).get("scope"))
+                scope_type = resources.get(scope, {}).get("type", f"(unknown scope {scope!r})")
+        loop = config.get("loop_type") if isinstance(config, dict) else None
+        loop_over = json.dumps(loop["detail"]["array_name"]) if loop else ""
+        grants.append(RoleGrant(module=symbol, role=role, scope_type=scope_type, loop_over=loop_over))
+    return grants
+
+
+def check_role_scopes(infra_dir: Path) -> list[str]:
+    """Each data role is granted on the entities the app uses (ROLE_SCOPES), once per entity:
+    every topology topic and subscription, every container and table storage.bicep creates."""
+    try:
+        grants = role_grants(infra_dir)
+        main = parse_bicep(infra_dir / "main.bicep")
+    except InfraCheckError as exc:
+        return [str(exc)]
+    storage = _unwrap(main.get("modules", {}).get("storage", {}).get("config", {})).get("params", {})
+    topology_topics = {"operand_1": "topology", "operand_2": "topics"}  # `topology.topics`
+    topics = json.dumps({"operator": {"type": "property_accessor", "operands": topology_topics}})
+    covers = {
+        "serviceBusDataSender": [topics],
+        "serviceBusDataReceiver": [topics],
+        "storageBlobDataOwner": [
+            json.dumps(storage.get("deploymentContainerName")),
+            json.dumps(storage.get("hostContainerNames")),
+        ],
+        "storageTableDataContributor": [json.dumps(storage.get("tableNames"))],
+    }
+    problems = []
+    for role, wanted in ROLE_SCOPES.items():
+        found = [g for g in grants if g.role == role]
+        if not found:
+            problems.append(f"role {role} is never granted (module with roleDefinitionId: roles.{role})")
+        for grant in found:
+            if grant.scope_type != wanted:
+                problems.append(
+                    f"role {role} is granted on {grant.scope_type} (main.bicep module {grant.module}); "
+                    f"least privilege: grant it on each {wanted} the app uses"
+                )
+            missing = [expr for expr in covers[role] if expr == "null" or expr not in grant.loop_over]
+            if missing and grant.scope_type == wanted:
+                problems.append(
+                    f"role {role} (main.bicep module {grant.module}) must loop over every entity the app "
+                    f"uses ({', '.join(missing)}); it loops over {grant.loop_over or 'nothing'}"
                 )
     return problems
 
@@ -794,7 +892,8 @@ def check_bicep_uses_topology(infra_dir: Path, topology: Any) -> list[str]:
         return [str(exc)]
     loads = [
         name for name, entry in main.get("variables", {}).items()
-        if entry["value"].get("function", {}).get("type") == "load_json_content"
+        if isinstance(entry["value"], dict)
+        and entry["value"].get("function", {}).get("type") == "load_json_content"
         and entry["value"]["function"]["parameters"]["file_path"] == "topology.json"
     ] if isinstance(main.get("variables"), dict) else []
     if not loads:

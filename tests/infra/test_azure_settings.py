@@ -20,7 +20,7 @@ def module_params(brightpearl_mode: str, dataverse_mode: str) -> dict[str, Any]:
     """Values main.bicep would pass to modules/functionapp.bicep (outputs replaced by samples)."""
     return {
         "name": "func-bpsync-abc", "planName": "plan-bpsync-abc", "location": "westeurope", "tags": {},
-        "pythonVersion": "3.11", "instanceMemoryMB": 2048, "maximumInstanceCount": 100,
+        "pythonVersion": "3.13", "instanceMemoryMB": 2048, "maximumInstanceCount": 100,
         "allowBasicPublishingCredentials": False,
         "identityId": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ManagedIdentity/"
                       "userAssignedIdentities/id-bpsync-abc",

@@ -28,6 +28,7 @@ def failures_in(report: dict[str, Any]) -> dict[str, str]:
         ("tls10", "CKV_BPSYNC_2", "minimumTlsVersion: 'TLS1_2'"),
         ("sb-tls10", "CKV_BPSYNC_6", "Service Bus namespace must set minimumTlsVersion: '1.2'"),
         ("http-allowed", "CKV_BPSYNC_5", "httpsOnly: true"),
+        ("law-local-auth", "CKV_BPSYNC_9", "features.disableLocalAuth: true"),
     ],
 )
 def test_a_broken_security_rule_fails_checkov_with_a_clear_message(
