@@ -39,4 +39,4 @@ bench: setup
 	$(PY) -m benchmarks.customers
 
 clean:
-	rm -rf $(VENV) node_modules .sandbox benchmarks/results .pytest_cache .ruff_cache
+	rm -rf $(VENV) node_modules .sandbox .cache benchmarks/results .pytest_cache .ruff_cache

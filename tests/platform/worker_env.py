@@ -8,8 +8,9 @@ contract (worker_rpc.proto), and runs worker_driver.py in it on an app directory
 
 The venv lives under .cache/worker-env/ (git-ignored), in a folder named by a hash of
 everything that goes into it, so a changed pin or requirements.txt builds a new one; a file lock
-keeps parallel test processes from building it twice. Build it by hand (or see where it is) with
-`.venv/bin/python -m tests.platform.worker_env`.
+keeps parallel test processes from building it twice. By hand,
+`.venv/bin/python -m tests.platform.worker_env` builds it and prints the worker's index of
+function_app.py (or the worker's refusal).
 """
 
 from __future__ import annotations
@@ -221,11 +222,23 @@ def ensure_worker_env(python: Path) -> WorkerEnv:
 
 
 def main() -> None:
+    """Build (or reuse) the environment and show how the real worker indexes function_app.py."""
+    from sandbox.host.config import LOCAL_SETTINGS_EXAMPLE_FILE, load_local_settings
+
     python = find_python313()
     if python is None:
         sys.exit("no Python 3.13 interpreter found (pyenv versions, PYENV_ROOT, ~/.pyenv, PATH)")
     env = ensure_worker_env(python)
     print(f"worker environment: {env.root} (from {python})")
+    settings, _ = load_local_settings(PROJECT_ROOT, PROJECT_ROOT / LOCAL_SETTINGS_EXAMPLE_FILE)
+    outcome = env.index(PROJECT_ROOT, settings)
+    print(f"azure-functions-runtime {outcome['worker_version']}: init {outcome['init']['status']}")
+    if outcome["init"]["status"] != "Success":
+        sys.exit(f"the worker refuses function_app.py: {outcome['init']['message']}")
+    for fn in outcome["functions"]:
+        print(f"  {fn['name']}")
+        for binding in fn["raw_bindings"]:
+            print(f"    {json.dumps(binding, sort_keys=True)}")
 
 
 if __name__ == "__main__":
