@@ -17,6 +17,7 @@ from shared import __version__, runtime
 from shared.brightpearl.webhook import WebhookRejected, parse_brightpearl_webhook
 from shared.bus.port import BusError
 from shared.events import Envelope
+from shared.jsonbody import is_json_media_type
 from shared.telemetry import correlation, get_logger, notices_published, webhooks_rejected
 
 bp = func.Blueprint()
@@ -37,8 +38,8 @@ def reject(system: str, error: WebhookRejected) -> func.HttpResponse:
 
 def read_body(req: func.HttpRequest, max_bytes: int) -> bytes:
     """The request body, or WebhookRejected for a wrong content type or an oversized body."""
-    content_type = (req.headers.get("content-type") or "").split(";")[0].strip().lower()
-    if content_type not in ("application/json", "text/json", ""):
+    content_type = req.headers.get("content-type") or ""
+    if not is_json_media_type(content_type):
         raise WebhookRejected(415, "UnsupportedMediaType", f"content type {content_type!r} is not JSON")
     declared = req.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_bytes:

@@ -1,11 +1,13 @@
 """HTTP ingress for Dataverse webhooks: RemoteExecutionContext in, change notices out.
 
 `POST /api/webhooks/dataverse` (auth level FUNCTION: the host checks the function key, sent
-by Dataverse as `x-functions-key` via HttpHeader auth or as `?code=` via WebhookKey auth).
-This function additionally checks the shared secret Dataverse sends in the header named by
-DATAVERSE_WEBHOOK_HEADER (or a query parameter of that name for HttpQueryString auth) in
-constant time, validates the body strictly, publishes the notices to the dataverse-changes
-topic and answers 202. A rejected request gets a 4xx JSON error naming the problem and
+by Dataverse as `x-functions-key` with the HttpHeader auth that `syncctl webhooks register`
+sets up). This function additionally checks, in constant time, the shared secret Dataverse
+sends in the header named by DATAVERSE_WEBHOOK_HEADER. Only the header counts: a secret in
+the query string (HttpQueryString auth) would be kept by every URL log on the way, so it is
+refused. (The `?code=` of WebhookKey auth is the function key, checked by the host; it is not
+this secret.) It then validates the body strictly, publishes the notices to the
+dataverse-changes topic and answers 202. A rejected request gets a 4xx JSON error naming the problem and
 publishes nothing; an unreachable bus gives 503 (Dataverse retries 502/503/504 once).
 """
 
@@ -72,10 +74,13 @@ def handle(req: func.HttpRequest, settings: AppSettings) -> func.HttpResponse:
             },
         )
     header = settings.dataverse.webhook_header
-    presented = req.headers.get(header) or req.params.get(header) or ""
+    presented = req.headers.get(header) or ""
     if not hmac.compare_digest(presented.encode("utf-8"), secret.encode("utf-8")):
         problem = "missing" if not presented else "wrong"
-        return _reject(401, "Unauthenticated", f"{problem} webhook secret in header {header!r}")
+        where = ""
+        if not presented and header in req.params:
+            where = "; it came in the query string, where URL logs keep it: send it as a header"
+        return _reject(401, "Unauthenticated", f"{problem} webhook secret in header {header!r}{where}")
     declared = req.headers.get("content-length")
     max_bytes = settings.webhooks.max_body_bytes
     if declared and declared.isdigit() and int(declared) > max_bytes:

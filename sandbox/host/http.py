@@ -4,7 +4,10 @@ Requests under `/<routePrefix>/` are matched against each function's route templ
 (`items/{id}`, optional `{id?}`, constrained `{id:int}`, catch-all `{*rest}`), checked
 against the allowed methods (405) and the auth level (401, the function is not called),
 then turned into a real `func.HttpRequest`; the returned `func.HttpResponse` (or str)
-becomes the reply. An unhandled exception gives 500 with only an invocation id.
+becomes the reply. An unhandled exception gives 500 with only an invocation id. A request
+body over the host's limit (FUNCTIONS_REQUEST_BODY_SIZE_LIMIT, default 100 MB, as the real
+host) gets 413 and the function is not called; the limit is enforced while the body is read,
+so an oversized (or endless, chunked) body is never buffered whole.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import os
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -34,6 +38,8 @@ MASTER_KEY_SETTING = "LOCAL_MASTER_KEY"
 KEY_HEADER = "x-functions-key"
 KEY_QUERY = "code"
 ALL_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+BODY_LIMIT_SETTING = "FUNCTIONS_REQUEST_BODY_SIZE_LIMIT"
+DEFAULT_BODY_LIMIT = 104_857_600  # bytes: the Functions host's default (100 MB)
 
 _CONSTRAINTS = {
     "int": r"-?\d+",
@@ -143,6 +149,7 @@ def build_http_app(
     `POST /admin/functions/{name}` (master key) runs a non-HTTP function, as the Functions
     host's admin API does; `admin_invoke` decides what that means and answers 202 or an error.
     """
+    max_body_bytes = body_limit(os.environ)
     routes = [compile_route(f) for f in functions if isinstance(f.trigger, HttpTriggerInfo)]
     # Literal segments beat parameters, as in ASP.NET routing.
     routes.sort(key=lambda r: (-r.literal_segments, r.parameter_segments))
@@ -175,7 +182,11 @@ def build_http_app(
         presented = request.headers.get(KEY_HEADER) or request.query_params.get(KEY_QUERY)
         if not keys.allows(route.trigger.auth_level, presented):
             return _json(401, {"error": "Unauthorized"})
-        body = await request.body()
+        body = await read_body_within(request, max_body_bytes)
+        if body is None:
+            return _json(
+                413, {"error": "Payload Too Large", "message": f"request body exceeds {max_body_bytes} bytes"}
+            )
         http_request = func.HttpRequest(
             method=method,
             url=str(request.url),
@@ -202,6 +213,34 @@ def build_http_app(
         return _json(500, {"error": "Internal Server Error", "invocationId": outcome.invocation_id})
 
     return Starlette(routes=[Route("/{path:path}", dispatch, methods=list(ALL_METHODS))])
+
+
+def body_limit(environ: Mapping[str, str]) -> int:
+    """The request body limit in bytes (app setting FUNCTIONS_REQUEST_BODY_SIZE_LIMIT)."""
+    raw = (environ.get(BODY_LIMIT_SETTING) or "").strip()
+    if not raw:
+        return DEFAULT_BODY_LIMIT
+    if not raw.isdigit() or int(raw) < 1:
+        raise HostConfigError(
+            f"app setting {BODY_LIMIT_SETTING!r} must be a positive number of bytes, got {raw!r}"
+        )
+    return int(raw)
+
+
+async def read_body_within(request: Request, limit: int) -> bytes | None:
+    """The body, read chunk by chunk; None as soon as it is known to exceed `limit` bytes
+    (from Content-Length, or while reading), without reading the rest."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _to_response(result: Any) -> Response:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 
-_TERM = re.compile(r"^(\d{1,12})(?:-(\d{1,12}))?$")
+# ASCII digits only: `\d` would also take "١٢٣" (Arabic-Indic digits), which int() reads as 123.
+_TERM = re.compile(r"([0-9]{1,12})(?:-([0-9]{1,12}))?")
 DEFAULT_MAX_IDS = 1000
 
 
@@ -29,7 +30,7 @@ def parse_id_set(text: str, *, max_ids: int = DEFAULT_MAX_IDS) -> list[int]:
     ids: set[int] = set()
     for raw_term in text.split(separator):
         term = raw_term.strip()
-        match = _TERM.match(term)
+        match = _TERM.fullmatch(term)
         if not match:
             raise IdSetError(f"id set term {term!r} is not an id or an ascending range like 1-5")
         start = int(match.group(1))

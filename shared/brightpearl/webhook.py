@@ -14,7 +14,6 @@ message naming the field, so the ingress answers 4xx and publishes nothing.
 from __future__ import annotations
 
 import hmac
-import json
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -22,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.brightpearl.idset import IdSetError, chunk_ids, parse_id_set
 from shared.events import ChangeNotice
+from shared.jsonbody import JsonBodyError, load_json_body
 
 BODY_TEMPLATE_FIELDS = (
     "accountCode",
@@ -75,9 +75,9 @@ def parse_brightpearl_webhook(
 ) -> list[ChangeNotice]:
     """Authenticate and validate one delivery; return its change notices (ids chunked)."""
     try:
-        raw: Any = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise WebhookRejected(400, "MalformedJson", f"body is not valid JSON: {exc}") from exc
+        raw: Any = load_json_body(body)
+    except JsonBodyError as exc:
+        raise WebhookRejected(400, "MalformedJson", str(exc)) from exc
     if not isinstance(raw, dict):
         raise WebhookRejected(400, "MalformedJson", "body must be a JSON object")
 
@@ -107,7 +107,12 @@ def parse_brightpearl_webhook(
         raise WebhookRejected(400, "InvalidIdSet", f"field 'id': {exc}") from exc
 
     operation = _OPERATIONS[hook.lifecycle_event]
-    raised_on = hook.raised_on.astimezone(UTC)
+    try:
+        raised_on = hook.raised_on.astimezone(UTC)
+    except OverflowError:  # e.g. 9999-12-31T23:59:59-01:00 is in the year 10000 in UTC
+        raise WebhookRejected(
+            400, "InvalidField", "field 'raisedOn': the time is out of range once converted to UTC"
+        ) from None
     return [
         ChangeNotice(
             system="brightpearl",

@@ -125,7 +125,7 @@ class DataverseSettings(BaseSettings):
         "x-bpi-webhook-secret",
         validation_alias="DATAVERSE_WEBHOOK_HEADER",
         pattern=r"^[A-Za-z0-9-]{1,64}$",
-        description="header (or query parameter) carrying DATAVERSE_WEBHOOK_SECRET",
+        description="header carrying DATAVERSE_WEBHOOK_SECRET (a query parameter is refused)",
     )
     webhook_endpoint_name: str = Field(
         "bpi-sync-ingress",

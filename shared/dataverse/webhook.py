@@ -8,7 +8,6 @@ images are dropped. A notice carries names of changed attributes, never their va
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -17,9 +16,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from shared.events import ChangeNotice
+from shared.jsonbody import JsonBodyError, is_json_media_type, load_json_body
 
 GUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-_DATE = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
+# ASCII digits only, and the whole text (`$` would also accept a trailing newline); at most
+# 15 digits of milliseconds, which covers every date up to the year 9999.
+_DATE = re.compile(r"/Date\((-?[0-9]{1,15})([+-][0-9]{4})?\)/")
 OPERATIONS = {"Create": "created", "Update": "updated", "Delete": "deleted"}
 SIZE_EXCEEDED_HEADER = "x-ms-dynamics-msg-size-exceeded"
 # Stamped by the platform on every write; not "changes" a flow cares about.
@@ -76,18 +78,20 @@ class RemoteExecutionContext(BaseModel):
     @field_validator("OperationCreatedOn")
     @classmethod
     def _ms_date(cls, value: str) -> str:
-        if not _DATE.match(value):
-            raise ValueError("must look like /Date(<milliseconds>[+-hhmm])/")
+        parse_ms_date(value)  # the shape and the range
         return value
 
 
 def parse_ms_date(value: str) -> datetime:
     """`/Date(1506409448000-0700)/` -> aware UTC datetime (the milliseconds are UTC; the offset
     only says how the sender displays it)."""
-    m = _DATE.match(value)
+    m = _DATE.fullmatch(value)
     if not m:
-        raise ValueError(f"{value!r} is not a /Date(ms)/ value")
-    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=int(m.group(1)))
+        raise ValueError("must look like /Date(<milliseconds>[+-hhmm])/")
+    try:
+        return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=int(m.group(1)))
+    except OverflowError:
+        raise ValueError(f"{value} is out of range (after the year 9999 or before the year 1)") from None
 
 
 def _first_error(exc: ValidationError) -> str:
@@ -110,12 +114,12 @@ def parse_webhook(
             413, f"body of {len(body)} bytes exceeds WEBHOOK_MAX_BODY_BYTES ({max_body_bytes})"
         )
     content_type = lowered.get("content-type", "")
-    if content_type and "json" not in content_type.lower():
+    if not is_json_media_type(content_type):
         raise WebhookRejected(415, f"Content-Type must be application/json, got {content_type!r}")
     try:
-        raw = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise WebhookRejected(400, f"body is not JSON: {exc}") from exc
+        raw = load_json_body(body)
+    except JsonBodyError as exc:
+        raise WebhookRejected(400, str(exc)) from exc
     if not isinstance(raw, dict):
         raise WebhookRejected(400, "body must be a JSON object (a RemoteExecutionContext)")
     try:

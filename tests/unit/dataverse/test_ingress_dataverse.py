@@ -94,13 +94,28 @@ def test_valid_webhook_is_published_as_one_change_notice(publisher):
     assert json.loads(resp.get_body())["notices"] == [message.message_id]
 
 
-def test_secret_may_come_as_a_query_parameter(publisher):
+def test_secret_in_the_query_string_is_refused(publisher):
+    # URL logs keep query strings: the secret counts only as a header.
     req = request(
         (SAMPLES / "update_contact.json").read_bytes(),
         {"x-bpi-webhook-secret": None},
         params={"x-bpi-webhook-secret": SECRET},
     )
-    assert ingress.handle(req, settings()).status_code == 202
+    resp = ingress.handle(req, settings())
+    body = json.loads(resp.get_body())
+    assert resp.status_code == 401 and body["error"] == "Unauthenticated"
+    assert "query string" in body["message"] and SECRET not in body["message"]
+    assert publisher.sent == []
+
+
+def test_the_function_key_in_code_does_not_stand_in_for_the_secret(publisher):
+    # WebhookKey auth sends ?code=<function key>: that is the host's key, not our secret.
+    req = request(
+        (SAMPLES / "update_contact.json").read_bytes(),
+        {"x-bpi-webhook-secret": None},
+        params={"code": SECRET},
+    )
+    assert ingress.handle(req, settings()).status_code == 401 and publisher.sent == []
 
 
 @pytest.mark.parametrize(
@@ -109,6 +124,8 @@ def test_secret_may_come_as_a_query_parameter(publisher):
         ({"x-bpi-webhook-secret": None}, 401, "Unauthenticated"),
         ({"x-bpi-webhook-secret": "wrong-secret-wrong-secret"}, 401, "Unauthenticated"),
         ({"Content-Type": "text/xml"}, 415, "UnsupportedMediaType"),
+        ({"Content-Type": "application/x-notjson"}, 415, "UnsupportedMediaType"),
+        ({"Content-Type": "application/jsonp"}, 415, "UnsupportedMediaType"),
         ({"x-ms-dynamics-entity-name": "account"}, 400, "InvalidPayload"),
     ],
 )
