@@ -12,6 +12,7 @@ from __future__ import annotations
 import enum
 import random
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -136,32 +137,86 @@ def classify(exc: BaseException) -> Classification | None:
     return None
 
 
+# Reasons that mean "the service (or the way to it) is down", not "this record is wrong":
+# after an outage every record waiting on one of these should go again soon, so their delay is
+# capped low (BackoffPolicy.outage_max_delay) and they give up by time, not by attempt count.
+AVAILABILITY_REASONS = frozenset(
+    {
+        "BrightpearlUnavailable",
+        "DataverseUnavailable",
+        "NetworkError",
+        "NetworkTimeout",
+        "StateStoreUnavailable",
+        "BusUnavailable",
+    }
+)
+
+
 @dataclass(frozen=True)
 class BackoffPolicy:
-    """Exponential backoff with jitter, capped; a server-given delay is honoured."""
+    """Exponential backoff with jitter, capped; a server-given delay is honoured.
+
+    Availability errors (AVAILABILITY_REASONS) are capped at `outage_max_delay` instead of
+    `max_delay`, so once the API is back every waiting record tries again within about that
+    long (plus jitter) instead of after a delay that grew to many minutes during the outage;
+    and they are exhausted only after `max_attempts` *and* `outage_give_up` seconds since the
+    change was observed, so a long outage does not dead-letter everything it touched.
+    """
 
     max_attempts: int = 8
     base_delay: float = 15.0
     max_delay: float = 1800.0
     jitter_ratio: float = 0.2
+    outage_max_delay: float = 60.0
+    outage_give_up: float = 6 * 3600.0
+
+    @classmethod
+    def from_settings(cls, retry: Any) -> BackoffPolicy:
+        """From RetrySettings (RETRY_* app settings)."""
+        return cls(
+            max_attempts=retry.max_attempts,
+            base_delay=retry.base_delay_seconds,
+            max_delay=retry.max_delay_seconds,
+            jitter_ratio=retry.jitter_ratio,
+            outage_max_delay=retry.outage_max_delay_seconds,
+            outage_give_up=retry.outage_give_up_seconds,
+        )
 
     def delay(
-        self, attempt: int, server_delay: float | None = None, rng: random.Random | None = None
+        self,
+        attempt: int,
+        server_delay: float | None = None,
+        rng: random.Random | None = None,
+        *,
+        reason: str | None = None,
     ) -> float:
         """Seconds to wait before attempt `attempt + 1`, given `attempt` has just failed.
 
         Grows as base * 2^(attempt-1), each value spread by +/- jitter_ratio, never above
         max_delay; never shorter than the server's own delay (Retry-After, throttle period),
-        even when that exceeds the cap.
+        even when that exceeds the cap. For an availability error the growth stops at
+        outage_max_delay and the jitter spreads around that value (so waiting records do not
+        all come back in the same second).
         """
         rng = rng or random.Random()
         exponential = self.base_delay * (2 ** max(attempt - 1, 0))
-        spread = exponential * self.jitter_ratio
-        jittered = exponential + rng.uniform(-spread, spread)
-        delay = min(max(jittered, 0.0), self.max_delay)
+        if reason in AVAILABILITY_REASONS:
+            capped = min(exponential, self.outage_max_delay)
+            spread = capped * self.jitter_ratio
+            delay = max(capped + rng.uniform(-spread, spread), 0.0)
+        else:
+            spread = exponential * self.jitter_ratio
+            jittered = exponential + rng.uniform(-spread, spread)
+            delay = min(max(jittered, 0.0), self.max_delay)
         if server_delay is not None and server_delay > delay:
             delay = server_delay
         return delay
 
-    def exhausted(self, attempt: int) -> bool:
-        return attempt >= self.max_attempts
+    def exhausted(self, attempt: int, *, reason: str | None = None, waiting: float | None = None) -> bool:
+        """True when a retry would be one too many. `waiting`: seconds since the change was
+        observed; an availability error needs that to reach outage_give_up as well."""
+        if attempt < self.max_attempts:
+            return False
+        if reason in AVAILABILITY_REASONS and waiting is not None:
+            return waiting >= self.outage_give_up
+        return True

@@ -173,6 +173,16 @@ class RetrySettings(BaseSettings):
     )
     jitter_ratio: float = Field(0.2, ge=0, le=1, validation_alias="RETRY_JITTER_RATIO",
         description="each delay is spread by +/- this fraction")
+    outage_max_delay_seconds: float = Field(
+        60.0, gt=0, le=3600, validation_alias="RETRY_OUTAGE_MAX_DELAY_SECONDS",
+        description="cap of the retry delay after an availability error (5xx, timeout, network): "
+        "once the API is back, waiting records go again within about this long",
+    )
+    outage_give_up_seconds: float = Field(
+        21600.0, ge=0, le=14 * 24 * 3600, validation_alias="RETRY_OUTAGE_GIVE_UP_SECONDS",
+        description="availability errors end in RetriesExhausted only after RETRY_MAX_ATTEMPTS and "
+        "this long since the change was observed (a long outage does not dead-letter everything)",
+    )
 
     @model_validator(mode="after")
     def _cap_not_below_base(self) -> RetrySettings:

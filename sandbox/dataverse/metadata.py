@@ -242,8 +242,24 @@ def _select(row: dict[str, Any], select: str | None, allowed: set[str], type_nam
             raise ODataError(
                 400, "0x0", f"Could not find a property named '{name}' on type '{NS}{type_name}'."
             )
-    keep = {"@odata.type", "MetadataId", *names}
+    keep = {"@odata.type", "MetadataId", *names, *_NAVIGATION}  # expanded navigation stays
     return {k: v for k, v in row.items() if k in keep}
+
+
+_NAVIGATION = {"Attributes", "Keys", "OptionSet", "GlobalOptionSet"}
+
+
+def attribute_properties(cast: str | None) -> set[str]:
+    """What $select may name on attributes: type-specific properties only after a cast (§14.3)."""
+    return BASE_ATTRIBUTE | (TYPE_SPECIFIC[cast] if cast else set())
+
+
+def _shape(
+    rows: list[dict[str, Any]], options: dict[str, str], allowed: set[str] | None, type_name: str
+) -> list[dict[str, Any]]:
+    """$filter, then $select (checked against `allowed`; None: any property a row has)."""
+    rows = _filter(rows, options.get("$filter"), type_name)
+    return [_select(r, options.get("$select"), allowed or set(r), type_name) for r in rows]
 
 
 class MetadataService:
@@ -279,9 +295,9 @@ class MetadataService:
         if m["entity"] is None:
             if m["nav"] or m["cast"] or method != "GET":
                 raise self.engine._no_resource(req)
-            rows = [self.entity(t, options) for t in self.tables.values()]
+            rows = [self.entity(t, options.get("$expand", "")) for t in self.tables.values()]
             return self._json(
-                req, "EntityDefinitions", {"value": _filter(rows, options.get("$filter"), "EntityMetadata")}
+                req, "EntityDefinitions", {"value": _shape(rows, options, None, "EntityMetadata")}
             )
         table = self._table(m["entity"])
         if method == "PATCH":
@@ -294,22 +310,18 @@ class MetadataService:
                     404, E.SEGMENT_NOT_FOUND, f"Resource not found for the segment '{NS}{m['cast']}'."
                 )
             if method == "GET":
-                return self._json(req, "EntityDefinitions/$entity", self.entity(table, options))
+                [row] = _shape(
+                    [self.entity(table, options.get("$expand", ""))], options, None, "EntityMetadata"
+                )
+                return self._json(req, "EntityDefinitions/$entity", row)
             if method == "PUT":
                 return self.put_entity(req, table)
             raise self.engine._no_resource(req)
         if m["nav"] == "Keys":
             if m["item"] is None:
                 if method == "GET":
-                    rows = [
-                        _select(k, options.get("$select"), set(k), "EntityKeyMetadata")
-                        for k in self.keys(table)
-                    ]
-                    return self._json(
-                        req,
-                        "EntityDefinitions/Keys",
-                        {"value": _filter(rows, options.get("$filter"), "EntityKeyMetadata")},
-                    )
+                    rows = _shape(self.keys(table), options, None, "EntityKeyMetadata")
+                    return self._json(req, "EntityDefinitions/Keys", {"value": rows})
                 if method == "POST":
                     return self.create_key(req, table)
                 raise self.engine._no_resource(req)
@@ -335,12 +347,9 @@ class MetadataService:
             if method != "GET":
                 raise self.engine._no_resource(req)
             columns = [c for c in table.columns.values() if cast is None or TYPE_INFO[c.type][0] == cast]
-            rows = [self.attribute(table, c, options, cast) for c in columns]
-            return self._json(
-                req,
-                "EntityDefinitions/Attributes",
-                {"value": _filter(rows, options.get("$filter"), cast or "AttributeMetadata")},
-            )
+            rows = [self.attribute(table, c, options.get("$expand", ""), cast) for c in columns]
+            rows = _shape(rows, options, attribute_properties(cast), cast or "AttributeMetadata")
+            return self._json(req, "EntityDefinitions/Attributes", {"value": rows})
         name = self._item_name(m["item"], "attribute")
         column = table.columns.get(name)
         if column is None:
@@ -354,11 +363,10 @@ class MetadataService:
                 raise ODataError(
                     404, E.SEGMENT_NOT_FOUND, f"Resource not found for the segment '{NS}{cast}'."
                 )
-            return self._json(
-                req,
-                "EntityDefinitions/Attributes/$entity",
-                self.attribute(table, column, options, cast or TYPE_INFO[column.type][0]),
-            )
+            cast = cast or TYPE_INFO[column.type][0]  # a single column comes as its own type
+            [row] = _shape([self.attribute(table, column, options.get("$expand", ""), cast)], options,
+                           attribute_properties(cast), cast)  # fmt: skip
+            return self._json(req, "EntityDefinitions/Attributes/$entity", row)
         if cast is not None:
             raise self.engine._no_resource(req)
         if method == "PUT":
@@ -401,7 +409,7 @@ class MetadataService:
         }
 
     # -- rendering -------------------------------------------------------------------------------
-    def entity(self, table: Table, options: dict[str, str]) -> dict[str, Any]:
+    def entity(self, table: Table, expand: str) -> dict[str, Any]:
         row: dict[str, Any] = {
             "@odata.type": f"#{NS}EntityMetadata",
             "MetadataId": metadata_id("entity", table.logical_name),
@@ -425,25 +433,21 @@ class MetadataService:
             },
             "DisplayName": label(table.logical_name.capitalize()),
         }
-        row = _select(row, options.get("$select"), set(row), "EntityMetadata")
-        for nav, nested in _expand_items(options.get("$expand", "")).items():
+        for nav, nested in _expand_items(expand).items():
             if nav == "Attributes":
-                rows = [self.attribute(table, c, nested, None) for c in table.columns.values()]
-                row["Attributes"] = _filter(rows, nested.get("$filter"), "AttributeMetadata")
-            elif nav == "Keys":
                 rows = [
-                    _select(k, nested.get("$select"), set(k), "EntityKeyMetadata") for k in self.keys(table)
+                    self.attribute(table, c, nested.get("$expand", ""), None) for c in table.columns.values()
                 ]
-                row["Keys"] = _filter(rows, nested.get("$filter"), "EntityKeyMetadata")
+                row["Attributes"] = _shape(rows, nested, attribute_properties(None), "AttributeMetadata")
+            elif nav == "Keys":
+                row["Keys"] = _shape(self.keys(table), nested, None, "EntityKeyMetadata")
             else:
                 raise ODataError(
                     400, "0x0", f"Could not find a property named '{nav}' on type '{NS}EntityMetadata'."
                 )
         return row
 
-    def attribute(
-        self, table: Table, column: Column, options: dict[str, str], cast: str | None
-    ) -> dict[str, Any]:
+    def attribute(self, table: Table, column: Column, expand: str, cast: str | None) -> dict[str, Any]:
         type_name, attribute_type = TYPE_INFO[column.type]
         if column.type == "lookup" and len(column.targets) > 1:
             attribute_type = "Customer"
@@ -483,11 +487,7 @@ class MetadataService:
             row["Format"], row["DateTimeBehavior"] = "DateAndTime", {"Value": "UserLocal"}
         elif column.type == "lookup":
             row["Targets"] = list(column.targets)
-        allowed = set(BASE_ATTRIBUTE)
-        if cast is not None:
-            allowed |= TYPE_SPECIFIC[cast]
-        row = _select(row, options.get("$select"), allowed, cast or "AttributeMetadata")
-        for nav in _expand_items(options.get("$expand", "")):
+        for nav in _expand_items(expand):
             if nav not in ("OptionSet", "GlobalOptionSet") or cast not in OPTION_SET_TYPES:
                 raise ODataError(
                     400,

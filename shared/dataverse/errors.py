@@ -84,6 +84,11 @@ class DataverseDeltaTokenExpired(DataverseValidationError):
     """The change-tracking delta token expired; a full sync is needed."""
 
 
+class DataverseForeignLink(DataverseError):
+    """A nextLink or delta link outside the configured service root (another host): not
+    followed, so the bearer token never leaves the configured environment."""
+
+
 class DataverseSchemaMissing(DataverseValidationError):
     """400: the request names a column (or alternate key) the environment does not have.
 
@@ -115,15 +120,16 @@ PROVISION_FIX = "run `syncctl dataverse provision`, then `syncctl dataverse chec
 _UNKNOWN_PROPERTY = (
     re.compile(
         r"Could not find a property named '(?P<column>[^']+)' "
-        r"on type 'Microsoft\.Dynamics\.CRM\.(?P<table>\w+)'"
+        r"on type 'Microsoft\.Dynamics\.CRM\.(?P<table>[a-z0-9_]+)'"
     ),
     re.compile(
-        r"Invalid property '(?P<column>[^']+)' was found in entity 'Microsoft\.Dynamics\.CRM\.(?P<table>\w+)'"
+        r"Invalid property '(?P<column>[^']+)' "
+        r"was found in entity 'Microsoft\.Dynamics\.CRM\.(?P<table>[a-z0-9_]+)'"
     ),
 )
 # An alternate-key reference (contacts(bpi_brightpearlid='7')) to a key the table does not have.
 _UNKNOWN_KEY = re.compile(
-    r"The key in the request URI is not valid for resource 'Microsoft\.Dynamics\.CRM\.(?P<table>\w+)'"
+    r"The key in the request URI is not valid for resource 'Microsoft\.Dynamics\.CRM\.(?P<table>[a-z0-9_]+)'"
 )
 
 

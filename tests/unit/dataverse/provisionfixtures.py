@@ -4,6 +4,7 @@ loopback port, reset to bare before each test, with a client and an admin helper
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import asdict
 from typing import Any
 
 import pytest
@@ -17,17 +18,22 @@ from tests.contract.dataverse.simfixtures import Admin, Sim, make_client
 KEY_SECONDS = 0.3  # index jobs finish this long after a key is created
 
 
+def bare_config() -> SimulatorConfig:
+    return SimulatorConfig(fractional_retry_after=True, key_activation_seconds=KEY_SECONDS)
+
+
 @pytest.fixture(scope="module")
 def bare_server() -> Iterator[SimulatorServer]:
-    config = SimulatorConfig(fractional_retry_after=True, key_activation_seconds=KEY_SECONDS)
-    with SimulatorServer(config, schema=load_schema().bare()) as server:
+    with SimulatorServer(bare_config(), schema=load_schema().bare()) as server:
         yield server
 
 
 @pytest.fixture
 def bare(bare_server: SimulatorServer) -> Iterator[Sim]:
     admin = Admin(bare_server)
-    admin.call("POST", "reset")
+    defaults = asdict(bare_config())
+    defaults.pop("clients")
+    admin.call("POST", "reset", {"config": defaults})
     yield Sim(bare_server, admin)
     admin.http.close()
 
@@ -39,7 +45,7 @@ def bare_client(bare: Sim) -> Iterator[DataverseClient]:
 
 
 def provisioner(client: DataverseClient, **options: Any) -> Provisioner:
-    return Provisioner(client, poll_interval=0.05, key_timeout=20, **options)
+    return Provisioner(client, **{"poll_interval": 0.05, "key_timeout": 20.0, **options})
 
 
 def writes(sim: Sim) -> int:

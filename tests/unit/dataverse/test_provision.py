@@ -1,0 +1,105 @@
+"""`provision()` against a bare simulator on loopback: creates what the mappings need, once."""
+
+from __future__ import annotations
+
+from shared.dataverse.environment_check import check_environment
+from shared.dataverse.provision import schema_plan
+from tests.unit.dataverse.provisionfixtures import bare, bare_client, bare_server, provisioner, writes
+
+__all__ = ["bare", "bare_client", "bare_server"]
+
+EXPECTED_CHANGES = [
+    "contact: create column bpi_brightpearlid (String, 100)",
+    "contact: create column bpi_customergroup (String, 100)",
+    "contact: create column bpi_loyaltytier (String, 100)",
+    "contact: create column bpi_newsletteroptin (Boolean)",
+    "contact: create column bpi_segment (Picklist)",
+    "contact: create column bpi_tags (Memo, 2000)",
+    "contact: create column bpi_vip (Boolean)",
+    "account: create column bpi_brightpearlid (String, 100)",
+    "contact: create alternate key bpi_contact_brightpearlid on (bpi_brightpearlid)",
+    "account: create alternate key bpi_account_brightpearlid on (bpi_brightpearlid)",
+    "contact: enable change tracking",
+    "account: enable change tracking",
+]
+
+
+def test_provision_makes_a_bare_environment_pass_the_check_and_a_second_run_changes_nothing(
+    bare, bare_client
+):
+    report = provisioner(bare_client).run(schema_plan())
+    assert report.changes == EXPECTED_CHANGES
+    assert report.remaining == [] and report.pending_keys == []
+    assert report.published == ["account", "contact"]  # change tracking is an update: published
+    assert check_environment(bare_client) == []
+    before = writes(bare)
+    again = provisioner(bare_client).run(schema_plan())
+    assert again.changes == [] and again.remaining == [] and again.published == []
+    assert writes(bare) == before  # a second run only reads
+
+
+def test_dry_run_lists_the_changes_and_makes_none(bare, bare_client):
+    before = writes(bare)
+    report = provisioner(bare_client).run(schema_plan(), dry_run=True)
+    assert report.dry_run and report.changes == EXPECTED_CHANGES
+    assert writes(bare) == before
+    assert len(check_environment(bare_client)) == len(EXPECTED_CHANGES)
+
+
+def test_provisioned_columns_keys_and_change_tracking_work_for_records(bare, bare_client):
+    provisioner(bare_client).run(schema_plan())
+    bare_client.upsert(
+        "contacts",
+        {"bpi_brightpearlid": "207"},
+        {"lastname": "Turner", "bpi_segment": 100000001, "bpi_vip": True, "bpi_tags": "a,b"},
+    )
+    row = bare_client.get(
+        "contacts", {"bpi_brightpearlid": "207"}, select=["bpi_segment", "bpi_vip", "bpi_tags"]
+    )
+    assert (row["bpi_segment"], row["bpi_vip"], row["bpi_tags"]) == (100000001, True, "a,b")
+    tracked = bare_client.request(
+        "GET", "contacts", params={"$select": "lastname"}, headers={"Prefer": "odata.track-changes"}
+    ).json()
+    assert "@odata.deltaLink" in tracked
+
+
+def test_new_keys_are_waited_for_until_active(bare, bare_client):
+    slept: list[float] = []
+    report = provisioner(bare_client, sleep=lambda s: (slept.append(s), __import__("time").sleep(s))).run(
+        schema_plan()
+    )
+    assert slept, "the keys start Pending: provisioning polls until they are Active"
+    assert report.pending_keys == []
+    keys = bare_client.request("GET", "EntityDefinitions(LogicalName='contact')/Keys").json()["value"]
+    assert [(k["SchemaName"], k["EntityKeyIndexStatus"]) for k in keys] == [
+        ("bpi_contact_brightpearlid", "Active")
+    ]
+
+
+def test_a_key_still_building_at_the_timeout_is_reported_not_an_error(bare, bare_client):
+    bare.admin.config(key_activation_seconds=3600)
+    report = provisioner(bare_client, key_timeout=0.2).run(schema_plan())
+    assert report.pending_keys == ["account.bpi_account_brightpearlid", "contact.bpi_contact_brightpearlid"]
+    assert {(p.kind, p.table) for p in check_environment(bare_client)} == {
+        ("key_not_active", "contact"),
+        ("key_not_active", "account"),
+    }
+
+
+def test_a_key_over_duplicate_values_fails_and_is_reported(bare, bare_client):
+    plan = schema_plan()
+    columns_only = type(plan)(tuple(type(t)(t.table, t.columns) for t in plan.tables))
+    provisioner(bare_client).run(columns_only)
+    for _ in range(2):
+        bare_client.create("contacts", {"lastname": "Twin", "bpi_brightpearlid": "42"})
+    report = provisioner(bare_client).run(plan)
+    failed = [(p.table, p.kind, p.name) for p in report.remaining]
+    assert failed == [("contact", "key_failed", "bpi_brightpearlid")]
+    assert "duplicate" in report.remaining[0].message
+
+
+def test_the_solution_header_puts_new_columns_in_that_solution(bare, bare_client):
+    provisioner(bare_client, solution="brightpearlintegration").run(schema_plan())
+    with bare.server.simulator.lock:
+        column = bare.server.simulator.engine.schema.tables["contact"].columns["bpi_tags"]
+    assert column.solution == "brightpearlintegration" and column.label == "Brightpearl tags"
