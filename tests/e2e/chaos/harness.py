@@ -120,7 +120,7 @@ class ChaosConfig:
 
     def budget_seconds(self) -> float:
         """Wall-clock ceiling of a whole run (for the test's timeout)."""
-        return 60 + self.kill_deadline + self.restart_after + self.fault_seconds + self.converge_timeout + 120
+        return 60 + self.kill_deadline + self.restart_after + self.fault_seconds + self.converge_timeout + 300
 
 
 @dataclass
@@ -150,6 +150,7 @@ class ChaosReport:
     host_restarts: int = 0
     host_killed_at_progress: float | None = None
     seconds: dict[str, float] = field(default_factory=dict)
+    timeline: list[tuple[float, int, int]] = field(default_factory=list)  # (s, customers waiting, messages)
     api_requests: dict[str, int] = field(default_factory=dict)
     faults_injected: dict[str, int] = field(default_factory=dict)
     fault_window: dict[str, int] = field(default_factory=dict)
@@ -532,21 +533,24 @@ class SandboxProcesses:
         return self.dv.rows("contact")
 
     def bus_counts(self) -> dict[str, dict[str, int]]:
+        """Active (locked or not), scheduled, locked and deferred messages per subscription."""
         out = {}
-        with sqlite3.connect(self.values["LOCAL_BUS_PATH"], timeout=30) as conn:
-            for topic, sub in SUBSCRIPTIONS:
-                counts = self.bus.counts(topic, sub)
-                locked = conn.execute(
-                    "SELECT count(*) FROM entries WHERE topic = ? AND subscription = ? AND queue <> 'dlq' "
-                    "AND lock_token IS NOT NULL AND locked_until > ?",
-                    (topic, sub, time.time()),
-                ).fetchone()[0]
-                out[sub] = {
-                    "active": counts.active,
-                    "scheduled": counts.scheduled,
-                    "locked": int(locked),
-                    "deferred": counts.deferred,
-                }
+        for topic, sub in SUBSCRIPTIONS:
+            counts = self.bus.counts(topic, sub)
+            locked = getattr(counts, "locked", None)  # the bus counts them since `syncctl bus status`
+            if locked is None:  # older trees: ask the bus file
+                with contextlib.closing(sqlite3.connect(self.values["LOCAL_BUS_PATH"], timeout=30)) as conn:
+                    locked = conn.execute(
+                        "SELECT count(*) FROM entries WHERE topic = ? AND subscription = ? "
+                        "AND queue = 'active' AND lock_token IS NOT NULL",
+                        (topic, sub),
+                    ).fetchone()[0]
+            out[sub] = {
+                "active": counts.active,
+                "scheduled": counts.scheduled,
+                "locked": int(locked),
+                "deferred": counts.deferred,
+            }
         return out
 
     def dead_letters(self) -> dict[str, list[tuple[str, str]]]:
@@ -672,10 +676,23 @@ def run_chaos(
         mark("backfills published")
         total = len(pop.valid_emails)
 
+        def look() -> tuple[int, int]:
+            """Valid customers not yet converged, messages active or scheduled; a timeline entry
+            (and a progress line) every 30 s."""
+            waiting, _ = progress(sb, pop)
+            busy = sum(v["active"] + v["scheduled"] for v in sb.bus_counts().values())
+            at = round(time.monotonic() - t0, 1)
+            if not report.timeline or at - report.timeline[-1][0] >= 30:
+                report.timeline.append((at, len(waiting), busy))
+                echo(
+                    f"[chaos {at:7.1f}s] {len(waiting)} of {total} customers waiting, "
+                    f"{busy} messages on the bus"
+                )
+            return len(waiting), busy
+
         # SIGKILL mid-run, restart, then faults off
         while True:
-            waiting, _ = progress(sb, pop)
-            done = 1 - len(waiting) / total
+            done = 1 - look()[0] / total
             if done >= config.kill_at_progress or time.monotonic() - start > config.kill_deadline:
                 break
             time.sleep(config.check_every)
@@ -686,40 +703,41 @@ def run_chaos(
         sb.restart_host()
         restarted = mark("host restarted")
         while time.monotonic() - start < config.fault_seconds:
-            waiting, _ = progress(sb, pop)
-            if 1 - len(waiting) / total >= config.faults_off_progress and time.monotonic() - restarted > 10:
+            done = 1 - look()[0] / total
+            if done >= config.faults_off_progress and time.monotonic() - restarted > 10:
                 break
             time.sleep(config.check_every)
         sb.faults.stop()
         off = mark("faults off")
 
         # convergence: every valid customer once on each side and linked, nothing left on the bus
-        waiting, _ = progress(sb, pop)
-        report.waiting_at_faults_off = len(waiting)
+        report.waiting_at_faults_off = look()[0]
         deadline = off + config.converge_timeout
         while True:
-            waiting, _ = progress(sb, pop)
+            waiting, busy = look()
             now = time.monotonic()
             if (
                 report.seconds_to_95_percent_after_faults_off is None
-                and len(waiting) <= 0.05 * report.waiting_at_faults_off
+                and waiting <= 0.05 * report.waiting_at_faults_off
             ):
                 report.seconds_to_95_percent_after_faults_off = round(now - off, 1)
-            busy = sum(v["active"] + v["scheduled"] for v in sb.bus_counts().values())
             if not waiting and not busy:
                 report.converged = True
                 report.seconds_to_converge_after_faults_off = round(now - off, 1)
                 break
             if now > deadline:
                 report.notes.append(
-                    f"after {config.converge_timeout:.0f}s: {len(waiting)} customers waiting, "
+                    f"after {config.converge_timeout:.0f}s: {waiting} customers waiting, "
                     f"{busy} messages on the bus"
                 )
                 break
             time.sleep(config.check_every)
         mark("converged" if report.converged else "gave up waiting")
-        if report.converged:  # anything still running (a read-back, a poll) settles
-            time.sleep(2 * config.check_every)
+        if report.converged:  # let both pollers run once more, then wait for the bus to be idle
+            time.sleep(35)
+            quiet_by = time.monotonic() + 120
+            while time.monotonic() < quiet_by and any(any(c.values()) for c in sb.bus_counts().values()):
+                time.sleep(1)
         finish(sb, pop, config, report)
         mark("counted")
     return report
