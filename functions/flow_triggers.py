@@ -18,13 +18,7 @@ SERVICE_BUS_CONNECTION = "ServiceBusConnection"
 
 
 def backoff_policy() -> BackoffPolicy:
-    retry = runtime.settings().retry
-    return BackoffPolicy(
-        max_attempts=retry.max_attempts,
-        base_delay=retry.base_delay_seconds,
-        max_delay=retry.max_delay_seconds,
-        jitter_ratio=retry.jitter_ratio,
-    )
+    return BackoffPolicy.from_settings(runtime.settings().retry)
 
 
 def register_flow(

@@ -165,7 +165,8 @@ class Settlement:
                 return self._schedule(
                     message, envelope, outcome, actions, envelope.wait(self.subscription, delay), delay
                 )
-        if self.policy.exhausted(envelope.attempt):
+        waiting = (self.clock() - envelope.notice.observed_at).total_seconds()
+        if self.policy.exhausted(envelope.attempt, reason=outcome.reason, waiting=waiting):
             description = (
                 f"{self.subscription}: gave up after {envelope.attempt} attempts; last error "
                 f"[{outcome.reason}] {outcome.error}"
@@ -173,7 +174,7 @@ class Settlement:
             self._deadletter(message, actions, "RetriesExhausted", description)
             self._observe(envelope, "dead_lettered", "RetriesExhausted")
             return "dead_lettered"
-        delay = self.policy.delay(envelope.attempt, outcome.delay, self.rng)
+        delay = self.policy.delay(envelope.attempt, outcome.delay, self.rng, reason=outcome.reason)
         return self._schedule(message, envelope, outcome, actions, envelope.retry(self.subscription), delay)
 
     def _schedule(

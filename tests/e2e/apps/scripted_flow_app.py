@@ -27,7 +27,9 @@ class ScriptedFlow:
                 "ok": Completed(),
                 "flaky": RetryLater("BrightpearlUnavailable", "Brightpearl answered 503")
                 if env.attempt == 1 else Completed(),
-                "down": RetryLater("BrightpearlUnavailable", "Brightpearl answered 503"),
+                # a transient failure that is not an outage: availability errors (503, timeouts)
+                # retry at most a minute apart and give up by time (RETRY_OUTAGE_*), not after 5
+                "down": RetryLater("DataverseReferenceMissing", "account 42 does not exist in Dataverse yet"),
                 "throttled": RetryLater("BrightpearlThrottled", "cap reached", delay=600),
                 "poison": DeadLetter("InvalidEmail", f"Brightpearl contact {record}: primary e-mail "
                                                      "is not a valid address; fix it in Brightpearl"),

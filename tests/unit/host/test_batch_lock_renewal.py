@@ -15,6 +15,7 @@ from types import SimpleNamespace
 from shared import runtime
 from shared.bus.local import LocalBus
 from shared.events import ChangeNotice, Envelope
+from shared.settings import RetrySettings
 from tests.unit.host.conftest import TOPIC
 
 APP = "tests.unit.host.apps.long_batch_app"
@@ -45,12 +46,7 @@ def publish_notices(bus: LocalBus, clock, count: int) -> list[str]:
 
 
 def settings(renew_every: float) -> SimpleNamespace:
-    return SimpleNamespace(
-        bus=SimpleNamespace(lock_renewal_seconds=renew_every),
-        retry=SimpleNamespace(
-            max_attempts=8, base_delay_seconds=15.0, max_delay_seconds=60.0, jitter_ratio=0.0
-        ),
-    )
+    return SimpleNamespace(bus=SimpleNamespace(lock_renewal_seconds=renew_every), retry=RetrySettings())
 
 
 def run_long_batch(make_host, bus, clock, *, renew_every: float, wait_for_renewal: bool):
