@@ -111,6 +111,10 @@ RULES: tuple[Rule, ...] = (
          "and resubmit."),
     Rule(dv.DataverseUnavailable, Action.RETRY, "DataverseUnavailable",
          "Dataverse answered 5xx or timed out; retried automatically."),
+    Rule(dv.DataverseForeignLink, Action.DEAD_LETTER, "DataverseForeignLink",
+         "A paging or delta link pointed outside DATAVERSE_URL's service root (another host); "
+         "it was not followed, so the token was not sent there. Check DATAVERSE_URL; if it "
+         "changed on purpose, delete the stale dataverse-delta-<table> cursor, then resubmit."),
     Rule(dv.DataverseError, Action.DEAD_LETTER, "DataverseProtocolError",
          "Dataverse answered in an unexpected way. Inspect the description and report it."),
     # --- transport, last -------------------------------------------------------------------

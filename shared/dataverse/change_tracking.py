@@ -5,6 +5,8 @@ read follows the saved `@odata.deltaLink` and returns new/updated rows and `$del
 ids (reference §6). The cursor advances only when the caller says the changes were handled
 (`advance`), so a crash between reading and publishing re-reads the same changes. An expired
 delta token ("Version stamp ... has expired") restarts with a full sync, flagged in the result.
+Links (saved delta link, nextLink, deltaLink) are followed only under the client's service
+root; one to another host raises DataverseForeignLink and is never saved.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from shared.dataverse import odata
-from shared.dataverse.errors import DataverseDeltaTokenExpired, DataverseError
+from shared.dataverse.errors import DataverseDeltaTokenExpired, DataverseError, DataverseForeignLink
 from shared.dataverse.models import ChangeSet, Record
 
 if TYPE_CHECKING:
@@ -63,6 +65,13 @@ class ChangeTrackingReader:
         if cursor is None or not cursor.value:
             return self._read(None, PRIMARY_IDS.get(self.entity_set), reason="no delta link yet")
         try:
+            self.client.check_link(cursor.value, what=f"the delta link saved in cursor {self.cursor_name!r}")
+        except DataverseForeignLink as exc:
+            raise DataverseForeignLink(
+                f"{exc}. If DATAVERSE_URL changed on purpose, delete that cursor so the next poll "
+                "starts a full sync"
+            ) from None
+        try:
             return self._read(cursor.value, PRIMARY_IDS.get(self.entity_set))
         except DataverseDeltaTokenExpired:
             return self._read(None, PRIMARY_IDS.get(self.entity_set), reason="delta token expired")
@@ -94,6 +103,9 @@ class ChangeTrackingReader:
                     upserts.append(Record.from_json(self.entity_set, row, pk))
             url, params = body.get("@odata.nextLink"), None
             final_link = body.get("@odata.deltaLink") or final_link
+            for link, name in ((url, "@odata.nextLink"), (final_link, "@odata.deltaLink")):
+                if link:
+                    self.client.check_link(link, what=f"{name} of change tracking on {self.entity_set}")
         if final_link is None:
             raise DataverseError(
                 f"change tracking on {self.entity_set} returned no @odata.deltaLink; is change tracking "

@@ -5,6 +5,9 @@ headers of reference §1.3, caches the bearer token and re-acquires it once afte
 caps in-flight requests (52, lowered to the server's `x-ms-dop-hint`), honours Retry-After
 on 429 and backs off on 502/503/504 and network errors (only where a repeat is safe), drops
 the server-affinity cookie, and raises the error ladder of shared/dataverse/errors.py.
+It sends its bearer token only under the configured service root: a `@odata.nextLink` or
+stored delta link to another host (or outside `/api/data/<version>/`) is refused with
+DataverseForeignLink instead of being followed.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from shared.dataverse.batch import build_batch, parse_batch_response
 from shared.dataverse.credentials import TokenCache, build_credential
 from shared.dataverse.errors import (
     DataverseError,
+    DataverseForeignLink,
     DataverseNotFound,
     DataverseThrottled,
     DataverseUnavailable,
@@ -211,7 +215,12 @@ class DataverseClient:
         idempotent: bool | None = None,
         write: bool | None = None,
     ) -> httpx.Response:
-        """Send one request with auth, concurrency cap, Retry-After and backoff. Raises the ladder."""
+        """Send one request with auth, concurrency cap, Retry-After and backoff. Raises the ladder.
+
+        `path` is relative to the service root, or an absolute link Dataverse gave us
+        (nextLink, deltaLink), which must lie under the service root (DataverseForeignLink).
+        """
+        self.check_link(path)
         method = method.upper()
         if idempotent is None:
             idempotent = method in ("GET", "DELETE", "PUT")
@@ -286,6 +295,32 @@ class DataverseClient:
             with self._stats_lock:
                 self.retries += 1
             self._sleep(delay)
+
+    def check_link(self, link: str, *, what: str = "link") -> None:
+        """Raise DataverseForeignLink unless `link` is relative or under the service root
+        (same scheme, host and port, no user info, path below /api/data/<version>/)."""
+        try:
+            url = httpx.URL(link)
+        except httpx.InvalidURL as exc:
+            raise DataverseForeignLink(f"{what} is not a valid URL ({exc}); not followed") from None
+        if not (url.scheme or url.host or link.startswith("//")):
+            if any(segment == ".." for segment in url.path.split("/")):
+                raise DataverseForeignLink(f"{what} {url.path[:80]!r} climbs out of the service root")
+            return
+        root = httpx.URL(self.service_root)
+        origin = f"{url.scheme}://{url.host}" + (f":{url.port}" if url.port else "")
+        if (url.scheme, url.host, url.port) != (root.scheme, root.host, root.port):
+            problem = f"points at {origin}, another host than DATAVERSE_URL ({self.url})"
+        elif url.userinfo:
+            problem = "carries user information"
+        elif not url.path.startswith(root.path) or ".." in url.path.split("/"):
+            problem = f"is outside the service root {root.path} (path {url.path[:80]!r})"
+        else:
+            return
+        raise DataverseForeignLink(
+            f"{what} {problem}; not followed, so the bearer token is not sent there",
+            status=None,
+        )
 
     def _backoff(self, attempt: int) -> float:
         base = min(self.backoff_cap, self.backoff_base * (2**attempt))
@@ -459,6 +494,8 @@ class DataverseClient:
         while url is not None:
             body = self.request("GET", url, params=request_params, headers=headers).json()
             next_link = body.get("@odata.nextLink")
+            if next_link:
+                self.check_link(next_link, what=f"@odata.nextLink of the query on {entity_set}")
             yield Page(
                 [Record.from_json(entity_set, row, pk) for row in body.get("value", [])],
                 next_link=next_link,

@@ -75,7 +75,11 @@ class Action:
 
 
 def auth_value(function_key: str, secret: str, secret_header: str) -> str:
-    """HttpHeader auth settings: the Functions key header plus our shared-secret header."""
+    """HttpHeader auth settings: the Functions key header plus our shared-secret header.
+
+    Headers, not HttpQueryString (or WebhookKey's `?code=`): URL logs keep query strings, and
+    the ingress accepts the shared secret only as a header.
+    """
     return (
         "<settings>"
         f'<setting name="x-functions-key" value={quoteattr(function_key)} />'
