@@ -37,9 +37,12 @@ class WorkerRequest:
 
 
 def _protos() -> types.ModuleType:
-    sys.path.insert(0, os.environ[PROTOS_DIR_ENV])
-    import worker_rpc_pb2  # type: ignore[import-not-found]
-
+    protos_dir = os.environ[PROTOS_DIR_ENV]
+    sys.path.insert(0, protos_dir)
+    try:
+        import worker_rpc_pb2  # type: ignore[import-not-found]
+    finally:
+        sys.path.remove(protos_dir)  # nothing of it may shadow the app's own modules
     return worker_rpc_pb2
 
 
