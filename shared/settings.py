@@ -131,11 +131,13 @@ class StoreSettings(BaseSettings):
         description="days processed-message keys are remembered (idempotent receiver)",
     )
     link_claim_timeout_seconds: int = Field(
-        600,
+        90,
         ge=10,
         le=24 * 3600,
         validation_alias="LINK_CLAIM_TIMEOUT_SECONDS",
-        description="a pending creation claim older than this may be taken over by another worker",
+        description="lease of a creation claim: the worker creating a record renews it every third "
+        "of this while it works; once it has not been renewed for this long (the worker died) "
+        "another worker may take the claim over, after first looking for the record",
     )
 
     @model_validator(mode="after")

@@ -512,42 +512,26 @@ class CustomersToBrightpearl:
         for r in creates:
             try:
                 r.claim = self.store.links.claim(ENTITY, "dataverse", r.dv_id, "brightpearl")
-                if r.claim.claimed_at > r.claim.created_at and self._recover(r):
+                if r.claim.takeover and self._recover(r):
                     continue  # an earlier attempt had created it after all: linked, not created again
                 claimed.append(r)
             except ClaimTaken as taken:
-                link = taken.link
-                if link is not None and link.is_linked and link.id_in("brightpearl"):
-                    # created meanwhile by another worker: update that one next time round
-                    results.error(r.dv_id, taken, f"Dataverse contact {r.dv_id} (linked meanwhile)")
-                else:
-                    results.error(r.dv_id, taken, f"creation of Dataverse contact {r.dv_id} in Brightpearl")
+                # another worker is creating it (or just did): wait for it without spending a retry
+                what = "linked meanwhile" if taken.link is not None and taken.link.is_linked else "claimed"
+                results.set(
+                    r.dv_id,
+                    RecordResult(
+                        "transient",
+                        "StateConflict",
+                        f"Dataverse contact {r.dv_id} ({what}): {taken}",
+                        retry_after=taken.retry_after,
+                        waiting=True,
+                    ),
+                )
         if not claimed:
             return
-        # 1. postal addresses (the contact POST references them)
-        address_jobs: list[tuple[_Record, Any]] = []
-        for r in claimed:
-            for draft in r.decision.payload.postal_addresses:
-                address_jobs.append((r, draft))
-        address_ids = self._post_many("/contact-service/postal-address/", [d.body for _, d in address_jobs])
-        role_ids: dict[str, dict[str, int]] = {}
-        failed: dict[str, BaseException] = {}
-        for (r, draft), answer in zip(address_jobs, address_ids, strict=True):
-            if isinstance(answer, BaseException):
-                failed.setdefault(r.dv_id, answer)
-                continue
-            for role in draft.roles:
-                role_ids.setdefault(r.dv_id, {})[role] = answer
-        ready = [r for r in claimed if r.dv_id not in failed]
-        # 2. the contacts
-        contact_ids = self._post_many(
-            "/contact-service/contact/", [r.decision.payload.post_body(role_ids.get(r.dv_id)) for r in ready]
-        )
-        for r, answer in zip(ready, contact_ids, strict=True):
-            if isinstance(answer, BaseException):
-                failed[r.dv_id] = answer
-            else:
-                r.bp_id = str(answer)
+        with self.store.links.keep([r.claim for r in claimed]) as keeper:
+            failed = self._post_new(claimed, keeper)
         groups: dict[int, list[int]] = {}
         for r in claimed:
             if r.dv_id in failed:
@@ -578,6 +562,69 @@ class CustomersToBrightpearl:
                 groups.setdefault(int(payload.contact_group_id), []).append(int(r.bp_id))
         for group_id, members in groups.items():
             self.bp.add_contacts_to_group(group_id, members)
+
+    def _post_new(self, claimed: list[_Record], keeper: Any) -> dict[str, BaseException]:
+        """POST the postal addresses, then the contacts, of claimed records; sets `bp_id` of
+        those created and returns the failures by Dataverse id.
+
+        The address ids are kept with each claim before the contact POST, so a retry (or a
+        worker taking the claim over) reuses them instead of leaving contact-less addresses.
+        """
+        failed: dict[str, BaseException] = {}
+        role_ids: dict[str, dict[str, int]] = {}
+        made: dict[str, list[dict[str, Any]]] = {}  # dv id -> [{"id", "hash"}] kept with the claim
+        to_post: list[tuple[_Record, Any, str]] = []
+        for r in claimed:
+            for draft, address_id, body_hash, stale in _reuse_addresses(r):
+                if address_id is not None and stale:
+                    try:
+                        self.bp.update_postal_address(address_id, draft.body)
+                    except bp_errors.BrightpearlNotFound:
+                        address_id = None  # gone meanwhile: post a new one
+                    except bp_errors.BrightpearlError as exc:
+                        failed.setdefault(r.dv_id, exc)
+                        address_id = None
+                        continue
+                if address_id is None:
+                    to_post.append((r, draft, body_hash))
+                    continue
+                made.setdefault(r.dv_id, []).append({"id": address_id, "hash": body_hash})
+                for role in draft.roles:
+                    role_ids.setdefault(r.dv_id, {})[role] = address_id
+        answers = self._post_many("/contact-service/postal-address/", [d.body for _, d, _ in to_post])
+        posted: set[str] = set()
+        for (r, draft, body_hash), answer in zip(to_post, answers, strict=True):
+            if isinstance(answer, BaseException):
+                failed.setdefault(r.dv_id, answer)
+                continue
+            posted.add(r.dv_id)
+            made.setdefault(r.dv_id, []).append({"id": answer, "hash": body_hash})
+            for role in draft.roles:
+                role_ids.setdefault(r.dv_id, {})[role] = answer
+
+        def keep_progress(r: _Record) -> None:
+            try:
+                r.claim = self.store.links.save_progress(r.claim, {"postal_addresses": made[r.dv_id]})
+            except Exception as exc:  # claim lost or storage down: do not post the contact now
+                failed.setdefault(r.dv_id, exc)
+
+        in_parallel(keep_progress, [r for r in claimed if r.dv_id in posted])
+        for r in claimed:
+            if r.dv_id not in failed and not keeper.held(r.claim):
+                failed[r.dv_id] = StoreConflictError(
+                    f"the creation claim of Dataverse contact {r.dv_id} was taken over while this "
+                    "worker held it; the other worker creates it"
+                )
+        ready = [r for r in claimed if r.dv_id not in failed]
+        contact_ids = self._post_many(
+            "/contact-service/contact/", [r.decision.payload.post_body(role_ids.get(r.dv_id)) for r in ready]
+        )
+        for r, answer in zip(ready, contact_ids, strict=True):
+            if isinstance(answer, BaseException):
+                failed[r.dv_id] = answer
+            else:
+                r.bp_id = str(answer)
+        return failed
 
     def _recover(self, r: _Record) -> bool:
         """After taking over a stale claim: find the contact an earlier, interrupted attempt may
@@ -817,6 +864,34 @@ class CustomersToBrightpearl:
 
 
 _SEARCH_COLUMNS = ["contactId", "primaryEmail", "firstName", "lastName"]
+
+
+def _reuse_addresses(r: _Record) -> list[tuple[Any, int | None, str, bool]]:
+    """(draft, address id to reuse or None, body hash, needs a PUT) for each postal address the
+    new contact needs. Ids an earlier attempt created (kept with the claim) are reused: first
+    for the same body, then, with a PUT of the new body, for any other draft."""
+    kept = [dict(a) for a in (r.claim.progress.get("postal_addresses") or []) if isinstance(a, dict)]
+    drafts = [(d, _body_hash(d.body)) for d in r.decision.payload.postal_addresses]
+    plan: list[tuple[Any, int | None, str, bool]] = []
+    unmatched: list[tuple[Any, str]] = []
+    for draft, body_hash in drafts:
+        same = next((a for a in kept if a.get("hash") == body_hash), None)
+        if same is None:
+            unmatched.append((draft, body_hash))
+            continue
+        kept.remove(same)
+        plan.append((draft, int(same["id"]), body_hash, False))
+    for draft, body_hash in unmatched:
+        other = kept.pop(0) if kept else None
+        plan.append((draft, int(other["id"]) if other else None, body_hash, other is not None))
+    return plan
+
+
+def _body_hash(body: dict[str, Any]) -> str:
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
 def _is_guid(value: str) -> bool:

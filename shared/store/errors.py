@@ -37,12 +37,22 @@ class ClaimTaken(StoreConflictError):
 
     `link` is what the store holds for the record now: a pending link (someone else is creating
     the target record; retry later) or a linked one (use its target id instead of creating).
+    `retry_after`: seconds until a pending claim's lease runs out (None when not pending).
     """
 
-    def __init__(self, message: str, *, link: Link | None, table: str, partition_key: str,
-                 row_key: str) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        link: Link | None,
+        table: str,
+        partition_key: str,
+        row_key: str,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(message, table=table, partition_key=partition_key, row_key=row_key)
         self.link = link
+        self.retry_after = retry_after
 
 
 class LinkNotFoundError(LookupError):

@@ -16,16 +16,33 @@ Creation claim (so two workers never create the same record twice): before creat
 in the target system, a worker calls `claim()`, an insert of a pending origin row that fails if
 the row exists. The loser gets `ClaimTaken` carrying the current link. After creating the
 record the winner calls `complete_claim()` (mirror row, then origin row conditional on the
-claim's ETag). A pending claim older than `claim_timeout` (its worker died) can be taken over
-by the next `claim()`, ETag-conditionally, so only one worker takes it over; the old holder's
-`complete_claim()` then fails with StoreConflictError.
+claim's ETag). Every write on behalf of a claim checks the claim's token, so once the claim is
+taken over, the old holder's writes fail with StoreConflictError.
+
+A claim is a lease: it records its owner (instance and process) and `lease_until`, and the
+owner renews it while it works (`keep()` renews in the background every third of the lease).
+A claim whose lease ran out (its owner died) can be taken over by the next `claim()`,
+ETag-conditionally, so only one worker takes it over; the new claim says `takeover=True`, and
+the new holder must first look for a record the old one may have created.
+
+A claim also keeps the holder's `progress`: what it already created in the target system on
+the way to the record (e.g. the postal addresses a Brightpearl contact POST references). When
+the holder gives up after a definite failure (`release_claim`) a claim with progress is not
+deleted but left *released*: the next `claim()` resumes it at once (no lease wait, no search)
+with the progress, so a retry or a takeover reuses those parts instead of creating them again.
 """
 
 from __future__ import annotations
 
+import json
+import logging
+import os
+import socket
+import threading
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -51,6 +68,16 @@ from shared.store.tables import (
 
 ORIGIN = "origin"
 MIRROR = "mirror"
+DEFAULT_CLAIM_LEASE = timedelta(seconds=90)
+
+log = logging.getLogger(__name__)
+
+
+def instance_id() -> str:
+    """Who holds a claim: the Functions instance (WEBSITE_INSTANCE_ID in Azure, else the host
+    name) and the process id, so an operator can tell which worker a pending claim belongs to."""
+    instance = os.environ.get("WEBSITE_INSTANCE_ID") or socket.gethostname() or "unknown"
+    return f"{instance[:40]}/{os.getpid()}"
 
 
 class LinkState(StrEnum):
@@ -81,6 +108,8 @@ class Link(BaseModel):
     created_at: datetime
     updated_at: datetime
     claimed_at: datetime | None = None
+    claim_owner: str | None = None  # pending only: who holds the creation claim
+    lease_until: datetime | None = None  # pending only: when the claim may be taken over
     etag: str  # ETag of the origin row: pass it back for conditional updates
 
     @property
@@ -92,8 +121,10 @@ class Link(BaseModel):
             return self.source
         if system == self.target.system:
             return self.target
-        raise ValueError(f"system {system!r} is not part of this {self.entity} link "
-                         f"({self.source.system} ⇄ {self.target.system})")
+        raise ValueError(
+            f"system {system!r} is not part of this {self.entity} link "
+            f"({self.source.system} ⇄ {self.target.system})"
+        )
 
     def other(self, system: str) -> LinkSide:
         return self.target if self.side(system) is self.source else self.source
@@ -118,6 +149,12 @@ class Claim(BaseModel):
     claimed_at: datetime
     created_at: datetime  # of the first claim on this record (kept when a stale one is taken over)
     etag: str
+    owner: str = ""
+    lease_until: datetime | None = None
+    # True when taken over from a holder whose lease ran out: it may have created the record
+    # before it died, so look for it before creating (a resumed released claim is False).
+    takeover: bool = False
+    progress: dict[str, Any] = {}  # what the holders created so far on the way to the record
 
 
 class LinkStore:
@@ -127,13 +164,15 @@ class LinkStore:
         self,
         table: TableClient,
         *,
-        claim_timeout: timedelta = timedelta(minutes=10),
+        claim_timeout: timedelta = DEFAULT_CLAIM_LEASE,
         clock: Clock = utc_now,
+        owner: str | None = None,
     ) -> None:
         if claim_timeout <= timedelta(0):
             raise ValueError("claim_timeout must be positive")
         self.table = table
-        self.claim_timeout = claim_timeout
+        self.claim_timeout = claim_timeout  # the lease of a creation claim
+        self.owner = owner or instance_id()
         self._clock = clock
 
     @property
@@ -152,17 +191,14 @@ class LinkStore:
         origin = get_row(self.table, *self._origin_keys_of_mirror(row), "read link")
         return _confirmed(origin, system, unescape_key(rk))
 
-    def get_many(
-        self, entity: str, system: str, record_ids: Iterable[str | int]
-    ) -> dict[str, Link]:
+    def get_many(self, entity: str, system: str, record_ids: Iterable[str | int]) -> dict[str, Link]:
         """Links of many records of one system, keyed by their id there; absent ids are left out.
 
         One query per 14 ids (plus one per 14 mirrors whose origin has to be read).
         """
         ids = [identifier(value, field="record_id") for value in record_ids]
         pk = self._partition(entity, system)
-        rows = rows_by_keys(self.table, pk, [escape_key(i, field="record_id") for i in ids],
-                            "read links")
+        rows = rows_by_keys(self.table, pk, [escape_key(i, field="record_id") for i in ids], "read links")
         found: dict[str, Link] = {}
         wanted_origins: dict[str, list[tuple[str, str]]] = defaultdict(list)
         for row_key, row in rows.items():
@@ -181,13 +217,11 @@ class LinkStore:
         return found
 
     # -- creation claims -------------------------------------------------------------------
-    def claim(
-        self, entity: str, source_system: str, source_id: str | int, target_system: str
-    ) -> Claim:
+    def claim(self, entity: str, source_system: str, source_id: str | int, target_system: str) -> Claim:
         """Claim the right to create the target record of a source record.
 
         Raises ClaimTaken (a StoreConflictError) when the record already has a link or a live
-        claim of another worker; `exc.link` is that link.
+        claim of another worker; `exc.link` is that link (with its owner and lease).
         """
         if source_system == target_system:
             raise ValueError(f"source_system and target_system are both {source_system!r}")
@@ -195,7 +229,8 @@ class LinkStore:
         pk, rk = self._keys(entity, source_system, source_id)
         now = self._clock()
         token = uuid.uuid4().hex
-        row = {
+        lease_until = now + self.claim_timeout
+        row: dict[str, Any] = {
             "PartitionKey": pk,
             "RowKey": rk,
             "role": ORIGIN,
@@ -205,18 +240,35 @@ class LinkStore:
             "source_id": source_id,
             "target_system": target_system,
             "claim_token": token,
+            "claim_owner": self.owner,
             "claimed_at": now,
+            "lease_until": lease_until,
             "created_at": now,
             "updated_at": now,
         }
+
+        def made(etag: str, created_at: datetime, takeover: bool, progress: dict[str, Any]) -> Claim:
+            return Claim(
+                entity=entity,
+                source_system=source_system,
+                source_id=source_id,
+                target_system=target_system,
+                token=token,
+                claimed_at=now,
+                created_at=created_at,
+                etag=etag,
+                owner=self.owner,
+                lease_until=lease_until,
+                takeover=takeover,
+                progress=progress,
+            )
+
         existing: TableEntity | None = None
         for _ in range(3):  # an insert, or a retry after a row vanished or an orphan was cleared
             try:
                 with translate_errors(self.table_name, "claim", pk, rk):
                     meta = self.table.create_entity(row)
-                return Claim(entity=entity, source_system=source_system, source_id=source_id,
-                             target_system=target_system, token=token, claimed_at=now,
-                             created_at=now, etag=str(meta["etag"]))
+                return made(str(meta["etag"]), now, False, {})
             except StoreConflictError:
                 pass
             existing = get_row(self.table, pk, rk, "claim")
@@ -226,31 +278,86 @@ class LinkStore:
                 if self._remove_if_orphan(existing):
                     continue
                 break
-            if not self._is_stale_claim(existing, now):
+            released = bool(existing.get("released"))
+            if not (released or self._is_stale_claim(existing, now)):
                 break
             created_at = to_utc(existing["created_at"])
+            progress = _progress_of(existing)
+            taken: dict[str, Any] = {**row, "created_at": created_at, "released": False}
+            if progress:
+                taken["progress"] = json.dumps(progress)
             try:
-                with translate_errors(self.table_name, "take over stale claim", pk, rk,
-                                      missing_row_is_conflict=True):
+                with translate_errors(
+                    self.table_name, "take over stale claim", pk, rk, missing_row_is_conflict=True
+                ):
                     meta = self.table.update_entity(
-                        {**row, "created_at": created_at},
+                        taken,
                         mode=UpdateMode.REPLACE,
                         etag=etag_of(existing),
                         match_condition=MatchConditions.IfNotModified,
                     )
-                return Claim(entity=entity, source_system=source_system, source_id=source_id,
-                             target_system=target_system, token=token, claimed_at=now,
-                             created_at=created_at, etag=str(meta["etag"]))
+                if not released:
+                    log.warning(
+                        "took over the %s creation claim of %s:%s from %s (lease ended)",
+                        entity,
+                        source_system,
+                        source_id,
+                        existing.get("claim_owner") or "?",
+                    )
+                return made(str(meta["etag"]), created_at, not released, progress)
             except StoreConflictError:
                 existing = get_row(self.table, pk, rk, "claim")
                 break
         link = self._current(existing)
         state = link.state.value if link is not None else "contested"
+        holder, retry_after = "", None
+        if link is not None and not link.is_linked:
+            holder = f" held by {link.claim_owner or '?'} until {link.lease_until or '?'}"
+            if link.lease_until is not None:
+                retry_after = max((link.lease_until - now).total_seconds(), 0.0) + 1.0
         raise ClaimTaken(
             f"claim {entity} {source_system}:{source_id} -> {target_system}: the record already "
-            f"has a {state} link in table {self.table_name!r} (PartitionKey={pk!r}, RowKey={rk!r})",
-            link=link, table=self.table_name, partition_key=pk, row_key=rk,
+            f"has a {state} link{holder} in table {self.table_name!r} (PartitionKey={pk!r}, "
+            f"RowKey={rk!r})",
+            link=link,
+            table=self.table_name,
+            partition_key=pk,
+            row_key=rk,
+            retry_after=retry_after,
         )
+
+    def renew_claim(self, claim: Claim) -> Claim:
+        """Extend the claim's lease by `claim_timeout` from now (its owner is still working).
+
+        Raises StoreConflictError if the claim was taken over, released or completed.
+        """
+        lease_until = self._clock() + self.claim_timeout
+        meta = self._write_claim(claim, "renew claim", {"lease_until": lease_until})
+        return claim.model_copy(update={"etag": str(meta["etag"]), "lease_until": lease_until})
+
+    def save_progress(self, claim: Claim, progress: Mapping[str, Any]) -> Claim:
+        """Keep what the holder created so far with the claim (and renew its lease), so a retry
+        or a takeover reuses it. Raises StoreConflictError if the claim is no longer held."""
+        lease_until = self._clock() + self.claim_timeout
+        saved = dict(progress)
+        meta = self._write_claim(
+            claim, "save claim progress", {"lease_until": lease_until, "progress": json.dumps(saved)}
+        )
+        return claim.model_copy(
+            update={"etag": str(meta["etag"]), "lease_until": lease_until, "progress": saved}
+        )
+
+    @contextmanager
+    def keep(self, claims: Iterable[Claim], *, every: float | None = None) -> Iterator[ClaimKeeper]:
+        """Renew these claims in the background while the caller works (every third of the
+        lease unless `every` seconds is given); `keeper.held(claim)` tells whether a claim is
+        still ours (a renewal found it taken over: do not create its record)."""
+        keeper = ClaimKeeper(self, claims, every or self.claim_timeout.total_seconds() / 3)
+        keeper.start()
+        try:
+            yield keeper
+        finally:
+            keeper.stop()
 
     def complete_claim(
         self,
@@ -288,12 +395,16 @@ class LinkStore:
         if target_hash is not None:
             row |= {"target_hash": target_hash, "target_synced_at": now}
         try:
-            with translate_errors(self.table_name, "complete claim", origin_pk, origin_rk,
-                                  missing_row_is_conflict=True):
-                meta = self.table.update_entity(
-                    row, mode=UpdateMode.REPLACE, etag=claim.etag,
+            meta = self._on_claim(
+                claim,
+                "complete claim",
+                lambda etag: self.table.update_entity(
+                    row,
+                    mode=UpdateMode.REPLACE,
+                    etag=etag,
                     match_condition=MatchConditions.IfNotModified,
-                )
+                ),
+            )
         except StoreConflictError:
             if inserted_mirror:
                 with translate_errors(self.table_name, "undo mirror", mirror_pk, mirror_rk):
@@ -302,11 +413,69 @@ class LinkStore:
         return _link_from_row(row, etag=str(meta["etag"]))
 
     def release_claim(self, claim: Claim) -> None:
-        """Give a claim up (the target record was not created); conditional on its ETag."""
+        """Give a claim up (the target record was not created). A claim with saved progress is
+        left released (the next claim resumes it with that progress), any other is deleted.
+        Raises StoreConflictError if the claim is no longer held."""
         pk, rk = self._keys(claim.entity, claim.source_system, claim.source_id)
-        with translate_errors(self.table_name, "release claim", pk, rk):
-            self.table.delete_entity(pk, rk, etag=claim.etag,
-                                     match_condition=MatchConditions.IfNotModified)
+        row = get_row(self.table, pk, rk, "release claim")
+        if row is not None and row.get("claim_token") == claim.token and _progress_of(row):
+            self._write_claim(
+                claim,
+                "release claim",
+                {
+                    "released": True,
+                    "claim_token": "",
+                    "claim_owner": "",
+                    "lease_until": self._clock(),
+                },
+            )
+            return
+        self._on_claim(
+            claim,
+            "release claim",
+            lambda etag: self.table.delete_entity(
+                pk, rk, etag=etag, match_condition=MatchConditions.IfNotModified
+            ),
+        )
+
+    def _write_claim(self, claim: Claim, what: str, changes: dict[str, Any]) -> Mapping[str, Any]:
+        pk, rk = self._keys(claim.entity, claim.source_system, claim.source_id)
+        row = {"PartitionKey": pk, "RowKey": rk, **changes}
+        return self._on_claim(
+            claim,
+            what,
+            lambda etag: self.table.update_entity(
+                row, mode=UpdateMode.MERGE, etag=etag, match_condition=MatchConditions.IfNotModified
+            ),
+        )
+
+    def _on_claim(self, claim: Claim, what: str, write: Callable[[str], Any]) -> Any:
+        """An ETag-conditional write of the claim's origin row. When the ETag moved because the
+        holder itself wrote meanwhile (a background renewal), retry with the current one as
+        long as the row still carries this claim's token; otherwise the claim is lost."""
+        pk, rk = self._keys(claim.entity, claim.source_system, claim.source_id)
+        etag = claim.etag
+        for _ in range(4):
+            try:
+                with translate_errors(self.table_name, what, pk, rk, missing_row_is_conflict=True):
+                    return write(etag)
+            except StoreConflictError:
+                row = get_row(self.table, pk, rk, what)
+                if (
+                    row is None
+                    or row.get("state") != LinkState.PENDING.value
+                    or row.get("claim_token") != claim.token
+                    or etag_of(row) == etag
+                ):
+                    raise
+                etag = etag_of(row)
+        raise StoreConflictError(
+            f"{what}: the claim row in table {self.table_name!r} (PartitionKey={pk!r}, "
+            f"RowKey={rk!r}) kept changing",
+            table=self.table_name,
+            partition_key=pk,
+            row_key=rk,
+        )
 
     def link(
         self,
@@ -329,13 +498,16 @@ class LinkStore:
             claim = self.claim(entity, source_system, source_id, target_system)
         except ClaimTaken as taken:
             link = taken.link
-            if (link is not None and link.is_linked and link.id_in(target_system) == target_id
-                    and link.id_in(source_system) == identifier(source_id, field="source_id")):
+            if (
+                link is not None
+                and link.is_linked
+                and link.id_in(target_system) == target_id
+                and link.id_in(source_system) == identifier(source_id, field="source_id")
+            ):
                 return link
             raise
         try:
-            return self.complete_claim(claim, target_id, source_hash=source_hash,
-                                       target_hash=target_hash)
+            return self.complete_claim(claim, target_id, source_hash=source_hash, target_hash=target_hash)
         except StoreConflictError:
             self.release_claim(claim)
             raise
@@ -366,7 +538,9 @@ class LinkStore:
             raise StoreConflictError(
                 f"record hashes: the link in table {self.table_name!r} (PartitionKey={pk!r}, "
                 f"RowKey={rk!r}) was changed since it was read (ETag mismatch)",
-                table=self.table_name, partition_key=pk, row_key=rk,
+                table=self.table_name,
+                partition_key=pk,
+                row_key=rk,
             )
         now = self._clock()
         changes: dict[str, Any] = {"PartitionKey": pk, "RowKey": rk, "updated_at": now}
@@ -378,7 +552,9 @@ class LinkStore:
             changes[f"{role}_synced_at"] = now
         with translate_errors(self.table_name, "record hashes", pk, rk, missing_row_is_conflict=True):
             meta = self.table.update_entity(
-                changes, mode=UpdateMode.MERGE, etag=link.etag,
+                changes,
+                mode=UpdateMode.MERGE,
+                etag=link.etag,
                 match_condition=MatchConditions.IfNotModified,
             )
         row = _row_from_link(link) | changes
@@ -391,8 +567,9 @@ class LinkStore:
             return False
         origin_pk, origin_rk = self._keys(entity, link.source.system, link.source.id or "")
         with translate_errors(self.table_name, "unlink", origin_pk, origin_rk):
-            self.table.delete_entity(origin_pk, origin_rk, etag=link.etag,
-                                     match_condition=MatchConditions.IfNotModified)
+            self.table.delete_entity(
+                origin_pk, origin_rk, etag=link.etag, match_condition=MatchConditions.IfNotModified
+            )
         if link.target.id is not None:
             mirror_pk, mirror_rk = self._keys(entity, link.target.system, link.target.id)
             with translate_errors(self.table_name, "unlink", mirror_pk, mirror_rk):
@@ -409,13 +586,17 @@ class LinkStore:
         return self._partition(entity, system), escape_key(record_id, field="record_id")
 
     def _origin_keys_of_mirror(self, mirror: TableEntity) -> tuple[str, str]:
-        return self._keys(str(mirror["entity"]), str(mirror["source_system"]),
-                          str(mirror["source_id"]))
+        return self._keys(str(mirror["entity"]), str(mirror["source_system"]), str(mirror["source_id"]))
 
     def _is_stale_claim(self, row: TableEntity, now: datetime) -> bool:
+        """A pending claim whose lease ran out (rows written before leases: claimed_at + timeout)."""
+        if row.get("state") != LinkState.PENDING.value:
+            return False
+        lease_until = optional_utc(row.get("lease_until"))
+        if lease_until is not None:
+            return now >= lease_until
         claimed_at = optional_utc(row.get("claimed_at"))
-        return (row.get("state") == LinkState.PENDING.value and claimed_at is not None
-                and now - claimed_at >= self.claim_timeout)
+        return claimed_at is not None and now - claimed_at >= self.claim_timeout
 
     def _current(self, row: TableEntity | None) -> Link | None:
         """The link a row belongs to: its own (origin) or its origin's, pending or linked."""
@@ -435,14 +616,16 @@ class LinkStore:
             link = _link_from_row(origin)
             if not link.is_linked:
                 return False
-            if (link.target.system == _system_of(mirror["PartitionKey"])
-                    and link.target.id == unescape_key(str(mirror["RowKey"]))):
+            if link.target.system == _system_of(mirror["PartitionKey"]) and link.target.id == unescape_key(
+                str(mirror["RowKey"])
+            ):
                 return False
         pk, rk = str(mirror["PartitionKey"]), str(mirror["RowKey"])
         try:
             with translate_errors(self.table_name, "remove orphaned mirror", pk, rk):
-                self.table.delete_entity(pk, rk, etag=etag_of(mirror),
-                                         match_condition=MatchConditions.IfNotModified)
+                self.table.delete_entity(
+                    pk, rk, etag=etag_of(mirror), match_condition=MatchConditions.IfNotModified
+                )
         except StoreConflictError:
             return False
         return True
@@ -468,9 +651,11 @@ class LinkStore:
             existing = get_row(self.table, pk, rk, "complete claim")
             if existing is None:
                 continue
-            if (existing.get("role") == MIRROR
-                    and existing.get("source_system") == claim.source_system
-                    and existing.get("source_id") == claim.source_id):
+            if (
+                existing.get("role") == MIRROR
+                and existing.get("source_system") == claim.source_system
+                and existing.get("source_id") == claim.source_id
+            ):
                 return False  # written by an earlier attempt of this completion
             if existing.get("role") == MIRROR and self._remove_if_orphan(existing):
                 continue
@@ -479,7 +664,9 @@ class LinkStore:
             f"complete claim: {claim.entity} {claim.target_system}:{unescape_key(rk)} is already "
             f"linked to another record (table {self.table_name!r}, PartitionKey={pk!r}, "
             f"RowKey={rk!r})",
-            table=self.table_name, partition_key=pk, row_key=rk,
+            table=self.table_name,
+            partition_key=pk,
+            row_key=rk,
         ) from conflict
 
 
@@ -498,6 +685,7 @@ def _confirmed(origin: TableEntity | None, system: str, record_id: str) -> Link 
 
 
 def _link_from_row(row: Mapping[str, Any], *, etag: str | None = None) -> Link:
+    pending = row.get("state") == LinkState.PENDING.value
     created_at = to_utc(row["created_at"])
     updated_at = optional_utc(row.get("updated_at")) or created_at
     if etag is None and isinstance(row, TableEntity):
@@ -519,9 +707,76 @@ def _link_from_row(row: Mapping[str, Any], *, etag: str | None = None) -> Link:
         ),
         created_at=created_at,
         updated_at=updated_at,
-        claimed_at=optional_utc(row.get("claimed_at")) if row.get("state") == "pending" else None,
+        claimed_at=optional_utc(row.get("claimed_at")) if pending else None,
+        claim_owner=(str(row.get("claim_owner") or "") or None) if pending else None,
+        lease_until=optional_utc(row.get("lease_until")) if pending else None,
         etag=etag or "",
     )
+
+
+def _progress_of(row: Mapping[str, Any]) -> dict[str, Any]:
+    text = row.get("progress")
+    if not text:
+        return {}
+    try:
+        value = json.loads(str(text))
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+class ClaimKeeper:
+    """Renews a set of claims on a background thread until stopped (see LinkStore.keep)."""
+
+    def __init__(self, links: LinkStore, claims: Iterable[Claim], every: float) -> None:
+        self._links = links
+        self._claims = {c.token: c for c in claims}
+        self._lost: set[str] = set()
+        self._every = max(every, 0.01)
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="claim-keeper", daemon=True)
+
+    def start(self) -> None:
+        if self._claims:
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=30)
+
+    def held(self, claim: Claim) -> bool:
+        with self._lock:
+            return claim.token not in self._lost
+
+    def renew_now(self) -> None:
+        """One round of renewals (the thread's work; callable directly)."""
+        with self._lock:
+            claims = [c for t, c in self._claims.items() if t not in self._lost]
+        for claim in claims:
+            if self._stop.is_set():
+                return
+            try:
+                renewed = self._links.renew_claim(claim)
+            except StoreConflictError:
+                with self._lock:
+                    self._lost.add(claim.token)
+                log.warning(
+                    "creation claim of %s:%s was lost while working on it",
+                    claim.source_system,
+                    claim.source_id,
+                )
+                continue
+            except Exception as exc:  # storage unreachable: try again next round
+                log.warning("renewing a creation claim failed: %s", type(exc).__name__)
+                continue
+            with self._lock:
+                self._claims[claim.token] = renewed
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._every):
+            self.renew_now()
 
 
 def _row_from_link(link: Link) -> dict[str, Any]:

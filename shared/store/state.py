@@ -24,7 +24,7 @@ from shared.store.audit import AuditLog
 from shared.store.cursors import CursorStore
 from shared.store.errors import StoreError
 from shared.store.ledger import Ledger
-from shared.store.links import LinkStore
+from shared.store.links import DEFAULT_CLAIM_LEASE, LinkStore
 from shared.store.tables import Clock, translate_errors, utc_now, validate_table_name
 
 TABLES = ("links", "ledger", "cursors", "audit")
@@ -51,14 +51,12 @@ class StateStore:
         table_prefix: str = "",
         ledger_retention: timedelta = timedelta(days=14),
         audit_retention_days: int = 90,
-        claim_timeout: timedelta = timedelta(minutes=10),
+        claim_timeout: timedelta = DEFAULT_CLAIM_LEASE,
         clock: Clock = utc_now,
     ) -> None:
         self.service = service
         self.table_prefix = table_prefix
-        self.table_names = {
-            name: validate_table_name(f"{table_prefix}{name}") for name in TABLES
-        }
+        self.table_names = {name: validate_table_name(f"{table_prefix}{name}") for name in TABLES}
         self._options: dict[str, Any] = {
             "table_prefix": table_prefix,
             "ledger_retention": ledger_retention,
@@ -152,8 +150,7 @@ class StateStore:
         parameters = {f"t{index}": name for index, name in enumerate(wanted)}
         try:
             with translate_errors(",".join(wanted), "health check"):
-                present = {table.name for table in
-                           self.service.query_tables(filter_, parameters=parameters)}
+                present = {table.name for table in self.service.query_tables(filter_, parameters=parameters)}
         except StoreError as exc:
             return StoreHealth(ok=False, endpoint=self.endpoint, error=str(exc))
         missing = [name for name in wanted if name not in present]

@@ -26,8 +26,9 @@ def test_claim_then_complete_links_both_directions(state_store: StateStore) -> N
     assert pending is not None and pending.state is LinkState.PENDING
     assert pending.target.id is None and pending.claimed_at == claim.claimed_at
 
-    link = links.complete_claim(claim, "0f8fad5b-d9cb-469f-a165-70867728950e",
-                                source_hash="bp-h1", target_hash="dv-h1")
+    link = links.complete_claim(
+        claim, "0f8fad5b-d9cb-469f-a165-70867728950e", source_hash="bp-h1", target_hash="dv-h1"
+    )
     assert link.is_linked
 
     from_bp = links.get("contact", BP, 1001)
@@ -70,8 +71,9 @@ def test_ids_with_reserved_characters_round_trip(state_store: StateStore) -> Non
     assert set(links.get_many("contact", BP, [odd_source])) == {odd_source}
 
 
-def claim_race(workers: list[StateStore], source_system: str, source_id: str | int,
-               target_system: str) -> list[Claim | ClaimTaken]:
+def claim_race(
+    workers: list[StateStore], source_system: str, source_id: str | int, target_system: str
+) -> list[Claim | ClaimTaken]:
     """Every worker claims the same record at the same moment (a barrier releases them)."""
     barrier = threading.Barrier(len(workers))
     outcomes: list[Claim | ClaimTaken] = []
@@ -93,8 +95,9 @@ def claim_race(workers: list[StateStore], source_system: str, source_id: str | i
 
 
 def test_two_workers_claiming_at_once_exactly_one_wins(azurite: str, state_store: StateStore) -> None:
-    workers = [StateStore.from_connection_string(azurite, table_prefix=state_store.table_prefix)
-               for _ in range(2)]
+    workers = [
+        StateStore.from_connection_string(azurite, table_prefix=state_store.table_prefix) for _ in range(2)
+    ]
     for record in range(5):  # several rounds, so a lucky ordering cannot pass the test
         outcomes = claim_race(workers, DV, f"race-{record}", BP)
         winners = [o for o in outcomes if isinstance(o, Claim)]
@@ -140,8 +143,10 @@ def test_stale_claim_is_taken_over_and_the_old_holder_loses(state_store: StateSt
 def test_only_one_worker_takes_over_a_stale_claim(azurite: str, state_store: StateStore, clock) -> None:
     state_store.with_clock(clock).links.claim("contact", BP, 88, DV)
     clock.advance(hours=1)
-    workers = [StateStore.from_connection_string(azurite, table_prefix=state_store.table_prefix,
-                                                 clock=clock) for _ in range(2)]
+    workers = [
+        StateStore.from_connection_string(azurite, table_prefix=state_store.table_prefix, clock=clock)
+        for _ in range(2)
+    ]
     outcomes = claim_race(workers, BP, 88, DV)
     assert sum(isinstance(o, Claim) for o in outcomes) == 1
     assert sum(isinstance(o, ClaimTaken) for o in outcomes) == 1
@@ -222,10 +227,16 @@ def test_a_dangling_mirror_is_not_a_link(state_store: StateStore) -> None:
     """A worker that died between the mirror write and the origin write leaves no false link."""
     links = state_store.links
     claim = links.claim("contact", BP, 500, DV)
-    links.table.create_entity({
-        "PartitionKey": "contact|dataverse", "RowKey": "dv-500", "role": "mirror",
-        "entity": "contact", "source_system": BP, "source_id": "500",
-    })
+    links.table.create_entity(
+        {
+            "PartitionKey": "contact|dataverse",
+            "RowKey": "dv-500",
+            "role": "mirror",
+            "entity": "contact",
+            "source_system": BP,
+            "source_id": "500",
+        }
+    )
     assert links.get("contact", DV, "dv-500") is None
     assert links.get_many("contact", DV, ["dv-500"]) == {}
     # the retried completion accepts the mirror it wrote before
@@ -235,10 +246,16 @@ def test_a_dangling_mirror_is_not_a_link(state_store: StateStore) -> None:
 def test_an_orphaned_mirror_does_not_block_the_record_forever(state_store: StateStore) -> None:
     """A mirror whose origin is gone (or linked elsewhere) is cleared by the next claim."""
     links = state_store.links
-    links.table.create_entity({
-        "PartitionKey": "contact|dataverse", "RowKey": "dv-600", "role": "mirror",
-        "entity": "contact", "source_system": BP, "source_id": "600",
-    })
+    links.table.create_entity(
+        {
+            "PartitionKey": "contact|dataverse",
+            "RowKey": "dv-600",
+            "role": "mirror",
+            "entity": "contact",
+            "source_system": BP,
+            "source_id": "600",
+        }
+    )
     claim = links.claim("contact", DV, "dv-600", BP)
     assert links.complete_claim(claim, 601).id_in(BP) == "601"
     assert links.get("contact", BP, 601).id_in(DV) == "dv-600"  # type: ignore[union-attr]
@@ -247,10 +264,16 @@ def test_an_orphaned_mirror_does_not_block_the_record_forever(state_store: State
 def test_a_mirror_of_a_pending_claim_blocks_with_that_claim(state_store: StateStore) -> None:
     links = state_store.links
     links.claim("contact", BP, 700, DV)
-    links.table.create_entity({
-        "PartitionKey": "contact|dataverse", "RowKey": "dv-700", "role": "mirror",
-        "entity": "contact", "source_system": BP, "source_id": "700",
-    })
+    links.table.create_entity(
+        {
+            "PartitionKey": "contact|dataverse",
+            "RowKey": "dv-700",
+            "role": "mirror",
+            "entity": "contact",
+            "source_system": BP,
+            "source_id": "700",
+        }
+    )
     with pytest.raises(ClaimTaken) as taken:
         links.claim("contact", DV, "dv-700", BP)
     assert taken.value.link is not None and taken.value.link.state is LinkState.PENDING
@@ -265,3 +288,67 @@ def test_bad_arguments_name_the_problem(state_store: StateStore) -> None:
         links.claim("contact", BP, "  ", DV)
     with pytest.raises(ValueError, match="entity"):
         links.get("", BP, 1)
+
+
+def test_a_dead_owners_claim_is_taken_over_after_its_lease_a_live_one_is_not(
+    azurite: str, state_store: StateStore, clock
+) -> None:
+    """Claims are leases (90 s by default), renewed while the owner works: a crashed worker's
+    claim is free within a minute and a half, not after ten minutes."""
+    alive = StateStore.from_connection_string(azurite, table_prefix=state_store.table_prefix, clock=clock)
+    other = state_store.with_clock(clock).links
+    alive.links.owner = "instance-a/1"
+    first = alive.links.claim("contact", DV, "dv-31", BP)
+    assert first.owner == "instance-a/1" and first.lease_until == clock.now + alive.links.claim_timeout
+    clock.advance(seconds=60)
+    first = alive.links.renew_claim(first)  # the owner is still working
+    clock.advance(seconds=60)
+    with pytest.raises(ClaimTaken) as taken:
+        other.claim("contact", DV, "dv-31", BP)
+    assert "instance-a/1" in str(taken.value) and taken.value.retry_after == pytest.approx(31)
+
+    clock.advance(seconds=31)  # the owner died: no renewal for a whole lease
+    second = other.claim("contact", DV, "dv-31", BP)
+    assert second.takeover is True  # look for what the dead owner may have created first
+    with pytest.raises(StoreConflictError):
+        alive.links.renew_claim(first)
+    with pytest.raises(StoreConflictError):
+        alive.links.complete_claim(first, 31)
+    assert other.complete_claim(second, 32).id_in(BP) == "32"
+    alive.close()
+
+
+def test_progress_kept_with_a_released_claim_is_resumed_at_once(state_store: StateStore, clock) -> None:
+    links = state_store.with_clock(clock).links
+    claim = links.claim("contact", DV, "dv-41", BP)
+    claim = links.save_progress(claim, {"postal_addresses": [{"id": 7, "hash": "h"}]})
+    links.release_claim(claim)  # a definite failure after the addresses were made
+    again = links.claim("contact", DV, "dv-41", BP)  # no lease to wait for
+    assert again.progress == {"postal_addresses": [{"id": 7, "hash": "h"}]} and again.takeover is False
+    with pytest.raises(StoreConflictError):  # the released claim is no longer the old holder's
+        links.complete_claim(claim, 41)
+    links.release_claim(links.save_progress(again, {}))
+    assert links.get("contact", DV, "dv-41") is None  # nothing kept: released claims are deleted
+
+
+def test_kept_claims_are_renewed_in_the_background(azurite: str, state_store: StateStore, clock) -> None:
+    import time
+
+    links = state_store.with_clock(clock).links
+    claim = links.claim("contact", DV, "dv-51", BP)
+    other = StateStore.from_connection_string(azurite, table_prefix=state_store.table_prefix, clock=clock)
+    with links.keep([claim], every=0.05) as keeper:
+        for _ in range(3):  # three leases long, renewed all the while
+            clock.advance(seconds=80)
+            deadline = time.monotonic() + 10
+            while links.get("contact", DV, "dv-51").lease_until <= clock.now:
+                assert time.monotonic() < deadline, "the claim was not renewed"
+                time.sleep(0.02)
+            with pytest.raises(ClaimTaken):
+                other.links.claim("contact", DV, "dv-51", BP)
+        assert keeper.held(claim)
+    clock.advance(seconds=91)
+    assert other.links.claim("contact", DV, "dv-51", BP).takeover is True
+    with pytest.raises(StoreConflictError):
+        links.complete_claim(claim, 51)  # renewed with other ETags, but the token is gone now
+    other.close()
