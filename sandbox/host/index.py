@@ -320,7 +320,10 @@ def _check_binding_annotation(name: str, param: str, binding: Mapping[str, Any],
     if converter is not None and not converter.check_input_type_annotation(annotation):
         shown = getattr(annotation, "__name__", repr(annotation))
         hint = ""
-        if _is_subclass(annotation, azure.servicebus.ServiceBusReceivedMessage):
+        if any(
+            _is_subclass(a, azure.servicebus.ServiceBusReceivedMessage)
+            for a in (annotation, *typing.get_args(annotation))
+        ):
             hint = (
                 " (annotate Service Bus trigger parameters with "
                 "azurefunctions.extensions.bindings.servicebus.ServiceBusReceivedMessage, "
@@ -373,14 +376,5 @@ def _is_sdk_message_type(annotation: Any, many: bool) -> bool:
         args = typing.get_args(annotation)
         if len(args) == 1:
             candidates = [args[0]]
-    for c in candidates:
-        if _is_subclass(c, ServiceBusReceivedMessage):
-            return True
-        if _is_subclass(c, azure.servicebus.ServiceBusReceivedMessage):
-            # The extension's converter only accepts its own subclass; so does the worker.
-            raise HostConfigError(
-                "annotate Service Bus trigger parameters with "
-                "azurefunctions.extensions.bindings.servicebus.ServiceBusReceivedMessage, "
-                "not azure.servicebus.ServiceBusReceivedMessage"
-            )
-    return False
+    # (azure.servicebus's own class is refused earlier, as the worker refuses it)
+    return any(_is_subclass(c, ServiceBusReceivedMessage) for c in candidates)

@@ -59,6 +59,7 @@ PROBES: dict[str, Probe] = {
     ),
     "trigger_wrong_class": Probe(False, mismatch("HttpRequest")),
     "trigger_plain_sdk_class": Probe(False, mismatch("ServiceBusReceivedMessage")),
+    "batch_plain_sdk_class": Probe(False, mismatch("List")),
     "timer_request": Probe(True),
     "timer_str": Probe(True),
     # the settlement parameter: the one unbound parameter, annotated with the settlement type
