@@ -5,6 +5,11 @@ key, checked by the host, plus the shared secret in the body), validates strictl
 change notices to the brightpearl-changes topic and answers 202. Anything rejected gets a
 4xx JSON error naming the problem and publishes nothing. When the bus is unreachable it
 answers 503 so Brightpearl retries the delivery (both QoS levels retry on 503).
+
+Notices of an entity no flow consumes yet (shared/routing.py; e.g. a product or order
+webhook) are not published, where no subscription would take them and Service Bus would drop
+them silently: each id is audited as `ignored` (reason NoConsumingFlow) and the 202 answer
+says so. Both webhooks share this (`ignore_unconsumed`).
 """
 
 from __future__ import annotations
@@ -16,12 +21,22 @@ import azure.functions as func
 from shared import __version__, runtime
 from shared.brightpearl.webhook import WebhookRejected, parse_brightpearl_webhook
 from shared.bus.port import BusError
-from shared.events import Envelope
+from shared.events import ChangeNotice, Envelope
 from shared.jsonbody import is_json_media_type
-from shared.telemetry import correlation, get_logger, notices_published, webhooks_rejected
+from shared.routing import IGNORED_REASON, is_consumed
+from shared.store.audit import AuditEntry, AuditResult
+from shared.store.errors import StoreError
+from shared.telemetry import (
+    correlation,
+    get_logger,
+    notices_ignored,
+    notices_published,
+    webhooks_rejected,
+)
 
 bp = func.Blueprint()
 log = get_logger("ingress")
+INGRESS_FLOW = "ingress"  # the audit flow name of notices the ingress itself settles
 
 
 def json_response(status: int, payload: dict) -> func.HttpResponse:
@@ -64,6 +79,42 @@ def publish_envelopes(topic: str, envelopes: list[Envelope], system: str) -> fun
     return None
 
 
+def ignore_unconsumed(system: str, notices: list[ChangeNotice]) -> func.HttpResponse | None:
+    """None when a flow consumes the notices' entity (publish them). Otherwise audit every id as
+    ignored and return the 202 answer saying so, or 503 if the audit cannot be written (the
+    sender retries rather than the notice vanishing)."""
+    entity = notices[0].entity
+    if is_consumed(system, entity):
+        return None
+    ids = [record_id for notice in notices for record_id in notice.ids]
+    message = f"no flow consumes {system} {entity} notices yet; audited as ignored, not published"
+    entries = [
+        AuditEntry(
+            flow=INGRESS_FLOW,
+            entity=entity,
+            source_system=system,
+            source_id=record_id,
+            result=AuditResult.IGNORED,
+            reason_code=IGNORED_REASON,
+            description=f"{system} {entity} {record_id} ({notice.operation}): {message}",
+        )
+        for notice in notices
+        for record_id in notice.ids
+    ]
+    try:
+        runtime.state_store().audit.record_many(entries)
+    except StoreError as exc:
+        log.error("%s %s webhook not audited, state store unavailable: %s",
+                  system, entity, type(exc).__name__)
+        return json_response(503, {"error": "StateStoreUnavailable",
+                                   "message": "the state store is unavailable; retry later"})
+    notices_ignored.add(len(ids), {"system": system, "entity": entity})
+    log.info("ignored %s %s webhook: %d id(s) audited as ignored (%s)",
+             system, entity, len(ids), IGNORED_REASON)
+    return json_response(202, {"accepted": 0, "ignored": len(ids), "notices": [],
+                               "reason": IGNORED_REASON, "message": message})
+
+
 @bp.function_name("brightpearl_webhook")
 @bp.route(route="webhooks/brightpearl", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 def brightpearl_webhook(req: func.HttpRequest) -> func.HttpResponse:
@@ -86,6 +137,9 @@ def brightpearl_webhook(req: func.HttpRequest) -> func.HttpResponse:
     except WebhookRejected as error:
         return reject("brightpearl", error)
 
+    ignored = ignore_unconsumed("brightpearl", notices)
+    if ignored is not None:
+        return ignored
     envelopes = [Envelope.wrap(n) for n in notices]
     first = notices[0]
     with correlation(source_system="brightpearl", entity=first.entity,

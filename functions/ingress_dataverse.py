@@ -7,8 +7,10 @@ sends in the header named by DATAVERSE_WEBHOOK_HEADER. Only the header counts: a
 the query string (HttpQueryString auth) would be kept by every URL log on the way, so it is
 refused. (The `?code=` of WebhookKey auth is the function key, checked by the host; it is not
 this secret.) It then validates the body strictly, publishes the notices to the
-dataverse-changes topic and answers 202. A rejected request gets a 4xx JSON error naming the problem and
-publishes nothing; an unreachable bus gives 503 (Dataverse retries 502/503/504 once).
+dataverse-changes topic and answers 202; a table no flow consumes is audited as ignored
+instead of published (functions.ingress.ignore_unconsumed). A rejected request gets a 4xx
+JSON error naming the problem and publishes nothing; an unreachable bus gives 503 (Dataverse
+retries 502/503/504 once).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 
 import azure.functions as func
 
+from functions.ingress import ignore_unconsumed
 from shared import runtime
 from shared.bus.port import BusError, BusPublisher
 from shared.dataverse.webhook import WebhookRejected, parse_webhook
@@ -98,6 +101,9 @@ def handle(req: func.HttpRequest, settings: AppSettings) -> func.HttpResponse:
     except WebhookRejected as exc:
         return _reject(exc.status, _CODES.get(exc.status, "Rejected"), exc.problem)
 
+    ignored = ignore_unconsumed("dataverse", notices)
+    if ignored is not None:
+        return ignored
     envelopes = [Envelope.wrap(n) for n in notices]
     first = notices[0]
     with correlation(

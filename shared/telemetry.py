@@ -188,6 +188,9 @@ message_outcomes = _meter.create_counter(
 end_to_end_latency = _meter.create_histogram(
     "bpsync.end_to_end_latency", unit="s", description="from change observed to message settled"
 )
+notices_ignored = _meter.create_counter(
+    "bpsync.notices_ignored", unit="1", description="webhook record ids no flow consumes (audited as ignored)"
+)
 webhooks_rejected = _meter.create_counter(
     "bpsync.webhooks_rejected", unit="1", description="webhook requests rejected by reason code"
 )

@@ -56,6 +56,7 @@ class AuditResult(StrEnum):
     NEEDS_REVIEW = "needs-review"
     DEAD_LETTERED = "dead-lettered"
     MISSING = "missing"
+    IGNORED = "ignored"  # a webhook notice no flow consumes (ingress; reason NoConsumingFlow)
 
 
 class AuditEntry(BaseModel):

@@ -1,0 +1,25 @@
+"""Which change notices some flow consumes: per source system, the entities a subscription takes.
+
+A webhook may name an entity no flow handles yet (a Brightpearl product or order webhook,
+a Dataverse table nobody maps). Published, such a notice matches no subscription rule and
+Service Bus drops it without a trace. So the ingress publishes only what a flow consumes and
+audits the rest as `ignored` (reason `NoConsumingFlow`), and says so in its answer.
+
+This table mirrors the subscription rules of infra/topology.json, which is not deployed with
+the app; tests/unit/core/test_ignored_notices.py evaluates those rules and keeps the two in
+step. A new flow adds its entities here and its subscription there.
+"""
+
+from __future__ import annotations
+
+# Source system -> entities of the notices some subscription of its topic accepts.
+CONSUMED_ENTITIES: dict[str, frozenset[str]] = {
+    "brightpearl": frozenset({"contact"}),  # customers-to-dataverse
+    "dataverse": frozenset({"contact", "account"}),  # customers-to-brightpearl
+}
+IGNORED_REASON = "NoConsumingFlow"
+
+
+def is_consumed(system: str, entity: str) -> bool:
+    """True when a flow receives notices of `entity` from `system`."""
+    return entity in CONSUMED_ENTITIES.get(system, frozenset())
