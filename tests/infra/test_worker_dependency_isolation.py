@@ -60,7 +60,7 @@ def _worker_folder() -> Path:
         command = [
             sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
             "--no-deps", "--only-binary=:all:", "--target", str(staging),
-            *(f"{name}=={version}" for name, version in WORKER_PINS.items()),
+            *(f"{name}=={pin}" for name, pin in WORKER_PINS.items()),
         ]  # fmt: skip
         try:
             done = subprocess.run(
