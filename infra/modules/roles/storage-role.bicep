@@ -1,8 +1,8 @@
-// Grants one built-in role on a storage account to a service principal (the app's managed identity).
+// Grants one role (built-in, or the custom table catalog role) on a storage account to a service principal (the app's managed identity).
 param storageAccountName string
 param principalId string
 
-@description('Built-in role definition GUID.')
+@description('Role definition GUID (built-in or custom).')
 param roleDefinitionId string
 
 resource account 'Microsoft.Storage/storageAccounts@2025-06-01' existing = {
