@@ -179,6 +179,10 @@ class LinkStore:
     def table_name(self) -> str:
         return self.table.table_name
 
+    def now(self) -> datetime:
+        """The store's clock (leases are measured by it)."""
+        return self._clock()
+
     # -- reads -----------------------------------------------------------------------------
     def get(self, entity: str, system: str, record_id: str | int) -> Link | None:
         """The link of a record known by its id in `system` (either side), or None."""
@@ -747,8 +751,15 @@ class ClaimKeeper:
             self._thread.join(timeout=30)
 
     def held(self, claim: Claim) -> bool:
+        """Still ours with a third of the lease left (renewals that failed for a while, e.g.
+        storage unreachable, make this False before anyone else could take the claim over)."""
         with self._lock:
-            return claim.token not in self._lost
+            if claim.token in self._lost:
+                return False
+            known = self._claims.get(claim.token, claim)
+        if known.lease_until is None:
+            return True
+        return known.lease_until - self._links.now() > self._links.claim_timeout / 3
 
     def renew_now(self) -> None:
         """One round of renewals (the thread's work; callable directly)."""

@@ -341,7 +341,10 @@ def test_kept_claims_are_renewed_in_the_background(azurite: str, state_store: St
         for _ in range(3):  # three leases long, renewed all the while
             clock.advance(seconds=80)
             deadline = time.monotonic() + 10
-            while links.get("contact", DV, "dv-51").lease_until <= clock.now:
+            while not (
+                links.get("contact", DV, "dv-51").lease_until == clock.now + links.claim_timeout
+                and keeper.held(claim)
+            ):
                 assert time.monotonic() < deadline, "the claim was not renewed"
                 time.sleep(0.02)
             with pytest.raises(ClaimTaken):
@@ -352,3 +355,15 @@ def test_kept_claims_are_renewed_in_the_background(azurite: str, state_store: St
     with pytest.raises(StoreConflictError):
         links.complete_claim(claim, 51)  # renewed with other ETags, but the token is gone now
     other.close()
+
+
+def test_a_claim_whose_renewals_fail_is_not_held_before_its_lease_could_be_taken(
+    state_store: StateStore, clock
+) -> None:
+    links = state_store.with_clock(clock).links
+    claim = links.claim("contact", DV, "dv-61", BP)
+    with links.keep([claim], every=3600) as keeper:  # no renewal happens in this test
+        clock.advance(seconds=50)
+        assert keeper.held(claim)  # 40 s of 90 left
+        clock.advance(seconds=15)
+        assert not keeper.held(claim)  # 25 s left: do not start creating the record now
