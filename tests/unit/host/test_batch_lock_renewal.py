@@ -22,7 +22,7 @@ APP = "tests.unit.host.apps.long_batch_app"
 SUBSCRIPTION = "batch-manual"  # lockDuration PT30S, maxDeliveryCount 3 (conftest)
 
 
-def publish_notices(bus: LocalBus, clock, count: int) -> list[str]:
+def publish_notices(bus: LocalBus, clock, count: int) -> None:
     envelopes = [
         Envelope.wrap(
             ChangeNotice(
@@ -42,7 +42,6 @@ def publish_notices(bus: LocalBus, clock, count: int) -> list[str]:
         props = {**message.application_properties, "target": SUBSCRIPTION}
         messages.append(type(message)(**{**message.__dict__, "application_properties": props}))
     bus.publish(TOPIC, messages)
-    return [m.message_id for m in messages]
 
 
 def settings(renew_every: float) -> SimpleNamespace:
@@ -66,15 +65,28 @@ def run_long_batch(make_host, bus, clock, *, renew_every: float, wait_for_renewa
             changed.notify_all()
 
     host.message_actions.renew_message_lock = counting
+    # Record every completion: (delivery count, None or the settlement error's underlying cause).
+    completions: list[tuple[int, str | None]] = []
+    complete = host.message_actions.complete
+
+    def recording(message):
+        try:
+            complete(message)
+        except Exception as exc:
+            completions.append((message.delivery_count, type(exc.__cause__).__name__))
+            raise
+        completions.append((message.delivery_count, None))
+
+    host.message_actions.complete = recording
     batch = 4
     if wait_for_renewal:
         module.WAIT_FOR_RENEWALS.append(
             lambda n: _wait(changed, lambda: renewals["n"] >= n * batch, timeout=10.0)
         )
-    ids = publish_notices(bus, clock, batch)
+    publish_notices(bus, clock, batch)
     with runtime.override(settings=settings(renew_every), publisher=bus, clock=clock), host:
         host.wait_idle(timeout=30.0)
-    return module, ids, renewals["n"]
+    return module, completions, renewals["n"]
 
 
 def _wait(condition: threading.Condition, predicate, timeout: float) -> bool:
@@ -83,23 +95,29 @@ def _wait(condition: threading.Condition, predicate, timeout: float) -> bool:
 
 
 def test_a_batch_longer_than_its_lock_keeps_its_locks_and_settles_once(make_host, bus, clock, caplog):
-    module, _, renewals = run_long_batch(make_host, bus, clock, renew_every=20.0, wait_for_renewal=True)
+    module, completions, renewals = run_long_batch(
+        make_host, bus, clock, renew_every=20.0, wait_for_renewal=True
+    )
 
     assert module.STEP_RENEWED == [True, True, True]  # 60 s of work, a 30 s lock, renewed each 20 s
     assert renewals >= 12
     assert module.INVOCATIONS == [4]  # settled on the first delivery: no redelivery, no rework
+    assert completions == [(1, None)] * 4
     assert bus.counts(TOPIC, SUBSCRIPTION) == type(bus.counts(TOPIC, SUBSCRIPTION))(0, 0, 0, 0)
     assert "lock lost" not in caplog.text.lower()
 
 
 def test_without_renewal_the_local_host_loses_the_locks_as_service_bus_does(make_host, bus, clock, caplog):
     # Renewal interval far beyond the batch: the control case, as before the fix.
-    module, _, renewals = run_long_batch(make_host, bus, clock, renew_every=10_000.0, wait_for_renewal=False)
+    module, completions, renewals = run_long_batch(
+        make_host, bus, clock, renew_every=10_000.0, wait_for_renewal=False
+    )
 
     assert renewals == 0
     # Delivery 1 ran 60 s on a 30 s lock: its settlements failed, the bus redelivered all four
     # (delivery count 2), and the second, quick delivery settled them.
     assert module.INVOCATIONS == [4, 4]
+    assert completions == [(1, "MessageLockLostError")] * 4 + [(2, None)] * 4
     assert "settling message" in caplog.text and "will be redelivered" in caplog.text
     assert bus.counts(TOPIC, SUBSCRIPTION).active == 0
     assert bus.counts(TOPIC, SUBSCRIPTION).dead_letter == 0
