@@ -41,6 +41,7 @@ what it measured).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import platform
 import sys
@@ -201,18 +202,33 @@ class MemoryLinks:
     def release_claim(self, claim: Any) -> None:
         self.rows.pop((claim.source_system, claim.source_id), None)
 
+    def save_progress(self, claim: Any, progress: Any) -> Any:
+        return claim.model_copy(update={"progress": dict(progress)})
+
+    @contextlib.contextmanager
+    def keep(self, claims: Any) -> Any:  # in memory nothing expires: every claim stays held
+        yield type("Keeper", (), {"held": staticmethod(lambda claim: True)})()
+
 
 class MemoryState:
     def __init__(self) -> None:
         self.links = MemoryLinks()
         self.audit = type("Audit", (), {"record_many": staticmethod(lambda entries: list(entries))})()
-        seen: set[str] = set()
+        held: dict[str, str | None] = {}
+
+        def record(key: str, holder: str | None = None) -> bool:
+            if key in held:
+                return False
+            held[key] = holder
+            return True
+
         self.ledger = type(
             "Ledger",
             (),
             {
-                "record": staticmethod(lambda key: not (key in seen or seen.add(key))),  # type: ignore[func-returns-value]
-                "forget": staticmethod(lambda key: seen.discard(key)),
+                "record": staticmethod(record),
+                "record_for": staticmethod(lambda key, holder: held.setdefault(key, holder) == holder),
+                "forget": staticmethod(lambda key: held.pop(key, None)),
             },
         )()
 
