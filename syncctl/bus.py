@@ -72,6 +72,8 @@ def _print(rows: list[Backlog], backend: str) -> None:
             show(r.deferred),
         )
     console = Console(highlight=False, soft_wrap=False)
+    if not console.is_terminal:  # piped or captured: do not fold names into 80 columns
+        console = Console(highlight=False, soft_wrap=False, width=max(console.width, 120))
     console.print(table)
     for note in dict.fromkeys(r.note for r in rows if r.note):
         console.print(f"  {note}")
