@@ -41,10 +41,25 @@ def _client(settings: str | None) -> Iterator[tuple[DataverseClient, str]]:
 
 
 def _errors() -> tuple[type[Exception], ...]:
+    from azure.core.exceptions import ClientAuthenticationError
+
     from shared.dataverse.errors import DataverseError
     from shared.mapping import MappingError
 
-    return (DataverseError, MappingError)
+    return (DataverseError, MappingError, ClientAuthenticationError)
+
+
+def _failed(what: str, exc: Exception) -> None:
+    from azure.core.exceptions import ClientAuthenticationError
+
+    from shared.dataverse.errors import DataverseAuthError
+
+    console.print(f"[red]{what}: {escape(str(exc))}[/red]")
+    if isinstance(exc, (DataverseAuthError, ClientAuthenticationError)):
+        console.print(
+            "Check the DATAVERSE_* settings (or your `az login`). Reading and changing the schema needs "
+            "the System Customizer or System Administrator role in the environment."
+        )
 
 
 @app.command("check")
@@ -57,7 +72,7 @@ def check(settings: str = typer.Option(None, "--settings", help=SETTINGS_HELP)) 
         try:
             problems = check_environment(client)
         except _errors() as exc:
-            console.print(f"[red]check failed: {escape(str(exc))}[/red]")
+            _failed("check failed", exc)
             raise typer.Exit(1) from None
     if not problems:
         console.print(f"[green]{url} has every column, key and setting the mappings need[/green]")
@@ -93,7 +108,7 @@ def provision(
                 echo=lambda line: console.print(f"  {escape(line)}"),
             ).run(schema_plan(), dry_run=dry_run)
         except _errors() as exc:
-            console.print(f"[red]provisioning stopped: {escape(str(exc))}[/red]")
+            _failed("provisioning stopped", exc)
             console.print("Changes made before it stay; run the command again after fixing the cause.")
             raise typer.Exit(1) from None
     if dry_run:

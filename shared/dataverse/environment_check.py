@@ -17,6 +17,7 @@ from shared.dataverse.errors import DataverseNotFound
 from shared.dataverse.provision import (
     METADATA_HEADERS,
     METADATA_TYPES,
+    ColumnKind,
     ColumnSpec,
     KeySpec,
     SchemaPlan,
@@ -102,12 +103,12 @@ def _read_definition(client: DataverseClient, table: str) -> dict[str, Any] | No
         return None
 
 
-def _details(client: DataverseClient, table: str, kind: str) -> dict[str, dict[str, Any]]:
+def _details(client: DataverseClient, table: str, kind: ColumnKind) -> dict[str, dict[str, Any]]:
     """Type-specific properties (MaxLength, options) of a table's columns of one type (§14.3)."""
     params = {"$select": "LogicalName,MaxLength"}
     if kind == "picklist":
         params = {"$select": "LogicalName", "$expand": "OptionSet($select=Options)"}
-    cast = f"Microsoft.Dynamics.CRM.{METADATA_TYPES[kind][0]}"  # type: ignore[index]
+    cast = f"Microsoft.Dynamics.CRM.{METADATA_TYPES[kind][0]}"
     rows = client.request(
         "GET", f"{entity_path(table)}/Attributes/{cast}", params=params, headers=METADATA_HEADERS
     ).json()
@@ -167,7 +168,8 @@ def _check_columns(
             )
         elif column.custom:
             present.append(column)
-    for kind in ("string", "memo", "picklist"):
+    kinds: tuple[ColumnKind, ...] = ("string", "memo", "picklist")
+    for kind in kinds:
         wanted = [c for c in present if c.kind == kind and (c.max_length or c.options)]
         if not wanted:
             continue

@@ -24,11 +24,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from shared.dataverse import odata
+from shared.mapping import CustomerMapping, load_customer_mapping, required_columns
+from shared.mapping.columns import dataverse_column
 
 if TYPE_CHECKING:
     from shared.dataverse.client import DataverseClient
     from shared.dataverse.environment_check import Problem
-    from shared.mapping import CustomerMapping
 
 ColumnKind = Literal["string", "memo", "boolean", "picklist", "integer", "datetime"]
 
@@ -117,16 +118,14 @@ def _prefix_of(name: str, prefixes: Iterable[str]) -> str | None:
 
 
 def _column_spec(table: str, name: str, mapping: CustomerMapping) -> ColumnSpec:
-    from shared.mapping.columns import dataverse_column
-
     prefixes = mapping.dataverse.custom_column_prefixes
     custom = _prefix_of(name, prefixes) is not None
     for cf in mapping.custom_fields:
         if cf.dataverse == name and table == "contact":
             kind = _CUSTOM_FIELD_KINDS[cf.type]
-            length = (
-                cf.max_length or (2000 if kind == "memo" else 100) if kind in ("string", "memo") else None
-            )
+            length = None
+            if kind in ("string", "memo"):
+                length = cf.max_length or (2000 if kind == "memo" else 100)
             options = tuple((int(o.dataverse), str(o.value)) for o in cf.options)
             return ColumnSpec(name, kind, cf.name.replace("_", " ").capitalize(), custom, length, options)
     known = dataverse_column(table, name)
@@ -147,8 +146,6 @@ def _key_spec(table: str, column: str, prefixes: Iterable[str]) -> KeySpec:
 
 def plan_for_customers(mapping: CustomerMapping) -> list[TableSpec]:
     """The customer mapping's tables: contact (+ account when the parent account is synced)."""
-    from shared.mapping import required_columns
-
     prefixes = mapping.dataverse.custom_column_prefixes
     keys = {"contact": mapping.dataverse.contact_key, "account": mapping.dataverse.account.key}
     tables = []
@@ -162,8 +159,6 @@ def plan_for_customers(mapping: CustomerMapping) -> list[TableSpec]:
 
 def schema_plan(mapping: CustomerMapping | None = None) -> SchemaPlan:
     """What the integration needs in Dataverse, from the mappings (default: mappings/*.yaml)."""
-    from shared.mapping import load_customer_mapping
-
     return SchemaPlan(tuple(plan_for_customers(mapping or load_customer_mapping())))
 
 
@@ -301,7 +296,12 @@ class Provisioner:
             self.echo(f"published {', '.join(report.published)}")
         report.pending_keys = self.wait_for_keys([*new_keys, *waiting])
         if new_keys or waiting:  # a key whose index job failed is a problem to report
-            report.remaining += [p for p in check_environment(self.client, plan) if p.kind == "key_failed"]
+            known = {(p.table, p.kind, p.name) for p in report.remaining}
+            report.remaining += [
+                p
+                for p in check_environment(self.client, plan)
+                if p.kind == "key_failed" and (p.table, p.kind, p.name) not in known
+            ]
         return report
 
     def _apply(self, problem: Problem) -> None:

@@ -87,3 +87,11 @@ def test_provision_reports_what_it_cannot_fix(bare, settings):
     code, out = run("dataverse", "provision", *settings)
     assert code == 1 and "1 problem(s) provisioning cannot fix" in out
     assert "column 'bpi_vip' is String, the mapping needs Boolean" in out
+
+
+def test_bad_credentials_are_explained_without_a_traceback(bare, settings, monkeypatch):
+    monkeypatch.setenv("DATAVERSE_CLIENT_SECRET", "wrong")
+    for command in ("check", "provision"):
+        code, out = run("dataverse", command, *settings)
+        assert code == 1 and "Traceback" not in out
+        assert "System Customizer or System Administrator" in out and "DATAVERSE_" in out
