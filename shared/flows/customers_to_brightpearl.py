@@ -583,7 +583,7 @@ class CustomersToBrightpearl:
                         address_id = None  # gone meanwhile: post a new one
                     except bp_errors.BrightpearlError as exc:
                         failed.setdefault(r.dv_id, exc)
-                        address_id = None
+                        made.setdefault(r.dv_id, []).append({"id": address_id, "hash": ""})  # reuse later
                         continue
                 if address_id is None:
                     to_post.append((r, draft, body_hash))
@@ -592,12 +592,10 @@ class CustomersToBrightpearl:
                 for role in draft.roles:
                     role_ids.setdefault(r.dv_id, {})[role] = address_id
         answers = self._post_many("/contact-service/postal-address/", [d.body for _, d, _ in to_post])
-        posted: set[str] = set()
         for (r, draft, body_hash), answer in zip(to_post, answers, strict=True):
             if isinstance(answer, BaseException):
                 failed.setdefault(r.dv_id, answer)
                 continue
-            posted.add(r.dv_id)
             made.setdefault(r.dv_id, []).append({"id": answer, "hash": body_hash})
             for role in draft.roles:
                 role_ids.setdefault(r.dv_id, {})[role] = answer
@@ -608,7 +606,10 @@ class CustomersToBrightpearl:
             except Exception as exc:  # claim lost or storage down: do not post the contact now
                 failed.setdefault(r.dv_id, exc)
 
-        in_parallel(keep_progress, [r for r in claimed if r.dv_id in posted])
+        changed = [
+            r for r in claimed if made.get(r.dv_id, []) != r.claim.progress.get("postal_addresses", [])
+        ]
+        in_parallel(keep_progress, [r for r in changed if r.dv_id in made])
         for r in claimed:
             if r.dv_id not in failed and not keeper.held(r.claim):
                 failed[r.dv_id] = StoreConflictError(

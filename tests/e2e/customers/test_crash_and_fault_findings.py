@@ -92,3 +92,28 @@ def test_waiting_on_a_crashed_workers_claim_spends_no_retry_and_ends_with_its_le
     [synced] = [e for e in sb.store.audit.for_record(ENTITY, "dataverse", dv_id) if e.result == "synced"]
     assert synced.target_id == str(contact["contactId"])
     assert synced.attempt == 1  # the waits did not count as attempts
+
+
+def test_address_changed_before_the_retry_reuses_the_first_address_with_the_new_content(sandbox: Sandbox):
+    sb = sandbox
+    dv_id = dv_create_contact(
+        sb,
+        firstname="Mary",
+        lastname="Somerville",
+        emailaddress1="mary.somerville@example.org",
+        address1_line1="3 Quay Street",
+        address1_city="Bristol",
+        address1_postalcode="BS1 4DJ",
+        address1_country="United Kingdom",
+    )
+    sb.bp_sim.add_fault("500", count=1, path="contact-service/contact", method="POST")
+    publish(sb, DV_TOPIC, "dataverse", [dv_id], "webhook-1")
+    sb.host.wait_idle(timeout=60)
+    [first_address] = contactless_addresses(sb)
+    sb.dv.crm("PATCH", f"contacts({dv_id})", {"address1_postalcode": "BS8 1TH"})  # edited meanwhile
+    sb.run_retries()
+    sb.settle()
+    [contact] = [c for c in sb.bp_contacts().values() if c["lastName"] == "Somerville"]
+    assert contactless_addresses(sb) == []
+    assert contact["postAddressIds"]["DEF"] == first_address  # reused, with the new content
+    assert sb.bp_address(first_address)["postalCode"] == "BS8 1TH"
