@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sandbox.brightpearl.state import ApiError
+from sandbox.brightpearl.errors import ApiError
 
 if TYPE_CHECKING:
     from sandbox.brightpearl.app import Simulator

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
-from sandbox.brightpearl.state import ApiError, SimState, bad
+from sandbox.brightpearl.errors import ApiError, bad
+from sandbox.brightpearl.state import SimState
 from shared.brightpearl.idset import IdSetError, parse_id_set
 
 RESERVED = {"columns", "sort", "pageSize", "firstResult", "countOnly"}

@@ -1,0 +1,454 @@
+"""Sales orders and credits: creation, derived statuses and totals, status changes, notes
+and custom fields (order-service writes and order.* / sales-order.* events)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import pycountry
+
+from sandbox.brightpearl.errors import ApiError, bad
+from sandbox.brightpearl.records.amounts import fmt
+from sandbox.brightpearl.records.order_rows import OrderRowStore
+
+
+class OrderStore(OrderRowStore):
+    orders: dict[int, dict[str, Any]]
+    order_notes: dict[int, list[dict[str, Any]]]
+    order_custom_fields: dict[int, dict[str, Any]]
+    order_statuses: dict[int, dict[str, Any]]
+    order_custom_field_meta: dict[str, dict[str, Any]]
+    cancelled_status: int
+    invoiced_status: int
+    default_status: dict[str, int]
+    # read from other stores
+    contacts: dict[int, dict[str, Any]]
+    addresses: dict[int, dict[str, Any]]
+    prices: dict[int, dict[int, dict[str, str]]]
+    warehouses: dict[int, dict[str, Any]]
+    currencies: dict[int, dict[str, Any]]
+    payments: dict[int, dict[str, Any]]
+
+    def _reset_orders(self) -> None:
+        self.orders = {}
+        self.order_notes = {}
+        self.order_custom_fields = {}
+        statuses = [
+            (1, "Draft / Quote", "SO", "draft"),
+            (2, "New web order", "SO", "open"),
+            (3, "Awaiting payment", "SO", "open"),
+            (4, "Invoiced", "SO", "invoiced"),
+            (5, "Cancelled", "SO", "cancelled"),
+            (6, "Completed", "SO", "closed"),
+            (7, "Pending PO", "PO", "open"),
+            (8, "New sales credit", "SC", "open"),
+            (9, "Credit complete", "SC", "closed"),
+            (10, "Hidden legacy", "SO", "open"),
+        ]
+        self.order_statuses = {
+            sid: {
+                "statusId": sid,
+                "name": name,
+                "orderTypeCode": otc,
+                "sortOrder": sid * 10,
+                "disabled": False,
+                "visible": sid != 10,
+                "color": "#3366FF",
+                "remindAfterDays": 0,
+                "alertEmails": [],
+                "emailContent": "",
+                "batchProcess": False,
+                "state": state,
+            }
+            for sid, name, otc, state in statuses
+        }
+        self.cancelled_status = 5
+        self.invoiced_status = 4
+        self.default_status = {"SO": 2, "SC": 8, "PO": 7}
+        self.order_custom_field_meta = {
+            "PCF_GIFTMSG": {
+                "id": 1,
+                "code": "PCF_GIFTMSG",
+                "name": "Gift message",
+                "customFieldType": "TEXT",
+                "required": False,
+            },
+            "PCF_RUSH": {
+                "id": 2,
+                "code": "PCF_RUSH",
+                "name": "Rush order",
+                "customFieldType": "YES_NO",
+                "required": False,
+            },
+            "PCF_SOURCE": {
+                "id": 3,
+                "code": "PCF_SOURCE",
+                "name": "Source",
+                "customFieldType": "SELECT",
+                "required": False,
+                "options": {"9": {"id": 9, "value": "Web"}, "10": {"id": 10, "value": "Phone"}},
+            },
+        }
+
+    def _seed_orders(self, count: int) -> list[int]:
+        rng = self.rng
+        created: list[int] = []
+        customer_ids = [c for c, v in self.contacts.items() if not v["relationshipToAccount"]["isSupplier"]]
+        product_ids = list(self.products)
+        for _ in range(count):
+            if not customer_ids or not product_ids:
+                break
+            rows = []
+            for pid in rng.sample(product_ids, k=min(len(product_ids), rng.randint(1, 3))):
+                qty = rng.randint(1, 3)
+                net = Decimal(self.prices.get(pid, {}).get(2, {}).get("1", "10.00")) * qty
+                rows.append(
+                    {
+                        "productId": pid,
+                        "quantity": str(qty),
+                        "taxCode": "T20",
+                        "net": fmt(net, 2),
+                        "tax": fmt(net * Decimal("0.2"), 2),
+                    }
+                )
+            created.append(
+                self.create_sales_order(
+                    {
+                        "customer": {"id": rng.choice(customer_ids)},
+                        "ref": f"WEB-{rng.randint(10000, 99999)}",
+                        "currency": {"code": "GBP"},
+                        "warehouseId": 2,
+                        "channelId": 1,
+                        "rows": rows,
+                    },
+                    "SO",
+                    quiet=True,
+                )
+            )
+
+        return created
+
+    def create_sales_order(self, body: Any, order_type: str = "SO", quiet: bool = False) -> int:
+        with self.lock:
+            if not isinstance(body, dict) or not body:
+                raise bad("A JSON body is required", "CMNC-010")
+            customer = body.get("customer") or {}
+            cid = customer.get("id", body.get("customerId")) if isinstance(customer, dict) else None
+            if cid not in self.contacts:
+                raise bad(f"customer.id {cid!r} is not an existing contact", "ORDC-010")
+            ext, inst = body.get("externalRef"), body.get("installedIntegrationInstanceId")
+            if ext:
+                for existing in self.orders.values():
+                    if (
+                        existing["orderTypeCode"] == order_type
+                        and existing.get("externalRef") == ext
+                        and existing.get("installedIntegrationInstanceId", 0) == (inst or 0)
+                    ):
+                        if self.config.duplicate_external_ref == "return-existing":
+                            return existing["id"]
+                        raise bad(
+                            f"externalRef {ext!r} is already used by order {existing['id']}", "ORDC-011"
+                        )
+            status_id = body.get("statusId", self.default_status[order_type])
+            status = self.order_statuses.get(status_id)
+            if status is None or status["orderTypeCode"] != order_type:
+                raise bad(f"statusId {status_id!r} is not a {order_type} order status", "ORDC-012")
+            warehouse = body.get("warehouseId", 2)
+            if warehouse not in self.warehouses:
+                raise bad(f"warehouseId {warehouse!r} does not exist", "ORDC-013")
+            parent = body.get("parentId", 0) or 0
+            if order_type == "SC" and parent and parent not in self.orders:
+                raise bad(f"parentId {parent!r} is not an existing order", "ORDC-014")
+            currency_code = (body.get("currency") or {}).get("code", "GBP")
+            if currency_code not in {c["code"] for c in self.currencies.values()}:
+                raise bad(f"currency.code {currency_code!r} is not a currency of this account", "ORDC-015")
+            placed = body.get("placedOn")
+            if placed is not None:
+                try:
+                    placed_on = datetime.fromisoformat(str(placed).replace("Z", "+00:00"))
+                except ValueError as exc:
+                    raise bad(f"placedOn {placed!r} is not an ISO 8601 date-time", "ORDC-016") from exc
+                if placed_on.tzinfo is None:
+                    raise bad("placedOn needs a time zone offset", "ORDC-016")
+            else:
+                placed_on = None
+            rows = self._parse_rows(body.get("rows"))
+            oid = self.next_id("order", 100000)
+            now = self.now()
+            contact = self.contacts[cid]
+            address = self.addresses.get(contact["postAddressIds"].get("DEL", 0), {})
+            party = {
+                "contactId": cid,
+                "addressFullName": " ".join(
+                    filter(None, [contact.get("firstName"), contact.get("lastName")])
+                ),
+                "companyName": (contact.get("organisation") or {}).get("name", ""),
+                "addressLine1": address.get("addressLine1", ""),
+                "addressLine3": address.get("addressLine3", ""),
+                "postalCode": address.get("postalCode", ""),
+                "countryIsoCode": address.get("countryIsoCode2", "GB"),
+                "countryIsoCode3": address.get("countryIsoCode", "GBR"),
+                "countryId": address.get("countryId", 0),
+                "email": ((contact["communication"]["emails"].get("PRI") or {}).get("email", "")),
+                "telephone": contact["communication"]["telephones"].get("PRI", ""),
+            }
+            delivery_party = dict(party)
+            override = (body.get("delivery") or {}).get("address")
+            if isinstance(override, dict):
+                delivery_party.update({k: v for k, v in override.items() if isinstance(v, str)})
+                if "countryIsoCode" in override:
+                    country = pycountry.countries.get(
+                        alpha_3=str(override["countryIsoCode"]).upper()
+                    ) or pycountry.countries.get(alpha_2=str(override["countryIsoCode"]).upper())
+                    if country is None:
+                        raise bad(
+                            f"delivery.address.countryIsoCode {override['countryIsoCode']!r} is unknown",
+                            "ORDC-017",
+                        )
+                    delivery_party.update(countryIsoCode=country.alpha_2, countryIsoCode3=country.alpha_3)
+            order_rows: dict[str, Any] = {}
+            for seq, row in enumerate(rows, start=1):
+                rid = self.next_id("row", 1)
+                order_rows[str(rid)] = self._order_row(row, seq, currency_code, item_cost=True)
+            record = {
+                "id": oid,
+                "parentOrderId": parent,
+                "orderTypeCode": order_type,
+                "reference": body.get("ref", ""),
+                "externalRef": ext or "",
+                "installedIntegrationInstanceId": inst or 0,
+                "orderStatus": {"orderStatusId": status_id, "name": status["name"]},
+                "placedOn": placed_on or now,
+                "createdOn": now,
+                "updatedOn": now,
+                "createdById": 4,
+                "priceListId": body.get("priceListId", contact["financialDetails"]["priceListId"]),
+                "priceModeCode": body.get("priceModeCode", "EXC"),
+                "currency": {
+                    "orderCurrencyCode": currency_code,
+                    "exchangeRate": "1.000000",
+                    "fixedExchangeRate": True,
+                },
+                "assignment": {
+                    "current": {
+                        "channelId": body.get("channelId", 1),
+                        "leadSourceId": 0,
+                        "staffOwnerContactId": body.get("staffOwnerId", 0),
+                        "projectId": 0,
+                        "teamId": 0,
+                    }
+                },
+                "parties": {"customer": party, "delivery": delivery_party, "billing": dict(party)},
+                "delivery": {
+                    "deliveryDate": now,
+                    "shippingMethodId": (body.get("delivery") or {}).get("shippingMethodId", 0),
+                },
+                "invoices": [],
+                "orderRows": order_rows,
+                "warehouseId": warehouse,
+                "historicalOrder": False,
+                "isDropship": False,
+            }
+            self.orders[oid] = record
+            self.order_notes[oid] = []
+            self._derive_order(record)
+            if not quiet:
+                self.emit("sales-order.created" if order_type == "SO" else "sales-credit.created", [oid])
+                self.emit("order.created", [oid])
+                self.emit("order.modified", [oid])
+            return oid
+
+    def _derive_order(self, order: dict[str, Any]) -> None:
+        net = sum(
+            (Decimal(r["rowValue"]["rowNet"]["value"]) for r in order["orderRows"].values()), Decimal(0)
+        )
+        tax = sum(
+            (Decimal(r["rowValue"]["rowTax"]["value"]) for r in order["orderRows"].values()), Decimal(0)
+        )
+        order["totalValue"] = {
+            "net": fmt(net, 2),
+            "taxAmount": fmt(tax, 2),
+            "baseNet": fmt(net, 2),
+            "baseTaxAmount": fmt(tax, 2),
+            "baseTotal": fmt(net + tax, 2),
+            "total": fmt(net + tax, 2),
+        }
+        tracked = {
+            rid: Decimal(r["quantity"]["magnitude"])
+            for rid, r in order["orderRows"].items()
+            if r["_stockTracked"]
+        }
+        noted: dict[str, Decimal] = {}
+        shipped: dict[str, Decimal] = {}
+        for note in self.goods_out.values():
+            if note["orderId"] != order["id"]:
+                continue
+            for rid, lines in note["orderRows"].items():
+                qty = sum((Decimal(line["quantity"]) for line in lines), Decimal(0))
+                noted[rid] = noted.get(rid, Decimal(0)) + qty
+                if note["status"]["shipped"]:
+                    shipped[rid] = shipped.get(rid, Decimal(0)) + qty
+        prefix = order["orderTypeCode"]
+        if not tracked:
+            order["stockStatusCode"], order["allocationStatusCode"], order["shippingStatusCode"] = (
+                "NON",
+                "ANR",
+                "NST",
+            )
+        else:
+
+            def level(done: dict[str, Decimal]) -> str:
+                if all(done.get(r, 0) >= q for r, q in tracked.items()):
+                    return "A"
+                return "P" if any(done.get(r, 0) > 0 for r in tracked) else "N"
+
+            noted_level, shipped_level = level(noted), level(shipped)
+            order["stockStatusCode"] = f"{prefix}{noted_level}"
+            order["allocationStatusCode"] = {"A": "AAA", "P": "APA", "N": "ANA"}[noted_level]
+            order["shippingStatusCode"] = {"A": "ASS", "P": "SPS", "N": "SNS"}[shipped_level]
+        paid = sum(
+            (
+                Decimal(p["amountPaid"])
+                for p in self.payments.values()
+                if p["orderId"] == order["id"] and p["paymentType"] in ("RECEIPT", "CAPTURE", "PAYMENT")
+            ),
+            Decimal(0),
+        )
+        total = net + tax
+        order["orderPaymentStatus"] = (
+            "NOT_APPLICABLE"
+            if total == 0
+            else "PAID"
+            if paid >= total
+            else "PARTIALLY_PAID"
+            if paid > 0
+            else "UNPAID"
+        )
+
+    def order(self, oid: int) -> dict[str, Any]:
+        record = self.orders.get(oid)
+        if record is None:
+            raise ApiError(404, "CMNC-404", f"Order {oid} not found")
+        return record
+
+    def _touch_order(self, order: dict[str, Any], *events: str) -> None:
+        order["updatedOn"] = self.now()
+        self._derive_order(order)
+        for event in events or ("order.modified",):
+            self.emit(event, [order["id"]])
+
+    def set_order_status(self, oid: int, body: Any) -> None:
+        with self.lock:
+            order = self.order(oid)
+            sid = body.get("orderStatusId") if isinstance(body, dict) else None
+            status = self.order_statuses.get(sid)
+            if status is None:
+                raise bad(f"orderStatusId {sid!r} does not exist", "ORDC-040")
+            if status["orderTypeCode"] != order["orderTypeCode"]:
+                raise bad(
+                    f"status {sid} belongs to {status['orderTypeCode']} orders, not {order['orderTypeCode']}",
+                    "ORDC-041",
+                )
+            if not status["visible"]:
+                raise bad(f"status {sid} is hidden", "ORDC-042")
+            if sid == self.cancelled_status:
+                if any(n["orderId"] == oid for n in self.goods_out.values()):
+                    raise bad("an order with goods-out notes cannot be cancelled", "ORDC-043")
+                if order["orderStatus"]["orderStatusId"] == self.invoiced_status or order["invoices"]:
+                    raise bad("an invoiced order cannot be cancelled", "ORDC-044")
+                if any(p["orderId"] == oid and Decimal(p["amountPaid"]) != 0 for p in self.payments.values()):
+                    raise bad("an order with payments cannot be cancelled", "ORDC-045")
+            note = body.get("orderNote") or {}
+            order["orderStatus"] = {"orderStatusId": sid, "name": status["name"]}
+            if sid == self.invoiced_status and not order["invoices"]:
+                order["invoices"] = [
+                    {"invoiceReference": f"SI-{oid}", "taxDate": self.now(), "dueDate": self.now()}
+                ]
+            self._add_note(
+                oid,
+                {
+                    "text": note.get("text") or f"Order status changed to {status['name']}",
+                    "isPublic": bool(note.get("isPublic", False)),
+                },
+            )
+            self._touch_order(order, "order.modified.order-status", "order.modified")
+
+    def _add_note(self, oid: int, body: dict[str, Any]) -> int:
+        nid = self.next_id("note")
+        self.order_notes.setdefault(oid, []).append(
+            {
+                "id": nid,
+                "orderId": oid,
+                "text": body["text"],
+                "isPublic": bool(body.get("isPublic", False)),
+                "fileId": body.get("fileId", 0),
+                "addedOn": self.now(),
+                "addedBy": 4,
+            }
+        )
+        return nid
+
+    def add_note(self, oid: int, body: Any) -> int:
+        with self.lock:
+            order = self.order(oid)
+            if (
+                not isinstance(body, dict)
+                or not isinstance(body.get("text"), str)
+                or not body["text"].strip()
+            ):
+                raise bad("text is required", "ORDC-050")
+            nid = self._add_note(oid, body)
+            self._touch_order(order)
+            return nid
+
+    def render_custom_fields(self, oid: int) -> dict[str, Any]:
+        out = {}
+        for code, value in self.order_custom_fields.get(oid, {}).items():
+            meta = self.order_custom_field_meta[code]
+            if meta["customFieldType"] == "SELECT":
+                out[code] = dict(meta["options"][str(value)])
+            else:
+                out[code] = value
+        return out
+
+    def patch_order_custom_fields(self, oid: int, ops: Any) -> dict[str, Any]:
+        with self.lock:
+            order = self.order(oid)
+            if not isinstance(ops, list) or not ops:
+                raise bad("PATCH body must be a non-empty JSON Patch array", "CMNC-010")
+            fields = dict(self.order_custom_fields.get(oid, {}))
+            for op in ops:
+                parts = str(op.get("path", "")).strip("/").split("/")
+                code = parts[0]
+                meta = self.order_custom_field_meta.get(code)
+                if meta is None:
+                    raise bad(f"custom field {code!r} does not exist", "ORDC-060")
+                if op.get("op") == "remove":
+                    fields.pop(code, None)
+                    continue
+                if op.get("op") not in ("add", "replace"):
+                    raise bad(f"operation {op.get('op')!r} is not supported on custom fields", "ORDC-061")
+                value = op.get("value")
+                kind = meta["customFieldType"]
+                if kind == "SELECT":
+                    option = (
+                        value
+                        if len(parts) > 1 and parts[1] == "id"
+                        else (value.get("id") if isinstance(value, dict) else None)
+                    )
+                    if str(option) not in meta["options"]:
+                        raise bad(f"{code}: option {option!r} does not exist", "ORDC-062")
+                    fields[code] = int(option)  # type: ignore[arg-type]
+                elif kind == "YES_NO":
+                    if not isinstance(value, bool):
+                        raise bad(f"{code} must be true or false", "ORDC-063")
+                    fields[code] = value
+                else:
+                    if not isinstance(value, str):
+                        raise bad(f"{code} must be text", "ORDC-064")
+                    fields[code] = value
+            self.order_custom_fields[oid] = fields
+            self._touch_order(order)
+            return self.render_custom_fields(oid)

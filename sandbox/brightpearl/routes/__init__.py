@@ -1,0 +1,1 @@
+"""The public API's resource handlers and route tables, one module per Brightpearl service."""

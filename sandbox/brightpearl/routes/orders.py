@@ -1,0 +1,149 @@
+"""order-service: sales orders and credits, rows, statuses, notes, custom fields, order search."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sandbox.brightpearl.envelope import IDS, Reply, Req, RouteSpec, found, id_set, ok
+from sandbox.brightpearl.errors import ApiError, bad
+from sandbox.brightpearl.routes.base import RouteBase
+
+
+class OrderRoutes(RouteBase):
+    def order_routes(self) -> list[RouteSpec]:
+        return [
+            ("POST", r"order-service/sales-order", self.post_sales_order),
+            ("GET", rf"order-service/sales-order/{IDS}", self.get_orders),
+            ("OPTIONS", rf"order-service/(?:sales-order|order)/{IDS}", self.options_orders),
+            ("POST", r"order-service/order", self.post_order),
+            ("GET", rf"order-service/order/{IDS}", self.get_orders),
+            ("POST", r"order-service/order/(?P<id>\d+)/row", self.post_order_row),
+            ("PATCH", r"order-service/order/(?P<id>\d+)/row/(?P<row>\d+)", self.patch_order_row),
+            ("PUT", r"order-service/order/(?P<id>\d+)/status", self.put_order_status),
+            ("POST", r"order-service/order/(?P<id>\d+)/note", self.post_order_note),
+            ("GET", r"order-service/order/(?P<id>\d+)/note", self.get_order_notes),
+            ("GET", r"order-service/order/(?P<id>\d+)/custom-field", self.get_order_custom_fields),
+            ("PATCH", r"order-service/order/(?P<id>\d+)/custom-field", self.patch_order_custom_fields),
+            ("GET", rf"order-service/order-status(?:/{IDS})?", self.get_order_statuses),
+            ("GET", r"order-service/order-search", self.search),
+            ("GET", r"order-service/order-search/meta-data", self.search_meta),
+            ("GET", rf"order-service/sale/custom-field-meta-data(?:/{IDS})?", self.get_custom_field_meta),
+            ("POST", r"order-service/sales-credit", self.post_sales_credit),
+            ("GET", r"order-service/sales-credit(?:/(?P<ids>[^/]*))?", self.get_sales_credits),
+        ]
+
+    def render_order(self, record: dict[str, Any]) -> dict[str, Any]:
+        out = dict(record)
+        out["orderRows"] = {
+            rid: {k: v for k, v in row.items() if not k.startswith("_")}
+            for rid, row in record["orderRows"].items()
+        }
+        out["orderStatus"] = dict(record["orderStatus"])
+        return out
+
+    def post_sales_order(self, req: Req, m: re.Match[str]) -> Reply:
+        return ok(self.state.create_sales_order(req.body or {}, "SO"))
+
+    def post_sales_credit(self, req: Req, m: re.Match[str]) -> Reply:
+        return ok(self.state.create_sales_order(req.body or {}, "SC"))
+
+    def post_order(self, req: Req, m: re.Match[str]) -> Reply:
+        """Generic order POST: header only, rows come via /order/{id}/row (reference §6.3)."""
+        body = req.body or {}
+        code = body.get("orderTypeCode")
+        if code not in ("SO", "SC"):
+            raise bad(f"orderTypeCode {code!r} must be SO or SC in this simulator", "ORDC-001")
+        parties = body.get("parties") or {}
+        customer = (parties.get("customer") or {}).get("contactId")
+        with self.state.lock:
+            oid = self.state.create_sales_order(
+                {
+                    "customer": {"id": customer},
+                    "ref": body.get("reference", ""),
+                    "statusId": (body.get("orderStatus") or {}).get(
+                        "orderStatusId", self.state.default_status[code]
+                    ),
+                    "warehouseId": body.get("warehouseId", 2),
+                    "parentId": body.get("parentOrderId", 0),
+                    "rows": [{"name": "placeholder", "quantity": 1, "taxCode": "N", "net": 0, "tax": 0}],
+                },
+                code,
+                quiet=True,
+            )
+            self.state.orders[oid]["orderRows"].clear()
+            self.state._touch_order(self.state.orders[oid], "order.created")
+        return ok(oid)
+
+    def post_order_row(self, req: Req, m: re.Match[str]) -> Reply:
+        return ok(self.state.add_row(int(m["id"]), req.body))
+
+    def get_orders(self, req: Req, m: re.Match[str]) -> Reply:
+        kind = "SO" if req.path.startswith("order-service/sales-order") else None
+        with self.state.lock:
+            items = [
+                self.render_order(self.state.orders[i])
+                for i in id_set(m["ids"], self.config.get_limit)
+                if i in self.state.orders and (kind is None or self.state.orders[i]["orderTypeCode"] == kind)
+            ]
+            if "customFields" in req.params.get("includeOptional", ""):
+                for item in items:
+                    item["customFields"] = self.state.render_custom_fields(item["id"])
+        if not items and self.config.order_get_empty == "404":
+            raise ApiError(404, "CMNC-404", "No Order Found")
+        return ok(items)
+
+    def options_orders(self, req: Req, m: re.Match[str]) -> Reply:
+        return self._options(req, m, self.state.orders, "/" + req.path.split("/")[1])
+
+    def patch_order_row(self, req: Req, m: re.Match[str]) -> Reply:
+        return ok(self.state.patch_row(int(m["id"]), int(m["row"]), req.body))
+
+    def put_order_status(self, req: Req, m: re.Match[str]) -> Reply:
+        self.state.set_order_status(int(m["id"]), req.body)
+        return ok({})
+
+    def post_order_note(self, req: Req, m: re.Match[str]) -> Reply:
+        return ok(self.state.add_note(int(m["id"]), req.body))
+
+    def get_order_notes(self, req: Req, m: re.Match[str]) -> Reply:
+        with self.state.lock:
+            self.state.order(int(m["id"]))
+            return found(list(self.state.order_notes.get(int(m["id"]), [])), "Order Note")
+
+    def get_order_custom_fields(self, req: Req, m: re.Match[str]) -> Reply:
+        with self.state.lock:
+            self.state.order(int(m["id"]))
+            return ok(self.state.render_custom_fields(int(m["id"])))
+
+    def patch_order_custom_fields(self, req: Req, m: re.Match[str]) -> Reply:
+        return ok(self.state.patch_order_custom_fields(int(m["id"]), req.body))
+
+    def get_order_statuses(self, req: Req, m: re.Match[str]) -> Reply:
+        with self.state.lock:
+            ids = id_set(m["ids"]) if m["ids"] else sorted(self.state.order_statuses)
+            items = [dict(self.state.order_statuses[i]) for i in ids if i in self.state.order_statuses]
+        items.sort(key=lambda s: (s["orderTypeCode"], s["sortOrder"]))
+        return found(items, "Order Status")
+
+    def get_custom_field_meta(self, req: Req, m: re.Match[str]) -> Reply:
+        with self.state.lock:
+            items = list(self.state.order_custom_field_meta.values())
+        if m["ids"]:
+            wanted = set(id_set(m["ids"]))
+            items = [i for i in items if i["id"] in wanted]
+        return found(items, "Custom Field")
+
+    def get_sales_credits(self, req: Req, m: re.Match[str]) -> Reply:
+        if not m["ids"]:
+            raise bad("an ID set is required for sales-credit GET", "ORDC-070")
+        ids = id_set(m["ids"], self.config.get_limit)
+        with self.state.lock:
+            items = [
+                self.render_order(self.state.orders[i])
+                for i in ids
+                if i in self.state.orders and self.state.orders[i]["orderTypeCode"] == "SC"
+            ]
+        if not items:
+            raise ApiError(404, "CMNC-404", "No Sales Credit Found")
+        return ok(items, status=207 if len(items) < len(ids) else 200)

@@ -1,0 +1,71 @@
+"""product-service: products, prices per price list, price lists, product search."""
+
+from __future__ import annotations
+
+import re
+
+from sandbox.brightpearl.envelope import IDS, Reply, Req, RouteSpec, found, id_set, ok
+from sandbox.brightpearl.errors import bad
+from sandbox.brightpearl.routes.base import RouteBase
+
+
+class ProductRoutes(RouteBase):
+    def product_routes(self) -> list[RouteSpec]:
+        return [
+            ("GET", r"product-service/product(?:/(?P<ids>[^/]*))?", self.get_products),
+            ("POST", r"product-service/product", self.post_product),
+            ("PUT", r"product-service/product/(?P<id>\d+)", self.put_product),
+            ("OPTIONS", rf"product-service/product/{IDS}", self.options_products),
+            ("GET", r"product-service/product-search", self.search),
+            ("GET", r"product-service/product-search/meta-data", self.search_meta),
+            (
+                "GET",
+                rf"product-service/product-price/{IDS}(?:/price-list(?:/(?P<lists>\d[\d,.\-]*))?)?",
+                self.get_product_prices,
+            ),
+            ("PUT", r"product-service/product-price/(?P<id>\d+)/price-list", self.put_product_prices),
+            ("GET", rf"product-service/price-list(?:/{IDS})?", self.get_price_lists),
+        ]
+
+    def get_products(self, req: Req, m: re.Match[str]) -> Reply:
+        if not m["ids"]:
+            raise bad("an ID set is required for product GET", "PRDC-001")
+        return self._by_ids(m, "products", "Product")
+
+    def post_product(self, req: Req, m: re.Match[str]) -> Reply:
+        return ok(self.state.create_product(req.body or {}))
+
+    def put_product(self, req: Req, m: re.Match[str]) -> Reply:
+        self.state.update_product(int(m["id"]), req.body or {}, req.headers.get("if-match"))
+        return ok({})
+
+    def options_products(self, req: Req, m: re.Match[str]) -> Reply:
+        return self._options(req, m, self.state.products, "/product")
+
+    def get_product_prices(self, req: Req, m: re.Match[str]) -> Reply:
+        lists = set(id_set(m["lists"])) if m["lists"] else None
+        with self.state.lock:
+            items = []
+            for pid in id_set(m["ids"], self.config.get_limit):
+                if pid not in self.state.products:
+                    continue
+                entries = [
+                    {
+                        "priceListId": plid,
+                        "currencyCode": self.state.price_lists[plid]["currencyCode"],
+                        "currencyId": self.state.price_lists[plid]["currencyId"],
+                        "sku": self.state.products[pid]["identity"].get("sku", ""),
+                        "quantityPrice": dict(prices),
+                    }
+                    for plid, prices in sorted(self.state.prices.get(pid, {}).items())
+                    if lists is None or plid in lists
+                ]
+                items.append({"productId": pid, "priceLists": entries})
+        return found(items, "Product Price")
+
+    def put_product_prices(self, req: Req, m: re.Match[str]) -> Reply:
+        self.state.set_prices(int(m["id"]), req.body)
+        return ok({})
+
+    def get_price_lists(self, req: Req, m: re.Match[str]) -> Reply:
+        return self._listing(m, "price_lists", "Price List")

@@ -1,0 +1,85 @@
+"""warehouse-service: warehouses, availability, goods-out notes and their events, stock corrections."""
+
+from __future__ import annotations
+
+import re
+
+from sandbox.brightpearl.envelope import IDS, Reply, Req, RouteSpec, id_set, ok
+from sandbox.brightpearl.errors import ApiError, bad
+from sandbox.brightpearl.routes.base import RouteBase
+
+
+class WarehouseRoutes(RouteBase):
+    def warehouse_routes(self) -> list[RouteSpec]:
+        return [
+            ("GET", rf"warehouse-service/warehouse(?:/{IDS})?", self.get_warehouses),
+            ("GET", rf"warehouse-service/product-availability/{IDS}", self.get_availability),
+            ("POST", r"warehouse-service/order/(?P<id>\d+)/goods-note/goods-out", self.post_goods_out),
+            (
+                "GET",
+                rf"warehouse-service/order/(?P<orders>\*|\d[\d,.\-]*)/goods-note/goods-out(?:/{IDS})?",
+                self.get_goods_out,
+            ),
+            ("PUT", r"warehouse-service/goods-note/goods-out/(?P<id>\d+)", self.put_goods_out),
+            ("POST", r"warehouse-service/goods-note/goods-out/(?P<id>\d+)/event", self.post_goods_out_event),
+            ("GET", r"warehouse-service/goods-note/goods-out-search", self.search),
+            ("POST", r"warehouse-service/warehouse/(?P<id>\d+)/stock-correction", self.post_stock_correction),
+        ]
+
+    def get_warehouses(self, req: Req, m: re.Match[str]) -> Reply:
+        return self._listing(m, "warehouses", "Warehouse")
+
+    def get_availability(self, req: Req, m: re.Match[str]) -> Reply:
+        with self.state.lock:
+            out = {}
+            for pid in id_set(m["ids"], self.config.get_limit):
+                level = self.state.availability(pid)
+                if level is not None:
+                    out[str(pid)] = level
+        if not out:
+            raise ApiError(404, "CMNC-404", "No Product Availability Found")
+        return ok(out)
+
+    def post_goods_out(self, req: Req, m: re.Match[str]) -> Reply:
+        ids = self.state.create_goods_out(int(m["id"]), req.body)
+        return ok(ids[0] if len(ids) == 1 else ids)
+
+    def get_goods_out(self, req: Req, m: re.Match[str]) -> Reply:
+        limit = self.config.goods_out_get_limit
+        orders = None if m["orders"] == "*" else set(id_set(m["orders"], limit))
+        notes = set(id_set(m["ids"], limit)) if m["ids"] else None
+        with self.state.lock:
+            out = {
+                str(nid): {k: v for k, v in note.items() if k != "updatedOn"}
+                for nid, note in sorted(self.state.goods_out.items())
+                if (orders is None or note["orderId"] in orders) and (notes is None or nid in notes)
+            }
+        if not out:
+            raise ApiError(404, "CMNC-404", "No Goods Out Note Found")
+        return ok(out)
+
+    def put_goods_out(self, req: Req, m: re.Match[str]) -> Reply:
+        self.state.update_goods_out(int(m["id"]), req.body)
+        return ok({})
+
+    def post_goods_out_event(self, req: Req, m: re.Match[str]) -> Reply:
+        self.state.goods_out_events(int(m["id"]), req.body, req.headers.get("if-match"))
+        return ok({})
+
+    def post_stock_correction(self, req: Req, m: re.Match[str]) -> Reply:
+        wid = int(m["id"])
+        corrections = (req.body or {}).get("corrections")
+        if not isinstance(corrections, list) or not corrections:
+            raise bad("corrections must be a non-empty list", "WHSC-001")
+        for i, c in enumerate(corrections):
+            if not isinstance(c.get("quantity"), int) or c["quantity"] == 0:
+                raise bad(f"corrections[{i}].quantity must be a non-zero integer", "WHSC-002")
+            if not c.get("reason"):
+                raise bad(f"corrections[{i}].reason is required", "WHSC-003")
+            if not isinstance(c.get("locationId"), int):
+                raise bad(f"corrections[{i}].locationId is required", "WHSC-004")
+        ids = []
+        for c in corrections:
+            self.state.adjust_stock(c.get("productId"), wid, c["quantity"])
+            ids.append(self.state.next_id("correction", 1))
+        return ok(ids)
