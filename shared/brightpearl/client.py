@@ -19,7 +19,7 @@ Making creates safe (POST is never re-sent after it may have reached Brightpearl
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, TypeVar
@@ -40,8 +40,10 @@ from shared.brightpearl.errors import (
     BrightpearlAmbiguousWrite,
     BrightpearlError,
     BrightpearlNotFound,
+    BrightpearlUnavailable,
     BrightpearlUriTooLong,
     BrightpearlValidationError,
+    error_from_answer,
 )
 from shared.brightpearl.idset import chunk_ids, format_id_set
 from shared.brightpearl.models import (
@@ -95,6 +97,8 @@ class MultiMessageResult:
     def all_ok(self) -> bool:
         return not self.unprocessed and all(o.ok for o in self.processed.values())
 
+
+MULTI_MESSAGE_MAX = 10  # messages per multi-message request (reference §3.1)
 # includeOptional value that adds the postal address list to contact GET (§1.8: UNCONFIRMED).
 CONTACT_ADDRESSES_OPTIONAL = "postalAddresses"
 
@@ -102,8 +106,14 @@ CONTACT_ADDRESSES_OPTIONAL = "postalAddresses"
 class BrightpearlClient:
     """Typed access to one Brightpearl account."""
 
-    def __init__(self, transport: BrightpearlTransport, *, chunk_size: int = 200,
-                 max_idset_chars: int = 1500, page_size: int = 500) -> None:
+    def __init__(
+        self,
+        transport: BrightpearlTransport,
+        *,
+        chunk_size: int = 200,
+        max_idset_chars: int = 1500,
+        page_size: int = 500,
+    ) -> None:
         self.transport = transport
         self.chunk_size = chunk_size
         self.max_idset_chars = max_idset_chars
@@ -125,8 +135,7 @@ class BrightpearlClient:
         if settings.auth_mode == "private":
             if not settings.app_ref or not settings.account_token:
                 raise BrightpearlError(
-                    "BRIGHTPEARL_AUTH_MODE=private needs BRIGHTPEARL_APP_REF and "
-                    "BRIGHTPEARL_ACCOUNT_TOKEN"
+                    "BRIGHTPEARL_AUTH_MODE=private needs BRIGHTPEARL_APP_REF and BRIGHTPEARL_ACCOUNT_TOKEN"
                 )
             auth = PrivateAppAuth(settings.app_ref, settings.account_token)
             budget_key = f"{settings.api_root}|{settings.account}|private"
@@ -151,7 +160,9 @@ class BrightpearlClient:
             # Public/OAuth apps get a pool per account x developer (reference §3).
             budget_key = f"{settings.api_root}|{settings.account}|dev:{settings.dev_ref}"
         budget = budget or RateBudget.shared(
-            budget_key, settings.rate_limit, settings.rate_window_seconds,
+            budget_key,
+            settings.rate_limit,
+            settings.rate_window_seconds,
             reserve=settings.rate_reserve,
         )
         extra: dict[str, Any] = {}
@@ -171,8 +182,12 @@ class BrightpearlClient:
             max_throttle_wait=settings.max_throttle_wait_seconds,
             **extra,
         )
-        return cls(transport, chunk_size=settings.idset_chunk_size,
-                   max_idset_chars=settings.idset_max_chars, page_size=settings.search_page_size)
+        return cls(
+            transport,
+            chunk_size=settings.idset_chunk_size,
+            max_idset_chars=settings.idset_max_chars,
+            page_size=settings.search_page_size,
+        )
 
     def close(self) -> None:
         self.transport.close()
@@ -239,7 +254,11 @@ class BrightpearlClient:
         return items
 
     def get_by_ids(
-        self, path: str, ids: Iterable[int], *, limit: int | None = 200,
+        self,
+        path: str,
+        ids: Iterable[int],
+        *,
+        limit: int | None = 200,
         params: dict[str, Any] | None = None,
     ) -> list[Any]:
         """GET `path` (with `{ids}`) for every id, chunked (<= `limit`, the resource's
@@ -267,8 +286,14 @@ class BrightpearlClient:
         page_size: int | None = None,
     ) -> SearchPaginator:
         """Rows of a `*-search` resource as dicts keyed by column name (iterate it)."""
-        return SearchPaginator(self.transport, path, filters=filters, columns=columns, sort=sort,
-                               page_size=page_size or self.page_size)
+        return SearchPaginator(
+            self.transport,
+            path,
+            filters=filters,
+            columns=columns,
+            sort=sort,
+            page_size=page_size or self.page_size,
+        )
 
     @staticmethod
     def _parse(model: type[M], items: Iterable[Any]) -> list[M]:
@@ -287,20 +312,15 @@ class BrightpearlClient:
 
     @staticmethod
     def _new_id(answer: BrightpearlResponse, what: str) -> int:
-        value = answer.response
-        if isinstance(value, list) and len(value) == 1:
-            value = value[0]
-        try:
-            return int(value)
-        except (TypeError, ValueError) as exc:
-            raise BrightpearlError(f"{what} POST answered {value!r}, not a new id") from exc
+        return new_id(answer.response, what)
 
     # --- contacts ------------------------------------------------------------------------
     def get_contacts(self, ids: Iterable[int], *, with_addresses: bool = False) -> list[Contact]:
         """Contacts by id (any type); missing ids are left out."""
         params = {"includeOptional": CONTACT_ADDRESSES_OPTIONAL} if with_addresses else None
-        return self._parse(Contact, self.get_by_ids("/contact-service/contact/{ids}", ids,
-                                                    limit=200, params=params))
+        return self._parse(
+            Contact, self.get_by_ids("/contact-service/contact/{ids}", ids, limit=200, params=params)
+        )
 
     def get_contact(self, contact_id: int, *, with_addresses: bool = False) -> Contact:
         found = self.get_contacts([contact_id], with_addresses=with_addresses)
@@ -327,16 +347,22 @@ class BrightpearlClient:
             filters["primaryEmail"] = primary_email
         if is_customer is not None:
             filters["isCustomer"] = is_customer
-        return self.search("/contact-service/contact-search", filters=filters, columns=columns,
-                           sort=sort, page_size=page_size)
+        return self.search(
+            "/contact-service/contact-search",
+            filters=filters,
+            columns=columns,
+            sort=sort,
+            page_size=page_size,
+        )
 
     def find_contact_ids_by_email(self, email: str) -> list[int]:
         """Contacts whose primary e-mail is exactly `email` (case-insensitive)."""
         wanted = email.strip().lower()
         return [
             int(row["contactId"])
-            for row in self.search_contacts(primary_email=email.strip(),
-                                            columns=["contactId", "primaryEmail"])
+            for row in self.search_contacts(
+                primary_email=email.strip(), columns=["contactId", "primaryEmail"]
+            )
             if str(row.get("primaryEmail") or "").lower() == wanted
         ]
 
@@ -372,41 +398,42 @@ class BrightpearlClient:
         self, contact_id: int, ops: Iterable[PatchOp | dict[str, Any]]
     ) -> dict[str, Any]:
         body = [_patch(op) for op in ops]
-        answer = self.request("PATCH", f"/contact-service/contact/{int(contact_id)}/custom-field",
-                              json=body)
+        answer = self.request("PATCH", f"/contact-service/contact/{int(contact_id)}/custom-field", json=body)
         return dict(answer.response or {})
 
     def create_postal_address(self, address: PostalAddressCreate | dict[str, Any]) -> int:
-        body = _body(address if isinstance(address, BaseModel)
-                     else PostalAddressCreate.model_validate(address))
-        return self._new_id(self.request("POST", "/contact-service/postal-address/", json=body),
-                            "postal-address")
+        body = _body(
+            address if isinstance(address, BaseModel) else PostalAddressCreate.model_validate(address)
+        )
+        return self._new_id(
+            self.request("POST", "/contact-service/postal-address/", json=body), "postal-address"
+        )
 
     def get_postal_addresses(self, ids: Iterable[int]) -> list[PostalAddress]:
-        return self._parse(PostalAddress,
-                           self.get_by_ids("/contact-service/postal-address/{ids}", ids))
+        return self._parse(PostalAddress, self.get_by_ids("/contact-service/postal-address/{ids}", ids))
 
-    def update_postal_address(self, address_id: int,
-                              address: PostalAddressCreate | dict[str, Any]) -> None:
-        body = _body(address if isinstance(address, BaseModel)
-                     else PostalAddressCreate.model_validate(address))
+    def update_postal_address(self, address_id: int, address: PostalAddressCreate | dict[str, Any]) -> None:
+        body = _body(
+            address if isinstance(address, BaseModel) else PostalAddressCreate.model_validate(address)
+        )
         self.request("PUT", f"/contact-service/postal-address/{int(address_id)}", json=body)
 
     def link_contact_addresses(self, contact_id: int, links: list[dict[str, Any]]) -> None:
         """PUT contact/{id}/postal-address: [{"postalAddressId": n, "type": "DEL"}, ...]."""
-        self.request("PUT", f"/contact-service/contact/{int(contact_id)}/postal-address",
-                     json=links)
+        self.request("PUT", f"/contact-service/contact/{int(contact_id)}/postal-address", json=links)
 
     def get_contact_groups(self, ids: Iterable[int] | None = None) -> list[ContactGroup]:
         if ids is None:
             return self._parse(ContactGroup, self.get_all("/contact-service/contact-group"))
-        return self._parse(ContactGroup,
-                           self.get_by_ids("/contact-service/contact-group/{ids}", ids))
+        return self._parse(ContactGroup, self.get_by_ids("/contact-service/contact-group/{ids}", ids))
 
     def add_contacts_to_group(self, group_id: int, contact_ids: Iterable[int]) -> None:
         """POST contact-group/{id}/member {"contactIds": [...]} (path UNCONFIRMED, see docs)."""
-        self.request("POST", f"/contact-service/contact-group/{int(group_id)}/member",
-                     json={"contactIds": sorted({int(c) for c in contact_ids})})
+        self.request(
+            "POST",
+            f"/contact-service/contact-group/{int(group_id)}/member",
+            json={"contactIds": sorted({int(c) for c in contact_ids})},
+        )
 
     def get_tags(self, ids: Iterable[int] | None = None) -> list[ContactTag]:
         if ids is None:
@@ -422,8 +449,7 @@ class BrightpearlClient:
     def tag_contacts(self, contact_ids: Iterable[int], tag_id: int) -> None:
         """Add tag `tag_id` to the contacts (POST contact/{ids}/tag/{tag}); repeat-safe."""
         for id_set in self.id_set_chunks(contact_ids):
-            self.request("POST", f"/contact-service/contact/{id_set}/tag/{int(tag_id)}",
-                         idempotent=True)
+            self.request("POST", f"/contact-service/contact/{id_set}/tag/{int(tag_id)}", idempotent=True)
 
     def untag_contact(self, contact_id: int, tag_id: int) -> None:
         self.request("DELETE", f"/contact-service/contact/{int(contact_id)}/tag/{int(tag_id)}")
@@ -437,13 +463,20 @@ class BrightpearlClient:
     def create_sales_order(self, order: SalesOrderCreate | dict[str, Any]) -> int:
         """Atomic sales-order POST (rows inline). Prefer `ensure_sales_order`."""
         model = order if isinstance(order, SalesOrderCreate) else SalesOrderCreate.model_validate(order)
-        return self._new_id(self.request("POST", "/order-service/sales-order/", json=model.wire()),
-                            "sales-order")
+        return self._new_id(
+            self.request("POST", "/order-service/sales-order/", json=model.wire()), "sales-order"
+        )
 
     def find_order_ids_by_external_ref(self, external_ref: str) -> list[int]:
-        return [int(row["orderId"]) for row in self.search(
-            "/order-service/order-search", filters={"externalRef": external_ref},
-            columns=["orderId", "externalRef"]) if row.get("externalRef") == external_ref]
+        return [
+            int(row["orderId"])
+            for row in self.search(
+                "/order-service/order-search",
+                filters={"externalRef": external_ref},
+                columns=["orderId", "externalRef"],
+            )
+            if row.get("externalRef") == external_ref
+        ]
 
     def ensure_sales_order(self, order: SalesOrderCreate) -> tuple[int, bool]:
         """(order id, created?) keyed by externalRef; never creates a duplicate."""
@@ -462,8 +495,9 @@ class BrightpearlClient:
 
     def get_orders(self, ids: Iterable[int], *, custom_fields: bool = False) -> list[Order]:
         params = {"includeOptional": "customFields"} if custom_fields else None
-        return self._parse(Order, self.get_by_ids("/order-service/order/{ids}", ids, limit=200,
-                                                  params=params))
+        return self._parse(
+            Order, self.get_by_ids("/order-service/order/{ids}", ids, limit=200, params=params)
+        )
 
     def get_order(self, order_id: int) -> Order:
         found = self.get_orders([order_id])
@@ -471,35 +505,45 @@ class BrightpearlClient:
             raise BrightpearlNotFound(f"order {order_id} not found", status=404)
         return found[0]
 
-    def search_orders(self, *, updated_since: datetime | date | None = None,
-                      updated_until: datetime | date | None = None,
-                      columns: list[str] | None = None, sort: str | None = "orderId.ASC",
-                      **filters: Any) -> SearchPaginator:
+    def search_orders(
+        self,
+        *,
+        updated_since: datetime | date | None = None,
+        updated_until: datetime | date | None = None,
+        columns: list[str] | None = None,
+        sort: str | None = "orderId.ASC",
+        **filters: Any,
+    ) -> SearchPaginator:
         if updated_since is not None or updated_until is not None:
             filters["updatedOn"] = period(updated_since, updated_until)
-        return self.search("/order-service/order-search", filters=filters, columns=columns,
-                           sort=sort)
+        return self.search("/order-service/order-search", filters=filters, columns=columns, sort=sort)
 
-    def patch_order_row(self, order_id: int, row_id: int,
-                        ops: Iterable[PatchOp | dict[str, Any]]) -> dict[str, Any]:
+    def patch_order_row(
+        self, order_id: int, row_id: int, ops: Iterable[PatchOp | dict[str, Any]]
+    ) -> dict[str, Any]:
         """JSON Patch one row (quantity, net, tax, nominal code...); refused once invoiced."""
-        answer = self.request("PATCH", f"/order-service/order/{int(order_id)}/row/{int(row_id)}",
-                              json=[_patch(op) for op in ops])
+        answer = self.request(
+            "PATCH",
+            f"/order-service/order/{int(order_id)}/row/{int(row_id)}",
+            json=[_patch(op) for op in ops],
+        )
         return dict(answer.response or {})
 
     def get_order_statuses(self) -> list[OrderStatus]:
         return self._parse(OrderStatus, self.get_all("/order-service/order-status"))
 
-    def set_order_status(self, order_id: int, status_id: int, *, note: str | None = None,
-                         public: bool = False) -> None:
+    def set_order_status(
+        self, order_id: int, status_id: int, *, note: str | None = None, public: bool = False
+    ) -> None:
         body: dict[str, Any] = {"orderStatusId": int(status_id)}
         if note:
             body["orderNote"] = {"text": note, "isPublic": public}
         self.request("PUT", f"/order-service/order/{int(order_id)}/status", json=body)
 
     def add_order_note(self, order_id: int, text: str, *, public: bool = False) -> int:
-        answer = self.request("POST", f"/order-service/order/{int(order_id)}/note",
-                              json={"text": text, "isPublic": public})
+        answer = self.request(
+            "POST", f"/order-service/order/{int(order_id)}/note", json={"text": text, "isPublic": public}
+        )
         return self._new_id(answer, "order note")
 
     def get_order_notes(self, order_id: int) -> list[dict[str, Any]]:
@@ -509,18 +553,22 @@ class BrightpearlClient:
         answer = self.request("GET", f"/order-service/order/{int(order_id)}/custom-field")
         return dict(answer.response or {})
 
-    def patch_order_custom_fields(self, order_id: int,
-                                  ops: Iterable[PatchOp | dict[str, Any]]) -> dict[str, Any]:
-        answer = self.request("PATCH", f"/order-service/order/{int(order_id)}/custom-field",
-                              json=[_patch(op) for op in ops])
+    def patch_order_custom_fields(
+        self, order_id: int, ops: Iterable[PatchOp | dict[str, Any]]
+    ) -> dict[str, Any]:
+        answer = self.request(
+            "PATCH", f"/order-service/order/{int(order_id)}/custom-field", json=[_patch(op) for op in ops]
+        )
         return dict(answer.response or {})
 
     def create_sales_credit(self, credit: SalesOrderCreate | dict[str, Any]) -> int:
         """Sales credit (return) POST; same body as a sales order, `parentId` = the order."""
-        body = credit.wire() if isinstance(credit, SalesOrderCreate) else (
-            SalesOrderCreate.model_validate(credit).wire())
-        return self._new_id(self.request("POST", "/order-service/sales-credit/", json=body),
-                            "sales-credit")
+        body = (
+            credit.wire()
+            if isinstance(credit, SalesOrderCreate)
+            else (SalesOrderCreate.model_validate(credit).wire())
+        )
+        return self._new_id(self.request("POST", "/order-service/sales-credit/", json=body), "sales-credit")
 
     def get_sales_credits(self, ids: Iterable[int]) -> list[Order]:
         return self._parse(Order, self.get_by_ids("/order-service/sales-credit/{ids}", ids))
@@ -535,28 +583,40 @@ class BrightpearlClient:
     def update_product(self, product_id: int, body: dict[str, Any], *, version: int | None) -> None:
         """PUT with `If-Match: version`; a stale version raises BrightpearlPreconditionFailed."""
         headers = {"If-Match": str(version)} if version is not None else None
-        self.request("PUT", f"/product-service/product/{int(product_id)}", json=body,
-                     headers=headers)
+        self.request("PUT", f"/product-service/product/{int(product_id)}", json=body, headers=headers)
 
-    def search_products(self, *, sku: str | None = None, updated_since: datetime | None = None,
-                        columns: list[str] | None = None, **filters: Any) -> SearchPaginator:
+    def search_products(
+        self,
+        *,
+        sku: str | None = None,
+        updated_since: datetime | None = None,
+        columns: list[str] | None = None,
+        **filters: Any,
+    ) -> SearchPaginator:
         if sku is not None:
             filters["SKU"] = sku
         if updated_since is not None:
             filters["updatedOn"] = period(updated_since, None)
-        return self.search("/product-service/product-search", filters=filters, columns=columns,
-                           sort="productId.ASC")
+        return self.search(
+            "/product-service/product-search", filters=filters, columns=columns, sort="productId.ASC"
+        )
 
-    def get_product_prices(self, product_ids: Iterable[int],
-                           price_list_ids: Iterable[int] | None = None) -> list[ProductPrice]:
+    def get_product_prices(
+        self, product_ids: Iterable[int], price_list_ids: Iterable[int] | None = None
+    ) -> list[ProductPrice]:
         suffix = f"/price-list/{format_id_set(price_list_ids)}" if price_list_ids else ""
-        return self._parse(ProductPrice, self.get_by_ids(
-            "/product-service/product-price/{ids}" + suffix, product_ids, limit=200))
+        return self._parse(
+            ProductPrice,
+            self.get_by_ids("/product-service/product-price/{ids}" + suffix, product_ids, limit=200),
+        )
 
     def set_product_prices(self, product_id: int, price_lists: list[dict[str, Any]]) -> None:
         """PUT net prices: [{"priceListId": 1, "quantityPrice": {"1": "9.99"}}]."""
-        self.request("PUT", f"/product-service/product-price/{int(product_id)}/price-list",
-                     json={"priceLists": price_lists})
+        self.request(
+            "PUT",
+            f"/product-service/product-price/{int(product_id)}/price-list",
+            json={"priceLists": price_lists},
+        )
 
     # --- warehouse -------------------------------------------------------------------------
     def get_warehouses(self, ids: Iterable[int] | None = None) -> list[Warehouse]:
@@ -572,39 +632,54 @@ class BrightpearlClient:
                 out[int(key)] = ProductAvailability.model_validate(value)
         return out
 
-    def create_goods_out_note(self, order_id: int, warehouses: list[dict[str, Any]], *,
-                              priority: bool = False, shipping_method_id: int | None = None) -> int:
+    def create_goods_out_note(
+        self,
+        order_id: int,
+        warehouses: list[dict[str, Any]],
+        *,
+        priority: bool = False,
+        shipping_method_id: int | None = None,
+    ) -> int:
         body: dict[str, Any] = {"warehouses": warehouses, "priority": priority}
         if shipping_method_id is not None:
             body["shippingMethodId"] = shipping_method_id
-        answer = self.request("POST", f"/warehouse-service/order/{int(order_id)}/goods-note/goods-out",
-                              json=body)
+        answer = self.request(
+            "POST", f"/warehouse-service/order/{int(order_id)}/goods-note/goods-out", json=body
+        )
         return self._new_id(answer, "goods-out note")
 
-    def get_goods_out_notes(self, note_ids: Iterable[int] | None = None, *,
-                            order_ids: Iterable[int] | None = None) -> dict[int, GoodsOutNote]:
+    def get_goods_out_notes(
+        self, note_ids: Iterable[int] | None = None, *, order_ids: Iterable[int] | None = None
+    ) -> dict[int, GoodsOutNote]:
         orders = format_id_set(order_ids) if order_ids else "*"
         out: dict[int, GoodsOutNote] = {}
         if note_ids is None:
             items = self.get_all(f"/warehouse-service/order/{orders}/goods-note/goods-out")
         else:
             items = self.get_by_ids(
-                f"/warehouse-service/order/{orders}/goods-note/goods-out/{{ids}}", note_ids, limit=500)
+                f"/warehouse-service/order/{orders}/goods-note/goods-out/{{ids}}", note_ids, limit=500
+            )
         for item in items:
             for key, value in item.items():
                 out[int(key)] = GoodsOutNote.model_validate(value)
         return out
 
-    def add_goods_out_events(self, note_id: int, events: list[dict[str, Any]], *,
-                             last_event_version: int | None = None) -> None:
+    def add_goods_out_events(
+        self, note_id: int, events: list[dict[str, Any]], *, last_event_version: int | None = None
+    ) -> None:
         """Events such as SHW; `last_event_version` (If-Match) stops duplicate events."""
         headers = {"If-Match": str(last_event_version)} if last_event_version is not None else None
-        self.request("POST", f"/warehouse-service/goods-note/goods-out/{int(note_id)}/event",
-                     json={"events": events}, headers=headers,
-                     idempotent=last_event_version is not None)
+        self.request(
+            "POST",
+            f"/warehouse-service/goods-note/goods-out/{int(note_id)}/event",
+            json={"events": events},
+            headers=headers,
+            idempotent=last_event_version is not None,
+        )
 
-    def update_goods_out_note(self, note_id: int, *, priority: bool | None = None,
-                              shipping: dict[str, Any] | None = None) -> None:
+    def update_goods_out_note(
+        self, note_id: int, *, priority: bool | None = None, shipping: dict[str, Any] | None = None
+    ) -> None:
         """PUT a note's priority / shipping (e.g. {"reference": "TRACK123", "boxes": 2})."""
         body: dict[str, Any] = {}
         if priority is not None:
@@ -617,21 +692,30 @@ class BrightpearlClient:
 
     def search_goods_out_notes(self, **filters: Any) -> SearchPaginator:
         """goods-out-search (no updatedOn column: poll createdOn / shippedOn, reference §4.1)."""
-        return self.search("/warehouse-service/goods-note/goods-out-search", filters=filters,
-                           sort="goodsOutNoteId.ASC")
+        return self.search(
+            "/warehouse-service/goods-note/goods-out-search", filters=filters, sort="goodsOutNoteId.ASC"
+        )
 
     def create_stock_correction(self, warehouse_id: int, corrections: list[dict[str, Any]]) -> list[int]:
         """[{"productId", "quantity" (+/-), "reason", "locationId", "cost"?}] -> correction ids."""
-        answer = self.request("POST", f"/warehouse-service/warehouse/{int(warehouse_id)}/stock-correction",
-                              json={"corrections": corrections})
+        answer = self.request(
+            "POST",
+            f"/warehouse-service/warehouse/{int(warehouse_id)}/stock-correction",
+            json={"corrections": corrections},
+        )
         return [int(i) for i in (answer.response or [])]
 
     # --- accounting ------------------------------------------------------------------------
     def create_customer_payment(self, payment: CustomerPaymentCreate | dict[str, Any]) -> int:
-        model = payment if isinstance(payment, CustomerPaymentCreate) else (
-            CustomerPaymentCreate.model_validate(payment))
-        return self._new_id(self.request("POST", "/accounting-service/customer-payment",
-                                         json=model.wire()), "customer-payment")
+        model = (
+            payment
+            if isinstance(payment, CustomerPaymentCreate)
+            else (CustomerPaymentCreate.model_validate(payment))
+        )
+        return self._new_id(
+            self.request("POST", "/accounting-service/customer-payment", json=model.wire()),
+            "customer-payment",
+        )
 
     def ensure_customer_payment(self, payment: CustomerPaymentCreate) -> tuple[int, bool]:
         """(payment id, created?) keyed by (transactionRef, paymentMethodCode)."""
@@ -639,11 +723,15 @@ class BrightpearlClient:
             raise BrightpearlValidationError("ensure_customer_payment needs transactionRef")
 
         def lookup() -> list[int]:
-            return [int(r["paymentId"]) for r in self.search(
-                "/accounting-service/customer-payment-search",
-                filters={"transactionRef": payment.transaction_ref},
-                columns=["paymentId", "transactionRef", "paymentMethodCode"])
-                if r.get("paymentMethodCode") == payment.payment_method_code]
+            return [
+                int(r["paymentId"])
+                for r in self.search(
+                    "/accounting-service/customer-payment-search",
+                    filters={"transactionRef": payment.transaction_ref},
+                    columns=["paymentId", "transactionRef", "paymentMethodCode"],
+                )
+                if r.get("paymentMethodCode") == payment.payment_method_code
+            ]
 
         existing = lookup()
         if existing:
@@ -657,19 +745,20 @@ class BrightpearlClient:
             raise
 
     def search_customer_payments(self, **filters: Any) -> SearchPaginator:
-        return self.search("/accounting-service/customer-payment-search", filters=filters,
-                           sort="paymentId.ASC")
+        return self.search(
+            "/accounting-service/customer-payment-search", filters=filters, sort="paymentId.ASC"
+        )
 
     def create_journal(self, body: dict[str, Any]) -> int:
         """Journal POST (base currency; reference §9)."""
-        return self._new_id(self.request("POST", "/accounting-service/journal/", json=body),
-                            "journal")
+        return self._new_id(self.request("POST", "/accounting-service/journal/", json=body), "journal")
 
     def get_journals(self, ids: Iterable[int]) -> list[Journal]:
         items: list[Any] = []
         for item in self.get_by_ids("/accounting-service/journal/{ids}", ids):
-            items.extend(item.get("journals", []) if isinstance(item, dict) and "journals" in item
-                         else [item])
+            items.extend(
+                item.get("journals", []) if isinstance(item, dict) and "journals" in item else [item]
+            )
         return self._parse(Journal, items)
 
     # --- batching --------------------------------------------------------------------------
@@ -701,16 +790,69 @@ class BrightpearlClient:
             outcomes[str(item.get("label"))] = MessageOutcome(int(item.get("statusCode", 0)), parsed)
         return MultiMessageResult(outcomes, [str(x) for x in response.get("unprocessedMessages", [])])
 
+    def create_many(self, uri: str, bodies: Sequence[dict[str, Any]]) -> list[int | BrightpearlError]:
+        """POST each body to `uri`; one new id or one error per body, in input order.
+
+        Groups of 2-10 go as one multi-message (SEQUENTIAL, CONTINUE), a lone body as a plain
+        POST. Nothing is re-sent: a message left unprocessed fails with BrightpearlUnavailable,
+        a failed message with the class `error_from_answer` gives its status, and a request
+        that failed as a whole fails every body of its group with that error.
+        """
+        out: list[int | BrightpearlError] = []
+        for start in range(0, len(bodies), MULTI_MESSAGE_MAX):
+            group = bodies[start : start + MULTI_MESSAGE_MAX]
+            if len(group) == 1:
+                try:
+                    out.append(self._new_id(self.request("POST", uri, json=group[0]), uri))
+                except BrightpearlError as exc:
+                    out.append(exc)
+                continue
+            messages = [
+                {"label": str(i), "uri": uri, "httpMethod": "POST", "body": body}
+                for i, body in enumerate(group)
+            ]
+            try:
+                result = self.multi_message(messages)
+            except BrightpearlError as exc:
+                out.extend(exc for _ in group)
+                continue
+            out.extend(_created(result.processed.get(str(i)), uri, i) for i in range(len(group)))
+        return out
+
     # --- webhooks --------------------------------------------------------------------------
     def list_webhooks(self) -> list[Webhook]:
         return self._parse(Webhook, self.get_all("/integration-service/webhook"))
 
     def create_webhook(self, webhook: WebhookCreate) -> int:
-        return self._new_id(self.request("POST", "/integration-service/webhook",
-                                         json=webhook.wire()), "webhook")
+        return self._new_id(
+            self.request("POST", "/integration-service/webhook", json=webhook.wire()), "webhook"
+        )
 
     def delete_webhook(self, webhook_id: int) -> None:
         self.request("DELETE", f"/integration-service/webhook/{int(webhook_id)}")
+
+
+def _created(item: MessageOutcome | None, uri: str, index: int) -> int | BrightpearlError:
+    """The new id of one multi-message POST, or its error."""
+    where = f"POST {uri} (message {index} of a multi-message)"
+    if item is None:
+        return BrightpearlUnavailable(f"{where} was left unprocessed; nothing was created")
+    if not item.ok:
+        return error_from_answer(item.status, item.body, where)
+    try:
+        return new_id(item.body.get("response"), where)
+    except BrightpearlError as exc:
+        return exc
+
+
+def new_id(value: Any, what: str) -> int:
+    """The id a create answered (`123` or `[123]`)."""
+    if isinstance(value, list) and len(value) == 1:
+        value = value[0]
+    try:
+        return int(value)
+    except (TypeError, ValueError) as exc:
+        raise BrightpearlError(f"{what} POST answered {value!r}, not a new id") from exc
 
 
 def _as_items(response: Any) -> list[Any]:

@@ -1,17 +1,31 @@
 """Brightpearl error ladder: one root, then one class per way a call can fail.
 
 shared/resilience maps each class to retry / dead-letter. `retry_after` carries the
-server's own delay (the throttle period) when it gave one.
+server's own delay (the throttle period) when it gave one. `error_from_answer` is the one
+table from an answer's HTTP status (and envelope) to a class: the transport uses it for whole
+requests and the client for each message of a multi-message.
 """
 
 from __future__ import annotations
+
+from typing import Any
+
+THROTTLE_MARKER = "too many requests"
+AUTH_HINT = " (check BRIGHTPEARL_APP_REF and the account token / OAuth tokens)"
+AMBIGUOUS_HINT = "; the write may have been applied, look it up before re-creating"
 
 
 class BrightpearlError(Exception):
     """Root of every Brightpearl client error (also: an unexpected protocol answer)."""
 
-    def __init__(self, message: str, *, status: int | None = None,
-                 errors: list[dict] | None = None, retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        errors: list[dict] | None = None,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.errors = errors or []
@@ -50,3 +64,42 @@ class BrightpearlAmbiguousWrite(BrightpearlUnavailable):
     """A non-idempotent write (POST) failed after it was sent (timeout, dropped connection,
     5xx): Brightpearl may or may not have applied it. Never resend it blindly; look the
     record up by its natural key first (see BrightpearlClient.ensure_* helpers)."""
+
+
+def error_from_answer(status: int, body: Any, where: str, *, ambiguous: bool = False) -> BrightpearlError:
+    """The error for a non-success answer `status` with decoded envelope `body` to `where`
+    (e.g. "POST /contact-service/contact/"), by status:
+
+    401 auth, 404 not found, 412 precondition failed, 414 URI too long, other 4xx validation;
+    503 saying "too many requests" throttled; other 5xx unavailable, or an ambiguous write when
+    `ambiguous` (a write that may have been applied); anything else with `errors` validation.
+    The message names the status, `where` and Brightpearl's own error codes and messages.
+    """
+    envelope = body if isinstance(body, dict) else {}
+    errors = [e for e in envelope.get("errors") or [] if isinstance(e, dict)]
+    detail = "; ".join(f"{e.get('code', '?')}: {e.get('message', '')}" for e in errors)
+    if not detail and isinstance(envelope.get("response"), str):
+        detail = envelope["response"]
+    elif not detail and body and not isinstance(body, dict):
+        detail = str(body)[:300]
+    message = f"Brightpearl answered {status} to {where}" + (f": {detail}" if detail else "")
+    cls: type[BrightpearlError] = BrightpearlError
+    if status == 401:
+        cls, message = BrightpearlAuthError, message + AUTH_HINT
+    elif status == 404:
+        cls = BrightpearlNotFound
+    elif status == 412:
+        cls = BrightpearlPreconditionFailed
+    elif status == 414:
+        cls = BrightpearlUriTooLong
+    elif 400 <= status < 500:
+        cls = BrightpearlValidationError
+    elif status == 503 and THROTTLE_MARKER in detail.lower():
+        cls = BrightpearlThrottled
+    elif status >= 500 and ambiguous:
+        cls, message = BrightpearlAmbiguousWrite, message + AMBIGUOUS_HINT
+    elif status >= 500:
+        cls = BrightpearlUnavailable
+    elif errors:
+        cls = BrightpearlValidationError
+    return cls(message, status=status, errors=errors)

@@ -35,22 +35,18 @@ from tenacity import (
 
 from shared.brightpearl.auth import Authenticator
 from shared.brightpearl.errors import (
+    THROTTLE_MARKER,
     BrightpearlAmbiguousWrite,
-    BrightpearlAuthError,
     BrightpearlError,
-    BrightpearlNotFound,
-    BrightpearlPreconditionFailed,
     BrightpearlThrottled,
     BrightpearlUnavailable,
-    BrightpearlUriTooLong,
-    BrightpearlValidationError,
+    error_from_answer,
 )
 from shared.brightpearl.ratebudget import NEXT_THROTTLE_PERIOD, RateBudget
 
 log = logging.getLogger(__name__)
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
-THROTTLE_MARKER = "too many requests"
 _ID_SETS = re.compile(r"(?<=/)(\d[\d,.\-]*|\*)(?=/|$)")
 
 
@@ -283,37 +279,7 @@ class BrightpearlTransport:
         if 200 <= status < 300 and not errors:
             return BrightpearlResponse(status, body.get("response"), body, resp.headers)
 
-        detail = "; ".join(
-            f"{e.get('code', '?')}: {e.get('message', '')}" for e in errors if isinstance(e, dict)
-        )
-        if not detail and isinstance(body.get("response"), str):
-            detail = body["response"]
-        where = f"{method} {_safe_path(path)}"
-        message = f"Brightpearl answered {status} to {where}" + (f": {detail}" if detail else "")
-        kwargs: dict[str, Any] = {"status": status, "errors": errors}
-        if status == 401:
-            raise BrightpearlAuthError(
-                message + " (check BRIGHTPEARL_APP_REF and the account token / OAuth tokens)",
-                **kwargs,
-            )
-        if status == 404:
-            raise BrightpearlNotFound(message, **kwargs)
-        if status == 412:
-            raise BrightpearlPreconditionFailed(message, **kwargs)
-        if status == 414:
-            raise BrightpearlUriTooLong(message, **kwargs)
-        if 400 <= status < 500:
-            raise BrightpearlValidationError(message, **kwargs)
-        if status >= 500:
-            if not idempotent:
-                raise BrightpearlAmbiguousWrite(
-                    message + "; the write may have been applied, look it up before re-creating",
-                    **kwargs,
-                )
-            raise BrightpearlUnavailable(message, **kwargs)
-        if errors:
-            raise BrightpearlValidationError(message, **kwargs)
-        raise BrightpearlError(message, **kwargs)
+        raise error_from_answer(status, body, f"{method} {_safe_path(path)}", ambiguous=not idempotent)
 
 
 def _period_ms(value: str | None) -> float | None:

@@ -10,6 +10,7 @@ import pytest
 from sandbox.brightpearl.app import Simulator
 from shared.brightpearl.client import BrightpearlClient
 from shared.brightpearl.errors import (
+    BrightpearlAmbiguousWrite,
     BrightpearlPreconditionFailed,
     BrightpearlValidationError,
 )
@@ -323,6 +324,35 @@ def test_multi_message_batches_writes_and_reports_each(client: BrightpearlClient
     assert stopped.processed["x"].status == 400 and stopped.unprocessed == ["y"]
     with pytest.raises(ValueError, match="2 to 10"):
         client.multi_message([{"label": "solo", "uri": "/contact-service/tag", "httpMethod": "POST"}])
+
+
+def test_create_many_returns_one_id_or_error_per_body_in_order(
+    client: BrightpearlClient, sim: Simulator, admin
+):
+    bodies = [{"addressLine1": f"{n} Quay", "countryIsoCode": "IRL"} for n in range(11)]
+    bodies[3] = {"addressLine1": "", "countryIsoCode": "IRL"}
+    answers = client.create_many("/contact-service/postal-address/", bodies)
+    assert len(answers) == 11
+    bad = answers[3]
+    assert isinstance(bad, BrightpearlValidationError) and bad.status == 400
+    assert "addressLine1 is required" in str(bad) and "message 3 of a multi-message" in str(bad)
+    created = [a for i, a in enumerate(answers) if i != 3]
+    assert all(isinstance(a, int) for a in created) and len(set(created)) == 10
+    # ten bodies in one multi-message, the eleventh alone
+    assert admin.get("/requests").json()["byEndpoint"] == {
+        "POST multi-message": 1,
+        "POST contact-service/postal-address": 1,
+    }
+    assert client.create_many("/contact-service/postal-address/", []) == []
+
+
+def test_create_many_fails_every_body_of_a_request_that_failed_as_a_whole(
+    client: BrightpearlClient, sim: Simulator
+):
+    sim.add_fault("500", count=1, path="multi-message", method="POST")
+    bodies = [{"addressLine1": f"{n} Quay", "countryIsoCode": "IRL"} for n in range(2)]
+    answers = client.create_many("/contact-service/postal-address/", bodies)
+    assert len(answers) == 2 and all(isinstance(a, BrightpearlAmbiguousWrite) for a in answers)
 
 
 def test_goods_out_tracking_search_and_stock_corrections(client: BrightpearlClient, sim: Simulator, admin):
