@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 NODE_STAMP := node_modules/.bin/azurite-table
 
-.PHONY: setup run test lint bench clean
+.PHONY: setup run test lint typecheck bench clean
 
 setup: $(STAMP) $(NODE_STAMP)
 
@@ -27,8 +27,12 @@ run: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 
+# Strict mypy over shared/ (configuration: [tool.mypy] in pyproject.toml); must report zero errors.
+typecheck: setup
+	$(VENV)/bin/mypy
+
 # pytest exits 5 when it collects no tests; that is a failure here too (nothing was verified).
-test: setup lint
+test: setup lint typecheck
 	$(VENV)/bin/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 bench: setup
