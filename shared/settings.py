@@ -81,9 +81,7 @@ class BusSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _servicebus_needs_a_connection(self) -> BusSettings:
-        if self.backend == "servicebus" and not (
-            self.connection_string or self.fully_qualified_namespace
-        ):
+        if self.backend == "servicebus" and not (self.connection_string or self.fully_qualified_namespace):
             raise ValueError(
                 "BUS_BACKEND=servicebus needs ServiceBusConnection (connection string) or "
                 "ServiceBusConnection__fullyQualifiedNamespace (managed identity)"
@@ -123,11 +121,17 @@ class StoreSettings(BaseSettings):
         description="prefix for the state table names (letters and digits)",
     )
     audit_retention_days: int = Field(
-        90, ge=1, le=3650, validation_alias="AUDIT_RETENTION_DAYS",
+        90,
+        ge=1,
+        le=3650,
+        validation_alias="AUDIT_RETENTION_DAYS",
         description="days audit rows are kept",
     )
     ledger_retention_days: int = Field(
-        14, ge=1, le=365, validation_alias="LEDGER_RETENTION_DAYS",
+        14,
+        ge=1,
+        le=365,
+        validation_alias="LEDGER_RETENTION_DAYS",
         description="days processed-message keys are remembered (idempotent receiver)",
     )
     link_claim_timeout_seconds: int = Field(
@@ -163,25 +167,47 @@ class RetrySettings(BaseSettings):
 
     model_config = _BASE_CONFIG
 
-    max_attempts: int = Field(8, ge=1, le=100, validation_alias="RETRY_MAX_ATTEMPTS",
-        description="attempts before a transient failure is dead-lettered as RetriesExhausted")
+    max_attempts: int = Field(
+        8,
+        ge=1,
+        le=100,
+        validation_alias="RETRY_MAX_ATTEMPTS",
+        description="attempts before a transient failure is dead-lettered as RetriesExhausted",
+    )
     base_delay_seconds: float = Field(
-        15.0, gt=0, le=3600, validation_alias="RETRY_BASE_DELAY_SECONDS",
+        15.0,
+        gt=0,
+        le=3600,
+        validation_alias="RETRY_BASE_DELAY_SECONDS",
         description="first retry delay; doubles each attempt",
     )
     max_delay_seconds: float = Field(
-        1800.0, gt=0, le=7 * 24 * 3600, validation_alias="RETRY_MAX_DELAY_SECONDS",
+        1800.0,
+        gt=0,
+        le=7 * 24 * 3600,
+        validation_alias="RETRY_MAX_DELAY_SECONDS",
         description="cap of the retry delay (a longer server-given delay still wins)",
     )
-    jitter_ratio: float = Field(0.2, ge=0, le=1, validation_alias="RETRY_JITTER_RATIO",
-        description="each delay is spread by +/- this fraction")
+    jitter_ratio: float = Field(
+        0.2,
+        ge=0,
+        le=1,
+        validation_alias="RETRY_JITTER_RATIO",
+        description="each delay is spread by +/- this fraction",
+    )
     outage_max_delay_seconds: float = Field(
-        60.0, gt=0, le=3600, validation_alias="RETRY_OUTAGE_MAX_DELAY_SECONDS",
+        60.0,
+        gt=0,
+        le=3600,
+        validation_alias="RETRY_OUTAGE_MAX_DELAY_SECONDS",
         description="cap of the retry delay after an availability error (5xx, timeout, network): "
         "once the API is back, waiting records go again within about this long",
     )
     outage_give_up_seconds: float = Field(
-        21600.0, ge=0, le=14 * 24 * 3600, validation_alias="RETRY_OUTAGE_GIVE_UP_SECONDS",
+        21600.0,
+        ge=0,
+        le=14 * 24 * 3600,
+        validation_alias="RETRY_OUTAGE_GIVE_UP_SECONDS",
         description="availability errors end in RetriesExhausted only after RETRY_MAX_ATTEMPTS and "
         "this long since the change was observed (a long outage does not dead-letter everything)",
     )
@@ -211,7 +237,10 @@ class WebhookSettings(BaseSettings):
         description="value Dataverse sends in its WebhookKey / HttpHeader auth (Key Vault)",
     )
     max_body_bytes: int = Field(
-        256 * 1024, ge=1024, le=4 * 1024 * 1024, validation_alias="WEBHOOK_MAX_BODY_BYTES",
+        256 * 1024,
+        ge=1024,
+        le=4 * 1024 * 1024,
+        validation_alias="WEBHOOK_MAX_BODY_BYTES",
         description="larger webhook bodies are refused with 413",
     )
     max_ids: int = Field(
@@ -222,7 +251,10 @@ class WebhookSettings(BaseSettings):
         description="largest id set one Brightpearl webhook may carry",
     )
     ids_per_notice: int = Field(
-        100, ge=1, le=500, validation_alias="WEBHOOK_IDS_PER_NOTICE",
+        100,
+        ge=1,
+        le=500,
+        validation_alias="WEBHOOK_IDS_PER_NOTICE",
         description="ids per change notice; larger id sets are split",
     )
 
@@ -231,14 +263,18 @@ class TelemetrySettings(BaseSettings):
     model_config = _BASE_CONFIG
 
     appinsights_connection_string: str | None = Field(
-        None, validation_alias="APPLICATIONINSIGHTS_CONNECTION_STRING",
+        None,
+        validation_alias="APPLICATIONINSIGHTS_CONNECTION_STRING",
         description="export logs, traces and metrics to Application Insights when set",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", validation_alias="LOG_LEVEL", description="level of the integration's own loggers"
     )
-    service_name: str = Field("brightpearl-dynamics-sync", validation_alias="OTEL_SERVICE_NAME",
-        description="service name (cloud role) in Application Insights")
+    service_name: str = Field(
+        "brightpearl-dynamics-sync",
+        validation_alias="OTEL_SERVICE_NAME",
+        description="service name (cloud role) in Application Insights",
+    )
 
 
 class CustomersSettings(BaseSettings):
@@ -316,6 +352,7 @@ class CustomersSettings(BaseSettings):
         description="sync the mapping's custom_fields; Brightpearl has no id-set read for contact "
         "custom fields, so this costs one GET per contact per batch",
     )
+
     @field_validator("integration_user_id", mode="before")
     @classmethod
     def _blank_is_none(cls, value: object) -> object:
@@ -401,14 +438,20 @@ def _from_values(section: type[BaseSettings]) -> type[BaseSettings]:
     """`section`, reading only the values it is given (pydantic-settings would also read
     os.environ, which would leak the process environment into `load_settings(environ)`)."""
 
-    def sources(cls: type, settings_cls: type, init_settings: Any, **_: Any) -> tuple[Any, ...]:
+    def sources(
+        cls: type[BaseSettings], /, settings_cls: type[BaseSettings], init_settings: Any, **_: Any
+    ) -> tuple[Any, ...]:
         return (init_settings,)
 
-    return type(section.__name__, (section,), {
-        "settings_customise_sources": classmethod(sources),
-        "__module__": section.__module__,
-        "__doc__": section.__doc__,
-    })
+    return type(
+        section.__name__,
+        (section,),
+        {
+            "settings_customise_sources": classmethod(sources),
+            "__module__": section.__module__,
+            "__doc__": section.__doc__,
+        },
+    )
 
 
 def load_settings(environ: dict[str, str] | None = None) -> AppSettings:
@@ -418,7 +461,9 @@ def load_settings(environ: dict[str, str] | None = None) -> AppSettings:
     as unset.
     """
     # An empty app setting means "not set" (Azure and local.settings.json both have them).
-    values = {k: v for k, v in (os.environ if environ is None else environ).items() if v != ""}
+    values: dict[str, Any] = {
+        k: v for k, v in (os.environ if environ is None else environ).items() if v != ""
+    }
     built: dict[str, BaseSettings] = {}
     problems: list[str] = []
     known = {

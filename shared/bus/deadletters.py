@@ -22,6 +22,7 @@ Two adapters share the engine: `LocalDeadLetters` (the sandbox's LocalBus) and
 
 from __future__ import annotations
 
+import builtins
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -114,17 +115,27 @@ class DeadLetterOps(Protocol):
 
     def list(
         self, topic: str, subscription: str, selection: Selection | None = None, *, max_messages: int = 100
-    ) -> list[DeadLetter]: ...
+    ) -> builtins.list[DeadLetter]: ...
 
     def resubmit(
-        self, topic: str, subscription: str, selection: Selection, *, dry_run: bool = False,
+        self,
+        topic: str,
+        subscription: str,
+        selection: Selection,
+        *,
+        dry_run: bool = False,
         max_messages: int = 1000,
-    ) -> list[Outcome]: ...
+    ) -> builtins.list[Outcome]: ...
 
     def purge(
-        self, topic: str, subscription: str, selection: Selection, *, dry_run: bool = False,
+        self,
+        topic: str,
+        subscription: str,
+        selection: Selection,
+        *,
+        dry_run: bool = False,
         max_messages: int = 1000,
-    ) -> list[Outcome]: ...
+    ) -> builtins.list[Outcome]: ...
 
     def close(self) -> None: ...
 
@@ -170,7 +181,7 @@ class DeadLetterEngine:
 
     def list(
         self, topic: str, subscription: str, selection: Selection | None = None, *, max_messages: int = 100
-    ) -> list[DeadLetter]:
+    ) -> builtins.list[DeadLetter]:
         selection = selection or Selection(all=True)
         out: list[DeadLetter] = []
         with self._session(topic, subscription) as session:
@@ -193,7 +204,7 @@ class DeadLetterEngine:
 
     def _dry_run(
         self, topic: str, subscription: str, selection: Selection, action: Action, limit: int
-    ) -> list[Outcome]:
+    ) -> builtins.list[Outcome]:
         items = self.list(topic, subscription, selection, max_messages=limit)
         return [Outcome(item, action) for item in items]
 
@@ -222,9 +233,14 @@ class DeadLetterEngine:
                     continue  # its lock ran out: it is back in the DLQ either way
 
     def resubmit(
-        self, topic: str, subscription: str, selection: Selection, *, dry_run: bool = False,
+        self,
+        topic: str,
+        subscription: str,
+        selection: Selection,
+        *,
+        dry_run: bool = False,
         max_messages: int = 1000,
-    ) -> list[Outcome]:
+    ) -> builtins.list[Outcome]:
         if dry_run:
             return self._dry_run(topic, subscription, selection, "would resubmit", max_messages)
         outcomes: list[Outcome] = []
@@ -241,9 +257,14 @@ class DeadLetterEngine:
         return outcomes
 
     def purge(
-        self, topic: str, subscription: str, selection: Selection, *, dry_run: bool = False,
+        self,
+        topic: str,
+        subscription: str,
+        selection: Selection,
+        *,
+        dry_run: bool = False,
         max_messages: int = 1000,
-    ) -> list[Outcome]:
+    ) -> builtins.list[Outcome]:
         if dry_run:
             return self._dry_run(topic, subscription, selection, "would purge", max_messages)
         outcomes: list[Outcome] = []
@@ -346,9 +367,7 @@ class _ServiceBusSession:
         self.max_wait_time = max_wait_time
 
     def _convert(self, m: Any) -> DeadLetter:
-        props = {
-            str(_text(k)): _property_value(v) for k, v in (m.application_properties or {}).items()
-        }
+        props = {str(_text(k)): _property_value(v) for k, v in (m.application_properties or {}).items()}
         return DeadLetter(
             topic=self.topic,
             subscription=self.subscription,

@@ -61,7 +61,8 @@ class MessageActions(Protocol):
 def message_body(message: Any) -> bytes:
     """The body bytes of an azure.servicebus ServiceBusReceivedMessage (or func.ServiceBusMessage)."""
     if hasattr(message, "get_body"):
-        return message.get_body()
+        whole: bytes = message.get_body()
+        return whole
     body = message.body
     if isinstance(body, (bytes, bytearray)):
         return bytes(body)

@@ -307,7 +307,9 @@ class _Parser:
             self._need_predicate(right)
             lf, rf = left.evaluate, right.evaluate
 
-            def ev_or(u: Mapping[str, Value], s: Mapping[str, Value], lf=lf, rf=rf) -> bool | None:
+            def ev_or(
+                u: Mapping[str, Value], s: Mapping[str, Value], lf: Evaluator = lf, rf: Evaluator = rf
+            ) -> bool | None:
                 a = lf(u, s)
                 if a is True:
                     return True
@@ -325,7 +327,9 @@ class _Parser:
             self._need_predicate(right)
             lf, rf = left.evaluate, right.evaluate
 
-            def ev_and(u: Mapping[str, Value], s: Mapping[str, Value], lf=lf, rf=rf) -> bool | None:
+            def ev_and(
+                u: Mapping[str, Value], s: Mapping[str, Value], lf: Evaluator = lf, rf: Evaluator = rf
+            ) -> bool | None:
                 a = lf(u, s)
                 if a is False:
                     return False
@@ -376,9 +380,11 @@ class _Parser:
                 return _Node(lambda u, s: f(u, s) is not None, True, pos=tok.pos)
             return _Node(lambda u, s: f(u, s) is None, True, pos=tok.pos)
         negate = False
-        if self._is("kw", "NOT") and self.tokens[self.i + 1].kind == "kw" and self.tokens[
-            self.i + 1
-        ].value in ("IN", "LIKE"):
+        if (
+            self._is("kw", "NOT")
+            and self.tokens[self.i + 1].kind == "kw"
+            and self.tokens[self.i + 1].value in ("IN", "LIKE")
+        ):
             self._advance()
             negate = True
         if self._is("kw", "IN"):
@@ -516,16 +522,10 @@ class _Parser:
                 key = SYSTEM_PROPERTIES.get(str(name).lower())
                 if key is None:
                     known = ", ".join(sorted({f"sys.{v}" for v in SYSTEM_PROPERTIES.values()}))
-                    raise self._error(
-                        f"unknown system property 'sys.{name}' (known: {known})", name_tok.pos
-                    )
-                return _Node(
-                    lambda u, s: s.get(key), False, True, first.pos, property_ref=("sys", key)
-                )
+                    raise self._error(f"unknown system property 'sys.{name}' (known: {known})", name_tok.pos)
+                return _Node(lambda u, s: s.get(key), False, True, first.pos, property_ref=("sys", key))
         elif self._is("op", "."):
-            raise self._error(
-                f"unknown property scope {first.value!r}; use 'sys.' or 'user.' or no prefix"
-            )
+            raise self._error(f"unknown property scope {first.value!r}; use 'sys.' or 'user.' or no prefix")
         prop = str(name)
         return _Node(lambda u, s: u.get(prop), False, True, first.pos, property_ref=("user", prop))
 

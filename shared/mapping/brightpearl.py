@@ -232,7 +232,8 @@ def brightpearl_to_canonical(
     phones_model = Phones(**phones)
 
     organisation = None
-    org_raw = contact.get("organisation") if isinstance(contact.get("organisation"), Mapping) else {}
+    org = contact.get("organisation")
+    org_raw: Mapping[str, Any] = org if isinstance(org, Mapping) else {}
     org_name = clean_text(org_raw.get("name"))
     if org_name:
         account = mapping.dataverse.account

@@ -86,15 +86,17 @@ class AccountSettings(_Strict):
     address_slot: AddressSlot = "address1"
 
 
+def _default_addresses() -> dict[AddressSlot, list[AddressRole]]:
+    return {"address1": ["billing", "default"], "address2": ["shipping"]}
+
+
 class DataverseSettings(_Strict):
     contact_key: str = Field(
         "bpi_brightpearlid", description="alternate key column of contact (BP contactId)"
     )
     contact_columns: dict[str, str | None] = Field(default_factory=dict)
     marketing_consent: MarketingConsent = MarketingConsent()
-    addresses: dict[AddressSlot, list[AddressRole]] = Field(
-        default_factory=lambda: {"address1": ["billing", "default"], "address2": ["shipping"]}
-    )
+    addresses: dict[AddressSlot, list[AddressRole]] = Field(default_factory=_default_addresses)
     account: AccountSettings = AccountSettings()
     custom_column_prefixes: list[str] = Field(default_factory=lambda: ["bpi_"])
 

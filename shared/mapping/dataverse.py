@@ -159,9 +159,9 @@ def _custom_from_dv(cf: CustomFieldMapping, raw: object, log: IssueLog) -> Custo
                 raise ValueError
             return raw
         if cf.type == "integer":
-            if isinstance(raw, bool):
+            if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
                 raise ValueError
-            return int(raw)  # type: ignore[call-overload]
+            return int(raw)
         if cf.type == "date":
             return dt.date.fromisoformat(str(raw)[:10])
         for option in cf.options:
@@ -195,8 +195,9 @@ def dataverse_to_canonical(
         return contact.get(column) if column else None
 
     last_name = clean_text(col("name.last_name"))
-    if last_name is None and columns.get("name.last_name"):
-        log.add(IssueCode.MISSING_LAST_NAME, columns["name.last_name"], "is empty", "name.last_name")
+    last_name_column = columns.get("name.last_name")
+    if last_name is None and last_name_column:
+        log.add(IssueCode.MISSING_LAST_NAME, last_name_column, "is empty", "name.last_name")
     name = PersonName(
         salutation=col("name.salutation"), first_name=col("name.first_name"), last_name=last_name
     )

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -186,7 +186,9 @@ class Customer(BaseModel):
             return ()
         if isinstance(value, str):
             value = value.split(",")
-        cleaned = {clean_text(v) for v in value}  # type: ignore[union-attr]
+        if not isinstance(value, Iterable):
+            raise ValueError("must be a list of tags or a comma-separated string")
+        cleaned = {clean_text(v) for v in value}
         return tuple(sorted(t for t in cleaned if t))
 
     @field_validator("modified_at")

@@ -45,7 +45,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from azure.core import MatchConditions
 from azure.data.tables import TableClient, TableEntity, UpdateMode
@@ -71,6 +71,8 @@ MIRROR = "mirror"
 DEFAULT_CLAIM_LEASE = timedelta(seconds=90)
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 
 def instance_id() -> str:
@@ -453,7 +455,7 @@ class LinkStore:
             ),
         )
 
-    def _on_claim(self, claim: Claim, what: str, write: Callable[[str], Any]) -> Any:
+    def _on_claim(self, claim: Claim, what: str, write: Callable[[str], _T]) -> _T:
         """An ETag-conditional write of the claim's origin row. When the ETag moved because the
         holder itself wrote meanwhile (a background renewal), retry with the current one as
         long as the row still carries this claim's token; otherwise the claim is lost."""

@@ -53,6 +53,11 @@ def test_tags_are_deduplicated_and_sorted() -> None:
     assert Customer(tags="b,a , b").tags == ("a", "b")
 
 
+def test_tags_that_are_neither_a_list_nor_text_are_a_validation_error_naming_the_field() -> None:
+    with pytest.raises(ValidationError, match=r"tags\n.*list of tags or a comma-separated string"):
+        Customer(tags=5)
+
+
 def test_modified_time_must_have_an_offset_and_is_kept_in_utc() -> None:
     local = dt.datetime(2024, 3, 1, 9, 0, tzinfo=dt.timezone(dt.timedelta(hours=-5)))
     assert Customer(modified_at=local).modified_at == dt.datetime(2024, 3, 1, 14, 0, tzinfo=dt.UTC)
