@@ -3,10 +3,10 @@
 
 Each API request passes, in order: account check (404), URI length (414), authentication
 (401), the rolling-window throttle (503 + throttle headers on every response), injected
-faults, optional latency, then the resource handler. Handlers and route tables live in one
-module per Brightpearl service under `routes/`; `Simulator` composes them. Answers use the
-envelope of reference §1.5: `{"response": ...}` or `{"errors": [{"code", "message"}]}`,
-never both.
+faults, optional latency, then the resource handler. Handlers live in one module per
+Brightpearl service under `routes/` (the route table in `routes/__init__.py`); `Simulator`
+composes them. Answers use the envelope of reference §1.5: `{"response": ...}` or
+`{"errors": [{"code", "message"}]}`, never both.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from sandbox.brightpearl.envelope import (
 from sandbox.brightpearl.errors import ApiError, bad
 from sandbox.brightpearl.faults import Fault, FaultInjection, fault_reply
 from sandbox.brightpearl.oauth import OAuthEndpoints, OAuthState
+from sandbox.brightpearl.routes import api_routes
 from sandbox.brightpearl.routes.accounting import AccountingRoutes
 from sandbox.brightpearl.routes.contacts import ContactRoutes
 from sandbox.brightpearl.routes.integration import IntegrationRoutes
@@ -248,17 +249,7 @@ class Simulator(
         return None, None, "unknown"
 
     def _api_routes(self) -> list[CompiledRoute]:
-        return compile_routes(
-            [
-                *self.contact_routes(),
-                *self.order_routes(),
-                *self.product_routes(),
-                *self.warehouse_routes(),
-                *self.accounting_routes(),
-                *self.integration_routes(),
-                ("POST", r"multi-message", self.multi_message),
-            ]
-        )
+        return compile_routes(api_routes(self))
 
     def multi_message(self, req: Req, m: re.Match[str]) -> Reply:
         """Up to 10 destructive messages in one request (reference §3.1); one throttle slot."""

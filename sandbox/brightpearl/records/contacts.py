@@ -9,8 +9,8 @@ from typing import Any
 import pycountry
 
 from sandbox.brightpearl.errors import ApiError, bad
-from sandbox.brightpearl.records.core import StateCore
-from sandbox.brightpearl.records.jsonpatch import apply_patch, deep_copy
+from sandbox.brightpearl.records.core import StateCore, existing
+from sandbox.brightpearl.records.jsonpatch import apply_patch, deep_copy, patch_operations
 
 COUNTRIES = sorted(pycountry.countries, key=lambda c: c.alpha_3)
 COUNTRY_IDS = {c.alpha_3: i + 1 for i, c in enumerate(COUNTRIES)}
@@ -128,9 +128,7 @@ class ContactStore(StateCore):
 
     def update_address(self, address_id: int, body: dict[str, Any]) -> None:
         with self.lock:
-            old = self.addresses.get(address_id)
-            if old is None:
-                raise ApiError(404, "CMNC-404", f"Postal address {address_id} not found")
+            old = existing(self.addresses, address_id, f"Postal address {address_id} not found")
             new_id = self._add_address(body, old["contactId"])
             new = self.addresses.pop(new_id)
             self._counters["address"] -= 1
@@ -243,16 +241,12 @@ class ContactStore(StateCore):
         self.emit("contact.modified", [contact_id])
 
     def contact(self, contact_id: int) -> dict[str, Any]:
-        record = self.contacts.get(contact_id)
-        if record is None:
-            raise ApiError(404, "CMNC-404", "No Contact Found")
-        return record
+        return existing(self.contacts, contact_id, "No Contact Found")
 
     def patch_contact(self, contact_id: int, ops: Any) -> dict[str, Any]:
         with self.lock:
             record = self.contact(contact_id)
-            if not isinstance(ops, list) or not ops:
-                raise bad("PATCH body must be a non-empty JSON Patch array", "CMNC-010")
+            ops = patch_operations(ops)
             work = deep_copy(record)
             for index, op in enumerate(ops):
                 if not isinstance(op, dict) or "op" not in op or "path" not in op:
@@ -355,9 +349,7 @@ class ContactStore(StateCore):
 
     def add_group_members(self, group_id: int, body: Any) -> None:
         with self.lock:
-            group = self.groups.get(group_id)
-            if group is None:
-                raise ApiError(404, "CMNC-404", f"Contact group {group_id} not found")
+            group = existing(self.groups, group_id, f"Contact group {group_id} not found")
             ids = body.get("contactIds") if isinstance(body, dict) else None
             if not isinstance(ids, list) or not ids or not all(isinstance(i, int) for i in ids):
                 raise bad("contactIds must be a non-empty list of contact ids", "CNTC-140")

@@ -11,12 +11,26 @@ import random
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 from faker import Faker
 
 from sandbox.brightpearl.config import SimulatorConfig
+from sandbox.brightpearl.errors import ApiError
 
 EventSink = Callable[[str, list[int], datetime], None]
+
+
+_Key = TypeVar("_Key")
+_Record = TypeVar("_Record")
+
+
+def existing(table: dict[_Key, _Record], key: _Key, message: str) -> _Record:
+    """The record under `key`, or 404 CMNC-404 with the message."""
+    record = table.get(key)
+    if record is None:
+        raise ApiError(404, "CMNC-404", message)
+    return record
 
 
 class StateCore:

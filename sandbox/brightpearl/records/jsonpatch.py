@@ -56,3 +56,10 @@ def apply_patch(doc: dict[str, Any], op: dict[str, Any], index: int) -> None:
         node[key] = deep_copy(value)
     else:
         raise bad(f"patch operation {index}: unknown op {kind!r}", "CMNC-011")
+
+
+def patch_operations(ops: Any) -> list[Any]:
+    """The body of a PATCH: a non-empty JSON Patch array."""
+    if not isinstance(ops, list) or not ops:
+        raise bad("PATCH body must be a non-empty JSON Patch array", "CMNC-010")
+    return ops

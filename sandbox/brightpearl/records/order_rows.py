@@ -6,10 +6,10 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from sandbox.brightpearl.errors import ApiError, bad
+from sandbox.brightpearl.errors import bad
 from sandbox.brightpearl.records.amounts import fmt, money
-from sandbox.brightpearl.records.core import StateCore
-from sandbox.brightpearl.records.jsonpatch import apply_patch, deep_copy
+from sandbox.brightpearl.records.core import StateCore, existing
+from sandbox.brightpearl.records.jsonpatch import apply_patch, deep_copy, patch_operations
 
 
 class OrderRowStore(StateCore):
@@ -141,13 +141,10 @@ class OrderRowStore(StateCore):
         }
         with self.lock:
             order = self.order(oid)
-            row = order["orderRows"].get(str(row_id))
-            if row is None:
-                raise ApiError(404, "CMNC-404", f"Order row {row_id} not found on order {oid}")
+            row = existing(order["orderRows"], str(row_id), f"Order row {row_id} not found on order {oid}")
             if order["invoices"]:
                 raise bad("rows cannot be changed once the order is invoiced", "ORDC-031")
-            if not isinstance(ops, list) or not ops:
-                raise bad("PATCH body must be a non-empty JSON Patch array", "CMNC-010")
+            ops = patch_operations(ops)
             work = deep_copy(row)
             for index, op in enumerate(ops):
                 path = op.get("path") if isinstance(op, dict) else None

@@ -9,8 +9,10 @@ from typing import Any
 
 import pycountry
 
-from sandbox.brightpearl.errors import ApiError, bad
+from sandbox.brightpearl.errors import bad
 from sandbox.brightpearl.records.amounts import fmt
+from sandbox.brightpearl.records.core import existing
+from sandbox.brightpearl.records.jsonpatch import patch_operations
 from sandbox.brightpearl.records.order_rows import OrderRowStore
 
 
@@ -328,10 +330,7 @@ class OrderStore(OrderRowStore):
         )
 
     def order(self, oid: int) -> dict[str, Any]:
-        record = self.orders.get(oid)
-        if record is None:
-            raise ApiError(404, "CMNC-404", f"Order {oid} not found")
-        return record
+        return existing(self.orders, oid, f"Order {oid} not found")
 
     def _touch_order(self, order: dict[str, Any], *events: str) -> None:
         order["updatedOn"] = self.now()
@@ -416,8 +415,7 @@ class OrderStore(OrderRowStore):
     def patch_order_custom_fields(self, oid: int, ops: Any) -> dict[str, Any]:
         with self.lock:
             order = self.order(oid)
-            if not isinstance(ops, list) or not ops:
-                raise bad("PATCH body must be a non-empty JSON Patch array", "CMNC-010")
+            ops = patch_operations(ops)
             fields = dict(self.order_custom_fields.get(oid, {}))
             for op in ops:
                 parts = str(op.get("path", "")).strip("/").split("/")

@@ -8,7 +8,7 @@ from typing import Any
 
 from sandbox.brightpearl.errors import ApiError, bad
 from sandbox.brightpearl.records.amounts import fmt, money
-from sandbox.brightpearl.records.core import StateCore
+from sandbox.brightpearl.records.core import StateCore, existing
 
 PRODUCT_NOUNS = [
     "Mug",
@@ -193,9 +193,7 @@ class ProductStore(StateCore):
 
     def update_product(self, pid: int, body: Any, if_match: str | None) -> None:
         with self.lock:
-            record = self.products.get(pid)
-            if record is None:
-                raise ApiError(404, "CMNC-404", f"Product {pid} not found")
+            record = existing(self.products, pid, f"Product {pid} not found")
             if if_match is not None and if_match.strip('"') != str(record["version"]):
                 raise ApiError(412, "PRDC-412", f"Product {pid} was changed since version {if_match}")
             self._validate_product(body, partial=True)

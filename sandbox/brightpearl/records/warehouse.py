@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from sandbox.brightpearl.errors import ApiError, bad
-from sandbox.brightpearl.records.core import StateCore
+from sandbox.brightpearl.records.core import StateCore, existing
 
 
 class WarehouseStore(StateCore):
@@ -143,9 +143,7 @@ class WarehouseStore(StateCore):
 
     def update_goods_out(self, nid: int, body: Any) -> None:
         with self.lock:
-            note = self.goods_out.get(nid)
-            if note is None:
-                raise ApiError(404, "CMNC-404", f"Goods-out note {nid} not found")
+            note = existing(self.goods_out, nid, f"Goods-out note {nid} not found")
             if not isinstance(body, dict):
                 raise bad("A JSON body is required", "CMNC-010")
             if "priority" in body:
@@ -179,9 +177,7 @@ class WarehouseStore(StateCore):
             "SHW": "shipped",
         }
         with self.lock:
-            note = self.goods_out.get(nid)
-            if note is None:
-                raise ApiError(404, "CMNC-404", f"Goods-out note {nid} not found")
+            note = existing(self.goods_out, nid, f"Goods-out note {nid} not found")
             if if_match is not None and if_match.strip('"') != str(note["lastEventVersion"]):
                 raise ApiError(
                     412, "WHSB-412", f"lastEventVersion is {note['lastEventVersion']}, not {if_match}"

@@ -4,21 +4,12 @@ from __future__ import annotations
 
 import re
 
-from sandbox.brightpearl.envelope import IDS, Reply, Req, RouteSpec, id_set, ok
+from sandbox.brightpearl.envelope import Reply, Req, id_set, ok
 from sandbox.brightpearl.errors import ApiError
 from sandbox.brightpearl.routes.base import RouteBase
 
 
 class AccountingRoutes(RouteBase):
-    def accounting_routes(self) -> list[RouteSpec]:
-        return [
-            ("POST", r"accounting-service/customer-payment", self.post_payment),
-            ("GET", r"accounting-service/customer-payment-search", self.search),
-            ("POST", r"accounting-service/(?:journal|journal-entry)", self.post_journal),
-            ("GET", rf"accounting-service/journal/{IDS}", self.get_journals),
-            ("GET", rf"accounting-service/tax-code(?:/{IDS})?", self.get_tax_codes),
-        ]
-
     def post_payment(self, req: Req, m: re.Match[str]) -> Reply:
         return ok(self.state.create_payment(req.body or {}))
 

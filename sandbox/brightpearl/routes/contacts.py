@@ -5,34 +5,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sandbox.brightpearl.envelope import IDS, Reply, Req, RouteSpec, found, id_set, ok
+from sandbox.brightpearl.envelope import Reply, Req, found, id_set, ok
 from sandbox.brightpearl.errors import ApiError, bad
 from sandbox.brightpearl.routes.base import RouteBase
 
 
 class ContactRoutes(RouteBase):
-    def contact_routes(self) -> list[RouteSpec]:
-        return [
-            ("GET", rf"contact-service/contact(?:/{IDS})?", self.get_contacts),
-            ("POST", r"contact-service/contact", self.post_contact),
-            ("PATCH", r"contact-service/contact/(?P<id>\d+)", self.patch_contact),
-            ("GET", r"contact-service/contact/(?P<id>\d+)/custom-field", self.get_contact_custom_fields),
-            ("PATCH", r"contact-service/contact/(?P<id>\d+)/custom-field", self.patch_contact_custom_fields),
-            ("PUT", r"contact-service/contact/(?P<id>\d+)/postal-address", self.put_contact_addresses),
-            ("POST", rf"contact-service/contact/{IDS}/tag/(?P<tag>\d+)", self.post_contact_tag),
-            ("DELETE", r"contact-service/contact/(?P<id>\d+)/tag/(?P<tag>\d+)", self.delete_contact_tag),
-            ("GET", r"contact-service/contact-search", self.search),
-            ("GET", r"contact-service/contact-search/meta-data", self.search_meta),
-            ("POST", r"contact-service/postal-address", self.post_address),
-            ("GET", rf"contact-service/postal-address(?:/{IDS})?", self.get_addresses),
-            ("PUT", r"contact-service/postal-address/(?P<id>\d+)", self.put_address),
-            ("GET", rf"contact-service/contact-group(?:/{IDS})?", self.get_groups),
-            ("POST", r"contact-service/contact-group", self.post_group),
-            ("POST", r"contact-service/contact-group/(?P<id>\d+)/member", self.post_group_members),
-            ("GET", rf"contact-service/tag(?:/{IDS})?", self.get_tags),
-            ("POST", r"contact-service/tag", self.post_tag),
-        ]
-
     def addresses_by_contact(self) -> dict[int, list[dict[str, Any]]]:
         """Every postal address grouped by owning contact (built once per request, not per contact)."""
         grouped: dict[int, list[dict[str, Any]]] = {}

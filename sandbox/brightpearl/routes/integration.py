@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from sandbox.brightpearl.envelope import IDS, Reply, Req, RouteSpec, id_set, ok
+from sandbox.brightpearl.envelope import Reply, Req, id_set, ok
 from sandbox.brightpearl.errors import ApiError, bad
 from sandbox.brightpearl.routes.base import RouteBase
 from sandbox.brightpearl.webhooks import WebhookDispatcher
@@ -12,15 +12,6 @@ from sandbox.brightpearl.webhooks import WebhookDispatcher
 
 class IntegrationRoutes(RouteBase):
     dispatcher: WebhookDispatcher
-
-    def integration_routes(self) -> list[RouteSpec]:
-        return [
-            ("GET", rf"integration-service/webhook(?:/{IDS})?", self.get_webhooks),
-            ("POST", r"integration-service/webhook", self.post_webhook),
-            ("DELETE", rf"integration-service/webhook/{IDS}", self.delete_webhooks),
-            ("POST", r"integration-service/webhook/(?P<id>\d+)/simulate", self.simulate_webhook),
-            ("GET", r"integration-service/account-configuration", self.get_account_configuration),
-        ]
 
     def get_webhooks(self, req: Req, m: re.Match[str]) -> Reply:
         return self._listing(m, "webhooks", "Webhook")

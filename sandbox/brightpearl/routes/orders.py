@@ -5,34 +5,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sandbox.brightpearl.envelope import IDS, Reply, Req, RouteSpec, found, id_set, ok
+from sandbox.brightpearl.envelope import Reply, Req, found, id_set, ok
 from sandbox.brightpearl.errors import ApiError, bad
 from sandbox.brightpearl.routes.base import RouteBase
 
 
 class OrderRoutes(RouteBase):
-    def order_routes(self) -> list[RouteSpec]:
-        return [
-            ("POST", r"order-service/sales-order", self.post_sales_order),
-            ("GET", rf"order-service/sales-order/{IDS}", self.get_orders),
-            ("OPTIONS", rf"order-service/(?:sales-order|order)/{IDS}", self.options_orders),
-            ("POST", r"order-service/order", self.post_order),
-            ("GET", rf"order-service/order/{IDS}", self.get_orders),
-            ("POST", r"order-service/order/(?P<id>\d+)/row", self.post_order_row),
-            ("PATCH", r"order-service/order/(?P<id>\d+)/row/(?P<row>\d+)", self.patch_order_row),
-            ("PUT", r"order-service/order/(?P<id>\d+)/status", self.put_order_status),
-            ("POST", r"order-service/order/(?P<id>\d+)/note", self.post_order_note),
-            ("GET", r"order-service/order/(?P<id>\d+)/note", self.get_order_notes),
-            ("GET", r"order-service/order/(?P<id>\d+)/custom-field", self.get_order_custom_fields),
-            ("PATCH", r"order-service/order/(?P<id>\d+)/custom-field", self.patch_order_custom_fields),
-            ("GET", rf"order-service/order-status(?:/{IDS})?", self.get_order_statuses),
-            ("GET", r"order-service/order-search", self.search),
-            ("GET", r"order-service/order-search/meta-data", self.search_meta),
-            ("GET", rf"order-service/sale/custom-field-meta-data(?:/{IDS})?", self.get_custom_field_meta),
-            ("POST", r"order-service/sales-credit", self.post_sales_credit),
-            ("GET", r"order-service/sales-credit(?:/(?P<ids>[^/]*))?", self.get_sales_credits),
-        ]
-
     def render_order(self, record: dict[str, Any]) -> dict[str, Any]:
         out = dict(record)
         out["orderRows"] = {

@@ -4,29 +4,12 @@ from __future__ import annotations
 
 import re
 
-from sandbox.brightpearl.envelope import IDS, Reply, Req, RouteSpec, found, id_set, ok
+from sandbox.brightpearl.envelope import Reply, Req, found, id_set, ok
 from sandbox.brightpearl.errors import bad
 from sandbox.brightpearl.routes.base import RouteBase
 
 
 class ProductRoutes(RouteBase):
-    def product_routes(self) -> list[RouteSpec]:
-        return [
-            ("GET", r"product-service/product(?:/(?P<ids>[^/]*))?", self.get_products),
-            ("POST", r"product-service/product", self.post_product),
-            ("PUT", r"product-service/product/(?P<id>\d+)", self.put_product),
-            ("OPTIONS", rf"product-service/product/{IDS}", self.options_products),
-            ("GET", r"product-service/product-search", self.search),
-            ("GET", r"product-service/product-search/meta-data", self.search_meta),
-            (
-                "GET",
-                rf"product-service/product-price/{IDS}(?:/price-list(?:/(?P<lists>\d[\d,.\-]*))?)?",
-                self.get_product_prices,
-            ),
-            ("PUT", r"product-service/product-price/(?P<id>\d+)/price-list", self.put_product_prices),
-            ("GET", rf"product-service/price-list(?:/{IDS})?", self.get_price_lists),
-        ]
-
     def get_products(self, req: Req, m: re.Match[str]) -> Reply:
         if not m["ids"]:
             raise bad("an ID set is required for product GET", "PRDC-001")

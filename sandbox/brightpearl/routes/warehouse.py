@@ -4,28 +4,12 @@ from __future__ import annotations
 
 import re
 
-from sandbox.brightpearl.envelope import IDS, Reply, Req, RouteSpec, id_set, ok
+from sandbox.brightpearl.envelope import Reply, Req, id_set, ok
 from sandbox.brightpearl.errors import ApiError, bad
 from sandbox.brightpearl.routes.base import RouteBase
 
 
 class WarehouseRoutes(RouteBase):
-    def warehouse_routes(self) -> list[RouteSpec]:
-        return [
-            ("GET", rf"warehouse-service/warehouse(?:/{IDS})?", self.get_warehouses),
-            ("GET", rf"warehouse-service/product-availability/{IDS}", self.get_availability),
-            ("POST", r"warehouse-service/order/(?P<id>\d+)/goods-note/goods-out", self.post_goods_out),
-            (
-                "GET",
-                rf"warehouse-service/order/(?P<orders>\*|\d[\d,.\-]*)/goods-note/goods-out(?:/{IDS})?",
-                self.get_goods_out,
-            ),
-            ("PUT", r"warehouse-service/goods-note/goods-out/(?P<id>\d+)", self.put_goods_out),
-            ("POST", r"warehouse-service/goods-note/goods-out/(?P<id>\d+)/event", self.post_goods_out_event),
-            ("GET", r"warehouse-service/goods-note/goods-out-search", self.search),
-            ("POST", r"warehouse-service/warehouse/(?P<id>\d+)/stock-correction", self.post_stock_correction),
-        ]
-
     def get_warehouses(self, req: Req, m: re.Match[str]) -> Reply:
         return self._listing(m, "warehouses", "Warehouse")
 
