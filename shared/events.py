@@ -19,10 +19,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from shared.bus.port import CLOUDEVENTS_CONTENT_TYPE, OutgoingMessage
+from shared.systems import System as System
 
 SCHEMA_VERSION = 1
 EVENT_TYPE_PREFIX = "com.brightpearl-dynamics-sync.change"
-System = Literal["brightpearl", "dataverse"]
 Operation = Literal["created", "updated", "deleted", "changed"]
 
 # Application property names (subscription SQL filters use these; keep in step with

@@ -45,7 +45,7 @@ from shared.brightpearl.errors import (
     BrightpearlValidationError,
     error_from_answer,
 )
-from shared.brightpearl.idset import chunk_ids, format_id_set
+from shared.brightpearl.idset import chunk_ids, format_id_set, parse_id_set
 from shared.brightpearl.models import (
     Contact,
     ContactCreate,
@@ -69,7 +69,12 @@ from shared.brightpearl.models import (
     WebhookCreate,
 )
 from shared.brightpearl.ratebudget import RateBudget
-from shared.brightpearl.search import SearchPaginator, period
+from shared.brightpearl.search import (
+    FirstResultPaginator,
+    SearchPaginator,
+    envelope_next_first,
+    period,
+)
 from shared.brightpearl.settings import BrightpearlSettings
 from shared.brightpearl.transport import BrightpearlResponse, BrightpearlTransport
 
@@ -225,13 +230,14 @@ class BrightpearlClient:
         yield from self._fit(chunk[half:])
 
     def _get_id_set(self, path: str, id_set: str, params: dict[str, Any] | None) -> list[Any]:
+        # A 404 means the request returned nothing (reference §1.6); a GET above its limit
+        # pages (reference §5.1), so every page is read and no id of the set is dropped.
+        pages = FirstResultPaginator(
+            self.transport, path.format(ids=id_set), params, next_first=envelope_next_first
+        )
         try:
-            answer = self.request("GET", path.format(ids=id_set), params=params)
-        except BrightpearlNotFound:
-            return []  # 404 = the request returned nothing (reference §1.6)
+            return [item for answer in pages for item in _as_items(answer.response)]
         except BrightpearlUriTooLong:
-            from shared.brightpearl.idset import parse_id_set
-
             ids = parse_id_set(id_set, max_ids=10_000)
             if len(ids) == 1:
                 raise
@@ -239,19 +245,6 @@ class BrightpearlClient:
             return self._get_id_set(path, format_id_set(ids[:half]), params) + self._get_id_set(
                 path, format_id_set(ids[half:]), params
             )
-        items = _as_items(answer.response)
-        # A GET that pages instead of failing (contact GET above its limit, reference §5.1)
-        # says so in `pagination`; follow it so no id of the set is silently dropped.
-        pagination = answer.body.get("pagination")
-        while isinstance(pagination, dict) and pagination.get("morePagesAvailable"):
-            last = pagination.get("lastResult")
-            if not isinstance(last, int):
-                break
-            next_page = {**(params or {}), "firstResult": last + 1}
-            answer = self.request("GET", path.format(ids=id_set), params=next_page)
-            items.extend(_as_items(answer.response))
-            pagination = answer.body.get("pagination")
-        return items
 
     def get_by_ids(
         self,

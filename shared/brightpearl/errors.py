@@ -23,7 +23,7 @@ class BrightpearlError(Exception):
         message: str,
         *,
         status: int | None = None,
-        errors: list[dict] | None = None,
+        errors: list[dict[str, Any]] | None = None,
         retry_after: float | None = None,
     ) -> None:
         super().__init__(message)

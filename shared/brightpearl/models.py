@@ -34,7 +34,7 @@ def _zero_is_none(value: Any) -> Any:
     return value
 
 
-def _decimal(value: Any) -> Any:
+def _decimal(value: Any) -> Decimal | None:
     if value is None or value == "":
         return None
     if isinstance(value, dict) and "value" in value:
@@ -53,8 +53,11 @@ def _tags(value: Any) -> Any:
 
 
 OptionalId = Annotated[int | None, BeforeValidator(_zero_is_none)]
-Money = Annotated[Decimal | None, BeforeValidator(_decimal), PlainSerializer(
-    lambda d: None if d is None else str(d), return_type=str | None)]
+Money = Annotated[
+    Decimal | None,
+    BeforeValidator(_decimal),
+    PlainSerializer(lambda d: None if d is None else str(d), return_type=str | None),
+]
 
 
 def iso3(code: str | None) -> str | None:
@@ -62,8 +65,10 @@ def iso3(code: str | None) -> str | None:
     if not code:
         return None
     code = code.strip().upper()
-    country = pycountry.countries.get(alpha_3=code) if len(code) == 3 else (
-        pycountry.countries.get(alpha_2=code) if len(code) == 2 else None
+    country = (
+        pycountry.countries.get(alpha_3=code)
+        if len(code) == 3
+        else (pycountry.countries.get(alpha_2=code) if len(code) == 2 else None)
     )
     return country.alpha_3 if country else None
 
@@ -142,9 +147,7 @@ class Contact(_Model):
     relationship_to_account: RelationshipToAccount = Field(
         default_factory=RelationshipToAccount, alias="relationshipToAccount"
     )
-    financial_details: FinancialDetails = Field(
-        default_factory=FinancialDetails, alias="financialDetails"
-    )
+    financial_details: FinancialDetails = Field(default_factory=FinancialDetails, alias="financialDetails")
     organisation: Organisation | None = None
     company_id: OptionalId = Field(None, alias="companyId")
     created_by_id: OptionalId = Field(None, alias="createdByid")
@@ -214,9 +217,7 @@ class ContactCreate(_Model):
     salutation: str | None = Field(None, max_length=32)
     first_name: str | None = Field(None, alias="firstName", max_length=32)
     last_name: str = Field(alias="lastName", min_length=1, max_length=32)
-    post_address_ids: dict[Literal["DEF", "BIL", "DEL"], int] | None = Field(
-        None, alias="postAddressIds"
-    )
+    post_address_ids: dict[Literal["DEF", "BIL", "DEL"], int] | None = Field(None, alias="postAddressIds")
     communication: dict[str, Any] | None = None
     relationship_to_account: dict[str, bool] | None = Field(None, alias="relationshipToAccount")
     organisation: dict[str, Any] | None = None
@@ -245,18 +246,16 @@ class ContactCreate(_Model):
         if telephone:
             communication["telephones"] = {"PRI": telephone}
         return cls(
-            lastName=last_name,
-            firstName=first_name,
+            last_name=last_name,
+            first_name=first_name,
             communication=communication or None,
-            postAddressIds={"DEF": address_id, "BIL": address_id, "DEL": address_id}
+            post_address_ids={"DEF": address_id, "BIL": address_id, "DEL": address_id}
             if address_id
             else None,
             organisation={"name": company} if company else None,
-            financialDetails={"priceListId": price_list_id} if price_list_id else None,
-            marketingDetails={"isReceiveEmailNewsletter": newsletter}
-            if newsletter is not None
-            else None,
-            relationshipToAccount={"isSupplier": False, "isStaff": False},
+            financial_details={"priceListId": price_list_id} if price_list_id else None,
+            marketing_details={"isReceiveEmailNewsletter": newsletter} if newsletter is not None else None,
+            relationship_to_account={"isSupplier": False, "isStaff": False},
         )
 
 
@@ -302,8 +301,9 @@ class PriceList(_Model):
     @property
     def display_name(self) -> str | None:
         if isinstance(self.name, dict):
-            return self.name.get("text")
-        return self.name
+            text = self.name.get("text")
+            return None if text is None else str(text)
+        return None if self.name is None else str(self.name)
 
 
 # ----------------------------------------------------------------------------- orders
@@ -369,9 +369,7 @@ class Order(_Model):
     parties: dict[str, OrderParty] = Field(default_factory=dict)
     order_rows: dict[int, OrderRow] = Field(default_factory=dict, alias="orderRows")
     warehouse_id: OptionalId = Field(None, alias="warehouseId")
-    installed_integration_instance_id: OptionalId = Field(
-        None, alias="installedIntegrationInstanceId"
-    )
+    installed_integration_instance_id: OptionalId = Field(None, alias="installedIntegrationInstanceId")
 
     @property
     def customer_id(self) -> int | None:
@@ -416,9 +414,7 @@ class SalesOrderCreate(_Model):
     customer: dict[str, Any]
     ref: str | None = None
     external_ref: str | None = Field(None, alias="externalRef", max_length=64)
-    installed_integration_instance_id: int | None = Field(
-        None, alias="installedIntegrationInstanceId"
-    )
+    installed_integration_instance_id: int | None = Field(None, alias="installedIntegrationInstanceId")
     placed_on: datetime | None = Field(None, alias="placedOn")
     status_id: int | None = Field(None, alias="statusId")
     warehouse_id: int | None = Field(None, alias="warehouseId")
@@ -527,9 +523,7 @@ class CustomerPaymentCreate(_Model):
     transaction_ref: str | None = Field(None, alias="transactionRef", max_length=64)
     transaction_code: str | None = Field(None, alias="transactionCode", max_length=64)
     payment_method_code: str = Field(alias="paymentMethodCode", min_length=1, max_length=36)
-    payment_type: Literal["AUTH", "CAPTURE", "PAYMENT", "RECEIPT", "VOID"] = Field(
-        alias="paymentType"
-    )
+    payment_type: Literal["AUTH", "CAPTURE", "PAYMENT", "RECEIPT", "VOID"] = Field(alias="paymentType")
     order_id: int = Field(alias="orderId", ge=1)
     currency_iso_code: str = Field(alias="currencyIsoCode", min_length=3, max_length=3)
     exchange_rate: Decimal | None = Field(None, alias="exchangeRate", gt=0)

@@ -22,6 +22,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from shared.brightpearl.idset import IdSetError, chunk_ids, parse_id_set
 from shared.events import ChangeNotice
 from shared.jsonbody import JsonBodyError, load_json_body
+from shared.webhooks import WebhookRejected
+
+__all__ = ["BrightpearlWebhook", "WebhookRejected", "parse_brightpearl_webhook"]
 
 BODY_TEMPLATE_FIELDS = (
     "accountCode",
@@ -35,19 +38,6 @@ BODY_TEMPLATE_FIELDS = (
 )
 
 _OPERATIONS = {"created": "created", "modified": "updated", "destroyed": "deleted"}
-
-
-class WebhookRejected(Exception):
-    """A webhook request that must not be published; `status` is the HTTP answer."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-
-    def as_dict(self) -> dict[str, str]:
-        return {"error": self.code, "message": self.message}
 
 
 class BrightpearlWebhook(BaseModel):
@@ -83,9 +73,7 @@ def parse_brightpearl_webhook(
 
     # Authenticate before describing anything else about the body.
     given = raw.get("secret")
-    if not isinstance(given, str) or not hmac.compare_digest(
-        given.encode("utf-8"), secret.encode("utf-8")
-    ):
+    if not isinstance(given, str) or not hmac.compare_digest(given.encode("utf-8"), secret.encode("utf-8")):
         raise WebhookRejected(401, "BadSecret", "field 'secret' is missing or wrong")
 
     try:

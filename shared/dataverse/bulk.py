@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Protocol, TypeVar
+
+import httpx
 
 from shared.dataverse import odata
 from shared.dataverse.errors import (
@@ -22,10 +24,34 @@ from shared.dataverse.errors import (
     DataverseThrottled,
     DataverseUnavailable,
 )
-from shared.dataverse.models import BatchOperation, BulkResult, RowOutcome
+from shared.dataverse.models import BatchOperation, BatchResult, BulkResult, RowOutcome
+from shared.dataverse.tables import LOGICAL_NAMES, PRIMARY_IDS
 
-if TYPE_CHECKING:
-    from shared.dataverse.client import DataverseClient
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class BulkSender(Protocol):
+    """What bulk writes need from the client (shared.dataverse.client.DataverseClient)."""
+
+    bulk_batch_size: int
+    batch_size: int
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        idempotent: bool | None = None,
+    ) -> httpx.Response: ...
+
+    def execute_batch(
+        self, ops: Sequence[BatchOperation], *, continue_on_error: bool = True
+    ) -> list[BatchResult]: ...
+
+    def map_concurrent(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]: ...
+
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +63,7 @@ def _chunks(items: Sequence[Any], size: int) -> list[tuple[int, Sequence[Any]]]:
 
 
 def write_bulk(
-    client: DataverseClient,
+    client: BulkSender,
     message: str,
     entity_set: str,
     rows: Sequence[Mapping[str, Any]],
@@ -49,8 +75,6 @@ def write_bulk(
     use_bulk: bool = True,
 ) -> BulkResult:
     """Write `rows`; one RowOutcome per row, in input order."""
-    from shared.dataverse.client import LOGICAL_NAMES, PRIMARY_IDS
-
     if message not in MESSAGES:
         raise ValueError(f"message must be one of {MESSAGES}")
     logical = logical_name or LOGICAL_NAMES.get(entity_set)
@@ -133,7 +157,7 @@ def write_bulk(
 
 
 def _send_bulk(
-    client: DataverseClient,
+    client: BulkSender,
     message: str,
     entity_set: str,
     logical: str,
@@ -159,7 +183,7 @@ def _send_bulk(
 
 
 def _send_rows_in_batches(
-    client: DataverseClient,
+    client: BulkSender,
     message: str,
     entity_set: str,
     rows: Sequence[Mapping[str, Any]],

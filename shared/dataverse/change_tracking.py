@@ -17,14 +17,19 @@ from typing import TYPE_CHECKING, Protocol
 from shared.dataverse import odata
 from shared.dataverse.errors import DataverseDeltaTokenExpired, DataverseError, DataverseForeignLink
 from shared.dataverse.models import ChangeSet, Record
+from shared.dataverse.paging import NextLinkPaginator
+from shared.dataverse.tables import PRIMARY_IDS
 
 if TYPE_CHECKING:
     from shared.dataverse.client import DataverseClient
 
 
 class Cursor(Protocol):
-    value: str
-    etag: str | None
+    @property
+    def value(self) -> str: ...
+
+    @property
+    def etag(self) -> str | None: ...
 
 
 class CursorStore(Protocol):
@@ -58,8 +63,6 @@ class ChangeTrackingReader:
 
     def read(self) -> ChangeSet:
         """Everything changed since the saved delta link (or a full load if there is none)."""
-        from shared.dataverse.client import PRIMARY_IDS
-
         cursor = self.cursors.get(self.cursor_name)
         self._etag = cursor.etag if cursor is not None else None
         if cursor is None or not cursor.value:
@@ -84,7 +87,6 @@ class ChangeTrackingReader:
 
     def _read(self, delta_link: str | None, pk: str | None, reason: str | None = None) -> ChangeSet:
         headers = {"Prefer": f"odata.track-changes,odata.maxpagesize={self.page_size}"}
-        url: str | None
         params: dict[str, str] | None
         if delta_link is None:
             url, params = self.entity_set, {"$select": ",".join(self.select)}
@@ -92,20 +94,17 @@ class ChangeTrackingReader:
             url, params = delta_link, None
         upserts: list[Record] = []
         deleted: list[str] = []
-        final_link: str | None = None
-        while url is not None:
-            body = self.client.request("GET", url, params=params, headers=headers).json()
+        pages = NextLinkPaginator(
+            self.client, url, params=params, headers=headers, what=f"change tracking on {self.entity_set}"
+        )
+        for body in pages:
             for row in body.get("value", []):
                 context = str(row.get("@odata.context", ""))
                 if context.endswith("$deletedEntity") or row.get("reason") == "deleted":
                     deleted.append(str(row["id"]))
                 else:
                     upserts.append(Record.from_json(self.entity_set, row, pk))
-            url, params = body.get("@odata.nextLink"), None
-            final_link = body.get("@odata.deltaLink") or final_link
-            for link, name in ((url, "@odata.nextLink"), (final_link, "@odata.deltaLink")):
-                if link:
-                    self.client.check_link(link, what=f"{name} of change tracking on {self.entity_set}")
+        final_link = pages.delta_link
         if final_link is None:
             raise DataverseError(
                 f"change tracking on {self.entity_set} returned no @odata.deltaLink; is change tracking "

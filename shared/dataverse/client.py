@@ -2,8 +2,9 @@
 
 One `DataverseClient` per process is thread-safe and shared by all workers. It sends the
 headers of reference §1.3, caches the bearer token and re-acquires it once after a 401,
-caps in-flight requests (52, lowered to the server's `x-ms-dop-hint`), honours Retry-After
-on 429 and backs off on 502/503/504 and network errors (only where a repeat is safe), drops
+caps in-flight requests (52, lowered to the server's `x-ms-dop-hint`), retries with tenacity
+(Retry-After on 429 for any method; exponential backoff with jitter on 502/503/504 and network
+errors only where a repeat is safe, i.e. idempotent calls or a connection never opened), drops
 the server-affinity cookie, and raises the error ladder of shared/dataverse/errors.py.
 It sends its bearer token only under the configured service root: a `@odata.nextLink` or
 stored delta link to another host (or outside `/api/data/<version>/`) is refused with
@@ -23,9 +24,11 @@ from urllib.parse import urlsplit
 
 import httpx
 from azure.core.credentials import TokenCredential
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
 from shared.dataverse import odata
 from shared.dataverse.batch import build_batch, parse_batch_response
+from shared.dataverse.bulk import write_bulk
 from shared.dataverse.credentials import TokenCache, build_credential
 from shared.dataverse.errors import (
     DataverseError,
@@ -46,43 +49,29 @@ from shared.dataverse.models import (
     WhoAmI,
 )
 from shared.dataverse.odata import Filter, Key
+from shared.dataverse.paging import NextLinkPaginator
 from shared.dataverse.settings import DataverseSettings
+from shared.dataverse.tables import LOGICAL_NAMES, PRIMARY_IDS
 
 T = TypeVar("T")
 R = TypeVar("R")
 
-# Entity set -> primary id column for the tables the integration uses (ids in results).
-PRIMARY_IDS: dict[str, str] = {
-    "contacts": "contactid",
-    "accounts": "accountid",
-    "leads": "leadid",
-    "opportunities": "opportunityid",
-    "salesorders": "salesorderid",
-    "salesorderdetails": "salesorderdetailid",
-    "products": "productid",
-    "uoms": "uomid",
-    "uomschedules": "uomscheduleid",
-    "pricelevels": "pricelevelid",
-    "productpricelevels": "productpricelevelid",
-    "incidents": "incidentid",
-    "invoices": "invoiceid",
-    "invoicedetails": "invoicedetailid",
-    "transactioncurrencies": "transactioncurrencyid",
-    "annotations": "annotationid",
-    "tasks": "activityid",
-    "serviceendpoints": "serviceendpointid",
-    "sdkmessages": "sdkmessageid",
-    "sdkmessagefilters": "sdkmessagefilterid",
-    "sdkmessageprocessingsteps": "sdkmessageprocessingstepid",
-    "systemusers": "systemuserid",
-}
-# Entity set -> logical name (for @odata.type in bulk targets).
-LOGICAL_NAMES: dict[str, str] = {s: pk.removesuffix("id") for s, pk in PRIMARY_IDS.items()}
-LOGICAL_NAMES.update(
-    {"tasks": "task", "opportunities": "opportunity", "transactioncurrencies": "transactioncurrency"}
-)
-
 TRANSIENT_STATUSES = (502, 503, 504)
+
+
+class _Retry(Exception):
+    """Internal: `error` may be repeated after `delay` seconds (tenacity retries on it)."""
+
+    def __init__(self, error: DataverseError, delay: float) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.delay = delay
+
+
+def _server_delay(state: RetryCallState) -> float:
+    """The wait the failed attempt chose: Retry-After on 429, else its backoff."""
+    failure = state.outcome.exception() if state.outcome is not None else None
+    return failure.delay if isinstance(failure, _Retry) else 0.0
 
 
 class ConcurrencyGate:
@@ -232,13 +221,39 @@ class DataverseClient:
         if json_body is not None:
             body = json.dumps(json_body, ensure_ascii=False).encode("utf-8")
             send_headers.setdefault("Content-Type", "application/json")
+        retrying = Retrying(
+            stop=stop_after_attempt(self.max_retries + 1),
+            wait=_server_delay,
+            retry=retry_if_exception_type(_Retry),
+            sleep=self._sleep,
+            before_sleep=self._count_retry,
+            reraise=True,
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    number = attempt.retry_state.attempt_number
+                    return self._send(method, path, params, body, send_headers, timeout, idempotent, number)
+        except _Retry as retry:
+            raise retry.error from retry.__cause__
+        raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None,
+        body: bytes | None,
+        send_headers: dict[str, str],
+        timeout: float,
+        idempotent: bool,
+        attempt: int,
+    ) -> httpx.Response:
+        """One attempt (with one token refresh on 401); `_Retry` when a repeat is safe."""
         refreshed = False
-        attempt = 0
         while True:
             token = self.tokens.get()
             send_headers["Authorization"] = f"Bearer {token}"
-            delay: float | None = None
-            error: DataverseError | None = None
             with self.gate:
                 with self._stats_lock:
                     self.calls += 1
@@ -247,10 +262,11 @@ class DataverseClient:
                         method, path, params=params, content=body, headers=send_headers, timeout=timeout
                     )
                 except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+                    # Never sent: safe to repeat whatever the method.
                     error = DataverseUnavailable(
                         f"{method} {_short(path)}: connection failed ({type(exc).__name__})"
                     )
-                    response = None
+                    raise _Retry(error, self._backoff(attempt - 1)) from exc
                 except (
                     httpx.TimeoutException,
                     httpx.RemoteProtocolError,
@@ -258,43 +274,38 @@ class DataverseClient:
                     httpx.WriteError,
                 ) as exc:
                     error = DataverseUnavailable(f"{method} {_short(path)}: {type(exc).__name__}")
-                    response = None
                     if not idempotent:
                         raise error from exc
-            if response is not None:
-                self._adapt(response)
-                if response.status_code < 400 or response.status_code == 304:
-                    return response
-                if response.status_code == 401 and not refreshed:
-                    refreshed = True
-                    self.tokens.get(force=True, stale=token)
-                    continue
-                error = error_from_response(
-                    response.status_code,
-                    _json_or_none(response),
-                    dict(response.headers),
-                    context=f"{method} {_short(path)}",
-                )
-                error = refine_not_found(
-                    error, method, path, LOGICAL_NAMES.get(path.split("(")[0].split("/")[0])
-                )
-                if isinstance(error, DataverseThrottled):
-                    delay = error.retry_after if error.retry_after is not None else self._backoff(attempt)
-                    if delay > self.max_retry_after:
-                        raise error
-                elif response.status_code in TRANSIENT_STATUSES and idempotent:
-                    delay = self._backoff(attempt)
-                else:
-                    raise error
-            else:
-                delay = self._backoff(attempt)
-            assert error is not None
-            if attempt >= self.max_retries:
-                raise error
-            attempt += 1
-            with self._stats_lock:
-                self.retries += 1
-            self._sleep(delay)
+                    raise _Retry(error, self._backoff(attempt - 1)) from exc
+            self._adapt(response)
+            if response.status_code < 400 or response.status_code == 304:
+                return response
+            if response.status_code == 401 and not refreshed:
+                refreshed = True
+                self.tokens.get(force=True, stale=token)
+                continue
+            failure = error_from_response(
+                response.status_code,
+                _json_or_none(response),
+                dict(response.headers),
+                context=f"{method} {_short(path)}",
+            )
+            table = LOGICAL_NAMES.get(path.split("(")[0].split("/")[0])
+            failure = refine_not_found(failure, method, path, table)
+            if isinstance(failure, DataverseThrottled):
+                # Service protection: the server's Retry-After first, for any method.
+                retry_after = failure.retry_after
+                delay = retry_after if retry_after is not None else self._backoff(attempt - 1)
+                if delay > self.max_retry_after:
+                    raise failure
+                raise _Retry(failure, delay)
+            if response.status_code in TRANSIENT_STATUSES and idempotent:
+                raise _Retry(failure, self._backoff(attempt - 1))
+            raise failure
+
+    def _count_retry(self, state: RetryCallState) -> None:
+        with self._stats_lock:
+            self.retries += 1
 
     def check_link(self, link: str, *, what: str = "link") -> None:
         """Raise DataverseForeignLink unless `link` is relative or under the service root
@@ -323,7 +334,7 @@ class DataverseClient:
         )
 
     def _backoff(self, attempt: int) -> float:
-        base = min(self.backoff_cap, self.backoff_base * (2**attempt))
+        base = min(self.backoff_cap, self.backoff_base * 2.0**attempt)
         return base * (0.8 + 0.4 * self._rng.random())
 
     def _adapt(self, response: httpx.Response) -> None:
@@ -488,25 +499,16 @@ class DataverseClient:
             prefer.append('odata.include-annotations="*"')
         headers = {"Prefer": ",".join(prefer)} if prefer else None
         pk = PRIMARY_IDS.get(entity_set)
-        url: str | None = odata.prop(entity_set)
-        request_params: dict[str, str] | None = params
-        seen: set[str] = set()
-        while url is not None:
-            body = self.request("GET", url, params=request_params, headers=headers).json()
-            next_link = body.get("@odata.nextLink")
-            if next_link:
-                self.check_link(next_link, what=f"@odata.nextLink of the query on {entity_set}")
+        paginator = NextLinkPaginator(
+            self, odata.prop(entity_set), params=params, headers=headers, what=f"the query on {entity_set}"
+        )
+        for body in paginator:
             yield Page(
                 [Record.from_json(entity_set, row, pk) for row in body.get("value", [])],
-                next_link=next_link,
+                next_link=body.get("@odata.nextLink"),
                 delta_link=body.get("@odata.deltaLink"),
                 count=body.get("@odata.count"),
             )
-            if next_link and next_link in seen:
-                raise DataverseError(f"query on {entity_set} returned the same nextLink twice")
-            if next_link:
-                seen.add(next_link)
-            url, request_params = next_link, None
 
     def query(self, entity_set: str, **kwargs: Any) -> Iterator[Record]:
         """Every record of a query, across pages (see `pages` for the options)."""
@@ -564,24 +566,18 @@ class DataverseClient:
         self, entity_set: str, rows: Sequence[Mapping[str, Any]], **kwargs: Any
     ) -> BulkResult:
         """CreateMultiple in batches, falling back to $batch per row when a batch fails."""
-        from shared.dataverse.bulk import write_bulk
-
         return write_bulk(self, "CreateMultiple", entity_set, rows, **kwargs)
 
     def upsert_multiple(
         self, entity_set: str, rows: Sequence[Mapping[str, Any]], *, key_columns: Sequence[str], **kwargs: Any
     ) -> BulkResult:
         """UpsertMultiple by alternate key in batches, falling back to $batch per row on failure."""
-        from shared.dataverse.bulk import write_bulk
-
         return write_bulk(self, "UpsertMultiple", entity_set, rows, key_columns=key_columns, **kwargs)
 
     def update_multiple(
         self, entity_set: str, rows: Sequence[Mapping[str, Any]], **kwargs: Any
     ) -> BulkResult:
         """UpdateMultiple (each row carries its primary id) with the same fallback."""
-        from shared.dataverse.bulk import write_bulk
-
         return write_bulk(self, "UpdateMultiple", entity_set, rows, **kwargs)
 
 

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from shared.events import ChangeNotice
 from shared.jsonbody import JsonBodyError, is_json_media_type, load_json_body
+from shared.webhooks import WebhookRejected
 
 GUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 # ASCII digits only, and the whole text (`$` would also accept a trailing newline); at most
@@ -39,13 +40,18 @@ SYSTEM_STAMPS = frozenset(
 )
 
 
-class WebhookRejected(ValueError):
-    """The request is not an acceptable Dataverse webhook. `status` is the HTTP answer."""
+# The reason code of each refusal, by its HTTP status.
+REASON_CODES = {
+    400: "InvalidPayload",
+    403: "UnknownOrganization",
+    413: "BodyTooLarge",
+    415: "UnsupportedMediaType",
+    422: "UnsupportedMessage",
+}
 
-    def __init__(self, status: int, problem: str) -> None:
-        super().__init__(problem)
-        self.status = status
-        self.problem = problem
+
+def _rejected(status: int, problem: str) -> WebhookRejected:
+    return WebhookRejected(status, REASON_CODES.get(status, "Rejected"), problem)
 
 
 class KeyValue(BaseModel):
@@ -110,42 +116,40 @@ def parse_webhook(
     """Validate one webhook request and return its change notice(s). Raises WebhookRejected."""
     lowered = {k.lower(): v for k, v in headers.items()}
     if len(body) > max_body_bytes:
-        raise WebhookRejected(
-            413, f"body of {len(body)} bytes exceeds WEBHOOK_MAX_BODY_BYTES ({max_body_bytes})"
-        )
+        raise _rejected(413, f"body of {len(body)} bytes exceeds WEBHOOK_MAX_BODY_BYTES ({max_body_bytes})")
     content_type = lowered.get("content-type", "")
     if not is_json_media_type(content_type):
-        raise WebhookRejected(415, f"Content-Type must be application/json, got {content_type!r}")
+        raise _rejected(415, f"Content-Type must be application/json, got {content_type!r}")
     try:
         raw = load_json_body(body)
     except JsonBodyError as exc:
-        raise WebhookRejected(400, str(exc)) from exc
+        raise _rejected(400, str(exc)) from exc
     if not isinstance(raw, dict):
-        raise WebhookRejected(400, "body must be a JSON object (a RemoteExecutionContext)")
+        raise _rejected(400, "body must be a JSON object (a RemoteExecutionContext)")
     try:
         ctx = RemoteExecutionContext.model_validate(raw)
     except ValidationError as exc:
-        raise WebhookRejected(400, _first_error(exc)) from exc
+        raise _rejected(400, _first_error(exc)) from exc
 
     operation = OPERATIONS.get(ctx.MessageName)
     if operation is None:
-        raise WebhookRejected(422, f"MessageName {ctx.MessageName!r} is not handled (Create, Update, Delete)")
+        raise _rejected(422, f"MessageName {ctx.MessageName!r} is not handled (Create, Update, Delete)")
     entity_header = lowered.get("x-ms-dynamics-entity-name")
     if entity_header is not None and entity_header != ctx.PrimaryEntityName:
-        raise WebhookRejected(
+        raise _rejected(
             400,
             f"header x-ms-dynamics-entity-name {entity_header!r} does not match "
             f"PrimaryEntityName {ctx.PrimaryEntityName!r}",
         )
     message_header = lowered.get("x-ms-dynamics-request-name")
     if message_header is not None and message_header != ctx.MessageName:
-        raise WebhookRejected(
+        raise _rejected(
             400,
             f"header x-ms-dynamics-request-name {message_header!r} does not match "
             f"MessageName {ctx.MessageName!r}",
         )
     if organization_id is not None and ctx.OrganizationId.lower() != organization_id.lower():
-        raise WebhookRejected(
+        raise _rejected(
             403,
             f"OrganizationId {ctx.OrganizationId} is not the configured organization "
             "(DATAVERSE_ORGANIZATION_ID)",
@@ -157,11 +161,11 @@ def parse_webhook(
     target = _target(ctx)
     if target is None:
         if not size_exceeded:
-            raise WebhookRejected(400, "InputParameters: a 'Target' parameter is required")
+            raise _rejected(400, "InputParameters: a 'Target' parameter is required")
     else:
         logical = target.get("LogicalName")
         if logical is not None and logical != ctx.PrimaryEntityName:
-            raise WebhookRejected(
+            raise _rejected(
                 400,
                 f"InputParameters.Target.LogicalName {logical!r} does not match "
                 f"PrimaryEntityName {ctx.PrimaryEntityName!r}",
@@ -172,7 +176,7 @@ def parse_webhook(
             and target_id != "00000000-0000-0000-0000-000000000000"
             and target_id.lower() != record_id
         ):
-            raise WebhookRejected(400, "InputParameters.Target.Id does not match PrimaryEntityId")
+            raise _rejected(400, "InputParameters.Target.Id does not match PrimaryEntityId")
         if ctx.MessageName != "Delete":
             changed = _attribute_names(target, primary_id=f"{ctx.PrimaryEntityName}id")
 
@@ -197,7 +201,7 @@ def parse_webhook(
             detail=detail,
         )
     except ValidationError as exc:
-        raise WebhookRejected(400, _first_error(exc)) from exc
+        raise _rejected(400, _first_error(exc)) from exc
     return [notice]
 
 
@@ -205,9 +209,7 @@ def _target(ctx: RemoteExecutionContext) -> dict[str, Any] | None:
     for param in ctx.InputParameters or []:
         if param.key == "Target":
             if not isinstance(param.value, dict):
-                raise WebhookRejected(
-                    400, "InputParameters.Target must be an Entity or EntityReference object"
-                )
+                raise _rejected(400, "InputParameters.Target must be an Entity or EntityReference object")
             return param.value
     return None
 
@@ -217,14 +219,14 @@ def _attribute_names(target: Mapping[str, Any], *, primary_id: str) -> list[str]
     if attributes is None:
         return []
     if not isinstance(attributes, list):
-        raise WebhookRejected(400, "InputParameters.Target.Attributes must be a list of {key, value}")
+        raise _rejected(400, "InputParameters.Target.Attributes must be a list of {key, value}")
     names = set()
     for item in attributes:
         if not isinstance(item, dict) or not isinstance(item.get("key"), str):
-            raise WebhookRejected(400, "InputParameters.Target.Attributes items must be {key, value} objects")
+            raise _rejected(400, "InputParameters.Target.Attributes items must be {key, value} objects")
         name = item["key"]
         if not re.match(r"^[a-z_][a-z0-9_]{0,99}$", name):
-            raise WebhookRejected(400, f"attribute name {name[:40]!r} is not a Dataverse logical name")
+            raise _rejected(400, f"attribute name {name[:40]!r} is not a Dataverse logical name")
         if name != primary_id and name not in SYSTEM_STAMPS:
             names.add(name)
     return sorted(names)

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from shared.mapping.columns import Column, dataverse_column
 from shared.model.customer import FIELD_GROUPS
 from shared.quality.issues import QualityPolicy
+from shared.systems import System
 
 DEFAULT_PATH = Path(__file__).resolve().parents[2] / "mappings" / "customers.yaml"
 
@@ -141,7 +142,7 @@ class CustomFieldMapping(_Strict):
 class OwnershipSettings(_Strict):
     default: Owner = "last_writer"
     groups: dict[str, Owner] = Field(default_factory=dict)
-    last_writer_tie: Literal["brightpearl", "dataverse"] = Field(
+    last_writer_tie: System = Field(
         "brightpearl", description="who wins when both sides carry the same modification time"
     )
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable, Iterable
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
@@ -27,9 +27,8 @@ from pydantic import (
 )
 
 from shared.quality.normalise import clean_text, format_postcode, normalise_postcode
-
-System = Literal["brightpearl", "dataverse"]
-SYSTEMS: tuple[System, ...] = ("brightpearl", "dataverse")
+from shared.systems import SYSTEMS as SYSTEMS
+from shared.systems import System as System
 
 
 def _lower_email(value: str | None) -> str | None:

@@ -12,11 +12,10 @@ warning is decided by `QualityPolicy`, which is configured in mappings/*.yaml.
 from __future__ import annotations
 
 import enum
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-System = Literal["brightpearl", "dataverse"]
+from shared.systems import System
 
 
 class IssueCode(enum.StrEnum):

@@ -159,3 +159,14 @@ def test_oversized_body_is_rejected():
 def test_ms_dates_are_utc_milliseconds():
     assert parse_ms_date("/Date(0)/") == datetime(1970, 1, 1, tzinfo=UTC)
     assert parse_ms_date("/Date(1506409448000-0700)/") == datetime(2017, 9, 26, 7, 4, 8, tzinfo=UTC)
+
+
+def test_both_receivers_reject_with_the_one_webhook_error_and_a_reason_code():
+    from shared.brightpearl import webhook as brightpearl_webhook
+    from shared.webhooks import WebhookRejected as Shared
+
+    assert WebhookRejected is Shared and brightpearl_webhook.WebhookRejected is Shared
+    with pytest.raises(Shared) as exc:
+        parse_webhook(b'{"MessageName": "Update"}', headers("contact", "Update"), organization_id=ORG)
+    assert exc.value.status in (400, 403, 422) and exc.value.code != "Rejected"
+    assert exc.value.as_dict() == {"error": exc.value.code, "message": exc.value.message}
