@@ -1,11 +1,13 @@
-"""What a flow decides for each message: completed, retry later, or dead-letter (DESIGN §6)."""
+"""What a flow decides for each message: completed, retry later, or dead-letter (DESIGN §6).
+
+Plain data: the settlement adapter (shared.bus.settlement) applies these, and
+shared.resilience.outcome_for_error makes them from errors (so the bus package never imports
+the error classification, which itself names the bus's errors)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-
-from shared.resilience import Action, classify
 
 
 @dataclass(frozen=True)
@@ -44,18 +46,3 @@ class DeadLetter:
 
 
 Outcome = Completed | RetryLater | DeadLetter
-
-
-def outcome_for_error(exc: BaseException, what: str) -> Outcome:
-    """Turn an expected error into an outcome through shared.resilience; re-raise unknown ones.
-
-    `what` names the record for the operator, e.g. "Brightpearl contact 207".
-    """
-    verdict = classify(exc)
-    if verdict is None:
-        raise exc
-    if verdict.action is Action.IGNORE:
-        return Completed(note=f"{verdict.reason}: {what}")
-    if verdict.transient:
-        return RetryLater(reason=verdict.reason, error=f"{what}: {exc}", delay=verdict.retry_after)
-    return DeadLetter(reason=verdict.reason, description=f"{what}: {exc}. {verdict.fix}")

@@ -20,6 +20,7 @@ from shared.brightpearl import errors as bp
 from shared.bus.port import BusError, MessageTooLargeError
 from shared.dataverse import errors as dv
 from shared.events import EnvelopeError
+from shared.outcomes import Completed, DeadLetter, Outcome, RetryLater
 from shared.store.errors import StoreConflictError, StoreError
 
 
@@ -154,6 +155,21 @@ AVAILABILITY_REASONS = frozenset(
         "BusUnavailable",
     }
 )
+
+
+def outcome_for_error(exc: BaseException, what: str) -> Outcome:
+    """Turn an expected error into an outcome through `classify`; re-raise unknown ones.
+
+    `what` names the record for the operator, e.g. "Brightpearl contact 207".
+    """
+    verdict = classify(exc)
+    if verdict is None:
+        raise exc
+    if verdict.action is Action.IGNORE:
+        return Completed(note=f"{verdict.reason}: {what}")
+    if verdict.transient:
+        return RetryLater(reason=verdict.reason, error=f"{what}: {exc}", delay=verdict.retry_after)
+    return DeadLetter(reason=verdict.reason, description=f"{what}: {exc}. {verdict.fix}")
 
 
 @dataclass(frozen=True)

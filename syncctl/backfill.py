@@ -40,7 +40,7 @@ def customers(
     from shared import runtime
     from shared.flows.customers_backfill import CustomerBackfill
     from shared.settings import SettingsError, load_settings
-    from syncctl.main import load_settings_file
+    from syncctl.settings_file import load_settings_file
 
     if source not in ("brightpearl", "dataverse"):
         raise typer.BadParameter("--from must be brightpearl or dataverse")

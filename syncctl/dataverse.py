@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from syncctl.main import apply_settings_file
+from syncctl.settings_file import apply_settings_file
 
 if TYPE_CHECKING:
     from shared.dataverse.client import DataverseClient

@@ -65,7 +65,7 @@ def _fail(message: str) -> typer.Exit:
 
 
 def _environment(settings_file: Path | None) -> tuple[dict[str, str], Path | None]:
-    from syncctl.main import load_settings_file  # lazy: syncctl.main imports this module
+    from syncctl.settings_file import load_settings_file
 
     path = settings_file
     if path is None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-import json
 import os
 from pathlib import Path
 
@@ -11,6 +9,8 @@ import typer
 from rich.console import Console
 
 from shared.telemetry import quiet_http_client_loggers
+from syncctl import backfill, bus, dataverse, dlq, mapping, webhooks
+from syncctl.settings_file import load_settings_file
 
 app = typer.Typer(help="Operate the Brightpearl ⇄ Dynamics 365 integration.", no_args_is_help=True)
 sandbox_app = typer.Typer(help="Run the local sandbox.", no_args_is_help=True)
@@ -19,30 +19,6 @@ app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(settings_app, name="settings")
 console = Console()
 quiet_http_client_loggers()  # request URLs carry query strings (e-mails, names): never log them
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def load_settings_file(path: Path | None) -> dict[str, str]:
-    """Values of a local.settings.json-style file (default: local.settings.json or the example)."""
-    if path is None:
-        path = ROOT / "local.settings.json"
-        if not path.exists():
-            path = ROOT / "local.settings.example.json"
-    try:
-        values = json.loads(path.read_text(encoding="utf-8")).get("Values", {})
-    except FileNotFoundError:
-        raise typer.BadParameter(f"settings file not found: {path}") from None
-    except json.JSONDecodeError as exc:
-        raise typer.BadParameter(f"{path}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
-    return {k: str(v) for k, v in values.items()}
-
-
-def apply_settings_file(path: Path | None) -> None:
-    """Put the file's values into the environment; variables already set win; empty is unset."""
-    for key, value in load_settings_file(path).items():
-        if value != "":
-            os.environ.setdefault(key, value)
 
 
 @sandbox_app.command("up")
@@ -96,20 +72,14 @@ def settings_docs() -> None:
 
 
 # Sub-apps that live with their subject; each module exports a typer app named `app`.
-for module_name, command in (
-    ("syncctl.dlq", "dlq"),
-    ("syncctl.webhooks", "webhooks"),
-    ("syncctl.mapping", "mapping"),
-    ("syncctl.dataverse", "dataverse"),
-    ("syncctl.backfill", "backfill"),
-    ("syncctl.bus", "bus"),
+for command, module in (
+    ("dlq", dlq),
+    ("webhooks", webhooks),
+    ("mapping", mapping),
+    ("dataverse", dataverse),
+    ("backfill", backfill),
+    ("bus", bus),
 ):
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name != module_name:
-            raise
-        continue
     app.add_typer(module.app, name=command)
 
 

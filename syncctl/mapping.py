@@ -46,7 +46,7 @@ def preview(
     from shared.mapping import contact_query, load_customer_mapping
     from shared.mapping.preview import render_preview
     from shared.settings import SettingsError, load_settings
-    from syncctl.main import load_settings_file
+    from syncctl.settings_file import load_settings_file
 
     console = Console(highlight=False)
     if source not in ("brightpearl", "dataverse"):

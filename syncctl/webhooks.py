@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from syncctl.main import apply_settings_file
+from syncctl.settings_file import apply_settings_file
 
 app = typer.Typer(help="Register the webhooks the flows need.", no_args_is_help=True)
 console = Console()

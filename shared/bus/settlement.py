@@ -27,7 +27,6 @@ from typing import Any, Protocol
 from shared.bus.port import BusError, BusPublisher
 from shared.events import Envelope, EnvelopeError, now_utc
 from shared.outcomes import Completed, DeadLetter, Outcome, RetryLater
-from shared.resilience import BackoffPolicy
 from shared.telemetry import correlation, end_to_end_latency, get_logger, message_outcomes
 
 # Total seconds a message may wait on other workers' claims without spending attempts. A live
@@ -75,6 +74,21 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+class RetryPolicy(Protocol):
+    """When to retry and when to give up (shared.resilience.BackoffPolicy, from RETRY_* settings)."""
+
+    def delay(
+        self,
+        attempt: int,
+        server_delay: float | None = None,
+        rng: random.Random | None = None,
+        *,
+        reason: str | None = None,
+    ) -> float: ...
+
+    def exhausted(self, attempt: int, *, reason: str | None = None, waiting: float | None = None) -> bool: ...
+
+
 class Settlement:
     """Settles the messages of one subscription."""
 
@@ -84,7 +98,7 @@ class Settlement:
         *,
         topic: str,
         subscription: str,
-        policy: BackoffPolicy,
+        policy: RetryPolicy,
         clock: Callable[[], datetime] = now_utc,
         rng: random.Random | None = None,
         max_wait: float = MAX_WAIT_SECONDS,

@@ -1,6 +1,9 @@
-"""Data quality: normalisation (e-mail, phone, country, text), typed issues, duplicate matching."""
+"""Data quality: normalisation (e-mail, phone, country, text) and typed issues.
 
-from shared.quality.duplicates import DuplicateCandidate, DuplicateIndex, MatchResult, find_duplicates
+Duplicate matching (shared.quality.duplicates) works on the canonical model, which itself
+uses the normalisation here, so it is imported from its module, not re-exported.
+"""
+
 from shared.quality.issues import IssueCode, QualityIssue, QualityPolicy, Severity
 from shared.quality.normalise import (
     Checked,
@@ -18,10 +21,7 @@ from shared.quality.normalise import (
 
 __all__ = [
     "Checked",
-    "DuplicateCandidate",
-    "DuplicateIndex",
     "IssueCode",
-    "MatchResult",
     "QualityIssue",
     "QualityPolicy",
     "Severity",
@@ -29,7 +29,6 @@ __all__ = [
     "clean_text",
     "country_to_iso2",
     "email_match_key",
-    "find_duplicates",
     "iso2_to_iso3",
     "iso2_to_name",
     "normalise_email",

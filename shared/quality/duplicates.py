@@ -20,7 +20,7 @@ from rapidfuzz import fuzz, process, utils
 
 from shared.quality.normalise import clean_text, email_match_key, postcode_match_key
 
-if TYPE_CHECKING:  # the model imports shared.quality.normalise; avoid an import cycle
+if TYPE_CHECKING:
     from shared.model.customer import Customer
 
 

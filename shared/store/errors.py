@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from shared.store.links import Link
+from shared.store.link_model import Link
 
 
 class StoreError(Exception):

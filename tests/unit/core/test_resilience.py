@@ -8,8 +8,8 @@ import pytest
 from shared.brightpearl.errors import BrightpearlThrottled, BrightpearlValidationError
 from shared.dataverse.errors import DataverseNotFound, DataverseThrottled
 from shared.events import EnvelopeError
-from shared.outcomes import Completed, DeadLetter, RetryLater, outcome_for_error
-from shared.resilience import Action, BackoffPolicy, classify
+from shared.outcomes import Completed, DeadLetter, RetryLater
+from shared.resilience import Action, BackoffPolicy, classify, outcome_for_error
 
 
 @pytest.mark.parametrize(

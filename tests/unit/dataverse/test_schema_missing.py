@@ -7,8 +7,8 @@ import pytest
 
 from shared.dataverse.errors import DataverseSchemaMissing, DataverseValidationError, error_from_response
 from shared.dataverse.provision import schema_plan
-from shared.outcomes import DeadLetter, RetryLater, outcome_for_error
-from shared.resilience import Action, classify
+from shared.outcomes import DeadLetter, RetryLater
+from shared.resilience import Action, classify, outcome_for_error
 from tests.unit.dataverse.provisionfixtures import bare, bare_client, bare_server, provisioner
 
 __all__ = ["bare", "bare_client", "bare_server"]
