@@ -316,10 +316,7 @@ class BrightpearlClient:
         )
 
     def get_contact(self, contact_id: int, *, with_addresses: bool = False) -> Contact:
-        found = self.get_contacts([contact_id], with_addresses=with_addresses)
-        if not found:
-            raise BrightpearlNotFound(f"contact {contact_id} not found", status=404)
-        return found[0]
+        return _only(self.get_contacts([contact_id], with_addresses=with_addresses), "contact", contact_id)
 
     def search_contacts(
         self,
@@ -493,10 +490,7 @@ class BrightpearlClient:
         )
 
     def get_order(self, order_id: int) -> Order:
-        found = self.get_orders([order_id])
-        if not found:
-            raise BrightpearlNotFound(f"order {order_id} not found", status=404)
-        return found[0]
+        return _only(self.get_orders([order_id]), "order", order_id)
 
     def search_orders(
         self,
@@ -823,6 +817,12 @@ class BrightpearlClient:
 
     def delete_webhook(self, webhook_id: int) -> None:
         self.request("DELETE", f"/integration-service/webhook/{int(webhook_id)}")
+
+
+def _only(found: list[M], what: str, record_id: int) -> M:
+    if not found:
+        raise BrightpearlNotFound(f"{what} {record_id} not found", status=404)
+    return found[0]
 
 
 def _created(item: MessageOutcome | None, uri: str, index: int) -> int | BrightpearlError:

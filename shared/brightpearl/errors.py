@@ -66,6 +66,14 @@ class BrightpearlAmbiguousWrite(BrightpearlUnavailable):
     record up by its natural key first (see BrightpearlClient.ensure_* helpers)."""
 
 
+BY_STATUS: dict[int, type[BrightpearlError]] = {
+    401: BrightpearlAuthError,
+    404: BrightpearlNotFound,
+    412: BrightpearlPreconditionFailed,
+    414: BrightpearlUriTooLong,
+}
+
+
 def error_from_answer(status: int, body: Any, where: str, *, ambiguous: bool = False) -> BrightpearlError:
     """The error for a non-success answer `status` with decoded envelope `body` to `where`
     (e.g. "POST /contact-service/contact/"), by status:
@@ -83,23 +91,19 @@ def error_from_answer(status: int, body: Any, where: str, *, ambiguous: bool = F
     elif not detail and body and not isinstance(body, dict):
         detail = str(body)[:300]
     message = f"Brightpearl answered {status} to {where}" + (f": {detail}" if detail else "")
-    cls: type[BrightpearlError] = BrightpearlError
-    if status == 401:
-        cls, message = BrightpearlAuthError, message + AUTH_HINT
-    elif status == 404:
-        cls = BrightpearlNotFound
-    elif status == 412:
-        cls = BrightpearlPreconditionFailed
-    elif status == 414:
-        cls = BrightpearlUriTooLong
-    elif 400 <= status < 500:
-        cls = BrightpearlValidationError
-    elif status == 503 and THROTTLE_MARKER in detail.lower():
-        cls = BrightpearlThrottled
-    elif status >= 500 and ambiguous:
-        cls, message = BrightpearlAmbiguousWrite, message + AMBIGUOUS_HINT
-    elif status >= 500:
-        cls = BrightpearlUnavailable
-    elif errors:
-        cls = BrightpearlValidationError
+    cls = BY_STATUS.get(status) or _by_range(status, detail, ambiguous=ambiguous, has_errors=bool(errors))
+    if cls is BrightpearlAuthError:
+        message += AUTH_HINT
+    elif cls is BrightpearlAmbiguousWrite:
+        message += AMBIGUOUS_HINT
     return cls(message, status=status, errors=errors)
+
+
+def _by_range(status: int, detail: str, *, ambiguous: bool, has_errors: bool) -> type[BrightpearlError]:
+    if 400 <= status < 500:
+        return BrightpearlValidationError
+    if status == 503 and THROTTLE_MARKER in detail.lower():
+        return BrightpearlThrottled
+    if status >= 500:
+        return BrightpearlAmbiguousWrite if ambiguous else BrightpearlUnavailable
+    return BrightpearlValidationError if has_errors else BrightpearlError

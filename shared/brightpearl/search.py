@@ -15,6 +15,7 @@ A 404 means "no rows". The paginator merges every page's `reference` maps.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -43,28 +44,20 @@ def _iso(value: datetime | date | None) -> str:
     return value.isoformat()
 
 
+@dataclass
 class FirstResultPaginator:
     """The answers of GET `path` page by page; `next_first(answer, first)` reads from an answer
     the `firstResult` of the next page, or None when it was the last. A 404 means no (more) rows.
     """
 
-    def __init__(
-        self,
-        transport: BrightpearlTransport,
-        path: str,
-        params: dict[str, Any] | None = None,
-        *,
-        next_first: Callable[[BrightpearlResponse, int], int | None],
-        first_result: int | None = None,
-        max_pages: int | None = None,
-    ) -> None:
-        self._transport = transport
-        self.path = path
-        self.params = params
-        self.next_first = next_first
-        self.first_result = first_result
-        self.max_pages = max_pages
-        self.pages_fetched = 0
+    transport: BrightpearlTransport
+    path: str
+    params: dict[str, Any] | None = None
+    _: KW_ONLY
+    next_first: Callable[[BrightpearlResponse, int], int | None]
+    first_result: int | None = None
+    max_pages: int | None = None
+    pages_fetched: int = field(default=0, init=False)
 
     def __iter__(self) -> Iterator[BrightpearlResponse]:
         first = self.first_result
@@ -73,7 +66,7 @@ class FirstResultPaginator:
             if first is not None:
                 params["firstResult"] = first
             try:
-                answer = self._transport.request("GET", self.path, params=params or None)
+                answer = self.transport.request("GET", self.path, params=params or None)
             except BrightpearlNotFound:
                 return
             self.pages_fetched += 1

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -99,32 +99,16 @@ class Filter:
         return self.text
 
 
-def _cmp(op: str, name: str, value: Scalar) -> Filter:
-    return Filter(f"{prop(name)} {op} {literal(value)}")
+def _comparison(op: str) -> Callable[[str, Scalar], Filter]:
+    def compare(name: str, value: Scalar) -> Filter:
+        return Filter(f"{prop(name)} {op} {literal(value)}")
+
+    compare.__name__ = compare.__qualname__ = op
+    compare.__doc__ = f"`<name> {op} <value>`, the value escaped as an OData literal."
+    return compare
 
 
-def eq(name: str, value: Scalar) -> Filter:
-    return _cmp("eq", name, value)
-
-
-def ne(name: str, value: Scalar) -> Filter:
-    return _cmp("ne", name, value)
-
-
-def gt(name: str, value: Scalar) -> Filter:
-    return _cmp("gt", name, value)
-
-
-def ge(name: str, value: Scalar) -> Filter:
-    return _cmp("ge", name, value)
-
-
-def lt(name: str, value: Scalar) -> Filter:
-    return _cmp("lt", name, value)
-
-
-def le(name: str, value: Scalar) -> Filter:
-    return _cmp("le", name, value)
+eq, ne, gt, ge, lt, le = (_comparison(op) for op in ("eq", "ne", "gt", "ge", "lt", "le"))
 
 
 def lookup_eq(column: str, record_id: str | uuid.UUID) -> Filter:

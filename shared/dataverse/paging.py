@@ -10,6 +10,7 @@ a nextLink seen twice stops the loop instead of paging forever.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, Protocol
 
 import httpx
@@ -32,25 +33,19 @@ class LinkFollower(Protocol):
     def check_link(self, link: str, *, what: str = "link") -> None: ...
 
 
+@dataclass
 class NextLinkPaginator:
-    """Iterate the JSON bodies of a paged GET; `delta_link` is the last page's deltaLink."""
+    """Iterate the JSON bodies of a paged GET; `delta_link` is the last page's deltaLink.
+    `what` names the query in errors ("the query on contacts")."""
 
-    def __init__(
-        self,
-        client: LinkFollower,
-        path: str,
-        *,
-        params: Mapping[str, str] | None = None,
-        headers: Mapping[str, str] | None = None,
-        what: str,
-    ) -> None:
-        self.client = client
-        self.path = path
-        self.params = params
-        self.headers = headers
-        self.what = what
-        self.delta_link: str | None = None
-        self.pages_fetched = 0
+    client: LinkFollower
+    path: str
+    _: KW_ONLY
+    what: str
+    params: Mapping[str, str] | None = None
+    headers: Mapping[str, str] | None = None
+    delta_link: str | None = field(default=None, init=False)
+    pages_fetched: int = field(default=0, init=False)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         url: str | None = self.path

@@ -134,20 +134,13 @@ def parse_webhook(
     operation = OPERATIONS.get(ctx.MessageName)
     if operation is None:
         raise _rejected(422, f"MessageName {ctx.MessageName!r} is not handled (Create, Update, Delete)")
-    entity_header = lowered.get("x-ms-dynamics-entity-name")
-    if entity_header is not None and entity_header != ctx.PrimaryEntityName:
-        raise _rejected(
-            400,
-            f"header x-ms-dynamics-entity-name {entity_header!r} does not match "
-            f"PrimaryEntityName {ctx.PrimaryEntityName!r}",
-        )
-    message_header = lowered.get("x-ms-dynamics-request-name")
-    if message_header is not None and message_header != ctx.MessageName:
-        raise _rejected(
-            400,
-            f"header x-ms-dynamics-request-name {message_header!r} does not match "
-            f"MessageName {ctx.MessageName!r}",
-        )
+    for header, name, value in (
+        ("x-ms-dynamics-entity-name", "PrimaryEntityName", ctx.PrimaryEntityName),
+        ("x-ms-dynamics-request-name", "MessageName", ctx.MessageName),
+    ):
+        sent = lowered.get(header)
+        if sent is not None and sent != value:
+            raise _rejected(400, f"header {header} {sent!r} does not match {name} {value!r}")
     if organization_id is not None and ctx.OrganizationId.lower() != organization_id.lower():
         raise _rejected(
             403,
