@@ -78,12 +78,7 @@ class RetryPolicy(Protocol):
     """When to retry and when to give up (shared.resilience.BackoffPolicy, from RETRY_* settings)."""
 
     def delay(
-        self,
-        attempt: int,
-        server_delay: float | None = None,
-        rng: random.Random | None = None,
-        *,
-        reason: str | None = None,
+        self, attempt: int, server_delay: float | None, rng: random.Random, *, reason: str | None = None
     ) -> float: ...
 
     def exhausted(self, attempt: int, *, reason: str | None = None, waiting: float | None = None) -> bool: ...

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from shared.dataverse.errors import DataverseNotFound
-from shared.dataverse.provision import (
+from shared.dataverse.schema import (
     METADATA_HEADERS,
     METADATA_TYPES,
     ColumnKind,

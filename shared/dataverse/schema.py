@@ -1,0 +1,220 @@
+"""Schema as code: the Dataverse columns, choices, alternate keys and change tracking the
+mappings need, as a plan (`schema_plan()`), and the Web API metadata bodies and paths for them.
+
+`schema_plan()` derives the plan from the mappings (mappings/*.yaml through shared.mapping):
+every column the translators read or write, typed from the mapping (custom fields) or the
+column catalogue (shared/mapping/columns.py); the alternate key on each `bpi_brightpearlid`
+key column; change tracking on the tables the Dataverse poller reads. `syncctl dataverse
+check` (environment_check.py) compares an environment with the plan; `syncctl dataverse
+provision` (provision.py) applies it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from shared.dataverse import odata
+from shared.mapping import CustomerMapping, load_customer_mapping, required_columns
+from shared.mapping.columns import dataverse_column
+
+ColumnKind = Literal["string", "memo", "boolean", "picklist", "integer", "datetime"]
+
+# Column kind -> (AttributeMetadata type, AttributeType as the metadata API reports it).
+METADATA_TYPES: dict[ColumnKind, tuple[str, str]] = {
+    "string": ("StringAttributeMetadata", "String"),
+    "memo": ("MemoAttributeMetadata", "Memo"),
+    "boolean": ("BooleanAttributeMetadata", "Boolean"),
+    "picklist": ("PicklistAttributeMetadata", "Picklist"),
+    "integer": ("IntegerAttributeMetadata", "Integer"),
+    "datetime": ("DateTimeAttributeMetadata", "DateTime"),
+}
+_CATALOGUE_KINDS: dict[str, ColumnKind] = {
+    "string": "string",
+    "memo": "memo",
+    "boolean": "boolean",
+    "picklist": "picklist",
+    "integer": "integer",
+    "date": "datetime",
+    "datetime": "datetime",
+}
+_CUSTOM_FIELD_KINDS: dict[str, ColumnKind] = {
+    "text": "string",
+    "textarea": "memo",
+    "yesno": "boolean",
+    "integer": "integer",
+    "date": "datetime",
+    "select": "picklist",
+}
+LABELS = {
+    "bpi_brightpearlid": "Brightpearl ID",
+    "bpi_customergroup": "Customer group",
+    "bpi_tags": "Brightpearl tags",
+    "bpi_newsletteroptin": "Newsletter opt-in",
+}
+LANGUAGE_CODE = 1033  # labels are written in English (MSCRM.MergeLabels keeps other languages)
+METADATA_HEADERS = {"Consistency": "Strong"}  # skip metadata caches right after a change (§14.1)
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """One column a mapping reads or writes. `custom` columns are ours to create."""
+
+    name: str  # logical name (lower case); also used as the SchemaName when created
+    kind: ColumnKind
+    label: str
+    custom: bool
+    max_length: int | None = None
+    options: tuple[tuple[int, str], ...] = ()  # picklist: (value, label)
+
+    @property
+    def attribute_type(self) -> str:
+        return METADATA_TYPES[self.kind][1]
+
+
+@dataclass(frozen=True)
+class KeySpec:
+    """An alternate key (EntityKeyMetadata) on one or more columns."""
+
+    name: str  # SchemaName, e.g. bpi_contact_brightpearlid
+    columns: tuple[str, ...]
+    label: str
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    table: str
+    columns: tuple[ColumnSpec, ...]
+    keys: tuple[KeySpec, ...] = ()
+    change_tracking: bool = False
+
+    def column(self, name: str) -> ColumnSpec | None:
+        return next((c for c in self.columns if c.name == name), None)
+
+
+@dataclass(frozen=True)
+class SchemaPlan:
+    tables: tuple[TableSpec, ...]
+
+
+# --- the plan, from the mappings ------------------------------------------------------------
+
+
+def _prefix_of(name: str, prefixes: Iterable[str]) -> str | None:
+    return next((p for p in prefixes if name.startswith(p)), None)
+
+
+def _column_spec(table: str, name: str, mapping: CustomerMapping) -> ColumnSpec:
+    prefixes = mapping.dataverse.custom_column_prefixes
+    custom = _prefix_of(name, prefixes) is not None
+    for cf in mapping.custom_fields:
+        if cf.dataverse == name and table == "contact":
+            kind = _CUSTOM_FIELD_KINDS[cf.type]
+            length = None
+            if kind in ("string", "memo"):
+                length = cf.max_length or (2000 if kind == "memo" else 100)
+            options = tuple((int(o.dataverse), str(o.value)) for o in cf.options)
+            return ColumnSpec(name, kind, cf.name.replace("_", " ").capitalize(), custom, length, options)
+    known = dataverse_column(table, name)
+    if known is not None:
+        kind = _CATALOGUE_KINDS.get(known.type, "string")
+        return ColumnSpec(name, kind, LABELS.get(name, name), custom, known.max_length)
+    if name == mapping.dataverse.marketing_consent.column:
+        return ColumnSpec(name, "boolean", LABELS.get(name, "Newsletter opt-in"), custom)
+    return ColumnSpec(name, "string", LABELS.get(name, name), custom, 100)
+
+
+def _key_spec(table: str, column: str, prefixes: Iterable[str]) -> KeySpec:
+    prefix = _prefix_of(column, prefixes) or ""
+    return KeySpec(
+        f"{prefix}{table}_{column.removeprefix(prefix)}", (column,), f"{LABELS.get(column, column)} key"
+    )
+
+
+def plan_for_customers(mapping: CustomerMapping) -> list[TableSpec]:
+    """The customer mapping's tables: contact (+ account when the parent account is synced)."""
+    prefixes = mapping.dataverse.custom_column_prefixes
+    keys = {"contact": mapping.dataverse.contact_key, "account": mapping.dataverse.account.key}
+    tables = []
+    for table, names in required_columns(mapping).items():
+        columns = tuple(_column_spec(table, n, mapping) for n in names)
+        tables.append(
+            TableSpec(table, columns, (_key_spec(table, keys[table], prefixes),), change_tracking=True)
+        )
+    return tables
+
+
+def schema_plan(mapping: CustomerMapping | None = None) -> SchemaPlan:
+    """What the integration needs in Dataverse, from the mappings (default: mappings/*.yaml)."""
+    return SchemaPlan(tuple(plan_for_customers(mapping or load_customer_mapping())))
+
+
+# --- request bodies (reference §14.2, §14.5, §14.6) --------------------------------------------
+
+
+def label(text: str) -> dict[str, Any]:
+    return {
+        "@odata.type": "Microsoft.Dynamics.CRM.Label",
+        "LocalizedLabels": [
+            {
+                "@odata.type": "Microsoft.Dynamics.CRM.LocalizedLabel",
+                "Label": text,
+                "LanguageCode": LANGUAGE_CODE,
+            }
+        ],
+    }
+
+
+def attribute_body(spec: ColumnSpec) -> dict[str, Any]:
+    """The AttributeMetadata to POST to EntityDefinitions(LogicalName='t')/Attributes."""
+    body: dict[str, Any] = {
+        "@odata.type": f"Microsoft.Dynamics.CRM.{METADATA_TYPES[spec.kind][0]}",
+        "SchemaName": spec.name,
+        "DisplayName": label(spec.label),
+        "Description": label(f"{spec.label} (Brightpearl integration)"),
+        "RequiredLevel": {"Value": "None"},
+    }
+    if spec.kind == "string":
+        body |= {"MaxLength": spec.max_length or 100, "FormatName": {"Value": "Text"}}
+    elif spec.kind == "memo":
+        body |= {"MaxLength": spec.max_length or 2000, "Format": "TextArea"}
+    elif spec.kind == "boolean":
+        body |= {
+            "DefaultValue": False,
+            "OptionSet": {
+                "@odata.type": "Microsoft.Dynamics.CRM.BooleanOptionSetMetadata",
+                "OptionSetType": "Boolean",
+                "TrueOption": {"Value": 1, "Label": label("Yes")},
+                "FalseOption": {"Value": 0, "Label": label("No")},
+            },
+        }
+    elif spec.kind == "picklist":
+        body["OptionSet"] = {
+            "@odata.type": "Microsoft.Dynamics.CRM.OptionSetMetadata",
+            "IsGlobal": False,
+            "OptionSetType": "Picklist",
+            "Options": [{"Value": value, "Label": label(text)} for value, text in spec.options],
+        }
+    elif spec.kind == "integer":
+        body |= {"MinValue": -2147483648, "MaxValue": 2147483647, "Format": "None"}
+    elif spec.kind == "datetime":
+        body |= {"Format": "DateOnly", "DateTimeBehavior": {"Value": "DateOnly"}}
+    return body
+
+
+def key_body(spec: KeySpec) -> dict[str, Any]:
+    return {
+        "@odata.type": "Microsoft.Dynamics.CRM.EntityKeyMetadata",
+        "SchemaName": spec.name,
+        "DisplayName": label(spec.label),
+        "KeyAttributes": list(spec.columns),
+    }
+
+
+def entity_path(table: str) -> str:
+    return f"EntityDefinitions(LogicalName={odata.literal(odata.prop(table))})"
+
+
+def attribute_path(table: str, column: str) -> str:
+    return f"{entity_path(table)}/Attributes(LogicalName={odata.literal(odata.prop(column))})"
