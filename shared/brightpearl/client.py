@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from datetime import date, datetime
 from typing import Any, TypeVar
 
@@ -108,21 +108,15 @@ MULTI_MESSAGE_MAX = 10  # messages per multi-message request (reference §3.1)
 CONTACT_ADDRESSES_OPTIONAL = "postalAddresses"
 
 
+@dataclass(eq=False)
 class BrightpearlClient:
     """Typed access to one Brightpearl account."""
 
-    def __init__(
-        self,
-        transport: BrightpearlTransport,
-        *,
-        chunk_size: int = 200,
-        max_idset_chars: int = 1500,
-        page_size: int = 500,
-    ) -> None:
-        self.transport = transport
-        self.chunk_size = chunk_size
-        self.max_idset_chars = max_idset_chars
-        self.page_size = page_size
+    transport: BrightpearlTransport
+    _: KW_ONLY
+    chunk_size: int = 200
+    max_idset_chars: int = 1500
+    page_size: int = 500
 
     # --- construction ------------------------------------------------------------------
     @classmethod

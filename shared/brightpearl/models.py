@@ -114,17 +114,22 @@ class Organisation(_Model):
     name: str | None = None
 
 
-class PostalAddress(_Model):
+class _Addressed(_Model):
+    """The address fields a postal address and an order party share."""
+
+    contact_id: OptionalId = Field(None, alias="contactId")
+    address_line1: str | None = Field(None, alias="addressLine1")
+    postal_code: str | None = Field(None, alias="postalCode")
+    country_iso_code: str | None = Field(None, alias="countryIsoCode")
+
+
+class PostalAddress(_Addressed):
     """postal-address GET item (countryIsoCode is alpha-3 here)."""
 
     address_id: int = Field(alias="addressId")
-    contact_id: OptionalId = Field(None, alias="contactId")
-    address_line1: str | None = Field(None, alias="addressLine1")
     address_line2: str | None = Field(None, alias="addressLine2")
     address_line3: str | None = Field(None, alias="addressLine3")
     address_line4: str | None = Field(None, alias="addressLine4")
-    postal_code: str | None = Field(None, alias="postalCode")
-    country_iso_code: str | None = Field(None, alias="countryIsoCode")
     country_iso_code2: str | None = Field(None, alias="countryIsoCode2")
     country_id: OptionalId = Field(None, alias="countryId")
 
@@ -307,13 +312,9 @@ class PriceList(_Model):
 
 
 # ----------------------------------------------------------------------------- orders
-class OrderParty(_Model):
-    contact_id: OptionalId = Field(None, alias="contactId")
+class OrderParty(_Addressed):
     address_full_name: str | None = Field(None, alias="addressFullName")
     company_name: str | None = Field(None, alias="companyName")
-    address_line1: str | None = Field(None, alias="addressLine1")
-    postal_code: str | None = Field(None, alias="postalCode")
-    country_iso_code: str | None = Field(None, alias="countryIsoCode")
     country_iso_code3: str | None = Field(None, alias="countryIsoCode3")
     email: str | None = None
 
