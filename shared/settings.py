@@ -13,10 +13,11 @@ import os
 from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings
 
 from shared.brightpearl.settings import BrightpearlSettings
 from shared.dataverse.settings import DataverseSettings
+from shared.settings_base import section_config
 
 
 class SettingsError(RuntimeError):
@@ -27,17 +28,13 @@ class SettingsError(RuntimeError):
         super().__init__("invalid configuration:\n  " + "\n  ".join(problems))
 
 
-_BASE_CONFIG = SettingsConfigDict(extra="ignore", populate_by_name=False, case_sensitive=True)
-
-
 class BusSettings(BaseSettings):
     """Service Bus (or the sandbox's local bus) and the topics we publish to."""
 
-    model_config = _BASE_CONFIG
+    model_config = section_config("BUS_")
 
     backend: Literal["servicebus", "local"] = Field(
         "servicebus",
-        validation_alias="BUS_BACKEND",
         description="servicebus in Azure; local for the sandbox's durable local bus",
     )
     connection_string: str | None = Field(
@@ -74,7 +71,6 @@ class BusSettings(BaseSettings):
         20.0,
         gt=0,
         le=150,
-        validation_alias="BUS_LOCK_RENEWAL_SECONDS",
         description="a flow renews the locks of the batch it works on this often; keep it below "
         "the subscriptions' lockDuration minus maxBatchWaitTime (1 min - 5 s)",
     )
@@ -92,7 +88,7 @@ class BusSettings(BaseSettings):
 class StoreSettings(BaseSettings):
     """Table Storage for links, ledger, cursors and audit (the function app's account)."""
 
-    model_config = _BASE_CONFIG
+    model_config = section_config("")
 
     connection_string: str | None = Field(
         None,
@@ -124,21 +120,18 @@ class StoreSettings(BaseSettings):
         90,
         ge=1,
         le=3650,
-        validation_alias="AUDIT_RETENTION_DAYS",
         description="days audit rows are kept",
     )
     ledger_retention_days: int = Field(
         14,
         ge=1,
         le=365,
-        validation_alias="LEDGER_RETENTION_DAYS",
         description="days processed-message keys are remembered (idempotent receiver)",
     )
     link_claim_timeout_seconds: int = Field(
         90,
         ge=10,
         le=24 * 3600,
-        validation_alias="LINK_CLAIM_TIMEOUT_SECONDS",
         description="lease of a creation claim: the worker creating a record renews it every third "
         "of this while it works; once it has not been renewed for this long (the worker died) "
         "another worker may take the claim over, after first looking for the record",
@@ -165,41 +158,36 @@ class StoreSettings(BaseSettings):
 class RetrySettings(BaseSettings):
     """How flows retry transient failures with scheduled copies (DESIGN §6)."""
 
-    model_config = _BASE_CONFIG
+    model_config = section_config("RETRY_")
 
     max_attempts: int = Field(
         8,
         ge=1,
         le=100,
-        validation_alias="RETRY_MAX_ATTEMPTS",
         description="attempts before a transient failure is dead-lettered as RetriesExhausted",
     )
     base_delay_seconds: float = Field(
         15.0,
         gt=0,
         le=3600,
-        validation_alias="RETRY_BASE_DELAY_SECONDS",
         description="first retry delay; doubles each attempt",
     )
     max_delay_seconds: float = Field(
         1800.0,
         gt=0,
         le=7 * 24 * 3600,
-        validation_alias="RETRY_MAX_DELAY_SECONDS",
         description="cap of the retry delay (a longer server-given delay still wins)",
     )
     jitter_ratio: float = Field(
         0.2,
         ge=0,
         le=1,
-        validation_alias="RETRY_JITTER_RATIO",
         description="each delay is spread by +/- this fraction",
     )
     outage_max_delay_seconds: float = Field(
         60.0,
         gt=0,
         le=3600,
-        validation_alias="RETRY_OUTAGE_MAX_DELAY_SECONDS",
         description="cap of the retry delay after an availability error (5xx, timeout, network): "
         "once the API is back, waiting records go again within about this long",
     )
@@ -207,7 +195,6 @@ class RetrySettings(BaseSettings):
         21600.0,
         ge=0,
         le=14 * 24 * 3600,
-        validation_alias="RETRY_OUTAGE_GIVE_UP_SECONDS",
         description="availability errors end in RetriesExhausted only after RETRY_MAX_ATTEMPTS and "
         "this long since the change was observed (a long outage does not dead-letter everything)",
     )
@@ -222,7 +209,7 @@ class RetrySettings(BaseSettings):
 class WebhookSettings(BaseSettings):
     """Limits and secrets of the webhook ingress."""
 
-    model_config = _BASE_CONFIG
+    model_config = section_config("WEBHOOK_")
 
     brightpearl_secret: str | None = Field(
         None,
@@ -240,27 +227,24 @@ class WebhookSettings(BaseSettings):
         256 * 1024,
         ge=1024,
         le=4 * 1024 * 1024,
-        validation_alias="WEBHOOK_MAX_BODY_BYTES",
         description="larger webhook bodies are refused with 413",
     )
     max_ids: int = Field(
         1000,
         ge=1,
         le=10_000,
-        validation_alias="WEBHOOK_MAX_IDS",
         description="largest id set one Brightpearl webhook may carry",
     )
     ids_per_notice: int = Field(
         100,
         ge=1,
         le=500,
-        validation_alias="WEBHOOK_IDS_PER_NOTICE",
         description="ids per change notice; larger id sets are split",
     )
 
 
 class TelemetrySettings(BaseSettings):
-    model_config = _BASE_CONFIG
+    model_config = section_config("")
 
     appinsights_connection_string: str | None = Field(
         None,
@@ -268,7 +252,7 @@ class TelemetrySettings(BaseSettings):
         description="export logs, traces and metrics to Application Insights when set",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
-        "INFO", validation_alias="LOG_LEVEL", description="level of the integration's own loggers"
+        "INFO", description="level of the integration's own loggers"
     )
     service_name: str = Field(
         "brightpearl-dynamics-sync",
@@ -280,7 +264,7 @@ class TelemetrySettings(BaseSettings):
 class CustomersSettings(BaseSettings):
     """The customer flows, pollers and backfill (issue 5)."""
 
-    model_config = _BASE_CONFIG
+    model_config = section_config("CUSTOMERS_")
 
     mapping_path: str = Field(
         "mappings/customers.yaml",
@@ -289,19 +273,16 @@ class CustomersSettings(BaseSettings):
     )
     brightpearl_poll_schedule: str = Field(
         "0 */5 * * * *",
-        validation_alias="CUSTOMERS_BRIGHTPEARL_POLL_SCHEDULE",
         description="NCRONTAB of the Brightpearl contact-search poller (backstop for webhooks)",
     )
     dataverse_poll_schedule: str = Field(
         "30 */5 * * * *",
-        validation_alias="CUSTOMERS_DATAVERSE_POLL_SCHEDULE",
         description="NCRONTAB of the Dataverse change-tracking poller (contact and account)",
     )
     poll_overlap_seconds: int = Field(
         300,
         ge=0,
         le=24 * 3600,
-        validation_alias="CUSTOMERS_POLL_OVERLAP_SECONDS",
         description="the Brightpearl poller re-reads this much before its watermark (late or "
         "offset updatedOn stamps); repeats are harmless (state-based flows)",
     )
@@ -309,14 +290,12 @@ class CustomersSettings(BaseSettings):
         24,
         ge=0,
         le=24 * 365,
-        validation_alias="CUSTOMERS_POLL_INITIAL_LOOKBACK_HOURS",
         description="how far back the first Brightpearl poll looks when there is no cursor yet",
     )
     ids_per_notice: int = Field(
         100,
         ge=1,
         le=500,
-        validation_alias="CUSTOMERS_IDS_PER_NOTICE",
         description="ids per change notice published by pollers and backfill",
     )
     integration_user_id: str | None = Field(
@@ -328,14 +307,12 @@ class CustomersSettings(BaseSettings):
     )
     trust_integration_user: bool = Field(
         False,
-        validation_alias="CUSTOMERS_TRUST_INTEGRATION_USER",
         description="true: skip Dataverse notices initiated by DATAVERSE_INTEGRATION_USER_ID without "
         "fetching (saves calls, but misses edits other tools make under the same user); false: "
         "always fetch and let the content hash decide",
     )
     delete_handling: Literal["record", "tag"] = Field(
         "record",
-        validation_alias="CUSTOMERS_DELETE_HANDLING",
         description="a Dataverse delete/deactivation never deletes in Brightpearl: record = audit "
         "only; tag = audit and tag the linked Brightpearl contact",
     )
@@ -343,12 +320,10 @@ class CustomersSettings(BaseSettings):
         "Deleted in Dynamics",
         min_length=1,
         max_length=50,
-        validation_alias="CUSTOMERS_DELETE_TAG",
         description="the Brightpearl tag name used when CUSTOMERS_DELETE_HANDLING=tag",
     )
     sync_custom_fields: bool = Field(
         False,
-        validation_alias="CUSTOMERS_SYNC_CUSTOM_FIELDS",
         description="sync the mapping's custom_fields; Brightpearl has no id-set read for contact "
         "custom fields, so this costs one GET per contact per batch",
     )
@@ -362,7 +337,6 @@ class CustomersSettings(BaseSettings):
         25,
         ge=0,
         le=100_000,
-        validation_alias="CUSTOMERS_BRIGHTPEARL_SCAN_THRESHOLD",
         description="above this many unmatched records in one batch, e-mail/name matching pages "
         "contact-search once instead of one search per record",
     )

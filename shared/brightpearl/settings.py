@@ -5,14 +5,15 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings
+
+from shared.settings_base import section_config
 
 
 class BrightpearlSettings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore", case_sensitive=True)
+    model_config = section_config("BRIGHTPEARL_")
 
     account: str = Field(
-        validation_alias="BRIGHTPEARL_ACCOUNT",
         pattern=r"^[A-Za-z0-9_-]{1,64}$",
         description="Brightpearl account code; webhooks from any other account are rejected",
     )
@@ -20,13 +21,11 @@ class BrightpearlSettings(BaseSettings):
     # --- where -------------------------------------------------------------------------
     datacentre: str = Field(
         "euw1",
-        validation_alias="BRIGHTPEARL_DATACENTRE",
         pattern=r"^[a-z0-9-]{2,16}$",
         description="datacentre code (euw1, use1, ...); host is {dc}.brightpearlconnect.com",
     )
     base_url: str | None = Field(
         None,
-        validation_alias="BRIGHTPEARL_BASE_URL",
         pattern=r"^https?://[^\s/]+(:\d+)?(/[^\s]*)?$",
         description="explicit API root up to the host (e.g. http://127.0.0.1:8101 for the "
         "simulator); overrides the datacentre; OAuth api_domain overrides both",
@@ -35,71 +34,58 @@ class BrightpearlSettings(BaseSettings):
     # --- auth --------------------------------------------------------------------------
     auth_mode: Literal["private", "oauth"] = Field(
         "private",
-        validation_alias="BRIGHTPEARL_AUTH_MODE",
         description="private (app ref + account token) or oauth (bearer + refresh token)",
     )
     app_ref: str | None = Field(
         None,
-        validation_alias="BRIGHTPEARL_APP_REF",
         min_length=1,
         description="brightpearl-app-ref header; also the OAuth client_id",
     )
     account_token: str | None = Field(
         None,
-        validation_alias="BRIGHTPEARL_ACCOUNT_TOKEN",
         min_length=1,
         description="private-app account token (Key Vault reference in Azure)",
     )
     dev_ref: str | None = Field(
         None,
-        validation_alias="BRIGHTPEARL_DEV_REF",
         min_length=1,
         description="brightpearl-dev-ref header, sent with OAuth calls",
     )
     oauth_client_id: str | None = Field(
         None,
-        validation_alias="BRIGHTPEARL_OAUTH_CLIENT_ID",
         min_length=1,
         description="OAuth client_id; defaults to BRIGHTPEARL_APP_REF",
     )
     oauth_client_secret: str | None = Field(
         None,
-        validation_alias="BRIGHTPEARL_OAUTH_CLIENT_SECRET",
         min_length=1,
         description="OAuth client_secret (confidential apps only; Key Vault reference)",
     )
     oauth_refresh_token: str | None = Field(
         None,
-        validation_alias="BRIGHTPEARL_OAUTH_REFRESH_TOKEN",
         min_length=1,
         description="initial refresh token, used only when the token store is empty",
     )
     oauth_token_url: str | None = Field(
         None,
-        validation_alias="BRIGHTPEARL_OAUTH_TOKEN_URL",
         pattern=r"^https?://\S+$",
-        description="token endpoint; default {base}/{account}/oauth/token (sources disagree, "
-        "reference §2.4)",
+        description="token endpoint; default {base}/{account}/oauth/token (sources disagree, reference §2.4)",
     )
     token_store: Literal["memory", "file", "keyvault"] = Field(
         "memory",
-        validation_alias="BRIGHTPEARL_TOKEN_STORE",
         description="where rotated OAuth tokens are kept: keyvault in Azure, file/memory locally",
     )
     token_store_path: str = Field(
         ".sandbox/brightpearl-token.json",
-        validation_alias="BRIGHTPEARL_TOKEN_STORE_PATH",
         description="file of the file token store",
     )
     key_vault_url: str | None = Field(
         None,
-        validation_alias="BRIGHTPEARL_KEY_VAULT_URL",
         pattern=r"^https://\S+$",
         description="vault URL of the keyvault token store, e.g. https://kv.vault.azure.net",
     )
     token_secret_name: str = Field(
         "brightpearl-oauth-token",
-        validation_alias="BRIGHTPEARL_TOKEN_SECRET_NAME",
         pattern=r"^[0-9A-Za-z-]{1,127}$",
         description="Key Vault secret holding the OAuth token set (JSON)",
     )
@@ -107,7 +93,6 @@ class BrightpearlSettings(BaseSettings):
         60.0,
         ge=0,
         le=3600,
-        validation_alias="BRIGHTPEARL_TOKEN_REFRESH_SKEW_SECONDS",
         description="refresh an access token this long before it expires",
     )
 
@@ -116,28 +101,24 @@ class BrightpearlSettings(BaseSettings):
         200,
         ge=1,
         le=100_000,
-        validation_alias="BRIGHTPEARL_RATE_LIMIT",
         description="requests allowed per rolling window (Brightpearl: 200 per minute)",
     )
     rate_window_seconds: float = Field(
         60.0,
         gt=0,
         le=3600,
-        validation_alias="BRIGHTPEARL_RATE_WINDOW_SECONDS",
         description="length of the rolling window (Brightpearl: 60 s; lower only for tests)",
     )
     rate_reserve: int = Field(
         2,
         ge=0,
         le=1000,
-        validation_alias="BRIGHTPEARL_RATE_RESERVE",
         description="slots left unused per window (other apps share the account's pool)",
     )
     max_throttle_wait_seconds: float = Field(
         20.0,
         gt=0,
         le=3600,
-        validation_alias="BRIGHTPEARL_MAX_THROTTLE_WAIT_SECONDS",
         description="longest a call waits in total for the rate budget; beyond it "
         "BrightpearlThrottled is raised and the flow schedules a retry copy (no long sleeps "
         "inside a function)",
@@ -145,47 +126,51 @@ class BrightpearlSettings(BaseSettings):
 
     # --- timeouts, retries, batching ---------------------------------------------------
     connect_timeout_seconds: float = Field(
-        5.0, gt=0, le=120, validation_alias="BRIGHTPEARL_CONNECT_TIMEOUT_SECONDS",
+        5.0,
+        gt=0,
+        le=120,
         description="TCP/TLS connect timeout per request",
     )
     read_timeout_seconds: float = Field(
-        30.0, gt=0, le=600, validation_alias="BRIGHTPEARL_READ_TIMEOUT_SECONDS",
+        30.0,
+        gt=0,
+        le=600,
         description="read timeout per request (a timed-out POST is ambiguous, never resent)",
     )
     max_retries: int = Field(
         4,
         ge=0,
         le=20,
-        validation_alias="BRIGHTPEARL_MAX_RETRIES",
         description="in-call retries of idempotent requests on 5xx / network errors",
     )
     retry_base_delay_seconds: float = Field(
-        0.5, ge=0, le=60, validation_alias="BRIGHTPEARL_RETRY_BASE_DELAY_SECONDS",
+        0.5,
+        ge=0,
+        le=60,
         description="first in-call retry delay (doubles, plus jitter)",
     )
     retry_max_delay_seconds: float = Field(
-        10.0, ge=0, le=600, validation_alias="BRIGHTPEARL_RETRY_MAX_DELAY_SECONDS",
+        10.0,
+        ge=0,
+        le=600,
         description="cap of one in-call retry delay",
     )
     idset_chunk_size: int = Field(
         200,
         ge=1,
         le=500,
-        validation_alias="BRIGHTPEARL_IDSET_CHUNK_SIZE",
         description="ids per GET (Brightpearl caps most GETs at 200)",
     )
     idset_max_chars: int = Field(
         1500,
         ge=20,
         le=8000,
-        validation_alias="BRIGHTPEARL_IDSET_MAX_CHARS",
         description="longest id-set text in one URI; longer chunks are split (avoids 414)",
     )
     search_page_size: int = Field(
         500,
         ge=1,
         le=500,
-        validation_alias="BRIGHTPEARL_SEARCH_PAGE_SIZE",
         description="rows per search page (Brightpearl maximum 500)",
     )
 
@@ -206,9 +191,7 @@ class BrightpearlSettings(BaseSettings):
         if missing and self.app_ref is None and self.account_token is None and self.dev_ref is None:
             return self
         if missing:
-            raise ValueError(
-                f"BRIGHTPEARL_AUTH_MODE={self.auth_mode} needs " + ", ".join(missing)
-            )
+            raise ValueError(f"BRIGHTPEARL_AUTH_MODE={self.auth_mode} needs " + ", ".join(missing))
         return self
 
     @property
