@@ -8,6 +8,7 @@ reasons and times only, never record contents.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
@@ -199,6 +200,24 @@ def _run(ctx: _Context, action: str, operation) -> list[Outcome | DeadLetter]:  
     return results
 
 
+def _settle(
+    ctx: _Context,
+    action: str,
+    done: str,
+    dry_run: bool,
+    operation: Callable[..., list[Outcome]],
+    selection: Selection,
+    max_messages: int,
+) -> None:
+    """Run a resubmit or purge over every target subscription and print what it did."""
+    outcomes = _run(
+        ctx, action, lambda t, s: operation(t, s, selection, dry_run=dry_run, max_messages=max_messages)
+    )
+    console = _console()
+    console.print(_outcome_table(f"{action} (dry run)" if dry_run else action, outcomes))
+    console.print(f"{len(outcomes)} dead letter(s) {'would be ' if dry_run else ''}{done}")
+
+
 @app.command("list")
 def list_dead_letters(
     topic: str | None = TopicOpt,
@@ -297,15 +316,7 @@ def resubmit(
     """Send copies to the topic for only their subscription (replay_to), then remove the originals."""
     selection = _selection(all_messages, reason, message_id, default_all=False)
     ctx = _open(settings, topology, topic, subscription)
-    outcomes = _run(
-        ctx,
-        "resubmit",
-        lambda t, s: ctx.ops.resubmit(t, s, selection, dry_run=dry_run, max_messages=max_messages),
-    )
-    console = _console()
-    console.print(_outcome_table("resubmit (dry run)" if dry_run else "resubmit", outcomes))
-    verb = "would be resubmitted" if dry_run else "resubmitted"
-    console.print(f"{len(outcomes)} dead letter(s) {verb}")
+    _settle(ctx, "resubmit", "resubmitted", dry_run, ctx.ops.resubmit, selection, max_messages)
 
 
 @app.command("purge")
@@ -332,12 +343,4 @@ def purge(
             ctx.ops.close()
             _console().print("nothing purged")
             raise typer.Exit(1)
-    outcomes = _run(
-        ctx,
-        "purge",
-        lambda t, s: ctx.ops.purge(t, s, selection, dry_run=dry_run, max_messages=max_messages),
-    )
-    console = _console()
-    console.print(_outcome_table("purge (dry run)" if dry_run else "purge", outcomes))
-    verb = "would be purged" if dry_run else "purged"
-    console.print(f"{len(outcomes)} dead letter(s) {verb}")
+    _settle(ctx, "purge", "purged", dry_run, ctx.ops.purge, selection, max_messages)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import builtins
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -202,12 +202,6 @@ class DeadLetterEngine:
                 yield item
             next_sequence = page[-1].sequence_number + 1
 
-    def _dry_run(
-        self, topic: str, subscription: str, selection: Selection, action: Action, limit: int
-    ) -> builtins.list[Outcome]:
-        items = self.list(topic, subscription, selection, max_messages=limit)
-        return [Outcome(item, action) for item in items]
-
     def _scan(
         self, session: DeadLetterSession, selection: Selection, limit: int
     ) -> Iterator[tuple[DeadLetter, Any]]:
@@ -241,20 +235,8 @@ class DeadLetterEngine:
         dry_run: bool = False,
         max_messages: int = 1000,
     ) -> builtins.list[Outcome]:
-        if dry_run:
-            return self._dry_run(topic, subscription, selection, "would resubmit", max_messages)
-        outcomes: list[Outcome] = []
-        with self._session(topic, subscription) as session:
-            for item, handle in self._scan(session, selection, max_messages):
-                copy = resubmission_of(item)
-                session.send(copy)
-                try:
-                    session.complete(handle)
-                except BusError as exc:
-                    outcomes.append(Outcome(item, "copy sent, original kept", copy.message_id, str(exc)))
-                    continue
-                outcomes.append(Outcome(item, "resubmitted", copy.message_id))
-        return outcomes
+        would: Action | None = "would resubmit" if dry_run else None
+        return self._settle_matches(topic, subscription, selection, max_messages, would, _resubmit_one)
 
     def purge(
         self,
@@ -265,17 +247,43 @@ class DeadLetterEngine:
         dry_run: bool = False,
         max_messages: int = 1000,
     ) -> builtins.list[Outcome]:
-        if dry_run:
-            return self._dry_run(topic, subscription, selection, "would purge", max_messages)
-        outcomes: list[Outcome] = []
+        would: Action | None = "would purge" if dry_run else None
+        return self._settle_matches(topic, subscription, selection, max_messages, would, _purge_one)
+
+    def _settle_matches(
+        self,
+        topic: str,
+        subscription: str,
+        selection: Selection,
+        limit: int,
+        dry_run: Action | None,
+        settle: Callable[[DeadLetterSession, DeadLetter, Any], Outcome],
+    ) -> builtins.list[Outcome]:
+        """`settle` each matching dead letter (locked); in a dry run only list them as `dry_run`."""
+        if dry_run is not None:
+            items = self.list(topic, subscription, selection, max_messages=limit)
+            return [Outcome(item, dry_run) for item in items]
         with self._session(topic, subscription) as session:
-            for item, handle in self._scan(session, selection, max_messages):
-                session.complete(handle)
-                outcomes.append(Outcome(item, "purged"))
-        return outcomes
+            return [settle(session, item, handle) for item, handle in self._scan(session, selection, limit)]
 
     def close(self) -> None:
         return None
+
+
+def _resubmit_one(session: DeadLetterSession, item: DeadLetter, handle: Any) -> Outcome:
+    """Send a fresh copy to the topic, then remove the dead letter (kept if that fails)."""
+    copy = resubmission_of(item)
+    session.send(copy)
+    try:
+        session.complete(handle)
+    except BusError as exc:
+        return Outcome(item, "copy sent, original kept", copy.message_id, str(exc))
+    return Outcome(item, "resubmitted", copy.message_id)
+
+
+def _purge_one(session: DeadLetterSession, item: DeadLetter, handle: Any) -> Outcome:
+    session.complete(handle)
+    return Outcome(item, "purged")
 
 
 # ----------------------------------------------------------------------------- local

@@ -299,43 +299,37 @@ class _Parser:
             raise self._error("expected a value, found a condition", node.pos)
 
     def _or(self) -> _Node:
-        left = self._and()
-        while self._is("kw", "OR"):
-            pos = self._advance().pos
-            right = self._and()
-            self._need_predicate(left)
-            self._need_predicate(right)
-            lf, rf = left.evaluate, right.evaluate
-
-            def ev_or(
-                u: Mapping[str, Value], s: Mapping[str, Value], lf: Evaluator = lf, rf: Evaluator = rf
-            ) -> bool | None:
-                a = lf(u, s)
-                if a is True:
-                    return True
-                return _or(a, rf(u, s))
-
-            left = _Node(ev_or, True, pos=pos)
-        return left
+        return self._logical("OR", self._and, True, _or)
 
     def _and(self) -> _Node:
-        left = self._not()
-        while self._is("kw", "AND"):
+        return self._logical("AND", self._not, False, _and)
+
+    def _logical(
+        self,
+        keyword: str,
+        operand: Callable[[], _Node],
+        decisive: bool,
+        combine: Callable[[bool | None, bool | None], bool | None],
+    ) -> _Node:
+        """A left-associative chain `a OR b OR ...` (or AND): the right side is not evaluated
+        once the left alone decides (`decisive`: TRUE for OR, FALSE for AND)."""
+        left = operand()
+        while self._is("kw", keyword):
             pos = self._advance().pos
-            right = self._not()
+            right = operand()
             self._need_predicate(left)
             self._need_predicate(right)
             lf, rf = left.evaluate, right.evaluate
 
-            def ev_and(
+            def evaluate(
                 u: Mapping[str, Value], s: Mapping[str, Value], lf: Evaluator = lf, rf: Evaluator = rf
             ) -> bool | None:
-                a = lf(u, s)
-                if a is False:
-                    return False
-                return _and(a, rf(u, s))
+                a: bool | None = lf(u, s)
+                if a is decisive:
+                    return decisive
+                return combine(a, rf(u, s))
 
-            left = _Node(ev_and, True, pos=pos)
+            left = _Node(evaluate, True, pos=pos)
         return left
 
     def _not(self) -> _Node:
