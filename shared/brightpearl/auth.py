@@ -294,9 +294,7 @@ class OAuthAuth:
         if self.account:
             form["account_code"] = self.account
         try:
-            resp = self._http.post(
-                self.token_url, data=form, headers={"Accept": "application/json"}
-            )
+            resp = self._http.post(self.token_url, data=form, headers={"Accept": "application/json"})
         except httpx.TransportError as exc:
             raise BrightpearlUnavailable(
                 f"Brightpearl token endpoint unreachable: {type(exc).__name__}"
@@ -329,9 +327,9 @@ class OAuthAuth:
             if expires_in is not None
             else None,
             api_domain=body.get("api_domain") or (previous.api_domain if previous else None),
-            installation_instance_id=str(instance) if instance is not None else (
-                previous.installation_instance_id if previous else None
-            ),
+            installation_instance_id=str(instance)
+            if instance is not None
+            else (previous.installation_instance_id if previous else None),
         )
 
     # --- Authenticator ---------------------------------------------------------------------
@@ -376,4 +374,3 @@ class OAuthAuth:
 def token_set_from_json(text: str) -> TokenSet:
     """Parse a stored token set (for syncctl / operators)."""
     return TokenSet.model_validate(json.loads(text))
-
