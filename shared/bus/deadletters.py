@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
-from shared.bus.port import BusError, OutgoingMessage, PropertyValue
+from shared.bus.port import BusError, OutgoingMessage, PropertyValue, message_body
 from shared.events import PROP_ENTITY, PROP_REPLAY_TO, Envelope, EnvelopeError
 
 # Application properties the broker adds to dead-lettered messages; never copied.
@@ -352,15 +352,6 @@ def _text(value: Any) -> Any:
     return value.decode("utf-8", "replace") if isinstance(value, (bytes, bytearray)) else value
 
 
-def _body_bytes(message: Any) -> bytes:
-    body = message.body
-    if isinstance(body, (bytes, bytearray)):
-        return bytes(body)
-    if isinstance(body, str):
-        return body.encode("utf-8")
-    return b"".join(bytes(part) for part in body)
-
-
 def _property_value(value: Any) -> PropertyValue:
     value = _text(value)
     if value is None or isinstance(value, (str, int, float, bool)):
@@ -389,7 +380,7 @@ class _ServiceBusSession:
             subject=m.subject,
             content_type=m.content_type,
             correlation_id=_text(m.correlation_id),
-            body=_body_bytes(m),
+            body=message_body(m),
         )
 
     @staticmethod

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 # Application property values Service Bus accepts and SQL filters can compare.
 PropertyValue = str | int | float | bool | None
@@ -62,3 +62,16 @@ class BusPublisher(Protocol):
 
     def close(self) -> None:
         """Release connections."""
+
+
+def message_body(message: Any) -> bytes:
+    """The body bytes of an azure.servicebus ServiceBusReceivedMessage (or func.ServiceBusMessage)."""
+    if hasattr(message, "get_body"):
+        whole: bytes = message.get_body()
+        return whole
+    body = message.body
+    if isinstance(body, (bytes, bytearray)):
+        return bytes(body)
+    if isinstance(body, str):
+        return body.encode("utf-8")
+    return b"".join(bytes(part) for part in body)

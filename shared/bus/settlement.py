@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from shared.bus.port import BusError, BusPublisher
+from shared.bus.port import BusError, BusPublisher, message_body
 from shared.events import Envelope, EnvelopeError, now_utc
 from shared.outcomes import Completed, DeadLetter, Outcome, RetryLater
 from shared.telemetry import correlation, end_to_end_latency, get_logger, message_outcomes
@@ -55,19 +55,6 @@ class MessageActions(Protocol):
         deadletter_reason: str | None = None,
         deadletter_error_description: str | None = None,
     ) -> None: ...
-
-
-def message_body(message: Any) -> bytes:
-    """The body bytes of an azure.servicebus ServiceBusReceivedMessage (or func.ServiceBusMessage)."""
-    if hasattr(message, "get_body"):
-        whole: bytes = message.get_body()
-        return whole
-    body = message.body
-    if isinstance(body, (bytes, bytearray)):
-        return bytes(body)
-    if isinstance(body, str):
-        return body.encode("utf-8")
-    return b"".join(bytes(part) for part in body)
 
 
 def _clip(text: str, limit: int) -> str:
