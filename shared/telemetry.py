@@ -194,3 +194,6 @@ notices_ignored = _meter.create_counter(
 webhooks_rejected = _meter.create_counter(
     "bpsync.webhooks_rejected", unit="1", description="webhook requests rejected by reason code"
 )
+polls_skipped = _meter.create_counter(
+    "bpsync.polls_skipped", unit="1", description="poll rounds skipped by poller and reason (budget short)"
+)

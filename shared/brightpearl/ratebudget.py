@@ -11,6 +11,14 @@ answers 503 beyond that. The budget keeps every caller of one account under the 
   next period;
 * a 503 "too many requests" pauses everybody for the throttle period.
 
+Low-priority callers (the contact-search poller, which only shortens the latency of changes
+Brightpearl has no webhook for) ask `has_room_for_poll()` first: a cheap, non-blocking look
+that takes no slot and says no while anybody is paused or waiting, or when the request would
+leave fewer than `flow_reserve` slots of the window (a quarter by default) to the flows. A
+skipped round loses nothing: the poller's watermark makes the next round read the same changes.
+`poll_may_run()` wraps it for pollers: it logs the skip at INFO (counts, never data) and counts
+it in the `bpsync.polls_skipped` metric.
+
 `RateBudget.shared(key, ...)` returns the one budget of a key (account + credentials), so
 all clients built in a process for that account draw from the same pool.
 """
@@ -24,9 +32,14 @@ from collections.abc import Callable
 from typing import ClassVar
 
 from shared.brightpearl.errors import BrightpearlThrottled
+from shared.telemetry import get_logger, polls_skipped
 
 REQUESTS_REMAINING = "brightpearl-requests-remaining"
 NEXT_THROTTLE_PERIOD = "brightpearl-next-throttle-period"
+# Share of the window a low-priority request must leave free for the flows.
+FLOW_SHARE = 0.25
+
+log = get_logger("brightpearl.ratebudget")
 
 
 class RateBudget:
@@ -41,6 +54,7 @@ class RateBudget:
         window_seconds: float = 60.0,
         *,
         reserve: int = 0,
+        flow_reserve: int | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if limit < 1:
@@ -50,6 +64,12 @@ class RateBudget:
         self.limit = limit
         self.window = window_seconds
         self.reserve = max(0, min(reserve, limit - 1))
+        # Slots of the window a low-priority request must leave to the flows (has_room_for_poll).
+        if flow_reserve is None:
+            flow_reserve = int((limit - self.reserve) * FLOW_SHARE)
+        if flow_reserve < 0:
+            raise ValueError("flow_reserve must not be negative")
+        self.flow_reserve = flow_reserve
         # Arrival at the server lags sending by the network latency (and varies), so count a
         # send for a little longer than the window: 5% of it, at least 50 ms, at most 1 s.
         self._span = window_seconds + min(max(window_seconds * 0.05, 0.05), 1.0)
@@ -57,15 +77,18 @@ class RateBudget:
         self._cond = threading.Condition()
         self._sent: deque[float] = deque()
         self._paused_until = 0.0
+        self._waiting = 0  # callers blocked in acquire()
+        # The server's last word: requests remaining (other apps included) and until when it holds.
+        self._server_remaining: float | None = None
+        self._server_seen_at = 0.0
+        self._server_until = 0.0
         self.waits = 0
         self.waited_seconds = 0.0
         self.server_pauses = 0
         self.throttle_pauses = 0
 
     @classmethod
-    def shared(
-        cls, key: str, limit: int, window_seconds: float, *, reserve: int = 0
-    ) -> RateBudget:
+    def shared(cls, key: str, limit: int, window_seconds: float, *, reserve: int = 0) -> RateBudget:
         """The process-wide budget for `key`; created on first use."""
         with cls._registry_lock:
             budget = cls._registry.get(key)
@@ -87,8 +110,7 @@ class RateBudget:
         with self._cond:
             while True:
                 now = self._clock()
-                while self._sent and self._sent[0] <= now - self._span:
-                    self._sent.popleft()
+                self._expire(now)
                 ready_at = self._paused_until
                 if len(self._sent) >= self.allowed_per_window:
                     ready_at = max(ready_at, self._sent[0] + self._span)
@@ -106,7 +128,40 @@ class RateBudget:
                         status=503,
                         retry_after=ready_at - now,
                     )
-                self._cond.wait(timeout=ready_at - now)
+                self._waiting += 1
+                try:
+                    self._cond.wait(timeout=ready_at - now)
+                finally:
+                    self._waiting -= 1
+
+    def has_room_for_poll(self, requests: int = 1) -> bool:
+        """May a low-priority caller send `requests` requests now and still leave `flow_reserve`
+        slots of the window to the flows? Non-blocking, takes no slot.
+
+        No while the budget is paused (server signal or 503) or a caller is waiting for a slot;
+        otherwise the free slots are the local window's, capped by what the server last said
+        remains (less our own sends since then) while that word is current.
+        """
+        with self._cond:
+            now = self._clock()
+            if self._paused_until > now or self._waiting:
+                return False
+            self._expire(now)
+            free = self.allowed_per_window - len(self._sent)
+            if self._server_remaining is not None and now < self._server_until:
+                since = sum(1 for sent in self._sent if sent > self._server_seen_at)
+                free = min(free, int(self._server_remaining) - since - self.reserve)
+            return free - requests >= self.flow_reserve
+
+    def used_in_window(self) -> int:
+        """Requests this process sent in the current window."""
+        with self._cond:
+            self._expire(self._clock())
+            return len(self._sent)
+
+    def _expire(self, now: float) -> None:
+        while self._sent and self._sent[0] <= now - self._span:
+            self._sent.popleft()
 
     def observe(self, headers: dict[str, str] | object) -> None:
         """Read the throttle headers of any response and pause if the server says so."""
@@ -117,6 +172,11 @@ class RateBudget:
         period_ms = _as_float(get(NEXT_THROTTLE_PERIOD))
         if remaining is None or period_ms is None:
             return
+        with self._cond:
+            now = self._clock()
+            self._server_remaining = remaining
+            self._server_seen_at = now
+            self._server_until = now + max(period_ms, 0.0) / 1000.0
         if remaining <= self.reserve:
             with self._cond:
                 until = self._clock() + period_ms / 1000.0
@@ -134,6 +194,24 @@ class RateBudget:
             self.throttle_pauses += 1
             self._cond.notify_all()
         return seconds
+
+
+def poll_may_run(budget: RateBudget | None, poller: str, requests: int = 1) -> bool:
+    """Before a low-priority poll: True to poll now; False when the shared budget is short, so
+    the caller skips this round (logged at INFO without data, counted in bpsync.polls_skipped).
+    No budget (a client without one): always True."""
+    if budget is None or budget.has_room_for_poll(requests):
+        return True
+    log.info(
+        "%s skipped this round: Brightpearl rate budget short (%d of %d requests of the window "
+        "used, %d kept for the flows)",
+        poller,
+        budget.used_in_window(),
+        budget.allowed_per_window,
+        budget.flow_reserve,
+    )
+    polls_skipped.add(1, {"poller": poller, "reason": "rate_budget"})
+    return False
 
 
 def _as_float(value: object) -> float | None:
