@@ -50,13 +50,7 @@ def fetch_by_id(url: str, ids: list[int]) -> dict[str, Any]:
         contacts = client.get_contacts(ids)
         seconds = time.perf_counter() - started
         assert len(contacts) == len(ids), "every seeded contact must come back"
-        calls = client.stats.calls
-    return {
-        "calls": calls,
-        "seconds": round(seconds, 3),
-        "records": len(contacts),
-        "records_per_call": round(len(contacts) / calls, 1),
-    }
+        return _reading(client.stats.calls, seconds, len(contacts))
 
 
 def fetch_by_search(url: str, expected: int) -> dict[str, Any]:
@@ -69,12 +63,15 @@ def fetch_by_search(url: str, expected: int) -> dict[str, Any]:
         )
         seconds = time.perf_counter() - started
         assert len(rows) == expected, "the search must page through every contact"
-        calls = client.stats.calls
+        return _reading(client.stats.calls, seconds, len(rows))
+
+
+def _reading(calls: int, seconds: float, records: int) -> dict[str, Any]:
     return {
         "calls": calls,
         "seconds": round(seconds, 3),
-        "records": len(rows),
-        "records_per_call": round(len(rows) / calls, 1),
+        "records": records,
+        "records_per_call": round(records / calls, 1),
     }
 
 
@@ -172,7 +169,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         loopback = overhead_over_loopback(server.url, ids[0], args.overhead_calls)
         raw_contact = json.loads(
             server.simulator.dumps(
-                server.simulator.render_contact(server.simulator.state.contacts[ids[0]], False)
+                server.simulator.render_contact(server.simulator.state.contacts[ids[0]], None)
             )
         )
     in_process = overhead_in_process(raw_contact, args.overhead_calls * 10)
