@@ -15,8 +15,10 @@ from checkov.common.models.enums import CheckCategories, CheckResult
 
 def _unwrap(conf: dict[str, Any]) -> dict[str, Any]:
     """pycep nests conditional (`if`) and loop (`for`) resources one level deeper under 'config'."""
-    while isinstance(conf, dict) and isinstance(conf.get("config"), dict) and (
-        "condition" in conf or "loop_type" in conf
+    while (
+        isinstance(conf, dict)
+        and isinstance(conf.get("config"), dict)
+        and ("condition" in conf or "loop_type" in conf)
     ):
         conf = conf["config"]
     return conf
@@ -34,7 +36,17 @@ def _get(conf: dict[str, Any], path: str) -> Any:
 class _LiteralValueCheck(BaseResourceCheck):
     """Passes only when every (path, expected) pair holds as a literal in the resource."""
 
-    expectations: tuple[tuple[str, Any], ...] = ()
+    def __init__(
+        self,
+        *,
+        id: str,  # checkov's own keyword
+        name: str,
+        category: CheckCategories,
+        resource: str,
+        expectations: tuple[tuple[str, Any], ...],
+    ) -> None:
+        self.expectations = expectations
+        super().__init__(name=name, id=id, categories=(category,), supported_resources=(resource,))
 
     def scan_resource_conf(self, conf: dict[str, Any]) -> CheckResult:
         self.evaluated_keys = [path for path, _ in self.expectations]
@@ -44,130 +56,76 @@ class _LiteralValueCheck(BaseResourceCheck):
         return CheckResult.PASSED
 
 
-class StorageBlobPublicAccessDisabled(_LiteralValueCheck):
-    expectations = (("properties/allowBlobPublicAccess", False),)
+STORAGE = "Microsoft.Storage/storageAccounts"
 
-    def __init__(self) -> None:
-        super().__init__(
-            name="Storage account must set allowBlobPublicAccess: false (no anonymous blob access)",
-            id="CKV_BPSYNC_1",
-            categories=(CheckCategories.GENERAL_SECURITY,),
-            supported_resources=("Microsoft.Storage/storageAccounts",),
-        )
-
-
-class StorageMinimumTls12(_LiteralValueCheck):
-    expectations = (("properties/minimumTlsVersion", "TLS1_2"),)
-
-    def __init__(self) -> None:
-        super().__init__(
-            name="Storage account must set minimumTlsVersion: 'TLS1_2'",
-            id="CKV_BPSYNC_2",
-            categories=(CheckCategories.ENCRYPTION,),
-            supported_resources=("Microsoft.Storage/storageAccounts",),
-        )
-
-
-class StorageHttpsOnly(_LiteralValueCheck):
-    expectations = (("properties/supportsHttpsTrafficOnly", True),)
-
-    def __init__(self) -> None:
-        super().__init__(
-            name="Storage account must set supportsHttpsTrafficOnly: true (HTTPS only)",
-            id="CKV_BPSYNC_3",
-            categories=(CheckCategories.ENCRYPTION,),
-            supported_resources=("Microsoft.Storage/storageAccounts",),
-        )
-
-
-class KeyVaultPurgeProtection(_LiteralValueCheck):
-    expectations = (
+check_blob_public = _LiteralValueCheck(
+    id="CKV_BPSYNC_1",
+    name="Storage account must set allowBlobPublicAccess: false (no anonymous blob access)",
+    category=CheckCategories.GENERAL_SECURITY,
+    resource=STORAGE,
+    expectations=(("properties/allowBlobPublicAccess", False),),
+)
+check_storage_tls = _LiteralValueCheck(
+    id="CKV_BPSYNC_2",
+    name="Storage account must set minimumTlsVersion: 'TLS1_2'",
+    category=CheckCategories.ENCRYPTION,
+    resource=STORAGE,
+    expectations=(("properties/minimumTlsVersion", "TLS1_2"),),
+)
+check_storage_https = _LiteralValueCheck(
+    id="CKV_BPSYNC_3",
+    name="Storage account must set supportsHttpsTrafficOnly: true (HTTPS only)",
+    category=CheckCategories.ENCRYPTION,
+    resource=STORAGE,
+    expectations=(("properties/supportsHttpsTrafficOnly", True),),
+)
+check_kv_purge = _LiteralValueCheck(
+    id="CKV_BPSYNC_4",
+    name="Key Vault must set enablePurgeProtection, enableSoftDelete and enableRbacAuthorization to true",
+    category=CheckCategories.BACKUP_AND_RECOVERY,
+    resource="Microsoft.KeyVault/vaults",
+    expectations=(
         ("properties/enablePurgeProtection", True),
         ("properties/enableSoftDelete", True),
         ("properties/enableRbacAuthorization", True),
-    )
-
-    def __init__(self) -> None:
-        super().__init__(
-            name="Key Vault must set enablePurgeProtection, enableSoftDelete and "
-            "enableRbacAuthorization to true",
-            id="CKV_BPSYNC_4",
-            categories=(CheckCategories.BACKUP_AND_RECOVERY,),
-            supported_resources=("Microsoft.KeyVault/vaults",),
-        )
-
-
-class FunctionAppHttpsOnlyTls12(_LiteralValueCheck):
-    expectations = (
+    ),
+)
+check_site_https_tls = _LiteralValueCheck(
+    id="CKV_BPSYNC_5",
+    name="Function app must set httpsOnly: true, siteConfig.minTlsVersion: '1.2' and ftpsState: 'Disabled'",
+    category=CheckCategories.ENCRYPTION,
+    resource="Microsoft.Web/sites",
+    expectations=(
         ("properties/httpsOnly", True),
         ("properties/siteConfig/minTlsVersion", "1.2"),
         ("properties/siteConfig/ftpsState", "Disabled"),
-    )
-
-    def __init__(self) -> None:
-        super().__init__(
-            name="Function app must set httpsOnly: true, siteConfig.minTlsVersion: '1.2' and "
-            "ftpsState: 'Disabled'",
-            id="CKV_BPSYNC_5",
-            categories=(CheckCategories.ENCRYPTION,),
-            supported_resources=("Microsoft.Web/sites",),
-        )
-
-
-class ServiceBusMinimumTls12(_LiteralValueCheck):
-    expectations = (("properties/minimumTlsVersion", "1.2"),)
-
-    def __init__(self) -> None:
-        super().__init__(
-            name="Service Bus namespace must set minimumTlsVersion: '1.2'",
-            id="CKV_BPSYNC_6",
-            categories=(CheckCategories.ENCRYPTION,),
-            supported_resources=("Microsoft.ServiceBus/namespaces",),
-        )
-
-
-class StorageSharedKeyAccessDisabled(_LiteralValueCheck):
-    expectations = (("properties/allowSharedKeyAccess", False),)
-
-    def __init__(self) -> None:
-        super().__init__(
-            name="Storage account must set allowSharedKeyAccess: false (managed identity only)",
-            id="CKV_BPSYNC_7",
-            categories=(CheckCategories.IAM,),
-            supported_resources=("Microsoft.Storage/storageAccounts",),
-        )
-
-
-class BlobContainerPrivate(_LiteralValueCheck):
-    expectations = (("properties/publicAccess", "None"),)
-
-    def __init__(self) -> None:
-        super().__init__(
-            name="Blob containers must set publicAccess: 'None'",
-            id="CKV_BPSYNC_8",
-            categories=(CheckCategories.GENERAL_SECURITY,),
-            supported_resources=("Microsoft.Storage/storageAccounts/blobServices/containers",),
-        )
-
-
-class LogAnalyticsLocalAuthDisabled(_LiteralValueCheck):
-    expectations = (("properties/features/disableLocalAuth", True),)
-
-    def __init__(self) -> None:
-        super().__init__(
-            name="Log Analytics workspace must set features.disableLocalAuth: true (Entra ID only)",
-            id="CKV_BPSYNC_9",
-            categories=(CheckCategories.IAM,),
-            supported_resources=("Microsoft.OperationalInsights/workspaces",),
-        )
-
-
-check_blob_public = StorageBlobPublicAccessDisabled()
-check_storage_tls = StorageMinimumTls12()
-check_storage_https = StorageHttpsOnly()
-check_kv_purge = KeyVaultPurgeProtection()
-check_site_https_tls = FunctionAppHttpsOnlyTls12()
-check_sb_tls = ServiceBusMinimumTls12()
-check_shared_key = StorageSharedKeyAccessDisabled()
-check_container_private = BlobContainerPrivate()
-check_workspace_local_auth = LogAnalyticsLocalAuthDisabled()
+    ),
+)
+check_sb_tls = _LiteralValueCheck(
+    id="CKV_BPSYNC_6",
+    name="Service Bus namespace must set minimumTlsVersion: '1.2'",
+    category=CheckCategories.ENCRYPTION,
+    resource="Microsoft.ServiceBus/namespaces",
+    expectations=(("properties/minimumTlsVersion", "1.2"),),
+)
+check_shared_key = _LiteralValueCheck(
+    id="CKV_BPSYNC_7",
+    name="Storage account must set allowSharedKeyAccess: false (managed identity only)",
+    category=CheckCategories.IAM,
+    resource=STORAGE,
+    expectations=(("properties/allowSharedKeyAccess", False),),
+)
+check_container_private = _LiteralValueCheck(
+    id="CKV_BPSYNC_8",
+    name="Blob containers must set publicAccess: 'None'",
+    category=CheckCategories.GENERAL_SECURITY,
+    resource="Microsoft.Storage/storageAccounts/blobServices/containers",
+    expectations=(("properties/publicAccess", "None"),),
+)
+check_workspace_local_auth = _LiteralValueCheck(
+    id="CKV_BPSYNC_9",
+    name="Log Analytics workspace must set features.disableLocalAuth: true (Entra ID only)",
+    category=CheckCategories.IAM,
+    resource="Microsoft.OperationalInsights/workspaces",
+    expectations=(("properties/features/disableLocalAuth", True),),
+)
