@@ -219,7 +219,7 @@ class BackoffPolicy:
         all come back in the same second).
         """
         rng = rng or random.Random()
-        exponential = self.base_delay * (2 ** max(attempt - 1, 0))
+        exponential = self.base_delay * 2.0 ** max(attempt - 1, 0)
         if reason in AVAILABILITY_REASONS:
             capped = min(exponential, self.outage_max_delay)
             spread = capped * self.jitter_ratio

@@ -24,6 +24,7 @@ run is the deployment smoke test (docs/operations).
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -202,7 +203,7 @@ class ServiceBusPublisher:
                     f"preparing batches for topic {topic!r}", lambda: self._batches(sender, messages)
                 )
                 for batch in batches:
-                    self._call(f"sending to topic {topic!r}", lambda b=batch: sender.send_messages(b))
+                    self._call(f"sending to topic {topic!r}", functools.partial(sender.send_messages, batch))
             except MessageTooLargeError:
                 raise
             except BusError:
