@@ -26,9 +26,10 @@ from starlette.types import Receive, Scope, Send
 from sandbox.dataverse import errors as E
 from sandbox.dataverse.batch import execute_batch
 from sandbox.dataverse.config import Clock, SimulatorConfig
-from sandbox.dataverse.engine import API_PREFIX, Engine, SimRequest, SimResponse, User
+from sandbox.dataverse.engine import Engine
 from sandbox.dataverse.errors import ODataError
 from sandbox.dataverse.limits import FaultInjector, ServiceProtection, TokenIssuer
+from sandbox.dataverse.protocol import API_PREFIX, SimRequest, SimResponse, User
 from sandbox.dataverse.schema import Schema, load_schema
 from sandbox.dataverse.seed import (
     CRM_USER_ID,

@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from sandbox.dataverse import errors as E
-from sandbox.dataverse.engine import API_PREFIX, Engine, SimRequest, SimResponse
+from sandbox.dataverse.engine import Engine
 from sandbox.dataverse.errors import ODataError
+from sandbox.dataverse.protocol import API_PREFIX, SimRequest, SimResponse
 
 REASONS = {
     200: "OK",

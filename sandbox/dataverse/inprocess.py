@@ -18,7 +18,7 @@ from azure.core.credentials import AccessToken
 
 from sandbox.dataverse.app import API_ROOT, Simulator
 from sandbox.dataverse.config import DEFAULT_CLIENT_ID
-from sandbox.dataverse.engine import SimRequest, User
+from sandbox.dataverse.protocol import SimRequest, User
 from sandbox.dataverse.seed import app_user_id
 from shared.dataverse.client import DataverseClient
 

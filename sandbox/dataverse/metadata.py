@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from sandbox.dataverse import errors as E
-from sandbox.dataverse.engine import API_PREFIX, SimRequest, SimResponse
 from sandbox.dataverse.errors import ODataError
+from sandbox.dataverse.protocol import API_PREFIX, SimRequest, SimResponse
 from sandbox.dataverse.schema import Column, KeyJob, Table
 
 if TYPE_CHECKING:

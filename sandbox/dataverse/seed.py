@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from faker import Faker
 
-from sandbox.dataverse.engine import SimRequest, User
+from sandbox.dataverse.protocol import SimRequest, User
 from sandbox.dataverse.schema import Table
 
 if TYPE_CHECKING:

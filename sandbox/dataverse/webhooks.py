@@ -22,8 +22,9 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 import httpx
 
 from sandbox.dataverse import errors as E
-from sandbox.dataverse.engine import Q, utc_iso
+from sandbox.dataverse import query as Q
 from sandbox.dataverse.errors import ODataError
+from sandbox.dataverse.protocol import utc_iso
 from sandbox.dataverse.store import Event
 
 if TYPE_CHECKING:

@@ -1,0 +1,1 @@
+"""The parts of the Web API engine, one concern each; `sandbox.dataverse.engine.Engine` composes them."""
