@@ -437,22 +437,7 @@ def canonical_to_brightpearl(
             group_id = row.brightpearl
     contact = {key: value for key, value in contact.items() if value is not None}
 
-    # one postal address per distinct address; roles sharing an address share its id
-    drafts: list[PostalAddressDraft] = []
-    by_body: dict[tuple[tuple[str, Any], ...], list[str]] = {}
-    for code, address in role_addresses(customer).items():
-        if address.line1 is None:
-            log.add(
-                IssueCode.INCOMPLETE_ADDRESS,
-                f"postAddressIds.{code}",
-                "has no first line (addressLine1 is required)",
-                f"addresses.{ADDRESS_ROLES[code]}",
-            )
-            continue
-        body = address_body(address)
-        by_body.setdefault(tuple(sorted(body.items())), []).append(code)
-    for key, codes in by_body.items():
-        drafts.append(PostalAddressDraft(roles=tuple(codes), body=dict(key)))
+    drafts = address_drafts(customer, log)
 
     ops: list[dict[str, Any]] = []
     for cf in mapping.custom_fields:
@@ -620,17 +605,7 @@ def plan_postal_addresses(
     index = _index_addresses(current_addresses)
     current_ids = {code: int(v) for code, v in (current_contact.get("postAddressIds") or {}).items() if v}
     plan = PostalAddressPlan()
-    groups: dict[tuple[tuple[str, Any], ...], list[str]] = {}
-    for code, address in role_addresses(desired).items():
-        if address.line1 is None:
-            log.add(
-                IssueCode.INCOMPLETE_ADDRESS,
-                f"postAddressIds.{code}",
-                "has no first line (addressLine1 is required)",
-                f"addresses.{ADDRESS_ROLES[code]}",
-            )
-            continue
-        groups.setdefault(tuple(sorted(address_body(address).items())), []).append(code)
+    drafts = address_drafts(desired, log)
     for code in current_ids:
         if code in ADDRESS_ROLES and getattr(desired.addresses, ADDRESS_ROLES[code]) is None:
             log.add(
@@ -639,8 +614,8 @@ def plan_postal_addresses(
                 "cannot be unassigned through the API",
                 f"addresses.{ADDRESS_ROLES[code]}",
             )
-    for key, codes in groups.items():
-        body = dict(key)
+    for draft in drafts:
+        body, codes = draft.body, draft.roles
         ids = {current_ids.get(code) for code in codes}
         if len(ids) == 1 and None not in ids:
             address_id = ids.pop()
@@ -652,8 +627,25 @@ def plan_postal_addresses(
             if not shared_elsewhere:
                 plan.update[address_id] = body
                 continue
-        plan.create.append(PostalAddressDraft(roles=tuple(codes), body=body))
+        plan.create.append(draft)
     return Translation(plan, log.issues)
+
+
+def address_drafts(customer: Customer, log: IssueLog) -> list[PostalAddressDraft]:
+    """One postal address per distinct address of the customer's roles (DEF/BIL/DEL); roles
+    sharing an address share it. A role whose address has no first line is logged and left out."""
+    by_body: dict[tuple[tuple[str, Any], ...], list[str]] = {}
+    for code, address in role_addresses(customer).items():
+        if address.line1 is None:
+            log.add(
+                IssueCode.INCOMPLETE_ADDRESS,
+                f"postAddressIds.{code}",
+                "has no first line (addressLine1 is required)",
+                f"addresses.{ADDRESS_ROLES[code]}",
+            )
+            continue
+        by_body.setdefault(tuple(sorted(address_body(address).items())), []).append(code)
+    return [PostalAddressDraft(roles=tuple(codes), body=dict(key)) for key, codes in by_body.items()]
 
 
 def _same_address(raw: Mapping[str, Any], body: Mapping[str, Any], mapping: CustomerMapping) -> bool:
