@@ -41,6 +41,7 @@ bench: setup
 	$(PY) -m benchmarks.dataverse_client
 	$(PY) -m benchmarks.store
 	$(PY) -m benchmarks.customers
+	$(PY) -m benchmarks.latency
 
 clean:
 	rm -rf $(VENV) node_modules .sandbox .cache benchmarks/results .pytest_cache .ruff_cache

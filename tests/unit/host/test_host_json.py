@@ -5,6 +5,10 @@ Facts (azure-platform.md §3.2, the extension's ServiceBusOptions): maxConcurren
 maxAutoLockRenewalDuration apply to single-message functions only; maxBatchWaitTime is used
 only when minMessageBatchSize is above 1 and should stay at or below half the lockDuration.
 Every flow trigger of function_app.py takes batches (cardinality many).
+
+Latency (issue 11): a notice that arrives alone waits maxBatchWaitTime for company before its
+batch starts, so the wait is part of every Dynamics -> Brightpearl change's latency (target:
+p95 under 3 s, benchmarks/latency.py). A backlog fills batches at once whatever the wait.
 """
 
 from __future__ import annotations
@@ -76,3 +80,17 @@ def test_lock_renewal_comes_before_any_lock_can_run_out():
                 f"{topic.name}/{sub.name}: the first renewal ({every} after the batch starts, up to "
                 f"{options.max_batch_wait_time} after receipt) comes after its {sub.lock} lock ends"
             )
+
+
+def test_a_lone_notice_waits_at_most_a_second_for_its_batch():
+    """The Dynamics -> Brightpearl p95 target is 3 s: webhook, bus, flow and API calls take
+    about 1.3 s (benchmarks/latency.py), so the batch wait may add at most 1 s. A backlog
+    still goes in full batches (minMessageBatchSize is reached at once), so under load the
+    short wait costs no calls."""
+    options = load_host_json(ROOT / "host.json", environ={}).service_bus
+    assert options.max_batch_wait_time <= timedelta(seconds=1), (
+        f"maxBatchWaitTime {options.max_batch_wait_time}: a change arriving alone waits that long "
+        "before its flow starts, which breaks the 3 s Dynamics -> Brightpearl latency target"
+    )
+    assert options.min_message_batch_size >= 10, "a trickle of changes should still share batches"
+    assert options.max_message_batch_size >= 50, "a backlog should go in batches of 50 (one scan each)"
