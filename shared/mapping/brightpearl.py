@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.mapping.columns import BRIGHTPEARL_LIMITS
-from shared.mapping.config import CustomerMapping, CustomFieldMapping
+from shared.mapping.config import CustomerMapping
+from shared.mapping.custom_fields import CustomFieldWire, custom_from_wire, custom_to_wire
 from shared.mapping.translation import IssueLog, MappingInputError, Translation
 from shared.model.customer import (
     Address,
     Addresses,
     Customer,
-    CustomValue,
     Emails,
     ExternalIds,
     Organisation,
@@ -104,39 +104,6 @@ def _read_address(raw: Mapping[str, Any], log: IssueLog, role: str, mapping: Cus
     )
 
 
-def _custom_from_bp(cf: CustomFieldMapping, raw: object, log: IssueLog) -> CustomValue:
-    field_name = f"customFields.{cf.brightpearl}"
-    canonical = f"custom_fields.{cf.name}"
-    if raw is None or raw == "":
-        return None
-    try:
-        if cf.type in ("text", "textarea"):
-            return log.take(check_length(clean_text(raw), cf.max_length), field_name, canonical)
-        if cf.type == "yesno":
-            return _as_bool(raw)
-        if cf.type == "integer":
-            if isinstance(raw, bool):
-                raise ValueError
-            return int(str(raw).strip())
-        if cf.type == "date":
-            return dt.date.fromisoformat(str(raw)[:10])
-        # select: {"id": 11, "value": "Gold"} or a bare id
-        option_id = raw.get("id") if isinstance(raw, Mapping) else raw
-        for option in cf.options:
-            if str(option.brightpearl_id) == str(option_id):
-                return option.value
-        log.add(
-            IssueCode.UNMAPPABLE_VALUE,
-            field_name,
-            f"option id {option_id} has no entry in custom_fields {cf.name} options",
-            canonical,
-        )
-        return None
-    except (ValueError, TypeError):
-        log.add(IssueCode.INVALID_CUSTOM_FIELD, field_name, f"is not a valid {cf.type} value", canonical)
-        return None
-
-
 def _as_int(raw: object) -> int:
     """An id as an int; -1 (matches nothing) when it is not a whole number."""
     try:
@@ -164,6 +131,17 @@ def _as_bool(raw: object) -> bool:
     if text in ("false", "no", "n", "0"):
         return False
     raise ValueError(raw)
+
+
+BRIGHTPEARL_CUSTOM = CustomFieldWire(
+    field=lambda cf: f"customFields.{cf.brightpearl}",
+    read_bool=_as_bool,
+    read_int=lambda raw: int(str(raw).strip()),
+    option_id=lambda raw: raw.get("id") if isinstance(raw, Mapping) else raw,  # {"id": 11, ...} or 11
+    is_option=lambda option, option_id: str(option.brightpearl_id) == str(option_id),
+    write_option=lambda option: {"id": option.brightpearl_id},
+    option_noun="option id",
+)
 
 
 def brightpearl_to_canonical(
@@ -274,7 +252,8 @@ def brightpearl_to_canonical(
 
     custom_raw = contact.get("customFields") or {}
     custom = {
-        cf.name: _custom_from_bp(cf, custom_raw.get(cf.brightpearl), log) for cf in mapping.custom_fields
+        cf.name: custom_from_wire(BRIGHTPEARL_CUSTOM, cf, custom_raw.get(cf.brightpearl), log)
+        for cf in mapping.custom_fields
     }
 
     customer = Customer(
@@ -344,30 +323,6 @@ def address_body(address: Address) -> dict[str, Any]:
         "countryIsoCode": iso2_to_iso3(address.country) if address.country else None,
     }
     return {key: value for key, value in body.items() if value is not None}
-
-
-def _custom_to_bp(cf: CustomFieldMapping, value: CustomValue, log: IssueLog) -> tuple[bool, Any]:
-    """(ok, Brightpearl wire value) for a canonical custom value."""
-    if value is None:
-        return True, None
-    if cf.type == "select":
-        option = next((o for o in cf.options if o.value == value), None)
-        if option is None:
-            log.add(
-                IssueCode.UNMAPPABLE_VALUE,
-                cf.brightpearl,
-                f"value has no option in custom_fields {cf.name}",
-                f"custom_fields.{cf.name}",
-            )
-            return False, None
-        return True, {"id": option.brightpearl_id}
-    if cf.type == "date":
-        return True, value.isoformat() if isinstance(value, dt.date) else str(value)
-    if cf.type in ("text", "textarea"):
-        return True, log.take(
-            check_length(str(value), cf.max_length), cf.brightpearl, f"custom_fields.{cf.name}"
-        )
-    return True, value
 
 
 def _checked_name(value: str | None, bp_field: str, canonical: str, log: IssueLog) -> str | None:
@@ -441,7 +396,7 @@ def canonical_to_brightpearl(
 
     ops: list[dict[str, Any]] = []
     for cf in mapping.custom_fields:
-        ok, value = _custom_to_bp(cf, customer.custom_fields.get(cf.name), log)
+        ok, value = custom_to_wire(BRIGHTPEARL_CUSTOM, cf, customer.custom_fields.get(cf.name), log)
         if ok and value is not None:
             ops.append({"op": "add", "path": f"/{cf.brightpearl}", "value": value})
 
@@ -564,7 +519,7 @@ def brightpearl_custom_field_ops(
     current = current_custom_fields or {}
     ops: list[dict[str, Any]] = []
     for cf in mapping.custom_fields:
-        ok, value = _custom_to_bp(cf, desired.custom_fields.get(cf.name), log)
+        ok, value = custom_to_wire(BRIGHTPEARL_CUSTOM, cf, desired.custom_fields.get(cf.name), log)
         if not ok:
             continue
         raw = current.get(cf.brightpearl)

@@ -18,13 +18,13 @@ from typing import Any
 
 from shared.mapping.brightpearl import bp_id
 from shared.mapping.columns import ENTITY_SETS, max_length
-from shared.mapping.config import CustomerMapping, CustomFieldMapping
+from shared.mapping.config import CustomerMapping
+from shared.mapping.custom_fields import CustomFieldWire, custom_from_wire, custom_to_wire
 from shared.mapping.translation import IssueLog, MappingInputError, Translation
 from shared.model.customer import (
     Address,
     Addresses,
     Customer,
-    CustomValue,
     Emails,
     ExternalIds,
     Organisation,
@@ -147,36 +147,27 @@ def _read_address(
     return None if address.is_empty() else address
 
 
-def _custom_from_dv(cf: CustomFieldMapping, raw: object, log: IssueLog) -> CustomValue:
-    canonical = f"custom_fields.{cf.name}"
-    if raw is None or raw == "":
-        return None
-    try:
-        if cf.type in ("text", "textarea"):
-            return log.take(check_length(clean_text(raw), cf.max_length), cf.dataverse, canonical)
-        if cf.type == "yesno":
-            if not isinstance(raw, bool):
-                raise ValueError
-            return raw
-        if cf.type == "integer":
-            if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
-                raise ValueError
-            return int(raw)
-        if cf.type == "date":
-            return dt.date.fromisoformat(str(raw)[:10])
-        for option in cf.options:
-            if option.dataverse == raw:
-                return option.value
-        log.add(
-            IssueCode.UNMAPPABLE_VALUE,
-            cf.dataverse,
-            f"choice {raw} has no entry in custom_fields {cf.name} options",
-            canonical,
-        )
-        return None
-    except (ValueError, TypeError):
-        log.add(IssueCode.INVALID_CUSTOM_FIELD, cf.dataverse, f"is not a valid {cf.type} value", canonical)
-        return None
+def _strict_bool(raw: object) -> bool:
+    if not isinstance(raw, bool):
+        raise ValueError(raw)
+    return raw
+
+
+def _whole_number(raw: object) -> int:
+    if not isinstance(raw, (int, float, str)):
+        raise ValueError(raw)
+    return int(raw)
+
+
+DATAVERSE_CUSTOM = CustomFieldWire(
+    field=lambda cf: cf.dataverse,
+    read_bool=_strict_bool,
+    read_int=_whole_number,
+    option_id=lambda raw: raw,
+    is_option=lambda option, raw: option.dataverse == raw,
+    write_option=lambda option: option.dataverse,
+    option_noun="choice",
+)
 
 
 def dataverse_to_canonical(
@@ -275,7 +266,10 @@ def dataverse_to_canonical(
     tags_raw = col("tags")
     tags = tuple(tags_raw.split(",")) if isinstance(tags_raw, str) else ()
 
-    custom = {cf.name: _custom_from_dv(cf, contact.get(cf.dataverse), log) for cf in mapping.custom_fields}
+    custom = {
+        cf.name: custom_from_wire(DATAVERSE_CUSTOM, cf, contact.get(cf.dataverse), log)
+        for cf in mapping.custom_fields
+    }
 
     times = [
         t
@@ -446,29 +440,6 @@ def _same_value(current: object, desired: object) -> bool:
     return current == desired
 
 
-def _custom_to_dv(cf: CustomFieldMapping, value: CustomValue, log: IssueLog) -> tuple[bool, Any]:
-    if value is None:
-        return True, None
-    if cf.type == "select":
-        option = next((o for o in cf.options if o.value == value), None)
-        if option is None:
-            log.add(
-                IssueCode.UNMAPPABLE_VALUE,
-                cf.dataverse,
-                f"value has no option in custom_fields {cf.name}",
-                f"custom_fields.{cf.name}",
-            )
-            return False, None
-        return True, option.dataverse
-    if cf.type == "date":
-        return True, value.isoformat() if isinstance(value, dt.date) else str(value)
-    if cf.type in ("text", "textarea"):
-        return True, log.take(
-            check_length(str(value), cf.max_length), cf.dataverse, f"custom_fields.{cf.name}"
-        )
-    return True, value
-
-
 def address_columns(
     address: Address | None, slot: str, entity: str, log: IssueLog, canonical: str, mapping: CustomerMapping
 ) -> dict[str, Any]:
@@ -583,7 +554,7 @@ def canonical_to_dataverse(
                 account[target.column] = value  # an account is shared: never cleared from one contact
 
     for cf in mapping.custom_fields:
-        ok, value = _custom_to_dv(cf, customer.custom_fields.get(cf.name), log)
+        ok, value = custom_to_wire(DATAVERSE_CUSTOM, cf, customer.custom_fields.get(cf.name), log)
         if ok:
             contact[cf.dataverse] = value
 
