@@ -377,19 +377,11 @@ def canonical_to_brightpearl(
 
     group_id = None
     cg = mapping.customer_group
-    if cg.enabled and customer.customer_group is not None:
-        row = mapping.group_row(customer.customer_group)
-        if row is None:
-            log.add(
-                IssueCode.UNMAPPABLE_VALUE,
-                "customer_group",
-                f"group {customer.customer_group!r} has no entry in customer_group.values",
-                "customer_group",
-            )
-        elif cg.brightpearl_source == "price_list":
-            contact["financialDetails"] = {"priceListId": row.brightpearl}
-        else:
-            group_id = row.brightpearl
+    row = mapping.group_row_or_issue(customer.customer_group, log) if cg.enabled else None
+    if row is not None and cg.brightpearl_source == "price_list":
+        contact["financialDetails"] = {"priceListId": row.brightpearl}
+    elif row is not None:
+        group_id = row.brightpearl
     contact = {key: value for key, value in contact.items() if value is not None}
 
     drafts = address_drafts(customer, log)

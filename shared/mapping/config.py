@@ -12,14 +12,17 @@ from __future__ import annotations
 import functools
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.mapping.columns import Column, dataverse_column
 from shared.model.customer import FIELD_GROUPS
-from shared.quality.issues import QualityPolicy
+from shared.quality.issues import IssueCode, QualityPolicy
+
+if TYPE_CHECKING:
+    from shared.mapping.translation import IssueLog
 from shared.systems import System
 
 DEFAULT_PATH = Path(__file__).resolve().parents[2] / "mappings" / "customers.yaml"
@@ -185,6 +188,18 @@ class CustomerMapping(_Strict):
 
     def group_row(self, group: str) -> GroupValue | None:
         return next((row for row in self.customer_group.values if row.group == group), None)
+
+    def group_row_or_issue(self, group: str | None, log: IssueLog) -> GroupValue | None:
+        """The customer_group.values row of a canonical group; a group without one is logged."""
+        row = self.group_row(group) if group is not None else None
+        if group is not None and row is None:
+            log.add(
+                IssueCode.UNMAPPABLE_VALUE,
+                "customer_group",
+                f"group {group!r} has no entry in customer_group.values",
+                "customer_group",
+            )
+        return row
 
     def groups_for_dataverse_value(self, column: str, value: Any) -> list[GroupValue]:
         return [row for row in self.customer_group.values if row.dataverse.get(column) == value]

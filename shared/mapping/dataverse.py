@@ -538,14 +538,7 @@ def canonical_to_dataverse(
 
     cg = mapping.customer_group
     if cg.enabled and cg.dataverse_columns:
-        row = mapping.group_row(customer.customer_group) if customer.customer_group is not None else None
-        if customer.customer_group is not None and row is None:
-            log.add(
-                IssueCode.UNMAPPABLE_VALUE,
-                "customer_group",
-                f"group {customer.customer_group!r} has no entry in customer_group.values",
-                "customer_group",
-            )
+        row = mapping.group_row_or_issue(customer.customer_group, log)
         for target in cg.dataverse_columns:
             value = row.dataverse.get(target.column) if row is not None else None
             if target.entity == "contact":
