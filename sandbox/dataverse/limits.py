@@ -1,19 +1,17 @@
-"""Service protection (per-user sliding windows, concurrency cap), injected faults and access tokens."""
+"""Service protection: per-user sliding windows of requests and execution time, and a concurrency cap."""
 
 from __future__ import annotations
 
 import math
-import secrets
 import threading
 from collections import Counter, deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from sandbox.dataverse import errors as E
 from sandbox.dataverse.config import Clock, SimulatorConfig
 from sandbox.dataverse.errors import ODataError
 
-FAULT_KINDS = ("429", "502", "503", "504", "timeout", "slow", "drop", "413")
 THROTTLE_CODES = {
     "requests": (
         E.REQUESTS_EXCEEDED,
@@ -131,144 +129,3 @@ class ServiceProtection:
                 },
                 "throttled": dict(self.throttled),
             }
-
-
-@dataclass
-class Fault:
-    kind: str
-    remaining: int = 1
-    retry_after: float = 1.0
-    delay_seconds: float = 30.0
-    code: str = "requests"  # 429 facet: requests | execution | concurrency
-    path_contains: str | None = None
-    method: str | None = None
-
-    def matches(self, method: str, path: str) -> bool:
-        if self.method and self.method.upper() != method.upper():
-            return False
-        return not (self.path_contains and self.path_contains not in path)
-
-
-class FaultInjector:
-    """Deterministic "next N matching requests" faults."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.faults: list[Fault] = []
-        self.fired: Counter[str] = Counter()
-
-    def add(self, spec: dict[str, Any]) -> Fault:
-        kind = str(spec.get("kind", ""))
-        if kind not in FAULT_KINDS:
-            raise ValueError(f"kind must be one of {', '.join(FAULT_KINDS)}; got {kind!r}")
-        count = spec.get("count", 1)
-        if not isinstance(count, int) or count < 1:
-            raise ValueError("count must be a positive integer")
-        fault = Fault(
-            kind=kind,
-            remaining=count,
-            retry_after=float(spec.get("retry_after", 1.0)),
-            delay_seconds=float(spec.get("delay_seconds", 30.0 if kind == "timeout" else 1.0)),
-            code=str(spec.get("code", "requests")),
-            path_contains=spec.get("path_contains"),
-            method=spec.get("method"),
-        )
-        if fault.code not in THROTTLE_CODES:
-            raise ValueError("code must be requests, execution or concurrency")
-        with self.lock:
-            self.faults.append(fault)
-        return fault
-
-    def take(self, method: str, path: str) -> Fault | None:
-        with self.lock:
-            for fault in self.faults:
-                if fault.remaining > 0 and fault.matches(method, path):
-                    fault.remaining -= 1
-                    self.fired[fault.kind] += 1
-                    if fault.remaining == 0:
-                        self.faults.remove(fault)
-                    return fault
-        return None
-
-    def clear(self) -> None:
-        with self.lock:
-            self.faults.clear()
-
-    def snapshot(self) -> dict[str, Any]:
-        with self.lock:
-            return {"pending": [asdict(f) for f in self.faults], "fired": dict(self.fired)}
-
-
-@dataclass
-class IssuedToken:
-    client_id: str
-    expires_at: float
-
-
-class TokenIssuer:
-    """Entra-style client-credentials tokens (opaque) with lifetimes in simulator time."""
-
-    def __init__(self, config: SimulatorConfig, clock: Clock) -> None:
-        self.config = config
-        self.clock = clock
-        self.lock = threading.Lock()
-        self.tokens: dict[str, IssuedToken] = {}
-        self.issued = 0
-
-    def issue(self, tenant: str, form: dict[str, str], resource_url: str) -> tuple[int, dict[str, Any]]:
-        def fail(error: str, description: str, status: int = 400) -> tuple[int, dict[str, Any]]:
-            return status, {"error": error, "error_description": description, "error_codes": []}
-
-        if (
-            tenant not in (self.config.tenant_id, "organizations", "common")
-            and tenant != self.config.organization_name
-        ):
-            return fail("invalid_request", f"AADSTS90002: Tenant '{tenant}' not found.")
-        if form.get("grant_type") != "client_credentials":
-            return fail("unsupported_grant_type", "AADSTS70003: The app requested an unsupported grant type.")
-        client_id = form.get("client_id", "")
-        secret = self.config.clients.get(client_id)
-        if secret is None:
-            return fail(
-                "unauthorized_client",
-                f"AADSTS700016: Application with identifier '{client_id}' was not found in the directory.",
-            )
-        if not secrets.compare_digest(secret.encode(), form.get("client_secret", "").encode()):
-            return fail("invalid_client", "AADSTS7000215: Invalid client secret provided.", 401)
-        scope = form.get("scope", "")
-        expected = {f"{resource_url.rstrip('/')}/.default"}
-        if self.config.public_url:
-            expected.add(f"{self.config.public_url.rstrip('/')}/.default")
-        if scope not in expected:
-            return fail(
-                "invalid_scope",
-                f"AADSTS70011: The provided value for the input parameter 'scope' is not valid. "
-                f"Expected '{sorted(expected)[0]}'.",
-            )
-        token = secrets.token_urlsafe(32)
-        lifetime = self.config.token_lifetime_seconds
-        with self.lock:
-            self.tokens[token] = IssuedToken(client_id, self.clock.now() + lifetime)
-            self.issued += 1
-        return 200, {
-            "token_type": "Bearer",
-            "expires_in": int(lifetime),
-            "ext_expires_in": int(lifetime),
-            "access_token": token,
-        }
-
-    def validate(self, authorization: str | None) -> str | None:
-        if not authorization or not authorization.startswith("Bearer "):
-            return None
-        with self.lock:
-            issued = self.tokens.get(authorization[7:].strip())
-        if issued is None or issued.expires_at <= self.clock.now():
-            return None
-        return issued.client_id
-
-    def expire_all(self) -> int:
-        with self.lock:
-            count = len(self.tokens)
-            for token in self.tokens.values():
-                token.expires_at = 0
-            return count

@@ -1,4 +1,4 @@
-"""Record writes: a body applied to a record, and create, update and delete with their events."""
+"""Record writes: a body applied to a record; create, update, upsert and delete, with their events."""
 
 from __future__ import annotations
 
