@@ -110,36 +110,6 @@ class Outcome:
     note: str | None = None
 
 
-class DeadLetterOps(Protocol):
-    """The operator port (syncctl dlq)."""
-
-    def list(
-        self, topic: str, subscription: str, selection: Selection | None = None, *, max_messages: int = 100
-    ) -> builtins.list[DeadLetter]: ...
-
-    def resubmit(
-        self,
-        topic: str,
-        subscription: str,
-        selection: Selection,
-        *,
-        dry_run: bool = False,
-        max_messages: int = 1000,
-    ) -> builtins.list[Outcome]: ...
-
-    def purge(
-        self,
-        topic: str,
-        subscription: str,
-        selection: Selection,
-        *,
-        dry_run: bool = False,
-        max_messages: int = 1000,
-    ) -> builtins.list[Outcome]: ...
-
-    def close(self) -> None: ...
-
-
 def resubmitted_id(original: str) -> str:
     """A fresh message id that still shows where it came from (<= 128 characters)."""
     suffix = f"{RESUBMIT_ID_MARKER}{uuid.uuid4().hex[:8]}"
@@ -171,8 +141,10 @@ class DeadLetterSession(Protocol):
     def send(self, message: OutgoingMessage) -> None: ...
 
 
-class DeadLetterEngine:
-    """DeadLetterOps on top of per-subscription sessions (the shared mechanics)."""
+class DeadLetterOps:
+    """The operator port (syncctl dlq): list, resubmit and purge dead letters, on top of
+    per-subscription sessions (the shared mechanics; LocalDeadLetters and
+    ServiceBusDeadLetters supply the sessions)."""
 
     page_size = 100
 
@@ -331,7 +303,7 @@ class _LocalSession:
         self.bus.publish(self.topic, [message])
 
 
-class LocalDeadLetters(DeadLetterEngine):
+class LocalDeadLetters(DeadLetterOps):
     """Dead-letter operations on the sandbox's LocalBus."""
 
     def __init__(self, bus: Any, *, owns_bus: bool = False) -> None:
@@ -424,7 +396,7 @@ class _ServiceBusSession:
         )
 
 
-class ServiceBusDeadLetters(DeadLetterEngine):
+class ServiceBusDeadLetters(DeadLetterOps):
     """Dead-letter operations on Azure Service Bus (see module docstring)."""
 
     def __init__(self, settings: Any, *, client: Any = None, max_wait_time: float = 5.0) -> None:
