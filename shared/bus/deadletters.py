@@ -15,7 +15,7 @@ To take messages out of a DLQ the broker requires locking everything ahead of th
 engine therefore holds the locks of messages it skips until the scan ends and then abandons
 them (they stay in the DLQ, delivery count +1). A scan stops after `max_messages`.
 
-Two adapters share the engine: `LocalDeadLetters` (the sandbox's LocalBus) and
+Two adapters extend `DeadLetterOps`: `LocalDeadLetters` (the sandbox's LocalBus) and
 `ServiceBusDeadLetters` (azure-servicebus with `sub_queue=ServiceBusSubQueue.DEAD_LETTER`:
 `peek_messages` for listing, receive + send + complete for resubmit).
 """
