@@ -41,7 +41,6 @@ what it measured).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import platform
 import sys
@@ -65,17 +64,18 @@ from sandbox.dataverse import SimulatorConfig as DataverseConfig  # noqa: E402
 from sandbox.dataverse import SimulatorServer as DataverseServer  # noqa: E402
 from sandbox.dataverse.config import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET  # noqa: E402
 from sandbox.demo import crm_contact, shop_address, shop_contact  # noqa: E402
-from shared.brightpearl.client import BrightpearlClient  # noqa: E402
+from shared.brightpearl.client import MULTI_MESSAGE_MAX, BrightpearlClient  # noqa: E402
 from shared.brightpearl.ratebudget import RateBudget  # noqa: E402
 from shared.brightpearl.settings import BrightpearlSettings  # noqa: E402
 from shared.dataverse.client import DataverseClient  # noqa: E402
 from shared.dataverse.credentials import SandboxCredential  # noqa: E402
 from shared.events import ChangeNotice, Envelope  # noqa: E402
-from shared.flows.customers_common import chunked  # noqa: E402
-from shared.flows.customers_to_brightpearl import MULTI_MESSAGE_MAX, CustomersToBrightpearl  # noqa: E402
+from shared.flows.customers_to_brightpearl import CustomersToBrightpearl  # noqa: E402
 from shared.flows.customers_to_dataverse import CustomersToDataverse  # noqa: E402
 from shared.mapping import load_customer_mapping  # noqa: E402
 from shared.store import StateStore  # noqa: E402
+from shared.sync.fakes import MemoryStateStore  # noqa: E402
+from shared.sync.outcomes import chunked  # noqa: E402
 
 IDS_PER_NOTICE = 100
 DIRECTIONS = (  # source system, results key, label
@@ -83,160 +83,6 @@ DIRECTIONS = (  # source system, results key, label
     ("dataverse", "dataverse_to_brightpearl", "dataverse -> brightpearl"),
 )
 NOTICES_PER_BATCH = 10
-
-
-class MemoryLinks:
-    """The LinkStore calls the customer flows make, in memory (for the API-call runs).
-
-    Azurite answers about a hundred state operations a second on this machine, so with real
-    tables a 10,000-record run measures Azurite. The API figures do not depend on where the
-    state lives; records/s with the real tables is measured separately (`state: azurite`).
-    """
-
-    def __init__(self) -> None:
-        import threading
-
-        self.rows: dict[tuple[str, str], Any] = {}  # (system, id) -> Link
-        self.lock = threading.Lock()
-
-    def _link(self, source: str, sid: str, target: str, tid: str | None, state: str, sh: Any, th: Any) -> Any:
-        from shared.store.links import Link, LinkSide, LinkState
-
-        now = datetime.now(UTC)
-        return Link(
-            entity="customer",
-            state=LinkState(state),
-            source=LinkSide(system=source, id=sid, content_hash=sh),
-            target=LinkSide(system=target, id=tid, content_hash=th),
-            created_at=now,
-            updated_at=now,
-            etag=uuid.uuid4().hex,
-        )
-
-    def get(self, entity: str, system: str, record_id: Any) -> Any:
-        return self.rows.get((system, str(record_id)))
-
-    def get_many(self, entity: str, system: str, ids: Any) -> dict[str, Any]:
-        return {str(i): self.rows[(system, str(i))] for i in ids if (system, str(i)) in self.rows}
-
-    def link(
-        self,
-        entity: str,
-        source: str,
-        sid: Any,
-        target: str,
-        tid: Any,
-        *,
-        source_hash: Any = None,
-        target_hash: Any = None,
-    ) -> Any:
-        from shared.store.errors import ClaimTaken
-
-        with self.lock:
-            if (source, str(sid)) in self.rows or (target, str(tid)) in self.rows:
-                raise ClaimTaken(
-                    "linked",
-                    link=self.rows.get((source, str(sid))),
-                    table="links",
-                    partition_key="",
-                    row_key="",
-                )
-            link = self._link(source, str(sid), target, str(tid), "linked", source_hash, target_hash)
-            self.rows[(source, str(sid))] = self.rows[(target, str(tid))] = link
-            return link
-
-    def record_hashes(
-        self, entity: str, system: str, record_id: Any, hashes: dict[str, str], *, etag: Any = None
-    ) -> Any:
-        with self.lock:
-            link = self.rows[(system, str(record_id))]
-            for side_system, value in hashes.items():  # Link is frozen: a new one with the new hash
-                role = "source" if link.side(side_system) is link.source else "target"
-                side = getattr(link, role).model_copy(update={"content_hash": value})
-                link = link.model_copy(update={role: side, "etag": uuid.uuid4().hex})
-            for side in (link.source, link.target):
-                if side.id is not None:
-                    self.rows[(side.system, side.id)] = link
-            return link
-
-    def claim(self, entity: str, source: str, sid: Any, target: str) -> Any:
-        from shared.store.errors import ClaimTaken
-        from shared.store.links import Claim
-
-        with self.lock:
-            if (source, str(sid)) in self.rows:
-                raise ClaimTaken(
-                    "taken", link=self.rows[(source, str(sid))], table="links", partition_key="", row_key=""
-                )
-            self.rows[(source, str(sid))] = self._link(source, str(sid), target, None, "pending", None, None)
-            now = datetime.now(UTC)
-            return Claim(
-                entity=entity,
-                source_system=source,
-                source_id=str(sid),
-                target_system=target,
-                token=uuid.uuid4().hex,
-                claimed_at=now,
-                created_at=now,
-                etag="x",
-            )
-
-    def complete_claim(
-        self, claim: Any, tid: Any, *, source_hash: Any = None, target_hash: Any = None
-    ) -> Any:
-        with self.lock:
-            link = self._link(
-                claim.source_system,
-                claim.source_id,
-                claim.target_system,
-                str(tid),
-                "linked",
-                source_hash,
-                target_hash,
-            )
-            self.rows[(claim.source_system, claim.source_id)] = self.rows[(claim.target_system, str(tid))] = (
-                link
-            )
-            return link
-
-    def release_claim(self, claim: Any) -> None:
-        self.rows.pop((claim.source_system, claim.source_id), None)
-
-    def save_progress(self, claim: Any, progress: Any) -> Any:
-        return claim.model_copy(update={"progress": dict(progress)})
-
-    @contextlib.contextmanager
-    def keep(self, claims: Any) -> Any:  # in memory nothing expires: every claim stays held
-        yield type("Keeper", (), {"held": staticmethod(lambda claim: True)})()
-
-
-class MemoryState:
-    def __init__(self) -> None:
-        self.links = MemoryLinks()
-        self.audit = type("Audit", (), {"record_many": staticmethod(lambda entries: list(entries))})()
-        held: dict[str, str | None] = {}
-
-        def record(key: str, holder: str | None = None) -> bool:
-            if key in held:
-                return False
-            held[key] = holder
-            return True
-
-        self.ledger = type(
-            "Ledger",
-            (),
-            {
-                "record": staticmethod(record),
-                "record_for": staticmethod(lambda key, holder: held.setdefault(key, holder) == holder),
-                "forget": staticmethod(lambda key: held.pop(key, None)),
-            },
-        )()
-
-    def drop_tables(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 _FAKE = Faker("en_GB")
@@ -280,7 +126,9 @@ class Rig:
         self.dv_server = DataverseServer(config).start()
         install(self.dv_server.simulator)
         if azurite is None:
-            self.store: Any = MemoryState()
+            # links/ledger/audit in memory (shared/sync/fakes.py): Azurite answers about a hundred
+            # state operations a second here, so with real tables a large run measures Azurite
+            self.store: Any = MemoryStateStore()
         else:
             self.store = StateStore.from_connection_string(azurite, table_prefix=f"b{uuid.uuid4().hex[:10]}")
             self.store.ensure_tables()

@@ -1,7 +1,8 @@
 """Process-wide adapters built once from settings (the composition root of the function app).
 
-Functions get the settings, the bus publisher and the state store from here; tests and the
-sandbox replace them with `override(...)`. Everything is built lazily on first use, so a
+Functions get the settings, the bus publisher, the state store and the two API clients from
+here, and build flows and pollers from their specs (`build_flow`, `build_poller`); tests and
+the sandbox replace adapters with `override(...)`. Everything is built lazily on first use, so a
 missing setting fails the first invocation with a SettingsError that names it, and
 `function_app.py` validates all settings at start-up.
 """
@@ -9,14 +10,25 @@ missing setting fails the first invocation with a SettingsError that names it, a
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from shared.bus.port import BusPublisher
-from shared.events import now_utc
+from shared.events import Envelope, now_utc
 from shared.settings import AppSettings, get_settings
+from shared.telemetry import get_logger
+
+if TYPE_CHECKING:
+    from shared.brightpearl.client import BrightpearlClient
+    from shared.dataverse.client import DataverseClient
+    from shared.mapping import CustomerMapping
+    from shared.outcomes import Outcome
+    from shared.store import StateStore
+    from shared.sync.spec import FlowSpec, PollerSpec
+
+log = get_logger("runtime")
 
 _lock = threading.Lock()
 _instances: dict[str, Any] = {}
@@ -24,14 +36,14 @@ _instances: dict[str, Any] = {}
 
 def settings() -> AppSettings:
     if "settings" in _instances:
-        return _instances["settings"]
+        return cast(AppSettings, _instances["settings"])
     return get_settings()
 
 
 def clock() -> datetime:
     """Now (UTC); the sandbox's tests replace it to move time without sleeping."""
     if "clock" in _instances:
-        return _instances["clock"]()
+        return cast(datetime, _instances["clock"]())
     return now_utc()
 
 
@@ -41,47 +53,47 @@ def publisher() -> BusPublisher:
             from shared.bus.factory import build_publisher
 
             _instances["publisher"] = build_publisher(settings().bus)
-        return _instances["publisher"]
+        return cast(BusPublisher, _instances["publisher"])
 
 
-def state_store() -> Any:
+def state_store() -> StateStore:
     with _lock:
         if "state_store" not in _instances:
             from shared.store import StateStore
 
             # ensure_tables: a fresh account (or Azurite) gets its four tables on first use
             _instances["state_store"] = StateStore.from_settings(settings().store, ensure_tables=True)
-        return _instances["state_store"]
+        return cast("StateStore", _instances["state_store"])
 
 
-def brightpearl() -> Any:
+def brightpearl() -> BrightpearlClient:
     """The Brightpearl client of this process (one rate budget per account), built on first use."""
     with _lock:
         if "brightpearl" not in _instances:
             from shared.brightpearl.client import BrightpearlClient
 
             _instances["brightpearl"] = BrightpearlClient.from_settings(settings().brightpearl)
-        return _instances["brightpearl"]
+        return cast("BrightpearlClient", _instances["brightpearl"])
 
 
-def dataverse() -> Any:
+def dataverse() -> DataverseClient:
     """The Dataverse client of this process, built on first use."""
     with _lock:
         if "dataverse" not in _instances:
             from shared.dataverse.client import DataverseClient
 
             _instances["dataverse"] = DataverseClient.from_settings(settings().dataverse)
-        return _instances["dataverse"]
+        return cast("DataverseClient", _instances["dataverse"])
 
 
-def customer_mapping() -> Any:
+def customer_mapping() -> CustomerMapping:
     """The validated customer mapping (CUSTOMER_MAPPING_PATH), cached per file version.
 
     A relative path is resolved against the app root (the folder of function_app.py), so the
     same setting works in Azure and in the sandbox.
     """
     if "customer_mapping" in _instances:
-        return _instances["customer_mapping"]
+        return cast("CustomerMapping", _instances["customer_mapping"])
     from pathlib import Path
 
     from shared.mapping import load_customer_mapping
@@ -90,6 +102,87 @@ def customer_mapping() -> Any:
     if not path.is_absolute():
         path = Path(__file__).resolve().parents[1] / path
     return load_customer_mapping(path)
+
+
+def topic(setting: str) -> str:
+    """The topic name an app setting (BRIGHTPEARL_CHANGES_TOPIC, DATAVERSE_CHANGES_TOPIC) holds."""
+    bus = settings().bus
+    topics = {
+        "BRIGHTPEARL_CHANGES_TOPIC": bus.brightpearl_changes_topic,
+        "DATAVERSE_CHANGES_TOPIC": bus.dataverse_changes_topic,
+    }
+    if setting not in topics:
+        raise KeyError(f"{setting} is not a topic setting; known: {', '.join(topics)}")
+    return topics[setting]
+
+
+def publisher_to(topic_setting: str) -> Callable[[list[Envelope]], None]:
+    """Publish envelopes to the topic `topic_setting` names (resolved at each call)."""
+
+    def publish(envelopes: list[Envelope]) -> None:
+        if envelopes:
+            publisher().publish(topic(topic_setting), [e.to_message() for e in envelopes])
+
+    return publish
+
+
+def dataverse_source() -> str:
+    """The `source` of Dataverse change notices: /dataverse/<organization id or host>."""
+    s = settings().dataverse
+    return f"/dataverse/{s.organization_id or s.url.split('//')[-1].split('/')[0]}"
+
+
+class _Handles(Protocol):
+    name: str
+
+    def handle(self, envelopes: Sequence[Envelope]) -> Sequence[Outcome]: ...
+
+
+class _FlowClass(Protocol):
+    def from_runtime(self) -> _Handles: ...
+
+
+class _Poller(Protocol):
+    def poll(self) -> object: ...
+
+
+class _PollerClass(Protocol):
+    def from_runtime(self) -> _Poller: ...
+
+
+class FreshFlow:
+    """Builds the flow from the current runtime adapters for every batch (construction is cheap),
+    so settings, clients and the mapping file can change without a restart."""
+
+    def __init__(self, spec: FlowSpec) -> None:
+        self.name = spec.name
+        self.spec = spec
+
+    def handle(self, envelopes: Sequence[Envelope]) -> Sequence[Outcome]:
+        return build_flow(self.spec).handle(envelopes)
+
+
+def build_flow(spec: FlowSpec) -> _Handles:
+    """The flow a spec names, built from this process's adapters (its class's from_runtime)."""
+    from shared.sync.spec import load
+
+    return cast("_FlowClass", load(spec.flow)).from_runtime()
+
+
+def run_poller(spec: PollerSpec) -> None:
+    """Build the poller a spec names and run it once; a transient failure (throttling, 5xx,
+    network) is logged and left to the next run (cursors only move after a publish, so
+    nothing is skipped). Anything else is raised."""
+    from shared.resilience import classify
+    from shared.sync.spec import load
+
+    try:
+        cast("_PollerClass", load(spec.poller)).from_runtime().poll()
+    except Exception as exc:
+        verdict = classify(exc)
+        if verdict is None or not verdict.transient:
+            raise
+        log.warning("%s failed (%s); the next run picks it up", spec.what, verdict.reason)
 
 
 @contextmanager

@@ -15,19 +15,25 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from shared.brightpearl.search import SearchPaginator, period
 from shared.dataverse import odata
 from shared.events import ChangeNotice, Envelope
-from shared.flows.customers_common import chunked
+from shared.flows.customers_spec import CUSTOMERS
+from shared.sync.outcomes import chunked
+from shared.sync.ports import CursorsPort, Publish
+
+if TYPE_CHECKING:
+    from shared.brightpearl.client import BrightpearlClient
+    from shared.dataverse.client import DataverseClient
 
 Source = Literal["brightpearl", "dataverse"]
 PAGE = 500
 
 
 def cursor_name(source: Source) -> str:
-    return f"backfill-customers-{source}"
+    return CUSTOMERS.backfill_cursor(source)
 
 
 @dataclass
@@ -56,10 +62,10 @@ class CustomerBackfill:
         self,
         source: Source,
         *,
-        brightpearl: Any = None,
-        dataverse: Any = None,
-        cursors: Any,
-        publish: Callable[[list[Envelope]], None],
+        brightpearl: BrightpearlClient | None = None,
+        dataverse: DataverseClient | None = None,
+        cursors: CursorsPort,
+        publish: Publish,
         clock: Callable[[], datetime],
         source_name: str,
         per_notice: int = 100,
@@ -76,6 +82,32 @@ class CustomerBackfill:
         self.source_name = source_name
         self.per_notice = per_notice
         self.page_size = page_size
+
+    @classmethod
+    def from_runtime(cls, source: Source) -> CustomerBackfill:
+        """A backfill from `source` with this process's adapters, publishing to its topic."""
+        from shared import runtime
+
+        s = runtime.settings()
+        flow = (
+            next(f for f in CUSTOMERS.flows if f.source == source)
+            if source in ("brightpearl", "dataverse")
+            else None
+        )
+        if flow is None:
+            raise ValueError(f"--from must be brightpearl or dataverse, not {source!r}")
+        return cls(
+            source,
+            brightpearl=runtime.brightpearl() if source == "brightpearl" else None,
+            dataverse=runtime.dataverse() if source == "dataverse" else None,
+            cursors=runtime.state_store().cursors,
+            publish=runtime.publisher_to(flow.topic_setting),
+            clock=runtime.clock,
+            source_name=f"/brightpearl/{s.brightpearl.account}"
+            if source == "brightpearl"
+            else runtime.dataverse_source(),
+            per_notice=s.customers.ids_per_notice,
+        )
 
     def run(
         self,
@@ -149,6 +181,8 @@ class CustomerBackfill:
 
     def _pages(self, since: datetime | None, position: int) -> Iterator[tuple[list[str], int | None]]:
         if self.source == "brightpearl":
+            if self.bp is None:
+                raise ValueError("a backfill from brightpearl needs the Brightpearl client")
             filters: dict[str, Any] = {"isCustomer": True}
             if since is not None:
                 filters["updatedOn"] = period(since, None)
@@ -164,17 +198,19 @@ class CustomerBackfill:
             for page in paginator.pages():
                 yield [str(row["contactId"]) for row in page], paginator.results_available
             return
+        if self.dv is None:
+            raise ValueError("a backfill from dataverse needs the Dataverse client")
         flt = odata.ge("modifiedon", since) if since else None
         total = self.dv.count("contacts", flt) if position == 0 else None
         skipped = 0
-        for page in self.dv.pages(
+        for dv_page in self.dv.pages(
             "contacts",
             select=["contactid"],
             filter=flt,
             orderby=["createdon asc", "contactid asc"],
             page_size=self.page_size,
         ):
-            ids = [str(r.id) for r in page.records]
+            ids = [str(r.id) for r in dv_page.records]
             if skipped + len(ids) <= position:
                 skipped += len(ids)
                 continue

@@ -1,321 +1,43 @@
-"""What both customer flows share: per-record results, one outcome per envelope, audit rows.
-
-A customers flow works on records, not messages: it coalesces the ids of a whole batch,
-syncs each record once and then turns the per-record results back into one outcome per
-envelope (DESIGN §3, §6):
-
-- any record of the envelope failed transiently -> RetryLater (the whole envelope is
-  re-run later; records that already synced are then no-ops, the flows are state-based);
-- else, a record with a fatal quality problem -> DeadLetter when the envelope carries only
-  that record; when it carries several ids, the good ones are synced and each bad id is
-  re-published as its own single-id notice for this subscription (replay_to), which then
-  dead-letters with its own reason. A ledger key per (flow, record, record version) makes
-  that happen once even when a webhook, the poller and a backfill all named the record. So
-  every poison record ends as exactly one dead letter, named by id, and resubmitting it
-  re-runs only that record;
-- else Completed (synced, unchanged, missing, needs review, skipped).
-
-Which message "holds" a dead letter: the ledger key is recorded for the message that is to
-be dead-lettered (its envelope id, which its scheduled retry copies and an operator's
-resubmitted copies share). A later notice of another lineage (the poller, a backfill, a
-retry copy of another notice) completes as "already dead-lettered"; the holder itself
-(redelivered, retried, or resubmitted from the DLQ while the record is still bad) is
-dead-lettered again. If the dead-letter call fails (a lost lock), the key is forgotten, so
-the redelivery is dead-lettered rather than completed with no dead letter anywhere.
-"""
+"""Compatibility names for code written before the engine: the customer flows' shared pieces now
+live in shared/sync/outcomes.py (every entity's) and shared/flows/customers_spec.py."""
 
 from __future__ import annotations
 
-import hashlib
-import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from functools import partial
 
-from shared.events import ChangeNotice, Envelope
-from shared.outcomes import Completed, DeadLetter, Outcome, RetryLater, outcome_for_error
-from shared.resilience import classify
-from shared.store import AuditEntry, AuditResult
-from shared.telemetry import get_logger
+from shared.flows.customers_spec import CUSTOMERS
+from shared.sync import outcomes
+from shared.sync.outcomes import (
+    AUDIT_RESULTS,
+    BatchResults,
+    Kind,
+    Publish,
+    RecordResult,
+    batch_failure,
+    chunked,
+    dead_letter_key,
+    fatal_description,
+    in_parallel,
+    outcomes_for,
+    split_notice,
+)
 
-log = get_logger("flows.customers")
+ENTITY = CUSTOMERS.link_entity  # the links entity shared by both directions
+finish_batch = partial(outcomes.finish_batch, entity=ENTITY)
 
-ENTITY = "customer"  # the links entity shared by both directions
-Kind = Literal["synced", "unchanged", "skipped", "needs-review", "missing", "fatal", "transient"]
-
-AUDIT_RESULTS: dict[str, AuditResult] = {
-    "synced": AuditResult.SYNCED,
-    "unchanged": AuditResult.SKIPPED,
-    "skipped": AuditResult.SKIPPED,
-    "needs-review": AuditResult.NEEDS_REVIEW,
-    "missing": AuditResult.MISSING,
-    "fatal": AuditResult.DEAD_LETTERED,
-}
-
-
-@dataclass
-class RecordResult:
-    """What happened to one source record in this run."""
-
-    kind: Kind
-    reason: str | None = None
-    description: str = ""
-    target_id: str | None = None
-    retry_after: float | None = None
-    created: bool = False
-    stamp: str | None = None  # the source record's modification stamp (fatal records: dead-letter key)
-    waiting: bool = False  # transient only because another worker holds the record: no retry spent
-
-
-@dataclass
-class BatchResults:
-    """Per-record results of one batch, keyed by the source record id."""
-
-    by_id: dict[str, RecordResult] = field(default_factory=dict)
-
-    def set(self, record_id: str, result: RecordResult) -> None:
-        self.by_id[record_id] = result
-
-    def has(self, record_id: str) -> bool:
-        return record_id in self.by_id
-
-    def error(self, record_id: str, exc: BaseException, what: str) -> None:
-        """Record an expected error (through the one error table); re-raise an unknown one."""
-        outcome = outcome_for_error(exc, what)
-        if isinstance(outcome, RetryLater):
-            self.set(
-                record_id, RecordResult("transient", outcome.reason, outcome.error, retry_after=outcome.delay)
-            )
-        elif isinstance(outcome, DeadLetter):
-            self.set(record_id, RecordResult("fatal", outcome.reason, outcome.description))
-        else:  # IGNORE, e.g. the record vanished between read and write
-            self.set(record_id, RecordResult("missing", None, outcome.note or ""))
-
-
-def batch_failure(exc: BaseException, envelopes: Sequence[Envelope], what: str) -> list[Outcome]:
-    """An error that hit the whole batch (a read failed): the same outcome for every envelope."""
-    if classify(exc) is None:
-        raise exc
-    return [outcome_for_error(exc, what) for _ in envelopes]
-
-
-Publish = Callable[[list[Envelope]], None]
-
-
-def dead_letter_key(flow: str, record_id: str, stamp: str | None) -> str:
-    """One key per (flow, record, version of the record): the ledger lets one dead letter exist
-    per bad record version, however many notices (webhook, poller, backfill) named it."""
-    text = f"{flow}|dead|{record_id}|{stamp or ''}"
-    return "dl-" + hashlib.sha256(text.encode()).hexdigest()[:40]
-
-
-def split_notice(envelope: Envelope, record_id: str, replay_to: str, stamp: str | None = None) -> Envelope:
-    """A single-id copy of `envelope` for one bad record, only for subscription `replay_to`."""
-    n = envelope.notice
-    notice = ChangeNotice(
-        system=n.system,
-        entity=n.entity,
-        ids=(record_id,),
-        operation=n.operation,
-        observed_at=n.observed_at,
-        source=n.source,
-        origin=n.origin,
-        version=f"dead:{record_id}:{stamp or ''}"[:128],
-        detail=n.detail,
-    )
-    return Envelope(notice=notice, id=notice.key, replay_to=replay_to)
-
-
-def outcomes_for(
-    envelopes: Sequence[Envelope],
-    ids_of: Callable[[Envelope], Iterable[str]],
-    results: BatchResults,
-    *,
-    flow: str,
-    system_label: str,
-    publish: Publish,
-    ledger: Any = None,
-) -> list[Outcome]:
-    """One outcome per envelope from the per-record results (rules in the module docstring).
-
-    With a `ledger`, each bad record version is dead-lettered once: a second notice naming it
-    (the poller and a backfill both did) completes instead. The message holding the dead
-    letter (its redelivery, retry copies or resubmitted copy) dead-letters again if the
-    record is still bad.
-    """
-    outcomes: list[Outcome] = []
-    for envelope in envelopes:
-        ids = list(dict.fromkeys(ids_of(envelope)))
-        got = [(i, results.by_id.get(i)) for i in ids]
-        transient = [(i, r) for i, r in got if r is not None and r.kind == "transient"]
-        if transient:
-            first = next((r for _, r in transient if not r.waiting), transient[0][1])
-            delays = [r.retry_after for _, r in transient if r.retry_after is not None]
-            outcomes.append(
-                RetryLater(
-                    reason=first.reason or "Transient",
-                    error="; ".join(r.description for _, r in transient)[:1500],
-                    delay=max(delays) if delays else None,
-                    waiting=all(r.waiting for _, r in transient),
-                )
-            )
-            continue
-        bad = [(i, r) for i, r in got if r is not None and r.kind == "fatal"]
-        if not bad:
-            outcomes.append(Completed())
-            continue
-        if len(envelope.notice.ids) == 1 and len(bad) == 1:
-            record_id, result = bad[0]
-            key = dead_letter_key(flow, record_id, result.stamp)
-            if ledger is not None and not ledger.record_for(key, envelope.id):
-                outcomes.append(Completed(note=f"{system_label} {record_id} is already dead-lettered"))
-                continue
-            outcomes.append(
-                DeadLetter(
-                    reason=result.reason or "Rejected",
-                    description=result.description[:4000],
-                    undo=_forgetting(ledger, key),
-                )
-            )
-            continue
-        fresh = []
-        for record_id, result in bad:
-            key = dead_letter_key(flow, record_id, result.stamp)
-            split = split_notice(envelope, record_id, flow, result.stamp)
-            if ledger is None or ledger.record(key, holder=split.id):
-                fresh.append((split, key))
-        try:
-            publish([split for split, _ in fresh])
-        except Exception as exc:  # the bus is down: retry the whole envelope later
-            for _, key in fresh:
-                if ledger is not None:
-                    ledger.forget(key)
-            outcomes.append(outcome_for_error(exc, f"split of {system_label} notice {envelope.id}"))
-            continue
-        outcomes.append(Completed(note=f"{len(fresh)} bad record(s) split off for dead-lettering"))
-    return outcomes
-
-
-def _forgetting(ledger: Any, key: str) -> Callable[[], None] | None:
-    """The undo of a dead letter whose ledger key was recorded: forget the key again."""
-    if ledger is None:
-        return None
-
-    def undo() -> None:
-        ledger.forget(key)
-
-    return undo
-
-
-def audit_rows(
-    results: BatchResults,
-    *,
-    flow: str,
-    source_system: str,
-    target_system: str,
-    message_of: dict[str, Envelope],
-    started: float,
-) -> list[AuditEntry]:
-    """Audit entries for every record result (transient failures are not audited: they retry)."""
-    duration = int((time.monotonic() - started) * 1000)
-    rows = []
-    for record_id, result in results.by_id.items():
-        audit_result = AUDIT_RESULTS.get(result.kind)
-        if audit_result is None:
-            continue
-        envelope = message_of.get(record_id)
-        rows.append(
-            AuditEntry(
-                flow=flow,
-                entity=ENTITY,
-                source_system=source_system,
-                source_id=record_id,
-                result=audit_result,
-                target_system=target_system,
-                target_id=result.target_id,
-                reason_code=result.reason,
-                description=result.description,
-                duration_ms=duration,
-                message_id=envelope.id if envelope else None,
-                attempt=envelope.attempt if envelope else 1,
-            )
-        )
-    return rows
-
-
-STATE_WORKERS = 8  # concurrent state-table writes per batch (links, audit): independent rows
-
-
-def in_parallel(fn: Callable[[Any], Any], items: Sequence[Any], workers: int = STATE_WORKERS) -> None:
-    """Run `fn` over `items` on a small thread pool (Table Storage calls are I/O-bound).
-
-    Exceptions propagate (the first one raised), like a plain loop's would.
-    """
-    if len(items) <= 1:
-        for item in items:
-            fn(item)
-        return
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
-        for _ in pool.map(fn, items):
-            pass
-
-
-def record_audit(audit: Any, entries: list[AuditEntry], chunk: int = 100) -> None:
-    """Write audit rows in parallel chunks (each chunk is grouped into table transactions)."""
-    in_parallel(audit.record_many, [list(c) for c in chunked(entries, chunk)])
-
-
-def finish_batch(
-    envelopes: Sequence[Envelope],
-    ids_of: Callable[[Envelope], Iterable[str]],
-    results: BatchResults,
-    *,
-    flow: str,
-    system_label: str,
-    publish: Publish,
-    store: Any,
-    source_system: str,
-    target_system: str,
-    message_of: dict[str, Envelope],
-    started: float,
-) -> list[Outcome]:
-    """The end of every flow's batch: one outcome per envelope, then the audit rows.
-
-    A failed audit write is logged, not retried: the audit records what happened, it is no
-    reason to redo it.
-    """
-    outcomes = outcomes_for(
-        envelopes,
-        ids_of,
-        results,
-        flow=flow,
-        system_label=system_label,
-        publish=publish,
-        ledger=store.ledger,
-    )
-    try:
-        record_audit(
-            store.audit,
-            audit_rows(
-                results,
-                flow=flow,
-                source_system=source_system,
-                target_system=target_system,
-                message_of=message_of,
-                started=started,
-            ),
-        )
-    except Exception:
-        log.exception("writing %d audit rows failed", len(results.by_id))
-    return outcomes
-
-
-def chunked(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def fatal_description(issues: Iterable[Any]) -> str:
-    return "\n".join(issue.summary() for issue in issues if issue.fatal)
+__all__ = [
+    "AUDIT_RESULTS",
+    "ENTITY",
+    "BatchResults",
+    "Kind",
+    "Publish",
+    "RecordResult",
+    "batch_failure",
+    "chunked",
+    "dead_letter_key",
+    "fatal_description",
+    "finish_batch",
+    "in_parallel",
+    "outcomes_for",
+    "split_notice",
+]

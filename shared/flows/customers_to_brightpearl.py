@@ -18,65 +18,42 @@ the linked contact is tagged.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
+import hashlib
+import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from shared.brightpearl import errors as bp_errors
 from shared.dataverse import odata
 from shared.events import Envelope
-from shared.flows.customers_common import (
-    ENTITY,
-    BatchResults,
-    Publish,
-    RecordResult,
-    batch_failure,
-    chunked,
-    fatal_description,
-    finish_batch,
-    in_parallel,
-)
-from shared.flows.customers_to_dataverse import _unchanged_since_sync
+from shared.flows.customers_spec import TO_BRIGHTPEARL
+from shared.flows.customers_sync import CONTACT_GET, SEARCH_COLUMNS, CustomerSync
 from shared.mapping import (
-    CustomerMapping,
     MappingInputError,
     brightpearl_custom_field_ops,
     brightpearl_patch_ops,
-    brightpearl_to_canonical,
-    contact_query,
-    contact_select,
-    content_hash,
-    dataverse_to_canonical,
     decide_write,
     plan_postal_addresses,
 )
 from shared.mapping.brightpearl import bp_id
 from shared.mapping.dataverse import PARENT_ACCOUNT_BIND
-from shared.outcomes import Outcome
-from shared.quality.duplicates import DuplicateIndex, customer_emails, full_name
+from shared.mapping.decision import WriteDecision
+from shared.model.customer import Customer
+from shared.quality.duplicates import DuplicateIndex, customer_emails, fold_name, full_name
 from shared.store.errors import ClaimTaken, StoreConflictError
+from shared.store.links import Claim
+from shared.sync.engine import Batch, SyncRecord
+from shared.sync.outcomes import BatchResults, RecordResult, chunked, in_parallel
+from shared.sync.ports import ClaimKeeperPort
 from shared.telemetry import get_logger
 
 log = get_logger("flows.customers_to_brightpearl")
 
-CONTACT_GET = "/contact-service/contact/{ids}"
 GUIDS_PER_QUERY = 200  # about 9 KB of URL; Dataverse accepts 32 KB
-MULTI_MESSAGE_MAX = 10
-_GUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
-
-@dataclass
-class _Record:
-    dv_id: str
-    row: dict[str, Any]
-    read: Any  # Translation[Customer]
-    bp_id: str | None = None
-    matched_by: str | None = None  # key | link | email
-    current: dict[str, Any] | None = None  # Brightpearl contact GET (with postalAddresses)
-    decision: Any = None
-    claim: Any = None
-    link: Any = None
+Record = SyncRecord[Customer]
 
 
 @dataclass
@@ -86,116 +63,81 @@ class _ReadBack:
     dataverse_hash: str  # of the Dataverse contact once the write-back is applied
 
 
-class CustomersToBrightpearl:
-    """Dataverse contacts and accounts -> Brightpearl contacts."""
+class CustomersToBrightpearl(CustomerSync):
+    """Dataverse contacts and accounts -> Brightpearl contacts. Hooks: sort_notice (deletes,
+    the integration user's echo), expand (an account stands for its contacts), fetch, skip
+    (inactive), match (key, link, e-mail, likely duplicates), write (JSON Patch updates,
+    claimed creates, the id written back)."""
 
-    name = "customers-to-brightpearl"
+    spec = TO_BRIGHTPEARL
+    batch_ids_shown = 5
+    echo_needs_linked_target = True
 
     def __init__(
         self,
         *,
-        brightpearl: Any,
-        dataverse: Any,
-        store: Any,
-        mapping: CustomerMapping,
-        publish: Publish,
-        sync_custom_fields: bool = False,
         integration_user_id: str | None = None,
         trust_integration_user: bool = False,
         delete_handling: str = "record",
         delete_tag: str = "Deleted in Dynamics",
         scan_threshold: int = 25,
-        clock: Callable[[], Any] | None = None,
+        **ports: Any,
     ) -> None:
-        self.bp = brightpearl
-        self.dv = dataverse
-        self.store = store
-        self.mapping = mapping if sync_custom_fields else mapping.model_copy(update={"custom_fields": []})
-        self.publish = publish
-        self.sync_custom_fields = sync_custom_fields and bool(mapping.custom_fields)
+        """`ports`: CustomerSync's (brightpearl, dataverse, store, mapping, publish,
+        sync_custom_fields); the rest: how this direction treats the integration user's own
+        edits, deletions, and when to scan all contacts instead of searching per record."""
+        super().__init__(**ports)
         self.integration_user = (integration_user_id or "").lower() or None
         self.trust_integration_user = trust_integration_user
         self.delete_handling = delete_handling
         self.delete_tag = delete_tag
         self.scan_threshold = scan_threshold
-        self.key = self.mapping.dataverse.contact_key
-        query = contact_query(self.mapping)
-        self.select = sorted({*contact_select(self.mapping), "statecode"})
-        self.expand = query.get("$expand")
+        self.select = sorted({*self.select, "statecode"})
         self._tag_id: int | None = None
+        self._rows: dict[str, dict[str, Any]] = {}  # Dataverse contacts read by `expand`
 
-    # ------------------------------------------------------------------------------ entry
-    def handle(self, envelopes: Sequence[Envelope]) -> list[Outcome]:
-        started = time.monotonic()
-        results = BatchResults()
-        message_of: dict[str, Envelope] = {}
-        contacts: list[str] = []
-        accounts: list[str] = []
-        deleted: list[str] = []
-        for envelope in envelopes:
-            n = envelope.notice
-            for record_id in n.ids:
-                message_of.setdefault(record_id, envelope)
-                if not _is_guid(record_id):
-                    results.set(
-                        record_id,
-                        RecordResult(
-                            "fatal",
-                            "MalformedMessage",
-                            f"Dataverse {n.entity} id {record_id!r} is not a GUID",
-                        ),
-                    )
-                elif n.operation == "deleted" and n.entity == "contact":
-                    deleted.append(record_id)
-                elif n.operation == "deleted":
-                    results.set(
-                        record_id,
-                        RecordResult(
-                            "skipped",
-                            "DeletedInDataverse",
-                            f"Dataverse account {record_id} was deleted; nothing is deleted in Brightpearl",
-                        ),
-                    )
-                elif self._is_own_echo(envelope):
-                    results.set(
-                        record_id,
-                        RecordResult("skipped", "IntegrationEcho", "initiated by the integration user"),
-                    )
-                elif n.entity == "account":
-                    accounts.append(record_id)
-                else:
-                    contacts.append(record_id)
-        derived: dict[str, list[str]] = {}
-        try:
-            if deleted:
-                self._deleted(list(dict.fromkeys(deleted)), results)
-            derived = self._run(list(dict.fromkeys(contacts)), list(dict.fromkeys(accounts)), results)
-        except Exception as exc:
-            return batch_failure(exc, envelopes, f"Dataverse contacts {','.join(list(message_of)[:5])}")
+    @classmethod
+    def runtime_options(cls) -> dict[str, Any]:
+        from shared import runtime
 
-        def ids_of(envelope: Envelope) -> list[str]:
-            out: list[str] = []
-            for record_id in envelope.notice.ids:
-                out.append(record_id)
-                out.extend(derived.get(record_id, ()))
-            return out
+        s = runtime.settings().customers
+        return {
+            "integration_user_id": s.integration_user_id,
+            "trust_integration_user": s.trust_integration_user,
+            "delete_handling": s.delete_handling,
+            "delete_tag": s.delete_tag,
+            "scan_threshold": s.brightpearl_scan_threshold,
+        }
 
-        for contact_ids in derived.values():
-            for contact_id in contact_ids:
-                message_of.setdefault(contact_id, message_of.get(contact_id) or envelopes[0])
-        return finish_batch(
-            envelopes,
-            ids_of,
-            results,
-            flow=self.name,
-            system_label="Dataverse contact",
-            publish=self.publish,
-            store=self.store,
-            source_system="dataverse",
-            target_system="brightpearl",
-            message_of=message_of,
-            started=started,
-        )
+    # ------------------------------------------------------------------------------ notices
+    def id_problem(self, entity: str, record_id: str) -> str | None:
+        if _GUID.match(record_id) is None:
+            return f"Dataverse {entity} id {record_id!r} is not a GUID"
+        return None
+
+    def sort_notice(self, envelope: Envelope, record_id: str, batch: Batch, results: BatchResults) -> None:
+        n = envelope.notice
+        problem = self.id_problem(n.entity, record_id)
+        if problem is not None:
+            results.set(record_id, RecordResult("fatal", "MalformedMessage", problem))
+        elif n.operation == "deleted" and n.entity == "contact":
+            if record_id not in batch.deleted:
+                batch.deleted.append(record_id)
+        elif n.operation == "deleted":
+            results.set(
+                record_id,
+                RecordResult(
+                    "skipped",
+                    "DeletedInDataverse",
+                    f"Dataverse account {record_id} was deleted; nothing is deleted in Brightpearl",
+                ),
+            )
+        elif self._is_own_echo(envelope):
+            results.set(
+                record_id, RecordResult("skipped", "IntegrationEcho", "initiated by the integration user")
+            )
+        else:
+            batch.add(n.entity, record_id)
 
     def _is_own_echo(self, envelope: Envelope) -> bool:
         user = str(envelope.notice.detail.get("initiating_user") or "").lower()
@@ -203,19 +145,17 @@ class CustomersToBrightpearl:
 
     # ------------------------------------------------------------------------------ reads
     def _query(self, flt: odata.Filter) -> list[dict[str, Any]]:
-        return [
-            dict(r.values)
-            for r in self.dv.query("contacts", select=self.select, expand=self.expand, filter=flt)
-        ]
+        return self.dataverse_contacts(flt, self.select)
 
-    def _run(
-        self, contact_ids: list[str], account_ids: list[str], results: BatchResults
-    ) -> dict[str, list[str]]:
+    def expand(self, batch: Batch, results: BatchResults) -> list[str]:
+        """The contacts named, then the contacts under each account named (read here, once)."""
+        contact_ids = batch.changed.get("contact", [])
+        account_ids = batch.changed.get("account", [])
         rows: dict[str, dict[str, Any]] = {}
         for chunk in chunked(contact_ids, GUIDS_PER_QUERY):
             for row in self._query(odata.in_("contactid", list(chunk))):
                 rows[str(row["contactid"]).lower()] = row
-        derived: dict[str, list[str]] = {}
+        derived = batch.derived
         for chunk in chunked(account_ids, GUIDS_PER_QUERY):
             for row in self._query(odata.in_("_parentcustomerid_value", list(chunk))):
                 contact_id = str(row["contactid"]).lower()
@@ -232,82 +172,59 @@ class CustomersToBrightpearl:
                         "skipped", "NoContacts", f"Dataverse account {account_id} has no contacts to sync"
                     ),
                 )
-        records: list[_Record] = []
-        wanted = list(dict.fromkeys([*contact_ids, *(c for cs in derived.values() for c in cs)]))
-        for record_id in wanted:
-            row = rows.get(record_id.lower())
-            if row is None:
-                results.set(
-                    record_id,
-                    RecordResult(
-                        "missing", "DataverseRecordMissing", f"Dataverse contact {record_id} no longer exists"
-                    ),
-                )
-                continue
-            if row.get("statecode") == 1:
-                self._deactivated(record_id, row, results)
-                continue
-            try:
-                read = dataverse_to_canonical(row, self.mapping)
-            except MappingInputError as exc:
-                results.set(
-                    record_id,
-                    RecordResult("fatal", "DataverseProtocolError", f"Dataverse contact {record_id}: {exc}"),
-                )
-                continue
-            records.append(_Record(record_id, row, read))
-        if records:
-            self._targets(records, results)
-            self._decide(records, results)
-            self._write(records, results)
-        return derived
+        self._rows = rows
+        return list(dict.fromkeys([*contact_ids, *(c for cs in derived.values() for c in cs)]))
 
-    def _targets(self, records: list[_Record], results: BatchResults) -> None:
-        links = self.store.links.get_many(ENTITY, "dataverse", [r.dv_id for r in records])
+    def fetch(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        return self._rows
+
+    def fetch_key(self, record_id: str) -> str:
+        return record_id.lower()
+
+    def skip(self, record_id: str, source: dict[str, Any], results: BatchResults) -> bool:
+        if source.get("statecode") != 1:
+            return False
+        self._deactivated(record_id, source, results)
+        return True
+
+    def match(self, records: list[Record], results: BatchResults) -> None:
+        """By bpi_brightpearlid, by link, then e-mail and likely duplicates (`_match`)."""
+        links = self.store.links.get_many(self.link_entity, "dataverse", [r.source_id for r in records])
         for r in records:
-            key = bp_id(r.row.get(self.key))
-            link = r.link = links.get(r.dv_id)
+            key = bp_id(r.source.get(self.key))
+            link = r.link = links.get(r.source_id)
             if key:
-                r.bp_id, r.matched_by = key, "key"
+                r.target_id, r.matched_by = key, "key"
             elif link is not None and link.is_linked and link.id_in("brightpearl"):
-                r.bp_id, r.matched_by = link.id_in("brightpearl"), "link"
+                r.target_id, r.matched_by = link.id_in("brightpearl"), "link"
         self._fetch_current(records)
         for r in records:
-            if r.bp_id and r.current is None:
+            if r.target_id and r.target is None:
                 results.set(
-                    r.dv_id,
+                    r.source_id,
                     RecordResult(
                         "needs-review",
                         "BrightpearlContactMissing",
-                        f"Dataverse contact {r.dv_id} is linked to Brightpearl contact {r.bp_id}, which no "
-                        "longer exists; clear bpi_brightpearlid to create a new one, then resubmit",
+                        f"Dataverse contact {r.source_id} is linked to Brightpearl contact {r.target_id}, "
+                        "which no longer exists; clear bpi_brightpearlid to create a new one, then resubmit",
                     ),
                 )
-        unmatched = [r for r in records if r.bp_id is None and not r.read.fatal]
+        unmatched = [r for r in records if r.target_id is None and not r.read.fatal]
         if unmatched:
             self._match(unmatched, records, results)
 
-    def _fetch_current(self, records: list[_Record]) -> None:
-        ids = sorted({int(r.bp_id) for r in records if r.bp_id and r.current is None})
-        if not ids:
-            return
-        raw = self.bp.get_by_ids(CONTACT_GET, ids, limit=200, params={"includeOptional": "postalAddresses"})
-        by_id = {str(item["contactId"]): item for item in raw if isinstance(item, dict)}
-        if self.sync_custom_fields:
-            for record_id, item in by_id.items():
-                item["customFields"] = (
-                    self.bp.request("GET", f"/contact-service/contact/{int(record_id)}/custom-field").response
-                    or {}
-                )
+    def _fetch_current(self, records: list[Record]) -> None:
+        ids = sorted({int(_target(r)) for r in records if r.target_id and r.target is None})
+        by_id = self.brightpearl_contacts(ids)
         for r in records:
-            if r.bp_id and r.current is None:
-                r.current = by_id.get(r.bp_id)
+            if r.target_id and r.target is None:
+                r.target = by_id.get(r.target_id)
 
-    def _match(self, unmatched: list[_Record], records: list[_Record], results: BatchResults) -> None:
-        taken = {r.bp_id for r in records if r.bp_id}
+    def _match(self, unmatched: list[Record], records: list[Record], results: BatchResults) -> None:
+        taken = {r.target_id for r in records if r.target_id}
         rows: dict[str, dict[str, Any]] = {}  # contact-search rows by contact id
         if len(unmatched) > self.scan_threshold:
-            for row in self.bp.search_contacts(is_customer=True, columns=_SEARCH_COLUMNS):
+            for row in self.bp.search_contacts(is_customer=True, columns=SEARCH_COLUMNS):
                 rows[str(row["contactId"])] = row
         else:
             for r in unmatched:
@@ -317,24 +234,24 @@ class CustomersToBrightpearl:
             email = str(row.get("primaryEmail") or "").strip().lower()
             if email:
                 by_email.setdefault(email, set()).add(contact_id)
-        linked = self.store.links.get_many(ENTITY, "brightpearl", list(rows)) if rows else {}
-        name_pool: list[_Record] = []
+        linked = self.store.links.get_many(self.link_entity, "brightpearl", list(rows)) if rows else {}
+        name_pool: list[Record] = []
         for r in unmatched:
             found: set[str] = set()
             for email in customer_emails(r.read.value):
                 found |= by_email.get(email, set())
             owned = {c for c in found if c in taken or (c in linked and linked[c].is_linked)}
             if len(found) == 1 and not owned:
-                r.bp_id, r.matched_by = found.pop(), "email"
-                taken.add(r.bp_id)
+                r.target_id, r.matched_by = found.pop(), "email"
+                taken.add(r.target_id)
             elif found:
                 why = "already belong to other Dynamics contacts" if found == owned else "are several"
                 results.set(
-                    r.dv_id,
+                    r.source_id,
                     RecordResult(
                         "needs-review",
                         "AmbiguousEmailMatch",
-                        f"Dataverse contact {r.dv_id}: its e-mail matches Brightpearl contact(s) "
+                        f"Dataverse contact {r.source_id}: its e-mail matches Brightpearl contact(s) "
                         f"{', '.join(sorted(found))}, which {why}; not created. Merge the duplicates or set "
                         "bpi_brightpearlid to the right one, then resubmit",
                     ),
@@ -350,101 +267,43 @@ class CustomersToBrightpearl:
         near_ids = sorted(
             int(c) for c in _near_names(row_names, names, self.mapping.duplicates.name_threshold)
         )
-        index = DuplicateIndex(
-            name_threshold=self.mapping.duplicates.name_threshold,
-            require_postcode=self.mapping.duplicates.require_postcode,
-            max_candidates=self.mapping.duplicates.max_candidates,
-        )
+        index = self.duplicate_index()
         self._add_to_index(index, near_ids)
-        for r in name_pool:
-            match = index.match(r.read.value)
-            if match.needs_review:
-                ids = ", ".join(f"{c.record_id} ({c.score:.0f})" for c in match.likely)
-                results.set(
-                    r.dv_id,
-                    RecordResult(
-                        "needs-review",
-                        "LikelyDuplicate",
-                        f"Dataverse contact {r.dv_id} looks like Brightpearl contact(s) {ids} "
-                        "(name + postcode); "
-                        "not created. Set bpi_brightpearlid to link it, or fix the names, then resubmit",
-                    ),
-                )
-
-    def _decide(self, records: list[_Record], results: BatchResults) -> None:
-        for r in records:
-            if results.has(r.dv_id):
-                continue
-            link = r.link
-            if (
-                r.current is not None
-                and not r.read.fatal
-                and link is not None
-                and link.is_linked
-                and link.id_in("brightpearl") == r.bp_id
-                and link.hash_of("dataverse") == content_hash(r.read.value, "dataverse", self.mapping)
-            ):
-                # Dataverse holds what was last synced (our own write coming back): nothing to push.
-                results.set(
-                    r.dv_id,
-                    RecordResult(
-                        "unchanged",
-                        None,
-                        f"Dataverse contact {r.dv_id} unchanged since the last sync (echo or no-op)",
-                        target_id=r.bp_id,
-                    ),
-                )
-                continue
-            current = None
-            if r.current is not None:
-                try:
-                    current = brightpearl_to_canonical(r.current, self.mapping).value
-                except MappingInputError:
-                    current = None
-            if current is not None and _unchanged_since_sync(r.link, "brightpearl", current, self.mapping):
-                # only Dataverse changed since the last sync: it is the last writer (see the other flow)
-                current = current.model_copy(update={"modified_at": None})
-            r.decision = decide_write(
-                r.read.value, current, "brightpearl", self.mapping, source_issues=r.read.issues
-            )
-            if r.decision.fatal:
-                results.set(
-                    r.dv_id,
-                    RecordResult(
-                        "fatal",
-                        r.decision.reason,
-                        fatal_description(r.decision.issues),
-                        stamp=str(r.row.get("modifiedon") or ""),
-                    ),
-                )
+        self.flag_likely_duplicates(
+            name_pool, index, results, "Set bpi_brightpearlid to link it, or fix the names, then resubmit"
+        )
 
     # ------------------------------------------------------------------------------ writes
-    def _write(self, records: list[_Record], results: BatchResults) -> None:
-        todo = [r for r in records if r.decision is not None and not results.has(r.dv_id)]
-        creates = [r for r in todo if r.current is None and r.decision.should_write]
+    def write(self, records: list[Record], results: BatchResults) -> None:
+        todo = self.to_write(records, results)
+        creates = [r for r in todo if r.target is None and _writes(r)]
         for r in todo:
-            if r.current is not None and r.decision.should_write:
+            if r.target is not None and _writes(r):
                 try:
                     self._update(r)
                 except Exception as exc:
                     results.error(
-                        r.dv_id, exc, f"Brightpearl contact {r.bp_id} (from Dataverse contact {r.dv_id})"
+                        r.source_id,
+                        exc,
+                        f"Brightpearl contact {r.target_id} (from Dataverse contact {r.source_id})",
                     )
         read_back: dict[str, _ReadBack] = {}
         if creates:
             self._create(creates, results)
-            read_back = self._read_back([r for r in creates if r.bp_id and not results.has(r.dv_id)])
+            read_back = self._read_back([r for r in creates if r.target_id and not results.has(r.source_id)])
         write_back = [
-            r for r in todo if not results.has(r.dv_id) and r.bp_id and bp_id(r.row.get(self.key)) != r.bp_id
+            r
+            for r in todo
+            if not results.has(r.source_id) and r.target_id and bp_id(r.source.get(self.key)) != r.target_id
         ]
         if write_back:
             result = self.dv.update_multiple(
                 "contacts",
                 [
                     {
-                        "contactid": r.row["contactid"],
-                        **(read_back[r.dv_id].columns if r.dv_id in read_back else {}),
-                        self.key: r.bp_id,
+                        "contactid": r.source["contactid"],
+                        **(read_back[r.source_id].columns if r.source_id in read_back else {}),
+                        self.key: r.target_id,
                     }
                     for r in write_back
                 ],
@@ -452,66 +311,53 @@ class CustomersToBrightpearl:
             for r, outcome in zip(write_back, result.outcomes, strict=True):
                 if not outcome.ok:
                     results.error(
-                        r.dv_id,
+                        r.source_id,
                         outcome.error,
-                        f"write-back of bpi_brightpearlid to Dataverse contact {r.dv_id}",
+                        f"write-back of bpi_brightpearlid to Dataverse contact {r.source_id}",
                     )
-                elif r.dv_id in read_back:
-                    self._record_read_back(r, read_back[r.dv_id])
-        remember: list[_Record] = []
+                elif r.source_id in read_back:
+                    self._record_read_back(r, read_back[r.source_id])
+        remember: list[Record] = []
         for r in todo:
-            if results.has(r.dv_id):
+            if results.has(r.source_id):
                 continue
-            kind = "synced" if r.decision.should_write else "unchanged"
-            how = {
-                "email": " (linked by e-mail)",
-                "key": "",
-                "link": "",
-                "recovered": " (recovered after an interrupted create)",
-            }.get(r.matched_by or "", " (created)")
-            description = f"Dataverse contact {r.dv_id} -> Brightpearl contact {r.bp_id}"
-            description += (
-                ": Brightpearl already holds this content (echo or no-op)" if kind == "unchanged" else how
-            )
-            if r.dv_id in read_back and read_back[r.dv_id].columns:
-                description += "; values Brightpearl filled in written back to Dataverse: " + ", ".join(
-                    sorted(read_back[r.dv_id].columns)
+            extra = ""
+            if r.source_id in read_back and read_back[r.source_id].columns:
+                extra = "; values Brightpearl filled in written back to Dataverse: " + ", ".join(
+                    sorted(read_back[r.source_id].columns)
                 )
-            results.set(
-                r.dv_id,
-                RecordResult(kind, None, description, target_id=r.bp_id, created=r.matched_by is None),
-            )
+            self.settle(r, results, extra)
             remember.append(r)
-        in_parallel(self._remember, remember)
+        in_parallel(self.remember, remember)
 
-    def _update(self, r: _Record) -> None:
-        assert r.bp_id is not None and r.current is not None
-        desired = r.decision.customer
-        contact_id = int(r.bp_id)
-        ops = brightpearl_patch_ops(desired, r.current, self.mapping).value
+    def _update(self, r: Record) -> None:
+        assert r.target_id is not None and r.target is not None
+        desired = _decided(r).customer
+        contact_id = int(_target(r))
+        ops = brightpearl_patch_ops(desired, r.target, self.mapping).value
         if ops:
             self.bp.patch_contact(contact_id, ops)
         plan = plan_postal_addresses(
-            desired, r.current, r.current.get("postalAddresses") or [], self.mapping
+            desired, r.target, r.target.get("postalAddresses") or [], self.mapping
         ).value
         for address_id, body in plan.update.items():
             self.bp.update_postal_address(address_id, body)
         if plan.create:
-            links = []
+            links: list[dict[str, Any]] = []
             for draft in plan.create:
                 new_id = self.bp.create_postal_address(draft.body)
                 links.extend({"postalAddressId": new_id, "type": role} for role in draft.roles)
             self.bp.link_contact_addresses(contact_id, links)
         if self.sync_custom_fields:
-            cf_ops = brightpearl_custom_field_ops(desired, r.current.get("customFields"), self.mapping).value
+            cf_ops = brightpearl_custom_field_ops(desired, r.target.get("customFields"), self.mapping).value
             if cf_ops:
                 self.bp.patch_contact_custom_fields(contact_id, cf_ops)
 
-    def _create(self, creates: list[_Record], results: BatchResults) -> None:
-        claimed: list[_Record] = []
+    def _create(self, creates: list[Record], results: BatchResults) -> None:
+        claimed: list[Record] = []
         for r in creates:
             try:
-                r.claim = self.store.links.claim(ENTITY, "dataverse", r.dv_id, "brightpearl")
+                r.claim = self.store.links.claim(self.link_entity, "dataverse", r.source_id, "brightpearl")
                 if r.claim.takeover and self._recover(r):
                     continue  # an earlier attempt had created it after all: linked, not created again
                 claimed.append(r)
@@ -519,51 +365,53 @@ class CustomersToBrightpearl:
                 # another worker is creating it (or just did): wait for it without spending a retry
                 what = "linked meanwhile" if taken.link is not None and taken.link.is_linked else "claimed"
                 results.set(
-                    r.dv_id,
+                    r.source_id,
                     RecordResult(
                         "transient",
                         "StateConflict",
-                        f"Dataverse contact {r.dv_id} ({what}): {taken}",
+                        f"Dataverse contact {r.source_id} ({what}): {taken}",
                         retry_after=taken.retry_after,
                         waiting=True,
                     ),
                 )
         if not claimed:
             return
-        with self.store.links.keep([r.claim for r in claimed]) as keeper:
+        with self.store.links.keep([_claimed(r) for r in claimed]) as keeper:
             failed = self._post_new(claimed, keeper)
         groups: dict[int, list[int]] = {}
         for r in claimed:
-            if r.dv_id in failed:
-                if not isinstance(failed[r.dv_id], bp_errors.BrightpearlAmbiguousWrite):
+            if r.source_id in failed:
+                if not isinstance(failed[r.source_id], bp_errors.BrightpearlAmbiguousWrite):
                     self._release(r)
                 # else: the POST may have been applied; the claim stays pending, and whoever takes
                 # it over once it is stale looks for that contact before creating (_recover)
                 results.error(
-                    r.dv_id, failed[r.dv_id], f"creation of Dataverse contact {r.dv_id} in Brightpearl"
+                    r.source_id,
+                    failed[r.source_id],
+                    f"creation of Dataverse contact {r.source_id} in Brightpearl",
                 )
                 continue
             try:
                 self.store.links.complete_claim(
-                    r.claim,
-                    r.bp_id,
-                    source_hash=content_hash(r.read.value, "dataverse", self.mapping),
-                    target_hash=r.decision.desired_hash,
+                    _claimed(r),
+                    _target(r),
+                    source_hash=self.content_hash(r.read.value, "dataverse"),
+                    target_hash=_decided(r).desired_hash,
                 )
             except StoreConflictError as exc:
-                log.warning("claim of Dataverse contact %s was taken over: %s", r.dv_id, exc)
-            payload = r.decision.payload
+                log.warning("claim of Dataverse contact %s was taken over: %s", r.source_id, exc)
+            payload = _decided(r).payload
             if self.sync_custom_fields and payload.custom_field_ops:
                 try:
-                    self.bp.patch_contact_custom_fields(int(r.bp_id), payload.custom_field_ops)
+                    self.bp.patch_contact_custom_fields(int(_target(r)), payload.custom_field_ops)
                 except Exception as exc:
-                    results.error(r.dv_id, exc, f"custom fields of Brightpearl contact {r.bp_id}")
+                    results.error(r.source_id, exc, f"custom fields of Brightpearl contact {r.target_id}")
             if payload.contact_group_id is not None:
-                groups.setdefault(int(payload.contact_group_id), []).append(int(r.bp_id))
+                groups.setdefault(int(payload.contact_group_id), []).append(int(_target(r)))
         for group_id, members in groups.items():
             self.bp.add_contacts_to_group(group_id, members)
 
-    def _post_new(self, claimed: list[_Record], keeper: Any) -> dict[str, BaseException]:
+    def _post_new(self, claimed: list[Record], keeper: ClaimKeeperPort) -> dict[str, BaseException]:
         """POST the postal addresses, then the contacts, of claimed records; sets `bp_id` of
         those created and returns the failures by Dataverse id.
 
@@ -573,7 +421,7 @@ class CustomersToBrightpearl:
         failed: dict[str, BaseException] = {}
         role_ids: dict[str, dict[str, int]] = {}
         made: dict[str, list[dict[str, Any]]] = {}  # dv id -> [{"id", "hash"}] kept with the claim
-        to_post: list[tuple[_Record, Any, str]] = []
+        to_post: list[tuple[Record, Any, str]] = []
         for r in claimed:
             for draft, address_id, body_hash, stale in _reuse_addresses(r):
                 if address_id is not None and stale:
@@ -582,58 +430,61 @@ class CustomersToBrightpearl:
                     except bp_errors.BrightpearlNotFound:
                         address_id = None  # gone meanwhile: post a new one
                     except bp_errors.BrightpearlError as exc:
-                        failed.setdefault(r.dv_id, exc)
-                        made.setdefault(r.dv_id, []).append({"id": address_id, "hash": ""})  # reuse later
+                        failed.setdefault(r.source_id, exc)
+                        made.setdefault(r.source_id, []).append({"id": address_id, "hash": ""})  # reuse later
                         continue
                 if address_id is None:
                     to_post.append((r, draft, body_hash))
                     continue
-                made.setdefault(r.dv_id, []).append({"id": address_id, "hash": body_hash})
+                made.setdefault(r.source_id, []).append({"id": address_id, "hash": body_hash})
                 for role in draft.roles:
-                    role_ids.setdefault(r.dv_id, {})[role] = address_id
-        answers = self._post_many("/contact-service/postal-address/", [d.body for _, d, _ in to_post])
+                    role_ids.setdefault(r.source_id, {})[role] = address_id
+        answers = self.bp.create_many("/contact-service/postal-address/", [d.body for _, d, _ in to_post])
         for (r, draft, body_hash), answer in zip(to_post, answers, strict=True):
             if isinstance(answer, BaseException):
-                failed.setdefault(r.dv_id, answer)
+                failed.setdefault(r.source_id, answer)
                 continue
-            made.setdefault(r.dv_id, []).append({"id": answer, "hash": body_hash})
+            made.setdefault(r.source_id, []).append({"id": answer, "hash": body_hash})
             for role in draft.roles:
-                role_ids.setdefault(r.dv_id, {})[role] = answer
+                role_ids.setdefault(r.source_id, {})[role] = answer
 
-        def keep_progress(r: _Record) -> None:
+        def keep_progress(r: Record) -> None:
             try:
-                r.claim = self.store.links.save_progress(r.claim, {"postal_addresses": made[r.dv_id]})
+                r.claim = self.store.links.save_progress(_claimed(r), {"postal_addresses": made[r.source_id]})
             except Exception as exc:  # claim lost or storage down: do not post the contact now
-                failed.setdefault(r.dv_id, exc)
+                failed.setdefault(r.source_id, exc)
 
         changed = [
-            r for r in claimed if made.get(r.dv_id, []) != r.claim.progress.get("postal_addresses", [])
+            r
+            for r in claimed
+            if made.get(r.source_id, []) != _claimed(r).progress.get("postal_addresses", [])
         ]
-        in_parallel(keep_progress, [r for r in changed if r.dv_id in made])
+        in_parallel(keep_progress, [r for r in changed if r.source_id in made])
         for r in claimed:
-            if r.dv_id not in failed and not keeper.held(r.claim):
-                failed[r.dv_id] = StoreConflictError(
-                    f"the creation claim of Dataverse contact {r.dv_id} was taken over while this "
+            if r.source_id not in failed and not keeper.held(_claimed(r)):
+                failed[r.source_id] = StoreConflictError(
+                    f"the creation claim of Dataverse contact {r.source_id} was taken over while this "
                     "worker held it; the other worker creates it"
                 )
-        ready = [r for r in claimed if r.dv_id not in failed]
-        contact_ids = self._post_many(
-            "/contact-service/contact/", [r.decision.payload.post_body(role_ids.get(r.dv_id)) for r in ready]
+        ready = [r for r in claimed if r.source_id not in failed]
+        contact_ids = self.bp.create_many(
+            "/contact-service/contact/",
+            [_decided(r).payload.post_body(role_ids.get(r.source_id)) for r in ready],
         )
         for r, answer in zip(ready, contact_ids, strict=True):
             if isinstance(answer, BaseException):
-                failed[r.dv_id] = answer
+                failed[r.source_id] = answer
             else:
-                r.bp_id = str(answer)
+                r.target_id = str(answer)
         return failed
 
-    def _recover(self, r: _Record) -> bool:
+    def _recover(self, r: Record) -> bool:
         """After taking over a stale claim: find the contact an earlier, interrupted attempt may
         have created (same e-mail, else same name + postcode, not linked to anything) and link it."""
         rows = self._search_like(r)
         if not rows:
             return False
-        linked = self.store.links.get_many(ENTITY, "brightpearl", list(rows))
+        linked = self.store.links.get_many(self.link_entity, "brightpearl", list(rows))
         free = sorted(int(c) for c in rows if not (c in linked and linked[c].is_linked))
         if not free:
             return False
@@ -643,19 +494,19 @@ class CustomersToBrightpearl:
         found = match.linked_id or (match.likely[0].record_id if len(match.likely) == 1 else None)
         if found is None:
             return False
-        r.bp_id, r.matched_by = found, "recovered"
+        r.target_id, r.matched_by = found, "recovered"
         self._fetch_current([r])
         self.store.links.complete_claim(
-            r.claim, found, source_hash=content_hash(r.read.value, "dataverse", self.mapping)
+            _claimed(r), found, source_hash=self.content_hash(r.read.value, "dataverse")
         )
         log.warning(
             "Dataverse contact %s: recovered Brightpearl contact %s created by an interrupted attempt",
-            r.dv_id,
+            r.source_id,
             found,
         )
         return True
 
-    def _read_back(self, created: list[_Record]) -> dict[str, _ReadBack]:
+    def _read_back(self, created: list[Record]) -> dict[str, _ReadBack]:
         """Read the contacts just created and work out what Brightpearl filled in itself.
 
         Brightpearl completes a new contact with values of its own (the default price list,
@@ -675,13 +526,13 @@ class CustomersToBrightpearl:
             return {}
         out: dict[str, _ReadBack] = {}
         for r in created:
-            if r.current is None:
+            if r.target is None:
                 continue
             try:
-                in_brightpearl = brightpearl_to_canonical(r.current, self.mapping).value
+                in_brightpearl = self.to_canonical("brightpearl", r.target).value
             except MappingInputError:
                 continue
-            account = r.row.get("parentcustomerid_account") or {}
+            account = r.source.get("parentcustomerid_account") or {}
             decision = decide_write(
                 in_brightpearl,
                 r.read.value.model_copy(update={"modified_at": None}),  # Dataverse was the source
@@ -692,40 +543,40 @@ class CustomersToBrightpearl:
             if decision.fatal:
                 continue
             payload = decision.payload
-            columns = payload.contact_delta(r.row) if decision.should_write else {}
+            columns = payload.contact_delta(r.source) if decision.should_write else {}
             if PARENT_ACCOUNT_BIND in columns or payload.account_delta(account or None):
                 continue  # an account change: left to the customers-to-dataverse flow
             columns.pop(self.key, None)
-            out[r.dv_id] = _ReadBack(
+            out[r.source_id] = _ReadBack(
                 columns=columns,
-                brightpearl_hash=content_hash(in_brightpearl, "brightpearl", self.mapping),
+                brightpearl_hash=self.content_hash(in_brightpearl, "brightpearl"),
                 dataverse_hash=decision.desired_hash,
             )
         return out
 
-    def _record_read_back(self, r: _Record, read_back: _ReadBack) -> None:
+    def _record_read_back(self, r: Record, read_back: _ReadBack) -> None:
         """After the write-back: the link holds what both sides now hold."""
         try:
             self.store.links.record_hashes(
-                ENTITY,
+                self.link_entity,
                 "dataverse",
-                r.dv_id,
+                r.source_id,
                 {"brightpearl": read_back.brightpearl_hash, "dataverse": read_back.dataverse_hash},
             )
         except StoreConflictError as exc:  # someone else moved the link on; their hashes stand
-            log.info("hashes of Dataverse contact %s not recorded: %s", r.dv_id, type(exc).__name__)
+            log.info("hashes of Dataverse contact %s not recorded: %s", r.source_id, type(exc).__name__)
         except Exception as exc:  # both writes are done: without these hashes it converges a poll later
-            log.warning("hashes of Dataverse contact %s not recorded: %s", r.dv_id, type(exc).__name__)
+            log.warning("hashes of Dataverse contact %s not recorded: %s", r.source_id, type(exc).__name__)
 
-    def _search_like(self, r: _Record) -> dict[str, dict[str, Any]]:
+    def _search_like(self, r: Record) -> dict[str, dict[str, Any]]:
         """contact-search rows (by contact id) sharing an e-mail or the last name with `r`."""
         rows: dict[str, dict[str, Any]] = {}
         for email in sorted(customer_emails(r.read.value)):
-            for row in self.bp.search_contacts(primary_email=email, columns=_SEARCH_COLUMNS):
+            for row in self.bp.search_contacts(primary_email=email, columns=SEARCH_COLUMNS):
                 rows[str(row["contactId"])] = row
         last = r.read.value.name.last_name
         if last:
-            for row in self.bp.search_contacts(lastName=last, columns=_SEARCH_COLUMNS):
+            for row in self.bp.search_contacts(lastName=last, columns=SEARCH_COLUMNS):
                 rows[str(row["contactId"])] = row
         return rows
 
@@ -733,120 +584,44 @@ class CustomersToBrightpearl:
         """Read these Brightpearl contacts (with addresses) into `index`; unreadable ones are left out."""
         if not contact_ids:
             return
-        for item in self.bp.get_by_ids(
+        items = self.bp.get_by_ids(
             CONTACT_GET, contact_ids, limit=200, params={"includeOptional": "postalAddresses"}
-        ):
-            try:
-                index.add(str(item["contactId"]), brightpearl_to_canonical(item, self.mapping).value)
-            except (MappingInputError, KeyError):
-                continue
+        )
+        rows = {str(i["contactId"]): i for i in items if isinstance(i, dict) and "contactId" in i}
+        self.index_of("brightpearl", rows, index)
 
-    def _release(self, r: _Record) -> None:
+    def _release(self, r: Record) -> None:
         try:
-            self.store.links.release_claim(r.claim)
+            self.store.links.release_claim(_claimed(r))
         except Exception:  # an unreleased claim expires after LINK_CLAIM_TIMEOUT_SECONDS
-            log.warning("releasing the claim of Dataverse contact %s failed", r.dv_id)
-
-    def _post_many(self, uri: str, bodies: list[dict[str, Any]]) -> list[int | BaseException]:
-        """POST each body; groups of 2-10 go as one multi-message. New ids or the error, in order."""
-        out: list[int | BaseException] = []
-        for group in chunked(bodies, MULTI_MESSAGE_MAX):
-            if len(group) == 1:
-                try:
-                    answer = self.bp.request("POST", uri, json=group[0])
-                    out.append(_new_id(answer.response))
-                except bp_errors.BrightpearlError as exc:
-                    out.append(exc)
-                continue
-            messages = [
-                {"label": str(i), "uri": uri, "httpMethod": "POST", "body": body}
-                for i, body in enumerate(group)
-            ]
-            try:
-                result = self.bp.multi_message(messages)
-            except bp_errors.BrightpearlError as exc:
-                out.extend(exc for _ in group)
-                continue
-            for i in range(len(group)):
-                item = result.processed.get(str(i))
-                if item is None:
-                    out.append(bp_errors.BrightpearlUnavailable(f"multi-message left {uri} #{i} unprocessed"))
-                elif item.ok:
-                    out.append(_new_id(item.body.get("response")))
-                else:
-                    out.append(_message_error(item.status, item.body, uri))
-        return out
-
-    def _remember(self, r: _Record) -> None:
-        if not r.bp_id or r.claim is not None:
-            return  # created records were linked by complete_claim
-        dv_hash = content_hash(r.read.value, "dataverse", self.mapping)
-        bp_hash = r.decision.desired_hash
-        links = self.store.links
-        try:
-            link = links.get(ENTITY, "dataverse", r.dv_id)
-            if link is None:
-                links.link(
-                    ENTITY,
-                    "dataverse",
-                    r.dv_id,
-                    "brightpearl",
-                    r.bp_id,
-                    source_hash=dv_hash,
-                    target_hash=bp_hash,
-                )
-            elif link.is_linked and (
-                link.hash_of("brightpearl") != bp_hash or link.hash_of("dataverse") != dv_hash
-            ):
-                links.record_hashes(
-                    ENTITY,
-                    "dataverse",
-                    r.dv_id,
-                    {"brightpearl": bp_hash, "dataverse": dv_hash},
-                    etag=link.etag,
-                )
-        except StoreConflictError as exc:
-            log.info("link of Dataverse contact %s not recorded: %s", r.dv_id, type(exc).__name__)
+            log.warning("releasing the claim of Dataverse contact %s failed", r.source_id)
 
     # ------------------------------------------------------------------------------ deletes
-    def _deleted(self, ids: list[str], results: BatchResults) -> None:
-        links = self.store.links.get_many(ENTITY, "dataverse", ids)
+    def deleted(self, ids: list[str], results: BatchResults) -> None:
+        links = self.store.links.get_many(self.link_entity, "dataverse", ids)
         targets = {i: links[i].id_in("brightpearl") for i in ids if i in links and links[i].is_linked}
         self._tag([t for t in targets.values() if t])
         for record_id in ids:
             target = targets.get(record_id)
-            what = f"linked Brightpearl contact {target} kept" if target else "no linked Brightpearl contact"
-            if target and self.delete_handling == "tag":
-                what += f" and tagged {self.delete_tag!r}"
-            results.set(
-                record_id,
-                RecordResult(
-                    "skipped",
-                    "DeletedInDataverse",
-                    f"Dataverse contact {record_id} was deleted; {what}",
-                    target_id=target,
-                ),
-            )
+            why = f"Dataverse contact {record_id} was deleted; {self._kept(target)}"
+            results.set(record_id, RecordResult("skipped", "DeletedInDataverse", why, target_id=target))
 
     def _deactivated(self, record_id: str, row: dict[str, Any], results: BatchResults) -> None:
         target = bp_id(row.get(self.key))
         if target is None:
-            link = self.store.links.get(ENTITY, "dataverse", record_id)
+            link = self.store.links.get(self.link_entity, "dataverse", record_id)
             target = link.id_in("brightpearl") if link is not None and link.is_linked else None
         if target:
             self._tag([target])
+        why = f"Dataverse contact {record_id} is inactive; {self._kept(target)}"
+        results.set(record_id, RecordResult("skipped", "DeactivatedInDataverse", why, target_id=target))
+
+    def _kept(self, target: str | None) -> str:
+        """What became of the linked Brightpearl contact of a deleted or inactive one."""
         what = f"linked Brightpearl contact {target} kept" if target else "no linked Brightpearl contact"
         if target and self.delete_handling == "tag":
             what += f" and tagged {self.delete_tag!r}"
-        results.set(
-            record_id,
-            RecordResult(
-                "skipped",
-                "DeactivatedInDataverse",
-                f"Dataverse contact {record_id} is inactive; {what}",
-                target_id=target,
-            ),
-        )
+        return what
 
     def _tag(self, contact_ids: list[str]) -> None:
         if self.delete_handling != "tag" or not contact_ids:
@@ -864,15 +639,12 @@ class CustomersToBrightpearl:
         self.bp.tag_contacts([int(c) for c in contact_ids], self._tag_id)
 
 
-_SEARCH_COLUMNS = ["contactId", "primaryEmail", "firstName", "lastName"]
-
-
-def _reuse_addresses(r: _Record) -> list[tuple[Any, int | None, str, bool]]:
+def _reuse_addresses(r: Record) -> list[tuple[Any, int | None, str, bool]]:
     """(draft, address id to reuse or None, body hash, needs a PUT) for each postal address the
     new contact needs. Ids an earlier attempt created (kept with the claim) are reused: first
     for the same body, then, with a PUT of the new body, for any other draft."""
-    kept = [dict(a) for a in (r.claim.progress.get("postal_addresses") or []) if isinstance(a, dict)]
-    drafts = [(d, _body_hash(d.body)) for d in r.decision.payload.postal_addresses]
+    kept = [dict(a) for a in (_claimed(r).progress.get("postal_addresses") or []) if isinstance(a, dict)]
+    drafts = [(d, _body_hash(d.body)) for d in _decided(r).payload.postal_addresses]
     plan: list[tuple[Any, int | None, str, bool]] = []
     unmatched: list[tuple[Any, str]] = []
     for draft, body_hash in drafts:
@@ -889,8 +661,6 @@ def _reuse_addresses(r: _Record) -> list[tuple[Any, int | None, str, bool]]:
 
 
 def _body_hash(body: dict[str, Any]) -> str:
-    import hashlib
-    import json
 
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
@@ -902,7 +672,6 @@ def _is_guid(value: str) -> bool:
 
 
 def _row_name(row: dict[str, Any]) -> str:
-    from shared.quality.duplicates import fold_name
 
     return fold_name(" ".join(str(p) for p in (row.get("firstName"), row.get("lastName")) if p))
 
@@ -931,23 +700,20 @@ def _near_names(row_names: dict[str, str], names: set[str], threshold: float) ->
     return near
 
 
-def _new_id(value: Any) -> int:
-    if isinstance(value, list) and len(value) == 1:
-        value = value[0]
-    try:
-        return int(value)
-    except (TypeError, ValueError) as exc:
-        raise bp_errors.BrightpearlError(f"POST answered {value!r}, not a new id") from exc
+def _writes(r: Record) -> bool:
+    return r.decision is not None and r.decision.should_write
 
 
-def _message_error(status: int, body: dict[str, Any], uri: str) -> BaseException:
-    errors = body.get("errors") if isinstance(body, dict) else None
-    text = (
-        "; ".join(str(e.get("message") or e) for e in errors) if isinstance(errors, list) else str(body)[:300]
-    )
-    message = f"Brightpearl answered {status} to POST {uri} in a multi-message: {text}"
-    if status == 503:
-        return bp_errors.BrightpearlThrottled(message, status=status)
-    if status >= 500:
-        return bp_errors.BrightpearlUnavailable(message, status=status)
-    return bp_errors.BrightpearlValidationError(message, status=status, errors=errors or [])
+def _decided(r: Record) -> WriteDecision:
+    assert isinstance(r.decision, WriteDecision), f"Dataverse contact {r.source_id} has no decision"
+    return r.decision
+
+
+def _claimed(r: Record) -> Claim:
+    assert r.claim is not None, f"Dataverse contact {r.source_id} has no creation claim"
+    return r.claim
+
+
+def _target(r: Record) -> str:
+    assert r.target_id is not None, f"Dataverse contact {r.source_id} has no Brightpearl contact"
+    return r.target_id

@@ -20,21 +20,20 @@ import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from shared.dataverse.change_tracking import ChangeTrackingReader
+from shared.dataverse.change_tracking import ChangeTrackingReader, CursorStore
 from shared.events import ChangeNotice, Envelope, System
-from shared.flows.customers_common import chunked
+from shared.flows.customers_spec import BRIGHTPEARL_CURSOR, CUSTOMERS, DATAVERSE_CURSORS
 from shared.mapping.brightpearl import parse_bp_time
+from shared.sync.outcomes import chunked
+from shared.sync.ports import BrightpearlPort, CursorsPort, Publish
 from shared.telemetry import get_logger
 
-log = get_logger("flows.pollers")
+if TYPE_CHECKING:
+    from shared.dataverse.client import DataverseClient
 
-BRIGHTPEARL_CURSOR = "customers-brightpearl-contact-updatedon"
-DATAVERSE_CURSORS = {
-    "contacts": "customers-dataverse-delta-contacts",
-    "accounts": "customers-dataverse-delta-accounts",
-}
+log = get_logger("flows.pollers")
 DATAVERSE_ENTITIES = {"contacts": "contact", "accounts": "account"}
 
 
@@ -83,12 +82,14 @@ def notices_for(
 
 
 class BrightpearlContactPoller:
+    spec = CUSTOMERS.pollers[0]
+
     def __init__(
         self,
         *,
-        client: Any,
-        cursors: Any,
-        publish: Callable[[list[Envelope]], None],
+        client: BrightpearlPort,
+        cursors: CursorsPort,
+        publish: Publish,
         clock: Callable[[], datetime],
         source: str,
         overlap: timedelta,
@@ -103,6 +104,22 @@ class BrightpearlContactPoller:
         self.overlap = overlap
         self.initial_lookback = initial_lookback
         self.per_notice = per_notice
+
+    @classmethod
+    def from_runtime(cls) -> BrightpearlContactPoller:
+        from shared import runtime
+
+        s = runtime.settings()
+        return cls(
+            client=runtime.brightpearl(),
+            cursors=runtime.state_store().cursors,
+            publish=runtime.publisher_to(cls.spec.topic_setting),
+            clock=runtime.clock,
+            source=f"/brightpearl/{s.brightpearl.account}",
+            overlap=timedelta(seconds=s.customers.poll_overlap_seconds),
+            initial_lookback=timedelta(hours=s.customers.poll_initial_lookback_hours),
+            per_notice=s.customers.ids_per_notice,
+        )
 
     def poll(self) -> PollReport:
         cursor = self.cursors.get(BRIGHTPEARL_CURSOR)
@@ -139,12 +156,14 @@ class BrightpearlContactPoller:
 
 
 class DataverseChangePoller:
+    spec = CUSTOMERS.pollers[1]
+
     def __init__(
         self,
         *,
-        client: Any,
-        cursors: Any,
-        publish: Callable[[list[Envelope]], None],
+        client: DataverseClient,
+        cursors: CursorStore,
+        publish: Publish,
         clock: Callable[[], datetime],
         source: str,
         per_notice: int = 100,
@@ -158,8 +177,21 @@ class DataverseChangePoller:
         self.per_notice = per_notice
         self.entity_sets = entity_sets
 
+    @classmethod
+    def from_runtime(cls) -> DataverseChangePoller:
+        from shared import runtime
+
+        return cls(
+            client=runtime.dataverse(),
+            cursors=runtime.state_store().cursors,
+            publish=runtime.publisher_to(cls.spec.topic_setting),
+            clock=runtime.clock,
+            source=runtime.dataverse_source(),
+            per_notice=runtime.settings().customers.ids_per_notice,
+        )
+
     def poll(self) -> dict[str, PollReport]:
-        from shared.dataverse.client import PRIMARY_IDS
+        from shared.dataverse.tables import PRIMARY_IDS
 
         reports = {}
         for entity_set in self.entity_sets:

@@ -1,0 +1,72 @@
+"""Customers: the declaration the engine, triggers, webhooks and backfill read (no flow code).
+
+Brightpearl contacts <-> Dataverse contacts (+ parent accounts). Brightpearl accounts cannot
+subscribe to contact.* events (reference §10.3), so Brightpearl changes arrive by the
+contact-search poller; Dataverse changes by webhook steps on contact and account, with change
+tracking as the backstop.
+"""
+
+from __future__ import annotations
+
+from shared.sync.spec import DataverseTable, EntitySpec, FlowSpec, PollerSpec
+
+BRIGHTPEARL_CURSOR = "customers-brightpearl-contact-updatedon"
+DATAVERSE_CURSORS = {
+    "contacts": "customers-dataverse-delta-contacts",
+    "accounts": "customers-dataverse-delta-accounts",
+}
+
+TO_DATAVERSE = FlowSpec(
+    name="customers-to-dataverse",
+    function_name="customers_to_dataverse",
+    source="brightpearl",
+    target="dataverse",
+    source_entities=("contact",),
+    flow="shared.flows.customers_to_dataverse:CustomersToDataverse",
+    source_label="Brightpearl contact",
+    target_label="Dataverse contact",
+    stamp_field="updatedOn",
+)
+TO_BRIGHTPEARL = FlowSpec(
+    name="customers-to-brightpearl",
+    function_name="customers_to_brightpearl",
+    source="dataverse",
+    target="brightpearl",
+    source_entities=("contact", "account"),  # an account notice stands for its contacts
+    flow="shared.flows.customers_to_brightpearl:CustomersToBrightpearl",
+    source_label="Dataverse contact",
+    target_label="Brightpearl contact",
+    stamp_field="modifiedon",
+)
+
+CUSTOMERS = EntitySpec(
+    name="customers",
+    link_entity="customer",
+    flows=(TO_DATAVERSE, TO_BRIGHTPEARL),
+    pollers=(
+        PollerSpec(
+            function_name="poll_brightpearl_contacts",
+            system="brightpearl",
+            schedule_setting="CUSTOMERS_BRIGHTPEARL_POLL_SCHEDULE",
+            what="Brightpearl contact poll",
+            poller="shared.flows.pollers:BrightpearlContactPoller",
+            cursors=(BRIGHTPEARL_CURSOR,),
+        ),
+        PollerSpec(
+            function_name="poll_dataverse_customers",
+            system="dataverse",
+            schedule_setting="CUSTOMERS_DATAVERSE_POLL_SCHEDULE",
+            what="Dataverse change-tracking poll",
+            poller="shared.flows.pollers:DataverseChangePoller",
+            cursors=tuple(DATAVERSE_CURSORS.values()),
+        ),
+    ),
+    brightpearl_events=(),  # contact.* is not subscribable: the poller above covers Brightpearl
+    dataverse_tables=(
+        DataverseTable("contact", "contacts", "shared.mapping.dataverse:contact_select"),
+        DataverseTable("account", "accounts", "shared.mapping.dataverse:account_select"),
+    ),
+    backfill_cursor_prefix="backfill-customers",
+    mapping_loader="shared.mapping:load_customer_mapping",
+    mapping_setting="CUSTOMER_MAPPING_PATH",
+)

@@ -1,0 +1,385 @@
+"""The record-sync engine: the steps every flow takes from a batch of change notices to writes.
+
+Per batch (DESIGN §3): coalesce the notices' ids (one result per record, however many
+notices named it) -> read the source records in bulk (`fetch`) -> validate and translate them
+to the canonical model (`translate`; `skip` for records the flow leaves alone) -> find each
+one's target record (`match`: key, link, then matching rules) -> decide per record by link
+hash (echo), field ownership and content hash (`decide`, shared/mapping/decision.py) -> write
+in bulk (`write`) -> remember links and hashes (`remember`) -> audit and one outcome per
+envelope (shared/sync/outcomes.py).
+
+An entity subclasses `RecordSync`, points `spec` at its FlowSpec and overrides the hooks
+where it differs: `fetch`, `to_canonical`, `match`, `write` (and, rarely, `sort_notice`,
+`expand`, `skip`). The model is Meltano singer-sdk's Stream: a declaration plus overridable
+hooks; the clients are ports (shared/sync/ports.py), so unit tests run it on fakes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
+
+from pydantic import BaseModel
+
+from shared.events import Envelope
+from shared.mapping.translation import Translation
+from shared.outcomes import Outcome
+from shared.quality.issues import QualityIssue
+from shared.store.errors import StoreConflictError
+from shared.store.links import Claim, Link
+from shared.sync.outcomes import (
+    BatchResults,
+    Kind,
+    RecordResult,
+    batch_failure,
+    fatal_description,
+    finish_batch,
+)
+from shared.sync.ports import BrightpearlPort, DataversePort, Publish, StateStorePort
+from shared.sync.spec import SYSTEM_TITLES, FlowSpec, System
+from shared.telemetry import get_logger
+
+log = get_logger("sync.engine")
+
+M = TypeVar("M", bound=BaseModel)  # the entity's canonical model (shared/model)
+
+
+class Decision(Protocol):
+    """What deciding one record yields (shared/mapping/decision.py WriteDecision)."""
+
+    @property
+    def fatal(self) -> bool: ...
+
+    @property
+    def reason(self) -> str | None: ...
+
+    @property
+    def should_write(self) -> bool: ...
+
+    issues: list[QualityIssue]
+    desired_hash: str
+    payload: Any  # the entity's target payload (e.g. DataverseCustomerPayload)
+
+
+@dataclass
+class SyncRecord(Generic[M]):
+    """One source record on its way through the engine."""
+
+    source_id: str
+    source: dict[str, Any]  # the source record as read
+    read: Translation[M]  # its canonical form and the issues met reading it
+    target: dict[str, Any] | None = None  # the target record as read (None: not found yet)
+    target_id: str | None = None
+    matched_by: str | None = None  # key | link | email | recovered; None: to be created
+    decision: Decision | None = None
+    link: Link | None = None
+    claim: Claim | None = None
+
+
+@dataclass
+class Batch:
+    """The ids of one batch after coalescing: changed records per notice entity, deletions."""
+
+    changed: dict[str, list[str]] = field(default_factory=dict)
+    deleted: list[str] = field(default_factory=list)
+    derived: dict[str, list[str]] = field(default_factory=dict)  # notice id -> records it stands for
+
+    def add(self, entity: str, record_id: str) -> None:
+        ids = self.changed.setdefault(entity, [])
+        if record_id not in ids:
+            ids.append(record_id)
+
+    def ids_of(self, envelope: Envelope) -> list[str]:
+        out: list[str] = []
+        for record_id in envelope.notice.ids:
+            out.append(record_id)
+            out.extend(self.derived.get(record_id, ()))
+        return out
+
+
+# How a record was matched -> the note its audit row carries (None: it was created).
+MATCH_NOTES: dict[str | None, str] = {
+    None: "created",
+    "key": "",
+    "link": "",
+    "email": "linked by e-mail",
+    "recovered": "recovered after an interrupted create",
+}
+
+
+class RecordSync(Generic[M]):
+    """One flow: change notices of `spec.source` -> records in `spec.target`. `handle` per batch."""
+
+    spec: ClassVar[FlowSpec]
+    link_entity: ClassVar[str]
+    batch_ids_shown: ClassVar[int] = 10  # ids named in a whole-batch failure
+    echo_needs_linked_target: ClassVar[bool] = False  # the link must point at the matched target
+
+    def __init__(
+        self,
+        *,
+        brightpearl: BrightpearlPort,
+        dataverse: DataversePort,
+        store: StateStorePort,
+        publish: Publish,
+    ) -> None:
+        self.bp = brightpearl
+        self.dv = dataverse
+        self.store = store
+        self.publish = publish
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def label(self) -> str:
+        return self.spec.source_label
+
+    # ------------------------------------------------------------------------------ entry
+    def handle(self, envelopes: Sequence[Envelope]) -> list[Outcome]:
+        started = time.monotonic()
+        results = BatchResults()
+        message_of: dict[str, Envelope] = {}
+        batch = Batch()
+        for envelope in envelopes:
+            for record_id in envelope.notice.ids:
+                message_of.setdefault(record_id, envelope)
+                self.sort_notice(envelope, record_id, batch, results)
+        try:
+            self.run(batch, results)
+        except Exception as exc:  # a read or a state call failed for the whole batch
+            shown = ",".join(list(message_of)[: self.batch_ids_shown])
+            return batch_failure(exc, envelopes, f"{self.label}s {shown}")
+        for record_ids in batch.derived.values():
+            for record_id in record_ids:
+                message_of.setdefault(record_id, envelopes[0])
+        return finish_batch(
+            envelopes,
+            batch.ids_of,
+            results,
+            flow=self.name,
+            system_label=self.label,
+            publish=self.publish,
+            store=self.store,
+            entity=self.link_entity,
+            source_system=self.spec.source,
+            target_system=self.spec.target,
+            message_of=message_of,
+            started=started,
+        )
+
+    def sort_notice(self, envelope: Envelope, record_id: str, batch: Batch, results: BatchResults) -> None:
+        """Put one id of a notice into the batch (or give it its result now). Default: a
+        malformed id is fatal, everything else is a change to read."""
+        problem = self.id_problem(envelope.notice.entity, record_id)
+        if problem is not None:
+            results.set(record_id, RecordResult("fatal", "MalformedMessage", problem))
+        else:
+            batch.add(envelope.notice.entity, record_id)
+
+    def run(self, batch: Batch, results: BatchResults) -> None:
+        """The pipeline of one batch after coalescing."""
+        if batch.deleted:
+            self.deleted(batch.deleted, results)
+        ids = self.expand(batch, results)
+        if not ids:
+            return
+        records = self.read(ids, results)
+        if not records:
+            return
+        self.match(records, results)
+        self.decide(records, results)
+        self.write(records, results)
+
+    # ------------------------------------------------------------------------------ hooks
+    def id_problem(self, entity: str, record_id: str) -> str | None:
+        """Why `record_id` cannot be an id of the source system (None: it can)."""
+        return None
+
+    def expand(self, batch: Batch, results: BatchResults) -> list[str]:
+        """The source record ids to sync (default: every changed id, in order)."""
+        return [i for ids in batch.changed.values() for i in ids]
+
+    def deleted(self, ids: list[str], results: BatchResults) -> None:
+        """Records deleted in the source (default: not consumed)."""
+
+    def fetch(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The current source records by id, read in bulk; missing ids are left out."""
+        raise NotImplementedError
+
+    def fetch_key(self, record_id: str) -> str:
+        """The key `fetch` files `record_id` under."""
+        return record_id
+
+    def skip(self, record_id: str, source: dict[str, Any], results: BatchResults) -> bool:
+        """Leave this record alone (after setting its result)? Default: no."""
+        return False
+
+    def to_canonical(self, system: System, record: dict[str, Any]) -> Translation[M]:
+        """A record of `system` in the canonical model (raises MappingInputError)."""
+        raise NotImplementedError
+
+    def content_hash(self, value: M, system: System) -> str:
+        """Hash of what `system` would hold for `value` (shared/mapping/hashing.py)."""
+        raise NotImplementedError
+
+    def decide_write(self, record: SyncRecord[M], current: M | None) -> Decision:
+        """Ownership merge, translation and hash comparison for one record."""
+        raise NotImplementedError
+
+    def match(self, records: list[SyncRecord[M]], results: BatchResults) -> None:
+        """Find each record's target (`target`, `target_id`, `matched_by`, `link`)."""
+        raise NotImplementedError
+
+    def write(self, records: list[SyncRecord[M]], results: BatchResults) -> None:
+        """Write the decided records in bulk, then `settle` each."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------------------ steps
+    def read(self, ids: list[str], results: BatchResults) -> list[SyncRecord[M]]:
+        """Fetch in bulk, then validate and translate each record."""
+        from shared.mapping import MappingInputError
+
+        sources = self.fetch(ids)
+        title = SYSTEM_TITLES[self.spec.source]
+        records: list[SyncRecord[M]] = []
+        for record_id in ids:
+            source = sources.get(self.fetch_key(record_id))
+            if source is None:
+                results.set(
+                    record_id,
+                    RecordResult(
+                        "missing", f"{title}RecordMissing", f"{self.label} {record_id} no longer exists"
+                    ),
+                )
+                continue
+            if self.skip(record_id, source, results):
+                continue
+            try:
+                read = self.to_canonical(self.spec.source, source)
+            except MappingInputError as exc:
+                results.set(
+                    record_id,
+                    RecordResult("fatal", f"{title}ProtocolError", f"{self.label} {record_id}: {exc}"),
+                )
+                continue
+            records.append(SyncRecord(record_id, source, read))
+        return records
+
+    def decide(self, records: list[SyncRecord[M]], results: BatchResults) -> None:
+        """Per record: an echo of the last sync writes nothing; else ownership + content hash."""
+        from shared.mapping import MappingInputError
+
+        source, target = self.spec.source, self.spec.target
+        for r in records:
+            if results.has(r.source_id):
+                continue
+            link = r.link
+            if (
+                r.target is not None
+                and not r.read.fatal
+                and link is not None
+                and link.is_linked
+                and (not self.echo_needs_linked_target or link.id_in(target) == r.target_id)
+                and link.hash_of(source) == self.content_hash(r.read.value, source)
+            ):
+                # the source holds what was last synced (typically our own write coming back):
+                # nothing to push. A newer edit on the other side travels the other way.
+                results.set(
+                    r.source_id,
+                    RecordResult(
+                        "unchanged",
+                        None,
+                        f"{self.label} {r.source_id} unchanged since the last sync (echo or no-op)",
+                        target_id=r.target_id,
+                    ),
+                )
+                continue
+            current: M | None = None
+            if r.target is not None:
+                try:
+                    current = self.to_canonical(target, r.target).value
+                except MappingInputError:
+                    current = None
+            if current is not None and self.unchanged_since_sync(link, target, current):
+                # only the source changed since the last sync: it is the last writer, whatever
+                # the clocks say (Dataverse stamps whole seconds, our own writes move modifiedon)
+                current = current.model_copy(update={"modified_at": None})
+            r.decision = decision = self.decide_write(r, current)
+            if decision.fatal:
+                results.set(
+                    r.source_id,
+                    RecordResult(
+                        "fatal",
+                        decision.reason,
+                        fatal_description(decision.issues),
+                        stamp=str(r.source.get(self.spec.stamp_field) or ""),
+                    ),
+                )
+
+    def unchanged_since_sync(self, link: Link | None, system: System, current: M) -> bool:
+        """Does `system` still hold exactly what the last sync left there (per the link's hash)?"""
+        if link is None or not link.is_linked:
+            return False
+        stored = link.hash_of(system)
+        return stored is not None and stored == self.content_hash(current, system)
+
+    def to_write(self, records: list[SyncRecord[M]], results: BatchResults) -> list[SyncRecord[M]]:
+        """The records decided and not yet settled (no result)."""
+        return [r for r in records if r.decision is not None and not results.has(r.source_id)]
+
+    def settle(self, r: SyncRecord[M], results: BatchResults, extra: str = "") -> None:
+        """The result of a record written (or found up to date) in the target."""
+        assert r.decision is not None
+        kind: Kind = "synced" if r.decision.should_write else "unchanged"
+        description = f"{self.label} {r.source_id} -> {self.spec.target_label} {r.target_id}"
+        if kind == "unchanged":
+            title = SYSTEM_TITLES[self.spec.target]
+            description += f": {title} already holds this content (echo or no-op)"
+        elif note := MATCH_NOTES.get(r.matched_by, ""):
+            description += f" ({note})"
+        results.set(
+            r.source_id,
+            RecordResult(
+                kind, None, description + extra, target_id=r.target_id, created=r.matched_by is None
+            ),
+        )
+
+    def remember(self, r: SyncRecord[M]) -> None:
+        """Record the link (a record just matched) or the hashes both sides now hold."""
+        if not r.target_id or r.claim is not None or r.decision is None:
+            return  # not written, or created under a claim (complete_claim linked it)
+        source, target = self.spec.source, self.spec.target
+        source_hash = self.content_hash(r.read.value, source)
+        target_hash = r.decision.desired_hash
+        links = self.store.links
+        link = r.link
+        try:
+            if link is None:
+                links.link(
+                    self.link_entity,
+                    source,
+                    r.source_id,
+                    target,
+                    r.target_id,
+                    source_hash=source_hash,
+                    target_hash=target_hash,
+                )
+            elif (
+                link.is_linked
+                and (link.id_in(target) or "").lower() == r.target_id.lower()
+                and (link.hash_of(source) != source_hash or link.hash_of(target) != target_hash)
+            ):
+                links.record_hashes(
+                    self.link_entity,
+                    source,
+                    r.source_id,
+                    {source: source_hash, target: target_hash},
+                    etag=link.etag,
+                )
+        except StoreConflictError as exc:
+            # another worker recorded the link meanwhile; the record itself is synced
+            log.info("link of %s %s not recorded: %s", self.label, r.source_id, type(exc).__name__)

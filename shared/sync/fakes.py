@@ -1,0 +1,673 @@
+"""In-memory fakes of the three ports (shared/sync/ports.py): state store, Brightpearl, Dataverse.
+
+For fast flow tests (tests/unit/engine) and the customers benchmark's API-call runs. They
+keep the behaviour the flows rely on, and tests/contract/test_fakes_agree.py runs the same
+checks against each fake and its real counterpart (Azurite tables, the two simulators), so
+a fake that drifts fails there first. Faults: `fail_next[operation] = [exc, ...]` raises
+those exceptions on the next calls of that operation.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from shared.brightpearl.client import MessageOutcome, MultiMessageResult
+from shared.brightpearl.errors import BrightpearlNotFound
+from shared.brightpearl.models import ContactTag
+from shared.brightpearl.transport import BrightpearlResponse
+from shared.dataverse.models import BulkResult, Record, RowOutcome
+from shared.store.audit import AuditEntry
+from shared.store.cursors import Cursor
+from shared.store.errors import ClaimTaken, StoreConflictError
+from shared.store.links import Claim, Link, LinkSide, LinkState
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class _Faults:
+    """`fail_next[operation]`: exceptions the next calls of `operation` raise, in order."""
+
+    def __init__(self) -> None:
+        self.fail_next: dict[str, list[BaseException]] = {}
+        self.calls: list[str] = []
+
+    def _call(self, operation: str) -> None:
+        self.calls.append(operation)
+        queued = self.fail_next.get(operation)
+        if queued:
+            raise queued.pop(0)
+
+
+# ---------------------------------------------------------------------------------- state store
+class MemoryLinks:
+    """Links, hashes and creation claims in memory, with the LinkStore's conflict rules:
+    a record has one link; a second claim or link of it raises ClaimTaken; a hash update with
+    a stale ETag raises StoreConflictError. Claims never expire (no clock)."""
+
+    def __init__(self) -> None:
+        self.rows: dict[tuple[str, str, str], Link] = {}  # (entity, system, id) -> Link
+        self.claims: dict[tuple[str, str, str], Claim] = {}
+        self.lock = threading.Lock()
+
+    @staticmethod
+    def _link(
+        entity: str,
+        source: str,
+        source_id: str,
+        target: str,
+        target_id: str | None,
+        state: LinkState,
+        source_hash: str | None,
+        target_hash: str | None,
+    ) -> Link:
+        now = _now()
+        return Link(
+            entity=entity,
+            state=state,
+            source=LinkSide(system=source, id=source_id, content_hash=source_hash),
+            target=LinkSide(system=target, id=target_id, content_hash=target_hash),
+            created_at=now,
+            updated_at=now,
+            etag=uuid.uuid4().hex,
+        )
+
+    def _store(self, link: Link) -> None:
+        for side in (link.source, link.target):
+            if side.id is not None:
+                self.rows[(link.entity, side.system, side.id)] = link
+
+    def get(self, entity: str, system: str, record_id: str | int) -> Link | None:
+        return self.rows.get((entity, system, str(record_id)))
+
+    def get_many(self, entity: str, system: str, record_ids: Iterable[str | int]) -> dict[str, Link]:
+        found = {str(i): self.rows.get((entity, system, str(i))) for i in record_ids}
+        return {i: link for i, link in found.items() if link is not None}
+
+    def link(
+        self,
+        entity: str,
+        source_system: str,
+        source_id: str | int,
+        target_system: str,
+        target_id: str | int,
+        *,
+        source_hash: str | None = None,
+        target_hash: str | None = None,
+    ) -> Link:
+        sid, tid = str(source_id), str(target_id)
+        with self.lock:
+            existing = self.rows.get((entity, source_system, sid))
+            if existing is not None:
+                if existing.is_linked and existing.id_in(target_system) == tid:
+                    return existing  # idempotent for the same pair
+                raise ClaimTaken("linked", link=existing, table="links", partition_key="", row_key=sid)
+            if (entity, target_system, tid) in self.rows:
+                raise StoreConflictError(
+                    f"{target_system} {tid} is linked to another record",
+                    table="links",
+                    partition_key="",
+                    row_key=tid,
+                )
+            link = self._link(
+                entity, source_system, sid, target_system, tid, LinkState.LINKED, source_hash, target_hash
+            )
+            self._store(link)
+            return link
+
+    def record_hashes(
+        self,
+        entity: str,
+        system: str,
+        record_id: str | int,
+        hashes: Mapping[str, str],
+        *,
+        etag: str | None = None,
+    ) -> Link:
+        with self.lock:
+            link = self.rows.get((entity, system, str(record_id)))
+            if link is None or (etag is not None and etag != link.etag):
+                raise StoreConflictError(
+                    f"link of {system} {record_id} changed meanwhile",
+                    table="links",
+                    partition_key="",
+                    row_key=str(record_id),
+                )
+            for side_system, value in hashes.items():  # Link is frozen: a new one per hash
+                role = "source" if link.side(side_system) is link.source else "target"
+                side = getattr(link, role).model_copy(update={"content_hash": value})
+                link = link.model_copy(update={role: side, "etag": uuid.uuid4().hex})
+            self._store(link)
+            return link
+
+    def claim(self, entity: str, source_system: str, source_id: str | int, target_system: str) -> Claim:
+        sid = str(source_id)
+        with self.lock:
+            existing = self.rows.get((entity, source_system, sid))
+            if existing is not None:
+                raise ClaimTaken("taken", link=existing, table="links", partition_key="", row_key=sid)
+            pending = self._link(
+                entity, source_system, sid, target_system, None, LinkState.PENDING, None, None
+            )
+            self._store(pending)
+            now = _now()
+            claim = Claim(
+                entity=entity,
+                source_system=source_system,
+                source_id=sid,
+                target_system=target_system,
+                token=uuid.uuid4().hex,
+                claimed_at=now,
+                created_at=now,
+                etag=pending.etag,
+            )
+            self.claims[(entity, source_system, sid)] = claim
+            return claim
+
+    def save_progress(self, claim: Claim, progress: Mapping[str, Any]) -> Claim:
+        saved = claim.model_copy(update={"progress": dict(progress)})
+        self.claims[(claim.entity, claim.source_system, claim.source_id)] = saved
+        return saved
+
+    @contextmanager
+    def keep(self, claims: Iterable[Claim]) -> Iterator[MemoryKeeper]:
+        yield MemoryKeeper()  # in memory nothing expires: every claim stays held
+
+    def complete_claim(
+        self,
+        claim: Claim,
+        target_id: str | int,
+        *,
+        source_hash: str | None = None,
+        target_hash: str | None = None,
+    ) -> Link:
+        with self.lock:
+            link = self._link(
+                claim.entity,
+                claim.source_system,
+                claim.source_id,
+                claim.target_system,
+                str(target_id),
+                LinkState.LINKED,
+                source_hash,
+                target_hash,
+            )
+            self._store(link)
+            self.claims.pop((claim.entity, claim.source_system, claim.source_id), None)
+            return link
+
+    def release_claim(self, claim: Claim) -> None:
+        with self.lock:
+            key = (claim.entity, claim.source_system, claim.source_id)
+            link = self.rows.get(key)
+            if link is not None and not link.is_linked:
+                del self.rows[key]
+            self.claims.pop(key, None)
+
+
+class MemoryKeeper:
+    def held(self, claim: Claim) -> bool:
+        return True
+
+
+class MemoryLedger:
+    """Keys of things done once, each with the holder that did it."""
+
+    def __init__(self) -> None:
+        self.held: dict[str, str | None] = {}
+        self.lock = threading.Lock()
+
+    def record(self, key: str, *, holder: str | None = None) -> bool:
+        with self.lock:
+            if key in self.held:
+                return False
+            self.held[key] = holder
+            return True
+
+    def record_for(self, key: str, holder: str) -> bool:
+        """True when `key` is new or already held by `holder` (a redelivery of the holder)."""
+        with self.lock:
+            return self.held.setdefault(key, holder) == holder
+
+    def forget(self, key: str) -> None:
+        with self.lock:
+            self.held.pop(key, None)
+
+
+class MemoryAudit:
+    def __init__(self) -> None:
+        self.entries: list[AuditEntry] = []
+
+    def record_many(self, entries: Iterable[AuditEntry]) -> list[AuditEntry]:
+        written = list(entries)
+        self.entries.extend(written)
+        return written
+
+
+class MemoryCursors:
+    def __init__(self) -> None:
+        self.values: dict[str, Cursor] = {}
+
+    def get(self, name: str) -> Cursor | None:
+        return self.values.get(name)
+
+    def save(self, name: str, value: str, etag: str | None = None) -> Cursor:
+        current = self.values.get(name)
+        if current is not None and etag is not None and etag != current.etag:
+            raise StoreConflictError(
+                f"cursor {name} moved meanwhile", table="cursors", partition_key="", row_key=name
+            )
+        cursor = Cursor(name=name, value=value, updated_at=_now(), etag=uuid.uuid4().hex)
+        self.values[name] = cursor
+        return cursor
+
+    def delete(self, name: str, etag: str | None = None) -> None:
+        self.values.pop(name, None)
+
+
+class MemoryStateStore:
+    """The four state tables in memory (links, ledger, audit, cursors)."""
+
+    def __init__(self) -> None:
+        self.links = MemoryLinks()
+        self.ledger = MemoryLedger()
+        self.audit = MemoryAudit()
+        self.cursors = MemoryCursors()
+
+    def drop_tables(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+# ---------------------------------------------------------------------------------- Dataverse
+_IN = re.compile(r"^Microsoft\.Dynamics\.CRM\.In\(PropertyName='([^']+)',PropertyValues=\[(.*)\]\)$")
+_EQ = re.compile(r"^([A-Za-z0-9_]+) eq (.+)$")
+
+
+def _literal(text: str) -> Any:
+    text = text.strip()
+    if text.startswith("'") and text.endswith("'"):
+        return text[1:-1].replace("''", "'")
+    if text.startswith('"') and text.endswith('"'):
+        return text[1:-1]
+    if text == "null":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        return text.lower()  # a GUID
+
+
+def _split(text: str, word: str) -> list[str] | None:
+    """`(a) or (b) or (c)` -> [a, b, c]: top-level parts joined by `word`, or None."""
+    parts, depth, start, i = [], 0, 0, 0
+    sep = f" {word} "
+    while i < len(text):
+        ch = text[i]
+        if ch in "([":
+            depth += 1
+        elif ch in ")]":
+            depth -= 1
+        elif ch == "'":
+            i = text.index("'", i + 1)
+        elif depth == 0 and text.startswith(sep, i):
+            parts.append(text[start:i])
+            start = i = i + len(sep)
+            continue
+        i += 1
+    if not parts:
+        return None
+    return [*parts, text[start:]]
+
+
+def _unwrap(text: str) -> str:
+    text = text.strip()
+    while text.startswith("(") and text.endswith(")") and _split(text[1:-1], "or") is not None:
+        text = text[1:-1].strip()
+    if text.startswith("(") and text.endswith(")") and "(" not in text[1:-1]:
+        text = text[1:-1].strip()
+    return text
+
+
+def _same(value: Any, wanted: Any) -> bool:
+    if isinstance(value, str) and isinstance(wanted, str):
+        return value.lower() == wanted.lower()
+    return bool(value == wanted) or str(value) == str(wanted)
+
+
+def filter_matches(text: str, row: Mapping[str, Any]) -> bool:
+    """Evaluate the OData filters the flows build (In, eq, and/or of them) on one row."""
+    text = text.strip()
+    for word, combine in (("or", any), ("and", all)):
+        parts = _split(text, word)
+        if parts is not None:
+            return combine(filter_matches(_unwrap(p), row) for p in parts)
+    if text.startswith("(") and text.endswith(")"):
+        return filter_matches(text[1:-1], row)
+    if m := _IN.match(text):
+        values = [_literal(v) for v in re.findall(r"\"(?:[^\"\\]|\\.)*\"|'(?:[^']|'')*'|[^,]+", m.group(2))]
+        return any(_same(row.get(m.group(1)), v) for v in values)
+    if m := _EQ.match(text):
+        return _same(row.get(m.group(1)), _literal(m.group(2)))
+    raise ValueError(f"the fake Dataverse cannot evaluate the filter {text!r}")
+
+
+PRIMARY = {"contacts": "contactid", "accounts": "accountid"}
+EXPANDS = {"parentcustomerid_account": ("_parentcustomerid_value", "accounts")}
+
+
+class FakeDataverse(_Faults):
+    """Tables of rows in memory: queries with the flows' filters, UpsertMultiple by alternate
+    key and UpdateMultiple by primary id (a missing row fails that row, as in Dataverse)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: dict[str, dict[str, dict[str, Any]]] = {"contacts": {}, "accounts": {}}
+
+    def add(self, entity_set: str, row: Mapping[str, Any]) -> str:
+        pk = PRIMARY[entity_set]
+        record_id = str(row.get(pk) or uuid.uuid4()).lower()
+        self.tables[entity_set][record_id] = {**row, pk: record_id, "modifiedon": _now().isoformat()}
+        return record_id
+
+    def query(self, entity_set: str, **kwargs: Any) -> Iterator[Record]:
+        self._call("query")
+        flt = kwargs.get("filter")
+        select = kwargs.get("select")
+        expand = kwargs.get("expand")
+        pk = PRIMARY[entity_set]
+        for record_id, row in list(self.tables[entity_set].items()):
+            if flt is not None and not filter_matches(str(flt), row):
+                continue
+            values = {k: v for k, v in row.items() if not select or k in select or k == pk}
+            for name in _expanded(expand):
+                column, target_set = EXPANDS[name]
+                parent = self.tables[target_set].get(str(row.get(column) or "").lower())
+                values[name] = dict(parent) if parent is not None else None
+            yield Record(entity_set=entity_set, id=record_id, etag=None, values=values)
+
+    def upsert_multiple(
+        self,
+        entity_set: str,
+        rows: Sequence[Mapping[str, Any]],
+        *,
+        key_columns: Sequence[str],
+        **kwargs: Any,
+    ) -> BulkResult:
+        self._call("upsert_multiple")
+        outcomes = []
+        for i, row in enumerate(rows):
+            key = {c: row[c] for c in key_columns}
+            found = next(
+                (
+                    rid
+                    for rid, r in self.tables[entity_set].items()
+                    if all(_same(r.get(c), v) for c, v in key.items())
+                ),
+                None,
+            )
+            record_id = self._write(entity_set, found, row)
+            outcomes.append(RowOutcome(index=i, key=key, ok=True, id=record_id))
+        return BulkResult(outcomes=outcomes, bulk_requests=1)
+
+    def update_multiple(
+        self, entity_set: str, rows: Sequence[Mapping[str, Any]], **kwargs: Any
+    ) -> BulkResult:
+        from shared.dataverse.errors import DataverseNotFound
+
+        self._call("update_multiple")
+        pk = PRIMARY[entity_set]
+        outcomes = []
+        for i, row in enumerate(rows):
+            record_id = str(row[pk]).lower()
+            if record_id not in self.tables[entity_set]:
+                error = DataverseNotFound(f"{entity_set}({record_id}) does not exist", status=404)
+                outcomes.append(RowOutcome(index=i, key={pk: record_id}, ok=False, error=error))
+                continue
+            self._write(entity_set, record_id, row)
+            outcomes.append(RowOutcome(index=i, key={pk: record_id}, ok=True, id=record_id))
+        return BulkResult(outcomes=outcomes, bulk_requests=1)
+
+    def _write(self, entity_set: str, record_id: str | None, row: Mapping[str, Any]) -> str:
+        pk = PRIMARY[entity_set]
+        values = dict(row)
+        for column, value in row.items():  # lookups written by binding: parentcustomerid_account@odata.bind
+            if column.endswith("@odata.bind"):
+                del values[column]
+                target = re.search(r"\(([^)]*)\)", str(value))
+                if target is not None:
+                    key = target.group(1)
+                    if "=" in key:  # alternate key: accounts(bpi_accountkey='x')
+                        name, _, raw = key.partition("=")
+                        wanted = _literal(raw)
+                        key = next(
+                            (i for i, r in self.tables["accounts"].items() if _same(r.get(name), wanted)), key
+                        )
+                    values["_parentcustomerid_value"] = key.lower()
+        if record_id is None:
+            record_id = str(uuid.uuid4())
+        current = self.tables[entity_set].get(record_id, {})
+        self.tables[entity_set][record_id] = {
+            **current,
+            **values,
+            pk: record_id,
+            "modifiedon": _now().isoformat(),
+        }
+        return record_id
+
+
+def _expanded(expand: Any) -> list[str]:
+    if not expand:
+        return []
+    names = expand if isinstance(expand, list | tuple) else str(expand).split(",")
+    return [str(n).split("(")[0].strip() for n in names if str(n).split("(")[0].strip() in EXPANDS]
+
+
+# ---------------------------------------------------------------------------------- Brightpearl
+_CONTACT_PATH = re.compile(r"^/contact-service/contact/([0-9,\-]+)(/custom-field)?$")
+
+
+@dataclass
+class FakeBrightpearl(_Faults):
+    """Contacts and postal addresses in memory, answering the calls the customer flows make."""
+
+    contacts: dict[int, dict[str, Any]] = field(default_factory=dict)
+    addresses: dict[int, dict[str, Any]] = field(default_factory=dict)
+    tags: dict[int, str] = field(default_factory=dict)
+    tagged: dict[int, set[int]] = field(default_factory=dict)
+    groups: dict[int, set[int]] = field(default_factory=dict)
+    next_id: int = 1000
+
+    def __post_init__(self) -> None:
+        _Faults.__init__(self)
+
+    def _new_id(self) -> int:
+        self.next_id += 1
+        return self.next_id
+
+    def add_contact(self, contact: Mapping[str, Any]) -> int:
+        contact_id = int(contact.get("contactId") or self._new_id())
+        self.contacts[contact_id] = {
+            "contactId": contact_id,
+            "updatedOn": _now().isoformat(),
+            "isCustomer": True,
+            "relationshipToAccount": {"isCustomer": True, "isSupplier": False, "isStaff": False},
+            **contact,
+        }
+        return contact_id
+
+    def _view(self, contact: dict[str, Any]) -> dict[str, Any]:
+        out = dict(contact)
+        ids = contact.get("postAddressIds") or {}
+        out["postalAddresses"] = [
+            {"addressId": i, **self.addresses[i]} for i in dict.fromkeys(ids.values()) if i in self.addresses
+        ]
+        return out
+
+    def request(self, method: str, path: str, **kwargs: Any) -> BrightpearlResponse:
+        self._call(f"{method} {path.split('/')[1] if '/' in path else path}")
+        m = _CONTACT_PATH.match(path)
+        if method == "GET" and m and m.group(2):
+            return _answer({})
+        if method == "POST" and path.rstrip("/") == "/contact-service/contact":
+            return _answer(self.create_contact(kwargs["json"]))
+        if method == "POST" and path.rstrip("/") == "/contact-service/postal-address":
+            return _answer(self.create_postal_address(kwargs["json"]))
+        raise ValueError(f"the fake Brightpearl does not answer {method} {path}")
+
+    def get_by_ids(
+        self,
+        path: str,
+        ids: Iterable[int],
+        *,
+        limit: int | None = 200,
+        params: dict[str, Any] | None = None,
+    ) -> list[Any]:
+        self._call("get_by_ids")
+        if not path.startswith("/contact-service/contact/"):
+            raise ValueError(f"the fake Brightpearl does not answer GET {path}")
+        return [self._view(self.contacts[int(i)]) for i in ids if int(i) in self.contacts]
+
+    def search_contacts(
+        self,
+        *,
+        updated_since: Any = None,
+        updated_until: Any = None,
+        primary_email: str | None = None,
+        is_customer: bool | None = None,
+        columns: list[str] | None = None,
+        sort: str | None = "contactId.ASC",
+        page_size: int | None = None,
+        **filters: Any,
+    ) -> Iterable[dict[str, Any]]:
+        self._call("search_contacts")
+        rows = []
+        for contact in sorted(self.contacts.values(), key=lambda c: int(c["contactId"])):
+            row = {
+                "contactId": contact["contactId"],
+                "primaryEmail": ((contact.get("communication") or {}).get("emails") or {})
+                .get("PRI", {})
+                .get("email"),
+                "firstName": contact.get("firstName"),
+                "lastName": contact.get("lastName"),
+                "updatedOn": contact.get("updatedOn"),
+                "isCustomer": contact.get("isCustomer", True),
+            }
+            if primary_email is not None and str(row["primaryEmail"] or "").lower() != primary_email.lower():
+                continue
+            if is_customer is not None and bool(row["isCustomer"]) != is_customer:
+                continue
+            if (
+                "lastName" in filters
+                and str(row["lastName"] or "").lower() != str(filters["lastName"]).lower()
+            ):
+                continue
+            rows.append({k: v for k, v in row.items() if not columns or k in columns})
+        return rows
+
+    def multi_message(
+        self,
+        messages: list[dict[str, Any]],
+        *,
+        processing_mode: str = "SEQUENTIAL",
+        on_fail: str = "CONTINUE",
+    ) -> MultiMessageResult:
+        self._call("multi_message")
+        processed = {}
+        for message in messages:
+            answer = self.request(message["httpMethod"], message["uri"], json=message["body"])
+            processed[str(message["label"])] = MessageOutcome(200, {"response": answer.response})
+        return MultiMessageResult(processed, [])
+
+    def create_many(self, uri: str, bodies: Sequence[dict[str, Any]]) -> Sequence[int | BaseException]:
+        self._call("create_many")
+        out: list[int | BaseException] = []
+        for body in bodies:
+            try:
+                out.append(int(self.request("POST", uri, json=body).response))
+            except Exception as exc:
+                out.append(exc)
+        return out
+
+    def create_contact(self, body: Mapping[str, Any]) -> int:
+        return self.add_contact({k: v for k, v in body.items() if k != "contactId"})
+
+    def patch_contact(self, contact_id: int, ops: Iterable[Any]) -> Any:
+        self._call("patch_contact")
+        contact = self._contact(contact_id)
+        for op in ops:
+            op = op if isinstance(op, dict) else op.model_dump(by_alias=True)
+            keys = [p for p in str(op["path"]).split("/") if p]
+            target = contact
+            for key in keys[:-1]:
+                target = target.setdefault(key, {})
+            if op["op"] == "remove":
+                target.pop(keys[-1], None)
+            else:
+                target[keys[-1]] = op.get("value")
+        contact["updatedOn"] = _now().isoformat()
+        return contact
+
+    def patch_contact_custom_fields(self, contact_id: int, ops: Iterable[Any]) -> object:
+        self._call("patch_contact_custom_fields")
+        return {}
+
+    def create_postal_address(self, address: Any) -> int:
+        address_id = self._new_id()
+        self.addresses[address_id] = dict(address)
+        return address_id
+
+    def update_postal_address(self, address_id: int, address: Any) -> object:
+        self._call("update_postal_address")
+        if address_id not in self.addresses:
+            raise BrightpearlNotFound(f"postal address {address_id} not found", status=404)
+        self.addresses[address_id] = dict(address)
+        return None
+
+    def link_contact_addresses(self, contact_id: int, links: list[dict[str, Any]]) -> object:
+        self._call("link_contact_addresses")
+        contact = self._contact(contact_id)
+        ids = contact.setdefault("postAddressIds", {})
+        for link in links:
+            ids[link["type"]] = link["postalAddressId"]
+        return None
+
+    def add_contacts_to_group(self, group_id: int, contact_ids: Iterable[int]) -> object:
+        self.groups.setdefault(group_id, set()).update(contact_ids)
+        return None
+
+    def get_tags(self, ids: Iterable[int] | None = None) -> list[ContactTag]:
+        return [ContactTag.model_validate({"tagId": i, "tagName": n}) for i, n in self.tags.items()]
+
+    def create_tag(self, name: str, description: str | None = None) -> int:
+        tag_id = self._new_id()
+        self.tags[tag_id] = name
+        return tag_id
+
+    def tag_contacts(self, contact_ids: Iterable[int], tag_id: int) -> object:
+        for contact_id in contact_ids:
+            self.tagged.setdefault(contact_id, set()).add(tag_id)
+        return None
+
+    def _contact(self, contact_id: int) -> dict[str, Any]:
+        if contact_id not in self.contacts:
+            raise BrightpearlNotFound(f"contact {contact_id} not found", status=404)
+        return self.contacts[contact_id]
+
+
+def _answer(response: Any) -> BrightpearlResponse:
+    return BrightpearlResponse(
+        status=200, response=response, body={"response": response}, headers=httpx.Headers()
+    )

@@ -1,0 +1,193 @@
+"""Ports: what the record-sync engine and the flows need from the outside world, as Protocols.
+
+The flows are typed against these, never against a concrete client: the composition root
+(shared/runtime.py) hands them the real adapters (BrightpearlClient, DataverseClient,
+StateStore), unit tests hand them the in-memory fakes of shared/sync/fakes.py, and the
+contract tests in tests/contract/test_fakes_agree.py run the same checks against fake and
+simulator so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from shared.brightpearl.client import MultiMessageResult
+    from shared.brightpearl.models import ContactTag
+    from shared.brightpearl.transport import BrightpearlResponse
+    from shared.dataverse.models import BulkResult, Record
+    from shared.events import Envelope
+    from shared.store.audit import AuditEntry
+    from shared.store.cursors import Cursor
+    from shared.store.links import Claim, Link
+
+Publish = Callable[[list["Envelope"]], None]
+"""Publish change notices to the topic a flow's source writes to (split-off bad records)."""
+
+
+class BrightpearlPort(Protocol):
+    """The Brightpearl calls the flows and pollers make (shared/brightpearl/client.py)."""
+
+    def request(self, method: str, path: str, **kwargs: Any) -> BrightpearlResponse: ...
+
+    def get_by_ids(
+        self,
+        path: str,
+        ids: Iterable[int],
+        *,
+        limit: int | None = 200,
+        params: dict[str, Any] | None = None,
+    ) -> list[Any]: ...
+
+    def search_contacts(
+        self,
+        *,
+        updated_since: Any = None,
+        updated_until: Any = None,
+        primary_email: str | None = None,
+        is_customer: bool | None = None,
+        columns: list[str] | None = None,
+        sort: str | None = "contactId.ASC",
+        page_size: int | None = None,
+        **filters: Any,
+    ) -> Iterable[dict[str, Any]]: ...
+
+    def multi_message(
+        self,
+        messages: list[dict[str, Any]],
+        *,
+        processing_mode: str = "SEQUENTIAL",
+        on_fail: str = "CONTINUE",
+    ) -> MultiMessageResult: ...
+
+    def create_many(self, uri: str, bodies: Sequence[dict[str, Any]]) -> Sequence[int | BaseException]:
+        """POST each body (multi-message groups of up to ten); one new id or error per body."""
+        ...
+
+    def patch_contact(self, contact_id: int, ops: Iterable[Any]) -> Any: ...
+
+    def patch_contact_custom_fields(self, contact_id: int, ops: Iterable[Any]) -> object: ...
+
+    def create_postal_address(self, address: Any) -> int: ...
+
+    def update_postal_address(self, address_id: int, address: Any) -> object: ...
+
+    def link_contact_addresses(self, contact_id: int, links: list[dict[str, Any]]) -> object: ...
+
+    def add_contacts_to_group(self, group_id: int, contact_ids: Iterable[int]) -> object: ...
+
+    def get_tags(self, ids: Iterable[int] | None = None) -> list[ContactTag]: ...
+
+    def create_tag(self, name: str, description: str | None = None) -> int: ...
+
+    def tag_contacts(self, contact_ids: Iterable[int], tag_id: int) -> object: ...
+
+
+class DataversePort(Protocol):
+    """The Dataverse calls the flows make (shared/dataverse/client.py): queries and bulk writes."""
+
+    def query(self, entity_set: str, **kwargs: Any) -> Iterator[Record]: ...
+
+    def upsert_multiple(
+        self,
+        entity_set: str,
+        rows: Sequence[Mapping[str, Any]],
+        *,
+        key_columns: Sequence[str],
+        **kwargs: Any,
+    ) -> BulkResult: ...
+
+    def update_multiple(
+        self, entity_set: str, rows: Sequence[Mapping[str, Any]], **kwargs: Any
+    ) -> BulkResult: ...
+
+
+class ClaimKeeperPort(Protocol):
+    def held(self, claim: Claim) -> bool: ...
+
+
+class LinksPort(Protocol):
+    """Cross-system links, content hashes and creation claims (shared/store/links.py)."""
+
+    def get(self, entity: str, system: str, record_id: str | int) -> Link | None: ...
+
+    def get_many(self, entity: str, system: str, record_ids: Iterable[str | int]) -> dict[str, Link]: ...
+
+    def link(
+        self,
+        entity: str,
+        source_system: str,
+        source_id: str | int,
+        target_system: str,
+        target_id: str | int,
+        *,
+        source_hash: str | None = None,
+        target_hash: str | None = None,
+    ) -> Link: ...
+
+    def record_hashes(
+        self,
+        entity: str,
+        system: str,
+        record_id: str | int,
+        hashes: Mapping[str, str],
+        *,
+        etag: str | None = None,
+    ) -> Link: ...
+
+    def claim(self, entity: str, source_system: str, source_id: str | int, target_system: str) -> Claim: ...
+
+    def save_progress(self, claim: Claim, progress: Mapping[str, Any]) -> Claim: ...
+
+    def keep(self, claims: Iterable[Claim]) -> AbstractContextManager[ClaimKeeperPort]: ...
+
+    def complete_claim(
+        self,
+        claim: Claim,
+        target_id: str | int,
+        *,
+        source_hash: str | None = None,
+        target_hash: str | None = None,
+    ) -> Link: ...
+
+    def release_claim(self, claim: Claim) -> None: ...
+
+
+class LedgerPort(Protocol):
+    """Keys of things done once (one dead letter per bad record version; shared/store/ledger.py)."""
+
+    def record(self, key: str, *, holder: str | None = None) -> bool: ...
+
+    def record_for(self, key: str, holder: str) -> bool: ...
+
+    def forget(self, key: str) -> None: ...
+
+
+class AuditPort(Protocol):
+    def record_many(self, entries: Iterable[AuditEntry]) -> list[AuditEntry]: ...
+
+
+class CursorsPort(Protocol):
+    def get(self, name: str) -> Cursor | None: ...
+
+    def save(self, name: str, value: str, etag: str | None = None) -> Cursor: ...
+
+    def delete(self, name: str, etag: str | None = None) -> None: ...
+
+
+class StateStorePort(Protocol):
+    """The integration's own state (shared/store/state.py: four tables)."""
+
+    @property
+    def links(self) -> LinksPort: ...
+
+    @property
+    def ledger(self) -> LedgerPort: ...
+
+    @property
+    def audit(self) -> AuditPort: ...
+
+    @property
+    def cursors(self) -> CursorsPort: ...

@@ -1,0 +1,68 @@
+"""Every entity the app syncs: the specs triggers, routing, webhooks, backfill and tests read.
+
+Adding an entity adds its spec here (and its flows, mapping and tests; docs/architecture.md
+"Adding an entity"); no trigger, routing or registration code changes.
+"""
+
+from __future__ import annotations
+
+from shared.flows.customers_spec import CUSTOMERS
+from shared.sync.spec import EntitySpec, FlowSpec, PollerSpec, System
+
+ENTITIES: tuple[EntitySpec, ...] = (CUSTOMERS,)
+
+# Brightpearl events registered for entities still being built (products, orders, goods-out):
+# their notices are audited as ignored (NoConsumingFlow) until a flow consumes them.
+PLANNED_BRIGHTPEARL_EVENTS: tuple[str, ...] = (
+    "sales-order.created",
+    "order.modified.order-status",
+    "order.modified.fully-shipped",
+    "goods-out-note.created",
+    "goods-out-note.modified.shipped",
+    "product.created",
+    "product.modified",
+    "product.modified.on-hand-modified",
+)
+
+
+def entity(name: str) -> EntitySpec:
+    for spec in ENTITIES:
+        if spec.name == name:
+            return spec
+    raise KeyError(f"no entity {name!r}; known: {', '.join(s.name for s in ENTITIES)}")
+
+
+def flows() -> tuple[FlowSpec, ...]:
+    return tuple(flow for spec in ENTITIES for flow in spec.flows)
+
+
+def flow(name: str) -> FlowSpec:
+    for spec in flows():
+        if spec.name == name:
+            return spec
+    raise KeyError(f"no flow {name!r}")
+
+
+def entity_of(flow_name: str) -> EntitySpec:
+    for spec in ENTITIES:
+        if any(f.name == flow_name for f in spec.flows):
+            return spec
+    raise KeyError(f"no flow {flow_name!r}")
+
+
+def pollers() -> tuple[PollerSpec, ...]:
+    return tuple(poller for spec in ENTITIES for poller in spec.pollers)
+
+
+def consumed_entities() -> dict[System, frozenset[str]]:
+    """Source system -> the notice entities some flow consumes."""
+    out: dict[System, set[str]] = {"brightpearl": set(), "dataverse": set()}
+    for spec in flows():
+        out[spec.source].update(spec.source_entities)
+    return {system: frozenset(entities) for system, entities in out.items()}
+
+
+def brightpearl_events() -> tuple[str, ...]:
+    """The Brightpearl webhook events to register: the entities' own, then the planned ones."""
+    events = [e for spec in ENTITIES for e in spec.brightpearl_events]
+    return tuple(dict.fromkeys([*events, *PLANNED_BRIGHTPEARL_EVENTS]))

@@ -1,0 +1,107 @@
+"""Entity specs: what an entity declares so the engine, triggers, webhooks and backfill can run it.
+
+An entity (customers today; products, orders, ... next) is a declaration plus a few hooks
+(shared/sync/engine.py). The declaration says, once, everything the trigger and registration
+code used to spell out per entity: the names on both sides, the change notices each flow
+consumes and from which topic, the Brightpearl webhook events and Dataverse tables watched,
+the pollers with their schedule setting and cursors, and the backfill cursor prefix.
+Classes are named by dotted path ("module:Class") so reading a spec imports no flow code
+(the ingress and syncctl read specs too).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Literal
+
+System = Literal["brightpearl", "dataverse"]
+
+TOPIC_SETTINGS: dict[System, str] = {
+    "brightpearl": "BRIGHTPEARL_CHANGES_TOPIC",
+    "dataverse": "DATAVERSE_CHANGES_TOPIC",
+}
+SYSTEM_TITLES: dict[System, str] = {"brightpearl": "Brightpearl", "dataverse": "Dataverse"}
+
+
+@dataclass(frozen=True)
+class FlowSpec:
+    """One direction of an entity: notices of `source_entities` from `source` -> writes in `target`.
+
+    `name` is the flow's name and its Service Bus subscription; `function_name` the Azure
+    Functions name of its topic trigger; `flow` the "module:Class" of its RecordSync subclass.
+    """
+
+    name: str
+    function_name: str
+    source: System
+    target: System
+    source_entities: tuple[str, ...]
+    flow: str
+    source_label: str  # one source record in messages: "Brightpearl contact"
+    target_label: str  # one target record in messages: "Dataverse contact"
+    stamp_field: str  # the source record's modification stamp (dead-letter key per version)
+
+    @property
+    def topic_setting(self) -> str:
+        """The app setting naming the topic this flow's notices arrive on (its source's)."""
+        return TOPIC_SETTINGS[self.source]
+
+
+@dataclass(frozen=True)
+class PollerSpec:
+    """A timer that publishes change notices of `system` nobody sent a webhook for."""
+
+    function_name: str
+    system: System
+    schedule_setting: str  # app setting holding the NCRONTAB schedule
+    what: str  # "Brightpearl contact poll" (logs)
+    poller: str  # "module:Class" with from_runtime() and poll()
+    cursors: tuple[str, ...]
+
+    @property
+    def topic_setting(self) -> str:
+        return TOPIC_SETTINGS[self.system]
+
+
+@dataclass(frozen=True)
+class DataverseTable:
+    """A Dataverse table an entity watches: its logical name, entity set, and the "module:function"
+    giving the columns the mapping reads from it (function(mapping) -> column names); an
+    Update webhook step fires only when one of those changes."""
+
+    logical_name: str
+    entity_set: str
+    columns: str
+
+
+@dataclass(frozen=True)
+class EntitySpec:
+    """Everything the platform code needs to know about one synced entity."""
+
+    name: str  # "customers": syncctl backfill <name>, docs
+    link_entity: str  # the links/audit entity shared by both directions: "customer"
+    flows: tuple[FlowSpec, ...]
+    pollers: tuple[PollerSpec, ...]
+    brightpearl_events: tuple[str, ...]  # webhook events to register (contact.* cannot be)
+    dataverse_tables: tuple[DataverseTable, ...]  # webhook steps (Create/Update/Delete) per table
+    backfill_cursor_prefix: str  # backfill-<entity>-<source>
+    mapping_loader: str  # "module:function(path | None) -> mapping" (validated mapping file)
+    mapping_setting: str  # the app setting naming the mapping file (None: the default file)
+
+    def flow(self, name: str) -> FlowSpec:
+        for flow in self.flows:
+            if flow.name == name:
+                return flow
+        raise KeyError(f"entity {self.name} has no flow {name!r}")
+
+    def backfill_cursor(self, source: System) -> str:
+        return f"{self.backfill_cursor_prefix}-{source}"
+
+
+def load(dotted: str) -> object:
+    """The object a "module:attr" path names (imported on first use)."""
+    module, _, attr = dotted.partition(":")
+    if not attr:
+        raise ValueError(f"{dotted!r} is not a 'module:attr' path")
+    return getattr(importlib.import_module(module), attr)
