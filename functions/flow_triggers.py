@@ -1,4 +1,5 @@
-"""Registers flows as Service Bus topic triggers (batch, SDK-type binding, manual settlement)."""
+"""Registers flows as Service Bus topic triggers (batch, SDK-type binding, manual settlement) and
+pollers as timer triggers, each from its spec (shared/sync/spec.py) in one call."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from shared.bus.lockrenewal import LockRenewal
 from shared.bus.settlement import Settlement
 from shared.flows.runner import Flow, run_flow
 from shared.resilience import BackoffPolicy
+from shared.sync.spec import FlowSpec, PollerSpec
 
 SERVICE_BUS_CONNECTION = "ServiceBusConnection"
 
@@ -67,3 +69,26 @@ def register_flow(
         every = runtime.settings().bus.lock_renewal_seconds
         with LockRenewal(messages, message_actions, every=every, clock=runtime.clock):
             run_flow(flows["flow"], messages, message_actions, settlement)
+
+
+def register_sync_flow(bp: func.Blueprint, flow: FlowSpec) -> None:
+    """The topic trigger of a spec's flow: its subscription on its source's topic, the flow
+    rebuilt from the current adapters for every batch (runtime.FreshFlow)."""
+    register_flow(
+        bp,
+        function_name=flow.function_name,
+        topic_setting=flow.topic_setting,
+        subscription=flow.name,
+        topic_of=lambda: runtime.topic(flow.topic_setting),
+        build_flow=lambda: runtime.FreshFlow(flow),
+    )
+
+
+def register_poller(bp: func.Blueprint, poller: PollerSpec) -> None:
+    """A timer trigger named `poller.function_name` on the schedule its setting holds, running
+    the spec's poller once per tick (a transient failure waits for the next tick)."""
+
+    @bp.function_name(poller.function_name)
+    @bp.timer_trigger(arg_name="timer", schedule=f"%{poller.schedule_setting}%", run_on_startup=False)
+    def tick(timer: func.TimerRequest) -> None:
+        runtime.run_poller(poller)

@@ -304,9 +304,9 @@ def register_webhooks(values: dict[str, str], ends: Endpoints, echo: Echo) -> No
 
 def initial_backfill(values: dict[str, str], echo: Echo) -> None:
     """Publish every customer of both sides once (the flows in the host do the work)."""
-    from functions.customers import dataverse_source
     from shared import runtime
     from shared.flows.customers_backfill import CustomerBackfill
+    from shared.runtime import dataverse_source
     from shared.settings import load_settings
 
     settings = load_settings(values)

@@ -5,18 +5,18 @@ a Dataverse table nobody maps). Published, such a notice matches no subscription
 Service Bus drops it without a trace. So the ingress publishes only what a flow consumes and
 audits the rest as `ignored` (reason `NoConsumingFlow`), and says so in its answer.
 
-This table mirrors the subscription rules of infra/topology.json, which is not deployed with
-the app; tests/unit/core/test_ignored_notices.py evaluates those rules and keeps the two in
-step. A new flow adds its entities here and its subscription there.
+The table is read from the entity specs (shared/sync/registry.py: each flow's source
+entities); it mirrors the subscription rules of infra/topology.json, which is not deployed
+with the app: tests/unit/core/test_ignored_notices.py evaluates those rules and keeps the two
+in step. A new flow declares its entities in its spec and its subscription in the topology.
 """
 
 from __future__ import annotations
 
+from shared.sync.registry import consumed_entities
+
 # Source system -> entities of the notices some subscription of its topic accepts.
-CONSUMED_ENTITIES: dict[str, frozenset[str]] = {
-    "brightpearl": frozenset({"contact"}),  # customers-to-dataverse
-    "dataverse": frozenset({"contact", "account"}),  # customers-to-brightpearl
-}
+CONSUMED_ENTITIES: dict[str, frozenset[str]] = dict(consumed_entities())
 IGNORED_REASON = "NoConsumingFlow"
 
 

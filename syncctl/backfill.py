@@ -36,10 +36,10 @@ def customers(
     settings_file: Path | None = typer.Option(None, "--settings", help="local.settings.json-style file"),
 ) -> None:
     """Page the source's customers and publish notices in chunks through the bus."""
-    from functions.customers import dataverse_source
     from shared import runtime
     from shared.flows.customers_backfill import CustomerBackfill
     from shared.settings import SettingsError, load_settings
+    from shared.sync.spec import TOPIC_SETTINGS
     from syncctl.settings_file import load_settings_file
 
     if source not in ("brightpearl", "dataverse"):
@@ -52,28 +52,8 @@ def customers(
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from None
     with runtime.override(settings=settings):
-        topic = (
-            settings.bus.brightpearl_changes_topic
-            if source == "brightpearl"
-            else settings.bus.dataverse_changes_topic
-        )
-        publisher = runtime.publisher()
-
-        def publish(envelopes: list) -> None:  # type: ignore[type-arg]
-            publisher.publish(topic, [e.to_message() for e in envelopes])
-
-        job = CustomerBackfill(
-            source,  # type: ignore[arg-type]
-            brightpearl=runtime.brightpearl() if source == "brightpearl" else None,
-            dataverse=runtime.dataverse() if source == "dataverse" else None,
-            cursors=runtime.state_store().cursors,
-            publish=publish,
-            clock=runtime.clock,
-            source_name=f"/brightpearl/{settings.brightpearl.account}"
-            if source == "brightpearl"
-            else dataverse_source(),
-            per_notice=settings.customers.ids_per_notice,
-        )
+        topic = runtime.topic(TOPIC_SETTINGS[source])  # type: ignore[index]
+        job = CustomerBackfill.from_runtime(source)  # type: ignore[arg-type]
         with Progress(
             TextColumn("[bold]backfill customers from {task.fields[source]}"),
             BarColumn(),

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -14,21 +12,11 @@ app = typer.Typer(help="Register the webhooks the flows need.", no_args_is_help=
 console = Console()
 
 
-def dataverse_steps() -> list:
-    """Create/Update/Delete steps on contact and account; Update filtered to the mapped columns."""
-    from shared.dataverse.webhook_registration import StepSpec
-    from shared.mapping import load_customer_mapping
-    from shared.mapping.dataverse import account_select, contact_select
+def dataverse_steps() -> list:  # type: ignore[type-arg]
+    """The Dataverse steps the entity specs need (shared/dataverse/webhook_registration.py)."""
+    from shared.dataverse.webhook_registration import entity_steps
 
-    mapping = load_customer_mapping(os.environ.get("CUSTOMER_MAPPING_PATH") or None)
-    columns = {"contact": contact_select(mapping), "account": account_select(mapping)}
-    steps = []
-    for entity in ("contact", "account"):
-        watched = tuple(sorted(c for c in columns[entity] if c not in (f"{entity}id", "modifiedon")))
-        steps.append(StepSpec(entity, "Create"))
-        steps.append(StepSpec(entity, "Update", filtering_attributes=watched))
-        steps.append(StepSpec(entity, "Delete"))
-    return steps
+    return entity_steps()
 
 
 @app.command("register")

@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from shared.brightpearl.models import Webhook, WebhookCreate
 from shared.brightpearl.webhook import BODY_TEMPLATE_FIELDS
+from shared.sync.registry import brightpearl_events
 
 TEMPLATE_VARIABLES = {
     "accountCode": "${account-code}",
@@ -30,18 +31,10 @@ TEMPLATE_VARIABLES = {
 }
 
 
-# Events the flows react to (reference §10.3: all subscribable on real accounts). contact.*
-# is not subscribable, so customers rely on contact-search polling.
-DEFAULT_EVENTS: tuple[str, ...] = (
-    "sales-order.created",
-    "order.modified.order-status",
-    "order.modified.fully-shipped",
-    "goods-out-note.created",
-    "goods-out-note.modified.shipped",
-    "product.created",
-    "product.modified",
-    "product.modified.on-hand-modified",
-)
+# Events to register: each synced entity's (its spec, shared/sync/registry.py), then those of
+# entities still being built (reference §10.3: all subscribable on real accounts). contact.* is
+# not subscribable, so customers rely on contact-search polling.
+DEFAULT_EVENTS: tuple[str, ...] = brightpearl_events()
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,9 @@ or deletes the difference. `authvalue` is write-only in Dataverse, so the endpoi
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 from urllib.parse import urlsplit
 from xml.sax.saxutils import quoteattr
 
@@ -60,6 +60,30 @@ class StepSpec:
             raise ValueError(f"step {self.name!r}: stage must be 10, 20 or 40")
         if self.mode == MODE_ASYNC and self.stage != STAGE_POST_OPERATION:
             raise ValueError(f"step {self.name!r}: asynchronous steps must use stage 40 (post-operation)")
+
+
+def entity_steps(environ: Mapping[str, str] | None = None) -> list[StepSpec]:
+    """The steps every synced entity needs (shared/sync/registry.py): Create, Update and Delete
+    on each Dataverse table its spec watches, Update filtered to the columns its mapping reads
+    (the mapping file named by the spec's setting in `environ`, default os.environ)."""
+    import os
+
+    from shared.sync.registry import ENTITIES
+    from shared.sync.spec import load
+
+    env = os.environ if environ is None else environ
+    steps: list[StepSpec] = []
+    for spec in ENTITIES:
+        loader = cast("Callable[[str | None], Any]", load(spec.mapping_loader))
+        mapping = loader(env.get(spec.mapping_setting) or None)
+        for table in spec.dataverse_tables:
+            columns = cast("Callable[[Any], Sequence[str]]", load(table.columns))(mapping)
+            ignored = (f"{table.logical_name}id", "modifiedon")
+            watched = tuple(sorted(c for c in columns if c not in ignored))
+            steps.append(StepSpec(table.logical_name, "Create"))
+            steps.append(StepSpec(table.logical_name, "Update", filtering_attributes=watched))
+            steps.append(StepSpec(table.logical_name, "Delete"))
+    return steps
 
 
 @dataclass(frozen=True)

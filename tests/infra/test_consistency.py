@@ -57,3 +57,42 @@ def test_every_service_bus_trigger_matches_the_topology_and_vice_versa(
 ):
     bicep_names = checks.bicep_app_settings(checks.INFRA_DIR).names()
     assert checks.check_triggers_match_topology(function_app, topology, local_values, bicep_names) == []
+
+
+def test_every_flow_spec_has_its_subscription_taking_exactly_its_entities(topology: Topology):
+    """shared/sync/registry.py (the entity specs) and infra/topology.json agree: each flow's
+    subscription is on its source's topic and its rule takes the notice entities it consumes."""
+    from shared.bus.sqlfilter import compile_filter
+    from shared.sync.registry import flows
+
+    candidates = {"contact", "account", "product", "order", "goods-out-note", "salesorder", "invoice"}
+    for flow in flows():
+        [topic] = [t for t in topology.topics if t.setting == flow.topic_setting]
+        subs = [s for s in topic.subscriptions if s.name == flow.name]
+        assert subs, f"flow {flow.name}: no subscription {topic.name}/{flow.name} in infra/topology.json"
+        rule = compile_filter(subs[0].rule.sql_filter)
+        taken = {
+            e
+            for e in candidates
+            if rule.matches({"entity": e, "operation": "updated", "source_system": flow.source}, {})
+        }
+        assert taken == set(flow.source_entities), f"{topic.name}/{flow.name} takes {sorted(taken)}"
+
+
+def test_every_spec_trigger_is_registered_with_its_settings(function_app: Any, local_values: dict[str, str]):
+    """Each flow and poller of the specs is a function of the app; each poller's schedule
+    setting is in local.settings.example.json (and so checked against Bicep above)."""
+    from shared.sync.registry import flows, pollers
+
+    bindings = {
+        name: binding
+        for name, binding in checks.function_bindings(function_app)
+        if str(binding.get("type", "")).endswith("Trigger")
+    }
+    for flow in flows():
+        assert flow.function_name in bindings, f"flow {flow.name} has no trigger {flow.function_name}"
+        assert bindings[flow.function_name].get("subscriptionName") == flow.name
+    for poller in pollers():
+        assert poller.function_name in bindings, f"poller {poller.function_name} is not registered"
+        assert bindings[poller.function_name].get("schedule") == f"%{poller.schedule_setting}%"
+        assert poller.schedule_setting in local_values
