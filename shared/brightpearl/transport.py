@@ -25,13 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_exponential_jitter,
-)
+from tenacity import RetryCallState, wait_exponential_jitter
 
 from shared.brightpearl.auth import Authenticator
 from shared.brightpearl.errors import (
@@ -43,6 +37,7 @@ from shared.brightpearl.errors import (
     error_from_answer,
 )
 from shared.brightpearl.ratebudget import NEXT_THROTTLE_PERIOD, RateBudget
+from shared.retrying import Retryable, call_with_retries
 
 log = logging.getLogger(__name__)
 
@@ -85,14 +80,6 @@ class BrightpearlResponse:
     def reference(self) -> dict[str, Any]:
         ref = self.body.get("reference")
         return ref if isinstance(ref, dict) else {}
-
-
-class _Retryable(Exception):
-    """Internal: wraps an error that may be retried for this call."""
-
-    def __init__(self, error: BrightpearlError) -> None:
-        super().__init__(str(error))
-        self.error = error
 
 
 class BrightpearlTransport:
@@ -162,15 +149,13 @@ class BrightpearlTransport:
         if idempotent is None:
             idempotent = method in IDEMPOTENT_METHODS
 
-        def attempt() -> BrightpearlResponse:
+        def attempt(number: int) -> BrightpearlResponse:
             try:
                 return self._send(method, path, params=params, json=json, headers=headers,
                                   idempotent=idempotent)
-            except BrightpearlError as exc:
-                if isinstance(exc, BrightpearlUnavailable) and (
-                    idempotent or getattr(exc, "_never_sent", False)
-                ):
-                    raise _Retryable(exc) from exc
+            except BrightpearlUnavailable as exc:
+                if idempotent or getattr(exc, "_never_sent", False):
+                    raise Retryable(exc) from None  # the error itself is carried
                 raise
 
         def before_sleep(state: RetryCallState) -> None:
@@ -179,20 +164,15 @@ class BrightpearlTransport:
             log.warning("brightpearl %s %s retry %d after %s", method, _safe_path(path),
                         state.attempt_number, type(getattr(exc, "error", exc)).__name__)
 
-        retrying = Retrying(
-            stop=stop_after_attempt(self.max_retries + 1),
-            wait=wait_exponential_jitter(
+        return call_with_retries(
+            attempt,
+            max_retries=self.max_retries,
+            backoff=wait_exponential_jitter(
                 multiplier=self.retry_base_delay, jitter=self.retry_base_delay, max=self.retry_max_delay
             ),
-            retry=retry_if_exception(lambda e: isinstance(e, _Retryable)),
             sleep=self._sleep,
             before_sleep=before_sleep,
-            reraise=True,
         )
-        try:
-            return retrying(attempt)
-        except _Retryable as wrapped:
-            raise wrapped.error from wrapped.error.__cause__
 
     def _send(
         self,

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 import httpx
 from azure.core.credentials import TokenCredential
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
+from tenacity import RetryCallState
 
 from shared.dataverse import odata
 from shared.dataverse.batch import build_batch, parse_batch_response
@@ -52,26 +52,12 @@ from shared.dataverse.odata import Filter, Key
 from shared.dataverse.paging import NextLinkPaginator
 from shared.dataverse.settings import DataverseSettings
 from shared.dataverse.tables import LOGICAL_NAMES, PRIMARY_IDS
+from shared.retrying import Retryable, call_with_retries
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 TRANSIENT_STATUSES = (502, 503, 504)
-
-
-class _Retry(Exception):
-    """Internal: `error` may be repeated after `delay` seconds (tenacity retries on it)."""
-
-    def __init__(self, error: DataverseError, delay: float) -> None:
-        super().__init__(str(error))
-        self.error = error
-        self.delay = delay
-
-
-def _server_delay(state: RetryCallState) -> float:
-    """The wait the failed attempt chose: Retry-After on 429, else its backoff."""
-    failure = state.outcome.exception() if state.outcome is not None else None
-    return failure.delay if isinstance(failure, _Retry) else 0.0
 
 
 class ConcurrencyGate:
@@ -221,22 +207,13 @@ class DataverseClient:
         if json_body is not None:
             body = json.dumps(json_body, ensure_ascii=False).encode("utf-8")
             send_headers.setdefault("Content-Type", "application/json")
-        retrying = Retrying(
-            stop=stop_after_attempt(self.max_retries + 1),
-            wait=_server_delay,
-            retry=retry_if_exception_type(_Retry),
+        return call_with_retries(
+            lambda n: self._send(method, path, params, body, send_headers, timeout, idempotent, n),
+            max_retries=self.max_retries,
+            backoff=lambda state: self._backoff(state.attempt_number - 1),
             sleep=self._sleep,
             before_sleep=self._count_retry,
-            reraise=True,
         )
-        try:
-            for attempt in retrying:
-                with attempt:
-                    number = attempt.retry_state.attempt_number
-                    return self._send(method, path, params, body, send_headers, timeout, idempotent, number)
-        except _Retry as retry:
-            raise retry.error from retry.__cause__
-        raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
 
     def _send(
         self,
@@ -249,7 +226,7 @@ class DataverseClient:
         idempotent: bool,
         attempt: int,
     ) -> httpx.Response:
-        """One attempt (with one token refresh on 401); `_Retry` when a repeat is safe."""
+        """One attempt (with one token refresh on 401); `Retryable` when a repeat is safe."""
         refreshed = False
         while True:
             token = self.tokens.get()
@@ -266,7 +243,7 @@ class DataverseClient:
                     error = DataverseUnavailable(
                         f"{method} {_short(path)}: connection failed ({type(exc).__name__})"
                     )
-                    raise _Retry(error, self._backoff(attempt - 1)) from exc
+                    raise Retryable(error) from exc
                 except (
                     httpx.TimeoutException,
                     httpx.RemoteProtocolError,
@@ -276,7 +253,7 @@ class DataverseClient:
                     error = DataverseUnavailable(f"{method} {_short(path)}: {type(exc).__name__}")
                     if not idempotent:
                         raise error from exc
-                    raise _Retry(error, self._backoff(attempt - 1)) from exc
+                    raise Retryable(error) from exc
             self._adapt(response)
             if response.status_code < 400 or response.status_code == 304:
                 return response
@@ -298,9 +275,9 @@ class DataverseClient:
                 delay = retry_after if retry_after is not None else self._backoff(attempt - 1)
                 if delay > self.max_retry_after:
                     raise failure
-                raise _Retry(failure, delay)
+                raise Retryable(failure, delay)
             if response.status_code in TRANSIENT_STATUSES and idempotent:
-                raise _Retry(failure, self._backoff(attempt - 1))
+                raise Retryable(failure)
             raise failure
 
     def _count_retry(self, state: RetryCallState) -> None:
