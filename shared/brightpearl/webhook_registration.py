@@ -103,13 +103,13 @@ def sync_brightpearl_webhooks(
     uri = ingress_uri(ingress_url, function_key)
     wanted = {
         event: WebhookCreate(
-            subscribeTo=event,
-            httpMethod="POST",
-            uriTemplate=uri,
-            bodyTemplate=body_template(secret),
-            contentType="application/json",
-            idSetAccepted=True,
-            qualityOfService=1,
+            subscribe_to=event,
+            http_method="POST",
+            uri_template=uri,
+            body_template=body_template(secret),
+            content_type="application/json",
+            id_set_accepted=True,
+            quality_of_service=1,
         )
         for event in dict.fromkeys(events)
     }
@@ -150,6 +150,6 @@ def _same_json(left: str | None, right: str | None) -> bool:
     if left is None or right is None:
         return left == right
     try:
-        return json.loads(left) == json.loads(right)
+        return bool(json.loads(left) == json.loads(right))
     except ValueError:
         return left == right

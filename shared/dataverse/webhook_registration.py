@@ -170,7 +170,7 @@ def sync_dataverse_webhooks(
     else:
         current = existing[0]
         endpoint_id = current.id
-        changes = {}
+        changes: dict[str, Any] = {}
         if current.get("url") != ingress_url:
             changes["url"] = ingress_url
         if current.get("contract") != WEBHOOK_CONTRACT or current.get("authtype") != AUTH_HTTP_HEADER:
