@@ -202,17 +202,17 @@ class _Parser:
         return node
 
     def or_expr(self) -> Any:
-        node = self.and_expr()
-        while (tok := self.peek()) is not None and tok.kind == "kw" and tok.value == "or":
-            self.take()
-            node = Logical("or", node, self.and_expr())
-        return node
+        return self._logical("or", self.and_expr)
 
     def and_expr(self) -> Any:
-        node = self.not_expr()
-        while (tok := self.peek()) is not None and tok.kind == "kw" and tok.value == "and":
+        return self._logical("and", self.not_expr)
+
+    def _logical(self, op: str, operand: Callable[[], Any]) -> Any:
+        """`operand (op operand)*`, left-associative."""
+        node = operand()
+        while (tok := self.peek()) is not None and tok.kind == "kw" and tok.value == op:
             self.take()
-            node = Logical("and", node, self.not_expr())
+            node = Logical(op, node, operand())
         return node
 
     def not_expr(self) -> Any:
