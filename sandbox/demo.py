@@ -265,9 +265,8 @@ def register_webhooks(values: dict[str, str], ends: Endpoints, echo: Echo) -> No
     """Point both simulators' webhooks at the local host's ingress."""
     from shared.brightpearl.webhook_registration import DEFAULT_EVENTS, sync_brightpearl_webhooks
     from shared.dataverse.client import DataverseClient
-    from shared.dataverse.webhook_registration import sync_dataverse_webhooks
+    from shared.dataverse.webhook_registration import entity_steps, sync_dataverse_webhooks
     from shared.settings import load_settings
-    from syncctl.webhooks import dataverse_steps
 
     settings = load_settings(values)
     client = _bp_client(values)
@@ -292,7 +291,7 @@ def register_webhooks(values: dict[str, str], ends: Endpoints, echo: Echo) -> No
             ingress_url=f"{ends.host}/webhooks/dataverse",
             function_key=ends.function_key,
             secret=settings.webhooks.dataverse_secret or "",
-            steps=dataverse_steps(),
+            steps=entity_steps(values),
             dry_run=False,
         )
         echo(f"dataverse service endpoint and steps: {len(done)} change(s)")

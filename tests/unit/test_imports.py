@@ -26,10 +26,7 @@ PACKAGES = ("shared", "syncctl", "sandbox", "functions")
 # Cycles that exist today and are someone's open work, each with the reason. Empty is the goal.
 KNOWN_CYCLES: dict[frozenset[str], str] = {}
 # Imports against the layers that exist today, each with the reason. Empty is the goal.
-KNOWN_UPWARD_IMPORTS: dict[tuple[str, str], str] = {
-    ("sandbox.demo", "syncctl.webhooks"): "dataverse_steps() moves to shared (issue 11 item 3, in progress)",
-    ("sandbox.demo", "syncctl"): "the same import (the package runs first)",
-}
+KNOWN_UPWARD_IMPORTS: dict[tuple[str, str], str] = {}
 
 
 def module_files(root: Path, packages: Iterable[str]) -> dict[str, Path]:
