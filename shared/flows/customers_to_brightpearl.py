@@ -30,13 +30,14 @@ from shared.events import Envelope
 from shared.flows.customers_spec import TO_BRIGHTPEARL
 from shared.flows.customers_sync import CONTACT_GET, SEARCH_COLUMNS, CustomerSync
 from shared.mapping import (
+    CustomerMapping,
     MappingInputError,
     brightpearl_custom_field_ops,
     brightpearl_patch_ops,
     decide_write,
     plan_postal_addresses,
 )
-from shared.mapping.brightpearl import bp_id
+from shared.mapping.brightpearl import PostalAddressDraft, bp_id
 from shared.mapping.dataverse import PARENT_ACCOUNT_BIND
 from shared.mapping.decision import WriteDecision
 from shared.model.customer import Customer
@@ -45,7 +46,7 @@ from shared.store.errors import ClaimTaken, StoreConflictError
 from shared.store.links import Claim
 from shared.sync.engine import Batch, SyncRecord
 from shared.sync.outcomes import BatchResults, RecordResult, chunked, in_parallel
-from shared.sync.ports import ClaimKeeperPort
+from shared.sync.ports import BrightpearlPort, ClaimKeeperPort, DataversePort, Publish, StateStorePort
 from shared.telemetry import get_logger
 
 log = get_logger("flows.customers_to_brightpearl")
@@ -76,17 +77,28 @@ class CustomersToBrightpearl(CustomerSync):
     def __init__(
         self,
         *,
+        brightpearl: BrightpearlPort,
+        dataverse: DataversePort,
+        store: StateStorePort,
+        mapping: CustomerMapping,
+        publish: Publish,
+        sync_custom_fields: bool = False,
         integration_user_id: str | None = None,
         trust_integration_user: bool = False,
         delete_handling: str = "record",
         delete_tag: str = "Deleted in Dynamics",
         scan_threshold: int = 25,
-        **ports: Any,
     ) -> None:
-        """`ports`: CustomerSync's (brightpearl, dataverse, store, mapping, publish,
-        sync_custom_fields); the rest: how this direction treats the integration user's own
-        edits, deletions, and when to scan all contacts instead of searching per record."""
-        super().__init__(**ports)
+        """Besides the ports and mapping: how this direction treats the integration user's own
+        edits and deletions, and when to scan all contacts instead of searching per record."""
+        super().__init__(
+            brightpearl=brightpearl,
+            dataverse=dataverse,
+            store=store,
+            mapping=mapping,
+            publish=publish,
+            sync_custom_fields=sync_custom_fields,
+        )
         self.integration_user = (integration_user_id or "").lower() or None
         self.trust_integration_user = trust_integration_user
         self.delete_handling = delete_handling
@@ -421,7 +433,7 @@ class CustomersToBrightpearl(CustomerSync):
         failed: dict[str, BaseException] = {}
         role_ids: dict[str, dict[str, int]] = {}
         made: dict[str, list[dict[str, Any]]] = {}  # dv id -> [{"id", "hash"}] kept with the claim
-        to_post: list[tuple[Record, Any, str]] = []
+        to_post: list[tuple[Record, PostalAddressDraft, str]] = []
         for r in claimed:
             for draft, address_id, body_hash, stale in _reuse_addresses(r):
                 if address_id is not None and stale:
@@ -639,14 +651,14 @@ class CustomersToBrightpearl(CustomerSync):
         self.bp.tag_contacts([int(c) for c in contact_ids], self._tag_id)
 
 
-def _reuse_addresses(r: Record) -> list[tuple[Any, int | None, str, bool]]:
+def _reuse_addresses(r: Record) -> list[tuple[PostalAddressDraft, int | None, str, bool]]:
     """(draft, address id to reuse or None, body hash, needs a PUT) for each postal address the
     new contact needs. Ids an earlier attempt created (kept with the claim) are reused: first
     for the same body, then, with a PUT of the new body, for any other draft."""
     kept = [dict(a) for a in (_claimed(r).progress.get("postal_addresses") or []) if isinstance(a, dict)]
     drafts = [(d, _body_hash(d.body)) for d in _decided(r).payload.postal_addresses]
-    plan: list[tuple[Any, int | None, str, bool]] = []
-    unmatched: list[tuple[Any, str]] = []
+    plan: list[tuple[PostalAddressDraft, int | None, str, bool]] = []
+    unmatched: list[tuple[PostalAddressDraft, str]] = []
     for draft, body_hash in drafts:
         same = next((a for a in kept if a.get("hash") == body_hash), None)
         if same is None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from shared.dataverse import odata
+from shared.dataverse.models import RowOutcome
 from shared.flows.customers_spec import TO_DATAVERSE
 from shared.flows.customers_sync import CustomerSync
 from shared.mapping import is_customer
@@ -228,7 +229,7 @@ class CustomersToDataverse(CustomerSync):
         in_parallel(self.remember, remember)
 
     @staticmethod
-    def _row_errors(records: list[Record], outcomes: list[Any], results: BatchResults) -> None:
+    def _row_errors(records: list[Record], outcomes: list[RowOutcome], results: BatchResults) -> None:
         for r, outcome in zip(records, outcomes, strict=True):
             if not outcome.ok:
                 results.error(

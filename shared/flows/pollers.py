@@ -20,7 +20,7 @@ import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from shared.dataverse.change_tracking import ChangeTrackingReader, CursorStore
 from shared.events import ChangeNotice, Envelope, System
@@ -28,6 +28,7 @@ from shared.flows.customers_spec import BRIGHTPEARL_CURSOR, CUSTOMERS, DATAVERSE
 from shared.mapping.brightpearl import parse_bp_time
 from shared.sync.outcomes import chunked
 from shared.sync.ports import BrightpearlPort, CursorsPort, Publish
+from shared.sync.spec import PollerSpec
 from shared.telemetry import get_logger
 
 if TYPE_CHECKING:
@@ -81,29 +82,19 @@ def notices_for(
     return out
 
 
+@dataclass(kw_only=True)
 class BrightpearlContactPoller:
-    spec = CUSTOMERS.pollers[0]
+    """contact-search by updatedOn from the watermark (module docstring)."""
 
-    def __init__(
-        self,
-        *,
-        client: BrightpearlPort,
-        cursors: CursorsPort,
-        publish: Publish,
-        clock: Callable[[], datetime],
-        source: str,
-        overlap: timedelta,
-        initial_lookback: timedelta,
-        per_notice: int = 100,
-    ) -> None:
-        self.client = client
-        self.cursors = cursors
-        self.publish = publish
-        self.clock = clock
-        self.source = source
-        self.overlap = overlap
-        self.initial_lookback = initial_lookback
-        self.per_notice = per_notice
+    spec: ClassVar[PollerSpec] = CUSTOMERS.pollers[0]
+    client: BrightpearlPort
+    cursors: CursorsPort
+    publish: Publish
+    clock: Callable[[], datetime]
+    source: str
+    overlap: timedelta
+    initial_lookback: timedelta
+    per_notice: int = 100
 
     @classmethod
     def from_runtime(cls) -> BrightpearlContactPoller:
@@ -155,27 +146,18 @@ class BrightpearlContactPoller:
         return report
 
 
+@dataclass(kw_only=True)
 class DataverseChangePoller:
-    spec = CUSTOMERS.pollers[1]
+    """Change tracking on contacts and accounts (module docstring)."""
 
-    def __init__(
-        self,
-        *,
-        client: DataverseClient,
-        cursors: CursorStore,
-        publish: Publish,
-        clock: Callable[[], datetime],
-        source: str,
-        per_notice: int = 100,
-        entity_sets: Sequence[str] = ("accounts", "contacts"),
-    ) -> None:
-        self.client = client
-        self.cursors = cursors
-        self.publish = publish
-        self.clock = clock
-        self.source = source
-        self.per_notice = per_notice
-        self.entity_sets = entity_sets
+    spec: ClassVar[PollerSpec] = CUSTOMERS.pollers[1]
+    client: DataverseClient
+    cursors: CursorStore
+    publish: Publish
+    clock: Callable[[], datetime]
+    source: str
+    per_notice: int = 100
+    entity_sets: Sequence[str] = ("accounts", "contacts")
 
     @classmethod
     def from_runtime(cls) -> DataverseChangePoller:
