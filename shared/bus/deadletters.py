@@ -267,21 +267,7 @@ class _LocalSession:
         self.bus, self.topic, self.subscription = bus, topic, subscription
 
     def _convert(self, m: Any) -> DeadLetter:
-        return DeadLetter(
-            topic=m.topic,
-            subscription=m.subscription,
-            sequence_number=m.sequence_number,
-            message_id=m.message_id,
-            enqueued_time_utc=m.enqueued_time_utc,
-            reason=m.dead_letter_reason,
-            description=m.dead_letter_error_description,
-            delivery_count=m.delivery_count,
-            application_properties=dict(m.application_properties),
-            subject=m.subject,
-            content_type=m.content_type,
-            correlation_id=m.correlation_id,
-            body=m.body,
-        )
+        return _dead_letter(m, self.topic, self.subscription)
 
     def peek(self, max_messages: int, from_sequence: int) -> list[DeadLetter]:
         peeked = self.bus.peek_dead_letters(self.topic, self.subscription, max_messages, from_sequence)
@@ -324,6 +310,27 @@ def _text(value: Any) -> Any:
     return value.decode("utf-8", "replace") if isinstance(value, (bytes, bytearray)) else value
 
 
+def _dead_letter(m: Any, topic: str, subscription: str) -> DeadLetter:
+    """A received or peeked dead letter: an azure.servicebus ServiceBusReceivedMessage (bytes
+    or str in some fields) or the local bus's LockedMessage, which has the same shape."""
+    props = {str(_text(k)): _property_value(v) for k, v in (m.application_properties or {}).items()}
+    return DeadLetter(
+        topic=topic,
+        subscription=subscription,
+        sequence_number=int(m.sequence_number or 0),
+        message_id=str(_text(m.message_id) or ""),
+        enqueued_time_utc=m.enqueued_time_utc,
+        reason=m.dead_letter_reason,
+        description=m.dead_letter_error_description,
+        delivery_count=int(m.delivery_count or 0),
+        application_properties=props,
+        subject=m.subject,
+        content_type=m.content_type,
+        correlation_id=_text(m.correlation_id),
+        body=message_body(m),
+    )
+
+
 def _property_value(value: Any) -> PropertyValue:
     value = _text(value)
     if value is None or isinstance(value, (str, int, float, bool)):
@@ -338,22 +345,7 @@ class _ServiceBusSession:
         self.max_wait_time = max_wait_time
 
     def _convert(self, m: Any) -> DeadLetter:
-        props = {str(_text(k)): _property_value(v) for k, v in (m.application_properties or {}).items()}
-        return DeadLetter(
-            topic=self.topic,
-            subscription=self.subscription,
-            sequence_number=int(m.sequence_number or 0),
-            message_id=str(_text(m.message_id) or ""),
-            enqueued_time_utc=m.enqueued_time_utc,
-            reason=m.dead_letter_reason,
-            description=m.dead_letter_error_description,
-            delivery_count=int(m.delivery_count or 0),
-            application_properties=props,
-            subject=m.subject,
-            content_type=m.content_type,
-            correlation_id=_text(m.correlation_id),
-            body=message_body(m),
-        )
+        return _dead_letter(m, self.topic, self.subscription)
 
     @staticmethod
     def _guard(what: str, operation: Any, *args: Any, **kwargs: Any) -> Any:
