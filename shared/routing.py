@@ -16,7 +16,7 @@ from __future__ import annotations
 from shared.sync.registry import consumed_entities
 
 # Source system -> entities of the notices some subscription of its topic accepts.
-CONSUMED_ENTITIES: dict[str, frozenset[str]] = dict(consumed_entities())
+CONSUMED_ENTITIES: dict[str, frozenset[str]] = {str(s): e for s, e in consumed_entities().items()}
 IGNORED_REASON = "NoConsumingFlow"
 
 
