@@ -441,7 +441,7 @@ def load_settings(environ: dict[str, str] | None = None) -> AppSettings:
     values: dict[str, Any] = {
         k: v for k, v in (os.environ if environ is None else environ).items() if v != ""
     }
-    built: dict[str, BaseSettings] = {}
+    built: dict[str, Any] = {}  # section name -> its settings (AppSettings' keyword arguments)
     problems: list[str] = []
     known = {
         (f.validation_alias if isinstance(f.validation_alias, str) else name)
@@ -462,7 +462,7 @@ def load_settings(environ: dict[str, str] | None = None) -> AppSettings:
             problems.extend(_describe(section, exc))
     if problems:
         raise SettingsError(problems)
-    return AppSettings(**built)  # type: ignore[arg-type]
+    return AppSettings(**built)
 
 
 @functools.cache

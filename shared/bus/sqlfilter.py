@@ -23,6 +23,7 @@ turns into a dead-letter when the subscription has deadLetteringOnFilterEvaluati
 from __future__ import annotations
 
 import functools
+import operator
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -145,6 +146,9 @@ def _is_number(value: Value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+_ORDER = {"<": operator.lt, ">": operator.gt, "<=": operator.le, ">=": operator.ge}
+
+
 def _compare(op: str, left: Value, right: Value) -> bool | None:
     if left is None or right is None:
         return None
@@ -163,13 +167,7 @@ def _compare(op: str, left: Value, right: Value) -> bool | None:
         return left == right
     if op in ("<>", "!="):
         return left != right
-    if op == "<":
-        return left < right  # type: ignore[operator]
-    if op == ">":
-        return left > right  # type: ignore[operator]
-    if op == "<=":
-        return left <= right  # type: ignore[operator]
-    return left >= right  # type: ignore[operator]
+    return bool(_ORDER[op](left, right))  # both numbers, or both text (checked above)
 
 
 def _arith(op: str, left: Value, right: Value) -> Value:

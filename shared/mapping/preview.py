@@ -98,7 +98,10 @@ def build_preview(source_system: System, raw_record: Mapping[str, Any], mapping:
         if payload.contact_key_value or payload.contact_id:
             preview.target["contact_target"] = payload.contact_upsert_target()["@odata.id"]
         if payload.account is not None and (payload.account_key_value or payload.account_id):
-            preview.target["account_target"] = payload.account_upsert_target()["@odata.id"]  # type: ignore[index]
+            account_target = payload.account_upsert_target()
+            assert account_target is not None  # there is an account
+            preview.target["account_target"] = account_target["@odata.id"]
+        preview.issues.extend(written.issues)
     else:
         written_bp = canonical_to_brightpearl(customer, mapping)
         bp = written_bp.value
@@ -113,8 +116,7 @@ def build_preview(source_system: System, raw_record: Mapping[str, Any], mapping:
             "postalAddresses": [{"roles": list(d.roles), "body": d.body} for d in bp.postal_addresses],
             "customFieldPatch": bp.custom_field_ops,
         }
-        written = written_bp  # type: ignore[assignment]
-    preview.issues.extend(written.issues)
+        preview.issues.extend(written_bp.issues)
     preview.content_hash = content_hash(customer, target_system, mapping)
     return preview
 
