@@ -176,24 +176,20 @@ def _ingestion_credential(auth_string: str | None) -> Any:
 # -- metrics -----------------------------------------------------------------------------
 _meter = metrics.get_meter(LOGGER_NAME)
 
-notices_published = _meter.create_counter(
-    "bpsync.notices_published", unit="1", description="change notices published to the bus"
+
+def _counter(name: str, description: str) -> metrics.Counter:
+    """A count of things (unit 1); `name` is the metric's full name in Application Insights."""
+    return _meter.create_counter(name, unit="1", description=description)
+
+
+notices_published = _counter("bpsync.notices_published", "change notices published to the bus")
+records_synced = _counter("bpsync.records_synced", "records written to a target system")
+message_outcomes = _counter("bpsync.message_outcomes", "settled messages by flow, outcome and reason code")
+notices_ignored = _counter(
+    "bpsync.notices_ignored", "webhook record ids no flow consumes (audited as ignored)"
 )
-records_synced = _meter.create_counter(
-    "bpsync.records_synced", unit="1", description="records written to a target system"
-)
-message_outcomes = _meter.create_counter(
-    "bpsync.message_outcomes", unit="1", description="settled messages by flow, outcome and reason code"
-)
+webhooks_rejected = _counter("bpsync.webhooks_rejected", "webhook requests rejected by reason code")
+polls_skipped = _counter("bpsync.polls_skipped", "poll rounds skipped by poller and reason (budget short)")
 end_to_end_latency = _meter.create_histogram(
     "bpsync.end_to_end_latency", unit="s", description="from change observed to message settled"
-)
-notices_ignored = _meter.create_counter(
-    "bpsync.notices_ignored", unit="1", description="webhook record ids no flow consumes (audited as ignored)"
-)
-webhooks_rejected = _meter.create_counter(
-    "bpsync.webhooks_rejected", unit="1", description="webhook requests rejected by reason code"
-)
-polls_skipped = _meter.create_counter(
-    "bpsync.polls_skipped", unit="1", description="poll rounds skipped by poller and reason (budget short)"
 )
