@@ -72,3 +72,23 @@ def test_an_unresolved_key_vault_reference_is_named():
         load_settings(env)
     [problem] = [p for p in info.value.problems if p.startswith("BRIGHTPEARL_WEBHOOK_SECRET")]
     assert "Key Vault reference was not resolved" in problem and "SecretName" not in problem
+
+
+def test_a_section_reads_prefix_plus_field_name_unless_the_field_names_its_setting():
+    values = {
+        **EXAMPLE,
+        "RETRY_MAX_ATTEMPTS": "3",  # RetrySettings: prefix RETRY_ + max_attempts
+        "BRIGHTPEARL_RATE_RESERVE": "7",  # BrightpearlSettings: prefix BRIGHTPEARL_
+        "DATAVERSE_PAGE_SIZE": "250",  # DataverseSettings: prefix DATAVERSE_
+        "CUSTOMER_MAPPING_PATH": "mappings/customers.yaml",  # named explicitly (no S after CUSTOMER)
+        "STATE_TABLE_PREFIX": "t1",  # StoreSettings: explicit name
+        "MAX_ATTEMPTS": "99",  # not a setting of any section
+    }
+    settings = load_settings(values)
+    assert settings.retry.max_attempts == 3
+    assert settings.brightpearl.rate_reserve == 7
+    assert settings.dataverse.page_size == 250
+    assert settings.customers.mapping_path == "mappings/customers.yaml"
+    assert settings.store.table_prefix == "t1"
+    with pytest.raises(SettingsError, match="RETRY_MAX_ATTEMPTS"):
+        load_settings({**values, "RETRY_MAX_ATTEMPTS": "0"})
