@@ -269,36 +269,47 @@ def register_webhooks(values: dict[str, str], ends: Endpoints, echo: Echo) -> No
     from shared.settings import load_settings
 
     settings = load_settings(values)
-    client = _bp_client(values)
-    try:
-        done = sync_brightpearl_webhooks(
+    _register(
+        echo,
+        _bp_client(values),
+        lambda client: sync_brightpearl_webhooks(
             client,
             ingress_url=f"{ends.host}/webhooks/brightpearl",
             function_key=ends.function_key,
             secret=settings.webhooks.brightpearl_secret or "",
             events=list(DEFAULT_EVENTS),
             dry_run=False,
-        )
-        echo(f"brightpearl webhooks: {len(done)} change(s)")
-    except Exception as exc:  # the sandbox still works through the pollers
-        echo(f"brightpearl webhooks not registered ({exc}); the poller covers Brightpearl")
-    finally:
-        client.close()
-    dv = DataverseClient.from_settings(settings.dataverse)
-    try:
-        done = sync_dataverse_webhooks(
-            dv,
+        ),
+        done="brightpearl webhooks",
+        failed="brightpearl webhooks not registered ({exc}); the poller covers Brightpearl",
+    )
+    _register(
+        echo,
+        DataverseClient.from_settings(settings.dataverse),
+        lambda client: sync_dataverse_webhooks(
+            client,
             ingress_url=f"{ends.host}/webhooks/dataverse",
             function_key=ends.function_key,
             secret=settings.webhooks.dataverse_secret or "",
             steps=entity_steps(values),
             dry_run=False,
-        )
-        echo(f"dataverse service endpoint and steps: {len(done)} change(s)")
+        ),
+        done="dataverse service endpoint and steps",
+        failed="dataverse webhooks not registered ({exc}); the poller covers Dynamics",
+    )
+
+
+def _register(
+    echo: Echo, client: Any, register: Callable[[Any], list[Any]], *, done: str, failed: str
+) -> None:
+    """Run one system's webhook registration and say what changed; a failure is only reported
+    (the sandbox still works through the pollers). The client is closed either way."""
+    try:
+        echo(f"{done}: {len(register(client))} change(s)")
     except Exception as exc:
-        echo(f"dataverse webhooks not registered ({exc}); the poller covers Dynamics")
+        echo(failed.format(exc=exc))
     finally:
-        dv.close()
+        client.close()
 
 
 def initial_backfill(values: dict[str, str], echo: Echo) -> None:
