@@ -6,8 +6,9 @@ import json
 import re
 from datetime import timedelta
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 DEFAULT_TOPOLOGY_PATH = Path(__file__).resolve().parents[2] / "infra" / "topology.json"
 
@@ -36,6 +37,26 @@ def parse_iso_duration(value: str) -> timedelta:
     )
 
 
+def _iso_duration(value: str) -> str:
+    parse_iso_duration(value)
+    return value
+
+
+IsoDuration = Annotated[str, AfterValidator(_iso_duration)]
+
+
+def _within(name: str, low: str, high: str, why: str = "") -> AfterValidator:
+    """A duration between `low` and `high` (ISO 8601, both included); the error names the field."""
+    shortest, longest = parse_iso_duration(low), parse_iso_duration(high)
+
+    def check(value: str) -> str:
+        if not shortest <= parse_iso_duration(value) <= longest:
+            raise ValueError(f"{name} must be between {low} and {high}" + (f" ({why})" if why else ""))
+        return value
+
+    return AfterValidator(check)
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
 
@@ -48,27 +69,15 @@ class Rule(_Model):
 class Subscription(_Model):
     name: str = Field(pattern=_ENTITY_NAME.pattern)
     max_delivery_count: int = Field(alias="maxDeliveryCount", ge=1, le=2000)
-    lock_duration: str = Field(alias="lockDuration")
-    default_message_time_to_live: str = Field(alias="defaultMessageTimeToLive")
+    lock_duration: Annotated[IsoDuration, _within("lockDuration", "PT5S", "PT5M", "Service Bus limit")] = (
+        Field(alias="lockDuration")
+    )
+    default_message_time_to_live: IsoDuration = Field(alias="defaultMessageTimeToLive")
     dead_lettering_on_message_expiration: bool = Field(alias="deadLetteringOnMessageExpiration")
     dead_lettering_on_filter_evaluation_exceptions: bool = Field(
         alias="deadLetteringOnFilterEvaluationExceptions"
     )
     rule: Rule
-
-    @field_validator("lock_duration")
-    @classmethod
-    def _lock_at_most_five_minutes(cls, value: str) -> str:
-        duration = parse_iso_duration(value)
-        if not timedelta(seconds=5) <= duration <= timedelta(minutes=5):
-            raise ValueError("lockDuration must be between PT5S and PT5M (Service Bus limit)")
-        return value
-
-    @field_validator("default_message_time_to_live")
-    @classmethod
-    def _valid_ttl(cls, value: str) -> str:
-        parse_iso_duration(value)
-        return value
 
     @property
     def lock(self) -> timedelta:
@@ -83,17 +92,11 @@ class Topic(_Model):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,259}$")
     setting: str = Field(description="App setting that carries the topic name")
     requires_duplicate_detection: bool = Field(alias="requiresDuplicateDetection")
-    duplicate_detection_history_time_window: str = Field(alias="duplicateDetectionHistoryTimeWindow")
-    default_message_time_to_live: str = Field(alias="defaultMessageTimeToLive")
+    duplicate_detection_history_time_window: Annotated[
+        IsoDuration, _within("duplicateDetectionHistoryTimeWindow", "PT20S", "P7D")
+    ] = Field(alias="duplicateDetectionHistoryTimeWindow")
+    default_message_time_to_live: IsoDuration = Field(alias="defaultMessageTimeToLive")
     subscriptions: list[Subscription]
-
-    @field_validator("duplicate_detection_history_time_window")
-    @classmethod
-    def _window_in_range(cls, value: str) -> str:
-        window = parse_iso_duration(value)
-        if not timedelta(seconds=20) <= window <= timedelta(days=7):
-            raise ValueError("duplicateDetectionHistoryTimeWindow must be between PT20S and P7D")
-        return value
 
     @property
     def duplicate_window(self) -> timedelta:
@@ -136,7 +139,5 @@ def load_topology(path: Path | str = DEFAULT_TOPOLOGY_PATH) -> Topology:
     try:
         return Topology.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
         raise TopologyError(f"{path}: {problems}") from exc
