@@ -134,8 +134,10 @@ class AzuriteTable:
             raise AzuriteError(f"an Azurite Table service already listens on {self.host}:{port}")
         argv = [
             str(binary),
-            "--tableHost", self.host,
-            "--tablePort", str(port),
+            "--tableHost",
+            self.host,
+            "--tablePort",
+            str(port),
             "--disableTelemetry",
             "--skipApiVersionCheck",
         ]
@@ -274,9 +276,7 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, _request_stop)
     signal.signal(signal.SIGINT, _request_stop)
-    azurite = AzuriteTable(
-        args.port, location=args.location, quiet=not args.verbose, inherit_output=True
-    )
+    azurite = AzuriteTable(args.port, location=args.location, quiet=not args.verbose, inherit_output=True)
     try:
         azurite.start()
         where = f"data in {args.location}" if args.location else "in memory"
