@@ -46,6 +46,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -66,6 +67,7 @@ from sandbox.dataverse.config import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
 from sandbox.demo import Endpoints, crm_contact, register_webhooks, shop_address, shop_contact
 from shared.bus.local import LocalBus
 from shared.bus.topology import load_topology
+from shared.store import StateStore
 from tests.e2e.customers.conftest import DataverseAdmin
 from tests.e2e.customers.test_faults_at_scale import person
 
@@ -137,6 +139,7 @@ class ChaosReport:
     max_delivery_count_dead_letters: int = 0
     double_dead_letters: int = 0
     orphaned_addresses: int = 0
+    orphaned_address_ids: list[int] = field(default_factory=list)  # the first 50
     unsettled: dict[str, dict[str, int]] = field(default_factory=dict)
     valid_customers: int = 0
     valid_not_exactly_once: dict[str, int] = field(default_factory=dict)
@@ -427,6 +430,11 @@ class SandboxProcesses:
         stack.callback(self.dv.http.close)
         self.host_port = free_port()
         self.values = self._values()
+        store = StateStore.from_connection_string(
+            self.azurite_cs, table_prefix=self.values["STATE_TABLE_PREFIX"]
+        )
+        stack.callback(store.close)
+        stack.callback(store.drop_tables)  # the run's tables go with it (a shared Azurite stays clean)
         self.settings_file = self.workdir / "local.settings.json"
         self.settings_file.write_text(json.dumps({"IsEncrypted": False, "Values": self.values}))
         self.proxy = stack.enter_context(
@@ -460,7 +468,7 @@ class SandboxProcesses:
         values = {k: str(v) for k, v in values.items() if v != ""}
         values.update(
             AzureWebJobsStorage=str(self.azurite_cs),
-            STATE_TABLE_PREFIX=f"chaos{self.rng.randrange(16**8):08x}",
+            STATE_TABLE_PREFIX=f"chaos{uuid.uuid4().hex[:8]}",
             LOCAL_BUS_PATH=str(self.workdir / "bus.sqlite3"),
             BRIGHTPEARL_BASE_URL=self.bp_server.url,
             BRIGHTPEARL_ACCOUNT=self.bp_server.account,
@@ -556,11 +564,12 @@ class SandboxProcesses:
         with self.bp_sim.state.lock:
             return {k: json.loads(json.dumps(v, default=str)) for k, v in self.bp_sim.state.contacts.items()}
 
-    def orphaned_addresses(self) -> int:
+    def orphaned_addresses(self) -> list[int]:
+        """Ids of Brightpearl postal addresses that no contact references."""
         state = self.bp_sim.state
         with state.lock:
             used = {int(a) for c in state.contacts.values() for a in (c.get("postAddressIds") or {}).values()}
-            return sum(1 for aid in state.addresses if int(aid) not in used)
+            return sorted(int(aid) for aid in state.addresses if int(aid) not in used)
 
     def dv_contacts(self) -> list[dict[str, Any]]:
         return self.dv.rows("contact")
@@ -648,7 +657,8 @@ def finish(sb: SandboxProcesses, pop: Population, config: ChaosConfig, report: C
     report.contacts = {"brightpearl": len(views["bp"]), "dynamics": len(views["dv"])}
     linked = [r["bpi_brightpearlid"] for r in views["dv"] if r.get("bpi_brightpearlid")]
     report.linked_in_dynamics, report.distinct_links = len(linked), len(set(linked))
-    report.orphaned_addresses = sb.orphaned_addresses()
+    orphans = sb.orphaned_addresses()
+    report.orphaned_addresses, report.orphaned_address_ids = len(orphans), orphans[:50]
     report.unsettled = sb.bus_counts()
     expected = {"customers-to-dataverse": pop.bp_invalid, "customers-to-brightpearl": pop.dv_invalid}
     report.invalid_records = {sub: len(ids) for sub, ids in expected.items()}
