@@ -18,17 +18,16 @@ Then it creates records on one side as a user would and times until each exists 
 
 Samples are spread over time (one each way every `--interval` seconds, not all at once), so
 the figures are latency, not backlog. "Exists on the other side" is checked every 50 ms
-(Brightpearl: the simulator's state; Dynamics: its admin table read), so figures are good to
-about 0.1 s. The Brightpearl rate-budget share is what the Brightpearl simulator admitted
+(both simulators' state, read in this process), so figures are good to about 0.1 s. The Brightpearl rate-budget share is what the Brightpearl simulator admitted
 from the integration while sampling: requests per minute against the 200 a minute, with the
 busiest 60 s, and the poller's own part (polls counted in the host's log, one search each).
 
 `--burst N` then creates N Dynamics contacts at once (a backlog): the host hands them to the
 flow in full batches whatever maxBatchWaitTime says, which the Brightpearl calls per record
-and the time to clear show (compare `--batch-wait 5` with the default).
+and the time to clear show (compare `--batch-wait 5` with the default; docs/architecture.md, "Batches, locks and host.json").
 
 Usage: .venv/bin/python -m benchmarks.latency [--samples 100] [--interval 3] [--latency-ms 50]
-       [--batch-wait SECONDS] [--burst 40] [--out benchmarks/results/latency.json]
+       [--batch-wait SECONDS] [--burst 40] [--keep-log PATH] [--out benchmarks/results/latency.json]
 
 About six minutes with the defaults on 2 cores. Writes benchmarks/results/latency.json.
 """
@@ -40,6 +39,7 @@ import contextlib
 import json
 import platform
 import re
+import shutil
 import statistics
 import sys
 import tempfile
@@ -124,6 +124,7 @@ class Sandbox:
         azurite: str,
     ) -> None:
         self.bp_sim = bp.simulator
+        self.dv_sim = dv.simulator
         self.dv_url = dv.url
         self.http = http
         self.host_port = port
@@ -165,7 +166,8 @@ class Sandbox:
         return {_bp_email(c) for c in contacts}
 
     def dv_emails(self) -> set[str]:
-        rows = self.http.get(f"{self.dv_url}/_sandbox/tables/contact").json()["rows"]
+        with self.dv_sim.lock:  # in process: reading the table over HTTP every 50 ms costs CPU
+            rows = list(self.dv_sim.engine.db.rows.get("contact", {}).values())
         return {str(r.get("emailaddress1") or "").lower() for r in rows}
 
     def bp_admitted(self) -> list[float]:
@@ -192,16 +194,23 @@ def _bp_email(contact: dict[str, Any]) -> str:
     return str((emails.get("PRI") or {}).get("email") or "").lower()
 
 
-def person(tag: str, n: int) -> dict[str, str]:
-    """A customer as a user types it; the e-mail (lower case, unique) is how it is found."""
+FIRST = ("Ada", "Alan", "Grace", "Edsger", "Barbara", "Donald", "Frances", "Niklaus", "Radia", "Tony")
+LAST = ("Lovelace", "Turing", "Hopper", "Dijkstra", "Liskov", "Knuth", "Allen", "Wirth", "Perlman", "Hoare")
+_people = iter(range(1, 1_000_000))
+
+
+def person(tag: str) -> dict[str, str]:
+    """A distinct customer as a user types it: unique e-mail (how it is found on the other
+    side), surname and postcode, so no two samples look like likely duplicates of each other."""
+    i = next(_people)
     return {
-        "first": "Lat",
-        "last": f"Sample{tag.upper()}{n}",
-        "email": f"lat.{tag}.{n}.{uuid.uuid4().hex[:6]}@example.org",
-        "phone": f"0117 496 {n % 10000:04d}",
-        "line1": f"{n} Latency Row",
+        "first": FIRST[i % len(FIRST)],
+        "last": f"{LAST[i // len(FIRST) % len(LAST)]}-{tag}{i}",
+        "email": f"lat.{tag}.{i}.{uuid.uuid4().hex[:6]}@example.org",
+        "phone": f"0117 496 {i % 10000:04d}",
+        "line1": f"{i} Latency Row",
         "city": "Bristol",
-        "postcode": "BS1 4DJ",
+        "postcode": f"BS{i // 1000 + 1} {i % 1000:03d}X",
     }
 
 
@@ -265,6 +274,7 @@ def wait_for(watches: tuple[Watch, ...], timeout: float) -> None:
 def figures(watch: Watch) -> dict[str, Any]:
     values = sorted(watch.seen.values())
     out: dict[str, Any] = {"samples": len(watch.started), "arrived": len(values)}
+    in_order = [round(watch.seen[e], 2) if e in watch.seen else None for e in watch.started]
     if values:
         out.update(
             p50_seconds=round(statistics.median(values), 2),
@@ -272,6 +282,7 @@ def figures(watch: Watch) -> dict[str, Any]:
             max_seconds=round(values[-1], 2),
             mean_seconds=round(statistics.fmean(values), 2),
         )
+    out["seconds_in_creation_order"] = in_order
     return out
 
 
@@ -309,7 +320,7 @@ def warm_up(sb: Sandbox, timeout: float = 120.0) -> None:
     """One record each way first: tokens, metadata, the first poll (its cursor) are not latency."""
     to_dv, to_bp = Watch(sb.dv_emails), Watch(sb.bp_emails)
     with watching(to_dv, to_bp):
-        a, b = person("warm-bp", 0), person("warm-dv", 0)
+        a, b = person("bp"), person("dv")
         sb.bp_create(a)
         to_dv.add(a["email"])
         sb.dv_create(b)
@@ -329,11 +340,11 @@ def sample(sb: Sandbox, samples: int, interval: float, drain: float) -> dict[str
         for n in range(samples):
             due = began + n * interval
             time.sleep(max(0.0, due - time.monotonic()))
-            a = person("bp", n)
+            a = person("bp")
             sb.bp_create(a)
             to_dv.add(a["email"])
             time.sleep(max(0.0, due + interval / 2 - time.monotonic()))  # the other way half a step later
-            b = person("dv", n)
+            b = person("dv")
             sb.dv_create(b)
             to_bp.add(b["email"])
         wait_for((to_dv, to_bp), drain)
@@ -357,13 +368,21 @@ def sample(sb: Sandbox, samples: int, interval: float, drain: float) -> dict[str
 
 
 def burst(sb: Sandbox, records: int, timeout: float) -> dict[str, Any]:
-    """N Dynamics contacts at once: how the host batches a backlog."""
+    """N Dynamics contacts at once: how the host batches a backlog. Starts once the last 60 s
+    used less than a quarter of the Brightpearl budget (at most a minute's wait), so the
+    sampling before it does not slow it down."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        now = sb.bp_now()
+        if sum(1 for t in sb.bp_admitted() if t > now - 60) < BUDGET_PER_MINUTE // 4:
+            break
+        time.sleep(1)
     watch = Watch(sb.bp_emails)
     before = len(sb.bp_admitted())
     began = time.monotonic()
     with watching(watch):
-        for n in range(records):
-            b = person("burst", n)
+        for _ in range(records):
+            b = person("burst")
             sb.dv_create(b)
             watch.add(b["email"])
         wait_for((watch,), timeout)
@@ -425,6 +444,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             print(f"burst of {args.burst} Dynamics contacts …", flush=True)
             result["dynamics_burst"] = burst(sb, args.burst, args.drain * 3)
         result["total_seconds"] = round(time.perf_counter() - started, 1)
+        if args.keep_log:
+            shutil.copyfile(sb.log_path, args.keep_log)
         errors = re.findall(r"^.*(?:Traceback|ERROR).*$", sb.log_path.read_text(errors="replace"), re.M)
         result["host_log_error_lines"] = len(errors)
     return result
@@ -449,6 +470,7 @@ def main(argv: list[str] | None = None) -> int:
         "--burst", type=int, default=40, help="Dynamics contacts created at once afterwards (0: none)"
     )
     parser.add_argument("--drain", type=float, default=90.0, help="seconds to wait for the last samples")
+    parser.add_argument("--keep-log", type=Path, help="copy the host's log here at the end")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "latency.json")
     args = parser.parse_args(argv)
     if args.samples < 1 or args.interval <= 0:
