@@ -17,14 +17,16 @@ Then it creates records on one side as a user would and times until each exists 
   ingress, the bus, and the flow after host.json's batch wait (maxBatchWaitTime).
 
 Samples are spread over time (one each way every `--interval` seconds, not all at once), so
-the figures are latency, not backlog. "Exists on the other side" is checked every 50 ms
-(both simulators' state, read in this process), so figures are good to about 0.1 s. The Brightpearl rate-budget share is what the Brightpearl simulator admitted
-from the integration while sampling: requests per minute against the 200 a minute, with the
-busiest 60 s, and the poller's own part (polls counted in the host's log, one search each).
+the figures are latency, not backlog. "Exists on the other side" is checked every 50 ms (both
+simulators' state, read in this process), so figures are good to about 0.1 s. The Brightpearl
+rate-budget share is what the Brightpearl simulator admitted from the integration while
+sampling: requests per minute against the 200 a minute, with the busiest 60 s, and the
+poller's own part (polls counted in the host's log, one search each).
 
 `--burst N` then creates N Dynamics contacts at once (a backlog): the host hands them to the
 flow in full batches whatever maxBatchWaitTime says, which the Brightpearl calls per record
-and the time to clear show (compare `--batch-wait 5` with the default; docs/architecture.md, "Batches, locks and host.json").
+and the time to clear show (compare `--batch-wait 5` with the default; docs/architecture.md,
+"Batches, locks and host.json").
 
 Usage: .venv/bin/python -m benchmarks.latency [--samples 100] [--interval 3] [--latency-ms 50]
        [--batch-wait SECONDS] [--burst 40] [--keep-log PATH] [--out benchmarks/results/latency.json]
