@@ -160,6 +160,8 @@ class ChaosReport:
     api_requests: dict[str, int] = field(default_factory=dict)
     faults_injected: dict[str, int] = field(default_factory=dict)
     fault_window: dict[str, int] = field(default_factory=dict)
+    # API requests from the faults' end to convergence (Brightpearl's 200 a minute bound this phase)
+    requests_while_converging: dict[str, int] = field(default_factory=dict)
     webhooks: dict[str, int] = field(default_factory=dict)
     retries_scheduled: int = 0
     notes: list[str] = field(default_factory=list)
@@ -768,6 +770,12 @@ def run_chaos(
             if not waiting and not busy:
                 report.converged = True
                 report.seconds_to_converge_after_faults_off = round(now - off, 1)
+                (bp0, dv0), bp1, dv1 = (
+                    sb.faults.requests_at["stop"],
+                    sb.faults.bp_requests(),
+                    sb.faults.dv_requests(),
+                )
+                report.requests_while_converging = {"brightpearl": bp1 - bp0, "dataverse": dv1 - dv0}
                 break
             if now > deadline:
                 report.notes.append(
