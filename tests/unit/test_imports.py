@@ -212,6 +212,23 @@ def test_the_bus_does_not_depend_on_the_error_classification(graph: dict[str, se
     assert not paths, "\n".join(" -> ".join(p) for p in paths)
 
 
+CORE = ("shared.model", "shared.quality", "shared.mapping")
+
+
+def test_the_canonical_core_imports_no_adapter(graph: dict[str, set[str]]) -> None:
+    """The canonical model, data quality and mapping are pure: no connector, bus, store, flow or
+    engine; only each other and the one System literal (shared.systems)."""
+    allowed = (*CORE, "shared.systems")
+    wrong = sorted(
+        f"{module} imports {target}"
+        for module, targets in graph.items()
+        if module.startswith(CORE)
+        for target in targets
+        if target != "shared" and not target.startswith(allowed)
+    )
+    assert not wrong, "\n".join(wrong)
+
+
 @pytest.mark.parametrize(
     "module",
     [*sorted(m for m in module_files(ROOT, ("syncctl",)) if m != "syncctl.__main__"), "sandbox.demo"],
