@@ -18,7 +18,7 @@ What one run does (all on loopback, everything started here is stopped here):
 5. Runs both backfills with `syncctl backfill customers --from brightpearl|dataverse`.
 6. SIGKILLs the host mid-run; the sandbox's supervisor restarts it as the platform restarts a
    crashed worker (in trees whose supervisor cannot, the harness restarts it 16 s later, as the
-   issue's outside run did).
+   issue's outside run did). Then both backfills run again, as an operator would after a crash.
 7. Turns the faults off and waits for convergence, then counts.
 
 The result (`ChaosReport`) holds exact counts and the figures the issue asks for: time to
@@ -748,6 +748,11 @@ def run_chaos(
         sb.await_restart(restarts)
         restarted = mark("host restarted")
         report.host_down_seconds = round(restarted - killed, 1)
+        # the operator runs both backfills again after the crash: every record version gets a
+        # second notice, which must complete (or meet the dead-letter ledger), not be redone
+        sb.backfill("brightpearl")
+        sb.backfill("dataverse")
+        mark("backfills run again")
         while time.monotonic() - start < config.fault_seconds:
             done = 1 - look()[0] / total
             if done >= config.faults_off_progress and time.monotonic() - restarted > 10:
