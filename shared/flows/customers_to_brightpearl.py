@@ -21,10 +21,12 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from shared.brightpearl import errors as bp_errors
+from shared.brightpearl.client import MULTI_MESSAGE_MAX
 from shared.dataverse import odata
 from shared.events import Envelope
 from shared.flows.customers_spec import TO_BRIGHTPEARL
@@ -451,14 +453,6 @@ class CustomersToBrightpearl(CustomerSync):
                 made.setdefault(r.source_id, []).append({"id": address_id, "hash": body_hash})
                 for role in draft.roles:
                     role_ids.setdefault(r.source_id, {})[role] = address_id
-        answers = self.bp.create_many("/contact-service/postal-address/", [d.body for _, d, _ in to_post])
-        for (r, draft, body_hash), answer in zip(to_post, answers, strict=True):
-            if isinstance(answer, BaseException):
-                failed.setdefault(r.source_id, answer)
-                continue
-            made.setdefault(r.source_id, []).append({"id": answer, "hash": body_hash})
-            for role in draft.roles:
-                role_ids.setdefault(r.source_id, {})[role] = answer
 
         def keep_progress(r: Record) -> None:
             try:
@@ -466,12 +460,30 @@ class CustomersToBrightpearl(CustomerSync):
             except Exception as exc:  # claim lost or storage down: do not post the contact now
                 failed.setdefault(r.source_id, exc)
 
-        changed = [
-            r
-            for r in claimed
-            if made.get(r.source_id, []) != _claimed(r).progress.get("postal_addresses", [])
-        ]
-        in_parallel(keep_progress, [r for r in changed if r.source_id in made])
+        def keep_changed(records: Iterable[Record]) -> None:
+            unsaved = {
+                r.source_id: r
+                for r in records
+                if r.source_id in made
+                and made[r.source_id] != _claimed(r).progress.get("postal_addresses", [])
+            }
+            in_parallel(keep_progress, list(unsaved.values()))
+
+        # One multi-message of addresses at a time, each followed at once by saving the new ids
+        # with their claims: a crash (or a failure) after that POST leaves at most the ids of
+        # this one request unsaved, instead of those of the whole batch, and a retry reuses
+        # whatever was saved.
+        for chunk in chunked(to_post, MULTI_MESSAGE_MAX):
+            answers = self.bp.create_many("/contact-service/postal-address/", [d.body for _, d, _ in chunk])
+            for (r, draft, body_hash), answer in zip(chunk, answers, strict=True):
+                if isinstance(answer, BaseException):
+                    failed.setdefault(r.source_id, answer)
+                    continue
+                made.setdefault(r.source_id, []).append({"id": answer, "hash": body_hash})
+                for role in draft.roles:
+                    role_ids.setdefault(r.source_id, {})[role] = answer
+            keep_changed(r for r, _, _ in chunk)
+        keep_changed(claimed)  # reused and re-PUT addresses whose claim does not hold them yet
         for r in claimed:
             if r.source_id not in failed and not keeper.held(_claimed(r)):
                 failed[r.source_id] = StoreConflictError(
