@@ -15,7 +15,7 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from shared.brightpearl.search import SearchPaginator, period
 from shared.dataverse import odata
@@ -23,12 +23,13 @@ from shared.events import ChangeNotice, Envelope
 from shared.flows.customers_spec import CUSTOMERS
 from shared.sync.outcomes import chunked
 from shared.sync.ports import CursorsPort, Publish
+from shared.systems import System
 
 if TYPE_CHECKING:
     from shared.brightpearl.client import BrightpearlClient
     from shared.dataverse.client import DataverseClient
 
-Source = Literal["brightpearl", "dataverse"]
+Source = System  # the system a backfill reads
 PAGE = 500
 
 

@@ -29,7 +29,7 @@ from shared.quality.duplicates import DuplicateIndex
 from shared.sync.engine import RecordSync, SyncRecord
 from shared.sync.outcomes import BatchResults, RecordResult
 from shared.sync.ports import BrightpearlPort, DataversePort, Publish, StateStorePort
-from shared.sync.spec import System
+from shared.systems import System
 
 CONTACT_GET = "/contact-service/contact/{ids}"
 SEARCH_COLUMNS = ["contactId", "primaryEmail", "firstName", "lastName"]

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from shared.brightpearl.ratebudget import RateBudget, poll_may_run
 from shared.dataverse.change_tracking import ChangeTrackingReader, CursorStore
 from shared.events import ChangeNotice, Envelope, System
 from shared.flows.customers_spec import BRIGHTPEARL_CURSOR, CUSTOMERS, DATAVERSE_CURSORS
@@ -45,6 +46,7 @@ class PollReport:
     deleted: int = 0
     cursor: str | None = None
     initialised: bool = False
+    skipped: bool = False  # the shared rate budget was short: nothing read, the cursor kept
 
 
 def _version(pairs: Iterable[tuple[str, str]]) -> str:
@@ -95,14 +97,16 @@ class BrightpearlContactPoller:
     overlap: timedelta
     initial_lookback: timedelta
     per_notice: int = 100
+    budget: RateBudget | None = None  # the client's shared budget: a short one skips the round
 
     @classmethod
     def from_runtime(cls) -> BrightpearlContactPoller:
         from shared import runtime
 
         s = runtime.settings()
+        client = runtime.brightpearl()
         return cls(
-            client=runtime.brightpearl(),
+            client=client,
             cursors=runtime.state_store().cursors,
             publish=runtime.publisher_to(cls.spec.topic_setting),
             clock=runtime.clock,
@@ -110,9 +114,12 @@ class BrightpearlContactPoller:
             overlap=timedelta(seconds=s.customers.poll_overlap_seconds),
             initial_lookback=timedelta(hours=s.customers.poll_initial_lookback_hours),
             per_notice=s.customers.ids_per_notice,
+            budget=client.transport.budget,
         )
 
     def poll(self) -> PollReport:
+        if not poll_may_run(self.budget, self.spec.function_name):
+            return PollReport(skipped=True)
         cursor = self.cursors.get(BRIGHTPEARL_CURSOR)
         watermark = parse_bp_time(cursor.value) if cursor is not None else None
         since = (watermark - self.overlap) if watermark else self.clock() - self.initial_lookback

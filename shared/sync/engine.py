@@ -38,7 +38,8 @@ from shared.sync.outcomes import (
     finish_batch,
 )
 from shared.sync.ports import BrightpearlPort, DataversePort, Publish, StateStorePort
-from shared.sync.spec import SYSTEM_TITLES, FlowSpec, System
+from shared.sync.spec import SYSTEM_TITLES, FlowSpec
+from shared.systems import System
 from shared.telemetry import get_logger
 
 log = get_logger("sync.engine")

@@ -7,7 +7,8 @@ Adding an entity adds its spec here (and its flows, mapping and tests; docs/arch
 from __future__ import annotations
 
 from shared.flows.customers_spec import CUSTOMERS
-from shared.sync.spec import EntitySpec, FlowSpec, PollerSpec, System
+from shared.sync.spec import EntitySpec, FlowSpec, PollerSpec
+from shared.systems import System
 
 ENTITIES: tuple[EntitySpec, ...] = (CUSTOMERS,)
 

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import Literal
 
-System = Literal["brightpearl", "dataverse"]
+from shared.systems import System
 
 TOPIC_SETTINGS: dict[System, str] = {
     "brightpearl": "BRIGHTPEARL_CHANGES_TOPIC",
