@@ -91,7 +91,8 @@ class ChaosConfig:
     kill_deadline: float = 30.0  # ... or this many seconds after the backfills, whichever first
     restart_after: float = 16.0  # only where the sandbox does not restart the host itself
     fault_seconds: float = 60.0  # faults stay on at most this long after the backfills start
-    faults_off_progress: float = 0.6  # ... or until this share converged (after the restart)
+    faults_off_progress: float = 0.6  # ... or until this share converged (after the restart) ...
+    fault_min_seconds: float = 40.0  # ... but at least this long
     converge_timeout: float = 150.0  # seconds after the faults stop
     check_every: float = 2.0
     poll_schedule_bp: str = "*/30 * * * * *"
@@ -105,6 +106,7 @@ class ChaosConfig:
                 scale,
                 kill_deadline=300.0,
                 fault_seconds=600.0,
+                fault_min_seconds=120.0,
                 converge_timeout=float(os.environ.get("CHAOS_CONVERGE_TIMEOUT", "2400")),
                 check_every=10.0,
             )
@@ -755,7 +757,11 @@ def run_chaos(
         mark("backfills run again")
         while time.monotonic() - start < config.fault_seconds:
             done = 1 - look()[0] / total
-            if done >= config.faults_off_progress and time.monotonic() - restarted > 10:
+            if (
+                done >= config.faults_off_progress
+                and time.monotonic() - restarted > 10
+                and time.monotonic() - start >= config.fault_min_seconds
+            ):
                 break
             time.sleep(config.check_every)
         sb.faults.stop()
