@@ -39,7 +39,7 @@ from sandbox.brightpearl.envelope import (
     throttled,
 )
 from sandbox.brightpearl.errors import ApiError, bad
-from sandbox.brightpearl.faults import Fault, FaultInjection, fault_reply
+from sandbox.brightpearl.faults import Fault, FaultInjection, LostAnswer, fault_reply
 from sandbox.brightpearl.oauth import OAuthEndpoints, OAuthState
 from sandbox.brightpearl.routes import api_routes
 from sandbox.brightpearl.routes.accounting import AccountingRoutes
@@ -85,6 +85,7 @@ class Simulator(
         self.throttle = Throttle(self.config.rate_limit, self.config.rate_window_seconds)
         self.oauth = OAuthState()
         self.faults: list[Fault] = []
+        self.lost_answers: list[LostAnswer] = []  # writes applied whose answer a fault swallowed
         self._faults_lock = threading.Lock()
         self.requests: dict[str, int] = {}
         self._routes = self._api_routes()
@@ -161,6 +162,7 @@ class Simulator(
             self.requests[f"{method} {name}"] = self.requests.get(f"{method} {name}", 0) + 1
         headers: dict[str, str] = {}
         fault: Fault | None = None
+        body: Any = None
         try:
             if account not in self.config.accounts:
                 raise ApiError(404, "CMNC-404", f"Cannot find the account {account}")
@@ -208,6 +210,11 @@ class Simulator(
                     "brightpearl-requests-remaining": str(remaining),
                     "brightpearl-next-throttle-period": str(period),
                 }
+        if fault is not None and fault.kind in ("drop", "timeout") and method != "GET" and reply.status < 300:
+            # the write was applied but the client never hears of it: kept so that tests can tell
+            # what a lost answer created (e.g. addresses no contact references afterwards)
+            with self._faults_lock:
+                self.lost_answers.append(LostAnswer(method, rest, body, reply))
         if fault is not None and fault.kind == "drop":
             await self._drop(send)
             return
@@ -324,6 +331,7 @@ class Simulator(
         self.throttle.reset()
         with self._faults_lock:
             self.faults.clear()
+            self.lost_answers.clear()
             self.requests.clear()
         with self.oauth.lock:
             self.oauth.codes.clear()

@@ -3,6 +3,7 @@ responses) matched by method and path, and the switches of webhook delivery faul
 
 from __future__ import annotations
 
+import json
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,40 @@ class Fault:
     seconds: float = 0.0
     path: str | None = None
     method: str | None = None
+
+
+@dataclass
+class LostAnswer:
+    """A write the simulator applied while a `drop` or `timeout` fault kept its answer from the client."""
+
+    method: str
+    path: str
+    body: Any
+    reply: Reply
+
+    def created_ids(self, resource: str) -> list[int]:
+        """Ids of `resource` (e.g. "contact-service/postal-address") the lost answer created."""
+        payload = self.reply.payload if isinstance(self.reply.payload, dict) else {}
+        if self.method == "POST" and self.path == resource:
+            return _ids([payload.get("response")])
+        if self.path != "multi-message" or not isinstance(self.body, dict):
+            return []
+        uris = {
+            str(m.get("label")): str(m.get("uri", "")).strip("/")
+            for m in self.body.get("messages") or []
+            if isinstance(m, dict) and m.get("httpMethod") == "POST"
+        }
+        response = payload.get("response")
+        found: list[Any] = []
+        for item in (response or {}).get("processedMessages") or []:
+            if uris.get(str(item.get("label"))) == resource and int(item.get("statusCode", 500)) < 300:
+                content = (item.get("body") or {}).get("content") or "{}"
+                found.append(json.loads(content).get("response"))
+        return _ids(found)
+
+
+def _ids(values: list[Any]) -> list[int]:
+    return [int(v) for v in values if isinstance(v, int) or (isinstance(v, str) and v.isdigit())]
 
 
 FAULT_KINDS = {"503", "500", "throttle", "timeout", "slow", "drop", "drop-before", "401"}

@@ -232,3 +232,17 @@ def test_a_fault_path_covers_whole_segments_only(client: BrightpearlClient, sim:
     assert client.stats.retries == 0
     assert len(client.get_contacts(ids(sim)[:2])) == 2  # this one met the fault and retried
     assert client.stats.retries == 1
+
+
+def test_the_simulator_keeps_what_a_lost_answer_created(client: BrightpearlClient, sim: Simulator):
+    """A dropped answer to an applied multi-message: the simulator records the addresses it made
+    (the chaos test tells such orphans from any other kind by these ids)."""
+    address = {"addressLine1": "1 Lost Lane", "postalCode": "BS1 4DJ", "countryIsoCode": "GBR"}
+    sim.add_fault("drop", count=1, path="multi-message", method="POST")
+    answers = client.create_many("/contact-service/postal-address/", [address, address])
+    assert all(isinstance(a, BrightpearlAmbiguousWrite) for a in answers)
+    [lost] = sim.lost_answers
+    made = lost.created_ids("contact-service/postal-address")
+    with sim.state.lock:
+        assert len(made) == 2 and all(sim.state.addresses[i]["addressLine1"] == "1 Lost Lane" for i in made)
+    assert lost.created_ids("contact-service/contact") == []

@@ -35,9 +35,12 @@ def test_chaos_run_converges_with_exact_counts(azurite: str, tmp_path: Path) -> 
         f"chaos {CONFIG.scale} a side: converged {report.seconds_to_converge_after_faults_off}s after the "
         f"faults stopped (95 % in {report.seconds_to_95_percent_after_faults_off}s), "
         f"{report.lock_lost_settlements} lock-lost settlements, {report.double_dead_letters} double dead "
-        f"letters, {report.orphaned_addresses} orphaned addresses; host log {tmp_path / 'host.log'}"
+        f"letters, {report.orphaned_addresses} orphaned addresses "
+        f"({report.orphaned_after_lost_answers} after {report.lost_address_answers} lost answers); "
+        f"host log {tmp_path / 'host.log'}"
     )
     # one line per broken invariant: every valid customer exactly once on each side and linked one
     # to one, exactly one dead letter per invalid record version with its reason, no orphaned
-    # Brightpearl postal address, no active, scheduled or locked message left on the bus
+    # Brightpearl postal address (except those a lost answer created: an open gap, counted and
+    # printed above), no active, scheduled or locked message left on the bus
     assert report.failures() == []
