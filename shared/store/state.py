@@ -41,6 +41,12 @@ class StoreHealth(BaseModel):
     error: str | None = None
 
 
+# Per request: a storage call that gets no answer fails after read_timeout (and is retried by the
+# SDK) instead of the transport's 300 s default, which froze a whole batch for five minutes
+# when Azurite swallowed one request in a chaos run.
+REQUEST_TIMEOUTS: dict[str, Any] = {"connection_timeout": 10.0, "read_timeout": 30.0}
+
+
 class StateStore:
     """The four state stores on one TableServiceClient: `links`, `ledger`, `cursors`, `audit`."""
 
@@ -98,7 +104,8 @@ class StateStore:
                 raise StoreError("state storage has neither a connection string nor an endpoint")
             if credential is None:
                 credential = identity_credential(settings.managed_identity_client_id)
-            store = cls(TableServiceClient(endpoint=endpoint, credential=credential), **options)
+            service = TableServiceClient(endpoint=endpoint, credential=credential, **REQUEST_TIMEOUTS)
+            store = cls(service, **options)
         if ensure_tables:
             store.ensure_tables()
         return store
@@ -106,7 +113,7 @@ class StateStore:
     @classmethod
     def from_connection_string(cls, connection_string: str, **options: Any) -> StateStore:
         try:
-            service = TableServiceClient.from_connection_string(connection_string)
+            service = TableServiceClient.from_connection_string(connection_string, **REQUEST_TIMEOUTS)
         except ValueError as exc:
             raise StoreError(
                 f"AzureWebJobsStorage is not a usable storage connection string: {exc}"
