@@ -25,7 +25,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -127,20 +127,14 @@ RESTART_BACKOFF_MAX = 30.0
 RESTART_HEALTHY_AFTER = 60.0
 
 
+@dataclass(eq=False)
 class Supervisor:
-    def __init__(
-        self,
-        services: list[Service],
-        *,
-        echo: Callable[[str], None] = print,
-        ready_timeout: float = 90.0,
-        check_interval: float = 0.5,
-    ) -> None:
-        self.services = services
-        self.echo = echo
-        self.ready_timeout = ready_timeout
-        self.check_interval = check_interval
-        self._stopping = False
+    services: list[Service]
+    _: KW_ONLY
+    echo: Callable[[str], None] = print
+    ready_timeout: float = 90.0
+    check_interval: float = 0.5
+    _stopping: bool = field(default=False, init=False)
 
     def start(self, ready_timeout: float = 90.0) -> None:
         STATE_DIR.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
@@ -345,28 +346,18 @@ class CustomersSettings(BaseSettings):
     )
 
 
+@dataclass(eq=False)
 class AppSettings:
     """All sections, validated together."""
 
-    def __init__(
-        self,
-        bus: BusSettings,
-        store: StoreSettings,
-        retry: RetrySettings,
-        webhooks: WebhookSettings,
-        telemetry: TelemetrySettings,
-        brightpearl: BrightpearlSettings,
-        dataverse: DataverseSettings,
-        customers: CustomersSettings | None = None,
-    ) -> None:
-        self.bus = bus
-        self.store = store
-        self.retry = retry
-        self.webhooks = webhooks
-        self.telemetry = telemetry
-        self.brightpearl = brightpearl
-        self.dataverse = dataverse
-        self.customers = customers or CustomersSettings.model_validate({})
+    bus: BusSettings
+    store: StoreSettings
+    retry: RetrySettings
+    webhooks: WebhookSettings
+    telemetry: TelemetrySettings
+    brightpearl: BrightpearlSettings
+    dataverse: DataverseSettings
+    customers: CustomersSettings = field(default_factory=lambda: CustomersSettings.model_validate({}))
 
 
 SECTIONS: dict[str, type[BaseSettings]] = {

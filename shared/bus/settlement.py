@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -71,27 +72,18 @@ class RetryPolicy(Protocol):
     def exhausted(self, attempt: int, *, reason: str | None = None, waiting: float | None = None) -> bool: ...
 
 
+@dataclass(eq=False)
 class Settlement:
     """Settles the messages of one subscription."""
 
-    def __init__(
-        self,
-        publisher: BusPublisher,
-        *,
-        topic: str,
-        subscription: str,
-        policy: RetryPolicy,
-        clock: Callable[[], datetime] = now_utc,
-        rng: random.Random | None = None,
-        max_wait: float = MAX_WAIT_SECONDS,
-    ) -> None:
-        self.publisher = publisher
-        self.max_wait = max_wait
-        self.topic = topic
-        self.subscription = subscription
-        self.policy = policy
-        self.clock = clock
-        self.rng = rng or random.Random()
+    publisher: BusPublisher
+    _: KW_ONLY
+    topic: str
+    subscription: str
+    policy: RetryPolicy
+    clock: Callable[[], datetime] = now_utc
+    rng: random.Random = field(default_factory=random.Random)
+    max_wait: float = MAX_WAIT_SECONDS
 
     def parse(self, message: Any, actions: MessageActions) -> Envelope | None:
         """Parse a message into an envelope; dead-letter it as MalformedMessage if it is not one."""
