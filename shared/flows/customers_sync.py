@@ -9,7 +9,7 @@ matching and writes.
 
 from __future__ import annotations
 
-from typing import Any, Self
+from typing import Any, NotRequired, Self, Unpack
 
 from shared.dataverse import odata
 from shared.mapping import (
@@ -26,13 +26,19 @@ from shared.mapping.decision import WriteDecision
 from shared.mapping.translation import Translation
 from shared.model.customer import Customer
 from shared.quality.duplicates import DuplicateIndex
-from shared.sync.engine import RecordSync, SyncRecord
+from shared.sync.engine import FlowPorts, RecordSync, SyncRecord
 from shared.sync.outcomes import BatchResults, RecordResult
-from shared.sync.ports import BrightpearlPort, DataversePort, Publish, StateStorePort
 from shared.systems import System
 
 CONTACT_GET = "/contact-service/contact/{ids}"
 SEARCH_COLUMNS = ["contactId", "primaryEmail", "firstName", "lastName"]
+
+
+class CustomerFlowArgs(FlowPorts):
+    """The keyword arguments of every customer flow: the ports, the mapping and its options."""
+
+    mapping: CustomerMapping
+    sync_custom_fields: NotRequired[bool]
 
 
 class CustomerSync(RecordSync[Customer]):
@@ -41,16 +47,9 @@ class CustomerSync(RecordSync[Customer]):
     link_entity = "customer"
 
     def __init__(
-        self,
-        *,
-        brightpearl: BrightpearlPort,
-        dataverse: DataversePort,
-        store: StateStorePort,
-        mapping: CustomerMapping,
-        publish: Publish,
-        sync_custom_fields: bool = False,
+        self, *, mapping: CustomerMapping, sync_custom_fields: bool = False, **ports: Unpack[FlowPorts]
     ) -> None:
-        super().__init__(brightpearl=brightpearl, dataverse=dataverse, store=store, publish=publish)
+        super().__init__(**ports)
         self.mapping = mapping if sync_custom_fields else mapping.model_copy(update={"custom_fields": []})
         self.sync_custom_fields = sync_custom_fields and bool(mapping.custom_fields)
         self.key = self.mapping.dataverse.contact_key

@@ -178,28 +178,12 @@ class LinkStore:
             "updated_at": now,
         }
 
-        def made(etag: str, created_at: datetime, takeover: bool, progress: dict[str, Any]) -> Claim:
-            return Claim(
-                entity=entity,
-                source_system=source_system,
-                source_id=source_id,
-                target_system=target_system,
-                token=token,
-                claimed_at=now,
-                created_at=created_at,
-                etag=etag,
-                owner=self.owner,
-                lease_until=lease_until,
-                takeover=takeover,
-                progress=progress,
-            )
-
         existing: TableEntity | None = None
         for _ in range(3):  # an insert, or a retry after a row vanished or an orphan was cleared
             try:
                 with translate_errors(self.table_name, "claim", pk, rk):
                     meta = self.table.create_entity(row)
-                return made(str(meta["etag"]), now, False, {})
+                return _claim_from_row(row, str(meta["etag"]), takeover=False)
             except StoreConflictError:
                 pass
             existing = get_row(self.table, pk, rk, "claim")
@@ -235,7 +219,7 @@ class LinkStore:
                         source_id,
                         existing.get("claim_owner") or "?",
                     )
-                return made(str(meta["etag"]), created_at, not released, progress)
+                return _claim_from_row(taken, str(meta["etag"]), takeover=not released)
             except StoreConflictError:
                 existing = get_row(self.table, pk, rk, "claim")
                 break
@@ -642,6 +626,24 @@ def _link_from_row(row: Mapping[str, Any], *, etag: str | None = None) -> Link:
         claim_owner=(str(row.get("claim_owner") or "") or None) if pending else None,
         lease_until=optional_utc(row.get("lease_until")) if pending else None,
         etag=etag or "",
+    )
+
+
+def _claim_from_row(row: Mapping[str, Any], etag: str, *, takeover: bool) -> Claim:
+    """The claim an origin row just written (inserted or taken over) stands for."""
+    return Claim(
+        entity=str(row["entity"]),
+        source_system=str(row["source_system"]),
+        source_id=str(row["source_id"]),
+        target_system=str(row["target_system"]),
+        token=str(row["claim_token"]),
+        claimed_at=row["claimed_at"],
+        created_at=row["created_at"],
+        etag=etag,
+        owner=str(row["claim_owner"]),
+        lease_until=row["lease_until"],
+        takeover=takeover,
+        progress=_progress_of(row),
     )
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, Protocol, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypedDict, TypeVar, Unpack
 
 from pydantic import BaseModel
 
@@ -100,6 +100,16 @@ class Batch:
         return out
 
 
+class FlowPorts(TypedDict):
+    """The adapters every flow is built with (keyword arguments of `RecordSync`; subclasses pass
+    them on as `**ports` and add their own settings)."""
+
+    brightpearl: BrightpearlPort
+    dataverse: DataversePort
+    store: StateStorePort
+    publish: Publish  # where split-off bad records are re-published (the source's topic)
+
+
 # How a record was matched -> the note its audit row carries (None: it was created).
 MATCH_NOTES: dict[str | None, str] = {
     None: "created",
@@ -118,18 +128,11 @@ class RecordSync(Generic[M]):
     batch_ids_shown: ClassVar[int] = 10  # ids named in a whole-batch failure
     echo_needs_linked_target: ClassVar[bool] = False  # the link must point at the matched target
 
-    def __init__(
-        self,
-        *,
-        brightpearl: BrightpearlPort,
-        dataverse: DataversePort,
-        store: StateStorePort,
-        publish: Publish,
-    ) -> None:
-        self.bp = brightpearl
-        self.dv = dataverse
-        self.store = store
-        self.publish = publish
+    def __init__(self, **ports: Unpack[FlowPorts]) -> None:
+        self.bp = ports["brightpearl"]
+        self.dv = ports["dataverse"]
+        self.store = ports["store"]
+        self.publish = ports["publish"]
 
     @property
     def name(self) -> str:

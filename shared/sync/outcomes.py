@@ -30,7 +30,7 @@ import hashlib
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, TypeVar
 
 from shared.events import ChangeNotice, Envelope
 from shared.outcomes import Completed, DeadLetter, Outcome, RetryLater
@@ -132,13 +132,41 @@ def split_notice(envelope: Envelope, record_id: str, replay_to: str, stamp: str 
     return Envelope(notice=notice, id=notice.key, replay_to=replay_to)
 
 
+class AuditFields(TypedDict):
+    """The AuditEntry fields every row of one batch shares."""
+
+    flow: str
+    entity: str
+    source_system: str
+    target_system: str
+    duration_ms: int
+
+
+@dataclass(frozen=True)
+class BatchScope:
+    """Whose batch it is: the names its outcome notes, split notices and audit rows carry."""
+
+    flow: str  # the flow's name: its subscription (split notices replay to it), ledger keys, audit
+    system_label: str  # one source record in outcome notes: "Brightpearl contact"
+    entity: str  # the audit entity (the links entity both directions share)
+    source_system: str
+    target_system: str
+
+    def audit_fields(self, duration_ms: int) -> AuditFields:
+        return {
+            "flow": self.flow,
+            "entity": self.entity,
+            "source_system": self.source_system,
+            "target_system": self.target_system,
+            "duration_ms": duration_ms,
+        }
+
+
 def outcomes_for(
     envelopes: Sequence[Envelope],
     ids_of: Callable[[Envelope], Iterable[str]],
     results: BatchResults,
-    *,
-    flow: str,
-    system_label: str,
+    scope: BatchScope,
     publish: Publish,
     ledger: LedgerPort | None = None,
 ) -> list[Outcome]:
@@ -149,6 +177,7 @@ def outcomes_for(
     letter (its redelivery, retry copies or resubmitted copy) dead-letters again if the
     record is still bad.
     """
+    flow, system_label = scope.flow, scope.system_label
     outcomes: list[Outcome] = []
     for envelope in envelopes:
         ids = list(dict.fromkeys(ids_of(envelope)))
@@ -214,17 +243,10 @@ def _forgetting(ledger: LedgerPort | None, key: str) -> Callable[[], None] | Non
 
 
 def audit_rows(
-    results: BatchResults,
-    *,
-    flow: str,
-    entity: str,
-    source_system: str,
-    target_system: str,
-    message_of: dict[str, Envelope],
-    started: float,
+    results: BatchResults, scope: BatchScope, message_of: dict[str, Envelope], started: float
 ) -> list[AuditEntry]:
     """Audit entries for every record result (transient failures are not audited: they retry)."""
-    duration = int((time.monotonic() - started) * 1000)
+    shared = scope.audit_fields(int((time.monotonic() - started) * 1000))
     rows = []
     for record_id, result in results.by_id.items():
         audit_result = AUDIT_RESULTS.get(result.kind)
@@ -233,16 +255,12 @@ def audit_rows(
         envelope = message_of.get(record_id)
         rows.append(
             AuditEntry(
-                flow=flow,
-                entity=entity,
-                source_system=source_system,
+                **shared,
                 source_id=record_id,
                 result=audit_result,
-                target_system=target_system,
                 target_id=result.target_id,
                 reason_code=result.reason,
                 description=result.description,
-                duration_ms=duration,
                 message_id=envelope.id if envelope else None,
                 attempt=envelope.attempt if envelope else 1,
             )
@@ -294,28 +312,10 @@ def finish_batch(
     A failed audit write is logged, not retried: the audit records what happened, it is no
     reason to redo it.
     """
-    outcomes = outcomes_for(
-        envelopes,
-        ids_of,
-        results,
-        flow=flow,
-        system_label=system_label,
-        publish=publish,
-        ledger=store.ledger,
-    )
+    scope = BatchScope(flow, system_label, entity, source_system, target_system)
+    outcomes = outcomes_for(envelopes, ids_of, results, scope, publish, store.ledger)
     try:
-        record_audit(
-            store.audit,
-            audit_rows(
-                results,
-                flow=flow,
-                entity=entity,
-                source_system=source_system,
-                target_system=target_system,
-                message_of=message_of,
-                started=started,
-            ),
-        )
+        record_audit(store.audit, audit_rows(results, scope, message_of, started))
     except Exception:
         log.exception("writing %d audit rows failed", len(results.by_id))
     return outcomes
