@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import enum
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from types import ModuleType
 from typing import Any
 
 import httpx
@@ -56,6 +57,33 @@ class Classification:
         return self.action.transient
 
 
+def _ladder_rules(
+    api: str, errors: ModuleType, *, names: str, throttled: str, rejected: str
+) -> tuple[Rule, ...]:
+    """The rules of one API's error ladder, the same for every API: `<api>Throttled`,
+    `<api>AuthError`, `<api>NotFound`, `<api>ValidationError`, `<api>Unavailable` and last the
+    root `<api>Error`, all in `errors` (shared/<api>/errors.py). `throttled` and `rejected` are
+    the fixes of a throttle and of rejected credentials; `names` is what a rejected write's
+    message names. Refinements of these classes need their own rules, before these."""
+
+    def rule(suffix: str, action: Action, reason: str, fix: str) -> Rule:
+        return Rule(getattr(errors, api + suffix), action, api + reason, fix)
+
+    return (
+        rule("Throttled", Action.RETRY_AFTER_THROTTLE, "Throttled", throttled),
+        rule("AuthError", Action.REFRESH_AUTH_THEN_RETRY, "AuthFailed", rejected),
+        rule("NotFound", Action.IGNORE, "RecordMissing",
+             f"The {api} record no longer exists; nothing to sync (audited)."),
+        rule("ValidationError", Action.DEAD_LETTER, "Rejected",
+             f"{api} rejected the write; its message names the {names}. Fix the source record "
+             "and resubmit."),
+        rule("Unavailable", Action.RETRY, "Unavailable",
+             f"{api} answered 5xx or timed out; retried automatically."),
+        rule("Error", Action.DEAD_LETTER, "ProtocolError",
+             f"{api} answered in an unexpected way. Inspect the description and report it."),
+    )
+
+
 # The table. More specific classes first: the first rule whose class matches wins.
 RULES: tuple[Rule, ...] = (
     # --- messages and infrastructure ------------------------------------------------------
@@ -72,34 +100,12 @@ RULES: tuple[Rule, ...] = (
     Rule(StoreError, Action.RETRY, "StateStoreUnavailable",
          "Table Storage could not be reached; retried automatically. Check the storage "
          "account and the app's Table Data Contributor role if it persists."),
-    # --- Brightpearl (shared/brightpearl/errors.py) ---------------------------------------
-    Rule(bp.BrightpearlThrottled, Action.RETRY_AFTER_THROTTLE, "BrightpearlThrottled",
-         "Brightpearl's per-minute request cap was reached; retried after its throttle period."),
-    Rule(bp.BrightpearlAuthError, Action.REFRESH_AUTH_THEN_RETRY, "BrightpearlAuthFailed",
-         "Brightpearl rejected the credentials. Check BRIGHTPEARL_* settings and the Key Vault "
-         "token secrets, then resubmit."),
+    # --- refinements of the APIs' error ladders (before the ladders) ---------------------
     Rule(bp.BrightpearlPreconditionFailed, Action.RETRY, "BrightpearlStaleVersion",
          "The Brightpearl record changed while we wrote it (412); retried with a fresh read."),
-    Rule(bp.BrightpearlNotFound, Action.IGNORE, "BrightpearlRecordMissing",
-         "The Brightpearl record no longer exists; nothing to sync (audited)."),
-    Rule(bp.BrightpearlValidationError, Action.DEAD_LETTER, "BrightpearlRejected",
-         "Brightpearl rejected the write; its message names the field. Fix the source record "
-         "and resubmit."),
-    Rule(bp.BrightpearlUnavailable, Action.RETRY, "BrightpearlUnavailable",
-         "Brightpearl answered 5xx or timed out; retried automatically."),
-    Rule(bp.BrightpearlError, Action.DEAD_LETTER, "BrightpearlProtocolError",
-         "Brightpearl answered in an unexpected way. Inspect the description and report it."),
-    # --- Dataverse (shared/dataverse/errors.py) -------------------------------------------
-    Rule(dv.DataverseThrottled, Action.RETRY_AFTER_THROTTLE, "DataverseThrottled",
-         "Dataverse service protection limits were hit; retried after Retry-After."),
-    Rule(dv.DataverseAuthError, Action.REFRESH_AUTH_THEN_RETRY, "DataverseAuthFailed",
-         "Dataverse rejected the token. Check DATAVERSE_* settings, the app registration "
-         "secret and the application user's security role, then resubmit."),
     Rule(dv.DataverseReferenceMissing, Action.RETRY, "DataverseReferenceMissing",
          "A record this write refers to (lookup) does not exist in Dataverse yet; retried "
          "automatically. If it persists, sync the referenced record first."),
-    Rule(dv.DataverseNotFound, Action.IGNORE, "DataverseRecordMissing",
-         "The Dataverse record no longer exists; nothing to sync (audited)."),
     Rule(dv.DataverseConcurrencyError, Action.RETRY, "DataverseConcurrencyConflict",
          "The Dataverse record changed between read and write (ETag mismatch); retried "
          "automatically with the current version."),
@@ -107,17 +113,23 @@ RULES: tuple[Rule, ...] = (
          "The Dataverse environment lacks a column or alternate key the mapping uses (the "
          "description names it); no record is at fault. Run `syncctl dataverse provision` "
          "(then `syncctl dataverse check`): waiting messages retry and sync by themselves."),
-    Rule(dv.DataverseValidationError, Action.DEAD_LETTER, "DataverseRejected",
-         "Dataverse rejected the write; its message names the column. Fix the source record "
-         "and resubmit."),
-    Rule(dv.DataverseUnavailable, Action.RETRY, "DataverseUnavailable",
-         "Dataverse answered 5xx or timed out; retried automatically."),
     Rule(dv.DataverseForeignLink, Action.DEAD_LETTER, "DataverseForeignLink",
          "A paging or delta link pointed outside DATAVERSE_URL's service root (another host); "
          "it was not followed, so the token was not sent there. Check DATAVERSE_URL; if it "
          "changed on purpose, delete the stale dataverse-delta-<table> cursor, then resubmit."),
-    Rule(dv.DataverseError, Action.DEAD_LETTER, "DataverseProtocolError",
-         "Dataverse answered in an unexpected way. Inspect the description and report it."),
+    # --- the APIs' error ladders (shared/brightpearl/errors.py, shared/dataverse/errors.py) -
+    *_ladder_rules(
+        "Brightpearl", bp, names="field",
+        throttled="Brightpearl's per-minute request cap was reached; retried after its throttle period.",
+        rejected="Brightpearl rejected the credentials. Check BRIGHTPEARL_* settings and the Key Vault "
+        "token secrets, then resubmit.",
+    ),
+    *_ladder_rules(
+        "Dataverse", dv, names="column",
+        throttled="Dataverse service protection limits were hit; retried after Retry-After.",
+        rejected="Dataverse rejected the token. Check DATAVERSE_* settings, the app registration "
+        "secret and the application user's security role, then resubmit.",
+    ),
     # --- transport, last -------------------------------------------------------------------
     Rule(httpx.TimeoutException, Action.RETRY, "NetworkTimeout",
          "A call timed out; retried automatically."),
@@ -172,6 +184,10 @@ def outcome_for_error(exc: BaseException, what: str) -> Outcome:
     return DeadLetter(reason=verdict.reason, description=f"{what}: {exc}. {verdict.fix}")
 
 
+def _setting(retry: Any, name: str) -> Any:
+    return getattr(retry, name) if hasattr(retry, name) else getattr(retry, f"{name}_seconds")
+
+
 @dataclass(frozen=True)
 class BackoffPolicy:
     """Exponential backoff with jitter, capped; a server-given delay is honoured.
@@ -192,15 +208,9 @@ class BackoffPolicy:
 
     @classmethod
     def from_settings(cls, retry: Any) -> BackoffPolicy:
-        """From RetrySettings (RETRY_* app settings)."""
-        return cls(
-            max_attempts=retry.max_attempts,
-            base_delay=retry.base_delay_seconds,
-            max_delay=retry.max_delay_seconds,
-            jitter_ratio=retry.jitter_ratio,
-            outage_max_delay=retry.outage_max_delay_seconds,
-            outage_give_up=retry.outage_give_up_seconds,
-        )
+        """From RetrySettings (RETRY_* app settings): each field from the setting of its name,
+        a duration from the one that adds `_seconds` (base_delay: RETRY_BASE_DELAY_SECONDS)."""
+        return cls(**{f.name: _setting(retry, f.name) for f in fields(cls)})
 
     def delay(
         self,
