@@ -9,26 +9,25 @@ extend); `error_from_response` picks the class from the HTTP status and the erro
 from __future__ import annotations
 
 import re
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 
+@dataclass(eq=False, repr=False)
 class DataverseError(Exception):
     """Root of every Dataverse client error (also: an unexpected protocol answer)."""
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int | None = None,
-        code: str | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.retry_after = retry_after
-        self.request_id: str | None = None
-        self.server_message: str = message  # the service's own text, without our context prefix
+    message: str
+    _: KW_ONLY
+    status: int | None = None
+    code: str | None = None
+    retry_after: float | None = None
+    request_id: str | None = field(default=None, init=False)
+    server_message: str = field(default="", init=False)  # the service's own text, without our context
+
+    def __post_init__(self) -> None:
+        super().__init__(self.message)
+        self.server_message = self.message
 
 
 class DataverseAuthError(DataverseError):
