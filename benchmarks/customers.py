@@ -149,21 +149,16 @@ class Rig:
             SandboxCredential(self.dv_server.token_url, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET),
         )
         self.http = httpx.Client(timeout=120)
-        mapping = load_customer_mapping()
-        self.to_dv = CustomersToDataverse(
-            brightpearl=self.bp,
-            dataverse=self.dv,
-            store=self.store,
-            mapping=mapping,
-            publish=lambda envs: None,
-        )
-        self.to_bp = CustomersToBrightpearl(
-            brightpearl=self.bp,
-            dataverse=self.dv,
-            store=self.store,
-            mapping=mapping,
-            publish=lambda envs: None,
-        )
+        # Both directions run on the same adapters; what they would publish goes nowhere.
+        ports: dict[str, Any] = {
+            "brightpearl": self.bp,
+            "dataverse": self.dv,
+            "store": self.store,
+            "mapping": load_customer_mapping(),
+            "publish": lambda envs: None,
+        }
+        self.to_dv = CustomersToDataverse(**ports)
+        self.to_bp = CustomersToBrightpearl(**ports)
 
     def close(self) -> None:
         self.bp.close()

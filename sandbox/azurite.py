@@ -19,16 +19,16 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
-from types import TracebackType
 
 import httpx
+
+from sandbox.serving import Service, free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 AZURITE_BIN = REPO_ROOT / "node_modules" / ".bin" / "azurite-table"
@@ -49,13 +49,6 @@ def connection_string(port: int, host: str = LOOPBACK) -> str:
         f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT_NAME};AccountKey={ACCOUNT_KEY};"
         f"TableEndpoint=http://{host}:{port}/{ACCOUNT_NAME};"
     )
-
-
-def free_port(host: str = LOOPBACK) -> int:
-    """A TCP port that nothing listens on right now (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def is_running(port: int = DEFAULT_PORT, host: str = LOOPBACK, timeout: float = 1.0) -> bool:
@@ -91,7 +84,7 @@ def ensure_installed(repo_root: Path = REPO_ROOT) -> Path:
     return binary
 
 
-class AzuriteTable:
+class AzuriteTable(Service):
     """One Azurite Table service process on loopback; a context manager.
 
     port: None picks a free port. location: a folder for durable data; None keeps everything
@@ -214,17 +207,6 @@ class AzuriteTable:
             self._tmp_log.cleanup()
             self._tmp_log = None
             self._log_path = None
-
-    def __enter__(self) -> AzuriteTable:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- facts -----------------------------------------------------------------------------
     @property

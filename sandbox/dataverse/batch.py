@@ -217,13 +217,7 @@ def _run(engine: Engine, outer: SimRequest, part: Part, content_ids: dict[str, s
         ref, _, tail = url.partition("/")
         target = content_ids.get(ref)
         if target is None:
-            return SimResponse.error(
-                ODataError(
-                    400,
-                    E.PAYLOAD_ERROR,
-                    f"Content-ID Reference: '{ref}' does not exist in the batch context.",
-                )
-            )
+            return SimResponse.error(E.unknown_content_id(ref))
         url = target + ("/" + tail if tail else "")
     split = urlsplit(url)
     path = split.path
@@ -231,9 +225,7 @@ def _run(engine: Engine, outer: SimRequest, part: Part, content_ids: dict[str, s
     if marker != -1:
         path = path[marker + len(API_PREFIX) :]
     elif path.startswith("/"):
-        return SimResponse.error(
-            ODataError(404, E.SEGMENT_NOT_FOUND, f"Resource not found for the segment '{path}'.")
-        )
+        return SimResponse.error(E.segment_not_found(path))
     from urllib.parse import unquote
 
     if path.strip("/") == "$batch":

@@ -139,7 +139,7 @@ class Engine(
         set_name, key_text, rest = split_resource_path(path)
         table = self.schema.by_set.get(set_name)
         if table is None:
-            raise ODataError(404, E.SEGMENT_NOT_FOUND, f"Resource not found for the segment '{set_name}'.")
+            raise E.segment_not_found(set_name)
         if key_text is None:
             if rest is None:
                 if method == "GET":
@@ -165,7 +165,7 @@ class Engine(
                 if action in BULK_MESSAGES:
                     return self._bulk(req, table, action)
                 return self._action(req, action, table, None)
-            raise ODataError(404, E.SEGMENT_NOT_FOUND, f"Resource not found for the segment '{rest}'.")
+            raise E.segment_not_found(rest)
         key = self._parse_key(table, key_text)
         if rest is None:
             if method == "GET":

@@ -35,3 +35,14 @@ class ODataError(Exception):
 
     def body(self) -> dict[str, dict[str, str]]:
         return {"error": {"code": self.code, "message": self.message}}
+
+
+def segment_not_found(segment: str, status: int = 404) -> ODataError:
+    """The Web API's answer to a path segment (entity set, property, action, cast) it does not know."""
+    return ODataError(status, SEGMENT_NOT_FOUND, f"Resource not found for the segment '{segment}'.")
+
+
+def unknown_content_id(ref: str) -> ODataError:
+    """A `$n` reference in a `$batch` to a Content-ID no earlier part of it declared."""
+    message = f"Content-ID Reference: '{ref}' does not exist in the batch context."
+    return ODataError(400, PAYLOAD_ERROR, message)

@@ -289,7 +289,7 @@ class MetadataService:
     def handle(self, req: SimRequest, path: str) -> SimResponse:
         m = _PATH.fullmatch(path)
         if not m:
-            raise ODataError(404, E.SEGMENT_NOT_FOUND, f"Resource not found for the segment '{path}'.")
+            raise E.segment_not_found(path)
         method = req.method.upper()
         options = _parse_options(parse_qsl(req.query, keep_blank_values=True))
         if m["entity"] is None:
@@ -306,9 +306,7 @@ class MetadataService:
             )
         if m["nav"] is None:
             if m["cast"]:
-                raise ODataError(
-                    404, E.SEGMENT_NOT_FOUND, f"Resource not found for the segment '{NS}{m['cast']}'."
-                )
+                raise E.segment_not_found(f"{NS}{m['cast']}")
             if method == "GET":
                 [row] = _shape(
                     [self.entity(table, options.get("$expand", ""))], options, None, "EntityMetadata"
@@ -340,7 +338,7 @@ class MetadataService:
             raise self.engine._no_resource(req)
         cast = m["cast"]
         if cast is not None and cast not in TYPE_SPECIFIC:
-            raise ODataError(404, E.SEGMENT_NOT_FOUND, f"Resource not found for the segment '{NS}{cast}'.")
+            raise E.segment_not_found(f"{NS}{cast}")
         if m["item"] is None:
             if method == "POST" and cast is None:
                 return self.create_attribute(req, table)
@@ -360,9 +358,7 @@ class MetadataService:
             )
         if method == "GET":
             if cast is not None and TYPE_INFO[column.type][0] != cast:
-                raise ODataError(
-                    404, E.SEGMENT_NOT_FOUND, f"Resource not found for the segment '{NS}{cast}'."
-                )
+                raise E.segment_not_found(f"{NS}{cast}")
             cast = cast or TYPE_INFO[column.type][0]  # a single column comes as its own type
             [row] = _shape([self.attribute(table, column, options.get("$expand", ""), cast)], options,
                            attribute_properties(cast), cast)  # fmt: skip

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sandbox.dataverse.errors import ODataError
+from sandbox.dataverse.errors import ODataError, segment_not_found
 
 GUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 DATETIME_RE = re.compile(r"\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?")
@@ -447,7 +447,7 @@ def _call(node: Call, row: dict[str, Any], resolve: Resolver) -> Any:
         if short in ("Like", "NotLike"):
             hit = actual is not None and like_to_regex(str(single)).match(str(actual)) is not None
             return hit if short == "Like" else not hit
-        raise ODataError(400, "0x8006088a", f"Resource not found for the segment '{name}'.")
+        raise segment_not_found(name, status=400)
     raise ODataError(400, "0x80060888", f"Unknown function '{name}'.")
 
 

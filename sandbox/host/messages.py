@@ -14,14 +14,16 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any, Protocol
+from datetime import datetime
+from typing import Any
 
 import azure.functions.servicebus as func_servicebus
 from azurefunctions.extensions.base import Datum
 from azurefunctions.extensions.bindings.servicebus import ServiceBusConverter
 from uamqp import Message as AmqpMessage
 from uamqp.message import MessageHeader, MessageProperties
+
+from shared.bus.local import LockedMessage
 
 LOCK_TOKEN_MARKER = b"x-opt-lock-token"
 MODEL_BINDING_SOURCE = "AzureServiceBusReceivedMessage"
@@ -32,26 +34,8 @@ MODEL_BINDING_CONTENT_TYPE = "application/octet-stream"
 # `message.delivery_count` equals the local bus's delivery count.
 
 
-class BusMessage(Protocol):
-    """What the local host reads from the local bus's LockedMessage."""
-
-    body: bytes
-    message_id: str
-    application_properties: Any
-    subject: str | None
-    content_type: str | None
-    correlation_id: str | None
-    sequence_number: int
-    enqueued_time_utc: datetime
-    scheduled_enqueue_time_utc: datetime | None
-    expires_at_utc: datetime | None
-    time_to_live: timedelta | None
-    delivery_count: int
-    lock_token: str
-    locked_until: datetime
-    dead_letter_reason: str | None
-    dead_letter_error_description: str | None
-    dead_letter_source: str | None
+# What the local host delivers: a message it received (peek-locked) from the local bus.
+BusMessage = LockedMessage
 
 
 @dataclass(frozen=True)
@@ -75,6 +59,8 @@ def _epoch_ms(value: datetime) -> int:
 
 def encode_binding_content(message: BusMessage) -> bytes:
     """The model_binding_data content the host would send for this message."""
+    if message.locked_until is None:
+        raise ValueError(f"message {message.message_id} was peeked, not received: it holds no lock")
     properties = MessageProperties(
         message_id=message.message_id,
         subject=message.subject,

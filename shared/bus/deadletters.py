@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypedDict, Unpack
 
 from shared.bus.port import BusError, OutgoingMessage, PropertyValue, message_body
 from shared.events import PROP_ENTITY, PROP_REPLAY_TO, Envelope, EnvelopeError
@@ -95,6 +95,14 @@ class Selection:
         if self.reason is not None and (item.reason or "") != self.reason:
             return False
         return not (self.message_ids and item.message_id not in self.message_ids)
+
+
+class SettleOptions(TypedDict, total=False):
+    """Options of resubmit and purge: `dry_run` only lists what would be done (it peeks);
+    `max_messages` bounds the scan of the dead-letter queue (default 1000)."""
+
+    dry_run: bool
+    max_messages: int
 
 
 Action = Literal["resubmitted", "purged", "would resubmit", "would purge", "copy sent, original kept"]
@@ -199,44 +207,37 @@ class DeadLetterOps:
                     continue  # its lock ran out: it is back in the DLQ either way
 
     def resubmit(
-        self,
-        topic: str,
-        subscription: str,
-        selection: Selection,
-        *,
-        dry_run: bool = False,
-        max_messages: int = 1000,
+        self, topic: str, subscription: str, selection: Selection, **options: Unpack[SettleOptions]
     ) -> builtins.list[Outcome]:
-        would: Action | None = "would resubmit" if dry_run else None
-        return self._settle_matches(topic, subscription, selection, max_messages, would, _resubmit_one)
+        """Send each selected dead letter back to its subscription only, then remove it."""
+        return self._settle_matches(
+            topic, subscription, selection, _resubmit_one, "would resubmit", **options
+        )
 
     def purge(
-        self,
-        topic: str,
-        subscription: str,
-        selection: Selection,
-        *,
-        dry_run: bool = False,
-        max_messages: int = 1000,
+        self, topic: str, subscription: str, selection: Selection, **options: Unpack[SettleOptions]
     ) -> builtins.list[Outcome]:
-        would: Action | None = "would purge" if dry_run else None
-        return self._settle_matches(topic, subscription, selection, max_messages, would, _purge_one)
+        """Remove each selected dead letter for good."""
+        return self._settle_matches(topic, subscription, selection, _purge_one, "would purge", **options)
 
     def _settle_matches(
         self,
         topic: str,
         subscription: str,
         selection: Selection,
-        limit: int,
-        dry_run: Action | None,
         settle: Callable[[DeadLetterSession, DeadLetter, Any], Outcome],
+        would: Action,
+        *,
+        dry_run: bool = False,
+        max_messages: int = 1000,
     ) -> builtins.list[Outcome]:
-        """`settle` each matching dead letter (locked); in a dry run only list them as `dry_run`."""
-        if dry_run is not None:
-            items = self.list(topic, subscription, selection, max_messages=limit)
-            return [Outcome(item, dry_run) for item in items]
+        """`settle` each matching dead letter (locked); in a dry run only list them as `would`."""
+        if dry_run:
+            items = self.list(topic, subscription, selection, max_messages=max_messages)
+            return [Outcome(item, would) for item in items]
         with self._session(topic, subscription) as session:
-            return [settle(session, item, handle) for item, handle in self._scan(session, selection, limit)]
+            matches = self._scan(session, selection, max_messages)
+            return [settle(session, item, handle) for item, handle in matches]
 
     def close(self) -> None:
         return None

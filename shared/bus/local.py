@@ -45,8 +45,9 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partialmethod
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from shared.bus.port import BusError, MessageTooLargeError, OutgoingMessage, PropertyValue
 from shared.bus.sqlfilter import FilterEvaluationError, FilterSyntaxError, SqlFilter, compile_filter
@@ -64,6 +65,8 @@ Clock = Callable[[], datetime]
 _QUEUE_ACTIVE = "active"
 _QUEUE_DEFERRED = "deferred"
 _QUEUE_DLQ = "dlq"
+SubQueue = Literal["deadletter"]
+DEAD_LETTER_SUB_QUEUE: SubQueue = "deadletter"  # azure.servicebus.ServiceBusSubQueue.DEAD_LETTER
 
 _PRUNE_EVERY_SECONDS = 30.0
 
@@ -500,20 +503,15 @@ class LocalBus:
         max_messages: int = 1,
         *,
         lock_duration: timedelta | None = None,
+        sub_queue: SubQueue | None = None,
     ) -> list[LockedMessage]:
-        """Peek-lock up to `max_messages` visible messages, oldest sequence number first."""
-        return self._receive(topic, subscription, _QUEUE_ACTIVE, max_messages, lock_duration)
+        """Peek-lock up to `max_messages` visible messages, oldest sequence number first; with
+        `sub_queue="deadletter"` (the SDK receiver's ServiceBusSubQueue.DEAD_LETTER) those of
+        the subscription's dead-letter queue, settled with complete/abandon."""
+        queue = _QUEUE_DLQ if sub_queue == DEAD_LETTER_SUB_QUEUE else _QUEUE_ACTIVE
+        return self._receive(topic, subscription, queue, max_messages, lock_duration)
 
-    def receive_dead_letters(
-        self,
-        topic: str,
-        subscription: str,
-        max_messages: int = 1,
-        *,
-        lock_duration: timedelta | None = None,
-    ) -> list[LockedMessage]:
-        """Peek-lock messages of the subscription's dead-letter queue (settle with complete/abandon)."""
-        return self._receive(topic, subscription, _QUEUE_DLQ, max_messages, lock_duration)
+    receive_dead_letters = partialmethod(receive, sub_queue=DEAD_LETTER_SUB_QUEUE)
 
     def _receive(
         self,

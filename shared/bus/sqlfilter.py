@@ -195,20 +195,14 @@ def _arith(op: str, left: Value, right: Value) -> Value:
     return left % right
 
 
-def _and(a: bool | None, b: bool | None) -> bool | None:
-    if a is False or b is False:
-        return False
+def _combine(a: bool | None, b: bool | None, decisive: bool) -> bool | None:
+    """SQL's three-valued AND (`decisive` FALSE) and OR (`decisive` TRUE): a side with the
+    decisive value decides; otherwise an unknown (NULL) side leaves the result unknown."""
+    if a is decisive or b is decisive:
+        return decisive
     if a is None or b is None:
         return None
-    return True
-
-
-def _or(a: bool | None, b: bool | None) -> bool | None:
-    if a is True or b is True:
-        return True
-    if a is None or b is None:
-        return None
-    return False
+    return not decisive
 
 
 def _not(a: bool | None) -> bool | None:
@@ -297,18 +291,12 @@ class _Parser:
             raise self._error("expected a value, found a condition", node.pos)
 
     def _or(self) -> _Node:
-        return self._logical("OR", self._and, True, _or)
+        return self._logical("OR", self._and, True)
 
     def _and(self) -> _Node:
-        return self._logical("AND", self._not, False, _and)
+        return self._logical("AND", self._not, False)
 
-    def _logical(
-        self,
-        keyword: str,
-        operand: Callable[[], _Node],
-        decisive: bool,
-        combine: Callable[[bool | None, bool | None], bool | None],
-    ) -> _Node:
+    def _logical(self, keyword: str, operand: Callable[[], _Node], decisive: bool) -> _Node:
         """A left-associative chain `a OR b OR ...` (or AND): the right side is not evaluated
         once the left alone decides (`decisive`: TRUE for OR, FALSE for AND)."""
         left = operand()
@@ -325,7 +313,7 @@ class _Parser:
                 a: bool | None = lf(u, s)
                 if a is decisive:
                     return decisive
-                return combine(a, rf(u, s))
+                return _combine(a, rf(u, s), decisive)
 
             left = _Node(evaluate, True, pos=pos)
         return left

@@ -66,13 +66,22 @@ class Rule(_Model):
     sql_filter: str = Field(alias="sqlFilter", min_length=1, max_length=1024)
 
 
-class Subscription(_Model):
+class _Expiring(_Model):
+    """A Service Bus entity with a default message time-to-live: a topic or a subscription."""
+
+    default_message_time_to_live: IsoDuration = Field(alias="defaultMessageTimeToLive")
+
+    @property
+    def ttl(self) -> timedelta:
+        return parse_iso_duration(self.default_message_time_to_live)
+
+
+class Subscription(_Expiring):
     name: str = Field(pattern=_ENTITY_NAME.pattern)
     max_delivery_count: int = Field(alias="maxDeliveryCount", ge=1, le=2000)
     lock_duration: Annotated[IsoDuration, _within("lockDuration", "PT5S", "PT5M", "Service Bus limit")] = (
         Field(alias="lockDuration")
     )
-    default_message_time_to_live: IsoDuration = Field(alias="defaultMessageTimeToLive")
     dead_lettering_on_message_expiration: bool = Field(alias="deadLetteringOnMessageExpiration")
     dead_lettering_on_filter_evaluation_exceptions: bool = Field(
         alias="deadLetteringOnFilterEvaluationExceptions"
@@ -83,28 +92,19 @@ class Subscription(_Model):
     def lock(self) -> timedelta:
         return parse_iso_duration(self.lock_duration)
 
-    @property
-    def ttl(self) -> timedelta:
-        return parse_iso_duration(self.default_message_time_to_live)
 
-
-class Topic(_Model):
+class Topic(_Expiring):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,259}$")
     setting: str = Field(description="App setting that carries the topic name")
     requires_duplicate_detection: bool = Field(alias="requiresDuplicateDetection")
     duplicate_detection_history_time_window: Annotated[
         IsoDuration, _within("duplicateDetectionHistoryTimeWindow", "PT20S", "P7D")
     ] = Field(alias="duplicateDetectionHistoryTimeWindow")
-    default_message_time_to_live: IsoDuration = Field(alias="defaultMessageTimeToLive")
     subscriptions: list[Subscription]
 
     @property
     def duplicate_window(self) -> timedelta:
         return parse_iso_duration(self.duplicate_detection_history_time_window)
-
-    @property
-    def ttl(self) -> timedelta:
-        return parse_iso_duration(self.default_message_time_to_live)
 
     def subscription(self, name: str) -> Subscription:
         for sub in self.subscriptions:

@@ -6,7 +6,6 @@ from typing import Any
 
 from sandbox.dataverse import errors as E
 from sandbox.dataverse.api.base import ActionCall, EngineBase
-from sandbox.dataverse.errors import ODataError
 from sandbox.dataverse.protocol import SimRequest, SimResponse
 from sandbox.dataverse.schema import Table
 
@@ -17,5 +16,5 @@ class Actions(EngineBase):
     ) -> SimResponse:
         response = self._table_action(ActionCall(req, action, table, key, self._decode_body(req)))
         if response is None:
-            raise ODataError(404, E.SEGMENT_NOT_FOUND, f"Resource not found for the segment '{action}'.")
+            raise E.segment_not_found(action)
         return response

@@ -7,7 +7,6 @@ from typing import Any
 from sandbox.dataverse import errors as E
 from sandbox.dataverse.api.base import EngineBase
 from sandbox.dataverse.api.keys import duplicate_key
-from sandbox.dataverse.errors import ODataError
 from sandbox.dataverse.protocol import (
     API_PREFIX,
     SimRequest,
@@ -88,7 +87,7 @@ class Crud(EngineBase):
             )
         column = table.columns.get(name)
         if column is None or len(parts) > 1:
-            raise ODataError(404, E.SEGMENT_NOT_FOUND, f"Resource not found for the segment '{name}'.")
+            raise E.segment_not_found(name)
         if method == "GET":
             value = record.get(name)
             return SimResponse.json(

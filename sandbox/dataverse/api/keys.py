@@ -116,11 +116,7 @@ class Keys(EngineBase):
         if ref.startswith("$"):
             target = req.content_ids.get(ref)
             if target is None:
-                raise ODataError(
-                    400,
-                    E.PAYLOAD_ERROR,
-                    f"Content-ID Reference: '{ref}' does not exist in the batch context.",
-                )
+                raise E.unknown_content_id(ref)
             ref = target
         if "://" in ref:
             marker = ref.find(API_PREFIX)
@@ -169,6 +165,6 @@ def split_resource_path(path: str) -> tuple[str, str | None, str | None]:
     rest = None
     if i < len(path):
         if path[i] != "/":
-            raise ODataError(404, E.SEGMENT_NOT_FOUND, f"Resource not found for the segment '{path}'.")
+            raise E.segment_not_found(path)
         rest = path[i + 1 :] or None
     return name, key, rest
