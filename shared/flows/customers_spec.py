@@ -16,33 +16,29 @@ DATAVERSE_CURSORS = {
     "accounts": "customers-dataverse-delta-accounts",
 }
 
-TO_DATAVERSE = FlowSpec(
-    name="customers-to-dataverse",
-    function_name="customers_to_dataverse",
-    source="brightpearl",
-    target="dataverse",
-    source_entities=("contact",),
-    flow="shared.flows.customers_to_dataverse:CustomersToDataverse",
-    source_label="Brightpearl contact",
-    target_label="Dataverse contact",
-    stamp_field="updatedOn",
-)
-TO_BRIGHTPEARL = FlowSpec(
-    name="customers-to-brightpearl",
-    function_name="customers_to_brightpearl",
-    source="dataverse",
-    target="brightpearl",
-    source_entities=("contact", "account"),  # an account notice stands for its contacts
-    flow="shared.flows.customers_to_brightpearl:CustomersToBrightpearl",
-    source_label="Dataverse contact",
-    target_label="Brightpearl contact",
-    stamp_field="modifiedon",
-)
-
 CUSTOMERS = EntitySpec(
     name="customers",
     link_entity="customer",
-    flows=(TO_DATAVERSE, TO_BRIGHTPEARL),
+    flows=(
+        FlowSpec(
+            name="customers-to-dataverse",
+            source="brightpearl",
+            target="dataverse",
+            source_entities=("contact",),
+            flow="shared.flows.customers_to_dataverse:CustomersToDataverse",
+            record="contact",
+            stamp_field="updatedOn",
+        ),
+        FlowSpec(
+            name="customers-to-brightpearl",
+            source="dataverse",
+            target="brightpearl",
+            source_entities=("contact", "account"),  # an account notice stands for its contacts
+            flow="shared.flows.customers_to_brightpearl:CustomersToBrightpearl",
+            record="contact",
+            stamp_field="modifiedon",
+        ),
+    ),
     pollers=(
         PollerSpec(
             function_name="poll_brightpearl_contacts",
@@ -70,3 +66,4 @@ CUSTOMERS = EntitySpec(
     mapping_loader="shared.mapping:load_customer_mapping",
     mapping_setting="CUSTOMER_MAPPING_PATH",
 )
+TO_DATAVERSE, TO_BRIGHTPEARL = CUSTOMERS.flows

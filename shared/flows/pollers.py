@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from shared.brightpearl.ratebudget import RateBudget, poll_may_run
-from shared.dataverse.change_tracking import ChangeTrackingReader, CursorStore
+from shared.dataverse.change_tracking import ChangeTrackingReader
 from shared.events import ChangeNotice, Envelope, System
 from shared.flows.customers_spec import BRIGHTPEARL_CURSOR, CUSTOMERS, DATAVERSE_CURSORS
 from shared.mapping.brightpearl import parse_bp_time
@@ -85,18 +85,46 @@ def notices_for(
 
 
 @dataclass(kw_only=True)
-class BrightpearlContactPoller:
-    """contact-search by updatedOn from the watermark (module docstring)."""
+class Poller:
+    """What every poller holds besides its client: its cursors, where it publishes notices and
+    as which `source`, its clock, and how many ids go into one notice."""
 
-    spec: ClassVar[PollerSpec] = CUSTOMERS.pollers[0]
-    client: BrightpearlPort
+    spec: ClassVar[PollerSpec]
     cursors: CursorsPort
     publish: Publish
     clock: Callable[[], datetime]
     source: str
+    per_notice: int = 100
+
+    def notices(
+        self,
+        system: System,
+        entity: str,
+        stamped_ids: Sequence[tuple[str, str]],
+        observed_at: datetime,
+        operation: str = "changed",
+    ) -> list[Envelope]:
+        """This poller's notices of `stamped_ids` (origin "poller")."""
+        return notices_for(
+            system,
+            entity,
+            stamped_ids,
+            source=self.source,
+            origin="poller",
+            observed_at=observed_at,
+            per_notice=self.per_notice,
+            operation=operation,
+        )
+
+
+@dataclass(kw_only=True)
+class BrightpearlContactPoller(Poller):
+    """contact-search by updatedOn from the watermark (module docstring)."""
+
+    spec: ClassVar[PollerSpec] = CUSTOMERS.pollers[0]
+    client: BrightpearlPort
     overlap: timedelta
     initial_lookback: timedelta
-    per_notice: int = 100
     budget: RateBudget | None = None  # the client's shared budget: a short one skips the round
 
     @classmethod
@@ -134,15 +162,8 @@ class BrightpearlContactPoller:
                 newest = updated
         report = PollReport(records=len(stamped))
         if stamped:
-            envelopes = notices_for(
-                "brightpearl",
-                "contact",
-                sorted(stamped.items(), key=lambda p: int(p[0])),
-                source=self.source,
-                origin="poller",
-                observed_at=self.clock(),
-                per_notice=self.per_notice,
-            )
+            stamped_ids = sorted(stamped.items(), key=lambda p: int(p[0]))
+            envelopes = self.notices("brightpearl", "contact", stamped_ids, self.clock())
             self.publish(envelopes)
             report.published = len(envelopes)
         if newest is not None and newest != watermark:
@@ -154,16 +175,11 @@ class BrightpearlContactPoller:
 
 
 @dataclass(kw_only=True)
-class DataverseChangePoller:
+class DataverseChangePoller(Poller):
     """Change tracking on contacts and accounts (module docstring)."""
 
     spec: ClassVar[PollerSpec] = CUSTOMERS.pollers[1]
     client: DataverseClient
-    cursors: CursorStore
-    publish: Publish
-    clock: Callable[[], datetime]
-    source: str
-    per_notice: int = 100
     entity_sets: Sequence[str] = ("accounts", "contacts")
 
     @classmethod
@@ -200,25 +216,9 @@ class DataverseChangePoller:
                 entity = DATAVERSE_ENTITIES[entity_set]
                 now = self.clock()
                 upserts = [(str(r.id), str(r.get("modifiedon") or "")) for r in changes.upserts if r.id]
-                envelopes = notices_for(
-                    "dataverse",
-                    entity,
-                    upserts,
-                    source=self.source,
-                    origin="poller",
-                    observed_at=now,
-                    per_notice=self.per_notice,
-                )
-                envelopes += notices_for(
-                    "dataverse",
-                    entity,
-                    [(i, "deleted") for i in changes.deleted_ids],
-                    source=self.source,
-                    origin="poller",
-                    observed_at=now,
-                    per_notice=self.per_notice,
-                    operation="deleted",
-                )
+                deleted = [(i, "deleted") for i in changes.deleted_ids]
+                envelopes = self.notices("dataverse", entity, upserts, now)
+                envelopes += self.notices("dataverse", entity, deleted, now, operation="deleted")
                 if envelopes:
                     self.publish(envelopes)
                 report.published, report.records, report.deleted = (

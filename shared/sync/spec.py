@@ -27,19 +27,34 @@ SYSTEM_TITLES: dict[System, str] = {"brightpearl": "Brightpearl", "dataverse": "
 class FlowSpec:
     """One direction of an entity: notices of `source_entities` from `source` -> writes in `target`.
 
-    `name` is the flow's name and its Service Bus subscription; `function_name` the Azure
-    Functions name of its topic trigger; `flow` the "module:Class" of its RecordSync subclass.
+    `name` is the flow's name and its Service Bus subscription; `flow` the "module:Class" of
+    its RecordSync subclass; `record` what one record is called on both sides ("contact").
     """
 
     name: str
-    function_name: str
     source: System
     target: System
     source_entities: tuple[str, ...]
     flow: str
-    source_label: str  # one source record in messages: "Brightpearl contact"
-    target_label: str  # one target record in messages: "Dataverse contact"
+    record: str
     stamp_field: str  # the source record's modification stamp (dead-letter key per version)
+
+    @property
+    def function_name(self) -> str:
+        """The Azure Functions name of its topic trigger: the name with underscores for hyphens."""
+        return self.name.replace("-", "_")
+
+    def label(self, system: System) -> str:
+        """One record of `system` in messages: "Brightpearl contact", "Dataverse contact"."""
+        return f"{SYSTEM_TITLES[system]} {self.record}"
+
+    @property
+    def source_label(self) -> str:
+        return self.label(self.source)
+
+    @property
+    def target_label(self) -> str:
+        return self.label(self.target)
 
     @property
     def topic_setting(self) -> str:
