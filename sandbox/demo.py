@@ -269,31 +269,29 @@ def register_webhooks(values: dict[str, str], ends: Endpoints, echo: Echo) -> No
     from shared.settings import load_settings
 
     settings = load_settings(values)
+
+    def ingress(system: str, secret: str | None) -> dict[str, Any]:
+        """Where and how a system's notifications reach the local host's ingress."""
+        return {
+            "ingress_url": f"{ends.host}/webhooks/{system}",
+            "function_key": ends.function_key,
+            "secret": secret or "",
+            "dry_run": False,
+        }
+
+    bp_ingress = ingress("brightpearl", settings.webhooks.brightpearl_secret)
+    dv_ingress = ingress("dataverse", settings.webhooks.dataverse_secret)
     _register(
         echo,
         _bp_client(values),
-        lambda client: sync_brightpearl_webhooks(
-            client,
-            ingress_url=f"{ends.host}/webhooks/brightpearl",
-            function_key=ends.function_key,
-            secret=settings.webhooks.brightpearl_secret or "",
-            events=list(DEFAULT_EVENTS),
-            dry_run=False,
-        ),
+        lambda client: sync_brightpearl_webhooks(client, events=list(DEFAULT_EVENTS), **bp_ingress),
         done="brightpearl webhooks",
         failed="brightpearl webhooks not registered ({exc}); the poller covers Brightpearl",
     )
     _register(
         echo,
         DataverseClient.from_settings(settings.dataverse),
-        lambda client: sync_dataverse_webhooks(
-            client,
-            ingress_url=f"{ends.host}/webhooks/dataverse",
-            function_key=ends.function_key,
-            secret=settings.webhooks.dataverse_secret or "",
-            steps=entity_steps(values),
-            dry_run=False,
-        ),
+        lambda client: sync_dataverse_webhooks(client, steps=entity_steps(values), **dv_ingress),
         done="dataverse service endpoint and steps",
         failed="dataverse webhooks not registered ({exc}); the poller covers Dynamics",
     )
