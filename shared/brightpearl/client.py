@@ -18,9 +18,10 @@ Making creates safe (POST is never re-sent after it may have reached Brightpearl
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import KW_ONLY, dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import date, datetime
 from typing import Any, TypeVar
 
@@ -77,6 +78,7 @@ from shared.brightpearl.search import (
 )
 from shared.brightpearl.settings import BrightpearlSettings
 from shared.brightpearl.transport import BrightpearlResponse, BrightpearlTransport
+from shared.sync.lost_creates import IdHighWater
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -104,6 +106,18 @@ class MultiMessageResult:
 
 
 MULTI_MESSAGE_MAX = 10  # messages per multi-message request (reference §3.1)
+POSTAL_ADDRESS_POST = "/contact-service/postal-address/"
+POSTAL_ADDRESS_GET = "/contact-service/postal-address/{ids}"  # the id set is mandatory (§5.5)
+# The postal-address fields the integration sends; what a GET answers beyond them (addressId,
+# contactId, countryIsoCode2, countryId) is Brightpearl's own.
+POSTAL_ADDRESS_FIELDS = (
+    "addressLine1",
+    "addressLine2",
+    "addressLine3",
+    "addressLine4",
+    "postalCode",
+    "countryIsoCode",
+)
 # includeOptional value that adds the postal address list to contact GET (§1.8: UNCONFIRMED).
 CONTACT_ADDRESSES_OPTIONAL = "postalAddresses"
 
@@ -117,6 +131,9 @@ class BrightpearlClient:
     chunk_size: int = 200
     max_idset_chars: int = 1500
     page_size: int = 500
+    # the highest id each create answered, by resource: a lower bound of the ids Brightpearl
+    # allocates next (they ascend and are never reused, reference §1.3); see shared/sync/lost_creates
+    created_ids: IdHighWater = field(default_factory=IdHighWater)
 
     # --- construction ------------------------------------------------------------------
     @classmethod
@@ -207,6 +224,10 @@ class BrightpearlClient:
     # --- generic helpers -----------------------------------------------------------------
     def request(self, method: str, path: str, **kwargs: Any) -> BrightpearlResponse:
         return self.transport.request(method, path, **kwargs)
+
+    def highest_created_id(self, uri: str) -> int | None:
+        """The highest id a create POSTed to `uri` answered in this process (None before any)."""
+        return self.created_ids.highest(uri.strip("/"))
 
     def id_set_chunks(self, ids: Iterable[int], limit: int | None = None) -> Iterator[str]:
         """Id-set texts of at most `limit` ids and `max_idset_chars` characters each."""
@@ -389,12 +410,12 @@ class BrightpearlClient:
         body = _body(
             address if isinstance(address, BaseModel) else PostalAddressCreate.model_validate(address)
         )
-        return self._new_id(
-            self.request("POST", "/contact-service/postal-address/", json=body), "postal-address"
-        )
+        new = self._new_id(self.request("POST", POSTAL_ADDRESS_POST, json=body), "postal-address")
+        self.created_ids.observe(POSTAL_ADDRESS_POST.strip("/"), [new])
+        return new
 
     def get_postal_addresses(self, ids: Iterable[int]) -> list[PostalAddress]:
-        return self._parse(PostalAddress, self.get_by_ids("/contact-service/postal-address/{ids}", ids))
+        return self._parse(PostalAddress, self.get_by_ids(POSTAL_ADDRESS_GET, ids))
 
     def update_postal_address(self, address_id: int, address: PostalAddressCreate | dict[str, Any]) -> None:
         body = _body(
@@ -798,6 +819,7 @@ class BrightpearlClient:
                 out.extend(exc for _ in group)
                 continue
             out.extend(_created(result.processed.get(str(i)), uri, i) for i in range(len(group)))
+        self.created_ids.observe(uri.strip("/"), out)
         return out
 
     # --- webhooks --------------------------------------------------------------------------
@@ -830,6 +852,18 @@ def _created(item: MessageOutcome | None, uri: str, index: int) -> int | Brightp
         return new_id(item.body.get("response"), where)
     except BrightpearlError as exc:
         return exc
+
+
+def postal_address_fingerprint(address: Mapping[str, Any]) -> str:
+    """A postal address's content as the integration sent it, comparable with what a GET
+    answers: the fields of POSTAL_ADDRESS_FIELDS with text, stripped (the country code upper
+    case); Brightpearl's extras and lines it left out do not count."""
+    content = {}
+    for key in POSTAL_ADDRESS_FIELDS:
+        value = str(address.get(key) or "").strip()
+        if value:
+            content[key] = value.upper() if key == "countryIsoCode" else value
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:24]
 
 
 def new_id(value: Any, what: str) -> int:

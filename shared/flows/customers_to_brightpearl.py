@@ -23,16 +23,20 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Unpack
 
 from shared.brightpearl import errors as bp_errors
-from shared.brightpearl.client import MULTI_MESSAGE_MAX
+from shared.brightpearl.client import (
+    MULTI_MESSAGE_MAX,
+    POSTAL_ADDRESS_GET,
+    POSTAL_ADDRESS_POST,
+    postal_address_fingerprint,
+)
 from shared.dataverse import odata
 from shared.events import Envelope
 from shared.flows.customers_spec import TO_BRIGHTPEARL
-from shared.flows.customers_sync import CONTACT_GET, SEARCH_COLUMNS, CustomerSync
+from shared.flows.customers_sync import CONTACT_GET, SEARCH_COLUMNS, CustomerFlowArgs, CustomerSync
 from shared.mapping import (
-    CustomerMapping,
     MappingInputError,
     brightpearl_custom_field_ops,
     brightpearl_patch_ops,
@@ -44,16 +48,32 @@ from shared.mapping.dataverse import PARENT_ACCOUNT_BIND
 from shared.mapping.decision import WriteDecision
 from shared.model.customer import Customer
 from shared.quality.duplicates import DuplicateIndex, customer_emails, fold_name, full_name
+from shared.store.cursors import Cursor
 from shared.store.errors import ClaimTaken, StoreConflictError
 from shared.store.links import Claim
 from shared.sync.engine import Batch, SyncRecord
+from shared.sync.lost_creates import (
+    SCAN_WINDOW,
+    FoundRecord,
+    PendingCreates,
+    PendingItem,
+    find_lost,
+    remember_high_water,
+    stored_high_water,
+)
 from shared.sync.outcomes import BatchResults, RecordResult, chunked, in_parallel
-from shared.sync.ports import BrightpearlPort, ClaimKeeperPort, DataversePort, Publish, StateStorePort
+from shared.sync.ports import ClaimKeeperPort, CursorsPort
 from shared.telemetry import get_logger
 
 log = get_logger("flows.customers_to_brightpearl")
 
 GUIDS_PER_QUERY = 200  # about 9 KB of URL; Dataverse accepts 32 KB
+# State of address POSTs whose answer may be lost (issue 17 item 2, shared/sync/lost_creates.py):
+# the claim progress key of a new contact's pending addresses, the cursor of an existing
+# contact's, and the cursor keeping a lower bound of the address ids Brightpearl allocates next.
+PENDING_ADDRESSES = "pending_addresses"
+PENDING_ADDRESSES_CURSOR = "brightpearl-pending-postal-addresses-of-contact-"
+ADDRESS_HIGH_WATER_CURSOR = "brightpearl-postal-address-high-water"
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 Record = SyncRecord[Customer]
@@ -79,28 +99,17 @@ class CustomersToBrightpearl(CustomerSync):
     def __init__(
         self,
         *,
-        brightpearl: BrightpearlPort,
-        dataverse: DataversePort,
-        store: StateStorePort,
-        mapping: CustomerMapping,
-        publish: Publish,
-        sync_custom_fields: bool = False,
         integration_user_id: str | None = None,
         trust_integration_user: bool = False,
         delete_handling: str = "record",
         delete_tag: str = "Deleted in Dynamics",
         scan_threshold: int = 25,
+        **common: Unpack[CustomerFlowArgs],
     ) -> None:
-        """Besides the ports and mapping: how this direction treats the integration user's own
-        edits and deletions, and when to scan all contacts instead of searching per record."""
-        super().__init__(
-            brightpearl=brightpearl,
-            dataverse=dataverse,
-            store=store,
-            mapping=mapping,
-            publish=publish,
-            sync_custom_fields=sync_custom_fields,
-        )
+        """Besides the ports and mapping (`common`): how this direction treats the integration
+        user's own edits and deletions, and when to scan all contacts instead of searching per
+        record."""
+        super().__init__(**common)
         self.integration_user = (integration_user_id or "").lower() or None
         self.trust_integration_user = trust_integration_user
         self.delete_handling = delete_handling
@@ -357,15 +366,153 @@ class CustomersToBrightpearl(CustomerSync):
         for address_id, body in plan.update.items():
             self.bp.update_postal_address(address_id, body)
         if plan.create:
-            links: list[dict[str, Any]] = []
-            for draft in plan.create:
-                new_id = self.bp.create_postal_address(draft.body)
-                links.extend({"postalAddressId": new_id, "type": role} for role in draft.roles)
+            done = self._new_addresses_of(contact_id, plan.create)
+            links = [
+                {"postalAddressId": address_id, "type": role}
+                for draft, address_id in zip(plan.create, done.ids, strict=True)
+                for role in draft.roles
+            ]
             self.bp.link_contact_addresses(contact_id, links)
+            done.forget()
         if self.sync_custom_fields:
             cf_ops = brightpearl_custom_field_ops(desired, r.target.get("customFields"), self.mapping).value
             if cf_ops:
                 self.bp.patch_contact_custom_fields(contact_id, cf_ops)
+
+    def _new_addresses_of(self, contact_id: int, drafts: list[PostalAddressDraft]) -> _NewAddresses:
+        """Postal addresses with these bodies for the existing contact `contact_id`, not yet
+        linked to it: those an earlier attempt created but never learnt of (its answer was lost,
+        or it failed before the link PUT) are adopted, the rest are posted.
+
+        Before posting, a pending marker (PendingCreates) is kept in a cursor named after the
+        contact; the caller forgets it once the addresses are linked, so a retry after a lost
+        answer finds the addresses instead of orphaning them. A second writer of the same
+        contact meanwhile fails on the cursor's ETag (a transient StoreConflictError).
+        """
+        cursors = self.store.cursors
+        name = f"{PENDING_ADDRESSES_CURSOR}{contact_id}"
+        marker = cursors.get(name)
+        hashes = [_body_hash(d.body) for d in drafts]
+        ids: list[int | None] = [None] * len(drafts)
+        earlier = PendingCreates.from_progress(_json(marker.value)) if marker is not None else None
+        if earlier is not None:
+            spare: list[int] = []
+            for key, address_id in self._find_lost_addresses({"contact": earlier}).get("contact", []):
+                slot = next((i for i, h in enumerate(hashes) if h == key and ids[i] is None), None)
+                if slot is None:
+                    spare.append(address_id)
+                else:
+                    ids[slot] = address_id
+            for i, draft in enumerate(drafts):
+                if ids[i] is None and spare:  # the body changed since: the adopted address takes the new one
+                    reused = ids[i] = spare.pop(0)
+                    self.bp.update_postal_address(reused, draft.body)
+            log.warning(
+                "Brightpearl contact %s: adopted %d postal addresses an earlier attempt created",
+                contact_id,
+                sum(1 for i in ids if i is not None),
+            )
+        missing = [i for i, address_id in enumerate(ids) if address_id is None]
+        if missing:
+            pending = PendingCreates(
+                self._address_floor(),
+                tuple(PendingItem(hashes[i], postal_address_fingerprint(drafts[i].body)) for i in missing),
+            )
+            marker = cursors.save(
+                name, json.dumps(pending.to_progress()), etag=marker.etag if marker is not None else None
+            )
+            for i in missing:
+                ids[i] = self.bp.create_postal_address(drafts[i].body)
+            self._remember_address_floor()
+        return _NewAddresses([int(i) for i in ids if i is not None], cursors, name, marker)
+
+    def _find_lost_addresses(self, pending: dict[str, PendingCreates]) -> dict[str, list[tuple[str, int]]]:
+        known_top = self.bp.highest_created_id(POSTAL_ADDRESS_POST)
+        return find_lost(pending, self._read_addresses, known_top=known_top)
+
+    def _address_floor(self) -> int:
+        """A lower bound of the postal-address ids Brightpearl allocates next (any existing id
+        is one): one above the highest id this process's answers carried, else above the one a
+        process kept in the cursor, else (before the first address POST of a deployment is
+        answered) the highest address id of the newest contact, else 1."""
+        seen = self.bp.highest_created_id(POSTAL_ADDRESS_POST)
+        if seen is None:
+            seen = stored_high_water(self.store.cursors, ADDRESS_HIGH_WATER_CURSOR)
+        if seen is None:
+            seen = self._newest_address_id()
+        return (seen or 0) + 1
+
+    def _newest_address_id(self) -> int | None:
+        """The highest postal-address id of the newest Brightpearl contact (two reads)."""
+        for row in self.bp.search_contacts(columns=["contactId"], sort="contactId.DESC", page_size=1):
+            contact_ids = [int(row["contactId"])]
+            items = self.bp.get_by_ids(
+                CONTACT_GET, contact_ids, limit=200, params={"includeOptional": "postalAddresses"}
+            )
+            ids = [
+                int(a["addressId"])
+                for item in items
+                if isinstance(item, dict)
+                for a in item.get("postalAddresses") or []
+                if isinstance(a, dict) and str(a.get("addressId", "")).isdigit()
+            ]
+            if ids:
+                remember_high_water(self.store.cursors, ADDRESS_HIGH_WATER_CURSOR, max(ids))
+            return max(ids, default=None)
+        return None
+
+    def _remember_address_floor(self) -> None:
+        seen = self.bp.highest_created_id(POSTAL_ADDRESS_POST)
+        if seen is not None:
+            remember_high_water(self.store.cursors, ADDRESS_HIGH_WATER_CURSOR, seen)
+
+    def _read_addresses(self, first: int, last: int) -> list[FoundRecord]:
+        """Postal addresses `first`-`last` (one ranged GET) as lost-create candidates: an
+        address with a contactId belongs to a contact and is never adopted."""
+        items = self.bp.get_by_ids(POSTAL_ADDRESS_GET, range(first, last + 1), limit=SCAN_WINDOW)
+        return [
+            FoundRecord(
+                int(item["addressId"]), postal_address_fingerprint(item), owned=bool(item.get("contactId"))
+            )
+            for item in items
+            if isinstance(item, dict) and str(item.get("addressId", "")).isdigit()
+        ]
+
+    def _adopt_lost_addresses(self, claimed: list[Record], failed: dict[str, BaseException]) -> None:
+        """Claims whose progress holds pending addresses (a POST whose answer was lost, or an
+        attempt that died mid-POST): adopt the addresses Brightpearl made for them, so they are
+        reused, not posted again. If Brightpearl cannot be read, those records wait (failed)."""
+        pending = {
+            r.source_id: p
+            for r in claimed
+            if (p := PendingCreates.from_progress(_claimed(r).progress.get(PENDING_ADDRESSES))) is not None
+        }
+        if not pending:
+            return
+        try:
+            adopted = self._find_lost_addresses(pending)
+        except bp_errors.BrightpearlError as exc:
+            for source_id in pending:
+                failed[source_id] = exc
+            return
+
+        def save(r: Record) -> None:
+            progress = {k: v for k, v in _claimed(r).progress.items() if k != PENDING_ADDRESSES}
+            found = [{"id": address_id, "hash": key} for key, address_id in adopted.get(r.source_id, [])]
+            if found:
+                progress["postal_addresses"] = [*(progress.get("postal_addresses") or []), *found]
+            try:
+                r.claim = self.store.links.save_progress(_claimed(r), progress)
+            except Exception as exc:
+                failed.setdefault(r.source_id, exc)
+
+        in_parallel(save, [r for r in claimed if r.source_id in pending])
+        if adopted:
+            log.warning(
+                "adopted %d postal addresses made by attempts whose answer was lost (Dataverse contacts %s)",
+                sum(len(found) for found in adopted.values()),
+                ", ".join(sorted(adopted)[: self.batch_ids_shown]),
+            )
 
     def _create(self, creates: list[Record], results: BatchResults) -> None:
         claimed: list[Record] = []
@@ -391,14 +538,14 @@ class CustomersToBrightpearl(CustomerSync):
         if not claimed:
             return
         with self.store.links.keep([_claimed(r) for r in claimed]) as keeper:
-            failed = self._post_new(claimed, keeper)
+            failed, maybe_created = self._post_new(claimed, keeper)
         groups: dict[int, list[int]] = {}
         for r in claimed:
             if r.source_id in failed:
-                if not isinstance(failed[r.source_id], bp_errors.BrightpearlAmbiguousWrite):
-                    self._release(r)
-                # else: the POST may have been applied; the claim stays pending, and whoever takes
-                # it over once it is stale looks for that contact before creating (_recover)
+                if r.source_id not in maybe_created:
+                    self._release(r)  # its progress (address ids, pending addresses) stays with the row
+                # else: the contact POST may have been applied; the claim stays pending, and whoever
+                # takes it over once it is stale looks for that contact before creating (_recover)
                 results.error(
                     r.source_id,
                     failed[r.source_id],
@@ -425,18 +572,28 @@ class CustomersToBrightpearl(CustomerSync):
         for group_id, members in groups.items():
             self.bp.add_contacts_to_group(group_id, members)
 
-    def _post_new(self, claimed: list[Record], keeper: ClaimKeeperPort) -> dict[str, BaseException]:
+    def _post_new(
+        self, claimed: list[Record], keeper: ClaimKeeperPort
+    ) -> tuple[dict[str, BaseException], set[str]]:
         """POST the postal addresses, then the contacts, of claimed records; sets `bp_id` of
-        those created and returns the failures by Dataverse id.
+        those created. Returns the failures by Dataverse id, and the ids whose contact POST may
+        have been applied (their claims must stay pending for `_recover`).
 
-        The address ids are kept with each claim before the contact POST, so a retry (or a
-        worker taking the claim over) reuses them instead of leaving contact-less addresses.
+        Each claim's progress holds the ids of its addresses before the contact POST, so a retry
+        (or a worker taking the claim over) reuses them instead of leaving contact-less
+        addresses. Before each address POST it also holds a pending marker (a lower bound of
+        the new ids and the bodies' fingerprints), so when that POST's answer is lost the next
+        attempt finds and adopts what Brightpearl made (`_adopt_lost_addresses`).
         """
         failed: dict[str, BaseException] = {}
+        self._adopt_lost_addresses(claimed, failed)
         role_ids: dict[str, dict[str, int]] = {}
         made: dict[str, list[dict[str, Any]]] = {}  # dv id -> [{"id", "hash"}] kept with the claim
+        pending: dict[str, PendingCreates] = {}  # dv id -> addresses being posted, answer not yet read
         to_post: list[tuple[Record, PostalAddressDraft, str]] = []
         for r in claimed:
+            if r.source_id in failed:
+                continue
             for draft, address_id, body_hash, stale in _reuse_addresses(r):
                 if address_id is not None and stale:
                     try:
@@ -454,35 +611,62 @@ class CustomersToBrightpearl(CustomerSync):
                 for role in draft.roles:
                     role_ids.setdefault(r.source_id, {})[role] = address_id
 
+        def progress_of(r: Record) -> dict[str, Any]:
+            progress = {
+                k: v
+                for k, v in _claimed(r).progress.items()
+                if k not in ("postal_addresses", PENDING_ADDRESSES)
+            }
+            if made.get(r.source_id):
+                progress["postal_addresses"] = made[r.source_id]
+            if r.source_id in pending:
+                progress[PENDING_ADDRESSES] = pending[r.source_id].to_progress()
+            return progress
+
         def keep_progress(r: Record) -> None:
             try:
-                r.claim = self.store.links.save_progress(_claimed(r), {"postal_addresses": made[r.source_id]})
+                r.claim = self.store.links.save_progress(_claimed(r), progress_of(r))
             except Exception as exc:  # claim lost or storage down: do not post the contact now
                 failed.setdefault(r.source_id, exc)
 
         def keep_changed(records: Iterable[Record]) -> None:
-            unsaved = {
-                r.source_id: r
-                for r in records
-                if r.source_id in made
-                and made[r.source_id] != _claimed(r).progress.get("postal_addresses", [])
-            }
+            unsaved = {r.source_id: r for r in records if progress_of(r) != _claimed(r).progress}
             in_parallel(keep_progress, list(unsaved.values()))
 
-        # One multi-message of addresses at a time, each followed at once by saving the new ids
-        # with their claims: a crash (or a failure) after that POST leaves at most the ids of
-        # this one request unsaved, instead of those of the whole batch, and a retry reuses
-        # whatever was saved.
+        # One multi-message of addresses at a time: first its pending marker is kept with the
+        # claims, then it is posted, then the new ids replace the marker. A crash (or a failure)
+        # leaves at most this one request's addresses without saved ids, and those are found
+        # again through the marker; a retry reuses whatever was saved.
         for chunk in chunked(to_post, MULTI_MESSAGE_MAX):
-            answers = self.bp.create_many("/contact-service/postal-address/", [d.body for _, d, _ in chunk])
-            for (r, draft, body_hash), answer in zip(chunk, answers, strict=True):
+            floor = self._address_floor()
+            for r, draft, body_hash in chunk:
+                if r.source_id not in failed:
+                    item = PendingItem(body_hash, postal_address_fingerprint(draft.body))
+                    pending[r.source_id] = PendingCreates(floor, (item,)).merged(pending.get(r.source_id))
+            keep_changed(r for r, _, _ in chunk)
+            posting = [(r, d, h) for r, d, h in chunk if r.source_id not in failed]
+            if not posting:
+                continue
+            answers = self.bp.create_many(POSTAL_ADDRESS_POST, [d.body for _, d, _ in posting])
+            lost: dict[str, list[PendingItem]] = {}  # bodies whose POST may have been applied unseen
+            for (r, draft, body_hash), answer in zip(posting, answers, strict=True):
                 if isinstance(answer, BaseException):
                     failed.setdefault(r.source_id, answer)
+                    if isinstance(answer, bp_errors.BrightpearlAmbiguousWrite):
+                        lost.setdefault(r.source_id, []).append(
+                            PendingItem(body_hash, postal_address_fingerprint(draft.body))
+                        )
                     continue
                 made.setdefault(r.source_id, []).append({"id": answer, "hash": body_hash})
                 for role in draft.roles:
                     role_ids.setdefault(r.source_id, {})[role] = answer
+            for r, _, _ in posting:
+                marker = pending.pop(r.source_id, None)
+                if marker is not None and r.source_id in lost:
+                    pending[r.source_id] = PendingCreates(marker.after, tuple(lost[r.source_id]))
             keep_changed(r for r, _, _ in chunk)
+        if to_post:
+            self._remember_address_floor()
         keep_changed(claimed)  # reused and re-PUT addresses whose claim does not hold them yet
         for r in claimed:
             if r.source_id not in failed and not keeper.held(_claimed(r)):
@@ -495,12 +679,15 @@ class CustomersToBrightpearl(CustomerSync):
             "/contact-service/contact/",
             [_decided(r).payload.post_body(role_ids.get(r.source_id)) for r in ready],
         )
+        maybe_created: set[str] = set()
         for r, answer in zip(ready, contact_ids, strict=True):
             if isinstance(answer, BaseException):
                 failed[r.source_id] = answer
+                if isinstance(answer, bp_errors.BrightpearlAmbiguousWrite):
+                    maybe_created.add(r.source_id)
             else:
                 r.target_id = str(answer)
-        return failed
+        return failed, maybe_created
 
     def _recover(self, r: Record) -> bool:
         """After taking over a stale claim: find the contact an earlier, interrupted attempt may
@@ -682,6 +869,32 @@ def _reuse_addresses(r: Record) -> list[tuple[PostalAddressDraft, int | None, st
         other = kept.pop(0) if kept else None
         plan.append((draft, int(other["id"]) if other else None, body_hash, other is not None))
     return plan
+
+
+@dataclass
+class _NewAddresses:
+    """Postal addresses for an existing contact and the pending marker kept while posting them."""
+
+    ids: list[int]
+    cursors: CursorsPort
+    cursor_name: str
+    marker: Cursor | None  # the cursor holding the marker
+
+    def forget(self) -> None:
+        """Once the addresses are linked: drop the marker (a leftover one only costs a scan)."""
+        if self.marker is None:
+            return
+        try:
+            self.cursors.delete(self.cursor_name, self.marker.etag)
+        except Exception as exc:
+            log.warning("dropping cursor %s failed: %s", self.cursor_name, type(exc).__name__)
+
+
+def _json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
 
 
 def _body_hash(body: dict[str, Any]) -> str:

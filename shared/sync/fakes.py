@@ -58,6 +58,7 @@ class MemoryLinks:
     def __init__(self) -> None:
         self.rows: dict[tuple[str, str, str], Link] = {}  # (entity, system, id) -> Link
         self.claims: dict[tuple[str, str, str], Claim] = {}
+        self.released: dict[tuple[str, str, str], dict[str, Any]] = {}  # progress the next claim resumes
         self.lock = threading.Lock()
 
     @staticmethod
@@ -170,6 +171,7 @@ class MemoryLinks:
                 claimed_at=now,
                 created_at=now,
                 etag=pending.etag,
+                progress=self.released.pop((entity, source_system, sid), {}),
             )
             self.claims[(entity, source_system, sid)] = claim
             return claim
@@ -212,7 +214,9 @@ class MemoryLinks:
             link = self.rows.get(key)
             if link is not None and not link.is_linked:
                 del self.rows[key]
-            self.claims.pop(key, None)
+            held = self.claims.pop(key, None)
+            if held is not None and held.progress:  # as the LinkStore: a released claim keeps its progress
+                self.released[key] = dict(held.progress)
 
 
 class MemoryKeeper:
@@ -536,6 +540,15 @@ class FakeBrightpearl(_Faults):
         params: dict[str, Any] | None = None,
     ) -> list[Any]:
         self._call("get_by_ids")
+        if path.startswith("/contact-service/postal-address/"):  # with contactId, 0 when unattached
+            owners = {
+                a: c for c, row in self.contacts.items() for a in (row.get("postAddressIds") or {}).values()
+            }
+            return [
+                {**self.addresses[i], "addressId": i, "contactId": owners.get(i, 0)}
+                for i in map(int, ids)
+                if i in self.addresses
+            ]
         if not path.startswith("/contact-service/contact/"):
             raise ValueError(f"the fake Brightpearl does not answer GET {path}")
         return [self._view(self.contacts[int(i)]) for i in ids if int(i) in self.contacts]
@@ -600,6 +613,9 @@ class FakeBrightpearl(_Faults):
             except Exception as exc:
                 out.append(exc)
         return out
+
+    def highest_created_id(self, uri: str) -> int | None:
+        return max(self.addresses, default=None) if "postal-address" in uri else None
 
     def create_contact(self, body: Mapping[str, Any]) -> int:
         return self.add_contact({k: v for k, v in body.items() if k != "contactId"})

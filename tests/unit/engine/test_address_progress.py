@@ -1,14 +1,29 @@
 """Crash safety of Brightpearl creates (issue 17 item 2): the postal addresses of new customers
 are posted one multi-message at a time, and the ids of each request are saved with their
 creation claims before the next request, so a host killed mid-batch leaves at most one
-request's addresses unsaved (a retry reuses every saved one instead of posting it again)."""
+request's addresses unsaved (a retry reuses every saved one instead of posting it again).
+
+Lost answers: Brightpearl applied an address POST but its answer never arrived. A pending
+marker kept before the POST lets the retry find those addresses (ranged GET above a lower
+bound of the new ids, no contactId, same content) and adopt them, so none is orphaned."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 
+from shared.brightpearl.errors import BrightpearlAmbiguousWrite
+from shared.flows.customers_to_brightpearl import (
+    ADDRESS_HIGH_WATER_CURSOR,
+    PENDING_ADDRESSES_CURSOR,
+    CustomersToBrightpearl,
+)
+from shared.outcomes import Completed, RetryLater
 from shared.store.links import Claim
-from tests.unit.engine.test_engine_decisions import Rig, notice
+from shared.sync.fakes import FakeBrightpearl
+from tests.unit.engine.test_engine_decisions import MAPPING, Rig, notice
 
 
 @pytest.fixture
@@ -71,3 +86,162 @@ def test_addresses_posted_before_a_crash_are_saved_with_their_claims(rig: Rig) -
     # every address that reached Brightpearl is kept with the claim of its customer
     assert sorted(i for kept in saved.values() for i in kept) == sorted(posted)
     assert set(saved) <= set(ids) and len(saved) == 10
+
+
+# ------------------------------------------------------------------ lost answers (no orphans)
+LOST = BrightpearlAmbiguousWrite(
+    "Brightpearl timed out (ReadTimeout) on POST /multi-message; the write may have been applied"
+)
+
+
+def lose_answers(
+    rig: Rig, *, skip: int = 0, times: int = 1, before: Callable[[dict[str, Any]], None] | None = None
+) -> list[list[int]]:
+    """After `skip` address POSTs that are answered, the next `times` are applied but their
+    answers are lost (the client reports a timeout or a dropped connection after sending).
+    Returns the ids each lost one made. `before(body)` runs ahead of a lost one (another writer
+    at work meanwhile). Both ways of posting are covered: multi-message (`create_many`, new
+    contacts) and a single POST (`create_postal_address`, a new address of an existing contact)."""
+    applied: list[list[int]] = []
+    seen = [0]
+    real_create_many, real_create_one = rig.bp.create_many, rig.bp.create_postal_address
+
+    def losing() -> bool:
+        seen[0] += 1
+        return skip < seen[0] <= skip + times
+
+    def create_many(uri: str, bodies):  # type: ignore[no-untyped-def]
+        if "postal-address" not in uri:
+            return real_create_many(uri, bodies)
+        lose = losing()
+        if lose and before is not None:
+            before(bodies[0])
+        answers = [real_create_one(body) for body in bodies]
+        if lose:
+            applied.append(answers)
+            return [LOST for _ in bodies]
+        return answers
+
+    def create_postal_address(body):  # type: ignore[no-untyped-def]
+        lose = losing()
+        if lose and before is not None:
+            before(body)
+        new = real_create_one(body)
+        if lose:
+            applied.append([new])
+            raise LOST
+        return new
+
+    rig.bp.create_many = create_many  # type: ignore[method-assign]
+    rig.bp.create_postal_address = create_postal_address  # type: ignore[method-assign]
+    return applied
+
+
+def leases_run_out(rig: Rig) -> None:
+    """Claims still held (a worker kept them pending after an ambiguous write) are given up, as a
+    lease that runs out is taken over; the memory fake's claims never expire by themselves."""
+    for claim in list(rig.store.links.claims.values()):
+        rig.store.links.release_claim(claim)
+
+
+def orphaned_addresses(rig: Rig) -> set[int]:
+    used = {int(a) for c in rig.bp.contacts.values() for a in (c.get("postAddressIds") or {}).values()}
+    return set(rig.bp.addresses) - used
+
+
+def bp_contact_of(rig: Rig, dv_id: str) -> dict[str, Any]:
+    return rig.bp.contacts[int(rig.dv.tables["contacts"][dv_id]["bpi_brightpearlid"])]
+
+
+def test_addresses_whose_answer_was_lost_are_adopted_by_the_retry_not_posted_again(rig: Rig) -> None:
+    ids = dynamics_customers(rig, 3)  # one multi-message of 3 addresses
+    lost = lose_answers(rig)
+
+    first = rig.to_bp.handle([notice("dataverse", "contact", *ids)])
+
+    assert [type(o) for o in first] == [RetryLater]
+    assert len(lost) == 1 and len(rig.bp.addresses) == 3 and not rig.bp.contacts
+    leases_run_out(rig)
+
+    assert rig.to_bp.handle([notice("dataverse", "contact", *ids)]) == [Completed()]
+
+    assert len(rig.bp.addresses) == 3  # nothing posted twice
+    assert orphaned_addresses(rig) == set()
+    for dv_id, n in zip(ids, range(3), strict=True):
+        address_id = bp_contact_of(rig, dv_id)["postAddressIds"]["DEF"]
+        assert address_id in lost[0] and rig.bp.addresses[address_id]["addressLine1"] == f"{n} High Street"
+
+
+def test_a_fresh_process_after_a_lost_answer_takes_its_bound_from_the_state_store(rig: Rig) -> None:
+    """The process that lost the answer is gone: the next one has seen no address id itself."""
+    ids = dynamics_customers(rig, 12)  # two multi-messages; the first one's answer arrives
+    lose_answers(rig, skip=1)
+    rig.to_bp.handle([notice("dataverse", "contact", *ids)])
+    stored = rig.store.cursors.get(ADDRESS_HIGH_WATER_CURSOR)
+    assert stored is not None and int(stored.value) >= 1010
+    rig.bp.highest_created_id = lambda uri: None  # type: ignore[method-assign]
+    leases_run_out(rig)
+
+    assert rig.to_bp.handle([notice("dataverse", "contact", *ids)]) == [Completed()]
+
+    assert len(rig.bp.addresses) == 12 and orphaned_addresses(rig) == set()
+    assert len(rig.bp.contacts) == 12
+
+
+def test_an_address_linked_to_another_contact_is_never_adopted(rig: Rig) -> None:
+    """While the lost request is under way another writer creates a contact at the very same
+    address: that address is older, identical and in the scanned range, but it has a contact."""
+    [dv_id] = dynamics_customers(rig, 1)
+    theirs: list[int] = []
+
+    def neighbour_moves_in(body: dict[str, Any]) -> None:
+        theirs.append(FakeBrightpearl.create_postal_address(rig.bp, dict(body)))
+        rig.bp.add_contact(
+            {"firstName": "Charles", "lastName": "Babbage", "postAddressIds": {"DEF": theirs[0]}}
+        )
+
+    lost = lose_answers(rig, before=neighbour_moves_in)
+    rig.to_bp.handle([notice("dataverse", "contact", dv_id)])
+    leases_run_out(rig)
+
+    assert rig.to_bp.handle([notice("dataverse", "contact", dv_id)]) == [Completed()]
+
+    ours = bp_contact_of(rig, dv_id)["postAddressIds"]["DEF"]
+    assert [ours] == lost[0] and theirs[0] < ours
+    assert rig.bp.addresses[ours] == rig.bp.addresses[theirs[0]]  # identical content
+    assert orphaned_addresses(rig) == set() and len(rig.bp.addresses) == 2
+
+
+def test_a_new_address_of_an_existing_contact_whose_answer_was_lost_is_adopted() -> None:
+    """The update path: a new delivery address is posted, its answer lost before the link PUT."""
+    rig = Rig()
+    groups = {**MAPPING.ownership.groups, "addresses": "dataverse"}
+    mapping = MAPPING.model_copy(
+        update={"ownership": MAPPING.ownership.model_copy(update={"groups": groups})}
+    )
+    to_bp = CustomersToBrightpearl(
+        brightpearl=rig.bp, dataverse=rig.dv, store=rig.store, mapping=mapping, publish=rig.published.extend
+    )
+    bp_id = rig.shop_customer("Ada", "Lovelace", "ada@example.org")
+    rig.to_dv.handle([notice("brightpearl", "contact", bp_id)])
+    row = rig.dv_contact_of(bp_id)
+    row.update(
+        address2_line1="Warehouse 9",
+        address2_city="Bath",
+        address2_postalcode="BA1 1AA",
+        address2_country="United Kingdom",
+    )
+    lost = lose_answers(rig)
+
+    first = to_bp.handle([notice("dataverse", "contact", row["contactid"])])
+
+    assert [type(o) for o in first] == [RetryLater] and len(lost) == 1
+    assert orphaned_addresses(rig) == {lost[0][0]}  # posted, not linked yet
+
+    assert to_bp.handle([notice("dataverse", "contact", row["contactid"])]) == [Completed()]
+
+    contact = rig.bp.contacts[int(bp_id)]
+    assert contact["postAddressIds"]["DEL"] == lost[0][0]
+    assert rig.bp.addresses[lost[0][0]]["addressLine1"] == "Warehouse 9"
+    assert orphaned_addresses(rig) == set() and len(rig.bp.addresses) == 2
+    assert rig.store.cursors.get(f"{PENDING_ADDRESSES_CURSOR}{bp_id}") is None  # marker dropped
