@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from shared.mapping.brightpearl import bp_id
+from shared.mapping.brightpearl import bp_id, parse_bp_time
 from shared.mapping.columns import ENTITY_SETS, max_length
 from shared.mapping.config import CustomerMapping
 from shared.mapping.custom_fields import CustomFieldWire, custom_from_wire, custom_to_wire
@@ -55,13 +55,8 @@ _SAFE_KEY = re.compile(r"^[^/<>*%&:\\?+]{1,100}$")
 
 
 def parse_dv_time(value: object) -> dt.datetime | None:
-    if not value or not isinstance(value, str):
-        return None
-    try:
-        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+    """Dataverse ISO 8601 (UTC, Z): read like Brightpearl's; an unreadable time is unknown."""
+    return parse_bp_time(value)
 
 
 def key_reference(entity_set: str, column: str, value: str) -> str:

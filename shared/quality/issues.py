@@ -152,16 +152,21 @@ class QualityPolicy(BaseModel):
     ) -> QualityIssue:
         """Build an issue whose severity follows this policy."""
         severity = self.severity(code, canonical_field)
-        if severity is Severity.WARNING:
-            description = f"{description}; {WARNING_EFFECT.get(code, _DEFAULT_WARNING_EFFECT)}"
         return QualityIssue(
             code=code,
             severity=severity,
             system=system,
             record_id=record_id,
             field=field,
-            description=description,
+            description=description + _effect(code, severity),
         )
+
+
+def _effect(code: IssueCode, severity: Severity) -> str:
+    """What a warning does to the offending value, as a description suffix (none when fatal)."""
+    if severity is Severity.FATAL:
+        return ""
+    return f"; {WARNING_EFFECT.get(code, _DEFAULT_WARNING_EFFECT)}"
 
 
 def first_fatal(issues: list[QualityIssue]) -> QualityIssue | None:
