@@ -154,11 +154,16 @@ def classify(exc: BaseException) -> Classification | None:
     return None
 
 
-# Reasons that mean "the service (or the way to it) is down", not "this record is wrong":
-# after an outage every record waiting on one of these should go again soon, so their delay is
-# capped low (BackoffPolicy.outage_max_delay) and they give up by time, not by attempt count.
+# Reasons that mean "the service (or the way to it) is down or out of capacity", not "this
+# record is wrong": after an outage, or once a backlog has drained the APIs' request budgets,
+# every record waiting on one of these should go again soon, so their delay is capped low
+# (BackoffPolicy.outage_max_delay) and they give up by time, not by attempt count. Throttles
+# belong here: a backlog of thousands keeps Brightpearl's 200 requests a minute busy for many
+# minutes, and no record should be dead-lettered, or wait half an hour, for being in it.
 AVAILABILITY_REASONS = frozenset(
     {
+        "BrightpearlThrottled",
+        "DataverseThrottled",
         "BrightpearlUnavailable",
         "DataverseUnavailable",
         "NetworkError",

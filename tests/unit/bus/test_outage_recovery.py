@@ -1,5 +1,5 @@
-"""Recovery after an outage (issue 17 item 5): once an API is back, 95 % of the records that
-waited on it converge within 2 minutes.
+"""Recovery after an outage (issue 17 item 5): once an API is back (or has request budget
+again after a long throttle), 95 % of the records that waited on it converge within 2 minutes.
 
 The real settlement (scheduled retry copies on the local bus), the real runner and the retry
 policy built from the default RETRY_* settings, on a fake clock: 200 records fail with
@@ -110,7 +110,7 @@ def run_outage(tmp_path: Path, outage_minutes: float, reason: str) -> tuple[list
 
 @pytest.mark.parametrize(
     ("outage_minutes", "reason"),
-    [(20, "BrightpearlUnavailable"), (60, "NetworkTimeout")],
+    [(20, "BrightpearlUnavailable"), (60, "NetworkTimeout"), (30, "BrightpearlThrottled"), (30, "DataverseThrottled")],
 )
 def test_after_an_outage_95_percent_of_waiting_records_converge_within_two_minutes(
     tmp_path, outage_minutes, reason
@@ -129,6 +129,8 @@ def test_a_record_wrong_for_other_reasons_still_gives_up_after_its_attempts():
     assert policy.exhausted(policy.max_attempts, reason="DataverseConcurrencyConflict", waiting=60)
     assert not policy.exhausted(policy.max_attempts, reason="DataverseUnavailable", waiting=60)
     assert policy.exhausted(policy.max_attempts, reason="DataverseUnavailable", waiting=policy.outage_give_up)
+    # a long throttle (a backlog draining the request budget) is waiting too, not a bad record
+    assert not policy.exhausted(policy.max_attempts, reason="BrightpearlThrottled", waiting=600)
 
 
 def test_availability_delays_stop_growing_at_the_outage_cap_and_stay_spread():
