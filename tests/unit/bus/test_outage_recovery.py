@@ -110,7 +110,12 @@ def run_outage(tmp_path: Path, outage_minutes: float, reason: str) -> tuple[list
 
 @pytest.mark.parametrize(
     ("outage_minutes", "reason"),
-    [(20, "BrightpearlUnavailable"), (60, "NetworkTimeout"), (30, "BrightpearlThrottled"), (30, "DataverseThrottled")],
+    [
+        (20, "BrightpearlUnavailable"),
+        (60, "NetworkTimeout"),
+        (30, "BrightpearlThrottled"),
+        (30, "DataverseThrottled"),
+    ],
 )
 def test_after_an_outage_95_percent_of_waiting_records_converge_within_two_minutes(
     tmp_path, outage_minutes, reason
