@@ -163,6 +163,10 @@ class ContactStore(StateCore):
             for kind, aid in addresses.items():
                 if aid not in self.addresses:
                     raise bad(f"postAddressIds.{kind}: postal address {aid!r} does not exist", "CNTC-106")
+                if self.addresses[aid]["contactId"]:  # as on association (reference §5.5)
+                    raise bad(
+                        f"postAddressIds.{kind}: postal address {aid} belongs to another contact", "CNTC-108"
+                    )
             fin = dict(body.get("financialDetails") or {})
             if "priceListId" in body:
                 fin["priceListId"] = body["priceListId"]
