@@ -18,7 +18,7 @@ from pydantic_settings import BaseSettings
 
 from shared.brightpearl.settings import BrightpearlSettings
 from shared.dataverse.settings import DataverseSettings
-from shared.settings_base import section_config
+from shared.settings_base import identity_client_id, section_config
 
 
 class SettingsError(RuntimeError):
@@ -48,11 +48,7 @@ class BusSettings(BaseSettings):
         validation_alias="ServiceBusConnection__fullyQualifiedNamespace",
         description="e.g. mybus.servicebus.windows.net; used with DefaultAzureCredential",
     )
-    managed_identity_client_id: str | None = Field(
-        None,
-        validation_alias="ServiceBusConnection__clientId",
-        description="client id of a user-assigned managed identity, if one is used",
-    )
+    managed_identity_client_id: str | None = identity_client_id("ServiceBusConnection")
     local_path: str = Field(
         ".sandbox/bus.sqlite3",
         validation_alias="LOCAL_BUS_PATH",
@@ -106,11 +102,7 @@ class StoreSettings(BaseSettings):
         validation_alias="AzureWebJobsStorage__tableServiceUri",
         description="explicit table endpoint (overrides the one derived from accountName)",
     )
-    managed_identity_client_id: str | None = Field(
-        None,
-        validation_alias="AzureWebJobsStorage__clientId",
-        description="client id of a user-assigned managed identity, if one is used",
-    )
+    managed_identity_client_id: str | None = identity_client_id("AzureWebJobsStorage")
     table_prefix: str = Field(
         "",
         validation_alias="STATE_TABLE_PREFIX",

@@ -7,7 +7,9 @@ A field `max_attempts` of a section with prefix `RETRY_` reads the app setting
 
 from __future__ import annotations
 
-from pydantic import AliasGenerator
+from typing import Any
+
+from pydantic import AliasGenerator, Field
 from pydantic_settings import SettingsConfigDict
 
 
@@ -22,4 +24,15 @@ def section_config(prefix: str) -> SettingsConfigDict:
         populate_by_name=False,
         case_sensitive=True,
         alias_generator=AliasGenerator(validation_alias=setting_name),
+    )
+
+
+def identity_client_id(connection: str | None = None) -> Any:
+    """Field of the client id of a user-assigned managed identity: Azure's own
+    `<connection>__clientId` setting of an identity-based connection (ServiceBusConnection,
+    AzureWebJobsStorage), or the section's `<prefix>MANAGED_IDENTITY_CLIENT_ID` without one."""
+    return Field(
+        None,
+        validation_alias=f"{connection}__clientId" if connection else None,
+        description="client id of a user-assigned managed identity, if one is used",
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings
 
-from shared.settings_base import section_config
+from shared.settings_base import identity_client_id, section_config
 
 _GUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
@@ -34,10 +34,7 @@ class DataverseSettings(BaseSettings):
         False,
         description="authenticate with the function app's managed identity instead of a secret",
     )
-    managed_identity_client_id: str | None = Field(
-        None,
-        description="client id of a user-assigned managed identity, if one is used",
-    )
+    managed_identity_client_id: str | None = identity_client_id()
     authority_host: str | None = Field(
         None,
         pattern=r"^https://[^/\s]+/?$",
