@@ -84,6 +84,28 @@ STOCK_IDS = {
     "NON": 13,
 }
 PAYMENT_IDS = {"UNPAID": 1, "PARTIALLY_PAID": 2, "PAID": 3, "NOT_APPLICABLE": 4}
+# Order columns holding the id of a code the order record keeps: column -> (field, code -> id).
+ORDER_CODES: dict[str, tuple[str, dict[str, int]]] = {
+    "orderStockStatusId": ("stockStatusCode", STOCK_IDS),
+    "orderPaymentStatusId": ("orderPaymentStatus", PAYMENT_IDS),
+    "orderShippingStatusId": ("shippingStatusCode", SHIPPING_IDS),
+}
+
+
+def _names(column: str) -> str:
+    """The reference table naming an id column's values: `orderStockStatusId` -> `orderStockStatusNames`."""
+    return column.removesuffix("Id") + "Names"
+
+
+def _coded(column: str) -> Column:
+    """An ORDER_CODES column, with its reference table."""
+    field, ids = ORDER_CODES[column]
+    return Column(column, "INTEGER", lambda o: ids[o[field]], reference=_names(column))
+
+
+def _code_names(ids: dict[str, int]) -> Callable[[SimState], dict[str, Any]]:
+    return lambda s: {str(v): k for k, v in ids.items()}
+
 
 SPECS: dict[str, SearchSpec] = {
     "/contact-service/contact-search": SearchSpec(
@@ -125,29 +147,14 @@ SPECS: dict[str, SearchSpec] = {
                 lambda o: o["orderStatus"]["orderStatusId"],
                 reference="orderStatusNames",
             ),
-            Column(
-                "orderStockStatusId",
-                "INTEGER",
-                lambda o: STOCK_IDS[o["stockStatusCode"]],
-                reference="orderStockStatusNames",
-            ),
+            _coded("orderStockStatusId"),
             Column("createdOn", "PERIOD", lambda o: o["createdOn"]),
             Column("createdById", "INTEGER", lambda o: o["createdById"]),
             Column("customerRef", "STRING", lambda o: o["reference"]),
-            Column(
-                "orderPaymentStatusId",
-                "INTEGER",
-                lambda o: PAYMENT_IDS[o["orderPaymentStatus"]],
-                reference="orderPaymentStatusNames",
-            ),
+            _coded("orderPaymentStatusId"),
             Column("updatedOn", "PERIOD", lambda o: o["updatedOn"]),
             Column("parentOrderId", "IDSET", lambda o: o["parentOrderId"]),
-            Column(
-                "orderShippingStatusId",
-                "INTEGER",
-                lambda o: SHIPPING_IDS[o["shippingStatusCode"]],
-                reference="orderShippingStatusNames",
-            ),
+            _coded("orderShippingStatusId"),
             Column("externalRef", "STRING", lambda o: o["externalRef"]),
             Column(
                 "installedIntegrationInstanceId", "INTEGER", lambda o: o["installedIntegrationInstanceId"]
@@ -168,9 +175,7 @@ SPECS: dict[str, SearchSpec] = {
                 "4": "PURCHASE_CREDIT",
             },
             "orderStatusNames": lambda s: {str(k): v["name"] for k, v in s.order_statuses.items()},
-            "orderStockStatusNames": lambda s: {str(v): k for k, v in STOCK_IDS.items()},
-            "orderPaymentStatusNames": lambda s: {str(v): k for k, v in PAYMENT_IDS.items()},
-            "orderShippingStatusNames": lambda s: {str(v): k for k, v in SHIPPING_IDS.items()},
+            **{_names(column): _code_names(ids) for column, (_, ids) in ORDER_CODES.items()},
         },
     ),
     "/product-service/product-search": SearchSpec(

@@ -113,6 +113,25 @@ def to_sdk_messages(messages: Sequence[BusMessage], *, many: bool) -> Any:
     return ServiceBusConverter.decode(datum, trigger_metadata=None, pytype=None)
 
 
+# The classic message's keyword arguments that take the bus message's attribute of the same name.
+CLASSIC_SAME_NAMED = (
+    "message_id",
+    "content_type",
+    "correlation_id",
+    "dead_letter_error_description",
+    "dead_letter_reason",
+    "dead_letter_source",
+    "delivery_count",
+    "enqueued_time_utc",
+    "expires_at_utc",
+    "subject",
+    "locked_until",
+    "scheduled_enqueue_time_utc",
+    "sequence_number",
+    "time_to_live",
+)
+
+
 def to_functions_message(message: BusMessage) -> func_servicebus.ServiceBusMessage:
     """The classic azure.functions ServiceBusMessage the worker builds without the extension."""
     properties = dict(message.application_properties or {})
@@ -120,20 +139,7 @@ def to_functions_message(message: BusMessage) -> func_servicebus.ServiceBusMessa
         body=bytes(message.body),
         application_properties=properties,
         user_properties=properties,
-        message_id=message.message_id,
-        content_type=message.content_type,
-        correlation_id=message.correlation_id,
-        dead_letter_error_description=message.dead_letter_error_description,
-        dead_letter_reason=message.dead_letter_reason,
-        dead_letter_source=message.dead_letter_source,
-        delivery_count=message.delivery_count,
-        enqueued_time_utc=message.enqueued_time_utc,
-        expires_at_utc=message.expires_at_utc,
         label=message.subject,
-        subject=message.subject,
-        locked_until=message.locked_until,
         lock_token=str(message.lock_token),
-        scheduled_enqueue_time_utc=message.scheduled_enqueue_time_utc,
-        sequence_number=message.sequence_number,
-        time_to_live=message.time_to_live,
+        **{name: getattr(message, name) for name in CLASSIC_SAME_NAMED},
     )
