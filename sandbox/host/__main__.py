@@ -22,8 +22,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--app", default="function_app", help="module of the function app (default function_app)"
     )
+    # Every option but --app and --log-level is a LocalHost keyword argument (its dest), passed on.
     parser.add_argument(
         "--settings",
+        dest="settings_path",
+        metavar="SETTINGS",
         type=Path,
         default=None,
         help="settings file (default local.settings.json, else local.settings.example.json)",
@@ -41,7 +44,12 @@ def _parser() -> argparse.ArgumentParser:
         "--project-root", type=Path, default=Path("."), help="folder with host.json (default .)"
     )
     parser.add_argument(
-        "--grace", type=float, default=30.0, help="seconds to wait for running invocations on stop"
+        "--grace",
+        dest="shutdown_grace",
+        metavar="GRACE",
+        type=float,
+        default=30.0,
+        help="seconds to wait for running invocations on stop",
     )
     parser.add_argument(
         "--poll-interval", type=float, default=0.5, help="seconds between polls of the local bus"
@@ -51,21 +59,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    options = vars(_parser().parse_args(argv))
+    app, log_level = options.pop("app"), options.pop("log_level")
     logging.basicConfig(
-        level=args.log_level, stream=sys.stdout, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=log_level, stream=sys.stdout, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     quiet_http_client_loggers()  # request URLs carry query strings (e-mails, names)
     try:
-        host = LocalHost(
-            args.app,
-            settings_path=args.settings,
-            host=args.host,
-            port=args.port,
-            project_root=args.project_root,
-            poll_interval=args.poll_interval,
-            shutdown_grace=args.grace,
-        )
+        host = LocalHost(app, **options)
         host.serve_forever(
             on_started=lambda h: print(
                 f"Local Functions host listening on {h.base_url} (Ctrl-C to stop)", flush=True
