@@ -514,6 +514,35 @@ class CustomersToBrightpearl(CustomerSync):
                 ", ".join(sorted(adopted)[: self.batch_ids_shown]),
             )
 
+    def _drop_taken_addresses(self, claimed: list[Record], failed: dict[str, BaseException]) -> None:
+        """Forget saved address ids that meanwhile belong to a contact or are gone, so new ones
+        are posted: Brightpearl refuses a contact whose address belongs to another. (Another
+        writer can have adopted an identical address; see shared/sync/lost_creates.py.) One
+        ranged GET per batch with saved ids; if it fails, those records wait."""
+        kept = {r.source_id: _kept_ids(r) for r in claimed if r.source_id not in failed}
+        ids = sorted({i for saved in kept.values() for i in saved})
+        if not ids:
+            return
+        try:
+            items = self.bp.get_by_ids(POSTAL_ADDRESS_GET, ids, limit=SCAN_WINDOW)
+        except bp_errors.BrightpearlError as exc:
+            for source_id, saved in kept.items():
+                if saved:
+                    failed[source_id] = exc
+            return
+        free = {int(i["addressId"]) for i in items if isinstance(i, dict) and not i.get("contactId")}
+        for r in claimed:
+            if set(kept.get(r.source_id, [])) - free:
+                progress = dict(_claimed(r).progress)
+                progress["postal_addresses"] = [a for a in progress["postal_addresses"] if a["id"] in free]
+                r.claim = _claimed(r).model_copy(update={"progress": progress})
+                log.warning(
+                    "Dataverse contact %s: saved postal addresses %s belong to another contact or are gone; "
+                    "new ones are posted",
+                    r.source_id,
+                    sorted(set(kept[r.source_id]) - free),
+                )
+
     def _create(self, creates: list[Record], results: BatchResults) -> None:
         claimed: list[Record] = []
         for r in creates:
@@ -587,6 +616,7 @@ class CustomersToBrightpearl(CustomerSync):
         """
         failed: dict[str, BaseException] = {}
         self._adopt_lost_addresses(claimed, failed)
+        self._drop_taken_addresses(claimed, failed)
         role_ids: dict[str, dict[str, int]] = {}
         made: dict[str, list[dict[str, Any]]] = {}  # dv id -> [{"id", "hash"}] kept with the claim
         pending: dict[str, PendingCreates] = {}  # dv id -> addresses being posted, answer not yet read
@@ -848,6 +878,12 @@ class CustomersToBrightpearl(CustomerSync):
                 )
             )
         self.bp.tag_contacts([int(c) for c in contact_ids], self._tag_id)
+
+
+def _kept_ids(r: Record) -> list[int]:
+    """Ids of the postal addresses kept with `r`'s claim (progress `postal_addresses`)."""
+    kept = _claimed(r).progress.get("postal_addresses") or []
+    return [int(a["id"]) for a in kept if isinstance(a, dict) and isinstance(a.get("id"), int)]
 
 
 def _reuse_addresses(r: Record) -> list[tuple[PostalAddressDraft, int | None, str, bool]]:

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 
 from shared.brightpearl.client import MessageOutcome, MultiMessageResult
-from shared.brightpearl.errors import BrightpearlNotFound
+from shared.brightpearl.errors import BrightpearlNotFound, BrightpearlValidationError
 from shared.brightpearl.models import ContactTag
 from shared.brightpearl.transport import BrightpearlResponse
 from shared.dataverse.models import BulkResult, Record, RowOutcome
@@ -618,6 +618,13 @@ class FakeBrightpearl(_Faults):
         return max(self.addresses, default=None) if "postal-address" in uri else None
 
     def create_contact(self, body: Mapping[str, Any]) -> int:
+        owned = {a for c in self.contacts.values() for a in (c.get("postAddressIds") or {}).values()}
+        for code, address_id in (body.get("postAddressIds") or {}).items():
+            if address_id in owned:  # as Brightpearl (the simulator's CNTC-108)
+                raise BrightpearlValidationError(
+                    f"postAddressIds.{code}: postal address {address_id} belongs to another contact",
+                    status=400,
+                )
         return self.add_contact({k: v for k, v in body.items() if k != "contactId"})
 
     def patch_contact(self, contact_id: int, ops: Iterable[Any]) -> Any:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from shared.brightpearl.errors import BrightpearlAmbiguousWrite
+from shared.brightpearl.errors import BrightpearlAmbiguousWrite, BrightpearlUnavailable
 from shared.flows.customers_to_brightpearl import (
     ADDRESS_HIGH_WATER_CURSOR,
     PENDING_ADDRESSES_CURSOR,
@@ -245,3 +245,27 @@ def test_a_new_address_of_an_existing_contact_whose_answer_was_lost_is_adopted()
     assert rig.bp.addresses[lost[0][0]]["addressLine1"] == "Warehouse 9"
     assert orphaned_addresses(rig) == set() and len(rig.bp.addresses) == 2
     assert rig.store.cursors.get(f"{PENDING_ADDRESSES_CURSOR}{bp_id}") is None  # marker dropped
+
+
+def test_a_saved_address_another_contact_took_meanwhile_is_replaced_not_reused(rig: Rig) -> None:
+    """The first attempt saved its address, then the contact POST failed; meanwhile another
+    writer attached that address to its own contact (it adopted an identical one). Reusing it
+    would be refused, so the retry posts a new address."""
+    [dv_id] = dynamics_customers(rig, 1)
+    real_create_many = rig.bp.create_many
+    failures = [BrightpearlUnavailable("Brightpearl answered 503 to POST /contact-service/contact/")]
+
+    def contact_post_fails_once(uri: str, bodies):  # type: ignore[no-untyped-def]
+        if "contact-service/contact" in uri and failures:
+            return [failures.pop() for _ in bodies]
+        return real_create_many(uri, bodies)
+
+    rig.bp.create_many = contact_post_fails_once  # type: ignore[method-assign]
+    rig.to_bp.handle([notice("dataverse", "contact", dv_id)])
+    [saved] = rig.bp.addresses
+    rig.bp.add_contact({"lastName": "Babbage", "postAddressIds": {"DEF": saved}})
+
+    assert rig.to_bp.handle([notice("dataverse", "contact", dv_id)]) == [Completed()]
+
+    ours = bp_contact_of(rig, dv_id)["postAddressIds"]["DEF"]
+    assert ours != saved and rig.bp.addresses[ours] == rig.bp.addresses[saved]
