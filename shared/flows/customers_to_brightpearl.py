@@ -74,6 +74,13 @@ GUIDS_PER_QUERY = 200  # about 9 KB of URL; Dataverse accepts 32 KB
 PENDING_ADDRESSES = "pending_addresses"
 PENDING_ADDRESSES_CURSOR = "brightpearl-pending-postal-addresses-of-contact-"
 ADDRESS_HIGH_WATER_CURSOR = "brightpearl-postal-address-high-water"
+# Failures after which a POST was surely not applied (refused, throttled, not authenticated);
+# after any other (timeout, dropped connection, 5xx) its pending marker is kept.
+_NOT_APPLIED = (
+    bp_errors.BrightpearlValidationError,
+    bp_errors.BrightpearlThrottled,
+    bp_errors.BrightpearlAuthError,
+)
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 Record = SyncRecord[Customer]
@@ -682,7 +689,7 @@ class CustomersToBrightpearl(CustomerSync):
             for (r, draft, body_hash), answer in zip(posting, answers, strict=True):
                 if isinstance(answer, BaseException):
                     failed.setdefault(r.source_id, answer)
-                    if isinstance(answer, bp_errors.BrightpearlAmbiguousWrite):
+                    if not isinstance(answer, _NOT_APPLIED):
                         lost.setdefault(r.source_id, []).append(
                             PendingItem(body_hash, postal_address_fingerprint(draft.body))
                         )

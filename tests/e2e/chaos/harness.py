@@ -140,14 +140,13 @@ class ChaosReport:
     lock_lost_settlements: int = 0
     max_delivery_count_dead_letters: int = 0
     double_dead_letters: int = 0
-    orphaned_addresses: int = 0
+    orphaned_addresses: int = 0  # must be 0, lost answers included
     orphaned_address_ids: list[int] = field(default_factory=list)  # the first 50
-    # Of those, addresses created by a write whose answer a fault swallowed (dropped connection or
-    # timeout after Brightpearl applied it): the flow never learnt their ids, and Brightpearl has
-    # no address search to find them. A known open gap (issue 17 item 2), counted apart so that
-    # every other cause of an orphan still fails the run.
+    # For information: address-creating writes whose answer a fault swallowed (dropped connection
+    # or timeout after Brightpearl applied it), which the flow has to find again instead of
+    # posting twice, and how many of the orphans (if any) such a write created.
+    lost_address_answers: int = 0
     orphaned_after_lost_answers: int = 0
-    lost_address_answers: int = 0  # address-creating writes whose answer was lost
     unsettled: dict[str, dict[str, int]] = field(default_factory=dict)
     valid_customers: int = 0
     valid_not_exactly_once: dict[str, int] = field(default_factory=dict)
@@ -203,11 +202,11 @@ class ChaosReport:
             out.append(f"dead letters with the wrong reason: {self.wrong_reason_dead_letters[:10]}")
         if self.unexpected_dead_letters:
             out.append(f"dead letters for valid records: {self.unexpected_dead_letters[:10]}")
-        unexplained = self.orphaned_addresses - self.orphaned_after_lost_answers
-        if unexplained:
+        if self.orphaned_addresses:
             out.append(
-                f"{unexplained} Brightpearl postal addresses no contact references (besides "
-                f"{self.orphaned_after_lost_answers} created by writes whose answer was lost)"
+                f"{self.orphaned_addresses} Brightpearl postal addresses no contact references "
+                f"({self.orphaned_after_lost_answers} of them created by writes whose answer was lost; "
+                f"ids {self.orphaned_address_ids[:10]})"
             )
         busy = {k: v for k, v in self.unsettled.items() if any(v.values())}
         if busy:
