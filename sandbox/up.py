@@ -127,7 +127,7 @@ RESTART_BACKOFF_MAX = 30.0
 RESTART_HEALTHY_AFTER = 60.0
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, repr=False)
 class Supervisor:
     services: list[Service]
     _: KW_ONLY

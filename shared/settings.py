@@ -338,7 +338,7 @@ class CustomersSettings(BaseSettings):
     )
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, repr=False)
 class AppSettings:
     """All sections, validated together."""
 

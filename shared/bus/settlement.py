@@ -72,7 +72,7 @@ class RetryPolicy(Protocol):
     def exhausted(self, attempt: int, *, reason: str | None = None, waiting: float | None = None) -> bool: ...
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, repr=False)
 class Settlement:
     """Settles the messages of one subscription."""
 
