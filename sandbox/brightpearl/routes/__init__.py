@@ -11,6 +11,11 @@ from sandbox.brightpearl.envelope import IDS, RouteSpec
 if TYPE_CHECKING:
     from sandbox.brightpearl.app import Simulator
 
+# Other id-set segments than the `ids` one (envelope.IDS): price lists, and orders or `*`.
+ID_SET = r"\d[\d,.\-]*"
+LISTS = rf"(?P<lists>{ID_SET})"
+ORDERS = rf"(?P<orders>\*|{ID_SET})"
+
 
 def api_routes(sim: Simulator) -> list[RouteSpec]:
     return [
@@ -59,22 +64,14 @@ def api_routes(sim: Simulator) -> list[RouteSpec]:
         ("OPTIONS", rf"product-service/product/{IDS}", sim.options_products),
         ("GET", r"product-service/product-search", sim.search),
         ("GET", r"product-service/product-search/meta-data", sim.search_meta),
-        (
-            "GET",
-            rf"product-service/product-price/{IDS}(?:/price-list(?:/(?P<lists>\d[\d,.\-]*))?)?",
-            sim.get_product_prices,
-        ),
+        ("GET", rf"product-service/product-price/{IDS}(?:/price-list(?:/{LISTS})?)?", sim.get_product_prices),
         ("PUT", r"product-service/product-price/(?P<id>\d+)/price-list", sim.put_product_prices),
         ("GET", rf"product-service/price-list(?:/{IDS})?", sim.get_price_lists),
         # warehouse
         ("GET", rf"warehouse-service/warehouse(?:/{IDS})?", sim.get_warehouses),
         ("GET", rf"warehouse-service/product-availability/{IDS}", sim.get_availability),
         ("POST", r"warehouse-service/order/(?P<id>\d+)/goods-note/goods-out", sim.post_goods_out),
-        (
-            "GET",
-            rf"warehouse-service/order/(?P<orders>\*|\d[\d,.\-]*)/goods-note/goods-out(?:/{IDS})?",
-            sim.get_goods_out,
-        ),
+        ("GET", rf"warehouse-service/order/{ORDERS}/goods-note/goods-out(?:/{IDS})?", sim.get_goods_out),
         ("PUT", r"warehouse-service/goods-note/goods-out/(?P<id>\d+)", sim.put_goods_out),
         ("POST", r"warehouse-service/goods-note/goods-out/(?P<id>\d+)/event", sim.post_goods_out_event),
         ("GET", r"warehouse-service/goods-note/goods-out-search", sim.search),
