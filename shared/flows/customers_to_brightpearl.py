@@ -414,16 +414,23 @@ class CustomersToBrightpearl(CustomerSync):
                 if ids[i] is None and spare:  # the body changed since: the adopted address takes the new one
                     reused = ids[i] = spare.pop(0)
                     self.bp.update_postal_address(reused, draft.body)
-            log.warning(
-                "Brightpearl contact %s: adopted %d postal addresses an earlier attempt created",
-                contact_id,
-                sum(1 for i in ids if i is not None),
-            )
+            if any(i is not None for i in ids):
+                log.warning(
+                    "Brightpearl contact %s: adopted %d postal addresses an earlier attempt created",
+                    contact_id,
+                    sum(1 for i in ids if i is not None),
+                )
         missing = [i for i, address_id in enumerate(ids) if address_id is None]
         if missing:
+            # the new marker covers every draft from the earliest bound, so the addresses adopted
+            # just now are found again too if this attempt fails before linking them
+            floor = self._address_floor()
             pending = PendingCreates(
-                self._address_floor(),
-                tuple(PendingItem(hashes[i], postal_address_fingerprint(drafts[i].body)) for i in missing),
+                min(floor, earlier.after) if earlier is not None else floor,
+                tuple(
+                    PendingItem(h, postal_address_fingerprint(d.body))
+                    for h, d in zip(hashes, drafts, strict=True)
+                ),
             )
             marker = cursors.save(
                 name, json.dumps(pending.to_progress()), etag=marker.etag if marker is not None else None

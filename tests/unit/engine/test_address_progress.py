@@ -213,7 +213,8 @@ def test_an_address_linked_to_another_contact_is_never_adopted(rig: Rig) -> None
 
 
 def test_a_new_address_of_an_existing_contact_whose_answer_was_lost_is_adopted() -> None:
-    """The update path: a new delivery address is posted, its answer lost before the link PUT."""
+    """The update path: a new delivery address is posted, its answer lost before the link PUT;
+    the retry adopts it, but its link PUT fails; the next one adopts it again and links it."""
     rig = Rig()
     groups = {**MAPPING.ownership.groups, "addresses": "dataverse"}
     mapping = MAPPING.model_copy(
@@ -237,6 +238,9 @@ def test_a_new_address_of_an_existing_contact_whose_answer_was_lost_is_adopted()
 
     assert [type(o) for o in first] == [RetryLater] and len(lost) == 1
     assert orphaned_addresses(rig) == {lost[0][0]}  # posted, not linked yet
+    rig.bp.fail_next["link_contact_addresses"] = [BrightpearlUnavailable("Brightpearl answered 503")]
+    again = to_bp.handle([notice("dataverse", "contact", row["contactid"])])  # adopted, link PUT fails
+    assert [type(o) for o in again] == [RetryLater] and len(rig.bp.addresses) == 2
 
     assert to_bp.handle([notice("dataverse", "contact", row["contactid"])]) == [Completed()]
 
