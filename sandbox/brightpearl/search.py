@@ -54,6 +54,11 @@ class SearchSpec:
     references: dict[str, Callable[[SimState], dict[str, Any]]] = field(default_factory=dict)
 
 
+def _field(name: str, kind: str) -> Column:
+    """A column that is the record's own field of the same name."""
+    return Column(name, kind, lambda record: record[name])
+
+
 def _email(code: str) -> Callable[[dict[str, Any]], Any]:
     return lambda c: (c["communication"]["emails"].get(code) or {}).get("email")
 
@@ -110,7 +115,7 @@ def _code_names(ids: dict[str, int]) -> Callable[[SimState], dict[str, Any]]:
 SPECS: dict[str, SearchSpec] = {
     "/contact-service/contact-search": SearchSpec(
         columns=[
-            Column("contactId", "IDSET", lambda c: c["contactId"]),
+            _field("contactId", "IDSET"),
             Column("primaryEmail", "SEARCH_STRING", _email("PRI")),
             Column("secondaryEmail", "SEARCH_STRING", _email("SEC")),
             Column("tertiaryEmail", "SEARCH_STRING", _email("TER")),
@@ -120,8 +125,8 @@ SPECS: dict[str, SearchSpec] = {
             Column("companyName", "SEARCH_STRING", lambda c: (c.get("organisation") or {}).get("name")),
             Column("isStaff", "BOOLEAN", lambda c: c["relationshipToAccount"]["isStaff"]),
             Column("isCustomer", "BOOLEAN", _is_customer),
-            Column("createdOn", "PERIOD", lambda c: c["createdOn"]),
-            Column("updatedOn", "PERIOD", lambda c: c["updatedOn"]),
+            _field("createdOn", "PERIOD"),
+            _field("updatedOn", "PERIOD"),
             Column("isPrimary", "BOOLEAN", lambda c: c.get("isPrimaryContact", True)),
             Column("pri", "STRING", lambda c: c["communication"]["telephones"].get("PRI")),
             Column(
@@ -148,18 +153,16 @@ SPECS: dict[str, SearchSpec] = {
                 reference="orderStatusNames",
             ),
             _coded("orderStockStatusId"),
-            Column("createdOn", "PERIOD", lambda o: o["createdOn"]),
-            Column("createdById", "INTEGER", lambda o: o["createdById"]),
+            _field("createdOn", "PERIOD"),
+            _field("createdById", "INTEGER"),
             Column("customerRef", "STRING", lambda o: o["reference"]),
             _coded("orderPaymentStatusId"),
-            Column("updatedOn", "PERIOD", lambda o: o["updatedOn"]),
-            Column("parentOrderId", "IDSET", lambda o: o["parentOrderId"]),
+            _field("updatedOn", "PERIOD"),
+            _field("parentOrderId", "IDSET"),
             _coded("orderShippingStatusId"),
-            Column("externalRef", "STRING", lambda o: o["externalRef"]),
-            Column(
-                "installedIntegrationInstanceId", "INTEGER", lambda o: o["installedIntegrationInstanceId"]
-            ),
-            Column("warehouseId", "IDSET", lambda o: o["warehouseId"]),
+            _field("externalRef", "STRING"),
+            _field("installedIntegrationInstanceId", "INTEGER"),
+            _field("warehouseId", "IDSET"),
             Column(
                 "staffOwnerContactId", "INTEGER", lambda o: o["assignment"]["current"]["staffOwnerContactId"]
             ),
@@ -188,12 +191,12 @@ SPECS: dict[str, SearchSpec] = {
             Column("ISBN", "STRING", lambda p: p["identity"].get("isbn")),
             Column("stockTracked", "BOOLEAN", lambda p: bool(p["stock"].get("stockTracked"))),
             Column("salesChannelName", "STRING", lambda p: "Brightpearl", filterable=False),
-            Column("createdOn", "PERIOD", lambda p: p["createdOn"]),
-            Column("updatedOn", "PERIOD", lambda p: p["updatedOn"]),
+            _field("createdOn", "PERIOD"),
+            _field("updatedOn", "PERIOD"),
             Column(
                 "brightpearlCategoryCode", "INTEGER", lambda p: p["id"], reference="productCategoryMembership"
             ),
-            Column("productGroupId", "INTEGER", lambda p: p["productGroupId"]),
+            _field("productGroupId", "INTEGER"),
         ],
         records=lambda s: list(s.products.values()),
         default_sort=[("productId", "ASC")],
@@ -207,31 +210,31 @@ SPECS: dict[str, SearchSpec] = {
     "/warehouse-service/goods-note/goods-out-search": SearchSpec(
         columns=[
             Column("goodsOutNoteId", "IDSET", lambda n: n["id"]),
-            Column("orderId", "IDSET", lambda n: n["orderId"]),
-            Column("warehouseId", "IDSET", lambda n: n["warehouseId"]),
-            Column("transfer", "BOOLEAN", lambda n: n["transfer"]),
+            _field("orderId", "IDSET"),
+            _field("warehouseId", "IDSET"),
+            _field("transfer", "BOOLEAN"),
             Column("shipped", "BOOLEAN", lambda n: n["status"]["shipped"]),
             Column("shippedOn", "PERIOD", lambda n: n["status"].get("shippedOn")),
-            Column("createdOn", "PERIOD", lambda n: n["createdOn"]),
+            _field("createdOn", "PERIOD"),
         ],
         records=lambda s: [dict(n, id=i) for i, n in s.goods_out.items()],
         default_sort=[("goodsOutNoteId", "ASC")],
     ),
     "/accounting-service/customer-payment-search": SearchSpec(
         columns=[
-            Column("paymentId", "IDSET", lambda p: p["paymentId"]),
-            Column("transactionRef", "STRING", lambda p: p["transactionRef"]),
-            Column("transactionCode", "STRING", lambda p: p["transactionCode"]),
-            Column("paymentMethodCode", "STRING", lambda p: p["paymentMethodCode"]),
-            Column("paymentType", "STRING", lambda p: p["paymentType"]),
-            Column("orderId", "IDSET", lambda p: p["orderId"]),
-            Column("currencyId", "INTEGER", lambda p: p["currencyId"]),
-            Column("currencyCode", "STRING", lambda p: p["currencyCode"]),
-            Column("amountAuthorized", "STRING", lambda p: p["amountAuthorized"]),
-            Column("amountPaid", "STRING", lambda p: p["amountPaid"]),
-            Column("paymentDate", "PERIOD", lambda p: p["paymentDate"]),
-            Column("createdOn", "PERIOD", lambda p: p["createdOn"]),
-            Column("journalId", "INTEGER", lambda p: p["journalId"]),
+            _field("paymentId", "IDSET"),
+            _field("transactionRef", "STRING"),
+            _field("transactionCode", "STRING"),
+            _field("paymentMethodCode", "STRING"),
+            _field("paymentType", "STRING"),
+            _field("orderId", "IDSET"),
+            _field("currencyId", "INTEGER"),
+            _field("currencyCode", "STRING"),
+            _field("amountAuthorized", "STRING"),
+            _field("amountPaid", "STRING"),
+            _field("paymentDate", "PERIOD"),
+            _field("createdOn", "PERIOD"),
+            _field("journalId", "INTEGER"),
         ],
         records=lambda s: list(s.payments.values()),
         default_sort=[("paymentId", "ASC")],
