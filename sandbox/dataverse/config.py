@@ -38,7 +38,10 @@ class SimulatorConfig:
     enforce_application_required: bool = False
     readonly_writes: str = "ignore"  # ignore | reject (real behaviour UNCONFIRMED)
     duplicate_detection_status: int = 412  # 412 per the handler map; the 2022 doc shows 500
-    products_active_on_create: bool = False  # organization.createproductswithoutparentinactivestate
+    # organization.createproductswithoutparentinactivestate at reset (the organization row holds it)
+    products_active_on_create: bool = False
+    # product.defaultuomid must be a unit of defaultuomscheduleid (platform check UNCONFIRMED)
+    check_product_unit_group: bool = True
     webhook_timeout_seconds: float = 60.0
     webhook_size_limit_bytes: int = 256 * 1024
     base_currency: str = "GBP"

@@ -10,6 +10,7 @@ from faker import Faker
 
 from sandbox.dataverse.protocol import SimRequest, User
 from sandbox.dataverse.schema import Table
+from sandbox.dataverse.tables.products import base_unit_id
 
 if TYPE_CHECKING:
     from sandbox.dataverse.app import Simulator
@@ -71,16 +72,23 @@ def seed_reference_data(sim: Simulator) -> None:
         },
         req,
     )
-    engine.create(
-        tables["uom"],
-        {
-            "uomid": fixed_id("uom:primary"),
-            "name": "Primary Unit",
-            "quantity": 1.0,
-            "uomscheduleid@odata.bind": f"/uomschedules({fixed_id('uomschedule:default')})",
-        },
-        req,
-    )
+    # its base unit "Primary Unit" is created with it (reference §10.8): base_unit_id(schedule)
+    if "organization" in tables:
+        base = fixed_id(f"currency:{sim.config.base_currency}")
+        engine.create(
+            tables["organization"],
+            {
+                "organizationid": sim.config.organization_id,
+                "name": sim.config.organization_name,
+                "createproductswithoutparentinactivestate": sim.config.products_active_on_create,
+                **(
+                    {"basecurrencyid@odata.bind": f"/transactioncurrencies({base})"}
+                    if base in engine.db.rows["transactioncurrency"]
+                    else {}
+                ),
+            },
+            req,
+        )
     engine.create(
         tables["pricelevel"],
         {
@@ -198,7 +206,7 @@ def seed_demo(sim: Simulator, counts: dict[str, int], seed: int = 1) -> dict[str
                     "quantitydecimal": 0,
                     "price": round(fake.pyfloat(min_value=2, max_value=400, right_digits=2), 2),
                     "defaultuomscheduleid@odata.bind": f"/uomschedules({fixed_id('uomschedule:default')})",
-                    "defaultuomid@odata.bind": f"/uoms({fixed_id('uom:primary')})",
+                    "defaultuomid@odata.bind": f"/uoms({base_unit_id(fixed_id('uomschedule:default'))})",
                     "bpi_brightpearlid": str(1000 + seed * 10000 + i),
                     "bpi_availablestock": float(fake.random_int(0, 500)),
                 },

@@ -36,7 +36,7 @@ class Rules(EngineBase):
                 state = 0
                 if (
                     table.draft_on_create
-                    and not self.config.products_active_on_create
+                    and not self.products_active_on_create()
                     and record.get("parentproductid") is None
                 ):
                     state = 2
