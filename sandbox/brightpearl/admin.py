@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from sandbox.brightpearl.catalogue_admin import handle_catalogue_admin
 from sandbox.brightpearl.errors import ApiError
 
 if TYPE_CHECKING:
@@ -27,6 +28,8 @@ STATE_KINDS = {
     "groups": "groups",
     "prices": "prices",
     "stock": "stock",
+    "stock-corrections": "stock_corrections",
+    "goods-movements": "goods_movements",
 }
 
 
@@ -149,6 +152,8 @@ def handle_admin(
             return 200, sim.dispatcher.log.snapshot()
         if method == "GET" and parts[1:] == ["idle"]:
             return 200, {"idle": sim.dispatcher.idle()}
+    if parts[:1] == ["catalogue"]:
+        return handle_catalogue_admin(sim, method, parts[1:], body)
     raise ApiError(404, "not-found", f"no admin endpoint {method} /_sandbox/{path}")
 
 

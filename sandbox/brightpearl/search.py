@@ -112,6 +112,21 @@ def _code_names(ids: dict[str, int]) -> Callable[[SimState], dict[str, Any]]:
     return lambda s: {str(v): k for k, v in ids.items()}
 
 
+# goods-movement-search: every column is the movement record's own field (name -> type).
+GOODS_MOVEMENT_COLUMNS = {
+    "goodsMovementId": "IDSET",
+    "goodsNoteId": "IDSET",
+    "goodsNoteTypeCode": "STRING",
+    "productId": "IDSET",
+    "warehouseId": "IDSET",
+    "quantity": "INTEGER",
+    "destinationLocationId": "INTEGER",
+    "currencyCode": "STRING",
+    "productValue": "STRING",
+    "createdOn": "PERIOD",
+    "updatedOn": "PERIOD",
+}
+
 SPECS: dict[str, SearchSpec] = {
     "/contact-service/contact-search": SearchSpec(
         columns=[
@@ -219,6 +234,13 @@ SPECS: dict[str, SearchSpec] = {
         ],
         records=lambda s: [dict(n, id=i) for i, n in s.goods_out.items()],
         default_sort=[("goodsOutNoteId", "ASC")],
+    ),
+    # Only the path is in the reference (§4.1); the columns follow third-party client code
+    # (filters goodsNoteTypeCode=SC and updatedOn=from/): UNCONFIRMED.
+    "/warehouse-service/goods-movement-search": SearchSpec(
+        columns=[_field(name, kind) for name, kind in GOODS_MOVEMENT_COLUMNS.items()],
+        records=lambda s: list(s.goods_movements.values()),
+        default_sort=[("goodsMovementId", "ASC")],
     ),
     "/accounting-service/customer-payment-search": SearchSpec(
         columns=[

@@ -1,8 +1,18 @@
 """Products, their prices per price list, and stock levels per warehouse (product-service
-writes, stock corrections, availability, and product.* events)."""
+writes, availability, and product.* events; stock corrections are in `warehouse.py`).
+
+Reference §7 and §8.1. Every change of a product record (create, PUT, identity, prices,
+status) moves its `updatedOn` (strictly increasing) and its `version` (epoch ms, §14), so
+`product-search?updatedOn=` finds it. A stock movement does not: stock has no `updatedOn`
+(issue 12; the reference is silent), it raises `product.modified.on-hand-modified` and a
+goods movement instead. A product can be archived (status `ARCHIVED`) and destroyed (gone,
+`product.destroyed`) only through the admin surface: the reference documents no API for
+either.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -34,6 +44,16 @@ PRODUCT_NOUNS = [
 ]
 
 
+# Variation options (§7.2: option and value must exist, the value must belong to the option).
+OPTIONS: dict[int, tuple[str, dict[int, str]]] = {
+    1: ("Colour", {1: "Red", 2: "Blue", 3: "Green", 4: "Black", 5: "Natural"}),
+    2: ("Size", {6: "S", 7: "M", 8: "L", 9: "XL"}),
+    3: ("Material", {10: "Cotton", 11: "Linen", 12: "Wool"}),
+}
+MAX_GROUP_OPTIONS = 4  # at most 4 options per product group (§7.2)
+STATUSES = ("LIVE", "ARCHIVED")
+
+
 class ProductStore(StateCore):
     products: dict[int, dict[str, Any]]
     prices: dict[int, dict[int, dict[str, str]]]
@@ -42,6 +62,8 @@ class ProductStore(StateCore):
     brands: dict[int, str]
     warehouses: dict[int, dict[str, Any]]  # read: stock is kept per warehouse
     goods_out: dict[int, dict[str, Any]]  # read: unshipped notes allocate stock
+    # provided by WarehouseStore: a stock correction (validated, recorded as a goods movement)
+    correct_stock: Callable[..., list[int]]
 
     def _reset_products(self) -> None:
         self.products = {}
@@ -132,11 +154,16 @@ class ProductStore(StateCore):
     def create_product(self, body: Any, quiet: bool = False) -> int:
         with self.lock:
             self._validate_product(body, partial=False)
+            channels = body.get("salesChannels") or [
+                {"salesChannelName": "Brightpearl", "productName": body.get("productName")}
+            ]
+            name = channels[0].get("productName")
+            group = self._group_of(name)
+            variations = self._variations(body.get("variations"), group)
             pid = self.next_id("product", 1000)
             now = self.now()
-            channels = body.get("salesChannels") or [
-                {"salesChannelName": "Brightpearl", "productName": body.get("productName", f"Product {pid}")}
-            ]
+            if name is None:
+                channels[0]["productName"] = name = f"Product {pid}"
             record = {
                 "id": pid,
                 "brandId": body["brandId"],
@@ -150,25 +177,64 @@ class ProductStore(StateCore):
                 or {"taxable": True, "taxCode": {"id": 1, "code": "T20"}},
                 "salesChannels": channels,
                 "composition": {"bundle": False},
-                "variations": [],
+                "variations": variations,
                 "status": "LIVE",
                 "nominalCodeSales": "4000",
                 "createdOn": now,
                 "updatedOn": now,
                 "version": int(now.timestamp() * 1000),
             }
-            name = channels[0].get("productName")
-            for other in self.products.values():  # same name joins a product group (§7.2)
-                if other["salesChannels"][0].get("productName") == name:
-                    group = other["productGroupId"] or other["id"]
-                    other["productGroupId"] = group
-                    record["productGroupId"] = group
+            for other in group:  # same name joins a product group (§7.2)
+                other["productGroupId"] = other["productGroupId"] or group[0]["id"]
+                record["productGroupId"] = other["productGroupId"]
             self.products[pid] = record
             if record["stock"].get("stockTracked"):
                 self.stock.setdefault(pid, {})
             if not quiet:
                 self.emit("product.created", [pid])
             return pid
+
+    def _group_of(self, name: Any) -> list[dict[str, Any]]:
+        """The products a new product named `name` groups with (same name, §7.2)."""
+        return [p for p in self.products.values() if p["salesChannels"][0].get("productName") == name]
+
+    def _variations(self, raw: Any, group: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Validated `variations` of a new product in `group` (rules of §7.2)."""
+        if raw is None:
+            return []
+        if not isinstance(raw, list):
+            raise bad("variations must be a list of {optionId, optionValueId}", "PRDC-050")
+        out: list[dict[str, Any]] = []
+        for i, item in enumerate(raw):
+            option = OPTIONS.get(item.get("optionId")) if isinstance(item, dict) else None
+            if option is None:
+                raise bad(f"variations[{i}].optionId does not name an option", "PRDC-051")
+            value = option[1].get(item.get("optionValueId"))
+            if value is None:
+                raise bad(
+                    f"variations[{i}].optionValueId {item.get('optionValueId')!r} is not a value of "
+                    f"option {item['optionId']} ({option[0]})",
+                    "PRDC-052",
+                )
+            out.append(
+                {
+                    "optionId": item["optionId"],
+                    "optionName": option[0],
+                    "optionValueId": item["optionValueId"],
+                    "optionValue": value,
+                }
+            )
+        if len({v["optionId"] for v in out}) != len(out):
+            raise bad("variations name an option more than once", "PRDC-053")
+        used = {v["optionId"] for p in group for v in p["variations"]} | {v["optionId"] for v in out}
+        if len(used) > MAX_GROUP_OPTIONS:
+            raise bad(f"a product group allows at most {MAX_GROUP_OPTIONS} options", "PRDC-054")
+        combination = {(v["optionId"], v["optionValueId"]) for v in out}
+        if out and any(
+            {(v["optionId"], v["optionValueId"]) for v in p["variations"]} == combination for p in group
+        ):
+            raise bad("this option/value combination already exists in the product group", "PRDC-055")
+        return out
 
     def _validate_product(self, body: Any, partial: bool) -> None:
         if not isinstance(body, dict) or (not body and not partial):
@@ -191,9 +257,20 @@ class ProductStore(StateCore):
         ):
             raise bad("salesChannels supports only the Brightpearl channel", "PRDC-032")
 
+    def product(self, pid: int) -> dict[str, Any]:
+        return existing(self.products, pid, f"Product {pid} not found")
+
+    def touch_product(self, pid: int, event: str | None = "product.modified") -> None:
+        """A change of product `pid`: new `updatedOn` and `version`, and its event."""
+        record = self.products[pid]
+        record["updatedOn"] = self.now()
+        record["version"] = max(record["version"] + 1, int(record["updatedOn"].timestamp() * 1000))
+        if event:
+            self.emit(event, [pid])
+
     def update_product(self, pid: int, body: Any, if_match: str | None) -> None:
         with self.lock:
-            record = existing(self.products, pid, f"Product {pid} not found")
+            record = self.product(pid)
             if if_match is not None and if_match.strip('"') != str(record["version"]):
                 raise ApiError(412, "PRDC-412", f"Product {pid} was changed since version {if_match}")
             self._validate_product(body, partial=True)
@@ -204,61 +281,74 @@ class ProductStore(StateCore):
                 record["identity"].update(body["identity"])
             if "stock" in body:
                 record["stock"].update(body["stock"])
-            record["updatedOn"] = self.now()
-            record["version"] = max(record["version"] + 1, int(record["updatedOn"].timestamp() * 1000))
-            self.emit("product.modified", [pid])
+                if record["stock"].get("stockTracked"):
+                    self.stock.setdefault(pid, {})
+            self.touch_product(pid)
+
+    def set_product_status(self, pid: int, status: str) -> None:
+        """Archive (`ARCHIVED`) or bring back (`LIVE`) a product, as a Brightpearl user does."""
+        if status not in STATUSES:
+            raise bad(f"status {status!r} must be one of {', '.join(STATUSES)}", "PRDC-060")
+        with self.lock:
+            if self.product(pid)["status"] != status:
+                self.products[pid]["status"] = status
+                self.touch_product(pid)
+
+    def destroy_product(self, pid: int) -> None:
+        """Delete a product (a user action; no API is documented): GETs 404, `product.destroyed`."""
+        with self.lock:
+            self.product(pid)
+            del self.products[pid]
+            self.prices.pop(pid, None)
+            self.stock.pop(pid, None)
+            self.emit("product.destroyed", [pid])
 
     def set_prices(self, pid: int, body: Any) -> None:
+        """product-price PUT (§7.3): each named list's quantity breaks are replaced."""
         with self.lock:
-            if pid not in self.products:
-                raise ApiError(404, "CMNC-404", f"Product {pid} not found")
+            self.product(pid)
             lists = body.get("priceLists") if isinstance(body, dict) else None
             if not isinstance(lists, list) or not lists:
                 raise bad("priceLists is required", "PRDC-040")
-            for entry in lists:
-                plid = entry.get("priceListId")
+            for i, entry in enumerate(lists):
+                plid = entry.get("priceListId") if isinstance(entry, dict) else None
                 if plid not in self.price_lists:
-                    raise bad(f"priceListId {plid!r} does not exist", "PRDC-041")
+                    raise bad(f"priceLists[{i}].priceListId {plid!r} does not exist", "PRDC-041")
                 qp = entry.get("quantityPrice")
                 if not isinstance(qp, dict) or not qp:
-                    raise bad("quantityPrice must map quantities to prices", "PRDC-042")
+                    raise bad(f"priceLists[{i}].quantityPrice must map quantities to prices", "PRDC-042")
                 for qty, price in qp.items():
-                    if not str(qty).isdigit():
-                        raise bad(f"quantity break {qty!r} must be a whole number", "PRDC-043")
-                    money(price, f"quantityPrice.{qty}")
+                    if not str(qty).isdigit() or int(qty) < 1:
+                        raise bad(
+                            f"priceLists[{i}]: quantity break {qty!r} must be a whole number", "PRDC-043"
+                        )
+                    money(price, f"priceLists[{i}].quantityPrice.{qty}")
             for entry in lists:
                 self.prices.setdefault(pid, {})[entry["priceListId"]] = {
                     str(k): str(v) for k, v in entry["quantityPrice"].items()
                 }
-            self.products[pid]["updatedOn"] = self.now()
-            self.emit("product.modified", [pid])
+            self.touch_product(pid)
+
+    def remove_prices(self, pid: int, price_list_id: int) -> None:
+        """A user removes the product's prices from one list (no API is documented)."""
+        with self.lock:
+            self.product(pid)
+            if self.prices.get(pid, {}).pop(price_list_id, None) is not None:
+                self.touch_product(pid)
 
     def adjust_stock(self, pid: int, warehouse_id: int, delta: int) -> None:
-        with self.lock:
-            if pid not in self.products:
-                raise ApiError(404, "CMNC-404", f"Product {pid} not found")
-            if warehouse_id not in self.warehouses:
-                raise bad(f"warehouse {warehouse_id} does not exist", "WHSC-070")
-            level = self.stock.setdefault(pid, {})
-            level[warehouse_id] = level.get(warehouse_id, 0) + delta
-            if self.products[pid]["status"] == "ARCHIVED" and delta > 0:
-                self.products[pid]["status"] = "LIVE"
-            self.products[pid]["updatedOn"] = self.now()
-            self.emit("product.modified.on-hand-modified", [pid])
+        """A stock movement of `delta` units, made as a stock correction (§8.4)."""
+        reason = "Stock count" if delta > 0 else "Stock written off"
+        self.correct_stock(
+            warehouse_id,
+            {"corrections": [{"productId": pid, "quantity": delta, "reason": reason, "locationId": 2}]},
+        )
 
     def availability(self, pid: int) -> dict[str, Any] | None:
         product = self.products.get(pid)
         if product is None or not product["stock"].get("stockTracked"):
             return None
-        allocated: dict[int, int] = {}
-        for note in self.goods_out.values():
-            if not note["status"]["shipped"]:
-                for lines in note["orderRows"].values():
-                    for line in lines:
-                        if line["productId"] == pid:
-                            allocated[note["warehouseId"]] = (
-                                allocated.get(note["warehouseId"], 0) + line["quantity"]
-                            )
+        allocated = self.allocated(pid)
         warehouses: dict[str, Any] = {}
         total = {"inStock": 0, "onHand": 0, "allocated": 0, "inTransit": 0}
         for wid in sorted(set(self.stock.get(pid, {})) | set(allocated)):
@@ -271,3 +361,14 @@ class ProductStore(StateCore):
             for key in total:
                 total[key] += level[key]
         return {"total": total, "warehouses": warehouses}
+
+    def allocated(self, pid: int) -> dict[int, int]:
+        """Units of `pid` on unshipped goods-out notes, by warehouse."""
+        out: dict[int, int] = {}
+        for note in self.goods_out.values():
+            if not note["status"]["shipped"]:
+                for lines in note["orderRows"].values():
+                    for line in lines:
+                        if line["productId"] == pid:
+                            out[note["warehouseId"]] = out.get(note["warehouseId"], 0) + line["quantity"]
+        return out

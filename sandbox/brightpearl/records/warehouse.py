@@ -1,5 +1,13 @@
-"""Warehouses and goods-out notes: creating notes against order rows, note updates, and the
-pick/pack/ship events that move stock and shipping status (warehouse-service writes)."""
+"""Warehouses, goods-out notes and stock corrections: creating notes against order rows, note
+updates, the pick/pack/ship events that move stock and shipping status, stock corrections
+(reference §8.4) and the goods movements both leave behind (warehouse-service writes).
+
+Goods movements (`goods-movement-search`, reference §4.1 names only the path): one per
+product and note that moved stock, `goodsNoteTypeCode` `SC` for a stock correction and `GO`
+for a shipped goods-out note. Their fields follow third-party client code (columns
+goodsMovementId, goodsNoteId, goodsNoteTypeCode, productId, warehouseId, quantity,
+destinationLocationId, currencyCode, updatedOn): UNCONFIRMED.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from sandbox.brightpearl.errors import ApiError, bad
+from sandbox.brightpearl.records.amounts import money
 from sandbox.brightpearl.records.core import StateCore, existing
 
 
@@ -17,6 +26,13 @@ class WarehouseStore(StateCore):
     # read and changed: shipping moves stock and the order's shipping status
     stock: dict[int, dict[int, int]]
     orders: dict[int, dict[str, Any]]
+    stock_corrections: dict[int, dict[str, Any]]
+    goods_movements: dict[int, dict[str, Any]]
+    # read: products and their cost prices (a correction's value); provided by ProductStore
+    products: dict[int, dict[str, Any]]
+    prices: dict[int, dict[int, dict[str, str]]]
+    product: Callable[[int], dict[str, Any]]
+    touch_product: Callable[..., None]
 
     # provided by OrderStore
     order: Callable[[int], dict[str, Any]]
@@ -24,6 +40,8 @@ class WarehouseStore(StateCore):
 
     def _reset_warehouse(self) -> None:
         self.goods_out = {}
+        self.stock_corrections = {}
+        self.goods_movements = {}
         self.warehouses = {
             2: {
                 "id": 2,
@@ -231,6 +249,9 @@ class WarehouseStore(StateCore):
                     for line in lines:
                         level = self.stock.setdefault(line["productId"], {})
                         level[note["warehouseId"]] = level.get(note["warehouseId"], 0) - line["quantity"]
+                        self._record_movement(
+                            nid, "GO", line["productId"], note["warehouseId"], -line["quantity"], None
+                        )
                         self.emit("product.modified.on-hand-modified", [line["productId"]])
                 order = self.orders.get(note["orderId"])
                 if order is not None:
@@ -238,3 +259,128 @@ class WarehouseStore(StateCore):
                     self._touch_order(order)
                     if order["shippingStatusCode"] == "ASS" and before != "ASS":
                         self.emit("order.modified.fully-shipped", [order["id"]])
+
+    # --- stock corrections (§8.4) --------------------------------------------------------
+    def correct_stock(self, warehouse_id: int, body: Any) -> list[int]:
+        """Stock-correction POST: every correction is checked before any is applied; each
+        becomes a correction note (ids returned in order), a goods movement and a
+        `product.modified.on-hand-modified` event. Adding stock to an archived product sets
+        it back to LIVE (`product.modified`)."""
+        with self.lock:
+            existing(self.warehouses, warehouse_id, f"Warehouse {warehouse_id} not found")
+            corrections = body.get("corrections") if isinstance(body, dict) else None
+            if not isinstance(corrections, list) or not corrections:
+                raise bad("corrections must be a non-empty list", "WHSC-001")
+            planned: dict[int, int] = {}
+            for i, c in enumerate(corrections):
+                self._check_correction(i, c, warehouse_id, planned)
+            ids = []
+            for c in corrections:
+                pid, qty = c["productId"], c["quantity"]
+                nid = self.next_id("correction", 1)
+                level = self.stock.setdefault(pid, {})
+                level[warehouse_id] = level.get(warehouse_id, 0) + qty
+                value = self._unit_value(pid, c.get("cost"))
+                moved = self._record_movement(nid, "SC", pid, warehouse_id, qty, value, c.get("batchId"))
+                self.stock_corrections[nid] = {
+                    "goodsNoteId": nid,
+                    "warehouseId": warehouse_id,
+                    "reason": c["reason"],
+                    "goodsMoved": [
+                        {
+                            "productId": pid,
+                            "quantity": qty,
+                            "destinationLocationId": c["locationId"],
+                            "productValue": value,
+                            "batchGoodsNoteId": c.get("batchId", nid if qty > 0 else 0),
+                            "createdOn": moved["createdOn"],
+                            "createdBy": moved["createdBy"],
+                        }
+                    ],
+                }
+                if isinstance(c.get("orderId"), int):
+                    self.stock_corrections[nid]["orderId"] = c["orderId"]
+                if qty > 0 and self.products[pid]["status"] == "ARCHIVED":
+                    self.products[pid]["status"] = "LIVE"
+                    self.touch_product(pid)
+                self.emit("product.modified.on-hand-modified", [pid])
+                ids.append(nid)
+            return ids
+
+    def _check_correction(self, i: int, c: Any, warehouse_id: int, planned: dict[int, int]) -> None:
+        where = f"corrections[{i}]"
+        if not isinstance(c, dict):
+            raise bad(f"{where} must be an object", "WHSC-001")
+        pid = c.get("productId")
+        if not isinstance(pid, int) or pid not in self.products:
+            raise bad(f"{where}.productId {pid!r} is not a product", "WHSC-005")
+        if not self.products[pid]["stock"].get("stockTracked"):
+            raise bad(f"{where}.productId {pid} is not stock-tracked", "WHSC-006")
+        qty = c.get("quantity")
+        if not isinstance(qty, int) or isinstance(qty, bool) or qty == 0:
+            raise bad(f"{where}.quantity must be a non-zero integer", "WHSC-002")
+        if not c.get("reason"):
+            raise bad(f"{where}.reason is required", "WHSC-003")
+        if not isinstance(c.get("locationId"), int):
+            raise bad(f"{where}.locationId is required", "WHSC-004")
+        if "cost" in c:
+            cost = c["cost"]
+            if qty < 0:
+                raise bad(f"{where}.cost is only allowed when adding stock", "WHSC-007")
+            if not isinstance(cost, dict) or not isinstance(cost.get("currency"), str):
+                raise bad(f"{where}.cost must be {{currency, value}}", "WHSC-008")
+            money(cost.get("value"), f"{where}.cost.value")
+        if "batchId" in c and qty > 0:
+            raise bad(f"{where}.batchId is only allowed when removing stock", "WHSC-009")
+        planned[pid] = planned.get(pid, self.stock.get(pid, {}).get(warehouse_id, 0)) + qty
+        if planned[pid] < 0:
+            raise bad(
+                f"{where}: cannot remove {-qty} of product {pid}; warehouse {warehouse_id} holds "
+                f"{planned[pid] - qty}",
+                "WHSC-070",
+            )
+
+    def _unit_value(self, pid: int, cost: Any) -> dict[str, Any]:
+        """The value of one unit: the cost given, else the product's cost price list (id 1)."""
+        if isinstance(cost, dict):
+            return {"currency": cost["currency"], "value": str(cost["value"])}
+        return {"currency": "GBP", "value": self.prices.get(pid, {}).get(1, {}).get("1", "0.00")}
+
+    def _record_movement(
+        self,
+        note_id: int,
+        note_type: str,
+        pid: int,
+        warehouse_id: int,
+        qty: int,
+        value: dict[str, Any] | None,
+        batch_id: Any = None,
+    ) -> dict[str, Any]:
+        mid = self.next_id("goods-movement", 1)
+        now = self.now()
+        value = value or self._unit_value(pid, None)
+        self.goods_movements[mid] = record = {
+            "goodsMovementId": mid,
+            "goodsNoteId": note_id,
+            "goodsNoteTypeCode": note_type,
+            "productId": pid,
+            "warehouseId": warehouse_id,
+            "quantity": qty,
+            "destinationLocationId": 2,
+            "batchGoodsNoteId": batch_id if isinstance(batch_id, int) else 0,
+            "currencyCode": value["currency"],
+            "productValue": value["value"],
+            "createdOn": now,
+            "createdBy": 4,
+            "updatedOn": now,
+        }
+        return record
+
+    def stock_correction_notes(self, warehouse_id: int, ids: list[int]) -> list[dict[str, Any]]:
+        with self.lock:
+            existing(self.warehouses, warehouse_id, f"Warehouse {warehouse_id} not found")
+            return [
+                self.stock_corrections[i]
+                for i in ids
+                if i in self.stock_corrections and self.stock_corrections[i]["warehouseId"] == warehouse_id
+            ]

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 ID_SET = r"\d[\d,.\-]*"
 LISTS = rf"(?P<lists>{ID_SET})"
 ORDERS = rf"(?P<orders>\*|{ID_SET})"
+PRODUCT_PRICES = rf"product-service/product-price/{IDS}(?:/price-list(?:/{LISTS})?)?"
 
 
 def api_routes(sim: Simulator) -> list[RouteSpec]:
@@ -64,7 +65,8 @@ def api_routes(sim: Simulator) -> list[RouteSpec]:
         ("OPTIONS", rf"product-service/product/{IDS}", sim.options_products),
         ("GET", r"product-service/product-search", sim.search),
         ("GET", r"product-service/product-search/meta-data", sim.search_meta),
-        ("GET", rf"product-service/product-price/{IDS}(?:/price-list(?:/{LISTS})?)?", sim.get_product_prices),
+        ("GET", PRODUCT_PRICES, sim.get_product_prices),
+        ("OPTIONS", PRODUCT_PRICES, sim.options_product_prices),
         ("PUT", r"product-service/product-price/(?P<id>\d+)/price-list", sim.put_product_prices),
         ("GET", rf"product-service/price-list(?:/{IDS})?", sim.get_price_lists),
         # warehouse
@@ -76,6 +78,13 @@ def api_routes(sim: Simulator) -> list[RouteSpec]:
         ("POST", r"warehouse-service/goods-note/goods-out/(?P<id>\d+)/event", sim.post_goods_out_event),
         ("GET", r"warehouse-service/goods-note/goods-out-search", sim.search),
         ("POST", r"warehouse-service/warehouse/(?P<id>\d+)/stock-correction", sim.post_stock_correction),
+        (
+            "GET",
+            rf"warehouse-service/warehouse/(?P<id>\d+)/stock-correction/{IDS}",
+            sim.get_stock_corrections,
+        ),
+        ("GET", r"warehouse-service/goods-movement-search", sim.search),
+        ("GET", r"warehouse-service/goods-movement-search/meta-data", sim.search_meta),
         # accounting
         ("POST", r"accounting-service/customer-payment", sim.post_payment),
         ("GET", r"accounting-service/customer-payment-search", sim.search),

@@ -29,7 +29,7 @@ class ProductRoutes(RouteBase):
         lists = set(id_set(m["lists"])) if m["lists"] else None
         with self.state.lock:
             items = []
-            for pid in id_set(m["ids"], self.config.get_limit):
+            for pid in id_set(m["ids"], self.config.get_limit):  # at most 200 products (§7.3)
                 if pid not in self.state.products:
                     continue
                 entries = [
@@ -45,6 +45,15 @@ class ProductRoutes(RouteBase):
                 ]
                 items.append({"productId": pid, "priceLists": entries})
         return found(items, "Product Price")
+
+    def options_product_prices(self, req: Req, m: re.Match[str]) -> Reply:
+        """OPTIONS on product-price (§1.4, confirmed for this resource by S51): the GETs that
+        fetch the products that exist, at most `get_limit` each, keeping the price-list part."""
+        suffix = "/price-list" + (f"/{m['lists']}" if m["lists"] else "")
+        reply = self._options(req, m, self.state.products, "/product-price")
+        uris = reply.payload["response"]["getUris"]
+        reply.payload["response"]["getUris"] = [uri + suffix for uri in uris]
+        return reply
 
     def put_product_prices(self, req: Req, m: re.Match[str]) -> Reply:
         self.state.set_prices(int(m["id"]), req.body)

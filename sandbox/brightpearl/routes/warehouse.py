@@ -1,11 +1,12 @@
-"""warehouse-service: warehouses, availability, goods-out notes and their events, stock corrections."""
+"""warehouse-service: warehouses, availability, goods-out notes and their events, stock
+corrections (POST and GET), goods-movement search (in `search.py`)."""
 
 from __future__ import annotations
 
 import re
 
-from sandbox.brightpearl.envelope import Reply, Req, id_set, ok
-from sandbox.brightpearl.errors import ApiError, bad
+from sandbox.brightpearl.envelope import Reply, Req, found, id_set, ok
+from sandbox.brightpearl.errors import ApiError
 from sandbox.brightpearl.routes.base import RouteBase
 
 
@@ -14,6 +15,9 @@ class WarehouseRoutes(RouteBase):
         return self._listing(m, "warehouses", "Warehouse")
 
     def get_availability(self, req: Req, m: re.Match[str]) -> Reply:
+        # The reference documents no id-set limit for availability (§1.3 lists product,
+        # product-price, order ...); the simulator applies the same `get_limit` (200), which
+        # issue 12 plans with, and answers more ids with 400 CMNC-031 like the other GETs.
         with self.state.lock:
             out = {}
             for pid in id_set(m["ids"], self.config.get_limit):
@@ -51,19 +55,8 @@ class WarehouseRoutes(RouteBase):
         return ok({})
 
     def post_stock_correction(self, req: Req, m: re.Match[str]) -> Reply:
-        wid = int(m["id"])
-        corrections = (req.body or {}).get("corrections")
-        if not isinstance(corrections, list) or not corrections:
-            raise bad("corrections must be a non-empty list", "WHSC-001")
-        for i, c in enumerate(corrections):
-            if not isinstance(c.get("quantity"), int) or c["quantity"] == 0:
-                raise bad(f"corrections[{i}].quantity must be a non-zero integer", "WHSC-002")
-            if not c.get("reason"):
-                raise bad(f"corrections[{i}].reason is required", "WHSC-003")
-            if not isinstance(c.get("locationId"), int):
-                raise bad(f"corrections[{i}].locationId is required", "WHSC-004")
-        ids = []
-        for c in corrections:
-            self.state.adjust_stock(c.get("productId"), wid, c["quantity"])
-            ids.append(self.state.next_id("correction", 1))
-        return ok(ids)
+        return ok(self.state.correct_stock(int(m["id"]), req.body))
+
+    def get_stock_corrections(self, req: Req, m: re.Match[str]) -> Reply:
+        ids = id_set(m["ids"], self.config.get_limit)  # at most 200 note ids (§8.4)
+        return found(self.state.stock_correction_notes(int(m["id"]), ids), "Stock Correction")
