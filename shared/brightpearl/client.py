@@ -78,7 +78,7 @@ from shared.brightpearl.search import (
 )
 from shared.brightpearl.settings import BrightpearlSettings
 from shared.brightpearl.transport import BrightpearlResponse, BrightpearlTransport
-from shared.sync.lost_creates import IdHighWater
+from shared.highwater import IdHighWater
 
 M = TypeVar("M", bound=BaseModel)
 

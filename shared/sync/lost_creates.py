@@ -29,8 +29,7 @@ at one record. It needs a lost answer and an identical concurrent create inside 
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -137,25 +136,6 @@ def find_lost(
         len(wanted),
     )
     return adopted
-
-
-class IdHighWater:
-    """The highest id seen per resource (thread-safe; one per API client, so per process)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._highest: dict[str, int] = {}
-
-    def observe(self, resource: str, ids: Iterable[object]) -> None:
-        numbers = [i for i in ids if isinstance(i, int) and not isinstance(i, bool)]
-        if not numbers:
-            return
-        with self._lock:
-            self._highest[resource] = max(self._highest.get(resource, 0), *numbers)
-
-    def highest(self, resource: str) -> int | None:
-        with self._lock:
-            return self._highest.get(resource)
 
 
 def stored_high_water(cursors: CursorsPort, name: str) -> int | None:
