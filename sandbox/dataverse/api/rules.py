@@ -34,10 +34,9 @@ class Rules(EngineBase):
             state = record.get("statecode")
             if state is None:
                 state = 0
-                if (
-                    table.draft_on_create
-                    and not self.products_active_on_create()
-                    and record.get("parentproductid") is None
+                # Draft, unless the org flag is on and there is no parent family (§10.7)
+                if table.draft_on_create and (
+                    not self.products_active_on_create() or record.get("parentproductid") is not None
                 ):
                     state = 2
                 record["statecode"] = state
@@ -53,7 +52,8 @@ class Rules(EngineBase):
             if parent is not None:
                 inherited = parent[1].get("transactioncurrencyid")
             record["transactioncurrencyid"] = inherited or self.base_currency_ref()
-        if "exchangerate" in table.columns:
+        if "exchangerate" in table.columns and table.logical_name != "transactioncurrency":
+            # a money record's snapshot of its currency's rate; a currency keeps its own (§10.13)
             record["exchangerate"] = self._exchange_rate(record)
 
     def base_currency_ref(self) -> dict[str, Any] | None:
