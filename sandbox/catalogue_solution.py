@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from sandbox import customers_solution
 from sandbox.dataverse.app import Simulator
 from sandbox.dataverse.inprocess import in_process_client
 from shared.dataverse import odata
@@ -36,6 +37,7 @@ from shared.dataverse.schema import (
     entity_path,
     label,
 )
+from shared.mapping import CustomerMapping
 
 STOCK_COLUMN = "bpi_availablestock"
 CATALOGUE_KEYS = (
@@ -96,6 +98,12 @@ def provision_simulator(simulator: Simulator) -> ProvisionReport:
         )
     simulator._base_schema = simulator.engine.schema.clone()
     return report
+
+
+def install(simulator: Simulator, mapping: CustomerMapping | None = None) -> ProvisionReport:
+    """A bare org provisioned for customers (sandbox.customers_solution.install), then the catalogue."""
+    customers_solution.install(simulator, mapping)
+    return provision_simulator(simulator)
 
 
 # --- reference data -----------------------------------------------------------------------------

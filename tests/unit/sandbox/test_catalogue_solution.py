@@ -1,0 +1,80 @@
+"""sandbox/catalogue_solution.py: a bare org provisioned for customers has no catalogue columns;
+the catalogue part adds them through the metadata Web API (re-runnably), leaves what customers
+get unchanged, and survives a reset."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from sandbox import catalogue_solution, customers_solution
+from sandbox.dataverse.app import Simulator
+from sandbox.dataverse.config import SimulatorConfig
+from sandbox.dataverse.inprocess import in_process_client
+from sandbox.dataverse.schema import load_schema
+from shared.dataverse.errors import DataverseValidationError
+
+
+@pytest.fixture
+def bare() -> Iterator[Simulator]:
+    simulator = Simulator(SimulatorConfig(key_activation_seconds=0), load_schema().bare())
+    customers_solution.install(simulator)
+    yield simulator
+    simulator.close()
+
+
+def test_catalogue_columns_keys_and_change_tracking_are_provisioned(bare):
+    before = bare.engine.schema.clone()
+    product = before.tables["product"]
+    assert "bpi_brightpearlid" not in product.columns and "bpi_availablestock" not in product.columns
+    assert not product.change_tracking
+
+    report = catalogue_solution.provision_simulator(bare)
+    assert report.changes == [
+        "product: create column bpi_availablestock (Decimal)",
+        "product: create column bpi_brightpearlid (String, 100)",
+        "product: create alternate key bpi_brightpearlid_key on (bpi_brightpearlid)",
+        "product: enable change tracking",
+    ]  # the productnumber key is part of the simulator's stock schema already
+    after = bare.engine.schema.tables
+    assert after["product"].columns["bpi_availablestock"].type == "decimal"
+    assert after["product"].alternate_keys == {
+        "bpi_productnumber_key": ["productnumber"],
+        "bpi_brightpearlid_key": ["bpi_brightpearlid"],
+    }
+    for table in ("contact", "account"):  # what customers get is unchanged
+        assert after[table] == before.tables[table]
+    assert catalogue_solution.provision_simulator(bare).changes == []  # re-runnable
+
+    bare.reset()  # kept across /_sandbox/reset
+    with in_process_client(bare) as client:
+        refs = catalogue_solution.seed_catalogue(client)
+        body = {
+            "name": "Mug",
+            "productnumber": "MUG-1",
+            "bpi_availablestock": 4.5,
+            "defaultuomscheduleid@odata.bind": f"/uomschedules({refs.unit_group})",
+            "defaultuomid@odata.bind": f"/uoms({refs.base_unit})",
+        }
+        created = client.upsert("products", {"bpi_brightpearlid": "42"}, body)
+        row = client.get("products", {"productnumber": "MUG-1"}, select=["bpi_availablestock"])
+        assert row.id == created.id and row["bpi_availablestock"] == 4.5
+
+
+def test_without_the_catalogue_part_products_have_no_brightpearl_key(bare):
+    with in_process_client(bare) as client, pytest.raises(DataverseValidationError) as caught:
+        client.get("products", {"bpi_brightpearlid": "42"})
+    assert "key in the request URI is not valid" in caught.value.server_message
+
+
+def test_install_is_customers_then_catalogue():
+    simulator = Simulator(SimulatorConfig(key_activation_seconds=0))
+    try:
+        catalogue_solution.install(simulator)
+        tables = simulator.engine.schema.tables
+        assert "bpi_contact_brightpearlid" in tables["contact"].alternate_keys
+        assert "bpi_brightpearlid_key" in tables["product"].alternate_keys
+        assert tables["product"].change_tracking and tables["contact"].change_tracking
+    finally:
+        simulator.close()
