@@ -26,6 +26,7 @@ from shared.brightpearl.webhook_registration import body_template
 
 from .conftest import Receiver, wait_until
 from .test_conformance import PRIVATE, TIME, envelope
+from .test_orders_products import order_body
 
 
 @pytest.fixture
@@ -405,3 +406,28 @@ def test_variations_follow_the_product_group_rules(client: BrightpearlClient):
         client.create_product({**body, "identity": {"sku": "FJ-M2"}})
     with pytest.raises(BrightpearlValidationError, match="is not a value of option 2"):
         client.create_product({**body, "variations": [{"optionId": 2, "optionValueId": 1}]})
+
+
+def test_a_shipped_goods_out_note_is_a_goods_movement(
+    api: httpx.Client, client: BrightpearlClient, sim: Simulator
+):
+    since = now_ms()
+    order_id = client.create_sales_order(order_body(sim, "shop-9001", qty=2))
+    row_id, row = next((k, r) for k, r in client.get_order(order_id).order_rows.items() if r.product_id)
+    line = {"productId": row.product_id, "salesOrderRowId": row_id, "quantity": 2}
+    note_id = client.create_goods_out_note(order_id, [{"warehouseId": 2, "products": [line]}])
+    params = {
+        "updatedOn": f"{since.isoformat()}/",
+        "columns": "goodsNoteId,goodsNoteTypeCode,productId,quantity",
+    }
+    assert (
+        envelope(api.get("/warehouse-service/goods-movement-search", params=params))["response"]["results"]
+        == []
+    )
+    client.add_goods_out_events(
+        note_id, [{"eventCode": "SHW", "occured": "2026-07-01T12:00:00Z", "eventOwnerId": 4}]
+    )
+    moved = envelope(api.get("/warehouse-service/goods-movement-search", params=params))["response"][
+        "results"
+    ]
+    assert moved == [[note_id, "GO", row.product_id, -2]]
