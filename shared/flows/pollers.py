@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from shared.brightpearl.ratebudget import RateBudget, poll_may_run
 from shared.dataverse.change_tracking import ChangeTrackingReader
 from shared.events import ChangeNotice, Envelope, System
-from shared.flows.customers_spec import BRIGHTPEARL_CURSOR, CUSTOMERS, DATAVERSE_CURSORS
+from shared.flows.customers_spec import CUSTOMERS, DATAVERSE_CURSORS
 from shared.mapping.brightpearl import parse_bp_time
 from shared.sync.outcomes import chunked
 from shared.sync.ports import BrightpearlPort, CursorsPort, Publish
@@ -119,9 +119,12 @@ class Poller:
 
 @dataclass(kw_only=True)
 class BrightpearlContactPoller(Poller):
-    """contact-search by updatedOn from the watermark (module docstring)."""
+    """contact-search by updatedOn from the watermark (module docstring). Another Brightpearl
+    resource with `updatedOn` subclasses it with its spec, `entity`, `id_column` and `search`."""
 
     spec: ClassVar[PollerSpec] = CUSTOMERS.pollers[0]
+    entity: ClassVar[str] = "contact"  # the notices' entity
+    id_column: ClassVar[str] = "contactId"
     client: BrightpearlPort
     overlap: timedelta
     initial_lookback: timedelta
@@ -148,30 +151,35 @@ class BrightpearlContactPoller(Poller):
     def poll(self) -> PollReport:
         if not poll_may_run(self.budget, self.spec.function_name):
             return PollReport(skipped=True)
-        cursor = self.cursors.get(BRIGHTPEARL_CURSOR)
+        cursor_name = self.spec.cursors[0]
+        cursor = self.cursors.get(cursor_name)
         watermark = parse_bp_time(cursor.value) if cursor is not None else None
         since = (watermark - self.overlap) if watermark else self.clock() - self.initial_lookback
         stamped: dict[str, str] = {}
         newest = watermark
-        for row in self.client.search_contacts(
-            updated_since=since, is_customer=True, columns=["contactId", "updatedOn"], sort="updatedOn.ASC"
-        ):
+        for row in self.search(since):
             updated = parse_bp_time(row.get("updatedOn"))
-            stamped[str(row["contactId"])] = str(row.get("updatedOn") or "")
+            stamped[str(row[self.id_column])] = str(row.get("updatedOn") or "")
             if updated is not None and (newest is None or updated > newest):
                 newest = updated
         report = PollReport(records=len(stamped))
         if stamped:
             stamped_ids = sorted(stamped.items(), key=lambda p: int(p[0]))
-            envelopes = self.notices("brightpearl", "contact", stamped_ids, self.clock())
+            envelopes = self.notices("brightpearl", self.entity, stamped_ids, self.clock())
             self.publish(envelopes)
             report.published = len(envelopes)
         if newest is not None and newest != watermark:
             value = newest.isoformat()
-            self.cursors.save(BRIGHTPEARL_CURSOR, value, etag=cursor.etag if cursor else None)
+            self.cursors.save(cursor_name, value, etag=cursor.etag if cursor else None)
             report.cursor = value
-        log.info("brightpearl contact poll: %d ids in %d notices", report.records, report.published)
+        log.info("brightpearl %s poll: %d ids in %d notices", self.entity, report.records, report.published)
         return report
+
+    def search(self, since: datetime) -> Iterable[dict[str, Any]]:
+        """Rows (`id_column`, `updatedOn`) of the records changed since `since`."""
+        return self.client.search_contacts(
+            updated_since=since, is_customer=True, columns=["contactId", "updatedOn"], sort="updatedOn.ASC"
+        )
 
 
 @dataclass(kw_only=True)

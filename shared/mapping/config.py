@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 from shared.systems import System
 
 DEFAULT_PATH = Path(__file__).resolve().parents[2] / "mappings" / "customers.yaml"
+T = TypeVar("T")
 
 Owner = Literal["brightpearl", "dataverse", "last_writer"]
 AddressRole = Literal["default", "billing", "shipping"]
@@ -459,33 +461,48 @@ def parse_customer_mapping(data: Any, source: str = "<memory>") -> CustomerMappi
     return mapping
 
 
-def read_customer_mapping(path: str | Path | None = None) -> CustomerMapping:
-    """Read and validate a mapping file, uncached (syncctl mapping check)."""
-    file = Path(path) if path is not None else DEFAULT_PATH
+def read_yaml_document(file: Path) -> Any:
+    """The parsed YAML of a mapping file; an unreadable file or bad YAML raises MappingError."""
     try:
         text = file.read_text(encoding="utf-8")
     except OSError as exc:
         raise MappingError(str(file), [f"(file): cannot read: {exc.strerror or exc}"]) from None
     try:
-        data = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise MappingError(str(file), [f"(yaml): {where}{problem}"]) from None
-    return parse_customer_mapping(data, str(file))
 
 
-@functools.lru_cache(maxsize=8)
-def _cached(path: str, mtime_ns: int) -> CustomerMapping:
-    return read_customer_mapping(path)
+def read_customer_mapping(path: str | Path | None = None) -> CustomerMapping:
+    """Read and validate a mapping file, uncached (syncctl mapping check)."""
+    file = Path(path) if path is not None else DEFAULT_PATH
+    return parse_customer_mapping(read_yaml_document(file), str(file))
+
+
+def cached_per_file_version(read: Callable[[str], T], default: Path) -> Callable[[str | Path | None], T]:
+    """`read(path)` cached per file and modification time (`default` when no path is given)."""
+
+    @functools.lru_cache(maxsize=8)
+    def cached(path: str, mtime_ns: int) -> T:
+        return read(path)
+
+    def load(path: str | Path | None = None) -> T:
+        file = (Path(path) if path is not None else default).resolve()
+        try:
+            mtime = file.stat().st_mtime_ns
+        except OSError:
+            mtime = -1
+        return cached(str(file), mtime)
+
+    return load
+
+
+_load_customer_mapping = cached_per_file_version(read_customer_mapping, DEFAULT_PATH)
 
 
 def load_customer_mapping(path: str | Path | None = None) -> CustomerMapping:
     """The validated customer mapping (default mappings/customers.yaml), cached per file version."""
-    file = (Path(path) if path is not None else DEFAULT_PATH).resolve()
-    try:
-        mtime = file.stat().st_mtime_ns
-    except OSError:
-        mtime = -1
-    return _cached(str(file), mtime)
+    return _load_customer_mapping(path)

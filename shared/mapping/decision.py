@@ -20,16 +20,10 @@ from shared.model.customer import Customer, System
 from shared.quality.issues import QualityIssue, first_fatal
 
 
-@dataclass
-class WriteDecision:
-    target_system: System
-    customer: Customer  # what the target should hold (ownership applied)
-    payload: Any  # DataverseCustomerPayload or BrightpearlCustomerPayload
-    desired_hash: str
-    current_hash: str | None  # of what the target holds now (None: no record, or unknown)
-    issues: list[QualityIssue] = field(default_factory=list)
-    from_source: tuple[str, ...] = ()
-    kept: tuple[str, ...] = ()
+class Verdict:
+    """Whether a decision's issues stop the write, and the dead-letter reason (any entity's)."""
+
+    issues: list[QualityIssue]
 
     @property
     def fatal(self) -> bool:
@@ -39,6 +33,18 @@ class WriteDecision:
     def reason(self) -> str | None:
         issue = first_fatal(self.issues)
         return str(issue.code) if issue else None
+
+
+@dataclass
+class WriteDecision(Verdict):
+    target_system: System
+    customer: Customer  # what the target should hold (ownership applied)
+    payload: Any  # DataverseCustomerPayload or BrightpearlCustomerPayload
+    desired_hash: str
+    current_hash: str | None  # of what the target holds now (None: no record, or unknown)
+    issues: list[QualityIssue] = field(default_factory=list)
+    from_source: tuple[str, ...] = ()
+    kept: tuple[str, ...] = ()
 
     @property
     def unchanged(self) -> bool:

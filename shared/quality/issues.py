@@ -30,6 +30,9 @@ class IssueCode(enum.StrEnum):
     INCOMPLETE_ADDRESS = "IncompleteAddress"
     INVALID_CUSTOM_FIELD = "InvalidCustomFieldValue"
     UNSUPPORTED_UPDATE = "UnsupportedUpdate"
+    INVALID_SKU = "InvalidSku"  # products: empty, or longer than Dynamics productnumber
+    DUPLICATE_SKU = "DuplicateSku"  # products: two Brightpearl products share one SKU
+    UNIT_NOT_RESOLVED = "UnitNotResolved"  # products: no Dynamics unit for the product's unit
 
 
 class Severity(enum.StrEnum):
@@ -79,6 +82,9 @@ DEFAULT_SEVERITIES: dict[IssueCode, Severity] = {
     IssueCode.INCOMPLETE_ADDRESS: Severity.WARNING,
     IssueCode.INVALID_CUSTOM_FIELD: Severity.FATAL,
     IssueCode.UNSUPPORTED_UPDATE: Severity.WARNING,
+    IssueCode.INVALID_SKU: Severity.FATAL,
+    IssueCode.DUPLICATE_SKU: Severity.FATAL,
+    IssueCode.UNIT_NOT_RESOLVED: Severity.FATAL,
 }
 
 DEFAULT_FIELD_SEVERITIES: dict[str, dict[IssueCode, Severity]] = {

@@ -116,6 +116,7 @@ MATCH_NOTES: dict[str | None, str] = {
     "key": "",
     "link": "",
     "email": "linked by e-mail",
+    "productnumber": "linked by productnumber",
     "recovered": "recovered after an interrupted create",
 }
 
@@ -133,6 +134,18 @@ class RecordSync(Generic[M]):
         self.dv = ports["dataverse"]
         self.store = ports["store"]
         self.publish = ports["publish"]
+
+    @classmethod
+    def runtime_ports(cls) -> FlowPorts:
+        """The process's adapters for this flow (shared/runtime.py, the composition root)."""
+        from shared import runtime
+
+        return {
+            "brightpearl": runtime.brightpearl(),
+            "dataverse": runtime.dataverse(),
+            "store": runtime.state_store(),
+            "publish": runtime.publisher_to(cls.spec.topic_setting),
+        }
 
     @property
     def name(self) -> str:
@@ -214,6 +227,11 @@ class RecordSync(Generic[M]):
         """The current source records by id, read in bulk; missing ids are left out."""
         raise NotImplementedError
 
+    def gone(self, record_id: str) -> dict[str, Any] | None:
+        """A stand-in source record for an id the source no longer has, when its disappearance is
+        itself a change to sync (a destroyed product retires its target). None: `missing`."""
+        return None
+
     def fetch_key(self, record_id: str) -> str:
         """The key `fetch` files `record_id` under."""
         return record_id
@@ -252,6 +270,8 @@ class RecordSync(Generic[M]):
         records: list[SyncRecord[M]] = []
         for record_id in ids:
             source = sources.get(self.fetch_key(record_id))
+            if source is None:
+                source = self.gone(record_id)
             if source is None:
                 results.set(
                     record_id,

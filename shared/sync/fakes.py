@@ -24,7 +24,8 @@ from shared.brightpearl.client import MessageOutcome, MultiMessageResult
 from shared.brightpearl.errors import BrightpearlNotFound, BrightpearlValidationError
 from shared.brightpearl.models import ContactTag
 from shared.brightpearl.transport import BrightpearlResponse
-from shared.dataverse.models import BulkResult, Record, RowOutcome
+from shared.dataverse.models import BatchOperation, BatchResult, BulkResult, Record, RowOutcome
+from shared.dataverse.tables import PRIMARY_IDS
 from shared.store.audit import AuditEntry
 from shared.store.cursors import Cursor
 from shared.store.errors import ClaimTaken, StoreConflictError
@@ -368,17 +369,24 @@ def filter_matches(text: str, row: Mapping[str, Any]) -> bool:
     raise ValueError(f"the fake Dataverse cannot evaluate the filter {text!r}")
 
 
-PRIMARY = {"contacts": "contactid", "accounts": "accountid"}
+PRIMARY = PRIMARY_IDS
 EXPANDS = {"parentcustomerid_account": ("_parentcustomerid_value", "accounts")}
+LOOKUP_COLUMNS = {"parentcustomerid_account": "parentcustomerid"}  # navigation property -> lookup column
+DRAFT_ON_CREATE = {"products"}  # created Draft unless the organisation creates them active (§10.7)
+STATES = {"products": {0: {1}, 1: {2}, 2: {0}, 3: {3}}}  # statecode -> its statuscodes
+_RECORD_PATH = re.compile(r"^([a-z]+)\(([0-9a-fA-F-]{36})\)$")
 
 
 class FakeDataverse(_Faults):
     """Tables of rows in memory: queries with the flows' filters, UpsertMultiple by alternate
-    key and UpdateMultiple by primary id (a missing row fails that row, as in Dataverse)."""
+    key and UpdateMultiple by primary id (a missing row fails that row, as in Dataverse), single
+    creates, and `$batch` PATCHes of a row. New products are Draft unless
+    `products_active_on_create` (organization.createproductswithoutparentinactivestate)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, products_active_on_create: bool = False) -> None:
         super().__init__()
-        self.tables: dict[str, dict[str, dict[str, Any]]] = {"contacts": {}, "accounts": {}}
+        self.tables: dict[str, dict[str, dict[str, Any]]] = {s: {} for s in PRIMARY_IDS}
+        self.products_active_on_create = products_active_on_create
 
     def add(self, entity_set: str, row: Mapping[str, Any]) -> str:
         pk = PRIMARY[entity_set]
@@ -450,19 +458,23 @@ class FakeDataverse(_Faults):
         for column, value in row.items():  # lookups written by binding: parentcustomerid_account@odata.bind
             if column.endswith("@odata.bind"):
                 del values[column]
-                target = re.search(r"\(([^)]*)\)", str(value))
+                navigation = column.removesuffix("@odata.bind")
+                target = re.search(r"/?([a-z]+)\(([^)]*)\)", str(value))
                 if target is not None:
-                    key = target.group(1)
+                    target_set, key = target.groups()
                     if "=" in key:  # alternate key: accounts(bpi_accountkey='x')
                         name, _, raw = key.partition("=")
                         wanted = _literal(raw)
-                        key = next(
-                            (i for i, r in self.tables["accounts"].items() if _same(r.get(name), wanted)), key
-                        )
-                    values["_parentcustomerid_value"] = key.lower()
+                        rows = self.tables[target_set].items()
+                        key = next((i for i, r in rows if _same(r.get(name), wanted)), key)
+                    values[f"_{LOOKUP_COLUMNS.get(navigation, navigation)}_value"] = key.lower()
         if record_id is None:
             record_id = str(uuid.uuid4())
         current = self.tables[entity_set].get(record_id, {})
+        if not current and entity_set in DRAFT_ON_CREATE and "statecode" not in values:
+            draft = not self.products_active_on_create and values.get("_parentproductid_value") is None
+            values["statecode"], values["statuscode"] = (2, 0) if draft else (0, 1)
+        self._check_state(entity_set, {**current, **values})
         self.tables[entity_set][record_id] = {
             **current,
             **values,
@@ -470,6 +482,48 @@ class FakeDataverse(_Faults):
             "modifiedon": _now().isoformat(),
         }
         return record_id
+
+    @staticmethod
+    def _check_state(entity_set: str, row: Mapping[str, Any]) -> None:
+        from shared.dataverse.errors import DataverseValidationError
+
+        allowed = STATES.get(entity_set, {}).get(row.get("statecode"))  # type: ignore[arg-type]
+        if entity_set in STATES and (allowed is None or row.get("statuscode") not in allowed):
+            raise DataverseValidationError(
+                f"{row.get('statuscode')} is not a valid status code for state code {row.get('statecode')}",
+                status=400,
+            )
+
+    def create(self, entity_set: str, data: Mapping[str, Any], *, detect_duplicates: bool = False) -> str:
+        self._call("create")
+        return self._write(entity_set, None, data)
+
+    def execute_batch(
+        self, ops: Sequence[BatchOperation], *, continue_on_error: bool = True, change_set: bool = False
+    ) -> list[BatchResult]:
+        """PATCH `<set>(<guid>)` operations (what the flows batch: state changes)."""
+        from shared.dataverse.errors import DataverseError, DataverseNotFound
+
+        self._call("execute_batch")
+        results = []
+        for i, op in enumerate(ops):
+            m = _RECORD_PATH.match(op.path)
+            if op.method != "PATCH" or m is None:
+                raise ValueError(f"the fake Dataverse does not batch {op.method} {op.path}")
+            entity_set, record_id = m.group(1), m.group(2).lower()
+            error: DataverseError | None = None
+            if record_id not in self.tables[entity_set]:
+                error = DataverseNotFound(f"{entity_set}({record_id}) does not exist", status=404)
+            else:
+                try:
+                    self._write(entity_set, record_id, op.body or {})
+                except DataverseError as exc:
+                    error = exc
+            if error is not None and not continue_on_error:
+                raise error
+            status = 204 if error is None else (error.status or 500)
+            results.append(BatchResult(i, status, {}, None, error))
+        return results
 
 
 def _expanded(expand: Any) -> list[str]:
@@ -485,9 +539,10 @@ _CONTACT_PATH = re.compile(r"^/contact-service/contact/([0-9,\-]+)(/custom-field
 
 @dataclass
 class FakeBrightpearl(_Faults):
-    """Contacts and postal addresses in memory, answering the calls the customer flows make."""
+    """Contacts, postal addresses and products in memory, answering the calls the flows make."""
 
     contacts: dict[int, dict[str, Any]] = field(default_factory=dict)
+    products: dict[int, dict[str, Any]] = field(default_factory=dict)
     addresses: dict[int, dict[str, Any]] = field(default_factory=dict)
     tags: dict[int, str] = field(default_factory=dict)
     tagged: dict[int, set[int]] = field(default_factory=dict)
@@ -511,6 +566,18 @@ class FakeBrightpearl(_Faults):
             **contact,
         }
         return contact_id
+
+    def add_product(self, product: Mapping[str, Any]) -> int:
+        """A product as product GET returns it (reference §7.1); `id` is given or new."""
+        product_id = int(product.get("id") or self._new_id())
+        self.products[product_id] = {
+            "id": product_id,
+            "status": "LIVE",
+            "updatedOn": _now().isoformat(),
+            "version": 1,
+            **product,
+        }
+        return product_id
 
     def _view(self, contact: dict[str, Any]) -> dict[str, Any]:
         out = dict(contact)
@@ -549,6 +616,13 @@ class FakeBrightpearl(_Faults):
                 for i in map(int, ids)
                 if i in self.addresses
             ]
+        if path.startswith("/product-service/product/"):  # customFields only when asked for
+            custom = "customFields" in str((params or {}).get("includeOptional", ""))
+            return [
+                {k: v for k, v in self.products[int(i)].items() if custom or k != "customFields"}
+                for i in ids
+                if int(i) in self.products
+            ]
         if not path.startswith("/contact-service/contact/"):
             raise ValueError(f"the fake Brightpearl does not answer GET {path}")
         return [self._view(self.contacts[int(i)]) for i in ids if int(i) in self.contacts]
@@ -586,6 +660,31 @@ class FakeBrightpearl(_Faults):
                 "lastName" in filters
                 and str(row["lastName"] or "").lower() != str(filters["lastName"]).lower()
             ):
+                continue
+            rows.append({k: v for k, v in row.items() if not columns or k in columns})
+        return rows
+
+    def search_products(
+        self,
+        *,
+        sku: str | None = None,
+        updated_since: Any = None,
+        columns: list[str] | None = None,
+        **filters: Any,
+    ) -> Iterable[dict[str, Any]]:
+        """product-search rows (productId ascending), by SKU and/or updatedOn >= updated_since."""
+        self._call("search_products")
+        rows = []
+        for product in sorted(self.products.values(), key=lambda p: int(p["id"])):
+            row = {
+                "productId": product["id"],
+                "SKU": (product.get("identity") or {}).get("sku"),
+                "updatedOn": product.get("updatedOn"),
+                "stockTracked": bool((product.get("stock") or {}).get("stockTracked")),
+            }
+            if sku is not None and row["SKU"] != sku:
+                continue
+            if updated_since is not None and datetime.fromisoformat(str(row["updatedOn"])) < updated_since:
                 continue
             rows.append({k: v for k, v in row.items() if not columns or k in columns})
         return rows

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from shared.brightpearl.client import MultiMessageResult
     from shared.brightpearl.models import ContactTag
     from shared.brightpearl.transport import BrightpearlResponse
-    from shared.dataverse.models import BulkResult, Record
+    from shared.dataverse.models import BatchOperation, BatchResult, BulkResult, Record
     from shared.events import Envelope
     from shared.store.audit import AuditEntry
     from shared.store.cursors import Cursor
@@ -51,6 +51,15 @@ class BrightpearlPort(Protocol):
         columns: list[str] | None = None,
         sort: str | None = "contactId.ASC",
         page_size: int | None = None,
+        **filters: Any,
+    ) -> Iterable[dict[str, Any]]: ...
+
+    def search_products(
+        self,
+        *,
+        sku: str | None = None,
+        updated_since: Any = None,
+        columns: list[str] | None = None,
         **filters: Any,
     ) -> Iterable[dict[str, Any]]: ...
 
@@ -106,6 +115,16 @@ class DataversePort(Protocol):
     def update_multiple(
         self, entity_set: str, rows: Sequence[Mapping[str, Any]], **kwargs: Any
     ) -> BulkResult: ...
+
+    def create(self, entity_set: str, data: Mapping[str, Any], *, detect_duplicates: bool = False) -> str:
+        """POST one row (reference data a flow needs, e.g. a unit group); its new id."""
+        ...
+
+    def execute_batch(
+        self, ops: Sequence[BatchOperation], *, continue_on_error: bool = True, change_set: bool = False
+    ) -> list[BatchResult]:
+        """Up to 1000 requests in one `$batch` (e.g. state changes: PATCH statecode/statuscode)."""
+        ...
 
 
 class ClaimKeeperPort(Protocol):

@@ -7,10 +7,17 @@ Adding an entity adds its spec here (and its flows, mapping and tests; docs/arch
 from __future__ import annotations
 
 from shared.flows.customers_spec import CUSTOMERS
+from shared.flows.products_spec import PRODUCTS
 from shared.sync.spec import EntitySpec, FlowSpec, PollerSpec
 from shared.systems import System
 
 ENTITIES: tuple[EntitySpec, ...] = (CUSTOMERS,)
+
+# Entities whose flows are built and unit-tested but not wired yet: no trigger, subscription or
+# poll schedule exists for them, so triggers, routing and webhook registration (which read
+# ENTITIES) leave them out; `entity(name)` finds them (mapping checks, tests). Wiring one
+# moves it into ENTITIES (docs/architecture.md "Adding an entity", steps 3 and 4).
+BUILDING: tuple[EntitySpec, ...] = (PRODUCTS,)
 
 # Brightpearl events registered for entities still being built (products, orders, goods-out):
 # their notices are audited as ignored (NoConsumingFlow) until a flow consumes them.
@@ -27,10 +34,10 @@ PLANNED_BRIGHTPEARL_EVENTS: tuple[str, ...] = (
 
 
 def entity(name: str) -> EntitySpec:
-    for spec in ENTITIES:
+    for spec in (*ENTITIES, *BUILDING):
         if spec.name == name:
             return spec
-    raise KeyError(f"no entity {name!r}; known: {', '.join(s.name for s in ENTITIES)}")
+    raise KeyError(f"no entity {name!r}; known: {', '.join(s.name for s in (*ENTITIES, *BUILDING))}")
 
 
 def flows() -> tuple[FlowSpec, ...]:
