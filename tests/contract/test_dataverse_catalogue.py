@@ -110,6 +110,13 @@ def test_organisation_flag_makes_new_products_active(client, refs):
     assert state_of(client, client.create("products", product_body(refs, "ORG-2"))) == DRAFT
 
 
+def test_the_organisation_row_is_only_updated(client):
+    org_id = next(iter(client.query("organizations", select=["name"])))["organizationid"]
+    refused(lambda: client.create("organizations", {"name": "second"}))
+    refused(lambda: client.delete("organizations", org_id))
+    assert [r["organizationid"] for r in client.query("organizations", select=["name"])] == [org_id]
+
+
 def test_organisation_flag_is_seeded_from_the_simulator_setting(sim, client, refs):
     sim.admin.call("POST", "reset", {"config": {"products_active_on_create": True}})
     refs = seed_catalogue(client)

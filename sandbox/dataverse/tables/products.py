@@ -29,6 +29,13 @@ def _ref_id(record: dict[str, Any], column: str) -> str | None:
     return value["id"] if isinstance(value, dict) else None
 
 
+def _one_organization(message: str) -> ODataError:
+    # Text UNCONFIRMED: an environment has exactly one organization row, which can only be updated.
+    return ODataError(
+        400, E.INVALID_ARGUMENT, f"The '{message}' method does not support entities of type 'organization'."
+    )
+
+
 class Products(EngineBase):
     # -- the organisation's flag ---------------------------------------------------------------
     def products_active_on_create(self) -> bool:
@@ -71,7 +78,14 @@ class Products(EngineBase):
             self._check_product_unit(record)
         elif name == "productpricelevel":
             self._check_item_currency(record)
+        elif name == "organization" and len(self.db.rows["organization"]) > 1:
+            raise _one_organization("Create")
         super()._after_write(table, record)
+
+    def _after_delete(self, table: Table, record: dict[str, Any]) -> None:
+        if table.logical_name == "organization":
+            raise _one_organization("Delete")
+        super()._after_delete(table, record)
 
     def _table_transition(self, table: Table, new: dict[str, Any], state: int) -> None:
         if table.logical_name == "product" and state == 0 and isinstance(new.get("parentproductid"), dict):
