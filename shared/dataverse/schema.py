@@ -18,8 +18,9 @@ from typing import Any, Literal
 from shared.dataverse import odata
 from shared.mapping import CustomerMapping, load_customer_mapping, required_columns
 from shared.mapping.columns import dataverse_column
+from shared.mapping.products_config import ProductMapping, load_product_mapping
 
-ColumnKind = Literal["string", "memo", "boolean", "picklist", "integer", "datetime"]
+ColumnKind = Literal["string", "memo", "boolean", "picklist", "integer", "decimal", "datetime"]
 
 # Column kind -> (AttributeMetadata type, AttributeType as the metadata API reports it).
 METADATA_TYPES: dict[ColumnKind, tuple[str, str]] = {
@@ -28,6 +29,7 @@ METADATA_TYPES: dict[ColumnKind, tuple[str, str]] = {
     "boolean": ("BooleanAttributeMetadata", "Boolean"),
     "picklist": ("PicklistAttributeMetadata", "Picklist"),
     "integer": ("IntegerAttributeMetadata", "Integer"),
+    "decimal": ("DecimalAttributeMetadata", "Decimal"),
     "datetime": ("DateTimeAttributeMetadata", "DateTime"),
 }
 _CATALOGUE_KINDS: dict[str, ColumnKind] = {
@@ -52,6 +54,7 @@ LABELS = {
     "bpi_customergroup": "Customer group",
     "bpi_tags": "Brightpearl tags",
     "bpi_newsletteroptin": "Newsletter opt-in",
+    "bpi_availablestock": "Available stock",
 }
 LANGUAGE_CODE = 1033  # labels are written in English (MSCRM.MergeLabels keeps other languages)
 METADATA_HEADERS = {"Consistency": "Strong"}  # skip metadata caches right after a change (§14.1)
@@ -145,9 +148,25 @@ def plan_for_customers(mapping: CustomerMapping) -> list[TableSpec]:
     return tables
 
 
-def schema_plan(mapping: CustomerMapping | None = None) -> SchemaPlan:
+def plan_for_products(mapping: ProductMapping) -> list[TableSpec]:
+    """The product mapping's table (contracts of issue 12): the Brightpearl id key column and the
+    available-stock column, the alternate keys on both it and `productnumber` (the match keys)."""
+    key = mapping.dataverse.key
+    columns = (
+        ColumnSpec(key, "string", LABELS.get(key, key), True, 100),
+        ColumnSpec("bpi_availablestock", "decimal", LABELS["bpi_availablestock"], True),
+    )
+    keys = (
+        _key_spec("product", key, ["bpi_"]),
+        KeySpec("bpi_product_productnumber", ("productnumber",), "Product number key"),
+    )
+    return [TableSpec("product", columns, keys)]
+
+
+def schema_plan(mapping: CustomerMapping | None = None, products: ProductMapping | None = None) -> SchemaPlan:
     """What the integration needs in Dataverse, from the mappings (default: mappings/*.yaml)."""
-    return SchemaPlan(tuple(plan_for_customers(mapping or load_customer_mapping())))
+    customers = plan_for_customers(mapping or load_customer_mapping())
+    return SchemaPlan((*customers, *plan_for_products(products or load_product_mapping())))
 
 
 # --- request bodies (reference §14.2, §14.5, §14.6) --------------------------------------------
@@ -198,6 +217,8 @@ def attribute_body(spec: ColumnSpec) -> dict[str, Any]:
         }
     elif spec.kind == "integer":
         body |= {"MinValue": -2147483648, "MaxValue": 2147483647, "Format": "None"}
+    elif spec.kind == "decimal":
+        body |= {"MinValue": -100000000000, "MaxValue": 100000000000, "Precision": 2}
     elif spec.kind == "datetime":
         body |= {"Format": "DateOnly", "DateTimeBehavior": {"Value": "DateOnly"}}
     return body
