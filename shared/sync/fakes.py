@@ -596,6 +596,8 @@ class FakeBrightpearl(_Faults):
             return _answer(self.create_contact(kwargs["json"]))
         if method == "POST" and path.rstrip("/") == "/contact-service/postal-address":
             return _answer(self.create_postal_address(kwargs["json"]))
+        if method == "POST" and path.rstrip("/") == "/product-service/product":
+            return _answer(self.add_product({k: v for k, v in kwargs["json"].items() if k != "id"}))
         raise ValueError(f"the fake Brightpearl does not answer {method} {path}")
 
     def get_by_ids(
