@@ -149,24 +149,36 @@ def plan_for_customers(mapping: CustomerMapping) -> list[TableSpec]:
 
 
 def plan_for_products(mapping: ProductMapping) -> list[TableSpec]:
-    """The product mapping's table (contracts of issue 12): the Brightpearl id key column and the
-    available-stock column, the alternate keys on both it and `productnumber` (the match keys)."""
+    """The product mapping's table (contracts of issue 12, as sandbox/catalogue_solution.py
+    provisions it): the Brightpearl id column with alternate key `bpi_brightpearlid_key`, the
+    available-stock column, the alternate key `bpi_productnumber_key` on `productnumber` (the
+    two match keys) and change tracking."""
     key = mapping.dataverse.key
     columns = (
         ColumnSpec(key, "string", LABELS.get(key, key), True, 100),
         ColumnSpec("bpi_availablestock", "decimal", LABELS["bpi_availablestock"], True),
     )
     keys = (
-        _key_spec("product", key, ["bpi_"]),
-        KeySpec("bpi_product_productnumber", ("productnumber",), "Product number key"),
+        KeySpec(f"{key}_key", (key,), f"{LABELS.get(key, key)} key"),
+        KeySpec("bpi_productnumber_key", ("productnumber",), "Product ID key"),
     )
-    return [TableSpec("product", columns, keys)]
+    return [TableSpec("product", columns, keys, change_tracking=True)]
 
 
 def schema_plan(mapping: CustomerMapping | None = None, products: ProductMapping | None = None) -> SchemaPlan:
-    """What the integration needs in Dataverse, from the mappings (default: mappings/*.yaml)."""
-    customers = plan_for_customers(mapping or load_customer_mapping())
-    return SchemaPlan((*customers, *plan_for_products(products or load_product_mapping())))
+    """What the integration needs in Dataverse, from the mappings (default: mappings/*.yaml).
+
+    The product table is planned for a given product mapping, or by default once the products
+    entity runs (shared/sync/registry.py ENTITIES; until then sandbox/catalogue_solution.py
+    provisions the sandbox's)."""
+    from shared.sync.registry import ENTITIES
+
+    tables = plan_for_customers(mapping or load_customer_mapping())
+    if products is None and any(spec.name == "products" for spec in ENTITIES):
+        products = load_product_mapping()
+    if products is not None:
+        tables += plan_for_products(products)
+    return SchemaPlan(tuple(tables))
 
 
 # --- request bodies (reference §14.2, §14.5, §14.6) --------------------------------------------

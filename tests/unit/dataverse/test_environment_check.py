@@ -40,11 +40,8 @@ def test_a_bare_environment_is_told_what_is_missing_and_how_to_fix_it(bare, bare
                       "bpi_segment", "bpi_tags", "bpi_vip")
         ),
         ("account", "missing_column", "bpi_brightpearlid"),
-        ("product", "missing_column", "bpi_brightpearlid"),
-        ("product", "missing_column", "bpi_availablestock"),
         ("contact", "missing_key", "bpi_brightpearlid"),
         ("account", "missing_key", "bpi_brightpearlid"),
-        ("product", "missing_key", "bpi_brightpearlid"),
         ("contact", "change_tracking_off", "ChangeTrackingEnabled"),
         ("account", "change_tracking_off", "ChangeTrackingEnabled"),
     }  # fmt: skip

@@ -17,11 +17,8 @@ EXPECTED_CHANGES = [
     "contact: create column bpi_tags (Memo, 2000)",
     "contact: create column bpi_vip (Boolean)",
     "account: create column bpi_brightpearlid (String, 100)",
-    "product: create column bpi_brightpearlid (String, 100)",
-    "product: create column bpi_availablestock (Decimal)",
     "contact: create alternate key bpi_contact_brightpearlid on (bpi_brightpearlid)",
     "account: create alternate key bpi_account_brightpearlid on (bpi_brightpearlid)",
-    "product: create alternate key bpi_product_brightpearlid on (bpi_brightpearlid)",
     "contact: enable change tracking",
     "account: enable change tracking",
 ]
@@ -82,15 +79,10 @@ def test_new_keys_are_waited_for_until_active(bare, bare_client):
 def test_a_key_still_building_at_the_timeout_is_reported_not_an_error(bare, bare_client):
     bare.admin.config(key_activation_seconds=3600)
     report = provisioner(bare_client, key_timeout=0.2).run(schema_plan())
-    assert report.pending_keys == [
-        "account.bpi_account_brightpearlid",
-        "contact.bpi_contact_brightpearlid",
-        "product.bpi_product_brightpearlid",
-    ]
+    assert report.pending_keys == ["account.bpi_account_brightpearlid", "contact.bpi_contact_brightpearlid"]
     assert {(p.kind, p.table) for p in check_environment(bare_client)} == {
         ("key_not_active", "contact"),
         ("key_not_active", "account"),
-        ("key_not_active", "product"),
     }
 
 

@@ -61,10 +61,18 @@ def test_the_spec_names_the_loader_and_the_poll_schedule_setting() -> None:
 
 
 def test_the_schema_plan_provisions_the_product_keys_the_flow_matches_on() -> None:
-    [product] = [t for t in schema_plan().tables if t.table == "product"]
+    [product] = [t for t in schema_plan(products=load_product_mapping()).tables if t.table == "product"]
 
-    assert {k.columns for k in product.keys} == {("bpi_brightpearlid",), ("productnumber",)}
+    assert {(k.name, k.columns) for k in product.keys} == {
+        ("bpi_brightpearlid_key", ("bpi_brightpearlid",)),
+        ("bpi_productnumber_key", ("productnumber",)),
+    }
+    assert product.change_tracking
     assert {(c.name, c.kind) for c in product.columns} == {
         ("bpi_brightpearlid", "string"),
         ("bpi_availablestock", "decimal"),
     }
+
+
+def test_the_default_plan_leaves_products_out_until_the_flow_is_wired() -> None:
+    assert "product" not in {t.table for t in schema_plan().tables}
