@@ -8,18 +8,32 @@ that does not belong to the state is refused, unit groups and units are created 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
+from sandbox import catalogue_solution
+from sandbox.dataverse import SimulatorConfig as DataverseConfig
+from sandbox.dataverse import SimulatorServer as DataverseServer
 from shared.dataverse import odata
 from shared.dataverse.models import BatchOperation
 from shared.sync.ports import BrightpearlPort, DataversePort
-from tests.contract.test_fakes_agree import bp_server, brightpearl, dataverse, dv_server
+from tests.contract.test_fakes_agree import bp_server, brightpearl, dataverse
 
-__all__ = ["bp_server", "brightpearl", "dataverse", "dv_server"]
+__all__ = ["bp_server", "brightpearl", "dataverse"]
 
 KEY = "bpi_brightpearlid"
 PRODUCT_GET = "/product-service/product/{ids}"
+
+
+@pytest.fixture(scope="module")
+def dv_server() -> Iterator[DataverseServer]:
+    """A bare organisation provisioned for customers and the catalogue (product columns, keys)."""
+    with DataverseServer(DataverseConfig(key_activation_seconds=0)) as server:
+        catalogue_solution.install(server.simulator)
+        yield server
 
 
 def new_product(bp: BrightpearlPort, sku: str) -> int:
