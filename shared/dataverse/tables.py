@@ -26,6 +26,7 @@ PRIMARY_IDS: dict[str, str] = {
     "sdkmessagefilters": "sdkmessagefilterid",
     "sdkmessageprocessingsteps": "sdkmessageprocessingstepid",
     "systemusers": "systemuserid",
+    "organizations": "organizationid",  # the one organization row (createproductswithoutparent…)
 }
 # Entity set -> logical name (for @odata.type in bulk targets).
 LOGICAL_NAMES: dict[str, str] = {s: pk.removesuffix("id") for s, pk in PRIMARY_IDS.items()}
