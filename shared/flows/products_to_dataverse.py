@@ -52,6 +52,7 @@ log = get_logger("flows.products_to_dataverse")
 
 PRODUCT_GET = "/product-service/product/{ids}"
 LOOKUP_CHUNK = 100  # records per lookup query (ids, SKUs: a few KB of URL)
+IDS_PER_QUERY = 500  # short integer keys only (the products just created)
 BATCH_OPS = 1000  # state changes per $batch (the Web API's limit)
 
 Record = SyncRecord[Product]
@@ -202,7 +203,10 @@ class ProductsToDataverse(RecordSync[Product]):
         found = [
             r
             for r in self.dv.query(
-                "uomschedules", select=["uomscheduleid", "name"], filter=odata.eq("name", group.name)
+                "uomschedules",
+                select=["uomscheduleid", "name"],
+                filter=odata.eq("name", group.name),
+                orderby=["createdon asc"],  # two of one name (created concurrently): always the first
             )
         ]
         group_id = str(found[0]["uomscheduleid"]).lower() if found else None
@@ -319,7 +323,7 @@ class ProductsToDataverse(RecordSync[Product]):
         """The ids and states of the products just created (the organisation may create Draft)."""
         created = [r for r in todo if r.target is None and not results.has(r.source_id)]
         found: dict[str, dict[str, Any]] = {}
-        for chunk in chunked(created, LOOKUP_CHUNK):
+        for chunk in chunked(created, IDS_PER_QUERY):
             for row in self.dv.query(
                 "products",
                 select=["productid", "statecode", "statuscode", self.key],
