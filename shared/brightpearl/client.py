@@ -634,6 +634,24 @@ class BrightpearlClient:
                 out[int(key)] = ProductAvailability.model_validate(value)
         return out
 
+    def search_goods_movements(
+        self,
+        *,
+        updated_since: datetime | None = None,
+        columns: list[str] | None = None,
+        **filters: Any,
+    ) -> SearchPaginator:
+        """goods-movement-search (one row per product and goods note that moved stock) by
+        `updatedOn` from `updated_since`; the columns are UNCONFIRMED (reference §8.2)."""
+        if updated_since is not None:
+            filters["updatedOn"] = period(updated_since, None)
+        return self.search(
+            "/warehouse-service/goods-movement-search",
+            filters=filters,
+            columns=columns,
+            sort="goodsMovementId.ASC",
+        )
+
     def create_goods_out_note(
         self,
         order_id: int,

@@ -22,7 +22,7 @@ import httpx
 
 from shared.brightpearl.client import MessageOutcome, MultiMessageResult
 from shared.brightpearl.errors import BrightpearlNotFound, BrightpearlValidationError
-from shared.brightpearl.models import ContactTag
+from shared.brightpearl.models import ContactTag, ProductAvailability
 from shared.brightpearl.transport import BrightpearlResponse
 from shared.dataverse.models import BatchOperation, BatchResult, BulkResult, Record, RowOutcome
 from shared.dataverse.tables import PRIMARY_IDS
@@ -547,6 +547,8 @@ class FakeBrightpearl(_Faults):
     tags: dict[int, str] = field(default_factory=dict)
     tagged: dict[int, set[int]] = field(default_factory=dict)
     groups: dict[int, set[int]] = field(default_factory=dict)
+    stock: dict[int, dict[int, dict[str, int]]] = field(default_factory=dict)  # product, warehouse
+    goods_movements: list[dict[str, Any]] = field(default_factory=list)
     next_id: int = 1000
 
     def __post_init__(self) -> None:
@@ -628,6 +630,57 @@ class FakeBrightpearl(_Faults):
         if not path.startswith("/contact-service/contact/"):
             raise ValueError(f"the fake Brightpearl does not answer GET {path}")
         return [self._view(self.contacts[int(i)]) for i in ids if int(i) in self.contacts]
+
+    def set_stock(self, product_id: int, warehouse_id: int, **levels: int) -> None:
+        """A product's levels in one warehouse (onHand=, inStock=, allocated=, inTransit=)."""
+        self.stock.setdefault(int(product_id), {})[int(warehouse_id)] = dict(levels)
+
+    def move_stock(self, product_id: int, warehouse_id: int, quantity: int, code: str = "SC") -> None:
+        """A stock correction (SC) or shipped goods-out (GO): onHand and inStock move by `quantity`,
+        and a goods movement row is left (the product's updatedOn does not move)."""
+        levels = self.stock.setdefault(int(product_id), {}).setdefault(int(warehouse_id), {})
+        for name in ("onHand", "inStock"):
+            levels[name] = levels.get(name, 0) + quantity
+        self.goods_movements.append(
+            {
+                "goodsMovementId": len(self.goods_movements) + 1,
+                "productId": int(product_id),
+                "warehouseId": int(warehouse_id),
+                "quantity": quantity,
+                "goodsNoteTypeCode": code,
+                "updatedOn": _now().isoformat(),
+            }
+        )
+
+    def get_product_availability(self, product_ids: Iterable[int]) -> dict[int, ProductAvailability]:
+        """Reference §8.1: only stock-tracked products, only warehouses holding them; one call
+        (`calls`) per 200 ids, the resource's limit."""
+        ids = list(dict.fromkeys(int(i) for i in product_ids))
+        out: dict[int, ProductAvailability] = {}
+        for start in range(0, len(ids), 200):
+            self._call("get_product_availability")
+            for product_id in ids[start : start + 200]:
+                product = self.products.get(product_id)
+                if product is None or not (product.get("stock") or {}).get("stockTracked"):
+                    continue
+                warehouses = self.stock.get(product_id, {})
+                total = {
+                    name: sum(levels.get(name, 0) for levels in warehouses.values())
+                    for name in ("inStock", "onHand", "allocated", "inTransit")
+                }
+                answer = {"total": total, "warehouses": warehouses}
+                out[product_id] = ProductAvailability.model_validate(answer)
+        return out
+
+    def search_goods_movements(
+        self, *, updated_since: Any = None, columns: list[str] | None = None, **filters: Any
+    ) -> Iterable[dict[str, Any]]:
+        self._call("search_goods_movements")
+        return [
+            {k: v for k, v in row.items() if not columns or k in columns}
+            for row in sorted(self.goods_movements, key=lambda r: int(r["goodsMovementId"]))
+            if updated_since is None or datetime.fromisoformat(str(row["updatedOn"])) >= updated_since
+        ]
 
     def search_contacts(
         self,

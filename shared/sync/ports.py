@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from shared.brightpearl.client import MultiMessageResult
-    from shared.brightpearl.models import ContactTag
+    from shared.brightpearl.models import ContactTag, ProductAvailability
     from shared.brightpearl.transport import BrightpearlResponse
     from shared.dataverse.models import BatchOperation, BatchResult, BulkResult, Record
     from shared.events import Envelope
@@ -62,6 +62,16 @@ class BrightpearlPort(Protocol):
         columns: list[str] | None = None,
         **filters: Any,
     ) -> Iterable[dict[str, Any]]: ...
+
+    def get_product_availability(self, product_ids: Iterable[int]) -> dict[int, ProductAvailability]:
+        """Stock per product then warehouse (≤ 200 ids a call); not stock-tracked: absent."""
+        ...
+
+    def search_goods_movements(
+        self, *, updated_since: Any = None, columns: list[str] | None = None, **filters: Any
+    ) -> Iterable[dict[str, Any]]:
+        """goods-movement-search rows (goodsMovementId ascending), by updatedOn >= updated_since."""
+        ...
 
     def multi_message(
         self,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from shared.flows.customers_spec import CUSTOMERS
 from shared.flows.products_spec import PRODUCTS
+from shared.flows.stock_spec import STOCK
 from shared.sync.spec import EntitySpec, FlowSpec, PollerSpec
 from shared.systems import System
 
@@ -17,7 +18,7 @@ ENTITIES: tuple[EntitySpec, ...] = (CUSTOMERS,)
 # poll schedule exists for them, so triggers, routing and webhook registration (which read
 # ENTITIES) leave them out; `entity(name)` finds them (mapping checks, tests). Wiring one
 # moves it into ENTITIES (docs/architecture.md "Adding an entity", steps 3 and 4).
-BUILDING: tuple[EntitySpec, ...] = (PRODUCTS,)
+BUILDING: tuple[EntitySpec, ...] = (PRODUCTS, STOCK)
 
 # Brightpearl events registered for entities still being built (products, orders, goods-out):
 # their notices are audited as ignored (NoConsumingFlow) until a flow consumes them.

@@ -1,0 +1,54 @@
+"""Stock: the declaration the engine, triggers, webhooks and pollers read (no flow code).
+
+Brightpearl stock -> Dynamics `bpi_availablestock` (issue 12 items 3 and 4). The stock flow
+consumes every Brightpearl `product` notice: `product.modified.on-hand-modified` (stock
+corrections and goods-in raise it, reference §8.4) is the stock event, and a created or
+modified product gets its stock too, once the products flow has created its Dynamics product
+(which does not write stock). It also consumes `product-stock` notices: the stock poller's
+(goods-movement-search by `updatedOn`, the backstop for lost stock webhooks; docs/architecture.md
+"Stock backstop"), which only the stock flow needs, so the products flow is not woken by them.
+
+Goods-in and goods-out note events (§10.3) name notes, not products, so they are not consumed:
+goods-in raises on-hand-modified itself, and a shipped goods-out note leaves a goods movement
+the poller sees.
+"""
+
+from __future__ import annotations
+
+from shared.sync.spec import EntitySpec, FlowSpec, PollerSpec
+
+STOCK_CURSOR = "stock-brightpearl-goods-movement-updatedon"
+STOCK_EVENT = "product.modified.on-hand-modified"
+POLL_ENTITY = "product-stock"  # the stock poller's notices (no flow but the stock flow wants them)
+
+STOCK = EntitySpec(
+    name="stock",
+    link_entity="product",
+    flows=(
+        FlowSpec(
+            name="stock-to-dataverse",
+            source="brightpearl",
+            target="dataverse",
+            source_entities=("product", POLL_ENTITY),
+            flow="shared.flows.stock_to_dataverse:StockToDataverse",
+            record="product",
+            stamp_field="updatedOn",  # availability has no stamp; a stock record is never fatal
+        ),
+    ),
+    pollers=(
+        PollerSpec(
+            function_name="poll_brightpearl_stock",
+            system="brightpearl",
+            schedule_setting="BRIGHTPEARL_STOCK_POLL_SCHEDULE",
+            what="Brightpearl stock poll",
+            poller="shared.flows.stock_poller:BrightpearlStockPoller",
+            cursors=(STOCK_CURSOR,),
+        ),
+    ),
+    brightpearl_events=(STOCK_EVENT,),
+    dataverse_tables=(),  # Dynamics never writes stock back
+    backfill_cursor_prefix="backfill-stock",
+    mapping_loader="shared.mapping.stock:load_stock_settings",
+    mapping_setting="PRODUCT_MAPPING_PATH",  # the `stock:` section of the product mapping file
+)
+(TO_DATAVERSE,) = STOCK.flows

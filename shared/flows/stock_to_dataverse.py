@@ -1,0 +1,275 @@
+"""Flow stock-to-dataverse: Brightpearl availability -> Dynamics `bpi_availablestock` (issue 12 item 3).
+
+Per batch of change notices (the engine, shared/sync/engine.py): coalesce the product ids of
+every notice (a storm of 5,000 on-hand-modified events over 200 products is 200 ids); read
+`product-availability` for the whole id set (≤ 200 ids a call, reference §8.1); compute the
+figure the `stock:` settings name (a measure, default `onHand`, summed over the configured
+warehouses; shared/mapping/stock.py); read the Dynamics products of those ids in bulk by the
+`bpi_brightpearlid` alternate key; and write, with one UpdateMultiple addressed by `productid`
+(UpdateMultiple takes the primary key, reference dataverse-api.md §5.1), only the products
+whose Dynamics value differs. Comparing with the value Dynamics holds (rather than a stored
+hash) also repairs a figure someone edited in Dynamics.
+
+- A product that is not stock-tracked is absent from availability: it is left alone, never
+  zeroed (`skipped`).
+- A retired Dynamics product is left alone (`skipped`): Brightpearl archived or destroyed it.
+- A product Dynamics does not have yet is not an error. The products flow creates it (from
+  the same `product` notice; it writes no stock), so the notice is retried
+  `stock.missing_product_retries` times with the usual backoff (15 s, 30 s, 60 s by default),
+  which covers the products flow's own latency; after that the record completes `skipped`
+  with reason `ProductNotInDynamics`, and the next stock or product event (or the stock
+  poller) writes its stock. Nothing is dead-lettered for it.
+- Throttling or an outage on either side is a retry (the engine's outcomes and
+  shared/resilience.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any, Self, Unpack
+
+from pydantic import BaseModel
+
+from shared.brightpearl.models import ProductAvailability
+from shared.dataverse import odata
+from shared.events import Envelope
+from shared.flows.stock_spec import STOCK, TO_DATAVERSE
+from shared.mapping.brightpearl import bp_id
+from shared.mapping.stock import StockSettings, load_stock_settings
+from shared.mapping.translation import Translation
+from shared.outcomes import Outcome
+from shared.quality.issues import QualityIssue
+from shared.sync.engine import Batch, FlowPorts, RecordSync, SyncRecord
+from shared.sync.outcomes import BatchResults, RecordResult, chunked
+from shared.systems import System
+
+KEY = "bpi_brightpearlid"  # the product's alternate key holding the Brightpearl id
+AVAILABLE = "bpi_availablestock"
+ON_HAND = "quantityonhand"
+LOOKUP_CHUNK = 100  # ids per Dynamics lookup query (a few KB of URL)
+RETIRED = 1  # product statecode (reference dataverse-api.md §10.7)
+MISSING_REASON = "ProductNotInDynamics"
+
+
+class ProductStock(BaseModel):
+    """The stock figures of one product, as either side holds them (None: not held)."""
+
+    product_id: str
+    available: Decimal | None = None
+    on_hand: Decimal | None = None  # only when stock.write_quantityonhand
+
+
+@dataclass
+class StockDecision:
+    """What to write for one product (the engine's Decision)."""
+
+    payload: ProductStock
+    desired_hash: str
+    should_write: bool
+    issues: list[QualityIssue] = field(default_factory=list)
+    fatal: bool = False
+    reason: str | None = None
+
+
+Record = SyncRecord[ProductStock]
+
+
+class StockToDataverse(RecordSync[ProductStock]):
+    """Brightpearl availability -> Dynamics products. Hooks: fetch (availability by id set), skip
+    (not stock-tracked), match (Dynamics products by key, in bulk), write (UpdateMultiple)."""
+
+    spec = TO_DATAVERSE
+    link_entity = STOCK.link_entity
+
+    def __init__(self, *, settings: StockSettings, **ports: Unpack[FlowPorts]) -> None:
+        super().__init__(**ports)
+        self.settings = settings
+        self.attempts: dict[str, int] = {}  # product id -> highest delivery attempt in this batch
+
+    @classmethod
+    def from_runtime(cls) -> Self:
+        """This flow with the process's adapters and the `stock:` section of PRODUCT_MAPPING_PATH."""
+        settings = load_stock_settings(os.environ.get(STOCK.mapping_setting) or None)
+        return cls(settings=settings, **cls.runtime_ports())
+
+    def handle(self, envelopes: Sequence[Envelope]) -> list[Outcome]:
+        self.attempts = {}
+        return super().handle(envelopes)
+
+    # ------------------------------------------------------------------------------ hooks
+    def sort_notice(self, envelope: Envelope, record_id: str, batch: Batch, results: BatchResults) -> None:
+        self.attempts[record_id] = max(self.attempts.get(record_id, 0), envelope.attempt)
+        if envelope.notice.operation == "deleted":  # product.destroyed: nothing to count
+            results.set(
+                record_id,
+                RecordResult("skipped", None, f"{self.label} {record_id} destroyed: its stock is left alone"),
+            )
+            return
+        super().sort_notice(envelope, record_id, batch, results)
+
+    def id_problem(self, entity: str, record_id: str) -> str | None:
+        if bp_id(record_id) is None:
+            return f"Brightpearl product id {record_id!r} is not a positive integer"
+        return None
+
+    def expand(self, batch: Batch, results: BatchResults) -> list[str]:
+        # a product named by a webhook and by the poller in one batch is read once
+        return list(dict.fromkeys(i for ids in batch.changed.values() for i in ids))
+
+    def fetch(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Availability of the whole id set (the port chunks at 200); absent: not stock-tracked."""
+        found = self.bp.get_product_availability([int(i) for i in ids])
+        out: dict[str, dict[str, Any]] = {}
+        for record_id in ids:
+            availability = found.get(int(record_id))
+            out[record_id] = {"id": int(record_id), "stockTracked": availability is not None}
+            if availability is not None:
+                out[record_id]["availability"] = availability
+        return out
+
+    def skip(self, record_id: str, source: dict[str, Any], results: BatchResults) -> bool:
+        if source["stockTracked"]:
+            return False
+        results.set(
+            record_id,
+            RecordResult(
+                "skipped",
+                None,
+                f"{self.label} {record_id} is not stock-tracked (or no longer exists): "
+                "its Dynamics stock is left alone",
+            ),
+        )
+        return True
+
+    def to_canonical(self, system: System, record: dict[str, Any]) -> Translation[ProductStock]:
+        if system == "brightpearl":
+            availability: ProductAvailability = record["availability"]
+            figure = self.settings.available(availability)
+            on_hand = figure if self.settings.write_quantityonhand else None
+            return Translation(ProductStock(product_id=str(record["id"]), available=figure, on_hand=on_hand))
+        return Translation(
+            ProductStock(
+                product_id=str(record.get(KEY) or ""),
+                available=_decimal(record.get(AVAILABLE)),
+                on_hand=_decimal(record.get(ON_HAND)) if self.settings.write_quantityonhand else None,
+            )
+        )
+
+    def content_hash(self, value: ProductStock, system: System) -> str:
+        text = f"{_text(value.available)}|{_text(value.on_hand)}"
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+    def decide_write(self, record: Record, current: ProductStock | None) -> StockDecision:
+        wanted = record.read.value
+        desired = self.content_hash(wanted, "dataverse")
+        held = self.content_hash(current, "dataverse") if current is not None else None
+        return StockDecision(payload=wanted, desired_hash=desired, should_write=held != desired)
+
+    def match(self, records: list[Record], results: BatchResults) -> None:
+        """Each record's Dynamics product by the alternate key, read in bulk with its figures."""
+        select = ["productid", KEY, AVAILABLE, "statecode"]
+        if self.settings.write_quantityonhand:
+            select.append(ON_HAND)
+        rows: dict[str, dict[str, Any]] = {}
+        for chunk in chunked(records, LOOKUP_CHUNK):
+            query = self.dv.query(
+                "products", select=select, filter=odata.in_(KEY, [r.source_id for r in chunk])
+            )
+            for answer in query:
+                rows[str(answer.get(KEY))] = dict(answer.values)
+        for r in records:
+            row = rows.get(r.source_id)
+            if row is None:
+                self._not_in_dynamics(r, results)
+            elif row.get("statecode") == RETIRED:
+                results.set(
+                    r.source_id,
+                    RecordResult(
+                        "skipped",
+                        None,
+                        f"{self.label} {r.source_id}: its Dynamics product {row['productid']} is retired; "
+                        "stock left alone",
+                        target_id=str(row["productid"]),
+                    ),
+                )
+            else:
+                r.target, r.target_id, r.matched_by = row, str(row["productid"]), "key"
+
+    def write(self, records: list[Record], results: BatchResults) -> None:
+        """One UpdateMultiple of the changed figures (by productid), then settle each record."""
+        todo = self.to_write(records, results)
+        changed = [r for r in todo if self._decision(r).should_write]
+        if changed:
+            rows = [self._row(r) for r in changed]
+            answer = self.dv.update_multiple("products", rows)
+            for r, outcome in zip(changed, answer.outcomes, strict=True):
+                if not outcome.ok:
+                    results.error(
+                        r.source_id, outcome.error, f"Dynamics product of {self.label} {r.source_id}"
+                    )
+        for r in todo:
+            if not results.has(r.source_id):
+                self.settle(r, results)
+
+    def remember(self, r: Record) -> None:
+        """Nothing: Dynamics' own value is what the next batch compares with (no link needed)."""
+
+    # ------------------------------------------------------------------------------ helpers
+    @staticmethod
+    def _decision(r: Record) -> StockDecision:
+        assert isinstance(r.decision, StockDecision)
+        return r.decision
+
+    def _row(self, r: Record) -> dict[str, Any]:
+        value = self._decision(r).payload
+        row: dict[str, Any] = {"productid": r.target_id, AVAILABLE: _number(value.available)}
+        if self.settings.write_quantityonhand:
+            row[ON_HAND] = _number(value.on_hand)
+        return row
+
+    def _not_in_dynamics(self, r: Record, results: BatchResults) -> None:
+        """Retried a bounded number of times (the products flow is creating it), then left."""
+        attempt = self.attempts.get(r.source_id, 1)
+        what = f"{self.label} {r.source_id} has no Dynamics product (by {KEY}) yet"
+        if attempt <= self.settings.missing_product_retries:
+            results.set(
+                r.source_id,
+                RecordResult(
+                    "transient", MISSING_REASON, f"{what}; retried while the products flow creates it"
+                ),
+            )
+        else:
+            results.set(
+                r.source_id,
+                RecordResult(
+                    "skipped",
+                    MISSING_REASON,
+                    f"{what} after {attempt} attempts; its stock is written on its next product or "
+                    "stock event, or by the stock poller",
+                ),
+            )
+
+
+def _decimal(value: Any) -> Decimal | None:
+    if value is None or value == "":
+        return None
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        return None
+
+
+def _text(value: Decimal | None) -> str:
+    """A figure in one spelling whatever its scale (Dynamics answers 7.0000000000 for 7)."""
+    return "" if value is None else format(value.normalize(), "f")
+
+
+def _number(value: Decimal | None) -> int | float | None:
+    """A figure as JSON can carry it (whole numbers stay exact integers)."""
+    if value is None:
+        return None
+    return int(value) if value == value.to_integral_value() else float(value)
