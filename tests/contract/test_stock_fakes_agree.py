@@ -1,0 +1,74 @@
+"""The fake answers the stock flow's and stock poller's Brightpearl calls as the simulator does
+(the same checks against FakeBrightpearl and the simulator over loopback through the real
+client), so the fast tests in tests/unit/flows/stock stay honest: product-availability by id
+set (only stock-tracked products, only warehouses holding them, per warehouse and total) and
+goods-movement-search by updatedOn naming the products whose stock moved."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from shared.sync.fakes import FakeBrightpearl
+from shared.sync.ports import BrightpearlPort
+from tests.contract.test_fakes_agree import bp_server, brightpearl
+
+__all__ = ["bp_server", "brightpearl"]
+
+
+def new_product(bp: BrightpearlPort, *, tracked: bool = True) -> int:
+    sku = f"SKU-{uuid.uuid4().hex[:8]}"
+    body = {
+        "brandId": 1,
+        "identity": {"sku": sku},
+        "salesChannels": [{"salesChannelName": "Brightpearl", "productName": f"Mug {sku}"}],
+        "stock": {"stockTracked": tracked},
+    }
+    return int(bp.request("POST", "/product-service/product/", json=body).response)
+
+
+def correct(bp: BrightpearlPort, product_id: int, warehouse_id: int, quantity: int) -> None:
+    """A stock correction: the fake's helper, or the documented POST (reference §8.4)."""
+    if isinstance(bp, FakeBrightpearl):
+        bp.move_stock(product_id, warehouse_id, quantity)
+        return
+    line = {"productId": product_id, "quantity": quantity, "reason": "Stock take", "locationId": 2}
+    if quantity > 0:
+        line["cost"] = {"currency": "GBP", "value": 1}
+    bp.request(
+        "POST", f"/warehouse-service/warehouse/{warehouse_id}/stock-correction", json={"corrections": [line]}
+    )
+
+
+def test_availability_by_id_set_only_tracked_products_per_warehouse(brightpearl: BrightpearlPort) -> None:
+    a, b, untracked = (
+        new_product(brightpearl),
+        new_product(brightpearl),
+        new_product(brightpearl, tracked=False),
+    )
+    correct(brightpearl, a, 2, 5)
+    correct(brightpearl, a, 3, 2)
+    correct(brightpearl, b, 2, 1)
+
+    found = brightpearl.get_product_availability([a, b, untracked])
+
+    assert set(found) == {a, b}
+    assert found[a].total.on_hand == 7 and found[a].total.in_stock == 7
+    assert (found[a].warehouses[2].on_hand, found[a].warehouses[3].on_hand) == (5, 2)
+    assert set(found[b].warehouses) == {2}  # only warehouses holding it
+
+
+def test_goods_movements_since_a_time_name_the_products_that_moved(brightpearl: BrightpearlPort) -> None:
+    before = new_product(brightpearl)
+    correct(brightpearl, before, 2, 1)
+    since = datetime.now(UTC) + timedelta(milliseconds=5)
+    moved = new_product(brightpearl)
+    while datetime.now(UTC) <= since:
+        pass
+    correct(brightpearl, moved, 2, 4)
+    correct(brightpearl, moved, 2, -1)
+
+    rows = list(brightpearl.search_goods_movements(updated_since=since, columns=["productId", "updatedOn"]))
+
+    assert [r["productId"] for r in rows] == [moved, moved]
+    assert all(set(r) == {"productId", "updatedOn"} and r["updatedOn"] for r in rows)
