@@ -4,10 +4,11 @@ and a seed of the reference data a catalogue needs (unit group, currencies, pric
 
 Provisioned on `product` (contracts: issue 12): `bpi_brightpearlid` (String 100, alternate key
 `bpi_brightpearlid_key`), `bpi_availablestock` (Decimal), alternate key `bpi_productnumber_key`
-on `productnumber`, and change tracking. The string column, the keys and change tracking go
-through shared/dataverse/provision.py's Provisioner (read first, create what is missing, wait
-for keys to be Active); the Decimal column is created here because the shared schema plan has
-no decimal column kind yet. What customers get is not changed: this adds to the product table only.
+on `productnumber`, and change tracking. All of it is the product part of the shared schema
+plan (shared/dataverse/schema.py `plan_for_products`, from mappings/products.yaml) applied by
+shared/dataverse/provision.py's Provisioner, the code `syncctl dataverse provision --products`
+runs against a real environment: same metadata bodies, read first, create what is missing, wait
+for keys to be Active. What customers get is not changed: this adds to the product table only.
 
 `seed_catalogue(client)` works through any DataverseClient (in-process, or over HTTP against
 the simulator or a test environment) and is re-runnable: it finds rows by name or ISO code
@@ -25,66 +26,27 @@ from sandbox.dataverse.app import Simulator
 from sandbox.dataverse.inprocess import in_process_client
 from shared.dataverse import odata
 from shared.dataverse.client import DataverseClient
-from shared.dataverse.errors import DataverseNotFound
 from shared.dataverse.provision import Provisioner, ProvisionReport
-from shared.dataverse.schema import (
-    METADATA_HEADERS,
-    ColumnSpec,
-    KeySpec,
-    SchemaPlan,
-    TableSpec,
-    attribute_path,
-    entity_path,
-    label,
-)
+from shared.dataverse.schema import SchemaPlan, plan_for_products
 from shared.mapping import CustomerMapping
-
-STOCK_COLUMN = "bpi_availablestock"
-CATALOGUE_KEYS = (
-    KeySpec("bpi_brightpearlid_key", ("bpi_brightpearlid",), "Brightpearl ID key"),
-    KeySpec("bpi_productnumber_key", ("productnumber",), "Product ID key"),
-)
+from shared.mapping.products_config import ProductMapping, load_product_mapping
 
 
-def catalogue_plan() -> SchemaPlan:
-    """The product table as the catalogue flow needs it (all but the Decimal stock column)."""
-    columns = (
-        ColumnSpec("bpi_brightpearlid", "string", "Brightpearl ID", True, 100),
-        ColumnSpec("productnumber", "string", "Product ID", False, 100),
-    )
-    return SchemaPlan((TableSpec("product", columns, CATALOGUE_KEYS, change_tracking=True),))
-
-
-def stock_column_body() -> dict[str, object]:
-    """DecimalAttributeMetadata for `bpi_availablestock` (reference §14.2)."""
-    return {
-        "@odata.type": "Microsoft.Dynamics.CRM.DecimalAttributeMetadata",
-        "SchemaName": STOCK_COLUMN,
-        "DisplayName": label("Available stock"),
-        "Description": label("Available stock (Brightpearl integration)"),
-        "RequiredLevel": {"Value": "None"},
-        "MinValue": -100000000000,
-        "MaxValue": 100000000000,
-        "Precision": 2,
-    }
+def catalogue_plan(mapping: ProductMapping | None = None) -> SchemaPlan:
+    """The product table as the catalogue flow needs it (the product part of the schema plan)."""
+    return SchemaPlan(tuple(plan_for_products(mapping or load_product_mapping())))
 
 
 def provision_catalogue(
-    client: DataverseClient, *, poll_interval: float = 2.0, key_timeout: float = 300.0
+    client: DataverseClient,
+    mapping: ProductMapping | None = None,
+    *,
+    poll_interval: float = 2.0,
+    key_timeout: float = 300.0,
 ) -> ProvisionReport:
     """Create what the catalogue needs on `product` and is missing; re-runnable."""
-    headers = dict(METADATA_HEADERS)
-    created: list[str] = []
-    try:
-        client.request("GET", attribute_path("product", STOCK_COLUMN), headers=headers)
-    except DataverseNotFound:
-        path = f"{entity_path('product')}/Attributes"
-        client.request("POST", path, json_body=stock_column_body(), headers=headers)
-        created.append(f"product: create column {STOCK_COLUMN} (Decimal)")
     provisioner = Provisioner(client, poll_interval=poll_interval, key_timeout=key_timeout)
-    report = provisioner.run(catalogue_plan())
-    report.changes[:0] = created
-    return report
+    return provisioner.run(catalogue_plan(mapping))
 
 
 def provision_simulator(simulator: Simulator) -> ProvisionReport:

@@ -51,7 +51,8 @@ def solution_schema(mapping: CustomerMapping | None = None, base: Schema | None 
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m sandbox.customers_solution [sandbox.dataverse options]`: the Dataverse simulator,
-    started bare and provisioned for the mappings (what `syncctl sandbox up` runs)."""
+    started bare and provisioned for the mappings and the catalogue (sandbox/catalogue_solution.py),
+    what `syncctl sandbox up` runs."""
     import sys
 
     import uvicorn
@@ -67,8 +68,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.bare:
         note = "bare: run `syncctl dataverse provision` against it"
     else:
+        from sandbox.catalogue_solution import provision_simulator as provision_catalogue
+
         report = provision_simulator(simulator)
-        note = f"provisioned for the mappings: {len(report.changes)} change(s)"
+        catalogue = provision_catalogue(simulator)  # product's bpi_ columns, keys, change tracking
+        changes = len(report.changes) + len(catalogue.changes)
+        note = f"provisioned for the mappings and the catalogue: {changes} change(s)"
     print(f"Dataverse simulator ({note}) on http://{args.host}:{args.port}/api/data/v9.2/")
     uvicorn.run(simulator, host=args.host, port=args.port, log_level="warning")
     return 0

@@ -15,11 +15,38 @@ from syncctl.settings_file import apply_settings_file
 
 if TYPE_CHECKING:
     from shared.dataverse.client import DataverseClient
+    from shared.dataverse.schema import SchemaPlan
 
 app = typer.Typer(help="Dataverse environment commands.", no_args_is_help=True)
 console = Console()
 
 SETTINGS_HELP = "local.settings.json-style file"
+PRODUCTS_HELP = (
+    "include (or leave out) the product table of mappings/products.yaml: bpi_brightpearlid, "
+    "bpi_availablestock, keys bpi_brightpearlid_key and bpi_productnumber_key, change tracking "
+    "(default: included once the products flow is wired)"
+)
+
+
+def _plan(products: bool | None) -> SchemaPlan:
+    from shared.dataverse.schema import schema_plan
+
+    return schema_plan(include_products=products)
+
+
+def _print_plan(plan: SchemaPlan) -> None:
+    """The integration's own columns, the alternate keys and change tracking, table by table."""
+    from shared.dataverse.schema import products_wired
+
+    console.print("Planned (mappings/*.yaml):")
+    for table in plan.tables:
+        columns = ", ".join(f"{c.name} ({c.attribute_type})" for c in table.columns if c.custom)
+        keys = ", ".join(f"{k.name} ({','.join(k.columns)})" for k in table.keys)
+        parts = [f"columns {columns}" if columns else "", f"keys {keys}" if keys else ""]
+        parts.append("change tracking" if table.change_tracking else "")
+        console.print(f"  {table.table}: {escape('; '.join(p for p in parts if p))}")
+    if all(t.table != "product" for t in plan.tables) and not products_wired():
+        console.print("  product: not planned (the products flow is not wired yet; --products includes it)")
 
 
 @contextmanager
@@ -63,17 +90,22 @@ def _failed(what: str, exc: Exception) -> None:
 
 
 @app.command("check")
-def check(settings: str = typer.Option(None, "--settings", help=SETTINGS_HELP)) -> None:
+def check(
+    settings: str = typer.Option(None, "--settings", help=SETTINGS_HELP),
+    products: bool | None = typer.Option(None, "--products/--no-products", help=PRODUCTS_HELP),
+) -> None:
     """Print every column, choice option, alternate key or change-tracking setting the mappings
     need that the environment lacks (exit 1 if any)."""
     from shared.dataverse.environment_check import check_environment
 
     with _client(settings) as (client, url):
         try:
-            problems = check_environment(client)
+            plan = _plan(products)
+            problems = check_environment(client, plan)
         except _errors() as exc:
             _failed("check failed", exc)
             raise typer.Exit(1) from None
+    _print_plan(plan)
     if not problems:
         console.print(f"[green]{url} has every column, key and setting the mappings need[/green]")
         return
@@ -93,24 +125,27 @@ def provision(
         None, "--solution", help="unique name of an unmanaged solution to add the new components to"
     ),
     key_timeout: float = typer.Option(300.0, "--key-timeout", help="seconds to wait for key indexes"),
+    products: bool | None = typer.Option(None, "--products/--no-products", help=PRODUCTS_HELP),
 ) -> None:
     """Create or update the columns, choice options, alternate keys and change tracking the
     mappings need (idempotent: a second run changes nothing). Needs the System Customizer or
     System Administrator role."""
-    from shared.dataverse.provision import Provisioner, schema_plan
+    from shared.dataverse.provision import Provisioner
 
     with _client(settings) as (client, url):
         try:
+            plan = _plan(products)
             report = Provisioner(
                 client,
                 solution=solution,
                 key_timeout=key_timeout,
                 echo=lambda line: console.print(f"  {escape(line)}"),
-            ).run(schema_plan(), dry_run=dry_run)
+            ).run(plan, dry_run=dry_run)
         except _errors() as exc:
             _failed("provisioning stopped", exc)
             console.print("Changes made before it stay; run the command again after fixing the cause.")
             raise typer.Exit(1) from None
+    _print_plan(plan)
     if dry_run:
         console.print(f"{url}: {len(report.changes)} change(s) to make (dry run, nothing changed)")
         for change in report.changes:

@@ -85,6 +85,10 @@ class Problem:
         return f"{self.table}: {self.message} Fix: {self.fix}"
 
 
+def _mapping_file(table: str) -> str:
+    return "mappings/products.yaml" if table == "product" else "mappings/customers.yaml"
+
+
 def _read_definition(client: DataverseClient, table: str) -> dict[str, Any] | None:
     try:
         return dict(
@@ -148,7 +152,7 @@ def _check_columns(
                         column.name,
                         f"standard column {column.name!r} (used by the mapping) is missing.",
                         "It is not one of the integration's columns: correct the mapping "
-                        "(mappings/customers.yaml) or install the Dynamics 365 app that provides it.",
+                        f"({_mapping_file(table)}) or install the Dynamics 365 app that provides it.",
                         column,
                     )
                 )

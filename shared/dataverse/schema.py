@@ -4,9 +4,12 @@ mappings need, as a plan (`schema_plan()`), and the Web API metadata bodies and 
 `schema_plan()` derives the plan from the mappings (mappings/*.yaml through shared.mapping):
 every column the translators read or write, typed from the mapping (custom fields) or the
 column catalogue (shared/mapping/columns.py); the alternate key on each `bpi_brightpearlid`
-key column; change tracking on the tables the Dataverse poller reads. `syncctl dataverse
-check` (environment_check.py) compares an environment with the plan; `syncctl dataverse
-provision` (provision.py) applies it.
+key column; change tracking on the tables the Dataverse poller reads. The product table
+(mappings/products.yaml, issue 12) is part of the plan when the products entity is wired
+(shared/sync/registry.py `ENTITIES`) or when asked for (`include_products=True`, the
+`--products` option of `syncctl dataverse check|provision`). `syncctl dataverse check`
+(environment_check.py) compares an environment with the plan; `syncctl dataverse provision`
+(provision.py) applies it.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ _CUSTOM_FIELD_KINDS: dict[str, ColumnKind] = {
     "date": "datetime",
     "select": "picklist",
 }
+STOCK_COLUMN = "bpi_availablestock"  # product: available stock (contracts, issue 12)
 LABELS = {
     "bpi_brightpearlid": "Brightpearl ID",
     "bpi_customergroup": "Customer group",
@@ -56,6 +60,14 @@ LABELS = {
     "bpi_newsletteroptin": "Newsletter opt-in",
     "bpi_availablestock": "Available stock",
 }
+# Decimal columns (DecimalAttributeMetadata): Precision 0-10 and MinValue/MaxValue within
+# +-100 billion (reference dataverse-api.md §14.2, from the SDK constants [SDKLIM] and
+# https://learn.microsoft.com/power-apps/developer/data-platform/webapi/create-update-column-definitions-using-web-api
+# [COLDEF], whose decimal example sends Precision, MinValue and MaxValue beside the common
+# SchemaName, DisplayName, Description and RequiredLevel).
+DECIMAL_PRECISION_RANGE = (0, 10)
+DECIMAL_LIMIT = 100_000_000_000
+DECIMAL_PRECISION = 2  # default: quantities and stock figures with two decimals
 LANGUAGE_CODE = 1033  # labels are written in English (MSCRM.MergeLabels keeps other languages)
 METADATA_HEADERS = {"Consistency": "Strong"}  # skip metadata caches right after a change (§14.1)
 
@@ -70,6 +82,7 @@ class ColumnSpec:
     custom: bool
     max_length: int | None = None
     options: tuple[tuple[int, str], ...] = ()  # picklist: (value, label)
+    precision: int | None = None  # decimal: digits after the point (default DECIMAL_PRECISION)
 
     @property
     def attribute_type(self) -> str:
@@ -156,7 +169,7 @@ def plan_for_products(mapping: ProductMapping) -> list[TableSpec]:
     key = mapping.dataverse.key
     columns = (
         ColumnSpec(key, "string", LABELS.get(key, key), True, 100),
-        ColumnSpec("bpi_availablestock", "decimal", LABELS["bpi_availablestock"], True),
+        ColumnSpec(STOCK_COLUMN, "decimal", LABELS[STOCK_COLUMN], True, precision=DECIMAL_PRECISION),
     )
     keys = (
         KeySpec(f"{key}_key", (key,), f"{LABELS.get(key, key)} key"),
@@ -165,19 +178,29 @@ def plan_for_products(mapping: ProductMapping) -> list[TableSpec]:
     return [TableSpec("product", columns, keys, change_tracking=True)]
 
 
-def schema_plan(mapping: CustomerMapping | None = None, products: ProductMapping | None = None) -> SchemaPlan:
-    """What the integration needs in Dataverse, from the mappings (default: mappings/*.yaml).
-
-    The product table is planned for a given product mapping, or by default once the products
-    entity runs (shared/sync/registry.py ENTITIES; until then sandbox/catalogue_solution.py
-    provisions the sandbox's)."""
+def products_wired() -> bool:
+    """The products entity runs (it is in shared/sync/registry.py ENTITIES, not only BUILDING)."""
     from shared.sync.registry import ENTITIES
 
+    return any(spec.name == "products" for spec in ENTITIES)
+
+
+def schema_plan(
+    mapping: CustomerMapping | None = None,
+    products: ProductMapping | None = None,
+    *,
+    include_products: bool | None = None,
+) -> SchemaPlan:
+    """What the integration needs in Dataverse, from the mappings (default: mappings/*.yaml).
+
+    The product table is planned when `include_products` is true, for a given product mapping,
+    or (`include_products` None) once the products entity is wired (`products_wired()`);
+    `include_products=False` leaves it out."""
     tables = plan_for_customers(mapping or load_customer_mapping())
-    if products is None and any(spec.name == "products" for spec in ENTITIES):
-        products = load_product_mapping()
-    if products is not None:
-        tables += plan_for_products(products)
+    if include_products is None:
+        include_products = products is not None or products_wired()
+    if include_products:
+        tables += plan_for_products(products or load_product_mapping())
     return SchemaPlan(tuple(tables))
 
 
@@ -230,7 +253,11 @@ def attribute_body(spec: ColumnSpec) -> dict[str, Any]:
     elif spec.kind == "integer":
         body |= {"MinValue": -2147483648, "MaxValue": 2147483647, "Format": "None"}
     elif spec.kind == "decimal":
-        body |= {"MinValue": -100000000000, "MaxValue": 100000000000, "Precision": 2}
+        precision = DECIMAL_PRECISION if spec.precision is None else spec.precision
+        low, high = DECIMAL_PRECISION_RANGE
+        if not low <= precision <= high:
+            raise ValueError(f"column {spec.name}: precision must be {low} to {high}, got {precision}")
+        body |= {"Precision": precision, "MinValue": -DECIMAL_LIMIT, "MaxValue": DECIMAL_LIMIT}
     elif spec.kind == "datetime":
         body |= {"Format": "DateOnly", "DateTimeBehavior": {"Value": "DateOnly"}}
     return body

@@ -3,36 +3,20 @@ simulator on loopback, as an operator runs them."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from sandbox.dataverse.config import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
 from syncctl.main import app
-from tests.unit.dataverse.provisionfixtures import bare, bare_server
+from tests.unit.dataverse.provisionfixtures import bare, bare_server, settings_file
 
 __all__ = ["bare", "bare_server"]
-
-ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture
 def settings(bare, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    values = json.loads((ROOT / "local.settings.example.json").read_text())["Values"]
-    values = {k: v for k, v in values.items() if v != ""}
-    values.update(
-        DATAVERSE_URL=bare.url,
-        DATAVERSE_TOKEN_URL=bare.server.token_url,
-        DATAVERSE_CLIENT_ID=DEFAULT_CLIENT_ID,
-        DATAVERSE_CLIENT_SECRET=DEFAULT_CLIENT_SECRET,
-    )
-    for key, value in values.items():  # the CLI puts the file into os.environ; undo it after
-        monkeypatch.setenv(key, str(value))
-    path = tmp_path / "local.settings.json"
-    path.write_text(json.dumps({"Values": values}))
-    return ["--settings", str(path)]
+    return settings_file(bare.server, tmp_path, monkeypatch)
 
 
 def run(*args: str) -> tuple[int, str]:

@@ -14,6 +14,8 @@ from sandbox.dataverse.config import SimulatorConfig
 from sandbox.dataverse.inprocess import in_process_client
 from sandbox.dataverse.schema import load_schema
 from shared.dataverse.errors import DataverseValidationError
+from shared.dataverse.schema import schema_plan
+from shared.mapping.products_config import load_product_mapping
 
 
 @pytest.fixture
@@ -32,13 +34,15 @@ def test_catalogue_columns_keys_and_change_tracking_are_provisioned(bare):
 
     report = catalogue_solution.provision_simulator(bare)
     assert report.changes == [
-        "product: create column bpi_availablestock (Decimal)",
         "product: create column bpi_brightpearlid (String, 100)",
+        "product: create column bpi_availablestock (Decimal)",
         "product: create alternate key bpi_brightpearlid_key on (bpi_brightpearlid)",
         "product: enable change tracking",
     ]  # the productnumber key is part of the simulator's stock schema already
     after = bare.engine.schema.tables
-    assert after["product"].columns["bpi_availablestock"].type == "decimal"
+    stock = after["product"].columns["bpi_availablestock"]
+    assert stock.type == "decimal"  # created from the shared DecimalAttributeMetadata body
+    assert (stock.minimum, stock.maximum) == (-100_000_000_000, 100_000_000_000)
     assert after["product"].alternate_keys == {
         "bpi_productnumber_key": ["productnumber"],
         "bpi_brightpearlid_key": ["bpi_brightpearlid"],
@@ -78,3 +82,13 @@ def test_install_is_customers_then_catalogue():
         assert tables["product"].change_tracking and tables["contact"].change_tracking
     finally:
         simulator.close()
+
+
+def test_the_sandbox_provisions_the_product_part_of_the_shared_schema_plan():
+    """The simulator gets what `syncctl dataverse provision --products` creates in a real
+    environment: the same plan (Decimal column included), so the same metadata bodies."""
+    shared = schema_plan(products=load_product_mapping()).tables
+    assert catalogue_solution.catalogue_plan().tables == tuple(t for t in shared if t.table == "product")
+    [product] = catalogue_solution.catalogue_plan().tables
+    stock = product.column("bpi_availablestock")
+    assert stock is not None and stock.kind == "decimal"
