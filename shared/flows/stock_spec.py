@@ -4,9 +4,11 @@ Brightpearl stock -> Dynamics `bpi_availablestock` (issue 12 items 3 and 4). The
 consumes every Brightpearl `product` notice: `product.modified.on-hand-modified` (stock
 corrections and goods-in raise it, reference §8.4) is the stock event, and a created or
 modified product gets its stock too, once the products flow has created its Dynamics product
-(which does not write stock). It also consumes `product-stock` notices: the stock poller's
-(goods-movement-search by `updatedOn`, the backstop for lost stock webhooks; docs/architecture.md
-"Stock backstop"), which only the stock flow needs, so the products flow is not woken by them.
+(which does not write stock). It also consumes `product-stock` notices, which only it needs
+(so the products flow is not woken by them): the stock poller's (goods-movement-search by
+`updatedOn`, the backstop for lost stock webhooks) and the stock sweep's (a rolling re-read of
+the products Dynamics has, a few hundred a minute, for what no goods movement shows:
+allocation). See docs/architecture.md "Stock backstop".
 
 Goods-in and goods-out note events (§10.3) name notes, not products, so they are not consumed:
 goods-in raises on-hand-modified itself, and a shipped goods-out note leaves a goods movement
@@ -18,7 +20,9 @@ from __future__ import annotations
 from shared.sync.spec import EntitySpec, FlowSpec, PollerSpec
 
 STOCK_CURSOR = "stock-brightpearl-goods-movement-updatedon"
+SWEEP_CURSOR = "stock-sweep-dataverse-brightpearlid"  # the last product id the rolling re-read named
 STOCK_EVENT = "product.modified.on-hand-modified"
+SWEEP = "sweep"  # detail flag of the sweep's notices
 POLL_ENTITY = "product-stock"  # the stock poller's notices (no flow but the stock flow wants them)
 
 STOCK = EntitySpec(
@@ -43,6 +47,14 @@ STOCK = EntitySpec(
             what="Brightpearl stock poll",
             poller="shared.flows.stock_poller:BrightpearlStockPoller",
             cursors=(STOCK_CURSOR,),
+        ),
+        PollerSpec(
+            function_name="sweep_brightpearl_stock",
+            system="brightpearl",
+            schedule_setting="BRIGHTPEARL_STOCK_SWEEP_SCHEDULE",
+            what="Brightpearl stock sweep",
+            poller="shared.flows.stock_poller:BrightpearlStockSweep",
+            cursors=(SWEEP_CURSOR,),
         ),
     ),
     brightpearl_events=(STOCK_EVENT,),

@@ -19,6 +19,8 @@ hash) also repairs a figure someone edited in Dynamics.
   which covers the products flow's own latency; after that the record completes `skipped`
   with reason `ProductNotInDynamics`, and the next stock or product event (or the stock
   poller) writes its stock. Nothing is dead-lettered for it.
+- The stock sweep (shared/flows/stock_poller.py) re-reads every product in turn: a swept
+  product whose figure is unchanged leaves no audit row (only changes are news).
 - Throttling or an outage on either side is a retry (the engine's outcomes and
   shared/resilience.py).
 """
@@ -37,7 +39,7 @@ from pydantic import BaseModel
 from shared.brightpearl.models import ProductAvailability
 from shared.dataverse import odata
 from shared.events import Envelope
-from shared.flows.stock_spec import STOCK, TO_DATAVERSE
+from shared.flows.stock_spec import STOCK, SWEEP, TO_DATAVERSE
 from shared.mapping.brightpearl import bp_id
 from shared.mapping.stock import StockSettings, load_stock_settings
 from shared.mapping.translation import Translation
@@ -51,6 +53,7 @@ KEY = "bpi_brightpearlid"  # the product's alternate key holding the Brightpearl
 AVAILABLE = "bpi_availablestock"
 ON_HAND = "quantityonhand"
 LOOKUP_CHUNK = 100  # ids per Dynamics lookup query (a few KB of URL)
+AVAILABILITY_IDS = 200  # ids per product-availability call (the port chunks at this)
 RETIRED = 1  # product statecode (reference dataverse-api.md §10.7)
 MISSING_REASON = "ProductNotInDynamics"
 
@@ -89,6 +92,7 @@ class StockToDataverse(RecordSync[ProductStock]):
         super().__init__(**ports)
         self.settings = settings
         self.attempts: dict[str, int] = {}  # product id -> highest delivery attempt in this batch
+        self.swept: set[str] = set()  # ids only the stock sweep named (no audit row when unchanged)
 
     @classmethod
     def from_runtime(cls) -> Self:
@@ -98,7 +102,16 @@ class StockToDataverse(RecordSync[ProductStock]):
 
     def handle(self, envelopes: Sequence[Envelope]) -> list[Outcome]:
         self.attempts = {}
+        named = {i for e in envelopes if not e.notice.detail.get(SWEEP) for i in e.notice.ids}
+        self.swept = {i for e in envelopes if e.notice.detail.get(SWEEP) for i in e.notice.ids} - named
         return super().handle(envelopes)
+
+    def run(self, batch: Batch, results: BatchResults) -> None:
+        super().run(batch, results)
+        for record_id in self.swept:  # the sweep re-reads every product: only changes are news
+            result = results.by_id.get(record_id)
+            if result is not None and result.kind in ("unchanged", "skipped") and result.reason is None:
+                del results.by_id[record_id]
 
     # ------------------------------------------------------------------------------ hooks
     def sort_notice(self, envelope: Envelope, record_id: str, batch: Batch, results: BatchResults) -> None:

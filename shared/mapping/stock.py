@@ -7,9 +7,10 @@ They live in the `stock:` section of mappings/products.yaml (the product mapping
       measure: onHand             # onHand | inStock | allocated | inTransit (reference §8.1)
       write_quantityonhand: false # also write the same figure to Dynamics quantityonhand
       missing_product_retries: 3  # retries while Dynamics lacks the product (then left to later events)
+      sweep_ids_per_run: 400      # the stock sweep's products per run (2 availability calls); 0: off
 
 A file without the section, or no file, gives the defaults (every warehouse, onHand, no
-quantityonhand, 3 retries). Problems are reported with the YAML path of the bad entry, e.g.
+quantityonhand, 3 retries, 400 swept a run). Problems are reported with the YAML path of the bad entry, e.g.
 `stock.measure: ...`, in one `MappingError`, as the other mapping files' are.
 """
 
@@ -50,6 +51,12 @@ class StockSettings(BaseModel):
         ge=0,
         le=10,
         description="retries of a product Dynamics does not have yet (the products flow creates it)",
+    )
+    sweep_ids_per_run: int = Field(
+        400,
+        ge=0,
+        le=2000,
+        description="products the stock sweep re-reads per run (200 per availability call); 0: off",
     )
     source: str = Field("<defaults>", exclude=True)
 

@@ -299,6 +299,7 @@ class MemoryStateStore:
 # ---------------------------------------------------------------------------------- Dataverse
 _IN = re.compile(r"^Microsoft\.Dynamics\.CRM\.In\(PropertyName='([^']+)',PropertyValues=\[(.*)\]\)$")
 _EQ = re.compile(r"^([A-Za-z0-9_]+) eq (.+)$")
+_NE_GT = re.compile(r"^([A-Za-z0-9_]+) (ne|gt) (.+)$")
 
 
 def _literal(text: str) -> Any:
@@ -366,6 +367,11 @@ def filter_matches(text: str, row: Mapping[str, Any]) -> bool:
         return any(_same(row.get(m.group(1)), v) for v in values)
     if m := _EQ.match(text):
         return _same(row.get(m.group(1)), _literal(m.group(2)))
+    if m := _NE_GT.match(text):  # ne null, gt 'text' (string order, as the stock sweep pages)
+        value, wanted = row.get(m.group(1)), _literal(m.group(3))
+        if m.group(2) == "ne":
+            return not (value is None if wanted is None else _same(value, wanted))
+        return value is not None and str(value) > str(wanted)
     raise ValueError(f"the fake Dataverse cannot evaluate the filter {text!r}")
 
 
@@ -400,9 +406,18 @@ class FakeDataverse(_Faults):
         select = kwargs.get("select")
         expand = kwargs.get("expand")
         pk = PRIMARY[entity_set]
-        for record_id, row in list(self.tables[entity_set].items()):
+        rows = list(self.tables[entity_set].items())
+        for clause in reversed(kwargs.get("orderby") or ()):  # "column asc|desc", as strings
+            column, _, direction = str(clause).partition(" ")
+            rows.sort(key=lambda item: str(item[1].get(column) or ""), reverse=direction == "desc")
+        top = kwargs.get("top")
+        for record_id, row in rows:
             if flt is not None and not filter_matches(str(flt), row):
                 continue
+            if top is not None:
+                if top <= 0:
+                    return
+                top -= 1
             values = {k: v for k, v in row.items() if not select or k in select or k == pk}
             for name in _expanded(expand):
                 column, target_set = EXPANDS[name]

@@ -16,9 +16,10 @@ import pytest
 
 from shared.brightpearl.errors import BrightpearlThrottled
 from shared.brightpearl.models import ProductAvailability
+from shared.brightpearl.ratebudget import RateBudget
 from shared.dataverse.errors import DataverseThrottled
 from shared.events import Envelope
-from shared.flows.stock_poller import BrightpearlStockPoller
+from shared.flows.stock_poller import BrightpearlStockPoller, BrightpearlStockSweep
 from shared.flows.stock_spec import POLL_ENTITY, STOCK_CURSOR
 from shared.flows.stock_to_dataverse import StockToDataverse
 from shared.mapping.config import MappingError
@@ -385,3 +386,73 @@ def test_the_stock_section_is_read_from_the_product_mapping_file(tmp_path: Path)
 
 def test_the_shipped_product_mapping_file_gives_valid_stock_settings():
     assert read_stock_settings().measure == "onHand"
+
+
+# ---------------------------------------------------------------------------------- the sweep
+def sweep(rig: Rig, published: list[Envelope], ids_per_run: int, budget: Any = None) -> BrightpearlStockSweep:
+    return BrightpearlStockSweep(
+        dataverse=rig.dv,
+        cursors=rig.store.cursors,
+        publish=published.extend,
+        clock=lambda: datetime.now(UTC),
+        source="/brightpearl/test",
+        ids_per_run=ids_per_run,
+        budget=budget,
+    )
+
+
+def test_the_sweep_names_each_dynamics_product_in_turn_and_starts_over_at_the_end(rig: Rig):
+    ids = sorted((rig.product(stock=0) for _ in range(5)), key=str)
+    rig.product(in_dynamics=False)  # Brightpearl only: the products flow's business
+    rounds: list[list[str]] = []
+    for _ in range(4):
+        published: list[Envelope] = []
+        sweep(rig, published, ids_per_run=2).poll()
+        rounds.append([i for e in published for i in e.notice.ids])
+
+    assert rounds == [ids[0:2], ids[2:4], ids[4:5], ids[0:2]]
+    assert all(e.notice.entity == POLL_ENTITY and e.notice.detail == {"sweep": True} for e in published)
+
+
+def test_a_swept_product_is_written_when_its_stock_drifted_and_unchanged_ones_leave_no_audit(rig: Rig):
+    drifted, steady = rig.product(stock=5), rig.product(stock=5)
+    rig.bp.set_stock(int(drifted), 2, onHand=3, inStock=5, allocated=2)  # allocated: no movement
+    rig.bp.set_stock(int(steady), 2, onHand=5)
+    published: list[Envelope] = []
+    sweep(rig, published, ids_per_run=400).poll()
+
+    outcomes = rig.flow.handle(published)
+
+    assert all(isinstance(o, Completed) for o in outcomes)
+    assert rig.stock_of(drifted) == 3 and rig.stock_of(steady) == 5
+    assert rig.audit() == {drifted: (AuditResult.SYNCED, None)}
+    assert rig.calls(rig.bp, "get_product_availability") == 1
+
+
+def test_a_product_named_by_a_webhook_and_the_sweep_is_still_audited(rig: Rig):
+    product_id = rig.product(stock=5)
+    rig.bp.set_stock(int(product_id), 2, onHand=5)
+    published: list[Envelope] = []
+    sweep(rig, published, ids_per_run=400).poll()
+
+    rig.flow.handle([*published, notice(product_id)])
+
+    assert rig.audit() == {product_id: (AuditResult.SKIPPED, None)}
+
+
+def test_the_sweep_skips_its_round_when_the_rate_budget_is_short(rig: Rig):
+    rig.product(stock=0)
+    budget = RateBudget(200, 60.0, reserve=2, clock=lambda: 1000.0)
+    for _ in range(150):  # the flows used all but their quarter of the window
+        budget.acquire(max_wait=0)
+    published: list[Envelope] = []
+
+    report = sweep(rig, published, ids_per_run=400, budget=budget).poll()
+
+    assert report.skipped and published == []
+
+
+def test_the_sweep_is_off_at_zero(rig: Rig):
+    rig.product(stock=0)
+    published: list[Envelope] = []
+    assert sweep(rig, published, ids_per_run=0).poll().skipped and published == []
