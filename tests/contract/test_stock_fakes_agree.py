@@ -2,18 +2,23 @@
 (the same checks against FakeBrightpearl and the simulator over loopback through the real
 client), so the fast tests in tests/unit/flows/stock stay honest: product-availability by id
 set (only stock-tracked products, only warehouses holding them, per warehouse and total) and
-goods-movement-search by updatedOn naming the products whose stock moved."""
+goods-movement-search by updatedOn naming the products whose stock moved; in Dataverse, the
+stock sweep's page (products with a Brightpearl id after the cursor, in string order, $top) and
+the flow's UpdateMultiple of bpi_availablestock by productid."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from shared.dataverse import odata
 from shared.sync.fakes import FakeBrightpearl
-from shared.sync.ports import BrightpearlPort
-from tests.contract.test_fakes_agree import bp_server, brightpearl
+from shared.sync.ports import BrightpearlPort, DataversePort
+from tests.contract.test_fakes_agree import bp_server, brightpearl, dataverse
+from tests.contract.test_product_fakes_agree import dv_server
 
-__all__ = ["bp_server", "brightpearl"]
+__all__ = ["bp_server", "brightpearl", "dataverse", "dv_server"]
+KEY = "bpi_brightpearlid"
 
 
 def new_product(bp: BrightpearlPort, *, tracked: bool = True) -> int:
@@ -72,3 +77,37 @@ def test_goods_movements_since_a_time_name_the_products_that_moved(brightpearl: 
 
     assert [r["productId"] for r in rows] == [moved, moved]
     assert all(set(r) == {"productId", "updatedOn"} and r["updatedOn"] for r in rows)
+
+
+def test_the_sweep_pages_dynamics_products_by_brightpearl_id_in_string_order(
+    dataverse: DataversePort,
+) -> None:
+    prefix = f"9{uuid.uuid4().int % 10**8:08d}"  # ids of this test only, after every other
+    ids = [f"{prefix}{n}" for n in ("1", "10", "2", "3")]
+    for product_id in ids:
+        dataverse.upsert_multiple(
+            "products",
+            [{KEY: product_id, "name": f"Mug {product_id}", "productnumber": f"S-{product_id}"}],
+            key_columns=[KEY],
+        )
+
+    def page(after: str, top: int) -> list[str]:
+        rows = dataverse.query(
+            "products",
+            select=[KEY],
+            filter=odata.all_of(odata.ne(KEY, None), odata.gt(KEY, after)),
+            orderby=[f"{KEY} asc"],
+            top=top,
+        )
+        return [str(r.get(KEY)) for r in rows]
+
+    assert page(prefix, 3) == sorted(ids)[:3]  # "...1" < "...10" < "...2"
+    assert page(sorted(ids)[2], 3) == sorted(ids)[3:]
+
+    [row] = dataverse.query("products", select=["productid"], filter=odata.eq(KEY, ids[0]))
+    result = dataverse.update_multiple(
+        "products", [{"productid": row.get("productid"), "bpi_availablestock": 7}]
+    )
+    assert all(o.ok for o in result.outcomes)
+    [after] = dataverse.query("products", select=["bpi_availablestock"], filter=odata.eq(KEY, ids[0]))
+    assert float(after.get("bpi_availablestock")) == 7
