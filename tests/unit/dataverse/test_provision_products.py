@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from sandbox import customers_solution
 from sandbox.dataverse import SimulatorServer
 from sandbox.dataverse.app import Simulator
+from shared.dataverse import schema
 from shared.dataverse.environment_check import check_environment
 from shared.dataverse.schema import schema_plan
 from syncctl.main import app
@@ -128,7 +129,8 @@ def test_syncctl_check_and_provision_with_products(bare, settings):
     assert code == 0 and f"{bare.url}: 0 change(s)" in out
 
 
-def test_without_products_the_product_table_is_left_alone_and_said_so(bare, settings):
+def test_without_products_the_product_table_is_left_alone_and_said_so(bare, settings, monkeypatch):
+    monkeypatch.setattr(schema, "products_wired", lambda: False)  # as long as the flow is not wired
     code, out = run("dataverse", "provision", *settings)
     assert code == 0 and f"{bare.url}: 12 change(s)" in out and "product:" not in out.split("Planned")[0]
     assert "product: not planned (the products flow is not wired yet; --products includes it)" in out
@@ -182,3 +184,22 @@ def test_a_bare_sandbox_dataverse_lacks_the_catalogue_columns(served):
     assert code == 1
     for column in ("bpi_brightpearlid", "bpi_availablestock"):
         assert f"product: column '{column}' is missing." in out
+
+
+def test_once_the_products_flow_is_wired_the_product_table_is_in_by_default(bare, settings, monkeypatch):
+    monkeypatch.setattr(schema, "products_wired", lambda: True)
+    code, out = run("dataverse", "check", *settings)
+    assert code == 1 and "16 problem(s)" in out and PRODUCT_PLAN_LINE in out
+    assert "product: column 'bpi_availablestock' is missing." in out
+    code, out = run("dataverse", "check", "--no-products", *settings)
+    assert code == 1 and "12 problem(s)" in out and "product:" not in out
+
+
+def test_a_standard_product_column_the_environment_lacks_points_at_the_products_mapping(bare_client):
+    from shared.dataverse.environment_check import check_table
+    from shared.dataverse.schema import ColumnSpec, TableSpec
+
+    spec = TableSpec("product", (ColumnSpec("brandname", "string", "Brand", False, 100),))
+    [problem] = check_table(bare_client, spec)
+    assert (problem.kind, problem.fixable) == ("missing_standard_column", False)
+    assert "correct the mapping (mappings/products.yaml)" in str(problem)
