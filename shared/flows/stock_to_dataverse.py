@@ -36,7 +36,7 @@ from typing import Any, Self, Unpack
 
 from pydantic import BaseModel
 
-from shared.brightpearl.models import ProductAvailability
+from shared.brightpearl.models import ProductAvailability, StockLevel
 from shared.dataverse import odata
 from shared.events import Envelope
 from shared.flows.stock_spec import STOCK, SWEEP, TO_DATAVERSE
@@ -56,6 +56,12 @@ LOOKUP_CHUNK = 100  # ids per Dynamics lookup query (a few KB of URL)
 AVAILABILITY_IDS = 200  # ids per product-availability call (the port chunks at this)
 RETIRED = 1  # product statecode (reference dataverse-api.md §10.7)
 MISSING_REASON = "ProductNotInDynamics"
+MEASURE_FIELDS: dict[str, str] = {  # stock.measure -> the StockLevel field (reference §8.1)
+    "onHand": "on_hand",
+    "inStock": "in_stock",
+    "allocated": "allocated",
+    "inTransit": "in_transit",
+}
 
 
 class ProductStock(BaseModel):
@@ -161,7 +167,7 @@ class StockToDataverse(RecordSync[ProductStock]):
     def to_canonical(self, system: System, record: dict[str, Any]) -> Translation[ProductStock]:
         if system == "brightpearl":
             availability: ProductAvailability = record["availability"]
-            figure = self.settings.available(availability)
+            figure = stock_figure(availability, self.settings)
             on_hand = figure if self.settings.write_quantityonhand else None
             return Translation(ProductStock(product_id=str(record["id"]), available=figure, on_hand=on_hand))
         return Translation(
@@ -265,6 +271,18 @@ class StockToDataverse(RecordSync[ProductStock]):
                     "stock event, or by the stock poller",
                 ),
             )
+
+
+def stock_figure(availability: ProductAvailability, settings: StockSettings) -> Decimal:
+    """The figure for one stock-tracked product: the measure summed over the configured
+    warehouses (a warehouse not listed holds none of it), or the `total` when none are."""
+    field = MEASURE_FIELDS[settings.measure]
+    if not settings.warehouses:
+        return Decimal(getattr(availability.total, field))
+    levels: list[StockLevel] = [
+        availability.warehouses[w] for w in settings.warehouses if w in availability.warehouses
+    ]
+    return Decimal(sum(getattr(level, field) for level in levels))
 
 
 def _decimal(value: Any) -> Decimal | None:

@@ -16,23 +16,15 @@ quantityonhand, 3 retries, 400 swept a run). Problems are reported with the YAML
 
 from __future__ import annotations
 
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from shared.brightpearl.models import ProductAvailability, StockLevel
 from shared.mapping.config import MappingError, _loc, cached_per_file_version, read_yaml_document
 from shared.mapping.products_config import DEFAULT_PATH
 
 Measure = Literal["onHand", "inStock", "allocated", "inTransit"]
-MEASURE_FIELDS: dict[str, str] = {
-    "onHand": "on_hand",
-    "inStock": "in_stock",
-    "allocated": "allocated",
-    "inTransit": "in_transit",
-}
 SECTION = "stock"
 
 
@@ -59,16 +51,6 @@ class StockSettings(BaseModel):
         description="products the stock sweep re-reads per run (200 per availability call); 0: off",
     )
     source: str = Field("<defaults>", exclude=True)
-
-    def available(self, availability: ProductAvailability) -> Decimal:
-        """The figure for one stock-tracked product: the measure summed over the warehouses."""
-        field = MEASURE_FIELDS[self.measure]
-        if not self.warehouses:
-            return Decimal(getattr(availability.total, field))
-        levels: list[StockLevel] = [
-            availability.warehouses[w] for w in self.warehouses if w in availability.warehouses
-        ]
-        return Decimal(sum(getattr(level, field) for level in levels))  # absent: holds none
 
 
 def parse_stock_settings(document: Any, source: str = "<memory>") -> StockSettings:

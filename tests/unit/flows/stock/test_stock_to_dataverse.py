@@ -21,7 +21,7 @@ from shared.dataverse.errors import DataverseThrottled
 from shared.events import Envelope
 from shared.flows.stock_poller import BrightpearlStockPoller, BrightpearlStockSweep
 from shared.flows.stock_spec import POLL_ENTITY, STOCK_CURSOR
-from shared.flows.stock_to_dataverse import StockToDataverse
+from shared.flows.stock_to_dataverse import StockToDataverse, stock_figure
 from shared.mapping.config import MappingError
 from shared.mapping.stock import StockSettings, parse_stock_settings, read_stock_settings
 from shared.outcomes import Completed, RetryLater
@@ -381,7 +381,7 @@ def test_the_stock_section_is_read_from_the_product_mapping_file(tmp_path: Path)
     held_elsewhere = ProductAvailability.model_validate(
         {"total": {"inStock": 3}, "warehouses": {"4": {"inStock": 3}}}
     )
-    assert settings.available(held_elsewhere) == Decimal(0)
+    assert stock_figure(held_elsewhere, settings) == Decimal(0)
 
 
 def test_the_shipped_product_mapping_file_gives_valid_stock_settings():
