@@ -8,7 +8,7 @@ tracking as the backstop.
 
 from __future__ import annotations
 
-from shared.sync.spec import DataverseTable, EntitySpec, FlowSpec, PollerSpec
+from shared.sync.spec import BackfillSource, DataverseTable, EntitySpec, FlowSpec, PollerSpec
 
 BRIGHTPEARL_CURSOR = "customers-brightpearl-contact-updatedon"
 DATAVERSE_CURSORS = {
@@ -65,5 +65,11 @@ CUSTOMERS = EntitySpec(
     backfill_cursor_prefix="backfill-customers",
     mapping_loader="shared.mapping:load_customer_mapping",
     mapping_setting="CUSTOMER_MAPPING_PATH",
+    backfill_sources=(
+        BackfillSource(
+            "brightpearl", "contact", "shared.flows.customers_backfill:list_brightpearl_customers"
+        ),
+        BackfillSource("dataverse", "contact", "shared.flows.customers_backfill:list_dataverse_contacts"),
+    ),
 )
 TO_DATAVERSE, TO_BRIGHTPEARL = CUSTOMERS.flows

@@ -8,7 +8,7 @@ for Dynamics-owned fields (item 5) is off, so no Dataverse table is watched.
 
 from __future__ import annotations
 
-from shared.sync.spec import EntitySpec, FlowSpec, PollerSpec
+from shared.sync.spec import BackfillSource, EntitySpec, FlowSpec, PollerSpec
 
 BRIGHTPEARL_CURSOR = "products-brightpearl-product-updatedon"
 
@@ -41,5 +41,8 @@ PRODUCTS = EntitySpec(
     backfill_cursor_prefix="backfill-products",
     mapping_loader="shared.mapping.products_config:load_product_mapping",
     mapping_setting="PRODUCT_MAPPING_PATH",
+    backfill_sources=(
+        BackfillSource("brightpearl", "product", "shared.flows.products_poller:list_brightpearl_products"),
+    ),
 )
 (TO_DATAVERSE,) = PRODUCTS.flows

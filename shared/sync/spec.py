@@ -90,6 +90,17 @@ class DataverseTable:
 
 
 @dataclass(frozen=True)
+class BackfillSource:
+    """A system `syncctl backfill <entity> --from <system>` reads: the notice entity it publishes
+    ("contact") and the "module:function" listing every id of the entity there, page by page,
+    from a resume point (the `Lister` of shared/sync/backfill.py)."""
+
+    system: System
+    entity: str
+    lister: str
+
+
+@dataclass(frozen=True)
 class EntitySpec:
     """Everything the platform code needs to know about one synced entity."""
 
@@ -102,6 +113,7 @@ class EntitySpec:
     backfill_cursor_prefix: str  # backfill-<entity>-<source>
     mapping_loader: str  # "module:function(path | None) -> mapping" (validated mapping file)
     mapping_setting: str  # the app setting naming the mapping file (None: the default file)
+    backfill_sources: tuple[BackfillSource, ...] = ()  # the systems a backfill can read
 
     def flow(self, name: str) -> FlowSpec:
         for flow in self.flows:
@@ -111,6 +123,24 @@ class EntitySpec:
 
     def backfill_cursor(self, source: System) -> str:
         return f"{self.backfill_cursor_prefix}-{source}"
+
+    def backfill_source(self, system: str) -> BackfillSource:
+        """How a backfill reads this entity from `system`; a ValueError saying why not otherwise."""
+        for source in self.backfill_sources:
+            if source.system == system:
+                return source
+        titles: dict[str, str] = dict(SYSTEM_TITLES)
+        if system not in titles:
+            raise ValueError(f"--from must be {' or '.join(titles)}, not {system!r}")
+        readable = [s.system for s in self.backfill_sources]
+        if not readable:
+            raise ValueError(f"{self.name} cannot be backfilled: the entity declares no backfill source")
+        masters = " and ".join(titles[s] for s in readable)
+        use = " or ".join(f"--from {s}" for s in readable)
+        raise ValueError(
+            f"{self.name} cannot be backfilled from {system}: {masters} is their master and no flow "
+            f"reads {self.name} from {titles[system]}, so there is nothing to sync; use {use}"
+        )
 
 
 def load(dotted: str) -> object:
