@@ -23,7 +23,7 @@ from shared.brightpearl.webhook import WebhookRejected, parse_brightpearl_webhoo
 from shared.bus.port import BusError
 from shared.events import ChangeNotice, Envelope
 from shared.jsonbody import is_json_media_type
-from shared.routing import IGNORED_REASON, is_consumed
+from shared.routing import IGNORED_REASON, is_consumed, routed
 from shared.store.audit import AuditEntry, AuditResult
 from shared.store.errors import StoreError
 from shared.telemetry import (
@@ -127,13 +127,13 @@ def brightpearl_webhook(req: func.HttpRequest) -> func.HttpResponse:
         })
     try:
         body = read_body(req, settings.webhooks.max_body_bytes)
-        notices = parse_brightpearl_webhook(
+        notices = [routed(n) for n in parse_brightpearl_webhook(
             body,
             account=settings.brightpearl.account,
             secret=secret,
             max_ids=settings.webhooks.max_ids,
             ids_per_notice=settings.webhooks.ids_per_notice,
-        )
+        )]
     except WebhookRejected as error:
         return reject("brightpearl", error)
 

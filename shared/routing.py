@@ -13,6 +13,8 @@ in step. A new flow declares its entities in its spec and its subscription in th
 
 from __future__ import annotations
 
+from shared.events import ChangeNotice
+from shared.flows.stock_spec import STOCK_ENTITY, STOCK_EVENT
 from shared.sync.registry import consumed_entities
 
 # Source system -> entities of the notices some subscription of its topic accepts.
@@ -23,3 +25,17 @@ IGNORED_REASON = "NoConsumingFlow"
 def is_consumed(system: str, entity: str) -> bool:
     """True when a flow receives notices of `entity` from `system`."""
     return entity in CONSUMED_ENTITIES.get(system, frozenset())
+
+
+# Brightpearl events whose notices name another entity than the webhook's resource type, so only
+# the flow that needs them is woken: an on-hand change is the product's stock, not its record
+# (a 5,000-event stock storm would otherwise make the products flow re-read unchanged products).
+EVENT_ENTITIES: dict[str, str] = {STOCK_EVENT: STOCK_ENTITY}
+
+
+def routed(notice: ChangeNotice) -> ChangeNotice:
+    """`notice` under the entity its Brightpearl event is routed as (EVENT_ENTITIES), else as is."""
+    entity = EVENT_ENTITIES.get(str(notice.detail.get("event") or ""))
+    if notice.system != "brightpearl" or entity is None or entity == notice.entity:
+        return notice
+    return notice.model_copy(update={"entity": entity})

@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 from shared.brightpearl.ratebudget import RateBudget, poll_may_run
 from shared.dataverse import odata
 from shared.flows.pollers import BrightpearlContactPoller, Poller, PollReport, notices_for
-from shared.flows.stock_spec import POLL_ENTITY, STOCK, SWEEP
+from shared.flows.stock_spec import STOCK, STOCK_ENTITY, SWEEP
 from shared.flows.stock_to_dataverse import AVAILABILITY_IDS, KEY
 from shared.mapping.stock import load_stock_settings
 from shared.sync.ports import DataversePort
@@ -37,7 +37,7 @@ class BrightpearlStockPoller(BrightpearlContactPoller):
     entity `product-stock` (one id per product however many movements it had)."""
 
     spec: ClassVar[PollerSpec] = STOCK.pollers[0]
-    entity: ClassVar[str] = POLL_ENTITY
+    entity: ClassVar[str] = STOCK_ENTITY
     id_column: ClassVar[str] = "productId"
 
     def search(self, since: datetime) -> Iterable[dict[str, Any]]:
@@ -99,7 +99,7 @@ class BrightpearlStockSweep(Poller):
             stamp = now.isoformat()  # each round's notices are new (no duplicate detection)
             envelopes = notices_for(
                 "brightpearl",
-                POLL_ENTITY,
+                STOCK_ENTITY,
                 [(i, stamp) for i in ids],
                 source=self.source,
                 origin="poller",

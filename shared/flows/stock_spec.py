@@ -1,14 +1,15 @@
 """Stock: the declaration the engine, triggers, webhooks and pollers read (no flow code).
 
 Brightpearl stock -> Dynamics `bpi_availablestock` (issue 12 items 3 and 4). The stock flow
-consumes every Brightpearl `product` notice: `product.modified.on-hand-modified` (stock
-corrections and goods-in raise it, reference §8.4) is the stock event, and a created or
-modified product gets its stock too, once the products flow has created its Dynamics product
-(which does not write stock). It also consumes `product-stock` notices, which only it needs
-(so the products flow is not woken by them): the stock poller's (goods-movement-search by
+consumes `product-stock` notices, which only it needs (so the products flow is not woken by
+them): the ingress routes `product.modified.on-hand-modified` webhooks (stock corrections and
+goods-in raise it, reference §8.4) as `product-stock` (shared/routing.py EVENT_ENTITIES), and
+so do the stock poller's (goods-movement-search by
 `updatedOn`, the backstop for lost stock webhooks) and the stock sweep's (a rolling re-read of
 the products Dynamics has, a few hundred a minute, for what no goods movement shows:
-allocation). See docs/architecture.md "Stock backstop".
+allocation); see docs/architecture.md "Stock backstop". It also consumes every `product`
+notice (created, modified): a new product gets its stock once the products flow has created
+its Dynamics product (which writes no stock).
 
 Goods-in and goods-out note events (§10.3) name notes, not products, so they are not consumed:
 goods-in raises on-hand-modified itself, and a shipped goods-out note leaves a goods movement
@@ -23,7 +24,7 @@ STOCK_CURSOR = "stock-brightpearl-goods-movement-updatedon"
 SWEEP_CURSOR = "stock-sweep-dataverse-brightpearlid"  # the last product id the rolling re-read named
 STOCK_EVENT = "product.modified.on-hand-modified"
 SWEEP = "sweep"  # detail flag of the sweep's notices
-POLL_ENTITY = "product-stock"  # the stock poller's notices (no flow but the stock flow wants them)
+STOCK_ENTITY = "product-stock"  # "these products' stock may have changed": only the stock flow wants it
 
 STOCK = EntitySpec(
     name="stock",
@@ -33,7 +34,7 @@ STOCK = EntitySpec(
             name="stock-to-dataverse",
             source="brightpearl",
             target="dataverse",
-            source_entities=("product", POLL_ENTITY),
+            source_entities=("product", STOCK_ENTITY),
             flow="shared.flows.stock_to_dataverse:StockToDataverse",
             record="product",
             stamp_field="updatedOn",  # availability has no stamp; a stock record is never fatal

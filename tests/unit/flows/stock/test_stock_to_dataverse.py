@@ -20,7 +20,7 @@ from shared.brightpearl.ratebudget import RateBudget
 from shared.dataverse.errors import DataverseThrottled
 from shared.events import Envelope
 from shared.flows.stock_poller import BrightpearlStockPoller, BrightpearlStockSweep
-from shared.flows.stock_spec import POLL_ENTITY, STOCK_CURSOR
+from shared.flows.stock_spec import STOCK_CURSOR, STOCK_ENTITY
 from shared.flows.stock_to_dataverse import StockToDataverse, stock_figure
 from shared.mapping.config import MappingError
 from shared.mapping.stock import StockSettings, parse_stock_settings, read_stock_settings
@@ -310,7 +310,7 @@ def test_the_poller_publishes_moved_products_once_each_and_advances_its_cursor(r
 
     report = poller(rig, published, datetime.now(UTC)).poll()
 
-    assert [e.notice.entity for e in published] == [POLL_ENTITY]
+    assert [e.notice.entity for e in published] == [STOCK_ENTITY]
     assert list(published[0].notice.ids) == [a, b]
     assert still not in published[0].notice.ids
     assert report.records == 2
@@ -411,7 +411,7 @@ def test_the_sweep_names_each_dynamics_product_in_turn_and_starts_over_at_the_en
         rounds.append([i for e in published for i in e.notice.ids])
 
     assert rounds == [ids[0:2], ids[2:4], ids[4:5], ids[0:2]]
-    assert all(e.notice.entity == POLL_ENTITY and e.notice.detail == {"sweep": True} for e in published)
+    assert all(e.notice.entity == STOCK_ENTITY and e.notice.detail == {"sweep": True} for e in published)
 
 
 def test_a_swept_product_is_written_when_its_stock_drifted_and_unchanged_ones_leave_no_audit(rig: Rig):
