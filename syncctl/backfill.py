@@ -1,16 +1,25 @@
-"""`syncctl backfill customers --from brightpearl|dataverse [--since DATE]`: publish every
-customer id of the source as change notices (the flows do the work), with a progress bar;
-an interrupted run resumes from the cursor it saved after each page (--restart starts over)."""
+"""`syncctl backfill <entity> --from <system> [--since DATE] [--restart]`: publish every id of the
+entity in the source as change notices (the flows do the work), with a progress bar; an
+interrupted run resumes from the cursor it saved after each page (--restart starts over).
+
+One command per entity whose spec declares backfill sources (shared/sync/registry.py):
+`backfill customers --from brightpearl|dataverse`, `backfill products --from brightpearl`
+(Brightpearl is the products' master: `--from dataverse` is refused, naming why).
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from shared.sync import registry
+from shared.sync.spec import EntitySpec
 
 app = typer.Typer(name="backfill", help="Publish change notices for existing records.", no_args_is_help=True)
 
@@ -28,23 +37,21 @@ def _since(value: str | None) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-@app.command("customers")
-def customers(
-    source: str = typer.Option(..., "--from", help="brightpearl or dataverse"),
-    since: str | None = typer.Option(None, "--since", help="only records changed since (ISO date/time)"),
-    restart: bool = typer.Option(False, "--restart", help="ignore an unfinished run's cursor"),
-    settings_file: Path | None = typer.Option(None, "--settings", help="local.settings.json-style file"),
+def run_backfill(
+    spec: EntitySpec, source: str, since: str | None, restart: bool, settings_file: Path | None
 ) -> None:
-    """Page the source's customers and publish notices in chunks through the bus."""
+    """Page `spec`'s records in `source` and publish notices through the bus, with a progress bar."""
     from shared import runtime
-    from shared.flows.customers_backfill import CustomerBackfill
     from shared.settings import SettingsError, load_settings
-    from shared.sync.spec import TOPIC_SETTINGS
+    from shared.sync import backfill
     from syncctl.settings_file import load_settings_file
 
-    if source not in ("brightpearl", "dataverse"):
-        raise typer.BadParameter("--from must be brightpearl or dataverse")
     console = Console(highlight=False)
+    try:
+        spec.backfill_source(source)
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
     try:
         values = {**load_settings_file(settings_file), **os.environ}
         settings = load_settings(values)
@@ -52,10 +59,10 @@ def customers(
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from None
     with runtime.override(settings=settings):
-        topic = runtime.topic(TOPIC_SETTINGS[source])  # type: ignore[index]
-        job = CustomerBackfill.from_runtime(source)  # type: ignore[arg-type]
+        topic = runtime.topic(backfill.topic_setting(spec, source))  # type: ignore[arg-type]
+        job = backfill.from_runtime(spec, source)  # type: ignore[arg-type]
         with Progress(
-            TextColumn("[bold]backfill customers from {task.fields[source]}"),
+            TextColumn(f"[bold]backfill {spec.name} from {{task.fields[source]}}"),
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
@@ -72,6 +79,30 @@ def customers(
                 console.print(f"[red]{exc}[/red]")
                 raise typer.Exit(2) from None
     resumed = f" (resumed after {report.resumed_from})" if report.resumed_from else ""
-    console.print(
-        f"published {report.published_ids} customer ids in {report.notices} notices to {topic}{resumed}"
-    )
+    counts = f"{report.published_ids} {report.record} ids in {report.notices} notices"
+    console.print(f"published {counts} to {topic}{resumed}")
+
+
+def _command(spec: EntitySpec) -> Callable[..., None]:
+    systems = " or ".join(s.system for s in spec.backfill_sources)
+
+    def command(
+        source: str = typer.Option(..., "--from", help=systems),
+        since: str | None = typer.Option(None, "--since", help="only records changed since (ISO date/time)"),
+        restart: bool = typer.Option(False, "--restart", help="ignore an unfinished run's cursor"),
+        settings_file: Path | None = typer.Option(None, "--settings", help="local.settings.json-style file"),
+    ) -> None:
+        run_backfill(spec, source, since, restart, settings_file)
+
+    command.__doc__ = f"Page the source's {spec.name} and publish notices in chunks through the bus."
+    return command
+
+
+def _entities() -> list[EntitySpec]:
+    """Every entity with a backfill source, wired or still being built (once each)."""
+    specs = {s.name: s for s in (*registry.ENTITIES, *registry.BUILDING)}
+    return [s for s in specs.values() if s.backfill_sources]
+
+
+for _spec in _entities():
+    app.command(_spec.name)(_command(_spec))

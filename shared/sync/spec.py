@@ -129,7 +129,7 @@ class EntitySpec:
         for source in self.backfill_sources:
             if source.system == system:
                 return source
-        titles: dict[str, str] = dict(SYSTEM_TITLES)
+        titles: dict[str, str] = {name: title for name, title in SYSTEM_TITLES.items()}
         if system not in titles:
             raise ValueError(f"--from must be {' or '.join(titles)}, not {system!r}")
         readable = [s.system for s in self.backfill_sources]
