@@ -41,7 +41,7 @@ class StockSettings(BaseModel):
     missing_product_retries: int = Field(
         3,
         ge=0,
-        le=10,
+        le=6,  # below RETRY_MAX_ATTEMPTS (8): the record is left, never dead-lettered
         description="retries of a product Dynamics does not have yet (the products flow creates it)",
     )
     sweep_ids_per_run: int = Field(
