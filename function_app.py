@@ -2,7 +2,7 @@
 
 import azure.functions as func
 
-from functions import customers, ingress, ingress_dataverse
+from functions import customers, ingress, ingress_dataverse, products
 from shared.startup import start
 
 start()  # validates every setting (fails naming the bad ones) and configures telemetry
@@ -11,3 +11,4 @@ app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(ingress.bp)
 app.register_functions(ingress_dataverse.bp)
 app.register_functions(customers.bp)
+app.register_functions(products.bp)

@@ -20,7 +20,7 @@ is idempotent), so no creation claim is needed.
 
 from __future__ import annotations
 
-import os
+from pathlib import Path
 from typing import Any, Self, Unpack
 
 from shared.dataverse import odata
@@ -56,6 +56,16 @@ IDS_PER_QUERY = 500  # short integer keys only (the products just created)
 BATCH_OPS = 1000  # state changes per $batch (the Web API's limit)
 
 Record = SyncRecord[Product]
+APP_ROOT = Path(__file__).resolve().parents[2]  # the folder of function_app.py
+
+
+def product_mapping_path() -> Path:
+    """The mapping file the PRODUCT_MAPPING_PATH setting names; a relative path is resolved
+    against the app root (as CUSTOMER_MAPPING_PATH is), so one value works in Azure and locally."""
+    from shared import runtime
+
+    path = Path(runtime.settings().products.mapping_path)
+    return path if path.is_absolute() else APP_ROOT / path
 
 
 class ProductsToDataverse(RecordSync[Product]):
@@ -75,8 +85,7 @@ class ProductsToDataverse(RecordSync[Product]):
     @classmethod
     def from_runtime(cls) -> Self:
         """This flow with the process's adapters and the mapping file PRODUCT_MAPPING_PATH names."""
-        mapping = load_product_mapping(os.environ.get(PRODUCTS.mapping_setting) or None)
-        return cls(mapping=mapping, **cls.runtime_ports())
+        return cls(mapping=load_product_mapping(product_mapping_path()), **cls.runtime_ports())
 
     # ------------------------------------------------------------------------------ hooks
     def id_problem(self, entity: str, record_id: str) -> str | None:

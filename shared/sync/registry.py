@@ -12,15 +12,15 @@ from shared.flows.stock_spec import STOCK
 from shared.sync.spec import EntitySpec, FlowSpec, PollerSpec
 from shared.systems import System
 
-ENTITIES: tuple[EntitySpec, ...] = (CUSTOMERS,)
+ENTITIES: tuple[EntitySpec, ...] = (CUSTOMERS, PRODUCTS)
 
 # Entities whose flows are built and unit-tested but not wired yet: no trigger, subscription or
 # poll schedule exists for them, so triggers, routing and webhook registration (which read
 # ENTITIES) leave them out; `entity(name)` finds them (mapping checks, tests). Wiring one
 # moves it into ENTITIES (docs/architecture.md "Adding an entity", steps 3 and 4).
-BUILDING: tuple[EntitySpec, ...] = (PRODUCTS, STOCK)
+BUILDING: tuple[EntitySpec, ...] = (STOCK,)
 
-# Brightpearl events registered for entities still being built (products, orders, goods-out):
+# Brightpearl events registered for entities still being built (stock, orders, goods-out):
 # their notices are audited as ignored (NoConsumingFlow) until a flow consumes them.
 PLANNED_BRIGHTPEARL_EVENTS: tuple[str, ...] = (
     "sales-order.created",
@@ -28,8 +28,6 @@ PLANNED_BRIGHTPEARL_EVENTS: tuple[str, ...] = (
     "order.modified.fully-shipped",
     "goods-out-note.created",
     "goods-out-note.modified.shipped",
-    "product.created",
-    "product.modified",
     "product.modified.on-hand-modified",
 )
 

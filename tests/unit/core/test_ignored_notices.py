@@ -1,4 +1,4 @@
-"""A webhook notice for an entity no flow consumes (a Brightpearl product or order webhook, a
+"""A webhook notice for an entity no flow consumes (a Brightpearl order or goods-out webhook, a
 Dataverse table nobody maps) is audited as `ignored` and answered as such, instead of being
 published where no subscription takes it and Service Bus drops it without a trace."""
 
@@ -117,14 +117,16 @@ def test_the_consumed_entities_match_the_subscription_rules_of_the_topology():
         assert taken == CONSUMED_ENTITIES[system], f"shared/routing.py disagrees with {topic.name}'s rules"
 
 
-def test_a_brightpearl_product_webhook_is_audited_as_ignored_not_published(wired):
+def test_a_brightpearl_order_webhook_is_audited_as_ignored_not_published(wired):
     bus, store = wired
-    status, body = post_brightpearl(resourceType="product", fullEvent="product.modified", id="1001-1002")
+    status, body = post_brightpearl(
+        resourceType="order", fullEvent="order.modified.order-status", id="1001-1002"
+    )
     assert status == 202
     assert body["ignored"] == 2 and body["accepted"] == 0 and body["notices"] == []
-    assert body["reason"] == IGNORED_REASON and "no flow consumes brightpearl product" in body["message"]
+    assert body["reason"] == IGNORED_REASON and "no flow consumes brightpearl order" in body["message"]
     assert active_everywhere(bus) == 0
-    [entry] = store.audit.for_record("product", "brightpearl", "1001")
+    [entry] = store.audit.for_record("order", "brightpearl", "1001")
     assert entry.result is AuditResult.IGNORED and entry.reason_code == IGNORED_REASON
     assert entry.flow == ingress.INGRESS_FLOW and "1001" in entry.description
     assert sorted(e.source_id for e in store.audit.recent(ingress.INGRESS_FLOW)) == ["1001", "1002"]
@@ -135,6 +137,15 @@ def test_a_contact_webhook_is_still_published_to_its_flow(wired):
     status, body = post_brightpearl(id="7")
     assert status == 202 and body["accepted"] == 1 and "ignored" not in body
     assert bus.counts("brightpearl-changes", "customers-to-dataverse").active == 1
+    assert store.audit.recent(ingress.INGRESS_FLOW) == []
+
+
+def test_a_product_webhook_is_published_to_the_products_flow(wired):
+    bus, store = wired
+    status, body = post_brightpearl(resourceType="product", fullEvent="product.modified", id="1001-1002")
+    assert status == 202 and body["accepted"] == 2 and "ignored" not in body
+    assert bus.counts("brightpearl-changes", "products-to-dataverse").active == 1
+    assert bus.counts("brightpearl-changes", "customers-to-dataverse").active == 0
     assert store.audit.recent(ingress.INGRESS_FLOW) == []
 
 

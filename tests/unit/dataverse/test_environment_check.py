@@ -44,6 +44,10 @@ def test_a_bare_environment_is_told_what_is_missing_and_how_to_fix_it(bare, bare
         ("account", "missing_key", "bpi_brightpearlid"),
         ("contact", "change_tracking_off", "ChangeTrackingEnabled"),
         ("account", "change_tracking_off", "ChangeTrackingEnabled"),
+        ("product", "missing_column", "bpi_brightpearlid"),
+        ("product", "missing_column", "bpi_availablestock"),
+        ("product", "missing_key", "bpi_brightpearlid"),
+        ("product", "change_tracking_off", "ChangeTrackingEnabled"),
     }  # fmt: skip
     assert all(p.fixable and "syncctl dataverse provision" in p.fix for p in problems)
     assert not any("solution" in str(p) for p in problems)  # no solution to import exists

@@ -17,11 +17,15 @@ EXPECTED_CHANGES = [
     "contact: create column bpi_tags (Memo, 2000)",
     "contact: create column bpi_vip (Boolean)",
     "account: create column bpi_brightpearlid (String, 100)",
+    "product: create column bpi_brightpearlid (String, 100)",
+    "product: create column bpi_availablestock (Decimal)",
     "contact: create alternate key bpi_contact_brightpearlid on (bpi_brightpearlid)",
     "account: create alternate key bpi_account_brightpearlid on (bpi_brightpearlid)",
+    "product: create alternate key bpi_brightpearlid_key on (bpi_brightpearlid)",
     "contact: enable change tracking",
     "account: enable change tracking",
-]
+    "product: enable change tracking",
+]  # the productnumber key (bpi_productnumber_key) is in the stock schema already
 
 
 def test_provision_makes_a_bare_environment_pass_the_check_and_a_second_run_changes_nothing(
@@ -30,7 +34,7 @@ def test_provision_makes_a_bare_environment_pass_the_check_and_a_second_run_chan
     report = provisioner(bare_client).run(schema_plan())
     assert report.changes == EXPECTED_CHANGES
     assert report.remaining == [] and report.pending_keys == []
-    assert report.published == ["account", "contact"]  # change tracking is an update: published
+    assert report.published == ["account", "contact", "product"]  # change tracking: published
     assert check_environment(bare_client) == []
     before = writes(bare)
     again = provisioner(bare_client).run(schema_plan())
@@ -79,10 +83,15 @@ def test_new_keys_are_waited_for_until_active(bare, bare_client):
 def test_a_key_still_building_at_the_timeout_is_reported_not_an_error(bare, bare_client):
     bare.admin.config(key_activation_seconds=3600)
     report = provisioner(bare_client, key_timeout=0.2).run(schema_plan())
-    assert report.pending_keys == ["account.bpi_account_brightpearlid", "contact.bpi_contact_brightpearlid"]
+    assert report.pending_keys == [
+        "account.bpi_account_brightpearlid",
+        "contact.bpi_contact_brightpearlid",
+        "product.bpi_brightpearlid_key",
+    ]
     assert {(p.kind, p.table) for p in check_environment(bare_client)} == {
         ("key_not_active", "contact"),
         ("key_not_active", "account"),
+        ("key_not_active", "product"),
     }
 
 

@@ -8,12 +8,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from sandbox import catalogue_solution, customers_solution
+from sandbox import catalogue_solution
 from sandbox.dataverse.app import Simulator
 from sandbox.dataverse.config import SimulatorConfig
 from sandbox.dataverse.inprocess import in_process_client
 from sandbox.dataverse.schema import load_schema
 from shared.dataverse.errors import DataverseValidationError
+from shared.dataverse.provision import Provisioner
 from shared.dataverse.schema import schema_plan
 from shared.mapping.products_config import load_product_mapping
 
@@ -21,7 +22,8 @@ from shared.mapping.products_config import load_product_mapping
 @pytest.fixture
 def bare() -> Iterator[Simulator]:
     simulator = Simulator(SimulatorConfig(key_activation_seconds=0), load_schema().bare())
-    customers_solution.install(simulator)
+    with in_process_client(simulator) as client:  # customers only: the catalogue is what is tested
+        Provisioner(client, poll_interval=0.05, key_timeout=60).run(schema_plan(include_products=False))
     yield simulator
     simulator.close()
 
