@@ -74,5 +74,6 @@ def test_the_schema_plan_provisions_the_product_keys_the_flow_matches_on() -> No
     }
 
 
-def test_the_default_plan_leaves_products_out_until_the_flow_is_wired() -> None:
-    assert "product" not in {t.table for t in schema_plan().tables}
+def test_the_default_plan_has_products_now_the_flow_is_wired() -> None:
+    assert "product" in {t.table for t in schema_plan().tables}
+    assert "product" not in {t.table for t in schema_plan(include_products=False).tables}
