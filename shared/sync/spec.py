@@ -4,7 +4,7 @@ An entity (customers today; products, orders, ... next) is a declaration plus a 
 (shared/sync/engine.py). The declaration says, once, everything the trigger and registration
 code used to spell out per entity: the names on both sides, the change notices each flow
 consumes and from which topic, the Brightpearl webhook events and Dataverse tables watched,
-the pollers with their schedule setting and cursors, and the backfill cursor prefix.
+the pollers with their schedule setting and cursors, and the backfill cursor prefix and listings.
 Classes are named by dotted path ("module:Class") so reading a spec imports no flow code
 (the ingress and syncctl read specs too).
 """
