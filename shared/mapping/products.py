@@ -18,8 +18,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.dataverse import odata
 from shared.mapping.brightpearl import parse_bp_time
+from shared.mapping.dataverse import id_reference
 from shared.mapping.decision import Verdict
 from shared.mapping.products_config import DESCRIPTION_MAX, NAME_MAX, PRODUCTNUMBER_MAX, ProductMapping
 from shared.mapping.translation import IssueLog, Translation
@@ -296,10 +296,11 @@ def product_columns(product: Product, mapping: ProductMapping, catalogue: Produc
     }
     unit_id = catalogue.unit_id(product.unit)
     if catalogue.unit_group_id and unit_id:
-        columns["defaultuomscheduleid@odata.bind"] = odata.bind("uomschedules", catalogue.unit_group_id)
-        columns["defaultuomid@odata.bind"] = odata.bind("uoms", unit_id)
+        group = catalogue.unit_group_id
+        columns["defaultuomscheduleid@odata.bind"] = "/" + id_reference("uomschedules", group)
+        columns["defaultuomid@odata.bind"] = "/" + id_reference("uoms", unit_id)
     if product.price_list and catalogue.price_list_id:
-        columns["pricelevelid@odata.bind"] = odata.bind("pricelevels", catalogue.price_list_id)
+        columns["pricelevelid@odata.bind"] = "/" + id_reference("pricelevels", catalogue.price_list_id)
     return columns
 
 
