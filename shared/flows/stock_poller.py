@@ -12,7 +12,6 @@ availability and writes only changed figures. What it cannot see (allocation) is
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,6 +20,7 @@ from typing import Any, ClassVar
 from shared.brightpearl.ratebudget import RateBudget, poll_may_run
 from shared.dataverse import odata
 from shared.flows.pollers import BrightpearlContactPoller, Poller, PollReport, notices_for
+from shared.flows.products_to_dataverse import product_mapping_path
 from shared.flows.stock_spec import STOCK, STOCK_ENTITY, SWEEP
 from shared.flows.stock_to_dataverse import AVAILABILITY_IDS, KEY
 from shared.mapping.stock import load_stock_settings
@@ -63,7 +63,7 @@ class BrightpearlStockSweep(Poller):
         from shared import runtime
 
         s = runtime.settings()
-        settings = load_stock_settings(os.environ.get(STOCK.mapping_setting) or None)
+        settings = load_stock_settings(product_mapping_path())
         return cls(
             dataverse=runtime.dataverse(),
             cursors=runtime.state_store().cursors,

@@ -28,7 +28,6 @@ hash) also repairs a figure someone edited in Dynamics.
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -39,6 +38,7 @@ from pydantic import BaseModel
 from shared.brightpearl.models import ProductAvailability, StockLevel
 from shared.dataverse import odata
 from shared.events import Envelope
+from shared.flows.products_to_dataverse import product_mapping_path
 from shared.flows.stock_spec import STOCK, SWEEP, TO_DATAVERSE
 from shared.mapping.brightpearl import bp_id
 from shared.mapping.stock import StockSettings, load_stock_settings
@@ -103,8 +103,7 @@ class StockToDataverse(RecordSync[ProductStock]):
     @classmethod
     def from_runtime(cls) -> Self:
         """This flow with the process's adapters and the `stock:` section of PRODUCT_MAPPING_PATH."""
-        settings = load_stock_settings(os.environ.get(STOCK.mapping_setting) or None)
-        return cls(settings=settings, **cls.runtime_ports())
+        return cls(settings=load_stock_settings(product_mapping_path()), **cls.runtime_ports())
 
     def handle(self, envelopes: Sequence[Envelope]) -> list[Outcome]:
         self.attempts = {}
