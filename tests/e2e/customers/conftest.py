@@ -207,8 +207,18 @@ def sandbox_values(
 
 
 @pytest.fixture
+def sandbox_settings() -> dict[str, str]:
+    """App settings a folder's tests add to the sandbox's (tests/e2e/products: its mapping)."""
+    return {}
+
+
+@pytest.fixture
 def sandbox(
-    bp_server: BrightpearlServer, dv_server: DataverseServer, azurite: str, tmp_path: Path
+    bp_server: BrightpearlServer,
+    dv_server: DataverseServer,
+    azurite: str,
+    tmp_path: Path,
+    sandbox_settings: dict[str, str],
 ) -> Iterator[Sandbox]:
     bp_sim = bp_server.simulator
     bp_sim.configure(
@@ -220,7 +230,7 @@ def sandbox(
         bp_sim.requests.clear()
     dv_server.simulator.reset()
     prefix = f"c{uuid.uuid4().hex[:10]}"
-    values = sandbox_values(bp_server, dv_server, azurite, tmp_path, prefix)
+    values = {**sandbox_values(bp_server, dv_server, azurite, tmp_path, prefix), **sandbox_settings}
     settings = load_settings(values)
     clock = FakeClock()
     store = StateStore.from_connection_string(

@@ -12,51 +12,34 @@ test runs them; webhooks are delivered for real (a background thread of the simu
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from sandbox import catalogue_solution
-from sandbox.brightpearl import SimulatorServer as BrightpearlServer
 from sandbox.catalogue_solution import CatalogueRefs
 from sandbox.dataverse import SimulatorConfig as DataverseConfig
 from sandbox.dataverse import SimulatorServer as DataverseServer
-from sandbox.dataverse.config import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
-from sandbox.host import LocalHost
-from shared import runtime
-from shared.brightpearl.client import BrightpearlClient
-from shared.brightpearl.ratebudget import RateBudget
 from shared.brightpearl.webhook_registration import DEFAULT_EVENTS, sync_brightpearl_webhooks
-from shared.bus.local import LocalBus
-from shared.dataverse.client import DataverseClient
-from shared.dataverse.credentials import SandboxCredential
-from shared.settings import load_settings
-from shared.store import StateStore
 from tests.e2e.customers.conftest import (
     BP_TOPIC,
-    CLAIM_TIMEOUT,
     NEVER,
     ROOT,
-    DataverseAdmin,
-    FakeClock,
-    sandbox_values,
+    Sandbox,
+    bp_server,
+    sandbox,
 )
+
+# the customers' whole sandbox and Brightpearl server, with this folder's Dataverse and settings
+__all__ = ["bp_server", "sandbox"]
 
 FLOW = "products-to-dataverse"
 UNIT_GROUP, BASE_UNIT, PRICE_LIST = "Catalogue", "each", "Retail GBP"
 BATCH_SECONDS = 0.3  # changes raised this close together go out as one id set (idSetAccepted)
 DRAFT, ACTIVE, RETIRED = (2, 0), (0, 1), (1, 2)  # (statecode, statuscode), reference §10.7
-
-
-@pytest.fixture(scope="session")
-def bp_server() -> Iterator[BrightpearlServer]:
-    with BrightpearlServer(seed_contacts=0, seed_products=0, seed_orders=0, rate_limit=100_000) as server:
-        yield server
 
 
 @pytest.fixture(scope="session")
@@ -87,15 +70,14 @@ def product_mapping(folder: Path) -> Path:
 
 
 @dataclass
-class ProductSandbox:
-    host: LocalHost
-    bus: LocalBus
-    clock: FakeClock
-    store: StateStore
-    bp_sim: Any  # sandbox.brightpearl.app.Simulator (in-process: state, webhook dispatcher)
-    dv: DataverseAdmin
-    bp: BrightpearlClient
-    refs: CatalogueRefs
+class ProductSandbox(Sandbox):
+    """The customers' whole sandbox (tests/e2e/customers/conftest.py) seen from the catalogue."""
+
+    refs: CatalogueRefs  # the seeded unit group, unit, currencies and price lists
+
+    @classmethod
+    def of(cls, box: Sandbox, refs: CatalogueRefs) -> ProductSandbox:
+        return cls(**{f.name: getattr(box, f.name) for f in fields(Sandbox)}, refs=refs)
 
     # -- Brightpearl, as its users change it (each change raises its webhook) -------------------
     def create(self, sku: str | None, name: str = "Blue Mug", **extra: Any) -> int:
@@ -136,13 +118,13 @@ class ProductSandbox:
             if self.bp_sim.dispatcher.idle() and not self.bus.counts(BP_TOPIC, FLOW).active:
                 return
 
-    def run_retries(self, max_rounds: int = 20) -> None:
-        """Move the fake clock past every scheduled retry copy until none is left."""
+    def run_retries(self, timeout: float = 60.0, max_rounds: int = 20) -> None:
+        """Move the fake clock past every scheduled retry copy of the flow until none is left."""
         for _ in range(max_rounds):
             if not self.bus.counts(BP_TOPIC, FLOW).scheduled:
                 return
             self.clock.advance(61)
-            self.host.wait_idle(timeout=60)
+            self.host.wait_idle(timeout=timeout)
         raise AssertionError("retry copies still scheduled")
 
     def poll(self) -> None:
@@ -158,8 +140,8 @@ class ProductSandbox:
     def product(self, product_id: int) -> dict[str, Any]:
         return self.products()[str(product_id)]
 
-    def dead_letters(self) -> list[Any]:
-        return list(self.bus.peek_dead_letters(BP_TOPIC, FLOW, max_messages=1000))
+    def dead_lettered(self) -> list[Any]:
+        return self.dead_letters(BP_TOPIC, FLOW)
 
     def webhooks_delivered(self, event: str) -> list[dict[str, Any]]:
         log = self.bp_sim.dispatcher.log.snapshot()
@@ -167,80 +149,31 @@ class ProductSandbox:
 
 
 @pytest.fixture
-def products_sandbox(
-    bp_server: BrightpearlServer, dv_server: DataverseServer, azurite: str, tmp_path: Path
-) -> Iterator[ProductSandbox]:
-    bp_sim = bp_server.simulator
-    bp_sim.configure(
-        seed_contacts=0,
-        seed_products=0,
-        seed_orders=0,
-        rate_limit=100_000,
-        contact_webhooks=False,
-        webhook_batch_seconds=BATCH_SECONDS,
+def sandbox_settings(tmp_path: Path) -> dict[str, str]:
+    """The mapping naming the seeded catalogue; the product poller runs only when a test runs it."""
+    return {
+        "PRODUCT_MAPPING_PATH": str(product_mapping(tmp_path)),
+        "BRIGHTPEARL_PRODUCT_POLL_SCHEDULE": NEVER,
+    }
+
+
+@pytest.fixture
+def products_sandbox(sandbox: Sandbox, dv_server: DataverseServer) -> Iterator[ProductSandbox]:
+    bp_sim = sandbox.bp_sim
+    bp_sim.configure(webhook_batch_seconds=BATCH_SECONDS)
+    # a unit group with its base unit, GBP and EUR, one price list in each
+    refs = catalogue_solution.seed_simulator(dv_server.simulator, unit_group=UNIT_GROUP, base_unit=BASE_UNIT)
+    # Point Brightpearl's webhooks at the host's ingress, as `syncctl webhooks register` does.
+    sync_brightpearl_webhooks(
+        sandbox.bp,
+        ingress_url=f"{sandbox.host.api_url}/webhooks/brightpearl",
+        function_key=sandbox.values["LOCAL_FUNCTION_KEY"],
+        secret=sandbox.values["BRIGHTPEARL_WEBHOOK_SECRET"],
+        events=list(DEFAULT_EVENTS),
+        dry_run=False,
     )
-    bp_sim.reset()
-    dv_server.simulator.reset()
-    refs = catalogue_solution.seed_simulator(
-        dv_server.simulator, unit_group=UNIT_GROUP, base_unit=BASE_UNIT
-    )  # a unit group with its base unit, GBP and EUR, one price list in each
-    prefix = f"p{uuid.uuid4().hex[:10]}"
-    values = sandbox_values(bp_server, dv_server, azurite, tmp_path, prefix)
-    values.update(
-        PRODUCT_MAPPING_PATH=str(product_mapping(tmp_path)),
-        BRIGHTPEARL_PRODUCT_POLL_SCHEDULE=NEVER,
-    )
-    settings = load_settings(values)
-    clock = FakeClock()
-    store = StateStore.from_connection_string(
-        azurite, table_prefix=prefix, clock=clock, claim_timeout=timedelta(seconds=CLAIM_TIMEOUT)
-    )
-    store.ensure_tables()
-    bus = LocalBus(tmp_path / "bus.sqlite3", clock=clock)
-    bp = BrightpearlClient.from_settings(
-        settings.brightpearl,
-        budget=RateBudget(100_000, 60.0, reserve=0, clock=lambda: clock().timestamp()),
-        sleep=lambda s: None,
-    )
-    dvc = DataverseClient(
-        dv_server.url,
-        SandboxCredential(dv_server.token_url, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET),
-        backoff_base=0.01,
-        backoff_cap=0.05,
-        max_retries=2,
-        sleep=lambda s: None,
-    )
-    admin = DataverseAdmin(dv_server)
     try:
-        with runtime.override(
-            settings=settings, publisher=bus, clock=clock, state_store=store, brightpearl=bp, dataverse=dvc
-        ):
-            host = LocalHost(
-                "function_app",
-                settings=values,
-                bus=bus,
-                port=0,
-                clock=clock,
-                project_root=ROOT,
-                poll_interval=0.02,
-            )
-            with host:
-                # Point Brightpearl's webhooks at the host's ingress, as `syncctl webhooks register` does.
-                sync_brightpearl_webhooks(
-                    bp,
-                    ingress_url=f"{host.api_url}/webhooks/brightpearl",
-                    function_key=values["LOCAL_FUNCTION_KEY"],
-                    secret=values["BRIGHTPEARL_WEBHOOK_SECRET"],
-                    events=list(DEFAULT_EVENTS),
-                    dry_run=False,
-                )
-                yield ProductSandbox(host, bus, clock, store, bp_sim, admin, bp, refs)
+        yield ProductSandbox.of(sandbox, refs)
     finally:
         bp_sim.dispatcher.reset()
         bp_sim.configure(webhook_batch_seconds=0.05)  # the simulator's default
-        bp.close()
-        dvc.close()
-        admin.http.close()
-        bus.close()
-        store.drop_tables()
-        store.close()

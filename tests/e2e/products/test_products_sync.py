@@ -18,7 +18,7 @@ def lookup(row: dict[str, Any], column: str) -> str:
 
 def test_a_new_product_reaches_dynamics_by_webhook_published_in_the_catalogue(
     products_sandbox: ProductSandbox,
-):
+) -> None:
     sb = products_sandbox
     product_id = sb.create("MUG-BLUE", "Blue Mug")
     sb.deliver()
@@ -34,10 +34,10 @@ def test_a_new_product_reaches_dynamics_by_webhook_published_in_the_catalogue(
     assert lookup(row, "defaultuomid") == sb.refs.base_unit
     assert lookup(row, "pricelevelid") == sb.refs.price_lists[PRICE_LIST]
     assert row["producttypecode"] == 1 and row["quantitydecimal"] == 0
-    assert sb.dead_letters() == []
+    assert sb.dead_lettered() == []
 
 
-def test_a_renamed_product_is_updated_in_place(products_sandbox: ProductSandbox):
+def test_a_renamed_product_is_updated_in_place(products_sandbox: ProductSandbox) -> None:
     sb = products_sandbox
     product_id = sb.create("MUG-RED", "Red Mug")
     sb.deliver()
@@ -54,7 +54,7 @@ def test_a_renamed_product_is_updated_in_place(products_sandbox: ProductSandbox)
     assert (row["statecode"], row["statuscode"]) == ACTIVE
 
 
-def test_an_archived_product_is_retired_not_deleted(products_sandbox: ProductSandbox):
+def test_an_archived_product_is_retired_not_deleted(products_sandbox: ProductSandbox) -> None:
     sb = products_sandbox
     product_id = sb.create("MUG-OLD", "Old Mug")
     sb.deliver()
@@ -67,7 +67,7 @@ def test_an_archived_product_is_retired_not_deleted(products_sandbox: ProductSan
     assert row["productnumber"] == "MUG-OLD"
 
 
-def test_a_product_brought_back_from_the_archive_is_active_again(products_sandbox: ProductSandbox):
+def test_a_product_brought_back_from_the_archive_is_active_again(products_sandbox: ProductSandbox) -> None:
     sb = products_sandbox
     product_id = sb.create("MUG-BACK", "Back Mug")
     sb.deliver()
@@ -82,7 +82,7 @@ def test_a_product_brought_back_from_the_archive_is_active_again(products_sandbo
     assert (row["statecode"], row["statuscode"]) == ACTIVE
 
 
-def test_a_destroyed_product_is_retired_not_deleted(products_sandbox: ProductSandbox):
+def test_a_destroyed_product_is_retired_not_deleted(products_sandbox: ProductSandbox) -> None:
     sb = products_sandbox
     product_id = sb.create("MUG-GONE", "Gone Mug")
     sb.deliver()
@@ -93,10 +93,10 @@ def test_a_destroyed_product_is_retired_not_deleted(products_sandbox: ProductSan
     assert sb.webhooks_delivered("product.destroyed")
     row = sb.product(product_id)
     assert (row["statecode"], row["statuscode"]) == RETIRED
-    assert sb.dead_letters() == []
+    assert sb.dead_lettered() == []
 
 
-def test_a_bad_sku_is_dead_lettered_alone_with_the_field_named(products_sandbox: ProductSandbox):
+def test_a_bad_sku_is_dead_lettered_alone_with_the_field_named(products_sandbox: ProductSandbox) -> None:
     sb = products_sandbox
     good = sb.create("MUG-GOOD", "Good Mug")
     nameless = sb.create(None, "No SKU Mug")  # Brightpearl allows a product without a SKU
@@ -107,14 +107,14 @@ def test_a_bad_sku_is_dead_lettered_alone_with_the_field_named(products_sandbox:
     assert created["ids"] == f"{good}-{also_good}"
     rows = sb.products()
     assert {str(good), str(also_good)} <= set(rows) and str(nameless) not in rows
-    [dead] = sb.dead_letters()
+    [dead] = sb.dead_lettered()
     assert json.loads(dead.body)["data"]["ids"] == [str(nameless)]
     assert dead.dead_letter_reason == "InvalidSku"
     description = dead.dead_letter_error_description
     assert f"brightpearl record {nameless}" in description and "identity.sku is empty" in description
 
 
-def test_a_sku_another_product_holds_is_dead_lettered_alone(products_sandbox: ProductSandbox):
+def test_a_sku_another_product_holds_is_dead_lettered_alone(products_sandbox: ProductSandbox) -> None:
     sb = products_sandbox
     holder = sb.create("MUG-TWIN", "First Mug")
     sb.deliver()
@@ -125,14 +125,14 @@ def test_a_sku_another_product_holds_is_dead_lettered_alone(products_sandbox: Pr
     rows = sb.products()
     assert rows[str(holder)]["name"] == "First Mug"  # the holder is untouched
     assert str(other) in rows and str(twin) not in rows
-    [dead] = sb.dead_letters()
+    [dead] = sb.dead_lettered()
     assert json.loads(dead.body)["data"]["ids"] == [str(twin)]
     assert dead.dead_letter_reason == "DuplicateSku"
     description = dead.dead_letter_error_description
     assert "identity.sku" in description and "MUG-TWIN" not in description.upper()
 
 
-def test_the_poller_catches_a_change_whose_webhook_was_lost(products_sandbox: ProductSandbox):
+def test_the_poller_catches_a_change_whose_webhook_was_lost(products_sandbox: ProductSandbox) -> None:
     sb = products_sandbox
     product_id = sb.create("MUG-LOST", "Lost Mug")
     sb.deliver()
@@ -146,10 +146,12 @@ def test_the_poller_catches_a_change_whose_webhook_was_lost(products_sandbox: Pr
     sb.poll()
 
     assert sb.product(product_id)["name"] == "Found Mug"
-    assert sb.dead_letters() == []
+    assert sb.dead_lettered() == []
 
 
-def test_brightpearl_unavailable_ends_in_a_retry_then_the_product_syncs(products_sandbox: ProductSandbox):
+def test_brightpearl_unavailable_ends_in_a_retry_then_the_product_syncs(
+    products_sandbox: ProductSandbox,
+) -> None:
     sb = products_sandbox
     # more 503s than the client's own retries (2): the flow's notice is retried later
     sb.bp_sim.add_fault("503", count=3, path="product-service/product", method="GET")
@@ -161,11 +163,13 @@ def test_brightpearl_unavailable_ends_in_a_retry_then_the_product_syncs(products
     sb.run_retries()
 
     assert sb.product(product_id)["name"] == "Patient Mug"
-    assert sb.dead_letters() == []
+    assert sb.dead_lettered() == []
     assert not [f for f in sb.bp_sim.faults if f.remaining > 0]  # the faults really fired
 
 
-def test_dataverse_throttling_ends_in_a_retry_then_the_product_syncs(products_sandbox: ProductSandbox):
+def test_dataverse_throttling_ends_in_a_retry_then_the_product_syncs(
+    products_sandbox: ProductSandbox,
+) -> None:
     sb = products_sandbox
     # a throttle longer than the client's own retries (2) on every call: the notice is retried
     sb.dv.call("POST", "faults", {"kind": "429", "count": 3, "retry_after": 0.01})
@@ -178,4 +182,4 @@ def test_dataverse_throttling_ends_in_a_retry_then_the_product_syncs(products_sa
 
     row = sb.product(product_id)
     assert row["name"] == "Throttled Mug" and (row["statecode"], row["statuscode"]) == ACTIVE
-    assert sb.dead_letters() == []
+    assert sb.dead_lettered() == []
