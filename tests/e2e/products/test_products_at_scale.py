@@ -1,0 +1,67 @@
+"""Many products at once, and a reference Dynamics lacks for a while: a burst of new products
+(one webhook naming them all) reaches Dynamics in a few calls; a long name is cut to what
+Dynamics holds, not refused; products wait (retried, never dead-lettered) while the configured
+default price list is missing in Dynamics and sync once an administrator adds it."""
+
+from __future__ import annotations
+
+from tests.e2e.customers.conftest import BP_TOPIC
+from tests.e2e.products.conftest import ACTIVE, FLOW, PRICE_LIST, ProductSandbox
+
+
+def test_a_burst_of_new_products_reaches_dynamics_in_few_calls(products_sandbox: ProductSandbox) -> None:
+    sb = products_sandbox
+    state = sb.bp_sim.state
+    body = {"brandId": 1, "stock": {"stockTracked": True}}
+    ids = [
+        state.create_product(
+            {**body, "identity": {"sku": f"BULK-{n:04d}"}, "salesChannels": [{"productName": f"Bulk {n}"}]}
+        )
+        for n in range(250)
+    ]  # a bulk import in Brightpearl: product.created for each, one id set per webhook window
+    before = sb.bp_requests()
+    sb.deliver(timeout=120)
+
+    rows = sb.products()
+    assert all(str(i) in rows for i in ids) and len(rows) == 250
+    assert {(r["statecode"], r["statuscode"]) for r in rows.values()} == {ACTIVE}
+    assert sb.dead_lettered() == []
+    # product GETs by id set (200 a call) per notice of 100 ids: a handful, not 250
+    assert sb.bp_requests() - before <= 10
+
+
+def test_a_long_name_is_cut_to_what_dynamics_holds(products_sandbox: ProductSandbox) -> None:
+    sb = products_sandbox
+    name = " ".join(["Hand-thrown stoneware serving bowl"] * 5)  # 174 characters
+    product_id = sb.create("BOWL-LONG", name)
+    sb.deliver()
+
+    row = sb.product(product_id)
+    assert row["name"] == name[:100].rstrip()  # cut at 100 (a warning), then trimmed
+    assert sb.dead_lettered() == []
+
+
+def test_products_wait_for_a_missing_price_list_then_sync(products_sandbox: ProductSandbox) -> None:
+    sb = products_sandbox
+    price_list = sb.refs.price_lists[PRICE_LIST]
+    sb.dv.crm("DELETE", f"pricelevels({price_list})")
+    product_id = sb.create("CUP-1", "Tea Cup")
+    sb.deliver()
+    assert str(product_id) not in sb.products()
+    assert sb.bus.counts(BP_TOPIC, FLOW).scheduled == 1  # waiting, not dead-lettered
+
+    sb.dv.crm(
+        "POST",
+        "pricelevels",
+        {
+            "name": PRICE_LIST,
+            "transactioncurrencyid@odata.bind": f"/transactioncurrencies({sb.refs.currencies['GBP']})",
+        },
+    )  # an administrator adds the price list again
+    sb.run_retries()
+
+    [added] = [r for r in sb.dv.rows("pricelevel") if r.get("name") == PRICE_LIST]
+    row = sb.product(product_id)
+    assert row["pricelevelid"]["id"] == added["pricelevelid"]
+    assert (row["statecode"], row["statuscode"]) == ACTIVE
+    assert sb.dead_lettered() == []
