@@ -269,12 +269,13 @@ def decide_product_write(
     issues = list(source_issues or [])
     if merged.status != "destroyed" and catalogue.unit_id(merged.unit) is None:
         log = IssueLog(mapping.quality, "brightpearl", record_id)
-        log.add(
-            IssueCode.UNIT_NOT_RESOLVED,
-            unit_field(mapping),
-            f"names a unit that Dynamics unit group {catalogue.unit_group!r} does not have",
-            "unit",
-        )
+        if catalogue.unit_group_id is None:  # the group itself is missing (and may not be created)
+            field = "unit_group.name (mappings/products.yaml)"
+            problem = f"Dynamics has no unit group named {catalogue.unit_group!r}"
+        else:
+            field = unit_field(mapping)
+            problem = f"names a unit that Dynamics unit group {catalogue.unit_group!r} does not have"
+        log.add(IssueCode.UNIT_NOT_RESOLVED, field, problem, "unit")
         issues += log.issues
     return ProductDecision(
         payload=merged,

@@ -1,7 +1,8 @@
 """Many products at once, and a reference Dynamics lacks for a while: a burst of new products
 (one webhook naming them all) reaches Dynamics in a few calls; a long name is cut to what
 Dynamics holds, not refused; products wait (retried, never dead-lettered) while the configured
-default price list is missing in Dynamics and sync once an administrator adds it."""
+default price list is missing in Dynamics and sync once an administrator adds it; without the
+configured unit group a product is dead-lettered naming it."""
 
 from __future__ import annotations
 
@@ -65,3 +66,18 @@ def test_products_wait_for_a_missing_price_list_then_sync(products_sandbox: Prod
     assert row["pricelevelid"]["id"] == added["pricelevelid"]
     assert (row["statecode"], row["statuscode"]) == ACTIVE
     assert sb.dead_lettered() == []
+
+
+def test_a_product_whose_unit_dynamics_lacks_is_dead_lettered_naming_it(
+    products_sandbox: ProductSandbox,
+) -> None:
+    sb = products_sandbox
+    sb.dv.crm("DELETE", f"uomschedules({sb.refs.unit_group})")  # the configured unit group is gone
+    product_id = sb.create("SPOON-1", "Tea Spoon")
+    sb.deliver()
+
+    assert str(product_id) not in sb.products()
+    [dead] = sb.dead_lettered()
+    assert dead.dead_letter_reason == "UnitNotResolved"
+    description = dead.dead_letter_error_description
+    assert "unit_group.name" in description and "no unit group named 'Catalogue'" in description
