@@ -111,6 +111,7 @@ class ProductMapping(_Strict):
     price_list: PriceListSettings = PriceListSettings()
     ownership: ProductOwnership = ProductOwnership()
     families: FamilySettings = FamilySettings()
+    price_lists: Any = Field(None, description="validated by shared/mapping/prices.py (the prices flow)")
     source: str = Field("<memory>", exclude=True)
 
     def unit_for(self, value: str | None) -> str:

@@ -33,6 +33,7 @@ class IssueCode(enum.StrEnum):
     INVALID_SKU = "InvalidSku"  # products: empty, or longer than Dynamics productnumber
     DUPLICATE_SKU = "DuplicateSku"  # products: two Brightpearl products share one SKU
     UNIT_NOT_RESOLVED = "UnitNotResolved"  # products: no Dynamics unit for the product's unit
+    CURRENCY_MISSING = "CurrencyMissing"  # prices: Dynamics lacks a price list's currency
 
 
 class Severity(enum.StrEnum):
@@ -85,6 +86,7 @@ DEFAULT_SEVERITIES: dict[IssueCode, Severity] = {
     IssueCode.INVALID_SKU: Severity.FATAL,
     IssueCode.DUPLICATE_SKU: Severity.FATAL,
     IssueCode.UNIT_NOT_RESOLVED: Severity.FATAL,
+    IssueCode.CURRENCY_MISSING: Severity.FATAL,
 }
 
 DEFAULT_FIELD_SEVERITIES: dict[str, dict[IssueCode, Severity]] = {

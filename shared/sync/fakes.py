@@ -9,6 +9,7 @@ those exceptions on the next calls of that operation.
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 import uuid
@@ -22,7 +23,7 @@ import httpx
 
 from shared.brightpearl.client import MessageOutcome, MultiMessageResult
 from shared.brightpearl.errors import BrightpearlNotFound, BrightpearlValidationError
-from shared.brightpearl.models import ContactTag, ProductAvailability
+from shared.brightpearl.models import ContactTag, PriceList, ProductAvailability, ProductPrice
 from shared.brightpearl.transport import BrightpearlResponse
 from shared.dataverse.models import BatchOperation, BatchResult, BulkResult, Record, RowOutcome
 from shared.dataverse.tables import PRIMARY_IDS
@@ -316,7 +317,8 @@ def _literal(text: str) -> Any:
         return text.lower()  # a GUID
 
 
-def _split(text: str, word: str) -> list[str] | None:
+@functools.lru_cache(maxsize=256)  # a query evaluates one filter text on every row
+def _split(text: str, word: str) -> tuple[str, ...] | None:
     """`(a) or (b) or (c)` -> [a, b, c]: top-level parts joined by `word`, or None."""
     parts, depth, start, i = [], 0, 0, 0
     sep = f" {word} "
@@ -335,7 +337,7 @@ def _split(text: str, word: str) -> list[str] | None:
         i += 1
     if not parts:
         return None
-    return [*parts, text[start:]]
+    return (*parts, text[start:])
 
 
 def _unwrap(text: str) -> str:
@@ -345,6 +347,12 @@ def _unwrap(text: str) -> str:
     if text.startswith("(") and text.endswith(")") and "(" not in text[1:-1]:
         text = text[1:-1].strip()
     return text
+
+
+@functools.lru_cache(maxsize=64)
+def _in_values(text: str) -> tuple[Any, ...]:
+    """The literals of an In(...) filter's PropertyValues list."""
+    return tuple(_literal(v) for v in re.findall(r"\"(?:[^\"\\]|\\.)*\"|'(?:[^']|'')*'|[^,]+", text))
 
 
 def _same(value: Any, wanted: Any) -> bool:
@@ -363,7 +371,7 @@ def filter_matches(text: str, row: Mapping[str, Any]) -> bool:
     if text.startswith("(") and text.endswith(")"):
         return filter_matches(text[1:-1], row)
     if m := _IN.match(text):
-        values = [_literal(v) for v in re.findall(r"\"(?:[^\"\\]|\\.)*\"|'(?:[^']|'')*'|[^,]+", m.group(2))]
+        values = _in_values(m.group(2))
         return any(_same(row.get(m.group(1)), v) for v in values)
     if m := _EQ.match(text):
         return _same(row.get(m.group(1)), _literal(m.group(2)))
@@ -376,11 +384,15 @@ def filter_matches(text: str, row: Mapping[str, Any]) -> bool:
 
 
 PRIMARY = PRIMARY_IDS
-EXPANDS = {"parentcustomerid_account": ("_parentcustomerid_value", "accounts")}
+EXPANDS = {
+    "parentcustomerid_account": ("_parentcustomerid_value", "accounts"),
+    "transactioncurrencyid": ("_transactioncurrencyid_value", "transactioncurrencies"),  # a price list's
+}
 LOOKUP_COLUMNS = {"parentcustomerid_account": "parentcustomerid"}  # navigation property -> lookup column
 DRAFT_ON_CREATE = {"products"}  # created Draft unless the organisation creates them active (§10.7)
 STATES = {"products": {0: {1}, 1: {2}, 2: {0}, 3: {3}}}  # statecode -> its statuscodes
 _RECORD_PATH = re.compile(r"^([a-z]+)\(([0-9a-fA-F-]{36})\)$")
+_SET_PATH = re.compile(r"^([a-z]+)$")
 
 
 class FakeDataverse(_Faults):
@@ -490,6 +502,8 @@ class FakeDataverse(_Faults):
             draft = not self.products_active_on_create and values.get("_parentproductid_value") is None
             values["statecode"], values["statuscode"] = (2, 0) if draft else (0, 1)
         self._check_state(entity_set, {**current, **values})
+        if entity_set == "productpricelevels":
+            self._check_item_currency({**current, **values}, values)
         self.tables[entity_set][record_id] = {
             **current,
             **values,
@@ -509,35 +523,75 @@ class FakeDataverse(_Faults):
                 status=400,
             )
 
+    def _check_item_currency(self, row: Mapping[str, Any], values: dict[str, Any]) -> None:
+        """A price list item inherits its list's currency and refuses another (pricing error 34,
+        reference dataverse-api.md §10.9), as the simulator does."""
+        from shared.dataverse.errors import DataverseValidationError
+
+        price_list = self.tables["pricelevels"].get(str(row.get("_pricelevelid_value") or "").lower())
+        wanted = (price_list or {}).get("_transactioncurrencyid_value")
+        given = row.get("_transactioncurrencyid_value")
+        if wanted is not None and given is not None and not _same(given, wanted):
+            raise DataverseValidationError(
+                "The currency (transactioncurrencyid) of the price list item does not match the currency "
+                "of its price list (pricelevelid): pricing error 34, Invalid Price Level Currency.",
+                status=400,
+            )
+        if wanted is not None:
+            values["_transactioncurrencyid_value"] = wanted
+
     def create(self, entity_set: str, data: Mapping[str, Any], *, detect_duplicates: bool = False) -> str:
         self._call("create")
         return self._write(entity_set, None, data)
 
+    def _batch_create(self, entity_set: str, body: Mapping[str, Any]) -> str:
+        """POST `<set>` in a `$batch`: a row, with the primary id the body gives (taken: 412)."""
+        from shared.dataverse.errors import DataverseDuplicateError
+
+        given = body.get(PRIMARY[entity_set])
+        if given is not None and str(given).lower() in self.tables[entity_set]:
+            raise DataverseDuplicateError(
+                "A record with matching key values already exists.", status=412, code="0x80040237"
+            )
+        return self._write(entity_set, str(given).lower() if given else None, body)
+
     def execute_batch(
         self, ops: Sequence[BatchOperation], *, continue_on_error: bool = True, change_set: bool = False
     ) -> list[BatchResult]:
-        """PATCH `<set>(<guid>)` operations (what the flows batch: state changes)."""
+        """PATCH and DELETE `<set>(<guid>)`, POST `<set>` operations (what the flows batch: state
+        changes, price list items). A created row's id is in its OData-EntityId header."""
         from shared.dataverse.errors import DataverseError, DataverseNotFound
 
         self._call("execute_batch")
         results = []
         for i, op in enumerate(ops):
-            m = _RECORD_PATH.match(op.path)
-            if op.method != "PATCH" or m is None:
-                raise ValueError(f"the fake Dataverse does not batch {op.method} {op.path}")
-            entity_set, record_id = m.group(1), m.group(2).lower()
+            headers: dict[str, str] = {}
             error: DataverseError | None = None
-            if record_id not in self.tables[entity_set]:
-                error = DataverseNotFound(f"{entity_set}({record_id}) does not exist", status=404)
-            else:
+            created = _SET_PATH.match(op.path) if op.method == "POST" else None
+            m = _RECORD_PATH.match(op.path)
+            if created is not None:
                 try:
-                    self._write(entity_set, record_id, op.body or {})
+                    new_id = self._batch_create(created.group(1), op.body or {})
+                    headers["odata-entityid"] = f"https://fake/api/data/v9.2/{created.group(1)}({new_id})"
                 except DataverseError as exc:
                     error = exc
+            elif op.method not in ("PATCH", "DELETE") or m is None:
+                raise ValueError(f"the fake Dataverse does not batch {op.method} {op.path}")
+            else:
+                entity_set, record_id = m.group(1), m.group(2).lower()
+                if record_id not in self.tables[entity_set]:
+                    error = DataverseNotFound(f"{entity_set}({record_id}) does not exist", status=404)
+                elif op.method == "DELETE":
+                    del self.tables[entity_set][record_id]
+                else:
+                    try:
+                        self._write(entity_set, record_id, op.body or {})
+                    except DataverseError as exc:
+                        error = exc
             if error is not None and not continue_on_error:
                 raise error
             status = 204 if error is None else (error.status or 500)
-            results.append(BatchResult(i, status, {}, None, error))
+            results.append(BatchResult(i, status, headers, None, error))
         return results
 
 
@@ -564,6 +618,8 @@ class FakeBrightpearl(_Faults):
     groups: dict[int, set[int]] = field(default_factory=dict)
     stock: dict[int, dict[int, dict[str, int]]] = field(default_factory=dict)  # product, warehouse
     goods_movements: list[dict[str, Any]] = field(default_factory=list)
+    price_lists: dict[int, dict[str, Any]] = field(default_factory=dict)  # id -> as price-list GET
+    prices: dict[int, dict[int, dict[str, str]]] = field(default_factory=dict)  # product, list -> breaks
     next_id: int = 1000
 
     def __post_init__(self) -> None:
@@ -685,6 +741,64 @@ class FakeBrightpearl(_Faults):
                 }
                 answer = {"total": total, "warehouses": warehouses}
                 out[product_id] = ProductAvailability.model_validate(answer)
+        return out
+
+    def add_price_list(self, list_id: int, name: str, currency: str, type_code: str = "SELL") -> int:
+        """A price list as price-list GET returns it (reference §7.3)."""
+        self.price_lists[int(list_id)] = {
+            "id": int(list_id),
+            "code": name.upper().replace(" ", "-"),
+            "name": {"languageCode": "EN", "text": name, "format": "PLAINTEXT"},
+            "currencyCode": currency,
+            "priceListTypeCode": type_code,
+            "gross": False,
+        }
+        return int(list_id)
+
+    def set_prices(self, product_id: int, list_id: int, breaks: Mapping[str, Any] | None) -> None:
+        """A product's quantity breaks in one list, replaced ({"1": "9.99"}); None removes them.
+        As in Brightpearl, a price change moves the product's updatedOn."""
+        lists = self.prices.setdefault(int(product_id), {})
+        if breaks is None:
+            lists.pop(int(list_id), None)
+        else:
+            lists[int(list_id)] = {str(k): str(v) for k, v in breaks.items()}
+        if int(product_id) in self.products:
+            self.products[int(product_id)]["updatedOn"] = _now().isoformat()
+
+    def get_price_lists(self, ids: Iterable[int] | None = None) -> list[PriceList]:
+        self._call("get_price_lists")
+        wanted = None if ids is None else {int(i) for i in ids}
+        return [
+            PriceList.model_validate(row)
+            for list_id, row in sorted(self.price_lists.items())
+            if wanted is None or list_id in wanted
+        ]
+
+    def get_product_prices(
+        self, product_ids: Iterable[int], price_list_ids: Iterable[int] | None = None
+    ) -> list[ProductPrice]:
+        """Reference §7.3: one item per existing product, its lists (those asked for) with their
+        quantity breaks; one call (`calls`) per 200 ids."""
+        ids = list(dict.fromkeys(int(i) for i in product_ids))
+        lists = None if price_list_ids is None else {int(i) for i in price_list_ids}
+        out: list[ProductPrice] = []
+        for start in range(0, len(ids), 200):
+            self._call("get_product_prices")
+            for product_id in ids[start : start + 200]:
+                if product_id not in self.products:
+                    continue
+                entries = [
+                    {
+                        "priceListId": list_id,
+                        "currencyCode": self.price_lists.get(list_id, {}).get("currencyCode"),
+                        "sku": (self.products[product_id].get("identity") or {}).get("sku", ""),
+                        "quantityPrice": dict(breaks),
+                    }
+                    for list_id, breaks in sorted(self.prices.get(product_id, {}).items())
+                    if lists is None or list_id in lists
+                ]
+                out.append(ProductPrice.model_validate({"productId": product_id, "priceLists": entries}))
         return out
 
     def search_goods_movements(

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from shared.brightpearl.client import MultiMessageResult
-    from shared.brightpearl.models import ContactTag, ProductAvailability
+    from shared.brightpearl.models import ContactTag, PriceList, ProductAvailability, ProductPrice
     from shared.brightpearl.transport import BrightpearlResponse
     from shared.dataverse.models import BatchOperation, BatchResult, BulkResult, Record
     from shared.events import Envelope
@@ -71,6 +71,17 @@ class BrightpearlPort(Protocol):
         self, *, updated_since: Any = None, columns: list[str] | None = None, **filters: Any
     ) -> Iterable[dict[str, Any]]:
         """goods-movement-search rows (goodsMovementId ascending), by updatedOn >= updated_since."""
+        ...
+
+    def get_price_lists(self, ids: Iterable[int] | None = None) -> list[PriceList]:
+        """Price lists (reference §7.3): all of them, or those of `ids`."""
+        ...
+
+    def get_product_prices(
+        self, product_ids: Iterable[int], price_list_ids: Iterable[int] | None = None
+    ) -> list[ProductPrice]:
+        """product-price of the products (≤ 200 ids a call) in the lists named (None: every list);
+        products that do not exist are absent."""
         ...
 
     def multi_message(
