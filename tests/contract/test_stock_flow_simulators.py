@@ -25,6 +25,7 @@ from shared.sync.ports import BrightpearlPort, DataversePort
 from tests.contract.test_fakes_agree import bp_server, brightpearl, dataverse
 from tests.contract.test_product_fakes_agree import dv_server
 from tests.contract.test_products_flow_simulators import new_product, notice
+from tests.contract.test_stock_fakes_agree import correct
 
 __all__ = ["bp_server", "brightpearl", "dataverse", "dv_server"]
 
@@ -44,20 +45,6 @@ def flows(
     }
     return ProductsToDataverse(mapping=load_product_mapping(), **ports), StockToDataverse(
         settings=settings, **ports
-    )
-
-
-def correct(bp: BrightpearlPort, product_id: int, warehouse_id: int, quantity: int) -> None:
-    line: dict[str, Any] = {
-        "productId": product_id,
-        "quantity": quantity,
-        "reason": "Stock take",
-        "locationId": 2,
-    }
-    if quantity > 0:
-        line["cost"] = {"currency": "GBP", "value": 1}
-    bp.request(
-        "POST", f"/warehouse-service/warehouse/{warehouse_id}/stock-correction", json={"corrections": [line]}
     )
 
 
