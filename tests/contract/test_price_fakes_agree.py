@@ -18,9 +18,11 @@ import pytest
 from shared.dataverse import odata
 from shared.dataverse.errors import DataverseDuplicateError
 from shared.dataverse.models import BatchOperation
+from shared.flows.prices_to_dataverse import ITEM_SELECT
 from shared.mapping.prices import parse_price_settings
 from shared.sync.fakes import FakeBrightpearl
 from shared.sync.ports import BrightpearlPort, DataversePort
+from tests.contract import test_product_fakes_agree as product_fakes_agree
 from tests.contract.test_fakes_agree import bp_server, brightpearl, dataverse
 from tests.contract.test_product_fakes_agree import dv_server
 
@@ -42,14 +44,7 @@ def lists_of(bp: BrightpearlPort) -> BrightpearlPort:
 
 
 def new_product(bp: BrightpearlPort) -> int:
-    sku = f"SKU-{uuid.uuid4().hex[:8]}"
-    body = {
-        "brandId": 1,
-        "identity": {"sku": sku},
-        "salesChannels": [{"salesChannelName": "Brightpearl", "productName": f"Mug {sku}"}],
-        "stock": {"stockTracked": True},
-    }
-    return int(bp.request("POST", "/product-service/product/", json=body).response)
+    return product_fakes_agree.new_product(bp, f"SKU-{uuid.uuid4().hex[:8]}")
 
 
 def set_price(bp: BrightpearlPort, product_id: int, list_id: int, breaks: dict[str, str]) -> None:
@@ -130,8 +125,10 @@ def currency(dv: DataversePort, iso: str) -> str:
     return dv.create("transactioncurrencies", body).lower()
 
 
-def product_and_unit(dv: DataversePort) -> tuple[str, str]:
-    key = str(uuid.uuid4().int % 10**9)
+def product_and_unit(dv: DataversePort, key: str | None = None) -> tuple[str, str]:
+    """A Dynamics product (Brightpearl id `key`, default: a new one) in a new unit group, and
+    its default unit."""
+    key = key or str(uuid.uuid4().int % 10**9)
     group = dv.create("uomschedules", {"name": f"Units {key}", "baseuomname": "Each"})
     units = [
         str(r["uomid"])
@@ -145,7 +142,15 @@ def product_and_unit(dv: DataversePort) -> tuple[str, str]:
             {"name": "Each", "quantity": 1, "uomscheduleid@odata.bind": odata.bind("uomschedules", group)},
         )
     )
-    row = {KEY: key, "productnumber": f"SKU-{key}", "name": "Mug", "quantitydecimal": 0, "producttypecode": 1}
+    row = {
+        KEY: key,
+        "productnumber": f"SKU-{key}",
+        "name": "Mug",
+        "quantitydecimal": 0,
+        "producttypecode": 1,
+        "defaultuomscheduleid@odata.bind": odata.bind("uomschedules", group),
+        "defaultuomid@odata.bind": odata.bind("uoms", unit),
+    }
     [created] = dv.upsert_multiple("products", [row], key_columns=[KEY]).outcomes
     assert created.ok
     [product] = [
@@ -189,15 +194,7 @@ def items_of(dv: DataversePort, product: str, levels: list[str]) -> list[dict[st
         dict(r.values)
         for r in dv.query(
             "productpricelevels",
-            select=[
-                "productpricelevelid",
-                "_pricelevelid_value",
-                "_productid_value",
-                "_uomid_value",
-                "amount",
-                "pricingmethodcode",
-                "_transactioncurrencyid_value",
-            ],
+            select=[*ITEM_SELECT, "_transactioncurrencyid_value"],
             filter=odata.all_of(
                 odata.in_("_productid_value", [product]), odata.in_("_pricelevelid_value", levels)
             ),
@@ -265,33 +262,7 @@ def test_the_prices_flow_creates_updates_and_removes_items_alike_on_fakes_and_si
     set_price(bp, product_id, RETAIL, {"1": "12.50", "10": "11"})
     set_price(bp, product_id, EURO, {"1": "14"})
     set_price(bp, product_id, COST, {"1": "4"})
-    group = dv.create("uomschedules", {"name": f"Units {tag}", "baseuomname": "Each"})
-    units = [
-        str(r["uomid"])
-        for r in dv.query("uoms", select=["uomid"], filter=odata.lookup_eq("uomscheduleid", group))
-    ]
-    unit = (
-        units[0]
-        if units
-        else dv.create(
-            "uoms",
-            {"name": "Each", "quantity": 1, "uomscheduleid@odata.bind": odata.bind("uomschedules", group)},
-        )
-    )
-    row = {
-        KEY: str(product_id),
-        "productnumber": f"SKU-{tag}",
-        "name": "Mug",
-        "quantitydecimal": 0,
-        "producttypecode": 1,
-        "defaultuomscheduleid@odata.bind": odata.bind("uomschedules", group),
-        "defaultuomid@odata.bind": odata.bind("uoms", unit),
-    }
-    assert dv.upsert_multiple("products", [row], key_columns=[KEY]).outcomes[0].ok
-    [product] = [
-        str(r["productid"]).lower()
-        for r in dv.query("products", select=["productid"], filter=odata.in_(KEY, [str(product_id)]))
-    ]
+    product, unit = product_and_unit(dv, str(product_id))
     settings = parse_price_settings(
         {
             "price_lists": {
