@@ -2,7 +2,7 @@
 
 import azure.functions as func
 
-from functions import customers, ingress, ingress_dataverse, products
+from functions import customers, ingress, ingress_dataverse, products, stock
 from shared.startup import start
 
 start()  # validates every setting (fails naming the bad ones) and configures telemetry
@@ -12,3 +12,4 @@ app.register_functions(ingress.bp)
 app.register_functions(ingress_dataverse.bp)
 app.register_functions(customers.bp)
 app.register_functions(products.bp)
+app.register_functions(stock.bp)

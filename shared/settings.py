@@ -339,7 +339,7 @@ class CustomersSettings(BaseSettings):
 
 
 class ProductsSettings(BaseSettings):
-    """The products flow and its poller (issue 12); overlap, look-back and ids per notice: CUSTOMERS_*."""
+    """The products and stock flows and their pollers (issue 12); overlap, look-back: CUSTOMERS_*."""
 
     model_config = section_config("")
 
@@ -355,6 +355,21 @@ class ProductsSettings(BaseSettings):
         "for lost product webhooks (webhooks bring changes within seconds); each poll costs one of "
         "the 200 requests a minute per 500 changed products (every 5 minutes: under 0.1 %), and a "
         "round is skipped while the rate budget is short",
+    )
+    stock_poll_schedule: str = Field(
+        "45 */5 * * * *",
+        validation_alias="BRIGHTPEARL_STOCK_POLL_SCHEDULE",
+        description="NCRONTAB of the goods-movement-search poller, the backstop for lost stock webhooks "
+        "(stock has no updatedOn); one request per 500 movements a round (every 5 minutes: 12 an "
+        "hour, 0.1 %), so a lost webhook is caught within 5 minutes (docs/architecture.md, Stock "
+        "backstop)",
+    )
+    stock_sweep_schedule: str = Field(
+        "50 * * * * *",
+        validation_alias="BRIGHTPEARL_STOCK_SWEEP_SCHEDULE",
+        description="NCRONTAB of the stock sweep, the rolling re-read of the products Dynamics has "
+        "(stock.sweep_ids_per_run a run, default 400: 2 availability calls, 1 % of the 200 a minute "
+        "every minute) for what no goods movement shows (allocation)",
     )
 
 

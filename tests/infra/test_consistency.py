@@ -66,6 +66,7 @@ def test_every_flow_spec_has_its_subscription_taking_exactly_its_entities(topolo
     from shared.sync.registry import flows
 
     candidates = {"contact", "account", "product", "order", "goods-out-note", "salesorder", "invoice"}
+    candidates |= {e for flow in flows() for e in flow.source_entities}  # e.g. product-stock
     for flow in flows():
         [topic] = [t for t in topology.topics if t.setting == flow.topic_setting]
         subs = [s for s in topic.subscriptions if s.name == flow.name]
