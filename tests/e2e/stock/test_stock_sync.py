@@ -1,0 +1,69 @@
+"""Brightpearl stock reaches Dynamics through the whole sandbox (issue 12 items 3 and 4): a stock
+correction raises `product.modified.on-hand-modified`, the ingress publishes a `product-stock`
+notice, the stock flow writes `bpi_availablestock`; a new product gets its stock once the
+products flow has created it; a lost webhook is caught by the goods-movement poller; an
+untracked product is never zeroed; a storm ends exact in a few calls."""
+
+from __future__ import annotations
+
+from tests.e2e.customers.conftest import BP_TOPIC
+from tests.e2e.stock.conftest import STOCK_FLOW, StockSandbox
+
+
+def test_a_stock_correction_reaches_dynamics(stock_sandbox: StockSandbox) -> None:
+    st = stock_sandbox
+    product_id = st.sb.create("STOCK-1", "Stocked Mug")
+    st.settle()
+    assert st.stock(product_id) == 0  # created, then its (empty) stock written
+
+    st.correct(product_id, 5)
+    st.correct(product_id, 2, warehouse_id=3)
+    st.settle()
+
+    assert st.sb.webhooks_delivered("product.modified.on-hand-modified")
+    assert st.stock(product_id) == 7
+    assert st.sb.dead_letters(BP_TOPIC, STOCK_FLOW) == []
+
+
+def test_an_untracked_product_is_never_given_stock(stock_sandbox: StockSandbox) -> None:
+    st = stock_sandbox
+    product_id = st.sb.create("SERVICE-1", "Fitting", stock={"stockTracked": False})
+    st.settle()
+
+    assert st.sb.product(product_id).get("bpi_availablestock") is None
+
+
+def test_a_lost_stock_webhook_is_caught_by_the_goods_movement_poller(stock_sandbox: StockSandbox) -> None:
+    st = stock_sandbox
+    product_id = st.sb.create("STOCK-2", "Lost Mug")
+    st.settle()
+    st.run("poll_brightpearl_stock")  # the watermark is set before the lost change
+
+    # both hooks the event matches (product.modified covers its on-hand-modified, reference §10.3)
+    st.sb.lose_next_webhooks(2)
+    st.correct(product_id, 4)
+    st.settle()
+    assert st.stock(product_id) == 0  # the webhook was lost
+
+    st.run("poll_brightpearl_stock")
+    st.settle()
+    assert st.stock(product_id) == 4
+
+
+def test_a_storm_of_stock_events_ends_exact_in_a_few_calls(stock_sandbox: StockSandbox) -> None:
+    st = stock_sandbox
+    ids = [st.sb.create(f"STORM-{i}", f"Storm Mug {i}") for i in range(20)]
+    st.settle()
+    before = st.requests()
+    dv_writes = st.sb.dv.writes()
+
+    st.storm([{"productId": ids[i % 20], "warehouseId": 2, "quantity": 1} for i in range(400)])
+    st.settle()
+
+    assert [st.stock(p) for p in ids] == [20.0] * 20  # exact
+    assert st.sb.dead_letters(BP_TOPIC, STOCK_FLOW) == []
+    spent = st.requests() - before
+    delivered = len(st.sb.webhooks_delivered("product.modified.on-hand-modified"))
+    assert delivered >= 1
+    assert spent <= 0.03 * 400, f"{spent} Brightpearl requests for 400 stock events"
+    assert st.sb.dv.writes() - dv_writes <= 0.02 * 400
