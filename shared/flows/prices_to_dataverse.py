@@ -7,7 +7,8 @@ Per batch of change notices (the engine, shared/sync/engine.py):
    `price_lists:` section of mappings/products.yaml exports (shared/mapping/prices.py: named
    SELL lists; a Cost/BUY list only with `export_cost: true`). Find their Dynamics price lists
    (`pricelevel`) by name in one query, with each one's currency; create a missing one in its
-   Brightpearl currency, the `transactioncurrency` found by `isocurrencycode`. When Dynamics
+   Brightpearl currency, the `transactioncurrency` found by `isocurrencycode` (then read them
+   again: of two created at once by two workers, the oldest is used). When Dynamics
    lacks that currency the list cannot exist: every product with a price in it is dead-lettered
    (`CurrencyMissing`, naming the price list by id and name and the ISO code); its prices in the
    other lists are still written. A Dynamics list of that name in another currency is not
@@ -22,8 +23,9 @@ Per batch of change notices (the engine, shared/sync/engine.py):
 4. Decide: per exported list, a price without an item creates one (`pricingmethodcode` 1
    Currency Amount, `uomid` the product's default unit, the list's currency inherited); a
    changed amount, unit or method updates the item in place; an item without a price is
-   deleted (the only delete this product makes); the rest is unchanged and nothing is written.
-   Amounts are compared with what Dynamics holds, at the precision it holds them.
+   deleted (the only delete of Dynamics data, but for a duplicate price list this flow itself
+   just created); the rest is unchanged and nothing is written. Amounts are compared with
+   what Dynamics holds, at a pricing precision of 2 to 4 decimals.
 5. Write: every create, update and delete of the batch in `$batch` requests (1,000 each).
 
 Throttling or an outage on either side is a retry (shared/resilience.py).
@@ -373,57 +375,87 @@ class PricesToDataverse(RecordSync[ProductPrices]):
 
     # ------------------------------------------------------------------------------ price lists
     def resolve_lists(self) -> list[DynamicsList]:
-        """The exported Brightpearl lists with their Dynamics price lists (created when missing)."""
+        """The exported Brightpearl lists with their Dynamics price lists (created when missing).
+
+        Workers of a backfill all find a list missing at once: each creates one, then reads the
+        lists again and uses the oldest of that name (createdon, then id), so every worker
+        writes items into the same list, and deletes its own list when it is not that one."""
         selected, notes = self.settings.select(self.bp.get_price_lists())
         for note in notes:
             log.warning("price lists: %s", note)
         if not selected:
             return []
+        found = self._price_levels(selected)
+        missing = [s for s in selected if s.dynamics_name.casefold() not in found]
+        currencies = self._currencies({s.currency for s in missing}) if missing else {}
+        created: dict[str, str] = {}
+        for s in missing:
+            currency_id = currencies.get(s.currency)
+            if currency_id is not None:
+                body = {
+                    "name": s.dynamics_name,
+                    "transactioncurrencyid@odata.bind": odata.bind("transactioncurrencies", currency_id),
+                }
+                created[s.dynamics_name.casefold()] = new_id = self.dv.create("pricelevels", body).lower()
+                log.info("created Dynamics price list %s for Brightpearl price list %s", new_id, s.id)
+        if created:
+            found = self._price_levels(selected)
+            self._drop_duplicates(created, found)
+        return [self._dynamics_list(s, found.get(s.dynamics_name.casefold())) for s in selected]
+
+    def _price_levels(self, selected: Sequence[SelectedList]) -> dict[str, dict[str, Any]]:
+        """The Dynamics price lists of the exported lists' names, the oldest of each name, by
+        folded name, each with its currency's ISO code (expanded)."""
         found: dict[str, dict[str, Any]] = {}
         for row in self.dv.query(
             "pricelevels",
             select=["pricelevelid", "name", "_transactioncurrencyid_value"],
             filter=odata.in_("name", sorted({s.dynamics_name for s in selected})),
             expand="transactioncurrencyid($select=isocurrencycode)",
-            orderby=["createdon asc"],  # two of one name (created concurrently): always the first
+            orderby=["createdon asc", "pricelevelid asc"],  # two of one name: always the same one
         ):
             found.setdefault(str(row.get("name") or "").casefold(), dict(row.values))
-        missing = [s for s in selected if s.dynamics_name.casefold() not in found]
-        currencies = self._currencies({s.currency for s in missing}) if missing else {}
-        out: list[DynamicsList] = []
-        for s in selected:
-            what = f"Brightpearl price list {s.id} ({s.name})"
-            level = found.get(s.dynamics_name.casefold())
-            if level is not None:
-                iso = str((level.get("transactioncurrencyid") or {}).get("isocurrencycode") or "").upper()
-                problem = None
-                if iso and s.currency and iso != s.currency:
-                    problem = (
-                        CURRENCY_MISMATCH,
-                        f"{what} is in {s.currency} but the Dynamics price list {level['pricelevelid']} "
-                        f"of that name is in {iso}; rename one (price_lists.lists.<list>.dynamics_name in "
-                        "mappings/products.yaml), then resubmit",
-                    )
-                out.append(DynamicsList(s, str(level["pricelevelid"]).lower(), problem))
-                continue
-            currency_id = currencies.get(s.currency)
-            if currency_id is None:
-                problem = (
-                    str(IssueCode.CURRENCY_MISSING),
-                    f"{what} is in currency {s.currency or '(none)'}, which Dynamics lacks "
-                    f"(no transactioncurrency with isocurrencycode {s.currency or '(none)'}); add the "
-                    "currency in Dynamics, then resubmit",
-                )
-                out.append(DynamicsList(s, None, problem))
-                continue
-            body = {
-                "name": s.dynamics_name,
-                "transactioncurrencyid@odata.bind": odata.bind("transactioncurrencies", currency_id),
-            }
-            new_id = self.dv.create("pricelevels", body)
-            log.info("created Dynamics price list %s for Brightpearl price list %s", new_id, s.id)
-            out.append(DynamicsList(s, new_id.lower()))
-        return out
+        return found
+
+    def _drop_duplicates(self, created: dict[str, str], found: dict[str, dict[str, Any]]) -> None:
+        """Delete the lists this batch created that another worker's older list of the same name
+        makes redundant (nobody writes items into them: every worker uses the oldest)."""
+        redundant = [
+            new_id
+            for name, new_id in created.items()
+            if str((found.get(name) or {}).get("pricelevelid") or new_id).lower() != new_id
+        ]
+        if not redundant:
+            return
+        ops = [BatchOperation("DELETE", odata.record_path("pricelevels", i)) for i in redundant]
+        for new_id, answer in zip(redundant, self.dv.execute_batch(ops, continue_on_error=True), strict=True):
+            if answer.ok:
+                log.info("deleted Dynamics price list %s: an older one of that name exists", new_id)
+            else:  # left empty; nothing uses it
+                log.warning("could not delete the duplicate Dynamics price list %s: %s", new_id, answer.error)
+
+    def _dynamics_list(self, s: SelectedList, level: dict[str, Any] | None) -> DynamicsList:
+        """An exported list with its Dynamics price list, or the problem that keeps it from one."""
+        what = f"Brightpearl price list {s.id} ({s.name})"
+        if level is None:
+            iso = s.currency or "(none)"
+            problem = (
+                str(IssueCode.CURRENCY_MISSING),
+                f"{what} is in currency {iso}, which Dynamics lacks (no transactioncurrency with "
+                f"isocurrencycode {iso}); add the currency in Dynamics, then resubmit",
+            )
+            return DynamicsList(s, None, problem)
+        level_id = str(level["pricelevelid"]).lower()
+        held = str((level.get("transactioncurrencyid") or {}).get("isocurrencycode") or "").upper()
+        if held and s.currency and held != s.currency:
+            problem = (
+                CURRENCY_MISMATCH,
+                f"{what} is in {s.currency} but the Dynamics price list {level_id} of that name is in "
+                f"{held}; rename one (price_lists.lists.<list>.dynamics_name in mappings/products.yaml), "
+                "then resubmit",
+            )
+            return DynamicsList(s, level_id, problem)
+        return DynamicsList(s, level_id)
 
     def _currencies(self, codes: set[str]) -> dict[str, str]:
         """ISO code -> transactioncurrencyid of the Dynamics currencies among `codes`."""

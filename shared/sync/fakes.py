@@ -409,7 +409,8 @@ class FakeDataverse(_Faults):
     def add(self, entity_set: str, row: Mapping[str, Any]) -> str:
         pk = PRIMARY[entity_set]
         record_id = str(row.get(pk) or uuid.uuid4()).lower()
-        self.tables[entity_set][record_id] = {**row, pk: record_id, "modifiedon": _now().isoformat()}
+        stamps = {"createdon": _now().isoformat(), "modifiedon": _now().isoformat()}
+        self.tables[entity_set][record_id] = {**stamps, **row, pk: record_id}
         return record_id
 
     def query(self, entity_set: str, **kwargs: Any) -> Iterator[Record]:
@@ -505,6 +506,7 @@ class FakeDataverse(_Faults):
         if entity_set == "productpricelevels":
             self._check_item_currency({**current, **values}, values)
         self.tables[entity_set][record_id] = {
+            "createdon": _now().isoformat(),  # kept from the first write
             **current,
             **values,
             pk: record_id,
