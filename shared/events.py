@@ -171,10 +171,14 @@ class Envelope(BaseModel):
             props[PROP_REPLAY_TO] = self.replay_to
         body = json.dumps(self.to_cloudevent(), separators=(",", ":"), sort_keys=True)
         # A retry copy is a new message (the original is completed), so its broker id
-        # must differ from the original's or duplicate detection would drop it.
+        # must differ from the original's or duplicate detection would drop it; and from the
+        # copy another subscription sends of the same notice (two flows take `product`
+        # notices), so the copy's id names the subscription it is for.
         message_id = self.id if self.attempt == 1 else f"{self.id}.a{self.attempt}"
         if self.waited:  # a wait copy keeps its attempt: its total wait keeps its id distinct
             message_id += f".w{self.waited}"
+        if self.replay_to and message_id != self.id:
+            message_id = f"{self.id}.{self.replay_to}{message_id[len(self.id) :]}"
         return OutgoingMessage(
             body=body.encode("utf-8"),
             message_id=message_id,

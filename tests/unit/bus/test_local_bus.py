@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -318,7 +319,7 @@ def test_real_topology_file_routes_replay_to_on_every_topic(tmp_path: Path, cloc
     with LocalBus(tmp_path / "real.sqlite3", load_topology(), clock=clock) as bus:
         for topic in bus.topology.topics:
             for sub in topic.subscriptions:
-                entity = "contact"
+                entity = re.findall(r"'([^']+)'", sub.rule.sql_filter)[0]  # the first it takes
                 bus.publish(topic.name, [
                     msg(f"{sub.name}-mine", entity, props={"replay_to": sub.name}),
                     msg(f"{sub.name}-other", entity, props={"replay_to": "another-flow"}),
