@@ -13,7 +13,7 @@ prices back, so no Dataverse table is watched.
 
 from __future__ import annotations
 
-from shared.sync.spec import EntitySpec, FlowSpec
+from shared.sync.spec import BackfillSource, EntitySpec, FlowSpec
 
 PRICES = EntitySpec(
     name="prices",
@@ -37,5 +37,10 @@ PRICES = EntitySpec(
     backfill_cursor_prefix="backfill-prices",
     mapping_loader="shared.mapping.prices:load_price_settings",
     mapping_setting="PRODUCT_MAPPING_PATH",  # the `price_lists:` section of the product mapping file
+    # a backfill publishes product notices, as `syncctl backfill products` does: every flow
+    # consuming them (products, stock, prices) re-reads those products; unchanged ones write nothing
+    backfill_sources=(
+        BackfillSource("brightpearl", "product", "shared.flows.products_poller:list_brightpearl_products"),
+    ),
 )
 (TO_DATAVERSE,) = PRICES.flows
