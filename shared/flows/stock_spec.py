@@ -7,9 +7,10 @@ goods-in raise it, reference §8.4) as `product-stock` (shared/routing.py EVENT_
 so do the stock poller's (goods-movement-search by
 `updatedOn`, the backstop for lost stock webhooks) and the stock sweep's (a rolling re-read of
 the products Dynamics has, a few hundred a minute, for what no goods movement shows:
-allocation); see docs/architecture.md "Stock backstop". It also consumes every `product`
-notice (created, modified): a new product gets its stock once the products flow has created
-its Dynamics product (which writes no stock).
+allocation); see docs/architecture.md "Stock backstop". It does not take `product` notices
+(created, modified): a new product has no stock until a goods-in or correction raises
+on-hand-modified (retried while the products flow creates it), and the sweep fills in the
+figure of any product Dynamics has, including after a products backfill.
 
 Goods-in and goods-out note events (§10.3) name notes, not products, so they are not consumed:
 goods-in raises on-hand-modified itself, and a shipped goods-out note leaves a goods movement
@@ -34,7 +35,7 @@ STOCK = EntitySpec(
             name="stock-to-dataverse",
             source="brightpearl",
             target="dataverse",
-            source_entities=("product", STOCK_ENTITY),
+            source_entities=(STOCK_ENTITY,),
             flow="shared.flows.stock_to_dataverse:StockToDataverse",
             record="product",
             stamp_field="updatedOn",  # availability has no stamp; a stock record is never fatal

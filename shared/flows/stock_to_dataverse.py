@@ -13,8 +13,8 @@ hash) also repairs a figure someone edited in Dynamics.
 - A product that is not stock-tracked is absent from availability: it is left alone, never
   zeroed (`skipped`).
 - A retired Dynamics product is left alone (`skipped`): Brightpearl archived or destroyed it.
-- A product Dynamics does not have yet is not an error. The products flow creates it (from
-  the same `product` notice; it writes no stock), so the notice is retried
+- A product Dynamics does not have yet is not an error. The products flow creates it (a new
+  product's first goods-in can beat its product.created through the flows), so the notice is retried
   `stock.missing_product_retries` times with the usual backoff (15 s, 30 s, 60 s by default),
   which covers the products flow's own latency; after that the record completes `skipped`
   with reason `ProductNotInDynamics`, and the next stock or product event (or the stock

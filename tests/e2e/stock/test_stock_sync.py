@@ -1,8 +1,8 @@
 """Brightpearl stock reaches Dynamics through the whole sandbox (issue 12 items 3 and 4): a stock
 correction raises `product.modified.on-hand-modified`, the ingress publishes a `product-stock`
-notice, the stock flow writes `bpi_availablestock`; a new product gets its stock once the
-products flow has created it; a lost webhook is caught by the goods-movement poller; an
-untracked product is never zeroed; a storm ends exact in a few calls."""
+notice, the stock flow writes `bpi_availablestock`; a lost webhook is caught by the goods-movement
+poller; the sweep fills in figures and leaves an untracked product alone; a storm ends exact in a
+few calls."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ def test_a_stock_correction_reaches_dynamics(stock_sandbox: StockSandbox) -> Non
     st = stock_sandbox
     product_id = st.sb.create("STOCK-1", "Stocked Mug")
     st.settle()
-    assert st.stock(product_id) == 0  # created, then its (empty) stock written
+    assert st.stock(product_id) is None  # created by the products flow; no stock event yet
 
     st.correct(product_id, 5)
     st.correct(product_id, 2, warehouse_id=3)
@@ -25,12 +25,21 @@ def test_a_stock_correction_reaches_dynamics(stock_sandbox: StockSandbox) -> Non
     assert st.sb.dead_letters(BP_TOPIC, STOCK_FLOW) == []
 
 
-def test_an_untracked_product_is_never_given_stock(stock_sandbox: StockSandbox) -> None:
+def test_the_sweep_fills_in_figures_and_never_gives_an_untracked_product_stock(
+    stock_sandbox: StockSandbox,
+) -> None:
     st = stock_sandbox
-    product_id = st.sb.create("SERVICE-1", "Fitting", stock={"stockTracked": False})
+    service = st.sb.create("SERVICE-1", "Fitting", stock={"stockTracked": False})
+    tracked = st.sb.create("STOCK-3", "Swept Mug")
+    st.settle()
+    assert st.stock(tracked) is None and st.stock(service) is None
+
+    st.run("sweep_brightpearl_stock")
     st.settle()
 
-    assert st.sb.product(product_id).get("bpi_availablestock") is None
+    assert st.stock(tracked) == 0  # stock-tracked, holds none: the figure is filled in
+    assert st.stock(service) is None  # not stock-tracked: left alone
+    assert st.sb.dead_letters(BP_TOPIC, STOCK_FLOW) == []
 
 
 def test_a_lost_stock_webhook_is_caught_by_the_goods_movement_poller(stock_sandbox: StockSandbox) -> None:
@@ -43,7 +52,7 @@ def test_a_lost_stock_webhook_is_caught_by_the_goods_movement_poller(stock_sandb
     st.sb.lose_next_webhooks(2)
     st.correct(product_id, 4)
     st.settle()
-    assert st.stock(product_id) == 0  # the webhook was lost
+    assert st.stock(product_id) is None  # the webhook was lost
 
     st.run("poll_brightpearl_stock")
     st.settle()
