@@ -112,6 +112,7 @@ class ProductMapping(_Strict):
     ownership: ProductOwnership = ProductOwnership()
     families: FamilySettings = FamilySettings()
     price_lists: Any = Field(None, description="validated by shared/mapping/prices.py (the prices flow)")
+    stock: Any = Field(None, description="validated by shared/mapping/stock.py (the stock flow)")
     source: str = Field("<memory>", exclude=True)
 
     def unit_for(self, value: str | None) -> str:

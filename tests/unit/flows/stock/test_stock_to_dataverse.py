@@ -23,6 +23,7 @@ from shared.flows.stock_poller import BrightpearlStockPoller, BrightpearlStockSw
 from shared.flows.stock_spec import STOCK_CURSOR, STOCK_ENTITY
 from shared.flows.stock_to_dataverse import StockToDataverse, stock_figure
 from shared.mapping.config import MappingError
+from shared.mapping.products_config import read_product_mapping
 from shared.mapping.stock import StockSettings, parse_stock_settings, read_stock_settings
 from shared.outcomes import Completed, RetryLater
 from shared.store import AuditResult
@@ -456,3 +457,14 @@ def test_the_sweep_is_off_at_zero(rig: Rig):
     rig.product(stock=0)
     published: list[Envelope] = []
     assert sweep(rig, published, ids_per_run=0).poll().skipped and published == []
+
+
+def test_the_products_loader_accepts_the_stock_section_the_stock_loader_validates(tmp_path: Path):
+    file = tmp_path / "products.yaml"
+    file.write_text("version: 1\nstock:\n  measure: inStock\n", encoding="utf-8")
+    assert read_product_mapping(file).stock == {"measure": "inStock"}  # not an unknown key
+    assert read_stock_settings(file).measure == "inStock"
+
+
+def test_the_shipped_product_mapping_file_has_the_stock_section():
+    assert read_product_mapping().stock is not None
