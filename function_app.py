@@ -2,7 +2,7 @@
 
 import azure.functions as func
 
-from functions import customers, ingress, ingress_dataverse, products, stock
+from functions import customers, ingress, ingress_dataverse, prices, products, stock
 from shared.startup import start
 
 start()  # validates every setting (fails naming the bad ones) and configures telemetry
@@ -13,3 +13,4 @@ app.register_functions(ingress_dataverse.bp)
 app.register_functions(customers.bp)
 app.register_functions(products.bp)
 app.register_functions(stock.bp)
+app.register_functions(prices.bp)

@@ -339,7 +339,7 @@ class CustomersSettings(BaseSettings):
 
 
 class ProductsSettings(BaseSettings):
-    """The products and stock flows and their pollers (issue 12); overlap, look-back: CUSTOMERS_*."""
+    """The products, stock and prices flows and their pollers (issue 12); overlap, look-back: CUSTOMERS_*."""
 
     model_config = section_config("")
 
