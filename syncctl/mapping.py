@@ -54,13 +54,24 @@ def _readers(spec: EntitySpec) -> dict[str, Loader]:
 
 
 def _default_path(spec: EntitySpec | None = None) -> Path:
-    setting, default = (
-        (spec.mapping_setting, f"mappings/{spec.name}.yaml")
-        if spec is not None
-        else ("CUSTOMER_MAPPING_PATH", "mappings/customers.yaml")
-    )
+    """The entity's mapping file: its mapping setting's value, else that setting's default
+    (PRODUCT_MAPPING_PATH: mappings/products.yaml, which stock and prices read as well), else
+    mappings/<entity>.yaml; relative paths against the app root, as the app resolves them."""
+    setting = spec.mapping_setting if spec is not None else "CUSTOMER_MAPPING_PATH"
+    default = _setting_default(setting) or f"mappings/{spec.name if spec is not None else 'customers'}.yaml"
     configured = Path(os.environ.get(setting) or default)
     return configured if configured.is_absolute() else ROOT / configured
+
+
+def _setting_default(name: str) -> str | None:
+    """The default of the app setting `name` (shared/settings.py), or None when it has none."""
+    from shared.settings import SECTIONS
+
+    for section in SECTIONS.values():
+        for field in section.model_fields.values():
+            if field.validation_alias == name and isinstance(field.default, str):
+                return field.default
+    return None
 
 
 @app.command("check")

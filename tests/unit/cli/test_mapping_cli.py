@@ -143,3 +143,15 @@ def test_preview_products_from_dataverse_is_refused(settings: Path) -> None:
         env=WIDE,
     )
     assert result.exit_code == 2 and "previewed from Brightpearl, their master" in result.output
+
+
+@pytest.mark.parametrize(("entity", "shown"), [("prices", "Retail GBP:"), ("stock", "measure: onHand")])
+def test_check_of_an_entity_reading_the_product_file_finds_mappings_products_yaml(
+    entity: str, shown: str
+) -> None:
+    # stock and prices read mappings/products.yaml (PRODUCT_MAPPING_PATH's default), not <entity>.yaml
+    result = runner.invoke(app, ["mapping", "check", "--entity", entity], env=WIDE)
+
+    assert result.exit_code == 0, result.output
+    assert "mapping OK" in result.output
+    assert shown in result.output  # its section of the product file, validated
