@@ -47,7 +47,7 @@ class StockSettings(BaseModel):
     sweep_ids_per_run: int = Field(
         400,
         ge=0,
-        le=2000,
+        le=800,  # 4 availability calls: 2 % of Brightpearl's 200 a minute at the default schedule
         description="products the stock sweep re-reads per run (200 per availability call); 0: off",
     )
     source: str = Field("<defaults>", exclude=True)

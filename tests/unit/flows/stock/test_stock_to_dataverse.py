@@ -359,6 +359,7 @@ def test_the_poller_without_movements_publishes_nothing(rig: Rig):
         ({"warehouses": [2, 2]}, "stock.warehouses"),
         ({"write_quantityonhand": "sometimes"}, "stock.write_quantityonhand"),
         ({"missing_product_retries": 50}, "stock.missing_product_retries"),
+        ({"sweep_ids_per_run": 1000}, "stock.sweep_ids_per_run"),
         ({"warehouse": [2]}, "stock.warehouse"),
         ("onHand", "stock"),
     ],
