@@ -19,7 +19,6 @@ from shared.dataverse.models import RowOutcome
 from shared.flows.customers_spec import TO_DATAVERSE
 from shared.flows.customers_sync import CustomerSync
 from shared.mapping import is_customer
-from shared.mapping.brightpearl import bp_id
 from shared.model.customer import Customer
 from shared.quality.duplicates import customer_emails, customer_postcodes
 from shared.quality.normalise import email_match_key, postcode_match_key
@@ -43,11 +42,6 @@ class CustomersToDataverse(CustomerSync):
     spec = TO_DATAVERSE
 
     # ------------------------------------------------------------------------------ hooks
-    def id_problem(self, entity: str, record_id: str) -> str | None:
-        if bp_id(record_id) is None:
-            return f"Brightpearl contact id {record_id!r} is not a positive integer"
-        return None
-
     def fetch(self, ids: list[str]) -> dict[str, dict[str, Any]]:
         return self.brightpearl_contacts([int(i) for i in ids])
 

@@ -49,7 +49,6 @@ from shared.dataverse.errors import DataverseDuplicateError
 from shared.dataverse.models import BatchOperation
 from shared.events import Envelope
 from shared.flows.prices_spec import PRICES, TO_DATAVERSE
-from shared.mapping.brightpearl import bp_id
 from shared.mapping.prices import PriceSettings, SelectedList, load_price_settings
 from shared.mapping.translation import MappingInputError, Translation
 from shared.quality.issues import IssueCode, QualityIssue
@@ -161,11 +160,6 @@ class PricesToDataverse(RecordSync[ProductPrices]):
             )
             return
         super().sort_notice(envelope, record_id, batch, results)
-
-    def id_problem(self, entity: str, record_id: str) -> str | None:
-        if bp_id(record_id) is None:
-            return f"Brightpearl product id {record_id!r} is not a positive integer"
-        return None
 
     def expand(self, batch: Batch, results: BatchResults) -> list[str]:
         ids = list(dict.fromkeys(i for ids in batch.changed.values() for i in ids))

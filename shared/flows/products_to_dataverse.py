@@ -26,7 +26,6 @@ from typing import Any, Self, Unpack
 from shared.dataverse import odata
 from shared.dataverse.models import BatchOperation, RowOutcome
 from shared.flows.products_spec import PRODUCTS, TO_DATAVERSE
-from shared.mapping.brightpearl import bp_id
 from shared.mapping.products import (
     PRODUCT_SELECT,
     ProductCatalogue,
@@ -88,11 +87,6 @@ class ProductsToDataverse(RecordSync[Product]):
         return cls(mapping=load_product_mapping(product_mapping_path()), **cls.runtime_ports())
 
     # ------------------------------------------------------------------------------ hooks
-    def id_problem(self, entity: str, record_id: str) -> str | None:
-        if bp_id(record_id) is None:
-            return f"Brightpearl product id {record_id!r} is not a positive integer"
-        return None
-
     def fetch(self, ids: list[str]) -> dict[str, dict[str, Any]]:
         params = {"includeOptional": "customFields"} if self.mapping.units.custom_field else None
         raw = self.bp.get_by_ids(PRODUCT_GET, [int(i) for i in ids], limit=200, params=params)

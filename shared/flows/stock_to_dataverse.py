@@ -40,7 +40,6 @@ from shared.dataverse import odata
 from shared.events import Envelope
 from shared.flows.products_to_dataverse import product_mapping_path
 from shared.flows.stock_spec import STOCK, SWEEP, TO_DATAVERSE
-from shared.mapping.brightpearl import bp_id
 from shared.mapping.stock import StockSettings, load_stock_settings
 from shared.mapping.translation import Translation
 from shared.outcomes import Outcome
@@ -128,11 +127,6 @@ class StockToDataverse(RecordSync[ProductStock]):
             )
             return
         super().sort_notice(envelope, record_id, batch, results)
-
-    def id_problem(self, entity: str, record_id: str) -> str | None:
-        if bp_id(record_id) is None:
-            return f"Brightpearl product id {record_id!r} is not a positive integer"
-        return None
 
     def expand(self, batch: Batch, results: BatchResults) -> list[str]:
         # a product named by a webhook and by the poller in one batch is read once

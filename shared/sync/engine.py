@@ -24,6 +24,7 @@ from typing import Any, ClassVar, Generic, Protocol, TypedDict, TypeVar, Unpack
 from pydantic import BaseModel
 
 from shared.events import Envelope
+from shared.mapping.brightpearl import bp_id
 from shared.mapping.translation import Translation
 from shared.outcomes import Outcome
 from shared.quality.issues import QualityIssue
@@ -213,7 +214,10 @@ class RecordSync(Generic[M]):
 
     # ------------------------------------------------------------------------------ hooks
     def id_problem(self, entity: str, record_id: str) -> str | None:
-        """Why `record_id` cannot be an id of the source system (None: it can)."""
+        """Why `record_id` cannot be an id of the source system (None: it can). Default: a
+        Brightpearl id is a positive integer; other systems' ids are the flow's to check."""
+        if self.spec.source == "brightpearl" and bp_id(record_id) is None:
+            return f"Brightpearl {self.spec.record} id {record_id!r} is not a positive integer"
         return None
 
     def expand(self, batch: Batch, results: BatchResults) -> list[str]:
