@@ -9,7 +9,9 @@ ways, so the flows start syncing at once.
 `syncctl sandbox demo` (`run_demo()`) then drives a scripted scenario through the running
 sandbox as users would (Dynamics via the simulator's CRM-user surface, Brightpearl via its
 admin surface and API), triggers the pollers through the host's admin API, waits for the
-result and prints what happened.
+result and prints what happened; it ends with the catalogue scene (sandbox/catalogue_demo.py:
+a stock correction and a price change in Brightpearl reaching Dynamics), on the catalogue
+`sandbox up` seeded.
 """
 
 from __future__ import annotations
@@ -511,6 +513,10 @@ def run_demo(values: dict[str, str], host_port: int = 7071, echo: Echo = print) 
             "over three "
             "more polling rounds (no echo loop)"
         )
+
+        from sandbox.catalogue_demo import catalogue_scene
+
+        catalogue_scene(values, client, echo, host=ends.host, master_key=ends.master_key, number=7)
         return 0
     finally:
         client.close()

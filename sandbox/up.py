@@ -234,9 +234,16 @@ class Supervisor:
             self.echo(f"stopped {service.name}")
 
 
-def run(host_port: int = 7071, echo: Callable[[str], None] = print, prepare: bool = True) -> int:
+def run(
+    host_port: int = 7071,
+    echo: Callable[[str], None] = print,
+    prepare: bool = True,
+    catalogue: int | None = None,
+) -> int:
     """`syncctl sandbox up` / `make run`: start everything, print URLs, register webhooks against the
-    local host, seed the customer base and backfill it (`prepare`), stop on Ctrl-C."""
+    local host, seed the customer base and backfill it (`prepare`), seed the catalogue (`catalogue`
+    products, default sandbox.catalogue_demo.catalogue_size; 0: none) and bring it into Dynamics,
+    stop on Ctrl-C."""
     settings_path, settings = load_local_settings()
     supervisor = Supervisor(plan(settings, host_port=host_port), echo=echo)
 
@@ -263,6 +270,7 @@ def run(host_port: int = 7071, echo: Callable[[str], None] = print, prepare: boo
                 prepare_customers(settings, host_port, echo)
             except Exception as exc:  # the sandbox itself is up; say what did not work
                 echo(f"customer base not prepared: {exc}")
+            prepare_catalogue(settings, host_port, echo, catalogue)
         echo("press Ctrl-C to stop")
         code = supervisor.wait()
     except SystemExit as exc:
@@ -271,3 +279,24 @@ def run(host_port: int = 7071, echo: Callable[[str], None] = print, prepare: boo
     finally:
         supervisor.stop()
     return code
+
+
+def prepare_catalogue(
+    settings: dict[str, str], host_port: int, echo: Callable[[str], None], products: int | None
+) -> None:
+    """The catalogue part of `sandbox up` (sandbox/catalogue_demo.py); a failure is only reported."""
+    from sandbox.catalogue_demo import catalogue_size
+    from sandbox.catalogue_demo import prepare_catalogue as seed_catalogue
+
+    try:
+        count = catalogue_size(settings, products)
+        if count:
+            seed_catalogue(
+                settings,
+                echo,
+                host=f"http://127.0.0.1:{host_port}/api",
+                master_key=settings.get("LOCAL_MASTER_KEY", ""),
+                products=count,
+            )
+    except Exception as exc:  # the sandbox itself is up; say what did not work
+        echo(f"catalogue not prepared: {exc}")

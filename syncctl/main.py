@@ -25,11 +25,20 @@ quiet_http_client_loggers()  # request URLs carry query strings (e-mails, names)
 def sandbox_up(
     port: int = typer.Option(7071, help="port of the local Functions host"),
     seed: bool = typer.Option(True, "--seed/--no-seed", help="register webhooks, seed customers, backfill"),
+    catalogue: bool = typer.Option(
+        True, "--catalogue/--no-catalogue", help="seed a product catalogue and bring it into Dynamics"
+    ),
+    catalogue_products: int | None = typer.Option(
+        None,
+        "--catalogue-products",
+        help="products in the seeded catalogue (at least 40; default 300, or SANDBOX_CATALOGUE_PRODUCTS)",
+    ),
 ) -> None:
     """Start Azurite, the simulators and the local Functions host; Ctrl-C stops everything."""
     from sandbox.up import run
 
-    raise typer.Exit(run(host_port=port, echo=console.print, prepare=seed))
+    products = catalogue_products if catalogue else 0
+    raise typer.Exit(run(host_port=port, echo=console.print, prepare=seed, catalogue=products))
 
 
 @sandbox_app.command("demo")

@@ -1,10 +1,13 @@
 """The sandbox pieces of issue 5: the Dataverse simulator gets the customer solution's
-columns, and `syncctl sandbox up` runs that simulator and offers the demo command."""
+columns, and `syncctl sandbox up` runs that simulator and offers the demo command; and of
+issue 12: `sandbox up` seeds a catalogue whose size can be chosen, or none."""
 
 from __future__ import annotations
 
+import pytest
 from typer.testing import CliRunner
 
+from sandbox.catalogue_demo import PRODUCTS_SETTING, catalogue_size
 from sandbox.customers_solution import solution_schema
 from sandbox.up import plan
 from shared.mapping import load_customer_mapping, required_columns
@@ -25,3 +28,15 @@ def test_sandbox_up_runs_the_dataverse_simulator_with_the_solution():
     assert "sandbox.customers_solution" in services["dataverse simulator"].argv
     result = CliRunner().invoke(app, ["sandbox", "--help"])
     assert "demo" in result.output and "up" in result.output
+
+
+def test_sandbox_up_offers_to_skip_or_size_the_catalogue(monkeypatch):
+    result = CliRunner().invoke(app, ["sandbox", "up", "--help"], env={"COLUMNS": "200"})
+    assert "--no-catalogue" in result.output and "--catalogue-products" in result.output
+    monkeypatch.delenv(PRODUCTS_SETTING, raising=False)
+    assert catalogue_size({}) == 300
+    assert catalogue_size({PRODUCTS_SETTING: "0"}) == 0  # none
+    monkeypatch.setenv(PRODUCTS_SETTING, "60")
+    assert catalogue_size({}) == 60 and catalogue_size({}, 500) == 500
+    with pytest.raises(ValueError, match=f"{PRODUCTS_SETTING}: a catalogue needs at least 40 products"):
+        catalogue_size({}, 10)
