@@ -24,6 +24,7 @@ from sandbox.catalogue_solution import CatalogueRefs
 from sandbox.dataverse import SimulatorConfig as DataverseConfig
 from sandbox.dataverse import SimulatorServer as DataverseServer
 from shared.brightpearl.webhook_registration import DEFAULT_EVENTS, sync_brightpearl_webhooks
+from shared.store import AuditEntry, AuditResult
 from tests.e2e.customers.conftest import (
     BP_TOPIC,
     NEVER,
@@ -142,6 +143,20 @@ class ProductSandbox(Sandbox):
 
     def dead_lettered(self) -> list[Any]:
         return self.dead_letters(BP_TOPIC, FLOW)
+
+    def audit(self, product_id: int) -> list[AuditEntry]:
+        """The products flow's audit rows of `product_id`, newest first (other flows that take
+        product notices, such as stock, audit under their own name)."""
+        entries = self.store.audit.for_record("product", "brightpearl", str(product_id))
+        return [e for e in entries if e.flow == FLOW]
+
+    def audited(self, product_id: int) -> list[AuditResult]:
+        return [e.result for e in self.audit(product_id)]
+
+    def product_gets(self) -> int:
+        """Product GET calls Brightpearl has answered so far."""
+        with self.bp_sim._faults_lock:
+            return int(self.bp_sim.requests.get("GET product-service/product[/{ids}]", 0))
 
     def webhooks_delivered(self, event: str) -> list[dict[str, Any]]:
         log = self.bp_sim.dispatcher.log.snapshot()

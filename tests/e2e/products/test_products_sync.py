@@ -172,7 +172,9 @@ def test_dataverse_throttling_ends_in_a_retry_then_the_product_syncs(
 ) -> None:
     sb = products_sandbox
     # a throttle longer than the client's own retries (2) on every call: the notice is retried
-    sb.dv.call("POST", "faults", {"kind": "429", "count": 3, "retry_after": 0.01})
+    # (on the unit group lookup: only this flow makes it; stock and prices take the notice too)
+    fault = {"kind": "429", "count": 3, "retry_after": 0.01, "path_contains": "uomschedules"}
+    sb.dv.call("POST", "faults", fault)
     product_id = sb.create("MUG-SLOW", "Throttled Mug")
     sb.deliver()
     assert str(product_id) not in sb.products()
