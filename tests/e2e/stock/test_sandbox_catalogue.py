@@ -137,3 +137,16 @@ def test_the_demo_catalogue_scene_shows_a_stock_correction_arriving_in_dynamics(
         assert "Dynamics price list Retail GBP" in text
     else:
         assert "prices are not wired yet" in text
+
+
+def test_the_demo_catalogue_scene_says_so_when_the_sandbox_has_no_catalogue(
+    stock_sandbox: StockSandbox,
+) -> None:
+    """`sandbox up --no-catalogue`: the scene names what to do instead of failing."""
+    lines: list[str] = []
+    values = stock_sandbox.sb.values
+    catalogue_scene(
+        values, stock_sandbox.sb.bp, lines.append, host=stock_sandbox.sb.host.api_url, master_key=""
+    )
+    assert "Dynamics has no catalogue product to show" in lines[-1]
+    assert "without --no-catalogue" in lines[-1]
