@@ -2,7 +2,8 @@
 Dynamics user created under the same SKU is adopted (one product, linked); an organisation that
 creates products Active needs no publishing; a changed SKU changes the product number in place;
 a stock correction's webhook does not wake the products flow; a product created and destroyed
-before it reached Dynamics completes without a trace in Dynamics."""
+before it reached Dynamics completes without a trace in Dynamics; a webhook Brightpearl sends
+twice is synced once."""
 
 from __future__ import annotations
 
@@ -115,3 +116,18 @@ def test_a_product_destroyed_before_it_reached_dynamics_leaves_nothing_there(
     assert sb.dead_lettered() == []
     [entry] = sb.audit(product_id)
     assert "no longer exists" in entry.description
+
+
+def test_a_webhook_delivered_twice_is_synced_once(products_sandbox: ProductSandbox) -> None:
+    sb = products_sandbox
+    product_id = sb.create("TRAY-1", "Serving Tray")
+    sb.deliver()
+    sb.bp_sim.set_webhook_faults(duplicate=1)  # Brightpearl sends the next webhook twice
+
+    sb.rename(product_id, "Oak Serving Tray")
+    sb.deliver()
+
+    assert len(sb.webhooks_delivered("product.modified")) == 2
+    assert sb.product(product_id)["name"] == "Oak Serving Tray"
+    # the second copy has the same message id: the topic's duplicate detection drops it
+    assert sb.audited(product_id) == [AuditResult.SYNCED, AuditResult.SYNCED]
