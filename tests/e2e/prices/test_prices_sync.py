@@ -8,6 +8,13 @@ products flow has created it."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
+from shared.bus.deadletters import LocalDeadLetters
+from tests.e2e.customers.conftest import BP_TOPIC
+from tests.e2e.customers.test_faults_at_scale import resubmit
 from tests.e2e.prices.conftest import (
     CHF_LIST,
     PRICES_FLOW,
@@ -85,6 +92,39 @@ def test_a_price_list_in_a_currency_dynamics_lacks_is_dead_lettered_and_the_othe
         assert f"Brightpearl price list {RETAIL_CHF} ({CHF_LIST})" in text and "CHF" in text
         assert str(product_id) in text
         assert "10.00" not in text and "8.00" not in text  # ids and codes, never a price
+
+
+def test_once_dynamics_has_the_currency_a_resubmitted_dead_letter_writes_the_price(
+    prices_sandbox: PricesSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ps = prices_sandbox
+    ps.add_chf_price_list()
+    product_id = ps.sb.create("PRICE-5", "Swiss Mug")
+    ps.put_prices(product_id, {RETAIL_GBP: "6.00", RETAIL_CHF: "7.20"})
+    ps.settle()
+    [dead] = ps.dead_letters()
+    assert dead.dead_letter_reason == "CurrencyMissing"
+
+    # the fix docs/operations.md gives: add the currency in Dynamics, then resubmit
+    ps.sb.dv.crm(
+        "POST",
+        "transactioncurrencies",
+        {
+            "isocurrencycode": "CHF",
+            "currencyname": "Swiss Franc",
+            "currencysymbol": "CHF",
+            "currencyprecision": 2,
+            "exchangerate": 1.12,
+        },
+    )
+    monkeypatch.setattr(
+        "shared.bus.factory.build_dead_letters", lambda settings, topology=None: LocalDeadLetters(ps.sb.bus)
+    )
+    resubmit(ps.sb, tmp_path, BP_TOPIC, PRICES_FLOW, message_id=dead.message_id)
+    ps.settle()
+
+    assert ps.amounts(product_id) == {"Retail GBP": 6.0, CHF_LIST: 7.2}
+    assert ps.dead_letters() == []
 
 
 def test_a_new_products_prices_wait_until_the_products_flow_has_created_it(
