@@ -73,14 +73,20 @@ def test_a_removed_price_removes_its_item(prices_sandbox: PricesSandbox) -> None
     assert ps.dead_letters() == []
 
 
+def priced_in_chf(ps: PricesSandbox, sku: str, *, gbp: str, chf: str) -> int:
+    """A product priced in Retail GBP and in a new Brightpearl list in CHF, synced."""
+    ps.add_chf_price_list()
+    product_id = ps.sb.create(sku, "Export Mug")
+    ps.put_prices(product_id, {RETAIL_GBP: gbp, RETAIL_CHF: chf})
+    ps.settle()
+    return product_id
+
+
 def test_a_price_list_in_a_currency_dynamics_lacks_is_dead_lettered_and_the_other_lists_written(
     prices_sandbox: PricesSandbox,
 ) -> None:
     ps = prices_sandbox
-    ps.add_chf_price_list()
-    product_id = ps.sb.create("PRICE-3", "Export Mug")
-    ps.put_prices(product_id, {RETAIL_GBP: "8.00", RETAIL_CHF: "10.00"})
-    ps.settle()
+    product_id = priced_in_chf(ps, "PRICE-3", gbp="8.00", chf="10.00")
 
     assert ps.amounts(product_id) == {"Retail GBP": 8.0}  # its other list is written
     assert CHF_LIST not in ps.price_lists()
@@ -98,10 +104,7 @@ def test_once_dynamics_has_the_currency_a_resubmitted_dead_letter_writes_the_pri
     prices_sandbox: PricesSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ps = prices_sandbox
-    ps.add_chf_price_list()
-    product_id = ps.sb.create("PRICE-5", "Swiss Mug")
-    ps.put_prices(product_id, {RETAIL_GBP: "6.00", RETAIL_CHF: "7.20"})
-    ps.settle()
+    product_id = priced_in_chf(ps, "PRICE-5", gbp="6.00", chf="7.20")
     [dead] = ps.dead_letters()
     assert dead.dead_letter_reason == "CurrencyMissing"
 
