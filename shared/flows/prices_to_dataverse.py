@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -49,6 +48,7 @@ from shared.dataverse.errors import DataverseDuplicateError
 from shared.dataverse.models import BatchOperation
 from shared.events import Envelope
 from shared.flows.prices_spec import PRICES, TO_DATAVERSE
+from shared.flows.products_to_dataverse import product_mapping_path
 from shared.mapping.prices import PriceSettings, SelectedList, load_price_settings
 from shared.mapping.translation import MappingInputError, Translation
 from shared.quality.issues import IssueCode, QualityIssue
@@ -143,7 +143,7 @@ class PricesToDataverse(RecordSync[ProductPrices]):
     @classmethod
     def from_runtime(cls) -> Self:
         """This flow with the process's adapters and the `price_lists:` section of PRODUCT_MAPPING_PATH."""
-        settings = load_price_settings(os.environ.get(PRICES.mapping_setting) or None)
+        settings = load_price_settings(product_mapping_path())
         return cls(settings=settings, **cls.runtime_ports())
 
     # ------------------------------------------------------------------------------ hooks

@@ -54,3 +54,21 @@ def test_the_default_is_the_shipped_mapping():
     settings = load_settings({k: v for k, v in VALUES.items() if k != "PRODUCT_MAPPING_PATH"})
     assert settings.products.mapping_path == "mappings/products.yaml"
     assert settings.products.brightpearl_poll_schedule == "15 */5 * * * *"
+
+
+def test_the_prices_flow_reads_the_price_lists_of_the_file_the_setting_names(tmp_path: Path):
+    from shared.flows.prices_to_dataverse import PricesToDataverse
+
+    text = (ROOT / "mappings" / "products.yaml").read_text().replace('"Trade GBP": {export: true}', "")
+    (tmp_path / "shop.yaml").write_text(text)
+    settings = load_settings({**VALUES, "PRODUCT_MAPPING_PATH": str(tmp_path / "shop.yaml")})
+    with runtime.override(
+        settings=settings,
+        brightpearl=FakeBrightpearl(),
+        dataverse=FakeDataverse(),
+        state_store=MemoryStateStore(),
+        publisher=object(),
+    ):
+        flow = PricesToDataverse.from_runtime()
+    assert "Trade GBP" not in flow.settings.lists
+    assert "Retail GBP" in flow.settings.lists
