@@ -58,6 +58,7 @@ def _prepare(st: StockSandbox, lines: list[str]) -> CatalogueReport:
             products=PRODUCTS,
             timeout=60,
             own_runtime=False,  # the fixture's runtime (bus, store, clients on the fake clock)
+            bus=st.sb.bus,
         ),
     )
 
