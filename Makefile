@@ -42,6 +42,7 @@ bench: setup
 	$(PY) -m benchmarks.store
 	$(PY) -m benchmarks.customers
 	$(PY) -m benchmarks.latency
+	$(PY) -m benchmarks.catalogue
 
 clean:
 	rm -rf $(VENV) node_modules .sandbox .cache benchmarks/results .pytest_cache .ruff_cache
