@@ -1,5 +1,6 @@
-"""Products: the flow trigger (products-to-dataverse) and the Brightpearl product-search poller
-timer (the backstop for lost product webhooks), all from the spec
+"""Products: the flow triggers (products-to-dataverse; products-to-brightpearl, which writes
+nothing unless mappings/products.yaml gives Dynamics a field to write back) and the Brightpearl
+product-search poller timer (the backstop for lost product webhooks), all from the spec
 (shared/flows/products_spec.py). No business logic, no wiring: shared/runtime.py builds."""
 
 from __future__ import annotations

@@ -61,6 +61,11 @@ def literal(value: Scalar) -> str:
     raise ODataValueError(f"values of type {type(value).__name__} cannot be used in a filter")
 
 
+def is_guid(value: object) -> bool:
+    """Is `value` a GUID (36 characters, hex groups 8-4-4-4-12)?"""
+    return _GUID.match(str(value)) is not None
+
+
 def guid(value: str | uuid.UUID) -> str:
     """A validated, lower-case GUID (ids are validated before use)."""
     text = str(value)

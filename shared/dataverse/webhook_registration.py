@@ -65,7 +65,9 @@ class StepSpec:
 def entity_steps(environ: Mapping[str, str] | None = None) -> list[StepSpec]:
     """The steps every synced entity needs (shared/sync/registry.py): Create, Update and Delete
     on each Dataverse table its spec watches, Update filtered to the columns its mapping reads
-    (the mapping file named by the spec's setting in `environ`, default os.environ)."""
+    (the mapping file named by the spec's setting in `environ`, default os.environ). A table of
+    which the mapping reads no column gets no step: products are watched only while
+    mappings/products.yaml gives Dynamics a field group to write back to Brightpearl."""
     import os
 
     from shared.sync.registry import ENTITIES
@@ -80,6 +82,8 @@ def entity_steps(environ: Mapping[str, str] | None = None) -> list[StepSpec]:
             columns = cast("Callable[[Any], Sequence[str]]", load(table.columns))(mapping)
             ignored = (f"{table.logical_name}id", "modifiedon")
             watched = tuple(sorted(c for c in columns if c not in ignored))
+            if not watched:  # the mapping reads nothing of this table (products' write-back off)
+                continue
             steps.append(StepSpec(table.logical_name, "Create"))
             steps.append(StepSpec(table.logical_name, "Update", filtering_attributes=watched))
             steps.append(StepSpec(table.logical_name, "Delete"))

@@ -3,12 +3,14 @@
 Brightpearl products -> Dynamics products (issue 12 item 1). Brightpearl announces product
 changes by webhook (product.created / .modified / .destroyed, reference §10.3); the
 product-search poller by `updatedOn` is the backstop for lost events. Dynamics -> Brightpearl
-for Dynamics-owned fields (item 5) is off, so no Dataverse table is watched.
+for Dynamics-owned fields (item 5, products-to-brightpearl) is off by default: the product
+table's webhook step watches the columns `write_back_columns` gives, none (so no step is
+registered) until mappings/products.yaml gives Dynamics a group it writes back (description).
 """
 
 from __future__ import annotations
 
-from shared.sync.spec import BackfillSource, EntitySpec, FlowSpec, PollerSpec
+from shared.sync.spec import BackfillSource, DataverseTable, EntitySpec, FlowSpec, PollerSpec
 
 BRIGHTPEARL_CURSOR = "products-brightpearl-product-updatedon"
 
@@ -25,6 +27,15 @@ PRODUCTS = EntitySpec(
             record="product",
             stamp_field="updatedOn",
         ),
+        FlowSpec(
+            name="products-to-brightpearl",
+            source="dataverse",
+            target="brightpearl",
+            source_entities=("product",),
+            flow="shared.flows.products_to_brightpearl:ProductsToBrightpearl",
+            record="product",
+            stamp_field="modifiedon",
+        ),
     ),
     pollers=(
         PollerSpec(
@@ -37,7 +48,8 @@ PRODUCTS = EntitySpec(
         ),
     ),
     brightpearl_events=("product.created", "product.modified", "product.destroyed"),
-    dataverse_tables=(),  # Dynamics -> Brightpearl (item 5) is not built: nothing to watch
+    # watched only while Dynamics owns a group it writes back (none by default: no step)
+    dataverse_tables=(DataverseTable("product", "products", "shared.mapping.products:write_back_columns"),),
     backfill_cursor_prefix="backfill-products",
     mapping_loader="shared.mapping.products_config:load_product_mapping",
     mapping_setting="PRODUCT_MAPPING_PATH",
@@ -45,4 +57,4 @@ PRODUCTS = EntitySpec(
         BackfillSource("brightpearl", "product", "shared.flows.products_poller:list_brightpearl_products"),
     ),
 )
-(TO_DATAVERSE,) = PRODUCTS.flows
+TO_DATAVERSE, TO_BRIGHTPEARL = PRODUCTS.flows

@@ -6,6 +6,8 @@
 - `dataverse_product_to_canonical`: a Dynamics product row read back, with its unit, unit
   group and price list named through the batch's `ProductCatalogue` (ids -> names).
 - `product_hash`: what a side holds for a product (echo suppression, shared/sync/engine.py).
+- `decide_brightpearl_write` (products-to-brightpearl, item 5): the Dynamics-owned field groups
+  a Dynamics product holds that its Brightpearl product does not, as a product PUT body.
 - `decide_product_write`: ownership merge (Brightpearl owns every group by default), unit
   resolution (`UnitNotResolved`) and hash comparison; the payload is the merged Product,
   turned into columns by `product_columns` once the catalogue ids are known.
@@ -21,7 +23,13 @@ from typing import Any
 from shared.mapping.brightpearl import parse_bp_time
 from shared.mapping.dataverse import id_reference
 from shared.mapping.decision import Verdict
-from shared.mapping.products_config import DESCRIPTION_MAX, NAME_MAX, PRODUCTNUMBER_MAX, ProductMapping
+from shared.mapping.products_config import (
+    DESCRIPTION_MAX,
+    NAME_MAX,
+    PRODUCTNUMBER_MAX,
+    WRITE_BACK_DESCRIPTIONS,
+    ProductMapping,
+)
 from shared.mapping.translation import IssueLog, Translation
 from shared.model.product import PRODUCT_FIELD_GROUPS, Product, ProductIds, ProductStatus, Variation
 from shared.quality.issues import IssueCode, QualityIssue
@@ -327,3 +335,62 @@ def fatal_issue(
     """One issue for `record_id` (as the mapping's policy rates it)."""
     log = IssueLog(mapping.quality, "brightpearl", record_id)
     return log.add(code, field_name, text, field_name)
+
+
+# ------------------------------------------------------------------------------ Dynamics -> Brightpearl
+def write_back_columns(mapping: ProductMapping) -> list[str]:
+    """The Dynamics product columns whose edits products-to-brightpearl writes to Brightpearl (the
+    Update webhook step's filtering attributes); none while Brightpearl owns every group, so
+    `syncctl webhooks register` registers no product step (the flow is off)."""
+    return ["description"] if "description" in mapping.write_back_groups() else []
+
+
+@dataclass
+class BrightpearlProductDecision(Verdict):
+    """What to write to one Brightpearl product (products-to-brightpearl's Decision)."""
+
+    payload: dict[str, Any]  # the product PUT body (reference §7.2); empty: nothing to write
+    desired_hash: str  # of the Brightpearl product once the PUT is applied
+    groups: tuple[str, ...] = ()  # the field groups sent
+    issues: list[QualityIssue] = field(default_factory=list)
+
+    @property
+    def should_write(self) -> bool:
+        return bool(self.payload)
+
+
+def _same_text(dynamics: str | None, brightpearl: str | None, limit: int) -> bool:
+    """Equal once cleaned; Dynamics holding the first `limit` characters of a longer Brightpearl
+    text (the products flow cut it to the column) is no edit either."""
+    ours, theirs = clean_text(dynamics) or "", clean_text(brightpearl) or ""
+    return ours == theirs or (len(theirs) > limit and ours == theirs[:limit])
+
+
+def decide_brightpearl_write(
+    dynamics: Product, record: dict[str, Any], mapping: ProductMapping
+) -> BrightpearlProductDecision:
+    """The Dynamics-owned groups (`mapping.write_back_groups()`) whose Dynamics value differs from
+    the Brightpearl product `record` (a fresh GET), as a PUT body; the other groups never leave
+    Dynamics. The channel list is sent whole (a PUT replaces it) with only the owned text changed,
+    keeping its language and format."""
+    channels = [dict(c) for c in record.get("salesChannels") or [] if isinstance(c, dict)]
+    channel = channels[0] if channels else {"salesChannelName": "Brightpearl"}
+    changed: list[str] = []
+    if "description" in mapping.write_back_groups():
+        key = WRITE_BACK_DESCRIPTIONS[mapping.fields.description]
+        if not _same_text(dynamics.description, _text(channel.get(key)), DESCRIPTION_MAX):
+            old, text = channel.get(key), dynamics.description or ""
+            if isinstance(old, dict) or (old is None and key == "description"):  # §7.1 text object
+                shape = old if isinstance(old, dict) else {"languageCode": "EN", "format": "PLAINTEXT"}
+                channel[key] = {**shape, "text": text}
+            else:
+                channel[key] = text
+            changed.append("description")
+    if not channels:
+        channels = [channel]
+    after = {**record, "salesChannels": channels} if changed else record
+    return BrightpearlProductDecision(
+        payload={"salesChannels": channels} if changed else {},
+        desired_hash=product_hash(brightpearl_product_to_canonical(after, mapping).value, "brightpearl"),
+        groups=tuple(changed),
+    )

@@ -27,6 +27,11 @@ DESCRIPTION_MAX = 2000
 PRODUCT_TYPES = {1: "Sales Inventory", 2: "Miscellaneous Charges", 3: "Services", 4: "Flat Fees"}
 
 ProductOwner = Literal["brightpearl", "dataverse"]
+# Field groups a Dynamics edit can reach Brightpearl for (products-to-brightpearl, issue 12 item
+# 5) when the mapping gives them to Dynamics, and the Brightpearl fields `description` can come from
+# and so be written back to (brand, category and none cannot).
+WRITE_BACK_GROUPS = ("description",)
+WRITE_BACK_DESCRIPTIONS = {"description": "description", "short_description": "shortDescription"}
 DescriptionSource = Literal["description", "short_description", "brand", "category", "none"]
 
 
@@ -115,6 +120,11 @@ class ProductMapping(_Strict):
     stock: Any = Field(None, description="validated by shared/mapping/stock.py (the stock flow)")
     source: str = Field("<memory>", exclude=True)
 
+    def write_back_groups(self) -> tuple[str, ...]:
+        """The field groups Dynamics owns that products-to-brightpearl writes to Brightpearl; empty
+        (the default, every group Brightpearl's) switches that flow and its webhook step off."""
+        return tuple(g for g in WRITE_BACK_GROUPS if self.ownership.owner_of(g) == "dataverse")
+
     def unit_for(self, value: str | None) -> str:
         """The Dynamics unit name of a product's unit value (None: the default unit)."""
         if value is None:
@@ -132,6 +142,12 @@ def _semantic_problems(m: ProductMapping) -> list[str]:
             )
     if m.ownership.owner_of("sku") != "brightpearl":
         problems.append("ownership.groups.sku: the SKU is the match key and must stay owned by brightpearl")
+    if "description" in m.write_back_groups() and m.fields.description not in WRITE_BACK_DESCRIPTIONS:
+        problems.append(
+            f"ownership.groups.description: dataverse needs fields.description description or "
+            f"short_description (the Brightpearl field Dynamics edits are written to); "
+            f"{m.fields.description} cannot be written back"
+        )
     if m.dataverse.product_type not in PRODUCT_TYPES:
         problems.append(
             f"dataverse.product_type: {m.dataverse.product_type} is not an option of producttypecode "

@@ -23,6 +23,7 @@ from typing import Any, ClassVar, Generic, Protocol, TypedDict, TypeVar, Unpack
 
 from pydantic import BaseModel
 
+from shared.dataverse import odata
 from shared.events import Envelope
 from shared.mapping.brightpearl import bp_id
 from shared.mapping.translation import Translation
@@ -215,9 +216,11 @@ class RecordSync(Generic[M]):
     # ------------------------------------------------------------------------------ hooks
     def id_problem(self, entity: str, record_id: str) -> str | None:
         """Why `record_id` cannot be an id of the source system (None: it can). Default: a
-        Brightpearl id is a positive integer; other systems' ids are the flow's to check."""
+        Brightpearl id is a positive integer, a Dataverse id a GUID."""
         if self.spec.source == "brightpearl" and bp_id(record_id) is None:
             return f"Brightpearl {self.spec.record} id {record_id!r} is not a positive integer"
+        if self.spec.source == "dataverse" and not odata.is_guid(record_id):
+            return f"Dataverse {entity} id {record_id!r} is not a GUID"
         return None
 
     def expand(self, batch: Batch, results: BatchResults) -> list[str]:
@@ -301,30 +304,13 @@ class RecordSync(Generic[M]):
         """Per record: an echo of the last sync writes nothing; else ownership + content hash."""
         from shared.mapping import MappingInputError
 
-        source, target = self.spec.source, self.spec.target
+        target = self.spec.target
         for r in records:
             if results.has(r.source_id):
                 continue
             link = r.link
-            if (
-                r.target is not None
-                and not r.read.fatal
-                and link is not None
-                and link.is_linked
-                and (not self.echo_needs_linked_target or link.id_in(target) == r.target_id)
-                and link.hash_of(source) == self.content_hash(r.read.value, source)
-            ):
-                # the source holds what was last synced (typically our own write coming back):
-                # nothing to push. A newer edit on the other side travels the other way.
-                results.set(
-                    r.source_id,
-                    RecordResult(
-                        "unchanged",
-                        None,
-                        f"{self.label} {r.source_id} unchanged since the last sync (echo or no-op)",
-                        target_id=r.target_id,
-                    ),
-                )
+            if r.target is not None and self.is_echo(r):
+                results.set(r.source_id, self.echo_result(r))
                 continue
             current: M | None = None
             if r.target is not None:
@@ -347,6 +333,26 @@ class RecordSync(Generic[M]):
                         stamp=str(r.source.get(self.spec.stamp_field) or ""),
                     ),
                 )
+
+    def is_echo(self, r: SyncRecord[M]) -> bool:
+        """Does the source hold what was last synced (typically our own write coming back)? Then
+        there is nothing to push; a newer edit on the other side travels the other way."""
+        link, source = r.link, self.spec.source
+        return (
+            not r.read.fatal
+            and link is not None
+            and link.is_linked
+            and (not self.echo_needs_linked_target or link.id_in(self.spec.target) == r.target_id)
+            and link.hash_of(source) == self.content_hash(r.read.value, source)
+        )
+
+    def echo_result(self, r: SyncRecord[M]) -> RecordResult:
+        return RecordResult(
+            "unchanged",
+            None,
+            f"{self.label} {r.source_id} unchanged since the last sync (echo or no-op)",
+            target_id=r.target_id,
+        )
 
     def unchanged_since_sync(self, link: Link | None, system: System, current: M) -> bool:
         """Does `system` still hold exactly what the last sync left there (per the link's hash)?"""

@@ -22,7 +22,11 @@ from typing import Any
 import httpx
 
 from shared.brightpearl.client import MessageOutcome, MultiMessageResult
-from shared.brightpearl.errors import BrightpearlNotFound, BrightpearlValidationError
+from shared.brightpearl.errors import (
+    BrightpearlNotFound,
+    BrightpearlPreconditionFailed,
+    BrightpearlValidationError,
+)
 from shared.brightpearl.models import ContactTag, PriceList, ProductAvailability, ProductPrice
 from shared.brightpearl.transport import BrightpearlResponse
 from shared.dataverse.models import BatchOperation, BatchResult, BulkResult, Record, RowOutcome
@@ -703,6 +707,22 @@ class FakeBrightpearl(_Faults):
         if not path.startswith("/contact-service/contact/"):
             raise ValueError(f"the fake Brightpearl does not answer GET {path}")
         return [self._view(self.contacts[int(i)]) for i in ids if int(i) in self.contacts]
+
+    def update_product(self, product_id: int, body: dict[str, Any], *, version: int | None) -> None:
+        """Product PUT as the simulator answers it (reference §7.2): a stale `If-Match` version is
+        412, `salesChannels` is replaced whole, and `version` and `updatedOn` move."""
+        self._call("update_product")
+        path = f"/product-service/product/{int(product_id)}"
+        product = self.products.get(int(product_id))
+        if product is None:
+            raise BrightpearlNotFound(f"PUT {path}: product {product_id} not found", status=404)
+        if version is not None and str(version) != str(product.get("version")):
+            raise BrightpearlPreconditionFailed(
+                f"PUT {path}: product {product_id} was changed since version {version}", status=412
+            )
+        product.update(body)
+        product["version"] = int(product.get("version") or 0) + 1
+        product["updatedOn"] = _now().isoformat()
 
     def set_stock(self, product_id: int, warehouse_id: int, **levels: int) -> None:
         """A product's levels in one warehouse (onHand=, inStock=, allocated=, inTransit=)."""

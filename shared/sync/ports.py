@@ -67,6 +67,11 @@ class BrightpearlPort(Protocol):
         """Stock per product then warehouse (≤ 200 ids a call); not stock-tracked: absent."""
         ...
 
+    def update_product(self, product_id: int, body: dict[str, Any], *, version: int | None) -> None:
+        """Product PUT with `If-Match: version` (reference §7.2); a stale version raises
+        BrightpearlPreconditionFailed (412)."""
+        ...
+
     def search_goods_movements(
         self, *, updated_since: Any = None, columns: list[str] | None = None, **filters: Any
     ) -> Iterable[dict[str, Any]]:

@@ -1,6 +1,7 @@
 """The engine's default id check: a Brightpearl notice id must be a positive integer (the
-products, stock, prices and customer flows all rely on it); a malformed one is dead-lettered
-naming the record kind, without a call to either system."""
+products, stock, prices and customer flows all rely on it), a Dataverse one a GUID
+(products-to-brightpearl); a malformed one is dead-lettered naming the record kind, without a
+call to either system."""
 
 from __future__ import annotations
 
@@ -38,9 +39,15 @@ def test_a_brightpearl_id_that_is_not_a_positive_integer_is_named(record_id: str
     )
 
 
-def test_a_brightpearl_number_passes_and_other_systems_ids_are_the_flows_to_check() -> None:
+def test_a_brightpearl_number_and_a_dataverse_guid_pass() -> None:
     assert flow("brightpearl").id_problem("thing", "1207") is None
-    assert flow("dataverse").id_problem("thing", "not-a-guid") is None
+    assert flow("dataverse").id_problem("thing", "0f8fad5b-d9cb-469f-a165-70867728950e") is None
+
+
+def test_a_dataverse_id_that_is_not_a_guid_is_named() -> None:
+    assert (
+        flow("dataverse").id_problem("thing", "not-a-guid") == "Dataverse thing id 'not-a-guid' is not a GUID"
+    )
 
 
 def test_the_products_stock_and_prices_flows_dead_letter_a_malformed_id_without_a_call() -> None:

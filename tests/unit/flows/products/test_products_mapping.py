@@ -56,8 +56,10 @@ def test_the_spec_names_the_loader_and_the_poll_schedule_setting() -> None:
 
     assert spec.brightpearl_events == ("product.created", "product.modified", "product.destroyed")
     assert spec.pollers[0].schedule_setting == "BRIGHTPEARL_PRODUCT_POLL_SCHEDULE"
-    assert spec.dataverse_tables == ()
-    assert [f.name for f in spec.flows] == ["products-to-dataverse"]
+    # the product table is declared; its step is registered only while Dynamics owns a field
+    # written back (shared/mapping/products.write_back_columns)
+    assert [t.logical_name for t in spec.dataverse_tables] == ["product"]
+    assert [f.name for f in spec.flows] == ["products-to-dataverse", "products-to-brightpearl"]
 
 
 def test_the_schema_plan_provisions_the_product_keys_the_flow_matches_on() -> None:
