@@ -17,6 +17,7 @@ from sandbox.dataverse import SimulatorConfig as DataverseConfig
 from sandbox.dataverse import SimulatorServer as DataverseServer
 from sandbox.dataverse.config import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
 from shared.brightpearl.client import BrightpearlClient
+from shared.brightpearl.errors import BrightpearlPreconditionFailed
 from shared.brightpearl.ratebudget import RateBudget
 from shared.brightpearl.settings import BrightpearlSettings
 from shared.dataverse import odata
@@ -135,6 +136,26 @@ def test_brightpearl_search_by_primary_email(brightpearl: BrightpearlPort) -> No
     rows = list(brightpearl.search_contacts(primary_email=email, columns=["contactId", "primaryEmail"]))
 
     assert [int(r["contactId"]) for r in rows] == [contact_id]
+
+
+def test_brightpearl_product_put_checks_the_version_and_replaces_the_channels(
+    brightpearl: BrightpearlPort,
+) -> None:
+    channel = {"salesChannelName": "Brightpearl", "productName": "Red Mug"}
+    body = {"brandId": 1, "identity": {"sku": f"MUG-{unique()}"}, "salesChannels": [channel]}
+    product_id = int(brightpearl.request("POST", "/product-service/product/", json=body).response)
+    [before] = brightpearl.get_by_ids("/product-service/product/{ids}", [product_id])
+    edited = {**channel, "description": {"languageCode": "EN", "text": "Glazed", "format": "PLAINTEXT"}}
+
+    brightpearl.update_product(product_id, {"salesChannels": [edited]}, version=before["version"])
+
+    [after] = brightpearl.get_by_ids("/product-service/product/{ids}", [product_id])
+    assert after["salesChannels"] == [edited]
+    assert int(after["version"]) > int(before["version"])
+    with pytest.raises(BrightpearlPreconditionFailed):  # 412: the version read before is stale
+        brightpearl.update_product(product_id, {"salesChannels": [channel]}, version=before["version"])
+    [unchanged] = brightpearl.get_by_ids("/product-service/product/{ids}", [product_id])
+    assert unchanged["salesChannels"] == [edited]
 
 
 # ---------------------------------------------------------------------------------- Dataverse
