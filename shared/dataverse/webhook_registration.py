@@ -63,11 +63,11 @@ class StepSpec:
 
 
 def entity_steps(environ: Mapping[str, str] | None = None) -> list[StepSpec]:
-    """The steps every synced entity needs (shared/sync/registry.py): Create, Update and Delete
-    on each Dataverse table its spec watches, Update filtered to the columns its mapping reads
-    (the mapping file named by the spec's setting in `environ`, default os.environ). A table of
-    which the mapping reads no column gets no step: products are watched only while
-    mappings/products.yaml gives Dynamics a field group to write back to Brightpearl."""
+    """The steps every synced entity needs (shared/sync/registry.py): the messages (Create,
+    Update, Delete by default) of each Dataverse table its spec watches, Update filtered to the
+    columns its mapping reads (the mapping file named by the spec's setting in `environ`, default
+    os.environ). A table of which the mapping reads no column gets no step: products are watched
+    (Update only) while mappings/products.yaml gives Dynamics a field group to write back."""
     import os
 
     from shared.sync.registry import ENTITIES
@@ -84,9 +84,9 @@ def entity_steps(environ: Mapping[str, str] | None = None) -> list[StepSpec]:
             watched = tuple(sorted(c for c in columns if c not in ignored))
             if not watched:  # the mapping reads nothing of this table (products' write-back off)
                 continue
-            steps.append(StepSpec(table.logical_name, "Create"))
-            steps.append(StepSpec(table.logical_name, "Update", filtering_attributes=watched))
-            steps.append(StepSpec(table.logical_name, "Delete"))
+            for message in table.messages:
+                attributes = watched if message == "Update" else ()
+                steps.append(StepSpec(table.logical_name, message, filtering_attributes=attributes))
     return steps
 
 

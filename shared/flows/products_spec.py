@@ -48,8 +48,13 @@ PRODUCTS = EntitySpec(
         ),
     ),
     brightpearl_events=("product.created", "product.modified", "product.destroyed"),
-    # watched only while Dynamics owns a group it writes back (none by default: no step)
-    dataverse_tables=(DataverseTable("product", "products", "shared.mapping.products:write_back_columns"),),
+    # watched only while Dynamics owns a group it writes back (none by default: no step); only
+    # edits matter (a product made in Dynamics is never created in Brightpearl, nor one deleted)
+    dataverse_tables=(
+        DataverseTable(
+            "product", "products", "shared.mapping.products:write_back_columns", messages=("Update",)
+        ),
+    ),
     backfill_cursor_prefix="backfill-products",
     mapping_loader="shared.mapping.products_config:load_product_mapping",
     mapping_setting="PRODUCT_MAPPING_PATH",

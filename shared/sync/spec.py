@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
+from typing import Literal
 
 from shared.systems import System
 
@@ -82,11 +83,13 @@ class PollerSpec:
 class DataverseTable:
     """A Dataverse table an entity watches: its logical name, entity set, and the "module:function"
     giving the columns the mapping reads from it (function(mapping) -> column names); an
-    Update webhook step fires only when one of those changes."""
+    Update webhook step fires only when one of those changes. `messages`: the steps registered
+    (a table only edits are read from needs no Create or Delete step)."""
 
     logical_name: str
     entity_set: str
     columns: str
+    messages: tuple[Literal["Create", "Update", "Delete"], ...] = ("Create", "Update", "Delete")
 
 
 @dataclass(frozen=True)

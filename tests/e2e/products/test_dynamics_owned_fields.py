@@ -70,11 +70,10 @@ def test_a_dynamics_description_edit_reaches_brightpearl_with_the_version_moved(
     steps = register_dataverse_webhooks(box)
     assert "bpi-sync: product Update" in steps
     product_id = box.create("MUG-OWN-1", name="Stoneware Mug")
-    settle(box)  # created in Dynamics; its Create step's notice is our own write: an echo
-    row = box.product(product_id)
-    dv_id = str(row["productid"])
     version = box.bp_sim.state.products[product_id]["version"]
+    settle(box)  # created and published in Dynamics: our own writes, nothing goes back
     assert box.bp_sim.state.products[product_id]["version"] == version
+    dv_id = str(box.product(product_id)["productid"])
 
     box.dv.crm("PATCH", f"products({dv_id})", {"description": EDIT})  # a Dynamics user
     settle(box)

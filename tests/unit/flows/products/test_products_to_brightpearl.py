@@ -113,17 +113,14 @@ def test_off_by_default_nothing_is_read_or_written_and_no_webhook_step_is_regist
     assert [s.entity for s in entity_steps({})] == ["contact"] * 3 + ["account"] * 3
 
 
-def test_on_the_product_table_gets_its_steps_watching_only_the_owned_column(tmp_path: Any) -> None:
+def test_on_the_product_table_gets_an_update_step_watching_only_the_owned_column(tmp_path: Any) -> None:
     path = tmp_path / "products.yaml"
     path.write_text("ownership:\n  groups: {description: dataverse}\n")
 
     steps = [s for s in entity_steps({"PRODUCT_MAPPING_PATH": str(path)}) if s.entity == "product"]
 
-    assert [(s.message, s.filtering_attributes) for s in steps] == [
-        ("Create", ()),
-        ("Update", ("description",)),
-        ("Delete", ()),
-    ]
+    # only edits matter: a product made or deleted in Dynamics never changes Brightpearl
+    assert [(s.message, s.filtering_attributes) for s in steps] == [("Update", ("description",))]
 
 
 def test_a_dynamics_description_edit_is_put_alone_with_the_version_in_if_match(rig: Rig) -> None:
