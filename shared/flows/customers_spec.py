@@ -20,33 +20,29 @@ CUSTOMERS = EntitySpec(
     name="customers",
     link_entity="customer",
     flows=(
-        FlowSpec(
-            name="customers-to-dataverse",
-            source="brightpearl",
-            target="dataverse",
-            source_entities=("contact",),
-            flow="shared.flows.customers_to_dataverse:CustomersToDataverse",
+        FlowSpec.between(
+            "customers",
+            "brightpearl",
+            "dataverse",
+            "shared.flows.customers_to_dataverse:CustomersToDataverse",
             record="contact",
-            stamp_field="updatedOn",
         ),
-        FlowSpec(
-            name="customers-to-brightpearl",
-            source="dataverse",
-            target="brightpearl",
-            source_entities=("contact", "account"),  # an account notice stands for its contacts
-            flow="shared.flows.customers_to_brightpearl:CustomersToBrightpearl",
+        FlowSpec.between(
+            "customers",
+            "dataverse",
+            "brightpearl",
+            "shared.flows.customers_to_brightpearl:CustomersToBrightpearl",
             record="contact",
-            stamp_field="modifiedon",
+            source_entities=("contact", "account"),  # an account notice stands for its contacts
         ),
     ),
     pollers=(
-        PollerSpec(
-            function_name="poll_brightpearl_contacts",
-            system="brightpearl",
-            schedule_setting="CUSTOMERS_BRIGHTPEARL_POLL_SCHEDULE",
-            what="Brightpearl contact poll",
-            poller="shared.flows.pollers:BrightpearlContactPoller",
-            cursors=(BRIGHTPEARL_CURSOR,),
+        PollerSpec.brightpearl(
+            "poll_brightpearl_contacts",
+            "CUSTOMERS_BRIGHTPEARL_POLL_SCHEDULE",
+            "contact poll",
+            "shared.flows.pollers:BrightpearlContactPoller",
+            BRIGHTPEARL_CURSOR,
         ),
         PollerSpec(
             function_name="poll_dataverse_customers",
@@ -62,7 +58,6 @@ CUSTOMERS = EntitySpec(
         DataverseTable("contact", "contacts", "shared.mapping.dataverse:contact_select"),
         DataverseTable("account", "accounts", "shared.mapping.dataverse:account_select"),
     ),
-    backfill_cursor_prefix="backfill-customers",
     mapping_loader="shared.mapping:load_customer_mapping",
     mapping_setting="CUSTOMER_MAPPING_PATH",
     backfill_sources=(

@@ -19,22 +19,20 @@ PRICES = EntitySpec(
     name="prices",
     link_entity="product",  # audit rows per Brightpearl product, as the products and stock flows'
     flows=(
-        FlowSpec(
-            name="prices-to-dataverse",
-            source="brightpearl",
-            target="dataverse",
-            source_entities=("product",),
-            flow="shared.flows.prices_to_dataverse:PricesToDataverse",
+        FlowSpec.between(
+            "prices",
+            "brightpearl",
+            "dataverse",
+            "shared.flows.prices_to_dataverse:PricesToDataverse",
             record="product",
             # product-price carries no stamp: the flow stamps each product with a hash of its
             # prices, so a dead letter is kept once per price version (shared/sync/outcomes.py)
             stamp_field="pricesHash",
         ),
     ),
-    pollers=(),  # the products poller's notices (product-search by updatedOn) reach this flow too
+    # no poller: the products poller's notices (product-search by updatedOn) reach this flow too;
+    # no Dataverse table: Dynamics never writes prices back
     brightpearl_events=("product.created", "product.modified"),
-    dataverse_tables=(),
-    backfill_cursor_prefix="backfill-prices",
     mapping_loader="shared.mapping.prices:load_price_settings",
     mapping_setting="PRODUCT_MAPPING_PATH",  # the `price_lists:` section of the product mapping file
     # a backfill publishes product notices, as `syncctl backfill products` does: every flow

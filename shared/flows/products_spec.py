@@ -18,33 +18,28 @@ PRODUCTS = EntitySpec(
     name="products",
     link_entity="product",
     flows=(
-        FlowSpec(
-            name="products-to-dataverse",
-            source="brightpearl",
-            target="dataverse",
-            source_entities=("product",),
-            flow="shared.flows.products_to_dataverse:ProductsToDataverse",
+        FlowSpec.between(
+            "products",
+            "brightpearl",
+            "dataverse",
+            "shared.flows.products_to_dataverse:ProductsToDataverse",
             record="product",
-            stamp_field="updatedOn",
         ),
-        FlowSpec(
-            name="products-to-brightpearl",
-            source="dataverse",
-            target="brightpearl",
-            source_entities=("product",),
-            flow="shared.flows.products_to_brightpearl:ProductsToBrightpearl",
+        FlowSpec.between(
+            "products",
+            "dataverse",
+            "brightpearl",
+            "shared.flows.products_to_brightpearl:ProductsToBrightpearl",
             record="product",
-            stamp_field="modifiedon",
         ),
     ),
     pollers=(
-        PollerSpec(
-            function_name="poll_brightpearl_products",
-            system="brightpearl",
-            schedule_setting="BRIGHTPEARL_PRODUCT_POLL_SCHEDULE",
-            what="Brightpearl product poll",
-            poller="shared.flows.products_poller:BrightpearlProductPoller",
-            cursors=(BRIGHTPEARL_CURSOR,),
+        PollerSpec.brightpearl(
+            "poll_brightpearl_products",
+            "BRIGHTPEARL_PRODUCT_POLL_SCHEDULE",
+            "product poll",
+            "shared.flows.products_poller:BrightpearlProductPoller",
+            BRIGHTPEARL_CURSOR,
         ),
     ),
     brightpearl_events=("product.created", "product.modified", "product.destroyed"),
@@ -55,7 +50,6 @@ PRODUCTS = EntitySpec(
             "product", "products", "shared.mapping.products:write_back_columns", messages=("Update",)
         ),
     ),
-    backfill_cursor_prefix="backfill-products",
     mapping_loader="shared.mapping.products_config:load_product_mapping",
     mapping_setting="PRODUCT_MAPPING_PATH",
     backfill_sources=(

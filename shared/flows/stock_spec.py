@@ -31,37 +31,34 @@ STOCK = EntitySpec(
     name="stock",
     link_entity="product",
     flows=(
-        FlowSpec(
-            name="stock-to-dataverse",
-            source="brightpearl",
-            target="dataverse",
-            source_entities=(STOCK_ENTITY,),
-            flow="shared.flows.stock_to_dataverse:StockToDataverse",
+        # stamp: updatedOn, though availability has none; a stock record is never fatal
+        FlowSpec.between(
+            "stock",
+            "brightpearl",
+            "dataverse",
+            "shared.flows.stock_to_dataverse:StockToDataverse",
             record="product",
-            stamp_field="updatedOn",  # availability has no stamp; a stock record is never fatal
+            source_entities=(STOCK_ENTITY,),
         ),
     ),
     pollers=(
-        PollerSpec(
-            function_name="poll_brightpearl_stock",
-            system="brightpearl",
-            schedule_setting="BRIGHTPEARL_STOCK_POLL_SCHEDULE",
-            what="Brightpearl stock poll",
-            poller="shared.flows.stock_poller:BrightpearlStockPoller",
-            cursors=(STOCK_CURSOR,),
+        PollerSpec.brightpearl(
+            "poll_brightpearl_stock",
+            "BRIGHTPEARL_STOCK_POLL_SCHEDULE",
+            "stock poll",
+            "shared.flows.stock_poller:BrightpearlStockPoller",
+            STOCK_CURSOR,
         ),
-        PollerSpec(
-            function_name="sweep_brightpearl_stock",
-            system="brightpearl",
-            schedule_setting="BRIGHTPEARL_STOCK_SWEEP_SCHEDULE",
-            what="Brightpearl stock sweep",
-            poller="shared.flows.stock_poller:BrightpearlStockSweep",
-            cursors=(SWEEP_CURSOR,),
+        PollerSpec.brightpearl(
+            "sweep_brightpearl_stock",
+            "BRIGHTPEARL_STOCK_SWEEP_SCHEDULE",
+            "stock sweep",
+            "shared.flows.stock_poller:BrightpearlStockSweep",
+            SWEEP_CURSOR,
         ),
     ),
     brightpearl_events=(STOCK_EVENT,),
-    dataverse_tables=(),  # Dynamics never writes stock back
-    backfill_cursor_prefix="backfill-stock",
+    # no Dataverse table: Dynamics never writes stock back
     mapping_loader="shared.mapping.stock:load_stock_settings",
     mapping_setting="PRODUCT_MAPPING_PATH",  # the `stock:` section of the product mapping file
 )

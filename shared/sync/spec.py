@@ -22,6 +22,8 @@ TOPIC_SETTINGS: dict[System, str] = {
     "dataverse": "DATAVERSE_CHANGES_TOPIC",
 }
 SYSTEM_TITLES: dict[System, str] = {"brightpearl": "Brightpearl", "dataverse": "Dataverse"}
+# each system's modification stamp on a record: a flow's default `stamp_field` by its source
+STAMP_FIELDS: dict[System, str] = {"brightpearl": "updatedOn", "dataverse": "modifiedon"}
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,30 @@ class FlowSpec:
     flow: str
     record: str
     stamp_field: str  # the source record's modification stamp (dead-letter key per version)
+
+    @classmethod
+    def between(
+        cls,
+        entity: str,
+        source: System,
+        target: System,
+        flow: str,
+        *,
+        record: str,
+        source_entities: tuple[str, ...] = (),
+        stamp_field: str = "",
+    ) -> FlowSpec:
+        """The flow `<entity>-to-<target>` of `record`s: notices of `source_entities` (default:
+        the record) from `source`, dead letters keyed by the source's usual stamp unless given."""
+        return cls(
+            f"{entity}-to-{target}",
+            source,
+            target,
+            source_entities or (record,),
+            flow,
+            record,
+            stamp_field or STAMP_FIELDS[source],
+        )
 
     @property
     def function_name(self) -> str:
@@ -78,6 +104,13 @@ class PollerSpec:
     def topic_setting(self) -> str:
         return TOPIC_SETTINGS[self.system]
 
+    @classmethod
+    def brightpearl(
+        cls, function_name: str, schedule_setting: str, what: str, poller: str, cursor: str
+    ) -> PollerSpec:
+        """A Brightpearl poller (or sweep) keeping one cursor: `what` without "Brightpearl "."""
+        return cls(function_name, "brightpearl", schedule_setting, f"Brightpearl {what}", poller, (cursor,))
+
 
 @dataclass(frozen=True)
 class DataverseTable:
@@ -110,13 +143,13 @@ class EntitySpec:
     name: str  # "customers": syncctl backfill <name>, docs
     link_entity: str  # the links/audit entity shared by both directions: "customer"
     flows: tuple[FlowSpec, ...]
-    pollers: tuple[PollerSpec, ...]
-    brightpearl_events: tuple[str, ...]  # webhook events to register (contact.* cannot be)
-    dataverse_tables: tuple[DataverseTable, ...]  # webhook steps (Create/Update/Delete) per table
-    backfill_cursor_prefix: str  # backfill-<entity>-<source>
     mapping_loader: str  # "module:function(path | None) -> mapping" (validated mapping file)
     mapping_setting: str  # the app setting naming the mapping file (None: the default file)
+    pollers: tuple[PollerSpec, ...] = ()
+    brightpearl_events: tuple[str, ...] = ()  # webhook events to register (contact.* cannot be)
+    dataverse_tables: tuple[DataverseTable, ...] = ()  # webhook steps (Create/Update/Delete) per table
     backfill_sources: tuple[BackfillSource, ...] = ()  # the systems a backfill can read
+    backfill_cursor_prefix: str = ""  # backfill-<entity>-<source>; default "backfill-<name>"
 
     def flow(self, name: str) -> FlowSpec:
         for flow in self.flows:
@@ -125,7 +158,7 @@ class EntitySpec:
         raise KeyError(f"entity {self.name} has no flow {name!r}")
 
     def backfill_cursor(self, source: System) -> str:
-        return f"{self.backfill_cursor_prefix}-{source}"
+        return f"{self.backfill_cursor_prefix or f'backfill-{self.name}'}-{source}"
 
     def backfill_source(self, system: str) -> BackfillSource:
         """How a backfill reads this entity from `system`; a ValueError saying why not otherwise."""
