@@ -1,4 +1,7 @@
-"""Opportunities: closing one as won or lost (WinOpportunity, LoseOpportunity)."""
+"""Opportunities: closing one as won or lost (WinOpportunity, LoseOpportunity) with an
+`OpportunityClose` activity and a `Status` (reference dataverse-api.md §10.4). Only an Open
+opportunity can be closed. Its lines (opportunityproduct) are priced and totalled like order
+lines (tables/orders.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from sandbox.dataverse.errors import ODataError
 from sandbox.dataverse.protocol import SimRequest, SimResponse
 
 UNBOUND_ACTIONS = ("WinOpportunity", "LoseOpportunity")
+STATE_NAMES = {0: "Open", 1: "Won", 2: "Lost"}
 
 
 class Opportunities(EngineBase):
@@ -19,12 +23,14 @@ class Opportunities(EngineBase):
         return super()._table_action(call)
 
     def _close_opportunity(self, req: SimRequest, body: dict[str, Any], *, won: bool) -> SimResponse:
-        activity = body.get("OpportunityClose")
-        if not isinstance(activity, dict) or not isinstance(activity.get("opportunityid@odata.bind"), str):
-            raise ODataError(400, E.PAYLOAD_ERROR, "'OpportunityClose' must bind 'opportunityid@odata.bind'.")
-        table, record = self.resolve_reference(activity["opportunityid@odata.bind"], req)
-        state = 1 if won else 2
-        status = self._status_param(body, table, state)
-        with self.db.transaction():
-            self._force_state(table, record, state, status, req)
-        return SimResponse.empty(204)
+        table, record = self._activity_target(
+            req, body.get("OpportunityClose"), "OpportunityClose", "opportunityid", "opportunity"
+        )
+        if table.logical_name != "opportunity":
+            raise ODataError(400, E.PAYLOAD_ERROR, "OpportunityClose must reference an opportunity.")
+        if record.get("statecode") != 0:
+            state = STATE_NAMES.get(record.get("statecode"), str(record.get("statecode")))
+            raise ODataError(
+                400, E.INVALID_ARGUMENT, f"The opportunity is {state}, not open, and cannot be closed."
+            )
+        return self._close(req, body, "OpportunityClose", "opportunityclose", table, record, 1 if won else 2)
