@@ -33,7 +33,12 @@ class IssueCode(enum.StrEnum):
     INVALID_SKU = "InvalidSku"  # products: empty, or longer than Dynamics productnumber
     DUPLICATE_SKU = "DuplicateSku"  # products: two Brightpearl products share one SKU
     UNIT_NOT_RESOLVED = "UnitNotResolved"  # products: no Dynamics unit for the product's unit
-    CURRENCY_MISSING = "CurrencyMissing"  # prices: Dynamics lacks a price list's currency
+    CURRENCY_MISSING = "CurrencyMissing"  # prices: Dynamics lacks it; orders: Brightpearl lacks it
+    ORDER_HAS_NO_LINES = "OrderHasNoLines"  # orders: a Dynamics order without order products
+    INVALID_QUANTITY = "InvalidQuantity"  # orders: a line of zero or negative quantity
+    UNKNOWN_SKU = "UnknownSku"  # orders: a line's SKU is not a Brightpearl product
+    STATUS_NOT_MAPPED = "StatusNotMapped"  # orders: a Brightpearl status order_status.yaml lacks
+    CUSTOMER_NOT_SYNCED = "CustomerNotSynced"  # orders: the order's customer is not linked in time
 
 
 class Severity(enum.StrEnum):
@@ -87,6 +92,11 @@ DEFAULT_SEVERITIES: dict[IssueCode, Severity] = {
     IssueCode.DUPLICATE_SKU: Severity.FATAL,
     IssueCode.UNIT_NOT_RESOLVED: Severity.FATAL,
     IssueCode.CURRENCY_MISSING: Severity.FATAL,
+    IssueCode.ORDER_HAS_NO_LINES: Severity.FATAL,
+    IssueCode.INVALID_QUANTITY: Severity.FATAL,
+    IssueCode.UNKNOWN_SKU: Severity.FATAL,
+    IssueCode.STATUS_NOT_MAPPED: Severity.FATAL,
+    IssueCode.CUSTOMER_NOT_SYNCED: Severity.FATAL,
 }
 
 DEFAULT_FIELD_SEVERITIES: dict[str, dict[IssueCode, Severity]] = {

@@ -1,0 +1,80 @@
+"""Orders: the declaration the engine, triggers, webhooks and backfill read (no flow code).
+
+Dynamics sales orders -> Brightpearl sales orders (issue 13, flow orders-to-brightpearl).
+Dataverse announces salesorder changes by webhook, and salesorderdetail changes, which the
+flow expands to their order; Brightpearl sends nothing for this direction. Built and
+unit-tested on fakes, not wired: the spec sits in registry.BUILDING.
+"""
+
+from __future__ import annotations
+
+from shared.sync.spec import DataverseTable, EntitySpec, FlowSpec
+
+ORDER_COLUMNS = "shared.flows.orders_spec:order_columns"
+LINE_COLUMNS = "shared.flows.orders_spec:line_columns"
+
+SALESORDER_COLUMNS = (
+    "salesorderid",
+    "ordernumber",
+    "name",
+    "_customerid_value",
+    "_transactioncurrencyid_value",
+    "freightamount",
+    "discountamount",
+    "discountpercentage",
+    "shippingmethodcode",
+    "statecode",
+    "statuscode",
+    "bpi_sendtobrightpearl",
+    "bpi_brightpearlid",
+    "modifiedon",
+)
+SALESORDERDETAIL_COLUMNS = (
+    "salesorderdetailid",
+    "_salesorderid_value",
+    "_productid_value",
+    "productdescription",
+    "isproductoverridden",
+    "quantity",
+    "priceperunit",
+    "manualdiscountamount",
+    "tax",
+    "sequencenumber",
+)
+
+
+def order_columns(mapping: object = None) -> tuple[str, ...]:
+    """The salesorder columns whose change can make an order sync (its Update step's filter)."""
+    return ("statecode", "statuscode", "bpi_sendtobrightpearl")
+
+
+def line_columns(mapping: object = None) -> tuple[str, ...]:
+    """The salesorderdetail columns the flow reads (a line edit notifies its order)."""
+    return tuple(c for c in SALESORDERDETAIL_COLUMNS if not c.endswith("id"))
+
+
+ORDERS = EntitySpec(
+    name="orders",
+    link_entity="order",
+    flows=(
+        FlowSpec(
+            name="orders-to-brightpearl",
+            source="dataverse",
+            target="brightpearl",
+            source_entities=("salesorder", "salesorderdetail"),
+            flow="shared.flows.orders_to_brightpearl:OrdersToBrightpearl",
+            record="order",
+            stamp_field="modifiedon",
+        ),
+    ),
+    pollers=(),
+    brightpearl_events=(),
+    dataverse_tables=(
+        DataverseTable("salesorder", "salesorders", ORDER_COLUMNS, messages=("Create", "Update")),
+        DataverseTable("salesorderdetail", "salesorderdetails", LINE_COLUMNS),
+    ),
+    backfill_cursor_prefix="backfill-orders",
+    mapping_loader="shared.mapping.orders_config:load_order_mapping",
+    mapping_setting="ORDER_MAPPING_PATH",
+)
+(TO_BRIGHTPEARL,) = ORDERS.flows
