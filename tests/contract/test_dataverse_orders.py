@@ -11,7 +11,6 @@ issue 13), $batch change sets (§4), change tracking (§6) and webhooks (§7) on
 # ruff: noqa: F811 - pytest fixtures imported from simfixtures are parameters here
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +29,7 @@ from tests.contract.dataverse.simfixtures import (  # noqa: F401 - client, datav
     dataverse_server,
     sim,
 )
-from tests.contract.test_dataverse_catalogue import Receiver, product_body
+from tests.contract.test_dataverse_catalogue import Receiver, product_body, receiver  # noqa: F401
 
 ONLY_ACTIVE = "Only active orders can be edited."
 
@@ -402,16 +401,6 @@ def test_change_tracking_on_orders_and_lines(client, shop):
     client.update("salesorders", order, {"statecode": 1})
     assert [(r.id, r["statecode"], r["totalamount"]) for r in orders.read().upserts] == [(order, 1, 25.0)]
     assert [(r.id, r["quantity"]) for r in lines.read().upserts] == [(line, 2)]
-
-
-@pytest.fixture
-def receiver() -> Iterator[tuple[Receiver, str]]:
-    from starlette.applications import Starlette
-    from starlette.routing import Route
-
-    rec = Receiver()
-    with ServeApp(Starlette(routes=[Route("/hook", rec.endpoint, methods=["POST"])])) as served:
-        yield rec, f"{served.url}/hook"
 
 
 def register_step(
