@@ -48,7 +48,7 @@ from shared.dataverse.errors import DataverseDuplicateError
 from shared.dataverse.models import BatchOperation
 from shared.events import Envelope
 from shared.flows.prices_spec import PRICES, TO_DATAVERSE
-from shared.flows.products_to_dataverse import product_mapping_path
+from shared.flows.products_to_dataverse import product_mapping_path, products_by_key, retired_product
 from shared.mapping.prices import PriceSettings, SelectedList, load_price_settings
 from shared.mapping.translation import MappingInputError, Translation
 from shared.quality.issues import IssueCode, QualityIssue
@@ -62,7 +62,6 @@ log = get_logger("flows.prices_to_dataverse")
 KEY = "bpi_brightpearlid"  # the product's alternate key holding the Brightpearl id
 ITEMS = "productpricelevels"
 CURRENCY_AMOUNT = 1  # productpricelevel.pricingmethodcode (reference dataverse-api.md §10.9)
-RETIRED = 1  # product statecode (§10.7)
 QUANTITY_BREAK = "1"  # the only Brightpearl quantity break mapped
 PRODUCTS_PER_QUERY = 500  # short integer keys
 ITEM_PRODUCTS_PER_QUERY = 250  # product GUIDs per item query (about 11 KB of URL)
@@ -273,14 +272,8 @@ class PricesToDataverse(RecordSync[ProductPrices]):
     def match(self, records: list[Record], results: BatchResults) -> None:
         """Each record's Dynamics product (by key) with its default unit, then its items in the
         exported lists, read in bulk."""
-        rows: dict[str, dict[str, Any]] = {}
-        for chunk in chunked(records, PRODUCTS_PER_QUERY):
-            for answer in self.dv.query(
-                "products",
-                select=["productid", KEY, "_defaultuomid_value", "statecode"],
-                filter=odata.in_(KEY, [r.source_id for r in chunk]),
-            ):
-                rows[str(answer.get(KEY))] = dict(answer.values)
+        select = ["productid", KEY, "_defaultuomid_value", "statecode"]
+        rows = products_by_key(self.dv, records, KEY, select, PRODUCTS_PER_QUERY)
         matched: list[Record] = []
         for r in records:
             row = rows.get(r.source_id)
@@ -294,17 +287,8 @@ class PricesToDataverse(RecordSync[ProductPrices]):
                         "retried while the products flow creates it",
                     ),
                 )
-            elif row.get("statecode") == RETIRED:
-                results.set(
-                    r.source_id,
-                    RecordResult(
-                        "skipped",
-                        None,
-                        f"{self.label} {r.source_id}: its Dynamics product {row['productid']} is retired; "
-                        "prices left alone",
-                        target_id=str(row["productid"]),
-                    ),
-                )
+            elif retired := retired_product(self.label, r.source_id, row, "prices"):
+                results.set(r.source_id, retired)
             elif not row.get("_defaultuomid_value"):
                 results.set(
                     r.source_id,

@@ -28,25 +28,25 @@ from typing import Any, Self, Unpack
 
 from shared.dataverse import odata
 from shared.events import Envelope
-from shared.flows.products_spec import PRODUCTS, TO_BRIGHTPEARL
-from shared.flows.products_to_dataverse import PRODUCT_GET, ProductsToDataverse, product_mapping_path
+from shared.flows.products_spec import TO_BRIGHTPEARL
+from shared.flows.products_to_dataverse import (
+    PRODUCT_GET,
+    ProductsToDataverse,
+    ProductSync,
+    product_mapping_path,
+)
 from shared.mapping.brightpearl import bp_id
 from shared.mapping.products import (
     PRODUCT_SELECT,
     BrightpearlProductDecision,
     ProductCatalogue,
-    brightpearl_product_to_canonical,
-    dataverse_product_to_canonical,
     decide_brightpearl_write,
-    product_hash,
 )
 from shared.mapping.products_config import ProductMapping, load_product_mapping
-from shared.mapping.translation import Translation
 from shared.model.product import Product
 from shared.store.errors import StoreConflictError
-from shared.sync.engine import Batch, FlowPorts, RecordSync, SyncRecord
+from shared.sync.engine import Batch, FlowPorts, SyncRecord
 from shared.sync.outcomes import BatchResults, RecordResult, chunked
-from shared.systems import System
 from shared.telemetry import get_logger
 
 log = get_logger("flows.products_to_brightpearl")
@@ -56,13 +56,12 @@ GUIDS_PER_QUERY = 200  # about 9 KB of URL
 Record = SyncRecord[Product]
 
 
-class ProductsToBrightpearl(RecordSync[Product]):
+class ProductsToBrightpearl(ProductSync):
     """Dynamics products -> their Brightpearl products, Dynamics-owned groups only. Hooks:
     sort_notice (off, deletions, the integration user's echo), fetch, skip (no Brightpearl id),
     match (the link's echo, then a fresh Brightpearl read), write (PUT with If-Match)."""
 
     spec = TO_BRIGHTPEARL
-    link_entity = PRODUCTS.link_entity
     echo_needs_linked_target = True
 
     def __init__(
@@ -73,13 +72,10 @@ class ProductsToBrightpearl(RecordSync[Product]):
         trust_integration_user: bool = False,
         **ports: Unpack[FlowPorts],
     ) -> None:
-        super().__init__(**ports)
-        self.mapping = mapping
-        self.key = mapping.dataverse.key
+        super().__init__(mapping=mapping, **ports)
         self.groups = mapping.write_back_groups()
         self.integration_user = (integration_user_id or "").lower() or None
         self.trust_integration_user = trust_integration_user
-        self.catalogue: ProductCatalogue | None = None
 
     @classmethod
     def from_runtime(cls) -> Self:
@@ -150,14 +146,6 @@ class ProductsToBrightpearl(RecordSync[Product]):
             ),
         )
         return True
-
-    def to_canonical(self, system: System, record: dict[str, Any]) -> Translation[Product]:
-        if system == "brightpearl":
-            return brightpearl_product_to_canonical(record, self.mapping)
-        return dataverse_product_to_canonical(record, self.mapping, self.catalogue)
-
-    def content_hash(self, value: Product, system: System) -> str:
-        return product_hash(value, system)
 
     def decide_write(self, record: Record, current: Product | None) -> BrightpearlProductDecision:
         assert record.target is not None  # matched: its Brightpearl product, read fresh

@@ -20,6 +20,7 @@ is idempotent), so no creation claim is needed.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Self, Unpack
 
@@ -44,6 +45,7 @@ from shared.model.product import Product
 from shared.quality.issues import IssueCode
 from shared.sync.engine import FlowPorts, RecordSync, SyncRecord
 from shared.sync.outcomes import BatchResults, RecordResult, chunked, in_parallel
+from shared.sync.ports import DataversePort
 from shared.systems import System
 from shared.telemetry import get_logger
 
@@ -53,9 +55,35 @@ PRODUCT_GET = "/product-service/product/{ids}"
 LOOKUP_CHUNK = 100  # records per lookup query (ids, SKUs: a few KB of URL)
 IDS_PER_QUERY = 500  # short integer keys only (the products just created)
 BATCH_OPS = 1000  # state changes per $batch (the Web API's limit)
+RETIRED = 1  # product statecode (reference dataverse-api.md §10.7)
 
 Record = SyncRecord[Product]
 APP_ROOT = Path(__file__).resolve().parents[2]  # the folder of function_app.py
+
+
+def products_by_key(
+    dv: DataversePort, records: Sequence[SyncRecord[Any]], key: str, select: list[str], per_query: int
+) -> dict[str, dict[str, Any]]:
+    """The Dynamics products of these records by their Brightpearl id (the alternate key `key`),
+    `select`ed, read `per_query` ids a query; a record with no product is absent."""
+    found: dict[str, dict[str, Any]] = {}
+    for chunk in chunked(records, per_query):
+        for row in dv.query("products", select=select, filter=odata.in_(key, [r.source_id for r in chunk])):
+            found[str(row.get(key))] = dict(row.values)
+    return found
+
+
+def retired_product(label: str, source_id: str, row: dict[str, Any], left_alone: str) -> RecordResult | None:
+    """A skip when the Dynamics product `row` is retired (a flow writing into a product leaves a
+    retired one alone: `left_alone` says what, "stock"); None when it is active."""
+    if row.get("statecode") != RETIRED:
+        return None
+    return RecordResult(
+        "skipped",
+        None,
+        f"{label} {source_id}: its Dynamics product {row['productid']} is retired; {left_alone} left alone",
+        target_id=str(row["productid"]),
+    )
 
 
 def product_mapping_path() -> Path:
@@ -67,12 +95,10 @@ def product_mapping_path() -> Path:
     return path if path.is_absolute() else APP_ROOT / path
 
 
-class ProductsToDataverse(RecordSync[Product]):
-    """Brightpearl products -> Dynamics. Hooks: fetch (product GET by id set), gone (a destroyed
-    product is retired), match (key, link, productnumber, duplicate SKUs), write (bulk, then
-    state changes)."""
+class ProductSync(RecordSync[Product]):
+    """What both product flows share: the mapping, the Dynamics key, the catalogue (units and
+    price lists, resolved per batch), and translation and hashing through the canonical Product."""
 
-    spec = TO_DATAVERSE
     link_entity = PRODUCTS.link_entity
 
     def __init__(self, *, mapping: ProductMapping, **ports: Unpack[FlowPorts]) -> None:
@@ -80,6 +106,22 @@ class ProductsToDataverse(RecordSync[Product]):
         self.mapping = mapping
         self.key = mapping.dataverse.key
         self.catalogue: ProductCatalogue | None = None
+
+    def to_canonical(self, system: System, record: dict[str, Any]) -> Translation[Product]:
+        if system == "brightpearl":
+            return brightpearl_product_to_canonical(record, self.mapping)
+        return dataverse_product_to_canonical(record, self.mapping, self.catalogue)
+
+    def content_hash(self, value: Product, system: System) -> str:
+        return product_hash(value, system)
+
+
+class ProductsToDataverse(ProductSync):
+    """Brightpearl products -> Dynamics. Hooks: fetch (product GET by id set), gone (a destroyed
+    product is retired), match (key, link, productnumber, duplicate SKUs), write (bulk, then
+    state changes)."""
+
+    spec = TO_DATAVERSE
 
     @classmethod
     def from_runtime(cls) -> Self:
@@ -94,14 +136,6 @@ class ProductsToDataverse(RecordSync[Product]):
 
     def gone(self, record_id: str) -> dict[str, Any] | None:
         return {"id": int(record_id), "destroyed": True}  # destroyed in Brightpearl: retire it
-
-    def to_canonical(self, system: System, record: dict[str, Any]) -> Translation[Product]:
-        if system == "brightpearl":
-            return brightpearl_product_to_canonical(record, self.mapping)
-        return dataverse_product_to_canonical(record, self.mapping, self.catalogue)
-
-    def content_hash(self, value: Product, system: System) -> str:
-        return product_hash(value, system)
 
     def decide_write(self, record: Record, current: Product | None) -> ProductDecision:
         assert self.catalogue is not None  # resolved by match()
@@ -325,14 +359,8 @@ class ProductsToDataverse(RecordSync[Product]):
     def _read_created(self, todo: list[Record], results: BatchResults) -> None:
         """The ids and states of the products just created (the organisation may create Draft)."""
         created = [r for r in todo if r.target is None and not results.has(r.source_id)]
-        found: dict[str, dict[str, Any]] = {}
-        for chunk in chunked(created, IDS_PER_QUERY):
-            for row in self.dv.query(
-                "products",
-                select=["productid", "statecode", "statuscode", self.key],
-                filter=odata.in_(self.key, [r.source_id for r in chunk]),
-            ):
-                found[str(row.get(self.key))] = dict(row.values)
+        select = ["productid", "statecode", "statuscode", self.key]
+        found = products_by_key(self.dv, created, self.key, select, IDS_PER_QUERY)
         for r in created:
             new = found.get(r.source_id)
             if new is not None:

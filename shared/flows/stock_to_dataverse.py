@@ -36,16 +36,15 @@ from typing import Any, Self, Unpack
 from pydantic import BaseModel
 
 from shared.brightpearl.models import ProductAvailability, StockLevel
-from shared.dataverse import odata
 from shared.events import Envelope
-from shared.flows.products_to_dataverse import product_mapping_path
+from shared.flows.products_to_dataverse import product_mapping_path, products_by_key, retired_product
 from shared.flows.stock_spec import STOCK, SWEEP, TO_DATAVERSE
 from shared.mapping.stock import StockSettings, load_stock_settings
 from shared.mapping.translation import Translation
 from shared.outcomes import Outcome
 from shared.quality.issues import QualityIssue
 from shared.sync.engine import Batch, FlowPorts, RecordSync, SyncRecord
-from shared.sync.outcomes import BatchResults, RecordResult, chunked
+from shared.sync.outcomes import BatchResults, RecordResult
 from shared.systems import System
 
 KEY = "bpi_brightpearlid"  # the product's alternate key holding the Brightpearl id
@@ -53,7 +52,6 @@ AVAILABLE = "bpi_availablestock"
 ON_HAND = "quantityonhand"
 LOOKUP_CHUNK = 100  # ids per Dynamics lookup query (a few KB of URL)
 AVAILABILITY_IDS = 200  # ids per product-availability call (the port chunks at this)
-RETIRED = 1  # product statecode (reference dataverse-api.md §10.7)
 MISSING_REASON = "ProductNotInDynamics"
 MEASURE_FIELDS: dict[str, str] = {  # stock.measure -> the StockLevel field (reference §8.1)
     "onHand": "on_hand",
@@ -186,28 +184,13 @@ class StockToDataverse(RecordSync[ProductStock]):
         select = ["productid", KEY, AVAILABLE, "statecode"]
         if self.settings.write_quantityonhand:
             select.append(ON_HAND)
-        rows: dict[str, dict[str, Any]] = {}
-        for chunk in chunked(records, LOOKUP_CHUNK):
-            query = self.dv.query(
-                "products", select=select, filter=odata.in_(KEY, [r.source_id for r in chunk])
-            )
-            for answer in query:
-                rows[str(answer.get(KEY))] = dict(answer.values)
+        rows = products_by_key(self.dv, records, KEY, select, LOOKUP_CHUNK)
         for r in records:
             row = rows.get(r.source_id)
             if row is None:
                 self._not_in_dynamics(r, results)
-            elif row.get("statecode") == RETIRED:
-                results.set(
-                    r.source_id,
-                    RecordResult(
-                        "skipped",
-                        None,
-                        f"{self.label} {r.source_id}: its Dynamics product {row['productid']} is retired; "
-                        "stock left alone",
-                        target_id=str(row["productid"]),
-                    ),
-                )
+            elif retired := retired_product(self.label, r.source_id, row, "stock"):
+                results.set(r.source_id, retired)
             else:
                 r.target, r.target_id, r.matched_by = row, str(row["productid"]), "key"
 
