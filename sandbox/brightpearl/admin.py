@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from sandbox.brightpearl.catalogue_admin import handle_catalogue_admin
 from sandbox.brightpearl.errors import ApiError
+from sandbox.brightpearl.orders_admin import handle_orders_admin
 
 if TYPE_CHECKING:
     from sandbox.brightpearl.app import Simulator
@@ -75,6 +76,10 @@ def handle_admin(
     if route == ("POST", "orders") and len(parts) == 3 and parts[2] == "status":
         state.set_order_status(int(parts[1]), body)
         return 200, {"updatedOn": state.orders[int(parts[1])]["updatedOn"]}
+    if parts[:1] in (["orders"], ["goods-out"], ["order-statuses"]):
+        answer = handle_orders_admin(sim, method, parts, body)
+        if answer is not None:
+            return answer
     if route == ("POST", "products") and len(parts) == 3 and parts[2] == "stock":
         state.adjust_stock(int(parts[1]), int(body["warehouseId"]), int(body["delta"]))
         with state.lock:

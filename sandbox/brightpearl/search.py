@@ -52,6 +52,9 @@ class SearchSpec:
     records: Callable[[SimState], list[dict[str, Any]]]
     default_sort: list[tuple[str, str]]
     references: dict[str, Callable[[SimState], dict[str, Any]]] = field(default_factory=dict)
+    # Filters that are not columns (sales-order-search `productIds`, `customerRefs`, reference
+    # §4.1); a filter whose value is a list matches when any element does.
+    filters: list[Column] = field(default_factory=list)
 
 
 def _field(name: str, kind: str) -> Column:
@@ -108,6 +111,15 @@ def _coded(column: str) -> Column:
     return Column(column, "INTEGER", lambda o: ids[o[field]], reference=_names(column))
 
 
+ORDER_STATUS = Column(
+    "orderStatusId", "INTEGER", lambda o: o["orderStatus"]["orderStatusId"], reference="orderStatusNames"
+)
+
+
+def _status_names(state: SimState) -> dict[str, Any]:
+    return {str(k): v["name"] for k, v in state.order_statuses.items()}
+
+
 def _code_names(ids: dict[str, int]) -> Callable[[SimState], dict[str, Any]]:
     return lambda s: {str(v): k for k, v in ids.items()}
 
@@ -161,12 +173,7 @@ SPECS: dict[str, SearchSpec] = {
                 reference="orderTypeNames",
             ),
             Column("contactId", "INTEGER", lambda o: o["parties"]["customer"]["contactId"]),
-            Column(
-                "orderStatusId",
-                "INTEGER",
-                lambda o: o["orderStatus"]["orderStatusId"],
-                reference="orderStatusNames",
-            ),
+            ORDER_STATUS,
             _coded("orderStockStatusId"),
             _field("createdOn", "PERIOD"),
             _field("createdById", "INTEGER"),
@@ -192,9 +199,46 @@ SPECS: dict[str, SearchSpec] = {
                 "3": "SALES_CREDIT",
                 "4": "PURCHASE_CREDIT",
             },
-            "orderStatusNames": lambda s: {str(k): v["name"] for k, v in s.order_statuses.items()},
+            "orderStatusNames": _status_names,
             **{_names(column): _code_names(ids) for column, (_, ids) in ORDER_CODES.items()},
         },
+    ),
+    # reference §4.2 (sales-order-search): sales orders only, codes as strings, and the
+    # non-column filters productIds (any row's product), isHistoricalOrder and customerRefs.
+    "/order-service/sales-order-search": SearchSpec(
+        columns=[
+            Column("salesOrderId", "IDSET", lambda o: o["id"]),
+            Column("customerId", "INTEGER", lambda o: o["parties"]["customer"]["contactId"]),
+            ORDER_STATUS,
+            Column("orderStockStatus", "STRING", lambda o: o["stockStatusCode"]),
+            Column("orderPaymentStatus", "STRING", lambda o: o["orderPaymentStatus"]),
+            Column("orderShippingStatus", "STRING", lambda o: o["shippingStatusCode"]),
+            _field("createdOn", "PERIOD"),
+            _field("createdById", "INTEGER"),
+            Column("customerRef", "STRING", lambda o: o["reference"]),
+            _field("updatedOn", "PERIOD"),
+            _field("externalRef", "STRING"),
+            _field("installedIntegrationInstanceId", "INTEGER"),
+            _field("warehouseId", "IDSET"),
+            Column("staffOwnerId", "INTEGER", lambda o: o["assignment"]["current"]["staffOwnerContactId"]),
+            Column("taxDate", "PERIOD", lambda o: (o["invoices"] or [{}])[0].get("taxDate")),
+            Column("channelId", "INTEGER", lambda o: o["assignment"]["current"]["channelId"]),
+            Column("deliveryDate", "PERIOD", lambda o: o["delivery"]["deliveryDate"]),
+        ],
+        records=lambda s: [o for o in s.orders.values() if o["orderTypeCode"] == "SO"],
+        default_sort=[("salesOrderId", "ASC")],
+        references={
+            "orderStatusNames": _status_names,
+        },
+        filters=[
+            Column(
+                "productIds",
+                "IDSET",
+                lambda o: [r["productId"] for r in o["orderRows"].values() if r["productId"]],
+            ),
+            Column("isHistoricalOrder", "BOOLEAN", lambda o: o["historicalOrder"]),
+            Column("customerRefs", "STRING_SET", lambda o: o["reference"]),
+        ],
     ),
     "/product-service/product-search": SearchSpec(
         columns=[
@@ -334,6 +378,13 @@ def _matcher(column: Column, raw: str) -> Callable[[Any], bool]:
     return lambda v: v is not None and str(v) == raw
 
 
+def _matches(match: Callable[[Any], bool], value: Any) -> bool:
+    """A filter on a list-valued column (`productIds`) matches when any element does."""
+    if isinstance(value, list):
+        return any(match(v) for v in value)
+    return match(value)
+
+
 def _sort_key(value: Any) -> tuple[int, Any]:
     if value is None:
         return (0, "")
@@ -383,7 +434,7 @@ def run_search(state: SimState, path: str, params: dict[str, str]) -> tuple[dict
     for key, raw in params.items():
         if key in RESERVED:
             continue
-        column = by_name.get(key)
+        column = by_name.get(key) or next((f for f in spec.filters if f.name == key), None)
         if column is None or not column.filterable:
             raise bad(f"{key!r} is not a filterable column of this search", "CMNC-025")
         matchers.append((column, _matcher(column, raw)))
@@ -391,7 +442,7 @@ def run_search(state: SimState, path: str, params: dict[str, str]) -> tuple[dict
     with state.lock:
         rows = []
         for record in spec.records(state):
-            if all(match(col.get(record)) for col, match in matchers):
+            if all(_matches(match, col.get(record)) for col, match in matchers):
                 rows.append({c.name: c.get(record) for c in spec.columns})
         meta_columns = [c.meta() for c in columns]
         references = {name: build(state) for name, build in spec.references.items()}

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from sandbox.brightpearl.errors import bad
+from sandbox.brightpearl.errors import ApiError, bad
 from sandbox.brightpearl.records.amounts import fmt, money
 from sandbox.brightpearl.records.core import StateCore, existing
 from sandbox.brightpearl.records.jsonpatch import apply_patch, deep_copy, patch_operations
@@ -129,6 +129,83 @@ class OrderRowStore(StateCore):
             self._touch_order(order)
             return rid
 
+    def _noted(self, oid: int, row_id: str) -> Decimal:
+        """How much of an order row is on goods-out notes already."""
+        return sum(
+            (
+                Decimal(line["quantity"])
+                for n in self.goods_out.values()
+                if n["orderId"] == oid
+                for line in n["orderRows"].get(row_id, [])
+            ),
+            Decimal(0),
+        )
+
+    def put_rows(self, oid: int, row_ids: list[int], body: Any) -> tuple[dict[str, int], dict[str, list]]:
+        """Sales order row PUT (reference §6.2): each `{id, productId|name, quantity, taxCode,
+        net, tax}` replaces its row; ids must be in the URL set. Rows are judged one by one
+        (per-row statuses and errors); none change once the order is invoiced."""
+        with self.lock:
+            order = self.order(oid)
+            if order["invoices"]:
+                raise bad("rows cannot be changed once the order is invoiced", "ORDC-031")
+            if not isinstance(body, list) or not body:
+                raise bad("the body must be a non-empty list of rows", "ORDC-037")
+            statuses: dict[str, int] = {}
+            errors: dict[str, list] = {}
+            changed = False
+            for index, item in enumerate(body):
+                rid = item.get("id") if isinstance(item, dict) else None
+                key = str(rid) if rid is not None else f"[{index}]"
+                try:
+                    if rid not in row_ids:
+                        raise bad(f"rows[{index}].id {rid!r} is not in the URL's row id set", "ORDC-038")
+                    current = existing(
+                        order["orderRows"], str(rid), f"Order row {rid} not found on order {oid}"
+                    )
+                    flat = {k: v for k, v in item.items() if k != "id"}
+                    row = self._parse_rows([flat])[0]
+                    noted = self._noted(oid, str(rid))
+                    if row["quantity"] < noted:
+                        raise bad(
+                            f"rows[{index}].quantity cannot drop below the {noted} on goods-out notes",
+                            "ORDC-034",
+                        )
+                    if noted and row["productId"] != current["productId"]:
+                        raise bad(
+                            f"rows[{index}]: the product of a row on goods-out notes cannot change",
+                            "ORDC-039",
+                        )
+                except ApiError as exc:
+                    statuses[key] = exc.status
+                    message = exc.message.replace("rows[0]", f"rows[{index}]", 1)
+                    errors[key] = [{"code": exc.code, "message": message}]
+                    continue
+                sequence = int(current["orderRowSequence"]) // 10
+                replaced = self._order_row(
+                    row, sequence, order["currency"]["orderCurrencyCode"], item_cost="itemCost" in current
+                )
+                replaced["orderRowSequence"] = current["orderRowSequence"]
+                order["orderRows"][str(rid)] = replaced
+                statuses[key], errors[key] = 200, []
+                changed = True
+            if changed:
+                self._touch_order(order)
+            return statuses, errors
+
+    def delete_row(self, oid: int, row_id: int) -> None:
+        """Row DELETE (reference §6.5 names it; the rules follow PATCH): never once invoiced,
+        never a row already on goods-out notes."""
+        with self.lock:
+            order = self.order(oid)
+            existing(order["orderRows"], str(row_id), f"Order row {row_id} not found on order {oid}")
+            if order["invoices"]:
+                raise bad("rows cannot be deleted once the order is invoiced", "ORDC-036")
+            if self._noted(oid, str(row_id)):
+                raise bad(f"row {row_id} is on goods-out notes and cannot be deleted", "ORDC-036")
+            del order["orderRows"][str(row_id)]
+            self._touch_order(order)
+
     def patch_row(self, oid: int, row_id: int, ops: Any) -> dict[str, Any]:
         """Row PATCH (reference §6.5): a few paths, never once the order is invoiced."""
         allowed = {
@@ -159,15 +236,7 @@ class OrderRowStore(StateCore):
                     quantity = money(value, "quantity.magnitude")
                     if quantity <= 0 or (row["_stockTracked"] and quantity != quantity.to_integral_value()):
                         raise bad(f"quantity {value!r} is not a valid quantity for this row", "ORDC-024")
-                    noted = sum(
-                        (
-                            Decimal(line["quantity"])
-                            for n in self.goods_out.values()
-                            if n["orderId"] == oid
-                            for line in n["orderRows"].get(str(row_id), [])
-                        ),
-                        Decimal(0),
-                    )
+                    noted = self._noted(oid, str(row_id))
                     if quantity < noted:
                         raise bad(
                             f"quantity cannot drop below the {noted} already on goods-out notes", "ORDC-034"

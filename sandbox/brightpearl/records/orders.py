@@ -3,13 +3,14 @@ and custom fields (order-service writes and order.* / sales-order.* events)."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 import pycountry
 
-from sandbox.brightpearl.errors import bad
+from sandbox.brightpearl.errors import ApiError, bad
 from sandbox.brightpearl.records.amounts import fmt
 from sandbox.brightpearl.records.core import existing
 from sandbox.brightpearl.records.jsonpatch import patch_operations
@@ -37,10 +38,13 @@ class OrderStore(OrderRowStore):
         self.orders = {}
         self.order_notes = {}
         self.order_custom_fields = {}
+        # Each account names its own statuses (ids and names differ per account; the seed's
+        # example names "Awaiting Payment" and "Partially Shipped"). Replace them with
+        # PUT /_sandbox/order-statuses or add one with POST order-service/order-status.
         statuses = [
             (1, "Draft / Quote", "SO", "draft"),
             (2, "New web order", "SO", "open"),
-            (3, "Awaiting payment", "SO", "open"),
+            (3, "Awaiting Payment", "SO", "open"),
             (4, "Invoiced", "SO", "invoiced"),
             (5, "Cancelled", "SO", "cancelled"),
             (6, "Completed", "SO", "closed"),
@@ -48,22 +52,12 @@ class OrderStore(OrderRowStore):
             (8, "New sales credit", "SC", "open"),
             (9, "Credit complete", "SC", "closed"),
             (10, "Hidden legacy", "SO", "open"),
+            (11, "Partially Shipped", "SO", "open"),
         ]
         self.order_statuses = {
-            sid: {
-                "statusId": sid,
-                "name": name,
-                "orderTypeCode": otc,
-                "sortOrder": sid * 10,
-                "disabled": False,
-                "visible": sid != 10,
-                "color": "#3366FF",
-                "remindAfterDays": 0,
-                "alertEmails": [],
-                "emailContent": "",
-                "batchProcess": False,
-                "state": state,
-            }
+            sid: self._status_record(
+                {"statusId": sid, "name": name, "orderTypeCode": otc, "state": state, "visible": sid != 10}
+            )
             for sid, name, otc, state in statuses
         }
         self.cancelled_status = 5
@@ -141,6 +135,10 @@ class OrderStore(OrderRowStore):
             if cid not in self.contacts:
                 raise bad(f"customer.id {cid!r} is not an existing contact", "ORDC-010")
             ext, inst = body.get("externalRef"), body.get("installedIntegrationInstanceId")
+            if inst is not None and (not isinstance(inst, int) or isinstance(inst, bool) or inst < 0):
+                raise bad(f"installedIntegrationInstanceId {inst!r} must be a whole number", "ORDC-018")
+            if ext is not None and not isinstance(ext, str):
+                raise bad(f"externalRef {ext!r} must be text", "ORDC-019")
             if ext:
                 for existing in self.orders.values():
                     if (
@@ -177,6 +175,17 @@ class OrderStore(OrderRowStore):
             else:
                 placed_on = None
             rows = self._parse_rows(body.get("rows"))
+            override = (body.get("delivery") or {}).get("address")
+            country = None
+            if isinstance(override, dict) and "countryIsoCode" in override:
+                code = str(override["countryIsoCode"]).upper()
+                country = pycountry.countries.get(alpha_3=code) or pycountry.countries.get(alpha_2=code)
+                if country is None:
+                    raise bad(
+                        f"delivery.address.countryIsoCode {override['countryIsoCode']!r} is unknown",
+                        "ORDC-017",
+                    )
+            # every check is done: only now is anything allocated or written (atomic POST, §6.1)
             oid = self.next_id("order", 100000)
             now = self.now()
             contact = self.contacts[cid]
@@ -197,18 +206,9 @@ class OrderStore(OrderRowStore):
                 "telephone": contact["communication"]["telephones"].get("PRI", ""),
             }
             delivery_party = dict(party)
-            override = (body.get("delivery") or {}).get("address")
             if isinstance(override, dict):
                 delivery_party.update({k: v for k, v in override.items() if isinstance(v, str)})
-                if "countryIsoCode" in override:
-                    country = pycountry.countries.get(
-                        alpha_3=str(override["countryIsoCode"]).upper()
-                    ) or pycountry.countries.get(alpha_2=str(override["countryIsoCode"]).upper())
-                    if country is None:
-                        raise bad(
-                            f"delivery.address.countryIsoCode {override['countryIsoCode']!r} is unknown",
-                            "ORDC-017",
-                        )
+                if country is not None:
                     delivery_party.update(countryIsoCode=country.alpha_2, countryIsoCode3=country.alpha_3)
             order_rows: dict[str, Any] = {}
             for seq, row in enumerate(rows, start=1):
@@ -401,6 +401,145 @@ class OrderStore(OrderRowStore):
             nid = self._add_note(oid, body)
             self._touch_order(order)
             return nid
+
+    # --- order statuses (reference §6.6) -------------------------------------------------
+    def _status_record(self, body: dict[str, Any]) -> dict[str, Any]:
+        """A validated status in the GET shape; `statusId` and `orderTypeCode` come in `body`."""
+        name, code = body.get("name"), body.get("orderTypeCode")
+        if not isinstance(name, str) or not name.strip() or len(name) > 64:
+            raise bad(f"name {name!r} must be text of 1 to 64 characters", "ORDC-080")
+        if code not in ("SO", "SC", "PO", "PC"):
+            raise bad(f"orderTypeCode {code!r} must be SO, SC, PO or PC", "ORDC-081")
+        color = body.get("color", "#3366FF")
+        if not isinstance(color, str) or not re.fullmatch(r"#[0-9A-Fa-f]{6}", color):
+            raise bad(f"color {color!r} must be a hex colour such as #3366FF", "ORDC-082")
+        remind = body.get("remindAfterDays", 0)
+        if not isinstance(remind, int) or not 0 <= remind <= 9999:
+            raise bad(f"remindAfterDays {remind!r} must be a whole number from 0 to 9999", "ORDC-083")
+        emails = body.get("alertEmails", [])
+        if (
+            not isinstance(emails, list)
+            or len(emails) > 2
+            or any(not isinstance(e, str) or len(e) > 63 for e in emails)
+        ):
+            raise bad("alertEmails must be at most 2 addresses of at most 63 characters", "ORDC-084")
+        sid = body["statusId"]
+        return {
+            "statusId": sid,
+            "name": name,
+            "orderTypeCode": code,
+            "sortOrder": body.get("sortOrder", sid * 10),
+            "disabled": bool(body.get("disabled", False)),
+            "visible": bool(body.get("visible", True)),
+            "color": color,
+            "remindAfterDays": remind,
+            "alertEmails": list(emails),
+            "emailContent": str(body.get("emailContent", "")),
+            "batchProcess": bool(body.get("batchProcess", False)),
+            "state": str(body.get("state", "open")),
+        }
+
+    def create_order_status(self, body: Any) -> int:
+        """POST order-service/order-status: a new status; the name is unique per order type."""
+        with self.lock:
+            if not isinstance(body, dict) or not body:
+                raise bad("A JSON body is required", "CMNC-010")
+            sid = max(self.order_statuses, default=0) + 1
+            record = self._status_record(dict(body, statusId=sid))
+            for other in self.order_statuses.values():
+                if other["orderTypeCode"] == record["orderTypeCode"] and other["name"] == record["name"]:
+                    raise bad(
+                        f"name {record['name']!r} is already status {other['statusId']} of "
+                        f"{record['orderTypeCode']} orders",
+                        "ORDC-085",
+                    )
+            self.order_statuses[sid] = record
+            return sid
+
+    def configure_order_statuses(self, body: Any) -> dict[str, Any]:
+        """Replace the account's statuses (admin): `statuses` [{statusId, name, orderTypeCode,
+        state?, visible?, ...}], `cancelledStatusId`, `invoicedStatusId` and `defaultStatusIds`
+        {SO, SC, PO}. Orders keep their status id; a status they use must stay."""
+        with self.lock:
+            if (
+                not isinstance(body, dict)
+                or not isinstance(body.get("statuses"), list)
+                or not body["statuses"]
+            ):
+                raise bad("statuses must be a non-empty list", "CMNC-010")
+            table: dict[int, dict[str, Any]] = {}
+            for index, item in enumerate(body["statuses"]):
+                sid = item.get("statusId") if isinstance(item, dict) else None
+                if not isinstance(sid, int) or isinstance(sid, bool) or sid < 1:
+                    raise bad(f"statuses[{index}].statusId {sid!r} must be a positive whole number")
+                if sid in table:
+                    raise bad(f"statuses[{index}].statusId {sid} is used twice")
+                try:
+                    table[sid] = self._status_record(item)
+                except ApiError as exc:
+                    raise bad(f"statuses[{index}]: {exc.message}", exc.code) from exc
+            names = [(s["orderTypeCode"], s["name"]) for s in table.values()]
+            if len(set(names)) != len(names):
+                raise bad("status names must be unique per order type")
+
+            def pick(key: str, value: Any, code: str) -> int:
+                if value not in table or table[value]["orderTypeCode"] != code:
+                    raise bad(f"{key} {value!r} is not a {code} status of the list")
+                return int(value)
+
+            cancelled = pick("cancelledStatusId", body.get("cancelledStatusId"), "SO")
+            invoiced = pick("invoicedStatusId", body.get("invoicedStatusId"), "SO")
+            defaults = body.get("defaultStatusIds") or {}
+            chosen = {
+                code: pick(f"defaultStatusIds.{code}", defaults.get(code), code)
+                for code in ("SO", "SC", "PO")
+            }
+            used = {o["orderStatus"]["orderStatusId"] for o in self.orders.values()} - set(table)
+            if used:
+                raise bad(f"status ids {sorted(used)} are used by orders and must stay in the list")
+            self.order_statuses = table
+            self.cancelled_status, self.invoiced_status, self.default_status = cancelled, invoiced, chosen
+            for order in self.orders.values():
+                order["orderStatus"]["name"] = table[order["orderStatus"]["orderStatusId"]]["name"]
+            return self.order_status_settings()
+
+    def order_status_settings(self) -> dict[str, Any]:
+        return {
+            "statuses": [dict(s) for s in self.order_statuses.values()],
+            "cancelledStatusId": self.cancelled_status,
+            "invoicedStatusId": self.invoiced_status,
+            "defaultStatusIds": dict(self.default_status),
+        }
+
+    # --- invoicing (a Brightpearl user or an accounting run; admin-driven) ----------------
+    def invoice_order(self, oid: int, body: Any) -> dict[str, Any]:
+        """Invoice a sales order: `invoiceReference` (default SI-{id}), `taxDate` (default now)
+        and, when `statusId` is given, a status change with its note and events. An order is
+        invoiced once; afterwards rows are locked and it cannot be cancelled (§6.5, §6.6)."""
+        with self.lock:
+            order = self.order(oid)
+            body = body if isinstance(body, dict) else {}
+            if order["invoices"]:
+                raise bad(
+                    f"order {oid} is already invoiced ({order['invoices'][0]['invoiceReference']})",
+                    "ORDC-090",
+                )
+            reference = body.get("invoiceReference") or f"SI-{oid}"
+            if not isinstance(reference, str) or len(reference) > 64:
+                raise bad("invoiceReference must be text of at most 64 characters", "ORDC-091")
+            if body.get("statusId") is not None:
+                if body["statusId"] == self.cancelled_status:
+                    raise bad("an order cannot be invoiced into the cancelled status", "ORDC-092")
+                self.set_order_status(oid, {"orderStatusId": body["statusId"]})  # checks first
+            now = self.now()
+            order["invoices"] = [
+                {"invoiceReference": reference, "taxDate": body.get("taxDate") or now, "dueDate": now}
+            ]
+            self._touch_order(order)
+            return {
+                "invoices": [dict(i) for i in order["invoices"]],
+                "orderStatus": dict(order["orderStatus"]),
+            }
 
     def render_custom_fields(self, oid: int) -> dict[str, Any]:
         out = {}

@@ -215,6 +215,9 @@ class WarehouseStore(StateCore):
                     raise bad(f"events[{i}].eventOwnerId must be a contact id", "WHSB-043")
             if note["status"]["shipped"]:
                 raise bad("the note is shipped; no more events can be added", "WHSB-044")
+            codes_sent = [e["eventCode"] for e in events]
+            if "SHW" in codes_sent[:-1]:
+                raise bad("SHW must be the last event: none can follow the shipment", "WHSB-044")
             fired = []
             for event in events:
                 code = event["eventCode"]

@@ -77,6 +77,19 @@ class OrderRoutes(RouteBase):
     def patch_order_row(self, req: Req, m: re.Match[str]) -> Reply:
         return ok(self.state.patch_row(int(m["id"]), int(m["row"]), req.body))
 
+    def delete_order_row(self, req: Req, m: re.Match[str]) -> Reply:
+        self.state.delete_row(int(m["id"]), int(m["row"]))
+        return Reply(200, None)
+
+    def put_sales_order_rows(self, req: Req, m: re.Match[str]) -> Reply:
+        """Sales order row PUT (reference §6.2): per-row statuses and errors; 207 when they differ."""
+        statuses, errors = self.state.put_rows(int(m["id"]), id_set(m["ids"]), req.body)
+        mixed = len(set(statuses.values())) > 1
+        return ok({"resourceStatuses": statuses, "resourceErrors": errors}, status=207 if mixed else 200)
+
+    def post_order_status(self, req: Req, m: re.Match[str]) -> Reply:
+        return ok(self.state.create_order_status(req.body))
+
     def put_order_status(self, req: Req, m: re.Match[str]) -> Reply:
         self.state.set_order_status(int(m["id"]), req.body)
         return ok({})
