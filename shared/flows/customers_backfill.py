@@ -8,21 +8,22 @@ the generic `Backfill` of the customers spec, kept for the callers that name the
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Unpack
 
 from shared.flows.customers_spec import CUSTOMERS
 from shared.sync.backfill import (
     PAGE,
     Backfill,
+    BackfillOptions,
     BackfillReport,
     BackfillState,
     IdPage,
     dataverse_pages,
     search_pages,
 )
-from shared.sync.ports import BrightpearlPort, CursorsPort, Publish
+from shared.sync.ports import BrightpearlPort
 from shared.systems import System
 
 if TYPE_CHECKING:
@@ -70,21 +71,7 @@ class CustomerBackfill(Backfill):
         *,
         brightpearl: BrightpearlClient | BrightpearlPort | None = None,
         dataverse: DataverseClient | None = None,
-        cursors: CursorsPort,
-        publish: Publish,
-        clock: Callable[[], datetime],
-        source_name: str,
-        per_notice: int = 100,
-        page_size: int = PAGE,
+        **options: Unpack[BackfillOptions],
     ) -> None:
-        super().__init__(
-            CUSTOMERS,
-            source,
-            client=brightpearl if source == "brightpearl" else dataverse,
-            cursors=cursors,
-            publish=publish,
-            clock=clock,
-            source_name=source_name,
-            per_notice=per_notice,
-            page_size=page_size,
-        )
+        client = brightpearl if source == "brightpearl" else dataverse
+        super().__init__(CUSTOMERS, source, client=client, **options)

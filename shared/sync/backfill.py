@@ -20,7 +20,7 @@ import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, Required, TypedDict, Unpack
 
 from shared.brightpearl.search import MAX_PAGE_SIZE, SearchPaginator
 from shared.events import ChangeNotice, Envelope
@@ -118,32 +118,33 @@ class BackfillReport:
     record: str = ""  # what one id is, for messages: "customer"
 
 
+class BackfillOptions(TypedDict, total=False):
+    """A backfill's keyword arguments besides its client."""
+
+    cursors: Required[CursorsPort]  # where the position reached is kept
+    publish: Required[Publish]
+    clock: Required[Callable[[], datetime]]
+    source_name: Required[str]  # the notices' source: "/brightpearl/<account>"
+    per_notice: int  # ids per change notice (default 100)
+    page_size: int  # ids per listing page (default PAGE)
+
+
 class Backfill:
     """Publish every id of `spec`'s records in `source` as change notices (resumable)."""
 
     def __init__(
-        self,
-        spec: EntitySpec,
-        source: System,
-        *,
-        client: Any,
-        cursors: CursorsPort,
-        publish: Publish,
-        clock: Callable[[], datetime],
-        source_name: str,
-        per_notice: int = 100,
-        page_size: int = PAGE,
+        self, spec: EntitySpec, source: System, *, client: Any, **options: Unpack[BackfillOptions]
     ) -> None:
         self.declared = spec.backfill_source(source)  # ValueError naming why not
         self.spec = spec
         self.source = source
         self.client = client
-        self.cursors = cursors
-        self.publish = publish
-        self.clock = clock
-        self.source_name = source_name
-        self.per_notice = per_notice
-        self.page_size = page_size
+        self.cursors = options["cursors"]
+        self.publish = options["publish"]
+        self.clock = options["clock"]
+        self.source_name = options["source_name"]
+        self.per_notice = options.get("per_notice", 100)
+        self.page_size = options.get("page_size", PAGE)
 
     @property
     def cursor_name(self) -> str:
