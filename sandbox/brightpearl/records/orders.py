@@ -333,10 +333,16 @@ class OrderStore(OrderRowStore):
         return existing(self.orders, oid, f"Order {oid} not found")
 
     def _touch_order(self, order: dict[str, Any], *events: str) -> None:
+        """Move updatedOn, derive the statuses again and raise `events` (default
+        `order.modified`), plus `order.modified.fully-shipped` when the change is what makes
+        every stock-tracked row shipped: a shipped note, or a row cut to what shipped (§6.5)."""
+        before = order.get("shippingStatusCode")
         order["updatedOn"] = self.now()
         self._derive_order(order)
         for event in events or ("order.modified",):
             self.emit(event, [order["id"]])
+        if before is not None and before != "ASS" and order["shippingStatusCode"] == "ASS":
+            self.emit("order.modified.fully-shipped", [order["id"]])
 
     def set_order_status(self, oid: int, body: Any) -> None:
         with self.lock:

@@ -258,10 +258,7 @@ class WarehouseStore(StateCore):
                         self.emit("product.modified.on-hand-modified", [line["productId"]])
                 order = self.orders.get(note["orderId"])
                 if order is not None:
-                    before = order.get("shippingStatusCode")
-                    self._touch_order(order)
-                    if order["shippingStatusCode"] == "ASS" and before != "ASS":
-                        self.emit("order.modified.fully-shipped", [order["id"]])
+                    self._touch_order(order)  # raises order.modified.fully-shipped when it is
 
     # --- stock corrections (§8.4) --------------------------------------------------------
     def correct_stock(self, warehouse_id: int, body: Any) -> list[int]:
