@@ -476,6 +476,37 @@ def read_yaml_document(file: Path) -> Any:
         raise MappingError(str(file), [f"(yaml): {where}{problem}"]) from None
 
 
+S = TypeVar("S", bound=BaseModel)
+
+
+def parse_section(
+    document: Any,
+    source: str,
+    section: str,
+    model: type[S],
+    hint: str,
+    locate: Callable[[tuple[int | str, ...]], tuple[int | str, ...]] = tuple,
+) -> S | None:
+    """One top-level section of a parsed mapping document validated as `model` (None: absent),
+    every problem named by its YAML path (`section.key.field: ...`, the pydantic location as
+    `locate` gives it) in one MappingError. `hint` lists the section's keys for the message when
+    it is not a mapping."""
+    if document is None:
+        document = {}
+    if not isinstance(document, dict):
+        raise MappingError(source, ["(root): the mapping file must be a YAML mapping (key: value)"])
+    body = document.get(section)
+    if body is None:
+        return None
+    if not isinstance(body, dict):
+        raise MappingError(source, [f"{section}: must be a mapping ({hint})"])
+    try:
+        return model.model_validate({**body, "source": source})
+    except ValidationError as exc:
+        problems = [f"{section}.{_loc(locate(tuple(e['loc'])))}: {e['msg']}" for e in exc.errors()]
+        raise MappingError(source, problems) from None
+
+
 def read_customer_mapping(path: str | Path | None = None) -> CustomerMapping:
     """Read and validate a mapping file, uncached (syncctl mapping check)."""
     file = Path(path) if path is not None else DEFAULT_PATH

@@ -22,11 +22,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from shared.mapping.config import MappingError, _loc, cached_per_file_version, read_yaml_document
+from shared.mapping.config import MappingError, cached_per_file_version, parse_section, read_yaml_document
 from shared.mapping.products_config import DEFAULT_PATH
 
 SECTION = "price_lists"
@@ -165,32 +165,9 @@ def _semantic_problems(s: PriceSettings) -> list[str]:
     return problems
 
 
-S = TypeVar("S", bound=BaseModel)
-
-
-def parse_section(document: Any, source: str, section: str, model: type[S], hint: str) -> S | None:
-    """One top-level section of a parsed mapping document validated as `model` (None: absent),
-    every problem named by its YAML path (`section.key.field: ...`) in one MappingError. `hint`
-    lists the section's keys for the message when it is not a mapping."""
-    if document is None:
-        document = {}
-    if not isinstance(document, dict):
-        raise MappingError(source, ["(root): the mapping file must be a YAML mapping (key: value)"])
-    body = document.get(section)
-    if body is None:
-        return None
-    if not isinstance(body, dict):
-        raise MappingError(source, [f"{section}: must be a mapping ({hint})"])
-    try:
-        return model.model_validate({**body, "source": source})
-    except ValidationError as exc:
-        problems = [f"{section}.{_loc(_key_path(tuple(e['loc'])))}: {e['msg']}" for e in exc.errors()]
-        raise MappingError(source, problems) from None
-
-
 def parse_price_settings(document: Any, source: str = "<memory>") -> PriceSettings:
     """The `price_lists:` section of a parsed product mapping document (defaults when absent)."""
-    settings = parse_section(document, source, SECTION, PriceSettings, "export_cost, lists")
+    settings = parse_section(document, source, SECTION, PriceSettings, "export_cost, lists", _key_path)
     if settings is None:
         return PriceSettings(source=source)
     problems = _semantic_problems(settings)

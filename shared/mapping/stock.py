@@ -19,9 +19,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from shared.mapping.config import MappingError, _loc, cached_per_file_version, read_yaml_document
+from shared.mapping.config import MappingError, cached_per_file_version, parse_section, read_yaml_document
 from shared.mapping.products_config import DEFAULT_PATH
 
 Measure = Literal["onHand", "inStock", "allocated", "inTransit"]
@@ -55,20 +55,9 @@ class StockSettings(BaseModel):
 
 def parse_stock_settings(document: Any, source: str = "<memory>") -> StockSettings:
     """The `stock:` section of a parsed product mapping document (defaults when absent)."""
-    if document is None:
-        document = {}
-    if not isinstance(document, dict):
-        raise MappingError(source, ["(root): the mapping file must be a YAML mapping (key: value)"])
-    section = document.get(SECTION)
-    if section is None:
+    settings = parse_section(document, source, SECTION, StockSettings, "warehouses, measure, ...")
+    if settings is None:
         return StockSettings(source=source)
-    if not isinstance(section, dict):
-        raise MappingError(source, [f"{SECTION}: must be a mapping (warehouses, measure, ...)"])
-    try:
-        settings = StockSettings.model_validate({**section, "source": source})
-    except ValidationError as exc:
-        problems = [f"{SECTION}.{_loc(tuple(e['loc']))}: {e['msg']}" for e in exc.errors()]
-        raise MappingError(source, problems) from None
     problems = [
         f"{SECTION}.warehouses[{i}]: {w} is not a Brightpearl warehouse id (a positive integer)"
         for i, w in enumerate(settings.warehouses)
