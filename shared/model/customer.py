@@ -26,6 +26,7 @@ from pydantic import (
     model_validator,
 )
 
+from shared.model.ids import SystemIds
 from shared.quality.normalise import clean_text, format_postcode, normalise_postcode
 from shared.systems import SYSTEMS as SYSTEMS
 from shared.systems import System as System
@@ -146,13 +147,8 @@ class Organisation(BaseModel):
     dataverse_id: str | None = Field(None, description="Dataverse accountid (GUID)")
 
 
-class ExternalIds(BaseModel):
-    """The customer's ids in each system, when known."""
-
-    model_config = _FROZEN
-
-    brightpearl: str | None = Field(None, description="Brightpearl contactId")
-    dataverse: str | None = Field(None, description="Dataverse contactid (GUID)")
+class ExternalIds(SystemIds):
+    """The customer's ids in each system, when known: Brightpearl contactId, Dataverse contactid."""
 
 
 class Customer(BaseModel):

@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
+from shared.model.ids import SystemIds
 from shared.quality.normalise import clean_text
 from shared.systems import System
 
@@ -57,11 +58,8 @@ class Variation(BaseModel):
     value: Annotated[str, BeforeValidator(clean_text)]
 
 
-class ProductIds(BaseModel):
-    model_config = _FROZEN
-
-    brightpearl: str | None = Field(None, description="Brightpearl product id")
-    dataverse: str | None = Field(None, description="Dataverse productid (GUID)")
+class ProductIds(SystemIds):
+    """The product's ids: Brightpearl product id, Dataverse productid."""
 
 
 class Product(BaseModel):
