@@ -23,7 +23,7 @@ class OrderStore(OrderRowStore):
     order_custom_fields: dict[int, dict[str, Any]]
     order_statuses: dict[int, dict[str, Any]]
     order_custom_field_meta: dict[str, dict[str, Any]]
-    cancelled_status: int
+    cancelled_status: int | None
     invoiced_status: int
     default_status: dict[str, int]
     # read from other stores
@@ -464,7 +464,7 @@ class OrderStore(OrderRowStore):
 
     def configure_order_statuses(self, body: Any) -> dict[str, Any]:
         """Replace the account's statuses (admin): `statuses` [{statusId, name, orderTypeCode,
-        state?, visible?, ...}], `cancelledStatusId`, `invoicedStatusId` and `defaultStatusIds`
+        state?, visible?, ...}], `cancelledStatusId` (null: none), `invoicedStatusId` and `defaultStatusIds`
         {SO, SC, PO}. Orders keep their status id; a status they use must stay."""
         with self.lock:
             if (
@@ -493,7 +493,11 @@ class OrderStore(OrderRowStore):
                     raise bad(f"{key} {value!r} is not a {code} status of the list")
                 return int(value)
 
-            cancelled = pick("cancelledStatusId", body.get("cancelledStatusId"), "SO")
+            cancelled = (  # an account may have no cancelled status (sales order GET isCanceled null)
+                None
+                if body.get("cancelledStatusId") is None
+                else pick("cancelledStatusId", body["cancelledStatusId"], "SO")
+            )
             invoiced = pick("invoicedStatusId", body.get("invoicedStatusId"), "SO")
             defaults = body.get("defaultStatusIds") or {}
             chosen = {

@@ -20,6 +20,55 @@ class OrderRoutes(RouteBase):
         out["orderStatus"] = dict(record["orderStatus"])
         return out
 
+    def render_sales_order(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Sales order GET (reference §6.2): the order GET fields plus the sales-order POST
+        names (`customerId`, `customer.id`, `ref`, `statusId`, `channelId`, `rows[]`) and the
+        read-only `total`, `isCanceled` (null when the account has no cancelled status)."""
+        out = self.render_order(record)
+        totals = record["totalValue"]
+        status_id = record["orderStatus"]["orderStatusId"]
+        cancelled = self.state.cancelled_status
+        out.update(
+            customerId=record["parties"]["customer"]["contactId"],
+            customer={"id": record["parties"]["customer"]["contactId"]},
+            ref=record["reference"],
+            statusId=status_id,
+            channelId=record["assignment"]["current"]["channelId"],
+            isCanceled=None if cancelled is None else status_id == cancelled,
+            total={
+                "net": totals["net"],
+                "tax": totals["taxAmount"],
+                "gross": totals["total"],
+                "baseNet": totals["baseNet"],
+                "baseTax": totals["baseTaxAmount"],
+                "baseGross": totals["baseTotal"],
+            },
+            rows=[
+                {
+                    "id": int(rid),
+                    "productId": row["productId"],
+                    "name": row["productName"],
+                    "sku": row["productSku"],
+                    "quantity": row["quantity"]["magnitude"],
+                    "taxCode": row["rowValue"]["taxCode"],
+                    "net": row["rowValue"]["rowNet"]["value"],
+                    "tax": row["rowValue"]["rowTax"]["value"],
+                    "nominalCode": row["nominalCode"],
+                    "externalRef": row.get("externalRef", ""),
+                    "productPrice": row["productPrice"]["value"],
+                    "discountPercentage": row["discountPercentage"],
+                    "sequence": int(row["orderRowSequence"]),
+                    "taxClassId": row["rowValue"]["taxClassId"],
+                    "taxCalculator": row["rowValue"]["taxCalculator"],
+                    "bundleParent": row["composition"]["bundleParent"],
+                    "bundleChild": row["composition"]["bundleChild"],
+                    "parentRowId": row["composition"]["parentOrderRowId"],
+                }
+                for rid, row in record["orderRows"].items()
+            ],
+        )
+        return out
+
     def post_sales_order(self, req: Req, m: re.Match[str]) -> Reply:
         return ok(self.state.create_sales_order(req.body or {}, "SO"))
 
@@ -58,9 +107,10 @@ class OrderRoutes(RouteBase):
 
     def get_orders(self, req: Req, m: re.Match[str]) -> Reply:
         kind = "SO" if req.path.startswith("order-service/sales-order") else None
+        render = self.render_sales_order if kind else self.render_order
         with self.state.lock:
             items = [
-                self.render_order(self.state.orders[i])
+                render(self.state.orders[i])
                 for i in id_set(m["ids"], self.config.get_limit)
                 if i in self.state.orders and (kind is None or self.state.orders[i]["orderTypeCode"] == kind)
             ]

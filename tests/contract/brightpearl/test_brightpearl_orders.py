@@ -375,3 +375,40 @@ def test_ensure_sales_order_never_answers_a_sales_credit(client: BrightpearlClie
     credit_id = client.create_sales_credit(credit)
     order_id, created = client.ensure_sales_order(order_body(sim, "credit-first"))
     assert created and order_id != credit_id
+
+
+def test_sales_order_get_answers_the_post_fields_totals_and_is_canceled(
+    client: BrightpearlClient, sim: Simulator, admin: httpx.Client
+):
+    body = order_body(sim, "get-1").wire()
+    order_id = client.create_sales_order(body)
+    [sales] = client.request("GET", f"/order-service/sales-order/{order_id}").response
+    assert (sales["customerId"], sales["customer"], sales["ref"], sales["externalRef"]) == (
+        body["customer"]["id"],
+        {"id": body["customer"]["id"]},
+        "PO-778",
+        "get-1",
+    )
+    assert sales["statusId"] == 2 and sales["isCanceled"] is False
+    assert sales["total"] == {
+        "net": "22.50",
+        "tax": "4.50",
+        "gross": "27.00",
+        "baseNet": "22.50",
+        "baseTax": "4.50",
+        "baseGross": "27.00",
+    }
+    assert [(r["name"], r["quantity"], r["net"], r["taxCode"]) for r in sales["rows"]][1] == (
+        "Gift wrap",
+        "1.0000",
+        "2.5000",
+        "T20",
+    )
+    assert {r["id"] for r in sales["rows"]} == set(client.get_order(order_id).order_rows)
+    client.set_order_status(order_id, 5)
+    assert client.request("GET", f"/order-service/sales-order/{order_id}").response[0]["isCanceled"] is True
+
+    settings = admin.get("/order-statuses").json()
+    settings["cancelledStatusId"] = None
+    assert admin.put("/order-statuses", json=settings).status_code == 200
+    assert client.request("GET", f"/order-service/sales-order/{order_id}").response[0]["isCanceled"] is None
