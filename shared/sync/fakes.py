@@ -23,6 +23,7 @@ import httpx
 
 from shared.brightpearl.client import MessageOutcome, MultiMessageResult
 from shared.brightpearl.errors import (
+    BrightpearlAmbiguousWrite,
     BrightpearlNotFound,
     BrightpearlPreconditionFailed,
     BrightpearlValidationError,
@@ -391,6 +392,7 @@ PRIMARY = PRIMARY_IDS
 EXPANDS = {
     "parentcustomerid_account": ("_parentcustomerid_value", "accounts"),
     "transactioncurrencyid": ("_transactioncurrencyid_value", "transactioncurrencies"),  # a price list's
+    "productid": ("_productid_value", "products"),  # an order line's product
 }
 LOOKUP_COLUMNS = {"parentcustomerid_account": "parentcustomerid"}  # navigation property -> lookup column
 DRAFT_ON_CREATE = {"products"}  # created Draft unless the organisation creates them active (§10.7)
@@ -435,7 +437,7 @@ class FakeDataverse(_Faults):
                 if top <= 0:
                     return
                 top -= 1
-            values = {k: v for k, v in row.items() if not select or k in select or k == pk}
+            values = {k: v for k, v in row.items() if not select or k in select or k == pk or "@" in k}
             for name in _expanded(expand):
                 column, target_set = EXPANDS[name]
                 parent = self.tables[target_set].get(str(row.get(column) or "").lower())
@@ -626,6 +628,8 @@ class FakeBrightpearl(_Faults):
     goods_movements: list[dict[str, Any]] = field(default_factory=list)
     price_lists: dict[int, dict[str, Any]] = field(default_factory=dict)  # id -> as price-list GET
     prices: dict[int, dict[int, dict[str, str]]] = field(default_factory=dict)  # product, list -> breaks
+    sales_orders: dict[int, dict[str, Any]] = field(default_factory=dict)  # id -> the POST body
+    lost_answers: int = 0  # the next N sales-order POSTs are applied, then time out (answer lost)
     next_id: int = 1000
 
     def __post_init__(self) -> None:
@@ -921,6 +925,23 @@ class FakeBrightpearl(_Faults):
 
     def highest_created_id(self, uri: str) -> int | None:
         return max(self.addresses, default=None) if "postal-address" in uri else None
+
+    def create_sales_order(self, order: Any) -> int:
+        """Atomic: all rows or nothing. A duplicate externalRef is NOT refused (what Brightpearl
+        does with one is unconfirmed, reference §6.2), so tests count what the flow makes; with
+        `lost_answers` the order is made and the answer lost (a timeout)."""
+        self._call("create_sales_order")
+        body = order.wire() if hasattr(order, "wire") else dict(order)
+        order_id = self._new_id()
+        self.sales_orders[order_id] = {"id": order_id, **body}
+        if self.lost_answers:
+            self.lost_answers -= 1
+            raise BrightpearlAmbiguousWrite("the sales-order POST timed out after it was sent")
+        return order_id
+
+    def find_order_ids_by_external_ref(self, external_ref: str) -> list[int]:
+        self._call("find_order_ids_by_external_ref")
+        return sorted(i for i, o in self.sales_orders.items() if o.get("externalRef") == external_ref)
 
     def create_contact(self, body: Mapping[str, Any]) -> int:
         owned = {a for c in self.contacts.values() for a in (c.get("postAddressIds") or {}).values()}

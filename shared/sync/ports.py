@@ -89,6 +89,15 @@ class BrightpearlPort(Protocol):
         products that do not exist are absent."""
         ...
 
+    def create_sales_order(self, order: Any) -> int:
+        """The atomic sales-order POST with all rows (reference §6.2); the new order id. A
+        timeout after sending raises BrightpearlAmbiguousWrite (it may have been applied)."""
+        ...
+
+    def find_order_ids_by_external_ref(self, external_ref: str) -> list[int]:
+        """The ids of the orders whose externalRef is exactly `external_ref` (order-search)."""
+        ...
+
     def multi_message(
         self,
         messages: list[dict[str, Any]],

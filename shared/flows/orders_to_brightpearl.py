@@ -1,0 +1,486 @@
+"""Flow orders-to-brightpearl: Dynamics sales orders -> Brightpearl sales orders (issue 13).
+
+Built and unit-tested on fakes, not wired yet (its spec is in registry.BUILDING).
+
+Per batch: coalesce order ids (an order product notice stands for its order); read the orders
+(currency expanded, customer lookup annotated) and all their lines (product number expanded)
+in two `In` queries; keep those the trigger setting selects (`trigger.when`: submitted, every
+order, or `bpi_sendtobrightpearl` on); check them (shared/model/order.py: OrderHasNoLines,
+InvalidQuantity, CurrencyMissing); resolve the customer through the customer links (an account
+through its primary contact) and each line's product through the product links, else by SKU
+(product-search); then create each order exactly once:
+
+1. a creation claim in `links` (two workers never create the same order);
+2. a look-up by `externalRef` (= the salesorder id) before creating: finds the order an earlier
+   attempt made when it crashed between the Brightpearl create and our link write, or when
+   the POST timed out after Brightpearl committed it;
+3. ONE atomic `POST /order-service/sales-order/` with every row (lines, discount, freight);
+4. the link (completing the claim) and `bpi_brightpearlid` written back to Dataverse (one
+   UpdateMultiple per batch).
+
+A POST whose answer is lost (BrightpearlAmbiguousWrite) keeps its claim pending and retries: the
+retry's look-up finds the order and links it. A customer not linked yet is asked for (a
+contact or account notice to the customers flow) and the order retried, up to
+`customer_wait.attempts`; then `CustomerNotSynced`. A SKU Brightpearl lacks dead-letters the
+order at once (`UnknownSku`), or after `unknown_sku.wait_minutes` with `action: wait`.
+Orders already linked are left alone (changes after creation: issue 13 item 3, not built).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Unpack
+
+from shared.brightpearl import errors as bp_errors
+from shared.brightpearl.models import SalesOrderCreate
+from shared.dataverse import odata
+from shared.events import ChangeNotice, Envelope
+from shared.flows.orders_spec import SALESORDER_COLUMNS, SALESORDERDETAIL_COLUMNS, TO_BRIGHTPEARL
+from shared.mapping.orders_config import OrderMapping, load_order_mapping
+from shared.mapping.orders_translate import (
+    address_columns,
+    order_from_dataverse,
+    order_hash,
+    sales_order_body,
+)
+from shared.mapping.translation import Translation
+from shared.model.order import Order, order_issues
+from shared.quality.issues import IssueCode, QualityIssue, Severity
+from shared.store.errors import ClaimTaken, StoreConflictError
+from shared.store.links import Claim
+from shared.sync.engine import Batch, FlowPorts, RecordSync, SyncRecord
+from shared.sync.outcomes import BatchResults, RecordResult, chunked
+from shared.systems import System
+from shared.telemetry import get_logger
+
+log = get_logger("flows.orders_to_brightpearl")
+
+GUIDS_PER_QUERY = 200
+CUSTOMER_RETRY_SECONDS = 120.0
+SKU_RETRY_SECONDS = 300.0
+Record = SyncRecord[Order]
+
+
+@dataclass
+class OrderDecision:
+    """What deciding one order yields (the engine's Decision protocol)."""
+
+    issues: list[QualityIssue] = field(default_factory=list)
+    desired_hash: str = ""
+    payload: Any = None  # the SalesOrderCreate body
+    should_write: bool = True
+
+    @property
+    def fatal(self) -> bool:
+        return any(i.fatal for i in self.issues)
+
+    @property
+    def reason(self) -> str | None:
+        first = next((i for i in self.issues if i.fatal), None)
+        return str(first.code) if first is not None else None
+
+
+class OrdersToBrightpearl(RecordSync[Order]):
+    """Dataverse sales orders -> Brightpearl sales orders. Hooks: sort_notice (attempts and
+    first sight per order), expand (lines stand for their order; reads orders and lines),
+    fetch, skip (the trigger setting), match (link, customer, products), decide_write, write
+    (claimed, looked up by externalRef, one POST, linked, id written back)."""
+
+    spec = TO_BRIGHTPEARL
+    link_entity = "order"
+    batch_ids_shown = 5
+
+    def __init__(
+        self,
+        *,
+        mapping: OrderMapping | None = None,
+        currencies: Collection[str] | None = None,
+        installed_integration_instance_id: int | None = None,
+        source: str = "/dataverse/orders",
+        now: Any = None,
+        **ports: Unpack[FlowPorts],
+    ) -> None:
+        """`currencies`: the ISO codes Brightpearl's account has (None: not checked here; the
+        POST refuses an unknown one). `installed_integration_instance_id`: from OAuth, with
+        externalRef Brightpearl's unique key of the order."""
+        super().__init__(**ports)
+        self.mapping = mapping or load_order_mapping()
+        self.currencies = currencies
+        self.instance_id = installed_integration_instance_id
+        self.source = source
+        self.now = now or (lambda: datetime.now(UTC))
+        self._rows: dict[str, dict[str, Any]] = {}
+        self._attempt: dict[str, int] = {}  # record id -> the highest delivery attempt naming it
+        self._first_seen: dict[str, datetime] = {}  # record id -> earliest notice observed
+        self._customers: dict[str, int] = {}  # order id -> Brightpearl contact id
+        self._waiting_customer: dict[str, tuple[str, str]] = {}  # order id -> (kind, GUID)
+        self._products: dict[str, int] = {}  # SKU -> Brightpearl product id
+
+    # ------------------------------------------------------------------------------ reading
+    def sort_notice(self, envelope: Envelope, record_id: str, batch: Batch, results: BatchResults) -> None:
+        key = record_id.lower()
+        self._attempt[key] = max(self._attempt.get(key, 0), envelope.attempt)
+        seen = self._first_seen.get(key)
+        if seen is None or envelope.notice.observed_at < seen:
+            self._first_seen[key] = envelope.notice.observed_at
+        if envelope.notice.operation == "deleted":
+            results.set(
+                record_id,
+                RecordResult(
+                    "skipped", None, f"Dataverse {envelope.notice.entity} {record_id} deleted: not synced"
+                ),
+            )
+            return
+        super().sort_notice(envelope, record_id, batch, results)
+
+    def expand(self, batch: Batch, results: BatchResults) -> list[str]:
+        """The orders named, then the orders of the order products named; reads both."""
+        order_ids = [i.lower() for i in batch.changed.get("salesorder", [])]
+        for chunk in chunked(batch.changed.get("salesorderdetail", []), GUIDS_PER_QUERY):
+            found: set[str] = set()
+            for row in self.dv.query(
+                "salesorderdetails",
+                select=["salesorderdetailid", "_salesorderid_value"],
+                filter=odata.in_("salesorderdetailid", list(chunk)),
+            ):
+                line_id, order_id = str(row.id).lower(), str(row.values["_salesorderid_value"]).lower()
+                for named in chunk:
+                    if named.lower() == line_id:
+                        batch.derived.setdefault(named, []).append(order_id)
+                        self._attempt[order_id] = max(self._attempt.get(order_id, 0), self._attempt[line_id])
+                        found.add(named)
+            for named in chunk:
+                if named not in found:
+                    results.set(
+                        named,
+                        RecordResult(
+                            "skipped",
+                            None,
+                            f"Dataverse order product {named} no longer exists (order unknown)",
+                        ),
+                    )
+        ids = list(dict.fromkeys([*order_ids, *(o for os_ in batch.derived.values() for o in os_)]))
+        self._read_orders(ids)
+        return ids
+
+    def _read_orders(self, ids: list[str]) -> None:
+        lines: dict[str, list[dict[str, Any]]] = {}
+        rows: dict[str, dict[str, Any]] = {}
+        for chunk in chunked(ids, GUIDS_PER_QUERY):
+            for record in self.dv.query(
+                "salesorders",
+                select=[*SALESORDER_COLUMNS, *address_columns()],
+                filter=odata.in_("salesorderid", list(chunk)),
+                expand="transactioncurrencyid($select=isocurrencycode)",
+                annotations=True,
+            ):
+                rows[str(record.id).lower()] = dict(record.values)
+            for record in self.dv.query(
+                "salesorderdetails",
+                select=[*SALESORDERDETAIL_COLUMNS, "modifiedon"],
+                filter=odata.in_("_salesorderid_value", list(chunk)),
+                expand="productid($select=productnumber)",
+            ):
+                order_id = str(record.values["_salesorderid_value"]).lower()
+                lines.setdefault(order_id, []).append(dict(record.values))
+        for order_id, row in rows.items():
+            row["lines"] = lines.get(order_id, [])
+            # the version of the order with its lines (the dead-letter key: a line edit is new)
+            stamps = [str(r.get("modifiedon") or "") for r in (row, *row["lines"])]
+            row["modifiedon"] = max(stamps)
+        self._rows = rows
+
+    def fetch(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        return self._rows
+
+    def fetch_key(self, record_id: str) -> str:
+        return record_id.lower()
+
+    def skip(self, record_id: str, source: dict[str, Any], results: BatchResults) -> bool:
+        """Orders the trigger setting does not select (a canceled order never syncs)."""
+        state = int(source.get("statecode") or 0)
+        when = self.mapping.trigger.when
+        why = None
+        if state == 2:
+            why = "is canceled"
+        elif when == "submit" and state == 0:
+            why = "is not submitted yet (trigger.when: submit)"
+        elif when == "flag" and not source.get(self.mapping.trigger.flag_column):
+            why = f"does not have {self.mapping.trigger.flag_column} set (trigger.when: flag)"
+        if why is None:
+            return False
+        results.set(record_id, RecordResult("skipped", None, f"Dataverse order {record_id} {why}"))
+        return True
+
+    def to_canonical(self, system: System, record: dict[str, Any]) -> Translation[Order]:
+        return order_from_dataverse(record, record.get("lines") or [])
+
+    def content_hash(self, value: Order, system: System) -> str:
+        return order_hash(value)
+
+    # ------------------------------------------------------------------------------ matching
+    def match(self, records: list[Record], results: BatchResults) -> None:
+        """Linked orders are left alone; for the others resolve customers and products in bulk."""
+        links = self.store.links.get_many(self.link_entity, "dataverse", [r.source_id for r in records])
+        todo: list[Record] = []
+        for r in records:
+            link = links.get(r.source_id) or links.get(r.source_id.lower())
+            bp_id = link.id_in("brightpearl") if link is not None and link.is_linked else None
+            bp_id = bp_id or r.read.value.brightpearl_id
+            if bp_id:
+                r.target_id, r.matched_by, r.link = str(bp_id), "link", link
+                results.set(
+                    r.source_id,
+                    RecordResult(
+                        "unchanged",
+                        None,
+                        f"Dataverse order {r.source_id} is already Brightpearl order {bp_id} "
+                        "(changes after creation are not synced yet)",
+                        target_id=str(bp_id),
+                    ),
+                )
+            else:
+                todo.append(r)
+        self._resolve_customers([r.read.value for r in todo])
+        self._resolve_products([r.read.value for r in todo])
+
+    def _resolve_customers(self, orders: list[Order]) -> None:
+        """Brightpearl contact id per order: a contact through its link, an account through its
+        primary contact's link."""
+        contact_of: dict[str, str] = {}  # order id -> Dataverse contact id
+        accounts = {o.customer.id for o in orders if o.customer is not None and o.customer.kind == "account"}
+        primary: dict[str, str] = {}
+        for chunk in chunked(sorted(accounts), GUIDS_PER_QUERY):
+            for row in self.dv.query(
+                "accounts",
+                select=["accountid", "_primarycontactid_value"],
+                filter=odata.in_("accountid", list(chunk)),
+            ):
+                if row.values.get("_primarycontactid_value"):
+                    primary[str(row.id).lower()] = str(row.values["_primarycontactid_value"]).lower()
+        for order in orders:
+            customer = order.customer
+            if customer is None:
+                continue
+            contact = customer.id if customer.kind == "contact" else primary.get(customer.id)
+            if contact:
+                contact_of[order.order_id] = contact
+        links = self.store.links.get_many("customer", "dataverse", sorted(set(contact_of.values())))
+        for order in orders:
+            contact = contact_of.get(order.order_id)
+            link = links.get(contact) if contact else None
+            bp_id = link.id_in("brightpearl") if link is not None and link.is_linked else None
+            if bp_id:
+                self._customers[order.order_id] = int(bp_id)
+            elif order.customer is not None:
+                self._waiting_customer[order.order_id] = (order.customer.kind, order.customer.id)
+
+    def _resolve_products(self, orders: list[Order]) -> None:
+        """Brightpearl product id per SKU: by the line's product link, else product-search by SKU."""
+        product_ids = sorted({line.product_id for o in orders for line in o.lines if line.product_id})
+        links = self.store.links.get_many("product", "dataverse", product_ids) if product_ids else {}
+        for order in orders:
+            for line in order.lines:
+                link = links.get(line.product_id) if line.product_id else None
+                bp_id = link.id_in("brightpearl") if link is not None and link.is_linked else None
+                if line.sku and bp_id:
+                    self._products[line.sku] = int(bp_id)
+        for sku in sorted({s for o in orders for s in o.skus()} - set(self._products)):
+            rows = list(self.bp.search_products(sku=sku, columns=["productId", "SKU"]))
+            exact = sorted(int(row["productId"]) for row in rows if row.get("SKU") == sku)
+            if exact:
+                self._products[sku] = exact[0]
+
+    # ------------------------------------------------------------------------------ deciding
+    def decide_write(self, record: Record, current: Order | None) -> OrderDecision:
+        order = record.read.value
+        issues = [*record.read.issues, *order_issues(order, currencies=self.currencies)]
+        if any(i.fatal for i in issues):
+            return OrderDecision(issues)
+        unknown = order_issues(order, known_sku=lambda sku: sku in self._products)
+        unknown = [i for i in unknown if i.code is IssueCode.UNKNOWN_SKU]
+        if unknown:
+            return OrderDecision(unknown)
+        customer = self._customers.get(order.order_id)
+        if customer is None:
+            return OrderDecision([self._customer_issue(order)])
+        body, problems = sales_order_body(
+            order,
+            self.mapping,
+            customer_id=customer,
+            product_ids=self._products,
+            installed_integration_instance_id=self.instance_id,
+        )
+        if body is None:
+            return OrderDecision(problems)
+        return OrderDecision(issues, order_hash(order), SalesOrderCreate.model_validate(body))
+
+    def _customer_issue(self, order: Order) -> QualityIssue:
+        kind, guid = self._waiting_customer.get(order.order_id) or ("customer", "(none)")
+        return QualityIssue(
+            code=IssueCode.CUSTOMER_NOT_SYNCED,
+            severity=Severity.FATAL,
+            system="dataverse",
+            record_id=order.order_id,
+            field="customerid",
+            description=(
+                f"{order.reference}: its customer (Dataverse {kind} {guid}) has no Brightpearl contact"
+                if order.customer is not None
+                else f"{order.reference} has no customer (customerid)"
+            ),
+        )
+
+    def decide(self, records: list[Record], results: BatchResults) -> None:
+        """The engine's decision, then the waits: an unlinked customer (bounded by
+        customer_wait.attempts) and, with unknown_sku.action wait, an unknown SKU."""
+        super().decide(records, results)
+        waiting: dict[str, tuple[str, str]] = {}
+        bound = self.mapping.customer_wait.attempts
+        for r in records:
+            result = results.by_id.get(r.source_id)
+            if result is None or result.kind != "fatal":
+                continue
+            attempt = self._attempt.get(r.source_id.lower(), 1)
+            if result.reason == IssueCode.CUSTOMER_NOT_SYNCED and r.source_id in self._waiting_customer:
+                if attempt <= bound:
+                    kind, guid = self._waiting_customer[r.source_id]
+                    if attempt == 1:
+                        waiting[guid] = (kind, guid)
+                    results.set(
+                        r.source_id,
+                        RecordResult(
+                            "transient",
+                            "CustomerNotLinked",
+                            f"Dataverse order {r.source_id}: its customer (Dataverse {kind} {guid}) is "
+                            f"not in Brightpearl yet; retry {attempt} of {bound}",
+                            retry_after=CUSTOMER_RETRY_SECONDS,
+                        ),
+                    )
+                else:
+                    results.set(
+                        r.source_id,
+                        RecordResult(
+                            "fatal",
+                            result.reason,
+                            f"{result.description} after {bound} retries",
+                            stamp=result.stamp,
+                        ),
+                    )
+            elif result.reason == IssueCode.UNKNOWN_SKU and self._still_waiting_for_sku(r.source_id):
+                results.set(
+                    r.source_id,
+                    RecordResult(
+                        "transient",
+                        "SkuNotInBrightpearl",
+                        f"{result.description} (waiting unknown_sku.wait_minutes)",
+                        retry_after=SKU_RETRY_SECONDS,
+                    ),
+                )
+        self._ask_for_customers(list(waiting.values()))
+
+    def _still_waiting_for_sku(self, record_id: str) -> bool:
+        settings = self.mapping.unknown_sku
+        if settings.action != "wait":
+            return False
+        seen = self._first_seen.get(record_id.lower())
+        return seen is not None and (self.now() - seen).total_seconds() < settings.wait_minutes * 60
+
+    def _ask_for_customers(self, customers: list[tuple[str, str]]) -> None:
+        """Notices for the customers flow to sync the orders' customers (once, on first sight)."""
+        notices = []
+        for kind in ("contact", "account"):
+            ids = [guid for k, guid in customers if k == kind]
+            for chunk in chunked(ids, 100):
+                notice = ChangeNotice(
+                    system="dataverse",
+                    entity=kind,
+                    ids=tuple(chunk),
+                    operation="changed",
+                    observed_at=self.now(),
+                    source=self.source,
+                    origin="poller",
+                    version=f"order-customer:{self.now().isoformat()}",
+                )
+                notices.append(Envelope.wrap(notice))
+        if notices:
+            try:
+                self.publish(notices)
+            except Exception as exc:  # the order retries anyway; the customer's own notices remain
+                log.warning("asking for %d customer(s) failed: %s", len(notices), type(exc).__name__)
+
+    # ------------------------------------------------------------------------------ writing
+    def write(self, records: list[Record], results: BatchResults) -> None:
+        created: list[Record] = []
+        for r in self.to_write(records, results):
+            try:
+                claim = self.store.links.claim(self.link_entity, "dataverse", r.source_id, "brightpearl")
+            except ClaimTaken as taken:
+                what = "linked meanwhile" if taken.link is not None and taken.link.is_linked else "claimed"
+                results.set(
+                    r.source_id,
+                    RecordResult(
+                        "transient",
+                        "StateConflict",
+                        f"Dataverse order {r.source_id} ({what}): {taken}",
+                        retry_after=taken.retry_after,
+                        waiting=True,
+                    ),
+                )
+                continue
+            r.claim = claim
+            if self._create(r, claim, results):
+                created.append(r)
+        self._write_back(created, results)
+
+    def _create(self, r: Record, claim: Claim, results: BatchResults) -> bool:
+        """Look the order up by externalRef, else POST it once; link it. True when linked."""
+        assert r.decision is not None
+        try:
+            existing = self.bp.find_order_ids_by_external_ref(r.source_id)
+            if existing:
+                r.target_id, r.matched_by = str(min(existing)), "recovered"
+                log.warning(
+                    "Dataverse order %s: found Brightpearl order %s made by an earlier attempt",
+                    r.source_id,
+                    r.target_id,
+                )
+            else:
+                r.target_id, r.matched_by = str(self.bp.create_sales_order(r.decision.payload)), None
+        except bp_errors.BrightpearlAmbiguousWrite as exc:
+            # it may have been made: the claim stays pending; the retry looks it up first
+            results.error(r.source_id, exc, f"creation of Dataverse order {r.source_id} in Brightpearl")
+            return False
+        except Exception as exc:
+            self._release(claim, r.source_id)
+            results.error(r.source_id, exc, f"creation of Dataverse order {r.source_id} in Brightpearl")
+            return False
+        try:
+            self.store.links.complete_claim(
+                claim, r.target_id, source_hash=r.decision.desired_hash, target_hash=r.decision.desired_hash
+            )
+        except StoreConflictError as exc:
+            log.warning("claim of Dataverse order %s was taken over: %s", r.source_id, exc)
+        return True
+
+    def _write_back(self, created: list[Record], results: BatchResults) -> None:
+        """bpi_brightpearlid on the Dynamics orders (one UpdateMultiple), then settle them."""
+        if not created:
+            return
+        rows = [{"salesorderid": r.source_id, "bpi_brightpearlid": r.target_id} for r in created]
+        try:
+            outcome = self.dv.update_multiple("salesorders", rows)
+            failed = {o.index for o in outcome.outcomes if not o.ok}
+        except Exception as exc:
+            log.warning("writing bpi_brightpearlid of %d order(s) failed: %s", len(rows), type(exc).__name__)
+            failed = set(range(len(rows)))
+        for index, r in enumerate(created):
+            extra = " (bpi_brightpearlid not written back: the link holds it)" if index in failed else ""
+            self.settle(r, results, extra)
+
+    def _release(self, claim: Claim, order_id: str) -> None:
+        try:
+            self.store.links.release_claim(claim)
+        except Exception:  # an unreleased claim expires after LINK_CLAIM_TIMEOUT_SECONDS
+            log.warning("releasing the claim of Dataverse order %s failed", order_id)
