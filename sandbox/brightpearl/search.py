@@ -485,7 +485,10 @@ def search_meta(path: str) -> dict[str, Any]:
     spec = SPECS.get(path)
     if spec is None:
         raise ApiError(404, "CMNC-404", f"Cannot find the resource {path}")
-    return {
+    meta: dict[str, Any] = {
         "columns": [c.meta() for c in spec.columns],
         "sorting": [{"filterable": {"name": n}, "direction": d} for n, d in spec.default_sort],
     }
+    if spec.filters:  # filters that are not columns (sales-order-search customerRefs, ...)
+        meta["filters"] = [dict(f.meta(), sortable=False) for f in spec.filters]
+    return meta

@@ -141,7 +141,9 @@ class OrderRowStore(StateCore):
             Decimal(0),
         )
 
-    def put_rows(self, oid: int, row_ids: list[int], body: Any) -> tuple[dict[str, int], dict[str, list]]:
+    def put_rows(
+        self, oid: int, row_ids: list[int], body: Any
+    ) -> tuple[dict[str, int], dict[str, list[dict[str, str]]]]:
         """Sales order row PUT (reference §6.2): each `{id, productId|name, quantity, taxCode,
         net, tax}` replaces its row; ids must be in the URL set. Rows are judged one by one
         (per-row statuses and errors); none change once the order is invoiced."""
@@ -152,7 +154,7 @@ class OrderRowStore(StateCore):
             if not isinstance(body, list) or not body:
                 raise bad("the body must be a non-empty list of rows", "ORDC-037")
             statuses: dict[str, int] = {}
-            errors: dict[str, list] = {}
+            errors: dict[str, list[dict[str, str]]] = {}
             changed = False
             for index, item in enumerate(body):
                 rid = item.get("id") if isinstance(item, dict) else None

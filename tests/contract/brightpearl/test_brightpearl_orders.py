@@ -118,6 +118,12 @@ def test_sales_order_search_by_customer_refs_external_ref_and_product(
     )
     assert [r["salesOrderId"] for r in pager] == ids  # paged 2 + 1
     assert pager.reference["orderStatusNames"] == {"2": "New web order"}
+    meta = client.request("GET", f"{SALES_ORDER_SEARCH}/meta-data").response
+    assert {f["name"]: f["reportDataType"] for f in meta["filters"]} == {
+        "productIds": "IDSET",
+        "isHistoricalOrder": "BOOLEAN",
+        "customerRefs": "STRING_SET",
+    }
     with pytest.raises(BrightpearlValidationError, match="'reference' is not a filterable column"):
         list(client.search(SALES_ORDER_SEARCH, filters={"reference": "SO-A"}))
 
