@@ -31,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Unpack
+from typing import Any, Self, Unpack
 
 from shared.brightpearl import errors as bp_errors
 from shared.brightpearl.models import SalesOrderCreate
@@ -117,6 +117,13 @@ class OrdersToBrightpearl(RecordSync[Order]):
         self._customers: dict[str, int] = {}  # order id -> Brightpearl contact id
         self._waiting_customer: dict[str, tuple[str, str]] = {}  # order id -> (kind, GUID)
         self._products: dict[str, int] = {}  # SKU -> Brightpearl product id
+
+    @classmethod
+    def from_runtime(cls) -> Self:
+        """This flow with the process's adapters and mappings/orders.yaml. Wiring the entity
+        adds the ORDER_MAPPING_PATH setting, Brightpearl's currencies and the OAuth
+        installedIntegrationInstanceId here (docs/mapping.md, Orders)."""
+        return cls(mapping=load_order_mapping(), **cls.runtime_ports())
 
     # ------------------------------------------------------------------------------ reading
     def sort_notice(self, envelope: Envelope, record_id: str, batch: Batch, results: BatchResults) -> None:
@@ -209,6 +216,9 @@ class OrdersToBrightpearl(RecordSync[Order]):
             why = "is not submitted yet (trigger.when: submit)"
         elif when == "flag" and not source.get(self.mapping.trigger.flag_column):
             why = f"does not have {self.mapping.trigger.flag_column} set (trigger.when: flag)"
+        elif when == "create" and state == 0 and not source.get("lines"):
+            # created before its lines: the lines' own notices bring it back
+            why = "has no order products yet (trigger.when: create)"
         if why is None:
             return False
         results.set(record_id, RecordResult("skipped", None, f"Dataverse order {record_id} {why}"))

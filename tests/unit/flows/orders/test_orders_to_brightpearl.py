@@ -360,3 +360,16 @@ def test_orders_the_trigger_does_not_select_are_skipped():
     rig.dv.tables["salesorders"][ORDER]["bpi_sendtobrightpearl"] = True
     assert rig.flow().handle([notice(ORDER)]) == [Completed()]
     assert len(rig.orders) == 1
+
+
+def test_with_trigger_create_an_order_without_lines_yet_waits_for_them():
+    rig = Rig()
+    rig.mapping = MAPPING.model_copy(
+        update={"trigger": MAPPING.trigger.model_copy(update={"when": "create"})}
+    )
+    rig.order(statecode=0, statuscode=1)
+    assert rig.flow().handle([notice(ORDER)]) == [Completed()]  # skipped, not dead-lettered
+    assert rig.orders == []
+    rig.line(LINE_1, _productid_value=MUG, quantity=1, priceperunit=10, tax=2)
+    assert rig.flow().handle([notice(LINE_1, entity="salesorderdetail")]) == [Completed()]
+    assert len(rig.orders) == 1
