@@ -11,9 +11,10 @@ through its primary contact) and each line's product through the product links, 
 (product-search); then create each order exactly once:
 
 1. a creation claim in `links` (two workers never create the same order);
-2. a look-up by `externalRef` (= the salesorder id) before creating: finds the order an earlier
-   attempt made when it crashed between the Brightpearl create and our link write, or when
-   the POST timed out after Brightpearl committed it;
+2. a look-up by `externalRef` (= the salesorder id) before creating whenever an earlier
+   attempt may have POSTed (its claim carries the `posting` mark: taken over after a crash
+   between the Brightpearl create and our link write, or kept after a POST that timed out
+   after Brightpearl committed it); a fresh claim goes straight to the POST;
 3. ONE atomic `POST /order-service/sales-order/` with every row (lines, discount, freight);
 4. the link (completing the claim) and `bpi_brightpearlid` written back to Dataverse (one
    UpdateMultiple per batch).
@@ -60,6 +61,7 @@ log = get_logger("flows.orders_to_brightpearl")
 GUIDS_PER_QUERY = 200
 CUSTOMER_RETRY_SECONDS = 120.0
 SKU_RETRY_SECONDS = 300.0
+POSTING = "posting"  # claim progress: the sales-order POST may have been sent
 Record = SyncRecord[Order]
 
 
@@ -445,10 +447,19 @@ class OrdersToBrightpearl(RecordSync[Order]):
         self._write_back(created, results)
 
     def _create(self, r: Record, claim: Claim, results: BatchResults) -> bool:
-        """Look the order up by externalRef, else POST it once; link it. True when linked."""
+        """Look the order up by externalRef when an earlier attempt may have POSTed it, else
+        POST it once; link it. True when linked.
+
+        Before the POST the claim's progress is marked (`POSTING`); a claim that carries that
+        mark (released after a failure, or taken over after its holder died or lost the POST's
+        answer) is looked up first. A fresh claim cannot have a Brightpearl order behind it, so
+        the usual path is one Brightpearl call per order.
+        """
         assert r.decision is not None
         try:
-            existing = self.bp.find_order_ids_by_external_ref(r.source_id)
+            existing: list[int] = []
+            if claim.takeover or claim.progress.get(POSTING):
+                existing = self.bp.find_order_ids_by_external_ref(r.source_id)
             if existing:
                 r.target_id, r.matched_by = str(min(existing)), "recovered"
                 log.warning(
@@ -457,6 +468,7 @@ class OrdersToBrightpearl(RecordSync[Order]):
                     r.target_id,
                 )
             else:
+                claim = r.claim = self.store.links.save_progress(claim, {**claim.progress, POSTING: True})
                 r.target_id, r.matched_by = str(self.bp.create_sales_order(r.decision.payload)), None
         except bp_errors.BrightpearlAmbiguousWrite as exc:
             # it may have been made: the claim stays pending; the retry looks it up first
