@@ -15,7 +15,6 @@ from __future__ import annotations
 from typing import Any
 
 from shared.dataverse import odata
-from shared.dataverse.models import RowOutcome
 from shared.flows.customers_spec import TO_DATAVERSE
 from shared.flows.customers_sync import CustomerSync
 from shared.mapping import is_customer
@@ -199,12 +198,9 @@ class CustomersToDataverse(CustomerSync):
                 updates.append((r, {"contactid": r.target["contactid"], **columns, self.key: r.source_id}))
             else:
                 upserts.append((r, {**columns, self.key: r.source_id}))
-        if upserts:
-            result = self.dv.upsert_multiple("contacts", [row for _, row in upserts], key_columns=[self.key])
-            self._row_errors([r for r, _ in upserts], result.outcomes, results)
-        if updates:
-            result = self.dv.update_multiple("contacts", [row for _, row in updates])
-            self._row_errors([r for r, _ in updates], result.outcomes, results)
+        self.write_rows(
+            "contacts", "Dataverse contact", results, upserts=upserts, updates=updates, key=self.key
+        )
         created = [r.source_id for r in todo if r.target is None and not results.has(r.source_id)]
         new_ids: dict[str, str] = {}
         for chunk in chunked(created, BP_IDS_PER_QUERY):
@@ -221,14 +217,6 @@ class CustomersToDataverse(CustomerSync):
             self.settle(r, results)
             remember.append(r)
         in_parallel(self.remember, remember)
-
-    @staticmethod
-    def _row_errors(records: list[Record], outcomes: list[RowOutcome], results: BatchResults) -> None:
-        for r, outcome in zip(records, outcomes, strict=True):
-            if not outcome.ok:
-                results.error(
-                    r.source_id, outcome.error, f"Dataverse contact of Brightpearl contact {r.source_id}"
-                )
 
     def _write_accounts(self, writes: list[Record]) -> dict[str, BaseException]:
         rows: dict[str, dict[str, Any]] = {}

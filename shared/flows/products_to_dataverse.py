@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Self, Unpack
 
 from shared.dataverse import odata
-from shared.dataverse.models import BatchOperation, RowOutcome
+from shared.dataverse.models import BatchOperation
 from shared.flows.products_spec import PRODUCTS, TO_DATAVERSE
 from shared.mapping.products import (
     PRODUCT_SELECT,
@@ -217,12 +217,9 @@ class ProductsToDataverse(ProductSync):
                     upserts.append((r, {**columns, self.key: r.source_id}))
             else:
                 updates.append((r, {"productid": r.target["productid"], **columns, self.key: r.source_id}))
-        if upserts:
-            result = self.dv.upsert_multiple("products", [row for _, row in upserts], key_columns=[self.key])
-            self._row_errors([r for r, _ in upserts], result.outcomes, results)
-        if updates:
-            result = self.dv.update_multiple("products", [row for _, row in updates])
-            self._row_errors([r for r, _ in updates], result.outcomes, results)
+        self.write_rows(
+            "products", "Dynamics product", results, upserts=upserts, updates=updates, key=self.key
+        )
         self._read_created(todo, results)
         notes = self._set_states(todo, results)
         remember: list[Record] = []
@@ -350,11 +347,6 @@ class ProductsToDataverse(ProductSync):
     def _decision(r: Record) -> ProductDecision:
         assert isinstance(r.decision, ProductDecision)
         return r.decision
-
-    def _row_errors(self, records: list[Record], outcomes: list[RowOutcome], results: BatchResults) -> None:
-        for r, outcome in zip(records, outcomes, strict=True):
-            if not outcome.ok:
-                results.error(r.source_id, outcome.error, f"Dynamics product of {self.label} {r.source_id}")
 
     def _read_created(self, todo: list[Record], results: BatchResults) -> None:
         """The ids and states of the products just created (the organisation may create Draft)."""

@@ -197,15 +197,8 @@ class StockToDataverse(RecordSync[ProductStock]):
     def write(self, records: list[Record], results: BatchResults) -> None:
         """One UpdateMultiple of the changed figures (by productid), then settle each record."""
         todo = self.to_write(records, results)
-        changed = [r for r in todo if self._decision(r).should_write]
-        if changed:
-            rows = [self._row(r) for r in changed]
-            answer = self.dv.update_multiple("products", rows)
-            for r, outcome in zip(changed, answer.outcomes, strict=True):
-                if not outcome.ok:
-                    results.error(
-                        r.source_id, outcome.error, f"Dynamics product of {self.label} {r.source_id}"
-                    )
+        changed = [(r, self._row(r)) for r in todo if self._decision(r).should_write]
+        self.write_rows("products", "Dynamics product", results, updates=changed)
         for r in todo:
             if not results.has(r.source_id):
                 self.settle(r, results)

@@ -24,6 +24,7 @@ from typing import Any, ClassVar, Generic, Protocol, TypedDict, TypeVar, Unpack
 from pydantic import BaseModel
 
 from shared.dataverse import odata
+from shared.dataverse.models import RowOutcome
 from shared.events import Envelope
 from shared.mapping.brightpearl import bp_id
 from shared.mapping.translation import Translation
@@ -381,6 +382,33 @@ class RecordSync(Generic[M]):
                 kind, None, description + extra, target_id=r.target_id, created=r.matched_by is None
             ),
         )
+
+    def write_rows(
+        self,
+        entity_set: str,
+        row: str,
+        results: BatchResults,
+        *,
+        upserts: Sequence[tuple[SyncRecord[M], dict[str, Any]]] = (),
+        updates: Sequence[tuple[SyncRecord[M], dict[str, Any]]] = (),
+        key: str = "",
+    ) -> None:
+        """Write Dataverse rows in bulk: `upserts` by the alternate key `key` (UpsertMultiple),
+        `updates` by their primary id (UpdateMultiple). A row Dataverse refused is its record's
+        error, named "<row> of <source record> <id>" (`row`: "Dataverse contact")."""
+        if upserts:
+            answer = self.dv.upsert_multiple(entity_set, [cols for _, cols in upserts], key_columns=[key])
+            self._row_errors([r for r, _ in upserts], answer.outcomes, row, results)
+        if updates:
+            answer = self.dv.update_multiple(entity_set, [cols for _, cols in updates])
+            self._row_errors([r for r, _ in updates], answer.outcomes, row, results)
+
+    def _row_errors(
+        self, records: list[SyncRecord[M]], outcomes: Sequence[RowOutcome], row: str, results: BatchResults
+    ) -> None:
+        for r, outcome in zip(records, outcomes, strict=True):
+            if not outcome.ok:
+                results.error(r.source_id, outcome.error, f"{row} of {self.label} {r.source_id}")
 
     def remember(self, r: SyncRecord[M]) -> None:
         """Record the link (a record just matched) or the hashes both sides now hold."""
