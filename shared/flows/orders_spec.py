@@ -44,13 +44,24 @@ SALESORDERDETAIL_COLUMNS = (
 
 
 def order_columns(mapping: object = None) -> tuple[str, ...]:
-    """The salesorder columns whose change can make an order sync (its Update step's filter)."""
-    return ("statecode", "statuscode", "bpi_sendtobrightpearl")
+    """The salesorder columns whose change can make an order sync (its Update step's filter):
+    the state, and the Yes/No column `trigger.flag_column` of the mapping."""
+    trigger = getattr(mapping, "trigger", None)
+    flag = getattr(trigger, "flag_column", None) or "bpi_sendtobrightpearl"
+    return ("statecode", "statuscode", flag)
 
 
 def line_columns(mapping: object = None) -> tuple[str, ...]:
-    """The salesorderdetail columns the flow reads (a line edit notifies its order)."""
-    return tuple(c for c in SALESORDERDETAIL_COLUMNS if not c.endswith("id"))
+    """The salesorderdetail attributes the flow reads (an edit of a line notifies its order)."""
+    return (
+        "productid",
+        "productdescription",
+        "quantity",
+        "priceperunit",
+        "manualdiscountamount",
+        "tax",
+        "sequencenumber",
+    )
 
 
 ORDERS = EntitySpec(

@@ -122,3 +122,17 @@ def test_syncctl_mapping_check_entity_orders(tmp_path: Path):
     (tmp_path / "order_status.yaml").write_text("statuses: {}\n")
     bad = runner.invoke(app, ["mapping", "check", str(tmp_path / "orders.yaml"), "--entity", "orders"])
     assert bad.exit_code == 1 and "trigger.when" in bad.output
+
+
+def test_the_orders_spec_watches_state_flag_and_line_attributes_by_logical_name():
+    from shared.flows.orders_spec import ORDERS
+    from shared.sync import registry
+    from shared.sync.spec import load
+
+    assert registry.entity("orders") is ORDERS and ORDERS not in registry.ENTITIES
+    mapping = parse_order_mapping({"trigger": {"when": "flag", "flag_column": "bpi_tobp"}})
+    order_table, line_table = ORDERS.dataverse_tables
+    assert load(order_table.columns)(mapping) == ("statecode", "statuscode", "bpi_tobp")  # type: ignore[operator]
+    columns = load(line_table.columns)(mapping)  # type: ignore[operator]
+    assert "quantity" in columns and not any(c.startswith("_") for c in columns)
+    assert load(ORDERS.flows[0].flow).__name__ == "OrdersToBrightpearl"  # type: ignore[attr-defined]
