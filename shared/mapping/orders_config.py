@@ -6,17 +6,19 @@ wait after an unknown SKU), and reads the status file it names (`status_file`, d
 order_status.yaml beside it, shared/mapping/orders_status.py). Every problem is reported with
 the YAML path of the bad entry, the status file's prefixed with its name
 (`order_status.yaml: statuses.Shipped.statuscode: ...`), all together in one `MappingError`.
+`load_order_mapping` caches per version of both files.
 """
 
 from __future__ import annotations
 
+import functools
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.mapping.config import MappingError, cached_per_file_version, read_yaml_document
+from shared.mapping.config import MappingError, read_yaml_document
 from shared.mapping.orders_status import OrderStatusMapping, read_order_status_mapping, validate_document
 
 DEFAULT_PATH = Path(__file__).resolve().parents[2] / "mappings" / "orders.yaml"
@@ -180,10 +182,29 @@ def _status_file(data: Any) -> str:
     return name if isinstance(name, str) and name else "order_status.yaml"
 
 
-_load_order_mapping = cached_per_file_version(read_order_mapping, DEFAULT_PATH)
+@functools.lru_cache(maxsize=8)
+def _cached(path: str, versions: tuple[int, int]) -> OrderMapping:
+    return read_order_mapping(path)
+
+
+def _version(file: Path) -> int:
+    try:
+        return file.stat().st_mtime_ns
+    except OSError:
+        return -1
 
 
 def load_order_mapping(path: str | Path | None = None) -> OrderMapping:
-    """The validated order mapping (default mappings/orders.yaml), cached per file version.
-    (An edit of the status file alone is seen when orders.yaml's version changes or on restart.)"""
-    return _load_order_mapping(path)
+    """The validated order mapping (default mappings/orders.yaml), cached per version of the
+    file and of its status file (an edit of either is read on the next call)."""
+    file = (Path(path) if path is not None else DEFAULT_PATH).resolve()
+    status = file.parent / _status_file(_peek(file))
+    return _cached(str(file), (_version(file), _version(status)))
+
+
+def _peek(file: Path) -> Any:
+    """orders.yaml's document for its status_file name (None when unreadable: the default)."""
+    try:
+        return read_yaml_document(file)
+    except MappingError:
+        return None

@@ -136,3 +136,20 @@ def test_the_orders_spec_watches_state_flag_and_line_attributes_by_logical_name(
     columns = load(line_table.columns)(mapping)  # type: ignore[operator]
     assert "quantity" in columns and not any(c.startswith("_") for c in columns)
     assert load(ORDERS.flows[0].flow).__name__ == "OrdersToBrightpearl"  # type: ignore[attr-defined]
+
+
+def test_the_loader_sees_an_edit_of_the_status_file(tmp_path: Path):
+    import os
+
+    from shared.mapping.orders_config import load_order_mapping
+
+    orders, status = tmp_path / "orders.yaml", tmp_path / "order_status.yaml"
+    orders.write_text("version: 1\n")
+    status.write_text(yaml.safe_dump({"statuses": {"Shipped": {"statecode": 3, "statuscode": 100001}}}))
+    assert load_order_mapping(orders).statuses.target(None, "Shipped") is not None
+    status.write_text(yaml.safe_dump({"statuses": {"Dispatched": {"statecode": 3, "statuscode": 100001}}}))
+    later = status.stat().st_mtime_ns + 1_000_000_000
+    os.utime(status, ns=(later, later))
+    reloaded = load_order_mapping(orders)
+    assert reloaded.statuses.target(None, "Dispatched") is not None
+    assert reloaded.statuses.target(None, "Shipped") is None
