@@ -444,21 +444,32 @@ def _semantic_problems(m: CustomerMapping) -> list[str]:
     return problems
 
 
-def parse_customer_mapping(data: Any, source: str = "<memory>") -> CustomerMapping:
-    """Validate an already-parsed YAML document. Raises MappingError listing every problem."""
+NOT_A_MAPPING = "(root): the mapping file must be a YAML mapping (key: value)"
+D = TypeVar("D", bound=BaseModel)
+
+
+def validate_document(model: type[D], data: Any, source: str, semantic: Callable[[D], list[str]]) -> D:
+    """`data` (a parsed YAML document; None, an empty file: the defaults) as `model`, checked by
+    `semantic`; otherwise a MappingError listing every problem by YAML path."""
+    if data is None:
+        data = {}
     if not isinstance(data, dict):
-        raise MappingError(source, ["(root): the mapping file must be a YAML mapping (key: value)"])
+        raise MappingError(source, [NOT_A_MAPPING])
     try:
-        mapping = CustomerMapping.model_validate({**data, "source": source})
+        mapping = model.model_validate({**data, "source": source})
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            problems.append(f"{_loc(tuple(err['loc']))}: {err['msg']}")
-        raise MappingError(source, problems) from None
-    problems = _semantic_problems(mapping)
+        raise MappingError(source, [f"{_loc(tuple(e['loc']))}: {e['msg']}" for e in exc.errors()]) from None
+    problems = semantic(mapping)
     if problems:
         raise MappingError(source, problems)
     return mapping
+
+
+def parse_customer_mapping(data: Any, source: str = "<memory>") -> CustomerMapping:
+    """Validate an already-parsed YAML document. Raises MappingError listing every problem."""
+    if data is None:  # an empty customer mapping file is a mistake, not the defaults
+        raise MappingError(source, [NOT_A_MAPPING])
+    return validate_document(CustomerMapping, data, source, _semantic_problems)
 
 
 def read_yaml_document(file: Path) -> Any:
@@ -494,7 +505,7 @@ def parse_section(
     if document is None:
         document = {}
     if not isinstance(document, dict):
-        raise MappingError(source, ["(root): the mapping file must be a YAML mapping (key: value)"])
+        raise MappingError(source, [NOT_A_MAPPING])
     body = document.get(section)
     if body is None:
         return None

@@ -12,9 +12,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from shared.mapping.config import MappingError, _loc, cached_per_file_version, read_yaml_document
+from shared.mapping.config import (
+    cached_per_file_version,
+    read_yaml_document,
+    validate_document,
+)
 from shared.model.product import PRODUCT_FIELD_GROUPS
 from shared.quality.issues import IssueCode, QualityPolicy, Severity
 
@@ -176,19 +180,9 @@ def _semantic_problems(m: ProductMapping) -> list[str]:
 
 
 def parse_product_mapping(data: Any, source: str = "<memory>") -> ProductMapping:
-    """Validate an already-parsed YAML document. Raises MappingError listing every problem."""
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise MappingError(source, ["(root): the mapping file must be a YAML mapping (key: value)"])
-    try:
-        mapping = ProductMapping.model_validate({**data, "source": source})
-    except ValidationError as exc:
-        raise MappingError(source, [f"{_loc(tuple(e['loc']))}: {e['msg']}" for e in exc.errors()]) from None
-    problems = _semantic_problems(mapping)
-    if problems:
-        raise MappingError(source, problems)
-    return mapping
+    """Validate an already-parsed YAML document (None: the defaults). Raises MappingError listing
+    every problem."""
+    return validate_document(ProductMapping, data, source, _semantic_problems)
 
 
 def read_product_mapping(path: str | Path | None = None) -> ProductMapping:
