@@ -52,6 +52,24 @@ OPTIONS: dict[int, tuple[str, dict[int, str]]] = {
 }
 MAX_GROUP_OPTIONS = 4  # at most 4 options per product group (§7.2)
 STATUSES = ("LIVE", "ARCHIVED")
+CURRENCIES = {"GBP": ("£", 1), "EUR": ("€", 2)}  # the account's currencies: symbol, currencyId
+
+
+def _price_list(
+    list_id: int, code: str, name: str, currency: str, type_code: str, *, gross: bool
+) -> dict[str, Any]:
+    """A price list as price-list GET answers it (a BUY list is the cost price)."""
+    symbol, currency_id = CURRENCIES[currency]
+    return {
+        "id": list_id,
+        "code": code,
+        "name": {"languageCode": "EN", "text": name, "format": "PLAINTEXT"},
+        "currencyCode": currency,
+        "currencySymbol": symbol,
+        "currencyId": currency_id,
+        "priceListTypeCode": type_code,
+        "gross": gross,
+    }
 
 
 class ProductStore(StateCore):
@@ -70,46 +88,10 @@ class ProductStore(StateCore):
         self.prices = {}
         self.stock = {}
         self.price_lists = {
-            1: {
-                "id": 1,
-                "code": "COST",
-                "name": {"languageCode": "EN", "text": "Cost price", "format": "PLAINTEXT"},
-                "currencyCode": "GBP",
-                "currencySymbol": "£",
-                "currencyId": 1,
-                "priceListTypeCode": "BUY",
-                "gross": False,
-            },
-            2: {
-                "id": 2,
-                "code": "RETAIL",
-                "name": {"languageCode": "EN", "text": "Retail GBP", "format": "PLAINTEXT"},
-                "currencyCode": "GBP",
-                "currencySymbol": "£",
-                "currencyId": 1,
-                "priceListTypeCode": "SELL",
-                "gross": True,
-            },
-            3: {
-                "id": 3,
-                "code": "TRADE",
-                "name": {"languageCode": "EN", "text": "Trade GBP", "format": "PLAINTEXT"},
-                "currencyCode": "GBP",
-                "currencySymbol": "£",
-                "currencyId": 1,
-                "priceListTypeCode": "SELL",
-                "gross": False,
-            },
-            4: {
-                "id": 4,
-                "code": "RETAIL-EUR",
-                "name": {"languageCode": "EN", "text": "Retail EUR", "format": "PLAINTEXT"},
-                "currencyCode": "EUR",
-                "currencySymbol": "€",
-                "currencyId": 2,
-                "priceListTypeCode": "SELL",
-                "gross": True,
-            },
+            1: _price_list(1, "COST", "Cost price", "GBP", "BUY", gross=False),
+            2: _price_list(2, "RETAIL", "Retail GBP", "GBP", "SELL", gross=True),
+            3: _price_list(3, "TRADE", "Trade GBP", "GBP", "SELL", gross=False),
+            4: _price_list(4, "RETAIL-EUR", "Retail EUR", "EUR", "SELL", gross=True),
         }
         self.brands = {1: "House Brand", 2: "Acme"}
 
