@@ -230,3 +230,33 @@ class Envelope(BaseModel):
 
 def now_utc() -> datetime:
     return datetime.now(UTC)
+
+
+def notices_in_chunks(
+    system: System,
+    entity: str,
+    ids: list[str],
+    *,
+    per_notice: int,
+    version: str,
+    source: str,
+    origin: Literal["webhook", "poller", "backfill", "resubmit", "test"],
+    observed_at: datetime,
+) -> list[Envelope]:
+    """Change notices of `ids`, `per_notice` ids each, all of one version (a backfill run, a
+    flow asking another to sync records it needs)."""
+    return [
+        Envelope.wrap(
+            ChangeNotice(
+                system=system,
+                entity=entity,
+                ids=tuple(ids[start : start + per_notice]),
+                operation="changed",
+                observed_at=observed_at,
+                source=source,
+                origin=origin,
+                version=version,
+            )
+        )
+        for start in range(0, len(ids), per_notice)
+    ]

@@ -61,7 +61,7 @@ from shared.sync.lost_creates import (
     remember_high_water,
     stored_high_water,
 )
-from shared.sync.outcomes import BatchResults, RecordResult, chunked, in_parallel
+from shared.sync.outcomes import BatchResults, RecordResult, chunked, in_parallel, waiting_on_claim
 from shared.sync.ports import ClaimKeeperPort, CursorsPort
 from shared.telemetry import get_logger
 
@@ -567,17 +567,7 @@ class CustomersToBrightpearl(CustomerSync):
                 claimed.append(r)
             except ClaimTaken as taken:
                 # another worker is creating it (or just did): wait for it without spending a retry
-                what = "linked meanwhile" if taken.link is not None and taken.link.is_linked else "claimed"
-                results.set(
-                    r.source_id,
-                    RecordResult(
-                        "transient",
-                        "StateConflict",
-                        f"Dataverse contact {r.source_id} ({what}): {taken}",
-                        retry_after=taken.retry_after,
-                        waiting=True,
-                    ),
-                )
+                results.set(r.source_id, waiting_on_claim(f"Dataverse contact {r.source_id}", taken))
         if not claimed:
             return
         with self.store.links.keep([_claimed(r) for r in claimed]) as keeper:

@@ -37,7 +37,7 @@ from typing import Any, Self, Unpack
 from shared.brightpearl import errors as bp_errors
 from shared.brightpearl.models import SalesOrderCreate
 from shared.dataverse import odata
-from shared.events import ChangeNotice, Envelope
+from shared.events import Envelope, notices_in_chunks
 from shared.flows.orders_spec import SALESORDER_COLUMNS, SALESORDERDETAIL_COLUMNS, TO_BRIGHTPEARL
 from shared.mapping.orders_config import OrderMapping, load_order_mapping
 from shared.mapping.orders_translate import (
@@ -52,7 +52,7 @@ from shared.quality.issues import IssueCode, QualityIssue, Severity
 from shared.store.errors import ClaimTaken, StoreConflictError
 from shared.store.links import Claim
 from shared.sync.engine import Batch, FlowPorts, RecordSync, SyncRecord
-from shared.sync.outcomes import BatchResults, RecordResult, chunked
+from shared.sync.outcomes import BatchResults, RecordResult, chunked, waiting_on_claim
 from shared.systems import System
 from shared.telemetry import get_logger
 
@@ -403,19 +403,16 @@ class OrdersToBrightpearl(RecordSync[Order]):
         """Notices for the customers flow to sync the orders' customers (once, on first sight)."""
         notices = []
         for kind in ("contact", "account"):
-            ids = [guid for k, guid in customers if k == kind]
-            for chunk in chunked(ids, 100):
-                notice = ChangeNotice(
-                    system="dataverse",
-                    entity=kind,
-                    ids=tuple(chunk),
-                    operation="changed",
-                    observed_at=self.now(),
-                    source=self.source,
-                    origin="poller",
-                    version=f"order-customer:{self.now().isoformat()}",
-                )
-                notices.append(Envelope.wrap(notice))
+            notices += notices_in_chunks(
+                "dataverse",
+                kind,
+                [guid for k, guid in customers if k == kind],
+                per_notice=100,
+                version=f"order-customer:{self.now().isoformat()}",
+                source=self.source,
+                origin="poller",
+                observed_at=self.now(),
+            )
         if notices:
             try:
                 self.publish(notices)
@@ -429,17 +426,7 @@ class OrdersToBrightpearl(RecordSync[Order]):
             try:
                 claim = self.store.links.claim(self.link_entity, "dataverse", r.source_id, "brightpearl")
             except ClaimTaken as taken:
-                what = "linked meanwhile" if taken.link is not None and taken.link.is_linked else "claimed"
-                results.set(
-                    r.source_id,
-                    RecordResult(
-                        "transient",
-                        "StateConflict",
-                        f"Dataverse order {r.source_id} ({what}): {taken}",
-                        retry_after=taken.retry_after,
-                        waiting=True,
-                    ),
-                )
+                results.set(r.source_id, waiting_on_claim(f"Dataverse order {r.source_id}", taken))
                 continue
             r.claim = claim
             if self._create(r, claim, results):

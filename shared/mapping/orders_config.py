@@ -18,8 +18,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.mapping.config import MappingError, read_yaml_document
-from shared.mapping.orders_status import OrderStatusMapping, read_order_status_mapping, validate_document
+from shared.mapping.config import MappingError, read_yaml_document, validate_document
+from shared.mapping.orders_status import OrderStatusMapping, read_order_status_mapping
 
 DEFAULT_PATH = Path(__file__).resolve().parents[2] / "mappings" / "orders.yaml"
 

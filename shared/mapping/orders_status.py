@@ -10,13 +10,12 @@ the status and the order number.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from shared.mapping.config import MappingError, _loc, read_yaml_document
+from shared.mapping.config import read_yaml_document, validate_document
 from shared.quality.issues import IssueCode, QualityIssue, Severity
 
 DEFAULT_PATH = Path(__file__).resolve().parents[2] / "mappings" / "order_status.yaml"
@@ -122,26 +121,6 @@ def _semantic_problems(m: OrderStatusMapping) -> list[str]:
             )
         folded[key] = name
     return problems
-
-
-M = TypeVar("M", bound=BaseModel)
-
-
-def validate_document(model: type[M], data: Any, source: str, semantic: Callable[[M], list[str]]) -> M:
-    """`data` (a parsed YAML document) as `model`, checked by `semantic`; a MappingError listing
-    every problem by YAML path otherwise (the order files' shared validation)."""
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise MappingError(source, ["(root): the mapping file must be a YAML mapping (key: value)"])
-    try:
-        mapping = model.model_validate({**data, "source": source})
-    except ValidationError as exc:
-        raise MappingError(source, [f"{_loc(tuple(e['loc']))}: {e['msg']}" for e in exc.errors()]) from None
-    problems = semantic(mapping)
-    if problems:
-        raise MappingError(source, problems)
-    return mapping
 
 
 def parse_order_status_mapping(data: Any, source: str = "<memory>") -> OrderStatusMapping:

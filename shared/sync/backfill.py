@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, Required, TypedDict, Unpack
 
 from shared.brightpearl.search import MAX_PAGE_SIZE, SearchPaginator
-from shared.events import ChangeNotice, Envelope
+from shared.events import Envelope, notices_in_chunks
 from shared.sync.outcomes import chunked
 from shared.sync.ports import CursorsPort, Publish
 from shared.sync.spec import SYSTEM_TITLES, EntitySpec, load
@@ -212,21 +212,16 @@ class Backfill:
         )
 
     def _notices(self, ids: list[str], state: BackfillState) -> list[Envelope]:
-        return [
-            Envelope.wrap(
-                ChangeNotice(
-                    system=self.source,
-                    entity=self.declared.entity,
-                    ids=tuple(chunk),
-                    operation="changed",
-                    observed_at=self.clock(),
-                    source=self.source_name,
-                    origin="backfill",
-                    version=f"backfill:{state.run_id}",
-                )
-            )
-            for chunk in chunked(ids, self.per_notice)
-        ]
+        return notices_in_chunks(
+            self.source,
+            self.declared.entity,
+            ids,
+            per_notice=self.per_notice,
+            version=f"backfill:{state.run_id}",
+            source=self.source_name,
+            origin="backfill",
+            observed_at=self.clock(),
+        )
 
 
 def topic_setting(spec: EntitySpec, source: System) -> str:

@@ -36,6 +36,7 @@ from shared.events import ChangeNotice, Envelope
 from shared.outcomes import Completed, DeadLetter, Outcome, RetryLater
 from shared.resilience import classify, outcome_for_error
 from shared.store import AuditEntry, AuditResult
+from shared.store.errors import ClaimTaken
 from shared.telemetry import get_logger
 
 if TYPE_CHECKING:
@@ -69,6 +70,14 @@ class RecordResult:
     created: bool = False
     stamp: str | None = None  # the source record's modification stamp (fatal records: dead-letter key)
     waiting: bool = False  # transient only because another worker holds the record: no retry spent
+
+
+def waiting_on_claim(label: str, taken: ClaimTaken) -> RecordResult:
+    """Another worker holds this record's creation claim (or has just linked it): wait for it
+    without spending a retry. `label` names the record, e.g. "Dataverse order <guid>"."""
+    what = "linked meanwhile" if taken.link is not None and taken.link.is_linked else "claimed"
+    description, wait = f"{label} ({what}): {taken}", taken.retry_after
+    return RecordResult("transient", "StateConflict", description, retry_after=wait, waiting=True)
 
 
 @dataclass
