@@ -69,7 +69,7 @@ class BusSettings(BaseSettings):
         gt=0,
         le=150,
         description="a flow renews the locks of the batch it works on this often; keep it below "
-        "the subscriptions' lockDuration minus maxBatchWaitTime (1 min - 1 s)",
+        "the subscriptions' lockDuration minus maxBatchWaitTime (1 min - 0.5 s)",
     )
 
     @model_validator(mode="after")

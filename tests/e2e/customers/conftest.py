@@ -199,7 +199,7 @@ def sandbox_values(
         RETRY_BASE_DELAY_SECONDS="5",
         RETRY_MAX_DELAY_SECONDS="20",
     )
-    # host.json gathers batches of at least 10 for up to 1 s of real time; these tests run on a
+    # host.json gathers batches of at least 10 for up to 0.5 s of real time; these tests run on a
     # fake clock and hand over every message at once instead (host.json's own numbers are checked
     # in tests/unit/host/test_host_json.py and shown in tests/unit/host/test_topic_triggers.py).
     values["AzureFunctionsJobHost__extensions__serviceBus__minMessageBatchSize"] = "1"
