@@ -67,6 +67,7 @@ PRODUCTS_PER_QUERY = 500  # short integer keys
 ITEM_PRODUCTS_PER_QUERY = 250  # product GUIDs per item query (about 11 KB of URL)
 BATCH_OPS = 1000  # operations per $batch (the Web API's limit)
 MISSING_PRODUCT = "DataverseReferenceMissing"
+DRAFT_STATE = 2  # product statecode Draft (reference dataverse-api.md §10.7)
 CURRENCY_MISMATCH = "PriceListCurrencyMismatch"
 PRECISIONS = (2, 3, 4)  # the pricing decimal precisions an amount may have been rounded to
 ITEM_IDS = uuid.UUID("6f1c2a4e-4b7d-5e0a-9c3f-2d8b1e7a9c41")  # namespace of the items' ids
@@ -289,6 +290,17 @@ class PricesToDataverse(RecordSync[ProductPrices]):
                 )
             elif retired := retired_product(self.label, r.source_id, row, "prices"):
                 results.set(r.source_id, retired)
+            elif row.get("statecode") == DRAFT_STATE:
+                # the products flow publishes it, or retires it (archived in Brightpearl), next
+                results.set(
+                    r.source_id,
+                    RecordResult(
+                        "transient",
+                        MISSING_PRODUCT,
+                        f"{self.label} {r.source_id}: its Dynamics product {row['productid']} is still "
+                        "Draft; its prices wait until the products flow has published or retired it",
+                    ),
+                )
             elif not row.get("_defaultuomid_value"):
                 results.set(
                     r.source_id,

@@ -347,6 +347,18 @@ def test_a_product_dynamics_does_not_have_yet_is_retried(rig: Rig) -> None:
     assert "execute_batch" not in rig.dv.calls
 
 
+def test_a_product_still_draft_waits_for_the_products_flow_to_publish_or_retire_it(rig: Rig) -> None:
+    # An archived Brightpearl product is created Draft, then retired: prices written in between
+    # would stay on a retired product.
+    product_id = rig.product({RETAIL: "1"}, state=2)
+
+    [outcome] = rig.sync(product_id)
+
+    assert isinstance(outcome, RetryLater) and outcome.reason == "DataverseReferenceMissing"
+    assert "Draft" in outcome.error
+    assert "execute_batch" not in rig.dv.calls
+
+
 def test_a_retired_product_is_left_alone(rig: Rig) -> None:
     product_id = rig.product({RETAIL: "1"}, state=1)
 
