@@ -6,8 +6,8 @@ through `SearchPaginator`. Writes are typed with the models in `shared.brightpea
 
 Making creates safe (POST is never re-sent after it may have reached Brightpearl):
 * sales orders / credits: set `externalRef` (+ `installedIntegrationInstanceId`), which
-  Brightpearl treats as a unique compound key; `ensure_sales_order` searches `order-search`
-  by `externalRef` first and after an ambiguous failure;
+  Brightpearl treats as a unique compound key; `ensure_sales_order` searches
+  `sales-order-search` (sales orders only) by that pair first and after an ambiguous failure;
 * contacts: `ensure_contact` searches `contact-search?primaryEmail=` before creating and
   after an ambiguous failure;
 * payments: `(transactionRef, paymentMethodCode)` is unique; `ensure_customer_payment`
@@ -472,28 +472,43 @@ class BrightpearlClient:
             self.request("POST", "/order-service/sales-order/", json=model.wire()), "sales-order"
         )
 
-    def find_order_ids_by_external_ref(self, external_ref: str) -> list[int]:
+    def find_order_ids_by_external_ref(
+        self, external_ref: str, integration_instance_id: int | None = None
+    ) -> list[int]:
+        """Ids of the SALES ORDERS (never credits) whose externalRef is exactly `external_ref`
+        and, when `integration_instance_id` is given, whose installedIntegrationInstanceId is
+        that one: the pair is Brightpearl's unique key (reference §6.2). sales-order-search
+        (§4.2) holds sales orders only and answers both columns."""
+        filters: dict[str, Any] = {"externalRef": external_ref}
+        if integration_instance_id is not None:
+            filters["installedIntegrationInstanceId"] = int(integration_instance_id)
         return [
-            int(row["orderId"])
+            int(row["salesOrderId"])
             for row in self.search(
-                "/order-service/order-search",
-                filters={"externalRef": external_ref},
-                columns=["orderId", "externalRef"],
+                "/order-service/sales-order-search",
+                filters=filters,
+                columns=["salesOrderId", "externalRef", "installedIntegrationInstanceId"],
             )
             if row.get("externalRef") == external_ref
+            and (
+                integration_instance_id is None
+                or row.get("installedIntegrationInstanceId") == integration_instance_id
+            )
         ]
 
     def ensure_sales_order(self, order: SalesOrderCreate) -> tuple[int, bool]:
-        """(order id, created?) keyed by externalRef; never creates a duplicate."""
+        """(order id, created?) keyed by externalRef + installedIntegrationInstanceId (when the
+        order carries one); never creates a duplicate."""
         if not order.external_ref:
             raise BrightpearlValidationError("ensure_sales_order needs externalRef")
-        existing = self.find_order_ids_by_external_ref(order.external_ref)
+        key = (order.external_ref, order.installed_integration_instance_id)
+        existing = self.find_order_ids_by_external_ref(*key)
         if existing:
             return min(existing), False
         try:
             return self.create_sales_order(order), True
         except BrightpearlAmbiguousWrite:
-            existing = self.find_order_ids_by_external_ref(order.external_ref)
+            existing = self.find_order_ids_by_external_ref(*key)
             if existing:
                 return min(existing), True
             raise

@@ -353,12 +353,6 @@ def test_cutting_a_row_to_what_shipped_makes_the_order_fully_shipped(
     assert (body["fullEvent"], body["id"]) == ("order.modified.fully-shipped", str(order_id))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="client bug: find_order_ids_by_external_ref / ensure_sales_order look up externalRef alone, "
-    "but the unique key is externalRef + installedIntegrationInstanceId (reference §6.2), so another "
-    "integration instance's order is taken for ours and ours is never created",
-)
 def test_ensure_sales_order_keys_on_external_ref_and_integration_instance(
     client: BrightpearlClient, sim: Simulator
 ):
@@ -369,12 +363,6 @@ def test_ensure_sales_order_keys_on_external_ref_and_integration_instance(
     assert created and order_id != theirs
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="client bug: find_order_ids_by_external_ref searches order-search without orderTypeId=1, so "
-    "a sales credit carrying the same externalRef (its own SC key, reference §6.9) is returned as the "
-    "sales order",
-)
 def test_ensure_sales_order_never_answers_a_sales_credit(client: BrightpearlClient, sim: Simulator):
     credit = order_body(sim, "credit-first").wire()
     credit["statusId"] = 8
