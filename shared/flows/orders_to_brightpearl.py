@@ -446,7 +446,7 @@ class OrdersToBrightpearl(RecordSync[Order]):
         try:
             existing: list[int] = []
             if claim.takeover or claim.progress.get(POSTING):
-                existing = self.bp.find_order_ids_by_external_ref(r.source_id)
+                existing = self.bp.find_order_ids_by_external_ref(r.source_id, self.instance_id)
             if existing:
                 r.target_id, r.matched_by = str(min(existing)), "recovered"
                 log.warning(

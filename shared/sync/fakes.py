@@ -630,6 +630,9 @@ class FakeBrightpearl(_Faults):
     prices: dict[int, dict[int, dict[str, str]]] = field(default_factory=dict)  # product, list -> breaks
     sales_orders: dict[int, dict[str, Any]] = field(default_factory=dict)  # id -> the POST body
     lost_answers: int = 0  # the next N sales-order POSTs are applied, then time out (answer lost)
+    # a sales order whose externalRef + installedIntegrationInstanceId is taken: refused (the
+    # simulator's default, reference §6.2) or answered with the existing order's id
+    duplicate_external_ref: str = "error"
     next_id: int = 1000
 
     def __post_init__(self) -> None:
@@ -927,11 +930,21 @@ class FakeBrightpearl(_Faults):
         return max(self.addresses, default=None) if "postal-address" in uri else None
 
     def create_sales_order(self, order: Any) -> int:
-        """Atomic: all rows or nothing. A duplicate externalRef is NOT refused (what Brightpearl
-        does with one is unconfirmed, reference §6.2), so tests count what the flow makes; with
-        `lost_answers` the order is made and the answer lost (a timeout)."""
+        """Atomic: all rows or nothing. As the simulator by default, a second order with the same
+        externalRef + installedIntegrationInstanceId (none counts as 0) is refused, or with
+        `duplicate_external_ref="return-existing"` answered with the first one's id (reference
+        §6.2); with `lost_answers` the order is made and the answer lost (a timeout)."""
         self._call("create_sales_order")
         body = order.wire() if hasattr(order, "wire") else dict(order)
+        ext = body.get("externalRef")
+        if ext:
+            instance = body.get("installedIntegrationInstanceId") or 0
+            for existing in self._order_ids(ext, instance):
+                if self.duplicate_external_ref == "return-existing":
+                    return existing
+                raise BrightpearlValidationError(
+                    f"externalRef {ext!r} is already used by order {existing}", status=400
+                )
         order_id = self._new_id()
         self.sales_orders[order_id] = {"id": order_id, **body}
         if self.lost_answers:
@@ -939,9 +952,22 @@ class FakeBrightpearl(_Faults):
             raise BrightpearlAmbiguousWrite("the sales-order POST timed out after it was sent")
         return order_id
 
-    def find_order_ids_by_external_ref(self, external_ref: str) -> list[int]:
+    def find_order_ids_by_external_ref(
+        self, external_ref: str, integration_instance_id: int | None = None
+    ) -> list[int]:
         self._call("find_order_ids_by_external_ref")
-        return sorted(i for i, o in self.sales_orders.items() if o.get("externalRef") == external_ref)
+        return self._order_ids(external_ref, integration_instance_id)
+
+    def _order_ids(self, external_ref: str, integration_instance_id: int | None) -> list[int]:
+        return sorted(
+            i
+            for i, o in self.sales_orders.items()
+            if o.get("externalRef") == external_ref
+            and (
+                integration_instance_id is None
+                or (o.get("installedIntegrationInstanceId") or 0) == integration_instance_id
+            )
+        )
 
     def create_contact(self, body: Mapping[str, Any]) -> int:
         owned = {a for c in self.contacts.values() for a in (c.get("postAddressIds") or {}).values()}

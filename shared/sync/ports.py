@@ -94,8 +94,12 @@ class BrightpearlPort(Protocol):
         timeout after sending raises BrightpearlAmbiguousWrite (it may have been applied)."""
         ...
 
-    def find_order_ids_by_external_ref(self, external_ref: str) -> list[int]:
-        """The ids of the orders whose externalRef is exactly `external_ref` (order-search)."""
+    def find_order_ids_by_external_ref(
+        self, external_ref: str, integration_instance_id: int | None = None
+    ) -> list[int]:
+        """The ids of the sales orders (never credits) whose externalRef is exactly
+        `external_ref` and, when `integration_instance_id` is given, whose
+        installedIntegrationInstanceId is that one (sales-order-search; reference §4.2, §6.2)."""
         ...
 
     def multi_message(
