@@ -156,6 +156,8 @@ def product_and_unit(dv: DataversePort, key: str | None = None) -> tuple[str, st
     [product] = [
         str(r["productid"]) for r in dv.query("products", select=["productid"], filter=odata.in_(KEY, [key]))
     ]
+    # published, as the products flow leaves it (prices wait while a product is still Draft)
+    assert product_fakes_agree.set_state(dv, product, 0, 1)
     return product.lower(), unit.lower()
 
 
