@@ -374,3 +374,33 @@ def test_with_trigger_create_an_order_without_lines_yet_waits_for_them():
     rig.line(LINE_1, _productid_value=MUG, quantity=1, priceperunit=10, tax=2)
     assert rig.flow().handle([notice(LINE_1, entity="salesorderdetail")]) == [Completed()]
     assert len(rig.orders) == 1
+
+
+def test_the_recovery_look_up_is_for_this_integration_instance_only():
+    """A claim marked as posting is looked up by externalRef *and* the flow's OAuth
+    installedIntegrationInstanceId: another instance's order with the same externalRef is not
+    this one's (reference §6.2), so the flow creates its own order and links that one."""
+    rig = Rig()
+    rig.standard()
+    links = rig.store.links
+    claim = links.claim("order", "dataverse", ORDER, "brightpearl")  # an earlier attempt's claim ...
+    links.release_claim(links.save_progress(claim, {"posting": True}))  # ... that may have POSTed
+    other = 9001
+    rig.bp.sales_orders[other] = {"id": other, "externalRef": ORDER, "installedIntegrationInstanceId": 1}
+    flow = OrdersToBrightpearl(
+        mapping=rig.mapping,
+        currencies={"GBP"},
+        installed_integration_instance_id=2,
+        brightpearl=rig.bp,
+        dataverse=rig.dv,
+        store=rig.store,
+        publish=rig.published.extend,
+    )
+    assert flow.handle([notice(ORDER, attempt=2)]) == [Completed()]
+    assert rig.bp.calls.count("find_order_ids_by_external_ref") == 1
+    assert rig.bp.calls.count("create_sales_order") == 1
+    [own] = [i for i, o in rig.bp.sales_orders.items() if i != other]
+    assert rig.bp.sales_orders[own]["installedIntegrationInstanceId"] == 2
+    link = rig.store.links.get("order", "dataverse", ORDER)
+    assert link is not None and link.id_in("brightpearl") == str(own) != str(other)
+    assert rig.dv.tables["salesorders"][ORDER]["bpi_brightpearlid"] == str(own)
