@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from shared.telemetry import quiet_http_client_loggers
-from syncctl import backfill, bus, dataverse, dlq, mapping, webhooks
+from syncctl import backfill, bus, dataverse, dlq, mapping, orders, webhooks
 from syncctl.settings_file import load_settings_file
 
 app = typer.Typer(help="Operate the Brightpearl ⇄ Dynamics 365 integration.", no_args_is_help=True)
@@ -88,6 +88,7 @@ for command, module in (
     ("dataverse", dataverse),
     ("backfill", backfill),
     ("bus", bus),
+    ("orders", orders),
 ):
     app.add_typer(module.app, name=command)
 
