@@ -2,8 +2,12 @@
 
 Dynamics sales orders -> Brightpearl sales orders (issue 13, flow orders-to-brightpearl).
 Dataverse announces salesorder changes by webhook, and salesorderdetail changes, which the
-flow expands to their order; Brightpearl sends nothing for this direction. Built and
-unit-tested on fakes, not wired: the spec sits in registry.BUILDING.
+flow expands to their order; Brightpearl sends nothing for this direction.
+
+Brightpearl order status -> Dynamics salesorder state (issue 13 item 4, flow
+orders-to-dataverse): Brightpearl `order` notices (`order.modified.order-status` webhooks),
+mapped through mappings/order_status.yaml. Both built and unit-tested on fakes, not wired: the
+spec sits in registry.BUILDING.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from shared.sync.spec import DataverseTable, EntitySpec, FlowSpec
 
 ORDER_COLUMNS = "shared.flows.orders_spec:order_columns"
 LINE_COLUMNS = "shared.flows.orders_spec:line_columns"
+STATUS_EVENT = "order.modified.order-status"
 
 SALESORDER_COLUMNS = (
     "salesorderid",
@@ -77,9 +82,16 @@ ORDERS = EntitySpec(
             record="order",
             stamp_field="modifiedon",
         ),
+        FlowSpec.between(
+            "orders",
+            "brightpearl",
+            "dataverse",
+            "shared.flows.orders_to_dataverse:OrdersToDataverse",
+            record="order",
+        ),
     ),
     pollers=(),
-    brightpearl_events=(),
+    brightpearl_events=(STATUS_EVENT,),
     dataverse_tables=(
         DataverseTable("salesorder", "salesorders", ORDER_COLUMNS, messages=("Create", "Update")),
         DataverseTable("salesorderdetail", "salesorderdetails", LINE_COLUMNS),
@@ -88,4 +100,4 @@ ORDERS = EntitySpec(
     mapping_loader="shared.mapping.orders_config:load_order_mapping",
     mapping_setting="ORDER_MAPPING_PATH",
 )
-(TO_BRIGHTPEARL,) = ORDERS.flows
+TO_BRIGHTPEARL, TO_DATAVERSE = ORDERS.flows

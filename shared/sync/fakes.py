@@ -398,6 +398,9 @@ LOOKUP_COLUMNS = {"parentcustomerid_account": "parentcustomerid"}  # navigation 
 DRAFT_ON_CREATE = {"products"}  # created Draft unless the organisation creates them active (§10.7)
 STATES = {"products": {0: {1}, 1: {2}, 2: {0}, 3: {3}}}  # statecode -> its statuscodes
 _RECORD_PATH = re.compile(r"^([a-z]+)\(([0-9a-fA-F-]{36})\)$")
+FULFILL_SALES_ORDER = "salesorders/Microsoft.Dynamics.CRM.FulfillSalesOrder"
+# salesorder statecode -> its statuscodes (reference dataverse-api.md §10.5); 2, 3, 4 are closed
+SALESORDER_STATES = {0: {1, 2, 700970000}, 1: {3}, 2: {4}, 3: {100001, 100002}, 4: {100003}}
 _SET_PATH = re.compile(r"^([a-z]+)$")
 
 
@@ -577,7 +580,9 @@ class FakeDataverse(_Faults):
             error: DataverseError | None = None
             created = _SET_PATH.match(op.path) if op.method == "POST" else None
             m = _RECORD_PATH.match(op.path)
-            if created is not None:
+            if op.method == "POST" and op.path == FULFILL_SALES_ORDER:
+                error = self._fulfil(op.body or {})
+            elif created is not None:
                 try:
                     new_id = self._batch_create(created.group(1), op.body or {})
                     headers["odata-entityid"] = f"https://fake/api/data/v9.2/{created.group(1)}({new_id})"
@@ -593,6 +598,8 @@ class FakeDataverse(_Faults):
                     del self.tables[entity_set][record_id]
                 else:
                     try:
+                        if entity_set == "salesorders" and "statecode" in (op.body or {}):
+                            self._check_order_state(record_id, op.body or {})
                         self._write(entity_set, record_id, op.body or {})
                     except DataverseError as exc:
                         error = exc
@@ -601,6 +608,44 @@ class FakeDataverse(_Faults):
             status = 204 if error is None else (error.status or 500)
             results.append(BatchResult(i, status, headers, None, error))
         return results
+
+    def _check_order_state(self, record_id: str, body: Mapping[str, Any], *, fulfil: bool = False) -> None:
+        """A salesorder state change (SetState by PATCH): a valid pair, and only from an open
+        order (Active or Submitted); Fulfilled is reached through FulfillSalesOrder."""
+        from shared.dataverse.errors import DataverseValidationError
+
+        state, status = body.get("statecode"), body.get("statuscode")
+        current = self.tables["salesorders"][record_id].get("statecode") or 0
+        if state not in SALESORDER_STATES or status not in SALESORDER_STATES[state]:
+            raise DataverseValidationError(
+                f"{status} is not a valid status code for state code {state} on salesorder", status=400
+            )
+        if current not in (0, 1):
+            raise DataverseValidationError(
+                f"The order is closed (statecode {current}) and its state cannot be changed", status=400
+            )
+        if state == 3 and not fulfil:
+            raise DataverseValidationError(
+                "A sales order is fulfilled through the FulfillSalesOrder action", status=400
+            )
+
+    def _fulfil(self, body: Mapping[str, Any]) -> Any:
+        """FulfillSalesOrder: OrderClose binds the order, Status a Fulfilled statuscode."""
+        from shared.dataverse.errors import DataverseError, DataverseNotFound
+
+        close = body.get("OrderClose") or {}
+        bound = re.search(r"salesorders\(([0-9a-fA-F-]{36})\)", str(close.get("salesorderid@odata.bind")))
+        if bound is None or bound.group(1).lower() not in self.tables["salesorders"]:
+            return DataverseNotFound("FulfillSalesOrder: OrderClose names no existing salesorder", status=404)
+        record_id = bound.group(1).lower()
+        try:
+            self._check_order_state(
+                record_id, {"statecode": 3, "statuscode": body.get("Status")}, fulfil=True
+            )
+        except DataverseError as exc:
+            return exc
+        self._write("salesorders", record_id, {"statecode": 3, "statuscode": body.get("Status")})
+        return None
 
 
 def _expanded(expand: Any) -> list[str]:
@@ -629,6 +674,7 @@ class FakeBrightpearl(_Faults):
     price_lists: dict[int, dict[str, Any]] = field(default_factory=dict)  # id -> as price-list GET
     prices: dict[int, dict[int, dict[str, str]]] = field(default_factory=dict)  # product, list -> breaks
     sales_orders: dict[int, dict[str, Any]] = field(default_factory=dict)  # id -> the POST body
+    order_statuses: dict[int, str] = field(default_factory=dict)  # status id -> name (per account)
     lost_answers: int = 0  # the next N sales-order POSTs are applied, then time out (answer lost)
     # a sales order whose externalRef + installedIntegrationInstanceId is taken: refused (the
     # simulator's default, reference §6.2) or answered with the existing order's id
@@ -711,6 +757,8 @@ class FakeBrightpearl(_Faults):
                 for i in ids
                 if int(i) in self.products
             ]
+        if path.startswith("/order-service/order/"):  # order GET (reference §6.4), the status part
+            return [self._order_view(self.sales_orders[int(i)]) for i in ids if int(i) in self.sales_orders]
         if not path.startswith("/contact-service/contact/"):
             raise ValueError(f"the fake Brightpearl does not answer GET {path}")
         return [self._view(self.contacts[int(i)]) for i in ids if int(i) in self.contacts]
@@ -951,6 +999,20 @@ class FakeBrightpearl(_Faults):
             self.lost_answers -= 1
             raise BrightpearlAmbiguousWrite("the sales-order POST timed out after it was sent")
         return order_id
+
+    def set_order_status(self, order_id: int, status_id: int) -> None:
+        """Brightpearl moves an order to another status (PUT order/{id}/status, reference §6.6)."""
+        self.sales_orders[int(order_id)]["statusId"] = int(status_id)
+
+    def _order_view(self, order: dict[str, Any]) -> dict[str, Any]:
+        status_id = order.get("statusId")
+        return {
+            "id": order["id"],
+            "orderTypeCode": order.get("orderTypeCode", "SO"),
+            "reference": order.get("ref"),
+            "externalRef": order.get("externalRef"),
+            "orderStatus": {"orderStatusId": status_id, "name": self.order_statuses.get(status_id or 0)},
+        }
 
     def find_order_ids_by_external_ref(
         self, external_ref: str, integration_instance_id: int | None = None
