@@ -27,7 +27,6 @@ link's hashes belong to orders-to-brightpearl and are not touched here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, Self, Unpack
 
 from pydantic import BaseModel
@@ -39,7 +38,7 @@ from shared.mapping.orders_config import load_order_mapping
 from shared.mapping.orders_status import CANCELED, FULFILLED, SALESORDER_STATES, OrderStatusMapping
 from shared.mapping.translation import Translation
 from shared.quality.issues import QualityIssue
-from shared.sync.engine import FlowPorts, RecordSync, SyncRecord
+from shared.sync.engine import FlowPorts, PlainDecision, RecordSync, SyncRecord
 from shared.sync.outcomes import BatchResults, RecordResult, chunked
 from shared.systems import System
 
@@ -59,18 +58,6 @@ class OrderState(BaseModel):
     statuscode: int | None = None
     order_number: str | None = None  # Brightpearl `reference` = the Dynamics order number
     status: str = ""  # the Brightpearl status as shown in messages: 'Shipped' (id 7)
-
-
-@dataclass
-class StateDecision:
-    """What to write for one order (the engine's Decision)."""
-
-    payload: OrderState
-    desired_hash: str
-    should_write: bool
-    issues: list[QualityIssue] = field(default_factory=list)
-    fatal: bool = False
-    reason: str | None = None
 
 
 Record = SyncRecord[OrderState]
@@ -140,15 +127,15 @@ class OrdersToDataverse(RecordSync[OrderState]):
     def unchanged_since_sync(self, link: Any, system: System, current: OrderState) -> bool:
         return False
 
-    def decide_write(self, record: Record, current: OrderState | None) -> StateDecision:
+    def decide_write(self, record: Record, current: OrderState | None) -> PlainDecision[OrderState]:
         wanted = record.read.value
         desired = self.content_hash(wanted, "dataverse")
         if record.read.fatal:
-            return StateDecision(
+            return PlainDecision[OrderState](
                 wanted, desired, False, list(record.read.issues), fatal=True, reason=record.read.reason
             )
         held = self.content_hash(current, "dataverse") if current is not None else None
-        return StateDecision(wanted, desired, should_write=held != desired)
+        return PlainDecision[OrderState](wanted, desired, should_write=held != desired)
 
     def match(self, records: list[Record], results: BatchResults) -> None:
         """Each order's Dynamics order through its link, then those orders' states in bulk."""
@@ -216,8 +203,8 @@ class OrdersToDataverse(RecordSync[OrderState]):
 
     # ------------------------------------------------------------------------------ helpers
     @staticmethod
-    def _decision(r: Record) -> StateDecision:
-        assert isinstance(r.decision, StateDecision)
+    def _decision(r: Record) -> PlainDecision[OrderState]:
+        assert isinstance(r.decision, PlainDecision)
         return r.decision
 
     def _what(self, r: Record) -> str:

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Self, Unpack
 
@@ -42,8 +41,7 @@ from shared.flows.stock_spec import STOCK, SWEEP, TO_DATAVERSE
 from shared.mapping.stock import StockSettings, load_stock_settings
 from shared.mapping.translation import Translation
 from shared.outcomes import Outcome
-from shared.quality.issues import QualityIssue
-from shared.sync.engine import Batch, FlowPorts, RecordSync, SyncRecord
+from shared.sync.engine import Batch, FlowPorts, PlainDecision, RecordSync, SyncRecord
 from shared.sync.outcomes import BatchResults, RecordResult
 from shared.systems import System
 
@@ -67,18 +65,6 @@ class ProductStock(BaseModel):
     product_id: str
     available: Decimal | None = None
     on_hand: Decimal | None = None  # only when stock.write_quantityonhand
-
-
-@dataclass
-class StockDecision:
-    """What to write for one product (the engine's Decision)."""
-
-    payload: ProductStock
-    desired_hash: str
-    should_write: bool
-    issues: list[QualityIssue] = field(default_factory=list)
-    fatal: bool = False
-    reason: str | None = None
 
 
 Record = SyncRecord[ProductStock]
@@ -173,11 +159,11 @@ class StockToDataverse(RecordSync[ProductStock]):
         text = f"{_text(value.available)}|{_text(value.on_hand)}"
         return hashlib.sha256(text.encode()).hexdigest()[:32]
 
-    def decide_write(self, record: Record, current: ProductStock | None) -> StockDecision:
+    def decide_write(self, record: Record, current: ProductStock | None) -> PlainDecision[ProductStock]:
         wanted = record.read.value
         desired = self.content_hash(wanted, "dataverse")
         held = self.content_hash(current, "dataverse") if current is not None else None
-        return StockDecision(payload=wanted, desired_hash=desired, should_write=held != desired)
+        return PlainDecision[ProductStock](payload=wanted, desired_hash=desired, should_write=held != desired)
 
     def match(self, records: list[Record], results: BatchResults) -> None:
         """Each record's Dynamics product by the alternate key, read in bulk with its figures."""
@@ -208,8 +194,8 @@ class StockToDataverse(RecordSync[ProductStock]):
 
     # ------------------------------------------------------------------------------ helpers
     @staticmethod
-    def _decision(r: Record) -> StockDecision:
-        assert isinstance(r.decision, StockDecision)
+    def _decision(r: Record) -> PlainDecision[ProductStock]:
+        assert isinstance(r.decision, PlainDecision)
         return r.decision
 
     def _row(self, r: Record) -> dict[str, Any]:

@@ -68,6 +68,19 @@ class Decision(Protocol):
 
 
 @dataclass
+class PlainDecision(Generic[M]):
+    """A Decision for flows with no field ownership (one-way figures such as stock or an order's
+    state): write `payload` when its hash differs from what the target holds."""
+
+    payload: M
+    desired_hash: str
+    should_write: bool
+    issues: list[QualityIssue] = field(default_factory=list)
+    fatal: bool = False
+    reason: str | None = None
+
+
+@dataclass
 class SyncRecord(Generic[M]):
     """One source record on its way through the engine."""
 
