@@ -371,14 +371,16 @@ def receiver() -> Iterator[tuple[Receiver, str]]:
         yield rec, f"{served.url}/hook"
 
 
-def register_step(client: DataverseClient, endpoint: str, message: str, filtering: str | None) -> None:
+def register_step(
+    client: DataverseClient, endpoint: str, table: str, message: str, filtering: str | None
+) -> None:
     msg = next(iter(client.query("sdkmessages", select=["name"], filter=odata.eq("name", message))))
-    flt = odata.eq("primaryobjecttypecode", "product") & odata.eq("sdkmessageid/name", message)
+    flt = odata.eq("primaryobjecttypecode", table) & odata.eq("sdkmessageid/name", message)
     message_filter = next(
         iter(client.query("sdkmessagefilters", select=["primaryobjecttypecode"], filter=flt))
     )
     step: dict[str, Any] = {
-        "name": f"product {message}",
+        "name": f"{table} {message}",
         "stage": 40,
         "mode": 1,
         "rank": 1,
@@ -404,8 +406,8 @@ def test_webhooks_for_product_create_and_update(sim, client, refs, receiver):
             "authvalue": '<settings><setting name="x-api-key" value="k"/></settings>',
         },
     )
-    register_step(client, endpoint, "Create", None)
-    register_step(client, endpoint, "Update", "bpi_availablestock,statecode")
+    register_step(client, endpoint, "product", "Create", None)
+    register_step(client, endpoint, "product", "Update", "bpi_availablestock,statecode")
 
     pid = client.create("products", product_body(refs, "HOOK-1", bpi_brightpearlid="701"))
     client.update_multiple("products", [{"productid": pid, "bpi_availablestock": 11}])

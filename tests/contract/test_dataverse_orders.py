@@ -29,7 +29,7 @@ from tests.contract.dataverse.simfixtures import (  # noqa: F401 - client, datav
     dataverse_server,
     sim,
 )
-from tests.contract.test_dataverse_catalogue import Receiver, product_body, receiver  # noqa: F401
+from tests.contract.test_dataverse_catalogue import Receiver, product_body, receiver, register_step  # noqa: F401
 
 ONLY_ACTIVE = "Only active orders can be edited."
 
@@ -401,29 +401,6 @@ def test_change_tracking_on_orders_and_lines(client, shop):
     client.update("salesorders", order, {"statecode": 1})
     assert [(r.id, r["statecode"], r["totalamount"]) for r in orders.read().upserts] == [(order, 1, 25.0)]
     assert [(r.id, r["quantity"]) for r in lines.read().upserts] == [(line, 2)]
-
-
-def register_step(
-    client: DataverseClient, endpoint: str, table: str, message: str, filtering: str | None
-) -> None:
-    msg = next(iter(client.query("sdkmessages", select=["name"], filter=odata.eq("name", message))))
-    flt = odata.eq("primaryobjecttypecode", table) & odata.eq("sdkmessageid/name", message)
-    message_filter = next(
-        iter(client.query("sdkmessagefilters", select=["primaryobjecttypecode"], filter=flt))
-    )
-    step: dict[str, Any] = {
-        "name": f"{table} {message}",
-        "stage": 40,
-        "mode": 1,
-        "rank": 1,
-        "supporteddeployment": 0,
-        "eventhandler_serviceendpoint@odata.bind": f"/serviceendpoints({endpoint})",
-        "sdkmessageid@odata.bind": f"/sdkmessages({msg.id})",
-        "sdkmessagefilterid@odata.bind": f"/sdkmessagefilters({message_filter.id})",
-    }
-    if filtering:
-        step["filteringattributes"] = filtering
-    client.create("sdkmessageprocessingsteps", step)
 
 
 def test_webhooks_for_order_submit_fulfil_and_line_changes(sim, client, shop, receiver):
