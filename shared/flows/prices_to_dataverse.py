@@ -51,6 +51,7 @@ from shared.flows.prices_spec import PRICES, TO_DATAVERSE
 from shared.flows.products_to_dataverse import product_mapping_path, products_by_key, retired_product
 from shared.mapping.prices import PriceSettings, SelectedList, load_price_settings
 from shared.mapping.translation import MappingInputError, Translation
+from shared.model.product import DRAFT
 from shared.quality.issues import IssueCode, QualityIssue
 from shared.sync.engine import Batch, FlowPorts, RecordSync, SyncRecord
 from shared.sync.outcomes import BatchResults, RecordResult, chunked
@@ -67,7 +68,6 @@ PRODUCTS_PER_QUERY = 500  # short integer keys
 ITEM_PRODUCTS_PER_QUERY = 250  # product GUIDs per item query (about 11 KB of URL)
 BATCH_OPS = 1000  # operations per $batch (the Web API's limit)
 MISSING_PRODUCT = "DataverseReferenceMissing"
-DRAFT_STATE = 2  # product statecode Draft (reference dataverse-api.md §10.7)
 CURRENCY_MISMATCH = "PriceListCurrencyMismatch"
 PRECISIONS = (2, 3, 4)  # the pricing decimal precisions an amount may have been rounded to
 ITEM_IDS = uuid.UUID("6f1c2a4e-4b7d-5e0a-9c3f-2d8b1e7a9c41")  # namespace of the items' ids
@@ -290,7 +290,7 @@ class PricesToDataverse(RecordSync[ProductPrices]):
                 )
             elif retired := retired_product(self.label, r.source_id, row, "prices"):
                 results.set(r.source_id, retired)
-            elif row.get("statecode") == DRAFT_STATE:
+            elif row.get("statecode") == DRAFT[0]:
                 # the products flow publishes it, or retires it (archived in Brightpearl), next
                 results.set(
                     r.source_id,

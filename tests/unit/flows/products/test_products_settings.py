@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from shared import runtime
 from shared.flows.products_to_dataverse import ProductsToDataverse, product_mapping_path
 from shared.settings import load_settings
+from shared.sync.engine import RecordSync
 from shared.sync.fakes import FakeBrightpearl, FakeDataverse, MemoryStateStore
 
 ROOT = Path(__file__).resolve().parents[4]
@@ -21,7 +23,8 @@ VALUES = {
 }
 
 
-def flow_with(**values: str) -> ProductsToDataverse:
+def flow_with(flow: type[RecordSync[Any]] = ProductsToDataverse, **values: str) -> Any:
+    """`flow` built by its from_runtime() with these app settings and fake adapters."""
     settings = load_settings({**VALUES, **values})
     with runtime.override(
         settings=settings,
@@ -30,7 +33,7 @@ def flow_with(**values: str) -> ProductsToDataverse:
         state_store=MemoryStateStore(),
         publisher=object(),
     ):
-        return ProductsToDataverse.from_runtime()
+        return flow.from_runtime()
 
 
 def test_the_flow_uses_the_mapping_file_the_setting_names(tmp_path: Path):
@@ -61,14 +64,6 @@ def test_the_prices_flow_reads_the_price_lists_of_the_file_the_setting_names(tmp
 
     text = (ROOT / "mappings" / "products.yaml").read_text().replace('"Trade GBP": {export: true}', "")
     (tmp_path / "shop.yaml").write_text(text)
-    settings = load_settings({**VALUES, "PRODUCT_MAPPING_PATH": str(tmp_path / "shop.yaml")})
-    with runtime.override(
-        settings=settings,
-        brightpearl=FakeBrightpearl(),
-        dataverse=FakeDataverse(),
-        state_store=MemoryStateStore(),
-        publisher=object(),
-    ):
-        flow = PricesToDataverse.from_runtime()
+    flow = flow_with(PricesToDataverse, PRODUCT_MAPPING_PATH=str(tmp_path / "shop.yaml"))
     assert "Trade GBP" not in flow.settings.lists
     assert "Retail GBP" in flow.settings.lists
