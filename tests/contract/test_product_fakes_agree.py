@@ -36,12 +36,13 @@ def dv_server() -> Iterator[DataverseServer]:
         yield server
 
 
-def new_product(bp: BrightpearlPort, sku: str) -> int:
+def new_product(bp: BrightpearlPort, sku: str, *, name: str = "Mug", tracked: bool = True) -> int:
+    """A Brightpearl product created through the documented POST (reference §7.2), named "<name> <sku>"."""
     body = {
         "brandId": 1,
         "identity": {"sku": sku},
-        "salesChannels": [{"salesChannelName": "Brightpearl", "productName": f"Mug {sku}"}],
-        "stock": {"stockTracked": True},
+        "salesChannels": [{"salesChannelName": "Brightpearl", "productName": f"{name} {sku}"}],
+        "stock": {"stockTracked": tracked},
     }
     return int(bp.request("POST", "/product-service/product/", json=body).response)
 

@@ -21,6 +21,7 @@ from shared.outcomes import Completed, DeadLetter
 from shared.store import AuditResult
 from shared.sync.fakes import MemoryStateStore
 from shared.sync.ports import BrightpearlPort, DataversePort
+from tests.contract import test_product_fakes_agree as product_fakes_agree
 from tests.contract.test_fakes_agree import bp_server, brightpearl, dataverse
 from tests.contract.test_product_fakes_agree import dv_server
 
@@ -62,13 +63,7 @@ def notice(*ids: int) -> Envelope:
 
 
 def new_product(bp: BrightpearlPort, sku: str, name: str = "Blue Mug") -> int:
-    body = {
-        "brandId": 1,
-        "identity": {"sku": sku},
-        "salesChannels": [{"salesChannelName": "Brightpearl", "productName": f"{name} {sku}"}],
-        "stock": {"stockTracked": True},
-    }
-    return int(bp.request("POST", "/product-service/product/", json=body).response)
+    return product_fakes_agree.new_product(bp, sku, name=name)
 
 
 def dv_product(dv: DataversePort, product_id: int) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from shared.dataverse import odata
 from shared.sync.fakes import FakeBrightpearl
 from shared.sync.ports import BrightpearlPort, DataversePort
+from tests.contract import test_product_fakes_agree as product_fakes_agree
 from tests.contract.test_fakes_agree import bp_server, brightpearl, dataverse
 from tests.contract.test_product_fakes_agree import dv_server
 
@@ -22,14 +23,7 @@ KEY = "bpi_brightpearlid"
 
 
 def new_product(bp: BrightpearlPort, *, tracked: bool = True) -> int:
-    sku = f"SKU-{uuid.uuid4().hex[:8]}"
-    body = {
-        "brandId": 1,
-        "identity": {"sku": sku},
-        "salesChannels": [{"salesChannelName": "Brightpearl", "productName": f"Mug {sku}"}],
-        "stock": {"stockTracked": tracked},
-    }
-    return int(bp.request("POST", "/product-service/product/", json=body).response)
+    return product_fakes_agree.new_product(bp, f"SKU-{uuid.uuid4().hex[:8]}", tracked=tracked)
 
 
 def correct(bp: BrightpearlPort, product_id: int, warehouse_id: int, quantity: int) -> None:
