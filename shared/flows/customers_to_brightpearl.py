@@ -624,6 +624,7 @@ class CustomersToBrightpearl(CustomerSync):
         role_ids: dict[str, dict[str, int]] = {}
         made: dict[str, list[dict[str, Any]]] = {}  # dv id -> [{"id", "hash"}] kept with the claim
         pending: dict[str, PendingCreates] = {}  # dv id -> addresses being posted, answer not yet read
+        posted: set[str] = set()  # dv ids whose address POST this attempt made (it owns their marker)
         to_post: list[tuple[Record, PostalAddressDraft, str]] = []
         for r in claimed:
             if r.source_id in failed:
@@ -655,6 +656,10 @@ class CustomersToBrightpearl(CustomerSync):
                 progress["postal_addresses"] = made[r.source_id]
             if r.source_id in pending:
                 progress[PENDING_ADDRESSES] = pending[r.source_id].to_progress()
+            elif r.source_id not in posted and PENDING_ADDRESSES in _claimed(r).progress:
+                # an earlier attempt's marker this one could not resolve (e.g. the scan for what
+                # a lost answer made was throttled): keep it, or the next attempt posts again
+                progress[PENDING_ADDRESSES] = _claimed(r).progress[PENDING_ADDRESSES]
             return progress
 
         def keep_progress(r: Record) -> None:
@@ -681,6 +686,7 @@ class CustomersToBrightpearl(CustomerSync):
             posting = [(r, d, h) for r, d, h in chunk if r.source_id not in failed]
             if not posting:
                 continue
+            posted.update(r.source_id for r, _, _ in posting)
             answers = self.bp.create_many(POSTAL_ADDRESS_POST, [d.body for _, d, _ in posting])
             lost: dict[str, list[PendingItem]] = {}  # bodies whose POST may have been applied unseen
             for (r, draft, body_hash), answer in zip(posting, answers, strict=True):

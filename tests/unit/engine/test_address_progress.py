@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from shared.brightpearl.errors import BrightpearlAmbiguousWrite, BrightpearlUnavailable
+from shared.brightpearl.errors import BrightpearlAmbiguousWrite, BrightpearlThrottled, BrightpearlUnavailable
 from shared.flows.customers_to_brightpearl import (
     ADDRESS_HIGH_WATER_CURSOR,
     PENDING_ADDRESSES_CURSOR,
@@ -170,6 +170,29 @@ def test_addresses_whose_answer_was_lost_are_adopted_by_the_retry_not_posted_aga
     for dv_id, n in zip(ids, range(3), strict=True):
         address_id = bp_contact_of(rig, dv_id)["postAddressIds"]["DEF"]
         assert address_id in lost[0] and rig.bp.addresses[address_id]["addressLine1"] == f"{n} High Street"
+
+
+def test_a_lost_answer_is_still_found_when_the_first_look_for_it_is_throttled(rig: Rig) -> None:
+    """The retry cannot read the address range (Brightpearl throttles it): the pending marker
+    must survive that attempt, so a later one still adopts what the lost POST made."""
+    ids = dynamics_customers(rig, 3)
+    lost = lose_answers(rig)
+    rig.to_bp.handle([notice("dataverse", "contact", *ids)])
+    assert len(lost) == 1 and len(rig.bp.addresses) == 3
+    leases_run_out(rig)
+    read = rig.to_bp._read_addresses
+    rig.to_bp._read_addresses = lambda first, last: (_ for _ in ()).throw(  # type: ignore[method-assign]
+        BrightpearlThrottled("Brightpearl throttled GET /contact-service/postal-address/")
+    )
+
+    assert [type(o) for o in rig.to_bp.handle([notice("dataverse", "contact", *ids)])] == [RetryLater]
+
+    assert len(rig.bp.addresses) == 3 and not rig.bp.contacts  # nothing posted while it could not look
+    rig.to_bp._read_addresses = read  # type: ignore[method-assign]
+    leases_run_out(rig)
+    assert rig.to_bp.handle([notice("dataverse", "contact", *ids)]) == [Completed()]
+    assert len(rig.bp.addresses) == 3 and orphaned_addresses(rig) == set()
+    assert len(rig.bp.contacts) == 3
 
 
 def test_a_fresh_process_after_a_lost_answer_takes_its_bound_from_the_state_store(rig: Rig) -> None:
