@@ -46,12 +46,12 @@ def run_backfill(
     from shared.sync import backfill
     from syncctl.settings_file import load_settings_file
 
-    console = Console(highlight=False)
+    console = Console(highlight=False, soft_wrap=True)
     try:
         spec.backfill_source(source)
     except ValueError as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from None
+        raise typer.BadParameter(str(exc), param_hint="--from") from None
+    since_at = _since(since)  # a bad date is refused before anything is read
     try:
         values = {**load_settings_file(settings_file), **os.environ}
         settings = load_settings(values)
@@ -74,7 +74,7 @@ def run_backfill(
                 progress.update(task, completed=done, total=total)
 
             try:
-                report = job.run(_since(since), restart=restart, progress=tick)
+                report = job.run(since_at, restart=restart, progress=tick)
             except ValueError as exc:
                 console.print(f"[red]{exc}[/red]")
                 raise typer.Exit(2) from None

@@ -76,17 +76,21 @@ def _errors() -> tuple[type[Exception], ...]:
     return (DataverseError, MappingError, ClientAuthenticationError)
 
 
-def _failed(what: str, exc: Exception) -> None:
+def _failed(what: str, exc: Exception, then: str = "") -> typer.Exit:
+    """Print one line naming what failed and why (with the fix for an auth error); exit code 2."""
     from azure.core.exceptions import ClientAuthenticationError
 
     from shared.dataverse.errors import DataverseAuthError
 
-    console.print(f"[red]{what}: {escape(str(exc))}[/red]")
+    line = f"error: {what}: {exc}"
     if isinstance(exc, (DataverseAuthError, ClientAuthenticationError)):
-        console.print(
-            "Check the DATAVERSE_* settings (or your `az login`). Reading and changing the schema needs "
-            "the System Customizer or System Administrator role in the environment."
+        line += (
+            ". Check the DATAVERSE_* settings (or your `az login`); reading and changing the schema needs "
+            "the System Customizer or System Administrator role in the environment"
         )
+    line += f". {then}" if then else ""
+    Console(stderr=True, highlight=False, soft_wrap=True).print(escape(" ".join(line.split())))
+    return typer.Exit(2)
 
 
 @app.command("check")
@@ -103,8 +107,7 @@ def check(
             plan = _plan(products)
             problems = check_environment(client, plan)
         except _errors() as exc:
-            _failed("check failed", exc)
-            raise typer.Exit(1) from None
+            raise _failed("check failed", exc) from None
     _print_plan(plan)
     if not problems:
         console.print(f"[green]{url} has every column, key and setting the mappings need[/green]")
@@ -142,9 +145,8 @@ def provision(
                 echo=lambda line: console.print(f"  {escape(line)}"),
             ).run(plan, dry_run=dry_run)
         except _errors() as exc:
-            _failed("provisioning stopped", exc)
-            console.print("Changes made before it stay; run the command again after fixing the cause.")
-            raise typer.Exit(1) from None
+            then = "Changes made before it stay; run the command again after fixing the cause"
+            raise _failed("provisioning stopped", exc, then) from None
     _print_plan(plan)
     if dry_run:
         console.print(f"{url}: {len(report.changes)} change(s) to make (dry run, nothing changed)")

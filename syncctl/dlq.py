@@ -134,12 +134,20 @@ def resolve(
     return settings, topology, _targets(topology, env, settings.backend, topic, subscription)
 
 
+def require_local_bus(settings: BusSettings) -> None:
+    """A local bus that does not exist yet is a sandbox not started: say so (opening it would
+    create an empty one and report nothing)."""
+    if settings.backend == "local" and not Path(settings.local_path).exists():
+        raise _fail(f"no local bus at {settings.local_path} (start the sandbox: syncctl sandbox up)")
+
+
 def _open(
     settings_file: Path | None, topology_file: Path | None, topic: str | None, subscription: str | None
 ) -> _Context:
     from shared.bus.factory import build_dead_letters
 
     settings, topology, targets = resolve(settings_file, topology_file, topic, subscription)
+    require_local_bus(settings)
     try:
         ops = build_dead_letters(settings, topology=topology)
     except BusError as exc:

@@ -10,14 +10,18 @@ from rich.console import Console
 
 from shared.telemetry import quiet_http_client_loggers
 from syncctl import backfill, bus, dataverse, dlq, mapping, orders, webhooks
+from syncctl.errors import SafeGroup
 from syncctl.settings_file import load_settings_file
 
-app = typer.Typer(help="Operate the Brightpearl ⇄ Dynamics 365 integration.", no_args_is_help=True)
+# SafeGroup: whatever a command raises ends as one line naming the problem, exit code 2.
+app = typer.Typer(
+    help="Operate the Brightpearl ⇄ Dynamics 365 integration.", no_args_is_help=True, cls=SafeGroup
+)
 sandbox_app = typer.Typer(help="Run the local sandbox.", no_args_is_help=True)
 settings_app = typer.Typer(help="Check app settings.", no_args_is_help=True)
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(settings_app, name="settings")
-console = Console()
+console = Console(soft_wrap=True)  # messages stay on one line (copy-paste, logs, tests)
 quiet_http_client_loggers()  # request URLs carry query strings (e-mails, names): never log them
 
 
