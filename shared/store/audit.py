@@ -22,7 +22,7 @@ import hashlib
 import itertools
 import re
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -57,6 +57,7 @@ class AuditResult(StrEnum):
     DEAD_LETTERED = "dead-lettered"
     MISSING = "missing"
     IGNORED = "ignored"  # a webhook notice no flow consumes (ingress; reason NoConsumingFlow)
+    OPERATOR = "operator"  # an operator's action (console, syncctl); reason_code names it
 
 
 class AuditEntry(BaseModel):
@@ -76,6 +77,7 @@ class AuditEntry(BaseModel):
     duration_ms: int | None = Field(None, ge=0, le=2**31 - 1)
     message_id: str | None = Field(None, max_length=200)
     attempt: int = Field(1, ge=1)
+    observed_at: datetime | None = None  # when the change was observed (end-to-end latency)
     at: datetime | None = None  # set by AuditLog.record when omitted
     id: str | None = None  # the RowKey, set by AuditLog.record
 
@@ -92,7 +94,7 @@ class AuditEntry(BaseModel):
         value = _EMAIL.sub("<email>", value)
         return value if len(value) <= MAX_DESCRIPTION_CHARS else value[: MAX_DESCRIPTION_CHARS - 1] + "…"
 
-    @field_validator("at")
+    @field_validator("at", "observed_at")
     @classmethod
     def _utc(cls, value: datetime | None) -> datetime | None:
         return None if value is None else to_utc(value)
@@ -164,6 +166,23 @@ class AuditLog:
             "read audit", page_size=min(limit, 1000),
         )
         return [_entry_from_row(row) for row in itertools.islice(rows, limit)]
+
+    def rows_between(
+        self, flow: str, since: datetime, until: datetime, *, columns: list[str] | None = None,
+        page_size: int = 1000,
+    ) -> Iterator[dict[str, Any]]:
+        """Raw rows of a flow recorded in [since, until], newest first: one key-range query over
+        the flow's day partitions and the inverted-time RowKeys (never a scan of other days)."""
+        rows = query(
+            self.table,
+            "PartitionKey ge @newest and PartitionKey le @oldest and RowKey ge @lo and RowKey lt @hi",
+            {"newest": _flow_partition(flow, until), "oldest": _flow_partition(flow, since),
+             "lo": f"{_INVERTED_BASE - _micros(until):017d}",
+             "hi": f"{_INVERTED_BASE - _micros(since) + 1:017d}"},
+            "read audit window", select=columns, page_size=page_size,
+        )
+        for row in rows:
+            yield dict(row)
 
     def for_record(
         self, entity: str, system: str, record_id: str | int, limit: int = 50
@@ -272,6 +291,7 @@ def _properties(entry: AuditEntry) -> dict[str, Any]:
 def _entry_from_row(row: Mapping[str, Any]) -> AuditEntry:
     values = {name: row.get(name) for name in AuditEntry.model_fields if name != "id"}
     values["at"] = optional_utc(row.get("at"))
+    values["observed_at"] = optional_utc(row.get("observed_at"))
     values["description"] = row.get("description") or ""
     values["attempt"] = row.get("attempt") or 1
     entry_id = str(row["RowKey"]).rsplit("|", 1)[-1]  # index rows prefix the record id

@@ -272,6 +272,7 @@ def audit_rows(
                 description=result.description,
                 message_id=envelope.id if envelope else None,
                 attempt=envelope.attempt if envelope else 1,
+                observed_at=envelope.notice.observed_at if envelope else None,
             )
         )
     return rows

@@ -1,0 +1,1 @@
+"""What operators look at and do: the figures and actions shared by `syncctl` and the console."""

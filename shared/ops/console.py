@@ -1,0 +1,222 @@
+"""The operations console's data and actions: what each page shows, read through shared/ops/metrics
+and shared.bus (the code `syncctl` uses), and the dead-letter actions, each written to the audit.
+
+Every panel is read on its own: a bus or store that cannot be reached shows its error in that
+panel instead of failing the page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, TypeVar
+
+from shared.bus.backlog import Backlog
+from shared.bus.deadletters import DeadLetter, DeadLetterOps, Outcome, Selection
+from shared.ops.metrics import (
+    AuditRow,
+    FlowActivity,
+    RequestBudget,
+    Window,
+    cursor_ages,
+    cursor_owners,
+    flow_activity,
+    last_errors,
+)
+from shared.store import StateStore
+from shared.store.audit import AuditEntry, AuditResult
+
+T = TypeVar("T")
+Action = Literal["resubmit", "purge"]
+ACTIONS: dict[Action, str] = {"resubmit": "DeadLetterResubmitted", "purge": "DeadLetterPurged"}
+MAX_DEAD_LETTERS = 200  # per subscription on one page
+
+
+@dataclass
+class Panel:
+    """A figure that was read, or the error that stopped it (shown in place)."""
+
+    value: Any = None
+    error: str | None = None
+
+
+def read(what: str, reader: Callable[[], T]) -> Panel:
+    try:
+        return Panel(reader())
+    except Exception as exc:  # one panel's failure must not hide the others
+        return Panel(error=f"{what} could not be read: {type(exc).__name__}: {exc}"[:500])
+
+
+@dataclass
+class Overview:
+    window: Window
+    flows: list[FlowActivity] = field(default_factory=list)
+    flows_error: str | None = None
+    backlog: Panel = field(default_factory=Panel)
+    cursors: Panel = field(default_factory=Panel)
+    budget: Panel = field(default_factory=Panel)
+    dataverse: Panel = field(default_factory=Panel)
+
+    @property
+    def errors(self) -> list[AuditRow]:
+        return last_errors(self.flows)
+
+    def as_dict(self) -> dict[str, Any]:
+        def panel(p: Panel, convert: Callable[[Any], Any]) -> dict[str, Any]:
+            return {"error": p.error} if p.error else {"value": convert(p.value)}
+
+        return {
+            "window": {
+                "since": self.window.since.isoformat(),
+                "until": self.window.until.isoformat(),
+                "bucket_seconds": self.window.bucket.total_seconds(),
+            },
+            "flows": [f.as_dict() for f in self.flows],
+            "flows_error": self.flows_error,
+            "backlog": panel(self.backlog, lambda rows: [r.as_dict() for r in rows]),
+            "cursors": panel(self.cursors, lambda rows: [c.as_dict() for c in rows]),
+            "brightpearl_budget": panel(self.budget, lambda b: b.as_dict() if b else None),
+            "dataverse": panel(self.dataverse, lambda d: d),
+            "last_errors": [e.as_dict() for e in self.errors],
+        }
+
+
+def flow_names(store: StateStore, wired: Sequence[str]) -> list[str]:
+    """The wired flows first (registry order), then any other flow the audit has rows of."""
+    return list(dict.fromkeys([*wired, *store.audit.flows()]))
+
+
+def overview(
+    store: StateStore,
+    window: Window,
+    *,
+    flows: Sequence[str],
+    backlog: Callable[[], list[Backlog]],
+    budget: Callable[[], RequestBudget | None],
+    dataverse: Callable[[], dict[str, int] | None],
+    now: datetime,
+) -> Overview:
+    """Every panel of the overview page for `window`."""
+    out = Overview(window)
+    try:
+        names = flow_names(store, flows)
+        out.flows = [flow_activity(store.audit, name, window) for name in names]
+    except Exception as exc:
+        out.flows_error = f"audit could not be read: {type(exc).__name__}: {exc}"[:500]
+    out.backlog = read("backlog", backlog)
+    out.cursors = read("cursors", lambda: cursor_ages(store.cursors, now, cursor_owners()))
+    out.budget = read("Brightpearl budget", budget)
+    out.dataverse = read("Dataverse client", dataverse)
+    return out
+
+
+# ----------------------------------------------------------------------------- dead letters
+def dead_letters(
+    ops: DeadLetterOps,
+    pairs: Sequence[tuple[str, str]],
+    *,
+    reason: str | None = None,
+    subscription: str | None = None,
+    max_messages: int = MAX_DEAD_LETTERS,
+) -> list[DeadLetter]:
+    """Dead letters of every subscription (or one), filtered by reason code (any case)."""
+    wanted = (reason or "").strip().lower()
+    out = []
+    for topic, sub in pairs:
+        if subscription and sub != subscription:
+            continue
+        for item in ops.list(topic, sub, Selection(all=True), max_messages=max_messages):
+            if not wanted or (item.reason or "").lower() == wanted:
+                out.append(item)
+    return sorted(out, key=lambda d: (d.enqueued_time_utc is None, d.enqueued_time_utc), reverse=True)
+
+
+def find_dead_letter(
+    ops: DeadLetterOps, pairs: Sequence[tuple[str, str]], subscription: str, message_id: str
+) -> DeadLetter | None:
+    for topic, sub in pairs:
+        if sub == subscription:
+            found = ops.list(topic, sub, Selection(message_ids=frozenset({message_id})), max_messages=1000)
+            return found[0] if found else None
+    return None
+
+
+def metadata(item: DeadLetter) -> list[tuple[str, str]]:
+    """What the console shows of a dead letter: ids, routing and the reason, never the body."""
+    envelope = item.envelope
+    props = item.application_properties
+    return [
+        ("subscription", f"{item.topic}/{item.subscription}"),
+        ("message id", item.message_id),
+        ("sequence", str(item.sequence_number)),
+        ("entity", item.entity or ""),
+        ("record ids", ", ".join(item.record_ids)),
+        ("source system", str(props.get("source_system", envelope.notice.system if envelope else ""))),
+        ("operation", str(props.get("operation", envelope.notice.operation if envelope else ""))),
+        ("attempt", str(props.get("attempt", envelope.attempt if envelope else ""))),
+        ("observed at", envelope.notice.observed_at.isoformat() if envelope else ""),
+        ("delivery count", str(item.delivery_count)),
+        ("enqueued", item.enqueued_time_utc.isoformat() if item.enqueued_time_utc else ""),
+        ("reason", item.reason or ""),
+        ("description", item.description or ""),
+        ("body", "change notice" if envelope else f"not a change notice ({len(item.body)} bytes)"),
+    ]
+
+
+def act(
+    ops: DeadLetterOps,
+    store: StateStore,
+    pairs: Sequence[tuple[str, str]],
+    action: Action,
+    subscription: str,
+    message_id: str,
+    *,
+    actor: str = "console",
+) -> list[Outcome]:
+    """Resubmit or purge one dead letter (shared.bus.deadletters, as `syncctl dlq`), then write
+    one audit row per record id it named (result `operator`, reason DeadLetterResubmitted or
+    DeadLetterPurged), in the flow's own rows, so the record's history shows it."""
+    topic = next((t for t, s in pairs if s == subscription), None)
+    if topic is None:
+        raise ValueError(f"subscription {subscription!r} is not one of {', '.join(s for _, s in pairs)}")
+    selection = Selection(message_ids=frozenset({message_id}))
+    run = ops.resubmit if action == "resubmit" else ops.purge
+    outcomes = run(topic, subscription, selection)
+    store.audit.record_many(entry for outcome in outcomes for entry in _audit_entries(outcome, action, actor))
+    return outcomes
+
+
+def _audit_entries(outcome: Outcome, action: Action, actor: str) -> list[AuditEntry]:
+    item = outcome.dead_letter
+    envelope = item.envelope
+    what = f" as {outcome.new_message_id}" if outcome.new_message_id else ""
+    description = (
+        f"{actor}: {outcome.action} dead letter {item.message_id} of {item.topic}/{item.subscription}"
+        f"{what} (its reason: {item.reason or 'none'})"
+    )
+    ids = list(item.record_ids) or [item.message_id]
+    return [
+        AuditEntry(
+            flow=item.subscription,
+            entity=_audit_entity(item),
+            source_system=envelope.notice.system if envelope else "bus",
+            source_id=record_id,
+            result=AuditResult.OPERATOR,
+            reason_code=ACTIONS[action],
+            description=description,
+            message_id=item.message_id,
+        )
+        for record_id in ids
+    ]
+
+
+def _audit_entity(item: DeadLetter) -> str:
+    """The entity the flow's own audit rows carry (its links entity, e.g. customer), so a
+    record's history (AuditLog.for_record) finds the operator's action beside the outcomes."""
+    from shared.sync import registry
+
+    try:
+        return registry.entity_of(item.subscription).link_entity
+    except KeyError:
+        return item.entity or "message"

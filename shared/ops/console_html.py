@@ -1,0 +1,372 @@
+"""The operations console's pages: plain server-rendered HTML, every value escaped, charts drawn by
+the vendored uPlot (shared/ops/static, no CDN) from figures embedded in the page.
+
+Links and forms carry the key the page was opened with (`?code=`), as the Functions host reads it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from html import escape
+from typing import Any
+from urllib.parse import urlencode
+
+from shared.bus.deadletters import DeadLetter, Outcome
+from shared.ops.console import ACTIONS, Action, Overview, Panel, metadata
+from shared.ops.metrics import OUTCOME_RESULTS, AuditRow, FlowActivity
+from shared.ops.runbook import Fix
+
+WINDOWS = (("1 h", 1), ("6 h", 6), ("24 h", 24), ("7 days", 168))
+_CSS = """
+body{font:14px/1.4 system-ui,sans-serif;margin:0;color:#1d2330;background:#f5f6f8}
+header{background:#1d2330;color:#fff;padding:10px 20px;display:flex;gap:20px;align-items:center}
+header a{color:#cfe0ff;text-decoration:none}header h1{font-size:17px;margin:0}
+main{padding:16px 20px;max-width:1400px}section{background:#fff;border:1px solid #dde1e8;
+border-radius:6px;padding:12px 16px;margin-bottom:16px}h2{font-size:15px;margin:0 0 8px}
+table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:4px 8px;
+border-bottom:1px solid #eceef2;vertical-align:top}td.n,th.n{text-align:right;
+font-variant-numeric:tabular-nums}.err{color:#a4161a}.muted{color:#6b7385}.ok{color:#1b7f3b}
+.chart{margin:8px 0}.flash{background:#e8f5e9;border-color:#9ad0a5}form.inline{display:inline}
+button{padding:4px 10px}details{margin:6px 0}code{font-size:12px}
+"""
+
+
+def _e(value: object) -> str:
+    return escape("" if value is None else str(value), quote=True)
+
+
+class Links:
+    """URLs under the console's base path that carry the key."""
+
+    def __init__(self, base: str, key: str | None) -> None:
+        self.base, self.key = base.rstrip("/"), key
+
+    def to(self, path: str = "", **params: object) -> str:
+        query = {k: str(v) for k, v in params.items() if v not in (None, "")}
+        if self.key:
+            query["code"] = self.key
+        url = f"{self.base}/{path}".rstrip("/")
+        return f"{url}?{urlencode(query)}" if query else url
+
+
+def _page(title: str, links: Links, body: str, *, charts: bool = False) -> str:
+    assets = ""
+    if charts:
+        assets = (
+            f'<link rel="stylesheet" href="{_e(links.to("static/uPlot.min.css"))}">'
+            f'<script src="{_e(links.to("static/uPlot.iife.min.js"))}"></script>'
+        )
+    return (
+        f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{_e(title)}</title>"
+        f"<meta name=viewport content='width=device-width'>{assets}<style>{_CSS}</style></head><body>"
+        f'<header><h1>bpsync operations</h1><a href="{_e(links.to())}">Overview</a>'
+        f'<a href="{_e(links.to("deadletters"))}">Dead letters</a></header><main>{body}</main>'
+        + (_CHART_SCRIPT if charts else "")
+        + "</body></html>"
+    )
+
+
+def _when(at: datetime | None) -> str:
+    return at.strftime("%Y-%m-%d %H:%M:%SZ") if at else ""
+
+
+def _age(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+def _num(value: float | None, unit: str = "") -> str:
+    if value is None:
+        return '<span class="muted">–</span>'
+    text = f"{value:.2f}" if isinstance(value, float) and not value.is_integer() else f"{value:.0f}"
+    return f"{text}{unit}"
+
+
+def _panel_error(panel: Panel) -> str:
+    return f'<p class="err">{_e(panel.error)}</p>' if panel.error else ""
+
+
+# ----------------------------------------------------------------------------- overview
+def render_overview(ov: Overview, links: Links, hours: float, fixes: dict[str, Fix]) -> str:
+    windows = " · ".join(
+        f"<b>{label}</b>" if value == hours else f'<a href="{_e(links.to(hours=value))}">{label}</a>'
+        for label, value in WINDOWS
+    )
+    body = (
+        f"<p>Window: {_e(_when(ov.window.since))} to {_e(_when(ov.window.until))} ({windows})</p>"
+        + _flows_section(ov)
+        + _errors_section(ov.errors, fixes)
+        + _backlog_section(ov.backlog, links)
+        + _cursors_section(ov.cursors)
+        + _budget_section(ov)
+        + "<section id=reconciliation><h2>Reconciliation</h2><p class=muted>Not built yet: "
+        "reconciliation does not exist in this version, so there is no summary to show.</p></section>"
+    )
+    return _page("bpsync operations", links, body, charts=True)
+
+
+def _flows_section(ov: Overview) -> str:
+    if ov.flows_error:
+        return f'<section id=flows><h2>Flows</h2><p class="err">{_e(ov.flows_error)}</p></section>'
+    head = "".join(f'<th class="n">{_e(r)}</th>' for r in OUTCOME_RESULTS)
+    rows = []
+    for f in ov.flows:
+        cells = "".join(
+            f'<td class="n" data-testid="{_e(f.flow)}:{_e(r)}">{f.total(r)}</td>' for r in OUTCOME_RESULTS
+        )
+        d = f.as_dict()
+        lat, proc = d["latency_s"], d["processing_ms"]
+        note = (
+            ' <span class="err" title="more rows than the page reads">(truncated)</span>'
+            if f.truncated
+            else ""
+        )
+        rows.append(
+            f'<tr><td><a href="#flow-{_e(f.flow)}">{_e(f.flow)}</a>{note}</td>{cells}'
+            f'<td class="n" data-testid="{_e(f.flow)}:latency-p50">{_num(lat["p50"], " s")}</td>'
+            f'<td class="n" data-testid="{_e(f.flow)}:latency-p95">{_num(lat["p95"], " s")}</td>'
+            f'<td class="n">{_num(proc["p50"], " ms")}</td><td class="n">{_num(proc["p95"], " ms")}</td>'
+            f'<td class="n" data-testid="{_e(f.flow)}:operator">{sum(f.operator_actions.values())}</td></tr>'
+        )
+    table = (
+        f"<table><thead><tr><th>flow</th>{head}<th class=n>latency p50</th><th class=n>latency p95</th>"
+        "<th class=n>batch p50</th><th class=n>batch p95</th><th class=n>operator actions</th></tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
+    details = "".join(_flow_details(f) for f in ov.flows)
+    return f"<section id=flows><h2>Flows: records by outcome</h2>{table}{details}</section>"
+
+
+def _flow_details(f: FlowActivity) -> str:
+    reasons = (
+        "".join(
+            f'<tr><td>{_e(result)}</td><td data-testid="{_e(f.flow)}:reason:{_e(result)}:{_e(reason)}">'
+            f'{_e(reason) or "<span class=muted>(none)</span>"}</td><td class="n">{count}</td></tr>'
+            for (result, reason), count in sorted(f.outcomes.items(), key=lambda kv: -kv[1])
+        )
+        or '<tr><td colspan=3 class="muted">no records in this window</td></tr>'
+    )
+    chart = {
+        "x": [int(s.timestamp()) for s in f.window.starts()],
+        "series": {result: values for result, values in sorted(f.series.items())},
+    }
+    return (
+        f'<details id="flow-{_e(f.flow)}" open><summary><b>{_e(f.flow)}</b>: {f.rows} audit rows</summary>'
+        f"<div class=chart data-chart='{_e(json.dumps(chart))}'></div>"
+        "<table><thead><tr><th>result</th><th>reason code</th><th class=n>records</th></tr></thead>"
+        f"<tbody>{reasons}</tbody></table></details>"
+    )
+
+
+def _errors_section(errors: Sequence[AuditRow], fixes: dict[str, Fix]) -> str:
+    rows = []
+    for e in errors:
+        fix = fixes.get(e.reason)
+        fix_text = _e(fix.fix) if fix else '<span class="muted">no entry in docs/operations.md</span>'
+        rows.append(
+            f"<tr><td>{_e(_when(e.at))}</td><td>{_e(e.flow)}</td><td>{_e(e.result)}</td>"
+            f'<td data-testid="error-reason">{_e(e.reason)}</td>'
+            f"<td>{_e(e.source_system)} {_e(e.source_id)}</td>"
+            f'<td>{_e(e.description)}</td><td data-testid="error-fix">{fix_text}</td></tr>'
+        )
+    body = (
+        "<table><thead><tr><th>at</th><th>flow</th><th>result</th><th>reason</th><th>record</th>"
+        "<th>description</th><th>fix (docs/operations.md)</th></tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table>"
+        if rows
+        else '<p class="muted">No dead letters or needs-review records in this window.</p>'
+    )
+    return f"<section id=errors><h2>Last errors</h2>{body}</section>"
+
+
+def _backlog_section(panel: Panel, links: Links) -> str:
+    rows = []
+    for b in panel.value or []:
+        dead = (
+            f'<a href="{_e(links.to("deadletters", subscription=b.subscription))}">{b.dead_lettered}</a>'
+            if b.dead_lettered
+            else "0"
+        )
+        rows.append(
+            f"<tr><td>{_e(b.topic)}</td><td>{_e(b.subscription)}</td>"
+            f'<td class="n" data-testid="backlog:{_e(b.subscription)}:active">{b.active}</td>'
+            f'<td class="n" data-testid="backlog:{_e(b.subscription)}:scheduled">{_num(b.scheduled)}</td>'
+            f'<td class="n" data-testid="backlog:{_e(b.subscription)}:dead">{dead}</td>'
+            f'<td class="n">{_num(b.locked)}</td><td class="n">{_num(b.deferred)}</td>'
+            f'<td class="muted">{_e(b.note)}</td></tr>'
+        )
+    table = (
+        "<table><thead><tr><th>topic</th><th>subscription</th><th class=n>active</th>"
+        "<th class=n>scheduled (retries)</th><th class=n>dead-lettered</th><th class=n>locked</th>"
+        f"<th class=n>deferred</th><th></th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )
+    return f"<section id=backlog><h2>Backlog per subscription</h2>{_panel_error(panel)}{table}</section>"
+
+
+def _cursors_section(panel: Panel) -> str:
+    rows = "".join(
+        f"<tr><td><code>{_e(c.name)}</code></td><td>{_e(c.poller)}</td><td>{_e(_when(c.updated_at))}</td>"
+        f'<td class="n" data-testid="cursor:{_e(c.name)}">{_e(_age(c.age_seconds))}</td></tr>'
+        for c in panel.value or []
+    )
+    table = (
+        "<table><thead><tr><th>cursor</th><th>kept by</th><th>last saved</th>"
+        "<th class=n>age</th></tr></thead>"
+        f"<tbody>{rows}</tbody></table>"
+        if rows
+        else '<p class="muted">No cursor saved yet.</p>'
+    )
+    return f"<section id=cursors><h2>Poller cursors</h2>{_panel_error(panel)}{table}</section>"
+
+
+def _budget_section(ov: Overview) -> str:
+    parts = [_panel_error(ov.budget)]
+    b = ov.budget.value
+    if b is not None:
+        share = b.used / b.limit * 100 if b.limit else 0.0
+        parts.append(
+            f'<p>Brightpearl: <b data-testid="budget-used">{b.used}</b> requests in the last '
+            f"{b.window_seconds:.0f} s of a cap of <b>{b.limit}</b> ({share:.0f} %; this app may use "
+            f"{b.allowed}); paused by the server's signal {b.server_pauses}×, by a 503 {b.throttle_pauses}×. "
+            '<span class="muted">This instance only.</span></p>'
+        )
+    elif not ov.budget.error:
+        parts.append('<p class="muted">Brightpearl: no client in this instance yet.</p>')
+    parts.append(_panel_error(ov.dataverse))
+    d = ov.dataverse.value
+    if d is not None:
+        parts.append(
+            f'<p>Dataverse: {d["calls"]} requests, <b data-testid="dataverse-retries">{d["retries"]}</b> '
+            "retried (429 service protection, 5xx or network) by this instance since it started. "
+            '<span class="muted">429s are not counted apart; Application Insights has them '
+            "(docs/operations.md, Throttling).</span></p>"
+        )
+    return f"<section id=budgets><h2>API request budgets</h2>{''.join(parts)}</section>"
+
+
+_CHART_SCRIPT = """<script>
+(function(){
+  var colours={"synced":"#1b7f3b","skipped":"#8a94a6","needs-review":"#d08c00","dead-lettered":"#a4161a",
+               "missing":"#5b6cff","ignored":"#b0b7c3"};
+  document.querySelectorAll(".chart").forEach(function(el){
+    if(typeof uPlot==="undefined"){return;}
+    var d=JSON.parse(el.getAttribute("data-chart"));var names=Object.keys(d.series);
+    if(!names.length){el.textContent="no records in this window";el.className+=" muted";return;}
+    var series=[{}].concat(names.map(function(n){return {label:n,stroke:colours[n]||"#333",width:2};}));
+    var data=[d.x].concat(names.map(function(n){return d.series[n];}));
+    new uPlot({width:Math.min(el.parentElement.clientWidth||900,1300),height:180,series:series,
+               axes:[{},{label:"records"}]},data,el);
+  });
+})();
+</script>"""
+
+
+# ----------------------------------------------------------------------------- dead letters
+def render_dead_letters(
+    items: Sequence[DeadLetter],
+    links: Links,
+    *,
+    reason: str,
+    subscription: str,
+    subscriptions: Iterable[str],
+    error: str | None = None,
+) -> str:
+    options = "".join(
+        f'<option value="{_e(s)}"{" selected" if s == subscription else ""}>{_e(s)}</option>'
+        for s in ["", *subscriptions]
+    )
+    hidden = f'<input type=hidden name=code value="{_e(links.key)}">' if links.key else ""
+    form = (
+        f'<form method=get action="{_e(links.base)}/deadletters">{hidden}'
+        f'<label>reason <input name=reason value="{_e(reason)}" placeholder="any"></label> '
+        f"<label>subscription <select name=subscription>{options}</select></label> "
+        "<button type=submit>Filter</button></form>"
+    )
+    rows = "".join(
+        f"<tr><td>{_e(i.subscription)}</td>"
+        f'<td><a data-testid="inspect" '
+        f'href="{_e(links.to("deadletter", subscription=i.subscription, id=i.message_id))}">'
+        f"{_e(i.message_id)}</a></td><td>{_e(i.entity)}</td><td>{_e(', '.join(i.record_ids))}</td>"
+        f'<td data-testid="dl-reason">{_e(i.reason)}</td><td>{_e(i.description)}</td>'
+        f"<td>{_e(_when(i.enqueued_time_utc))}</td></tr>"
+        for i in items
+    )
+    table = (
+        "<table><thead><tr><th>subscription</th><th>message id</th><th>entity</th><th>record ids</th>"
+        f"<th>reason</th><th>description</th><th>enqueued</th></tr></thead><tbody>{rows}</tbody></table>"
+        if rows
+        else '<p class="muted" data-testid="no-dead-letters">No dead letters match.</p>'
+    )
+    err = f'<p class="err">{_e(error)}</p>' if error else ""
+    body = (
+        f'<section><h2>Dead letters (<span data-testid="dl-count">{len(items)}</span>)</h2>'
+        f"{form}{err}{table}</section>"
+    )
+    return _page("dead letters", links, body)
+
+
+def render_dead_letter(item: DeadLetter, links: Links, fix: Fix | None) -> str:
+    rows = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in metadata(item))
+    fix_html = (
+        f'<p><b>Fix</b> ({_e(fix.section)}): <span data-testid="fix">{_e(fix.fix)}</span></p>'
+        if fix
+        else '<p class="muted">docs/operations.md has no entry for this reason code.</p>'
+    )
+    forms = "".join(
+        f'<form class=inline method=post action="{_e(links.to("deadletters/" + action))}" '
+        f"onsubmit=\"return confirm('{action.capitalize()} dead letter {_e(item.message_id)}?')\">"
+        f'<input type=hidden name=subscription value="{_e(item.subscription)}">'
+        f'<input type=hidden name=message_id value="{_e(item.message_id)}">'
+        f'<label><input type=checkbox name=confirm value="{action}" required data-testid="confirm-{action}"> '
+        f"I confirm: {_e(what)}</label> "
+        f'<button type=submit data-testid="{action}">{action.capitalize()}</button>'
+        "</form><br>"
+        for action, what in (
+            ("resubmit", "send it back to its subscription only, then remove the dead letter"),
+            ("purge", "delete it for good"),
+        )
+    )
+    body = (
+        f"<section><h2>Dead letter {_e(item.message_id)}</h2><table>{rows}</table>{fix_html}</section>"
+        f"<section><h2>Actions</h2>{forms}<p class=muted>Each action is written to the audit.</p></section>"
+    )
+    return _page("dead letter", links, body)
+
+
+def render_outcomes(action: Action, outcomes: Sequence[Outcome], links: Links) -> str:
+    rows = "".join(
+        f"<tr><td>{_e(o.dead_letter.subscription)}</td><td>{_e(o.dead_letter.message_id)}</td>"
+        f'<td data-testid="outcome">{_e(o.action)}</td><td>{_e(o.new_message_id)}</td>'
+        f"<td>{_e(o.note)}</td></tr>"
+        for o in outcomes
+    )
+    summary = (
+        f"{len(outcomes)} dead letter(s): {ACTIONS[action]}" if outcomes else "Nothing matched: no change."
+    )
+    body = (
+        f'<section class="flash"><h2 data-testid="flash">{_e(summary)}</h2>'
+        "<table><thead><tr><th>subscription</th><th>message id</th><th>what happened</th>"
+        f"<th>new message id</th><th>note</th></tr></thead><tbody>{rows}</tbody></table>"
+        f'<p><a href="{_e(links.to("deadletters"))}">Back to the dead letters</a> · '
+        f'<a href="{_e(links.to())}">Overview</a></p></section>'
+    )
+    return _page(action, links, body)
+
+
+def render_error(status: int, message: str, links: Links) -> str:
+    return _page(
+        "error",
+        links,
+        f'<section><h2 class="err">{status}</h2><p data-testid="error">{_e(message)}</p></section>',
+    )
+
+
+def as_json(data: Any) -> str:
+    return json.dumps(data, default=str, indent=1)
