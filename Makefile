@@ -9,7 +9,15 @@ NODE_STAMP := node_modules/.bin/azurite-table
 
 .PHONY: setup run test lint typecheck bench clean
 
-setup: $(STAMP) $(NODE_STAMP)
+# The browser test (tests/e2e/customers/test_ops_console.py) drives the system Chromium through
+# Playwright (never `playwright install`); installed from the distribution when missing.
+CHROMIUM := /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+setup: $(STAMP) $(NODE_STAMP) $(CHROMIUM)
+
+$(CHROMIUM):
+	$(SUDO) apt-get install -y chromium || ($(SUDO) apt-get update && $(SUDO) apt-get install -y chromium)
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

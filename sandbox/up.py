@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import quote, urlparse
 
 ROOT = Path(__file__).resolve().parents[1]
 STATE_DIR = ROOT / ".sandbox"
@@ -263,6 +263,7 @@ def run(
             f"  {'brightpearl webhook':<22} POST http://127.0.0.1:{host_port}/api/webhooks/brightpearl"
             "?code=<LOCAL_FUNCTION_KEY>"
         )
+        echo(f"  {'operations console':<22} {console_url(settings, host_port)}")
         if prepare:
             from sandbox.demo import prepare as prepare_customers
 
@@ -279,6 +280,12 @@ def run(
     finally:
         supervisor.stop()
     return code
+
+
+def console_url(settings: dict[str, str], host_port: int) -> str:
+    """The operations console's URL with the sandbox's admin key (LOCAL_MASTER_KEY)."""
+    key = settings.get("LOCAL_MASTER_KEY") or "<LOCAL_MASTER_KEY>"
+    return f"http://127.0.0.1:{host_port}/api/ops?code={quote(key)}"
 
 
 def prepare_catalogue(

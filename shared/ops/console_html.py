@@ -7,6 +7,7 @@ Links and forms carry the key the page was opened with (`?code=`), as the Functi
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from html import escape
@@ -35,6 +36,11 @@ button{padding:4px 10px}details{margin:6px 0}code{font-size:12px}
 
 def _e(value: object) -> str:
     return escape("" if value is None else str(value), quote=True)
+
+
+def _md(text: str) -> str:
+    """Runbook text as HTML: escaped, its `code` spans shown as code."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", _e(text))
 
 
 class Links:
@@ -158,7 +164,8 @@ def _flow_details(f: FlowActivity) -> str:
         "series": {result: values for result, values in sorted(f.series.items())},
     }
     return (
-        f'<details id="flow-{_e(f.flow)}" open><summary><b>{_e(f.flow)}</b>: {f.rows} audit rows</summary>'
+        f'<details id="flow-{_e(f.flow)}"{" open" if f.rows else ""}>'
+        f"<summary><b>{_e(f.flow)}</b>: {f.rows} audit rows</summary>"
         f"<div class=chart data-chart='{_e(json.dumps(chart))}'></div>"
         "<table><thead><tr><th>result</th><th>reason code</th><th class=n>records</th></tr></thead>"
         f"<tbody>{reasons}</tbody></table></details>"
@@ -169,7 +176,7 @@ def _errors_section(errors: Sequence[AuditRow], fixes: dict[str, Fix]) -> str:
     rows = []
     for e in errors:
         fix = fixes.get(e.reason)
-        fix_text = _e(fix.fix) if fix else '<span class="muted">no entry in docs/operations.md</span>'
+        fix_text = _md(fix.fix) if fix else '<span class="muted">no entry in docs/operations.md</span>'
         rows.append(
             f"<tr><td>{_e(_when(e.at))}</td><td>{_e(e.flow)}</td><td>{_e(e.result)}</td>"
             f'<td data-testid="error-reason">{_e(e.reason)}</td>'
@@ -315,7 +322,7 @@ def render_dead_letters(
 def render_dead_letter(item: DeadLetter, links: Links, fix: Fix | None) -> str:
     rows = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in metadata(item))
     fix_html = (
-        f'<p><b>Fix</b> ({_e(fix.section)}): <span data-testid="fix">{_e(fix.fix)}</span></p>'
+        f'<p><b>Fix</b> ({_e(fix.section)}): <span data-testid="fix">{_md(fix.fix)}</span></p>'
         if fix
         else '<p class="muted">docs/operations.md has no entry for this reason code.</p>'
     )

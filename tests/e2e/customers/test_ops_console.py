@@ -1,0 +1,128 @@
+"""The operations console in a real browser (Playwright, the system Chromium) against the running
+sandbox: its numbers are the store's and the bus's; a dead letter is fixed at the source,
+resubmitted from the page, and converges. Screenshots go to test-artifacts/console/ (or
+$TEST_ARTIFACTS/console/)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sandbox.up import console_url
+from tests.e2e.customers.conftest import BP_TOPIC, ROOT, TO_DV, Sandbox
+from tests.e2e.customers.test_bad_input import publish
+from tests.e2e.customers.test_sync_both_ways import bp_create_contact
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS") or ROOT / "test-artifacts") / "console"
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
+        pytest.fail(f"no system Chromium at {CHROMIUM}: apt-get install -y chromium (make setup does)")
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium"),
+            args=["--no-sandbox", "--disable-gpu"],
+        )
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+def cell(page, testid: str) -> str:  # type: ignore[no-untyped-def]
+    return page.get_by_test_id(testid).inner_text().strip()
+
+
+def test_console_shows_the_store_and_a_dead_letter_resubmitted_from_the_page_converges(
+    sandbox: Sandbox, browser
+):
+    sb = sandbox
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    good = bp_create_contact(sb, "Good", "Customer", "good.customer@example.org")
+    bad = bp_create_contact(sb, "Bad", "Email", "bad.email@@example.org")
+    publish(sb, BP_TOPIC, "brightpearl", [str(good)], "v1")
+    publish(sb, BP_TOPIC, "brightpearl", [str(bad)], "v1")
+    sb.host.wait_idle(timeout=60)
+    assert sb.bus.counts(BP_TOPIC, TO_DV).dead_letter == 1
+
+    url = console_url(sb.values, sb.host.port)  # the URL `make run` prints
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.on("dialog", lambda dialog: dialog.accept())  # the confirm() before an action
+    page.goto(url)
+    assert page.title() == "bpsync operations"
+
+    # the page's numbers are the audit table's and the bus's
+    by_result = Counter(str(e.result) for e in sb.store.audit.recent(TO_DV, limit=1000))
+    assert by_result == {"synced": 1, "dead-lettered": 1}
+    for result in ("synced", "dead-lettered", "skipped", "needs-review"):
+        assert cell(page, f"{TO_DV}:{result}") == str(by_result.get(result, 0)), result
+    assert cell(page, f"backlog:{TO_DV}:dead") == "1"
+    assert cell(page, f"backlog:{TO_DV}:active") == str(sb.bus.counts(BP_TOPIC, TO_DV).active)
+    assert cell(page, "error-reason") == "InvalidEmail"
+    assert cell(page, "error-fix").startswith("Correct the e-mail")
+    assert page.locator(".chart canvas").count() >= 1  # uPlot drew, served by the app (no CDN)
+    page.screenshot(path=str(ARTIFACTS / "1-overview.png"), full_page=True)
+
+    # dead letters: filtered by reason (any case), inspected without personal data
+    page.get_by_role("link", name="Dead letters").click()
+    page.fill("input[name=reason]", "invalidemail")
+    page.click("button[type=submit]")
+    assert cell(page, "dl-count") == "1"
+    page.get_by_test_id("inspect").click()
+    text = page.inner_text("main")
+    assert str(bad) in text and "InvalidEmail" in text and "bad.email" not in text
+    assert cell(page, "fix").startswith("Correct the e-mail")
+    page.screenshot(path=str(ARTIFACTS / "2-dead-letter.png"), full_page=True)
+
+    # without the confirmation the browser does not send it; fix at the source, then resubmit
+    with sb.bp_sim.state.lock:
+        sb.bp_sim.state.contacts[bad]["communication"]["emails"]["PRI"] = {"email": "fixed@example.org"}
+    page.get_by_test_id("confirm-resubmit").check()
+    page.get_by_test_id("resubmit").click()
+    assert cell(page, "outcome") == "resubmitted"
+    page.screenshot(path=str(ARTIFACTS / "3-resubmitted.png"), full_page=True)
+
+    sb.host.wait_idle(timeout=60)
+    assert str(bad) in {r.get("bpi_brightpearlid") for r in sb.dv_contacts()}
+    assert sb.bus.counts(BP_TOPIC, TO_DV).dead_letter == 0
+    page.goto(url)
+    assert cell(page, f"backlog:{TO_DV}:dead") == "0"
+    assert cell(page, f"{TO_DV}:synced") == "2"
+    assert cell(page, f"{TO_DV}:operator") == "1"  # the resubmit, written to the audit
+    [action] = [
+        e
+        for e in sb.store.audit.for_record("customer", "brightpearl", str(bad))
+        if e.reason_code == "DeadLetterResubmitted"
+    ]
+    assert action.result == "operator"
+    page.screenshot(path=str(ARTIFACTS / "4-converged.png"), full_page=True)
+    page.close()
+
+
+def test_console_refuses_without_the_admin_key_and_an_action_without_confirmation(sandbox: Sandbox):
+    import httpx
+
+    url = f"{sandbox.host.api_url}/ops"
+    assert httpx.get(url).status_code == 401
+    function_key = sandbox.values["LOCAL_FUNCTION_KEY"]
+    assert httpx.get(url, params={"code": function_key}).status_code == 401  # admin level
+    master = sandbox.values["LOCAL_MASTER_KEY"]
+    refused = httpx.post(
+        f"{url}/deadletters/purge",
+        params={"code": master},
+        data={"subscription": TO_DV, "message_id": "x"},
+    )
+    assert refused.status_code == 400 and "confirm" in refused.text
+    bad_window = httpx.get(url, params={"code": master, "hours": "soon"})
+    assert bad_window.status_code == 400 and "hours" in bad_window.text
