@@ -209,3 +209,25 @@ def test_runbook_parser_gives_each_code_of_a_row_the_row_fix():
         parsed["StateConflict"].fix == "Check the namespace."
         and parsed["StateConflict"].section == "Messages"
     )
+
+
+def test_the_deployed_package_keeps_the_runbook_the_console_reads():
+    """.funcignore (gitignore rules: the last matching pattern wins) ships docs/operations.md only."""
+    from fnmatch import fnmatch
+
+    patterns = [
+        line.strip()
+        for line in (runbook.RUNBOOK.parents[1] / ".funcignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+
+    def ignored(path: str) -> bool:
+        verdict = False
+        for pattern in patterns:
+            negated, body = pattern.startswith("!"), pattern.lstrip("!")
+            if fnmatch(path, body) or (body.endswith("/") and path.startswith(body)):
+                verdict = not negated
+        return verdict
+
+    assert not ignored("docs/operations.md")
+    assert ignored("docs/mapping.md") and ignored("tests/unit/ops/test_console_metrics.py")
