@@ -6,6 +6,7 @@ skipped, a refused transition dead-letters with Dynamics' message, throttling re
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 from shared.brightpearl.errors import BrightpearlThrottled
 from shared.dataverse.errors import DataverseThrottled
@@ -71,6 +72,7 @@ class Rig:
                 "ordernumber": "ORD-01001",
                 "statecode": state[0],
                 "statuscode": state[1],
+                "bpi_paymentstatus": "NOT_PAID",  # as the write-back left it (an unpaid order)
             },
         )
         bp_id = self.bp.create_sales_order({"ref": "ORD-01001", "externalRef": ORDER, "statusId": status_id})
@@ -92,7 +94,7 @@ def test_the_flow_is_declared_on_the_orders_spec_and_consumes_order_status_notic
     assert (TO_DATAVERSE.source, TO_DATAVERSE.target, TO_DATAVERSE.source_entities) == (
         "brightpearl",
         "dataverse",
-        ("order",),
+        ("order", "goods-out-note"),
     )
     assert STATUS_EVENT in ORDERS.brightpearl_events
 
@@ -181,17 +183,23 @@ def test_throttling_on_either_side_is_a_retry_and_the_retry_writes():
     assert rig.state == (0, 1)
 
 
-def test_many_orders_are_read_and_written_in_bulk():
-    rig = Rig()
+def linked_orders(rig: Any, count: int, status_id: int = 4) -> list[int]:
+    """`count` Submitted Dynamics orders, each created in Brightpearl in `status_id` and linked."""
     ids = []
-    for n in range(150):
+    for n in range(count):
         guid = f"0a000000-0000-4000-8000-{n:012d}"
         rig.dv.add(
             "salesorders", {"salesorderid": guid, "ordernumber": f"ORD-{n}", "statecode": 1, "statuscode": 3}
         )
-        bp_id = rig.bp.create_sales_order({"ref": f"ORD-{n}", "externalRef": guid, "statusId": 4})
+        bp_id = rig.bp.create_sales_order({"ref": f"ORD-{n}", "externalRef": guid, "statusId": status_id})
         rig.store.links.link("order", "dataverse", guid, "brightpearl", str(bp_id))
         ids.append(bp_id)
+    return ids
+
+
+def test_many_orders_are_read_and_written_in_bulk():
+    rig = Rig()
+    ids = linked_orders(rig, 150)
     assert set(rig.flow().handle([notice(*ids)])) == {Completed()}
     assert rig.dv.calls == ["query", "query", "execute_batch"]  # 100 ids a query, one $batch
     assert {(r["statecode"], r["statuscode"]) for r in rig.dv.tables["salesorders"].values()} == {(0, 1)}
