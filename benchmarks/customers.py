@@ -111,13 +111,16 @@ def person(i: int) -> dict[str, str]:
 class Rig:
     """Both simulators, a state store on Azurite and the two flows, for one profile."""
 
-    def __init__(self, azurite: str | None, *, realistic: bool) -> None:
+    def __init__(self, azurite: str | None, *, realistic: bool, rate_window: float = 60.0) -> None:
+        """`rate_window`: the seconds Brightpearl's 200 requests (realistic) are counted over, in
+        the simulator and the client's budget alike (60 s real; less to scale a run down)."""
         self.realistic = realistic
         self.bp_server = BrightpearlServer(
             seed_contacts=0,
             seed_products=0,
             seed_orders=0,
             rate_limit=200 if realistic else 10_000_000,
+            rate_window_seconds=rate_window,
             latency_ms=60.0 if realistic else 0.0,
         ).start()
         config = DataverseConfig(fractional_retry_after=True)
@@ -143,7 +146,7 @@ class Rig:
             }
         )
         limit = 200 if realistic else 10_000_000
-        self.bp = BrightpearlClient.from_settings(settings, budget=RateBudget(limit, 60.0, reserve=2))
+        self.bp = BrightpearlClient.from_settings(settings, budget=RateBudget(limit, rate_window, reserve=2))
         self.dv = DataverseClient(
             self.dv_server.url,
             SandboxCredential(self.dv_server.token_url, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET),
