@@ -20,6 +20,16 @@ from shared.ops.metrics import OUTCOME_RESULTS, AuditRow, FlowActivity
 from shared.ops.runbook import Fix
 
 WINDOWS = (("1 h", 1), ("6 h", 6), ("24 h", 24), ("7 days", 168))
+# The overview's panels (section ids) and the items of the App Insights workbook
+# (infra/workbook.json) showing the same from telemetry in Azure; a test keeps them in step.
+PANELS: dict[str, tuple[str, ...]] = {
+    "flows": ("outcomes", "e2e-latency"),
+    "errors": ("dead-letters-by-reason",),
+    "backlog": ("backlog-metric", "dead-letters-metric"),
+    "cursors": ("poller-age",),
+    "budgets": ("throttling",),
+    "reconciliation": (),  # not built yet, in either
+}
 _CSS = """
 body{font:14px/1.4 system-ui,sans-serif;margin:0;color:#1d2330;background:#f5f6f8}
 header{background:#1d2330;color:#fff;padding:10px 20px;display:flex;gap:20px;align-items:center}
