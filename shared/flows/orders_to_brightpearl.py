@@ -24,7 +24,9 @@ retry's look-up finds the order and links it. A customer not linked yet is asked
 contact or account notice to the customers flow) and the order retried, up to
 `customer_wait.attempts`; then `CustomerNotSynced`. A SKU Brightpearl lacks dead-letters the
 order at once (`UnknownSku`), or after `unknown_sku.wait_minutes` with `action: wait`.
-Orders already linked are left alone (changes after creation: issue 13 item 3, not built).
+Orders already linked (changes after creation, issue 13 item 3) go to shared/flows/orders_changes.py:
+line edits reach the Brightpearl rows while its status is editable, a cancellation moves it to
+the cancelled status; the trigger setting does not apply to them.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from shared.brightpearl import errors as bp_errors
 from shared.brightpearl.models import SalesOrderCreate
 from shared.dataverse import odata
 from shared.events import Envelope, notices_in_chunks
+from shared.flows.orders_changes import OrderChanges, is_canceled
 from shared.flows.orders_spec import SALESORDER_COLUMNS, SALESORDERDETAIL_COLUMNS, TO_BRIGHTPEARL
 from shared.mapping.orders_config import OrderMapping, load_order_mapping
 from shared.mapping.orders_translate import (
@@ -50,7 +53,7 @@ from shared.mapping.translation import Translation
 from shared.model.order import Order, order_issues
 from shared.quality.issues import IssueCode, QualityIssue, Severity
 from shared.store.errors import ClaimTaken, StoreConflictError
-from shared.store.links import Claim
+from shared.store.links import Claim, Link
 from shared.sync.engine import Batch, FlowPorts, RecordSync, SyncRecord
 from shared.sync.outcomes import BatchResults, RecordResult, chunked, waiting_on_claim
 from shared.systems import System
@@ -119,6 +122,8 @@ class OrdersToBrightpearl(RecordSync[Order]):
         self._customers: dict[str, int] = {}  # order id -> Brightpearl contact id
         self._waiting_customer: dict[str, tuple[str, str]] = {}  # order id -> (kind, GUID)
         self._products: dict[str, int] = {}  # SKU -> Brightpearl product id
+        self._links: dict[str, Link] = {}  # record id -> its link (read with the records)
+        self.changes = OrderChanges(self)
 
     @classmethod
     def from_runtime(cls) -> Self:
@@ -202,13 +207,17 @@ class OrdersToBrightpearl(RecordSync[Order]):
         self._rows = rows
 
     def fetch(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        self._links = self.store.links.get_many(self.link_entity, "dataverse", ids) if ids else {}
         return self._rows
 
     def fetch_key(self, record_id: str) -> str:
         return record_id.lower()
 
     def skip(self, record_id: str, source: dict[str, Any], results: BatchResults) -> bool:
-        """Orders the trigger setting does not select (a canceled order never syncs)."""
+        """Orders the trigger setting does not select (a canceled order is never created);
+        linked orders are not skipped (their changes are synced)."""
+        if self._linked_id(record_id, source):
+            return False
         state = int(source.get("statecode") or 0)
         when = self.mapping.trigger.when
         why = None
@@ -233,30 +242,29 @@ class OrdersToBrightpearl(RecordSync[Order]):
         return order_hash(value)
 
     # ------------------------------------------------------------------------------ matching
+    def _linked_id(self, record_id: str, source: dict[str, Any]) -> str | None:
+        """The Brightpearl order id of an order created already: its link, else bpi_brightpearlid."""
+        link = self._links.get(record_id) or self._links.get(record_id.lower())
+        bp_id = link.id_in("brightpearl") if link is not None and link.is_linked else None
+        return bp_id or source.get("bpi_brightpearlid") or None
+
     def match(self, records: list[Record], results: BatchResults) -> None:
-        """Linked orders are left alone; for the others resolve customers and products in bulk."""
-        links = self.store.links.get_many(self.link_entity, "dataverse", [r.source_id for r in records])
+        """Linked orders go to the changes (orders_changes.py); for the others resolve
+        customers; products for both, in bulk."""
         todo: list[Record] = []
+        linked: list[Record] = []
         for r in records:
-            link = links.get(r.source_id) or links.get(r.source_id.lower())
-            bp_id = link.id_in("brightpearl") if link is not None and link.is_linked else None
-            bp_id = bp_id or r.read.value.brightpearl_id
+            bp_id = self._linked_id(r.source_id, r.source)
             if bp_id:
-                r.target_id, r.matched_by, r.link = str(bp_id), "link", link
-                results.set(
-                    r.source_id,
-                    RecordResult(
-                        "unchanged",
-                        None,
-                        f"Dataverse order {r.source_id} is already Brightpearl order {bp_id} "
-                        "(changes after creation are not synced yet)",
-                        target_id=str(bp_id),
-                    ),
-                )
+                r.target_id, r.matched_by = str(bp_id), "link"
+                r.link = self._links.get(r.source_id) or self._links.get(r.source_id.lower())
+                linked.append(r)
             else:
                 todo.append(r)
+        self.changes.match(linked, results)
         self._resolve_customers([r.read.value for r in todo])
-        self._resolve_products([r.read.value for r in todo])
+        edited = [r for r in linked if not results.has(r.source_id) and not is_canceled(r)]
+        self._resolve_products([r.read.value for r in [*todo, *edited]])
 
     def _resolve_customers(self, orders: list[Order]) -> None:
         """Brightpearl contact id per order: a contact through its link, an account through its
@@ -308,6 +316,8 @@ class OrdersToBrightpearl(RecordSync[Order]):
     # ------------------------------------------------------------------------------ deciding
     def decide_write(self, record: Record, current: Order | None) -> OrderDecision:
         order = record.read.value
+        if record.matched_by == "link" and is_canceled(record):
+            return OrderDecision(desired_hash=order_hash(order))  # the changes cancel it
         issues = [*record.read.issues, *order_issues(order, currencies=self.currencies)]
         if any(i.fatal for i in issues):
             return OrderDecision(issues)
@@ -421,6 +431,7 @@ class OrdersToBrightpearl(RecordSync[Order]):
 
     # ------------------------------------------------------------------------------ writing
     def write(self, records: list[Record], results: BatchResults) -> None:
+        self.changes.write([r for r in records if r.matched_by == "link"], results)
         created: list[Record] = []
         for r in self.to_write(records, results):
             try:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -100,6 +100,25 @@ class CustomerWaitSettings(_Strict):
     attempts: int = Field(6, ge=0, le=50, description="retries while the customer is not linked")
 
 
+StatusName = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class ChangeSettings(_Strict):
+    """Changes after creation: which Brightpearl statuses (names, any case) still take Dynamics
+    line edits, and the status a Dynamics cancellation moves the order to."""
+
+    editable_statuses: tuple[StatusName, ...] = Field(
+        (), description="Brightpearl order status names whose rows follow Dynamics line edits"
+    )
+    cancelled_status: StatusName = Field("Cancelled", description="status name of a cancelled order")
+
+    def editable(self, status: str | None) -> bool:
+        return bool(status) and str(status).casefold() in {s.casefold() for s in self.editable_statuses}
+
+    def is_cancelled(self, status: str | None) -> bool:
+        return bool(status) and str(status).casefold() == self.cancelled_status.casefold()
+
+
 class OrderMapping(_Strict):
     """The validated contents of mappings/orders.yaml (and the status file it names)."""
 
@@ -115,6 +134,7 @@ class OrderMapping(_Strict):
     )
     unknown_sku: UnknownSkuSettings = UnknownSkuSettings()
     customer_wait: CustomerWaitSettings = CustomerWaitSettings()
+    changes: ChangeSettings = ChangeSettings()
     status_file: str = Field("order_status.yaml", min_length=1, description="relative to this file")
     statuses: OrderStatusMapping = Field(default_factory=OrderStatusMapping, description="status_file's")
     source: str = Field("<memory>", exclude=True)
@@ -142,6 +162,14 @@ def _semantic_problems(m: OrderMapping) -> list[str]:
         problems.append("unknown_sku.wait_minutes: only used with action wait (the action is dead_letter)")
     if m.trigger.opportunity_won:
         problems.append("trigger.opportunity_won: orders from won opportunities are not built yet")
+    names = [s.casefold() for s in m.changes.editable_statuses]
+    for name in sorted({n for n in names if names.count(n) > 1}):
+        problems.append(f"changes.editable_statuses: {name!r} is listed more than once")
+    if m.changes.editable(m.changes.cancelled_status):
+        problems.append(
+            f"changes.cancelled_status: {m.changes.cancelled_status!r} is also in changes.editable_statuses "
+            "(a cancelled order takes no edits)"
+        )
     return problems
 
 

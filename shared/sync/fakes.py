@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -28,7 +29,14 @@ from shared.brightpearl.errors import (
     BrightpearlPreconditionFailed,
     BrightpearlValidationError,
 )
-from shared.brightpearl.models import ContactTag, PriceList, ProductAvailability, ProductPrice
+from shared.brightpearl.models import (
+    ContactTag,
+    OrderStatus,
+    PriceList,
+    ProductAvailability,
+    ProductPrice,
+    SalesOrderRowCreate,
+)
 from shared.brightpearl.transport import BrightpearlResponse
 from shared.dataverse.models import BatchOperation, BatchResult, BulkResult, Record, RowOutcome
 from shared.dataverse.tables import PRIMARY_IDS
@@ -36,6 +44,8 @@ from shared.store.audit import AuditEntry
 from shared.store.cursors import Cursor
 from shared.store.errors import ClaimTaken, StoreConflictError
 from shared.store.links import Claim, Link, LinkSide, LinkState
+
+CENTS = Decimal("0.01")
 
 
 def _now() -> datetime:
@@ -679,7 +689,9 @@ class FakeBrightpearl(_Faults):
     # a sales order whose externalRef + installedIntegrationInstanceId is taken: refused (the
     # simulator's default, reference §6.2) or answered with the existing order's id
     duplicate_external_ref: str = "error"
+    cancelled_status: int | None = None  # the account's cancelled sales status (its rules apply)
     next_id: int = 1000
+    next_row_id: int = 0
 
     def __post_init__(self) -> None:
         _Faults.__init__(self)
@@ -994,24 +1006,116 @@ class FakeBrightpearl(_Faults):
                     f"externalRef {ext!r} is already used by order {existing}", status=400
                 )
         order_id = self._new_id()
-        self.sales_orders[order_id] = {"id": order_id, **body}
+        rows = [{"id": self._new_row_id(), **row} for row in body.get("rows") or []]
+        self.sales_orders[order_id] = {"id": order_id, **body, "rows": rows}
         if self.lost_answers:
             self.lost_answers -= 1
             raise BrightpearlAmbiguousWrite("the sales-order POST timed out after it was sent")
         return order_id
 
-    def set_order_status(self, order_id: int, status_id: int) -> None:
-        """Brightpearl moves an order to another status (PUT order/{id}/status, reference §6.6)."""
-        self.sales_orders[int(order_id)]["statusId"] = int(status_id)
+    def set_order_status(
+        self, order_id: int, status_id: int, *, note: str | None = None, public: bool = False
+    ) -> None:
+        """PUT order/{id}/status (reference §6.6). Into `cancelled_status`, as Brightpearl: no
+        goods-out notes (`goodsOutNotes`), not invoiced (`invoices`), payments total zero
+        (`paid`); else refused and nothing changes. A note is kept per change."""
+        self._call("set_order_status")
+        order = self.sales_orders[int(order_id)]
+        if self.cancelled_status is not None and int(status_id) == self.cancelled_status:
+            if order.get("goodsOutNotes"):
+                raise BrightpearlValidationError(
+                    "an order with goods-out notes cannot be cancelled", status=400
+                )
+            if order.get("invoices"):
+                raise BrightpearlValidationError("an invoiced order cannot be cancelled", status=400)
+            if Decimal(str(order.get("paid") or 0)) != 0:
+                raise BrightpearlValidationError("an order with payments cannot be cancelled", status=400)
+        order["statusId"] = int(status_id)
+        order.setdefault("notes", []).append(note or f"Order status changed to {status_id}")
+
+    def get_order_statuses(self) -> list[OrderStatus]:
+        self._call("get_order_statuses")
+        return [
+            OrderStatus.model_validate({"statusId": i, "name": name, "orderTypeCode": "SO"})
+            for i, name in self.order_statuses.items()
+        ]
+
+    def _new_row_id(self) -> int:
+        self.next_row_id += 1
+        return self.next_row_id
+
+    def _rows_of(self, order_id: int, what: str) -> list[dict[str, Any]]:
+        """An order's rows for a change; refused once it is invoiced (reference §6.5)."""
+        order = self.sales_orders[int(order_id)]
+        if order.get("invoices"):
+            raise BrightpearlValidationError(f"rows cannot be {what} once the order is invoiced", status=400)
+        rows: list[dict[str, Any]] = order.setdefault("rows", [])
+        return rows
+
+    def put_sales_order_rows(self, order_id: int, rows: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+        """Each row replaces the row of its id (reference §6.2); unknown ids are refused per row."""
+        self._call("put_sales_order_rows")
+        stored = self._rows_of(order_id, "changed")
+        refused: dict[str, str] = {}
+        for row in rows:
+            index = next((i for i, r in enumerate(stored) if r["id"] == int(row["id"])), None)
+            if index is None:
+                refused[str(row["id"])] = f"Order row {row['id']} not found on order {order_id}"
+                continue
+            wire = SalesOrderRowCreate.model_validate({k: v for k, v in row.items() if k != "id"}).wire()
+            stored[index] = {"id": int(row["id"]), **wire}
+        return refused
+
+    def add_order_row(self, order_id: int, row: Mapping[str, Any]) -> int:
+        """A new row (reference §6.5); amounts kept to the 2 d.p. this call takes."""
+        self._call("add_order_row")
+        stored = self._rows_of(order_id, "added")
+        wire = SalesOrderRowCreate.model_validate(dict(row)).wire()
+        for key in ("net", "tax"):
+            wire[key] = format(Decimal(wire[key]).quantize(CENTS).quantize(Decimal("0.0001")), "f")
+        wire.pop("externalRef", None)  # row POST takes no externalRef
+        row_id = self._new_row_id()
+        stored.append({"id": row_id, **wire})
+        return row_id
+
+    def delete_order_row(self, order_id: int, row_id: int) -> None:
+        self._call("delete_order_row")
+        stored = self._rows_of(order_id, "deleted")
+        if not any(r["id"] == int(row_id) for r in stored):
+            raise BrightpearlNotFound(f"Order row {row_id} not found on order {order_id}", status=404)
+        stored[:] = [r for r in stored if r["id"] != int(row_id)]
 
     def _order_view(self, order: dict[str, Any]) -> dict[str, Any]:
+        """Order GET (reference §6.4): status, customer, invoices, payment status and the rows
+        keyed by row id."""
         status_id = order.get("statusId")
+        rows = {
+            str(row["id"]): {
+                "productId": row.get("productId") or 0,
+                "productName": row.get("name") or "",
+                "quantity": {"magnitude": row["quantity"]},
+                "rowValue": {
+                    "taxCode": row["taxCode"],
+                    "rowNet": {"value": row["net"]},
+                    "rowTax": {"value": format(Decimal(row["tax"]).quantize(CENTS), "f")},
+                },
+                "nominalCode": row.get("nominalCode") or "4000",
+                "externalRef": row.get("externalRef") or "",
+                "composition": {"bundleParent": False, "bundleChild": False, "parentOrderRowId": 0},
+            }
+            for row in order.get("rows") or []
+        }
+        paid = Decimal(str(order.get("paid") or 0))
         return {
             "id": order["id"],
             "orderTypeCode": order.get("orderTypeCode", "SO"),
             "reference": order.get("ref"),
             "externalRef": order.get("externalRef"),
             "orderStatus": {"orderStatusId": status_id, "name": self.order_statuses.get(status_id or 0)},
+            "orderPaymentStatus": "PAID" if paid > 0 else "UNPAID",
+            "parties": {"customer": {"contactId": (order.get("customer") or {}).get("id")}},
+            "invoices": list(order.get("invoices") or []),
+            "orderRows": rows,
         }
 
     def find_order_ids_by_external_ref(

@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from shared.brightpearl.client import MultiMessageResult
-    from shared.brightpearl.models import ContactTag, PriceList, ProductAvailability, ProductPrice
+    from shared.brightpearl.models import (
+        ContactTag,
+        OrderStatus,
+        PriceList,
+        ProductAvailability,
+        ProductPrice,
+    )
     from shared.brightpearl.transport import BrightpearlResponse
     from shared.dataverse.models import BatchOperation, BatchResult, BulkResult, Record
     from shared.events import Envelope
@@ -100,6 +106,25 @@ class BrightpearlPort(Protocol):
         """The ids of the sales orders (never credits) whose externalRef is exactly
         `external_ref` and, when `integration_instance_id` is given, whose
         installedIntegrationInstanceId is that one (sales-order-search; reference §4.2, §6.2)."""
+        ...
+
+    def put_sales_order_rows(self, order_id: int, rows: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+        """Replace order rows in one call (`{id, productId|name, quantity, taxCode, net, tax}`);
+        the rows Brightpearl refused, by row id, with its messages (reference §6.2)."""
+        ...
+
+    def add_order_row(self, order_id: int, row: Mapping[str, Any]) -> int:
+        """Add one row to an order (reference §6.5; amounts to 2 d.p.); the new row id."""
+        ...
+
+    def delete_order_row(self, order_id: int, row_id: int) -> None: ...
+
+    def get_order_statuses(self) -> list[OrderStatus]: ...
+
+    def set_order_status(
+        self, order_id: int, status_id: int, *, note: str | None = None, public: bool = False
+    ) -> None:
+        """PUT order/{id}/status (reference §6.6); the cancelled status has Brightpearl's rules."""
         ...
 
     def multi_message(
