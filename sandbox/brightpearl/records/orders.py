@@ -363,7 +363,7 @@ class OrderStore(OrderRowStore):
                     raise bad("an order with goods-out notes cannot be cancelled", "ORDC-043")
                 if order["orderStatus"]["orderStatusId"] == self.invoiced_status or order["invoices"]:
                     raise bad("an invoiced order cannot be cancelled", "ORDC-044")
-                if any(p["orderId"] == oid and Decimal(p["amountPaid"]) != 0 for p in self.payments.values()):
+                if self._payments_total(oid) != 0:
                     raise bad("an order with payments cannot be cancelled", "ORDC-045")
             note = body.get("orderNote") or {}
             order["orderStatus"] = {"orderStatusId": sid, "name": status["name"]}
@@ -379,6 +379,19 @@ class OrderStore(OrderRowStore):
                 },
             )
             self._touch_order(order, "order.modified.order-status", "order.modified")
+
+    def _payments_total(self, oid: int) -> Decimal:
+        """What the order's customer payments add up to (reference §6.6: a cancellation needs
+        zero): money in (RECEIPT, CAPTURE) less money out (PAYMENT, a refund; §9)."""
+        sign = {"RECEIPT": 1, "CAPTURE": 1, "PAYMENT": -1}
+        return sum(
+            (
+                sign[p["paymentType"]] * Decimal(p["amountPaid"])
+                for p in self.payments.values()
+                if p["orderId"] == oid and p["paymentType"] in sign
+            ),
+            Decimal(0),
+        )
 
     def _add_note(self, oid: int, body: dict[str, Any]) -> int:
         nid = self.next_id("note")
