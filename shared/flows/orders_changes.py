@@ -49,6 +49,7 @@ from shared.brightpearl import errors as bp_errors
 from shared.brightpearl.models import Order as BrightpearlOrder
 from shared.brightpearl.models import OrderRow, SalesOrderCreate
 from shared.flows.orders_to_dataverse import ORDER_GET
+from shared.mapping.brightpearl import bp_id
 from shared.model.order import Order
 from shared.sync.engine import SyncRecord
 from shared.sync.outcomes import BatchResults, RecordResult
@@ -69,6 +70,11 @@ Content = tuple[tuple[str, Any], Decimal, Decimal, Decimal, str | None]
 
 def is_canceled(record: Record) -> bool:
     return record.read.value.statecode == CANCELED
+
+
+def _order_id(record: Record) -> int:
+    """The linked Brightpearl order id (0: not a Brightpearl id, e.g. a mistyped bpi_brightpearlid)."""
+    return int(bp_id(record.target_id) or 0)
 
 
 def _cents(value: Any) -> Decimal:
@@ -158,11 +164,11 @@ class OrderChanges:
                 results.set(r.source_id, self.flow.echo_result(r))
             else:
                 todo.append(r)
-        ids = sorted({int(r.target_id or 0) for r in todo})
+        ids = sorted({_order_id(r) for r in todo} - {0})
         found = self.bp.get_by_ids(ORDER_GET, ids, limit=200) if ids else []
         self._orders = {o.id: o for o in (BrightpearlOrder.model_validate(item) for item in found)}
         for r in todo:
-            order = self._orders.get(int(r.target_id or 0))
+            order = self._orders.get(_order_id(r))
             if order is None:
                 results.set(
                     r.source_id,
@@ -180,7 +186,7 @@ class OrderChanges:
     # ------------------------------------------------------------------------------ writing
     def write(self, records: list[Record], results: BatchResults) -> None:
         for r in self.flow.to_write(records, results):
-            order = self._orders[int(r.target_id or 0)]
+            order = self._orders[_order_id(r)]
             what = f"change of Dataverse order {r.source_id} in Brightpearl order {order.id}"
             try:
                 if is_canceled(r):
