@@ -13,6 +13,7 @@ from shared import runtime
 from shared.bus.lockrenewal import LockRenewal
 from shared.bus.settlement import Settlement
 from shared.flows.runner import Flow, run_flow
+from shared.ops import flow_control
 from shared.resilience import BackoffPolicy
 from shared.sync.spec import FlowSpec, PollerSpec
 
@@ -65,6 +66,10 @@ def register_flow(
             policy=backoff_policy(),
             clock=runtime.clock,
         )
+        pause = flow_control.PAUSES.paused(subscription)
+        if pause is not None:  # `syncctl flow pause`: keep every message, scheduled, run nothing
+            flow_control.postpone(messages, message_actions, settlement, pause=pause, now=runtime.clock())
+            return
         # Batch triggers get no lock renewal from the platform: hold the locks for the work.
         every = runtime.settings().bus.lock_renewal_seconds
         with LockRenewal(messages, message_actions, every=every, clock=runtime.clock):

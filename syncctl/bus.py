@@ -77,3 +77,79 @@ def _print(rows: list[Backlog], backend: str) -> None:
     console.print(table)
     for note in dict.fromkeys(r.note for r in rows if r.note):
         console.print(f"  {note}")
+
+
+@app.command("messages")
+def messages(
+    queue: list[str] | None = typer.Option(
+        None,
+        "--queue",
+        "-q",
+        help="scheduled, active or dead-lettered (repeatable; default: scheduled and active)",
+    ),
+    topic: str | None = TopicOpt,
+    subscription: str | None = SubscriptionOpt,
+    record_id: list[str] | None = typer.Option(None, "--id", help="only messages naming this record id"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
+    max_messages: int = typer.Option(
+        200, "--max", min=1, help="at most this many per subscription and queue"
+    ),
+    settings_file: Path | None = SettingsOpt,
+    topology_file: Path | None = TopologyOpt,
+) -> None:
+    """In-flight work, message by message: retry copies scheduled (attempt, when due), postponed
+    messages of a paused flow, and notices waiting; ids and times only."""
+    from shared.ops.busview import QUEUES, bus_messages
+
+    chosen = queue or ["scheduled", "active"]
+    unknown = [q for q in chosen if q not in QUEUES]
+    if unknown:
+        raise _fail(f"--queue {unknown[0]!r}: choose from {', '.join(QUEUES)}")
+    settings, topology, targets = resolve(settings_file, topology_file, topic, subscription)
+    try:
+        found = bus_messages(
+            settings,
+            topology,
+            targets,
+            ids=record_id or None,
+            queues=chosen,
+            max_messages=max_messages,  # type: ignore[arg-type]
+        )
+    except BusError as exc:
+        raise _fail(str(exc)) from None
+    if as_json:
+        typer.echo(json.dumps([m.as_dict() for m in found], indent=2))
+        return
+    table = Table(title=f"messages ({', '.join(chosen)})")
+    for column in (
+        "queue",
+        "subscription",
+        "message id",
+        "entity",
+        "ids",
+        "attempt",
+        "due",
+        "origin",
+        "reason",
+    ):
+        table.add_column(column, overflow="fold")
+    for m in found:
+        ids = ", ".join(m.ids[:5]) + (f" (+{len(m.ids) - 5})" if len(m.ids) > 5 else "")
+        due = m.due.strftime("%Y-%m-%d %H:%M:%SZ") if m.due else ""
+        attempt = "" if m.attempt is None else str(m.attempt)
+        table.add_row(
+            m.queue,
+            m.subscription,
+            m.message_id,
+            m.entity or "",
+            ids,
+            attempt,
+            due,
+            m.origin or "",
+            m.reason or "",
+        )
+    console = Console(highlight=False, soft_wrap=False)
+    if not console.is_terminal:
+        console = Console(highlight=False, soft_wrap=False, width=max(console.width, 160))
+    console.print(table)
+    console.print(f"{len(found)} message(s)")

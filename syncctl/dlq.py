@@ -7,6 +7,7 @@ reasons and times only, never record contents.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from shared.bus.deadletters import DeadLetter, DeadLetterOps, Outcome, Selection
@@ -61,7 +63,7 @@ def _console() -> Console:
 
 
 def _fail(message: str) -> typer.Exit:
-    Console(stderr=True, highlight=False).print(f"[red]error:[/red] {message}")
+    Console(stderr=True, highlight=False, soft_wrap=True).print(f"[red]error:[/red] {escape(message)}")
     return typer.Exit(2)
 
 
@@ -216,7 +218,7 @@ def _settle(
     operation: Callable[..., list[Outcome]],
     selection: Selection,
     max_messages: int,
-) -> None:
+) -> list[Outcome]:
     """Run a resubmit or purge over every target subscription and print what it did."""
     outcomes = _run(
         ctx, action, lambda t, s: operation(t, s, selection, dry_run=dry_run, max_messages=max_messages)
@@ -224,6 +226,77 @@ def _settle(
     console = _console()
     console.print(_outcome_table(f"{action} (dry run)" if dry_run else action, outcomes))
     console.print(f"{len(outcomes)} dead letter(s) {'would be ' if dry_run else ''}{done}")
+    return [o for o in outcomes if isinstance(o, Outcome)]
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _compact(title: str, items: list[DeadLetter], notes: dict[str, str] | None = None) -> Table:
+    """One line per dead letter: where, message id, ids, reason, the description's start, when
+    (and, for superseded ones, the sync that superseded it). `--wide` shows everything."""
+    table = Table(title=title, show_lines=False)
+    columns = ("subscription", "message id", "ids", "reason", "description", "enqueued")
+    for column in (*columns, *(("superseded by",) if notes else ())):
+        table.add_column(column, overflow="fold")
+    for item in items:
+        description = _clip(" ".join((item.description or "").split()), 60)
+        where = f"{item.topic}/{item.subscription}"
+        cells = [where, item.message_id, _ids(item, 3), item.reason or "", description, _when(item)]
+        table.add_row(*cells, *((notes.get(item.message_id, ""),) if notes else ()))
+    return table
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _store_audit(settings_file: Path | None):  # type: ignore[no-untyped-def]
+    """The audit log of the state store the settings name (exit 2 naming why when there is none)."""
+    from shared import runtime
+    from syncctl.common import app_settings
+
+    with runtime.override(settings=app_settings(settings_file)):
+        return runtime.state_store().audit
+
+
+def _optional_audit(settings_file: Path | None):  # type: ignore[no-untyped-def]
+    """The audit log, or None and why not: a resubmit or purge needs only the bus settings; its
+    audit rows and the copies' follow-up need the whole app's (state store included)."""
+    from shared import runtime
+    from shared.settings import SettingsError, load_settings
+
+    env, _ = _environment(settings_file)
+    try:
+        settings = load_settings(env)
+        with runtime.override(settings=settings):
+            return runtime.state_store().audit, None
+    except SettingsError as exc:
+        return None, "settings for the state store are not valid: " + "; ".join(exc.problems)
+    except Exception as exc:  # the store cannot be reached: the bus action still stands
+        return None, f"state store not reachable: {type(exc).__name__}: {exc}"
+
+
+def _superseded(items: list[DeadLetter], settings_file: Path | None) -> dict[str, str]:
+    from shared.ops.deadletters import superseded
+
+    return {item.message_id: note for item, note in superseded(items, _store_audit(settings_file))}
+
+
+def _audit_actions(audit, outcomes: list[Outcome], action: str) -> None:  # type: ignore[no-untyped-def]
+    """One operator row per record a resubmit or purge touched, as the console writes them."""
+    from shared.ops.console import _audit_entries
+    from syncctl.review import actor
+
+    entries = [
+        e
+        for o in outcomes
+        if o.action in ("resubmitted", "purged", "copy sent, original kept")
+        for e in _audit_entries(o, action, actor())
+    ]  # type: ignore[arg-type]
+    if entries:
+        audit.record_many(entries)
 
 
 @app.command("list")
@@ -233,19 +306,41 @@ def list_dead_letters(
     all_messages: bool = typer.Option(False, "--all", help="list every dead letter (the default)"),
     reason: str | None = ReasonOpt,
     message_id: list[str] | None = MessageIdOpt,
+    superseded_only: bool = typer.Option(
+        False, "--superseded", help="only dead letters whose records synced in their flow since"
+    ),
+    as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
+    wide: bool = typer.Option(False, "--wide", help="every column, descriptions included"),
     max_messages: int = typer.Option(100, "--max", min=1, help="show at most this many per subscription"),
     settings: Path | None = SettingsOpt,
     topology: Path | None = TopologyOpt,
 ) -> None:
-    """List dead letters (all unless --reason / --message-id narrow it)."""
+    """List dead letters (all unless --reason, any case, or --message-id narrow it)."""
+    from shared.ops.deadletters import rows
+
     ctx = _open(settings, topology, topic, subscription)
     selection = _selection(all_messages, reason, message_id, default_all=True)
-    items = _run(ctx, "list", lambda t, s: ctx.ops.list(t, s, selection, max_messages=max_messages))
+    items = [
+        i
+        for i in _run(ctx, "list", lambda t, s: ctx.ops.list(t, s, selection, max_messages=max_messages))
+        if isinstance(i, DeadLetter)
+    ]
+    notes = _superseded(items, settings) if superseded_only else {}
+    if superseded_only:
+        items = [i for i in items if i.message_id in notes]
+    if as_json:
+        found = [
+            {**r.as_dict(), **({"supersededBy": notes[r.message_id]} if notes else {})} for r in rows(items)
+        ]
+        typer.echo(json.dumps(found, indent=2))
+        return
     console = _console()
-    table = _table("dead letters")
-    for item in items:
-        assert isinstance(item, DeadLetter)
-        table.add_row(*_row(item))
+    if wide:
+        table = _table("dead letters")
+        for item in items:
+            table.add_row(*_row(item))
+    else:
+        table = _compact("superseded dead letters" if superseded_only else "dead letters", items, notes)
     console.print(table)
     console.print(f"{len(items)} dead letter(s) in {len(ctx.targets)} subscription(s)")
 
@@ -317,14 +412,52 @@ def resubmit(
     reason: str | None = ReasonOpt,
     message_id: list[str] | None = MessageIdOpt,
     dry_run: bool = DryRunOpt,
+    wait: float = typer.Option(
+        10.0, "--wait", min=0, max=600, help="seconds to wait for the copies' outcomes (0: do not wait)"
+    ),
     settings: Path | None = SettingsOpt,
     topology: Path | None = TopologyOpt,
     max_messages: int = MaxOpt,
 ) -> None:
-    """Send copies to the topic for only their subscription (replay_to), then remove the originals."""
+    """Send copies to the topic for only their subscription (replay_to), remove the originals, then
+    report what became of each copy (its flow's next outcome, or where it is on the bus)."""
+    from shared import runtime
+    from shared.ops.deadletters import audit_marks, copy_fates
+    from syncctl.common import bus_reader
+
     selection = _selection(all_messages, reason, message_id, default_all=False)
+    audit, why = (None, None) if dry_run else _optional_audit(settings)
+    marks: set[str] = set()
+    if audit is not None:  # the audit rows there are now: none of them is a copy's outcome
+        listed = _open(settings, topology, topic, subscription)
+        items = _run(listed, "list", lambda t, s: listed.ops.list(t, s, selection, max_messages=max_messages))
+        marks = audit_marks(audit, [i for i in items if isinstance(i, DeadLetter)])
+    since = runtime.clock()
     ctx = _open(settings, topology, topic, subscription)
-    _settle(ctx, "resubmit", "resubmitted", dry_run, ctx.ops.resubmit, selection, max_messages)
+    outcomes = _settle(ctx, "resubmit", "resubmitted", dry_run, ctx.ops.resubmit, selection, max_messages)
+    if dry_run or not outcomes:
+        return
+    if audit is None:
+        _console().print(f"not audited and not followed ({why}); `syncctl bus messages` shows the copies")
+        return
+    _audit_actions(audit, outcomes, "resubmit")
+    fates = copy_fates(
+        outcomes,
+        audit=audit,
+        since=since,
+        bus=bus_reader(settings, topology, {o.dead_letter.subscription for o in outcomes}),
+        exclude=marks,
+        wait=wait,
+    )
+    table = Table(title=f"what became of the copies (after up to {wait:g}s)")
+    for column in ("subscription", "new message id", "ids", "now", "reason", "description"):
+        table.add_column(column, overflow="fold")
+    for fate in fates:
+        ids = ", ".join(fate.ids[:5])
+        table.add_row(
+            fate.subscription, fate.message_id, ids, fate.state, fate.reason or "", fate.description
+        )
+    _console().print(table)
 
 
 @app.command("purge")
@@ -336,19 +469,49 @@ def purge(
     message_id: list[str] | None = MessageIdOpt,
     dry_run: bool = DryRunOpt,
     yes: bool = typer.Option(False, "--yes", "-y", help="do not ask for confirmation"),
+    superseded_only: bool = typer.Option(
+        False, "--superseded", help="the dead letters whose records synced in their flow since"
+    ),
     settings: Path | None = SettingsOpt,
     topology: Path | None = TopologyOpt,
     max_messages: int = MaxOpt,
 ) -> None:
-    """Delete dead letters for good (asks first unless --yes)."""
+    """Delete dead letters for good (asks first unless --yes). --superseded: the dead letters whose
+    records have synced in their flow since (see `dlq list --superseded`), in bulk."""
+    if superseded_only:
+        listed = _open(settings, topology, topic, subscription)
+        wanted = (
+            Selection(all=True)
+            if not (reason or message_id)
+            else _selection(False, reason, message_id, default_all=False)
+        )
+        items = [
+            i
+            for i in _run(
+                listed, "list", lambda t, s: listed.ops.list(t, s, wanted, max_messages=max_messages)
+            )
+            if isinstance(i, DeadLetter)
+        ]
+        ids = sorted(_superseded(items, settings))
+        if not ids:
+            _console().print("no superseded dead letters: nothing to purge")
+            return
+        message_id, reason, all_messages = ids, None, False
     selection = _selection(all_messages, reason, message_id, default_all=False)
     ctx = _open(settings, topology, topic, subscription)
     if not dry_run and not yes:
         where = ", ".join(f"{t}/{s}" for t, s in ctx.targets)
         narrowed = reason or message_id
         what = "all dead letters" if selection.all and not narrowed else "the selected dead letters"
+        what = f"the {len(message_id or [])} superseded dead letters" if superseded_only else what
         if not typer.confirm(f"Delete {what} of {where}? This cannot be undone", default=False):
             ctx.ops.close()
             _console().print("nothing purged")
             raise typer.Exit(1)
-    _settle(ctx, "purge", "purged", dry_run, ctx.ops.purge, selection, max_messages)
+    outcomes = _settle(ctx, "purge", "purged", dry_run, ctx.ops.purge, selection, max_messages)
+    if outcomes and not dry_run:
+        audit, why = _optional_audit(settings)
+        if audit is None:
+            _console().print(f"not audited ({why})")
+        else:
+            _audit_actions(audit, outcomes, "purge")

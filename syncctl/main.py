@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from shared.telemetry import quiet_http_client_loggers
-from syncctl import backfill, bus, dataverse, dlq, mapping, orders, webhooks
+from syncctl import backfill, bus, dataverse, dlq, flow, history, mapping, orders, review, sync, webhooks
 from syncctl.errors import SafeGroup
 from syncctl.settings_file import load_settings_file
 
@@ -93,8 +93,13 @@ for command, module in (
     ("backfill", backfill),
     ("bus", bus),
     ("orders", orders),
+    ("review", review),
+    ("flow", flow),
 ):
     app.add_typer(module.app, name=command)
+
+app.command("history")(history.history)
+app.command("sync")(sync.sync)
 
 
 def main() -> None:

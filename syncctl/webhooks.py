@@ -25,7 +25,9 @@ def register(
         ..., "--ingress-url", help="base URL of the ingress, e.g. https://<app>.azurewebsites.net/api"
     ),
     function_key: str = typer.Option(
-        None, "--function-key", envvar="SYNC_FUNCTION_KEY",
+        None,
+        "--function-key",
+        envvar="SYNC_FUNCTION_KEY",
         help="function key of the webhook functions (or env SYNC_FUNCTION_KEY)",
     ),
     brightpearl: bool = typer.Option(False, "--brightpearl", help="register Brightpearl webhooks"),
@@ -61,8 +63,12 @@ def register(
             raise typer.BadParameter("BRIGHTPEARL_WEBHOOK_SECRET is not set")
         with BrightpearlClient.from_settings(app_settings.brightpearl) as client:
             for action in sync_brightpearl_webhooks(
-                client, ingress_url=f"{base}/webhooks/brightpearl", function_key=function_key,
-                secret=secret, events=list(DEFAULT_EVENTS), dry_run=dry_run,
+                client,
+                ingress_url=f"{base}/webhooks/brightpearl",
+                function_key=function_key,
+                secret=secret,
+                events=list(DEFAULT_EVENTS),
+                dry_run=dry_run,
             ):
                 table.add_row("brightpearl", action.kind, action.event, action.uri)
     if dataverse:
@@ -75,11 +81,19 @@ def register(
         client = DataverseClient.from_settings(app_settings.dataverse)
         try:
             for action in sync_dataverse_webhooks(
-                client, ingress_url=f"{base}/webhooks/dataverse", function_key=function_key,
-                secret=secret, steps=dataverse_steps(), dry_run=dry_run,
+                client,
+                ingress_url=f"{base}/webhooks/dataverse",
+                function_key=function_key,
+                secret=secret,
+                steps=dataverse_steps(),
+                dry_run=dry_run,
             ):
-                table.add_row("dataverse", action.kind, f"{action.resource} {action.name}",
-                              ", ".join(f"{k}={v}" for k, v in action.changes.items()))
+                table.add_row(
+                    "dataverse",
+                    action.kind,
+                    f"{action.resource} {action.name}",
+                    ", ".join(f"{k}={v}" for k, v in action.changes.items()),
+                )
         finally:
             client.close()
     console.print(table)

@@ -92,7 +92,8 @@ class Selection:
             raise ValueError("choose the messages: all, a dead-letter reason, or message ids")
 
     def matches(self, item: DeadLetter) -> bool:
-        if self.reason is not None and (item.reason or "") != self.reason:
+        """Reason codes match in any case (`--reason invalidemail` finds InvalidEmail)."""
+        if self.reason is not None and (item.reason or "").lower() != self.reason.strip().lower():
             return False
         return not (self.message_ids and item.message_id not in self.message_ids)
 

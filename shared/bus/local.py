@@ -576,6 +576,18 @@ class LocalBus:
         """Active messages without locking them (scheduled ones excluded)."""
         return self._peek(topic, subscription, _QUEUE_ACTIVE, max_messages, from_sequence)
 
+    def peek_scheduled(self, topic: str, subscription: str, max_messages: int = 100) -> list[LockedMessage]:
+        """Scheduled messages not yet due (retry copies, postponed work), soonest first."""
+        with self._write() as conn:
+            now = self._now()
+            rows = conn.execute(
+                """SELECT * FROM entries
+                   WHERE topic = ? AND subscription = ? AND queue = ? AND visible_at > ?
+                   ORDER BY visible_at, sequence_number LIMIT ?""",
+                (topic, subscription, _QUEUE_ACTIVE, now, max_messages),
+            ).fetchall()
+        return [dataclasses.replace(self._to_message(r), lock_token="", locked_until=None) for r in rows]
+
     def peek_dead_letters(
         self, topic: str, subscription: str, max_messages: int = 100, from_sequence: int = 0
     ) -> list[LockedMessage]:

@@ -22,8 +22,13 @@ TWIN = "twin-flow"
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("BUS_BACKEND", "LOCAL_BUS_PATH", "ServiceBusConnection",
-                 "ServiceBusConnection__fullyQualifiedNamespace", "BRIGHTPEARL_CHANGES_TOPIC"):
+    for name in (
+        "BUS_BACKEND",
+        "LOCAL_BUS_PATH",
+        "ServiceBusConnection",
+        "ServiceBusConnection__fullyQualifiedNamespace",
+        "BRIGHTPEARL_CHANGES_TOPIC",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("COLUMNS", "300")  # wide tables: ids are never folded in assertions
 
@@ -32,10 +37,14 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def sandbox(tmp_path: Path) -> dict[str, Path]:
     """Settings file + a topology with a second flow on the topic (same rule pattern)."""
     settings = tmp_path / "local.settings.json"
-    settings.write_text(json.dumps({
-        "IsEncrypted": False,
-        "Values": {"BUS_BACKEND": "local", "LOCAL_BUS_PATH": "state/bus.sqlite3"},
-    }))
+    settings.write_text(
+        json.dumps(
+            {
+                "IsEncrypted": False,
+                "Values": {"BUS_BACKEND": "local", "LOCAL_BUS_PATH": "state/bus.sqlite3"},
+            }
+        )
+    )
     raw = json.loads(Path(DEFAULT_TOPOLOGY_PATH).read_text())
     topic = next(t for t in raw["topics"] if t["name"] == TOPIC)
     original = next(s for s in topic["subscriptions"] if s["name"] == FLOW)
@@ -51,10 +60,17 @@ def open_bus(sandbox: dict[str, Path]) -> LocalBus:
 
 
 def notice(contact_id: str) -> Envelope:
-    return Envelope.wrap(ChangeNotice(
-        system="brightpearl", entity="contact", ids=(contact_id,), operation="updated",
-        observed_at=datetime(2026, 1, 5, 9, 0, tzinfo=UTC), source="/brightpearl/acme", version=contact_id,
-    ))
+    return Envelope.wrap(
+        ChangeNotice(
+            system="brightpearl",
+            entity="contact",
+            ids=(contact_id,),
+            operation="updated",
+            observed_at=datetime(2026, 1, 5, 9, 0, tzinfo=UTC),
+            source="/brightpearl/acme",
+            version=contact_id,
+        )
+    )
 
 
 def seed(sandbox: dict[str, Path], dead: dict[str, str]) -> dict[str, str]:
@@ -203,9 +219,9 @@ def test_environment_variables_win_over_the_settings_file(
 ) -> None:
     seed(sandbox, {"101": "ValidationFailed"})
     monkeypatch.setenv("LOCAL_BUS_PATH", str(tmp_path / "elsewhere.sqlite3"))
-    result = run(sandbox, "list")
-    assert result.exit_code == 0, result.output
-    assert "0 dead letter(s)" in result.output
+    result = run(sandbox, "list")  # the environment's bus, which was never started
+    assert result.exit_code == 2, result.output
+    assert f"no local bus at {tmp_path / 'elsewhere.sqlite3'}" in " ".join(result.output.split())
     monkeypatch.setenv("BUS_BACKEND", "servicebus")
     broken = run(sandbox, "list")
     assert broken.exit_code == 2 and "ServiceBusConnection" in broken.output
@@ -215,11 +231,24 @@ def test_resubmitted_copy_drops_broker_dead_letter_properties() -> None:
     from shared.bus.deadletters import DeadLetter
 
     item = DeadLetter(
-        topic=TOPIC, subscription=FLOW, sequence_number=7, message_id="m" * 128, enqueued_time_utc=None,
-        reason="X", description="Y", delivery_count=1,
-        application_properties={"entity": "contact", "DeadLetterReason": "X",
-                                "DeadLetterErrorDescription": "Y", "replay_to": "old-flow"},
-        subject="s", content_type="application/json", correlation_id="c", body=b"{}",
+        topic=TOPIC,
+        subscription=FLOW,
+        sequence_number=7,
+        message_id="m" * 128,
+        enqueued_time_utc=None,
+        reason="X",
+        description="Y",
+        delivery_count=1,
+        application_properties={
+            "entity": "contact",
+            "DeadLetterReason": "X",
+            "DeadLetterErrorDescription": "Y",
+            "replay_to": "old-flow",
+        },
+        subject="s",
+        content_type="application/json",
+        correlation_id="c",
+        body=b"{}",
     )
     copy = resubmission_of(item)
     assert copy.application_properties == {"entity": "contact", "replay_to": FLOW}

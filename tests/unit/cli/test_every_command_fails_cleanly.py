@@ -99,7 +99,26 @@ def cases(s: str, tmp: str) -> dict[str, list[list[str]]]:
         "dataverse check": [["--settings", s]],
         "dataverse provision": [["--dry-run", "--settings", s]],
         "bus status": [["--settings", s]],
+        "bus messages": [["--settings", s], ["--queue", "nowhere", "--settings", s]],
         "orders show": [["SO-1001", "--settings", s], [GUID, "--settings", s], ["  ", "--settings", s]],
+        "history": [
+            ["brightpearl", "contact", "215", "--settings", s],
+            ["dataverse", "contact", "215", "--settings", s],
+            ["brightpearl", "contact", "-3", "--settings", s],
+            ["nowhere", "contact", "215", "--settings", s],
+            ["brightpearl", "widget", "215", "--settings", s],
+        ],
+        "sync": [
+            ["contact", "215", "--from", "brightpearl", "--settings", s],
+            ["contact", "not-a-guid", "--from", "dataverse", "--settings", s],
+            ["product", GUID, "--from", "dataverse", "--settings", s],
+        ],
+        "review list": [["--settings", s], ["--flow", "no-such-flow", "--settings", s]],
+        "review accept": [["customers-to-dataverse/215", "--settings", s]],
+        "review dismiss": [["customers-to-dataverse/215", "--settings", s], ["x", "--days", "0"]],
+        "flow list": [["--settings", s]],
+        "flow pause": [["customers-to-dataverse", "--settings", s], ["no-such-flow", "--settings", s]],
+        "flow resume": [["customers-to-dataverse", "--settings", s], ["x", "--recheck", "1"]],
     }
     for spec in registry.ENTITIES + registry.BUILDING:
         if spec.backfill_sources:

@@ -1,0 +1,124 @@
+"""`syncctl review list|accept|dismiss`: the records a flow would not decide alone.
+
+`list` shows every record whose newest audit row in its flow is `needs-review` (a likely
+duplicate, an e-mail matching several records, a link to a record that no longer exists) with
+the description saying what to check. `accept KEY` records that the operator fixed the cause
+(ReviewAccepted in the audit) and syncs the record again now; `dismiss KEY` records that nothing
+is to be done (ReviewDismissed). KEY is `<flow>/<record id>` as listed, or the record id alone
+when one flow flags it (shared/ops/review.py).
+"""
+
+from __future__ import annotations
+
+import getpass
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from syncctl.common import app_settings, echo_json, output
+from syncctl.dlq import SettingsOpt, _fail
+
+app = typer.Typer(name="review", help="The needs-review list, with accept and dismiss.", no_args_is_help=True)
+
+DaysOpt = typer.Option(30, "--days", min=1, max=365, help="look back this many days")
+FlowOpt = typer.Option(None, "--flow", help="only this flow")
+
+
+def _flows(flow: str | None) -> list[str]:
+    from shared.sync import registry
+
+    names = [f.name for f in registry.flows()]
+    if flow is not None and flow not in names:
+        raise _fail(f"no flow {flow!r}; flows: {', '.join(names)}")
+    return [flow] if flow else names
+
+
+def actor() -> str:
+    try:
+        return f"syncctl ({getpass.getuser()})"
+    except (KeyError, OSError):
+        return "syncctl"
+
+
+@app.command("list")
+def list_items(
+    flow: str | None = FlowOpt,
+    days: int = DaysOpt,
+    as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
+    settings_file: Path | None = SettingsOpt,
+) -> None:
+    """Records waiting for a decision, newest first, with what to check."""
+    from shared import runtime
+    from shared.ops.review import needs_review
+
+    names = _flows(flow)
+    with runtime.override(settings=app_settings(settings_file)):
+        items = needs_review(runtime.state_store().audit, names, days=days)
+    if as_json:
+        echo_json([i.as_dict() for i in items])
+        return
+    table = Table(title=f"needs review ({len(items)})")
+    for column in ("key", "flagged", "reason", "what to check"):
+        table.add_column(column, overflow="fold")
+    for i in items:
+        when = i.at.strftime("%Y-%m-%d %H:%M:%SZ") if i.at else ""
+        table.add_row(i.key, when, i.reason or "", i.description)
+    output().print(table)
+
+
+def _decide(
+    key: str, decision: str, flow: str | None, days: int, note: str, settings_file: Path | None
+) -> None:
+    from shared import runtime
+    from shared.ops.records import record
+    from shared.ops.review import decide, find, needs_review
+    from shared.ops.sync_now import request_sync, runtime_publish, runtime_source
+
+    names = _flows(flow)
+    with runtime.override(settings=app_settings(settings_file)):
+        audit = runtime.state_store().audit
+        try:
+            item = find(needs_review(audit, names, days=days), key)
+        except ValueError as exc:
+            raise _fail(str(exc)) from None
+        if item is None:
+            raise _fail(f"nothing waits for review under {key!r} (syncctl review list shows the keys)")
+
+        def resync(found) -> str:  # type: ignore[no-untyped-def]
+            ref = record(found.system, found.entity, found.record_id)
+            sent = request_sync(
+                ref,
+                publish=runtime_publish,
+                source=runtime_source(found.system),
+                now=runtime.clock(),
+                actor=actor(),
+            )
+            return sent.message_id
+
+        entry = decide(audit, item, decision, actor=actor(), note=note, resync=resync)  # type: ignore[arg-type]
+    output().print(f"{item.key}: {entry.reason_code} ({entry.description})")
+
+
+def _command(decision: str, doc: str) -> object:
+    def command(
+        key: str = typer.Argument(..., help="<flow>/<record id> as `review list` shows it"),
+        note: str = typer.Option("", "--note", help="why (kept in the audit; no personal data)"),
+        flow: str | None = FlowOpt,
+        days: int = DaysOpt,
+        settings_file: Path | None = SettingsOpt,
+    ) -> None:
+        _decide(key, decision, flow, days, note, settings_file)
+
+    command.__doc__ = doc
+    return command
+
+
+app.command("accept")(
+    _command("accept", "The cause is fixed: audit ReviewAccepted and sync the record again now.")
+)
+app.command("dismiss")(
+    _command(
+        "dismiss", "Nothing is to be done: audit ReviewDismissed; it leaves the list until flagged again."
+    )
+)
