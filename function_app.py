@@ -2,7 +2,7 @@
 
 import azure.functions as func
 
-from functions import customers, ingress, ingress_dataverse, prices, products, stock
+from functions import customers, ingress, ingress_dataverse, ops, orders, prices, products, stock
 from shared.startup import start
 
 start()  # validates every setting (fails naming the bad ones) and configures telemetry
@@ -14,3 +14,5 @@ app.register_functions(customers.bp)
 app.register_functions(products.bp)
 app.register_functions(stock.bp)
 app.register_functions(prices.bp)
+app.register_functions(ops.bp)
+app.register_functions(orders.bp)

@@ -7,8 +7,8 @@ Provisioned (contracts: issue 13): `salesorder.bpi_brightpearlid` (String 100, a
 `bpi_brightpearlid_key`), `salesorder.bpi_sendtobrightpearl` (Boolean, the "send to Brightpearl"
 trigger column), change tracking on both tables (the poller's backstop; webhooks on them need
 nothing provisioned: every table has its sdkmessagefilters). What customers and the catalogue get
-is not changed. The orders entity is not wired yet (shared/sync/registry.py BUILDING), so this
-plan is the sandbox's own until the shared schema plan takes it over.
+is not changed. The plan is the shared schema plan's orders part (what `syncctl dataverse provision`
+applies in a real environment); `sandbox up` provisions it with the rest (customers_solution).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from sandbox.dataverse.app import Simulator
 from sandbox.dataverse.inprocess import in_process_client
 from shared.dataverse.client import DataverseClient
 from shared.dataverse.provision import Provisioner, ProvisionReport
-from shared.dataverse.schema import ColumnSpec, KeySpec, SchemaPlan, TableSpec
+from shared.dataverse.schema import SchemaPlan, plan_for_orders
 
 BRIGHTPEARL_ID = "bpi_brightpearlid"
 SEND_FLAG = "bpi_sendtobrightpearl"
@@ -26,17 +26,9 @@ BRIGHTPEARL_KEY = "bpi_brightpearlid_key"
 
 
 def orders_plan() -> SchemaPlan:
-    """salesorder's integration columns and key, and change tracking on orders and their lines."""
-    order = TableSpec(
-        "salesorder",
-        (
-            ColumnSpec(BRIGHTPEARL_ID, "string", "Brightpearl ID", True, 100),
-            ColumnSpec(SEND_FLAG, "boolean", "Send to Brightpearl", True),
-        ),
-        (KeySpec(BRIGHTPEARL_KEY, (BRIGHTPEARL_ID,), "Brightpearl ID key"),),
-        change_tracking=True,
-    )
-    return SchemaPlan((order, TableSpec("salesorderdetail", (), change_tracking=True)))
+    """salesorder's integration columns and key, and change tracking on orders and their lines
+    (the shared plan's orders part, shared/dataverse/schema.py `plan_for_orders`)."""
+    return SchemaPlan(tuple(plan_for_orders()))
 
 
 def provision_orders(

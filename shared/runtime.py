@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from shared.bus.port import BusPublisher
@@ -94,14 +95,16 @@ def customer_mapping() -> CustomerMapping:
     """
     if "customer_mapping" in _instances:
         return cast("CustomerMapping", _instances["customer_mapping"])
-    from pathlib import Path
-
     from shared.mapping import load_customer_mapping
 
-    path = Path(settings().customers.mapping_path)
-    if not path.is_absolute():
-        path = Path(__file__).resolve().parents[1] / path
-    return load_customer_mapping(path)
+    return load_customer_mapping(app_file(settings().customers.mapping_path))
+
+
+def app_file(setting_value: str) -> Path:
+    """A file a setting names: a relative path is resolved against the app root (the folder of
+    function_app.py), so one value works in Azure and in the sandbox."""
+    path = Path(setting_value)
+    return path if path.is_absolute() else Path(__file__).resolve().parents[1] / path
 
 
 def topic(setting: str) -> str:

@@ -373,6 +373,34 @@ class ProductsSettings(BaseSettings):
     )
 
 
+class OrdersSettings(BaseSettings):
+    """The orders flows (issue 13): Dynamics sales orders -> Brightpearl, fulfilment back."""
+
+    model_config = section_config("")
+
+    mapping_path: str = Field(
+        "mappings/orders.yaml",
+        validation_alias="ORDER_MAPPING_PATH",
+        description="the order mapping YAML (relative to the app root or absolute); its status_file "
+        "(default order_status.yaml beside it) maps Brightpearl order statuses to Dynamics states",
+    )
+    brightpearl_poll_schedule: str = Field(
+        "40 * * * * *",
+        validation_alias="BRIGHTPEARL_ORDER_POLL_SCHEDULE",
+        description="NCRONTAB of the Brightpearl order-search poller (updatedOn), the backstop of the "
+        "write-back: lost status and shipment webhooks, and invoices and payments, which raise no "
+        "documented webhook; one request per 500 changed orders a round (every minute: 0.5 % of the "
+        "200 a minute), skipped while the rate budget is short",
+    )
+    dataverse_poll_schedule: str = Field(
+        "20 */5 * * * *",
+        validation_alias="ORDERS_DATAVERSE_POLL_SCHEDULE",
+        description="NCRONTAB of the change-tracking poll of salesorder and salesorderdetail, the "
+        "backstop for lost Dataverse order webhooks (two requests a run; webhooks bring changes "
+        "within seconds)",
+    )
+
+
 @dataclass(eq=False, repr=False)
 class AppSettings:
     """All sections, validated together."""
@@ -386,6 +414,7 @@ class AppSettings:
     dataverse: DataverseSettings
     customers: CustomersSettings = field(default_factory=lambda: CustomersSettings.model_validate({}))
     products: ProductsSettings = field(default_factory=lambda: ProductsSettings.model_validate({}))
+    orders: OrdersSettings = field(default_factory=lambda: OrdersSettings.model_validate({}))
 
 
 SECTIONS: dict[str, type[BaseSettings]] = {
@@ -398,6 +427,7 @@ SECTIONS: dict[str, type[BaseSettings]] = {
     "dataverse": DataverseSettings,
     "customers": CustomersSettings,
     "products": ProductsSettings,
+    "orders": OrdersSettings,
 }
 
 

@@ -45,6 +45,12 @@ class SimulatorConfig:
     webhook_timeout_seconds: float = 60.0
     webhook_size_limit_bytes: int = 256 * 1024
     base_currency: str = "GBP"
+    # Quote, order and invoice records are read-only outside their editable state (orders: only
+    # Active); Microsoft lets administrators update them programmatically ("Dynamics 365 Sales and
+    # privacy laws": read-only records, SDK). True: application users (the integration's app
+    # user holding System Administrator, docs/deploy.md) may write a Submitted/Fulfilled order's
+    # columns and its lines' columns; interactive users never may.
+    application_users_are_admins: bool = True
     # An alternate key created through the metadata API stays Pending this long before its
     # index job finishes (Active, or Failed on duplicate values). Real jobs take minutes.
     key_activation_seconds: float = 1.0

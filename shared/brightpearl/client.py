@@ -223,6 +223,16 @@ class BrightpearlClient:
     def stats(self) -> Any:
         return self.transport.stats
 
+    def installed_integration_instance_id(self) -> int | None:
+        """The OAuth installation's `installation_instance_id` (None for private/public apps, or
+        before the first token): with externalRef, Brightpearl's unique key of an order."""
+        read = getattr(self.transport.auth, "installation_instance_id", None)
+        value = read() if callable(read) else None
+        try:
+            return int(value) if value not in (None, "") else None
+        except (TypeError, ValueError):
+            return None
+
     # --- generic helpers -----------------------------------------------------------------
     def request(self, method: str, path: str, **kwargs: Any) -> BrightpearlResponse:
         return self.transport.request(method, path, **kwargs)

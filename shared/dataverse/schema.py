@@ -21,6 +21,7 @@ from typing import Any, Literal
 from shared.dataverse import odata
 from shared.mapping import CustomerMapping, load_customer_mapping, required_columns
 from shared.mapping.columns import dataverse_column
+from shared.mapping.orders_config import OrderMapping, load_order_mapping
 from shared.mapping.products_config import ProductMapping, load_product_mapping
 
 ColumnKind = Literal["string", "memo", "boolean", "picklist", "integer", "decimal", "datetime"]
@@ -178,11 +179,44 @@ def plan_for_products(mapping: ProductMapping) -> list[TableSpec]:
     return [TableSpec("product", columns, keys, change_tracking=True)]
 
 
-def products_wired() -> bool:
-    """The products entity runs (it is in shared/sync/registry.py ENTITIES, not only BUILDING)."""
+# salesorder's integration columns (contracts of issue 13): the Brightpearl id (alternate key
+# bpi_brightpearlid_key), the trigger flag (trigger.flag_column), and what the write-back fills.
+ORDER_COLUMNS: tuple[ColumnSpec, ...] = (
+    ColumnSpec("bpi_shippedon", "datetime", "Shipped on", True),
+    ColumnSpec("bpi_shippingmethod", "string", "Brightpearl shipping method", True, 200),
+    ColumnSpec("bpi_trackingreference", "string", "Tracking reference", True, 200),
+    ColumnSpec("bpi_invoicereference", "string", "Invoice reference", True, 100),
+    ColumnSpec("bpi_paymentstatus", "string", "Payment status", True, 20),
+    ColumnSpec("bpi_brightpearlstatus", "string", "Brightpearl order status", True, 100),
+)
+
+
+def plan_for_orders(mapping: OrderMapping | None = None) -> list[TableSpec]:
+    """salesorder's integration columns and key, and change tracking on salesorder and
+    salesorderdetail (the backstop's reads); the flag column is the mapping's trigger.flag_column."""
+    flag = (mapping or load_order_mapping()).trigger.flag_column
+    columns = (
+        ColumnSpec("bpi_brightpearlid", "string", LABELS["bpi_brightpearlid"], True, 100),
+        ColumnSpec(flag, "boolean", "Send to Brightpearl", True),
+        *ORDER_COLUMNS,
+    )
+    key = KeySpec("bpi_brightpearlid_key", ("bpi_brightpearlid",), "Brightpearl ID key")
+    return [
+        TableSpec("salesorder", columns, (key,), change_tracking=True),
+        TableSpec("salesorderdetail", (), change_tracking=True),
+    ]
+
+
+def entity_wired(name: str) -> bool:
+    """The entity runs (it is in shared/sync/registry.py ENTITIES, not only BUILDING)."""
     from shared.sync.registry import ENTITIES
 
-    return any(spec.name == "products" for spec in ENTITIES)
+    return any(spec.name == name for spec in ENTITIES)
+
+
+def products_wired() -> bool:
+    """The products entity runs (it is in shared/sync/registry.py ENTITIES, not only BUILDING)."""
+    return entity_wired("products")
 
 
 def schema_plan(
@@ -195,12 +229,15 @@ def schema_plan(
 
     The product table is planned when `include_products` is true, for a given product mapping,
     or (`include_products` None) once the products entity is wired (`products_wired()`);
-    `include_products=False` leaves it out."""
+    `include_products=False` leaves it out. The orders tables (salesorder, salesorderdetail:
+    `plan_for_orders`) come with the product table once the orders entity is wired."""
     tables = plan_for_customers(mapping or load_customer_mapping())
     if include_products is None:
         include_products = products is not None or products_wired()
     if include_products:
         tables += plan_for_products(products or load_product_mapping())
+        if entity_wired("orders"):  # order lines name products: orders come with the catalogue
+            tables += plan_for_orders()
     return SchemaPlan(tuple(tables))
 
 

@@ -6,17 +6,32 @@ flow expands to their order; Brightpearl sends nothing for this direction.
 
 Brightpearl order status -> Dynamics salesorder state (issue 13 item 4, flow
 orders-to-dataverse): Brightpearl `order` notices (`order.modified.order-status` webhooks),
-mapped through mappings/order_status.yaml. Both built and unit-tested on fakes, not wired: the
-spec sits in registry.BUILDING.
+mapped through mappings/order_status.yaml. Backstop of the Dataverse webhooks: change tracking
+on salesorder and salesorderdetail (poll_dataverse_orders).
 """
 
 from __future__ import annotations
 
-from shared.sync.spec import DataverseTable, EntitySpec, FlowSpec
+from shared.sync.spec import DataverseTable, EntitySpec, FlowSpec, PollerSpec
 
 ORDER_COLUMNS = "shared.flows.orders_spec:order_columns"
 LINE_COLUMNS = "shared.flows.orders_spec:line_columns"
+OPPORTUNITY_COLUMNS = "shared.flows.orders_spec:opportunity_columns"
 STATUS_EVENT = "order.modified.order-status"
+# Shipments: Brightpearl raises these with goods-out note ids (the flow maps them to their orders)
+# and with the order id once everything has shipped (reference §8.3, §10.3). Invoicing and
+# payments raise no documented event: the order-search poller below brings them.
+GOODS_OUT_ENTITY = "goods-out-note"
+SHIPMENT_EVENTS = (
+    "goods-out-note.modified.shipped",
+    "goods-out-note.modified",
+    "order.modified.fully-shipped",
+)
+BRIGHTPEARL_ORDER_CURSOR = "orders-brightpearl-order-updatedon"
+DATAVERSE_ORDER_CURSORS = {
+    "salesorders": "orders-dataverse-delta-salesorders",
+    "salesorderdetails": "orders-dataverse-delta-salesorderdetails",
+}
 
 SALESORDER_COLUMNS = (
     "salesorderid",
@@ -32,6 +47,7 @@ SALESORDER_COLUMNS = (
     "statuscode",
     "bpi_sendtobrightpearl",
     "bpi_brightpearlid",
+    "_opportunityid_value",  # the opportunity it was made from (one order per sale)
     "modifiedon",
 )
 SALESORDERDETAIL_COLUMNS = (
@@ -69,6 +85,13 @@ def line_columns(mapping: object = None) -> tuple[str, ...]:
     )
 
 
+def opportunity_columns(mapping: object = None) -> tuple[str, ...]:
+    """The opportunity columns whose change can make an order: its state (won), only while
+    `trigger.opportunity_won` is on; off, none, so no webhook step is registered for it."""
+    trigger = getattr(mapping, "trigger", None)
+    return ("statecode", "statuscode") if getattr(trigger, "opportunity_won", False) else ()
+
+
 ORDERS = EntitySpec(
     name="orders",
     link_entity="order",
@@ -77,7 +100,7 @@ ORDERS = EntitySpec(
             name="orders-to-brightpearl",
             source="dataverse",
             target="brightpearl",
-            source_entities=("salesorder", "salesorderdetail"),
+            source_entities=("salesorder", "salesorderdetail", "opportunity"),
             flow="shared.flows.orders_to_brightpearl:OrdersToBrightpearl",
             record="order",
             stamp_field="modifiedon",
@@ -88,13 +111,33 @@ ORDERS = EntitySpec(
             "dataverse",
             "shared.flows.orders_to_dataverse:OrdersToDataverse",
             record="order",
+            source_entities=("order", GOODS_OUT_ENTITY),
         ),
     ),
-    pollers=(),
-    brightpearl_events=(STATUS_EVENT,),
+    pollers=(
+        PollerSpec(
+            function_name="poll_dataverse_orders",
+            system="dataverse",
+            schedule_setting="ORDERS_DATAVERSE_POLL_SCHEDULE",
+            what="Dataverse order change-tracking poll",
+            poller="shared.flows.pollers:OrderChangePoller",
+            cursors=tuple(DATAVERSE_ORDER_CURSORS.values()),
+        ),
+        # the backstop of the write-back: order-search by updatedOn (invoices and payments too)
+        PollerSpec.brightpearl(
+            "poll_brightpearl_orders",
+            "BRIGHTPEARL_ORDER_POLL_SCHEDULE",
+            "order poll",
+            "shared.flows.orders_poller:BrightpearlOrderPoller",
+            BRIGHTPEARL_ORDER_CURSOR,
+        ),
+    ),
+    brightpearl_events=(STATUS_EVENT, *SHIPMENT_EVENTS),
     dataverse_tables=(
         DataverseTable("salesorder", "salesorders", ORDER_COLUMNS, messages=("Create", "Update")),
         DataverseTable("salesorderdetail", "salesorderdetails", LINE_COLUMNS),
+        # a won opportunity makes the order (trigger.opportunity_won; shared/flows/orders_opportunity.py)
+        DataverseTable("opportunity", "opportunities", OPPORTUNITY_COLUMNS, messages=("Update",)),
     ),
     backfill_cursor_prefix="backfill-orders",
     mapping_loader="shared.mapping.orders_config:load_order_mapping",

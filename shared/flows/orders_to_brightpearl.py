@@ -34,6 +34,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Self, Unpack
 
 from shared.brightpearl import errors as bp_errors
@@ -66,6 +67,14 @@ CUSTOMER_RETRY_SECONDS = 120.0
 SKU_RETRY_SECONDS = 300.0
 POSTING = "posting"  # claim progress: the sales-order POST may have been sent
 Record = SyncRecord[Order]
+
+
+def order_mapping_path() -> Path:
+    """The mapping file the ORDER_MAPPING_PATH setting names; a relative path is resolved against
+    the app root (as CUSTOMER_MAPPING_PATH is), so one value works in Azure and locally."""
+    from shared import runtime
+
+    return runtime.app_file(runtime.settings().orders.mapping_path)
 
 
 @dataclass
@@ -127,10 +136,15 @@ class OrdersToBrightpearl(RecordSync[Order]):
 
     @classmethod
     def from_runtime(cls) -> Self:
-        """This flow with the process's adapters and mappings/orders.yaml. Wiring the entity
-        adds the ORDER_MAPPING_PATH setting, Brightpearl's currencies and the OAuth
-        installedIntegrationInstanceId here (docs/mapping.md, Orders)."""
-        return cls(mapping=load_order_mapping(), **cls.runtime_ports())
+        """This flow with the process's adapters, the mapping ORDER_MAPPING_PATH names and the
+        OAuth installation's installedIntegrationInstanceId (none for private apps)."""
+        from shared import runtime
+
+        return cls(
+            mapping=load_order_mapping(order_mapping_path()),
+            installed_integration_instance_id=runtime.brightpearl().installed_integration_instance_id(),
+            **cls.runtime_ports(),
+        )
 
     # ------------------------------------------------------------------------------ reading
     def sort_notice(self, envelope: Envelope, record_id: str, batch: Batch, results: BatchResults) -> None:

@@ -17,7 +17,7 @@ Cursors advance only after the notices were published: a crash in between re-rea
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -26,6 +26,7 @@ from shared.brightpearl.ratebudget import RateBudget, poll_may_run
 from shared.dataverse.change_tracking import ChangeTrackingReader
 from shared.events import ChangeNotice, Envelope, System
 from shared.flows.customers_spec import CUSTOMERS, DATAVERSE_CURSORS
+from shared.flows.orders_spec import DATAVERSE_ORDER_CURSORS, ORDERS
 from shared.mapping.brightpearl import parse_bp_time
 from shared.sync.outcomes import chunked
 from shared.sync.ports import BrightpearlPort, CursorsPort, Publish
@@ -187,8 +188,11 @@ class DataverseChangePoller(Poller):
     """Change tracking on contacts and accounts (module docstring)."""
 
     spec: ClassVar[PollerSpec] = CUSTOMERS.pollers[1]
+    # entity set -> (the notice's entity, the cursor keeping its delta link)
+    tables: ClassVar[Mapping[str, tuple[str, str]]] = {
+        s: (DATAVERSE_ENTITIES[s], DATAVERSE_CURSORS[s]) for s in ("accounts", "contacts")
+    }
     client: DataverseClient
-    entity_sets: Sequence[str] = ("accounts", "contacts")
 
     @classmethod
     def from_runtime(cls) -> DataverseChangePoller:
@@ -207,21 +211,20 @@ class DataverseChangePoller(Poller):
         from shared.dataverse.tables import PRIMARY_IDS
 
         reports = {}
-        for entity_set in self.entity_sets:
+        for entity_set, (entity, cursor) in self.tables.items():
             pk = PRIMARY_IDS[entity_set]
             reader = ChangeTrackingReader(
                 self.client,
                 self.cursors,
                 entity_set,
                 select=[pk, "modifiedon"],
-                cursor_name=DATAVERSE_CURSORS[entity_set],
+                cursor_name=cursor,
             )
             changes = reader.read()
             report = PollReport()
             if changes.full_sync and changes.reason == "no delta link yet":
                 report.initialised = True  # history is the backfill's job
             else:
-                entity = DATAVERSE_ENTITIES[entity_set]
                 now = self.clock()
                 upserts = [(str(r.id), str(r.get("modifiedon") or "")) for r in changes.upserts if r.id]
                 deleted = [(i, "deleted") for i in changes.deleted_ids]
@@ -235,7 +238,18 @@ class DataverseChangePoller(Poller):
                     len(changes.deleted_ids),
                 )
             reader.advance(changes)
-            report.cursor = DATAVERSE_CURSORS[entity_set]
+            report.cursor = cursor
             reports[entity_set] = report
             log.info("dataverse %s poll: %d changed, %d deleted", entity_set, report.records, report.deleted)
         return reports
+
+
+class OrderChangePoller(DataverseChangePoller):
+    """Change tracking on sales orders and their lines: the backstop of the Dataverse webhooks
+    of orders-to-brightpearl (a line notice stands for its order there)."""
+
+    spec: ClassVar[PollerSpec] = ORDERS.pollers[0]
+    tables: ClassVar[Mapping[str, tuple[str, str]]] = {
+        "salesorders": ("salesorder", DATAVERSE_ORDER_CURSORS["salesorders"]),
+        "salesorderdetails": ("salesorderdetail", DATAVERSE_ORDER_CURSORS["salesorderdetails"]),
+    }

@@ -58,7 +58,6 @@ BATCH_OPS = 1000  # state changes per $batch (the Web API's limit)
 RETIRED = 1  # product statecode (reference dataverse-api.md §10.7)
 
 Record = SyncRecord[Product]
-APP_ROOT = Path(__file__).resolve().parents[2]  # the folder of function_app.py
 
 
 def products_by_key(
@@ -91,8 +90,7 @@ def product_mapping_path() -> Path:
     against the app root (as CUSTOMER_MAPPING_PATH is), so one value works in Azure and locally."""
     from shared import runtime
 
-    path = Path(runtime.settings().products.mapping_path)
-    return path if path.is_absolute() else APP_ROOT / path
+    return runtime.app_file(runtime.settings().products.mapping_path)
 
 
 class ProductSync(RecordSync[Product]):

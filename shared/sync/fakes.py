@@ -418,12 +418,17 @@ class FakeDataverse(_Faults):
     """Tables of rows in memory: queries with the flows' filters, UpsertMultiple by alternate
     key and UpdateMultiple by primary id (a missing row fails that row, as in Dataverse), single
     creates, and `$batch` PATCHes of a row. New products are Draft unless
-    `products_active_on_create` (organization.createproductswithoutparentinactivestate)."""
+    `products_active_on_create` (organization.createproductswithoutparentinactivestate). With
+    `only_active_orders_editable`, as Dataverse and the simulator (reference dataverse-api.md
+    §10.5), a salesorder that is not Active, and its lines, take nothing but a state change."""
 
-    def __init__(self, *, products_active_on_create: bool = False) -> None:
+    def __init__(
+        self, *, products_active_on_create: bool = False, only_active_orders_editable: bool = False
+    ) -> None:
         super().__init__()
         self.tables: dict[str, dict[str, dict[str, Any]]] = {s: {} for s in PRIMARY_IDS}
         self.products_active_on_create = products_active_on_create
+        self.only_active_orders_editable = only_active_orders_editable
 
     def add(self, entity_set: str, row: Mapping[str, Any]) -> str:
         pk = PRIMARY[entity_set]
@@ -522,6 +527,8 @@ class FakeDataverse(_Faults):
             draft = not self.products_active_on_create and values.get("_parentproductid_value") is None
             values["statecode"], values["statuscode"] = (2, 0) if draft else (0, 1)
         self._check_state(entity_set, {**current, **values})
+        if self.only_active_orders_editable:
+            self._check_order_editable(entity_set, current, values)
         if entity_set == "productpricelevels":
             self._check_item_currency({**current, **values}, values)
         self.tables[entity_set][record_id] = {
@@ -541,6 +548,26 @@ class FakeDataverse(_Faults):
         if entity_set in STATES and (allowed is None or row.get("statuscode") not in allowed):
             raise DataverseValidationError(
                 f"{row.get('statuscode')} is not a valid status code for state code {row.get('statecode')}",
+                status=400,
+            )
+
+    def _check_order_editable(
+        self, entity_set: str, current: Mapping[str, Any], values: Mapping[str, Any]
+    ) -> None:
+        """Only Active orders (and their lines) are edited; a state change alone is not an edit."""
+        from shared.dataverse.errors import DataverseValidationError
+
+        if entity_set == "salesorderdetails":
+            parent = current.get("_salesorderid_value") or values.get("_salesorderid_value")
+            order = self.tables["salesorders"].get(str(parent or "").lower()) or {}
+        elif entity_set == "salesorders" and current and not values.keys() <= {"statecode", "statuscode"}:
+            order = dict(current)
+        else:
+            return
+        if (order.get("statecode") or 0) != 0:
+            raise DataverseValidationError(
+                "This salesorder can not be edited because it is not active. "
+                "Only active orders can be edited.",
                 status=400,
             )
 
@@ -681,6 +708,7 @@ class FakeBrightpearl(_Faults):
     groups: dict[int, set[int]] = field(default_factory=dict)
     stock: dict[int, dict[int, dict[str, int]]] = field(default_factory=dict)  # product, warehouse
     goods_movements: list[dict[str, Any]] = field(default_factory=list)
+    goods_out: dict[int, dict[str, Any]] = field(default_factory=dict)  # note id -> as its GET (§8.3)
     price_lists: dict[int, dict[str, Any]] = field(default_factory=dict)  # id -> as price-list GET
     prices: dict[int, dict[int, dict[str, str]]] = field(default_factory=dict)  # product, list -> breaks
     sales_orders: dict[int, dict[str, Any]] = field(default_factory=dict)  # id -> the POST body
@@ -769,6 +797,15 @@ class FakeBrightpearl(_Faults):
                 for i in ids
                 if int(i) in self.products
             ]
+        if path.startswith("/warehouse-service/order/"):  # goods-out GET (§8.3): a map of note id to note
+            by_note = path.endswith("/goods-out/{ids}")
+            wanted = {int(i) for i in ids}
+            notes = {
+                str(i): dict(n)
+                for i, n in sorted(self.goods_out.items())
+                if (i if by_note else n["orderId"]) in wanted
+            }
+            return [notes] if notes else []
         if path.startswith("/order-service/order/"):  # order GET (reference §6.4), the status part
             return [self._order_view(self.sales_orders[int(i)]) for i in ids if int(i) in self.sales_orders]
         if not path.startswith("/contact-service/contact/"):
@@ -1112,11 +1149,90 @@ class FakeBrightpearl(_Faults):
             "reference": order.get("ref"),
             "externalRef": order.get("externalRef"),
             "orderStatus": {"orderStatusId": status_id, "name": self.order_statuses.get(status_id or 0)},
-            "orderPaymentStatus": "PAID" if paid > 0 else "UNPAID",
+            "orderPaymentStatus": order.get("orderPaymentStatus") or ("PAID" if paid > 0 else "UNPAID"),
             "parties": {"customer": {"contactId": (order.get("customer") or {}).get("id")}},
             "invoices": list(order.get("invoices") or []),
             "orderRows": rows,
+            **self._fulfilment_view(order),
         }
+
+    def _fulfilment_view(self, order: dict[str, Any]) -> dict[str, Any]:
+        """Order GET's delivery, updatedOn and shippingStatusCode: SNS, SPS or ASS by what the
+        shipped goods-out notes hold of the product rows (reference §6.4)."""
+        shipped: dict[int, Decimal] = {}
+        for note in self.goods_out.values():
+            if note["orderId"] == order["id"] and note["status"]["shipped"]:
+                for row_id, parts in note["orderRows"].items():
+                    shipped[int(row_id)] = shipped.get(int(row_id), Decimal(0)) + sum(
+                        Decimal(str(p["quantity"])) for p in parts
+                    )
+        rows = [r for r in order.get("rows") or [] if r.get("productId")]
+        done = [shipped.get(r["id"], Decimal(0)) >= Decimal(str(r["quantity"])) for r in rows]
+        code = "ASS" if rows and all(done) else "SPS" if any(shipped.values()) else "SNS"
+        return {
+            "updatedOn": order.get("updatedOn") or _now().isoformat(),
+            "delivery": {"shippingMethodId": (order.get("delivery") or {}).get("shippingMethodId", 0)},
+            "shippingStatusCode": code if rows else "NST",
+        }
+
+    def ship(
+        self,
+        order_id: int,
+        quantities: Mapping[int, int] | None = None,
+        *,
+        reference: str = "",
+        shipping_method_id: int = 0,
+        shipped_on: str | None = None,
+        shipped: bool = True,
+    ) -> int:
+        """A goods-out note of `quantities` (row id -> units; default every product row whole),
+        shipped (SHW) unless `shipped` is false, with its tracking `reference` (reference §8.3).
+        The order's updatedOn moves, as in Brightpearl."""
+        order = self.sales_orders[int(order_id)]
+        rows = quantities or {
+            r["id"]: int(r["quantity"]) for r in order.get("rows") or [] if r.get("productId")
+        }
+        note_id = self._new_id()
+        when = shipped_on or _now().isoformat()
+        self.goods_out[note_id] = {
+            "orderId": int(order_id),
+            "warehouseId": order.get("warehouseId") or 2,
+            "transfer": False,
+            "status": {"shipped": shipped, **({"shippedOn": when} if shipped else {})},
+            "shipping": {"shippingMethodId": shipping_method_id, "reference": reference},
+            "orderRows": {str(r): [{"productId": 0, "quantity": q}] for r, q in rows.items()},
+        }
+        order.setdefault("goodsOutNotes", []).append(note_id)
+        order["updatedOn"] = _now().isoformat()
+        return note_id
+
+    def search_orders(
+        self,
+        *,
+        updated_since: Any = None,
+        updated_until: Any = None,
+        columns: list[str] | None = None,
+        sort: str | None = "orderId.ASC",
+        **filters: Any,
+    ) -> Iterable[dict[str, Any]]:
+        """order-search rows (orderId, orderTypeId, updatedOn) by updatedOn, ascending by `sort`."""
+        self._call("search_orders")
+        rows = []
+        for order in self.sales_orders.values():
+            row = {
+                "orderId": order["id"],
+                "orderTypeId": 1,
+                "updatedOn": self._fulfilment_view(order)["updatedOn"],
+            }
+            stamp = datetime.fromisoformat(str(row["updatedOn"]))
+            if updated_since is not None and stamp < updated_since:
+                continue
+            if updated_until is not None and stamp > updated_until:
+                continue
+            rows.append({k: v for k, v in row.items() if not columns or k in columns})
+        if (sort or "").startswith("updatedOn"):
+            return sorted(rows, key=lambda r: (str(r.get("updatedOn")), int(r.get("orderId") or 0)))
+        return sorted(rows, key=lambda r: int(r.get("orderId") or 0))
 
     def find_order_ids_by_external_ref(
         self, external_ref: str, integration_instance_id: int | None = None

@@ -69,6 +69,18 @@ class BrightpearlPort(Protocol):
         **filters: Any,
     ) -> Iterable[dict[str, Any]]: ...
 
+    def search_orders(
+        self,
+        *,
+        updated_since: Any = None,
+        updated_until: Any = None,
+        columns: list[str] | None = None,
+        sort: str | None = "orderId.ASC",
+        **filters: Any,
+    ) -> Iterable[dict[str, Any]]:
+        """order-search rows (reference §4.2), by updatedOn in [updated_since, updated_until]."""
+        ...
+
     def get_product_availability(self, product_ids: Iterable[int]) -> dict[int, ProductAvailability]:
         """Stock per product then warehouse (≤ 200 ids a call); not stock-tracked: absent."""
         ...

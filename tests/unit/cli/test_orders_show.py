@@ -98,19 +98,9 @@ def world(
 
 
 def orders_topology(folder: Path) -> Path:
-    """The topology with the orders subscription the entity's wiring adds (issue 13)."""
-    topology = json.loads(DEFAULT_TOPOLOGY_PATH.read_text())
-    [topic] = [t for t in topology["topics"] if t["name"] == "dataverse-changes"]
-    rule = (
-        "entity IN ('salesorder', 'salesorderdetail') "
-        "AND (replay_to IS NULL OR replay_to = 'orders-to-brightpearl')"
-    )
-    first = topic["subscriptions"][0]
-    topic["subscriptions"].append(
-        {**first, "name": "orders-to-brightpearl", "rule": {"name": "$Default", "sqlFilter": rule}}
-    )
+    """The shipped topology (with the orders subscriptions), copied beside the settings file."""
     path = folder / "topology.json"
-    path.write_text(json.dumps(topology))
+    path.write_text(DEFAULT_TOPOLOGY_PATH.read_text())
     return path
 
 

@@ -1,4 +1,4 @@
-"""A webhook notice for an entity no flow consumes (a Brightpearl order or goods-out webhook, a
+"""A webhook notice for an entity no flow consumes (a Brightpearl purchase-order or goods-out webhook, a
 Dataverse table nobody maps) is audited as `ignored` and answered as such, instead of being
 published where no subscription takes it and Service Bus drops it without a trace."""
 
@@ -117,16 +117,16 @@ def test_the_consumed_entities_match_the_subscription_rules_of_the_topology():
         assert taken == CONSUMED_ENTITIES[system], f"shared/routing.py disagrees with {topic.name}'s rules"
 
 
-def test_a_brightpearl_order_webhook_is_audited_as_ignored_not_published(wired):
+def test_a_brightpearl_webhook_no_flow_consumes_is_audited_as_ignored_not_published(wired):
     bus, store = wired
     status, body = post_brightpearl(
-        resourceType="order", fullEvent="order.modified.order-status", id="1001-1002"
+        resourceType="purchase-order", fullEvent="purchase-order.modified.order-status", id="1001-1002"
     )
     assert status == 202
     assert body["ignored"] == 2 and body["accepted"] == 0 and body["notices"] == []
-    assert body["reason"] == IGNORED_REASON and "no flow consumes brightpearl order" in body["message"]
+    assert body["reason"] == IGNORED_REASON and "no flow consumes brightpearl purchase-order" in body["message"]
     assert active_everywhere(bus) == 0
-    [entry] = store.audit.for_record("order", "brightpearl", "1001")
+    [entry] = store.audit.for_record("purchase-order", "brightpearl", "1001")
     assert entry.result is AuditResult.IGNORED and entry.reason_code == IGNORED_REASON
     assert entry.flow == ingress.INGRESS_FLOW and "1001" in entry.description
     assert sorted(e.source_id for e in store.audit.recent(ingress.INGRESS_FLOW)) == ["1001", "1002"]
@@ -165,6 +165,6 @@ def test_when_the_audit_cannot_be_written_the_sender_is_asked_to_retry():
         settings=load_settings(dict(VALUES)), publisher=publisher, state_store=FailingStore()
     ):
         status, body = post_brightpearl(
-            resourceType="order", fullEvent="order.created", lifecycleEvent="created"
+            resourceType="purchase-order", fullEvent="purchase-order.created", lifecycleEvent="created"
         )
     assert status == 503 and body["error"] == "StateStoreUnavailable" and publisher.sent == []

@@ -48,6 +48,15 @@ def test_a_bare_environment_is_told_what_is_missing_and_how_to_fix_it(bare, bare
         ("product", "missing_column", "bpi_availablestock"),
         ("product", "missing_key", "bpi_brightpearlid"),
         ("product", "change_tracking_off", "ChangeTrackingEnabled"),
+        *(
+            ("salesorder", "missing_column", c)
+            for c in ("bpi_brightpearlid", "bpi_sendtobrightpearl", "bpi_shippedon", "bpi_shippingmethod",
+                      "bpi_trackingreference", "bpi_invoicereference", "bpi_paymentstatus",
+                      "bpi_brightpearlstatus")
+        ),
+        ("salesorder", "missing_key", "bpi_brightpearlid"),
+        ("salesorder", "change_tracking_off", "ChangeTrackingEnabled"),
+        ("salesorderdetail", "change_tracking_off", "ChangeTrackingEnabled"),
     }  # fmt: skip
     assert all(p.fixable and "syncctl dataverse provision" in p.fix for p in problems)
     assert not any("solution" in str(p) for p in problems)  # no solution to import exists

@@ -8,6 +8,16 @@ from tests.unit.dataverse.provisionfixtures import bare, bare_client, bare_serve
 
 __all__ = ["bare", "bare_client", "bare_server"]
 
+ORDER_COLUMN_CHANGES = [  # the orders entity's part (contracts of issue 13)
+    "salesorder: create column bpi_brightpearlid (String, 100)",
+    "salesorder: create column bpi_sendtobrightpearl (Boolean)",
+    "salesorder: create column bpi_shippedon (DateTime)",
+    "salesorder: create column bpi_shippingmethod (String, 200)",
+    "salesorder: create column bpi_trackingreference (String, 200)",
+    "salesorder: create column bpi_invoicereference (String, 100)",
+    "salesorder: create column bpi_paymentstatus (String, 20)",
+    "salesorder: create column bpi_brightpearlstatus (String, 100)",
+]
 EXPECTED_CHANGES = [
     "contact: create column bpi_brightpearlid (String, 100)",
     "contact: create column bpi_customergroup (String, 100)",
@@ -19,12 +29,16 @@ EXPECTED_CHANGES = [
     "account: create column bpi_brightpearlid (String, 100)",
     "product: create column bpi_brightpearlid (String, 100)",
     "product: create column bpi_availablestock (Decimal)",
+    *ORDER_COLUMN_CHANGES,
     "contact: create alternate key bpi_contact_brightpearlid on (bpi_brightpearlid)",
     "account: create alternate key bpi_account_brightpearlid on (bpi_brightpearlid)",
     "product: create alternate key bpi_brightpearlid_key on (bpi_brightpearlid)",
+    "salesorder: create alternate key bpi_brightpearlid_key on (bpi_brightpearlid)",
     "contact: enable change tracking",
     "account: enable change tracking",
     "product: enable change tracking",
+    "salesorder: enable change tracking",
+    "salesorderdetail: enable change tracking",
 ]  # the productnumber key (bpi_productnumber_key) is in the stock schema already
 
 
@@ -34,7 +48,7 @@ def test_provision_makes_a_bare_environment_pass_the_check_and_a_second_run_chan
     report = provisioner(bare_client).run(schema_plan())
     assert report.changes == EXPECTED_CHANGES
     assert report.remaining == [] and report.pending_keys == []
-    assert report.published == ["account", "contact", "product"]  # change tracking: published
+    assert report.published == ["account", "contact", "product", "salesorder", "salesorderdetail"]
     assert check_environment(bare_client) == []
     before = writes(bare)
     again = provisioner(bare_client).run(schema_plan())
@@ -87,11 +101,13 @@ def test_a_key_still_building_at_the_timeout_is_reported_not_an_error(bare, bare
         "account.bpi_account_brightpearlid",
         "contact.bpi_contact_brightpearlid",
         "product.bpi_brightpearlid_key",
+        "salesorder.bpi_brightpearlid_key",
     ]
     assert {(p.kind, p.table) for p in check_environment(bare_client)} == {
         ("key_not_active", "contact"),
         ("key_not_active", "account"),
         ("key_not_active", "product"),
+        ("key_not_active", "salesorder"),
     }
 
 

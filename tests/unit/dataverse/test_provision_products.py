@@ -37,7 +37,7 @@ PRODUCT_CHANGES = [
     "product: create alternate key bpi_brightpearlid_key on (bpi_brightpearlid)",
     "product: enable change tracking",
 ]  # the simulator's stock product table has the productnumber key already
-CUSTOMER_CHANGES = [c for c in EXPECTED_CHANGES if not c.startswith("product:")]
+CUSTOMER_CHANGES = [c for c in EXPECTED_CHANGES if not c.startswith(("product:", "salesorder"))]
 PRODUCT_PLAN_LINE = (
     "product: columns bpi_brightpearlid (String), bpi_availablestock (Decimal); keys "
     "bpi_brightpearlid_key (bpi_brightpearlid), bpi_productnumber_key (productnumber); change tracking"
@@ -63,9 +63,10 @@ def test_provision_creates_the_product_columns_and_keys_once(bare, bare_client):
     plan = schema_plan(include_products=True)
     report = provisioner(bare_client).run(plan)
     assert [c for c in report.changes if c.startswith("product:")] == PRODUCT_CHANGES
-    assert [c for c in report.changes if not c.startswith("product:")] == CUSTOMER_CHANGES  # as before
+    others = [c for c in report.changes if not c.startswith(("product:", "salesorder"))]
+    assert others == CUSTOMER_CHANGES  # as before (orders come with products: plan_for_orders)
     assert report.remaining == [] and report.pending_keys == []
-    assert report.published == ["account", "contact", "product"]  # change tracking is an update
+    assert report.published == ["account", "contact", "product", "salesorder", "salesorderdetail"]
     stock = bare_client.request(
         "GET",
         "EntityDefinitions(LogicalName='product')/Attributes(LogicalName='bpi_availablestock')"
@@ -110,18 +111,18 @@ def test_provisioned_product_columns_hold_stock_and_match_by_brightpearl_id(bare
 
 def test_syncctl_check_and_provision_with_products(bare, settings):
     code, out = run("dataverse", "check", "--products", *settings)
-    assert code == 1 and "16 problem(s)" in out
+    assert code == 1 and "27 problem(s)" in out
     assert "product: column 'bpi_availablestock' is missing. Fix: Run `syncctl dataverse provision`." in out
     assert "product: no alternate key on (bpi_brightpearlid)." in out
     assert PRODUCT_PLAN_LINE in out
 
     code, out = run("dataverse", "provision", "--products", "--dry-run", *settings)
-    assert code == 0 and "16 change(s) to make (dry run, nothing changed)" in out
+    assert code == 0 and "27 change(s) to make (dry run, nothing changed)" in out
     assert all(change in out for change in PRODUCT_CHANGES)
 
     code, out = run("dataverse", "provision", "--products", *settings)
     assert code == 0, out
-    assert f"{bare.url}: 16 change(s)" in out
+    assert f"{bare.url}: 27 change(s)" in out
     assert all(change in out for change in PRODUCT_CHANGES)
 
     code, out = run("dataverse", "check", "--products", *settings)
@@ -138,7 +139,7 @@ def test_without_products_the_product_table_is_left_alone_and_said_so(bare, sett
     code, out = run("dataverse", "check", "--no-products", *settings)
     assert code == 0 and PRODUCT_PLAN_LINE not in out
     code, out = run("dataverse", "check", "--products", *settings)
-    assert code == 1 and "4 problem(s)" in out
+    assert code == 1 and "15 problem(s)" in out  # product 4, orders 11
 
 
 # --- `syncctl sandbox up`'s Dataverse: python -m sandbox.customers_solution --------------------
@@ -190,7 +191,7 @@ def test_a_bare_sandbox_dataverse_lacks_the_catalogue_columns(served):
 def test_once_the_products_flow_is_wired_the_product_table_is_in_by_default(bare, settings, monkeypatch):
     monkeypatch.setattr(schema, "products_wired", lambda: True)
     code, out = run("dataverse", "check", *settings)
-    assert code == 1 and "16 problem(s)" in out and PRODUCT_PLAN_LINE in out
+    assert code == 1 and "27 problem(s)" in out and PRODUCT_PLAN_LINE in out
     assert "product: column 'bpi_availablestock' is missing." in out
     code, out = run("dataverse", "check", "--no-products", *settings)
     assert code == 1 and "12 problem(s)" in out and "product:" not in out

@@ -38,6 +38,12 @@ def test_order_columns_key_and_change_tracking_are_provisioned(bare):
     assert report.changes == [
         "salesorder: create column bpi_brightpearlid (String, 100)",
         "salesorder: create column bpi_sendtobrightpearl (Boolean)",
+        "salesorder: create column bpi_shippedon (DateTime)",
+        "salesorder: create column bpi_shippingmethod (String, 200)",
+        "salesorder: create column bpi_trackingreference (String, 200)",
+        "salesorder: create column bpi_invoicereference (String, 100)",
+        "salesorder: create column bpi_paymentstatus (String, 20)",
+        "salesorder: create column bpi_brightpearlstatus (String, 100)",
         "salesorder: create alternate key bpi_brightpearlid_key on (bpi_brightpearlid)",
         "salesorder: enable change tracking",
         "salesorderdetail: enable change tracking",

@@ -110,7 +110,7 @@ def test_off_by_default_nothing_is_read_or_written_and_no_webhook_step_is_regist
     assert rig.bp_channel(bp_id)["description"]["text"] == "A mug"
     [(result, reason, _)] = rig.audit()
     assert (result, reason) == (AuditResult.SKIPPED, "ProductWriteBackOff")
-    assert [s.entity for s in entity_steps({})] == ["contact"] * 3 + ["account"] * 3
+    assert "product" not in {s.entity for s in entity_steps({})}  # customers' and orders' steps only
 
 
 def test_on_the_product_table_gets_an_update_step_watching_only_the_owned_column(tmp_path: Any) -> None:

@@ -1,0 +1,37 @@
+"""Dynamics sales orders submitted by a CRM user become Brightpearl sales orders through the
+running app (Dataverse webhooks, local host, bus, orders-to-brightpearl), exactly once, with
+their lines, and the Brightpearl id comes back onto the Dynamics order."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from shared.store import AuditResult
+from tests.e2e.orders.conftest import SKUS, OrderSandbox
+
+
+def test_a_submitted_order_becomes_one_brightpearl_order_with_its_lines(orders_sandbox: OrderSandbox) -> None:
+    box = orders_sandbox
+    order = box.raise_order([("MUG-1", 2), ("TEE-1", 1)])
+    box.work()
+
+    created = box.bp_order_of(order)  # exactly one
+    by_product = {int(r["productId"]): r for r in created["orderRows"].values()}
+    assert set(by_product) == {box.shop.bp_products["MUG-1"], box.shop.bp_products["TEE-1"]}
+    mug = by_product[box.shop.bp_products["MUG-1"]]
+    assert Decimal(str(mug["quantity"]["magnitude"])) == 2
+    assert Decimal(str(mug["rowValue"]["rowNet"]["value"])) == SKUS["MUG-1"] * 2
+    assert created["parties"]["customer"]["contactId"] == box.shop.bp_customer
+    assert created["reference"] == box.dv_order(order)["ordernumber"]
+    assert box.dv_order(order)["bpi_brightpearlid"] == str(created["id"])
+    assert box.audited(order)[0] == (AuditResult.SYNCED, None)
+
+
+def test_an_order_saved_but_not_submitted_stays_in_dynamics(orders_sandbox: OrderSandbox) -> None:
+    box = orders_sandbox
+    order = box.raise_order([("CAP-1", 3)], submit=False)
+    box.work()
+    assert box.bp_orders_of(order) == []
+    box.submit(order)
+    box.work()
+    assert len(box.bp_orders_of(order)) == 1
