@@ -76,6 +76,7 @@ CLOSED = "DynamicsOrderClosed"
 NOTE_NOT_FOUND = "GoodsOutNoteNotFound"
 INVOICED = 4
 ACTIVE, SUBMITTED = 0, 1
+CLOSED_STATES = (CANCELED, FULFILLED, INVOICED)
 REOPEN = {"statecode": ACTIVE, "statuscode": 1}  # Active / New: editable
 COMPLETE = 100001  # Fulfilled / Complete: a fully shipped order
 SHIPPED_SOME = ("SPS", "ASS")  # shippingStatusCode: part shipped, all shipped (reference §6.4)
@@ -324,7 +325,8 @@ class OrdersToDataverse(RecordSync[OrderState]):
     def _settle_order(self, r: Record, results: BatchResults) -> None:
         """Synced or unchanged; or, with its columns written, dead-lettered for a status gap."""
         decision = self._decision(r)
-        gaps = [issue for issue in decision.issues if issue.fatal]
+        closed = self._held(r).statecode in CLOSED_STATES  # its state cannot change: no gap to fix
+        gaps = [issue for issue in decision.issues if issue.fatal and not closed]
         if not gaps:
             self.settle(r, results, self._summary(r))
             return
@@ -380,7 +382,7 @@ class OrdersToDataverse(RecordSync[OrderState]):
         if state is None:  # status not mapped: the order keeps its state (put back after reopening)
             state, status = held.statecode or ACTIVE, held.statuscode
         stamp = str(r.source.get(self.spec.stamp_field) or "")
-        if state in (CANCELED, INVOICED):
+        if state in (CANCELED, INVOICED) and state_differs(wanted, held):
             name = SALESORDER_STATES[state or 0][0]
             results.set(
                 r.source_id,

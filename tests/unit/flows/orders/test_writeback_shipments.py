@@ -34,7 +34,7 @@ STATUSES = parse_order_status_mapping(
         }
     }
 )
-NAMES = {4: "Awaiting Payment", 5: "Partially Shipped", 7: "Shipped", 8: "On Hold"}
+NAMES = {4: "Awaiting Payment", 5: "Partially Shipped", 7: "Shipped", 8: "On Hold", 9: "Cancelled"}
 DHL = 3  # a Brightpearl shippingMethodId that orders.yaml maps from Dynamics' "DHL" option
 
 
@@ -302,6 +302,22 @@ def test_an_invoice_after_fulfilment_is_skipped_as_dynamics_order_closed():
     [(result, reason, description)] = rig.audit()
     assert (result, reason) == ("skipped", "DynamicsOrderClosed")
     assert "bpi_invoicereference" in description and "ORD-01001" in description
+
+
+def test_a_cancellation_dynamics_already_holds_completes_without_a_dead_letter():
+    # a Dynamics cancellation carried to Brightpearl comes back as its status event
+    for statuses in (
+        STATUSES,
+        parse_order_status_mapping({"statuses": {"Cancelled": {"statecode": 2, "statuscode": 4}}}),
+    ):
+        rig = Rig()
+        bp_id = rig.order(9, state=(2, 4))  # Cancelled: unmapped, then mapped to Canceled / No Money
+        flow = rig.flow()
+        flow.statuses = statuses
+        assert flow.handle([order_notice(bp_id)]) == [Completed()]
+        assert rig.batches == [] and rig.state == (2, 4)
+        [(result, reason, _)] = rig.audit()
+        assert (result, reason) == ("skipped", "DynamicsOrderClosed")  # NOT_PAID not written: closed
 
 
 def test_a_thousand_status_changes_take_at_most_thirty_dataverse_calls():
