@@ -62,4 +62,23 @@ def run_flow(
             except Exception:  # settlement failed: the lock expires and the broker redelivers
                 log.exception("settling message %s failed; it will be redelivered", envelope.id)
                 done["unsettled"] += 1
+        _summarise(flow.name, done)
     return done
+
+
+def _summarise(flow: str, done: Counter[str]) -> None:
+    """One line per batch saying what is not done yet: the invocation itself ends "Succeeded"
+    (every message is settled), so a batch with retries scheduled says so here, at WARNING,
+    with the counts (`syncctl bus messages --queue scheduled` lists the retry copies)."""
+    pending = done["retry_scheduled"] + done["abandoned"] + done["unsettled"]
+    if pending:
+        log.warning(
+            "batch of flow %s not done: %d retry(ies) scheduled, %d abandoned, %d unsettled; "
+            "%d completed, %d dead-lettered",
+            flow,
+            done["retry_scheduled"],
+            done["abandoned"],
+            done["unsettled"],
+            done["completed"],
+            done["dead_lettered"],
+        )

@@ -93,11 +93,11 @@ def record(system: str, name: str, record_id: str | int) -> RecordRef:
             f"no {SYSTEM_TITLES[system]} record type {name!r}; known: {', '.join(sorted(known))}"  # type: ignore[index]
         )
     text = str(record_id).strip()
+    if system == "dataverse":
+        text = text.removeprefix("{").removesuffix("}").lower()  # as Dynamics shows it, or bare
     problem = id_problem(system, text)  # type: ignore[arg-type]
     if problem:
         raise RecordInputError(problem)
-    if system == "dataverse":
-        text = text.strip("{}").lower()
     return RecordRef(system, name, text, specs[0], tuple(flows))  # type: ignore[arg-type]
 
 

@@ -200,3 +200,34 @@ def test_pause_keeps_messages_without_dead_letters_and_resume_syncs(sandbox: San
         ]
         assert entry.result == AuditResult.SYNCED and entry.attempt == 1
     cli("flow", "pause", "no-such-flow", code=2)
+
+
+def test_dead_letter_of_a_record_synced_since_is_superseded_and_cleared_in_bulk(sandbox: Sandbox, cli):  # type: ignore[no-untyped-def]
+    sb = sandbox
+    fixed, still_bad = (
+        bp_create_contact(sb, "Dead", f"Letter{i}", f"dead{i}@@example.org") for i in range(2)
+    )
+    for bp_id in (fixed, still_bad):
+        cli("sync", "contact", str(bp_id), "--from", "brightpearl", "--wait", "60")
+    assert sb.bus.counts(BP_TOPIC, TO_DV).dead_letter == 2
+    sb.clock.advance(1)
+    with sb.bp_sim.state.lock:
+        sb.bp_sim.state.contacts[fixed]["communication"]["emails"]["PRI"] = {
+            "email": "dead.fixed@example.org"
+        }
+    assert "outcome: synced" in cli("sync", "contact", str(fixed), "--from", "brightpearl", "--wait", "60")
+
+    listed = json.loads(cli("dlq", "list", "--json"))
+    assert sorted(d["ids"][0] for d in listed) == sorted([str(fixed), str(still_bad)])
+    [gone] = json.loads(cli("dlq", "list", "--superseded", "--json"))
+    assert gone["ids"] == [str(fixed)] and gone["supersededBy"].startswith(f"{fixed} synced")
+    assert "1 dead letter(s) purged" in cli("dlq", "purge", "--superseded", "--yes")
+    [left] = sb.dead_letters(BP_TOPIC, TO_DV)
+    assert json.loads(left.body)["data"]["ids"] == [str(still_bad)]
+    assert "nothing to purge" in cli("dlq", "purge", "--superseded", "--yes")
+    [purged] = [
+        e
+        for e in sb.store.audit.for_record("customer", "brightpearl", str(fixed))
+        if e.reason_code == "DeadLetterPurged"
+    ]
+    assert purged.result == AuditResult.OPERATOR
