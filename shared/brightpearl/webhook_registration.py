@@ -4,9 +4,11 @@
 For each wanted event there must be exactly one webhook whose URI is our ingress (function
 key in `?code=`), POSTing our JSON body template (with the shared secret) with
 `idSetAccepted=true` and `qualityOfService=1`. Brightpearl has no webhook update, so a hook
-that differs (old key, old secret, other options) is deleted and created again. Hooks of
-other integrations (other destinations) are never touched: webhooks are account-wide
-(reference §10.1). Running it twice changes nothing the second time.
+that differs (old key, old secret, other options) is deleted and created again. Our hooks that
+point at an earlier ingress URL (our body template, with our secret or our ingress route) are
+deleted too, so registering a new ingress URL replaces the old hooks instead of leaving them
+firing at a dead address. Hooks of other integrations are never touched: webhooks are
+account-wide (reference §10.1). Running it twice changes nothing the second time.
 """
 
 from __future__ import annotations
@@ -114,7 +116,7 @@ def sync_brightpearl_webhooks(
         for event in dict.fromkeys(events)
     }
     ours_destination = _destination(uri)
-    existing = [h for h in client.list_webhooks() if _destination(h.uri_template) == ours_destination]
+    existing = [h for h in client.list_webhooks() if _ours(h, ours_destination, secret)]
 
     actions: list[WebhookAction] = []
     kept: set[str] = set()
@@ -133,6 +135,25 @@ def sync_brightpearl_webhooks(
         new_id = None if dry_run else client.create_webhook(spec)
         actions.append(WebhookAction("create", event, new_id, mask_uri(uri)))
     return actions
+
+
+INGRESS_PATH_SUFFIX = "/webhooks/brightpearl"  # the ingress route (functions/ingress.py)
+
+
+def _ours(hook: Webhook, destination: tuple[str, str, str], secret: str) -> bool:
+    """Is `hook` one of ours: sent to our ingress now, or to an earlier ingress URL (a new app,
+    host name or route prefix)? An earlier one is recognised by our body template (exactly our
+    fields) carrying our secret, or sent to a path ending in our ingress route; another
+    integration's hooks have neither and are never touched."""
+    if _destination(hook.uri_template) == destination:
+        return True
+    try:
+        body = json.loads(hook.body_template or "")
+    except ValueError:
+        return False
+    if not isinstance(body, dict) or tuple(body) != BODY_TEMPLATE_FIELDS:
+        return False
+    return body.get("secret") == secret or _destination(hook.uri_template)[2].endswith(INGRESS_PATH_SUFFIX)
 
 
 def _same(hook: Webhook, spec: WebhookCreate) -> bool:

@@ -128,3 +128,46 @@ def test_default_events_register_cleanly():
     )
     assert [a.kind for a in done] == ["create"] * len(DEFAULT_EVENTS)
     assert not any(e.startswith("contact") or e == "order.created" for e in DEFAULT_EVENTS)
+
+
+def test_a_new_ingress_url_replaces_our_old_hooks_and_leaves_other_integrations_alone():
+    api = FakeApi()
+    old_ingress = "https://old-app.azurewebsites.net/api/webhooks/brightpearl"
+    events = ["order.modified.order-status", "product.modified"]
+    sync_brightpearl_webhooks(
+        api, ingress_url=old_ingress, function_key="k", secret=SECRET, events=events, dry_run=False
+    )
+    rotated = api.create_webhook(  # ours, from before a secret rotation: recognised by the route
+        WebhookCreate(
+            subscribeTo="goods-out-note.created",
+            uriTemplate="https://older.example.net/api/webhooks/brightpearl?code=x",
+            bodyTemplate=body_template("an-older-secret"),
+        )
+    )
+    foreign = api.create_webhook(
+        WebhookCreate(
+            subscribeTo="product.modified", uriTemplate="https://other-integration.example.com/hook"
+        )
+    )
+    lookalike = api.create_webhook(  # someone else's endpoint with a body of its own
+        WebhookCreate(
+            subscribeTo="order.modified.order-status",
+            uriTemplate="https://other-integration.example.com/webhooks/brightpearl",
+            bodyTemplate='{"id":"${resource-id}"}',
+        )
+    )
+    new_ingress = "https://new-app.azurewebsites.net/api/webhooks/brightpearl"
+    actions = sync_brightpearl_webhooks(
+        api, ingress_url=new_ingress, function_key="k2", secret=SECRET, events=events, dry_run=False
+    )
+    assert sorted((a.kind, a.id) for a in actions if a.kind == "delete") == [
+        ("delete", 1),
+        ("delete", 2),
+        ("delete", rotated),
+    ]
+    assert sorted(a.event for a in actions if a.kind == "create") == sorted(events)
+    remaining = {h.id: h.uri_template for h in api.hooks.values()}
+    assert remaining[foreign] == "https://other-integration.example.com/hook"
+    assert lookalike in remaining
+    ours = [uri for uri in remaining.values() if uri.startswith("https://new-app")]
+    assert len(ours) == 2 and not [uri for uri in remaining.values() if "old" in uri]
