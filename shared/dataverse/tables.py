@@ -8,6 +8,7 @@ PRIMARY_IDS: dict[str, str] = {
     "accounts": "accountid",
     "leads": "leadid",
     "opportunities": "opportunityid",
+    "opportunityproducts": "opportunityproductid",
     "salesorders": "salesorderid",
     "salesorderdetails": "salesorderdetailid",
     "products": "productid",

@@ -27,6 +27,8 @@ order at once (`UnknownSku`), or after `unknown_sku.wait_minutes` with `action: 
 Orders already linked (changes after creation, issue 13 item 3) go to shared/flows/orders_changes.py:
 line edits reach the Brightpearl rows while its status is editable, a cancellation moves it to
 the cancelled status; the trigger setting does not apply to them.
+Won opportunities (optional, `trigger.opportunity_won`) make their order the same way, from
+their opportunity products: shared/flows/orders_opportunity.py.
 """
 
 from __future__ import annotations
@@ -40,12 +42,22 @@ from typing import Any, Self, Unpack
 from shared.brightpearl import errors as bp_errors
 from shared.brightpearl.models import SalesOrderCreate
 from shared.dataverse import odata
+from shared.dataverse.models import BatchOperation
 from shared.events import Envelope, notices_in_chunks
 from shared.flows.orders_changes import OrderChanges, is_canceled
-from shared.flows.orders_spec import SALESORDER_COLUMNS, SALESORDERDETAIL_COLUMNS, TO_BRIGHTPEARL
+from shared.flows.orders_opportunity import (
+    SALESORDERS,
+    is_opportunity,
+    one_order_per_sale,
+    order_from_opportunity,
+    read_opportunities,
+    read_with_lines,
+    skip_opportunity,
+    with_opportunity_ref,
+)
+from shared.flows.orders_spec import TO_BRIGHTPEARL
 from shared.mapping.orders_config import OrderMapping, load_order_mapping
 from shared.mapping.orders_translate import (
-    address_columns,
     order_from_dataverse,
     order_hash,
     sales_order_body,
@@ -191,34 +203,12 @@ class OrdersToBrightpearl(RecordSync[Order]):
                     )
         ids = list(dict.fromkeys([*order_ids, *(o for os_ in batch.derived.values() for o in os_)]))
         self._read_orders(ids)
-        return ids
+        won, rows = read_opportunities(self.dv, self.mapping, batch.changed.get("opportunity", []), results)
+        self._rows.update(rows)  # won opportunities (trigger.opportunity_won, orders_opportunity.py)
+        return [*ids, *won]
 
     def _read_orders(self, ids: list[str]) -> None:
-        lines: dict[str, list[dict[str, Any]]] = {}
-        rows: dict[str, dict[str, Any]] = {}
-        for chunk in chunked(ids, GUIDS_PER_QUERY):
-            for record in self.dv.query(
-                "salesorders",
-                select=[*SALESORDER_COLUMNS, *address_columns()],
-                filter=odata.in_("salesorderid", list(chunk)),
-                expand="transactioncurrencyid($select=isocurrencycode)",
-                annotations=True,
-            ):
-                rows[str(record.id).lower()] = dict(record.values)
-            for record in self.dv.query(
-                "salesorderdetails",
-                select=[*SALESORDERDETAIL_COLUMNS, "modifiedon"],
-                filter=odata.in_("_salesorderid_value", list(chunk)),
-                expand="productid($select=productnumber)",
-            ):
-                order_id = str(record.values["_salesorderid_value"]).lower()
-                lines.setdefault(order_id, []).append(dict(record.values))
-        for order_id, row in rows.items():
-            row["lines"] = lines.get(order_id, [])
-            # the version of the order with its lines (the dead-letter key: a line edit is new)
-            stamps = [str(r.get("modifiedon") or "") for r in (row, *row["lines"])]
-            row["modifiedon"] = max(stamps)
-        self._rows = rows
+        self._rows = read_with_lines(self.dv, SALESORDERS, ids)
 
     def fetch(self, ids: list[str]) -> dict[str, dict[str, Any]]:
         self._links = self.store.links.get_many(self.link_entity, "dataverse", ids) if ids else {}
@@ -232,6 +222,8 @@ class OrdersToBrightpearl(RecordSync[Order]):
         linked orders are not skipped (their changes are synced)."""
         if self._linked_id(record_id, source):
             return False
+        if is_opportunity(source):
+            return skip_opportunity(record_id, source, results)
         state = int(source.get("statecode") or 0)
         when = self.mapping.trigger.when
         why = None
@@ -250,6 +242,8 @@ class OrdersToBrightpearl(RecordSync[Order]):
         return True
 
     def to_canonical(self, system: System, record: dict[str, Any]) -> Translation[Order]:
+        if is_opportunity(record):
+            return order_from_opportunity(record)
         return order_from_dataverse(record, record.get("lines") or [])
 
     def content_hash(self, value: Order, system: System) -> str:
@@ -276,6 +270,7 @@ class OrdersToBrightpearl(RecordSync[Order]):
             else:
                 todo.append(r)
         self.changes.match(linked, results)
+        todo = one_order_per_sale(self.dv, self.store.links, self.mapping, todo, results)
         self._resolve_customers([r.read.value for r in todo])
         edited = [r for r in linked if not results.has(r.source_id) and not is_canceled(r)]
         self._resolve_products([r.read.value for r in [*todo, *edited]])
@@ -351,6 +346,7 @@ class OrdersToBrightpearl(RecordSync[Order]):
         )
         if body is None:
             return OrderDecision(problems)
+        body = with_opportunity_ref(body, record.source, self.mapping)
         return OrderDecision(issues, order_hash(order), SalesOrderCreate.model_validate(body))
 
     def _customer_issue(self, order: Order) -> QualityIssue:
@@ -454,7 +450,11 @@ class OrdersToBrightpearl(RecordSync[Order]):
                 results.set(r.source_id, waiting_on_claim(f"Dataverse order {r.source_id}", taken))
                 continue
             r.claim = claim
-            if self._create(r, claim, results):
+            if not self._create(r, claim, results):
+                continue
+            if is_opportunity(r.source):  # an opportunity has no bpi_brightpearlid: its link holds the id
+                self.settle(r, results)
+            else:
                 created.append(r)
         self._write_back(created, results)
 
@@ -499,18 +499,47 @@ class OrdersToBrightpearl(RecordSync[Order]):
         return True
 
     def _write_back(self, created: list[Record], results: BatchResults) -> None:
-        """bpi_brightpearlid on the Dynamics orders (one UpdateMultiple), then settle them."""
+        """bpi_brightpearlid on the Dynamics orders, then settle them: Active orders in one
+        UpdateMultiple; Submitted ones, which Dynamics does not edit (reference §10.5), in one
+        $batch change set that reopens each, writes the id and puts its state back."""
         if not created:
             return
-        rows = [{"salesorderid": r.source_id, "bpi_brightpearlid": r.target_id} for r in created]
-        try:
-            outcome = self.dv.update_multiple("salesorders", rows)
-            failed = {o.index for o in outcome.outcomes if not o.ok}
-        except Exception as exc:
-            log.warning("writing bpi_brightpearlid of %d order(s) failed: %s", len(rows), type(exc).__name__)
-            failed = set(range(len(rows)))
-        for index, r in enumerate(created):
-            extra = " (bpi_brightpearlid not written back: the link holds it)" if index in failed else ""
+        failed: set[str] = set()
+        active = [r for r in created if int(r.source.get("statecode") or 0) == 0]
+        closed = [r for r in created if int(r.source.get("statecode") or 0) != 0]
+        if active:
+            rows = [{"salesorderid": r.source_id, "bpi_brightpearlid": r.target_id} for r in active]
+            try:
+                outcome = self.dv.update_multiple("salesorders", rows)
+                failed |= {active[o.index].source_id for o in outcome.outcomes if not o.ok}
+            except Exception as exc:
+                log.warning(
+                    "writing bpi_brightpearlid of %d order(s) failed: %s", len(rows), type(exc).__name__
+                )
+                failed |= {r.source_id for r in active}
+        if closed:
+            ops: list[BatchOperation] = []
+            for r in closed:
+                path = odata.record_path("salesorders", r.source_id)
+                put_back = {"statecode": r.source.get("statecode"), "statuscode": r.source.get("statuscode")}
+                ops += [
+                    BatchOperation("PATCH", path, {"statecode": 0, "statuscode": 1}),
+                    BatchOperation("PATCH", path, {"bpi_brightpearlid": r.target_id}),
+                    BatchOperation("PATCH", path, put_back),
+                ]
+            try:
+                answers = self.dv.execute_batch(ops, continue_on_error=False, change_set=True)
+                if not all(a.ok for a in answers):
+                    failed |= {r.source_id for r in closed}
+            except Exception as exc:
+                log.warning(
+                    "writing bpi_brightpearlid of %d order(s) failed: %s", len(closed), type(exc).__name__
+                )
+                failed |= {r.source_id for r in closed}
+        for r in created:
+            extra = (
+                " (bpi_brightpearlid not written back: the link holds it)" if r.source_id in failed else ""
+            )
             self.settle(r, results, extra)
 
     def _release(self, claim: Claim, order_id: str) -> None:

@@ -48,6 +48,9 @@ class TriggerSettings(_Strict):
     when: SyncOn = "submit"
     flag_column: str = Field("bpi_sendtobrightpearl", pattern=r"^bpi_[a-z0-9_]{1,96}$")
     opportunity_won: bool = Field(False, description="an opportunity marked Won creates the order")
+    opportunity_ref: Literal["name", "none"] = Field(
+        "name", description="a won opportunity's Brightpearl ref: its name (first 64 characters), or none"
+    )
 
 
 class BrightpearlOrderSettings(_Strict):
@@ -160,8 +163,6 @@ def _semantic_problems(m: OrderMapping) -> list[str]:
         problems.append("unknown_sku.wait_minutes: action wait needs a wait of at least 1 minute")
     if m.unknown_sku.action == "dead_letter" and m.unknown_sku.wait_minutes:
         problems.append("unknown_sku.wait_minutes: only used with action wait (the action is dead_letter)")
-    if m.trigger.opportunity_won:
-        problems.append("trigger.opportunity_won: orders from won opportunities are not built yet")
     names = [s.casefold() for s in m.changes.editable_statuses]
     for name in sorted({n for n in names if names.count(n) > 1}):
         problems.append(f"changes.editable_statuses: {name!r} is listed more than once")
