@@ -253,3 +253,14 @@ def test_redelivery_after_a_lost_answer_publishes_the_same_message_id(sim, clien
     sim.admin.drain()
     ids = [m.message_id for _, batch in rec.publisher.sent for m in batch]
     assert len(ids) == 2 and ids[0] == ids[1]  # broker duplicate detection drops the second
+
+
+def test_a_new_ingress_url_moves_the_one_endpoint_instead_of_leaving_the_old(client, receiver):
+    _, url = receiver
+    old = "https://old-app.example.net/api/webhooks/dataverse"
+    register(client, old, steps=[StepSpec("account", "Create")])
+    actions = register(client, url, steps=[StepSpec("account", "Create")])
+    [endpoint_action] = [a for a in actions if a.resource == "serviceendpoint"]
+    assert endpoint_action.kind == "update" and endpoint_action.changes.get("url") == url
+    endpoints = list(client.query("serviceendpoints", select=["url"]))
+    assert [e["url"] for e in endpoints] == [url]  # one endpoint, at the new URL
