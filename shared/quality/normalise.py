@@ -139,7 +139,15 @@ def _phone(text: str, default_region: str) -> Checked[str]:
         }.get(exc.error_type, "not a phone number")
         return Checked(None, IssueCode.INVALID_PHONE, f"is not a valid phone number ({reason})")
     if not phonenumbers.is_valid_number(number):
-        region = phonenumbers.region_code_for_number(number) or default_region
+        # name the region the number was read in: its own +country code's when it has one (a UK
+        # +44 number on a French contact is invalid for GB, not FR), else the default region
+        region = (
+            phonenumbers.region_code_for_number(number)
+            or phonenumbers.region_code_for_country_code(number.country_code)
+            or default_region
+        )
+        if region == phonenumbers.UNKNOWN_REGION:
+            region = default_region
         return Checked(
             None, IssueCode.INVALID_PHONE, f"is not a valid phone number (not a valid number for {region})"
         )
