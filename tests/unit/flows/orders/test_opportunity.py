@@ -235,3 +235,28 @@ def test_the_columns_read_exist_on_opportunity_and_opportunityproduct():
 
     assert set(OPPORTUNITIES.select) <= columns("opportunity")
     assert {*OPPORTUNITIES.line_select, "modifiedon"} <= columns("opportunityproduct")
+
+
+def test_a_won_opportunity_reopened_edited_and_won_again_updates_its_rows_and_a_loss_cancels_nothing():
+    """A linked opportunity is a linked order (changes after creation): reopened (statecode 0),
+    its products edited and won again, the Brightpearl row follows while the status is editable;
+    reopened and then lost, the Brightpearl order is left as it is (a loss is not a cancellation)."""
+    from shared.mapping.orders_config import ChangeSettings
+
+    rig = Rig(ON.model_copy(update={"changes": ChangeSettings(editable_statuses=("Awaiting payment",))}))
+    rig.bp.order_statuses = {4: "Awaiting Payment", 5: "Cancelled"}
+    rig.bp.cancelled_status = 5
+    assert rig.won() == [Completed()]
+    [bp_id] = rig.bp.sales_orders
+    opportunity = rig.dv.tables["opportunities"][OPPORTUNITY]
+    opportunity.update(statecode=0, statuscode=1)  # ReopenOpportunity
+    assert rig.won() == [Completed()]  # the reopening: nothing to change
+    rig.dv.tables["opportunityproducts"][PRODUCT_1].update(quantity=6, tax=15)
+    opportunity.update(statecode=1, statuscode=3)  # won again
+    assert rig.won() == [Completed()]
+    assert len(rig.orders) == 1 and rig.bp.calls.count("create_sales_order") == 1
+    mug = next(r for r in rig.bp.sales_orders[bp_id]["rows"] if r.get("productId") == rig.mug)
+    assert (mug["quantity"], mug["net"]) == ("6.0000", "75.0000")
+    opportunity.update(statecode=2, statuscode=4)  # reopened and lost: still its order, not cancelled
+    assert rig.won() == [Completed()]
+    assert rig.bp.sales_orders[bp_id]["statusId"] == 4 and "set_order_status" not in rig.bp.calls
