@@ -174,17 +174,22 @@ def ops_dead_letters(req: func.HttpRequest) -> func.HttpResponse:
     if subscription and subscription not in names:
         message = f"subscription: {subscription!r} is not one of {', '.join(names)}"
         return _html(render_error(400, message, links), 400)
-    items, error = [], None
+    listed, error = [], None
     try:
         with _dead_letter_ops() as ops:
-            items = console.dead_letters(ops, pairs, reason=reason or None, subscription=subscription or None)
+            listed = console.dead_letters(ops, pairs, subscription=subscription or None)
     except BusError as exc:
         error = f"the bus could not be read: {exc}"
-    return _html(
-        render_dead_letters(
-            items, links, reason=reason, subscription=subscription, subscriptions=names, error=error
-        )
+    page = render_dead_letters(
+        console.with_reason(listed, reason),
+        links,
+        reason=reason,
+        subscription=subscription,
+        subscriptions=names,
+        reasons=console.reasons(listed),
+        error=error,
     )
+    return _html(page)
 
 
 @bp.function_name("ops_dead_letter")
@@ -213,33 +218,39 @@ def ops_dead_letter_action(req: func.HttpRequest) -> func.HttpResponse:
         if name not in console.ACTIONS:
             raise BadRequest(f"action: {name!r} is not one of {', '.join(console.ACTIONS)}")
         action = cast(console.Action, name)
-        form = {k: v[0] for k, v in parse_qs((req.get_body() or b"").decode("utf-8", "replace")).items()}
-        for name in ("subscription", "message_id"):
-            if not form.get(name, "").strip():
-                raise BadRequest(f"{name}: required")
-        if form.get("confirm") != action:
+        form = parse_qs((req.get_body() or b"").decode("utf-8", "replace"))
+        if (form.get("confirm") or [""])[0] != action:
             raise BadRequest(f"confirm: must be {action!r} to {action} (tick the confirmation)")
+        targets = _targets(form)
         with _dead_letter_ops() as ops:
-            outcomes = console.act(
-                ops,
-                runtime.state_store(),
-                _pairs(),
-                action,
-                form["subscription"].strip(),
-                form["message_id"].strip(),
-            )
+            outcomes = console.act(ops, runtime.state_store(), _pairs(), action, targets)
     except (BadRequest, ValueError) as exc:
         return _html(render_error(400, str(exc), links), 400)
     except BusError as exc:
         return _html(render_error(503, f"the bus could not be reached: {exc}", links), 503)
-    log.info(
-        "console %s of dead letter %s in %s: %d done",
-        action,
-        form["message_id"],
-        form["subscription"],
-        len(outcomes),
-    )
+    log.info("console %s of %d dead letter(s): %d done", action, len(targets), len(outcomes))
     return _html(render_outcomes(action, outcomes, links))
+
+
+def _targets(form: dict[str, list[str]]) -> list[tuple[str, str]]:
+    """(subscription, message id) pairs: `subscription` + `message_id` for one dead letter, or
+    repeated `target` fields `<subscription>/<message id>` for several."""
+    subscription = (form.get("subscription") or [""])[0].strip()
+    message_id = (form.get("message_id") or [""])[0].strip()
+    if subscription or message_id:
+        for field, value in (("subscription", subscription), ("message_id", message_id)):
+            if not value:
+                raise BadRequest(f"{field}: required")
+        return [(subscription, message_id)]
+    targets = []
+    for value in form.get("target") or []:
+        sub, _, mid = value.strip().partition("/")
+        if not sub or not mid:
+            raise BadRequest(f"target: {value!r} is not <subscription>/<message id>")
+        targets.append((sub, mid))
+    if not targets:
+        raise BadRequest("subscription and message_id (or target): required")
+    return targets
 
 
 @bp.function_name("ops_static")

@@ -7,7 +7,9 @@ panel instead of failing the page.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, TypeVar
@@ -31,6 +33,7 @@ T = TypeVar("T")
 Action = Literal["resubmit", "purge"]
 ACTIONS: dict[Action, str] = {"resubmit": "DeadLetterResubmitted", "purge": "DeadLetterPurged"}
 MAX_DEAD_LETTERS = 200  # per subscription on one page
+FLOW_READERS = 8  # flows read at once for the overview
 
 
 @dataclass
@@ -101,7 +104,9 @@ def overview(
     out = Overview(window)
     try:
         names = flow_names(store, flows)
-        out.flows = [flow_activity(store.audit, name, window) for name in names]
+        # one key-range query per flow, side by side (I/O-bound)
+        with ThreadPoolExecutor(max_workers=min(FLOW_READERS, max(len(names), 1))) as pool:
+            out.flows = list(pool.map(lambda name: flow_activity(store.audit, name, window), names))
     except Exception as exc:
         out.flows_error = f"audit could not be read: {type(exc).__name__}: {exc}"[:500]
     out.backlog = read("backlog", backlog)
@@ -116,20 +121,27 @@ def dead_letters(
     ops: DeadLetterOps,
     pairs: Sequence[tuple[str, str]],
     *,
-    reason: str | None = None,
     subscription: str | None = None,
     max_messages: int = MAX_DEAD_LETTERS,
 ) -> list[DeadLetter]:
-    """Dead letters of every subscription (or one), filtered by reason code (any case)."""
-    wanted = (reason or "").strip().lower()
+    """Dead letters of every subscription (or one), newest first."""
     out = []
     for topic, sub in pairs:
         if subscription and sub != subscription:
             continue
-        for item in ops.list(topic, sub, Selection(all=True), max_messages=max_messages):
-            if not wanted or (item.reason or "").lower() == wanted:
-                out.append(item)
+        out += ops.list(topic, sub, Selection(all=True), max_messages=max_messages)
     return sorted(out, key=lambda d: (d.enqueued_time_utc is None, d.enqueued_time_utc), reverse=True)
+
+
+def with_reason(items: Sequence[DeadLetter], reason: str | None) -> list[DeadLetter]:
+    """The dead letters of a reason code, compared in any case (all for no reason)."""
+    wanted = (reason or "").strip().lower()
+    return [i for i in items if not wanted or (i.reason or "").lower() == wanted]
+
+
+def reasons(items: Sequence[DeadLetter]) -> Counter[str]:
+    """How many dead letters carry each reason code."""
+    return Counter(i.reason or "" for i in items)
 
 
 def find_dead_letter(
@@ -169,20 +181,25 @@ def act(
     store: StateStore,
     pairs: Sequence[tuple[str, str]],
     action: Action,
-    subscription: str,
-    message_id: str,
+    targets: Sequence[tuple[str, str]],
     *,
     actor: str = "console",
 ) -> list[Outcome]:
-    """Resubmit or purge one dead letter (shared.bus.deadletters, as `syncctl dlq`), then write
-    one audit row per record id it named (result `operator`, reason DeadLetterResubmitted or
-    DeadLetterPurged), in the flow's own rows, so the record's history shows it."""
-    topic = next((t for t, s in pairs if s == subscription), None)
-    if topic is None:
-        raise ValueError(f"subscription {subscription!r} is not one of {', '.join(s for _, s in pairs)}")
-    selection = Selection(message_ids=frozenset({message_id}))
+    """Resubmit or purge dead letters, each named by (subscription, message id), through
+    shared.bus.deadletters as `syncctl dlq` does; then write one audit row per record id of each
+    (result `operator`, reason DeadLetterResubmitted or DeadLetterPurged) in the flow's own
+    rows, so the record's history shows it."""
+    topics = {s: t for t, s in pairs}
+    unknown = sorted({s for s, _ in targets if s not in topics})
+    if unknown:
+        raise ValueError(f"subscription {unknown[0]!r} is not one of {', '.join(topics)}")
+    wanted: dict[str, set[str]] = {}
+    for subscription, message_id in targets:
+        wanted.setdefault(subscription, set()).add(message_id)
     run = ops.resubmit if action == "resubmit" else ops.purge
-    outcomes = run(topic, subscription, selection)
+    outcomes: list[Outcome] = []
+    for subscription, message_ids in wanted.items():
+        outcomes += run(topics[subscription], subscription, Selection(message_ids=frozenset(message_ids)))
     store.audit.record_many(entry for outcome in outcomes for entry in _audit_entries(outcome, action, actor))
     return outcomes
 

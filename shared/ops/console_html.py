@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from html import escape
@@ -293,6 +294,7 @@ def render_dead_letters(
     reason: str,
     subscription: str,
     subscriptions: Iterable[str],
+    reasons: Counter[str],
     error: str | None = None,
 ) -> str:
     options = "".join(
@@ -305,6 +307,11 @@ def render_dead_letters(
         f'<label>reason <input name=reason value="{_e(reason)}" placeholder="any"></label> '
         f"<label>subscription <select name=subscription>{options}</select></label> "
         "<button type=submit>Filter</button></form>"
+    )
+    chips = " · ".join(
+        f'<a href="{_e(links.to("deadletters", reason=code, subscription=subscription))}">'
+        f"{_e(code or '(none)')}</a> ({count})"
+        for code, count in reasons.most_common()
     )
     rows = "".join(
         f"<tr><td>{_e(i.subscription)}</td>"
@@ -321,12 +328,34 @@ def render_dead_letters(
         if rows
         else '<p class="muted" data-testid="no-dead-letters">No dead letters match.</p>'
     )
+    targets = "".join(
+        f'<input type=hidden name=target value="{_e(i.subscription)}/{_e(i.message_id)}">' for i in items
+    )
+    bulk = (
+        "".join(
+            _action_form(action, links, targets, f"{verb} the {len(items)} dead letter(s) listed", "-all")
+            for action, verb in (("resubmit", "resubmit"), ("purge", "delete for good"))
+        )
+        if items
+        else ""
+    )
     err = f'<p class="err">{_e(error)}</p>' if error else ""
     body = (
         f'<section><h2>Dead letters (<span data-testid="dl-count">{len(items)}</span>)</h2>'
-        f"{form}{err}{table}</section>"
+        f"{form}<p>Reasons: {chips or '<span class=muted>none</span>'}</p>{err}{table}{bulk}</section>"
     )
     return _page("dead letters", links, body)
+
+
+def _action_form(action: str, links: Links, fields: str, what: str, suffix: str = "") -> str:
+    """A POST form for a dead-letter action: the key in its URL, a confirmation to tick."""
+    return (
+        f'<form class=inline method=post action="{_e(links.to("deadletters/" + action))}" '
+        f'onsubmit="return confirm({_e(json.dumps(what + "?"))})">{fields}'
+        f'<label><input type=checkbox name=confirm value="{action}" required '
+        f'data-testid="confirm-{action}{suffix}"> I confirm: {_e(what)}</label> '
+        f'<button type=submit data-testid="{action}{suffix}">{action.capitalize()}</button></form><br>'
+    )
 
 
 def render_dead_letter(item: DeadLetter, links: Links, fix: Fix | None) -> str:
@@ -336,18 +365,15 @@ def render_dead_letter(item: DeadLetter, links: Links, fix: Fix | None) -> str:
         if fix
         else '<p class="muted">docs/operations.md has no entry for this reason code.</p>'
     )
-    forms = "".join(
-        f'<form class=inline method=post action="{_e(links.to("deadletters/" + action))}" '
-        f"onsubmit=\"return confirm('{action.capitalize()} dead letter {_e(item.message_id)}?')\">"
+    fields = (
         f'<input type=hidden name=subscription value="{_e(item.subscription)}">'
         f'<input type=hidden name=message_id value="{_e(item.message_id)}">'
-        f'<label><input type=checkbox name=confirm value="{action}" required data-testid="confirm-{action}"> '
-        f"I confirm: {_e(what)}</label> "
-        f'<button type=submit data-testid="{action}">{action.capitalize()}</button>'
-        "</form><br>"
+    )
+    forms = "".join(
+        _action_form(action, links, fields, f"{what} dead letter {item.message_id}")
         for action, what in (
-            ("resubmit", "send it back to its subscription only, then remove the dead letter"),
-            ("purge", "delete it for good"),
+            ("resubmit", "send back to its subscription only, then remove,"),
+            ("purge", "delete for good"),
         )
     )
     body = (

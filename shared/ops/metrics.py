@@ -64,12 +64,16 @@ class Window:
         span = timedelta(hours=hours)
         return cls(now - span, now, span / buckets)
 
+    @property
+    def buckets(self) -> int:
+        return max(math.ceil((self.until - self.since) / self.bucket), 1)
+
     def starts(self) -> list[datetime]:
-        count = math.ceil((self.until - self.since) / self.bucket)
-        return [self.since + self.bucket * i for i in range(count)]
+        return [self.since + self.bucket * i for i in range(self.buckets)]
 
     def index(self, at: datetime) -> int:
-        return min(int((at - self.since) / self.bucket), len(self.starts()) - 1)
+        """The bucket `at` falls in (clamped to the window's first and last)."""
+        return min(max(int((at - self.since) / self.bucket), 0), self.buckets - 1)
 
 
 @dataclass(frozen=True)
@@ -150,7 +154,7 @@ def flow_activity(
 ) -> FlowActivity:
     """Aggregate one flow's audit rows of `window` (newest first, at most `max_rows`)."""
     activity = FlowActivity(flow, window)
-    buckets = len(window.starts())
+    buckets = window.buckets
     for row in audit.rows_between(flow, window.since, window.until, columns=_COLUMNS):
         if activity.rows >= max_rows:
             activity.truncated = True

@@ -169,8 +169,10 @@ def test_resubmit_sends_the_copy_removes_the_dead_letter_and_audits_it(
         dead_letter_on(bus, "216", "MissingLastName")
         ops, pairs = LocalDeadLetters(bus), [(TOPIC, FLOW)]
 
-        assert [d.record_ids for d in console.dead_letters(ops, pairs, reason="invalidemail")] == [("215",)]
-        [outcome] = console.act(ops, state_store, pairs, "resubmit", FLOW, message_id)
+        listed = console.dead_letters(ops, pairs)
+        assert console.reasons(listed) == {"InvalidEmail": 1, "MissingLastName": 1}
+        assert [d.record_ids for d in console.with_reason(listed, "invalidemail")] == [("215",)]
+        [outcome] = console.act(ops, state_store, pairs, "resubmit", [(FLOW, message_id)])
 
         assert outcome.action == "resubmitted"
         assert bus.counts(TOPIC, FLOW).dead_letter == 1 and bus.counts(TOPIC, FLOW).active == 1
@@ -181,7 +183,24 @@ def test_resubmit_sends_the_copy_removes_the_dead_letter_and_audits_it(
 
 def test_purge_of_an_unknown_subscription_is_refused_naming_it(state_store: StateStore, tmp_path: Path):
     with LocalBus(tmp_path / "bus.sqlite3") as bus, pytest.raises(ValueError, match="'nope'"):
-        console.act(LocalDeadLetters(bus), state_store, [(TOPIC, FLOW)], "purge", "nope", "x")
+        console.act(LocalDeadLetters(bus), state_store, [(TOPIC, FLOW)], "purge", [("nope", "x")])
+
+
+def test_purge_of_several_dead_letters_removes_them_and_audits_each_record(
+    state_store: StateStore, tmp_path: Path
+):
+    with LocalBus(tmp_path / "bus.sqlite3") as bus:
+        ids = [dead_letter_on(bus, record, "InvalidEmail") for record in ("301", "302", "303")]
+        pairs = [(TOPIC, FLOW)]
+        outcomes = console.act(
+            LocalDeadLetters(bus), state_store, pairs, "purge", [(FLOW, i) for i in ids[:2]]
+        )
+        assert sorted(o.action for o in outcomes) == ["purged", "purged"]
+        assert bus.counts(TOPIC, FLOW).dead_letter == 1 and bus.counts(TOPIC, FLOW).active == 0
+    for record in ("301", "302"):
+        [row] = state_store.audit.for_record("customer", "brightpearl", record)
+        assert (row.result, row.reason_code) == (AuditResult.OPERATOR, "DeadLetterPurged")
+    assert state_store.audit.for_record("customer", "brightpearl", "303") == []
 
 
 def test_every_reason_code_an_operator_can_meet_has_its_fix_from_the_runbook():
