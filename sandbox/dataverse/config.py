@@ -47,10 +47,10 @@ class SimulatorConfig:
     base_currency: str = "GBP"
     # Quote, order and invoice records are read-only outside their editable state (orders: only
     # Active); Microsoft lets administrators update them programmatically ("Dynamics 365 Sales and
-    # privacy laws": read-only records, SDK). True: application users (the integration's app
-    # user holding System Administrator, docs/deploy.md) may write a Submitted/Fulfilled order's
-    # columns and its lines' columns; interactive users never may.
-    application_users_are_admins: bool = True
+    # privacy laws": read-only records, SDK). False (default): as docs/deploy.md's custom role,
+    # the integration reopens a Submitted order to write it. True: application users (an app user
+    # holding System Administrator) may write a closed order's columns and lines; CRM users never.
+    application_users_are_admins: bool = False
     # An alternate key created through the metadata API stays Pending this long before its
     # index job finishes (Active, or Failed on duplicate values). Real jobs take minutes.
     key_activation_seconds: float = 1.0

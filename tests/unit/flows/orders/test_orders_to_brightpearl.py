@@ -148,7 +148,8 @@ def test_an_order_becomes_one_brightpearl_order_with_every_row_in_one_post():
     rig.standard()
     assert rig.flow().handle([notice(ORDER)]) == [Completed()]
     assert rig.bp.calls == ["create_sales_order"]  # one Brightpearl call for the order
-    assert rig.dv.calls == ["query", "query", "update_multiple"]  # orders, lines; the id written back
+    # orders, lines; the id written back to the Submitted order: reopened, written, put back
+    assert rig.dv.calls == ["query", "query", "execute_batch"]
     [order] = rig.orders
     assert order["customer"] == {"id": rig.customer}
     assert order["ref"] == "ORD-01001" and order["externalRef"] == ORDER
