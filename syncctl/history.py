@@ -72,6 +72,7 @@ def history(
             "" if e.attempt is None else str(e.attempt),
             e.source or "",
             e.target or "",
+            ", ".join(e.fields),
             e.message_id or "",
             e.description,
         )

@@ -76,6 +76,7 @@ def _await(store, ref, flows, started, wait: float) -> dict | None:  # type: ign
                     "reason": entry.reason_code,
                     "description": entry.description,
                     "target": f"{entry.target_system} {entry.target_id}" if entry.target_id else None,
+                    "fields": [f for f in (entry.fields or "").split(",") if f],
                 }
         if time.monotonic() >= deadline:
             return None

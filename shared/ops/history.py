@@ -3,7 +3,8 @@
 Read from where the app keeps it:
 
 - the audit table: every outcome of every flow about the record, as source or as target
-  (synced, unchanged/skipped, needs review, dead-lettered, missing) with its reason, attempt
+  (synced, with the canonical fields the write changed; unchanged/skipped, needs review,
+  dead-lettered, missing) with its reason, attempt
   (an attempt above 1 means earlier tries failed transiently and were retried), message id and
   description, and the operators' actions (resubmits, purges, review decisions, sync requests);
   the linked record on the other side is read too, so both directions show;
@@ -44,6 +45,7 @@ class HistoryEvent:
     source: str | None  # "brightpearl 215"
     target: str | None  # "dataverse <guid>"
     description: str = ""
+    fields: tuple[str, ...] = ()  # synced: the canonical fields the write changed
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -57,6 +59,7 @@ class HistoryEvent:
             "source": self.source,
             "target": self.target,
             "description": self.description,
+            "fields": list(self.fields),
         }
 
 
@@ -101,6 +104,7 @@ def _audit_event(e: AuditEntry) -> HistoryEvent:
         source=f"{e.source_system} {e.source_id}",
         target=f"{e.target_system} {e.target_id}" if e.target_system and e.target_id else None,
         description=e.description,
+        fields=tuple(f for f in (e.fields or "").split(",") if f),
     )
 
 

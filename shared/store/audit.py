@@ -78,6 +78,7 @@ class AuditEntry(BaseModel):
     message_id: str | None = Field(None, max_length=200)
     attempt: int = Field(1, ge=1)
     observed_at: datetime | None = None  # when the change was observed (end-to-end latency)
+    fields: str | None = Field(None, max_length=1000)  # canonical fields a write changed, comma-separated
     at: datetime | None = None  # set by AuditLog.record when omitted
     id: str | None = None  # the RowKey, set by AuditLog.record
 

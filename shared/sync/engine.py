@@ -93,6 +93,7 @@ class SyncRecord(Generic[M]):
     decision: Decision | None = None
     link: Link | None = None
     claim: Claim | None = None
+    changed: tuple[str, ...] = ()  # canonical fields the write changes in the target (audit)
 
 
 @dataclass
@@ -135,6 +136,42 @@ MATCH_NOTES: dict[str | None, str] = {
     "productnumber": "linked by productnumber",
     "recovered": "recovered after an interrupted create",
 }
+
+
+# Canonical fields that are bookkeeping, not content: never reported as changed.
+NOT_CONTENT = frozenset({"modified_at", "source_system", "ids"})
+
+
+def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
+    """A canonical value as {dotted field: value}, one level into nested models and dicts."""
+    data = value.model_dump(mode="json") if isinstance(value, BaseModel) else value
+    out: dict[str, Any] = {}
+    for name, item in (data or {}).items():
+        if not prefix and name in NOT_CONTENT:
+            continue
+        key = f"{prefix}{name}"
+        if not prefix and isinstance(item, dict):
+            out.update(_flat(item, f"{key}."))
+        else:
+            out[key] = item
+    return out
+
+
+def changed_fields(source: BaseModel, current: BaseModel | None, keep: Sequence[str] = ()) -> tuple[str, ...]:
+    """The canonical fields (dotted, e.g. `name.last_name`, `emails.primary`) where `source` and
+    what the target holds (`current`; None: a new record, every non-empty field) differ, leaving
+    out the fields the target keeps by ownership (`keep`). Names only, never values."""
+    new = _flat(source)
+    old = _flat(current) if current is not None else {}
+    kept = tuple(keep)
+    names = [
+        k
+        for k in new.keys() | old.keys()
+        if new.get(k) != old.get(k)
+        and (current is not None or new.get(k) not in (None, "", [], {}))
+        and not any(k == f or k.startswith(f"{f}.") for f in kept)
+    ]
+    return tuple(sorted(names))
 
 
 class RecordSync(Generic[M]):
@@ -337,6 +374,8 @@ class RecordSync(Generic[M]):
                 # the clocks say (Dataverse stamps whole seconds, our own writes move modifiedon)
                 current = current.model_copy(update={"modified_at": None})
             r.decision = decision = self.decide_write(r, current)
+            if decision.should_write:
+                r.changed = changed_fields(r.read.value, current, keep=getattr(decision, "kept", ()))
             if decision.fatal:
                 results.set(
                     r.source_id,
@@ -392,7 +431,12 @@ class RecordSync(Generic[M]):
         results.set(
             r.source_id,
             RecordResult(
-                kind, None, description + extra, target_id=r.target_id, created=r.matched_by is None
+                kind,
+                None,
+                description + extra,
+                target_id=r.target_id,
+                created=r.matched_by is None,
+                fields=r.changed if kind == "synced" else (),
             ),
         )
 

@@ -70,6 +70,7 @@ class RecordResult:
     created: bool = False
     stamp: str | None = None  # the source record's modification stamp (fatal records: dead-letter key)
     waiting: bool = False  # transient only because another worker holds the record: no retry spent
+    fields: tuple[str, ...] = ()  # synced: the canonical fields the write changed (audit `fields`)
 
 
 def waiting_on_claim(label: str, taken: ClaimTaken) -> RecordResult:
@@ -273,9 +274,21 @@ def audit_rows(
                 message_id=envelope.id if envelope else None,
                 attempt=envelope.attempt if envelope else 1,
                 observed_at=envelope.notice.observed_at if envelope else None,
+                fields=_fields_text(result.fields),
             )
         )
     return rows
+
+
+def _fields_text(fields: tuple[str, ...], limit: int = 1000) -> str | None:
+    """The changed fields as the audit keeps them: comma-separated, cut at a field boundary."""
+    text = ""
+    for name in fields:
+        item = f"{',' if text else ''}{name}"
+        if len(text) + len(item) > limit - 2:
+            return text + ",…"
+        text += item
+    return text or None
 
 
 STATE_WORKERS = 8  # concurrent state-table writes per batch (links, audit): independent rows

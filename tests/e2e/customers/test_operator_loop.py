@@ -65,6 +65,19 @@ def test_sync_one_record_now_from_either_side(sandbox: Sandbox, cli):  # type: i
     assert out["outcome"]["result"] == "synced" and out["outcome"]["flow"] == TO_DV
     [row] = [r for r in sb.dv_contacts() if r.get("bpi_brightpearlid") == str(bp_id)]
     assert out["outcome"]["target"] == f"dataverse {row['contactid']}"
+    assert {"name.first_name", "name.last_name", "emails.primary"} <= set(out["outcome"]["fields"])  # created
+    sb.clock.advance(1)
+    with sb.bp_sim.state.lock:
+        sb.bp_sim.state.contacts[bp_id]["lastName"] = "Later"
+    changed = json.loads(
+        cli("sync", "contact", str(bp_id), "--from", "brightpearl", "--wait", "60", "--json")
+    )
+    assert changed["outcome"]["result"] == "synced" and "name.last_name" in changed["outcome"]["fields"]
+    assert "emails.primary" not in changed["outcome"]["fields"]
+    history = json.loads(cli("history", "brightpearl", "contact", str(bp_id), "--json"))
+    assert [e["fields"] for e in history["events"] if e["result"] == "synced"][-1] == changed["outcome"][
+        "fields"
+    ]
 
     dv_id = dv_create_contact(sb, firstname="From", lastname="Dynamics", emailaddress1="from.dyn@example.org")
     text = cli("sync", "contact", dv_id, "--from", "dataverse", "--wait", "60")

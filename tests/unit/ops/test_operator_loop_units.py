@@ -222,3 +222,16 @@ def test_superseded_dead_letters_and_what_became_of_a_resubmitted_copy(
     _audit(state_store, "6", AuditResult.NEEDS_REVIEW, later)
     [reviewed] = copy_fates([outcome], audit=state_store.audit, since=clock(), exclude=marks, bus=on_bus)
     assert reviewed.state == "needs-review"
+
+
+def test_changed_fields_name_what_a_write_changes_and_never_values():
+    from shared.model.customer import Customer
+    from shared.sync.engine import changed_fields
+    from shared.sync.outcomes import _fields_text
+
+    before = Customer.model_validate({"name": {"first_name": "Ada", "last_name": "Byron"}, "tags": ["vip"]})
+    after = before.model_copy(update={"name": before.name.model_copy(update={"last_name": "Lovelace"})})
+    assert changed_fields(after, before) == ("name.last_name",)
+    assert changed_fields(after, before, keep=("name",)) == ()  # the target keeps it (ownership)
+    assert changed_fields(after, None) == ("name.first_name", "name.last_name", "tags")  # a create
+    assert _fields_text(("a" * 600, "b" * 600)) == "a" * 600 + ",…"  # bounded for the audit row
