@@ -517,6 +517,10 @@ def run_demo(values: dict[str, str], host_port: int = 7071, echo: Echo = print) 
         from sandbox.catalogue_demo import catalogue_scene
 
         catalogue_scene(values, client, echo, host=ends.host, master_key=ends.master_key, number=7)
+
+        from sandbox.orders_demo import order_scene
+
+        order_scene(values, echo, host=ends.host, master_key=ends.master_key, customer=dv_id, number=9)
         return 0
     finally:
         client.close()

@@ -1,7 +1,9 @@
 """`syncctl sandbox demo` from start to end against a sandbox on the real clock (as `sandbox up`
 runs it: webhooks registered against the host, the catalogue brought into Dynamics): the six
 customer scenes, then the catalogue scene, where a Brightpearl stock correction arrives in
-Dynamics' `bpi_availablestock` and a price change in the Retail GBP price list item."""
+Dynamics' `bpi_availablestock` and a price change in the Retail GBP price list item, then the
+order scene: a Dynamics order submitted, created in Brightpearl, shipped there, fulfilled in
+Dynamics."""
 
 from __future__ import annotations
 
@@ -87,7 +89,7 @@ def test_the_demo_ends_with_a_stock_correction_and_a_price_change_reaching_dynam
 
     text = "\n".join(lines)
     assert code == 0, text
-    for scene in range(1, 9):
+    for scene in range(1, 11):
         assert f"[bold]{scene}. " in text, text
     assert text.index("6. After convergence") < text.index("7. A warehouse user corrects stock")
     [arrived] = [line for line in lines if "bpi_availablestock" in line]
@@ -100,3 +102,8 @@ def test_the_demo_ends_with_a_stock_correction_and_a_price_change_reaching_dynam
         assert f"amount {float(old):g} -> {float(new):g}" in priced
     else:
         assert "prices are not wired yet" in text
+    # the order scene: submitted in Dynamics, one Brightpearl order, shipped there, fulfilled here
+    [created] = [line for line in lines if "-> Brightpearl sales order" in line]
+    assert "with 3 rows" in created, created  # two products and the freight row
+    [shipped] = [line for line in lines if "Fulfilled, shipped on" in line]
+    assert "tracking DEMO-TRACK-1" in shipped and "shipped on None" not in shipped, shipped
