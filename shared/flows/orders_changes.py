@@ -7,7 +7,9 @@ orders-to-brightpearl hands its linked orders (the `order` link, else `bpi_brigh
   recorded at the last sync, and that is not canceled, is unchanged with no Brightpearl call:
   our own `bpi_brightpearlid` write-back, a redelivered notice, a state the write-back flow set;
 - the Brightpearl orders of the others are read in bulk (order GET, ≤ 200 a call, reference
-  §6.4): status, invoices, payment status, rows.
+  §6.4): status, invoices, payment status, rows. Each under a lease (a ledger key that
+  expires after LEASE): a second worker changing the same order meanwhile waits (StateConflict,
+  no retry spent), then reads it afresh, so two workers never add the same row.
 
 Line edits. The rows Dynamics wants are built exactly as the create builds them (lines, the
 discount row, the shipping row) and compared with Brightpearl's by content: product (a
@@ -42,6 +44,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
+from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any, cast
 
@@ -53,6 +56,7 @@ from shared.mapping.brightpearl import bp_id
 from shared.model.order import Order
 from shared.sync.engine import SyncRecord
 from shared.sync.outcomes import BatchResults, RecordResult
+from shared.telemetry import get_logger
 
 if TYPE_CHECKING:
     from shared.flows.orders_to_brightpearl import OrderDecision, OrdersToBrightpearl
@@ -61,15 +65,22 @@ ORDER_LOCKED = "OrderLocked"
 CANCEL_REFUSED = "CancelRefused"
 CANCELLED_STATUS_UNKNOWN = "CancelledStatusUnknown"
 ORDER_MISSING = "BrightpearlOrderMissing"
+LEASE = timedelta(seconds=120)  # a worker that died holding an order's lease blocks it this long
+LEASE_WAIT_SECONDS = 30.0
 CANCELED = 2  # Dynamics salesorder statecode Canceled
 PAID = {"PAID", "PARTIALLY_PAID"}
 CENTS = Decimal("0.01")
 Record = SyncRecord[Order]
+log = get_logger("flows.orders_changes")
 Content = tuple[tuple[str, Any], Decimal, Decimal, Decimal, str | None]
 
 
 def is_canceled(record: Record) -> bool:
     return record.read.value.statecode == CANCELED
+
+
+def _lease_key(order_id: int) -> str:
+    return f"orders-changes|lease|{order_id}"
 
 
 def _order_id(record: Record) -> int:
@@ -153,17 +164,31 @@ class OrderChanges:
         self.settings = flow.mapping.changes
         self._orders: dict[int, BrightpearlOrder] = {}
         self._cancelled_id: int | None = None
+        self._leased: set[int] = set()  # Brightpearl orders this batch holds the lease of
 
     # ------------------------------------------------------------------------------ matching
     def match(self, records: list[Record], results: BatchResults) -> None:
-        """Linked orders: unchanged since the last sync (and not canceled) -> no call; the
-        others' Brightpearl orders are read in bulk and their customers noted for the rows."""
+        """Linked orders: unchanged since the last sync (and not canceled) -> no call; for the
+        others the lease of their Brightpearl order is taken (another worker changing it: wait),
+        then they are read in bulk and their customers noted for the rows."""
         todo = []
         for r in records:
             if not is_canceled(r) and self.flow.is_echo(r):
                 results.set(r.source_id, self.flow.echo_result(r))
-            else:
+            elif self._lease(_order_id(r)):
                 todo.append(r)
+            else:
+                results.set(
+                    r.source_id,
+                    RecordResult(
+                        "transient",
+                        "StateConflict",
+                        f"Dataverse order {r.source_id}: Brightpearl order {r.target_id} is being changed "
+                        "by another worker",
+                        retry_after=LEASE_WAIT_SECONDS,
+                        waiting=True,
+                    ),
+                )
         ids = sorted({_order_id(r) for r in todo} - {0})
         found = self.bp.get_by_ids(ORDER_GET, ids, limit=200) if ids else []
         self._orders = {o.id: o for o in (BrightpearlOrder.model_validate(item) for item in found)}
@@ -185,16 +210,39 @@ class OrderChanges:
 
     # ------------------------------------------------------------------------------ writing
     def write(self, records: list[Record], results: BatchResults) -> None:
-        for r in self.flow.to_write(records, results):
-            order = self._orders[_order_id(r)]
-            what = f"change of Dataverse order {r.source_id} in Brightpearl order {order.id}"
+        try:
+            for r in self.flow.to_write(records, results):
+                order = self._orders[_order_id(r)]
+                what = f"change of Dataverse order {r.source_id} in Brightpearl order {order.id}"
+                try:
+                    if is_canceled(r):
+                        self._cancel(r, order, results)
+                    else:
+                        self._edit(r, order, results)
+                except bp_errors.BrightpearlError as exc:
+                    results.error(r.source_id, exc, what)
+        finally:
+            self._release()
+
+    # ------------------------------------------------------------------------------ the lease
+    def _lease(self, order_id: int) -> bool:
+        """Take the lease of a Brightpearl order (a ledger key that expires): one worker at a
+        time reads and changes an order's rows, so two never add the same row. An order this
+        batch holds already, or no Brightpearl id at all, needs none."""
+        if not order_id or order_id in self._leased:
+            return True
+        if not self.flow.store.ledger.record(_lease_key(order_id), ttl=LEASE):
+            return False
+        self._leased.add(order_id)
+        return True
+
+    def _release(self) -> None:
+        for order_id in sorted(self._leased):
             try:
-                if is_canceled(r):
-                    self._cancel(r, order, results)
-                else:
-                    self._edit(r, order, results)
-            except bp_errors.BrightpearlError as exc:
-                results.error(r.source_id, exc, what)
+                self.flow.store.ledger.forget(_lease_key(order_id))
+            except Exception:  # the lease expires by itself
+                log.warning("releasing the lease of Brightpearl order %s failed", order_id)
+        self._leased.clear()
 
     def _needs_review(self, r: Record, reason: str, why: str, results: BatchResults) -> None:
         order = r.read.value

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -246,13 +246,16 @@ class MemoryLedger:
 
     def __init__(self) -> None:
         self.held: dict[str, str | None] = {}
+        self.expires: dict[str, datetime] = {}  # keys recorded with a ttl
         self.lock = threading.Lock()
 
-    def record(self, key: str, *, holder: str | None = None) -> bool:
+    def record(self, key: str, *, holder: str | None = None, ttl: timedelta | None = None) -> bool:
         with self.lock:
-            if key in self.held:
+            if key in self.held and self.expires.get(key, datetime.max.replace(tzinfo=UTC)) > _now():
                 return False
             self.held[key] = holder
+            if ttl is not None:
+                self.expires[key] = _now() + ttl
             return True
 
     def record_for(self, key: str, holder: str) -> bool:
@@ -263,6 +266,7 @@ class MemoryLedger:
     def forget(self, key: str) -> None:
         with self.lock:
             self.held.pop(key, None)
+            self.expires.pop(key, None)
 
 
 class MemoryAudit:

@@ -14,6 +14,8 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from datetime import timedelta
+
     from shared.brightpearl.client import MultiMessageResult
     from shared.brightpearl.models import (
         ContactTag,
@@ -257,7 +259,10 @@ class LinksPort(Protocol):
 class LedgerPort(Protocol):
     """Keys of things done once (one dead letter per bad record version; shared/store/ledger.py)."""
 
-    def record(self, key: str, *, holder: str | None = None) -> bool: ...
+    def record(self, key: str, *, holder: str | None = None, ttl: timedelta | None = None) -> bool:
+        """True if this call recorded `key` (absent or expired), False if it is held; `ttl`:
+        how long it lives (default: the ledger's retention), e.g. a lease."""
+        ...
 
     def record_for(self, key: str, holder: str) -> bool: ...
 

@@ -6,6 +6,7 @@ and outages retry without writing a row twice."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -298,3 +299,27 @@ def test_the_change_settings_are_checked_by_yaml_path():
         parse_order_mapping({"changes": {"editable_statuses": ["cancelled"]}})
     shipped = read_order_mapping().changes  # mappings/orders.yaml as shipped
     assert shipped.editable("awaiting payment") and shipped.cancelled_status == "Cancelled"
+
+
+def test_an_order_another_worker_is_changing_waits_then_is_compared_afresh():
+    rig = Changes()
+    rig.edit(LINE_1, quantity=3, tax=5.8)
+    lease = f"orders-changes|lease|{rig.bp_id}"
+    assert rig.store.ledger.record(lease, ttl=timedelta(seconds=120))  # another worker holds it
+    [outcome] = rig.flow().handle([notice(ORDER)])
+    assert isinstance(outcome, RetryLater) and outcome.reason == "StateConflict" and outcome.waiting
+    assert rig.bp.calls == []  # not even read
+    rig.store.ledger.forget(lease)  # the other worker is done (or its lease ran out)
+    assert rig.flow().handle([notice(ORDER)]) == [Completed()]
+    assert rig.rows()[0] == (rig.mug, "3.0000", "29.0000", "T20")
+    assert lease not in rig.store.ledger.held  # released after the write
+
+
+def test_a_lease_left_by_a_worker_that_died_expires():
+    rig = Changes()
+    rig.edit(LINE_1, quantity=3, tax=5.8)
+    lease = f"orders-changes|lease|{rig.bp_id}"
+    assert rig.store.ledger.record(lease, ttl=timedelta(seconds=120))
+    rig.store.ledger.expires[lease] -= timedelta(seconds=121)
+    assert rig.flow().handle([notice(ORDER)]) == [Completed()]
+    assert rig.rows()[0] == (rig.mug, "3.0000", "29.0000", "T20")
