@@ -124,7 +124,8 @@ def _party(address: OrderAddress) -> dict[str, Any] | None:
         "addressFullName": address.name,
         "companyName": address.company,
         "addressLine1": address.line1,
-        "addressLine2": address.line2,
+        # line3 has no slot of its own (line 3 is the town): it joins line 2, as for customers
+        "addressLine2": ", ".join(part for part in (address.line2, address.line3) if part),
         "addressLine3": address.city,
         "addressLine4": address.region,
         "postalCode": address.postcode,

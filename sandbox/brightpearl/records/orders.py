@@ -175,16 +175,22 @@ class OrderStore(OrderRowStore):
             else:
                 placed_on = None
             rows = self._parse_rows(body.get("rows"))
-            override = (body.get("delivery") or {}).get("address")
-            country = None
-            if isinstance(override, dict) and "countryIsoCode" in override:
-                code = str(override["countryIsoCode"]).upper()
-                country = pycountry.countries.get(alpha_3=code) or pycountry.countries.get(alpha_2=code)
-                if country is None:
-                    raise bad(
-                        f"delivery.address.countryIsoCode {override['countryIsoCode']!r} is unknown",
-                        "ORDC-017",
-                    )
+            overrides: dict[str, dict[str, Any]] = {}  # party -> address override (delivery, billing §6.2)
+            countries: dict[str, Any] = {}
+            for side in ("delivery", "billing"):
+                override = (body.get(side) or {}).get("address")
+                if not isinstance(override, dict):
+                    continue
+                overrides[side] = override
+                if "countryIsoCode" in override:
+                    code = str(override["countryIsoCode"]).upper()
+                    found = pycountry.countries.get(alpha_3=code) or pycountry.countries.get(alpha_2=code)
+                    if found is None:
+                        raise bad(
+                            f"{side}.address.countryIsoCode {override['countryIsoCode']!r} is unknown",
+                            "ORDC-017",
+                        )
+                    countries[side] = found
             # every check is done: only now is anything allocated or written (atomic POST, §6.1)
             oid = self.next_id("order", 100000)
             now = self.now()
@@ -205,11 +211,12 @@ class OrderStore(OrderRowStore):
                 "email": ((contact["communication"]["emails"].get("PRI") or {}).get("email", "")),
                 "telephone": contact["communication"]["telephones"].get("PRI", ""),
             }
-            delivery_party = dict(party)
-            if isinstance(override, dict):
-                delivery_party.update({k: v for k, v in override.items() if isinstance(v, str)})
-                if country is not None:
-                    delivery_party.update(countryIsoCode=country.alpha_2, countryIsoCode3=country.alpha_3)
+            sides = {"delivery": dict(party), "billing": dict(party)}
+            for side, override in overrides.items():
+                sides[side].update({k: v for k, v in override.items() if isinstance(v, str)})
+                if side in countries:
+                    found = countries[side]
+                    sides[side].update(countryIsoCode=found.alpha_2, countryIsoCode3=found.alpha_3)
             order_rows: dict[str, Any] = {}
             for seq, row in enumerate(rows, start=1):
                 rid = self.next_id("row", 1)
@@ -242,7 +249,7 @@ class OrderStore(OrderRowStore):
                         "teamId": 0,
                     }
                 },
-                "parties": {"customer": party, "delivery": delivery_party, "billing": dict(party)},
+                "parties": {"customer": party, **sides},
                 "delivery": {
                     "deliveryDate": now,
                     "shippingMethodId": (body.get("delivery") or {}).get("shippingMethodId", 0),
