@@ -25,17 +25,20 @@ skipped). Then, for all the orders together:
    - invoicing: `bpi_invoicereference` (the order's invoice references) and `bpi_paymentstatus`
      (PAID, PARTIALLY_PAID, else NOT_PAID; nothing for an order with nothing to pay);
 4. write only what differs, all in one `$batch` (a new `$batch` per 1,000 operations; an order's
-   operations never straddle two), per order in this sequence:
-   - Dynamics edits only Active orders (reference dataverse-api.md §10.5), so a Submitted order
-     is first set Active (PATCH statecode 0), then its columns and lines are PATCHed, then it
-     goes to its wanted state: Submitted again (or the mapped Active/Submitted state) by PATCH,
-     or Fulfilled through the collection-bound `FulfillSalesOrder` action. An order reaching
-     Fulfilled is fulfilled once: one action per order and batch, and none when Dynamics holds
-     Fulfilled already. The `$batch` continues on error, so a refused column write still puts
-     the order back into its state;
-   - a closed Dynamics order (Fulfilled, Canceled, Invoiced) cannot be edited: what it still
-     lacks (an invoice after fulfilment, say) is `skipped` with reason `DynamicsOrderClosed`,
-     naming the columns; Canceled and Invoiced are never written (`StateChangeNotSupported`).
+   operations never straddle two), per order: its columns, its lines, then its state (PATCH for
+   Active and Submitted; Fulfilled through the collection-bound `FulfillSalesOrder` action). An
+   order reaching Fulfilled is fulfilled once: one action per order and batch, none when Dynamics
+   holds Fulfilled already. Canceled and Invoiced are never written (`StateChangeNotSupported`,
+   unless Dynamics holds that state already: a Dynamics cancellation coming back completes).
+   Dynamics keeps orders that are not Active read-only to users (reference dataverse-api.md
+   §10.5); `writeback.read_only_orders` in mappings/orders.yaml says how they are written:
+   - `reopen` (default): a Submitted order is set Active (PATCH statecode 0), written, then put
+     back (or fulfilled) in the same `$batch`, which continues on error so the order always goes
+     back; a closed order (Fulfilled, Canceled, Invoiced) is not written: what it lacks (an
+     invoice after fulfilment) is `skipped` with reason `DynamicsOrderClosed`, naming the columns;
+   - `direct`: as they are, which Dynamics allows only an administrator (an application user
+     with System Administrator; docs/deploy.md gives it a custom role), so an invoice after
+     fulfilment still arrives.
 
 A change Dynamics refuses is that order's dead letter with Dynamics' message (through the one
 error table, shared/resilience.py); throttling or an outage on either side is a retry.
@@ -133,11 +136,13 @@ class OrdersToDataverse(RecordSync[OrderState]):
         *,
         statuses: OrderStatusMapping,
         shipping_methods: Mapping[int, str] | None = None,
+        reopen: bool = True,
         **ports: Unpack[FlowPorts],
     ) -> None:
         super().__init__(**ports)
         self.statuses = statuses
         self.shipping_methods = dict(shipping_methods or {})  # Brightpearl shippingMethodId -> name
+        self.reopen = reopen  # writeback.read_only_orders: reopen (else direct)
 
     @classmethod
     def from_runtime(cls) -> Self:
@@ -146,7 +151,10 @@ class OrdersToDataverse(RecordSync[OrderState]):
 
         mapping = load_order_mapping(order_mapping_path())
         return cls(
-            statuses=mapping.statuses, shipping_methods=shipping_method_names(mapping), **cls.runtime_ports()
+            statuses=mapping.statuses,
+            shipping_methods=shipping_method_names(mapping),
+            reopen=mapping.writeback.read_only_orders == "reopen",
+            **cls.runtime_ports(),
         )
 
     # ------------------------------------------------------------------------------ hooks
@@ -403,7 +411,7 @@ class OrdersToDataverse(RecordSync[OrderState]):
         ops: list[tuple[BatchOperation, str]] = []
         current = held.statecode or ACTIVE
         if columns or lines:
-            if current not in (ACTIVE, SUBMITTED):
+            if self.reopen and current not in (ACTIVE, SUBMITTED):
                 if not state_differs(wanted, held):
                     results.set(
                         r.source_id,
@@ -411,7 +419,7 @@ class OrdersToDataverse(RecordSync[OrderState]):
                     )
                     return []
             else:
-                if current != ACTIVE:
+                if self.reopen and current != ACTIVE:
                     reopen = {"statecode": ACTIVE, "statuscode": status} if state == ACTIVE else REOPEN
                     ops.append((BatchOperation("PATCH", path, reopen), "reopening to write"))
                     held = held.model_copy(update=reopen)

@@ -122,6 +122,18 @@ class ChangeSettings(_Strict):
         return bool(status) and str(status).casefold() == self.cancelled_status.casefold()
 
 
+class WritebackSettings(_Strict):
+    """How the write-back (orders-to-dataverse) reaches Dynamics orders that are not Active:
+    Dynamics keeps Submitted, Fulfilled, Canceled and Invoiced orders read-only to users."""
+
+    read_only_orders: Literal["reopen", "direct"] = Field(
+        "reopen",
+        description="reopen: a Submitted order is set Active, written, then put back, and a closed order "
+        "is not written (DynamicsOrderClosed); direct: columns and lines are written as they are, "
+        "which Dynamics allows only an administrator (an application user with System Administrator)",
+    )
+
+
 class OrderMapping(_Strict):
     """The validated contents of mappings/orders.yaml (and the status file it names)."""
 
@@ -138,6 +150,7 @@ class OrderMapping(_Strict):
     unknown_sku: UnknownSkuSettings = UnknownSkuSettings()
     customer_wait: CustomerWaitSettings = CustomerWaitSettings()
     changes: ChangeSettings = ChangeSettings()
+    writeback: WritebackSettings = WritebackSettings()
     status_file: str = Field("order_status.yaml", min_length=1, description="relative to this file")
     statuses: OrderStatusMapping = Field(default_factory=OrderStatusMapping, description="status_file's")
     source: str = Field("<memory>", exclude=True)

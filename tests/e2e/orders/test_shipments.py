@@ -108,6 +108,16 @@ def test_a_partial_then_a_full_shipment_fulfil_the_dynamics_order_with_quantitie
     assert head["bpi_trackingreference"] == "TRK-PART, TRK-REST"
     closes = [r for r in box.dv.rows("orderclose") if _id(r.get("salesorderid")) == order.lower()]
     assert len(closes) == 1  # fulfilled once
+    # invoiced after fulfilment: Dynamics keeps the closed order as it is, and the audit says so
+    admin(box, f"orders/{created['id']}/invoice", {"invoiceReference": "SI-AFTER"})
+    box.host.run_timer("poll_brightpearl_orders")
+    box.work()
+    head = box.dv_order(order)
+    assert "bpi_invoicereference" not in head and head["statecode"] == 3
+    entries = box.store.audit.for_record("order", "brightpearl", str(created["id"]))
+    closed = [e for e in entries if e.reason_code == "DynamicsOrderClosed"]
+    assert [e.result for e in closed] == [AuditResult.SKIPPED]
+    assert "bpi_invoicereference" in closed[0].description
     assert box.dead_lettered("orders-to-dataverse") == [] and box.dead_lettered() == []
     # reopening and restoring the order to write it is no change orders-to-brightpearl acts on
     assert {result for result, _ in box.audited(order)} <= {AuditResult.SYNCED, AuditResult.SKIPPED}

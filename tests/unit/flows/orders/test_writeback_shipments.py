@@ -10,12 +10,16 @@ import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from shared.dataverse.errors import DataverseThrottled
 from shared.dataverse.models import BatchOperation, BatchResult
 from shared.events import ChangeNotice, Envelope, now_utc
 from shared.flows.orders_poller import BrightpearlOrderPoller
 from shared.flows.orders_spec import BRIGHTPEARL_ORDER_CURSOR, ORDERS, SHIPMENT_EVENTS, STATUS_EVENT
 from shared.flows.orders_to_dataverse import FULFIL_ACTION, OrdersToDataverse
+from shared.mapping.config import MappingError
+from shared.mapping.orders_config import parse_order_mapping
 from shared.mapping.orders_status import parse_order_status_mapping
 from shared.outcomes import Completed, DeadLetter, RetryLater
 from shared.sync.fakes import FakeBrightpearl, FakeDataverse, MemoryCursors, MemoryStateStore
@@ -74,9 +78,13 @@ def row(line_id: str, product_id: int, quantity: int) -> dict[str, Any]:
 
 
 class Rig:
-    def __init__(self) -> None:
+    """reopen (the default of writeback.read_only_orders): against a Dataverse that edits only
+    Active orders; else direct, against one that lets the integration (an administrator) write them."""
+
+    def __init__(self, reopen: bool = True) -> None:
+        self.reopen = reopen
         self.bp = FakeBrightpearl(order_statuses=dict(NAMES))
-        self.dv = FakeDataverse(only_active_orders_editable=True)
+        self.dv = FakeDataverse(only_active_orders_editable=reopen)
         self.store = MemoryStateStore()
         self.batches: list[list[BatchOperation]] = []
         execute = self.dv.execute_batch
@@ -91,6 +99,7 @@ class Rig:
         return OrdersToDataverse(
             statuses=STATUSES,
             shipping_methods={DHL: "DHL"},
+            reopen=self.reopen,
             brightpearl=self.bp,
             dataverse=self.dv,
             store=self.store,
@@ -158,8 +167,9 @@ def test_the_spec_declares_the_shipment_events_the_goods_out_notices_and_the_ord
     assert poller.cursors == (BRIGHTPEARL_ORDER_CURSOR,)
 
 
-def test_a_partial_shipment_writes_the_shipped_fields_and_quantities_and_does_not_fulfil():
-    rig = Rig()
+@pytest.mark.parametrize("reopen", [False, True], ids=["direct", "reopen"])
+def test_a_partial_shipment_writes_the_shipped_fields_and_quantities_and_does_not_fulfil(reopen: bool):
+    rig = Rig(reopen)
     bp_id = rig.order(5)  # Partially Shipped -> Submitted / In Progress
     first, _ = rig.row_ids(bp_id)
     note = rig.bp.ship(
@@ -177,12 +187,16 @@ def test_a_partial_shipment_writes_the_shipped_fields_and_quantities_and_does_no
     assert rig.state == (1, 3) and rig.fulfilments() == 0  # back to Submitted, not fulfilled
     assert rig.dv.calls == ["query", "query", "execute_batch"]  # orders, lines, one $batch
     [ops] = rig.batches
-    assert ops[0].body == {"statecode": 0, "statuscode": 1}  # reopened to edit
-    assert ops[-1].body == {"statecode": 1, "statuscode": 3}  # and put back
+    if reopen:
+        assert ops[0].body == {"statecode": 0, "statuscode": 1}  # reopened to edit
+        assert ops[-1].body == {"statecode": 1, "statuscode": 3}  # and put back
+    else:
+        assert len(ops) == 2 and all("statecode" not in (op.body or {}) for op in ops)  # columns, line
 
 
-def test_a_full_shipment_fulfils_the_order_once_after_writing_its_lines():
-    rig = Rig()
+@pytest.mark.parametrize("reopen", [False, True], ids=["direct", "reopen"])
+def test_a_full_shipment_fulfils_the_order_once_after_writing_its_lines(reopen: bool):
+    rig = Rig(reopen)
     bp_id = rig.order(5)
     first, second = rig.row_ids(bp_id)
     note_1 = rig.bp.ship(bp_id, {first: 1}, reference="TRK-1", shipping_method_id=DHL)
@@ -293,6 +307,18 @@ def test_a_vanished_goods_out_note_is_skipped_naming_it():
     assert (result, reason) == ("skipped", "GoodsOutNoteNotFound") and "987654" in description
 
 
+def test_with_direct_writes_an_invoice_after_fulfilment_reaches_the_fulfilled_dynamics_order():
+    rig = Rig(reopen=False)
+    bp_id = rig.order(7, state=(3, 100001))  # Shipped; Dynamics holds it Fulfilled already
+    rig.bp.sales_orders[bp_id]["invoices"] = [{"invoiceReference": "SI-7"}]
+    rig.bp.sales_orders[bp_id]["orderPaymentStatus"] = "PAID"
+    assert rig.flow().handle([order_notice(bp_id)]) == [Completed()]
+    assert (rig.header["bpi_invoicereference"], rig.header["bpi_paymentstatus"]) == ("SI-7", "PAID")
+    assert rig.state == (3, 100001) and rig.fulfilments() == 0
+    [ops] = rig.batches
+    assert [op.method for op in ops] == ["PATCH"]  # the columns only, the order stays closed
+
+
 def test_an_invoice_after_fulfilment_is_skipped_as_dynamics_order_closed():
     rig = Rig()
     bp_id = rig.order(7, state=(3, 100001))  # Shipped; Dynamics holds it Fulfilled already
@@ -310,14 +336,18 @@ def test_a_cancellation_dynamics_already_holds_completes_without_a_dead_letter()
         STATUSES,
         parse_order_status_mapping({"statuses": {"Cancelled": {"statecode": 2, "statuscode": 4}}}),
     ):
-        rig = Rig()
-        bp_id = rig.order(9, state=(2, 4))  # Cancelled: unmapped, then mapped to Canceled / No Money
-        flow = rig.flow()
-        flow.statuses = statuses
-        assert flow.handle([order_notice(bp_id)]) == [Completed()]
-        assert rig.batches == [] and rig.state == (2, 4)
-        [(result, reason, _)] = rig.audit()
-        assert (result, reason) == ("skipped", "DynamicsOrderClosed")  # NOT_PAID not written: closed
+        for reopen in (False, True):
+            rig = Rig(reopen)
+            bp_id = rig.order(9, state=(2, 4))  # Cancelled: unmapped, then mapped to Canceled / No Money
+            flow = rig.flow()
+            flow.statuses = statuses
+            assert flow.handle([order_notice(bp_id)]) == [Completed()]
+            assert rig.state == (2, 4) and rig.fulfilments() == 0
+            [(result, reason, _)] = rig.audit()
+            if reopen:  # NOT_PAID is not written on a closed order
+                assert (result, reason) == ("skipped", "DynamicsOrderClosed") and rig.batches == []
+            else:
+                assert (result, reason) == ("synced", None) and rig.header["bpi_paymentstatus"] == "NOT_PAID"
 
 
 def test_a_thousand_status_changes_take_at_most_thirty_dataverse_calls():
@@ -353,3 +383,14 @@ def test_the_order_poller_publishes_sales_orders_changed_since_its_watermark():
     assert (envelope.notice.entity, envelope.notice.ids) == ("order", (str(second),))
     cursor = cursors.get(BRIGHTPEARL_ORDER_CURSOR)
     assert cursor is not None and cursor.value.startswith("2026-12-05T10:00:00")
+
+
+def test_the_writeback_setting_is_checked_by_yaml_path_and_defaults_to_reopen():
+    assert parse_order_mapping({}).writeback.read_only_orders == "reopen"
+    assert (
+        parse_order_mapping({"writeback": {"read_only_orders": "direct"}}).writeback.read_only_orders
+        == "direct"
+    )
+    with pytest.raises(MappingError) as caught:
+        parse_order_mapping({"writeback": {"read_only_orders": "sometimes"}})
+    assert "writeback.read_only_orders" in str(caught.value)
