@@ -119,3 +119,27 @@ def test_a_dynamics_cancellation_moves_the_brightpearl_order_to_cancelled(orders
     assert any("moved to status 'Cancelled'" in e.description for e in box.audit(order))
     assert box.dead_lettered() == []
     assert box.dead_lettered(TO_DV) == []  # the status coming back finds Dynamics Canceled already
+
+
+def test_a_removed_line_leaves_the_brightpearl_order_through_the_change_tracking_backstop(
+    orders_sandbox: OrderSandbox,
+):
+    """A line's Delete names only the line (its order is gone with it), so the order itself comes
+    through change tracking: its totals moved. The backstop poller brings it; its row is removed."""
+    box = orders_sandbox
+    box.host.run_timer("poll_dataverse_orders")  # the first run records the delta links
+    order, _ = placed(box)
+    box.host.run_timer("poll_dataverse_orders")
+    box.work()
+    tee = box.shop.bp_products["TEE-1"]
+    assert any(r[0] == tee for r in rows(box, order).values())
+
+    box.dv.crm("PATCH", f"salesorders({order})", {"statecode": 0, "statuscode": 1})
+    box.dv.crm("DELETE", f"salesorderdetails({line_of(box, order, 'TEE-1')})")
+    box.work()
+    box.host.run_timer("poll_dataverse_orders")
+    box.work()
+
+    assert [r for r in rows(box, order).values() if r[0] == tee] == []
+    assert [r[0] for r in rows(box, order).values()] == [box.shop.bp_products["MUG-1"]]
+    assert box.dead_lettered() == []
