@@ -58,6 +58,7 @@ from pydantic import BaseModel
 
 from shared.dataverse import odata
 from shared.dataverse.models import BatchOperation
+from shared.events import Envelope
 from shared.flows.orders_spec import GOODS_OUT_ENTITY, ORDERS, TO_DATAVERSE
 from shared.mapping.brightpearl import parse_bp_time
 from shared.mapping.orders_config import SHIPPING_METHOD_CODES, OrderMapping, load_order_mapping
@@ -77,6 +78,7 @@ NOT_OURS = "NotFromDynamics"
 NOT_SUPPORTED = "StateChangeNotSupported"
 CLOSED = "DynamicsOrderClosed"
 NOTE_NOT_FOUND = "GoodsOutNoteNotFound"
+NOTE_CREATED = "goods-out-note.created"
 INVOICED = 4
 ACTIVE, SUBMITTED = 0, 1
 CLOSED_STATES = (CANCELED, FULFILLED, INVOICED)
@@ -158,6 +160,17 @@ class OrdersToDataverse(RecordSync[OrderState]):
         )
 
     # ------------------------------------------------------------------------------ hooks
+    def sort_notice(self, envelope: Envelope, record_id: str, batch: Batch, results: BatchResults) -> None:
+        """A note just created has shipped nothing: nothing to read for it (the webhook is
+        registered for others; its shipment comes as goods-out-note.modified.shipped)."""
+        if envelope.notice.detail.get("event") == NOTE_CREATED:
+            results.set(
+                record_id,
+                RecordResult("skipped", None, f"goods-out note {record_id} created: nothing shipped yet"),
+            )
+            return
+        super().sort_notice(envelope, record_id, batch, results)
+
     def expand(self, batch: Batch, results: BatchResults) -> list[str]:
         """The orders named, then the order of each goods-out note named (one GET of the notes)."""
         order_ids = list(batch.changed.get("order", []))

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from shared.brightpearl.webhook_registration import DEFAULT_EVENTS
 from shared.dataverse.errors import DataverseThrottled
 from shared.dataverse.models import BatchOperation, BatchResult
 from shared.events import ChangeNotice, Envelope, now_utc
@@ -162,6 +163,7 @@ def test_the_spec_declares_the_shipment_events_the_goods_out_notices_and_the_ord
     for event in (STATUS_EVENT, *SHIPMENT_EVENTS):
         assert event in ORDERS.brightpearl_events
     assert "order.modified.fully-shipped" in SHIPMENT_EVENTS
+    assert set(SHIPMENT_EVENTS) <= set(DEFAULT_EVENTS)  # what syncctl webhooks register asks for
     poller = BrightpearlOrderPoller.spec
     assert poller in ORDERS.pollers and poller.schedule_setting == "BRIGHTPEARL_ORDER_POLL_SCHEDULE"
     assert poller.cursors == (BRIGHTPEARL_ORDER_CURSOR,)
@@ -296,6 +298,16 @@ def test_a_goods_out_note_of_an_order_not_from_dynamics_is_skipped():
     assert rig.dv.calls == [] and rig.state == (1, 3)
     reasons = {(result, reason) for result, reason, _ in rig.audit()}
     assert ("skipped", "NotFromDynamics") in reasons
+
+
+def test_a_goods_out_note_just_created_reads_nothing():
+    rig = Rig()
+    bp_id = rig.order(5)
+    note = rig.bp.ship(bp_id, shipped=False)
+    assert rig.flow().handle([notice("goods-out-note", "goods-out-note.created", note)]) == [Completed()]
+    assert rig.bp.calls == ["create_sales_order"] and rig.dv.calls == []
+    [(result, _, description)] = rig.audit()
+    assert result == "skipped" and "nothing shipped yet" in description
 
 
 def test_a_vanished_goods_out_note_is_skipped_naming_it():
