@@ -39,3 +39,24 @@ def test_an_order_saved_but_not_submitted_stays_in_dynamics(orders_sandbox: Orde
     box.submit(order)
     box.work()
     assert len(box.bp_orders_of(order)) == 1
+
+
+def test_an_order_whose_webhooks_were_lost_is_found_by_the_change_tracking_poll(
+    orders_sandbox: OrderSandbox,
+) -> None:
+    box = orders_sandbox
+    box.host.run_timer("poll_dataverse_orders")  # the first run records the delta links
+    box.host.wait_idle(timeout=60)
+    box.dv.call("POST", "webhooks/fail", {"count": 100})  # every delivery of the order is lost
+    order = box.raise_order([("MUG-1", 1)])
+    box.dv.call("POST", "webhooks/drain", {"timeout": 20})
+    box.dv.call("POST", "webhooks/fail", {"count": 0})
+    box.work()
+    assert box.bp_orders_of(order) == []  # no webhook: nothing yet
+
+    box.host.run_timer("poll_dataverse_orders")
+    box.work()
+    assert len(box.bp_orders_of(order)) == 1
+    box.host.run_timer("poll_dataverse_orders")  # nothing new: nothing more
+    box.work()
+    assert len(box.bp_orders_of(order)) == 1
