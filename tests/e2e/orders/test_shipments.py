@@ -25,11 +25,19 @@ STATUS_FILE = ROOT / "mappings" / "order_status.yaml"
 
 
 @pytest.fixture
-def sandbox_settings(tmp_path: Path) -> dict[str, str]:
+def read_only_orders() -> str:
+    """writeback.read_only_orders of the test's mapping (a test parametrizes it to `direct`)."""
+    return "reopen"
+
+
+@pytest.fixture
+def sandbox_settings(tmp_path: Path, read_only_orders: str) -> dict[str, str]:
     """orders.yaml mapping DHL, and the shipped status file plus the sandbox account's default
     status "New web order" (kept Submitted), so a shipment is not held up by a status gap."""
     path = order_mapping(
-        tmp_path, ("shipping_methods: {}", f"shipping_methods: {{{DHL_CODE}: {DHL_METHOD}}}")
+        tmp_path,
+        ("shipping_methods: {}", f"shipping_methods: {{{DHL_CODE}: {DHL_METHOD}}}"),
+        ("read_only_orders: reopen", f"read_only_orders: {read_only_orders}"),
     )
     statuses = yaml.safe_load(STATUS_FILE.read_text())
     statuses["statuses"]["New web order"] = {"statecode": 1, "statuscode": 3}
@@ -167,3 +175,34 @@ def test_every_mapped_status_reaches_its_dynamics_state(orders_sandbox: OrderSan
         head = box.dv_order(order)
         assert (head["statecode"], head["statuscode"]) == (target["statecode"], target["statuscode"]), name
     assert box.dead_lettered("orders-to-dataverse") == []
+
+
+@pytest.mark.parametrize("read_only_orders", ["direct"])
+def test_with_direct_writes_an_invoice_after_fulfilment_reaches_the_fulfilled_order(
+    orders_sandbox: OrderSandbox, dv_server: Any, read_only_orders: str
+) -> None:
+    """For an application user with System Administrator, which Dynamics lets edit read-only
+    orders (the simulator's application_users_are_admins)."""
+    box = orders_sandbox
+    config = dv_server.simulator.config
+    config.application_users_are_admins = True
+    try:
+        order = box.raise_order([("TEE-1", 2)])
+        box.work()
+        created = box.bp_order_of(order)
+        [row] = [int(rid) for rid in created["orderRows"]]
+        ship(box, created["id"], {row: 2}, "TRK-ALL")
+        box.work()
+        assert (box.dv_order(order)["statecode"], shipped(lines_by_sku(box, order)["TEE-1"])) == (3, 2)
+        admin(box, f"orders/{created['id']}/invoice", {"invoiceReference": "SI-DIRECT"})
+        box.host.run_timer("poll_brightpearl_orders")
+        box.work()
+        head = box.dv_order(order)
+        assert (head["bpi_invoicereference"], head["statecode"], head["statuscode"]) == (
+            "SI-DIRECT",
+            3,
+            100001,
+        )
+        assert box.dead_lettered("orders-to-dataverse") == []
+    finally:
+        config.application_users_are_admins = False
