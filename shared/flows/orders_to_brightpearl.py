@@ -488,7 +488,11 @@ class OrdersToBrightpearl(RecordSync[Order]):
             return False
         except Exception as exc:
             self._release(claim, r.source_id)
-            results.error(r.source_id, exc, f"creation of Dataverse order {r.source_id} in Brightpearl")
+            refused = currency_refused(r.read.value, exc)
+            if refused is not None:  # the atomic POST made nothing: the order's own reason
+                results.set(r.source_id, refused)
+            else:
+                results.error(r.source_id, exc, f"creation of Dataverse order {r.source_id} in Brightpearl")
             return False
         try:
             self.store.links.complete_claim(
@@ -547,3 +551,16 @@ class OrdersToBrightpearl(RecordSync[Order]):
             self.store.links.release_claim(claim)
         except Exception:  # an unreleased claim expires after LINK_CLAIM_TIMEOUT_SECONDS
             log.warning("releasing the claim of Dataverse order %s failed", order_id)
+
+
+def currency_refused(order: Order, exc: BaseException) -> RecordResult | None:
+    """CurrencyMissing when Brightpearl refused the sales-order POST over its currency (an ISO
+    code the account lacks: its error names `currency`); None for any other failure. The
+    account's currencies are not read beforehand (no documented currency list, reference §4.1)."""
+    if not isinstance(exc, bp_errors.BrightpearlValidationError):
+        return None
+    messages = [str(e.get("message", "")) for e in exc.errors]
+    if not any("currency" in m.lower() for m in messages):
+        return None
+    [issue] = [i for i in order_issues(order, currencies=()) if i.code is IssueCode.CURRENCY_MISSING]
+    return RecordResult("fatal", issue.code, f"{issue.description} (Brightpearl: {'; '.join(messages)})")

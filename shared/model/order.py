@@ -154,7 +154,8 @@ def order_issues(
         add(
             IssueCode.ORDER_HAS_NO_LINES,
             "lines",
-            f"{order.reference} has no order products (salesorderdetail)",
+            f"{order.reference} has no order products (salesorderdetail); add them to the order in Dynamics "
+            "(an edit of a line notifies the order again)",
         )
     for index, line in enumerate(order.lines):
         where = f"lines[{index}]"
@@ -162,7 +163,9 @@ def order_issues(
             add(
                 IssueCode.INVALID_QUANTITY,
                 f"{where}.quantity",
-                f"{order.reference}, line {index + 1}: quantity must be more than 0, is {line.quantity}",
+                f"{order.reference}, line {index + 1}{f' (SKU {line.sku!r})' if line.sku else ''}: "
+                f"quantity must be more than 0, is {line.quantity}; "
+                "correct the quantity in Dynamics, then resubmit",
             )
         if line.is_write_in and not line.write_in:
             add(
@@ -174,18 +177,22 @@ def order_issues(
             add(
                 IssueCode.UNKNOWN_SKU,
                 f"{where}.sku",
-                f"{order.reference}, line {index + 1}: SKU {line.sku!r} is not a Brightpearl product",
+                f"{order.reference}, line {index + 1}: SKU {line.sku!r} is not a Brightpearl product; "
+                "create it in Brightpearl (or correct the product number), then "
+                "syncctl dlq resubmit --reason UnknownSku",
             )
     if not order.currency:
         add(
             IssueCode.CURRENCY_MISSING,
             "currency",
-            f"{order.reference} has no currency (transactioncurrencyid)",
+            f"{order.reference} has no currency (transactioncurrencyid); "
+            "set the order's currency in Dynamics",
         )
     elif currencies is not None and order.currency.upper() not in {c.upper() for c in currencies}:
         add(
             IssueCode.CURRENCY_MISSING,
             "currency",
-            f"{order.reference} is in {order.currency.upper()}, a currency Brightpearl lacks",
+            f"{order.reference} is in {order.currency.upper()}, a currency Brightpearl lacks; add the "
+            "currency in Brightpearl (Settings > Company > Currencies), then resubmit",
         )
     return issues
