@@ -25,6 +25,7 @@ import pytest
 
 from sandbox import catalogue_solution
 from sandbox.catalogue_solution import CatalogueRefs
+from sandbox.host import LocalHost
 from shared.brightpearl.webhook_registration import DEFAULT_EVENTS, sync_brightpearl_webhooks
 from shared.dataverse import odata
 from shared.dataverse.webhook_registration import entity_steps, sync_dataverse_webhooks
@@ -225,6 +226,19 @@ class OrderSandbox(Sandbox):
         subs = ((DV_TOPIC, TO_BP), (BP_TOPIC, TO_DV), (DV_TOPIC, "customers-to-brightpearl"))
         return sum(self.bus.counts(t, s).scheduled for t, s in subs)
 
+    def start_host(self) -> None:
+        """A new local host in place of the stopped one (`host.stop()`), on the same port (the
+        webhooks still reach it), bus, store and clock, as a new instance of the Function App."""
+        self.host = LocalHost(
+            "function_app",
+            settings=self.values,
+            bus=self.bus,
+            port=self.host.port,
+            clock=self.clock,
+            project_root=ROOT,
+            poll_interval=0.02,
+        ).start()
+
     # -- looking ---------------------------------------------------------------------------------
     def bp_orders(self) -> list[dict[str, Any]]:
         """Brightpearl's sales orders (SO), oldest first."""
@@ -264,16 +278,21 @@ class OrderSandbox(Sandbox):
         return self.dead_letters(topic, flow)
 
 
-def register_webhooks(box: Sandbox) -> None:
-    """`syncctl webhooks register` for both systems against the host's ingress."""
+def register_dataverse_webhooks(box: Sandbox, ingress_url: str) -> None:
+    """`syncctl webhooks register` of the Dataverse steps, delivering to `ingress_url`."""
     sync_dataverse_webhooks(
         box.dvc,
-        ingress_url=f"{box.host.api_url}/webhooks/dataverse",
+        ingress_url=ingress_url,
         function_key=box.values["LOCAL_FUNCTION_KEY"],
         secret=box.values["DATAVERSE_WEBHOOK_SECRET"],
         steps=entity_steps(box.values),
         dry_run=False,
     )
+
+
+def register_webhooks(box: Sandbox) -> None:
+    """`syncctl webhooks register` for both systems against the host's ingress."""
+    register_dataverse_webhooks(box, f"{box.host.api_url}/webhooks/dataverse")
     sync_brightpearl_webhooks(
         box.bp,
         ingress_url=f"{box.host.api_url}/webhooks/brightpearl",
@@ -314,4 +333,5 @@ def orders_sandbox(sandbox: Sandbox, dv_server: Any) -> Iterator[OrderSandbox]:
     try:
         yield box
     finally:
+        box.host.stop()  # one started by start_host (the sandbox fixture stops the first)
         box.bp_sim.dispatcher.reset()
