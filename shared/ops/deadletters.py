@@ -245,7 +245,7 @@ def superseded(items: Iterable[DeadLetter], audit: Any) -> list[tuple[DeadLetter
             outcomes = [e for e in later if e.result.value != "operator"]
             if not outcomes or outcomes[0].result.value not in ("synced", "skipped"):
                 break
-            notes.append(f"{record_id} {outcomes[0].result.value} {outcomes[0].at.isoformat()}")  # type: ignore[union-attr]
+            notes.append(f"{record_id} {outcomes[0].result.value} {outcomes[0].at.isoformat()}")
         else:
             out.append((item, "; ".join(notes)))
     return out

@@ -82,7 +82,7 @@ def record(system: str, name: str, record_id: str | int) -> RecordRef:
         for flow in spec.flows:
             if system not in (flow.source, flow.target):
                 continue
-            names = _names(spec, flow, system)  # type: ignore[arg-type]
+            names = _names(spec, flow, system)
             known |= names
             if name in names:
                 flows.append(flow)
@@ -90,15 +90,15 @@ def record(system: str, name: str, record_id: str | int) -> RecordRef:
                     specs.append(spec)
     if not specs:
         raise RecordInputError(
-            f"no {SYSTEM_TITLES[system]} record type {name!r}; known: {', '.join(sorted(known))}"  # type: ignore[index]
+            f"no {SYSTEM_TITLES[system]} record type {name!r}; known: {', '.join(sorted(known))}"
         )
     text = str(record_id).strip()
     if system == "dataverse":
         text = text.removeprefix("{").removesuffix("}").lower()  # as Dynamics shows it, or bare
-    problem = id_problem(system, text)  # type: ignore[arg-type]
+    problem = id_problem(system, text)
     if problem:
         raise RecordInputError(problem)
-    return RecordRef(system, name, text, specs[0], tuple(flows))  # type: ignore[arg-type]
+    return RecordRef(system, name, text, specs[0], tuple(flows))
 
 
 def id_problem(system: System, record_id: str) -> str | None:

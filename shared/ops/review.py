@@ -172,4 +172,5 @@ def decide(
         description=description,
         message_id=sent,
     )
-    return audit.record(entry)
+    written: AuditEntry = audit.record(entry)
+    return written

@@ -143,7 +143,7 @@ def _phone(text: str, default_region: str) -> Checked[str]:
         # +44 number on a French contact is invalid for GB, not FR), else the default region
         region = (
             phonenumbers.region_code_for_number(number)
-            or phonenumbers.region_code_for_country_code(number.country_code)
+            or phonenumbers.region_code_for_country_code(number.country_code or 0)
             or default_region
         )
         if region == phonenumbers.UNKNOWN_REGION:
