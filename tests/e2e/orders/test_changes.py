@@ -7,13 +7,18 @@ order to `changes.cancelled_status`."""
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from typing import Any
 
 from shared.store import AuditResult
-from tests.e2e.orders.conftest import SKUS, TO_DV, OrderSandbox
+from tests.e2e.customers.test_operator_loop import cli
+from tests.e2e.orders.conftest import SKUS, TO_BP, TO_DV, OrderSandbox
+
+__all__ = ["cli"]
 
 PARTIALLY_SHIPPED = 11  # a status of the simulator's account outside the editable set
+AWAITING_PAYMENT = 3  # one in the shipped editable_statuses
 
 
 def placed(box: OrderSandbox) -> tuple[str, dict[str, Any]]:
@@ -143,3 +148,30 @@ def test_a_removed_line_leaves_the_brightpearl_order_through_the_change_tracking
     assert [r for r in rows(box, order).values() if r[0] == tee] == []
     assert [r[0] for r in rows(box, order).values()] == [box.shop.bp_products["MUG-1"]]
     assert box.dead_lettered() == []
+
+
+def test_the_operator_reviews_a_locked_edit_makes_the_order_editable_and_accepts_it(
+    orders_sandbox: OrderSandbox,
+    cli,  # type: ignore[no-untyped-def]
+):
+    """`syncctl review list` shows the OrderLocked order with what to check; once the Brightpearl
+    order is back in an editable status, `review accept` runs it again and the edit goes through."""
+    box = orders_sandbox
+    order, created = placed(box)
+    box.bp.set_order_status(created["id"], PARTIALLY_SHIPPED)
+    box.work()
+    box.clock.advance(5)  # the audit orders a record's rows by time: the edit comes after the sync
+    reopen_and_edit(box, order)
+    box.work()
+    [item] = [i for i in json.loads(cli("review", "list", "--json")) if i["recordId"] == order]
+    assert item["key"] == f"{TO_BP}/{order}" and item["reason"] == "OrderLocked"
+
+    box.bp.set_order_status(created["id"], AWAITING_PAYMENT)  # the operator decides Dynamics is right
+    box.work()
+    box.clock.advance(5)
+    cli("review", "accept", item["key"])
+    box.work()
+
+    mug = box.shop.bp_products["MUG-1"]
+    assert (mug, 5, SKUS["MUG-1"] * 5) in rows(box, order).values()
+    assert [i for i in json.loads(cli("review", "list", "--json")) if i["recordId"] == order] == []
