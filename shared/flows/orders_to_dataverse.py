@@ -24,6 +24,7 @@ skipped). Then, for all the orders together:
      orders-to-brightpearl sent, so a row's shipped quantity lands on its own line;
    - invoicing: `bpi_invoicereference` (the order's invoice references) and `bpi_paymentstatus`
      (PAID, PARTIALLY_PAID, else NOT_PAID; nothing for an order with nothing to pay);
+   - `bpi_brightpearlstatus`: the Brightpearl status name, mapped or not;
 4. write only what differs, all in one `$batch` (a new `$batch` per 1,000 operations; an order's
    operations never straddle two), per order: its columns, its lines, then its state (PATCH for
    Active and Submitted; Fulfilled through the collection-bound `FulfillSalesOrder` action). An
@@ -93,13 +94,14 @@ PAYMENT_STATUSES = {
     "UNPAID": "NOT_PAID",
     "NOT_PAID": "NOT_PAID",
 }
-# salesorder column -> (OrderState field, the column's length; None: a date-time)
-HEADER_COLUMNS: dict[str, tuple[str, int | None]] = {
-    "bpi_shippedon": ("shipped_on", None),
-    "bpi_shippingmethod": ("shipping_method", 200),
-    "bpi_trackingreference": ("tracking_reference", 200),
-    "bpi_invoicereference": ("invoice_reference", 100),
-    "bpi_paymentstatus": ("payment_status", 20),
+# salesorder column -> the OrderState field it holds
+HEADER_COLUMNS: dict[str, str] = {
+    "bpi_shippedon": "shipped_on",
+    "bpi_shippingmethod": "shipping_method",
+    "bpi_trackingreference": "tracking_reference",
+    "bpi_invoicereference": "invoice_reference",
+    "bpi_paymentstatus": "payment_status",
+    "bpi_brightpearlstatus": "status_name",
 }
 LINES = "_lines"  # the Dynamics order's lines, as match() files them in the order's row
 NOTES = "_goodsOutNotes"  # the Brightpearl order's goods-out notes, as fetch() files them
@@ -112,6 +114,7 @@ class OrderState(BaseModel):
     statuscode: int | None = None
     order_number: str | None = None  # Brightpearl `reference` = the Dynamics order number
     status: str = ""  # the Brightpearl status as shown in messages: 'Shipped' (id 7)
+    status_name: str | None = None  # the Brightpearl status name (bpi_brightpearlstatus)
     shipped_on: str | None = None  # UTC, whole seconds: 2026-12-05T13:00:00Z
     shipping_method: str | None = None
     tracking_reference: str | None = None
@@ -234,6 +237,7 @@ class OrdersToDataverse(RecordSync[OrderState]):
         wanted = OrderState(
             order_number=number,
             status=shown,
+            status_name=str(name)[:100] if name else None,
             **shipment(record, self.shipping_methods),
             **invoicing(record),
         )
@@ -552,6 +556,7 @@ def held_state(row: Mapping[str, Any]) -> OrderState:
         tracking_reference=row.get("bpi_trackingreference") or None,
         invoice_reference=row.get("bpi_invoicereference") or None,
         payment_status=row.get("bpi_paymentstatus") or None,
+        status_name=row.get("bpi_brightpearlstatus") or None,
         shipped={
             str(line.get("salesorderdetailid")).lower(): _decimal(line.get("quantityshipped"))
             for line in row.get(LINES) or ()
@@ -562,7 +567,7 @@ def held_state(row: Mapping[str, Any]) -> OrderState:
 def header_changes(wanted: OrderState, held: OrderState) -> dict[str, Any]:
     """The salesorder columns whose value differs: column -> the value to write."""
     out: dict[str, Any] = {}
-    for column, (name, _) in HEADER_COLUMNS.items():
+    for column, name in HEADER_COLUMNS.items():
         value = getattr(wanted, name)
         if name in ("shipped_on", "shipping_method", "tracking_reference") and not wanted.has_lines:
             continue  # nothing shipped (or the notes were not read): leave shipment columns alone

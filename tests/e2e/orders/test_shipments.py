@@ -174,6 +174,7 @@ def test_every_mapped_status_reaches_its_dynamics_state(orders_sandbox: OrderSan
         box.work()
         head = box.dv_order(order)
         assert (head["statecode"], head["statuscode"]) == (target["statecode"], target["statuscode"]), name
+        assert head["bpi_brightpearlstatus"] == name
     assert box.dead_lettered("orders-to-dataverse") == []
 
 

@@ -29,7 +29,14 @@ STATUSES = parse_order_status_mapping(
         }
     }
 )
-NAMES = {4: "Awaiting Payment", 5: "Partially Shipped", 7: "Shipped", 8: "On Hold", 9: "Cancelled"}
+NAMES = {
+    4: "Awaiting Payment",
+    5: "Partially Shipped",
+    7: "Shipped",
+    8: "On Hold",
+    9: "Cancelled",
+    10: "Backordered",
+}
 
 
 def notice(*ids: int) -> Envelope:
@@ -64,7 +71,8 @@ class Rig:
         )
 
     def order(self, status_id: int, *, linked: bool = True, state: tuple[int, int] = (1, 3)) -> int:
-        """A Dynamics order (Submitted by default) that orders-to-brightpearl created in Brightpearl."""
+        """A Dynamics order (Submitted by default) that orders-to-brightpearl created in Brightpearl,
+        holding the status name and payment status the write-back leaves there."""
         self.dv.add(
             "salesorders",
             {
@@ -72,7 +80,8 @@ class Rig:
                 "ordernumber": "ORD-01001",
                 "statecode": state[0],
                 "statuscode": state[1],
-                "bpi_paymentstatus": "NOT_PAID",  # as the write-back left it (an unpaid order)
+                "bpi_paymentstatus": "NOT_PAID",  # an unpaid order
+                "bpi_brightpearlstatus": NAMES[status_id],
             },
         )
         bp_id = self.bp.create_sales_order({"ref": "ORD-01001", "externalRef": ORDER, "statusId": status_id})
@@ -137,6 +146,11 @@ def test_an_unmapped_status_is_status_not_mapped_naming_the_status_and_order_num
     assert "'On Hold'" in outcome.description and "(id 8)" in outcome.description
     assert "ORD-01001" in outcome.description
     assert rig.state == (1, 3) and "execute_batch" not in rig.dv.calls
+    rig.bp.set_order_status(bp_id, 10)  # another unmapped status: its name is still written
+    [outcome] = rig.flow().handle([notice(bp_id)])
+    assert isinstance(outcome, DeadLetter) and outcome.reason == "StatusNotMapped"
+    assert rig.dv.tables["salesorders"][ORDER]["bpi_brightpearlstatus"] == "Backordered"
+    assert rig.state == (1, 3)
 
 
 def test_an_order_that_did_not_come_from_dynamics_is_skipped_with_an_audit_note():

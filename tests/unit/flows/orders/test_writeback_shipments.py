@@ -185,6 +185,7 @@ def test_a_partial_shipment_writes_the_shipped_fields_and_quantities_and_does_no
     assert rig.header["bpi_shippedon"] == "2026-12-05T09:15:00Z"
     assert rig.header["bpi_shippingmethod"] == "DHL"
     assert rig.header["bpi_trackingreference"] == "TRK-1"
+    assert rig.header["bpi_brightpearlstatus"] == "Partially Shipped"
     assert rig.quantities() == {LINE_1: 1.0, LINE_2: None}  # only the line that shipped is written
     assert rig.state == (1, 3) and rig.fulfilments() == 0  # back to Submitted, not fulfilled
     assert rig.dv.calls == ["query", "query", "execute_batch"]  # orders, lines, one $batch
