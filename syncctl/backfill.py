@@ -4,7 +4,9 @@ interrupted run resumes from the cursor it saved after each page (--restart star
 
 One command per entity whose spec declares backfill sources (shared/sync/registry.py):
 `backfill customers --from brightpearl|dataverse`, `backfill products --from brightpearl`
-(Brightpearl is the products' master: `--from dataverse` is refused, naming why).
+(Brightpearl is the products' master: `--from dataverse` is refused, naming why),
+`backfill orders --since DATE` (Dataverse is the orders' master: `--from brightpearl` is refused).
+An entity read from one system only takes that system when `--from` is left out.
 """
 
 from __future__ import annotations
@@ -85,9 +87,11 @@ def run_backfill(
 
 def _command(spec: EntitySpec) -> Callable[..., None]:
     systems = " or ".join(s.system for s in spec.backfill_sources)
+    # one system to read (orders: Dataverse, their master): --from may be left out
+    only = spec.backfill_sources[0].system if len(spec.backfill_sources) == 1 else ...
 
     def command(
-        source: str = typer.Option(..., "--from", help=systems),
+        source: str = typer.Option(only, "--from", help=systems),
         since: str | None = typer.Option(None, "--since", help="only records changed since (ISO date/time)"),
         restart: bool = typer.Option(False, "--restart", help="ignore an unfinished run's cursor"),
         settings_file: Path | None = typer.Option(None, "--settings", help="local.settings.json-style file"),

@@ -12,7 +12,7 @@ on salesorder and salesorderdetail (poll_dataverse_orders).
 
 from __future__ import annotations
 
-from shared.sync.spec import DataverseTable, EntitySpec, FlowSpec, PollerSpec
+from shared.sync.spec import BackfillSource, DataverseTable, EntitySpec, FlowSpec, PollerSpec
 
 ORDER_COLUMNS = "shared.flows.orders_spec:order_columns"
 LINE_COLUMNS = "shared.flows.orders_spec:line_columns"
@@ -66,10 +66,11 @@ SALESORDERDETAIL_COLUMNS = (
 
 def order_columns(mapping: object = None) -> tuple[str, ...]:
     """The salesorder columns whose change can make an order sync (its Update step's filter):
-    the state, and the Yes/No column `trigger.flag_column` of the mapping."""
+    the state, the Yes/No column `trigger.flag_column` of the mapping, and the header amounts a
+    linked order's rows follow (freight, order discount: changes after creation)."""
     trigger = getattr(mapping, "trigger", None)
     flag = getattr(trigger, "flag_column", None) or "bpi_sendtobrightpearl"
-    return ("statecode", "statuscode", flag)
+    return ("statecode", "statuscode", flag, "freightamount", "discountamount", "discountpercentage")
 
 
 def line_columns(mapping: object = None) -> tuple[str, ...]:
@@ -138,6 +139,10 @@ ORDERS = EntitySpec(
         DataverseTable("salesorderdetail", "salesorderdetails", LINE_COLUMNS),
         # a won opportunity makes the order (trigger.opportunity_won; shared/flows/orders_opportunity.py)
         DataverseTable("opportunity", "opportunities", OPPORTUNITY_COLUMNS, messages=("Update",)),
+    ),
+    # Dataverse is the orders' master: `syncctl backfill orders --since DATE` lists its salesorders
+    backfill_sources=(
+        BackfillSource("dataverse", "salesorder", "shared.flows.orders_backfill:list_dataverse_orders"),
     ),
     backfill_cursor_prefix="backfill-orders",
     mapping_loader="shared.mapping.orders_config:load_order_mapping",

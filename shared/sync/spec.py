@@ -173,9 +173,14 @@ class EntitySpec:
             raise ValueError(f"{self.name} cannot be backfilled: the entity declares no backfill source")
         masters = " and ".join(titles[s] for s in readable)
         use = " or ".join(f"--from {s}" for s in readable)
+        writing_back = [f.name for f in self.flows if f.source == system]
+        why = (
+            f"{titles[system]} only writes back to them ({', '.join(writing_back)})"
+            if writing_back
+            else f"no flow reads {self.name} from {titles[system]}, so there is nothing to sync"
+        )
         raise ValueError(
-            f"{self.name} cannot be backfilled from {system}: {masters} is their master and no flow "
-            f"reads {self.name} from {titles[system]}, so there is nothing to sync; use {use}"
+            f"{self.name} cannot be backfilled from {system}: {masters} is their master and {why}; use {use}"
         )
 
 
