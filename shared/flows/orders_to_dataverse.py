@@ -42,7 +42,10 @@ skipped). Then, for all the orders together:
      fulfilment still arrives.
 
 A change Dynamics refuses is that order's dead letter with Dynamics' message (through the one
-error table, shared/resilience.py); throttling or an outage on either side is a retry.
+error table, shared/resilience.py), unless the order, read again, holds what was wanted: another
+worker wrote it meanwhile (the shipped-note and fully-shipped notices of one shipment in two
+batches at once), so it is unchanged and fulfilled once. Throttling or an outage on either side
+is a retry.
 Echo-safe and idempotent: Dynamics' current values are what is compared, so our own write
 coming back, or a redelivered notice, writes nothing; the link's hashes belong to
 orders-to-brightpearl and are not touched here.
@@ -297,21 +300,7 @@ class OrdersToDataverse(RecordSync[OrderState]):
                 continue
             r.link, r.target_id, r.matched_by = link, target.lower(), "link"
             linked.append(r)
-        rows: dict[str, dict[str, Any]] = {}
-        select = ["salesorderid", "ordernumber", "statecode", "statuscode", *HEADER_COLUMNS]
-        for chunk in chunked(linked, LOOKUP_CHUNK):
-            wanted = odata.in_("salesorderid", [r.target_id or "" for r in chunk])
-            for found in self.dv.query("salesorders", select=select, filter=wanted):
-                rows[str(found.values["salesorderid"]).lower()] = {**found.values, LINES: []}
-        shipped = [r.target_id or "" for r in linked if r.read.value.has_lines and r.target_id in rows]
-        for ids in chunked(shipped, LOOKUP_CHUNK):
-            select = ["salesorderdetailid", "_salesorderid_value", "quantity", "quantityshipped"]
-            for line in self.dv.query(
-                "salesorderdetails", select=select, filter=odata.in_("_salesorderid_value", list(ids))
-            ):
-                parent = str(line.values.get("_salesorderid_value") or "").lower()
-                if parent in rows:
-                    rows[parent][LINES].append(dict(line.values))
+        rows = self._dynamics_orders(linked)
         for r in linked:
             row = rows.get(r.target_id or "")
             if row is None:
@@ -326,6 +315,26 @@ class OrdersToDataverse(RecordSync[OrderState]):
                 )
             else:
                 r.target = row
+
+    def _dynamics_orders(self, records: list[Record]) -> dict[str, dict[str, Any]]:
+        """The Dynamics orders of `records` by id (100 a query), each with its lines (`_lines`)
+        when its Brightpearl order shipped something."""
+        rows: dict[str, dict[str, Any]] = {}
+        select = ["salesorderid", "ordernumber", "statecode", "statuscode", *HEADER_COLUMNS]
+        for chunk in chunked(records, LOOKUP_CHUNK):
+            wanted = odata.in_("salesorderid", [r.target_id or "" for r in chunk])
+            for found in self.dv.query("salesorders", select=select, filter=wanted):
+                rows[str(found.values["salesorderid"]).lower()] = {**found.values, LINES: []}
+        shipped = [r.target_id or "" for r in records if r.read.value.has_lines and r.target_id in rows]
+        for ids in chunked(shipped, LOOKUP_CHUNK):
+            select = ["salesorderdetailid", "_salesorderid_value", "quantity", "quantityshipped"]
+            for line in self.dv.query(
+                "salesorderdetails", select=select, filter=odata.in_("_salesorderid_value", list(ids))
+            ):
+                parent = str(line.values.get("_salesorderid_value") or "").lower()
+                if parent in rows:
+                    rows[parent][LINES].append(dict(line.values))
+        return rows
 
     def write(self, records: list[Record], results: BatchResults) -> None:
         """One $batch of every order's changes (per order: reopen, columns, lines, state), then
@@ -343,9 +352,38 @@ class OrdersToDataverse(RecordSync[OrderState]):
             for (r, _, what), answer in zip(flat, answers, strict=True):
                 if not answer.ok and not results.has(r.source_id):
                     results.error(r.source_id, answer.error, f"{self._what(r)} {what}")
+        refused = [r for r, _ in groups if (got := results.by_id.get(r.source_id)) and got.kind == "fatal"]
+        self._written_meanwhile(refused, results)
         for r in todo:
             if not results.has(r.source_id):
                 self._settle_order(r, results)
+
+    def _written_meanwhile(self, refused: list[Record], results: BatchResults) -> None:
+        """Orders whose writes Dynamics refused, read again: when another worker has meanwhile
+        brought one up to date (two notices of one shipment in two batches at once: the second
+        finds the order fulfilled and closed), it is unchanged, not a dead letter."""
+        if not refused:
+            return
+        rows = self._dynamics_orders(refused)
+        for r in refused:
+            row = rows.get(r.target_id or "")
+            wanted = self._decision(r).payload
+            if row is None:
+                continue
+            held = held_state(row)
+            if not (
+                header_changes(wanted, held) or line_changes(wanted, held) or state_differs(wanted, held)
+            ):
+                r.target = row
+                results.set(
+                    r.source_id,
+                    RecordResult(
+                        "unchanged",
+                        None,
+                        f"{self._what(r)} already holds this content (written meanwhile by another worker)",
+                        target_id=r.target_id,
+                    ),
+                )
 
     def _settle_order(self, r: Record, results: BatchResults) -> None:
         """Synced or unchanged; or, with its columns written, dead-lettered for a status gap."""

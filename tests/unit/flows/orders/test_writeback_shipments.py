@@ -221,6 +221,27 @@ def test_a_full_shipment_fulfils_the_order_once_after_writing_its_lines(reopen: 
     assert rig.fulfilments() == 1 and rig.state == (3, 100001)
 
 
+@pytest.mark.parametrize("reopen", [False, True], ids=["direct", "reopen"])
+def test_two_workers_writing_one_shipment_at_once_fulfil_it_once_and_neither_dead_letters(reopen: bool):
+    rig = Rig(reopen)
+    bp_id = rig.order(5)
+    note = rig.bp.ship(bp_id, reference="TRK-1")  # every row: fully shipped
+    execute = rig.dv.execute_batch
+    other: list[Any] = []
+
+    def racing(ops: Any, **kwargs: Any) -> list[BatchResult]:
+        if not other:  # the other worker, with the fully-shipped notice, writes first
+            other.append(None)
+            other.append(rig.flow().handle([order_notice(bp_id, "order.modified.fully-shipped")]))
+        return execute(ops, **kwargs)
+
+    rig.dv.execute_batch = racing  # type: ignore[method-assign]
+    assert rig.flow().handle([shipped(note)]) == [Completed()]
+    assert other == [None, [Completed()]]
+    assert rig.state == (3, 100001) and rig.quantities() == {LINE_1: 2.0, LINE_2: 3.0}
+    assert "written meanwhile by another worker" in rig.audit()[-1][2]
+
+
 def test_a_fully_shipped_order_is_fulfilled_even_when_its_status_is_not_mapped():
     rig = Rig()
     bp_id = rig.order(8)  # On Hold: no entry in order_status.yaml
