@@ -1,17 +1,18 @@
 """HTTP: the operations console under /api/ops/ (admin key; in the sandbox LOCAL_MASTER_KEY).
 
-Pages (GET): `ops` the overview (flows, last errors, backlog, cursors, API budgets; `?hours=`),
-`ops/data` the same figures as JSON, `ops/deadletters` (`?reason=&subscription=`),
-`ops/deadletter?subscription=&id=` one dead letter's metadata and its fix, `ops/static/<file>`
-the vendored chart library. Actions (POST, form fields `subscription`, `message_id` and
-`confirm` equal to the action): `ops/deadletters/resubmit` and `ops/deadletters/purge`; each
-is written to the audit (shared/ops/console.py). The data come through shared/ops and
-shared.bus, the code `syncctl` uses.
+Pages (GET): `ops` the overview (flows with their state, last errors, backlog, cursors, API
+budgets; `?hours=`), `ops/data` the same figures as JSON, `ops/deadletters`
+(`?reason=&subscription=`), `ops/deadletter?subscription=&id=` one dead letter's metadata and
+fix, `ops/history?system=&type=&id=` one record's history, `ops/review` the needs-review list,
+`ops/static/<file>` the vendored chart library. Actions (POST forms whose `confirm` field must
+name the action, else 400): `ops/deadletters/resubmit|purge`, `ops/review/accept|dismiss`,
+`ops/flows/pause|resume`, `ops/sync`; each is written to the audit (result `operator`). The data
+come through shared/ops and shared.bus, the code `syncctl` uses.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import cast
@@ -24,15 +25,20 @@ from shared.bus.backlog import Backlog
 from shared.bus.deadletters import DeadLetterOps, LocalDeadLetters
 from shared.bus.port import BusError
 from shared.ops import console, metrics, runbook
+from shared.ops.busview import BusMessage
 from shared.ops.console_html import (
     Links,
     as_json,
     render_dead_letter,
     render_dead_letters,
+    render_done,
     render_error,
+    render_history,
     render_outcomes,
     render_overview,
+    render_review,
 )
+from shared.ops.review import Decision
 from shared.telemetry import get_logger
 
 bp = func.Blueprint()
@@ -218,12 +224,10 @@ def ops_dead_letter_action(req: func.HttpRequest) -> func.HttpResponse:
         if name not in console.ACTIONS:
             raise BadRequest(f"action: {name!r} is not one of {', '.join(console.ACTIONS)}")
         action = cast(console.Action, name)
-        form = parse_qs((req.get_body() or b"").decode("utf-8", "replace"))
-        if (form.get("confirm") or [""])[0] != action:
-            raise BadRequest(f"confirm: must be {action!r} to {action} (tick the confirmation)")
+        form = _confirmed_form(req, action)
         targets = _targets(form)
         with _dead_letter_ops() as ops:
-            outcomes = console.act(ops, runtime.state_store(), _pairs(), action, targets)
+            outcomes = console.act(ops, runtime.state_store(), _pairs(), action, targets, actor=_actor(req))
     except (BadRequest, ValueError) as exc:
         return _html(render_error(400, str(exc), links), 400)
     except BusError as exc:
@@ -232,16 +236,32 @@ def ops_dead_letter_action(req: func.HttpRequest) -> func.HttpResponse:
     return _html(render_outcomes(action, outcomes, links))
 
 
+def _confirmed_form(req: func.HttpRequest, action: str) -> dict[str, list[str]]:
+    """The posted form; BadRequest unless its `confirm` field names the action."""
+    form = parse_qs((req.get_body() or b"").decode("utf-8", "replace"))
+    if _field(form, "confirm") != action:
+        raise BadRequest(f"confirm: must be {action!r} to {action} (tick the confirmation)")
+    return form
+
+
+def _field(form: dict[str, list[str]], name: str, *, required: bool = False) -> str:
+    value = (form.get(name) or [""])[0].strip()
+    if required and not value:
+        raise BadRequest(f"{name}: required")
+    return value
+
+
+def _actor(req: func.HttpRequest) -> str:
+    """Who acts: the console, and the signed-in user when Entra authentication fronts the app."""
+    user = (req.headers.get("x-ms-client-principal-name") or "").strip()
+    return f"console ({user[:60]})" if user else "console"
+
+
 def _targets(form: dict[str, list[str]]) -> list[tuple[str, str]]:
     """(subscription, message id) pairs: `subscription` + `message_id` for one dead letter, or
     repeated `target` fields `<subscription>/<message id>` for several."""
-    subscription = (form.get("subscription") or [""])[0].strip()
-    message_id = (form.get("message_id") or [""])[0].strip()
-    if subscription or message_id:
-        for field, value in (("subscription", subscription), ("message_id", message_id)):
-            if not value:
-                raise BadRequest(f"{field}: required")
-        return [(subscription, message_id)]
+    if _field(form, "subscription") or _field(form, "message_id"):
+        return [(_field(form, "subscription", required=True), _field(form, "message_id", required=True))]
     targets = []
     for value in form.get("target") or []:
         sub, _, mid = value.strip().partition("/")
@@ -265,3 +285,172 @@ def ops_static(req: func.HttpRequest) -> func.HttpResponse:
         charset="utf-8",
         headers={"Cache-Control": "max-age=86400"},
     )
+
+
+# ----------------------------------------------------------------------------- operator loop
+@bp.function_name("ops_history")
+@bp.route(route="ops/history", methods=["GET"], auth_level=ADMIN)
+def ops_history(req: func.HttpRequest) -> func.HttpResponse:
+    """One record's history (`syncctl history`): audit of both linked records, link, bus."""
+    from shared.ops.history import record_history
+    from shared.ops.records import RecordInputError, record
+
+    links = _links(req)
+    system = (req.params.get("system") or "brightpearl").strip().lower()
+    record_type, record_id = (req.params.get("type") or "").strip(), (req.params.get("id") or "").strip()
+    found, error, status = None, None, 200
+    if record_type and record_id:
+        try:
+            ref = record(system, record_type, record_id)
+            found = record_history(runtime.state_store(), ref, bus=_bus_reader([f.name for f in ref.flows]))
+        except RecordInputError as exc:
+            error, status = str(exc), 400
+    page = render_history(
+        links, system=system, record_type=record_type, record_id=record_id, history=found, error=error
+    )
+    return _html(page, status)
+
+
+def _bus_reader(flows: list[str]) -> Callable[[set[str]], Sequence[BusMessage]]:
+    """The bus messages naming some ids on the flows' subscriptions (shared.ops.busview)."""
+    from shared.bus.topology import Topology, load_topology
+    from shared.ops.busview import bus_messages
+
+    settings = runtime.settings().bus
+    pairs = [(t, s) for t, s in _pairs() if s in flows]
+    # the local bus is opened with the topology; Service Bus needs none (infra/ is not deployed)
+    topology = load_topology() if settings.backend == "local" else cast(Topology, None)
+    return lambda ids: bus_messages(settings, topology, pairs, ids=ids)
+
+
+@bp.function_name("ops_sync")
+@bp.route(route="ops/sync", methods=["POST"], auth_level=ADMIN)
+def ops_sync(req: func.HttpRequest) -> func.HttpResponse:
+    """Sync one record now (`syncctl sync`): its change notice published, the request audited."""
+    from shared.ops.records import RecordInputError, record
+    from shared.ops.sync_now import runtime_publish, runtime_source
+
+    links = _links(req)
+    try:
+        form = _confirmed_form(req, "sync")
+        ref = record(
+            _field(form, "system", required=True),
+            _field(form, "type", required=True),
+            _field(form, "id", required=True),
+        )
+        sent = console.sync_record(
+            runtime.state_store(),
+            ref,
+            publish=runtime_publish,
+            source=runtime_source(ref.system),
+            now=runtime.clock(),
+            actor=_actor(req),
+        )
+    except (BadRequest, RecordInputError) as exc:
+        return _html(render_error(400, str(exc), links), 400)
+    except BusError as exc:
+        return _html(render_error(503, f"the bus could not be reached: {exc}", links), 503)
+    lines = [
+        f"notice {sent.message_id} published for {', '.join(sent.flows)}",
+        "its outcome appears in the record's history when the flow has run it",
+    ]
+    back = {"system": ref.system, "type": ref.name, "id": ref.record_id}
+    return _html(render_done(f"{ref.label}: sync requested", lines, links, "history", back))
+
+
+@bp.function_name("ops_review")
+@bp.route(route="ops/review", methods=["GET"], auth_level=ADMIN)
+def ops_review(req: func.HttpRequest) -> func.HttpResponse:
+    """The needs-review list (`syncctl review list`)."""
+    from shared.ops.review import needs_review
+
+    links = _links(req)
+    try:
+        days = _days(req.params.get("days"))
+        items = needs_review(runtime.state_store().audit, _flow_names(), days=days)
+    except BadRequest as exc:
+        return _html(render_error(400, str(exc), links), 400)
+    return _html(render_review(items, links, days=days))
+
+
+def _days(raw: str | None) -> int:
+    text = (raw or "14").strip()
+    if not text.isdigit() or not 1 <= int(text) <= 90:
+        raise BadRequest(f"days: {text!r} must be a whole number of days from 1 to 90")
+    return int(text)
+
+
+def _flow_names() -> list[str]:
+    from shared.sync import registry
+
+    return [f.name for f in registry.flows()]
+
+
+@bp.function_name("ops_review_decision")
+@bp.route(route="ops/review/{decision:alpha}", methods=["POST"], auth_level=ADMIN)
+def ops_review_decision(req: func.HttpRequest) -> func.HttpResponse:
+    """Accept (sync again) or dismiss a needs-review record (`syncctl review accept|dismiss`)."""
+    from shared.ops.records import RecordInputError
+    from shared.ops.review import DECISIONS, find, needs_review
+    from shared.ops.sync_now import runtime_publish, runtime_source
+
+    links = _links(req)
+    decision = (req.route_params.get("decision") or "").lower()
+    try:
+        if decision not in DECISIONS:
+            raise BadRequest(f"decision: {decision!r} is not one of {', '.join(DECISIONS)}")
+        form = _confirmed_form(req, decision)
+        key = _field(form, "key", required=True)
+        store = runtime.state_store()
+        item = find(needs_review(store.audit, _flow_names(), days=_days(_field(form, "days"))), key)
+        if item is None:
+            raise BadRequest(f"key: nothing waits for review under {key!r}")
+        entry = console.decide_review(
+            store,
+            item,
+            cast(Decision, decision),
+            publish=runtime_publish,
+            source=runtime_source,
+            now=runtime.clock(),
+            actor=_actor(req),
+        )
+    except (BadRequest, RecordInputError, ValueError) as exc:
+        return _html(render_error(400, str(exc), links), 400)
+    except BusError as exc:
+        return _html(render_error(503, f"the bus could not be reached: {exc}", links), 503)
+    return _html(render_done(f"{item.key}: {entry.reason_code}", [entry.description], links, "review"))
+
+
+@bp.function_name("ops_flow_action")
+@bp.route(route="ops/flows/{action:alpha}", methods=["POST"], auth_level=ADMIN)
+def ops_flow_action(req: func.HttpRequest) -> func.HttpResponse:
+    """Pause or resume one flow (`syncctl flow pause|resume`), audited."""
+    from shared.ops.flow_control import CACHE_SECONDS
+
+    links = _links(req)
+    action = (req.route_params.get("action") or "").lower()
+    try:
+        if action not in ("pause", "resume"):
+            raise BadRequest(f"action: {action!r} is not pause or resume")
+        form = _confirmed_form(req, action)
+        flow = _field(form, "flow", required=True)
+        if flow not in _flow_names():
+            raise BadRequest(f"flow: {flow!r} is not one of {', '.join(_flow_names())}")
+        store, actor = runtime.state_store(), _actor(req)
+        if action == "pause":
+            found, new = console.pause_flow(
+                store, flow, now=runtime.clock(), actor=actor, reason=_field(form, "reason")
+            )
+            title = f"{flow}: {'paused' if new else 'already paused'}"
+            lines = [
+                f"paused since {found.since.isoformat()} by {found.by}; its messages wait on the bus, "
+                f"looked at again every {found.recheck_seconds} s"
+            ]
+        else:
+            ended = console.resume_flow(store, flow, actor=actor)
+            title = f"{flow}: {'resumed' if ended else 'was not paused'}"
+            lines = [f"its postponed messages run within {ended.recheck_seconds} s"] if ended else []
+    except BadRequest as exc:
+        return _html(render_error(400, str(exc), links), 400)
+    lines.append(f"every instance sees the change within {CACHE_SECONDS:.0f} s")
+    return _html(render_done(title, lines, links))

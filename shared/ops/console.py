@@ -16,8 +16,13 @@ from typing import Any, Literal, TypeVar
 
 from shared.bus.backlog import Backlog
 from shared.bus.deadletters import DeadLetter, DeadLetterOps, Outcome, Selection
+from shared.events import Envelope
+from shared.ops import flow_control
+from shared.ops.deadletters import audit_entity
+from shared.ops.flow_control import Pause
 from shared.ops.metrics import (
     AuditRow,
+    CursorAge,
     FlowActivity,
     RequestBudget,
     Window,
@@ -26,6 +31,9 @@ from shared.ops.metrics import (
     flow_activity,
     last_errors,
 )
+from shared.ops.records import RecordRef, record
+from shared.ops.review import Decision, ReviewItem, decide
+from shared.ops.sync_now import SyncRequest, request_sync
 from shared.store import StateStore
 from shared.store.audit import AuditEntry, AuditResult
 
@@ -60,6 +68,7 @@ class Overview:
     cursors: Panel = field(default_factory=Panel)
     budget: Panel = field(default_factory=Panel)
     dataverse: Panel = field(default_factory=Panel)
+    pauses: Panel = field(default_factory=Panel)
 
     @property
     def errors(self) -> list[AuditRow]:
@@ -81,6 +90,7 @@ class Overview:
             "cursors": panel(self.cursors, lambda rows: [c.as_dict() for c in rows]),
             "brightpearl_budget": panel(self.budget, lambda b: b.as_dict() if b else None),
             "dataverse": panel(self.dataverse, lambda d: d),
+            "paused": panel(self.pauses, lambda rows: [p.as_dict() for p in rows]),
             "last_errors": [e.as_dict() for e in self.errors],
         }
 
@@ -110,10 +120,17 @@ def overview(
     except Exception as exc:
         out.flows_error = f"audit could not be read: {type(exc).__name__}: {exc}"[:500]
     out.backlog = read("backlog", backlog)
-    out.cursors = read("cursors", lambda: cursor_ages(store.cursors, now, cursor_owners()))
+    out.cursors = read("cursors", lambda: poller_cursors(store, now))
+    out.pauses = read("paused flows", lambda: flow_control.paused_flows(store.cursors, flows))
     out.budget = read("Brightpearl budget", budget)
     out.dataverse = read("Dataverse client", dataverse)
     return out
+
+
+def poller_cursors(store: StateStore, now: datetime) -> list[CursorAge]:
+    """The cursors table's cursors, without the flows' pause flags it also holds."""
+    ages = cursor_ages(store.cursors, now, cursor_owners())
+    return [c for c in ages if not c.name.startswith(flow_control.PREFIX)]
 
 
 # ----------------------------------------------------------------------------- dead letters
@@ -216,7 +233,7 @@ def _audit_entries(outcome: Outcome, action: Action, actor: str) -> list[AuditEn
     return [
         AuditEntry(
             flow=item.subscription,
-            entity=_audit_entity(item),
+            entity=audit_entity(item.subscription, item.entity),
             source_system=envelope.notice.system if envelope else "bus",
             source_id=record_id,
             result=AuditResult.OPERATOR,
@@ -228,12 +245,96 @@ def _audit_entries(outcome: Outcome, action: Action, actor: str) -> list[AuditEn
     ]
 
 
-def _audit_entity(item: DeadLetter) -> str:
-    """The entity the flow's own audit rows carry (its links entity, e.g. customer), so a
-    record's history (AuditLog.for_record) finds the operator's action beside the outcomes."""
+# ----------------------------------------------------------------------------- operator loop
+# The console's side of `syncctl history|review|flow|sync` (shared/ops: history, review,
+# flow_control, sync_now); each action is written to the audit as result `operator`.
+Publish = Callable[[str, list[Envelope]], None]
+
+
+def audit_operator(
+    store: StateStore,
+    flow: str,
+    reason: str,
+    description: str,
+    *,
+    source_system: str | None = None,
+    source_id: str | None = None,
+    message_id: str | None = None,
+) -> AuditEntry:
+    """One operator row in `flow`'s audit; about the flow itself unless a record is named."""
     from shared.sync import registry
 
-    try:
-        return registry.entity_of(item.subscription).link_entity
-    except KeyError:
-        return item.entity or "message"
+    spec = registry.flow(flow)
+    return store.audit.record(
+        AuditEntry(
+            flow=flow,
+            entity=registry.entity_of(flow).link_entity,
+            source_system=source_system or spec.source,
+            source_id=source_id or flow,
+            result=AuditResult.OPERATOR,
+            reason_code=reason,
+            description=description,
+            message_id=message_id,
+        )
+    )
+
+
+def pause_flow(
+    store: StateStore, flow: str, *, now: datetime, actor: str, reason: str = ""
+) -> tuple[Pause, bool]:
+    """Pause `flow` (shared.ops.flow_control) and audit it (FlowPaused) when this call paused it."""
+    found, new = flow_control.pause(store.cursors, flow, now=now, by=actor, reason=reason)
+    if new:
+        audit_operator(store, flow, "FlowPaused", f"{actor}: paused ({reason or 'no reason given'})")
+    return found, new
+
+
+def resume_flow(store: StateStore, flow: str, *, actor: str) -> Pause | None:
+    """Resume `flow` and audit it (FlowResumed) when it was paused."""
+    ended = flow_control.resume(store.cursors, flow)
+    if ended is not None:
+        audit_operator(
+            store, flow, "FlowResumed", f"{actor}: resumed (paused since {ended.since.isoformat()})"
+        )
+    return ended
+
+
+def sync_record(
+    store: StateStore, ref: RecordRef, *, publish: Publish, source: str, now: datetime, actor: str
+) -> SyncRequest:
+    """Publish the record's change notice now (shared.ops.sync_now) and audit it (SyncRequested)
+    in each flow it reaches, so the record's history shows the request before its outcome."""
+    sent = request_sync(ref, publish=publish, source=source, now=now, actor=actor)
+    for flow in sent.flows:
+        audit_operator(
+            store,
+            flow,
+            "SyncRequested",
+            f"{actor}: sync of {ref.label} requested; notice {sent.message_id} published",
+            source_system=ref.system,
+            source_id=ref.record_id,
+            message_id=sent.message_id,
+        )
+    return sent
+
+
+def decide_review(
+    store: StateStore,
+    item: ReviewItem,
+    decision: Decision,
+    *,
+    publish: Publish,
+    source: Callable[[str], str],
+    now: datetime,
+    actor: str,
+) -> AuditEntry:
+    """Accept (sync the record again) or dismiss a needs-review record (shared.ops.review.decide,
+    which writes ReviewAccepted / ReviewDismissed)."""
+
+    def resync(found: ReviewItem) -> str:
+        ref = record(found.system, found.entity, found.record_id)
+        return request_sync(
+            ref, publish=publish, source=source(found.system), now=now, actor=actor
+        ).message_id
+
+    return decide(store.audit, item, decision, actor=actor, resync=resync)

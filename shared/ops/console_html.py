@@ -17,7 +17,10 @@ from urllib.parse import urlencode
 
 from shared.bus.deadletters import DeadLetter, Outcome
 from shared.ops.console import ACTIONS, Action, Overview, Panel, metadata
+from shared.ops.flow_control import Pause
+from shared.ops.history import RecordHistory
 from shared.ops.metrics import OUTCOME_RESULTS, AuditRow, FlowActivity
+from shared.ops.review import ReviewItem
 from shared.ops.runbook import Fix
 
 WINDOWS = (("1 h", 1), ("6 h", 6), ("24 h", 24), ("7 days", 168))
@@ -79,7 +82,9 @@ def _page(title: str, links: Links, body: str, *, charts: bool = False) -> str:
         f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{_e(title)}</title>"
         f"<meta name=viewport content='width=device-width'>{assets}<style>{_CSS}</style></head><body>"
         f'<header><h1>bpsync operations</h1><a href="{_e(links.to())}">Overview</a>'
-        f'<a href="{_e(links.to("deadletters"))}">Dead letters</a></header><main>{body}</main>'
+        f'<a href="{_e(links.to("deadletters"))}">Dead letters</a>'
+        f'<a href="{_e(links.to("review"))}">Needs review</a>'
+        f'<a href="{_e(links.to("history"))}">Record history</a></header><main>{body}</main>'
         + (_CHART_SCRIPT if charts else "")
         + "</body></html>"
     )
@@ -106,6 +111,17 @@ def _num(value: float | None, unit: str = "") -> str:
     return f"{text}{unit}"
 
 
+def _table(columns: Sequence[str], rows: str | Sequence[str], empty: str) -> str:
+    """A table with these column titles (a leading # right-aligns a numeric column), or `empty`."""
+    body = rows if isinstance(rows, str) else "".join(rows)
+    if not body:
+        return empty
+    head = "".join(
+        f'<th class="n">{_e(c[1:])}</th>' if c.startswith("#") else f"<th>{_e(c)}</th>" for c in columns
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
 def _panel_error(panel: Panel) -> str:
     return f'<p class="err">{_e(panel.error)}</p>' if panel.error else ""
 
@@ -118,8 +134,8 @@ def render_overview(ov: Overview, links: Links, hours: float, fixes: dict[str, F
     )
     body = (
         f"<p>Window: {_e(_when(ov.window.since))} to {_e(_when(ov.window.until))} ({windows})</p>"
-        + _flows_section(ov)
-        + _errors_section(ov.errors, fixes)
+        + _flows_section(ov, links)
+        + _errors_section(ov.errors, fixes, links)
         + _backlog_section(ov.backlog, links)
         + _cursors_section(ov.cursors)
         + _budget_section(ov)
@@ -129,10 +145,11 @@ def render_overview(ov: Overview, links: Links, hours: float, fixes: dict[str, F
     return _page("bpsync operations", links, body, charts=True)
 
 
-def _flows_section(ov: Overview) -> str:
+def _flows_section(ov: Overview, links: Links) -> str:
     if ov.flows_error:
         return f'<section id=flows><h2>Flows</h2><p class="err">{_e(ov.flows_error)}</p></section>'
     head = "".join(f'<th class="n">{_e(r)}</th>' for r in OUTCOME_RESULTS)
+    pauses = {p.flow: p for p in ov.pauses.value or []}
     rows = []
     for f in ov.flows:
         cells = "".join(
@@ -150,15 +167,41 @@ def _flows_section(ov: Overview) -> str:
             f'<td class="n" data-testid="{_e(f.flow)}:latency-p50">{_num(lat["p50"], " s")}</td>'
             f'<td class="n" data-testid="{_e(f.flow)}:latency-p95">{_num(lat["p95"], " s")}</td>'
             f'<td class="n">{_num(proc["p50"], " ms")}</td><td class="n">{_num(proc["p95"], " ms")}</td>'
-            f'<td class="n" data-testid="{_e(f.flow)}:operator">{sum(f.operator_actions.values())}</td></tr>'
+            f'<td class="n" data-testid="{_e(f.flow)}:operator">{sum(f.operator_actions.values())}</td>'
+            f"<td>{_flow_state(f.flow, pauses, links)}</td></tr>"
         )
     table = (
         f"<table><thead><tr><th>flow</th>{head}<th class=n>latency p50</th><th class=n>latency p95</th>"
-        "<th class=n>batch p50</th><th class=n>batch p95</th><th class=n>operator actions</th></tr></thead>"
+        "<th class=n>batch p50</th><th class=n>batch p95</th><th class=n>operator actions</th>"
+        "<th>state</th></tr></thead>"
         f"<tbody>{''.join(rows)}</tbody></table>"
     )
     details = "".join(_flow_details(f) for f in ov.flows)
-    return f"<section id=flows><h2>Flows: records by outcome</h2>{table}{details}</section>"
+    title = "<h2>Flows: records by outcome</h2>"
+    return f"<section id=flows>{title}{_panel_error(ov.pauses)}{table}{details}</section>"
+
+
+def _flow_state(flow: str, pauses: dict[str, Pause], links: Links) -> str:
+    """Running or paused (since when, by whom, why), with the form that changes it."""
+    from shared.sync import registry
+
+    if flow not in {f.name for f in registry.flows()}:
+        return '<span class="muted">not a flow</span>'
+    paused = pauses.get(flow)
+    if paused is None:
+        state = f'<span class="ok" data-testid="{_e(flow)}:state">running</span> '
+        form = _action_form(
+            "flows/pause", "pause", links, _hidden(flow=flow), f"pause {flow}", f"pause-{flow}"
+        )
+    else:
+        state = (
+            f'<span class="err" data-testid="{_e(flow)}:state">paused</span> since {_e(_when(paused.since))} '
+            f"by {_e(paused.by)}{': ' + _e(paused.reason) if paused.reason else ''} "
+        )
+        form = _action_form(
+            "flows/resume", "resume", links, _hidden(flow=flow), f"resume {flow}", f"resume-{flow}"
+        )
+    return f"<details><summary>{state}</summary>{form}</details>"
 
 
 def _flow_details(f: FlowActivity) -> str:
@@ -183,7 +226,7 @@ def _flow_details(f: FlowActivity) -> str:
     )
 
 
-def _errors_section(errors: Sequence[AuditRow], fixes: dict[str, Fix]) -> str:
+def _errors_section(errors: Sequence[AuditRow], fixes: dict[str, Fix], links: Links) -> str:
     rows = []
     for e in errors:
         fix = fixes.get(e.reason)
@@ -191,15 +234,13 @@ def _errors_section(errors: Sequence[AuditRow], fixes: dict[str, Fix]) -> str:
         rows.append(
             f"<tr><td>{_e(_when(e.at))}</td><td>{_e(e.flow)}</td><td>{_e(e.result)}</td>"
             f'<td data-testid="error-reason">{_e(e.reason)}</td>'
-            f"<td>{_e(e.source_system)} {_e(e.source_id)}</td>"
+            f"<td>{_e(e.source_system)} {history_link(links, e.source_system, e.entity, e.source_id)}</td>"
             f'<td>{_e(e.description)}</td><td data-testid="error-fix">{fix_text}</td></tr>'
         )
-    body = (
-        "<table><thead><tr><th>at</th><th>flow</th><th>result</th><th>reason</th><th>record</th>"
-        "<th>description</th><th>fix (docs/operations.md)</th></tr></thead>"
-        f"<tbody>{''.join(rows)}</tbody></table>"
-        if rows
-        else '<p class="muted">No dead letters or needs-review records in this window.</p>'
+    body = _table(
+        ("at", "flow", "result", "reason", "record", "description", "fix (docs/operations.md)"),
+        rows,
+        '<p class="muted">No dead letters or needs-review records in this window.</p>',
     )
     return f"<section id=errors><h2>Last errors</h2>{body}</section>"
 
@@ -234,12 +275,8 @@ def _cursors_section(panel: Panel) -> str:
         f'<td class="n" data-testid="cursor:{_e(c.name)}">{_e(_age(c.age_seconds))}</td></tr>'
         for c in panel.value or []
     )
-    table = (
-        "<table><thead><tr><th>cursor</th><th>kept by</th><th>last saved</th>"
-        "<th class=n>age</th></tr></thead>"
-        f"<tbody>{rows}</tbody></table>"
-        if rows
-        else '<p class="muted">No cursor saved yet.</p>'
+    table = _table(
+        ("cursor", "kept by", "last saved", "#age"), rows, '<p class="muted">No cursor saved yet.</p>'
     )
     return f"<section id=cursors><h2>Poller cursors</h2>{_panel_error(panel)}{table}</section>"
 
@@ -317,23 +354,29 @@ def render_dead_letters(
         f"<tr><td>{_e(i.subscription)}</td>"
         f'<td><a data-testid="inspect" '
         f'href="{_e(links.to("deadletter", subscription=i.subscription, id=i.message_id))}">'
-        f"{_e(i.message_id)}</a></td><td>{_e(i.entity)}</td><td>{_e(', '.join(i.record_ids))}</td>"
+        f"{_e(i.message_id)}</a></td><td>{_e(i.entity)}</td><td>{_record_links(i, links)}</td>"
         f'<td data-testid="dl-reason">{_e(i.reason)}</td><td>{_e(i.description)}</td>'
         f"<td>{_e(_when(i.enqueued_time_utc))}</td></tr>"
         for i in items
     )
-    table = (
-        "<table><thead><tr><th>subscription</th><th>message id</th><th>entity</th><th>record ids</th>"
-        f"<th>reason</th><th>description</th><th>enqueued</th></tr></thead><tbody>{rows}</tbody></table>"
-        if rows
-        else '<p class="muted" data-testid="no-dead-letters">No dead letters match.</p>'
+    table = _table(
+        ("subscription", "message id", "entity", "record ids", "reason", "description", "enqueued"),
+        rows,
+        '<p class="muted" data-testid="no-dead-letters">No dead letters match.</p>',
     )
     targets = "".join(
         f'<input type=hidden name=target value="{_e(i.subscription)}/{_e(i.message_id)}">' for i in items
     )
     bulk = (
         "".join(
-            _action_form(action, links, targets, f"{verb} the {len(items)} dead letter(s) listed", "-all")
+            _action_form(
+                f"deadletters/{action}",
+                action,
+                links,
+                targets,
+                f"{verb} the {len(items)} dead letter(s) listed",
+                f"{action}-all",
+            )
             for action, verb in (("resubmit", "resubmit"), ("purge", "delete for good"))
         )
         if items
@@ -347,15 +390,29 @@ def render_dead_letters(
     return _page("dead letters", links, body)
 
 
-def _action_form(action: str, links: Links, fields: str, what: str, suffix: str = "") -> str:
-    """A POST form for a dead-letter action: the key in its URL, a confirmation to tick."""
+def _record_links(item: DeadLetter, links: Links) -> str:
+    envelope = item.envelope
+    if envelope is None:
+        return _e(", ".join(item.record_ids))
+    return ", ".join(
+        history_link(links, envelope.notice.system, envelope.notice.entity, i) for i in item.record_ids
+    )
+
+
+def _action_form(path: str, action: str, links: Links, fields: str, what: str, testid: str) -> str:
+    """A POST form for an operator action: the key in its URL, a confirmation to tick
+    (`confirm=<action>`, which the server requires) and a confirm() dialog."""
     return (
-        f'<form class=inline method=post action="{_e(links.to("deadletters/" + action))}" '
+        f'<form class=inline method=post action="{_e(links.to(path))}" '
         f'onsubmit="return confirm({_e(json.dumps(what + "?"))})">{fields}'
         f'<label><input type=checkbox name=confirm value="{action}" required '
-        f'data-testid="confirm-{action}{suffix}"> I confirm: {_e(what)}</label> '
-        f'<button type=submit data-testid="{action}{suffix}">{action.capitalize()}</button></form><br>'
+        f'data-testid="confirm-{testid}"> I confirm: {_e(what)}</label> '
+        f'<button type=submit data-testid="{testid}">{action.capitalize()}</button></form><br>'
     )
+
+
+def _hidden(**fields: str) -> str:
+    return "".join(f'<input type=hidden name={name} value="{_e(value)}">' for name, value in fields.items())
 
 
 def render_dead_letter(item: DeadLetter, links: Links, fix: Fix | None) -> str:
@@ -370,7 +427,9 @@ def render_dead_letter(item: DeadLetter, links: Links, fix: Fix | None) -> str:
         f'<input type=hidden name=message_id value="{_e(item.message_id)}">'
     )
     forms = "".join(
-        _action_form(action, links, fields, f"{what} dead letter {item.message_id}")
+        _action_form(
+            f"deadletters/{action}", action, links, fields, f"{what} dead letter {item.message_id}", action
+        )
         for action, what in (
             ("resubmit", "send back to its subscription only, then remove,"),
             ("purge", "delete for good"),
@@ -413,3 +472,113 @@ def render_error(status: int, message: str, links: Links) -> str:
 
 def as_json(data: Any) -> str:
     return json.dumps(data, default=str, indent=1)
+
+
+# ----------------------------------------------------------------------------- operator loop
+def render_history(
+    links: Links,
+    *,
+    system: str,
+    record_type: str,
+    record_id: str,
+    history: RecordHistory | None,
+    error: str | None = None,
+) -> str:
+    """One record's history (shared.ops.history), oldest first, and "sync it now"."""
+    systems = "".join(
+        f"<option{' selected' if s == system else ''}>{s}</option>" for s in ("brightpearl", "dataverse")
+    )
+    form = (
+        f'<form method=get action="{_e(links.base)}/history">'
+        + (_hidden(code=links.key) if links.key else "")
+        + f"<label>system <select name=system>{systems}</select></label> "
+        f'<label>type <input name=type value="{_e(record_type)}" placeholder="contact"></label> '
+        f'<label>id <input name=id value="{_e(record_id)}"></label> <button type=submit>Show</button></form>'
+    )
+    parts = [form, f'<p class="err" data-testid="error">{_e(error)}</p>' if error else ""]
+    if history is not None:
+        ref = history.record
+        linked = ", ".join(f"{s} {i}" for s, i in history.linked.items()) or "not linked"
+        state = f" ({_e(history.link_state)})" if history.link_state else ""
+        rows = "".join(
+            f"<tr><td>{_e(_when(e.at))}</td><td>{_e(e.flow)}</td>"
+            f"<td data-testid=history-result>{_e(e.result)}</td><td>{_e(e.reason)}</td>"
+            f"<td class=n>{_e(e.attempt)}</td><td>{_e(e.source)}</td><td>{_e(e.target)}</td>"
+            f"<td>{_e(', '.join(e.fields))}</td><td>{_e(e.description)}</td></tr>"
+            for e in history.events
+        )
+        notes = "".join(f'<p class="muted">{_e(n)}</p>' for n in history.notes)
+        sync = _action_form(
+            "sync",
+            "sync",
+            links,
+            _hidden(system=ref.system, type=ref.name, id=ref.record_id),
+            f"publish a change notice for {ref.label} now",
+            "sync",
+        )
+        parts.append(
+            f"<h3>{_e(ref.label)} [{_e(ref.audit_entity)}]: {_e(linked)}{state}; "
+            f'<span data-testid="retries">{history.retries}</span> retr(ies)</h3>{notes}'
+            "<table><thead><tr><th>at</th><th>flow</th><th>what</th><th>reason</th><th class=n>attempt</th>"
+            "<th>source</th><th>target</th><th>fields changed</th><th>description</th></tr></thead>"
+            f"<tbody>{rows}</tbody></table>{sync}"
+        )
+    return _page("record history", links, f"<section><h2>Record history</h2>{''.join(parts)}</section>")
+
+
+def history_link(links: Links, system: str, record_type: str | None, record_id: str) -> str:
+    """A record id as a link to its history."""
+    if not record_type:
+        return _e(record_id)
+    url = links.to("history", system=system, type=record_type, id=record_id)
+    return f'<a href="{_e(url)}">{_e(record_id)}</a>'
+
+
+def render_review(items: Sequence[ReviewItem], links: Links, *, days: int, error: str | None = None) -> str:
+    """The needs-review list (shared.ops.review) with accept / dismiss per record."""
+    rows = []
+    for i in items:
+        forms = "".join(
+            _action_form(
+                f"review/{decision}",
+                decision,
+                links,
+                _hidden(key=i.key, days=str(days)),
+                f"{what} {i.key}",
+                f"{decision}-{i.key}",
+            )
+            for decision, what in (
+                ("accept", "the cause is fixed: sync again"),
+                ("dismiss", "nothing to do for"),
+            )
+        )
+        rows.append(
+            f"<tr><td>{_e(_when(i.at))}</td><td>{_e(i.flow)}</td>"
+            f"<td>{_e(i.system)} {history_link(links, i.system, i.entity, i.record_id)}</td>"
+            f'<td data-testid="review-reason">{_e(i.reason)}</td><td>{_e(i.description)}</td>'
+            f"<td>{forms}</td></tr>"
+        )
+    table = _table(
+        ("flagged", "flow", "record", "reason", "what to check", "decision"),
+        rows,
+        '<p class="muted" data-testid="no-review">Nothing waits for review.</p>',
+    )
+    err = f'<p class="err">{_e(error)}</p>' if error else ""
+    body = (
+        f'<section><h2>Needs review (<span data-testid="review-count">{len(items)}</span>, '
+        f"flagged in the last {days} days)</h2>{err}{table}</section>"
+    )
+    return _page("needs review", links, body)
+
+
+def render_done(
+    title: str, lines: Sequence[str], links: Links, back: str = "", back_params: dict[str, str] | None = None
+) -> str:
+    """The answer to an operator action: what was done, and where to look next."""
+    items = "".join(f"<li data-testid=done-line>{_e(line)}</li>" for line in lines)
+    body = (
+        f'<section class="flash"><h2 data-testid="flash">{_e(title)}</h2><ul>{items}</ul>'
+        f'<p><a href="{_e(links.to(back, **(back_params or {})))}">Back</a> · '
+        f'<a href="{_e(links.to())}">Overview</a></p></section>'
+    )
+    return _page(title, links, body)

@@ -84,6 +84,7 @@ class AuditRow:
     flow: str
     result: str
     reason: str
+    entity: str
     source_system: str
     source_id: str
     target_id: str
@@ -186,6 +187,7 @@ def _audit_row(flow: str, at: datetime, row: dict[str, Any]) -> AuditRow:
         flow=flow,
         result=str(row.get("result") or ""),
         reason=str(row.get("reason_code") or ""),
+        entity=str(row.get("entity") or ""),
         source_system=str(row.get("source_system") or ""),
         source_id=str(row.get("source_id") or ""),
         target_id=str(row.get("target_id") or ""),

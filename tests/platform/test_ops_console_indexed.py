@@ -18,6 +18,11 @@ CONSOLE = {
     "ops_dead_letter": ("ops/deadletter", ["GET"]),
     "ops_dead_letter_action": ("ops/deadletters/{action:alpha}", ["POST"]),
     "ops_static": ("ops/static/{name}", ["GET"]),
+    "ops_history": ("ops/history", ["GET"]),
+    "ops_sync": ("ops/sync", ["POST"]),
+    "ops_review": ("ops/review", ["GET"]),
+    "ops_review_decision": ("ops/review/{decision:alpha}", ["POST"]),
+    "ops_flow_action": ("ops/flows/{action:alpha}", ["POST"]),
 }
 
 

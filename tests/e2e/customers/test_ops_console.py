@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from sandbox.up import console_url
-from tests.e2e.customers.conftest import BP_TOPIC, ROOT, TO_DV, Sandbox
+from tests.e2e.customers.conftest import BP_TOPIC, ROOT, TO_BP, TO_DV, Sandbox
 from tests.e2e.customers.test_bad_input import publish
-from tests.e2e.customers.test_sync_both_ways import bp_create_contact
+from tests.e2e.customers.test_sync_both_ways import bp_create_contact, dv_create_contact
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS") or ROOT / "test-artifacts") / "console"
@@ -77,7 +77,7 @@ def test_console_shows_the_store_and_a_dead_letter_resubmitted_from_the_page_con
     page.screenshot(path=str(ARTIFACTS / "1-overview.png"), full_page=True)
 
     # dead letters: filtered by reason (any case), inspected without personal data
-    page.get_by_role("link", name="Dead letters").click()
+    page.get_by_role("banner").get_by_role("link", name="Dead letters").click()
     page.fill("input[name=reason]", "invalidemail")
     page.click("button[type=submit]")
     assert cell(page, "dl-count") == "1"
@@ -113,7 +113,7 @@ def test_console_shows_the_store_and_a_dead_letter_resubmitted_from_the_page_con
     # a record nobody will fix: its dead letter is purged with "purge all listed"
     publish(sb, BP_TOPIC, "brightpearl", [str(hopeless)], "v1")
     sb.host.wait_idle(timeout=60)
-    page.get_by_role("link", name="Dead letters").click()
+    page.get_by_role("banner").get_by_role("link", name="Dead letters").click()
     assert cell(page, "dl-count") == "1"
     page.get_by_test_id("confirm-purge-all").check()
     page.get_by_test_id("purge-all").click()
@@ -141,3 +141,70 @@ def test_console_refuses_without_the_admin_key_and_an_action_without_confirmatio
     assert refused.status_code == 400 and "confirm" in refused.text
     bad_window = httpx.get(url, params={"code": master, "hours": "soon"})
     assert bad_window.status_code == 400 and "hours" in bad_window.text
+
+
+def test_console_operator_loop_review_history_pause_and_sync_one_record(sandbox: Sandbox, browser):
+    sb = sandbox
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    bp_create_contact(sb, "Katherine", "Johnson", None, postcode="LS1 1UR")
+    sb.settle()
+    flagged = dv_create_contact(
+        sb,
+        firstname="Katharine",
+        lastname="Johnson",
+        address1_line1="2 Park Row",
+        address1_postalcode="ls1 1ur",
+        address1_country="United Kingdom",
+    )
+    sb.settle()
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.goto(console_url(sb.values, sb.host.port))
+
+    # needs review: listed with its reason, its history one click away, dismissed with a confirmation
+    page.get_by_role("banner").get_by_role("link", name="Needs review").click()
+    assert cell(page, "review-count") == "1" and cell(page, "review-reason") == "LikelyDuplicate"
+    page.screenshot(path=str(ARTIFACTS / "5-needs-review.png"), full_page=True)
+    page.get_by_role("link", name=flagged).click()
+    assert "needs-review" in [r.strip() for r in page.get_by_test_id("history-result").all_inner_texts()]
+    page.screenshot(path=str(ARTIFACTS / "6-history.png"), full_page=True)
+    page.go_back()
+    key = f"{TO_BP}/{flagged}"
+    sb.clock.advance(1)  # the sandbox's clock stands still: the decision must be newer than the flag
+    page.get_by_test_id(f"confirm-dismiss-{key}").check()
+    page.get_by_test_id(f"dismiss-{key}").click()
+    assert cell(page, "flash") == f"{key}: ReviewDismissed"
+    page.get_by_role("banner").get_by_role("link", name="Needs review").click()
+    assert cell(page, "review-count") == "0"
+
+    # pause and resume a flow from the overview, each audited
+    page.get_by_role("banner").get_by_role("link", name="Overview").click()
+    page.get_by_test_id(f"{TO_DV}:state").click()  # opens its form
+    page.get_by_test_id(f"confirm-pause-{TO_DV}").check()
+    page.get_by_test_id(f"pause-{TO_DV}").click()
+    assert cell(page, "flash") == f"{TO_DV}: paused"
+    page.get_by_role("banner").get_by_role("link", name="Overview").click()
+    assert cell(page, f"{TO_DV}:state") == "paused"
+    page.get_by_test_id(f"{TO_DV}:state").click()
+    page.get_by_test_id(f"confirm-resume-{TO_DV}").check()
+    page.get_by_test_id(f"resume-{TO_DV}").click()
+    assert cell(page, "flash") == f"{TO_DV}: resumed"
+    operator = [e.reason_code for e in sb.store.audit.recent(TO_DV) if e.result == "operator"]
+    assert sorted(operator) == ["FlowPaused", "FlowResumed"]
+
+    # sync one record now from its history page; the request and its outcome both show there
+    contact = bp_create_contact(sb, "Sync", "Now", "sync.now@example.org")
+    page.goto(
+        f"{sb.host.api_url}/ops/history?system=brightpearl&type=contact&id={contact}"
+        f"&code={sb.values['LOCAL_MASTER_KEY']}"
+    )
+    page.get_by_test_id("confirm-sync").check()
+    page.get_by_test_id("sync").click()
+    assert cell(page, "flash") == f"Brightpearl contact {contact}: sync requested"
+    sb.host.wait_idle(timeout=60)
+    assert str(contact) in {r.get("bpi_brightpearlid") for r in sb.dv_contacts()}
+    page.get_by_role("link", name="Back").click()
+    results = [r.strip() for r in page.get_by_test_id("history-result").all_inner_texts()]
+    assert "operator" in results and "synced" in results
+    page.screenshot(path=str(ARTIFACTS / "7-synced-on-request.png"), full_page=True)
+    page.close()
