@@ -51,6 +51,7 @@ bench: setup
 	$(PY) -m benchmarks.customers
 	$(PY) -m benchmarks.latency
 	$(PY) -m benchmarks.catalogue
+	$(PY) -m benchmarks.orders
 
 clean:
 	rm -rf $(VENV) node_modules .sandbox .cache benchmarks/results .pytest_cache .ruff_cache
