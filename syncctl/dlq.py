@@ -284,8 +284,9 @@ def _superseded(items: list[DeadLetter], settings_file: Path | None) -> dict[str
     return {item.message_id: note for item, note in superseded(items, _store_audit(settings_file))}
 
 
-def _audit_actions(audit, outcomes: list[Outcome], action: str) -> None:  # type: ignore[no-untyped-def]
-    """One operator row per record a resubmit or purge touched, as the console writes them."""
+def _audit_actions(audit, outcomes: list[Outcome], action: str, at=None) -> None:  # type: ignore[no-untyped-def]
+    """One operator row per record a resubmit or purge touched, as the console writes them,
+    stamped `at` (taken before the action, so it sorts before the outcome a copy leads to)."""
     from shared.ops.console import _audit_entries
     from syncctl.review import actor
 
@@ -296,7 +297,7 @@ def _audit_actions(audit, outcomes: list[Outcome], action: str) -> None:  # type
         for e in _audit_entries(o, action, actor())
     ]  # type: ignore[arg-type]
     if entries:
-        audit.record_many(entries)
+        audit.record_many([e.model_copy(update={"at": at}) for e in entries] if at else entries)
 
 
 @app.command("list")
@@ -440,7 +441,7 @@ def resubmit(
     if audit is None:
         _console().print(f"not audited and not followed ({why}); `syncctl bus messages` shows the copies")
         return
-    _audit_actions(audit, outcomes, "resubmit")
+    _audit_actions(audit, outcomes, "resubmit", at=since)
     fates = copy_fates(
         outcomes,
         audit=audit,

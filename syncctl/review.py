@@ -96,7 +96,15 @@ def _decide(
             )
             return sent.message_id
 
-        entry = decide(audit, item, decision, actor=actor(), note=note, resync=resync)  # type: ignore[arg-type]
+        entry = decide(
+            audit,
+            item,
+            decision,  # type: ignore[arg-type]
+            actor=actor(),
+            note=note,
+            resync=resync,
+            now=runtime.clock(),
+        )
     output().print(f"{item.key}: {entry.reason_code} ({entry.description})")
 
 

@@ -137,28 +137,35 @@ def paused_flows(cursors: Any, flows: Sequence[str]) -> list[Pause]:
 
 
 class PauseCache:
-    """`paused(flow)` for the trigger path: the flag read at most every `ttl` seconds per flow."""
+    """`paused(flow)` for the trigger path: the flag read at most every `ttl` seconds per flow and
+    state store (keyed by the cursors table, so two stores in one process never share a flag)."""
 
     def __init__(self, cursors: Callable[[], Any], ttl: float | None = None) -> None:
         self._cursors = cursors
         self._ttl = ttl  # None: CACHE_SECONDS at each call
         self._lock = threading.Lock()
-        self._seen: dict[str, tuple[float, Pause | None]] = {}
+        self._seen: dict[tuple[str, str], tuple[float, Pause | None]] = {}
 
     def paused(self, flow: str) -> Pause | None:
         now = time.monotonic()
+        try:
+            cursors = self._cursors()
+        except Exception:  # no store to read: run the flow (it fails and retries on its own)
+            log.warning("could not open the state store to read the pause flag of flow %s; running it", flow)
+            return None
+        key = (str(getattr(cursors, "table_name", id(cursors))), flow)
         with self._lock:
-            cached = self._seen.get(flow)
+            cached = self._seen.get(key)
         ttl = CACHE_SECONDS if self._ttl is None else self._ttl
         if cached is not None and now - cached[0] < ttl:
             return cached[1]
         try:
-            found = get_pause(self._cursors(), flow)
+            found = get_pause(cursors, flow)
         except Exception:  # the store is down: run the flow (it will fail and retry on its own)
             log.warning("could not read the pause flag of flow %s; running it", flow)
             found = None
         with self._lock:
-            self._seen[flow] = (now, found)
+            self._seen[key] = (now, found)
         return found
 
     def forget(self) -> None:

@@ -162,7 +162,8 @@ def record_history(
             events += [_bus_event(m) for m in bus({r for _, r in records})]
         except Exception as exc:  # the audit still answers when the bus cannot be read
             history.notes.append(f"bus not read: {type(exc).__name__}: {exc}")
-    history.events = sorted(events, key=lambda e: (e.at is None, e.at or _EPOCH))
+    # by time; at the same instant an operator's action before the outcome it led to
+    history.events = sorted(events, key=lambda e: (e.at is None, e.at or _EPOCH, e.kind != "operator"))
     if len(seen) >= limit:
         history.notes.append(f"only the newest {limit} audit rows per record are shown")
     return history

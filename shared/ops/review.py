@@ -93,8 +93,14 @@ def _flagged(audit: Any, flow: str, days: int, limit: int) -> Iterable[AuditEntr
 
 def _newest_in_flow(audit: Any, entry: AuditEntry) -> AuditEntry | None:
     rows = audit.for_record(entry.entity, entry.source_system, entry.source_id, limit=50)
-    mine = [r for r in rows if r.flow == entry.flow]  # newest first
-    return mine[0] if mine else None
+    mine = [r for r in rows if r.flow == entry.flow]
+    return max(mine, key=causal_order) if mine else None
+
+
+def causal_order(entry: AuditEntry) -> tuple[datetime, int]:
+    """Sort key of audit rows in the order things happened: by time, and at the same instant an
+    operator's action before the outcome it led to (clocks of whole seconds, fake clocks)."""
+    return (entry.at or _EPOCH, 0 if entry.result is AuditResult.OPERATOR else 1)
 
 
 def needs_review(
@@ -149,12 +155,15 @@ def decide(
     actor: str,
     note: str = "",
     resync: Callable[[ReviewItem], str | None] | None = None,
+    now: datetime | None = None,
 ) -> AuditEntry:
     """Write the operator's decision to the audit (result operator, reason ReviewAccepted or
-    ReviewDismissed, in the record's own flow). `accept` then calls `resync(item)` (publish a
-    change notice for the record; returns its message id, named in the row)."""
+    ReviewDismissed, in the record's own flow). `accept` calls `resync(item)` (publish a change
+    notice for the record; returns its message id, named in the row). The row is stamped `now`,
+    taken before the notice is published, so it sorts before the outcome the notice leads to."""
     if decision not in DECISIONS:
         raise ValueError(f"decision must be accept or dismiss, not {decision!r}")
+    at = now or datetime.now(UTC)
     sent = resync(item) if decision == "accept" and resync is not None else None
     what = "accepted (the record is synced again)" if decision == "accept" else "dismissed"
     description = f"{actor}: needs-review [{item.reason or '-'}] {what}"
@@ -171,6 +180,7 @@ def decide(
         reason_code=DECISIONS[decision],
         description=description,
         message_id=sent,
+        at=at,
     )
     written: AuditEntry = audit.record(entry)
     return written

@@ -24,6 +24,7 @@ from typer.testing import CliRunner
 
 from shared.bus.deadletters import LocalDeadLetters
 from shared.ops import busview, flow_control
+from shared.ops.review import causal_order
 from shared.store import AuditResult
 from syncctl.main import app
 from tests.e2e.customers.conftest import BP_TOPIC, DV_TOPIC, TO_BP, TO_DV, Sandbox
@@ -54,7 +55,8 @@ def cli(sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # t
         assert result.exit_code == code, f"syncctl {' '.join(args)}: exit {result.exit_code}\n{result.output}"
         return result.output
 
-    return run
+    yield run
+    flow_control.PAUSES.forget()  # no flag of this sandbox outlives it
 
 
 def test_sync_one_record_now_from_either_side(sandbox: Sandbox, cli):  # type: ignore[no-untyped-def]
@@ -161,10 +163,10 @@ def test_needs_review_list_dismiss_and_accept(sandbox: Sandbox, cli):  # type: i
     out = cli("review", "accept", dv_id)  # the record id alone: one flow flags it
     assert "ReviewAccepted" in out
     sb.host.wait_idle(timeout=60)
-    rows = sb.store.audit.for_record("customer", "dataverse", dv_id)
+    rows = sorted(sb.store.audit.for_record("customer", "dataverse", dv_id), key=causal_order)
     accepted = [e for e in rows if e.reason_code == "ReviewAccepted"]
     assert len(accepted) == 1 and accepted[0].message_id  # the notice it published
-    assert rows[0].result == AuditResult.NEEDS_REVIEW  # re-run after the accept: flagged again
+    assert rows[-1].result == AuditResult.NEEDS_REVIEW  # re-run after the accept: flagged again
     cli("review", "dismiss", f"{TO_BP}/00000000-0000-0000-0000-000000000000", code=2)
 
 

@@ -235,3 +235,23 @@ def test_changed_fields_name_what_a_write_changes_and_never_values():
     assert changed_fields(after, before, keep=("name",)) == ()  # the target keeps it (ownership)
     assert changed_fields(after, None) == ("name.first_name", "name.last_name", "tags")  # a create
     assert _fields_text(("a" * 600, "b" * 600)) == "a" * 600 + ",…"  # bounded for the audit row
+
+
+def test_pause_flags_of_two_stores_in_one_process_are_not_shared(azurite: str):
+    stores = [
+        StateStore.from_connection_string(azurite, table_prefix=f"p{i}{random.randrange(10**8)}")
+        for i in (1, 2)
+    ]
+    for store in stores:
+        store.ensure_tables()
+    try:
+        current = {"store": stores[0]}
+        cache = flow_control.PauseCache(lambda: current["store"].cursors, ttl=60)
+        flow_control.pause(stores[0].cursors, FLOW, now=datetime.now(UTC), by="ops")
+        assert cache.paused(FLOW) is not None
+        current["store"] = stores[1]  # another sandbox in the same process (tests), same flow name
+        assert cache.paused(FLOW) is None
+    finally:
+        for store in stores:
+            store.drop_tables()
+            store.close()
