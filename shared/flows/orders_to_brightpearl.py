@@ -36,7 +36,6 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Self, Unpack
 
 from shared.brightpearl import errors as bp_errors
@@ -55,7 +54,7 @@ from shared.flows.orders_opportunity import (
     skip_opportunity,
     with_opportunity_ref,
 )
-from shared.flows.orders_spec import TO_BRIGHTPEARL
+from shared.flows.orders_spec import TO_BRIGHTPEARL, order_mapping_path
 from shared.mapping.orders_config import OrderMapping, load_order_mapping
 from shared.mapping.orders_translate import (
     order_from_dataverse,
@@ -65,6 +64,7 @@ from shared.mapping.orders_translate import (
 from shared.mapping.translation import Translation
 from shared.model.order import Order, order_issues
 from shared.quality.issues import IssueCode, QualityIssue, Severity
+from shared.resilience import classify
 from shared.store.errors import ClaimTaken, StoreConflictError
 from shared.store.links import Claim, Link
 from shared.sync.engine import Batch, FlowPorts, RecordSync, SyncRecord
@@ -77,16 +77,9 @@ log = get_logger("flows.orders_to_brightpearl")
 GUIDS_PER_QUERY = 200
 CUSTOMER_RETRY_SECONDS = 120.0
 SKU_RETRY_SECONDS = 300.0
+NOT_WRITTEN = " (bpi_brightpearlid not written back: the link holds it)"
 POSTING = "posting"  # claim progress: the sales-order POST may have been sent
 Record = SyncRecord[Order]
-
-
-def order_mapping_path() -> Path:
-    """The mapping file the ORDER_MAPPING_PATH setting names; a relative path is resolved against
-    the app root (as CUSTOMER_MAPPING_PATH is), so one value works in Azure and locally."""
-    from shared import runtime
-
-    return runtime.app_file(runtime.settings().orders.mapping_path)
 
 
 @dataclass
@@ -441,7 +434,8 @@ class OrdersToBrightpearl(RecordSync[Order]):
 
     # ------------------------------------------------------------------------------ writing
     def write(self, records: list[Record], results: BatchResults) -> None:
-        self.changes.write([r for r in records if r.matched_by == "link"], results)
+        linked = [r for r in records if r.matched_by == "link"]
+        self.changes.write(linked, results)
         created: list[Record] = []
         for r in self.to_write(records, results):
             try:
@@ -457,6 +451,7 @@ class OrdersToBrightpearl(RecordSync[Order]):
             else:
                 created.append(r)
         self._write_back(created, results)
+        self._restore_ids(linked, results)
 
     def _create(self, r: Record, claim: Claim, results: BatchResults) -> bool:
         """Look the order up by externalRef when an earlier attempt may have POSTed it, else
@@ -508,19 +503,70 @@ class OrdersToBrightpearl(RecordSync[Order]):
         $batch change set that reopens each, writes the id and puts its state back."""
         if not created:
             return
-        failed: set[str] = set()
+        failed = self._write_ids(created)
+        for r in created:
+            retry = self._id_not_written(r, failed[r.source_id], "created") if r.source_id in failed else None
+            if retry is not None:
+                results.set(r.source_id, retry)
+            else:
+                self.settle(r, results, NOT_WRITTEN if r.source_id in failed else "")
+
+    def _restore_ids(self, linked: list[Record], results: BatchResults) -> None:
+        """bpi_brightpearlid of linked orders whose Dynamics row lacks it (an earlier write-back
+        failed) and that synced or were unchanged now: written, else retried again."""
+        missing = [
+            r
+            for r in linked
+            if r.target_id
+            and not r.source.get("bpi_brightpearlid")
+            and not is_opportunity(r.source)
+            and results.by_id.get(r.source_id, RecordResult("fatal")).kind in ("synced", "unchanged")
+        ]
+        failed = self._write_ids(missing)
+        for r in missing:
+            done = results.by_id[r.source_id]
+            retry = self._id_not_written(r, failed[r.source_id], "linked") if r.source_id in failed else None
+            if retry is not None:
+                results.set(r.source_id, retry)
+            elif r.source_id not in failed:
+                note = f"{done.description} (bpi_brightpearlid {r.target_id} written back)"
+                results.set(r.source_id, RecordResult("synced", None, note, target_id=r.target_id))
+
+    def _id_not_written(self, r: Record, exc: BaseException, what: str) -> RecordResult | None:
+        """A retry when the bpi_brightpearlid write failed for a passing reason (Dataverse
+        throttled or unavailable): the retry finds the order linked (no second Brightpearl
+        order) and writes the id again. None for a lasting failure (the link holds the id)."""
+        verdict = classify(exc)
+        if verdict is None or not verdict.transient:
+            return None
+        return RecordResult(
+            "transient",
+            verdict.reason,
+            f"Dataverse order {r.source_id}: Brightpearl order {r.target_id} {what}, but writing "
+            f"bpi_brightpearlid back failed ({type(exc).__name__}); retried",
+            target_id=r.target_id,
+            retry_after=verdict.retry_after,
+        )
+
+    def _write_ids(self, created: list[Record]) -> dict[str, BaseException]:
+        """Write bpi_brightpearlid (each record's target_id); the error per source id it failed for."""
+        failed: dict[str, BaseException] = {}
+        if not created:
+            return failed
         active = [r for r in created if int(r.source.get("statecode") or 0) == 0]
         closed = [r for r in created if int(r.source.get("statecode") or 0) != 0]
         if active:
             rows = [{"salesorderid": r.source_id, "bpi_brightpearlid": r.target_id} for r in active]
             try:
                 outcome = self.dv.update_multiple("salesorders", rows)
-                failed |= {active[o.index].source_id for o in outcome.outcomes if not o.ok}
+                for o in outcome.outcomes:
+                    if not o.ok:
+                        failed[active[o.index].source_id] = o.error or RuntimeError("row refused")
             except Exception as exc:
                 log.warning(
                     "writing bpi_brightpearlid of %d order(s) failed: %s", len(rows), type(exc).__name__
                 )
-                failed |= {r.source_id for r in active}
+                failed.update({r.source_id: exc for r in active})
         if closed:
             ops: list[BatchOperation] = []
             for r in closed:
@@ -533,18 +579,15 @@ class OrdersToBrightpearl(RecordSync[Order]):
                 ]
             try:
                 answers = self.dv.execute_batch(ops, continue_on_error=False, change_set=True)
-                if not all(a.ok for a in answers):
-                    failed |= {r.source_id for r in closed}
+                refused = next((a for a in answers if not a.ok), None)
+                if refused is not None:
+                    failed.update({r.source_id: refused.error or RuntimeError("refused") for r in closed})
             except Exception as exc:
                 log.warning(
                     "writing bpi_brightpearlid of %d order(s) failed: %s", len(closed), type(exc).__name__
                 )
-                failed |= {r.source_id for r in closed}
-        for r in created:
-            extra = (
-                " (bpi_brightpearlid not written back: the link holds it)" if r.source_id in failed else ""
-            )
-            self.settle(r, results, extra)
+                failed.update({r.source_id: exc for r in closed})
+        return failed
 
     def _release(self, claim: Claim, order_id: str) -> None:
         try:
