@@ -46,20 +46,48 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, Protocol, cast
 
 from shared.brightpearl import errors as bp_errors
 from shared.brightpearl.models import Order as BrightpearlOrder
 from shared.brightpearl.models import OrderRow, SalesOrderCreate
 from shared.flows.orders_to_dataverse import ORDER_GET
 from shared.mapping.brightpearl import bp_id
+from shared.mapping.orders_config import OrderMapping
 from shared.model.order import Order
 from shared.sync.engine import SyncRecord
 from shared.sync.outcomes import BatchResults, RecordResult
+from shared.sync.ports import BrightpearlPort, StateStorePort
+from shared.sync.spec import FlowSpec
 from shared.telemetry import get_logger
 
-if TYPE_CHECKING:
-    from shared.flows.orders_to_brightpearl import OrderDecision, OrdersToBrightpearl
+
+class OrderFlow(Protocol):
+    """What the changes need of the orders-to-brightpearl flow (OrdersToBrightpearl; a Protocol,
+    so this module does not import the flow that imports it)."""
+
+    bp: BrightpearlPort
+    store: StateStorePort
+    mapping: OrderMapping
+    _customers: dict[str, int]
+
+    @property
+    def spec(self) -> FlowSpec: ...
+
+    def is_echo(self, r: SyncRecord[Order]) -> bool: ...
+    def echo_result(self, r: SyncRecord[Order]) -> RecordResult: ...
+    def to_write(
+        self, records: list[SyncRecord[Order]], results: BatchResults
+    ) -> list[SyncRecord[Order]]: ...
+    def settle(self, r: SyncRecord[Order], results: BatchResults, extra: str = "") -> None: ...
+    def remember(self, r: SyncRecord[Order]) -> None: ...
+
+
+class OrderDecision(Protocol):
+    """The decision of an order (orders_to_brightpearl.OrderDecision): its write can be called off."""
+
+    should_write: bool
+
 
 ORDER_LOCKED = "OrderLocked"
 CANCEL_REFUSED = "CancelRefused"
@@ -158,7 +186,7 @@ def plan_rows(wanted: Sequence[Mapping[str, Any]], held: Mapping[int, OrderRow])
 class OrderChanges:
     """Line edits and cancellations of linked orders, for one orders-to-brightpearl flow."""
 
-    def __init__(self, flow: OrdersToBrightpearl) -> None:
+    def __init__(self, flow: OrderFlow) -> None:
         self.flow = flow
         self.bp = flow.bp
         self.settings = flow.mapping.changes

@@ -12,6 +12,8 @@ on salesorder and salesorderdetail (poll_dataverse_orders).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from shared.sync.spec import BackfillSource, DataverseTable, EntitySpec, FlowSpec, PollerSpec
 
 ORDER_COLUMNS = "shared.flows.orders_spec:order_columns"
@@ -62,6 +64,14 @@ SALESORDERDETAIL_COLUMNS = (
     "tax",
     "sequencenumber",
 )
+
+
+def order_mapping_path() -> Path:
+    """The mapping file the ORDER_MAPPING_PATH setting names; a relative path is resolved against
+    the app root (as CUSTOMER_MAPPING_PATH is), so one value works in Azure and locally."""
+    from shared import runtime
+
+    return runtime.app_file(runtime.settings().orders.mapping_path)
 
 
 def order_columns(mapping: object = None) -> tuple[str, ...]:
@@ -136,7 +146,8 @@ ORDERS = EntitySpec(
     brightpearl_events=(STATUS_EVENT, *SHIPMENT_EVENTS),
     dataverse_tables=(
         DataverseTable("salesorder", "salesorders", ORDER_COLUMNS, messages=("Create", "Update")),
-        DataverseTable("salesorderdetail", "salesorderdetails", LINE_COLUMNS),
+        # a line's Delete names only the line: its pre-image names the order, announced as changed
+        DataverseTable("salesorderdetail", "salesorderdetails", LINE_COLUMNS, delete_image=("salesorderid",)),
         # a won opportunity makes the order (trigger.opportunity_won; shared/flows/orders_opportunity.py)
         DataverseTable("opportunity", "opportunities", OPPORTUNITY_COLUMNS, messages=("Update",)),
     ),

@@ -155,7 +155,7 @@ class OrdersToDataverse(RecordSync[OrderState]):
     @classmethod
     def from_runtime(cls) -> Self:
         """This flow with the process's adapters and the mapping file ORDER_MAPPING_PATH names."""
-        from shared.flows.orders_to_brightpearl import order_mapping_path
+        from shared.flows.orders_spec import order_mapping_path
 
         mapping = load_order_mapping(order_mapping_path())
         return cls(
