@@ -57,7 +57,7 @@ class ChangeNotice(BaseModel):
         max_length=256,
         description="the emitting account or organisation, e.g. /brightpearl/acme",
     )
-    origin: Literal["webhook", "poller", "backfill", "resubmit", "test"] = "webhook"
+    origin: Literal["webhook", "poller", "backfill", "resubmit", "reconcile", "test"] = "webhook"
     version: str | None = Field(
         None,
         max_length=128,
@@ -240,7 +240,7 @@ def notices_in_chunks(
     per_notice: int,
     version: str,
     source: str,
-    origin: Literal["webhook", "poller", "backfill", "resubmit", "test"],
+    origin: Literal["webhook", "poller", "backfill", "resubmit", "reconcile", "test"],
     observed_at: datetime,
 ) -> list[Envelope]:
     """Change notices of `ids`, `per_notice` ids each, all of one version (a backfill run, a

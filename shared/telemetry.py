@@ -190,6 +190,9 @@ notices_ignored = _counter(
 )
 webhooks_rejected = _counter("bpsync.webhooks_rejected", "webhook requests rejected by reason code")
 polls_skipped = _counter("bpsync.polls_skipped", "poll rounds skipped by poller and reason (budget short)")
+reconcile_findings = _counter(
+    "bpsync.reconcile_findings", "records a reconciliation run found out of step, by entity and kind"
+)
 end_to_end_latency = _meter.create_histogram(
     "bpsync.end_to_end_latency", unit="s", description="from change observed to message settled"
 )

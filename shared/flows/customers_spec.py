@@ -66,5 +66,6 @@ CUSTOMERS = EntitySpec(
         ),
         BackfillSource("dataverse", "contact", "shared.flows.customers_backfill:list_dataverse_contacts"),
     ),
+    reconciler="shared.reconcile.customers:CustomerReconcile",
 )
 TO_DATAVERSE, TO_BRIGHTPEARL = CUSTOMERS.flows

@@ -147,6 +147,15 @@ class LinkStore:
                     found[record_id] = link
         return found
 
+    def all_links(self, entity: str) -> Iterator[Link]:
+        """Every link of `entity` (its origin rows, either direction), as the service pages them
+        (reconciliation reads them all once; flows look links up by id)."""
+        prefix = escape_key(entity, field="entity")
+        flt = f"PartitionKey ge '{prefix}|' and PartitionKey lt '{prefix}}}' and role eq '{ORIGIN}'"
+        with translate_errors(self.table_name, "list links"):
+            for row in self.table.query_entities(flt):
+                yield _link_from_row(row)
+
     # -- creation claims -------------------------------------------------------------------
     def claim(self, entity: str, source_system: str, source_id: str | int, target_system: str) -> Claim:
         """Claim the right to create the target record of a source record.

@@ -112,6 +112,24 @@ class MemoryLinks:
         found = {str(i): self.rows.get((entity, system, str(i))) for i in record_ids}
         return {i: link for i, link in found.items() if link is not None}
 
+    def all_links(self, entity: str) -> Iterator[Link]:
+        """Every link of `entity`, once each (LinkStore.all_links)."""
+        seen: set[int] = set()
+        for link in list(self.rows.values()):
+            if link.entity == entity and id(link) not in seen:
+                seen.add(id(link))
+                yield link
+
+    def unlink(self, entity: str, system: str, record_id: str | int) -> bool:
+        """Remove a link (both sides). False when there was none (LinkStore.unlink)."""
+        link = self.rows.get((entity, system, str(record_id)))
+        if link is None:
+            return False
+        for side in (link.source, link.target):
+            if side.id is not None:
+                self.rows.pop((entity, side.system, side.id), None)
+        return True
+
     def link(
         self,
         entity: str,

@@ -150,6 +150,8 @@ class EntitySpec:
     dataverse_tables: tuple[DataverseTable, ...] = ()  # webhook steps (Create/Update/Delete) per table
     backfill_sources: tuple[BackfillSource, ...] = ()  # the systems a backfill can read
     backfill_cursor_prefix: str = ""  # backfill-<entity>-<source>; default "backfill-<name>"
+    # "module:Class" comparing both systems (shared/reconcile): `syncctl reconcile <name>`, the timer
+    reconciler: str = ""
 
     def flow(self, name: str) -> FlowSpec:
         for flow in self.flows:
