@@ -173,7 +173,12 @@ def sales_order_body(
     for index, (line, net) in enumerate(zip(order.lines, nets, strict=True)):
         tax_code = mapping.tax.code_for(_q(line.net), line.tax)
         if tax_code is None:
-            problem(f"lines[{index}].tax", f"line {index + 1}: its tax rate has no code in tax.codes")
+            rate = (line.tax * 100 / _q(line.net)).quantize(Decimal("0.01")) if _q(line.net) else ZERO
+            problem(
+                f"lines[{index}].tax",
+                f"line {index + 1}: its tax rate {rate}% has no code in tax.codes; add the rate "
+                f"(or tax.default) to {mapping.source}, then resubmit",
+            )
             continue
         row: dict[str, Any] = {
             "quantity": line.quantity,

@@ -57,13 +57,16 @@ def test_bad_orders_are_dead_lettered_alone_and_the_good_ones_sync(orders_sandbo
         write_ins=[("Consulting", Decimal("100.00"), 1)],
         **{"transactioncurrencyid@odata.bind": f"/transactioncurrencies({francs})"},
     )
+    odd_tax = box.raise_order([], submit=False)
+    box.add_line(odd_tax, "TEE-1", 1, tax=3.50)  # 17.5% of 20.00: a rate tax.codes lacks
+    box.submit(odd_tax)
     good_after = box.raise_order([("TEE-1", 2), ("CAP-1", 1)])
     box.work()
 
     for good in (good_before, good_after):
         assert len(box.bp_orders_of(good)) == 1
     dead = dead_letters_by_order(box)
-    assert set(dead) == {no_lines, zero, negative, in_francs}
+    assert set(dead) == {no_lines, zero, negative, in_francs, odd_tax}
     for bad in dead:
         assert box.bp_orders_of(bad) == [], "a bad order must not be half-written"
         assert not box.dv_order(bad).get("bpi_brightpearlid")
@@ -82,6 +85,10 @@ def test_bad_orders_are_dead_lettered_alone_and_the_good_ones_sync(orders_sandbo
     assert reason == "CurrencyMissing"
     assert number[in_francs] in description and "CHF" in description
     assert "add the currency in brightpearl" in description.lower()
+    reason, description = dead[odd_tax]
+    assert reason == "UnmappableValue"
+    assert number[odd_tax] in description and "lines[0].tax" in description and "17.50%" in description
+    assert "add the rate (or tax.default) to" in description
     assert len(box.bp_orders()) == 2
 
 
