@@ -9,7 +9,20 @@ import typer
 from rich.console import Console
 
 from shared.telemetry import quiet_http_client_loggers
-from syncctl import backfill, bus, dataverse, dlq, flow, history, mapping, orders, review, sync, webhooks
+from syncctl import (
+    backfill,
+    bus,
+    dataverse,
+    dlq,
+    flow,
+    history,
+    mapping,
+    orders,
+    reconcile,
+    review,
+    sync,
+    webhooks,
+)
 from syncctl.errors import SafeGroup
 from syncctl.settings_file import load_settings_file
 
@@ -95,6 +108,7 @@ for command, module in (
     ("orders", orders),
     ("review", review),
     ("flow", flow),
+    ("reconcile", reconcile),
 ):
     app.add_typer(module.app, name=command)
 
