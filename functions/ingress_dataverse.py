@@ -10,7 +10,8 @@ this secret.) It then validates the body strictly, publishes the notices to the
 dataverse-changes topic and answers 202; a table no flow consumes is audited as ignored
 instead of published (functions.ingress.ignore_unconsumed). A rejected request gets a 4xx
 JSON error naming the problem and publishes nothing; an unreachable bus gives 503 (Dataverse
-retries 502/503/504 once).
+retries 502/503/504 once). A Delete whose step carries a pre-entity image of the row's parent
+(DataverseTable.delete_image: a sales order line's order) publishes the parent as updated too.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from shared.bus.port import BusError, BusPublisher
 from shared.dataverse.webhook import WebhookRejected, parse_webhook
 from shared.events import Envelope
 from shared.settings import AppSettings
+from shared.sync.registry import ENTITIES
+from shared.sync.spec import delete_images
 from shared.telemetry import correlation, get_logger, notices_published, webhooks_rejected
 
 bp = func.Blueprint()
@@ -36,6 +39,8 @@ log = get_logger("ingress.dataverse")
 # Seam for tests: replace with a callable returning a (recording) publisher. By default the
 # process-wide publisher from shared.runtime, i.e. shared.bus.factory.build_publisher(settings.bus).
 publisher_factory: Callable[[AppSettings], BusPublisher] | None = None
+# table -> lookup columns of its Delete step's pre-image (the same specs registration reads)
+DELETE_IMAGES = delete_images(ENTITIES)
 
 
 def _publisher(settings: AppSettings) -> BusPublisher:
@@ -97,6 +102,7 @@ def handle(req: func.HttpRequest, settings: AppSettings) -> func.HttpResponse:
             dict(req.headers),
             organization_id=settings.dataverse.organization_id,
             max_body_bytes=max_bytes,
+            delete_images=DELETE_IMAGES,
         )
     except WebhookRejected as exc:
         return _reject(exc.status, _CODES.get(exc.status, "Rejected"), exc.problem)

@@ -26,6 +26,7 @@ PRIMARY_IDS: dict[str, str] = {
     "sdkmessages": "sdkmessageid",
     "sdkmessagefilters": "sdkmessagefilterid",
     "sdkmessageprocessingsteps": "sdkmessageprocessingstepid",
+    "sdkmessageprocessingstepimages": "sdkmessageprocessingstepimageid",
     "systemusers": "systemuserid",
     "organizations": "organizationid",  # the one organization row (createproductswithoutparent…)
 }

@@ -4,12 +4,16 @@ Reference §7.2: the body is a serialised RemoteExecutionContext; headers carry
 x-ms-dynamics-entity-name / -request-name / -organization and, for payloads over 256 KB,
 x-ms-dynamics-msg-size-exceeded, in which case ParentContext, InputParameters and the entity
 images are dropped. A notice carries names of changed attributes, never their values.
+
+A Delete names only the deleted row. When its step registers a pre-entity image of lookup
+columns (DataverseTable.delete_image, e.g. a line's `salesorderid`), the records those lookups
+name are announced too, as updated: deleting an order's line changes the order.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -79,6 +83,7 @@ class RemoteExecutionContext(BaseModel):
     Stage: int | None = None
     Mode: int | None = Field(None, ge=0, le=1)
     InputParameters: list[KeyValue] | None = None
+    PreEntityImages: list[KeyValue] | None = None
     PostEntityImages: list[KeyValue] | None = None
 
     @field_validator("OperationCreatedOn")
@@ -112,8 +117,13 @@ def parse_webhook(
     *,
     organization_id: str | None = None,
     max_body_bytes: int = 256 * 1024,
+    delete_images: Mapping[str, Sequence[str]] | None = None,
 ) -> list[ChangeNotice]:
-    """Validate one webhook request and return its change notice(s). Raises WebhookRejected."""
+    """Validate one webhook request and return its change notice(s). Raises WebhookRejected.
+
+    `delete_images`: table -> lookup columns of its Delete step's pre-entity image
+    (shared.sync.spec.delete_images); a Delete of such a table whose image names a record yields
+    a second notice, that record `updated` (its `detail.via` names the deleted row)."""
     lowered = {k.lower(): v for k, v in headers.items()}
     if len(body) > max_body_bytes:
         raise _rejected(413, f"body of {len(body)} bytes exceeds WEBHOOK_MAX_BODY_BYTES ({max_body_bytes})")
@@ -172,6 +182,13 @@ def parse_webhook(
             raise _rejected(400, "InputParameters.Target.Id does not match PrimaryEntityId")
         if ctx.MessageName != "Delete":
             changed = _attribute_names(target, primary_id=f"{ctx.PrimaryEntityName}id")
+    pre_image = _pre_image(ctx, record_id)
+    parents: list[tuple[str, str]] = []
+    if ctx.MessageName == "Delete":
+        for column in (delete_images or {}).get(ctx.PrimaryEntityName, ()):
+            reference = _reference(pre_image, column)
+            if reference is not None and reference not in parents:
+                parents.append(reference)
 
     detail: dict[str, Any] = {
         "changed_attributes": changed,
@@ -181,6 +198,7 @@ def parse_webhook(
     }
     if size_exceeded:
         detail["size_exceeded"] = True
+    version = (ctx.OperationId or "").lower() or _row_version(target) or ctx.OperationCreatedOn
     try:
         notice = ChangeNotice(
             system="dataverse",
@@ -190,12 +208,25 @@ def parse_webhook(
             observed_at=parse_ms_date(ctx.OperationCreatedOn),
             source=f"/dataverse/{ctx.OrganizationId.lower()}",
             origin="webhook",
-            version=(ctx.OperationId or "").lower() or _row_version(target) or ctx.OperationCreatedOn,
+            version=version,
             detail=detail,
         )
+        # the records the deleted row's pre-image names: changed by the deletion (their version
+        # is the operation's, so a redelivery of the Delete is the same notice again)
+        announced = [
+            notice.model_copy(
+                update={
+                    "entity": entity,
+                    "ids": (parent_id,),
+                    "operation": "updated",
+                    "detail": {**detail, "via": f"{ctx.PrimaryEntityName} {record_id} deleted"},
+                }
+            )
+            for entity, parent_id in parents
+        ]
     except ValidationError as exc:
         raise _rejected(400, _first_error(exc)) from exc
-    return [notice]
+    return [notice, *announced]
 
 
 def _target(ctx: RemoteExecutionContext) -> dict[str, Any] | None:
@@ -205,6 +236,53 @@ def _target(ctx: RemoteExecutionContext) -> dict[str, Any] | None:
                 raise _rejected(400, "InputParameters.Target must be an Entity or EntityReference object")
             return param.value
     return None
+
+
+def _pre_image(ctx: RemoteExecutionContext, record_id: str) -> dict[str, Any]:
+    """The attributes of the context's pre-entity images ({logical name: value}), each image
+    checked to be an Entity of the primary row."""
+    values: dict[str, Any] = {}
+    for image in ctx.PreEntityImages or []:
+        where = f"PreEntityImages.{image.key[:40]}"
+        entity = image.value
+        if not isinstance(entity, dict):
+            raise _rejected(400, f"{where} must be an Entity object")
+        logical = entity.get("LogicalName")
+        if logical is not None and logical != ctx.PrimaryEntityName:
+            raise _rejected(
+                400,
+                f"{where}.LogicalName {logical!r} does not match PrimaryEntityName {ctx.PrimaryEntityName!r}",
+            )
+        image_id = str(entity.get("Id") or "")
+        if image_id and image_id != "00000000-0000-0000-0000-000000000000" and image_id.lower() != record_id:
+            raise _rejected(400, f"{where}.Id does not match PrimaryEntityId")
+        attributes = entity.get("Attributes")
+        if attributes is None:
+            continue
+        if not isinstance(attributes, list):
+            raise _rejected(400, f"{where}.Attributes must be a list of {{key, value}}")
+        for item in attributes:
+            if not isinstance(item, dict) or not isinstance(item.get("key"), str):
+                raise _rejected(400, f"{where}.Attributes items must be {{key, value}} objects")
+            values[item["key"]] = item.get("value")
+    return values
+
+
+def _reference(image: Mapping[str, Any], column: str) -> tuple[str, str] | None:
+    """(table, id) of the EntityReference the image holds in lookup `column`; None when the
+    image lacks it (no image registered, an empty lookup, or dropped for size)."""
+    value = image.get(column)
+    if value is None:
+        return None
+    where = f"PreEntityImages attribute {column!r}"
+    if not isinstance(value, dict):
+        raise _rejected(400, f"{where} must be an EntityReference object {{Id, LogicalName}}")
+    ref_id, logical = value.get("Id"), value.get("LogicalName")
+    if not isinstance(ref_id, str) or not re.fullmatch(GUID_PATTERN[1:-1], ref_id):
+        raise _rejected(400, f"{where}: Id must be a GUID")
+    if not isinstance(logical, str) or not re.fullmatch(r"[a-z][a-z0-9_]{0,63}", logical):
+        raise _rejected(400, f"{where}: LogicalName must be a Dataverse table logical name")
+    return logical, ref_id.lower()
 
 
 def _attribute_names(target: Mapping[str, Any], *, primary_id: str) -> list[str]:

@@ -1,5 +1,6 @@
 """Registers the integration's Dataverse webhook: one `serviceendpoint` (contract 8, HttpHeader
-auth) and one `sdkmessageprocessingstep` per (table, message), through the Web API.
+auth), one `sdkmessageprocessingstep` per (table, message) and, where a step needs one, its
+pre-entity image (`sdkmessageprocessingstepimage`, imagetype 0, reference §7.1), through the Web API.
 
 Idempotent: it compares the desired state with what is registered and only creates, updates
 or deletes the difference. `authvalue` is write-only in Dataverse, so the endpoint's
@@ -11,7 +12,7 @@ or deletes the difference. `authvalue` is write-only in Dataverse, so the endpoi
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, cast
 from urllib.parse import urlsplit
@@ -29,11 +30,15 @@ STAGE_POST_OPERATION = 40
 MODE_ASYNC = 1
 STEP_PREFIX = "bpi-sync:"
 MESSAGES = ("Create", "Update", "Delete")
+IMAGE_PRE = 0  # sdkmessageprocessingstepimage.imagetype: 0 PreImage, 1 PostImage, 2 Both
+PRE_IMAGE_ALIAS = "PreImage"  # the key of the image in the context's PreEntityImages
 
 
 @dataclass(frozen=True)
 class StepSpec:
-    """One processing step: fire the webhook on `message` of `entity`."""
+    """One processing step: fire the webhook on `message` of `entity`; with `pre_image`, the
+    step's pre-entity image carries those columns of the row as it was (a Delete's only way to
+    say more than the deleted row's id)."""
 
     entity: str
     message: Literal["Create", "Update", "Delete"]
@@ -41,10 +46,15 @@ class StepSpec:
     mode: int = MODE_ASYNC
     stage: int = STAGE_POST_OPERATION
     rank: int = 1
+    pre_image: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
         return f"{STEP_PREFIX} {self.entity} {self.message}"
+
+    @property
+    def image_name(self) -> str:
+        return f"{self.name} {PRE_IMAGE_ALIAS}"
 
     def validate(self) -> None:
         odata.prop(self.entity)
@@ -60,6 +70,10 @@ class StepSpec:
             raise ValueError(f"step {self.name!r}: stage must be 10, 20 or 40")
         if self.mode == MODE_ASYNC and self.stage != STAGE_POST_OPERATION:
             raise ValueError(f"step {self.name!r}: asynchronous steps must use stage 40 (post-operation)")
+        if self.pre_image and self.message == "Create":
+            raise ValueError(f"step {self.name!r}: a Create has no pre-entity image (the row did not exist)")
+        for attr in self.pre_image:
+            odata.prop(attr)
 
 
 def entity_steps(environ: Mapping[str, str] | None = None) -> list[StepSpec]:
@@ -86,14 +100,17 @@ def entity_steps(environ: Mapping[str, str] | None = None) -> list[StepSpec]:
                 continue
             for message in table.messages:
                 attributes = watched if message == "Update" else ()
-                steps.append(StepSpec(table.logical_name, message, filtering_attributes=attributes))
+                image = table.delete_image if message == "Delete" else ()
+                steps.append(
+                    StepSpec(table.logical_name, message, filtering_attributes=attributes, pre_image=image)
+                )
     return steps
 
 
 @dataclass(frozen=True)
 class Action:
     kind: Literal["create", "update", "delete", "unchanged"]
-    resource: Literal["serviceendpoint", "step"]
+    resource: Literal["serviceendpoint", "step", "image"]
     name: str
     changes: dict[str, Any] = field(default_factory=dict)
 
@@ -206,6 +223,7 @@ def sync_dataverse_webhooks(
             filter=odata.lookup_eq("eventhandler", endpoint_id),
         ):
             registered[str(step.get("name"))] = step
+    images = _registered_images(client, registered.values())
 
     for spec in steps:
         message_id, filter_id = _message_and_filter(client, spec)
@@ -233,9 +251,10 @@ def sync_dataverse_webhooks(
                     {"filteringattributes": desired["filteringattributes"], "mode": spec.mode},
                 )
             )
+            step_id = None
             if not dry_run:
                 assert endpoint_id is not None
-                client.create(
+                step_id = client.create(
                     "sdkmessageprocessingsteps",
                     {
                         **desired,
@@ -245,6 +264,7 @@ def sync_dataverse_webhooks(
                         ),
                     },
                 )
+            actions += _sync_image(client, spec, step_id, [], dry_run=dry_run)
             continue
         changes = {
             k: desired[k]
@@ -260,14 +280,94 @@ def sync_dataverse_webhooks(
                 client.update("sdkmessageprocessingsteps", current.id, {**desired, **binds})
         else:
             actions.append(Action("unchanged", "step", spec.name))
+        actions += _sync_image(
+            client, spec, current.id, images.get(str(current.id).lower(), []), dry_run=dry_run
+        )
 
     for name, stale in sorted(registered.items()):
         if not name.startswith(STEP_PREFIX):
             continue  # someone else's step on our endpoint: leave it alone
+        for image in images.get(str(stale.id).lower(), []):  # its images go with it
+            actions.append(Action("delete", "image", str(image.get("name"))))
+            if not dry_run:
+                assert image.id is not None
+                client.delete("sdkmessageprocessingstepimages", image.id)
         actions.append(Action("delete", "step", name))
         if not dry_run:
             assert stale.id is not None
             client.delete("sdkmessageprocessingsteps", stale.id)
+    return actions
+
+
+IMAGE_COLUMNS = ("imagetype", "entityalias", "messagepropertyname", "attributes")
+
+
+def _registered_images(client: DataverseClient, steps: Iterable[Any]) -> dict[str, list[Any]]:
+    """Our images (named with STEP_PREFIX) of the registered steps, by lower-case step id (one
+    query)."""
+    step_ids = {str(s.id).lower() for s in steps if s.id is not None}
+    if not step_ids:
+        return {}
+    found: dict[str, list[Any]] = {}
+    for image in client.query(
+        "sdkmessageprocessingstepimages",
+        select=[
+            "sdkmessageprocessingstepimageid",
+            "name",
+            *IMAGE_COLUMNS,
+            "_sdkmessageprocessingstepid_value",
+        ],
+        filter=odata.startswith("name", STEP_PREFIX),
+    ):
+        step_id = str(image.lookup("sdkmessageprocessingstepid") or "").lower()
+        if step_id in step_ids:
+            found.setdefault(step_id, []).append(image)
+    return found
+
+
+def _sync_image(
+    client: DataverseClient, spec: StepSpec, step_id: str | None, current: list[Any], *, dry_run: bool
+) -> list[Action]:
+    """The step's pre-entity image (`spec.pre_image`) created, updated or removed to match; our
+    other images on the step (an older name) removed."""
+    actions: list[Action] = []
+    mine = next((i for i in current if i.get("name") == spec.image_name), None)
+    for other in current:
+        if other is not mine:
+            actions.append(Action("delete", "image", str(other.get("name"))))
+            if not dry_run:
+                client.delete("sdkmessageprocessingstepimages", other.id)
+    if not spec.pre_image:
+        if mine is not None:
+            actions.append(Action("delete", "image", spec.image_name))
+            if not dry_run:
+                client.delete("sdkmessageprocessingstepimages", mine.id)
+        return actions
+    desired = {
+        "name": spec.image_name,
+        "imagetype": IMAGE_PRE,
+        "entityalias": PRE_IMAGE_ALIAS,
+        "messagepropertyname": "Target",
+        "attributes": ",".join(sorted(spec.pre_image)),
+    }
+    if mine is None:
+        actions.append(Action("create", "image", spec.image_name, {"attributes": desired["attributes"]}))
+        if not dry_run and step_id is not None:
+            client.create(
+                "sdkmessageprocessingstepimages",
+                {
+                    **desired,
+                    "sdkmessageprocessingstepid@odata.bind": odata.bind("sdkmessageprocessingsteps", step_id),
+                },
+            )
+        return actions
+    changes = {k: desired[k] for k in IMAGE_COLUMNS if _norm(mine.get(k)) != _norm(desired[k])}
+    if changes:
+        actions.append(Action("update", "image", spec.image_name, changes))
+        if not dry_run:
+            client.update("sdkmessageprocessingstepimages", mine.id, desired)
+    else:
+        actions.append(Action("unchanged", "image", spec.image_name))
     return actions
 
 

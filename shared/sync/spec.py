@@ -12,6 +12,7 @@ Classes are named by dotted path ("module:Class") so reading a spec imports no f
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -117,12 +118,16 @@ class DataverseTable:
     """A Dataverse table an entity watches: its logical name, entity set, and the "module:function"
     giving the columns the mapping reads from it (function(mapping) -> column names); an
     Update webhook step fires only when one of those changes. `messages`: the steps registered
-    (a table only edits are read from needs no Create or Delete step)."""
+    (a table only edits are read from needs no Create or Delete step). `delete_image`: lookup
+    columns its Delete step carries in a pre-entity image (e.g. a line's `salesorderid`): a
+    Delete names only the row, which is gone, so the ingress announces the records these
+    lookups name as updated (deleting an order's line changes the order)."""
 
     logical_name: str
     entity_set: str
     columns: str
     messages: tuple[Literal["Create", "Update", "Delete"], ...] = ("Create", "Update", "Delete")
+    delete_image: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -184,6 +189,19 @@ class EntitySpec:
         raise ValueError(
             f"{self.name} cannot be backfilled from {system}: {masters} is their master and {why}; use {use}"
         )
+
+
+def delete_images(specs: Iterable[EntitySpec]) -> dict[str, tuple[str, ...]]:
+    """Table logical name -> the lookup columns of its Delete step's pre-entity image, for every
+    watched table that declares some (DataverseTable.delete_image)."""
+    images: dict[str, tuple[str, ...]] = {}
+    for spec in specs:
+        for table in spec.dataverse_tables:
+            if table.delete_image:
+                images[table.logical_name] = tuple(
+                    dict.fromkeys([*images.get(table.logical_name, ()), *table.delete_image])
+                )
+    return images
 
 
 def load(dotted: str) -> object:
