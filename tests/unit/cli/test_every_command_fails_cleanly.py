@@ -121,6 +121,8 @@ def cases(s: str, tmp: str) -> dict[str, list[list[str]]]:
         "flow resume": [["customers-to-dataverse", "--settings", s], ["x", "--recheck", "1"]],
     }
     for spec in registry.ENTITIES + registry.BUILDING:
+        if getattr(spec, "reconciler", None):
+            out[f"reconcile {spec.name}"] = [["--settings", s], ["--since", "yesterday", "--settings", s]]
         if spec.backfill_sources:
             source = spec.backfill_sources[0].system
             out[f"backfill {spec.name}"] = [
