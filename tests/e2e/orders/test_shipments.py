@@ -32,16 +32,13 @@ def read_only_orders() -> str:
 
 @pytest.fixture
 def sandbox_settings(tmp_path: Path, read_only_orders: str) -> dict[str, str]:
-    """orders.yaml mapping DHL, and the shipped status file plus the sandbox account's default
-    status "New web order" (kept Submitted), so a shipment is not held up by a status gap."""
+    """orders.yaml mapping DHL and writing read-only orders as the test says; the shipped status
+    file (it maps the sandbox account's "New web order" to Submitted, so a new order keeps it)."""
     path = order_mapping(
         tmp_path,
         ("shipping_methods: {}", f"shipping_methods: {{{DHL_CODE}: {DHL_METHOD}}}"),
         ("read_only_orders: reopen", f"read_only_orders: {read_only_orders}"),
     )
-    statuses = yaml.safe_load(STATUS_FILE.read_text())
-    statuses["statuses"]["New web order"] = {"statecode": 1, "statuscode": 3}
-    (tmp_path / "order_status.yaml").write_text(yaml.safe_dump(statuses))
     return {
         "ORDER_MAPPING_PATH": str(path),
         "PRODUCT_MAPPING_PATH": str(product_mapping(tmp_path)),
