@@ -159,11 +159,11 @@ def decide(
 ) -> AuditEntry:
     """Write the operator's decision to the audit (result operator, reason ReviewAccepted or
     ReviewDismissed, in the record's own flow). `accept` calls `resync(item)` (publish a change
-    notice for the record; returns its message id, named in the row). The row is stamped `now`,
-    taken before the notice is published, so it sorts before the outcome the notice leads to."""
+    notice for the record; returns its message id, named in the row). Give `now` (taken before
+    the notice is published) so the row sorts before the outcome the notice leads to."""
     if decision not in DECISIONS:
         raise ValueError(f"decision must be accept or dismiss, not {decision!r}")
-    at = now or datetime.now(UTC)
+    at = now  # None: the audit log's own clock stamps it when written
     sent = resync(item) if decision == "accept" and resync is not None else None
     what = "accepted (the record is synced again)" if decision == "accept" else "dismissed"
     description = f"{actor}: needs-review [{item.reason or '-'}] {what}"
