@@ -553,8 +553,10 @@ class OrdersToBrightpearl(RecordSync[Order]):
         failed: dict[str, BaseException] = {}
         if not created:
             return failed
-        active = [r for r in created if int(r.source.get("statecode") or 0) == 0]
-        closed = [r for r in created if int(r.source.get("statecode") or 0) != 0]
+        # Dynamics edits only Active orders, except for administrators (writeback.read_only_orders)
+        direct = self.mapping.writeback.read_only_orders == "direct"
+        active = [r for r in created if direct or int(r.source.get("statecode") or 0) == 0]
+        closed = [r for r in created if not direct and int(r.source.get("statecode") or 0) != 0]
         if active:
             rows = [{"salesorderid": r.source_id, "bpi_brightpearlid": r.target_id} for r in active]
             try:
