@@ -405,3 +405,17 @@ def test_the_recovery_look_up_is_for_this_integration_instance_only():
     link = rig.store.links.get("order", "dataverse", ORDER)
     assert link is not None and link.id_in("brightpearl") == str(own) != str(other)
     assert rig.dv.tables["salesorders"][ORDER]["bpi_brightpearlid"] == str(own)
+
+
+def test_with_read_only_orders_direct_the_id_is_written_as_is_without_reopening():
+    """An application user with System Administrator may write Submitted orders
+    (writeback.read_only_orders: direct): one UpdateMultiple, no reopen and put back."""
+    rig = Rig(
+        MAPPING.model_copy(
+            update={"writeback": MAPPING.writeback.model_copy(update={"read_only_orders": "direct"})}
+        )
+    )
+    rig.standard()
+    assert rig.flow().handle([notice(ORDER)]) == [Completed()]
+    assert rig.dv.calls == ["query", "query", "update_multiple"]
+    assert len(rig.orders) == 1
