@@ -2,7 +2,9 @@
 
 Dynamics sales orders -> Brightpearl sales orders (issue 13, flow orders-to-brightpearl).
 Dataverse announces salesorder changes by webhook, and salesorderdetail changes, which the
-flow expands to their order; Brightpearl sends nothing for this direction.
+flow expands to their order; a deleted line cannot be read, so its Delete step's pre-entity
+image names the order, which the ingress announces as updated (DataverseTable.delete_image).
+Brightpearl sends nothing for this direction.
 
 Brightpearl order status -> Dynamics salesorder state (issue 13 item 4, flow
 orders-to-dataverse): Brightpearl `order` notices (`order.modified.order-status` webhooks),
