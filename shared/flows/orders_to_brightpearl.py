@@ -135,6 +135,7 @@ class OrdersToBrightpearl(RecordSync[Order]):
         self._first_seen: dict[str, datetime] = {}  # record id -> earliest notice observed
         self._customers: dict[str, int] = {}  # order id -> Brightpearl contact id
         self._waiting_customer: dict[str, tuple[str, str]] = {}  # order id -> (kind, GUID)
+        self._no_primary: dict[str, str] = {}  # order id -> its account without a primary contact
         self._products: dict[str, int] = {}  # SKU -> Brightpearl product id
         self._links: dict[str, Link] = {}  # record id -> its link (read with the records)
         self.changes = OrderChanges(self)
@@ -289,6 +290,8 @@ class OrdersToBrightpearl(RecordSync[Order]):
             contact = customer.id if customer.kind == "contact" else primary.get(customer.id)
             if contact:
                 contact_of[order.order_id] = contact
+            else:  # no Brightpearl customer can stand for it: waiting would not help
+                self._no_primary[order.order_id] = customer.id
         links = self.store.links.get_many("customer", "dataverse", sorted(set(contact_of.values())))
         for order in orders:
             contact = contact_of.get(order.order_id)
@@ -296,7 +299,7 @@ class OrdersToBrightpearl(RecordSync[Order]):
             bp_id = link.id_in("brightpearl") if link is not None and link.is_linked else None
             if bp_id:
                 self._customers[order.order_id] = int(bp_id)
-            elif order.customer is not None:
+            elif order.customer is not None and order.order_id not in self._no_primary:
                 self._waiting_customer[order.order_id] = (order.customer.kind, order.customer.id)
 
     def _resolve_products(self, orders: list[Order]) -> None:
@@ -344,6 +347,20 @@ class OrdersToBrightpearl(RecordSync[Order]):
 
     def _customer_issue(self, order: Order) -> QualityIssue:
         kind, guid = self._waiting_customer.get(order.order_id) or ("customer", "(none)")
+        account = self._no_primary.get(order.order_id)
+        if account is not None:
+            return QualityIssue(
+                code=IssueCode.CUSTOMER_NOT_SYNCED,
+                severity=Severity.FATAL,
+                system="dataverse",
+                record_id=order.order_id,
+                field="customerid",
+                description=(
+                    f"{order.reference}: its customer, Dataverse account {account}, has no primary contact "
+                    "(primarycontactid), which becomes the Brightpearl customer; set the account's Primary "
+                    "Contact in Dynamics, then resubmit"
+                ),
+            )
         return QualityIssue(
             code=IssueCode.CUSTOMER_NOT_SYNCED,
             severity=Severity.FATAL,

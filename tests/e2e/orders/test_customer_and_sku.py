@@ -164,3 +164,21 @@ def test_an_unknown_sku_is_dead_lettered_then_resubmitted_once_the_product_exist
     cli("dlq", "resubmit", "--reason", "UnknownSku", "--wait", "0")  # nothing left to resubmit
     box.work()
     assert len(box.bp_orders_of(order)) == 1 and len(box.bp_orders()) == 2
+
+
+def test_an_account_without_a_primary_contact_is_dead_lettered_at_once_naming_the_fix(
+    orders_sandbox: OrderSandbox,
+) -> None:
+    """Brightpearl's customer of an account's order is the account's primary contact; an account
+    without one cannot become a customer however long the order waits."""
+    box = orders_sandbox
+    account = crm_create(box, "accounts", {"name": f"Nobody Ltd {uuid.uuid4().hex[:6]}"})
+    order = box.raise_order([("CAP-1", 1)], **{"customerid_account@odata.bind": f"/accounts({account})"})
+    box.work()
+
+    assert box.bp_orders() == []
+    [dead] = box.dead_lettered()
+    assert dead.dead_letter_reason == "CustomerNotSynced"
+    description = dead.dead_letter_error_description
+    assert f"account {account}" in description and box.dv_order(order)["ordernumber"] in description
+    assert "primary contact" in description.lower() and "retries" not in description
