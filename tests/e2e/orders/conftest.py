@@ -127,9 +127,7 @@ class OrderSandbox(Sandbox):
         """A Dynamics contact raised by a CRM user; with `sync`, worked off until the customers
         flow has linked it to a Brightpearl contact."""
         email = f"{first.lower()}.{uuid.uuid4().hex[:8]}@example.com"
-        out = self.dv.crm(
-            "POST", "contacts", {"firstname": first, "lastname": last, "emailaddress1": email}
-        )
+        out = self.dv.crm("POST", "contacts", {"firstname": first, "lastname": last, "emailaddress1": email})
         contact = odata.entity_id_from_url(out["headers"]["OData-EntityId"])
         if sync:
             self.work()
@@ -263,7 +261,8 @@ class OrderSandbox(Sandbox):
         return [
             r
             for r in self.dv.rows("salesorderdetail")
-            if str(r.get("_salesorderid_value") or r.get("salesorderid") or "").lower() == salesorder.lower()
+            if str(_lookup_id(r.get("_salesorderid_value") or r.get("salesorderid"))).lower()
+            == salesorder.lower()
         ]
 
     def audit(self, salesorder: str, flow: str = TO_BP) -> list[AuditEntry]:
@@ -335,3 +334,8 @@ def orders_sandbox(sandbox: Sandbox, dv_server: Any) -> Iterator[OrderSandbox]:
     finally:
         box.host.stop()  # one started by start_host (the sandbox fixture stops the first)
         box.bp_sim.dispatcher.reset()
+
+
+def _lookup_id(value: Any) -> str:
+    """A lookup as the simulator's admin tables show it ({"id": ...}) or as a plain id."""
+    return str(value.get("id") if isinstance(value, dict) else value or "")

@@ -16,6 +16,7 @@ def test_a_submitted_order_becomes_one_brightpearl_order_with_its_lines(orders_s
     box.work()
 
     created = box.bp_order_of(order)  # exactly one
+    assert len(box.dv_lines(order)) == len(created["orderRows"]) == 2
     by_product = {int(r["productId"]): r for r in created["orderRows"].values()}
     assert set(by_product) == {box.shop.bp_products["MUG-1"], box.shop.bp_products["TEE-1"]}
     mug = by_product[box.shop.bp_products["MUG-1"]]
