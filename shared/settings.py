@@ -275,6 +275,12 @@ class CustomersSettings(BaseSettings):
         "30 */5 * * * *",
         description="NCRONTAB of the Dataverse change-tracking poller (contact and account)",
     )
+    reconcile_schedule: str = Field(
+        "0 30 2 * * *",
+        description="NCRONTAB of the daily customers reconciliation (report only, no healing: "
+        "`syncctl reconcile customers --heal` heals); 100,000 customers cost about 700 Brightpearl "
+        "requests, 0.24 % of a day's budget (docs/operations.md, Reconciliation)",
+    )
     poll_overlap_seconds: int = Field(
         300,
         ge=0,

@@ -13,6 +13,10 @@ param failureThreshold int = 5
 @minValue(1)
 param throttlingThreshold int = 50
 
+// Records a daily reconciliation found drifted (changed behind the integration's back) before an alert.
+@minValue(1)
+param reconcileDriftThreshold int = 25
+
 resource actionGroup 'Microsoft.Insights/actionGroups@2024-10-01-preview' = {
   name: actionGroupName
   location: 'global'
@@ -144,6 +148,48 @@ resource throttlingAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
           timeAggregation: 'Count'
           operator: 'GreaterThan'
           threshold: throttlingThreshold
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    actions: {
+      actionGroups: [
+        actionGroup.id
+      ]
+    }
+  }
+}
+
+// Reconciliation drift: each run (the daily timer, syncctl reconcile) emits its counts per kind as
+// the metric bpsync.reconcile_findings (shared/reconcile/engine.py); more drifted records in a day
+// than the threshold means changes are bypassing the integration (lost webhooks, a stopped poller).
+resource reconcileDriftAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
+  name: 'alert-${baseName}-reconcile-drift'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: 'Sync: reconciliation found drift'
+    description: 'A reconciliation run found more drifted records than the threshold. Read the report (syncctl reconcile customers --last) and heal with --heal; see docs/operations.md, Reconciliation.'
+    severity: 2
+    enabled: true
+    scopes: [
+      appInsightsId
+    ]
+    evaluationFrequency: 'PT1H'
+    windowSize: 'P1D'
+    autoMitigate: false
+    criteria: {
+      allOf: [
+        {
+          query: 'customMetrics | where name == "bpsync.reconcile_findings" and tostring(customDimensions.kind) == "drift" | extend drift = valueSum'
+          timeAggregation: 'Total'
+          metricMeasureColumn: 'drift'
+          operator: 'GreaterThan'
+          threshold: reconcileDriftThreshold
           failingPeriods: {
             numberOfEvaluationPeriods: 1
             minFailingPeriodsToAlert: 1

@@ -396,3 +396,23 @@ def from_runtime(spec: EntitySpec) -> Reconciler:
 def reconcilable(specs: Iterable[EntitySpec]) -> list[EntitySpec]:
     """The entities that declare a reconciler."""
     return [s for s in specs if s.reconciler]
+
+
+def schedule_setting(spec: EntitySpec) -> str:
+    """The app setting holding the NCRONTAB of `spec`'s reconciliation timer."""
+    return f"{spec.name.upper()}_RECONCILE_SCHEDULE"
+
+
+def run_scheduled(spec: EntitySpec) -> ReconcileReport | None:
+    """The timer's run: report only. A transient failure (throttling, 5xx, network) is logged and
+    left to the next day; anything else is raised."""
+    from shared.resilience import classify
+
+    try:
+        return from_runtime(spec).run()
+    except Exception as exc:
+        verdict = classify(exc)
+        if verdict is None or not verdict.transient:
+            raise
+        log.warning("reconcile %s failed (%s); the next run tries again", spec.name, verdict.reason)
+        return None
