@@ -129,8 +129,9 @@ def test_a_dynamics_cancellation_moves_the_brightpearl_order_to_cancelled(orders
 def test_a_removed_line_leaves_the_brightpearl_order_through_the_change_tracking_backstop(
     orders_sandbox: OrderSandbox,
 ):
-    """A line's Delete names only the line (its order is gone with it), so the order itself comes
-    through change tracking: its totals moved. The backstop poller brings it; its row is removed."""
+    """When the line's Delete webhook is lost (its pre-image names the order, so normally the
+    webhook brings it: tests/e2e/orders/test_line_delete.py), the order comes through change
+    tracking: its totals moved. The backstop poller brings it; its row is removed."""
     box = orders_sandbox
     box.host.run_timer("poll_dataverse_orders")  # the first run records the delta links
     order, _ = placed(box)
@@ -140,8 +141,12 @@ def test_a_removed_line_leaves_the_brightpearl_order_through_the_change_tracking
     assert any(r[0] == tee for r in rows(box, order).values())
 
     box.dv.crm("PATCH", f"salesorders({order})", {"statecode": 0, "statuscode": 1})
+    box.work()  # the reopening's own webhook, delivered
+    box.dv.call("POST", "webhooks/fail", {"count": 1})  # the Delete's webhook is lost
     box.dv.crm("DELETE", f"salesorderdetails({line_of(box, order, 'TEE-1')})")
     box.work()
+    box.dv.call("POST", "webhooks/fail", {"count": 0})
+    assert any(r[0] == tee for r in rows(box, order).values())  # no webhook: the row stays
     box.host.run_timer("poll_dataverse_orders")
     box.work()
 
