@@ -70,7 +70,10 @@ class Simulator(AdminRoutes):
             self.protection.reset()
             self.affinity_cookie_requests = 0
             self.faults.clear()
+            self.faults.fired.clear()
             self.webhooks.deliveries.clear()
+            with self.webhooks.lock:
+                self.webhooks.fail_next = 0  # an injected webhook failure does not outlive a reset
 
     def close(self) -> None:
         self.webhooks.close()

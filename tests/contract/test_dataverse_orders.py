@@ -432,3 +432,23 @@ def test_webhooks_for_order_submit_fulfil_and_line_changes(sim, client, shop, re
         (a["key"], a["value"]) for a in rec.posts[-1][1]["InputParameters"][0]["value"]["Attributes"]
     )
     assert target["statecode"]["Value"] == 3  # fulfilled, an OptionSetValue in the context
+
+
+def test_lines_are_numbered_in_the_order_they_were_added(client, shop):
+    """sequencenumber: a new line goes last (Dynamics numbers the lines; the form reorders
+    them); a number given explicitly is kept. The orders flow sends rows in this order."""
+    order = client.create("salesorders", order_body(shop))
+    first = client.create("salesorderdetails", write_in(order, productdescription="First"))
+    second = client.create("salesorderdetails", product_line(shop, order))
+    third = client.create("salesorderdetails", write_in(order, productdescription="Third"))
+    pinned = client.create(
+        "salesorderdetails", write_in(order, productdescription="Pinned", sequencenumber=9)
+    )
+    numbers = {
+        key: client.get("salesorderdetails", key, select=["sequencenumber"])["sequencenumber"]
+        for key in (first, second, third, pinned)
+    }
+    assert [numbers[k] for k in (first, second, third, pinned)] == [1, 2, 3, 9]
+    other = client.create("salesorders", order_body(shop))
+    line = client.create("salesorderdetails", write_in(other))
+    assert client.get("salesorderdetails", line, select=["sequencenumber"])["sequencenumber"] == 1

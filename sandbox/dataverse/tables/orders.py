@@ -73,6 +73,20 @@ def price_from_item(item: dict[str, Any], product: dict[str, Any]) -> float:
 
 
 class Orders(EngineBase):
+    def _next_sequence(self, table: Table, record: dict[str, Any], header: dict[str, Any]) -> None:
+        """A new line goes last: Dynamics numbers the lines of a quote, order or invoice in the
+        order they were added (sequencenumber; the form's move up/down reorders them)."""
+        column = next(c for _, line, c in HEADERS if line == table.logical_name)
+        header_id = header[column]  # the header's primary id has the lookup's name
+        taken = [
+            int(r.get("sequencenumber") or 0)
+            for r in self.db.rows[table.logical_name].values()
+            if isinstance(r.get(column), dict)
+            and r[column]["id"] == header_id
+            and r.get(table.primary_id) != record.get(table.primary_id)
+        ]
+        record["sequencenumber"] = max(taken, default=0) + 1
+
     def _header_of(self, table: Table, record: dict[str, Any]) -> tuple[Table, dict[str, Any]] | None:
         for rel_table, line_table, column in HEADERS:
             if table.logical_name == line_table and isinstance(record.get(column), dict):
@@ -159,6 +173,8 @@ class Orders(EngineBase):
             header = self._header_of(table, record)
             if header is not None:  # a line of a closed order is refused before it is priced
                 self._require_editable(*header)
+                if "sequencenumber" in table.columns and record.get("sequencenumber") is None:
+                    self._next_sequence(table, record, header[1])
             if table.logical_name != "invoicedetail":
                 self._price_line(table, record)
             base = _num(record.get("quantity")) * _num(record.get("priceperunit"))

@@ -17,6 +17,8 @@ def test_a_submitted_order_becomes_one_brightpearl_order_with_its_lines(orders_s
 
     created = box.bp_order_of(order)  # exactly one
     assert len(box.dv_lines(order)) == len(created["orderRows"]) == 2
+    in_order = [int(created["orderRows"][k]["productId"]) for k in sorted(created["orderRows"], key=int)]
+    assert in_order == [box.shop.bp_products["MUG-1"], box.shop.bp_products["TEE-1"]]  # as added
     by_product = {int(r["productId"]): r for r in created["orderRows"].values()}
     assert set(by_product) == {box.shop.bp_products["MUG-1"], box.shop.bp_products["TEE-1"]}
     mug = by_product[box.shop.bp_products["MUG-1"]]
