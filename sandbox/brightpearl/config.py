@@ -47,7 +47,12 @@ class SimulatorConfig(BaseModel):
     order_get_empty: Literal["empty-200", "404"] = Field(
         "empty-200", description="missing order ids: 200 [] (recorded) or 404 (docs)"
     )
-    duplicate_external_ref: Literal["error", "return-existing"] = "error"
+    duplicate_external_ref: Literal["error", "return-existing", "unique-with-instance"] = Field(
+        "error",
+        description="a sales order repeating externalRef (and installedIntegrationInstanceId, none = 0): "
+        "refused, or its id returned; unique-with-instance: only the documented compound key is "
+        "unique, orders without an instance id may repeat an externalRef (a private app)",
+    )
     search_cells_as_strings: bool = Field(False, description="ids in search rows as strings")
     time_offset: str = Field("Z", description="offset of emitted time stamps: Z or +HH:MM")
     latency_ms: float = Field(0.0, ge=0, description="added to every API response")

@@ -139,7 +139,7 @@ class OrderStore(OrderRowStore):
                 raise bad(f"installedIntegrationInstanceId {inst!r} must be a whole number", "ORDC-018")
             if ext is not None and not isinstance(ext, str):
                 raise bad(f"externalRef {ext!r} must be text", "ORDC-019")
-            if ext:
+            if ext and (inst or self.config.duplicate_external_ref != "unique-with-instance"):
                 for existing in self.orders.values():
                     if (
                         existing["orderTypeCode"] == order_type

@@ -10,12 +10,14 @@ import random
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pytest
 
+from sandbox.host import LocalHost
 from shared.store import AuditResult
 from tests.e2e.chaos.harness import DuplicatingProxy
-from tests.e2e.customers.conftest import NEVER
+from tests.e2e.customers.conftest import NEVER, ROOT
 from tests.e2e.orders.conftest import OrderSandbox, register_dataverse_webhooks
 
 SALES_ORDER = "order-service/sales-order"  # the POST; not sales-order-search
@@ -32,6 +34,18 @@ def sandbox_settings(sandbox_settings: dict[str, str]) -> dict[str, str]:
         "BRIGHTPEARL_READ_TIMEOUT_SECONDS": "0.5",
         "BRIGHTPEARL_ORDER_POLL_SCHEDULE": NEVER,
     }
+
+
+@pytest.fixture(autouse=True)
+def duplicates_not_refused(bp_server: Any) -> Iterator[None]:
+    """Brightpearl as a private app meets it: with no installedIntegrationInstanceId, nothing
+    documented makes externalRef unique, so a second POST would make a second order. The
+    simulator then takes duplicates (its default refuses them, which would hide ours)."""
+    bp_server.simulator.configure(duplicate_external_ref="unique-with-instance")
+    try:
+        yield
+    finally:
+        bp_server.simulator.configure(duplicate_external_ref="error")
 
 
 # ------------------------------------------------------------------------------------- helpers
@@ -84,6 +98,31 @@ def duplicated_webhooks(box: OrderSandbox) -> Iterator[DuplicatingProxy]:
         yield proxy
 
 
+@contextmanager
+def second_host(box: OrderSandbox) -> Iterator[LocalHost]:
+    """Another instance of the Function App beside the first, on the same bus and store: the
+    two take messages of the same subscriptions at the same time."""
+    other = LocalHost(
+        "function_app",
+        settings=box.values,
+        bus=box.bus,
+        port=0,
+        clock=box.clock,
+        project_root=ROOT,
+        poll_interval=0.02,
+    )
+    with other:
+        yield other
+
+
+def work_both(box: OrderSandbox, other: LocalHost) -> None:
+    for _ in range(3):
+        box.work()
+        other.wait_idle(timeout=90)
+        if not box.active() and not box.scheduled():
+            return
+
+
 def wait_for_orders(box: OrderSandbox, at_least: int, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while len(box.bp_orders()) < at_least:
@@ -113,15 +152,18 @@ def crash_mid_batch(box: OrderSandbox, *, after: int, committed: int) -> None:
 
 # --------------------------------------------------------------------------------------- tests
 def test_duplicate_webhooks_and_notices_make_one_brightpearl_order_each(orders_sandbox: OrderSandbox) -> None:
-    """Every webhook delivered twice, the orders' Update and their lines' notices together, and
-    the change-tracking backstop naming the same orders again: one order each."""
+    """Every webhook delivered twice, the orders' Update and their lines' notices taken by two
+    instances of the app at once, and the change-tracking backstop naming the same orders again,
+    before and after they were created: one order each."""
     box = orders_sandbox
     box.host.run_timer(ORDERS_POLLER)  # the first run records the delta links
-    with duplicated_webhooks(box) as proxy:
+    with duplicated_webhooks(box) as proxy, second_host(box) as other:
         orders = raise_orders(box, 8)
         box.host.run_timer(ORDERS_POLLER)  # the same orders and lines, by change tracking
-        box.work()
-    assert proxy.duplicates >= 8 * 4  # order Create, two lines, the submit
+        work_both(box, other)
+        box.host.run_timer(ORDERS_POLLER)  # again, now that they are linked
+        work_both(box, other)
+    assert proxy.duplicates >= 8 * 3  # order Create, its line(s), the submit
     assert_exactly_once(box, orders)
 
 
@@ -174,3 +216,20 @@ def test_duplicates_lost_answers_and_a_restart_together_make_one_order_each(
         box.work()
     assert lost_sales_orders(box) == 7
     assert_exactly_once(box, batch + later)
+
+
+def test_an_order_whose_id_write_back_failed_gets_it_and_no_second_order(
+    orders_sandbox: OrderSandbox,
+) -> None:
+    """The order is created and linked, but writing bpi_brightpearlid back fails (Dataverse
+    unavailable past the client's retries): the id reaches the Dynamics order later (a retry, or
+    the order's next notice, here change tracking), and no second Brightpearl order is made."""
+    box = orders_sandbox
+    box.host.run_timer(ORDERS_POLLER)
+    box.dv.call("POST", "faults", {"kind": "503", "count": 3, "path_contains": "$batch", "method": "POST"})
+    order = box.raise_order([("TEE-1", 2)])
+    box.work()
+    box.host.run_timer(ORDERS_POLLER)
+    box.work()
+    assert box.dv.call("GET", "faults")["fired"].get("503") == 3
+    assert_exactly_once(box, [order])
