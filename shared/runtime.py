@@ -68,12 +68,21 @@ def state_store() -> StateStore:
 
 
 def brightpearl() -> BrightpearlClient:
-    """The Brightpearl client of this process (one rate budget per account), built on first use."""
+    """The Brightpearl client of this process, built on first use. Its rate budget is shared by
+    every instance through the state store's cursors table (BRIGHTPEARL_SHARED_BUDGET, default
+    on), else one per account in this process."""
+    with _lock:
+        if "brightpearl" in _instances:
+            return cast("BrightpearlClient", _instances["brightpearl"])
+    bp_settings = settings().brightpearl
+    # state_store() takes _lock; a stand-in store without a cursors table (tests) gets none.
+    cursors = getattr(state_store(), "cursors", None) if bp_settings.shared_budget else None
+    table = getattr(cursors, "table", None)
     with _lock:
         if "brightpearl" not in _instances:
             from shared.brightpearl.client import BrightpearlClient
 
-            _instances["brightpearl"] = BrightpearlClient.from_settings(settings().brightpearl)
+            _instances["brightpearl"] = BrightpearlClient.from_settings(bp_settings, budget_table=table)
         return cast("BrightpearlClient", _instances["brightpearl"])
 
 

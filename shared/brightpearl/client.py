@@ -147,8 +147,11 @@ class BrightpearlClient:
         http: httpx.Client | None = None,
         budget: RateBudget | None = None,
         sleep: Callable[[float], None] | None = None,
+        budget_table: Any = None,
     ) -> BrightpearlClient:
-        """Build the client the settings describe; one rate budget per account per process."""
+        """Build the client the settings describe; one rate budget per account per process, or,
+        with `budget_table` (the state store's cursors table) and BRIGHTPEARL_SHARED_BUDGET,
+        one shared by every instance (shared/brightpearl/shared_budget.py)."""
         auth: Authenticator
         if settings.auth_mode == "private":
             if not settings.app_ref or not settings.account_token:
@@ -177,6 +180,10 @@ class BrightpearlClient:
             )
             # Public/OAuth apps get a pool per account x developer (reference §3).
             budget_key = f"{settings.api_root}|{settings.account}|dev:{settings.dev_ref}"
+        if budget is None and budget_table is not None and settings.shared_budget:
+            from shared.brightpearl.shared_budget import budget_in_table
+
+            budget = budget_in_table(budget_table, budget_key, settings)
         budget = budget or RateBudget.shared(
             budget_key,
             settings.rate_limit,

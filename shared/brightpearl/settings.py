@@ -115,6 +115,27 @@ class BrightpearlSettings(BaseSettings):
         le=1000,
         description="slots left unused per window (other apps share the account's pool)",
     )
+    shared_budget: bool = Field(
+        True,
+        description="share the rate budget with every instance through the state store (a row of "
+        "the cursors table; each instance leases BRIGHTPEARL_SHARED_BUDGET_BLOCK requests at a "
+        "time); false: each instance keeps its own budget, safe with one instance only",
+    )
+    shared_budget_block: int = Field(
+        10,
+        ge=1,
+        le=100,
+        description="requests one instance leases from the shared budget at a time (one table "
+        "read and write per lease; smaller after a lease expired mostly unused)",
+    )
+    shared_budget_lease_seconds: float = Field(
+        5.0,
+        gt=0,
+        le=60,
+        description="how long a leased block may be used; its unused requests stay counted "
+        "until lease + window (a crashed instance's too), so the shared budget admits at most "
+        "the cap per window + lease seconds",
+    )
     max_throttle_wait_seconds: float = Field(
         20.0,
         gt=0,
