@@ -119,6 +119,64 @@ def test_reading_stops_at_max_rows_and_says_so(store: StateStore):
     assert activity.rows == 10 and activity.truncated and activity.total() == 10
 
 
+def test_a_long_window_is_read_from_hourly_rollups_stored_once_per_settled_hour(store: StateStore):
+    rows = [
+        entry(
+            NOW - timedelta(hours=h, minutes=30),
+            AuditResult.SYNCED,
+            source_id=str(h),
+            duration_ms=100,
+            observed_at=NOW - timedelta(hours=h, minutes=30, seconds=2),
+        )
+        for h in range(0, 30)
+    ]
+    rows.append(entry(NOW - timedelta(hours=5, minutes=10), AuditResult.DEAD_LETTERED, "InvalidEmail"))
+    store.audit.record_many(rows)
+    window = metrics.Window.last(24, NOW)
+
+    first = metrics.flow_activity(store.audit, FLOW, window)
+    again = metrics.flow_activity(store.audit, FLOW, window)
+
+    assert first.hours_from_rollups == 0 and again.hours_from_rollups == 23  # 11:00-12:00 not settled
+    for activity in (first, again):
+        assert activity.total("synced") == 24 and activity.total("dead-lettered") == 1
+        assert activity.series["synced"] == [1] * 24 and activity.window.since == NOW - timedelta(hours=24)
+        assert [e.reason for e in activity.errors] == ["InvalidEmail"]
+        figures = activity.as_dict()
+        assert 1.95 <= figures["latency_s"]["p50"] <= 2.05 and 97 <= figures["processing_ms"]["p95"] <= 103
+
+
+def test_rollups_of_a_large_backlog_are_filled_a_page_load_at_a_time(store: StateStore):
+    store.audit.record_many(
+        [
+            entry(NOW - timedelta(hours=h, minutes=m), AuditResult.SYNCED, source_id=f"{h}-{m}")
+            for h in range(1, 11)
+            for m in (10, 20, 30)
+        ]
+    )
+    window = metrics.Window.last(24, NOW)
+    loads = [metrics.flow_activity(store.audit, FLOW, window, max_rows=7) for _ in range(6)]
+    assert loads[0].truncated and loads[0].total() == 7
+    assert [load.hours_from_rollups for load in loads[:3]] == [0, 2, 4]  # two more whole hours each time
+    assert not loads[-1].truncated and loads[-1].total() == 30
+
+
+def test_rows_of_the_hour_not_settled_yet_are_counted_each_time(store: StateStore):
+    window = metrics.Window.last(24, NOW)
+    store.audit.record(entry(NOW - timedelta(hours=3), AuditResult.SYNCED, source_id="1"))
+    assert metrics.flow_activity(store.audit, FLOW, window).total() == 1
+    store.audit.record(entry(NOW - timedelta(minutes=2), AuditResult.SYNCED, source_id="2"))
+    assert metrics.flow_activity(store.audit, FLOW, window).total() == 2
+
+
+def test_histogram_percentiles_are_within_five_percent():
+    hist = metrics.Histogram()
+    for value in range(1, 101):
+        hist.add(value)
+    assert 48 <= hist.percentile(50) <= 52 and 93 <= hist.percentile(95) <= 97
+    assert metrics.Histogram.from_json(hist.as_json()) == hist
+
+
 def test_operator_actions_are_counted_apart_from_outcomes(store: StateStore):
     store.audit.record_many(
         [
