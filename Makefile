@@ -52,6 +52,7 @@ bench: setup
 	$(PY) -m benchmarks.latency
 	$(PY) -m benchmarks.catalogue
 	$(PY) -m benchmarks.orders
+	$(PY) -m benchmarks.console
 
 clean:
 	rm -rf $(VENV) node_modules .sandbox .cache benchmarks/results .pytest_cache .ruff_cache
