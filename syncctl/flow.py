@@ -29,24 +29,6 @@ def _flow(name: str) -> str:
     return name
 
 
-def _audit(store, flow: str, reason: str, description: str) -> None:  # type: ignore[no-untyped-def]
-    from shared.store.audit import AuditEntry, AuditResult
-    from shared.sync import registry
-
-    spec = registry.flow(flow)
-    store.audit.record(
-        AuditEntry(
-            flow=flow,
-            entity=registry.entity_of(flow).link_entity,
-            source_system=spec.source,
-            source_id=flow,
-            result=AuditResult.OPERATOR,
-            reason_code=reason,
-            description=description,
-        )
-    )
-
-
 @app.command("list")
 def list_flows(
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
@@ -87,6 +69,7 @@ def pause(
     """Stop a flow: its messages wait on the bus, scheduled, until it is resumed."""
     from shared import runtime
     from shared.ops import flow_control
+    from shared.ops.console import audit_operator
 
     name = _flow(flow)
     with runtime.override(settings=app_settings(settings_file)):
@@ -95,7 +78,7 @@ def pause(
             store.cursors, name, now=runtime.clock(), by=actor(), reason=reason, recheck_seconds=recheck
         )
         if new:
-            _audit(store, name, "FlowPaused", f"{found.by}: paused ({reason or 'no reason given'})")
+            audit_operator(store, name, "FlowPaused", f"{found.by}: paused ({reason or 'no reason given'})")
     since = found.since.strftime("%Y-%m-%d %H:%M:%SZ")
     state = "paused" if new else "already paused"
     output().print(
@@ -113,13 +96,15 @@ def resume(
     """Start a paused flow again: its postponed messages run at their next recheck."""
     from shared import runtime
     from shared.ops import flow_control
+    from shared.ops.console import audit_operator
 
     name = _flow(flow)
     with runtime.override(settings=app_settings(settings_file)):
         store = runtime.state_store()
         ended = flow_control.resume(store.cursors, name)
         if ended is not None:
-            _audit(store, name, "FlowResumed", f"{actor()}: resumed (paused since {ended.since.isoformat()})")
+            since = ended.since.isoformat()
+            audit_operator(store, name, "FlowResumed", f"{actor()}: resumed (paused since {since})")
     if ended is None:
         output().print(f"{name}: was not paused")
         return

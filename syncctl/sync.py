@@ -29,8 +29,9 @@ def sync(
 ) -> None:
     """Publish the record's change notice now (as its webhook would) and optionally await its outcome."""
     from shared import runtime
+    from shared.ops.console import sync_record
     from shared.ops.records import RecordInputError, record
-    from shared.ops.sync_now import request_sync, runtime_publish, runtime_source
+    from shared.ops.sync_now import runtime_publish, runtime_source
 
     try:
         ref = record(source, record_type, record_id)
@@ -39,9 +40,14 @@ def sync(
     with runtime.override(settings=app_settings(settings_file)):
         store = runtime.state_store()
         started = runtime.clock()
-        try:
-            sent = request_sync(
-                ref, publish=runtime_publish, source=runtime_source(ref.system), now=started, actor=actor()
+        try:  # published and audited (SyncRequested) as the console does it
+            sent = sync_record(
+                store,
+                ref,
+                publish=runtime_publish,
+                source=runtime_source(ref.system),
+                now=started,
+                actor=actor(),
             )
         except RecordInputError as exc:
             raise _fail(str(exc)) from None
@@ -69,7 +75,12 @@ def _await(store, ref, flows, started, wait: float) -> dict | None:  # type: ign
     deadline = time.monotonic() + wait
     while True:
         for entry in store.audit.for_record(ref.audit_entity, ref.system, ref.record_id, limit=20):
-            if entry.flow in flows and entry.at is not None and entry.at >= started:
+            if (
+                entry.flow in flows
+                and entry.at is not None
+                and entry.at >= started
+                and entry.result.value != "operator"
+            ):
                 return {
                     "flow": entry.flow,
                     "result": entry.result.value,
