@@ -1,7 +1,8 @@
 """Customers' side of reconciliation: Brightpearl contacts and Dataverse contacts, in bulk.
 
-Reads go through the customer flows' own code (shared/flows/customers_sync.py `CustomerSync`:
-the same mapping, canonical model and content hashes the flows store in the links), so "the
+Reads go through the customer flows' own code (`CustomersToDataverse`, whose CustomerSync base in
+shared/flows/customers_sync.py holds the mapping, canonical model, content hashes and bulk reads
+both directions share: the hashes the flows store in the links), so "the
 hash the link stored" and "the hash now" are computed alike:
 
 - Brightpearl: contact-search of customers (ids only, 500 rows a page, `firstResult` paging),
@@ -20,7 +21,7 @@ from datetime import datetime
 from typing import Any, Self
 
 from shared.dataverse import odata
-from shared.flows.customers_sync import CustomerSync
+from shared.flows.customers_to_dataverse import CustomersToDataverse
 from shared.mapping import CustomerMapping, MappingInputError, is_customer
 from shared.mapping.hashing import project_for_target
 from shared.model.customer import Customer
@@ -28,7 +29,7 @@ from shared.quality.normalise import email_match_key
 from shared.reconcile.engine import Summaries, Summary
 from shared.sync.backfill import search_pages
 from shared.sync.outcomes import chunked
-from shared.sync.ports import BrightpearlPort, DataversePort
+from shared.sync.ports import BrightpearlPort, DataversePort, StateStorePort
 from shared.systems import SYSTEMS, System
 
 SEARCH_PAGE = 500  # contact-search rows per request (Brightpearl's maximum)
@@ -49,16 +50,17 @@ class CustomerReconcile:
         *,
         brightpearl: BrightpearlPort,
         dataverse: DataversePort,
+        store: StateStorePort,
         mapping: CustomerMapping,
         sync_custom_fields: bool = False,
     ) -> None:
-        # the flows' reading and hashing code; reconciliation never writes or publishes through it
-        self.sync = CustomerSync(
-            mapping=mapping,
-            sync_custom_fields=sync_custom_fields,
+        # the flow's own reads and hashes; reconciliation never writes or publishes through it
+        self.sync = CustomersToDataverse(
             brightpearl=brightpearl,
             dataverse=dataverse,
-            store=None,  # type: ignore[arg-type]
+            store=store,
+            mapping=mapping,
+            sync_custom_fields=sync_custom_fields,
             publish=_never_publish,
         )
         self.bp = brightpearl
@@ -73,6 +75,7 @@ class CustomerReconcile:
         return cls(
             brightpearl=runtime.brightpearl(),
             dataverse=runtime.dataverse(),
+            store=runtime.state_store(),
             mapping=runtime.customer_mapping(),
             sync_custom_fields=runtime.settings().customers.sync_custom_fields,
         )

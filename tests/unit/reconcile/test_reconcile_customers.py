@@ -45,7 +45,7 @@ class Rig:
     def reconciler(self) -> Reconciler:
         return Reconciler(
             CUSTOMERS,
-            CustomerReconcile(brightpearl=self.bp, dataverse=self.dv, mapping=MAPPING),
+            CustomerReconcile(brightpearl=self.bp, dataverse=self.dv, store=self.store, mapping=MAPPING),
             links=self.store.links,
             cursors=self.store.cursors,
             publish={s: self.published[s].extend for s in ("brightpearl", "dataverse")},
