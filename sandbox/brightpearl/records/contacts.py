@@ -33,6 +33,7 @@ class ContactStore(StateCore):
     addresses: dict[int, dict[str, Any]]
     contact_custom_fields: dict[int, dict[str, Any]]
     contact_custom_field_codes: set[str]
+    contact_custom_field_meta: dict[str, dict[str, Any]]  # customer custom-field-meta-data by code
     groups: dict[int, dict[str, Any]]
     tags: dict[int, dict[str, Any]]
     price_lists: dict[int, dict[str, Any]]  # read: a contact's price list must exist
@@ -42,6 +43,10 @@ class ContactStore(StateCore):
         self.addresses = {}
         self.contact_custom_fields = {}
         self.contact_custom_field_codes = {"PCF_LOYALTY", "PCF_NOTES"}
+        self.contact_custom_field_meta = {
+            "PCF_LOYALTY": {"id": 1, "code": "PCF_LOYALTY", "name": "Loyalty", "customFieldType": "TEXT"},
+            "PCF_NOTES": {"id": 2, "code": "PCF_NOTES", "name": "Notes", "customFieldType": "TEXTAREA"},
+        }
         self.groups = {
             1: {"id": 1, "name": "VIP customers", "description": "Priority service", "contactIds": set()},
             2: {"id": 2, "name": "Trade", "description": "Trade accounts", "contactIds": set()},

@@ -29,6 +29,11 @@ def api_routes(sim: Simulator) -> list[RouteSpec]:
         ("PUT", r"contact-service/contact/(?P<id>\d+)/postal-address", sim.put_contact_addresses),
         ("POST", rf"contact-service/contact/{IDS}/tag/(?P<tag>\d+)", sim.post_contact_tag),
         ("DELETE", r"contact-service/contact/(?P<id>\d+)/tag/(?P<tag>\d+)", sim.delete_contact_tag),
+        (
+            "GET",
+            rf"contact-service/customer/custom-field-meta-data(?:/{IDS})?",
+            sim.get_contact_custom_field_meta,
+        ),
         ("GET", r"contact-service/contact-search", sim.search),
         ("GET", r"contact-service/contact-search/meta-data", sim.search_meta),
         ("POST", r"contact-service/postal-address", sim.post_address),

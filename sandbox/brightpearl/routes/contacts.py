@@ -47,6 +47,9 @@ class ContactRoutes(RouteBase):
                 else None
             )
             items = [self.render_contact(self.state.contacts[i], addresses) for i in page]
+            if "customFields" in req.params.get("includeOptional", ""):  # optional section, reference §5.1
+                for item in items:
+                    item["customFields"] = dict(self.state.contact_custom_fields.get(item["contactId"], {}))
         if not items:
             raise ApiError(404, "CMNC-404", "No Contact Found")
         pagination = {
@@ -72,6 +75,15 @@ class ContactRoutes(RouteBase):
         with self.state.lock:
             self.state.contact(int(m["id"]))
             return ok(dict(self.state.contact_custom_fields.get(int(m["id"]), {})))
+
+    def get_contact_custom_field_meta(self, req: Req, m: re.Match[str]) -> Reply:
+        """The customer custom fields' definitions (reference §5.7; items as the order ones, §6.8)."""
+        with self.state.lock:
+            items = [dict(meta) for meta in self.state.contact_custom_field_meta.values()]
+        if m["ids"]:
+            wanted = set(id_set(m["ids"]))
+            items = [i for i in items if i["id"] in wanted]
+        return found(items, "Custom Field")
 
     def patch_contact_custom_fields(self, req: Req, m: re.Match[str]) -> Reply:
         return ok(self.state.patch_contact_custom_fields(int(m["id"]), req.body))
