@@ -127,10 +127,9 @@ def stored_text(report: ReconcileReport, limit: int = MAX_STRING_PROPERTY_CHARS)
     )
 
 
-def save_report(cursors: CursorsPort, report: ReconcileReport) -> None:
-    """Keep `report` as the entity's last one (replacing the previous; a concurrent save wins)."""
-    name = cursor_name(report.entity)
-    text = stored_text(report)
+def keep_latest(cursors: CursorsPort, name: str, text: str, what: str) -> None:
+    """Store `text` as cursor `name`, replacing any previous value (ETag-conditional, retried when
+    another writer got in between: the latest writer wins). `what` names it in the error."""
     for _ in range(3):
         current = cursors.get(name)
         try:
@@ -138,7 +137,17 @@ def save_report(cursors: CursorsPort, report: ReconcileReport) -> None:
             return
         except StoreConflictError:
             continue
-    raise StoreConflictError(f"the last reconcile report of {report.entity} kept changing while it was saved")
+    raise StoreConflictError(f"{what} kept changing while it was saved")
+
+
+def save_report(cursors: CursorsPort, report: ReconcileReport) -> None:
+    """Keep `report` as the entity's last one (replacing the previous; a concurrent save wins)."""
+    keep_latest(
+        cursors,
+        cursor_name(report.entity),
+        stored_text(report),
+        f"the last reconcile report of {report.entity}",
+    )
 
 
 def last_report(cursors: CursorsPort, entity: str) -> ReconcileReport | None:
