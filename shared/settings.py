@@ -407,6 +407,61 @@ class OrdersSettings(BaseSettings):
     )
 
 
+class AnomalySettings(BaseSettings):
+    """Anomaly detection (issue 16 item 3; shared/anomaly): flags to the audit and App Insights."""
+
+    model_config = section_config("ANOMALY_")
+
+    detection: bool = Field(True, description="look for anomalies as records sync (off: no flags)")
+    order_value_threshold: float = Field(
+        6.0,
+        gt=0,
+        description="an order value is flagged when it is more than this many robust deviations "
+        "(1.4826 x the median absolute deviation) from the median of the customer's earlier orders, "
+        "or of the account's when the customer has too few",
+    )
+    order_customer_history: int = Field(
+        5, ge=2, description="earlier orders a customer needs before its own history is the yardstick"
+    )
+    order_account_history: int = Field(
+        20,
+        ge=2,
+        description="earlier orders (any customer) the account needs before its range is the yardstick",
+    )
+    email_changes_per_day: int = Field(
+        3, ge=1, description="a customer whose e-mail changes more often than this in a UTC day is flagged"
+    )
+    spike_minimum: int = Field(
+        20,
+        ge=1,
+        description="dead letters (or deletion notices) of one flow in an hour below this are never a spike",
+    )
+    spike_threshold: float = Field(
+        6.0,
+        gt=0,
+        description="an hour's dead letters or deletions are a spike when above the median of the "
+        "previous 24 hours by more than this many robust deviations (and at least ANOMALY_SPIKE_MINIMUM)",
+    )
+    hold_for_review: str = Field(
+        "",
+        description="comma-separated anomaly kinds that hold the record as needs-review instead of "
+        "writing it (OrderValue, EmailChurn); empty: flags never block a sync",
+    )
+
+    @field_validator("hold_for_review")
+    @classmethod
+    def _known_kinds(cls, value: str) -> str:
+        holdable = ("OrderValue", "EmailChurn")
+        for kind in (k.strip() for k in value.split(",") if k.strip()):
+            if kind not in holdable:
+                raise ValueError(f"{kind!r} cannot hold a record; use {' or '.join(holdable)}")
+        return value
+
+    @property
+    def held_kinds(self) -> frozenset[str]:
+        return frozenset(k.strip() for k in self.hold_for_review.split(",") if k.strip())
+
+
 @dataclass(eq=False, repr=False)
 class AppSettings:
     """All sections, validated together."""
@@ -421,6 +476,7 @@ class AppSettings:
     customers: CustomersSettings = field(default_factory=lambda: CustomersSettings.model_validate({}))
     products: ProductsSettings = field(default_factory=lambda: ProductsSettings.model_validate({}))
     orders: OrdersSettings = field(default_factory=lambda: OrdersSettings.model_validate({}))
+    anomaly: AnomalySettings = field(default_factory=lambda: AnomalySettings.model_validate({}))
 
 
 SECTIONS: dict[str, type[BaseSettings]] = {
@@ -434,6 +490,7 @@ SECTIONS: dict[str, type[BaseSettings]] = {
     "customers": CustomersSettings,
     "products": ProductsSettings,
     "orders": OrdersSettings,
+    "anomaly": AnomalySettings,
 }
 
 

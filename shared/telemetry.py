@@ -193,6 +193,19 @@ polls_skipped = _counter("bpsync.polls_skipped", "poll rounds skipped by poller 
 reconcile_findings = _counter(
     "bpsync.reconcile_findings", "records a reconciliation run found out of step, by entity and kind"
 )
+anomalies = _counter("bpsync.anomalies", "anomalies flagged by kind and flow (shared/anomaly)")
+
+# The attribute that makes the Azure Monitor exporter send a log record as a custom event
+# (the customEvents table) named by its value, with the record's other attributes as properties.
+CUSTOM_EVENT_NAME = "microsoft.custom_event.name"
+
+
+def custom_event(name: str, **properties: str | int | float) -> None:
+    """An Application Insights custom event `name` (customEvents) with `properties` as its custom
+    dimensions; locally a log line. Ids, codes and numbers only, never personal data."""
+    get_logger("events").info(name, extra={CUSTOM_EVENT_NAME: name, **properties})
+
+
 end_to_end_latency = _meter.create_histogram(
     "bpsync.end_to_end_latency", unit="s", description="from change observed to message settled"
 )

@@ -17,6 +17,10 @@ param throttlingThreshold int = 50
 @minValue(1)
 param reconcileDriftThreshold int = 25
 
+// Anomaly flags of one kind in an hour tolerated before an alert (0: every flag alerts).
+@minValue(0)
+param anomalyThreshold int = 0
+
 resource actionGroup 'Microsoft.Insights/actionGroups@2024-10-01-preview' = {
   name: actionGroupName
   location: 'global'
@@ -190,6 +194,56 @@ resource reconcileDriftAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01'
           metricMeasureColumn: 'drift'
           operator: 'GreaterThan'
           threshold: reconcileDriftThreshold
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    actions: {
+      actionGroups: [
+        actionGroup.id
+      ]
+    }
+  }
+}
+
+// Anomalies (shared/anomaly): every flag is the custom event bpsync.anomaly with its kind
+// (OrderValue, StockDepleted, StockMismatch, DeadLetterSpike, DeletionSpike, EmailChurn) as a
+// custom dimension, also written to the audit (flow anomalies). One alert per kind over the threshold.
+resource anomalyAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
+  name: 'alert-${baseName}-anomalies'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: 'Sync: anomaly flagged'
+    description: 'Anomaly detection flagged records (an unusual order value, stock at zero or out of step, a spike in dead letters or deletions, a customer e-mail changing too often). Flags never block a sync unless ANOMALY_HOLD_FOR_REVIEW holds them; see docs/operations.md, Anomalies.'
+    severity: 3
+    enabled: true
+    scopes: [
+      appInsightsId
+    ]
+    evaluationFrequency: 'PT15M'
+    windowSize: 'PT1H'
+    autoMitigate: true
+    criteria: {
+      allOf: [
+        {
+          query: 'customEvents | where name == "bpsync.anomaly" | extend kind = tostring(customDimensions.kind)'
+          timeAggregation: 'Count'
+          dimensions: [
+            {
+              name: 'kind'
+              operator: 'Include'
+              values: [
+                '*'
+              ]
+            }
+          ]
+          operator: 'GreaterThan'
+          threshold: anomalyThreshold
           failingPeriods: {
             numberOfEvaluationPeriods: 1
             minFailingPeriodsToAlert: 1

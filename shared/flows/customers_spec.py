@@ -15,6 +15,7 @@ DATAVERSE_CURSORS = {
     "contacts": "customers-dataverse-delta-contacts",
     "accounts": "customers-dataverse-delta-accounts",
 }
+EMAIL_CHURN = "shared.anomaly.customers:EmailChurnWatch"  # anomaly: e-mail changed too often a day
 
 CUSTOMERS = EntitySpec(
     name="customers",
@@ -26,6 +27,7 @@ CUSTOMERS = EntitySpec(
             "dataverse",
             "shared.flows.customers_to_dataverse:CustomersToDataverse",
             record="contact",
+            watch=(EMAIL_CHURN,),
         ),
         FlowSpec.between(
             "customers",
@@ -34,6 +36,7 @@ CUSTOMERS = EntitySpec(
             "shared.flows.customers_to_brightpearl:CustomersToBrightpearl",
             record="contact",
             source_entities=("contact", "account"),  # an account notice stands for its contacts
+            watch=(EMAIL_CHURN,),
         ),
     ),
     pollers=(

@@ -117,6 +117,7 @@ ORDERS = EntitySpec(
             flow="shared.flows.orders_to_brightpearl:OrdersToBrightpearl",
             record="order",
             stamp_field="modifiedon",
+            watch=("shared.anomaly.orders:OrderValueWatch",),
         ),
         FlowSpec.between(
             "orders",

@@ -39,6 +39,7 @@ STOCK = EntitySpec(
             "shared.flows.stock_to_dataverse:StockToDataverse",
             record="product",
             source_entities=(STOCK_ENTITY,),
+            watch=("shared.anomaly.stock:StockWatch",),
         ),
     ),
     pollers=(

@@ -58,6 +58,7 @@ class AuditResult(StrEnum):
     MISSING = "missing"
     IGNORED = "ignored"  # a webhook notice no flow consumes (ingress; reason NoConsumingFlow)
     OPERATOR = "operator"  # an operator's action (console, syncctl); reason_code names it
+    ANOMALY = "anomaly"  # an anomaly flag (shared/anomaly, flow "anomalies"); reason_code Anomaly<Kind>
 
 
 class AuditEntry(BaseModel):

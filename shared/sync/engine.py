@@ -23,6 +23,7 @@ from typing import Any, ClassVar, Generic, Protocol, TypedDict, TypeVar, Unpack
 
 from pydantic import BaseModel
 
+from shared.anomaly.watch import Watches
 from shared.dataverse import odata
 from shared.dataverse.models import RowOutcome
 from shared.events import Envelope
@@ -103,6 +104,8 @@ class Batch:
     changed: dict[str, list[str]] = field(default_factory=dict)
     deleted: list[str] = field(default_factory=list)
     derived: dict[str, list[str]] = field(default_factory=dict)  # notice id -> records it stands for
+    envelopes: Sequence[Envelope] = ()  # the batch's messages (anomaly watches read their notices)
+    records: list[Any] = field(default_factory=list)  # the SyncRecords read (for the watches)
 
     def add(self, entity: str, record_id: str) -> None:
         ids = self.changed.setdefault(entity, [])
@@ -187,6 +190,7 @@ class RecordSync(Generic[M]):
         self.dv = ports["dataverse"]
         self.store = ports["store"]
         self.publish = ports["publish"]
+        self.watches = Watches.of(self.spec, self.store)  # anomaly detection (shared/anomaly)
 
     @classmethod
     def runtime_ports(cls) -> FlowPorts:
@@ -213,7 +217,7 @@ class RecordSync(Generic[M]):
         started = time.monotonic()
         results = BatchResults()
         message_of: dict[str, Envelope] = {}
-        batch = Batch()
+        batch = Batch(envelopes=envelopes)
         for envelope in envelopes:
             for record_id in envelope.notice.ids:
                 message_of.setdefault(record_id, envelope)
@@ -226,7 +230,7 @@ class RecordSync(Generic[M]):
         for record_ids in batch.derived.values():
             for record_id in record_ids:
                 message_of.setdefault(record_id, envelopes[0])
-        return finish_batch(
+        outcomes = finish_batch(
             envelopes,
             batch.ids_of,
             results,
@@ -240,6 +244,8 @@ class RecordSync(Generic[M]):
             message_of=message_of,
             started=started,
         )
+        self.watches.after_settle(self, batch, results, outcomes)
+        return outcomes
 
     def sort_notice(self, envelope: Envelope, record_id: str, batch: Batch, results: BatchResults) -> None:
         """Put one id of a notice into the batch (or give it its result now). Default: a
@@ -260,8 +266,10 @@ class RecordSync(Generic[M]):
         records = self.read(ids, results)
         if not records:
             return
+        batch.records = records
         self.match(records, results)
         self.decide(records, results)
+        self.watches.before_write(self, batch, results)
         self.write(records, results)
 
     # ------------------------------------------------------------------------------ hooks

@@ -42,6 +42,9 @@ class FlowSpec:
     flow: str
     record: str
     stamp_field: str  # the source record's modification stamp (dead-letter key per version)
+    # "module:Class" anomaly watches of this flow (shared/anomaly/watch.py), besides the spike
+    # watch every flow has: the engine calls them before the write and after the batch settles
+    watch: tuple[str, ...] = ()
 
     @classmethod
     def between(
@@ -54,6 +57,7 @@ class FlowSpec:
         record: str,
         source_entities: tuple[str, ...] = (),
         stamp_field: str = "",
+        watch: tuple[str, ...] = (),
     ) -> FlowSpec:
         """The flow `<entity>-to-<target>` of `record`s: notices of `source_entities` (default:
         the record) from `source`, dead letters keyed by the source's usual stamp unless given."""
@@ -65,6 +69,7 @@ class FlowSpec:
             flow,
             record,
             stamp_field or STAMP_FIELDS[source],
+            watch,
         )
 
     @property
