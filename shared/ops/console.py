@@ -34,6 +34,7 @@ from shared.ops.metrics import (
 from shared.ops.records import RecordRef, record
 from shared.ops.review import Decision, ReviewItem, decide
 from shared.ops.sync_now import SyncRequest, request_sync
+from shared.reconcile.report import REPORT_PREFIX, last_reports
 from shared.store import StateStore
 from shared.store.audit import AuditEntry, AuditResult
 
@@ -69,6 +70,7 @@ class Overview:
     budget: Panel = field(default_factory=Panel)
     dataverse: Panel = field(default_factory=Panel)
     pauses: Panel = field(default_factory=Panel)
+    reconciliation: Panel = field(default_factory=Panel)  # (entity, last report or None)
 
     @property
     def errors(self) -> list[AuditRow]:
@@ -91,6 +93,10 @@ class Overview:
             "brightpearl_budget": panel(self.budget, lambda b: b.as_dict() if b else None),
             "dataverse": panel(self.dataverse, lambda d: d),
             "paused": panel(self.pauses, lambda rows: [p.as_dict() for p in rows]),
+            "reconciliation": panel(
+                self.reconciliation,
+                lambda rows: {name: r.model_dump(mode="json") if r else None for name, r in rows},
+            ),
             "last_errors": [e.as_dict() for e in self.errors],
         }
 
@@ -124,13 +130,14 @@ def overview(
     out.pauses = read("paused flows", lambda: flow_control.paused_flows(store.cursors, flows))
     out.budget = read("Brightpearl budget", budget)
     out.dataverse = read("Dataverse client", dataverse)
+    out.reconciliation = read("reconciliation reports", lambda: last_reports(store.cursors))
     return out
 
 
 def poller_cursors(store: StateStore, now: datetime) -> list[CursorAge]:
-    """The cursors table's cursors, without the flows' pause flags it also holds."""
+    """The cursors table's cursors, without the flows' pause flags and reconcile reports it also holds."""
     ages = cursor_ages(store.cursors, now, cursor_owners())
-    return [c for c in ages if not c.name.startswith(flow_control.PREFIX)]
+    return [c for c in ages if not c.name.startswith((flow_control.PREFIX, REPORT_PREFIX))]
 
 
 # ----------------------------------------------------------------------------- dead letters

@@ -32,7 +32,7 @@ PANELS: dict[str, tuple[str, ...]] = {
     "backlog": ("backlog-metric", "dead-letters-metric"),
     "cursors": ("poller-age",),
     "budgets": ("throttling",),
-    "reconciliation": (),  # not built yet, in either
+    "reconciliation": ("reconcile-findings",),
 }
 _CSS = """
 body{font:14px/1.4 system-ui,sans-serif;margin:0;color:#1d2330;background:#f5f6f8}
@@ -139,8 +139,7 @@ def render_overview(ov: Overview, links: Links, hours: float, fixes: dict[str, F
         + _backlog_section(ov.backlog, links)
         + _cursors_section(ov.cursors)
         + _budget_section(ov)
-        + "<section id=reconciliation><h2>Reconciliation</h2><p class=muted>Not built yet: "
-        "reconciliation does not exist in this version, so there is no summary to show.</p></section>"
+        + _reconciliation_section(ov.reconciliation)
     )
     return _page("bpsync operations", links, body, charts=True)
 
@@ -304,6 +303,36 @@ def _budget_section(ov: Overview) -> str:
             "(docs/operations.md, Throttling).</span></p>"
         )
     return f"<section id=budgets><h2>API request budgets</h2>{''.join(parts)}</section>"
+
+
+def _reconciliation_section(panel: Panel) -> str:
+    """The last reconciliation of each entity: when, counts per kind (docs/operations.md)."""
+    from shared.reconcile.report import KINDS
+
+    rows = []
+    for name, report in panel.value or []:
+        if report is None:
+            rows.append(
+                f"<tr><td>{_e(name)}</td><td colspan={len(KINDS) + 1} class=muted>never reconciled: "
+                f"<code>syncctl reconcile {_e(name)}</code></td></tr>"
+            )
+            continue
+        counts = "".join(
+            f'<td class="n" data-testid="reconcile:{_e(name)}:{kind}">{report.counts.get(kind, 0)}</td>'
+            for kind in KINDS
+        )
+        healed = " (healed)" if report.heal else ""
+        rows.append(f"<tr><td>{_e(name)}</td><td>{_e(_when(report.finished_at))}{healed}</td>{counts}</tr>")
+    table = _table(
+        ("entity", "last run", *(f"#{k.replace('_', ' ')}" for k in KINDS)),
+        rows,
+        '<p class="muted">No entity declares a reconciler.</p>',
+    )
+    hint = (
+        '<p class="muted">Findings with their ids: <code>syncctl reconcile &lt;entity&gt; --last</code>; '
+        "heal with <code>--heal</code> (docs/operations.md, Reconciliation).</p>"
+    )
+    return f"<section id=reconciliation><h2>Reconciliation</h2>{_panel_error(panel)}{table}{hint}</section>"
 
 
 _CHART_SCRIPT = """<script>

@@ -156,3 +156,13 @@ def last_report(cursors: CursorsPort, entity: str) -> ReconcileReport | None:
     if cursor is None:
         return None
     return ReconcileReport.model_validate(json.loads(cursor.value))
+
+
+REPORT_PREFIX = REPORT_CURSOR.split("{", 1)[0]  # "reconcile-report|": the cursors rows of reports
+
+
+def last_reports(cursors: CursorsPort) -> list[tuple[str, ReconcileReport | None]]:
+    """(entity, its last report or None) for every entity that declares a reconciler (the console)."""
+    from shared.sync import registry
+
+    return [(spec.name, last_report(cursors, spec.name)) for spec in registry.ENTITIES if spec.reconciler]
