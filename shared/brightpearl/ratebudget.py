@@ -70,9 +70,8 @@ class RateBudget:
         if flow_reserve < 0:
             raise ValueError("flow_reserve must not be negative")
         self.flow_reserve = flow_reserve
-        # Arrival at the server lags sending by the network latency (and varies), so count a
-        # send for a little longer than the window: 5% of it, at least 50 ms, at most 1 s.
-        self._span = window_seconds + min(max(window_seconds * 0.05, 0.05), 1.0)
+        # Count a send a little longer than the window (margin_of: network latency).
+        self._span = window_seconds + margin_of(window_seconds)
         self._clock = clock
         self._cond = threading.Condition()
         self._sent: deque[float] = deque()
@@ -115,12 +114,7 @@ class RateBudget:
                 if len(self._sent) >= self.allowed_per_window:
                     ready_at = max(ready_at, self._sent[0] + self._span)
                 if ready_at <= now:
-                    self._sent.append(now)
-                    waited = now - started
-                    if waited > 0:
-                        self.waits += 1
-                        self.waited_seconds += waited
-                    return waited
+                    return self._sent_now(now, started)
                 if (ready_at - started) > max_wait:
                     raise BrightpearlThrottled(
                         f"Brightpearl rate budget exhausted: the next slot is "
@@ -133,6 +127,15 @@ class RateBudget:
                     self._cond.wait(timeout=ready_at - now)
                 finally:
                     self._waiting -= 1
+
+    def _sent_now(self, now: float, started: float) -> float:
+        """Record a send at `now` (the caller holds the lock); return and count the wait."""
+        self._sent.append(now)
+        waited = now - started
+        if waited > 0:
+            self.waits += 1
+            self.waited_seconds += waited
+        return waited
 
     def has_room_for_poll(self, requests: int = 1) -> bool:
         """May a low-priority caller send `requests` requests now and still leave `flow_reserve`
@@ -194,6 +197,12 @@ class RateBudget:
             self.throttle_pauses += 1
             self._cond.notify_all()
         return seconds
+
+
+def margin_of(window_seconds: float) -> float:
+    """Seconds a send is counted beyond the window: arrival at the server lags sending by the
+    network latency (and varies), so 5 % of the window, at least 50 ms, at most 1 s."""
+    return min(max(window_seconds * 0.05, 0.05), 1.0)
 
 
 def poll_may_run(budget: RateBudget | None, poller: str, requests: int = 1) -> bool:

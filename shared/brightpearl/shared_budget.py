@@ -48,7 +48,7 @@ from azure.core import MatchConditions
 from azure.data.tables import TableClient, UpdateMode
 
 from shared.brightpearl.errors import BrightpearlThrottled
-from shared.brightpearl.ratebudget import RateBudget
+from shared.brightpearl.ratebudget import RateBudget, margin_of
 from shared.store.errors import StoreConflictError, StoreError
 from shared.store.tables import escape_key, etag_of, get_row, translate_errors
 from shared.telemetry import get_logger
@@ -58,11 +58,6 @@ if TYPE_CHECKING:
 
 PARTITION = "ratebudget"
 log = get_logger("brightpearl.shared_budget")
-
-
-def margin_of(window_seconds: float) -> float:
-    """Seconds a request is counted beyond the window (send-to-arrival latency): 5 %, 50 ms..1 s."""
-    return min(max(window_seconds * 0.05, 0.05), 1.0)
 
 
 @dataclass(frozen=True)
@@ -337,12 +332,7 @@ class SharedRateBudget(RateBudget):
         if not self._tokens:  # used up in time: the next lease may be larger
             self._next_block = min(self.block, self._next_block * 2)
         self._expire(now)
-        self._sent.append(now)
-        waited = now - started
-        if waited > 0:
-            self.waits += 1
-            self.waited_seconds += waited
-        return waited
+        return self._sent_now(now, started)
 
     def _expire_lease(self) -> None:
         self.requests_expired += self._tokens
