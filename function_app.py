@@ -2,7 +2,18 @@
 
 import azure.functions as func
 
-from functions import customers, ingress, ingress_dataverse, ops, orders, prices, products, reconcile, stock
+from functions import (
+    customers,
+    ingress,
+    ingress_dataverse,
+    ops,
+    orders,
+    prices,
+    products,
+    reconcile,
+    schema_check,
+    stock,
+)
 from shared.startup import start
 
 start()  # validates every setting (fails naming the bad ones) and configures telemetry
@@ -17,3 +28,4 @@ app.register_functions(prices.bp)
 app.register_functions(ops.bp)
 app.register_functions(orders.bp)
 app.register_functions(reconcile.bp)
+app.register_functions(schema_check.bp)

@@ -9,9 +9,11 @@ Three kinds of evidence, each a score from 0 to 1 with the reason in words:
   a pair that does not fit scores 0 and is never proposed;
 - values: the sampled value profiles - agreement on linked records (the Dataverse row that
   carries the Brightpearl id), overlap of the value sets, pattern and cardinality; for choices
-  also the option labels both sides share.
+  also the option labels both sides share. Linked records that mostly disagree (under half)
+  veto the pair: they hold different things whatever the names say.
 
-confidence = 0.45 name + 0.20 type + 0.35 values (without sampled values: 0.70 name + 0.30 type).
+confidence = 0.45 name + 0.20 type + 0.35 values (without sampled values: 0.85 name + 0.15 type,
+so a fitting type alone never carries a weak name over the threshold).
 """
 
 from __future__ import annotations
@@ -34,14 +36,16 @@ FITS: dict[Kind, tuple[Kind, ...]] = {
     "select": ("select",),
 }
 WEIGHTS = {"name": 0.45, "type": 0.20, "values": 0.35}
-WEIGHTS_WITHOUT_VALUES = {"name": 0.70, "type": 0.30}
+WEIGHTS_WITHOUT_VALUES = {"name": 0.85, "type": 0.15}
 MIN_LINKED = 3  # linked records with a value on both sides before agreement counts
+MIN_AGREEMENT = 0.5  # below it on linked records, a pair is never proposed
 
 
 @dataclass(frozen=True)
 class Score:
     value: float  # 0..1
     reason: str
+    linked: float | None = None  # values: agreement on linked records, when there are enough
 
 
 @dataclass(frozen=True)
@@ -52,7 +56,7 @@ class Evidence:
 
     @property
     def confidence(self) -> float:
-        if self.type.value == 0:
+        if self.type.value == 0 or self.contradicted:
             return 0.0
         if self.values is None:
             w = WEIGHTS_WITHOUT_VALUES
@@ -60,6 +64,13 @@ class Evidence:
         w = WEIGHTS
         return round(
             w["name"] * self.name.value + w["type"] * self.type.value + w["values"] * self.values.value, 3
+        )
+
+    @property
+    def contradicted(self) -> bool:
+        """Linked records mostly disagree: the two fields hold different things."""
+        return (
+            self.values is not None and self.values.linked is not None and self.values.linked < MIN_AGREEMENT
         )
 
     def lines(self) -> list[str]:
@@ -148,7 +159,7 @@ def value_score(bp: FieldInfo, dv: FieldInfo, a: ValueProfile | None, b: ValuePr
         score = 0.6 * linked + 0.2 * overlap + 0.1 * pattern + 0.1 * cardinality
     else:
         score = 0.5 * overlap + 0.3 * pattern + 0.2 * cardinality
-    return Score(round(score, 3), "; ".join(parts))
+    return Score(round(score, 3), "; ".join(parts), linked)
 
 
 def evidence(bp: FieldInfo, dv: FieldInfo, a: ValueProfile | None, b: ValueProfile | None) -> Evidence:

@@ -22,6 +22,8 @@ from pydantic import BaseModel
 from shared.brightpearl.client import BrightpearlClient
 from shared.dataverse.client import DataverseClient
 from shared.mapping.config import MappingError, read_customer_mapping
+from shared.mapping.orders_config import read_order_mapping
+from shared.mapping.products_config import read_product_mapping
 from shared.store.errors import StoreConflictError
 from shared.suggest import read
 from shared.suggest.fields import FieldInfo
@@ -57,17 +59,21 @@ class SuggestResult:
 
 
 def _mapped(src: read.EntitySource, mapping_path: Path) -> Mapped:
+    """What the entity's mapping (and the code behind it) already uses on both sides; for
+    products and orders the Dataverse columns of their schema plan (shared/dataverse/schema.py)."""
+    from shared.dataverse import schema
+
     if src.name == "customer":
         return customer_mapped(read_customer_mapping(mapping_path))
-    data = yaml.safe_load(mapping_path.read_text(encoding="utf-8")) or {}
-    bp: set[str] = set()
-    dv = {src.dataverse_key, "bpi_availablestock"}
     if src.name == "product":
-        unit_field = ((data.get("units") or {}).get("custom_field")) if isinstance(data, dict) else None
-        bp |= {unit_field} if unit_field else set()
-    if src.name == "order" and isinstance(data, dict):
-        dv.add(str((data.get("trigger") or {}).get("flag_column") or "bpi_sendtobrightpearl"))
-    return Mapped(brightpearl=frozenset(bp), dataverse=frozenset(dv))
+        products = read_product_mapping(mapping_path)
+        tables = schema.plan_for_products(products)
+        bp = {products.units.custom_field} if products.units.custom_field else set()
+    else:
+        tables = schema.plan_for_orders(read_order_mapping(mapping_path))
+        bp = set()
+    columns = {c.name for t in tables if t.table == src.dataverse_table for c in t.columns}
+    return Mapped(brightpearl=frozenset(bp), dataverse=frozenset(columns))
 
 
 def propose_for(
@@ -108,7 +114,9 @@ def suggest_mapping(
     except MappingError as exc:
         proposal = Proposal(entity)
         return SuggestResult(
-            proposal, mapping_path, problems=[f"the mapping itself: {p}" for p in exc.problems]
+            proposal,
+            mapping_path,
+            problems=[f"{mapping_path.name} itself does not pass mapping check: {p}" for p in exc.problems],
         )
     proposal, sampled = propose_for(src, bp, dv, mapped, sample)
     result = SuggestResult(proposal, mapping_path, sampled=sampled)
