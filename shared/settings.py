@@ -281,6 +281,12 @@ class CustomersSettings(BaseSettings):
         "`syncctl reconcile customers --heal` heals); 100,000 customers cost about 700 Brightpearl "
         "requests, 0.24 % of a day's budget (docs/operations.md, Reconciliation)",
     )
+    schema_check_schedule: str = Field(
+        "0 15 3 * * *",
+        description="NCRONTAB of the daily schema check: custom fields added on either side that the "
+        "customer mapping ignores are reported with a suggested mapping line (log, SchemaDrift custom "
+        "event, `syncctl mapping drift`); about 3 Brightpearl requests a run (docs/mapping.md)",
+    )
     poll_overlap_seconds: int = Field(
         300,
         ge=0,
