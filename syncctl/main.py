@@ -21,6 +21,7 @@ from syncctl import (
     reconcile,
     review,
     sync,
+    triage,
     webhooks,
 )
 from syncctl.errors import SafeGroup
@@ -114,6 +115,7 @@ for command, module in (
 
 app.command("history")(history.history)
 app.command("sync")(sync.sync)
+dlq.app.command("triage")(triage.triage)  # syncctl dlq triage (its own module: dlq.py stays the bus side)
 
 
 def main() -> None:

@@ -77,6 +77,7 @@ def cases(s: str, tmp: str) -> dict[str, list[list[str]]]:
         "dlq show": [["some-message-id", "--settings", s]],
         "dlq resubmit": [["--all", "--settings", s], ["--settings", s]],
         "dlq purge": [["--all", "--yes", "--settings", s]],
+        "dlq triage": [["--settings", s], ["--json", "--settings", s], ["--resubmit", "1", "--settings", s]],
         "webhooks register": [
             ["--ingress-url", "not a url", "--brightpearl", "--function-key", "k", "--settings", s],
             [
@@ -96,6 +97,8 @@ def cases(s: str, tmp: str) -> dict[str, list[list[str]]]:
             ["--from", "brightpearl", "--id", "215", "--settings", s],
             ["--from", "dataverse", "--id", GUID, "--settings", s],
         ],
+        "mapping suggest": [["--entity", "customer", "--settings", s], ["--entity", "widget", "--settings", s]],
+        "mapping drift": [["--settings", s], ["--run", "--settings", s], ["--entity", "product", "--settings", s]],
         "dataverse check": [["--settings", s]],
         "dataverse provision": [["--dry-run", "--settings", s]],
         "bus status": [["--settings", s]],
