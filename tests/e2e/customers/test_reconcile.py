@@ -11,6 +11,7 @@ duplicate, a further run reports zero.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +62,9 @@ def test_reconcile_finds_injected_drift_and_heal_repairs_it(sandbox: Sandbox, tm
     ]
     unsynced = bp_create_contact(sb, "Never", "Synced", "never@example.org")
 
+    writes = (sb.bp_writes(), sb.dv.writes())
     code, found = reconcile(settings)
+    assert (sb.bp_writes(), sb.dv.writes()) == writes  # reconcile itself writes to neither system
     assert code == 1
     assert nonzero(found) == {"drift": 2, "unlinked": 1, "duplicate": 1, "missing_in_dataverse": 1}
     items = {(f["kind"], f["brightpearl_id"] or f["dataverse_id"]): f for f in found["items"]}
@@ -74,9 +77,7 @@ def test_reconcile_finds_injected_drift_and_heal_repairs_it(sandbox: Sandbox, tm
     assert ("missing_in_dataverse", str(unsynced)) in items
     assert "example.org" not in json.dumps(found) and "Renamed" not in json.dumps(found)
 
-    writes = (sb.bp_writes(), sb.dv.writes())
-    code, healed = reconcile(settings, "--heal")
-    assert (sb.bp_writes(), sb.dv.writes()) == writes  # reconcile itself writes to neither system
+    code, healed = reconcile(settings, "--heal")  # the host works the notices off at once
     assert nonzero(healed) == nonzero(found)
     assert healed["healing"]["notices"] == {"brightpearl": 3, "dataverse": 1}
     sb.host.wait_idle(timeout=120)
@@ -94,3 +95,30 @@ def test_reconcile_finds_injected_drift_and_heal_repairs_it(sandbox: Sandbox, tm
     assert code == 0 and nonzero(last) == {}
     code, stored = reconcile(settings, "--last")
     assert stored["run_id"] == last["run_id"]
+
+
+def test_reconcile_since_reads_only_what_changed_and_finds_its_drift(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from sandbox.brightpearl.admin import _change_contact
+
+    sb = sandbox
+    settings = tmp_path / "local.settings.json"
+    settings.write_text(json.dumps({"Values": sb.values}))
+    ids = [bp_create_contact(sb, f"Since{i}", f"Customer{i}", f"since{i}@example.org") for i in range(4)]
+    sb.settle()
+    link = sb.store.links.get("customer", "brightpearl", str(ids[1]))
+    assert link is not None
+    since = datetime.now(UTC) + timedelta(seconds=1)
+    time.sleep(2.1)  # Dataverse stamps whole seconds
+    _change_contact(sb.bp_sim, ids[0], {"lastName": "Later"})  # no webhook: contact_webhooks off
+    sb.dv.crm("PATCH", f"contacts({link.id_in('dataverse')})", {"firstname": "Later"})
+
+    code, found = reconcile(settings, "--since", since.isoformat())
+
+    assert code == 1
+    assert found["scanned"]["brightpearl"] == 1 and found["scanned"]["dataverse"] == 1
+    assert nonzero(found) == {"drift": 2}
+    assert {f["brightpearl_id"] for f in found["items"]} == {str(ids[0]), str(ids[1])}
