@@ -90,8 +90,15 @@ class CustomerReconcile:
                 sort="contactId.ASC",
                 page_size=SEARCH_PAGE,
             )
+            waiting: list[str] = []  # ids listed, not read yet: full id sets of 200 across search pages
             for ids, _ in search_pages(rows, "contactId", 0, SEARCH_PAGE):
-                yield self.read("brightpearl", ids)
+                waiting += ids
+                if len(waiting) >= IDS_PER_GET:
+                    cut = len(waiting) - len(waiting) % IDS_PER_GET
+                    yield self.read("brightpearl", waiting[:cut])
+                    waiting = waiting[cut:]
+            if waiting:
+                yield self.read("brightpearl", waiting)
             return
         flt = odata.ge("modifiedon", since) if since else None
         page: Summaries = {}
