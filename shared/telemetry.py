@@ -194,6 +194,7 @@ reconcile_findings = _counter(
     "bpsync.reconcile_findings", "records a reconciliation run found out of step, by entity and kind"
 )
 anomalies = _counter("bpsync.anomalies", "anomalies flagged by kind and flow (shared/anomaly)")
+ANOMALY_EVENT = "bpsync.anomaly"  # the custom event of each anomaly flag (shared/anomaly/flags.py)
 
 # The attribute that makes the Azure Monitor exporter send a log record as a custom event
 # (the customEvents table) named by its value, with the record's other attributes as properties.

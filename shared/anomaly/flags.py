@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from shared.store import AuditEntry, AuditResult
+from shared.telemetry import ANOMALY_EVENT, custom_event, get_logger
 from shared.telemetry import anomalies as anomaly_counter
-from shared.telemetry import custom_event, get_logger
 
 log = get_logger("anomaly")
 
@@ -29,7 +29,7 @@ KINDS: tuple[Kind, ...] = (
     "EmailChurn",
 )
 AUDIT_FLOW = "anomalies"  # the audit flow every flag is written to (the console lists it)
-EVENT = "bpsync.anomaly"  # the App Insights custom event of a flag
+EVENT = ANOMALY_EVENT  # the App Insights custom event of a flag
 
 
 @dataclass(frozen=True)
