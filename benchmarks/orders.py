@@ -621,7 +621,10 @@ class SandboxShop:
         catalogue_solution.provision_simulator(sb.dv_sim)
         orders_solution.provision_simulator(sb.dv_sim)
         # again, now that salesorder has its integration columns (the Update step filters on them)
-        register_webhooks(sb.values, Endpoints.from_settings(sb.values, sb.host_port), lambda line: None)
+        said: list[str] = []
+        register_webhooks(sb.values, Endpoints.from_settings(sb.values, sb.host_port), said.append)
+        if any("not registered" in line for line in said):
+            raise RuntimeError(f"webhook registration failed: {'; '.join(said)}")
         unit = load_product_mapping().unit_group
         # a price list of its own: the host's prices flow keeps Dynamics' lists named like
         # Brightpearl's (Retail GBP ...) to Brightpearl's prices, and these products have none
