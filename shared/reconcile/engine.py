@@ -182,7 +182,6 @@ class Reconciler:
         )
 
         findings: list[Finding] = []
-        linked_bp = {p.brightpearl_id for p in pairs.values()}
         linked_dv = {p.dataverse_id for p in pairs.values()}
         candidates: dict[tuple[str, str], list[System]] = {}
         for key, p in pairs.items():
@@ -205,7 +204,8 @@ class Reconciler:
                     changed.append(system)  # type: ignore[arg-type]
             if changed:
                 candidates[key] = changed
-        findings += self._unlinked(bp, dv, linked_bp, linked_dv, pending, since)
+        partners = {p.brightpearl_id: p.dataverse_id for p in pairs.values()}
+        findings += self._unlinked(bp, dv, partners, linked_dv, pending, since)
         if candidates:
             fields = self.entity.differing_fields(list(candidates))
             for (bp_id, dv_id), changed in candidates.items():
@@ -228,13 +228,13 @@ class Reconciler:
         self,
         bp: Summaries,
         dv: Summaries,
-        linked_bp: set[str],
+        partners: dict[str, str],  # linked Brightpearl id -> its Dataverse id
         linked_dv: set[str],
         pending: set[tuple[System, str]],
         since: datetime | None,
     ) -> list[Finding]:
         """Records without a link: unlinked pairs, duplicates, and records missing on the other side."""
-        loose_bp = {i for i in bp if i not in linked_bp and ("brightpearl", i) not in pending}
+        loose_bp = {i for i in bp if i not in partners and ("brightpearl", i) not in pending}
         loose_dv = {i for i in dv if i not in linked_dv and ("dataverse", i) not in pending}
         if since is not None:  # the Dataverse records carrying a listed Brightpearl id may be older
             carried = {s.other_id for s in dv.values() if s.other_id}
@@ -254,8 +254,8 @@ class Reconciler:
                 findings.append(Finding(kind="unlinked", brightpearl_id=other, dataverse_id=dv_id))
                 loose_bp.discard(other)
                 loose_dv.discard(dv_id)
-            elif other in linked_bp:
-                partner = next((d for d in linked_dv if d and dv.get(d) and dv[d].other_id == other), None)
+            elif other in partners:
+                partner = partners[other]
                 findings.append(
                     Finding(
                         kind="duplicate",
@@ -269,7 +269,7 @@ class Reconciler:
         # by e-mail, per side: a duplicate of a linked record of its own side, or unlinked with
         # the other side's record
         for system, loose, mine, linked, others, other_loose in (
-            ("brightpearl", loose_bp, bp, linked_bp, dv, loose_dv),
+            ("brightpearl", loose_bp, bp, set(partners), dv, loose_dv),
             ("dataverse", loose_dv, dv, linked_dv, bp, loose_bp),
         ):
             linked_by_key: dict[str, str] = {}
