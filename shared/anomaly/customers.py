@@ -1,8 +1,8 @@
 """A customer whose e-mail changes more than ANOMALY_EMAIL_CHANGES_PER_DAY times in a UTC day.
 
 Counted per customer (by its Brightpearl contact id, so changes made on either side count
-together) when a sync writes a changed e-mail field (`emails.*`) into an existing record;
-creating a record is no change. With EmailChurn in ANOMALY_HOLD_FOR_REVIEW, the change that
+together) when a sync writes another primary e-mail into the linked record on the other side;
+creating or first linking a record is no change. With EmailChurn in ANOMALY_HOLD_FOR_REVIEW, the change that
 would exceed the limit is held for review instead of written.
 """
 
@@ -18,15 +18,32 @@ from shared.outcomes import Outcome
 from shared.sync.outcomes import BatchResults
 
 
-def _email_changes(batch: Any) -> list[Any]:
+def _email_changes(flow: Any, batch: Any) -> list[Any]:
+    """Records of an already linked customer whose write changes the primary e-mail the target
+    holds (a first link by e-mail, or a create, is no change)."""
     return [
         r
         for r in batch.records
-        if r.target is not None
+        if r.matched_by in ("link", "key")
+        and r.target is not None
         and r.decision is not None
         and r.decision.should_write
-        and any(f.startswith("emails.") for f in r.changed)
+        and "emails.primary" in r.changed
+        and _primary(r.read.value) != _primary(_held(flow, r))
     ]
+
+
+def _primary(customer: Any) -> str | None:
+    value = getattr(getattr(customer, "emails", None), "primary", None)
+    return str(value).casefold() if value else None
+
+
+def _held(flow: Any, r: Any) -> Any:
+    """The customer as the target holds it (None when it cannot be read as one)."""
+    try:
+        return flow.to_canonical(flow.spec.target, r.target).value
+    except Exception:  # an unreadable target: the e-mail is not compared
+        return None
 
 
 def _customer_key(flow: Any, r: Any) -> str | None:
@@ -56,7 +73,7 @@ class EmailChurnWatch(Watch):
         if "EmailChurn" not in self.settings.held_kinds:
             return []  # flagged after the write, once the change happened
         flags = []
-        for r in _email_changes(batch):
+        for r in _email_changes(flow, batch):
             key = _customer_key(flow, r)
             if key is not None and not results.has(r.source_id):
                 count = self._count(key) + 1
@@ -69,7 +86,7 @@ class EmailChurnWatch(Watch):
     ) -> list[Flag]:
         flags = []
         today = self._today()
-        for r in _email_changes(batch):
+        for r in _email_changes(flow, batch):
             result = results.by_id.get(r.source_id)
             key = _customer_key(flow, r)
             if key is None or result is None or result.kind != "synced":

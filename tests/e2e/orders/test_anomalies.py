@@ -48,3 +48,21 @@ def test_a_clean_seeded_run_raises_no_flag_and_an_outlier_order_is_flagged(
     [row] = box.store.audit.recent(AUDIT_FLOW, 10)
     assert row.result is AuditResult.ANOMALY and "the customer's median" in row.description
     assert "example.com" not in row.description
+
+
+def test_a_customer_email_changed_more_than_three_times_a_day_is_flagged(
+    orders_sandbox: OrderSandbox,
+) -> None:
+    box = orders_sandbox
+    customer = box.shop.customer
+    for n in range(1, 5):  # the fourth change today is one too many (ANOMALY_EMAIL_CHANGES_PER_DAY=3)
+        box.dv.crm("PATCH", f"contacts({customer})", {"emailaddress1": f"ada.{n}@example.com"})
+        box.work()
+        if n == 3:
+            assert flags(box) == []
+
+    assert flags(box) == [("AnomalyEmailChurn", customer.lower())]
+    [row] = box.store.audit.recent(AUDIT_FLOW, 10)
+    assert row.description.startswith("customers-to-brightpearl: e-mail changed 4 times today")
+    contact = box.bp.request("GET", f"/contact-service/contact/{box.shop.bp_customer}").response[0]
+    assert contact["communication"]["emails"]["PRI"]["email"] == "ada.4@example.com"  # not blocked
