@@ -217,7 +217,7 @@ class DataverseChangePoller(Poller):
                 self.client,
                 self.cursors,
                 entity_set,
-                select=[pk, "modifiedon"],
+                select=[pk, "modifiedon", "versionnumber"],
                 cursor_name=cursor,
             )
             changes = reader.read()
@@ -226,7 +226,8 @@ class DataverseChangePoller(Poller):
                 report.initialised = True  # history is the backfill's job
             else:
                 now = self.clock()
-                upserts = [(str(r.id), str(r.get("modifiedon") or "")) for r in changes.upserts if r.id]
+                # the row version tells two changes apart where modifiedon (whole seconds) may not
+                upserts = [(str(r.id), _row_stamp(r.values)) for r in changes.upserts if r.id]
                 deleted = [(i, "deleted") for i in changes.deleted_ids]
                 envelopes = self.notices("dataverse", entity, upserts, now)
                 envelopes += self.notices("dataverse", entity, deleted, now, operation="deleted")
@@ -253,3 +254,10 @@ class OrderChangePoller(DataverseChangePoller):
         "salesorders": ("salesorder", DATAVERSE_ORDER_CURSORS["salesorders"]),
         "salesorderdetails": ("salesorderdetail", DATAVERSE_ORDER_CURSORS["salesorderdetails"]),
     }
+
+
+def _row_stamp(values: Mapping[str, Any]) -> str:
+    """A Dataverse row's version stamp: its versionnumber (RowVersion, unique per change), else
+    modifiedon. Two changes within one second share a modifiedon, and the bus's duplicate
+    detection would drop the second one's notice as a copy of the first."""
+    return str(values.get("versionnumber") or values.get("modifiedon") or "")

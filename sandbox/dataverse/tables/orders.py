@@ -33,7 +33,7 @@ from typing import Any
 from sandbox.dataverse import errors as E
 from sandbox.dataverse.api.base import ActionCall, EngineBase
 from sandbox.dataverse.errors import ODataError
-from sandbox.dataverse.protocol import SimRequest, SimResponse
+from sandbox.dataverse.protocol import SimRequest, SimResponse, utc_iso
 from sandbox.dataverse.schema import Table
 
 # (header table, line table, the line's lookup to its header)
@@ -212,6 +212,8 @@ class Orders(EngineBase):
         self._set_totals(table, updated)
         if any(updated.get(k) != record.get(k) for k in updated):
             updated["versionnumber"] = self.db.next_version()
+            if "modifiedon" in table.columns:  # the header is updated with its totals (change tracking)
+                updated["modifiedon"] = utc_iso(self.clock.now())
             self.db.put(table.logical_name, record[table.primary_id], updated)
 
     # -- writes and the state machine --------------------------------------------------------------
