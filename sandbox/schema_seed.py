@@ -205,24 +205,51 @@ DECOYS: tuple[Pair, ...] = (
 )
 
 
-def truth() -> dict[str, str]:
+PRODUCT_PAIRS: tuple[Pair, ...] = (
+    Pair(
+        BrightpearlField("PCF_ORIGIN", "Country of origin", "TEXT"),
+        DataverseColumn("bpi_countryoforigin", "Country of origin", "string", 100),
+        _choice("United Kingdom", "China", "Germany", "Portugal"),
+    ),
+    Pair(
+        BrightpearlField("PCF_HSCODE", "HS tariff code", "TEXT"),
+        DataverseColumn("bpi_commoditycode", "Commodity code (HS)", "string", 20),
+        _choice("6109100010", "6403990000", "4202921900", "9503007000"),
+    ),
+    Pair(
+        BrightpearlField("PCF_HAZARD", "Hazardous", "YES_NO"),
+        DataverseColumn("bpi_hazardous", "Hazardous goods", "boolean"),
+        lambda rng: rng.random() < 0.1,
+        fill=1.0,
+    ),
+    Pair(
+        BrightpearlField("PCF_LAUNCH", "Launch date", "DATE"),
+        DataverseColumn("bpi_launchdate", "Launch date", "datetime"),
+        _date(dt.date(2020, 1, 1), 365 * 5),
+    ),
+    Pair(
+        BrightpearlField("PCF_WARRANTY", "Warranty (months)", "INTEGER"),
+        DataverseColumn("bpi_warrantymonths", "Warranty months", "integer"),
+        _choice(12, 24, 36),  # type: ignore[arg-type]
+    ),
+)
+
+
+def truth(pairs: tuple[Pair, ...] = PAIRS) -> dict[str, str]:
     """The right answer: Brightpearl code -> Dataverse column, for every seeded pair."""
-    return {p.brightpearl.code: p.dataverse.name for p in PAIRS if p.brightpearl and p.dataverse}
+    return {p.brightpearl.code: p.dataverse.name for p in pairs if p.brightpearl and p.dataverse}
 
 
 # --- Brightpearl ------------------------------------------------------------------------------
 
 
-def add_brightpearl_field(state: SimState, field: BrightpearlField) -> None:
-    """Define a customer custom field in the simulator (what an admin does in Brightpearl's
-    settings: the API cannot create custom fields, reference §6.8)."""
+def add_brightpearl_field(state: SimState, field: BrightpearlField, entity: str = "customer") -> None:
+    """Define a customer (or product) custom field in the simulator (what an admin does in
+    Brightpearl's settings: the API cannot create custom fields, reference §6.8)."""
     with state.lock:
-        existing = state.contact_custom_field_meta.get(field.code)
-        ident = (
-            existing["id"]
-            if existing
-            else max((m["id"] for m in state.contact_custom_field_meta.values()), default=0) + 1
-        )
+        metas = state.product_custom_field_meta if entity == "product" else state.contact_custom_field_meta
+        existing = metas.get(field.code)
+        ident = existing["id"] if existing else max((m["id"] for m in metas.values()), default=0) + 1
         meta: dict[str, Any] = {
             "id": ident,
             "code": field.code,
@@ -232,8 +259,9 @@ def add_brightpearl_field(state: SimState, field: BrightpearlField) -> None:
         }
         if field.options:
             meta["options"] = {str(i): {"id": i, "value": label} for i, label in field.options}
-        state.contact_custom_field_meta[field.code] = meta
-        state.contact_custom_field_codes.add(field.code)
+        metas[field.code] = meta
+        if entity == "customer":
+            state.contact_custom_field_codes.add(field.code)
 
 
 def brightpearl_value(field: BrightpearlField, value: Value) -> Any:
@@ -320,3 +348,26 @@ def seed_customer_schema(
                 state.contact_custom_fields[contact_id] = bp_values
         dv.create("contacts", row)
     return truth()
+
+
+def seed_product_schema(
+    state: SimState, dv: DataverseClient, *, products: int = 20, seed: int = 17
+) -> dict[str, str]:
+    """`PRODUCT_PAIRS` on both sides (product custom fields; Dataverse product columns) and
+    `products` Brightpearl products with values (no Dataverse rows: the names, types and the
+    Brightpearl values are the evidence); returns `truth(PRODUCT_PAIRS)`."""
+    rng = random.Random(seed)
+    for pair in PRODUCT_PAIRS:
+        if pair.brightpearl is not None:
+            add_brightpearl_field(state, pair.brightpearl, "product")
+        if pair.dataverse is not None:
+            add_dataverse_column(dv, pair.dataverse, "product")
+    with state.lock, state.seeding():
+        ids = state._seed_products(products)
+        for product_id in ids:
+            state.product_custom_fields[product_id] = {
+                pair.brightpearl.code: brightpearl_value(pair.brightpearl, pair.values(rng))
+                for pair in PRODUCT_PAIRS
+                if pair.brightpearl is not None and rng.random() < pair.fill
+            }
+    return truth(PRODUCT_PAIRS)

@@ -78,6 +78,8 @@ class ProductStore(StateCore):
     stock: dict[int, dict[int, int]]
     price_lists: dict[int, dict[str, Any]]
     brands: dict[int, str]
+    product_custom_field_meta: dict[str, dict[str, Any]]  # custom-field-meta-data by code (§7.2)
+    product_custom_fields: dict[int, dict[str, Any]]  # product id -> {PCF code: value as read}
     warehouses: dict[int, dict[str, Any]]  # read: stock is kept per warehouse
     goods_out: dict[int, dict[str, Any]]  # read: unshipped notes allocate stock
     # provided by WarehouseStore: a stock correction (validated, recorded as a goods movement)
@@ -94,6 +96,8 @@ class ProductStore(StateCore):
             4: _price_list(4, "RETAIL-EUR", "Retail EUR", "EUR", "SELL", gross=True),
         }
         self.brands = {1: "House Brand", 2: "Acme"}
+        self.product_custom_field_meta = {}
+        self.product_custom_fields = {}
 
     def _seed_products(self, count: int) -> list[int]:
         fake, rng = self.faker, self.rng

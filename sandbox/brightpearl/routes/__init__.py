@@ -69,6 +69,11 @@ def api_routes(sim: Simulator) -> list[RouteSpec]:
         ("POST", r"order-service/sales-credit", sim.post_sales_credit),
         ("GET", r"order-service/sales-credit(?:/(?P<ids>[^/]*))?", sim.get_sales_credits),
         # products
+        (
+            "GET",
+            rf"product-service/product/custom-field-meta-data(?:/{IDS})?",
+            sim.get_product_custom_field_meta,
+        ),
         ("GET", r"product-service/product(?:/(?P<ids>[^/]*))?", sim.get_products),
         ("POST", r"product-service/product", sim.post_product),
         ("PUT", r"product-service/product/(?P<id>\d+)", sim.put_product),

@@ -39,6 +39,16 @@ class RouteBase:
             items = [dict(records[i]) for i in ids if i in records]
         return found(items, what)
 
+    def _custom_field_meta(self, m: re.Match[str], table: str) -> Reply:
+        """custom-field-meta-data (reference §5.7, §6.8): the definitions in `state.<table>`
+        (by code), those with the ids named, else all."""
+        with self.state.lock:
+            items = [dict(meta) for meta in getattr(self.state, table).values()]
+        if m["ids"]:
+            wanted = set(id_set(m["ids"]))
+            items = [i for i in items if i["id"] in wanted]
+        return found(items, "Custom Field")
+
     def _by_ids(self, m: re.Match[str], table: str, what: str) -> Reply:
         """GET of records (`state.<table>`) by an id set of at most `get_limit` ids."""
         with self.state.lock:

@@ -77,13 +77,8 @@ class ContactRoutes(RouteBase):
             return ok(dict(self.state.contact_custom_fields.get(int(m["id"]), {})))
 
     def get_contact_custom_field_meta(self, req: Req, m: re.Match[str]) -> Reply:
-        """The customer custom fields' definitions (reference §5.7; items as the order ones, §6.8)."""
-        with self.state.lock:
-            items = [dict(meta) for meta in self.state.contact_custom_field_meta.values()]
-        if m["ids"]:
-            wanted = set(id_set(m["ids"]))
-            items = [i for i in items if i["id"] in wanted]
-        return found(items, "Custom Field")
+        """The customer custom fields' definitions (items as the order ones, reference §6.8)."""
+        return self._custom_field_meta(m, "contact_custom_field_meta")
 
     def patch_contact_custom_fields(self, req: Req, m: re.Match[str]) -> Reply:
         return ok(self.state.patch_contact_custom_fields(int(m["id"]), req.body))

@@ -13,7 +13,16 @@ class ProductRoutes(RouteBase):
     def get_products(self, req: Req, m: re.Match[str]) -> Reply:
         if not m["ids"]:
             raise bad("an ID set is required for product GET", "PRDC-001")
-        return self._by_ids(m, "products", "Product")
+        reply = self._by_ids(m, "products", "Product")
+        if "customFields" in req.params.get("includeOptional", ""):  # optional section (§7.1)
+            with self.state.lock:
+                for item in reply.payload["response"]:
+                    item["customFields"] = dict(self.state.product_custom_fields.get(item["id"], {}))
+        return reply
+
+    def get_product_custom_field_meta(self, req: Req, m: re.Match[str]) -> Reply:
+        """The product custom fields' definitions (items as the order ones, reference §6.8)."""
+        return self._custom_field_meta(m, "product_custom_field_meta")
 
     def post_product(self, req: Req, m: re.Match[str]) -> Reply:
         return ok(self.state.create_product(req.body or {}))

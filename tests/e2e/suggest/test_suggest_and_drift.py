@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from sandbox.schema_seed import (
     add_brightpearl_field,
     add_dataverse_column,
     seed_customer_schema,
+    seed_product_schema,
 )
 from shared import runtime
 from shared.dataverse.client import DataverseClient
@@ -164,14 +166,27 @@ def test_order_fields_are_shown_but_not_written_while_the_order_mapping_has_no_c
     assert not written.exists()
 
 
+def test_product_custom_fields_are_proposed_from_both_schemas_and_printed(seeded: Seeded) -> None:
+    truth = seed_product_schema(seeded.bp.simulator.state, seeded.client, products=20)
+
+    code, output = suggest(seeded, "--entity", "product")
+
+    assert code == 0, output
+    proposed = dict(re.findall(r"# suggested: (PCF_\w+) \(.*?\) -> (bpi_\w+) ", output))
+    correct = sum(1 for code_, column in truth.items() if proposed.get(code_) == column)
+    assert correct / len(truth) >= 0.9 and set(proposed) <= set(truth), (proposed, truth)
+    assert "records read: brightpearl 20" in output
+    assert "has no custom_fields section yet" in output
+
+
 def test_the_schema_check_reports_a_field_added_on_each_side_with_a_suggested_line(
     seeded: Seeded, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     mapping = tmp_path / "mapped.yaml"
-    assert (
-        suggest(seeded, "--entity", "customer", "--mapping", str(seeded.mapping), "--write", str(mapping))[0]
-        == 0
+    code, output = suggest(
+        seeded, "--entity", "customer", "--mapping", str(seeded.mapping), "--write", str(mapping)
     )
+    assert code == 0, output
     settings = load_settings({**seeded.values, "CUSTOMER_MAPPING_PATH": str(mapping)})
     with runtime.override(settings=settings):
         [first] = run_scheduled()
