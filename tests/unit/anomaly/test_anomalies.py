@@ -325,3 +325,22 @@ def test_detection_off_raises_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     rig = CustomerRig()
     rig.to_dv.handle([customer_notice("brightpearl", "contact", f"bad{i}") for i in range(40)])
     assert flags(rig.store) == []
+
+
+# ------------------------------------------------------------------------------ the console
+def test_every_anomaly_reason_has_a_runbook_fix_and_flags_are_a_flow_on_the_console(
+    state_store: StateStore,
+) -> None:
+    from shared.anomaly.flags import KINDS, Flag, emit
+    from shared.ops import runbook
+    from shared.ops.console import flow_names
+
+    assert all(runbook.fix_for(f"Anomaly{kind}") is not None for kind in KINDS)
+    emit(
+        state_store.audit,
+        [Flag("StockDepleted", "stock-to-dataverse", "product", "brightpearl", "7", "fell")],
+    )
+
+    assert flow_names(state_store, ["stock-to-dataverse"]) == ["stock-to-dataverse", AUDIT_FLOW]
+    [row] = state_store.audit.recent(AUDIT_FLOW)
+    assert (row.result, row.reason_code, row.source_id) == (AuditResult.ANOMALY, "AnomalyStockDepleted", "7")
