@@ -12,7 +12,6 @@ logged and skipped.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -147,8 +146,6 @@ class Watches:
         self.watches = list(watches)
         self.context = context
         self.audit = audit
-        self._pending: dict[int, list[Flag]] = {}  # id(batch) -> flags raised before the write
-        self._lock = threading.Lock()
 
     @classmethod
     def of(cls, spec: Any, store: Any, settings: AnomalySettings | None = None) -> Watches:
@@ -192,16 +189,13 @@ class Watches:
                         "needs-review", f.reason, f"{flow.label} {f.record_id} held for review: {f.detail}"
                     ),
                 )
-        with self._lock:
-            self._pending[id(batch)] = flags
+        batch.flags = flags  # emitted after the batch settles
 
     def after_settle(self, flow: Any, batch: Any, results: BatchResults, outcomes: Sequence[Outcome]) -> None:
-        with self._lock:
-            pending = self._pending.pop(id(batch), [])
         if not self.enabled:
             return
         # a record that failed transiently is judged again on its retry
-        flags = [f for f in pending if result_kind(results, f.record_id) not in (None, "transient")]
+        flags = [f for f in batch.flags if result_kind(results, f.record_id) not in (None, "transient")]
         for watch in self.watches:
             try:
                 flags += watch.after_settle(flow, batch, results, outcomes)

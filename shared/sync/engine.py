@@ -106,6 +106,7 @@ class Batch:
     derived: dict[str, list[str]] = field(default_factory=dict)  # notice id -> records it stands for
     envelopes: Sequence[Envelope] = ()  # the batch's messages (anomaly watches read their notices)
     records: list[Any] = field(default_factory=list)  # the SyncRecords read (for the watches)
+    flags: list[Any] = field(default_factory=list)  # anomaly flags raised before the write
 
     def add(self, entity: str, record_id: str) -> None:
         ids = self.changed.setdefault(entity, [])
