@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.console import Console
 
-from syncctl.dlq import _environment, _fail, resolve
+from syncctl.base import _environment, _fail, resolve
 
 if TYPE_CHECKING:
     from shared.ops.busview import BusMessage

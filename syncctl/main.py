@@ -20,6 +20,7 @@ from syncctl import (
     orders,
     reconcile,
     review,
+    suggest,
     sync,
     triage,
     webhooks,
@@ -116,6 +117,7 @@ for command, module in (
 app.command("history")(history.history)
 app.command("sync")(sync.sync)
 dlq.app.command("triage")(triage.triage)  # syncctl dlq triage (its own module: dlq.py stays the bus side)
+suggest.register(mapping.app)  # syncctl mapping suggest / drift (suggest.py reads mapping.py's helpers)
 
 
 def main() -> None:

@@ -208,13 +208,3 @@ def _preview_products(
     if missing:
         console.print(f"[red]Brightpearl product {', '.join(map(str, missing))} not found[/red]")
         raise typer.Exit(1)
-
-
-def _register_suggestions() -> None:
-    """`mapping suggest` and `mapping drift` (syncctl/suggest.py)."""
-    from syncctl.suggest import register
-
-    register(app)
-
-
-_register_suggestions()

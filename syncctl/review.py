@@ -10,14 +10,13 @@ when one flow flags it (shared/ops/review.py).
 
 from __future__ import annotations
 
-import getpass
 from pathlib import Path
 
 import typer
 from rich.table import Table
 
+from syncctl.base import SettingsOpt, _fail, actor
 from syncctl.common import app_settings, echo_json, output
-from syncctl.dlq import SettingsOpt, _fail
 
 app = typer.Typer(name="review", help="The needs-review list, with accept and dismiss.", no_args_is_help=True)
 
@@ -32,13 +31,6 @@ def _flows(flow: str | None) -> list[str]:
     if flow is not None and flow not in names:
         raise _fail(f"no flow {flow!r}; flows: {', '.join(names)}")
     return [flow] if flow else names
-
-
-def actor() -> str:
-    try:
-        return f"syncctl ({getpass.getuser()})"
-    except (KeyError, OSError):
-        return "syncctl"
 
 
 @app.command("list")

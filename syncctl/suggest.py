@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 import typer
 from rich.markup import escape
 
+from syncctl.base import SettingsOpt, _fail
 from syncctl.common import app_settings, output
-from syncctl.dlq import SettingsOpt, _fail
 
 if TYPE_CHECKING:
     from shared.suggest.service import DriftReport, SuggestResult
