@@ -13,9 +13,9 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from syncctl.base import actor
 from syncctl.common import app_settings, echo_json, output
 from syncctl.dlq import SettingsOpt, _fail
-from syncctl.review import actor
 
 app = typer.Typer(name="flow", help="Pause and resume one flow.", no_args_is_help=True)
 

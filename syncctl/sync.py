@@ -12,9 +12,9 @@ from pathlib import Path
 
 import typer
 
+from syncctl.base import actor
 from syncctl.common import app_settings, echo_json, output
 from syncctl.dlq import SettingsOpt, _fail
-from syncctl.review import actor
 
 
 def sync(
