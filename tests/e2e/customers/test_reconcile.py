@@ -76,6 +76,13 @@ def test_reconcile_finds_injected_drift_and_heal_repairs_it(sandbox: Sandbox, tm
     assert items[("duplicate", twin_id.lower())]["duplicate_of"] == dv_of[ids[3]]
     assert ("missing_in_dataverse", str(unsynced)) in items
     assert "example.org" not in json.dumps(found) and "Renamed" not in json.dumps(found)
+    from syncctl.main import app
+
+    shown = CliRunner().invoke(app, ["reconcile", "customers", "--last", "--settings", str(settings)])
+    assert shown.exit_code == 1, shown.output
+    assert f"drift: brightpearl {ids[0]} dataverse {dv_of[ids[0]]} changed in brightpearl: " in shown.output
+    assert f"duplicate: dataverse {twin_id.lower()} (dataverse duplicate of {dv_of[ids[3]]})" in shown.output
+    assert "example.org" not in shown.output
 
     code, healed = reconcile(settings, "--heal")  # the host works the notices off at once
     assert nonzero(healed) == nonzero(found)
