@@ -122,6 +122,11 @@ def _table(columns: Sequence[str], rows: str | Sequence[str], empty: str) -> str
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def _ms(value: float | None) -> str:
+    """Milliseconds, whole (histogram percentiles are not exact to the millisecond)."""
+    return _num(None if value is None else float(round(value)), " ms")
+
+
 def _panel_error(panel: Panel) -> str:
     return f'<p class="err">{_e(panel.error)}</p>' if panel.error else ""
 
@@ -165,7 +170,7 @@ def _flows_section(ov: Overview, links: Links) -> str:
             f'<tr><td><a href="#flow-{_e(f.flow)}">{_e(f.flow)}</a>{note}</td>{cells}'
             f'<td class="n" data-testid="{_e(f.flow)}:latency-p50">{_num(lat["p50"], " s")}</td>'
             f'<td class="n" data-testid="{_e(f.flow)}:latency-p95">{_num(lat["p95"], " s")}</td>'
-            f'<td class="n">{_num(proc["p50"], " ms")}</td><td class="n">{_num(proc["p95"], " ms")}</td>'
+            f'<td class="n">{_ms(proc["p50"])}</td><td class="n">{_ms(proc["p95"])}</td>'
             f'<td class="n" data-testid="{_e(f.flow)}:operator">{sum(f.operator_actions.values())}</td>'
             f"<td>{_flow_state(f.flow, pauses, links)}</td></tr>"
         )
