@@ -97,8 +97,15 @@ def cases(s: str, tmp: str) -> dict[str, list[list[str]]]:
             ["--from", "brightpearl", "--id", "215", "--settings", s],
             ["--from", "dataverse", "--id", GUID, "--settings", s],
         ],
-        "mapping suggest": [["--entity", "customer", "--settings", s], ["--entity", "widget", "--settings", s]],
-        "mapping drift": [["--settings", s], ["--run", "--settings", s], ["--entity", "product", "--settings", s]],
+        "mapping suggest": [
+            ["--entity", "customer", "--settings", s],
+            ["--entity", "widget", "--settings", s],
+        ],
+        "mapping drift": [
+            ["--settings", s],
+            ["--run", "--settings", s],
+            ["--entity", "product", "--settings", s],
+        ],
         "dataverse check": [["--settings", s]],
         "dataverse provision": [["--dry-run", "--settings", s]],
         "bus status": [["--settings", s]],
