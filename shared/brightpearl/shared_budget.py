@@ -258,7 +258,7 @@ class SharedRateBudget(RateBudget):
         lease_seconds: float,
     ) -> SharedRateBudget:
         """The process-wide shared budget of `pool` on `table`; created on first use."""
-        key = (table.table_name, pool)
+        key = (str(getattr(table, "url", table.table_name)), pool)
         with cls._registry_lock:
             budget = cls._shared_registry.get(key)
             if (

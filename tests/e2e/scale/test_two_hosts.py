@@ -19,6 +19,7 @@ gets 503s and windows over the cap.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -32,6 +33,7 @@ LIMIT, WINDOW = 20, 6.0
 def test_two_hosts_backfilling_stay_under_the_shared_cap_without_a_503(azurite: str, tmp_path: Path):
     run = run_two_host_backfill(SCALE, azurite, tmp_path, rate_limit=LIMIT, window=WINDOW, shared=SHARED)
     report = run.as_dict()
+    print(json.dumps(report))  # the figures docs/architecture.md quotes (pytest -s shows them)
     logs = "\n".join(log[-2000:] for log in run.host_logs)
     assert run.dead_letters == 0, logs
     assert run.throttled_503 == 0, report  # no throttled request, so none reached a flow
