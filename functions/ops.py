@@ -1,11 +1,13 @@
 """HTTP: the operations console under /api/ops/ (admin key; in the sandbox LOCAL_MASTER_KEY).
 
 Pages (GET): `ops` the overview (flows with their state, last errors, backlog, cursors, API
-budgets; `?hours=`), `ops/data` the same figures as JSON, `ops/deadletters`
+budgets, anomaly flags; `?hours=`), `ops/data` the same figures as JSON, `ops/deadletters`
 (`?reason=&subscription=`), `ops/deadletter?subscription=&id=` one dead letter's metadata and
-fix, `ops/history?system=&type=&id=` one record's history, `ops/review` the needs-review list,
+fix, `ops/triage` dead letters grouped by cause (`syncctl dlq triage`),
+`ops/history?system=&type=&id=` one record's history, `ops/review` the needs-review list,
 `ops/static/<file>` the vendored chart library. Actions (POST forms whose `confirm` field must
-name the action, else 400): `ops/deadletters/resubmit|purge`, `ops/review/accept|dismiss`,
+name the action, else 400): `ops/deadletters/resubmit|purge`, `ops/triage/resubmit` (one group;
+its `force` box for a group not safe in bulk), `ops/review/accept|dismiss`,
 `ops/flows/pause|resume`, `ops/sync`; each is written to the audit (result `operator`). The data
 come through shared/ops and shared.bus, the code `syncctl` uses.
 """
@@ -37,6 +39,7 @@ from shared.ops.console_html import (
     render_outcomes,
     render_overview,
     render_review,
+    render_triage,
 )
 from shared.ops.review import Decision
 from shared.telemetry import get_logger
@@ -44,7 +47,8 @@ from shared.telemetry import get_logger
 bp = func.Blueprint()
 log = get_logger("ops")
 ADMIN = func.AuthLevel.ADMIN
-STATIC_DIR = Path(__file__).resolve().parents[1] / "shared" / "ops" / "static"
+APP_ROOT = Path(__file__).resolve().parents[1]
+STATIC_DIR = APP_ROOT / "shared" / "ops" / "static"
 STATIC = {"uPlot.iife.min.js": "text/javascript", "uPlot.min.css": "text/css"}
 
 
@@ -234,6 +238,57 @@ def ops_dead_letter_action(req: func.HttpRequest) -> func.HttpResponse:
         return _html(render_error(503, f"the bus could not be reached: {exc}", links), 503)
     log.info("console %s of %d dead letter(s): %d done", action, len(targets), len(outcomes))
     return _html(render_outcomes(action, outcomes, links))
+
+
+def _mapping_file(subscription: str) -> Path | None:
+    """The mapping file the subscription's flow reads, as this app is configured."""
+    import os
+
+    from shared.ops.triage import mapping_file_of
+
+    return mapping_file_of(subscription, os.environ, APP_ROOT)
+
+
+@bp.function_name("ops_triage")
+@bp.route(route="ops/triage", methods=["GET"], auth_level=ADMIN)
+def ops_triage(req: func.HttpRequest) -> func.HttpResponse:
+    """Dead letters grouped by cause (`syncctl dlq triage`): fix and bulk-resubmit safety per group."""
+    links = _links(req)
+    groups, error = [], None
+    try:
+        with _dead_letter_ops() as ops:
+            groups = console.triage_groups(ops, _pairs(), mapping_file=_mapping_file)
+    except BusError as exc:
+        error = f"the bus could not be read: {exc}"
+    return _html(render_triage(groups, links, error=error))
+
+
+@bp.function_name("ops_triage_resubmit")
+@bp.route(route="ops/triage/resubmit", methods=["POST"], auth_level=ADMIN)
+def ops_triage_resubmit(req: func.HttpRequest) -> func.HttpResponse:
+    """Resubmit one triage group (`syncctl dlq triage --resubmit <group> [--force]`): the dead-letter
+    resubmit action, audited; a group not safe in bulk needs the `force` box."""
+    from shared.ops.triage import find
+
+    links = _links(req)
+    try:
+        form = _confirmed_form(req, "resubmit")
+        name = _field(form, "group", required=True)
+        pairs = _pairs()
+        with _dead_letter_ops() as ops:
+            try:
+                group = find(console.triage_groups(ops, pairs, mapping_file=_mapping_file), name)
+            except KeyError as exc:
+                raise BadRequest(f"group: {exc.args[0]}") from None
+            outcomes = console.resubmit_group(
+                ops, runtime.state_store(), pairs, group, force=bool(_field(form, "force")), actor=_actor(req)
+            )
+    except (BadRequest, ValueError) as exc:
+        return _html(render_error(400, str(exc), links), 400)
+    except BusError as exc:
+        return _html(render_error(503, f"the bus could not be reached: {exc}", links), 503)
+    log.info("console resubmit of triage group %s: %d dead letter(s)", group.key, len(outcomes))
+    return _html(render_outcomes("resubmit", outcomes, links))
 
 
 def _confirmed_form(req: func.HttpRequest, action: str) -> dict[str, list[str]]:

@@ -7,11 +7,13 @@ panel instead of failing the page.
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from shared.bus.backlog import Backlog
@@ -20,6 +22,7 @@ from shared.events import Envelope
 from shared.ops import flow_control
 from shared.ops.deadletters import audit_entity
 from shared.ops.flow_control import Pause
+from shared.ops.metrics import _COLUMNS as AUDIT_COLUMNS
 from shared.ops.metrics import (
     AuditRow,
     CursorAge,
@@ -31,17 +34,21 @@ from shared.ops.metrics import (
     flow_activity,
     last_errors,
 )
+from shared.ops.metrics import _audit_row as audit_row
 from shared.ops.records import RecordRef, record
 from shared.ops.review import Decision, ReviewItem, decide
 from shared.ops.sync_now import SyncRequest, request_sync
+from shared.ops.triage import TriageGroup, triage
 from shared.reconcile.report import REPORT_PREFIX, last_reports
 from shared.store import StateStore
 from shared.store.audit import AuditEntry, AuditResult
+from shared.store.tables import optional_utc
 
 T = TypeVar("T")
 Action = Literal["resubmit", "purge"]
 ACTIONS: dict[Action, str] = {"resubmit": "DeadLetterResubmitted", "purge": "DeadLetterPurged"}
 MAX_DEAD_LETTERS = 200  # per subscription on one page
+MAX_ANOMALIES = 50  # anomaly flags on the overview
 FLOW_READERS = 8  # flows read at once for the overview
 
 
@@ -71,6 +78,7 @@ class Overview:
     dataverse: Panel = field(default_factory=Panel)
     pauses: Panel = field(default_factory=Panel)
     reconciliation: Panel = field(default_factory=Panel)  # (entity, last report or None)
+    anomalies: Panel = field(default_factory=Panel)  # the window's anomaly flags, newest first
 
     @property
     def errors(self) -> list[AuditRow]:
@@ -98,6 +106,7 @@ class Overview:
                 lambda rows: {name: r.model_dump(mode="json") if r else None for name, r in rows},
             ),
             "last_errors": [e.as_dict() for e in self.errors],
+            "anomalies": panel(self.anomalies, lambda rows: [r.as_dict() for r in rows]),
         }
 
 
@@ -131,6 +140,20 @@ def overview(
     out.budget = read("Brightpearl budget", budget)
     out.dataverse = read("Dataverse client", dataverse)
     out.reconciliation = read("reconciliation reports", lambda: last_reports(store.cursors))
+    out.anomalies = read("anomaly flags", lambda: anomaly_flags(store, window))
+    return out
+
+
+def anomaly_flags(store: StateStore, window: Window, *, limit: int = MAX_ANOMALIES) -> list[AuditRow]:
+    """The newest anomaly flags of `window` (audit flow `anomalies`, shared/anomaly), newest first."""
+    from shared.anomaly.flags import AUDIT_FLOW
+
+    rows = store.audit.rows_between(AUDIT_FLOW, window.since, window.until, columns=AUDIT_COLUMNS)
+    out = []
+    for row in itertools.islice(rows, limit):
+        at = optional_utc(row.get("at"))
+        if at is not None:
+            out.append(audit_row(AUDIT_FLOW, at, row))
     return out
 
 
@@ -226,6 +249,37 @@ def act(
         outcomes += run(topics[subscription], subscription, Selection(message_ids=frozenset(message_ids)))
     store.audit.record_many(entry for outcome in outcomes for entry in _audit_entries(outcome, action, actor))
     return outcomes
+
+
+def triage_groups(
+    ops: DeadLetterOps,
+    pairs: Sequence[tuple[str, str]],
+    *,
+    mapping_file: Callable[[str], Path | None] = lambda subscription: None,
+) -> list[TriageGroup]:
+    """The dead letters of every subscription grouped by cause (shared.ops.triage, as
+    `syncctl dlq triage` shows them)."""
+    return triage(dead_letters(ops, pairs), mapping_file=mapping_file)
+
+
+def resubmit_group(
+    ops: DeadLetterOps,
+    store: StateStore,
+    pairs: Sequence[tuple[str, str]],
+    group: TriageGroup,
+    *,
+    force: bool = False,
+    actor: str = "console",
+) -> list[Outcome]:
+    """Resubmit every dead letter of a triage group through `act` (the dead-letter action, its
+    audit rows included); a group not safe to resubmit in bulk is refused unless `force`."""
+    if not group.safety.safe and not force:
+        raise ValueError(
+            f"force: group {group.key} is not safe to resubmit in bulk: {group.safety.why} "
+            "(fix it first, or tick force to resubmit anyway)"
+        )
+    targets = [(group.subscription, message_id) for message_id in group.message_ids]
+    return act(ops, store, pairs, "resubmit", targets, actor=actor)
 
 
 def _audit_entries(outcome: Outcome, action: Action, actor: str) -> list[AuditEntry]:

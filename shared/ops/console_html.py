@@ -22,6 +22,7 @@ from shared.ops.history import RecordHistory
 from shared.ops.metrics import OUTCOME_RESULTS, AuditRow, FlowActivity
 from shared.ops.review import ReviewItem
 from shared.ops.runbook import Fix
+from shared.ops.triage import TriageGroup
 
 WINDOWS = (("1 h", 1), ("6 h", 6), ("24 h", 24), ("7 days", 168))
 # The overview's panels (section ids) and the items of the App Insights workbook
@@ -33,6 +34,7 @@ PANELS: dict[str, tuple[str, ...]] = {
     "cursors": ("poller-age",),
     "budgets": ("throttling",),
     "reconciliation": ("reconcile-findings",),
+    "anomalies": ("anomalies",),
 }
 _CSS = """
 body{font:14px/1.4 system-ui,sans-serif;margin:0;color:#1d2330;background:#f5f6f8}
@@ -83,6 +85,7 @@ def _page(title: str, links: Links, body: str, *, charts: bool = False) -> str:
         f"<meta name=viewport content='width=device-width'>{assets}<style>{_CSS}</style></head><body>"
         f'<header><h1>bpsync operations</h1><a href="{_e(links.to())}">Overview</a>'
         f'<a href="{_e(links.to("deadletters"))}">Dead letters</a>'
+        f'<a href="{_e(links.to("triage"))}">Triage</a>'
         f'<a href="{_e(links.to("review"))}">Needs review</a>'
         f'<a href="{_e(links.to("history"))}">Record history</a></header><main>{body}</main>'
         + (_CHART_SCRIPT if charts else "")
@@ -145,6 +148,7 @@ def render_overview(ov: Overview, links: Links, hours: float, fixes: dict[str, F
         + _cursors_section(ov.cursors)
         + _budget_section(ov)
         + _reconciliation_section(ov.reconciliation)
+        + _anomalies_section(ov.anomalies, links)
     )
     return _page("bpsync operations", links, body, charts=True)
 
@@ -340,6 +344,25 @@ def _reconciliation_section(panel: Panel) -> str:
     return f"<section id=reconciliation><h2>Reconciliation</h2>{_panel_error(panel)}{table}{hint}</section>"
 
 
+def _anomalies_section(panel: Panel, links: Links) -> str:
+    """The window's anomaly flags (shared/anomaly: audit flow `anomalies`), newest first."""
+    rows = "".join(
+        f"<tr><td>{_e(_when(a.at))}</td>"
+        f'<td data-testid="anomaly-kind">{_e(a.reason.removeprefix("Anomaly"))}</td>'
+        f"<td>{_e(a.description.partition(': ')[0])}</td>"
+        f"<td>{_e(a.source_system)} {history_link(links, a.source_system, a.entity, a.source_id)}</td>"
+        f'<td data-testid="anomaly-why">{_e(a.description.partition(": ")[2] or a.description)}</td></tr>'
+        for a in panel.value or []
+    )
+    table = _table(
+        ("at", "kind", "flow", "record", "why"),
+        rows,
+        '<p class="muted" data-testid="no-anomalies">No anomaly flagged in this window.</p>',
+    )
+    hint = '<p class="muted">What each kind means and what to do: docs/operations.md, Anomalies.</p>'
+    return f"<section id=anomalies><h2>Anomalies</h2>{_panel_error(panel)}{table}{hint}</section>"
+
+
 _CHART_SCRIPT = """<script>
 (function(){
   var colours={"synced":"#1b7f3b","skipped":"#8a94a6","needs-review":"#d08c00","dead-lettered":"#a4161a",
@@ -474,6 +497,67 @@ def render_dead_letter(item: DeadLetter, links: Links, fix: Fix | None) -> str:
         f"<section><h2>Actions</h2>{forms}<p class=muted>Each action is written to the audit.</p></section>"
     )
     return _page("dead letter", links, body)
+
+
+def render_triage(groups: Sequence[TriageGroup], links: Links, *, error: str | None = None) -> str:
+    """Dead letters grouped by cause (shared.ops.triage, `syncctl dlq triage`), each group with
+    its fix, whether a bulk resubmit is safe, and the form that resubmits it."""
+    rows = []
+    for number, g in enumerate(groups, 1):
+        verdict = (
+            f'<span class="ok" data-testid="triage-safe">safe</span>: {_e(g.safety.why)}'
+            if g.safety.safe
+            else f'<span class="err" data-testid="triage-safe">not yet</span>: {_e(g.safety.why)}'
+        )
+        force = (
+            ""
+            if g.safety.safe
+            else f'<label><input type=checkbox name=force value=yes data-testid="force-{number}"> '
+            "force (resubmit although not safe)</label> "
+        )
+        form = _action_form(
+            "triage/resubmit",
+            "resubmit",
+            links,
+            _hidden(group=g.key) + force,
+            f"resubmit the {g.count} dead letter(s) of {g.key}",
+            f"triage-resubmit-{number}",
+        )
+        ids = _e(", ".join(g.record_ids)) or "–"
+        rows.append(
+            f'<tr><td class="n">{number}</td><td data-testid="triage-group">{_e(g.key)}</td>'
+            f'<td class="n" data-testid="triage-count">{g.count}</td>'
+            f"<td>{_e(_when(g.oldest))}</td><td>{_e(_when(g.newest))}</td>"
+            f'<td data-testid="triage-reason">{_e(g.reason)}'
+            f"{' (last error ' + _e(g.last_error) + ')' if g.last_error else ''}</td>"
+            f"<td>{_e(g.field) or '<span class=muted>–</span>'}</td>"
+            f'<td data-testid="triage-cause">{_e(g.cause)}</td><td data-testid="triage-fix">{_md(g.fix)}</td>'
+            f"<td>{verdict}<br><span class=muted>records: {ids}</span><br>{form}</td></tr>"
+        )
+    table = _table(
+        (
+            "#",
+            "group",
+            "#count",
+            "oldest",
+            "newest",
+            "reason",
+            "field",
+            "likely cause",
+            "fix",
+            "bulk resubmit",
+        ),
+        rows,
+        '<p class="muted" data-testid="no-triage">No dead letters.</p>',
+    )
+    err = f'<p class="err">{_e(error)}</p>' if error else ""
+    total = sum(g.count for g in groups)
+    body = (
+        f'<section><h2>Dead letters by cause (<span data-testid="triage-total">{total}</span> in '
+        f"{len(groups)} group(s))</h2>{err}{table}<p class=muted>The same as "
+        "<code>syncctl dlq triage</code>; each resubmit is written to the audit.</p></section>"
+    )
+    return _page("triage", links, body)
 
 
 def render_outcomes(action: Action, outcomes: Sequence[Outcome], links: Links) -> str:

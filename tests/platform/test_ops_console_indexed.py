@@ -17,6 +17,8 @@ CONSOLE = {
     "ops_dead_letters": ("ops/deadletters", ["GET"]),
     "ops_dead_letter": ("ops/deadletter", ["GET"]),
     "ops_dead_letter_action": ("ops/deadletters/{action:alpha}", ["POST"]),
+    "ops_triage": ("ops/triage", ["GET"]),
+    "ops_triage_resubmit": ("ops/triage/resubmit", ["POST"]),
     "ops_static": ("ops/static/{name}", ["GET"]),
     "ops_history": ("ops/history", ["GET"]),
     "ops_sync": ("ops/sync", ["POST"]),
