@@ -76,6 +76,14 @@ def test_console_shows_the_store_and_a_dead_letter_resubmitted_from_the_page_con
     assert page.locator(".chart canvas").count() >= 1  # uPlot drew, served by the app (no CDN)
     page.screenshot(path=str(ARTIFACTS / "1-overview.png"), full_page=True)
 
+    # triage: the dead letter grouped by cause, with its fix and a bulk resubmit not yet safe
+    page.get_by_role("banner").get_by_role("link", name="Triage").click()
+    assert cell(page, "triage-total") == "1"
+    assert cell(page, "triage-group").startswith(f"{TO_DV}/InvalidEmail")
+    assert cell(page, "triage-fix").startswith("Correct the e-mail")
+    assert cell(page, "triage-safe") == "not yet"
+    page.screenshot(path=str(ARTIFACTS / "1b-triage.png"), full_page=True)
+
     # dead letters: filtered by reason (any case), inspected without personal data
     page.get_by_role("banner").get_by_role("link", name="Dead letters").click()
     page.fill("input[name=reason]", "invalidemail")
