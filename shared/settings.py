@@ -278,8 +278,8 @@ class CustomersSettings(BaseSettings):
     reconcile_schedule: str = Field(
         "0 30 2 * * *",
         description="NCRONTAB of the daily customers reconciliation (report only, no healing: "
-        "`syncctl reconcile customers --heal` heals); 100,000 customers cost about 715 Brightpearl "
-        "requests, 0.25 % of a day's budget (docs/operations.md, Reconciliation)",
+        "`syncctl reconcile customers --heal` heals); 100,000 customers cost 703 Brightpearl "
+        "requests, 0.24 % of a day's budget (docs/operations.md, Reconciliation)",
     )
     schema_check_schedule: str = Field(
         "0 15 3 * * *",

@@ -6,7 +6,7 @@ shared/sync/registry.py); this module does the rest. One run:
 1. **Read both systems in bulk, paged** (`EntityReconcile.pages`): each record is reduced at
    once to a `Summary` (its content hash as that system holds it, its e-mail match key, the
    other system's id it carries, whether the flows sync it), so memory grows with the number of
-   records (about 2.5 KB per customer with its link, benchmarks/reconcile.py), never by whole
+   records (about 2.2 KB per customer with its link, benchmarks/reconcile.py), never by whole
    records.
 2. **Read the links** (all of the entity's, or with `since` those of the records listed) and,
    by id, any linked counterpart the listing did not return (with `since`; otherwise these are
