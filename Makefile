@@ -53,6 +53,7 @@ bench: setup
 	$(PY) -m benchmarks.catalogue
 	$(PY) -m benchmarks.orders
 	$(PY) -m benchmarks.console
+	$(PY) -m benchmarks.reconcile
 
 clean:
 	rm -rf $(VENV) node_modules .sandbox .cache benchmarks/results .pytest_cache .ruff_cache
