@@ -123,6 +123,14 @@ param failureAlertThreshold int = 5
 @minValue(1)
 param throttlingAlertThreshold int = 50
 
+@description('Reconciliation drift findings in a day above which the drift alert fires.')
+@minValue(0)
+param reconcileDriftThreshold int = 25
+
+@description('Anomaly flags of one kind in an hour above which the anomaly alert fires (0: every flag).')
+@minValue(0)
+param anomalyThreshold int = 0
+
 @description('Disable key-based ingestion on Application Insights (Entra ID auth only).')
 param appInsightsDisableLocalAuth bool = true
 
@@ -432,6 +440,8 @@ module alerts 'modules/alerts.bicep' = {
     appInsightsId: monitoring.outputs.appInsightsId
     failureThreshold: failureAlertThreshold
     throttlingThreshold: throttlingAlertThreshold
+    reconcileDriftThreshold: reconcileDriftThreshold
+    anomalyThreshold: anomalyThreshold
   }
 }
 
