@@ -76,14 +76,27 @@ def brightpearl() -> BrightpearlClient:
             return cast("BrightpearlClient", _instances["brightpearl"])
     bp_settings = settings().brightpearl
     # state_store() takes _lock; a stand-in store without a cursors table (tests) gets none.
-    cursors = getattr(state_store(), "cursors", None) if bp_settings.shared_budget else None
-    table = getattr(cursors, "table", None)
+    table = _budget_table() if bp_settings.shared_budget else None
     with _lock:
         if "brightpearl" not in _instances:
             from shared.brightpearl.client import BrightpearlClient
 
             _instances["brightpearl"] = BrightpearlClient.from_settings(bp_settings, budget_table=table)
         return cast("BrightpearlClient", _instances["brightpearl"])
+
+
+def _budget_table() -> Any:
+    """The cursors table the shared Brightpearl budget lives in; None when the state store cannot
+    be reached (an operator's command that needs only Brightpearl, e.g. `syncctl mapping
+    preview`, still runs, keeping a budget of its own, and says so)."""
+    from shared.store.errors import StoreError
+
+    try:
+        cursors = getattr(state_store(), "cursors", None)
+    except StoreError as exc:
+        log.warning("Brightpearl budget not shared: the state store is unreachable (%s)", exc)
+        return None
+    return getattr(cursors, "table", None)
 
 
 def dataverse() -> DataverseClient:

@@ -201,6 +201,7 @@ def test_the_schema_check_reports_a_field_added_on_each_side_with_a_suggested_li
         seeded.client, DataverseColumn("bpi_marketingregion", "Marketing region", "string", 100)
     )
 
+    caplog.clear()  # the first run's events, captured when an earlier test left INFO on
     with runtime.override(settings=settings), caplog.at_level(logging.INFO):
         [report] = run_scheduled()
 

@@ -77,5 +77,6 @@ def test_bad_credentials_are_explained_without_a_traceback(bare, settings, monke
     monkeypatch.setenv("DATAVERSE_CLIENT_SECRET", "wrong")
     for command in ("check", "provision"):
         code, out = run("dataverse", command, *settings)
-        assert code == 1 and "Traceback" not in out
+        # exit 2: a service refusing us, like one that is down (every syncctl command, issue 15)
+        assert code == 2 and "Traceback" not in out
         assert "System Customizer or System Administrator" in out and "DATAVERSE_" in out
