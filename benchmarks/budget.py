@@ -252,7 +252,7 @@ def run_two_host_backfill(
     window: float = 6.0,
     shared: bool = True,
     ids_per_notice: int = 50,
-    timeout: float = 1800.0,
+    timeout: float = 600.0,
 ) -> Run:
     from shared import runtime
     from shared.bus.local import LocalBus

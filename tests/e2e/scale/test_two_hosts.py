@@ -35,6 +35,7 @@ def test_two_hosts_backfilling_stay_under_the_shared_cap_without_a_503(azurite: 
     report = run.as_dict()
     print(json.dumps(report))  # the figures docs/architecture.md quotes (pytest -s shows them)
     logs = "\n".join(log[-2000:] for log in run.host_logs)
+    assert run.finished, report  # every customer created and the subscription idle
     assert run.dead_letters == 0, logs
     assert run.throttled_503 == 0, report  # no throttled request, so none reached a flow
     assert run.max_in_any_window <= LIMIT, report
