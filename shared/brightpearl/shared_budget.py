@@ -258,7 +258,8 @@ class SharedRateBudget(RateBudget):
         lease_seconds: float,
     ) -> SharedRateBudget:
         """The process-wide shared budget of `pool` on `table`; created on first use."""
-        key = (str(getattr(table, "url", table.table_name)), pool)
+        # the account's endpoint and the table: TableClient.url names only the account
+        key = (f"{getattr(table, 'url', '')}/{table.table_name}", pool)
         with cls._registry_lock:
             budget = cls._shared_registry.get(key)
             if (

@@ -349,29 +349,24 @@ class OrdersToBrightpearl(RecordSync[Order]):
         kind, guid = self._waiting_customer.get(order.order_id) or ("customer", "(none)")
         account = self._no_primary.get(order.order_id)
         if account is not None:
-            return QualityIssue(
-                code=IssueCode.CUSTOMER_NOT_SYNCED,
-                severity=Severity.FATAL,
-                system="dataverse",
-                record_id=order.order_id,
-                field="customerid",
-                description=(
-                    f"{order.reference}: its customer, Dataverse account {account}, has no primary contact "
-                    "(primarycontactid), which becomes the Brightpearl customer; set the account's Primary "
-                    "Contact in Dynamics, then resubmit"
-                ),
+            description = (
+                f"{order.reference}: its customer, Dataverse account {account}, has no primary contact "
+                "(primarycontactid), which becomes the Brightpearl customer; set the account's Primary "
+                "Contact in Dynamics, then resubmit"
             )
+        elif order.customer is not None:
+            description = (
+                f"{order.reference}: its customer (Dataverse {kind} {guid}) has no Brightpearl contact"
+            )
+        else:
+            description = f"{order.reference} has no customer (customerid)"
         return QualityIssue(
             code=IssueCode.CUSTOMER_NOT_SYNCED,
             severity=Severity.FATAL,
             system="dataverse",
             record_id=order.order_id,
             field="customerid",
-            description=(
-                f"{order.reference}: its customer (Dataverse {kind} {guid}) has no Brightpearl contact"
-                if order.customer is not None
-                else f"{order.reference} has no customer (customerid)"
-            ),
+            description=description,
         )
 
     def decide(self, records: list[Record], results: BatchResults) -> None:

@@ -16,7 +16,7 @@ from typing import Literal, get_args
 
 from pydantic import BaseModel, Field
 
-from shared.store.errors import StoreConflictError
+from shared.store.cursors import keep_latest
 from shared.store.tables import MAX_STRING_PROPERTY_CHARS
 from shared.sync.ports import CursorsPort
 from shared.systems import System
@@ -125,19 +125,6 @@ def stored_text(report: ReconcileReport, limit: int = MAX_STRING_PROPERTY_CHARS)
     raise ValueError(
         f"reconcile report of {report.entity} does not fit in {limit} characters without findings"
     )
-
-
-def keep_latest(cursors: CursorsPort, name: str, text: str, what: str) -> None:
-    """Store `text` as cursor `name`, replacing any previous value (ETag-conditional, retried when
-    another writer got in between: the latest writer wins). `what` names it in the error."""
-    for _ in range(3):
-        current = cursors.get(name)
-        try:
-            cursors.save(name, text, etag=current.etag if current is not None else None)
-            return
-        except StoreConflictError:
-            continue
-    raise StoreConflictError(f"{what} kept changing while it was saved")
 
 
 def save_report(cursors: CursorsPort, report: ReconcileReport) -> None:

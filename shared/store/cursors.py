@@ -9,11 +9,13 @@ poller instances cannot both advance the same cursor; the slower gets StoreConfl
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Protocol
 
 from azure.core import MatchConditions
 from azure.data.tables import TableClient, UpdateMode
 from pydantic import BaseModel, ConfigDict
 
+from shared.store.errors import StoreConflictError
 from shared.store.tables import (
     MAX_STRING_PROPERTY_CHARS,
     Clock,
@@ -55,8 +57,12 @@ class CursorStore:
         row = get_row(self.table, PARTITION, escape_key(name, field="cursor name"), "read cursor")
         if row is None:
             return None
-        return Cursor(name=unescape_key(str(row["RowKey"])), value=str(row["value"]),
-                      updated_at=to_utc(row["updated_at"]), etag=etag_of(row))
+        return Cursor(
+            name=unescape_key(str(row["RowKey"])),
+            value=str(row["value"]),
+            updated_at=to_utc(row["updated_at"]),
+            etag=etag_of(row),
+        )
 
     def save(self, name: str, value: str, etag: str | None = None) -> Cursor:
         """Create (etag None) or advance (etag of the version read) a cursor.
@@ -68,8 +74,7 @@ class CursorStore:
             raise ValueError(f"cursor {name!r}: value must be a string, got {type(value).__name__}")
         if len(value) > MAX_STRING_PROPERTY_CHARS:
             raise ValueError(
-                f"cursor {name!r}: value is {len(value)} characters, the limit is "
-                f"{MAX_STRING_PROPERTY_CHARS}"
+                f"cursor {name!r}: value is {len(value)} characters, the limit is {MAX_STRING_PROPERTY_CHARS}"
             )
         rk = escape_key(name, field="cursor name")
         now = self._clock()
@@ -79,8 +84,9 @@ class CursorStore:
             if etag is None:
                 meta = self.table.create_entity(row)
             else:
-                meta = self.table.update_entity(row, mode=UpdateMode.REPLACE, etag=etag,
-                                                match_condition=MatchConditions.IfNotModified)
+                meta = self.table.update_entity(
+                    row, mode=UpdateMode.REPLACE, etag=etag, match_condition=MatchConditions.IfNotModified
+                )
         return Cursor(name=name, value=value, updated_at=now, etag=str(meta["etag"]))
 
     def delete(self, name: str, etag: str | None = None) -> None:
@@ -90,5 +96,25 @@ class CursorStore:
             if etag is None:
                 self.table.delete_entity(PARTITION, rk)
             else:
-                self.table.delete_entity(PARTITION, rk, etag=etag,
-                                         match_condition=MatchConditions.IfNotModified)
+                self.table.delete_entity(
+                    PARTITION, rk, etag=etag, match_condition=MatchConditions.IfNotModified
+                )
+
+
+class _Cursors(Protocol):
+    def get(self, name: str) -> Cursor | None: ...
+
+    def save(self, name: str, value: str, etag: str | None = None) -> Cursor: ...
+
+
+def keep_latest(cursors: _Cursors, name: str, text: str, what: str) -> None:
+    """Store `text` as cursor `name`, replacing any previous value (ETag-conditional, retried when
+    another writer got in between: the latest writer wins). `what` names it in the error."""
+    for _ in range(3):
+        current = cursors.get(name)
+        try:
+            cursors.save(name, text, etag=current.etag if current is not None else None)
+            return
+        except StoreConflictError:
+            continue
+    raise StoreConflictError(f"{what} kept changing while it was saved")

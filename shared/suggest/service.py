@@ -24,7 +24,7 @@ from shared.dataverse.client import DataverseClient
 from shared.mapping.config import MappingError, read_customer_mapping
 from shared.mapping.orders_config import read_order_mapping
 from shared.mapping.products_config import read_product_mapping
-from shared.store.errors import StoreConflictError
+from shared.store.cursors import keep_latest
 from shared.suggest import read
 from shared.suggest.fields import FieldInfo
 from shared.suggest.profile import profiles
@@ -269,15 +269,7 @@ def check_drift(
 
 def save_drift(cursors: CursorsPort, report: DriftReport) -> None:
     name = REPORT_CURSOR.format(entity=report.entity)
-    text = report.model_dump_json()
-    for _ in range(3):
-        current = cursors.get(name)
-        try:
-            cursors.save(name, text, etag=current.etag if current is not None else None)
-            return
-        except StoreConflictError:
-            continue
-    raise StoreConflictError(f"the schema drift report of {report.entity} kept changing while it was saved")
+    keep_latest(cursors, name, report.model_dump_json(), f"the schema drift report of {report.entity}")
 
 
 def last_drift(cursors: CursorsPort, entity: str) -> DriftReport | None:

@@ -231,3 +231,19 @@ def test_runtime_builds_the_shared_budget_by_default(state_store: StateStore):
         settings=load_settings({**values, "BRIGHTPEARL_SHARED_BUDGET": "false"}), state_store=state_store
     ):
         assert not isinstance(runtime.brightpearl().transport.budget, SharedRateBudget)
+
+
+def test_each_table_of_one_account_has_its_own_process_wide_budget(table: TableClient, azurite: str):
+    """Two state stores on one storage account (two table prefixes) never share a budget: the
+    registry is keyed by account and table, not by the account's URL alone."""
+    service = TableServiceClient.from_connection_string(azurite)
+    other = service.create_table(f"b{uuid.uuid4().hex[:12]}cursors")
+    try:
+        options = dict(limit=20, window_seconds=60.0, reserve=0, block=5, lease_seconds=5.0)
+        first = SharedRateBudget.for_table(table, "bp", **options)  # type: ignore[arg-type]
+        second = SharedRateBudget.for_table(other, "bp", **options)  # type: ignore[arg-type]
+        assert first is not second and second.leases.table.table_name == other.table_name
+        assert SharedRateBudget.for_table(table, "bp", **options) is first  # type: ignore[arg-type]
+    finally:
+        service.delete_table(other.table_name)
+        service.close()
