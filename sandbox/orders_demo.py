@@ -16,6 +16,8 @@ from typing import Any
 
 import httpx
 
+from sandbox.catalogue_demo import _ref, _wait_for
+
 Echo = Callable[[str], None]
 FULFILLED = 3
 TRACKING = "DEMO-TRACK-1"
@@ -83,24 +85,16 @@ class OrdersDemo:
         return level, products
 
 
-def _ref(value: Any) -> Any:
-    return value.get("id") if isinstance(value, dict) else value
-
-
-def _wait(
-    what: str, check: Callable[[], Any], timeout: float, nudge: Callable[[], None] | None = None
-) -> Any:
-    deadline = time.monotonic() + timeout
-    nudged = False
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        if nudge is not None and not nudged and time.monotonic() > deadline - timeout / 2:
-            nudge()  # no webhook after half the time: the backstop poller
-            nudged = True
-        time.sleep(0.25)
-    raise RuntimeError(f"timed out waiting for: {what}")
+def _wait(what: str, check: Callable[[], Any], timeout: float, nudge: Callable[[], None]) -> Any:
+    """What `check` finds within `timeout`; with nothing after half of it (no webhook), `nudge`
+    (the backstop poller) runs once."""
+    found = _wait_for(check, timeout / 2)
+    if not found:
+        nudge()
+        found = _wait_for(check, timeout / 2)
+    if not found:
+        raise RuntimeError(f"timed out waiting for: {what}")
+    return found
 
 
 def order_scene(

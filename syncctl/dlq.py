@@ -168,10 +168,6 @@ def _compact(title: str, items: list[DeadLetter], notes: dict[str, str] | None =
     return table
 
 
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def _store_audit(settings_file: Path | None):  # type: ignore[no-untyped-def]
     """The audit log of the state store the settings name (exit 2 naming why when there is none)."""
     from shared import runtime

@@ -13,12 +13,8 @@ import json
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from azure.core import MatchConditions
-from azure.data.tables import TableClient, UpdateMode
-
-from shared.store.cursors import Cursor
+from shared.store.cursors import Cursor, CursorStore
 from shared.store.errors import StoreConflictError
-from shared.store.tables import escape_key, etag_of, get_row, to_utc, translate_errors, utc_now
 
 PARTITION = "anomaly"
 ATTEMPTS = 4  # tries of one read-modify-write before giving up on a busy value
@@ -30,41 +26,11 @@ class Values(Protocol):
     def save(self, name: str, value: str, etag: str | None = None) -> Cursor: ...
 
 
-class AnomalyRows:
-    """Named values in partition `anomaly` of the cursors table (same contract as CursorStore)."""
-
-    def __init__(self, table: TableClient) -> None:
-        self.table = table
-
-    def get(self, name: str) -> Cursor | None:
-        row = get_row(self.table, PARTITION, escape_key(name, field="anomaly value"), "read anomaly value")
-        if row is None:
-            return None
-        return Cursor(
-            name=name, value=str(row["value"]), updated_at=to_utc(row["updated_at"]), etag=etag_of(row)
-        )
-
-    def save(self, name: str, value: str, etag: str | None = None) -> Cursor:
-        rk = escape_key(name, field="anomaly value")
-        now = utc_now()
-        row = {"PartitionKey": PARTITION, "RowKey": rk, "value": value, "updated_at": now}
-        with translate_errors(
-            self.table.table_name, "save anomaly value", PARTITION, rk, missing_row_is_conflict=True
-        ):
-            if etag is None:
-                meta = self.table.create_entity(row)
-            else:
-                meta = self.table.update_entity(
-                    row, mode=UpdateMode.REPLACE, etag=etag, match_condition=MatchConditions.IfNotModified
-                )
-        return Cursor(name=name, value=value, updated_at=now, etag=str(meta["etag"]))
-
-
 def values_of(store: Any) -> Values:
     """Where the watches keep their values in `store`: the `anomaly` partition of its cursors
     table (StateStore), or its cursors themselves (the in-memory fakes)."""
     table = getattr(store.cursors, "table", None)
-    return AnomalyRows(table) if table is not None else store.cursors
+    return CursorStore(table, partition=PARTITION) if table is not None else store.cursors
 
 
 def read(values: Values, name: str) -> Any:

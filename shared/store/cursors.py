@@ -45,16 +45,19 @@ class Cursor(BaseModel):
 class CursorStore:
     """Poller watermarks and delta links with ETag-conditional saves."""
 
-    def __init__(self, table: TableClient, *, clock: Clock = utc_now) -> None:
+    def __init__(self, table: TableClient, *, clock: Clock = utc_now, partition: str = PARTITION) -> None:
+        """`partition`: the cursors' own by default; another keeps other small named values in
+        the same table, out of the pollers' and the console's sight (shared/anomaly/state.py)."""
         self.table = table
         self._clock = clock
+        self.partition = partition
 
     @property
     def table_name(self) -> str:
         return self.table.table_name
 
     def get(self, name: str) -> Cursor | None:
-        row = get_row(self.table, PARTITION, escape_key(name, field="cursor name"), "read cursor")
+        row = get_row(self.table, self.partition, escape_key(name, field="cursor name"), "read cursor")
         if row is None:
             return None
         return Cursor(
@@ -78,9 +81,9 @@ class CursorStore:
             )
         rk = escape_key(name, field="cursor name")
         now = self._clock()
-        row = {"PartitionKey": PARTITION, "RowKey": rk, "value": value, "updated_at": now}
+        row = {"PartitionKey": self.partition, "RowKey": rk, "value": value, "updated_at": now}
         action = "create cursor" if etag is None else "advance cursor"
-        with translate_errors(self.table_name, action, PARTITION, rk, missing_row_is_conflict=True):
+        with translate_errors(self.table_name, action, self.partition, rk, missing_row_is_conflict=True):
             if etag is None:
                 meta = self.table.create_entity(row)
             else:
@@ -92,12 +95,12 @@ class CursorStore:
     def delete(self, name: str, etag: str | None = None) -> None:
         """Remove a cursor (e.g. an expired delta link), conditional on `etag` when given."""
         rk = escape_key(name, field="cursor name")
-        with translate_errors(self.table_name, "delete cursor", PARTITION, rk):
+        with translate_errors(self.table_name, "delete cursor", self.partition, rk):
             if etag is None:
-                self.table.delete_entity(PARTITION, rk)
+                self.table.delete_entity(self.partition, rk)
             else:
                 self.table.delete_entity(
-                    PARTITION, rk, etag=etag, match_condition=MatchConditions.IfNotModified
+                    self.partition, rk, etag=etag, match_condition=MatchConditions.IfNotModified
                 )
 
 
