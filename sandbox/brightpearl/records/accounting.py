@@ -17,6 +17,9 @@ class AccountingStore(StateCore):
     tax_codes: dict[int, dict[str, Any]]
     payment_methods: set[str]
     open_period_start: date
+    nominal_codes: dict[str, dict[str, Any]]
+    base_currency_id: int
+    multi_currency: bool
     payments: dict[int, dict[str, Any]]
     journals: dict[int, dict[str, Any]]
     orders: dict[int, dict[str, Any]]  # read: a payment belongs to an order
@@ -40,6 +43,21 @@ class AccountingStore(StateCore):
         }
         self.payment_methods = {"CARD", "PAYPAL", "BANK"}
         self.open_period_start = datetime(2000, 1, 1, tzinfo=UTC).date()
+        # The chart of accounts journals are checked against (reference §9: a line's nominal
+        # code must exist and be active; a bank nominal code needs a tax code on its line).
+        self.nominal_codes = {
+            "1100": {"name": "Debtors control", "bank": False, "active": True},
+            "1200": {"name": "Bank current account", "bank": True, "active": True},
+            "1210": {"name": "Card clearing account", "bank": True, "active": True},
+            "2100": {"name": "Creditors control", "bank": False, "active": True},
+            "2200": {"name": "VAT", "bank": False, "active": True},
+            "4000": {"name": "Sales", "bank": False, "active": True},
+            "4009": {"name": "Discounts allowed", "bank": False, "active": True},
+            "7900": {"name": "Bank charges and fees", "bank": False, "active": True},
+            "8200": {"name": "Donations (archived)", "bank": False, "active": False},
+        }
+        self.base_currency_id = 1
+        self.multi_currency = True
 
     def create_payment(self, body: Any) -> int:
         with self.lock:
@@ -109,6 +127,7 @@ class AccountingStore(StateCore):
                 raise bad(f"taxDate {tax_date!r} must be yyyy-mm-dd", "ACCJ-002") from exc
             if day < self.open_period_start:
                 raise bad(f"taxDate {tax_date} is in a closed accounting period", "ACCJ-003")
+            self._check_journal_currency(body)
             totals = []
             for side in ("credits", "debits"):
                 lines = body.get(side)
@@ -116,8 +135,7 @@ class AccountingStore(StateCore):
                     raise bad(f"{side} must be a non-empty list", "ACCJ-004")
                 total = Decimal(0)
                 for i, line in enumerate(lines):
-                    if not str(line.get("nominalCode", "")).isdigit():
-                        raise bad(f"{side}[{i}].nominalCode must be an existing nominal code", "ACCJ-005")
+                    self._check_journal_line(f"{side}[{i}]", line)
                     total += money(
                         (line.get("change") or {}).get("value", "x"), f"{side}[{i}].change.value", 2
                     )
@@ -135,7 +153,36 @@ class AccountingStore(StateCore):
                 "createdByContactId": 4,
                 "credits": body["credits"],
                 "debits": body["debits"],
-                "currencyId": body.get("currencyId", 1),
+                "currencyId": body.get("currencyId", self.base_currency_id),
                 "exchangeRate": body.get("exchangeRate", "1.000000"),
             }
             return jid
+
+    def _check_journal_line(self, where: str, line: Any) -> None:
+        """A journal line's nominal code exists and is active; a bank line carries a tax code."""
+        if not isinstance(line, dict):
+            raise bad(f"{where} must be an object", "ACCJ-004")
+        code = str(line.get("nominalCode", ""))
+        account = self.nominal_codes.get(code)
+        if account is None:
+            raise bad(f"{where}.nominalCode {code!r} does not exist in the chart of accounts", "ACCJ-005")
+        if not account["active"]:
+            raise bad(f"{where}.nominalCode {code} ({account['name']}) is not active", "ACCJ-007")
+        if account["bank"] and not line.get("taxCode"):
+            raise bad(f"{where}.taxCode is required on a bank nominal code ({code})", "ACCJ-008")
+
+    def _check_journal_currency(self, body: dict[str, Any]) -> None:
+        """currencyId exists; a foreign one needs multi-currency; the exchange rate is 1.000000 in
+        the base currency and positive with at most 6 decimal places otherwise (reference §9)."""
+        currency = body.get("currencyId", self.base_currency_id)
+        if currency not in self.currencies:
+            raise bad(f"currencyId {currency!r} is not one of the account's currencies", "ACCJ-009")
+        if currency != self.base_currency_id and not self.multi_currency:
+            raise bad("a foreign currencyId needs Multi Currency enabled on the account", "ACCJ-010")
+        if "exchangeRate" not in body:
+            return
+        rate = money(body["exchangeRate"], "exchangeRate", 6)
+        if currency == self.base_currency_id and rate != 1:
+            raise bad("exchangeRate must be 1.000000 for the base currency", "ACCJ-011")
+        if rate <= 0:
+            raise bad("exchangeRate must be positive", "ACCJ-011")

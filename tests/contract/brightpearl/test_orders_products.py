@@ -253,7 +253,7 @@ def test_credit_payment_and_journal(client: BrightpearlClient, sim: Simulator):
             {
                 "journalTypeCode": "BT",
                 "taxDate": "2026-07-01",
-                "credits": [{"nominalCode": "1200", "change": {"value": "5.00"}}],
+                "credits": [{"nominalCode": "1200", "taxCode": "T0", "change": {"value": "5.00"}}],
                 "debits": [{"nominalCode": "7900", "change": {"value": "4.00"}}],
             }
         )
