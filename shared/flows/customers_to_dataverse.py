@@ -20,6 +20,7 @@ from shared.flows.customers_sync import CustomerSync
 from shared.mapping import is_customer
 from shared.model.customer import Customer
 from shared.quality.duplicates import customer_emails, customer_postcodes
+from shared.quality.issues import IssueCode
 from shared.quality.normalise import email_match_key, postcode_match_key
 from shared.sync.engine import SyncRecord
 from shared.sync.outcomes import BatchResults, RecordResult, chunked, in_parallel
@@ -66,6 +67,18 @@ class CustomersToDataverse(CustomerSync):
             r.link = links.get(r.source_id)
         self._current_rows(records)
         self._match_unlinked(records, results)
+
+    def settle(self, r: Record, results: BatchResults, extra: str = "") -> None:
+        """As every flow, but a customer written with the default group (its Brightpearl group is
+        not in the map) is flagged: its audit row carries reason UnknownCustomerGroup."""
+        flagged = [
+            issue
+            for issue in (r.decision.issues if r.decision is not None else [])
+            if issue.code is IssueCode.UNKNOWN_CUSTOMER_GROUP and not issue.fatal
+        ]
+        super().settle(r, results, extra + "".join(f"; flagged {i.summary()}" for i in flagged))
+        if flagged:
+            results.by_id[r.source_id].reason = str(IssueCode.UNKNOWN_CUSTOMER_GROUP)
 
     # ------------------------------------------------------------------------------ matching
     def _query_contacts(self, flt: odata.Filter) -> list[dict[str, Any]]:

@@ -112,6 +112,27 @@ def _as_int(raw: object) -> int:
         return -1
 
 
+def _unknown_group(mapping: CustomerMapping, log: IssueLog, field: str, what: str) -> str | None:
+    """The group of a Brightpearl value the map lacks: `customer_group.default_group`, flagged
+    UnknownCustomerGroup (a warning the audit row shows); without a default, UnmappableValue."""
+    default = mapping.customer_group.default_group
+    if default is None:
+        log.add(
+            IssueCode.UNMAPPABLE_VALUE,
+            field,
+            f"{what} has no entry in customer_group.values",
+            "customer_group",
+        )
+        return None
+    log.add(
+        IssueCode.UNKNOWN_CUSTOMER_GROUP,
+        field,
+        f"{what} has no entry in customer_group.values; default group {default!r} used",
+        "customer_group",
+    )
+    return default
+
+
 def is_customer(contact: Mapping[str, Any]) -> bool:
     """Brightpearl contact GET has no isCustomer flag: a customer is neither supplier nor staff (§5.1)."""
     relationship = contact.get("relationshipToAccount") or {}
@@ -231,17 +252,17 @@ def brightpearl_to_canonical(
             if price_list not in (None, 0, "0", ""):
                 group = mapping.group_by_brightpearl(_as_int(price_list))
                 if group is None:
-                    log.add(
-                        IssueCode.UNMAPPABLE_VALUE,
-                        "financialDetails.priceListId",
-                        f"price list {price_list!r} has no entry in customer_group.values",
-                        "customer_group",
+                    group = _unknown_group(
+                        mapping, log, "financialDetails.priceListId", f"price list {price_list!r}"
                     )
         else:
             for group_id in contact_group_ids or ():
                 group = mapping.group_by_brightpearl(_as_int(group_id))
                 if group is not None:
                     break
+            if group is None and contact_group_ids and cg.default_group is not None:
+                shown = ", ".join(str(g) for g in contact_group_ids)
+                group = _unknown_group(mapping, log, "contactGroupIds", f"[{shown}]")
 
     tags_raw = contact.get("contactTags")
     if isinstance(tags_raw, list | tuple):

@@ -126,6 +126,11 @@ class CustomerGroupSettings(_Strict):
     brightpearl_source: Literal["price_list", "contact_group"] = "price_list"
     dataverse_columns: list[GroupColumn] = Field(default_factory=list)
     values: list[GroupValue] = Field(default_factory=list)
+    default_group: str | None = Field(
+        None,
+        description="the group of a contact whose Brightpearl price list or contact group is not in "
+        "`values` (flagged UnknownCustomerGroup in the audit); None: such a contact is UnmappableValue",
+    )
 
 
 class SelectOption(_Strict):
@@ -367,6 +372,12 @@ def _semantic_problems(m: CustomerMapping) -> list[str]:
                     _check_value_for_column(
                         known, row.dataverse[target.column], f"{path}.dataverse.{target.column}", problems
                     )
+        if cg.default_group is not None and m.group_row(cg.default_group) is None:
+            groups = ", ".join(row.group for row in cg.values)
+            problems.append(
+                f"customer_group.default_group: {cg.default_group!r} is not a group of "
+                f"customer_group.values (known: {groups})"
+            )
         for key, label in (("group", "group"), ("brightpearl", "Brightpearl value")):
             seen: dict[Any, int] = {}
             for i, row in enumerate(cg.values):

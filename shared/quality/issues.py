@@ -39,6 +39,7 @@ class IssueCode(enum.StrEnum):
     UNKNOWN_SKU = "UnknownSku"  # orders: a line's SKU is not a Brightpearl product
     STATUS_NOT_MAPPED = "StatusNotMapped"  # orders: a Brightpearl status order_status.yaml lacks
     CUSTOMER_NOT_SYNCED = "CustomerNotSynced"  # orders: the order's customer is not linked in time
+    UNKNOWN_CUSTOMER_GROUP = "UnknownCustomerGroup"  # customers: group not in the map, default used
 
 
 class Severity(enum.StrEnum):
@@ -50,6 +51,7 @@ class Severity(enum.StrEnum):
 WARNING_EFFECT: dict[IssueCode, str] = {
     IssueCode.VALUE_TOO_LONG: "truncated to the limit",
     IssueCode.UNSUPPORTED_UPDATE: "not written",
+    IssueCode.UNKNOWN_CUSTOMER_GROUP: "the default group is written instead",
 }
 _DEFAULT_WARNING_EFFECT = "dropped"
 
@@ -97,6 +99,7 @@ DEFAULT_SEVERITIES: dict[IssueCode, Severity] = {
     IssueCode.UNKNOWN_SKU: Severity.FATAL,
     IssueCode.STATUS_NOT_MAPPED: Severity.FATAL,
     IssueCode.CUSTOMER_NOT_SYNCED: Severity.FATAL,
+    IssueCode.UNKNOWN_CUSTOMER_GROUP: Severity.WARNING,
 }
 
 DEFAULT_FIELD_SEVERITIES: dict[str, dict[IssueCode, Severity]] = {

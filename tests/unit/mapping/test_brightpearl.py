@@ -109,7 +109,13 @@ def test_missing_referenced_address_is_a_caller_error(mapping: CustomerMapping) 
             "communication.telephones.SEC",
             False,
         ),
-        ({"financialDetails": {"priceListId": 7}}, "UnmappableValue", "financialDetails.priceListId", True),
+        # the shipped mapping's default_group takes an unknown price list, flagged (a warning)
+        (
+            {"financialDetails": {"priceListId": 7}},
+            "UnknownCustomerGroup",
+            "financialDetails.priceListId",
+            False,
+        ),
         (
             {"customFields": {"PCF_SEGMENT": {"id": 99, "value": "Platinum"}}},
             "UnmappableValue",
@@ -339,5 +345,7 @@ def test_customer_filter_and_odd_id_shapes(mapping: CustomerMapping) -> None:
         mapping,
         postal_addresses=BP_ADDRESSES,
     )
-    assert [(i.code, i.field) for i in read.issues] == [("UnmappableValue", "financialDetails.priceListId")]
+    assert [(i.code, i.field) for i in read.issues] == [
+        ("UnknownCustomerGroup", "financialDetails.priceListId")
+    ]
     assert read.value.tags == ("1", "12")
