@@ -1,0 +1,1 @@
+"""Money: amounts as Decimal, currency precision, and exchange rates between currencies."""
