@@ -21,6 +21,7 @@ from shared.brightpearl import errors as bp
 from shared.bus.port import BusError, MessageTooLargeError
 from shared.dataverse import errors as dv
 from shared.events import EnvelopeError
+from shared.money.errors import BaseCurrencyUnknown, RateMissing
 from shared.outcomes import Completed, DeadLetter, Outcome, RetryLater
 from shared.store.errors import StoreConflictError, StoreError
 
@@ -117,6 +118,16 @@ RULES: tuple[Rule, ...] = (
          "A paging or delta link pointed outside DATAVERSE_URL's service root (another host); "
          "it was not followed, so the token was not sent there. Check DATAVERSE_URL; if it "
          "changed on purpose, delete the stale dataverse-delta-<table> cursor, then resubmit."),
+    # --- currency conversion (shared/money) ------------------------------------------------
+    Rule(RateMissing, Action.RETRY, "RateMissing",
+         "No exchange rate for the currency pair on the transaction's date in the configured "
+         "source (the description names the pair, the date and the source); retried, never "
+         "guessed. Add the rate in that source (Brightpearl exchange rates or the Dataverse "
+         "currency), then resubmit the dead letter."),
+    Rule(BaseCurrencyUnknown, Action.RETRY, "BaseCurrencyUnknown",
+         "The rate source does not name its base currency (Brightpearl account configuration / "
+         "currency-search isDefault, or Dataverse organization.basecurrencyid); retried. Fix the "
+         "source's configuration or EXCHANGE_RATE_SOURCE."),
     # --- the APIs' error ladders (shared/brightpearl/errors.py, shared/dataverse/errors.py) -
     *_ladder_rules(
         "Brightpearl", bp, names="field",

@@ -413,6 +413,39 @@ class OrdersSettings(BaseSettings):
     )
 
 
+class CustomerValueSettings(BaseSettings):
+    """Customer value on the Dynamics customer (issue 14 items 4-5): enrichment and currency."""
+
+    model_config = section_config("")
+
+    rate_source: Literal["brightpearl", "dataverse"] = Field(
+        "brightpearl",
+        validation_alias="EXCHANGE_RATE_SOURCE",
+        description="where exchange rates come from: brightpearl (the account's dated exchange rates) "
+        "or dataverse (transactioncurrency.exchangerate, current rate only); a mapping file may name "
+        "its own (mappings/customer_value.yaml rate_source)",
+    )
+    mapping_path: str = Field(
+        "mappings/customer_value.yaml",
+        validation_alias="CUSTOMER_VALUE_MAPPING_PATH",
+        description="the customer value mapping YAML (relative to the app root or absolute)",
+    )
+    flush_schedule: str = Field(
+        "15 * * * * *",
+        validation_alias="CUSTOMER_VALUE_FLUSH_SCHEDULE",
+        description="NCRONTAB of the customer value flush: customers whose figures changed since the "
+        "last run are written once each, only the columns that differ (one Dataverse read per 100 "
+        "customers, one UpdateMultiple per 1,000); no Brightpearl request",
+    )
+    recompute_schedule: str = Field(
+        "0 45 2 * * *",
+        validation_alias="CUSTOMER_VALUE_RECOMPUTE_SCHEDULE",
+        description="NCRONTAB of the nightly customer value recompute: a share of the customers "
+        "(mappings/customer_value.yaml recompute.share_per_night) recomputed from their Brightpearl "
+        "orders and credits, rotating through all of them; drift is reported and fixed",
+    )
+
+
 class AnomalySettings(BaseSettings):
     """Anomaly detection (issue 16 item 3; shared/anomaly): flags to the audit and App Insights."""
 
@@ -483,6 +516,9 @@ class AppSettings:
     products: ProductsSettings = field(default_factory=lambda: ProductsSettings.model_validate({}))
     orders: OrdersSettings = field(default_factory=lambda: OrdersSettings.model_validate({}))
     anomaly: AnomalySettings = field(default_factory=lambda: AnomalySettings.model_validate({}))
+    customer_value: CustomerValueSettings = field(
+        default_factory=lambda: CustomerValueSettings.model_validate({})
+    )
 
 
 SECTIONS: dict[str, type[BaseSettings]] = {
@@ -497,6 +533,7 @@ SECTIONS: dict[str, type[BaseSettings]] = {
     "products": ProductsSettings,
     "orders": OrdersSettings,
     "anomaly": AnomalySettings,
+    "customer_value": CustomerValueSettings,
 }
 
 

@@ -157,6 +157,10 @@ def handle_admin(
             return 200, sim.dispatcher.log.snapshot()
         if method == "GET" and parts[1:] == ["idle"]:
             return 200, {"idle": sim.dispatcher.idle()}
+    if route == ("GET", "exchange-rates"):
+        return 200, state.list_exchange_rates()
+    if route == ("PUT", "exchange-rates"):  # the whole table, past dates too (tests)
+        return 200, state.replace_exchange_rates(list(body.get("rates") or []))
     if parts[:1] == ["catalogue"]:
         return handle_catalogue_admin(sim, method, parts[1:], body)
     raise ApiError(404, "not-found", f"no admin endpoint {method} /_sandbox/{path}")

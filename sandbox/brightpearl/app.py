@@ -44,6 +44,7 @@ from sandbox.brightpearl.oauth import OAuthEndpoints, OAuthState
 from sandbox.brightpearl.routes import api_routes
 from sandbox.brightpearl.routes.accounting import AccountingRoutes
 from sandbox.brightpearl.routes.contacts import ContactRoutes
+from sandbox.brightpearl.routes.exchange_rates import ExchangeRateRoutes
 from sandbox.brightpearl.routes.integration import IntegrationRoutes
 from sandbox.brightpearl.routes.orders import OrderRoutes
 from sandbox.brightpearl.routes.products import ProductRoutes
@@ -69,6 +70,7 @@ class Simulator(
     ProductRoutes,
     WarehouseRoutes,
     AccountingRoutes,
+    ExchangeRateRoutes,
     IntegrationRoutes,
     OAuthEndpoints,
     FaultInjection,

@@ -286,6 +286,20 @@ SPECS: dict[str, SearchSpec] = {
         records=lambda s: list(s.goods_movements.values()),
         default_sort=[("goodsMovementId", "ASC")],
     ),
+    # reference §4.1 names the path; the columns are Brightpearl's Currency Search page
+    "/accounting-service/currency-search": SearchSpec(
+        columns=[
+            _field("id", "IDSET"),
+            _field("title", "STRING"),
+            _field("code", "STRING"),
+            _field("symbol", "STRING"),
+            _field("exchangeRate", "STRING"),
+            _field("isDefault", "BOOLEAN"),
+            _field("exchangeRateVarianceNominalCode", "STRING"),
+        ],
+        records=lambda s: s.currency_rows(),
+        default_sort=[("id", "ASC")],
+    ),
     "/accounting-service/customer-payment-search": SearchSpec(
         columns=[
             _field("paymentId", "IDSET"),

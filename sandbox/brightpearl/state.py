@@ -19,6 +19,7 @@ from sandbox.brightpearl.records.accounting import AccountingStore
 from sandbox.brightpearl.records.amounts import fmt, money
 from sandbox.brightpearl.records.contacts import ContactStore
 from sandbox.brightpearl.records.core import EventSink
+from sandbox.brightpearl.records.exchange_rates import ExchangeRateStore
 from sandbox.brightpearl.records.orders import OrderStore
 from sandbox.brightpearl.records.products import ProductStore
 from sandbox.brightpearl.records.subscriptions import SubscriptionStore
@@ -27,7 +28,15 @@ from sandbox.brightpearl.records.warehouse import WarehouseStore
 __all__ = ["ApiError", "EventSink", "SimState", "bad", "fmt", "money"]
 
 
-class SimState(ContactStore, ProductStore, OrderStore, WarehouseStore, AccountingStore, SubscriptionStore):
+class SimState(
+    ContactStore,
+    ProductStore,
+    OrderStore,
+    WarehouseStore,
+    AccountingStore,
+    ExchangeRateStore,
+    SubscriptionStore,
+):
     """One simulated Brightpearl installation (all accounts share the data set)."""
 
     def __init__(self, config: SimulatorConfig, emit: EventSink | None = None) -> None:
@@ -44,6 +53,7 @@ class SimState(ContactStore, ProductStore, OrderStore, WarehouseStore, Accountin
             self._reset_orders()
             self._reset_warehouse()
             self._reset_accounting()
+            self._reset_exchange_rates()
             self._reset_subscriptions()
             self.faker = Faker("en_GB")
             self.rng = random.Random(self.config.seed if seed is None else seed)

@@ -106,6 +106,10 @@ def api_routes(sim: Simulator) -> list[RouteSpec]:
         ("POST", r"accounting-service/(?:journal|journal-entry)", sim.post_journal),
         ("GET", rf"accounting-service/journal/{IDS}", sim.get_journals),
         ("GET", rf"accounting-service/tax-code(?:/{IDS})?", sim.get_tax_codes),
+        ("GET", r"accounting-service/exchange-rate/?", sim.get_exchange_rates),
+        ("POST", r"accounting-service/currency/(?P<id>\d+)/exchange-rate", sim.post_exchange_rate),
+        ("PUT", r"accounting-service/currency/(?P<id>\d+)/exchange-rate", sim.put_exchange_rate),
+        ("GET", r"accounting-service/currency-search", sim.search),
         # integration
         ("GET", rf"integration-service/webhook(?:/{IDS})?", sim.get_webhooks),
         ("POST", r"integration-service/webhook", sim.post_webhook),

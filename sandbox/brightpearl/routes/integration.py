@@ -56,7 +56,7 @@ class IntegrationRoutes(RouteBase):
         return ok(
             {
                 "accountCode": self.config.accounts[0],
-                "baseCurrencyCode": "GBP",
+                "baseCurrencyCode": self.state.currencies[self.state.base_currency_id]["code"],
                 "taxScheme": "UK_VAT",
                 "timeZone": "Europe/London",
                 "defaultOrderStatusId": self.state.default_status["SO"],
