@@ -404,6 +404,15 @@ class OrdersSettings(BaseSettings):
         "documented webhook; one request per 500 changed orders a round (every minute: 0.5 % of the "
         "200 a minute), skipped while the rate budget is short",
     )
+    payment_poll_schedule: str = Field(
+        "35 * * * * *",
+        validation_alias="BRIGHTPEARL_PAYMENT_POLL_SCHEDULE",
+        description="NCRONTAB of the Brightpearl customer-payment poller (customer-payment-search by "
+        "createdOn): payments raise no webhook, so this is how invoices become Paid or Partial in "
+        "Dynamics; it publishes order notices for the orders paid or refunded; one request per 500 "
+        "payments a round (every minute: 0.5 % of the 200 a minute), skipped while the rate budget "
+        "is short",
+    )
     dataverse_poll_schedule: str = Field(
         "20 */5 * * * *",
         validation_alias="ORDERS_DATAVERSE_POLL_SCHEDULE",

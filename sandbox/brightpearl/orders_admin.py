@@ -68,6 +68,27 @@ def _event(code: str) -> dict[str, Any]:
     }
 
 
+def _payment_body(sim: Simulator, order_id: int, body: dict[str, Any]) -> dict[str, Any]:
+    """The public customer-payment POST body (reference §9) for an admin payment of an order."""
+    state = sim.state
+    with state.lock:
+        order = state.order(order_id)
+        amount = body.get("amount")
+        if amount is None:
+            amount = Decimal(order["totalValue"]["total"]) - state._payments_total(order_id)
+        out = {
+            "paymentMethodCode": body.get("paymentMethodCode", "CARD"),
+            "paymentType": body.get("paymentType", "RECEIPT"),
+            "orderId": order_id,
+            "currencyIsoCode": order["currency"]["orderCurrencyCode"],
+            "amountPaid": str(amount),
+            "paymentDate": body.get("paymentDate") or datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        if body.get("transactionRef"):
+            out["transactionRef"] = body["transactionRef"]
+        return out
+
+
 def _goods_out_body(sim: Simulator, order_id: int, body: dict[str, Any]) -> dict[str, Any]:
     """The public goods-out POST body (reference §8.3) for the rows asked for."""
     state = sim.state

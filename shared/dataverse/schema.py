@@ -238,6 +238,8 @@ def schema_plan(
         tables += plan_for_products(products or load_product_mapping())
         if entity_wired("orders"):  # order lines name products: orders come with the catalogue
             tables += plan_for_orders()
+            if entity_wired("invoices"):  # an invoice names its salesorder
+                tables += plan_for_invoices()
     return SchemaPlan(tuple(tables))
 
 

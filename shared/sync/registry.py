@@ -14,7 +14,7 @@ from shared.flows.stock_spec import STOCK
 from shared.sync.spec import EntitySpec, FlowSpec, PollerSpec
 from shared.systems import System
 
-ENTITIES: tuple[EntitySpec, ...] = (CUSTOMERS, PRODUCTS, STOCK, PRICES, ORDERS)
+ENTITIES: tuple[EntitySpec, ...] = (CUSTOMERS, PRODUCTS, STOCK, PRICES, ORDERS, INVOICES)
 
 # Entities whose flows are built and unit-tested but not wired yet: no trigger, subscription or
 # poll schedule exists for them, so triggers, routing and webhook registration (which read

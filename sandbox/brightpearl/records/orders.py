@@ -317,14 +317,11 @@ class OrderStore(OrderRowStore):
             order["stockStatusCode"] = f"{prefix}{noted_level}"
             order["allocationStatusCode"] = {"A": "AAA", "P": "APA", "N": "ANA"}[noted_level]
             order["shippingStatusCode"] = {"A": "ASS", "P": "SPS", "N": "SNS"}[shipped_level]
-        paid = sum(
-            (
-                Decimal(p["amountPaid"])
-                for p in self.payments.values()
-                if p["orderId"] == order["id"] and p["paymentType"] in ("RECEIPT", "CAPTURE", "PAYMENT")
-            ),
-            Decimal(0),
-        )
+        # money in less money out (a refund, PAYMENT, on an order; on a credit the PAYMENT is what
+        # settles it): reference §9
+        paid = self._payments_total(order["id"])
+        if order["orderTypeCode"] in ("SC", "PC"):
+            paid = -paid
         total = net + tax
         order["orderPaymentStatus"] = (
             "NOT_APPLICABLE"

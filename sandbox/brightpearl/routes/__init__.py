@@ -45,6 +45,7 @@ def api_routes(sim: Simulator) -> list[RouteSpec]:
         ("GET", rf"contact-service/tag(?:/{IDS})?", sim.get_tags),
         ("POST", r"contact-service/tag", sim.post_tag),
         # orders
+        ("POST", r"order-service/sales-order/(?P<id>\d+)/close", sim.post_sales_order_close),
         ("POST", r"order-service/sales-order", sim.post_sales_order),
         ("GET", rf"order-service/sales-order/{IDS}", sim.get_orders),
         ("OPTIONS", rf"order-service/(?:sales-order|order)/{IDS}", sim.options_orders),

@@ -175,6 +175,18 @@ class OrderRoutes(RouteBase):
             items = [i for i in items if i["id"] in wanted]
         return found(items, "Custom Field")
 
+    def post_sales_order_close(self, req: Req, m: re.Match[str]) -> Reply:
+        """Sales Order Close (reference §6.9; the path is UNCONFIRMED, the simulator's choice):
+        invoice the order (`taxDate` optional). Closing an invoiced order is refused, as for a
+        sales credit; the reply is the order's invoices."""
+        body = req.body if isinstance(req.body, dict) else {}
+        oid = int(m["id"])
+        with self.state.lock:
+            if self.state.order(oid)["orderTypeCode"] != "SO":
+                raise bad(f"order {oid} is not a sales order", "ORDC-093")
+            out = self.state.invoice_order(oid, {"taxDate": body["taxDate"]} if body.get("taxDate") else {})
+        return ok(out["invoices"])
+
     def get_sales_credits(self, req: Req, m: re.Match[str]) -> Reply:
         if not m["ids"]:
             raise bad("an ID set is required for sales-credit GET", "ORDC-070")
