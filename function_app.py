@@ -6,6 +6,7 @@ from functions import (
     customers,
     ingress,
     ingress_dataverse,
+    invoices,
     ops,
     orders,
     prices,

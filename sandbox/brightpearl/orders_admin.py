@@ -10,6 +10,9 @@ it bumps `updatedOn` and raises the same webhooks (`goods-out-note.created`,
 - `POST /_sandbox/goods-out/{id}/events`: `events` ["PRI", "PIC", ...].
 - `POST /_sandbox/goods-out/{id}/ship`: `reference` (tracking), `shippingMethodId`, then SHW.
 - `POST /_sandbox/orders/{id}/invoice`: `invoiceReference`, `taxDate`, `statusId`.
+- `POST /_sandbox/orders/{id}/pay`: a customer payment through the public POST (§9): `amount`
+  (default what is left to pay), `paymentType` (default RECEIPT; PAYMENT is a refund),
+  `paymentMethodCode` (default CARD), `transactionRef`, `paymentDate` (default now).
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ def handle_orders_admin(
         return 200, {"goodsOutNoteIds": state.create_goods_out(ident, _goods_out_body(sim, ident, body))}
     if (kind, action) == ("orders", "invoice"):
         return 200, state.invoice_order(ident, body)
+    if (kind, action) == ("orders", "pay"):
+        return 200, {"paymentId": state.create_payment(_payment_body(sim, ident, body))}
     if (kind, action) == ("goods-out", "events"):
         codes = body.get("events")
         if not isinstance(codes, list) or not codes or not all(isinstance(c, str) for c in codes):

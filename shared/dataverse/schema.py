@@ -207,6 +207,21 @@ def plan_for_orders(mapping: OrderMapping | None = None) -> list[TableSpec]:
     ]
 
 
+# invoice's integration columns (issue 14 item 3, flow invoices-to-dataverse): the Brightpearl
+# invoice reference (alternate key bpi_invoice_brightpearlid) and the amount paid (to 4 places,
+# the highest currency precision).
+INVOICE_COLUMNS: tuple[ColumnSpec, ...] = (
+    ColumnSpec("bpi_brightpearlid", "string", "Brightpearl invoice reference", True, 100),
+    ColumnSpec("bpi_amountpaid", "decimal", "Amount paid", True, precision=4),
+)
+
+
+def plan_for_invoices() -> list[TableSpec]:
+    """invoice's integration columns and key (invoicedetail needs none: its keys are primary)."""
+    key = KeySpec("bpi_invoice_brightpearlid", ("bpi_brightpearlid",), "Brightpearl invoice key")
+    return [TableSpec("invoice", INVOICE_COLUMNS, (key,))]
+
+
 def entity_wired(name: str) -> bool:
     """The entity runs (it is in shared/sync/registry.py ENTITIES, not only BUILDING)."""
     from shared.sync.registry import ENTITIES

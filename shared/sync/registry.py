@@ -7,6 +7,7 @@ Adding an entity adds its spec here (and its flows, mapping and tests; docs/arch
 from __future__ import annotations
 
 from shared.flows.customers_spec import CUSTOMERS
+from shared.flows.invoices_spec import INVOICES
 from shared.flows.orders_spec import ORDERS
 from shared.flows.prices_spec import PRICES
 from shared.flows.products_spec import PRODUCTS
