@@ -1,0 +1,491 @@
+"""Order history (issue 14 item 1): a Brightpearl-born sales order becomes a Dynamics salesorder.
+
+A collaborator of orders-to-dataverse (`OrdersToDataverse.history`): its `match` hands over the
+Brightpearl orders that have no `order` link, and `create` makes the Dynamics order of each one
+that is Brightpearl's own and in an included channel (mappings/orders.yaml `history:`), then
+returns them linked, so the write-back of the same batch brings their state (Submitted,
+Fulfilled...) exactly as for a Dynamics-born order. Per batch, in bulk:
+
+1. orders that started in Dynamics are not copied: their `externalRef` names a Dynamics order
+   (orders-to-brightpearl's claim or link on it, or the salesorder itself): `skipped`,
+   `FromDynamics`;
+2. channels not in `history.channels`: `skipped`, `ChannelNotIncluded`;
+3. rows that do not add up to the order's total beyond `history.rounding_tolerance`: dead letter
+   `OrderTotalsMismatch`, naming each difference;
+4. the currency (transactioncurrency by ISO code; none: `CurrencyMissing`), the price list
+   (`history.price_lists`, else the first Dynamics price list in that currency; none:
+   `PriceListMissing`), the customer through the `customer` link (not linked yet: retried as
+   `CustomerNotLinked`, the customers flow asked for it, up to `customer_wait.attempts`, then
+   `CustomerNotSynced`), the products by SKU (productnumber) and their price list items;
+5. exactly once: a creation claim in `links` (entity `order`, source side brightpearl); a
+   look-up by `bpi_brightpearlid` whenever an earlier attempt may have created the order (its
+   claim carries the `posting` mark: taken over, or released after a failed attempt); ONE POST
+   of the salesorder with its lines (deep insert, atomic); a create Dynamics refuses with a
+   duplicate key (the alternate key `bpi_brightpearlid_key`) is looked up too; then the link.
+
+The salesorder carries `bpi_origin` = Brightpearl: orders-to-brightpearl never sends it back
+(`brightpearl_owned`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from shared.dataverse import odata
+from shared.dataverse.errors import DataverseDuplicateError
+from shared.events import Envelope, notices_in_chunks
+from shared.mapping.orders_history import (
+    ORIGIN_BRIGHTPEARL,
+    HistorySettings,
+    KnownProduct,
+    channel_of,
+    currency_of,
+    customer_of,
+    rows_of,
+    salesorder_body,
+    totals_gap,
+)
+from shared.store.errors import ClaimTaken, StoreConflictError
+from shared.store.links import Claim, Link
+from shared.sync.engine import SyncRecord
+from shared.sync.outcomes import BatchResults, RecordResult, chunked, waiting_on_claim
+from shared.sync.ports import DataversePort, Publish, StateStorePort
+from shared.telemetry import get_logger
+
+Record = SyncRecord[Any]  # a Brightpearl order on its way through orders-to-dataverse
+
+log = get_logger("flows.orders_history")
+
+FROM_DYNAMICS = "FromDynamics"
+CHANNEL_EXCLUDED = "ChannelNotIncluded"
+HISTORY_OFF = "NotFromDynamics"  # history off: not created from Dynamics, so not written back
+TOTALS = "OrderTotalsMismatch"
+CURRENCY_MISSING = "CurrencyMissing"
+PRICE_LIST_MISSING = "PriceListMissing"
+CUSTOMER_WAIT = "CustomerNotLinked"
+CUSTOMER_MISSING = "CustomerNotSynced"
+BRIGHTPEARL_OWNED = "BrightpearlOwned"
+CUSTOMER_RETRY_SECONDS = 120.0
+POSTING = "posting"  # claim progress: the salesorder POST may have been sent
+PER_QUERY = 100
+
+
+def brightpearl_owned(source: dict[str, Any], link: Link | None) -> bool:
+    """Is this Dynamics order a copy of a Brightpearl-born order (bpi_origin, or its link's
+    source side)? Dynamics edits of it are not sent back (orders-to-brightpearl)."""
+    if str(source.get("bpi_origin") or "") == ORIGIN_BRIGHTPEARL:
+        return True
+    return link is not None and link.source.system == "brightpearl"
+
+
+def owned_result(record_id: str, source: dict[str, Any], link: Link | None) -> RecordResult:
+    bp_id = source.get("bpi_brightpearlid") or (link.id_in("brightpearl") if link is not None else None)
+    return RecordResult(
+        "skipped",
+        BRIGHTPEARL_OWNED,
+        f"Dataverse order {record_id} is a copy of Brightpearl order {bp_id or '?'} (bpi_origin "
+        "Brightpearl): Brightpearl owns it, so edits made in Dynamics are not sent back; make the "
+        "change in Brightpearl",
+    )
+
+
+class HistoryFlow(Protocol):
+    """What the order history uses of its flow (orders-to-dataverse)."""
+
+    dv: DataversePort
+    store: StateStorePort
+    publish: Publish
+
+    def born_columns(self, r: Record) -> dict[str, Any]: ...
+
+
+class OrderHistory:
+    """Creates the Dynamics order of Brightpearl-born orders for orders-to-dataverse."""
+
+    def __init__(
+        self,
+        flow: HistoryFlow,
+        settings: HistorySettings,
+        *,
+        customer_attempts: int = 6,
+        now: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.flow = flow
+        self.settings = settings
+        self.customer_attempts = customer_attempts
+        self.now = now or (lambda: datetime.now(UTC))
+        self._attempt: dict[str, int] = {}
+
+    @property
+    def _links(self) -> Any:
+        return self.flow.store.links
+
+    def saw(self, envelope: Envelope, record_id: str) -> None:
+        """Remember the highest delivery attempt naming the order (the customer wait counts them)."""
+        self._attempt[record_id] = max(self._attempt.get(record_id, 0), envelope.attempt)
+
+    # ------------------------------------------------------------------------------ entry
+    def create(self, records: list[Record], results: BatchResults) -> list[Record]:
+        """The Dynamics orders of the unlinked Brightpearl orders `records` that are to be
+        copied, created (or found) and linked; every other record gets its result."""
+        if not records:
+            return []
+        if not self.settings.enabled:
+            for r in records:
+                results.set(
+                    r.source_id,
+                    RecordResult(
+                        "skipped",
+                        HISTORY_OFF,
+                        f"{self._what(r)} has no link to a Dynamics order: it was not created from "
+                        "Dynamics, and history.enabled is false in mappings/orders.yaml, so it is not "
+                        "copied and its status, shipments and invoice are not written back",
+                    ),
+                )
+            return []
+        todo = self._not_from_dynamics(records, results)
+        todo = [r for r in todo if self._included(r, results) and self._adds_up(r, results)]
+        if not todo:
+            return []
+        currencies = self._currencies({currency_of(r.source) for r in todo})
+        price_lists = self._price_lists(currencies)
+        customers = self._customers(todo, results)
+        ready: list[tuple[Record, dict[str, Any]]] = []
+        products = self._products(todo, price_lists)
+        for r in todo:
+            if results.has(r.source_id):
+                continue
+            code = currency_of(r.source)
+            currency = currencies.get(code)
+            if currency is None:
+                results.set(r.source_id, self._fatal(r, CURRENCY_MISSING, self._no_currency(code)))
+                continue
+            price_list = price_lists.get(currency)
+            if price_list is None:
+                results.set(r.source_id, self._fatal(r, PRICE_LIST_MISSING, self._no_price_list(code)))
+                continue
+            body, write_ins = salesorder_body(
+                r.source,
+                self.settings,
+                customer=customers[r.source_id],
+                currency=currency,
+                price_list=price_list,
+                products=products.get(price_list, {}),
+                columns=self.flow.born_columns(r),
+            )
+            if write_ins:
+                log.info("Brightpearl order %s: %d write-in line(s)", r.source_id, len(write_ins))
+            ready.append((r, body))
+        created: list[Record] = []
+        for r, body in ready:
+            if self._create(r, body, results):
+                created.append(r)
+        return created
+
+    # ------------------------------------------------------------------------------ filters
+    def _not_from_dynamics(self, records: list[Record], results: BatchResults) -> list[Record]:
+        """Orders whose externalRef names a Dynamics order (being) created by orders-to-brightpearl
+        are Dynamics-born: skipped (their link comes with orders-to-brightpearl)."""
+        refs = {
+            r.source_id: str(r.source.get("externalRef") or "").lower()
+            for r in records
+            if odata.is_guid(str(r.source.get("externalRef") or ""))
+        }
+        known: set[str] = set()
+        if refs:
+            guids = sorted(set(refs.values()))
+            known.update(k.lower() for k in self._links.get_many("order", "dataverse", guids))
+            rest = [g for g in guids if g not in known]
+            for chunk in chunked(rest, PER_QUERY):
+                for row in self.flow.dv.query(
+                    "salesorders", select=["salesorderid"], filter=odata.in_("salesorderid", list(chunk))
+                ):
+                    known.add(str(row.id).lower())
+        out: list[Record] = []
+        for r in records:
+            ref = refs.get(r.source_id)
+            if ref and ref in known:
+                results.set(
+                    r.source_id,
+                    RecordResult(
+                        "skipped",
+                        FROM_DYNAMICS,
+                        f"{self._what(r)} started in Dynamics (externalRef: Dynamics order {ref}), so it "
+                        "is not copied; orders-to-brightpearl links it to that order",
+                    ),
+                )
+            else:
+                out.append(r)
+        return out
+
+    def _included(self, r: Record, results: BatchResults) -> bool:
+        channel = channel_of(r.source)
+        if self.settings.includes(channel):
+            return True
+        results.set(
+            r.source_id,
+            RecordResult(
+                "skipped",
+                CHANNEL_EXCLUDED,
+                f"{self._what(r)} is from channel {channel}, which history.channels in "
+                "mappings/orders.yaml does not include: not copied to Dynamics",
+            ),
+        )
+        return False
+
+    def _adds_up(self, r: Record, results: BatchResults) -> bool:
+        gap = totals_gap(r.source, self.settings.rounding_tolerance)
+        if gap is None:
+            return True
+        results.set(
+            r.source_id,
+            self._fatal(r, TOTALS, f"{gap}; correct the order in Brightpearl, then resubmit"),
+        )
+        return False
+
+    # ------------------------------------------------------------------------------ references
+    def _currencies(self, codes: set[str]) -> dict[str, str]:
+        """ISO code -> transactioncurrencyid, for the codes Dynamics has."""
+        wanted = sorted(c for c in codes if c)
+        if not wanted:
+            return {}
+        found: dict[str, str] = {}
+        for row in self.flow.dv.query(
+            "transactioncurrencies",
+            select=["transactioncurrencyid", "isocurrencycode"],
+            filter=odata.in_("isocurrencycode", wanted),
+        ):
+            found[str(row.values.get("isocurrencycode") or "").upper()] = str(row.id).lower()
+        return found
+
+    def _price_lists(self, currencies: dict[str, str]) -> dict[str, str]:
+        """transactioncurrencyid -> pricelevelid: the list history.price_lists names for the
+        currency, else the first active list in it by name."""
+        if not currencies:
+            return {}
+        by_currency: dict[str, list[tuple[str, str]]] = {}
+        for row in self.flow.dv.query(
+            "pricelevels",
+            select=["pricelevelid", "name", "_transactioncurrencyid_value"],
+            filter=odata.all_of(
+                odata.eq("statecode", 0),
+                odata.in_("_transactioncurrencyid_value", sorted(currencies.values())),
+            ),
+        ):
+            currency = str(row.values.get("_transactioncurrencyid_value") or "").lower()
+            by_currency.setdefault(currency, []).append(
+                (str(row.values.get("name") or ""), str(row.id).lower())
+            )
+        out: dict[str, str] = {}
+        for code, currency in currencies.items():
+            lists = sorted(by_currency.get(currency, []))
+            named = self.settings.price_lists.get(code)
+            pick = (
+                [i for n, i in lists if n.casefold() == named.casefold()] if named else [i for _, i in lists]
+            )
+            if pick:
+                out[currency] = pick[0]
+        return out
+
+    def _products(
+        self, records: list[Record], price_lists: dict[str, str]
+    ) -> dict[str, dict[str, KnownProduct]]:
+        """pricelevelid -> SKU (case-folded) -> the Dynamics product of that productnumber."""
+        skus = sorted(
+            {
+                str(row.get("productSku") or "").strip()
+                for r in records
+                for _, row in rows_of(r.source)
+                if str(row.get("productSku") or "").strip()
+            }
+        )
+        found: dict[str, tuple[str, str | None]] = {}
+        for chunk in chunked(skus, PER_QUERY):
+            for row in self.flow.dv.query(
+                "products",
+                select=["productid", "productnumber", "_defaultuomid_value"],
+                filter=odata.in_("productnumber", list(chunk)),
+            ):
+                unit = row.values.get("_defaultuomid_value")
+                found[str(row.values.get("productnumber") or "").casefold()] = (
+                    str(row.id).lower(),
+                    str(unit).lower() if unit else None,
+                )
+        items: set[tuple[str, str]] = set()
+        lists = sorted(set(price_lists.values()))
+        ids = sorted({p for p, _ in found.values()})
+        for chunk in chunked(ids, PER_QUERY):
+            if not lists:
+                break
+            for row in self.flow.dv.query(
+                "productpricelevels",
+                select=["_pricelevelid_value", "_productid_value"],
+                filter=odata.all_of(
+                    odata.in_("_pricelevelid_value", lists), odata.in_("_productid_value", list(chunk))
+                ),
+            ):
+                items.add(
+                    (
+                        str(row.values.get("_pricelevelid_value") or "").lower(),
+                        str(row.values.get("_productid_value") or "").lower(),
+                    )
+                )
+        return {
+            price_list: {
+                sku: KnownProduct(product, unit, (price_list, product) in items)
+                for sku, (product, unit) in found.items()
+            }
+            for price_list in lists
+        }
+
+    def _customers(self, records: list[Record], results: BatchResults) -> dict[str, str]:
+        """Brightpearl order id -> the Dynamics contactid of its customer (the `customer` link);
+        an order whose customer is not linked waits (the customers flow is asked), then is
+        dead-lettered."""
+        contacts = {r.source_id: customer_of(r.source) for r in records}
+        links = self._links.get_many(
+            "customer", "brightpearl", sorted({str(c) for c in contacts.values() if c})
+        )
+        out: dict[str, str] = {}
+        asked: list[str] = []
+        for r in records:
+            contact = contacts[r.source_id]
+            link = links.get(str(contact)) if contact else None
+            target = link.id_in("dataverse") if link is not None and link.is_linked else None
+            if target:
+                out[r.source_id] = str(target).lower()
+                continue
+            attempt = self._attempt.get(r.source_id, 1)
+            if not contact:
+                results.set(
+                    r.source_id,
+                    self._fatal(r, CUSTOMER_MISSING, "has no customer (parties.customer.contactId)"),
+                )
+            elif attempt <= self.customer_attempts:
+                if attempt == 1:
+                    asked.append(str(contact))
+                results.set(
+                    r.source_id,
+                    RecordResult(
+                        "transient",
+                        CUSTOMER_WAIT,
+                        f"{self._what(r)}: its customer, Brightpearl contact {contact}, is not in Dynamics "
+                        f"yet (no customer link); retry {attempt} of {self.customer_attempts}",
+                        retry_after=CUSTOMER_RETRY_SECONDS,
+                    ),
+                )
+            else:
+                results.set(
+                    r.source_id,
+                    self._fatal(
+                        r,
+                        CUSTOMER_MISSING,
+                        f"its customer, Brightpearl contact {contact}, has no Dynamics contact after "
+                        f"{self.customer_attempts} retries (customer_wait.attempts); sync the customer "
+                        "(syncctl backfill customers), then resubmit",
+                    ),
+                )
+        self._ask_for_customers(sorted(set(asked)))
+        return out
+
+    def _ask_for_customers(self, contacts: list[str]) -> None:
+        """Notices for customers-to-dataverse to sync the orders' customers (once, on first sight)."""
+        if not contacts:
+            return
+        now = self.now()
+        notices = notices_in_chunks(
+            "brightpearl",
+            "contact",
+            contacts,
+            per_notice=100,
+            version=f"order-customer:{now.isoformat()}",
+            source="/brightpearl/orders",
+            origin="poller",
+            observed_at=now,
+        )
+        try:
+            self.flow.publish(notices)
+        except Exception as exc:  # the order retries anyway
+            log.warning("asking for %d customer(s) failed: %s", len(contacts), type(exc).__name__)
+
+    # ------------------------------------------------------------------------------ creating
+    def _create(self, r: Record, body: dict[str, Any], results: BatchResults) -> bool:
+        """Claim, look up when an earlier attempt may have created it, else POST once; link.
+        True when the record now has its Dynamics order (r.target_id)."""
+        try:
+            claim = self._links.claim("order", "brightpearl", r.source_id, "dataverse")
+        except ClaimTaken as taken:
+            link = taken.link
+            target = link.id_in("dataverse") if link is not None and link.is_linked else None
+            if target:  # linked meanwhile by another worker: the write-back goes on
+                r.target_id, r.matched_by, r.link = str(target).lower(), "link", link
+                return True
+            results.set(r.source_id, waiting_on_claim(self._what(r), taken))
+            return False
+        r.claim = claim
+        try:
+            existing = self._find(r.source_id) if claim.takeover or claim.progress.get(POSTING) else None
+            if existing is not None:
+                r.target_id, r.matched_by = existing, "recovered"
+            else:
+                claim = r.claim = self._links.save_progress(claim, {**claim.progress, POSTING: True})
+                try:
+                    r.target_id, r.matched_by = self.flow.dv.create("salesorders", body).lower(), None
+                except DataverseDuplicateError:
+                    # made by an attempt whose answer was lost (the alternate key holds it)
+                    found = self._find(r.source_id)
+                    if found is None:
+                        raise
+                    r.target_id, r.matched_by = found, "recovered"
+        except Exception as exc:
+            self._release(claim, r.source_id)
+            results.error(r.source_id, exc, f"creation of the Dynamics order of {self._what(r)}")
+            return False
+        try:
+            self._links.complete_claim(claim, r.target_id)
+        except StoreConflictError as exc:
+            log.warning("claim of Brightpearl order %s was taken over: %s", r.source_id, type(exc).__name__)
+        return True
+
+    def _find(self, order_id: str) -> str | None:
+        """The salesorderid holding bpi_brightpearlid `order_id` (a copy made earlier), if any."""
+        for row in self.flow.dv.query(
+            "salesorders", select=["salesorderid"], filter=odata.eq("bpi_brightpearlid", order_id), top=1
+        ):
+            return str(row.id).lower()
+        return None
+
+    def _release(self, claim: Claim, order_id: str) -> None:
+        try:
+            self._links.release_claim(claim)
+        except Exception:  # an unreleased claim expires after its lease
+            log.warning("releasing the claim of Brightpearl order %s failed", order_id)
+
+    # ------------------------------------------------------------------------------ wording
+    def _what(self, r: Record) -> str:
+        reference = r.source.get("reference")
+        return f"Brightpearl order {r.source_id}" + (f" ({reference})" if reference else "")
+
+    def _fatal(self, r: Record, reason: str, problem: str) -> RecordResult:
+        return RecordResult(
+            "fatal",
+            reason,
+            f"{self._what(r)} {problem}",
+            stamp=str(r.source.get("updatedOn") or ""),
+        )
+
+    @staticmethod
+    def _no_currency(code: str) -> str:
+        return (
+            f"is in currency {code or '(none)'}, which Dynamics lacks (no transactioncurrency with "
+            "that isocurrencycode); add the currency in Dynamics, then resubmit"
+        )
+
+    @staticmethod
+    def _no_price_list(code: str) -> str:
+        return (
+            f"needs a Dynamics price list in {code}: none is active (or history.price_lists names one "
+            "Dynamics lacks); create it or name it in mappings/orders.yaml history.price_lists, then resubmit"
+        )
