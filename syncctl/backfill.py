@@ -5,7 +5,8 @@ interrupted run resumes from the cursor it saved after each page (--restart star
 One command per entity whose spec declares backfill sources (shared/sync/registry.py):
 `backfill customers --from brightpearl|dataverse`, `backfill products --from brightpearl`
 (Brightpearl is the products' master: `--from dataverse` is refused, naming why),
-`backfill orders --since DATE` (Dataverse is the orders' master: `--from brightpearl` is refused).
+`backfill orders --since DATE` (Dynamics' orders; `--from brightpearl`: Brightpearl's sales
+orders, which the order history copies to Dynamics).
 An entity read from one system only takes that system when `--from` is left out.
 """
 
@@ -85,10 +86,16 @@ def run_backfill(
     console.print(f"published {counts} to {topic}{resumed}")
 
 
+DEFAULT_FROM = {"orders": "dataverse"}  # entity -> the system read when --from is left out
+
+
 def _command(spec: EntitySpec) -> Callable[..., None]:
     systems = " or ".join(s.system for s in spec.backfill_sources)
-    # one system to read (orders: Dataverse, their master): --from may be left out
-    only = spec.backfill_sources[0].system if len(spec.backfill_sources) == 1 else ...
+    # one system to read, or a default (orders: Dataverse, as before order history read
+    # Brightpearl's too): --from may be left out
+    only = DEFAULT_FROM.get(spec.name) or (
+        spec.backfill_sources[0].system if len(spec.backfill_sources) == 1 else ...
+    )
 
     def command(
         source: str = typer.Option(only, "--from", help=systems),

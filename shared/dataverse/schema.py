@@ -188,6 +188,11 @@ ORDER_COLUMNS: tuple[ColumnSpec, ...] = (
     ColumnSpec("bpi_invoicereference", "string", "Invoice reference", True, 100),
     ColumnSpec("bpi_paymentstatus", "string", "Payment status", True, 20),
     ColumnSpec("bpi_brightpearlstatus", "string", "Brightpearl order status", True, 100),
+    # order history (issue 14): where the order started ("Brightpearl" | "Dynamics"), its channel,
+    # when it was placed
+    ColumnSpec("bpi_origin", "string", "Order origin", True, 20),
+    ColumnSpec("bpi_channel", "string", "Sales channel", True, 100),
+    ColumnSpec("bpi_placedon", "datetime", "Placed on", True),
 )
 
 

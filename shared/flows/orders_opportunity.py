@@ -56,6 +56,7 @@ SALESORDER_ONLY = (
     "shippingmethodcode",
     "bpi_sendtobrightpearl",
     "bpi_brightpearlid",
+    "bpi_origin",
     "_opportunityid_value",
 )
 HEADER_COLUMNS = tuple(c for c in SALESORDER_COLUMNS if c not in SALESORDER_ONLY)

@@ -8,8 +8,10 @@ Brightpearl sends nothing for this direction.
 
 Brightpearl order status -> Dynamics salesorder state (issue 13 item 4, flow
 orders-to-dataverse): Brightpearl `order` notices (`order.modified.order-status` webhooks),
-mapped through mappings/order_status.yaml. Backstop of the Dataverse webhooks: change tracking
-on salesorder and salesorderdetail (poll_dataverse_orders).
+mapped through mappings/order_status.yaml. The same flow copies Brightpearl-born orders to
+Dynamics first (issue 14 item 1, `sales-order.created`; shared/flows/orders_history.py).
+Backstop of the Dataverse webhooks: change tracking on salesorder and salesorderdetail
+(poll_dataverse_orders).
 """
 
 from __future__ import annotations
@@ -31,6 +33,11 @@ SHIPMENT_EVENTS = (
     "goods-out-note.modified",
     "order.modified.fully-shipped",
 )
+# A new order (POST /order-service/sales-order/, every channel's) raises sales-order.created with
+# resource type `sales-order` (reference §10.3): its notices are orders too (order history,
+# shared/flows/orders_history.py); the order-search poller is its backstop.
+SALES_ORDER_ENTITY = "sales-order"
+CREATED_EVENT = "sales-order.created"
 BRIGHTPEARL_ORDER_CURSOR = "orders-brightpearl-order-updatedon"
 DATAVERSE_ORDER_CURSORS = {
     "salesorders": "orders-dataverse-delta-salesorders",
@@ -51,6 +58,7 @@ SALESORDER_COLUMNS = (
     "statuscode",
     "bpi_sendtobrightpearl",
     "bpi_brightpearlid",
+    "bpi_origin",  # Brightpearl: a Brightpearl-born order, never sent back (orders_history.py)
     "_opportunityid_value",  # the opportunity it was made from (one order per sale)
     "modifiedon",
 )
@@ -125,7 +133,7 @@ ORDERS = EntitySpec(
             "dataverse",
             "shared.flows.orders_to_dataverse:OrdersToDataverse",
             record="order",
-            source_entities=("order", GOODS_OUT_ENTITY),
+            source_entities=("order", GOODS_OUT_ENTITY, SALES_ORDER_ENTITY),
         ),
     ),
     pollers=(
@@ -146,7 +154,7 @@ ORDERS = EntitySpec(
             BRIGHTPEARL_ORDER_CURSOR,
         ),
     ),
-    brightpearl_events=(STATUS_EVENT, *SHIPMENT_EVENTS),
+    brightpearl_events=(STATUS_EVENT, *SHIPMENT_EVENTS, CREATED_EVENT),
     dataverse_tables=(
         DataverseTable("salesorder", "salesorders", ORDER_COLUMNS, messages=("Create", "Update")),
         # a line's Delete names only the line: its pre-image names the order, announced as changed
@@ -154,9 +162,11 @@ ORDERS = EntitySpec(
         # a won opportunity makes the order (trigger.opportunity_won; shared/flows/orders_opportunity.py)
         DataverseTable("opportunity", "opportunities", OPPORTUNITY_COLUMNS, messages=("Update",)),
     ),
-    # Dataverse is the orders' master: `syncctl backfill orders --since DATE` lists its salesorders
+    # Dataverse is the master of the orders it raises: `syncctl backfill orders --since DATE` lists
+    # its salesorders; `--from brightpearl` lists Brightpearl's sales orders (order history)
     backfill_sources=(
         BackfillSource("dataverse", "salesorder", "shared.flows.orders_backfill:list_dataverse_orders"),
+        BackfillSource("brightpearl", "order", "shared.flows.orders_backfill:list_brightpearl_orders"),
     ),
     backfill_cursor_prefix="backfill-orders",
     mapping_loader="shared.mapping.orders_config:load_order_mapping",

@@ -44,6 +44,7 @@ from shared.dataverse import odata
 from shared.dataverse.models import BatchOperation
 from shared.events import Envelope, notices_in_chunks
 from shared.flows.orders_changes import OrderChanges, is_canceled
+from shared.flows.orders_history import brightpearl_owned, owned_result
 from shared.flows.orders_opportunity import (
     SALESORDERS,
     is_opportunity,
@@ -213,7 +214,12 @@ class OrdersToBrightpearl(RecordSync[Order]):
 
     def skip(self, record_id: str, source: dict[str, Any], results: BatchResults) -> bool:
         """Orders the trigger setting does not select (a canceled order is never created);
-        linked orders are not skipped (their changes are synced)."""
+        linked orders are not skipped (their changes are synced), unless they are copies of
+        Brightpearl-born orders (order history: Brightpearl owns them)."""
+        link = self._links.get(record_id) or self._links.get(record_id.lower())
+        if brightpearl_owned(source, link):
+            results.set(record_id, owned_result(record_id, source, link))
+            return True
         if self._linked_id(record_id, source):
             return False
         if is_opportunity(source):

@@ -1,7 +1,8 @@
 """Flow orders-to-dataverse: Brightpearl fulfilment -> the Dynamics salesorder (issue 13 item 4).
 
 Per batch of Brightpearl notices: `order` notices (`order.modified.order-status`,
-`order.modified.fully-shipped`, the order-search poller) and `goods-out-note` notices
+`order.modified.fully-shipped`, the order-search poller), `sales-order` notices
+(`sales-order.created`: a new order, copied by the order history) and `goods-out-note` notices
 (`goods-out-note.modified.shipped`, `goods-out-note.modified`), whose ids are goods-out note
 ids: one GET of those notes gives each note's order (`expand`; a transfer or a vanished note is
 skipped). Then, for all the orders together:
@@ -9,9 +10,10 @@ skipped). Then, for all the orders together:
 1. read the orders in bulk (`GET /order-service/order/{ID-SET}`, ≤ 200 a call, reference §6.4)
    and, for those that shipped something (`shippingStatusCode` SPS or ASS), all their goods-out
    notes (`GET /warehouse-service/order/{ID-SET}/goods-note/goods-out`, ≤ 500 orders a call, §8.3);
-2. find each one's Dynamics order through the `order` link orders-to-brightpearl wrote (no
-   link: the order did not come from Dynamics, it is `skipped` with reason `NotFromDynamics`),
-   and read those Dynamics orders and, for orders that shipped, their lines in bulk (one `In`
+2. find each one's Dynamics order through the `order` link (orders-to-brightpearl wrote it for
+   a Dynamics-born order; no link: a Brightpearl-born order, whose Dynamics order the order
+   history makes first, shared/flows/orders_history.py, mappings/orders.yaml `history:`), and
+   read those Dynamics orders and, for orders that shipped, their lines in bulk (one `In`
    query per 100 orders);
 3. work out what Dynamics should hold (`to_canonical`):
    - the state: a fully shipped order (`shippingStatusCode` ASS) is Fulfilled; otherwise its
@@ -21,7 +23,8 @@ skipped). Then, for all the orders together:
      Dynamics `shippingmethodcode` option that orders.yaml `shipping_methods` maps to it, else
      "Brightpearl shipping method <id>"), `bpi_trackingreference` (the notes' references), and
      per line `quantityshipped`: an order row's `externalRef` is the salesorderdetail id
-     orders-to-brightpearl sent, so a row's shipped quantity lands on its own line;
+     orders-to-brightpearl sent (a Brightpearl-born order's lines have ids made from their
+     rows' ids, `line_id`), so a row's shipped quantity lands on its own line;
    - invoicing: `bpi_invoicereference` (the order's invoice references) and `bpi_paymentstatus`
      (PAID, PARTIALLY_PAID, else NOT_PAID; nothing for an order with nothing to pay);
    - `bpi_brightpearlstatus`: the Brightpearl status name, mapped or not;
@@ -54,8 +57,7 @@ orders-to-brightpearl and are not touched here.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, Self, Unpack
 
 from pydantic import BaseModel
@@ -63,9 +65,11 @@ from pydantic import BaseModel
 from shared.dataverse import odata
 from shared.dataverse.models import BatchOperation
 from shared.events import Envelope
-from shared.flows.orders_spec import GOODS_OUT_ENTITY, ORDERS, TO_DATAVERSE
+from shared.flows.orders_history import OrderHistory
+from shared.flows.orders_spec import GOODS_OUT_ENTITY, ORDERS, SALES_ORDER_ENTITY, TO_DATAVERSE
 from shared.mapping.brightpearl import parse_bp_time
 from shared.mapping.orders_config import SHIPPING_METHOD_CODES, OrderMapping, load_order_mapping
+from shared.mapping.orders_history import HistorySettings, amount, line_id, utc_text
 from shared.mapping.orders_status import CANCELED, FULFILLED, SALESORDER_STATES, OrderStatusMapping
 from shared.mapping.translation import Translation
 from shared.quality.issues import QualityIssue
@@ -78,7 +82,6 @@ NOTES_OF_ORDERS = "/warehouse-service/order/{ids}/goods-note/goods-out"  # ≤ 5
 NOTES_BY_ID = "/warehouse-service/order/*/goods-note/goods-out/{ids}"  # ≤ 500 notes a call
 LOOKUP_CHUNK = 100  # Dynamics orders per `In` query
 BATCH_LIMIT = 1000  # operations per $batch (reference dataverse-api.md)
-NOT_OURS = "NotFromDynamics"
 NOT_SUPPORTED = "StateChangeNotSupported"
 CLOSED = "DynamicsOrderClosed"
 NOTE_NOT_FOUND = "GoodsOutNoteNotFound"
@@ -145,12 +148,16 @@ class OrdersToDataverse(RecordSync[OrderState]):
         statuses: OrderStatusMapping,
         shipping_methods: Mapping[int, str] | None = None,
         reopen: bool = True,
+        history: HistorySettings | None = None,
+        customer_attempts: int = 6,
         **ports: Unpack[FlowPorts],
     ) -> None:
         super().__init__(**ports)
         self.statuses = statuses
         self.shipping_methods = dict(shipping_methods or {})  # Brightpearl shippingMethodId -> name
         self.reopen = reopen  # writeback.read_only_orders: reopen (else direct)
+        # Brightpearl-born orders: their Dynamics order is made first (mappings/orders.yaml history:)
+        self.history = OrderHistory(self, history or HistorySettings(), customer_attempts=customer_attempts)
 
     @classmethod
     def from_runtime(cls) -> Self:
@@ -162,6 +169,8 @@ class OrdersToDataverse(RecordSync[OrderState]):
             statuses=mapping.statuses,
             shipping_methods=shipping_method_names(mapping),
             reopen=mapping.writeback.read_only_orders == "reopen",
+            history=mapping.history,
+            customer_attempts=mapping.customer_wait.attempts,
             **cls.runtime_ports(),
         )
 
@@ -169,6 +178,7 @@ class OrdersToDataverse(RecordSync[OrderState]):
     def sort_notice(self, envelope: Envelope, record_id: str, batch: Batch, results: BatchResults) -> None:
         """A note just created has shipped nothing: nothing to read for it (the webhook is
         registered for others; its shipment comes as goods-out-note.modified.shipped)."""
+        self.history.saw(envelope, record_id)
         if envelope.notice.detail.get("event") == NOTE_CREATED:
             results.set(
                 record_id,
@@ -179,7 +189,7 @@ class OrdersToDataverse(RecordSync[OrderState]):
 
     def expand(self, batch: Batch, results: BatchResults) -> list[str]:
         """The orders named, then the order of each goods-out note named (one GET of the notes)."""
-        order_ids = list(batch.changed.get("order", []))
+        order_ids = [*batch.changed.get("order", []), *batch.changed.get(SALES_ORDER_ENTITY, [])]
         note_ids = batch.changed.get(GOODS_OUT_ENTITY, [])
         notes: dict[str, dict[str, Any]] = {}
         if note_ids:
@@ -284,22 +294,16 @@ class OrdersToDataverse(RecordSync[OrderState]):
         those that shipped) in bulk."""
         links = self.store.links.get_many(self.link_entity, "brightpearl", [r.source_id for r in records])
         linked: list[Record] = []
+        unlinked: list[Record] = []
         for r in records:
             link = links.get(r.source_id)
             target = link.id_in("dataverse") if link is not None and link.is_linked else None
             if target is None:
-                results.set(
-                    r.source_id,
-                    RecordResult(
-                        "skipped",
-                        NOT_OURS,
-                        f"{self.label} {r.source_id} has no link to a Dynamics order: it was not "
-                        "created from Dynamics, so its status, shipments and invoice are not written back",
-                    ),
-                )
+                unlinked.append(r)
                 continue
             r.link, r.target_id, r.matched_by = link, target.lower(), "link"
             linked.append(r)
+        linked += self.history.create(unlinked, results)  # Brightpearl-born: made, then written back
         rows = self._dynamics_orders(linked)
         for r in linked:
             row = rows.get(r.target_id or "")
@@ -404,6 +408,11 @@ class OrdersToDataverse(RecordSync[OrderState]):
                 stamp=str(r.source.get(self.spec.stamp_field) or ""),
             ),
         )
+
+    def born_columns(self, r: Record) -> dict[str, Any]:
+        """The write-back's columns a Brightpearl-born order is created with (status, shipment,
+        invoicing), so only its state remains to write."""
+        return header_changes(r.read.value, OrderState())
 
     def remember(self, r: Record) -> None:
         """Nothing: Dynamics' own values are what the next batch compares with, and the link's
@@ -519,25 +528,6 @@ def shipping_method_names(mapping: OrderMapping) -> dict[int, str]:
     return {method: SHIPPING_METHOD_CODES[code] for code, method in mapping.shipping_methods.items()}
 
 
-def _utc(value: Any) -> str | None:
-    """A date-time as Dataverse holds it: UTC, whole seconds, `Z`."""
-    parsed = (
-        parse_bp_time(value) if isinstance(value, str) else value if isinstance(value, datetime) else None
-    )
-    if parsed is None:
-        return None
-    return parsed.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _decimal(value: Any) -> Decimal:
-    if isinstance(value, dict):
-        value = value.get("magnitude")
-    try:
-        return Decimal(str(value)) if value not in (None, "") else Decimal(0)
-    except InvalidOperation:
-        return Decimal(0)
-
-
 def _joined(values: Iterable[Any], limit: int) -> str | None:
     text = ", ".join(dict.fromkeys(str(v).strip() for v in values if v and str(v).strip()))
     return text[:limit] or None
@@ -556,14 +546,15 @@ def shipment(order: Mapping[str, Any], methods: Mapping[int, str]) -> dict[str, 
     unmatched: list[str] = []
     for note in notes:
         for row_id, parts in (note.get("orderRows") or {}).items():
-            line = str((rows.get(str(row_id)) or {}).get("externalRef") or "").lower()
-            quantity = sum((_decimal(p.get("quantity")) for p in parts or ()), Decimal(0))
+            ref = str((rows.get(str(row_id)) or {}).get("externalRef") or "")
+            line = (ref or line_id(order.get("id") or 0, row_id)).lower()  # no ref: a Brightpearl-born line
+            quantity = sum((amount(p.get("quantity")) for p in parts or ()), Decimal(0))
             if not odata.is_guid(line):
                 unmatched.append(str(row_id))
                 continue
             shipped[line] = shipped.get(line, Decimal(0)) + quantity
     return {
-        "shipped_on": _utc(max(dates)) if dates else None,
+        "shipped_on": utc_text(max(dates)) if dates else None,
         "shipping_method": _joined(
             (methods.get(i, f"Brightpearl shipping method {i}") for i in ids if i), 200
         ),
@@ -589,14 +580,14 @@ def held_state(row: Mapping[str, Any]) -> OrderState:
         statecode=row.get("statecode"),
         statuscode=row.get("statuscode"),
         order_number=row.get("ordernumber"),
-        shipped_on=_utc(row.get("bpi_shippedon")),
+        shipped_on=utc_text(row.get("bpi_shippedon")),
         shipping_method=row.get("bpi_shippingmethod") or None,
         tracking_reference=row.get("bpi_trackingreference") or None,
         invoice_reference=row.get("bpi_invoicereference") or None,
         payment_status=row.get("bpi_paymentstatus") or None,
         status_name=row.get("bpi_brightpearlstatus") or None,
         shipped={
-            str(line.get("salesorderdetailid")).lower(): _decimal(line.get("quantityshipped"))
+            str(line.get("salesorderdetailid")).lower(): amount(line.get("quantityshipped"))
             for line in row.get(LINES) or ()
         },
     )

@@ -1,8 +1,8 @@
 """`syncctl backfill orders --since DATE` against the Dataverse simulator (through the real
 client): the Dynamics sales orders modified since the date are published as salesorder
 notices to the Dataverse changes topic, with the progress and summary lines, and older ones
-are not; `--from` may be left out (Dataverse is the orders' master) and `--from brightpearl` is
-refused, naming the master."""
+are not; `--from` may be left out (Dataverse, as before) and `--from brightpearl` lists
+Brightpearl's sales orders (order history, issue 14)."""
 
 # ruff: noqa: F811 - pytest fixtures imported from other test modules are parameters here
 from __future__ import annotations
@@ -21,7 +21,7 @@ from sandbox.dataverse import SimulatorServer
 from shared import runtime
 from shared.dataverse.client import DataverseClient
 from shared.flows.orders_spec import ORDERS
-from shared.sync.fakes import MemoryStateStore
+from shared.sync.fakes import FakeBrightpearl, MemoryStateStore
 from syncctl.main import app
 from tests.contract.dataverse.simfixtures import (  # noqa: F401 - client, dataverse_server, sim: fixtures
     client,
@@ -109,14 +109,17 @@ def test_backfill_orders_without_since_publishes_every_order(
     assert sorted(bus.ids()) == sorted(placed[0] + placed[1])
 
 
-def test_backfill_orders_from_brightpearl_is_refused_naming_the_master(bus: Publisher) -> None:
-    result = backfill("--from", "brightpearl", "--since", "2026-12-01")
+def test_backfill_orders_from_brightpearl_publishes_brightpearl_sales_orders(bus: Publisher) -> None:
+    """Order history: `--from brightpearl` lists Brightpearl's sales orders (order-search) as
+    `order` notices for orders-to-dataverse; Dataverse is not read."""
+    fake = FakeBrightpearl()
+    made = [str(fake.create_sales_order({"ref": f"WEB-{i}", "statusId": 2})) for i in range(3)]
+    with runtime.override(brightpearl=fake):
+        result = backfill("--from", "brightpearl", "--since", "2000-01-01")
 
-    assert result.exit_code == 2
-    assert "orders cannot be backfilled from brightpearl" in result.output
+    assert result.exit_code == 0, result.output
     said = " ".join(result.output.split())
-    assert "Dataverse is their master" in said and "--from dataverse" in said
-    # true of orders: a flow reads Brightpearl's orders, for the status and shipment write-back
-    assert "Brightpearl only writes back to them (orders-to-dataverse)" in said
-    assert "no flow reads" not in said
-    assert bus.sent == []
+    assert "backfill orders from brightpearl" in said
+    assert "published 3 order ids in 1 notices to brightpearl-changes" in said
+    assert sorted(bus.ids()) == sorted(made)
+    assert {(topic, body["data"]["entity"]) for topic, body in bus.sent} == {("brightpearl-changes", "order")}

@@ -13,6 +13,7 @@ from shared.dataverse.errors import DataverseThrottled
 from shared.events import ChangeNotice, Envelope, now_utc
 from shared.flows.orders_spec import ORDERS, STATUS_EVENT, TO_DATAVERSE
 from shared.flows.orders_to_dataverse import OrdersToDataverse
+from shared.mapping.orders_history import HistorySettings
 from shared.mapping.orders_status import parse_order_status_mapping
 from shared.outcomes import Completed, DeadLetter, RetryLater
 from shared.sync.fakes import FakeBrightpearl, FakeDataverse, MemoryStateStore
@@ -103,7 +104,7 @@ def test_the_flow_is_declared_on_the_orders_spec_and_consumes_order_status_notic
     assert (TO_DATAVERSE.source, TO_DATAVERSE.target, TO_DATAVERSE.source_entities) == (
         "brightpearl",
         "dataverse",
-        ("order", "goods-out-note"),
+        ("order", "goods-out-note", "sales-order"),
     )
     assert STATUS_EVENT in ORDERS.brightpearl_events
 
@@ -153,10 +154,25 @@ def test_an_unmapped_status_is_status_not_mapped_naming_the_status_and_order_num
     assert rig.state == (1, 3)
 
 
-def test_an_order_that_did_not_come_from_dynamics_is_skipped_with_an_audit_note():
+def test_an_unlinked_order_that_started_in_dynamics_is_not_copied_back():
+    """Its externalRef names a Dynamics order (orders-to-brightpearl's link not written yet): the
+    order history leaves it alone after one look-up."""
     rig = Rig()
     bp_id = rig.order(4, linked=False)
     assert rig.flow().handle([notice(bp_id)]) == [Completed()]
+    assert rig.state == (1, 3) and rig.dv.calls == ["query"]
+    assert len(rig.dv.tables["salesorders"]) == 1
+    [(result, reason, description)] = rig.audit()
+    assert (result, reason) == ("skipped", "FromDynamics")
+    assert "started in Dynamics" in description
+
+
+def test_with_history_off_an_unlinked_order_is_skipped_with_an_audit_note():
+    rig = Rig()
+    bp_id = rig.order(4, linked=False)
+    flow = rig.flow()
+    flow.history.settings = HistorySettings(enabled=False)
+    assert flow.handle([notice(bp_id)]) == [Completed()]
     assert rig.state == (1, 3) and rig.dv.calls == []
     [(result, reason, description)] = rig.audit()
     assert (result, reason) == ("skipped", "NotFromDynamics")
