@@ -12,6 +12,7 @@ from functions import (
     prices,
     products,
     reconcile,
+    returns,
     schema_check,
     stock,
 )
@@ -29,5 +30,6 @@ app.register_functions(prices.bp)
 app.register_functions(ops.bp)
 app.register_functions(orders.bp)
 app.register_functions(invoices.bp)
+app.register_functions(returns.bp)
 app.register_functions(reconcile.bp)
 app.register_functions(schema_check.bp)

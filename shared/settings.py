@@ -420,6 +420,20 @@ class OrdersSettings(BaseSettings):
         "backstop for lost Dataverse order webhooks (two requests a run; webhooks bring changes "
         "within seconds)",
     )
+    returns_mapping_path: str = Field(
+        "mappings/returns.yaml",
+        validation_alias="RETURNS_MAPPING_PATH",
+        description="the returns mapping YAML (sales credits -> Dynamics cases; relative to the app "
+        "root or absolute)",
+    )
+    returns_poll_schedule: str = Field(
+        "25 * * * * *",
+        validation_alias="RETURNS_POLL_SCHEDULE",
+        description="NCRONTAB of the Brightpearl sales-credit poller (order-search, order type SC, by "
+        "updatedOn): sales-credit webhooks are unconfirmed, so this is how new, refunded and cancelled "
+        "credits reach their cases; one request per 500 changed credits a round (every minute: 0.5 % "
+        "of the 200 a minute), skipped while the rate budget is short",
+    )
 
 
 class CustomerValueSettings(BaseSettings):

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from sandbox.brightpearl.catalogue_admin import handle_catalogue_admin
+from sandbox.brightpearl.credits_admin import handle_credits_admin
 from sandbox.brightpearl.errors import ApiError
 from sandbox.brightpearl.orders_admin import handle_orders_admin
 
@@ -78,6 +79,10 @@ def handle_admin(
         return 200, {"updatedOn": state.orders[int(parts[1])]["updatedOn"]}
     if parts[:1] in (["orders"], ["goods-out"], ["order-statuses"]):
         answer = handle_orders_admin(sim, method, parts, body)
+        if answer is not None:
+            return answer
+    if parts[:1] == ["sales-credits"]:
+        answer = handle_credits_admin(sim, method, parts, body)
         if answer is not None:
             return answer
     if route == ("POST", "products") and len(parts) == 3 and parts[2] == "stock":

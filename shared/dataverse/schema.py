@@ -227,6 +227,16 @@ def plan_for_invoices() -> list[TableSpec]:
     return [TableSpec("invoice", INVOICE_COLUMNS, (key,))]
 
 
+# incident (Case): the Brightpearl sales credit id, the alternate key returns-to-dataverse creates
+# and finds each credit's one case by (issue 14 item 2, shared/flows/returns_to_dataverse.py).
+# Dynamics' incident has no order lookup (reference dataverse-api.md §10.10): the case names
+# its order in its title and description instead (docs/mapping.md "Returns and cases").
+def plan_for_returns() -> list[TableSpec]:
+    column = ColumnSpec("bpi_brightpearlid", "string", LABELS["bpi_brightpearlid"], True, 100)
+    key = KeySpec("bpi_incident_brightpearlid", ("bpi_brightpearlid",), "Brightpearl ID key")
+    return [TableSpec("incident", (column,), (key,))]
+
+
 def entity_wired(name: str) -> bool:
     """The entity runs (it is in shared/sync/registry.py ENTITIES, not only BUILDING)."""
     from shared.sync.registry import ENTITIES
@@ -260,6 +270,8 @@ def schema_plan(
             tables += plan_for_orders()
             if entity_wired("invoices"):  # an invoice names its salesorder
                 tables += plan_for_invoices()
+            if entity_wired("returns"):  # a case names its order: returns come with the orders
+                tables += plan_for_returns()
     return SchemaPlan(tuple(tables))
 
 

@@ -11,11 +11,12 @@ from shared.flows.invoices_spec import INVOICES
 from shared.flows.orders_spec import ORDERS
 from shared.flows.prices_spec import PRICES
 from shared.flows.products_spec import PRODUCTS
+from shared.flows.returns_spec import RETURNS
 from shared.flows.stock_spec import STOCK
 from shared.sync.spec import EntitySpec, FlowSpec, PollerSpec
 from shared.systems import System
 
-ENTITIES: tuple[EntitySpec, ...] = (CUSTOMERS, PRODUCTS, STOCK, PRICES, ORDERS, INVOICES)
+ENTITIES: tuple[EntitySpec, ...] = (CUSTOMERS, PRODUCTS, STOCK, PRICES, ORDERS, RETURNS, INVOICES)
 
 # Entities whose flows are built and unit-tested but not wired yet: no trigger, subscription or
 # poll schedule exists for them, so triggers, routing and webhook registration (which read

@@ -147,9 +147,9 @@ def test_a_topology_subscription_without_a_trigger_fails(
     tmp_path: Path, topology: Topology, local_values: dict[str, str]
 ):
     raw = json.loads((checks.INFRA_DIR / "topology.json").read_text(encoding="utf-8"))
-    extra = dict(raw["topics"][0]["subscriptions"][0], name="returns-to-dataverse")
-    extra["rule"] = {"name": "$Default", "sqlFilter": "entity = 'return' AND (replay_to IS NULL OR "
-                                                      "replay_to = 'returns-to-dataverse')"}
+    extra = dict(raw["topics"][0]["subscriptions"][0], name="refunds-to-nowhere")
+    extra["rule"] = {"name": "$Default", "sqlFilter": "entity = 'refund' AND (replay_to IS NULL OR "
+                                                      "replay_to = 'refunds-to-nowhere')"}
     raw["topics"][0]["subscriptions"].append(extra)
     (tmp_path / "topology.json").write_text(json.dumps(raw), encoding="utf-8")
     grown = load_topology(tmp_path / "topology.json")
@@ -158,7 +158,7 @@ def test_a_topology_subscription_without_a_trigger_fails(
     problems = checks.check_triggers_match_topology(app, grown, local_values, bicep)
     topic = raw["topics"][0]["name"]
     assert problems == [
-        f"subscription {topic}/returns-to-dataverse in infra/topology.json has no Service Bus trigger in "
+        f"subscription {topic}/refunds-to-nowhere in infra/topology.json has no Service Bus trigger in "
         f"function_app: its messages would pile up and dead-letter; add the flow or remove it"
     ]
 

@@ -57,6 +57,8 @@ def test_a_bare_environment_is_told_what_is_missing_and_how_to_fix_it(bare, bare
         ("salesorder", "missing_key", "bpi_brightpearlid"),
         ("salesorder", "change_tracking_off", "ChangeTrackingEnabled"),
         ("salesorderdetail", "change_tracking_off", "ChangeTrackingEnabled"),
+        ("incident", "missing_column", "bpi_brightpearlid"),
+        ("incident", "missing_key", "bpi_brightpearlid"),
     }  # fmt: skip
     assert all(p.fixable and "syncctl dataverse provision" in p.fix for p in problems)
     assert not any("solution" in str(p) for p in problems)  # no solution to import exists
