@@ -22,6 +22,7 @@ from sandbox.brightpearl.records.core import EventSink
 from sandbox.brightpearl.records.exchange_rates import ExchangeRateStore
 from sandbox.brightpearl.records.orders import OrderStore
 from sandbox.brightpearl.records.products import ProductStore
+from sandbox.brightpearl.records.reservations import ReservationStore
 from sandbox.brightpearl.records.subscriptions import SubscriptionStore
 from sandbox.brightpearl.records.warehouse import WarehouseStore
 
@@ -33,6 +34,7 @@ class SimState(
     ProductStore,
     OrderStore,
     WarehouseStore,
+    ReservationStore,
     AccountingStore,
     ExchangeRateStore,
     SubscriptionStore,
@@ -52,6 +54,7 @@ class SimState(
             self._reset_products()
             self._reset_orders()
             self._reset_warehouse()
+            self._reset_reservations()
             self._reset_accounting()
             self._reset_exchange_rates()
             self._reset_subscriptions()

@@ -33,6 +33,7 @@ class OrderStore(OrderRowStore):
     warehouses: dict[int, dict[str, Any]]
     currencies: dict[int, dict[str, Any]]
     payments: dict[int, dict[str, Any]]
+    drop_reservations: Any  # records/reservations.py: (order id) -> None
 
     def _reset_orders(self) -> None:
         self.orders = {}
@@ -371,6 +372,8 @@ class OrderStore(OrderRowStore):
                     raise bad("an order with payments cannot be cancelled", "ORDC-045")
             note = body.get("orderNote") or {}
             order["orderStatus"] = {"orderStatusId": sid, "name": status["name"]}
+            if sid == self.cancelled_status:
+                self.drop_reservations(oid)  # records/reservations.py: a cancelled order holds nothing
             if sid == self.invoiced_status and not order["invoices"]:
                 order["invoices"] = [
                     {"invoiceReference": f"SI-{oid}", "taxDate": self.now(), "dueDate": self.now()}

@@ -82,6 +82,7 @@ class ProductStore(StateCore):
     product_custom_fields: dict[int, dict[str, Any]]  # product id -> {PCF code: value as read}
     warehouses: dict[int, dict[str, Any]]  # read: stock is kept per warehouse
     goods_out: dict[int, dict[str, Any]]  # read: unshipped notes allocate stock
+    reserved_units: Callable[[int], dict[int, int]]  # read: reservations allocate stock too
     # provided by WarehouseStore: a stock correction (validated, recorded as a goods movement)
     correct_stock: Callable[..., list[int]]
 
@@ -349,8 +350,8 @@ class ProductStore(StateCore):
         return {"total": total, "warehouses": warehouses}
 
     def allocated(self, pid: int) -> dict[int, int]:
-        """Units of `pid` on unshipped goods-out notes, by warehouse."""
-        out: dict[int, int] = {}
+        """Units of `pid` reserved (records/reservations.py) or on unshipped goods-out notes, by warehouse."""
+        out: dict[int, int] = dict(self.reserved_units(pid))
         for note in self.goods_out.values():
             if not note["status"]["shipped"]:
                 for lines in note["orderRows"].values():

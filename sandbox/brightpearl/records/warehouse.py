@@ -37,6 +37,9 @@ class WarehouseStore(StateCore):
     # provided by OrderStore
     order: Callable[[int], dict[str, Any]]
     _touch_order: Callable[..., None]
+    # provided by ReservationStore (records/reservations.py)
+    check_reserved: Callable[[int, list[dict[str, Any]]], None]
+    consume_reserved: Callable[[int, list[dict[str, Any]]], None]
 
     def _reset_warehouse(self) -> None:
         self.goods_out = {}
@@ -114,6 +117,8 @@ class WarehouseStore(StateCore):
                             f"{Decimal(row['quantity']['magnitude'])})",
                             "WHSB-038",
                         )
+            self.check_reserved(oid, whs)  # notes come out of the order's reservations
+            self.consume_reserved(oid, whs)
             ids = []
             for wh in whs:
                 nid = self.next_id("gon", 1)

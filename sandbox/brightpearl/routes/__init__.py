@@ -89,6 +89,12 @@ def api_routes(sim: Simulator) -> list[RouteSpec]:
         ("GET", rf"warehouse-service/warehouse(?:/{IDS})?", sim.get_warehouses),
         ("GET", rf"warehouse-service/product-availability/{IDS}", sim.get_availability),
         ("POST", r"warehouse-service/order/(?P<id>\d+)/goods-note/goods-out", sim.post_goods_out),
+        (
+            "POST",
+            r"warehouse-service/order/(?P<id>\d+)/reservation/warehouse/(?P<warehouse>\d+)",
+            sim.post_reservation,
+        ),
+        ("GET", r"warehouse-service/order/(?P<id>\d+)/reservation", sim.get_reservations),
         ("GET", rf"warehouse-service/order/{ORDERS}/goods-note/goods-out(?:/{IDS})?", sim.get_goods_out),
         ("PUT", r"warehouse-service/goods-note/goods-out/(?P<id>\d+)", sim.put_goods_out),
         ("POST", r"warehouse-service/goods-note/goods-out/(?P<id>\d+)/event", sim.post_goods_out_event),

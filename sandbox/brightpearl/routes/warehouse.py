@@ -1,5 +1,5 @@
-"""warehouse-service: warehouses, availability, goods-out notes and their events, stock
-corrections (POST and GET), goods-movement search (in `search.py`)."""
+"""warehouse-service: warehouses, availability, reservations of order rows, goods-out notes and
+their events, stock corrections (POST and GET), goods-movement search (in `search.py`)."""
 
 from __future__ import annotations
 
@@ -53,6 +53,13 @@ class WarehouseRoutes(RouteBase):
     def post_goods_out_event(self, req: Req, m: re.Match[str]) -> Reply:
         self.state.goods_out_events(int(m["id"]), req.body, req.headers.get("if-match"))
         return ok({})
+
+    def post_reservation(self, req: Req, m: re.Match[str]) -> Reply:
+        self.state.reserve(int(m["id"]), int(m["warehouse"]), req.body)
+        return ok({})
+
+    def get_reservations(self, req: Req, m: re.Match[str]) -> Reply:
+        return ok(self.state.order_reservations(int(m["id"])))
 
     def post_stock_correction(self, req: Req, m: re.Match[str]) -> Reply:
         return ok(self.state.correct_stock(int(m["id"]), req.body))
