@@ -4,6 +4,7 @@ import azure.functions as func
 
 from functions import (
     customers,
+    fulfilment,
     ingress,
     ingress_dataverse,
     invoices,
@@ -29,6 +30,7 @@ app.register_functions(stock.bp)
 app.register_functions(prices.bp)
 app.register_functions(ops.bp)
 app.register_functions(orders.bp)
+app.register_functions(fulfilment.bp)
 app.register_functions(invoices.bp)
 app.register_functions(returns.bp)
 app.register_functions(reconcile.bp)

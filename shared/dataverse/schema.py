@@ -194,6 +194,12 @@ ORDER_COLUMNS: tuple[ColumnSpec, ...] = (
     ColumnSpec("bpi_channel", "string", "Sales channel", True, 100),
     ColumnSpec("bpi_placedon", "datetime", "Placed on", True),
 )
+# salesorderdetail: what Brightpearl has reserved for the line and released on goods-out notes
+# (issue 18 item 1; written by fulfilment-to-brightpearl, shared/flows/fulfilment.py)
+LINE_COLUMNS: tuple[ColumnSpec, ...] = (
+    ColumnSpec("bpi_quantityreserved", "decimal", "Quantity reserved", True),
+    ColumnSpec("bpi_quantityreleased", "decimal", "Quantity released", True),
+)
 
 
 def plan_for_orders(mapping: OrderMapping | None = None) -> list[TableSpec]:
@@ -208,7 +214,7 @@ def plan_for_orders(mapping: OrderMapping | None = None) -> list[TableSpec]:
     key = KeySpec("bpi_brightpearlid_key", ("bpi_brightpearlid",), "Brightpearl ID key")
     return [
         TableSpec("salesorder", columns, (key,), change_tracking=True),
-        TableSpec("salesorderdetail", (), change_tracking=True),
+        TableSpec("salesorderdetail", LINE_COLUMNS, change_tracking=True),
     ]
 
 

@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.mapping.config import MappingError, read_yaml_document, validate_document
+from shared.mapping.fulfilment_config import FulfilmentSettings
 from shared.mapping.orders_history import HistorySettings
 from shared.mapping.orders_status import OrderStatusMapping, read_order_status_mapping
 
@@ -152,6 +153,7 @@ class OrderMapping(_Strict):
     customer_wait: CustomerWaitSettings = CustomerWaitSettings()
     changes: ChangeSettings = ChangeSettings()
     writeback: WritebackSettings = WritebackSettings()
+    fulfilment: FulfilmentSettings = FulfilmentSettings()
     history: HistorySettings = HistorySettings()  # Brightpearl-born orders -> Dynamics (issue 14)
     status_file: str = Field("order_status.yaml", min_length=1, description="relative to this file")
     statuses: OrderStatusMapping = Field(default_factory=OrderStatusMapping, description="status_file's")

@@ -7,6 +7,7 @@ Adding an entity adds its spec here (and its flows, mapping and tests; docs/arch
 from __future__ import annotations
 
 from shared.flows.customers_spec import CUSTOMERS
+from shared.flows.fulfilment_spec import FULFILMENT
 from shared.flows.invoices_spec import INVOICES
 from shared.flows.orders_spec import ORDERS
 from shared.flows.prices_spec import PRICES
@@ -16,7 +17,7 @@ from shared.flows.stock_spec import STOCK
 from shared.sync.spec import EntitySpec, FlowSpec, PollerSpec
 from shared.systems import System
 
-ENTITIES: tuple[EntitySpec, ...] = (CUSTOMERS, PRODUCTS, STOCK, PRICES, ORDERS, RETURNS, INVOICES)
+ENTITIES: tuple[EntitySpec, ...] = (CUSTOMERS, PRODUCTS, STOCK, PRICES, ORDERS, RETURNS, INVOICES, FULFILMENT)
 
 # Entities whose flows are built and unit-tested but not wired yet: no trigger, subscription or
 # poll schedule exists for them, so triggers, routing and webhook registration (which read
