@@ -14,6 +14,7 @@ from shared.flows.prices_spec import PRICES
 from shared.flows.products_spec import PRODUCTS
 from shared.flows.returns_spec import RETURNS
 from shared.flows.stock_spec import STOCK
+from shared.flows.timeline_spec import TIMELINE
 from shared.sync.spec import EntitySpec, FlowSpec, PollerSpec
 from shared.systems import System
 
