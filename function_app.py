@@ -16,6 +16,7 @@ from functions import (
     returns,
     schema_check,
     stock,
+    timeline,
 )
 from shared.startup import start
 
@@ -35,3 +36,4 @@ app.register_functions(invoices.bp)
 app.register_functions(returns.bp)
 app.register_functions(reconcile.bp)
 app.register_functions(schema_check.bp)
+app.register_functions(timeline.bp)

@@ -396,6 +396,12 @@ class OrdersSettings(BaseSettings):
         description="the order mapping YAML (relative to the app root or absolute); its status_file "
         "(default order_status.yaml beside it) maps Brightpearl order statuses to Dynamics states",
     )
+    timeline_mapping_path: str = Field(
+        "mappings/timeline.yaml",
+        validation_alias="TIMELINE_MAPPING_PATH",
+        description="the timeline mapping YAML (relative to the app root or absolute): which key "
+        "moments (order placed, shipped, returned, refunded) go on the Dynamics customer as notes or tasks",
+    )
     brightpearl_poll_schedule: str = Field(
         "40 * * * * *",
         validation_alias="BRIGHTPEARL_ORDER_POLL_SCHEDULE",

@@ -18,7 +18,7 @@ from shared.flows.timeline_spec import TIMELINE
 from shared.sync.spec import EntitySpec, FlowSpec, PollerSpec
 from shared.systems import System
 
-ENTITIES: tuple[EntitySpec, ...] = (CUSTOMERS, PRODUCTS, STOCK, PRICES, ORDERS, RETURNS, INVOICES, FULFILMENT)
+ENTITIES: tuple[EntitySpec, ...] = (CUSTOMERS, PRODUCTS, STOCK, PRICES, ORDERS, RETURNS, INVOICES, FULFILMENT, TIMELINE)
 
 # Entities whose flows are built and unit-tested but not wired yet: no trigger, subscription or
 # poll schedule exists for them, so triggers, routing and webhook registration (which read
