@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping
-from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal
 from typing import Any, Protocol, Self, Unpack, cast
 
 from pydantic import BaseModel
@@ -52,6 +52,7 @@ from pydantic import BaseModel
 from shared.dataverse import odata
 from shared.dataverse.models import BatchOperation
 from shared.flows.invoices_spec import INVOICES, TO_DATAVERSE
+from shared.mapping.orders_history import amount
 from shared.mapping.orders_translate import CUSTOMER_KIND
 from shared.mapping.translation import Translation
 from shared.sync.engine import FlowPorts, PlainDecision, RecordSync, SyncRecord
@@ -127,15 +128,6 @@ def line_key(invoice_id: str, row_id: str) -> str:
     return str(uuid.uuid5(NAMESPACE, f"{invoice_id}/row/{row_id}"))
 
 
-def _dec(value: Any) -> Decimal:
-    if isinstance(value, dict):
-        value = value.get("value", value.get("magnitude"))
-    try:
-        return Decimal(str(value)) if value not in (None, "") else Decimal(0)
-    except InvalidOperation:
-        return Decimal(0)
-
-
 def unit(precision: int) -> Decimal:
     return Decimal(1).scaleb(-precision)
 
@@ -148,7 +140,7 @@ def amount_paid(payments: Iterable[Mapping[str, Any]]) -> Decimal:
     """Money in (RECEIPT, CAPTURE) less money out (PAYMENT: a refund), reference §9."""
     return sum(
         (
-            MONEY_IN[str(p.get("paymentType"))] * _dec(p.get("amountPaid"))
+            MONEY_IN[str(p.get("paymentType"))] * amount(p.get("amountPaid"))
             for p in payments
             if str(p.get("paymentType")) in MONEY_IN
         ),
@@ -176,16 +168,16 @@ def invoice_lines(order: Mapping[str, Any], invoice_id: str, precision: int) -> 
     rows = order.get("orderRows") or {}
     exact = Decimal(0)
     lines: list[InvoiceLine] = []
-    for row_id in sorted(rows, key=lambda r: (int(_dec((rows[r] or {}).get("orderRowSequence"))), int(r))):
+    for row_id in sorted(rows, key=lambda r: (int(amount((rows[r] or {}).get("orderRowSequence"))), int(r))):
         row = rows[row_id] or {}
         value = row.get("rowValue") or {}
-        net, tax = _dec(value.get("rowNet")), _dec(value.get("rowTax"))
+        net, tax = amount(value.get("rowNet")), amount(value.get("rowTax"))
         exact += net + tax
         net_q, tax_q = quantised(net, precision), quantised(tax, precision)
-        quantity = _dec(row.get("quantity"))
+        quantity = amount(row.get("quantity"))
         if quantity <= 0:  # a row without a quantity: one unit at its net
             quantity = Decimal(1)
-        price = _dec(row.get("productPrice")).quantize(PRICE_PLACES, rounding=ROUND_HALF_EVEN)
+        price = amount(row.get("productPrice")).quantize(PRICE_PLACES, rounding=ROUND_HALF_EVEN)
         if quantised(price * quantity, precision) < net_q:  # the net is above the list price
             price = (net_q / quantity).quantize(PRICE_PLACES, rounding=ROUND_CEILING)
         discount = quantised(price * quantity, precision) - net_q
@@ -202,7 +194,7 @@ def invoice_lines(order: Mapping[str, Any], invoice_id: str, precision: int) -> 
                 tax=tax_q,
             )
         )
-    total = _dec((order.get("totalValue") or {}).get("total"))
+    total = amount((order.get("totalValue") or {}).get("total"))
     if abs(exact - total) > unit(precision) / 2:
         raise TotalsMismatch(
             f"its rows add up to {exact.normalize():f} (net plus tax) but its totalValue.total is "
@@ -321,7 +313,7 @@ class InvoicesToDataverse(RecordSync[InvoiceState]):
         code = self._currency_code(record)
         precision = self.currencies[code][1]
         invoice_id = invoice_key(str(record["id"]), reference)
-        total = quantised(_dec((record.get("totalValue") or {}).get("total")), precision)
+        total = quantised(amount((record.get("totalValue") or {}).get("total")), precision)
         payments = record.get(PAYMENTS) or []
         paid = quantised(amount_paid(payments), precision)
         if not payments and str(record.get("orderPaymentStatus") or "").upper() == "PAID":
@@ -513,7 +505,7 @@ def held_state(row: Mapping[str, Any]) -> InvoiceState:
     return InvoiceState(
         invoice_id=str(row.get("invoiceid") or "").lower(),
         reference=str(row.get("bpi_brightpearlid") or ""),
-        paid=_dec(row.get("bpi_amountpaid")),
+        paid=amount(row.get("bpi_amountpaid")),
         statecode=row.get("statecode"),
         statuscode=row.get("statuscode"),
         line_ids=tuple(row.get(LINE_IDS) or ()),
