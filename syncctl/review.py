@@ -1,16 +1,19 @@
-"""`syncctl review list|accept|dismiss`: the records a flow would not decide alone.
+"""`syncctl review list|accept|dismiss|accept-sku`: the records a flow would not decide alone.
 
 `list` shows every record whose newest audit row in its flow is `needs-review` (a likely
 duplicate, an e-mail matching several records, a link to a record that no longer exists) with
 the description saying what to check. `accept KEY` records that the operator fixed the cause
 (ReviewAccepted in the audit) and syncs the record again now; `dismiss KEY` records that nothing
 is to be done (ReviewDismissed). KEY is `<flow>/<record id>` as listed, or the record id alone
-when one flow flags it (shared/ops/review.py).
+when one flow flags it (shared/ops/review.py). `accept-sku DYNAMICS_PRODUCT BRIGHTPEARL_PRODUCT`
+answers an order flagged SkuNeedsReview (SKU candidates, shared/mapping/sku_match.py): it links
+the two products (`product` link) and syncs the orders waiting for that product again.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.table import Table
@@ -63,9 +66,7 @@ def _decide(
     key: str, decision: str, flow: str | None, days: int, note: str, settings_file: Path | None
 ) -> None:
     from shared import runtime
-    from shared.ops.records import record
     from shared.ops.review import decide, find, needs_review
-    from shared.ops.sync_now import request_sync, runtime_publish, runtime_source
 
     names = _flows(flow)
     with runtime.override(settings=app_settings(settings_file)):
@@ -77,27 +78,76 @@ def _decide(
         if item is None:
             raise _fail(f"nothing waits for review under {key!r} (syncctl review list shows the keys)")
 
-        def resync(found) -> str:  # type: ignore[no-untyped-def]
-            ref = record(found.system, found.entity, found.record_id)
-            sent = request_sync(
-                ref,
-                publish=runtime_publish,
-                source=runtime_source(found.system),
-                now=runtime.clock(),
-                actor=actor(),
-            )
-            return sent.message_id
-
         entry = decide(
             audit,
             item,
             decision,  # type: ignore[arg-type]
             actor=actor(),
             note=note,
-            resync=resync,
+            resync=_resync,
             now=runtime.clock(),
         )
     output().print(f"{item.key}: {entry.reason_code} ({entry.description})")
+
+
+def _resync(found: Any) -> str:
+    """Publish a change notice for a review item's record (the flow runs it again now)."""
+    from shared import runtime
+    from shared.ops.records import record
+    from shared.ops.sync_now import request_sync, runtime_publish, runtime_source
+
+    ref = record(found.system, found.entity, found.record_id)
+    sent = request_sync(
+        ref, publish=runtime_publish, source=runtime_source(found.system), now=runtime.clock(), actor=actor()
+    )
+    return sent.message_id
+
+
+@app.command("accept-sku")
+def accept_sku(
+    dynamics_product: str = typer.Argument(..., help="the Dynamics productid the review names"),
+    brightpearl_product: int = typer.Argument(..., min=1, help="the Brightpearl product id it is"),
+    note: str = typer.Option("", "--note", help="why (kept in the audit; no personal data)"),
+    days: int = DaysOpt,
+    settings_file: Path | None = SettingsOpt,
+) -> None:
+    """A SKU candidate is the product: link them (product link) and sync its orders again."""
+    from shared import runtime
+    from shared.brightpearl.errors import BrightpearlError
+    from shared.dataverse.odata import guid
+    from shared.ops import review
+
+    try:
+        product = guid(dynamics_product)
+    except ValueError:
+        raise _fail(f"{dynamics_product!r} is not a Dynamics productid (a GUID)") from None
+    with runtime.override(settings=app_settings(settings_file)):
+        try:
+            found = runtime.brightpearl().get_products([brightpearl_product])
+        except BrightpearlError as exc:
+            raise _fail(f"reading Brightpearl product {brightpearl_product} failed: {exc}") from None
+        if not found:
+            raise _fail(f"Brightpearl has no product {brightpearl_product}")
+        store = runtime.state_store()
+        try:
+            orders = review.accept_sku(
+                store.links,
+                store.audit,
+                product,
+                brightpearl_product,
+                actor=actor(),
+                note=note,
+                resync=_resync,
+                now=runtime.clock(),
+                days=days,
+            )
+        except ValueError as exc:
+            raise _fail(str(exc)) from None
+    output().print(
+        f"Dynamics product {product} is Brightpearl product {brightpearl_product} (SKU {found[0].sku!r}): "
+        f"linked; {len(orders)} order(s) waiting for it synced again"
+        + "".join(f"\n  {i.key}" for i in orders)
+    )
 
 
 def _command(decision: str, doc: str) -> object:

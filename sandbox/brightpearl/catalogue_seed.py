@@ -186,3 +186,55 @@ def _prices(
             prices.update({"5": fmt(base * Decimal("0.95"), 2), "10": fmt(base * Decimal("0.9"), 2)})
         out[plid] = prices
     return out
+
+
+@dataclass(frozen=True)
+class SkuVariation:
+    """A product whose Dynamics product number differs from its Brightpearl SKU the way real
+    catalogues do (issue 18 item 2), and what SKU matching (shared/mapping/sku_match.py) does."""
+
+    case: str
+    brightpearl_sku: str | None  # None: no Brightpearl product (unknown)
+    dynamics_sku: str
+    name: str
+    expect: str  # exact, normalised, channel, ean, review, unknown
+    ean: str | None = None  # the Brightpearl product's EAN and the Dynamics product's bpi_ean
+    dynamics_name: str | None = None  # None: the same name
+
+
+# `channel` needs sku_matching.channels with strip_prefixes [WEB-] (docs/mapping.md, SKU matching).
+SKU_VARIATIONS: tuple[SkuVariation, ...] = (
+    SkuVariation("exact", "SKV-EXACT-1", "SKV-EXACT-1", "Heritage Oak Tray", "exact"),
+    SkuVariation("mixed case", "SKV-Case-2", "skv-case-2", "Nordic Linen Cushion", "normalised"),
+    SkuVariation("separators", "ABC-001", "ABC001", "Coastal Glass Vase", "normalised"),
+    SkuVariation("leading zeros", "SKV-0042", "SKV-42", "Urban Slate Clock", "normalised"),
+    SkuVariation("channel prefix", "SKV-PFX-5", "WEB-SKV-PFX-5", "Meadow Jute Basket", "channel"),
+    SkuVariation("EAN only", "BP-EAN-6", "LEGACY-77", "Amber Cotton Throw", "ean", ean="4006381333931"),
+    SkuVariation(
+        "near miss",
+        "SKV-LANTERN-7",
+        "SKV-LANTRN-7",
+        "Harbour Brass Lantern",
+        "review",
+        dynamics_name="Harbour Brass Lantern (old code)",
+    ),
+    SkuVariation("unknown", None, "NOPE-999", "Mystery Widget", "unknown"),
+)
+
+
+def seed_sku_variations(state: SimState, seed: int = 18) -> dict[str, int]:
+    """The Brightpearl side of SKU_VARIATIONS (no webhooks, like the other seeds): product id by
+    case. Each has the variation's EAN, or none."""
+    rng = random.Random(seed)
+    out: dict[str, int] = {}
+    with state.lock, state.seeding():
+        for v in SKU_VARIATIONS:
+            if v.brightpearl_sku is None:
+                continue
+            pid = _product(state, rng, v.name, v.brightpearl_sku)
+            identity = state.products[pid]["identity"]
+            identity.pop("ean", None)
+            if v.ean:
+                identity["ean"] = v.ean
+            out[v.case] = pid
+    return out

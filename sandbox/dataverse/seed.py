@@ -259,3 +259,26 @@ def seed_demo(sim: Simulator, counts: dict[str, int], seed: int = 1) -> dict[str
         cases += 1
     created["incident"] = cases
     return created
+
+
+def sku_variation_products(unit_group: str, base_unit: str) -> list[tuple[str, dict[str, Any]]]:
+    """The Dynamics side of the SKU variations (sandbox/brightpearl/catalogue_seed.py
+    `SKU_VARIATIONS`): a product body per case, its product number spelt as Dynamics has it, its
+    EAN in bpi_ean; not linked to Brightpearl (an existing Dynamics catalogue). Create each as
+    the CRM user (POST products) and price it to order it."""
+    from sandbox.brightpearl.catalogue_seed import SKU_VARIATIONS
+
+    out = []
+    for v in SKU_VARIATIONS:
+        body: dict[str, Any] = {
+            "name": v.dynamics_name or v.name,
+            "productnumber": v.dynamics_sku,
+            "quantitydecimal": 0,
+            "producttypecode": 1,
+            "defaultuomscheduleid@odata.bind": f"/uomschedules({unit_group})",
+            "defaultuomid@odata.bind": f"/uoms({base_unit})",
+        }
+        if v.ean:
+            body["bpi_ean"] = v.ean
+        out.append((v.case, body))
+    return out

@@ -8,7 +8,9 @@ in two `In` queries; keep those the trigger setting selects (`trigger.when`: sub
 order, or `bpi_sendtobrightpearl` on); check them (shared/model/order.py: OrderHasNoLines,
 InvalidQuantity, CurrencyMissing); resolve the customer through the customer links (an account
 through its primary contact) and each line's product through the product links, else by SKU
-(product-search); then create each order exactly once:
+matching (shared/mapping/sku_match.py: exact, channel affixes, normalised, identifiers; a SKU with
+only fuzzy or ambiguous candidates sends the order to review, SkuNeedsReview); then create each
+order exactly once:
 
 1. a creation claim in `links` (two workers never create the same order);
 2. a look-up by `externalRef` (= the salesorder id) before creating whenever an earlier
@@ -62,6 +64,7 @@ from shared.mapping.orders_translate import (
     order_hash,
     sales_order_body,
 )
+from shared.mapping.sku_match import ProductQuery, SkuMatch, SkuMatcher, read_dynamics_products, review_text
 from shared.mapping.translation import Translation
 from shared.model.order import Order, order_issues
 from shared.quality.issues import IssueCode, QualityIssue, Severity
@@ -80,6 +83,7 @@ CUSTOMER_RETRY_SECONDS = 120.0
 SKU_RETRY_SECONDS = 300.0
 NOT_WRITTEN = " (bpi_brightpearlid not written back: the link holds it)"
 POSTING = "posting"  # claim progress: the sales-order POST may have been sent
+SKU_NEEDS_REVIEW = "SkuNeedsReview"  # a line's product has only fuzzy or ambiguous candidates
 Record = SyncRecord[Order]
 
 
@@ -138,6 +142,7 @@ class OrdersToBrightpearl(RecordSync[Order]):
         self._waiting_customer: dict[str, tuple[str, str]] = {}  # order id -> (kind, GUID)
         self._no_primary: dict[str, str] = {}  # order id -> its account without a primary contact
         self._products: dict[str, int] = {}  # SKU -> Brightpearl product id
+        self._sku_review: dict[str, SkuMatch] = {}  # SKU -> its candidates (never used unreviewed)
         self._links: dict[str, Link] = {}  # record id -> its link (read with the records)
         self.changes = OrderChanges(self)
 
@@ -309,7 +314,9 @@ class OrdersToBrightpearl(RecordSync[Order]):
                 self._waiting_customer[order.order_id] = (order.customer.kind, order.customer.id)
 
     def _resolve_products(self, orders: list[Order]) -> None:
-        """Brightpearl product id per SKU: by the line's product link, else product-search by SKU."""
+        """Brightpearl product id per SKU: by the line's product link, else by SKU matching
+        (shared/mapping/sku_match.py: exact, channel affixes, normalised, identifiers); a SKU
+        with only fuzzy or ambiguous candidates is kept for review (`_sku_review`)."""
         product_ids = sorted({line.product_id for o in orders for line in o.lines if line.product_id})
         links = self.store.links.get_many("product", "dataverse", product_ids) if product_ids else {}
         for order in orders:
@@ -318,11 +325,31 @@ class OrdersToBrightpearl(RecordSync[Order]):
                 bp_id = link.id_in("brightpearl") if link is not None and link.is_linked else None
                 if line.sku and bp_id:
                     self._products[line.sku] = int(bp_id)
-        for sku in sorted({s for o in orders for s in o.skus()} - set(self._products)):
-            rows = list(self.bp.search_products(sku=sku, columns=["productId", "SKU"]))
-            exact = sorted(int(row["productId"]) for row in rows if row.get("SKU") == sku)
-            if exact:
-                self._products[sku] = exact[0]
+        pending = {
+            line.sku: ProductQuery(line.sku, line.product_id)
+            for o in orders
+            for line in o.lines
+            if line.sku and line.sku not in self._products
+        }
+        if not pending:
+            return
+        settings = self.mapping.sku_matching
+        matcher = SkuMatcher(self.bp, settings, channel=self.mapping.brightpearl.channel_id)
+        for sku, found in matcher.match(list(pending.values()), enrich=self._with_details).items():
+            if found.product_id is not None:
+                self._products[sku] = found.product_id
+            elif found.needs_review:
+                self._sku_review[sku] = found
+
+    def _with_details(self, queries: list[ProductQuery]) -> list[ProductQuery]:
+        """The queries with their Dynamics products' names and identifier columns (one query)."""
+        ids = [q.product_id for q in queries if q.product_id]
+        details = read_dynamics_products(self.dv, ids, self.mapping.sku_matching) if ids else {}
+        out = []
+        for q in queries:
+            name, identifiers = details.get(q.product_id or "", (None, {}))
+            out.append(ProductQuery(q.sku, q.product_id, name, identifiers))
+        return out
 
     # ------------------------------------------------------------------------------ deciding
     def decide_write(self, record: Record, current: Order | None) -> OrderDecision:
@@ -411,6 +438,8 @@ class OrdersToBrightpearl(RecordSync[Order]):
                             stamp=result.stamp,
                         ),
                     )
+            elif result.reason == IssueCode.UNKNOWN_SKU and (review := self._sku_review_of(r)):
+                results.set(r.source_id, review)
             elif result.reason == IssueCode.UNKNOWN_SKU and self._still_waiting_for_sku(r.source_id):
                 results.set(
                     r.source_id,
@@ -422,6 +451,27 @@ class OrdersToBrightpearl(RecordSync[Order]):
                     ),
                 )
         self._ask_for_customers(list(waiting.values()))
+
+    def _sku_review_of(self, r: Record) -> RecordResult | None:
+        """needs-review SkuNeedsReview when every unmatched SKU of the order has candidates (a
+        fuzzy or ambiguous match is never used unreviewed); None when one has none (UnknownSku)."""
+        order = r.read.value
+        unmatched = [line for line in order.lines if line.sku and line.sku not in self._products]
+        if not unmatched or any(line.sku not in self._sku_review for line in unmatched):
+            return None
+        parts = [
+            f"line {order.lines.index(line) + 1}, Dynamics product {line.product_id} (SKU {line.sku!r}): "
+            f"{review_text(self._sku_review[line.sku or ''])}"
+            for line in unmatched
+        ]
+        return RecordResult(
+            "needs-review",
+            SKU_NEEDS_REVIEW,
+            f"{order.reference} (Dataverse order {r.source_id}): no Brightpearl product matches for sure; "
+            f"{'; '.join(parts)}. Accept one: syncctl review accept-sku <Dynamics product id> "
+            "<Brightpearl product id> (remembered as a product link; the order syncs again), or fix the "
+            "product number in Dynamics, then syncctl review accept",
+        )
 
     def _still_waiting_for_sku(self, record_id: str) -> bool:
         settings = self.mapping.unknown_sku

@@ -184,3 +184,51 @@ def decide(
     )
     written: AuditEntry = audit.record(entry)
     return written
+
+
+SKU_FLOW = "orders-to-brightpearl"
+SKU_REASON = "SkuNeedsReview"  # shared/flows/orders_to_brightpearl.py SKU_NEEDS_REVIEW
+
+
+def accept_sku(
+    links: Any,
+    audit: Any,
+    dynamics_product: str,
+    brightpearl_product: int,
+    *,
+    actor: str,
+    note: str = "",
+    resync: Callable[[ReviewItem], str | None] | None = None,
+    now: datetime | None = None,
+    days: int = DEFAULT_DAYS,
+) -> list[ReviewItem]:
+    """An operator's choice among SKU candidates (`syncctl review accept-sku`): the Dynamics
+    product and the Brightpearl product are linked (`product` link, Brightpearl the source as
+    the products flow has it), so every later order line of that product matches by link; then
+    each order flagged SkuNeedsReview naming the Dynamics product is accepted (synced again).
+    Returns those orders. A product linked to another one already raises ValueError."""
+    from shared.store.errors import ClaimTaken, StoreConflictError
+
+    dv_id = dynamics_product.strip().lower()
+    try:
+        links.link("product", "brightpearl", str(int(brightpearl_product)), "dataverse", dv_id)
+    except ClaimTaken as taken:
+        held = taken.link.id_in("dataverse") if taken.link is not None else None
+        raise ValueError(
+            f"Brightpearl product {brightpearl_product} is linked to Dynamics product "
+            f"{held or '(being linked)'} already; order that product in Dynamics instead"
+        ) from None
+    except StoreConflictError:
+        raise ValueError(
+            f"Dynamics product {dv_id} is linked to another Brightpearl product already: "
+            "its orders match by that link"
+        ) from None
+    flagged = [
+        i
+        for i in needs_review(audit, [SKU_FLOW], days=days)
+        if i.reason == SKU_REASON and dv_id in i.description.lower()
+    ]
+    for item in flagged:
+        why = note or f"SKU match: Dynamics product {dv_id} is Brightpearl product {brightpearl_product}"
+        decide(audit, item, "accept", actor=actor, note=why, resync=resync, now=now)
+    return flagged

@@ -1008,9 +1008,14 @@ class FakeBrightpearl(_Faults):
         self._call("search_products")
         rows = []
         for product in sorted(self.products.values(), key=lambda p: int(p["id"])):
+            identity = product.get("identity") or {}
             row = {
                 "productId": product["id"],
-                "SKU": (product.get("identity") or {}).get("sku"),
+                "SKU": identity.get("sku"),
+                "EAN": identity.get("ean"),
+                "UPC": identity.get("upc"),
+                "ISBN": identity.get("isbn"),
+                "productName": ((product.get("salesChannels") or [{}])[0]).get("productName"),
                 "updatedOn": product.get("updatedOn"),
                 "stockTracked": bool((product.get("stock") or {}).get("stockTracked")),
             }

@@ -126,6 +126,11 @@ def cases(s: str, tmp: str) -> dict[str, list[list[str]]]:
         "review list": [["--settings", s], ["--flow", "no-such-flow", "--settings", s]],
         "review accept": [["customers-to-dataverse/215", "--settings", s]],
         "review dismiss": [["customers-to-dataverse/215", "--settings", s], ["x", "--days", "0"]],
+        "review accept-sku": [
+            [GUID, "1001", "--settings", s],
+            ["not-a-guid", "1001", "--settings", s],
+            [GUID, "0", "--settings", s],
+        ],
         "flow list": [["--settings", s]],
         "flow pause": [["customers-to-dataverse", "--settings", s], ["no-such-flow", "--settings", s]],
         "flow resume": [["customers-to-dataverse", "--settings", s], ["x", "--recheck", "1"]],

@@ -94,11 +94,15 @@ def test_the_product_part_of_the_plan_has_the_contract_names():
     plan = schema_plan(include_products=True)
     customers = tuple(plan_for_customers(load_customer_mapping()))
     assert plan.tables[:2] == customers  # customers unchanged
-    [product] = [t for t in plan.tables if t.table == "product"]
+    [product, identifiers] = [t for t in plan.tables if t.table == "product"]
     assert product.table == "product" and product.change_tracking
     assert [(c.name, c.kind, c.custom, c.max_length) for c in product.columns] == [
         ("bpi_brightpearlid", "string", True, 100),
         ("bpi_availablestock", "decimal", True, None),
+    ]
+    # the orders part: the identifier columns SKU matching reads (orders.yaml sku_matching.identifiers)
+    assert [(c.name, c.kind, c.custom, c.max_length) for c in identifiers.columns] == [
+        ("bpi_ean", "string", True, 14)
     ]
     assert [(k.name, k.columns) for k in product.keys] == [
         ("bpi_brightpearlid_key", ("bpi_brightpearlid",)),
