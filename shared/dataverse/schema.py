@@ -205,16 +205,25 @@ LINE_COLUMNS: tuple[ColumnSpec, ...] = (
 def plan_for_orders(mapping: OrderMapping | None = None) -> list[TableSpec]:
     """salesorder's integration columns and key, and change tracking on salesorder and
     salesorderdetail (the backstop's reads); the flag column is the mapping's trigger.flag_column."""
-    flag = (mapping or load_order_mapping()).trigger.flag_column
+    orders = mapping or load_order_mapping()
+    flag = orders.trigger.flag_column
     columns = (
         ColumnSpec("bpi_brightpearlid", "string", LABELS["bpi_brightpearlid"], True, 100),
         ColumnSpec(flag, "boolean", "Send to Brightpearl", True),
         *ORDER_COLUMNS,
     )
     key = KeySpec("bpi_brightpearlid_key", ("bpi_brightpearlid",), "Brightpearl ID key")
+    # product: our identifier columns SKU matching reads (sku_matching.identifiers; a GTIN is at
+    # most 14 characters, reference brightpearl-api.md §7.2)
+    identifiers = tuple(
+        ColumnSpec(column, "string", f"{kind.upper()}", True, 14 if kind in ("ean", "upc", "isbn") else 100)
+        for kind, column in orders.sku_matching.identifiers.items()
+        if column.startswith("bpi_")
+    )
     return [
         TableSpec("salesorder", columns, (key,), change_tracking=True),
         TableSpec("salesorderdetail", LINE_COLUMNS, change_tracking=True),
+        *([TableSpec("product", identifiers)] if identifiers else []),
     ]
 
 

@@ -22,6 +22,7 @@ from shared.mapping.config import MappingError, read_yaml_document, validate_doc
 from shared.mapping.fulfilment_config import FulfilmentSettings
 from shared.mapping.orders_history import HistorySettings
 from shared.mapping.orders_status import OrderStatusMapping, read_order_status_mapping
+from shared.mapping.sku_match import SkuMatching
 
 DEFAULT_PATH = Path(__file__).resolve().parents[2] / "mappings" / "orders.yaml"
 
