@@ -156,6 +156,7 @@ class OrderMapping(_Strict):
     writeback: WritebackSettings = WritebackSettings()
     fulfilment: FulfilmentSettings = FulfilmentSettings()
     history: HistorySettings = HistorySettings()  # Brightpearl-born orders -> Dynamics (issue 14)
+    sku_matching: SkuMatching = SkuMatching()
     status_file: str = Field("order_status.yaml", min_length=1, description="relative to this file")
     statuses: OrderStatusMapping = Field(default_factory=OrderStatusMapping, description="status_file's")
     source: str = Field("<memory>", exclude=True)
