@@ -7,15 +7,12 @@ and started again on the same bus and store."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from sandbox.host import LocalHost
 from shared import runtime
 from shared.flows.pollers import notices_for
 from shared.store import AuditResult
-from tests.e2e.customers.conftest import ROOT
+from tests.e2e.orders.test_exactly_once import second_host
 from tests.e2e.returns.conftest import FLOW, POLLER, ReturnSandbox
 
 ACTIVE, RESOLVED = 0, 1
@@ -41,22 +38,6 @@ def announce_again(box: ReturnSandbox, credits: list[int], version: str) -> None
         per_notice=3,
     )
     runtime.publisher_to("BRIGHTPEARL_CHANGES_TOPIC")(envelopes)
-
-
-@contextmanager
-def second_host(box: ReturnSandbox) -> Iterator[LocalHost]:
-    """Another instance of the Function App beside the first, on the same bus and store."""
-    other = LocalHost(
-        "function_app",
-        settings=box.values,
-        bus=box.bus,
-        port=0,
-        clock=box.clock,
-        project_root=ROOT,
-        poll_interval=0.02,
-    )
-    with other:
-        yield other
 
 
 def assert_one_case_each(box: ReturnSandbox, credits: list[int]) -> None:
