@@ -245,6 +245,9 @@ def run(
     products, default sandbox.catalogue_demo.catalogue_size; 0: none) and bring it into Dynamics,
     stop on Ctrl-C."""
     settings_path, settings = load_local_settings()
+    from sandbox.orders_demo import demo_settings
+
+    settings = demo_settings(settings)  # fulfilment automation on for the demo (sandbox/orders_demo.py)
     supervisor = Supervisor(plan(settings, host_port=host_port), echo=echo)
 
     def on_signal(signum: int, _frame: object) -> None:

@@ -2,8 +2,8 @@
 runs it: webhooks registered against the host, the catalogue brought into Dynamics): the six
 customer scenes, then the catalogue scene, where a Brightpearl stock correction arrives in
 Dynamics' `bpi_availablestock` and a price change in the Retail GBP price list item, then the
-order scene: a Dynamics order submitted, created in Brightpearl, shipped there, fulfilled in
-Dynamics."""
+order scene: a Dynamics order submitted, created in Brightpearl, allocated there by the
+integration at "Ready to ship" (fulfilment automation), shipped, fulfilled in Dynamics."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from sandbox.catalogue_demo import prepare_catalogue, subscriptions
 from sandbox.dataverse import SimulatorServer as DataverseServer
 from sandbox.demo import Endpoints, register_webhooks, run_demo
 from sandbox.host import LocalHost
+from sandbox.orders_demo import demo_settings
 from shared import runtime
 from shared.bus.local import LocalBus
 from shared.settings import load_settings
@@ -47,6 +48,7 @@ def live_sandbox(
         RETRY_BASE_DELAY_SECONDS="1",
         RETRY_MAX_DELAY_SECONDS="2",
     )
+    values = demo_settings(values)  # fulfilment automation on, as `sandbox up` runs the demo
     store = StateStore.from_connection_string(
         azurite, table_prefix=prefix, claim_timeout=timedelta(seconds=30)
     )
@@ -105,5 +107,11 @@ def test_the_demo_ends_with_a_stock_correction_and_a_price_change_reaching_dynam
     # the order scene: submitted in Dynamics, one Brightpearl order, shipped there, fulfilled here
     [created] = [line for line in lines if "-> Brightpearl sales order" in line]
     assert "with 3 rows" in created, created  # two products and the freight row
+    # allocated by the integration at "Ready to ship": one note, the lines show reserved and released
+    [allocated] = [line for line in lines if "-> reserved and released on goods-out notes" in line]
+    assert "in warehouse 2" in allocated, allocated
+    [figures] = [line for line in lines if "-> Dynamics order lines:" in line]
+    assert "2 ordered / 2 reserved / 2 released" in figures, figures
+    assert "1 ordered / 1 reserved / 1 released" in figures, figures
     [shipped] = [line for line in lines if "Fulfilled, shipped on" in line]
     assert "tracking DEMO-TRACK-1" in shipped and "shipped on None" not in shipped, shipped
