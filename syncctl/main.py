@@ -12,6 +12,7 @@ from shared.telemetry import quiet_http_client_loggers
 from syncctl import (
     backfill,
     bus,
+    customers_show,
     dataverse,
     dlq,
     flow,
@@ -108,6 +109,7 @@ for command, module in (
     ("backfill", backfill),
     ("bus", bus),
     ("orders", orders),
+    ("customers", customers_show),
     ("review", review),
     ("flow", flow),
     ("reconcile", reconcile),

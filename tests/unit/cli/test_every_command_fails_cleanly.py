@@ -111,6 +111,12 @@ def cases(s: str, tmp: str) -> dict[str, list[list[str]]]:
         "bus status": [["--settings", s]],
         "bus messages": [["--settings", s], ["--queue", "nowhere", "--settings", s]],
         "orders show": [["SO-1001", "--settings", s], [GUID, "--settings", s], ["  ", "--settings", s]],
+        "customers show": [
+            ["ada@example.org", "--settings", s],
+            ["215", "--json", "--settings", s],
+            [GUID, "--settings", s],
+            ["  ", "--settings", s],
+        ],
         "history": [
             ["brightpearl", "contact", "215", "--settings", s],
             ["dataverse", "contact", "215", "--settings", s],
