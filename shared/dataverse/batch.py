@@ -20,34 +20,86 @@ def build_batch(
     """(content type, body). `service_root_path` is e.g. `/api/data/v9.2/`."""
     boundary = f"batch_{uuid.uuid4()}"
     lines: list[str] = []
-
-    def request_lines(op: BatchOperation, content_id: int | None) -> list[str]:
-        out = ["Content-Type: application/http", "Content-Transfer-Encoding: binary"]
-        if content_id is not None:
-            out.append(f"Content-ID: {content_id}")
-        out += ["", f"{op.method.upper()} {service_root_path}{op.path} HTTP/1.1"]
-        headers = dict(op.headers)
-        if op.body is not None:
-            headers.setdefault("Content-Type", "application/json; type=entry")
-        out += [f"{k}: {v}" for k, v in headers.items()]
-        out.append("")
-        out.append(json.dumps(op.body, ensure_ascii=False) if op.body is not None else "")
-        return out
-
     if change_set:
         cs = f"changeset_{uuid.uuid4()}"
         lines += [f"--{boundary}", f"Content-Type: multipart/mixed; boundary={cs}", ""]
         for i, op in enumerate(ops, start=1):
             lines.append(f"--{cs}")
-            lines += request_lines(op, i)
+            lines += _request_lines(op, i, service_root_path)
         lines.append(f"--{cs}--")
     else:
         for op in ops:
             lines.append(f"--{boundary}")
-            lines += request_lines(op, None)
+            lines += _request_lines(op, None, service_root_path)
     lines.append(f"--{boundary}--")
     lines.append("")
     return f"multipart/mixed; boundary={boundary}", CRLF.join(lines).encode("utf-8")
+
+
+def build_change_sets(
+    groups: Sequence[Sequence[BatchOperation]], service_root_path: str
+) -> tuple[str, bytes]:
+    """(content type, body) of one `$batch` whose every group is its own change set (atomic on
+    its own; Content-IDs run across the whole request, as they must be unique in it)."""
+    boundary = f"batch_{uuid.uuid4()}"
+    lines: list[str] = []
+    content_id = 0
+    for group in groups:
+        cs = f"changeset_{uuid.uuid4()}"
+        lines += [f"--{boundary}", f"Content-Type: multipart/mixed; boundary={cs}", ""]
+        for op in group:
+            content_id += 1
+            lines.append(f"--{cs}")
+            lines += _request_lines(op, content_id, service_root_path)
+        lines.append(f"--{cs}--")
+    lines.append(f"--{boundary}--")
+    lines.append("")
+    return f"multipart/mixed; boundary={boundary}", CRLF.join(lines).encode("utf-8")
+
+
+def _request_lines(op: BatchOperation, content_id: int | None, service_root_path: str) -> list[str]:
+    out = ["Content-Type: application/http", "Content-Transfer-Encoding: binary"]
+    if content_id is not None:
+        out.append(f"Content-ID: {content_id}")
+    out += ["", f"{op.method.upper()} {service_root_path}{op.path} HTTP/1.1"]
+    headers = dict(op.headers)
+    if op.body is not None:
+        headers.setdefault("Content-Type", "application/json; type=entry")
+    out += [f"{k}: {v}" for k, v in headers.items()]
+    out.append("")
+    out.append(json.dumps(op.body, ensure_ascii=False) if op.body is not None else "")
+    return out
+
+
+def parse_change_sets(
+    content_type: str, body: bytes, sizes: Sequence[int], *, context: str = "$batch"
+) -> list[list[BatchResult]]:
+    """The answer to `build_change_sets`: one result list per change set, in order. A change set
+    that rolled back is answered by one part (its failing request): that error stands for every
+    operation of the set. A set the answer does not reach (the batch stopped) is a DataverseError."""
+    parts = _parts(body, _boundary(content_type))
+    out: list[list[BatchResult]] = []
+    for n, size in enumerate(sizes):
+        if n >= len(parts):
+            raise DataverseError(
+                f"{context}: the answer holds {len(parts)} change sets of {len(sizes)}; the rest were not run"
+            )
+        headers, rest = _split_head(parts[n])
+        ctype = headers.get("content-type", "")
+        if ctype.startswith("multipart/mixed"):
+            subs = [_split_head(sub)[1] for sub in _parts(rest, _boundary(ctype))]
+            results = [_result(i, *_http_part(sub), context=context) for i, sub in enumerate(subs)]
+            if len(results) != size:
+                raise DataverseError(
+                    f"{context}: change set {n + 1} answered {len(results)} parts for {size} operations"
+                )
+        else:
+            failed = _result(0, *_http_part(rest), context=context)
+            results = [
+                BatchResult(i, failed.status, failed.headers, failed.body, failed.error) for i in range(size)
+            ]
+        out.append(results)
+    return out
 
 
 def _boundary(content_type: str) -> str:

@@ -27,7 +27,7 @@ from azure.core.credentials import TokenCredential
 from tenacity import RetryCallState
 
 from shared.dataverse import odata
-from shared.dataverse.batch import build_batch, parse_batch_response
+from shared.dataverse.batch import build_batch, build_change_sets, parse_batch_response, parse_change_sets
 from shared.dataverse.bulk import write_bulk
 from shared.dataverse.credentials import TokenCache, build_credential
 from shared.dataverse.errors import (
@@ -537,6 +537,34 @@ class DataverseClient:
                 if r.error is not None:
                     raise r.error
         return results
+
+    def execute_change_sets(self, groups: Sequence[Sequence[BatchOperation]]) -> list[list[BatchResult]]:
+        """Send many change sets in one `$batch` (at most 1000 operations in all), each atomic on
+        its own, with continue-on-error between them: one result list per group, in order (an
+        empty group: an empty list). A group that rolled back carries its failing request's
+        error on every operation."""
+        sent = [g for g in groups if g]
+        total = sum(len(g) for g in sent)
+        if not sent:
+            return [[] for _ in groups]
+        if total > 1000:
+            raise ValueError(f"a $batch holds at most 1000 operations, these change sets have {total}")
+        content_type, body = build_change_sets(sent, self.service_root_path)
+        headers = {"Content-Type": content_type, "Prefer": "odata.continue-on-error"}
+        idempotent = all(op.method.upper() in ("GET", "PATCH", "PUT", "DELETE") for g in sent for op in g)
+        resp = self.request("POST", "$batch", content=body, headers=headers, idempotent=idempotent)
+        answers = iter(
+            parse_change_sets(resp.headers.get("Content-Type", ""), resp.content, [len(g) for g in sent])
+        )
+        out = [next(answers) if g else [] for g in groups]
+        for group, results in zip(groups, out, strict=True):
+            for result, op in zip(results, group, strict=True):
+                if result.error is not None:
+                    entity_set = op.path.split("(")[0].split("/")[0]
+                    result.error = refine_not_found(
+                        result.error, op.method, op.path, LOGICAL_NAMES.get(entity_set)
+                    )
+        return out
 
     # ======================================================================= bulk
     def create_multiple(

@@ -625,6 +625,21 @@ class FakeDataverse(_Faults):
             )
         return self._write(entity_set, str(given).lower() if given else None, body)
 
+    def execute_change_sets(self, groups: Sequence[Sequence[BatchOperation]]) -> list[list[BatchResult]]:
+        """Each group as `execute_batch` runs it, all counted as one call; a group with a failed
+        operation reports that error for each of its operations (the writes before it are NOT
+        rolled back in this fake)."""
+        self._call("execute_change_sets")
+        out: list[list[BatchResult]] = []
+        for group in groups:
+            results = self.execute_batch(group, change_set=True) if group else []
+            self.calls.pop()  # counted above, as the one $batch it is
+            failed = next((r for r in results if r.error is not None), None)
+            if failed is not None:
+                results = [BatchResult(i, failed.status, {}, None, failed.error) for i in range(len(group))]
+            out.append(results)
+        return out
+
     def execute_batch(
         self, ops: Sequence[BatchOperation], *, continue_on_error: bool = True, change_set: bool = False
     ) -> list[BatchResult]:

@@ -204,6 +204,10 @@ class DataversePort(Protocol):
         """Up to 1000 requests in one `$batch` (e.g. state changes: PATCH statecode/statuscode)."""
         ...
 
+    def execute_change_sets(self, groups: Sequence[Sequence[BatchOperation]]) -> list[list[BatchResult]]:
+        """Many change sets (each atomic) in one `$batch`, at most 1000 operations in all."""
+        ...
+
 
 class ClaimKeeperPort(Protocol):
     def held(self, claim: Claim) -> bool: ...
