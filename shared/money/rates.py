@@ -373,6 +373,25 @@ class DataverseRates(RateSource):
         return table
 
 
+class FixedRates(RateSource):
+    """Rates given in code (tests, benchmarks): base currency and, per currency, (active from,
+    rate) pairs, with the same date rule and crossing as the real sources."""
+
+    name = "fixed exchange rates"
+
+    def __init__(self, base: str, rates: Mapping[str, Iterable[tuple[date, Decimal]]], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.base = currency_code(base)
+        self.given = {currency_code(c): sorted(r, key=lambda e: e[0], reverse=True) for c, r in rates.items()}
+
+    @property
+    def currencies_label(self) -> str:
+        return "fixed currencies"
+
+    def load(self) -> RateTable:
+        return RateTable(base=self.base, rates={c: list(r) for c, r in self.given.items()})
+
+
 def rate_source(
     kind: str,
     *,
