@@ -3,6 +3,7 @@
 import azure.functions as func
 
 from functions import (
+    customer_value,
     customers,
     fulfilment,
     ingress,
@@ -37,3 +38,4 @@ app.register_functions(returns.bp)
 app.register_functions(reconcile.bp)
 app.register_functions(schema_check.bp)
 app.register_functions(timeline.bp)
+app.register_functions(customer_value.bp)

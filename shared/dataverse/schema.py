@@ -24,7 +24,7 @@ from shared.mapping.columns import dataverse_column
 from shared.mapping.orders_config import OrderMapping, load_order_mapping
 from shared.mapping.products_config import ProductMapping, load_product_mapping
 
-ColumnKind = Literal["string", "memo", "boolean", "picklist", "integer", "decimal", "datetime"]
+ColumnKind = Literal["string", "memo", "boolean", "picklist", "integer", "decimal", "money", "datetime"]
 
 # Column kind -> (AttributeMetadata type, AttributeType as the metadata API reports it).
 METADATA_TYPES: dict[ColumnKind, tuple[str, str]] = {
@@ -34,6 +34,7 @@ METADATA_TYPES: dict[ColumnKind, tuple[str, str]] = {
     "picklist": ("PicklistAttributeMetadata", "Picklist"),
     "integer": ("IntegerAttributeMetadata", "Integer"),
     "decimal": ("DecimalAttributeMetadata", "Decimal"),
+    "money": ("MoneyAttributeMetadata", "Money"),
     "datetime": ("DateTimeAttributeMetadata", "DateTime"),
 }
 _CATALOGUE_KINDS: dict[str, ColumnKind] = {
@@ -68,6 +69,7 @@ LABELS = {
 # SchemaName, DisplayName, Description and RequiredLevel).
 DECIMAL_PRECISION_RANGE = (0, 10)
 DECIMAL_LIMIT = 100_000_000_000
+MONEY_LIMIT = 922_337_203_685_477  # Money's range (reference dataverse-api.md)
 DECIMAL_PRECISION = 2  # default: quantities and stock figures with two decimals
 LANGUAGE_CODE = 1033  # labels are written in English (MSCRM.MergeLabels keeps other languages)
 METADATA_HEADERS = {"Consistency": "Strong"}  # skip metadata caches right after a change (§14.1)
@@ -252,6 +254,21 @@ def plan_for_returns() -> list[TableSpec]:
     return [TableSpec("incident", (column,), (key,))]
 
 
+# contact and account: the customer value figures (issue 14 item 4, shared/flows/customer_value_*.py),
+# money in the organization's base currency (precision from the currency)
+CUSTOMER_VALUE_COLUMNS: tuple[ColumnSpec, ...] = (
+    ColumnSpec("bpi_lifetimevalue", "money", "Lifetime value", True),
+    ColumnSpec("bpi_lastpurchasedate", "datetime", "Last purchase date", True),
+    ColumnSpec("bpi_ordercount", "integer", "Order count", True),
+    ColumnSpec("bpi_averageordervalue", "money", "Average order value", True),
+    ColumnSpec("bpi_openreturns", "integer", "Open returns", True),
+)
+
+
+def plan_for_customer_value() -> list[TableSpec]:
+    return [TableSpec("contact", CUSTOMER_VALUE_COLUMNS), TableSpec("account", CUSTOMER_VALUE_COLUMNS)]
+
+
 def entity_wired(name: str) -> bool:
     """The entity runs (it is in shared/sync/registry.py ENTITIES, not only BUILDING)."""
     from shared.sync.registry import ENTITIES
@@ -277,6 +294,8 @@ def schema_plan(
     `include_products=False` leaves it out. The orders tables (salesorder, salesorderdetail:
     `plan_for_orders`) come with the product table once the orders entity is wired."""
     tables = plan_for_customers(mapping or load_customer_mapping())
+    if entity_wired("customer-value"):
+        tables += plan_for_customer_value()
     if include_products is None:
         include_products = products is not None or products_wired()
     if include_products:
@@ -344,6 +363,8 @@ def attribute_body(spec: ColumnSpec) -> dict[str, Any]:
         if not low <= precision <= high:
             raise ValueError(f"column {spec.name}: precision must be {low} to {high}, got {precision}")
         body |= {"Precision": precision, "MinValue": -DECIMAL_LIMIT, "MaxValue": DECIMAL_LIMIT}
+    elif spec.kind == "money":  # PrecisionSource 2: the record currency's precision
+        body |= {"Precision": 2, "PrecisionSource": 2, "MinValue": -MONEY_LIMIT, "MaxValue": MONEY_LIMIT}
     elif spec.kind == "datetime":
         body |= {"Format": "DateOnly", "DateTimeBehavior": {"Value": "DateOnly"}}
     return body

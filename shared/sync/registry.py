@@ -6,6 +6,7 @@ Adding an entity adds its spec here (and its flows, mapping and tests; docs/arch
 
 from __future__ import annotations
 
+from shared.flows.customer_value_spec import CUSTOMER_VALUE
 from shared.flows.customers_spec import CUSTOMERS
 from shared.flows.fulfilment_spec import FULFILMENT
 from shared.flows.invoices_spec import INVOICES
@@ -18,7 +19,18 @@ from shared.flows.timeline_spec import TIMELINE
 from shared.sync.spec import EntitySpec, FlowSpec, PollerSpec
 from shared.systems import System
 
-ENTITIES: tuple[EntitySpec, ...] = (CUSTOMERS, PRODUCTS, STOCK, PRICES, ORDERS, RETURNS, INVOICES, FULFILMENT, TIMELINE)
+ENTITIES: tuple[EntitySpec, ...] = (
+    CUSTOMERS,
+    PRODUCTS,
+    STOCK,
+    PRICES,
+    ORDERS,
+    RETURNS,
+    INVOICES,
+    FULFILMENT,
+    TIMELINE,
+    CUSTOMER_VALUE,
+)
 
 # Entities whose flows are built and unit-tested but not wired yet: no trigger, subscription or
 # poll schedule exists for them, so triggers, routing and webhook registration (which read

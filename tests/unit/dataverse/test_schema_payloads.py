@@ -26,6 +26,7 @@ TYPE_SPECIFIC = {
     "MemoAttributeMetadata": {"MaxLength", "Format"},
     "IntegerAttributeMetadata": {"MinValue", "MaxValue", "Format"},
     "DecimalAttributeMetadata": {"Precision", "MinValue", "MaxValue"},
+    "MoneyAttributeMetadata": {"Precision", "PrecisionSource", "MinValue", "MaxValue"},
     "DateTimeAttributeMetadata": {"Format", "DateTimeBehavior"},
     "BooleanAttributeMetadata": {"DefaultValue", "OptionSet"},
     "PicklistAttributeMetadata": {"OptionSet"},
