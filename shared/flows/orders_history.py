@@ -428,6 +428,9 @@ class OrderHistory:
         try:
             existing = self._find(r.source_id) if claim.takeover or claim.progress.get(POSTING) else None
             if existing is not None:
+                log.warning(
+                    "Brightpearl order %s: found its Dynamics order made by an earlier attempt", r.source_id
+                )
                 r.target_id, r.matched_by = existing, "recovered"
             else:
                 claim = r.claim = self._links.save_progress(claim, {**claim.progress, POSTING: True})
@@ -440,6 +443,11 @@ class OrderHistory:
                         raise
                     r.target_id, r.matched_by = found, "recovered"
         except Exception as exc:
+            log.warning(
+                "creating the Dynamics order of Brightpearl order %s failed: %s",
+                r.source_id,
+                type(exc).__name__,
+            )
             self._release(claim, r.source_id)
             results.error(r.source_id, exc, f"creation of the Dynamics order of {self._what(r)}")
             return False

@@ -29,7 +29,8 @@ def sandbox_settings(sandbox_settings: dict[str, str], tmp_path: Path) -> dict[s
     mapping = order_mapping(
         tmp_path,
         (
-            "  channels: []             # Brightpearl channel ids whose orders are copied (empty: every channel)",
+            "  channels: []             # Brightpearl channel ids whose orders are copied"
+            " (empty: every channel)",
             "  channels: [1]",
         ),
         ("  channel_names: {}", "  channel_names: {1: Web shop}"),
