@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Sized
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
@@ -46,6 +46,7 @@ Method = Literal["link", "exact", "channel", "normalised", "ean", "upc", "isbn",
 SEARCH_COLUMNS = {"ean": "EAN", "upc": "UPC", "isbn": "ISBN"}  # identifier -> product-search column
 GTINS = frozenset({"ean", "upc", "isbn"})  # compared as numbers (a UPC-A is an EAN-13 with a 0)
 PAGE_SIZE = 500
+CATALOGUE_COLUMNS = ["productId", "SKU", "productName", *SEARCH_COLUMNS.values()]
 PRODUCTS_PER_GET = 200
 GUIDS_PER_QUERY = 200
 COLUMN = r"^[a-z][a-z0-9_]{0,99}$"
@@ -306,6 +307,9 @@ class SkuMatcher:
         self._by_sku: dict[str, list[dict[str, Any]]] = {}  # exact SKU -> product-search rows
         self._index: CatalogueIndex | None = None
         self._identities_read = False
+        self._rows: Iterator[dict[str, Any]] | None = None  # the catalogue read, resumable
+        self._entries: list[_Entry] = []  # what it has read so far
+        self._exact_index: dict[str, list[int]] | None = None  # SKU -> products, whole catalogue read
 
     def match(
         self,
@@ -319,6 +323,7 @@ class SkuMatcher:
         for q in queries:
             todo.setdefault(q.sku, q)
         out: dict[str, SkuMatch] = {}
+        self._index_when_cheaper(len(todo))
         for sku in sorted(todo):
             found = self._exact(sku)
             if found is not None:
@@ -352,6 +357,11 @@ class SkuMatcher:
 
     # ------------------------------------------------------------------------------ stages
     def _exact(self, sku: str) -> int | None:
+        """The Brightpearl product whose SKU is `sku` character for character: from the whole
+        catalogue when it was read, else `product-search?SKU=` (once per SKU)."""
+        if self._exact_index is not None:
+            held = self._exact_index.get(sku)
+            return min(held) if held else None
         if sku not in self._by_sku:
             self._by_sku[sku] = list(self.bp.search_products(sku=sku, columns=["productId", "SKU"]))
         exact = sorted(int(r["productId"]) for r in self._by_sku[sku] if r.get("SKU") == sku)
@@ -389,20 +399,41 @@ class SkuMatcher:
         return SkuMatch(q.sku, note=note)
 
     # ------------------------------------------------------------------------------ reading
-    def _catalogue(self) -> CatalogueIndex:
-        """The catalogue index, read once per batch: product-search pages of 500, at most
-        catalogue_max_pages of them."""
-        if self._index is not None:
-            return self._index
-        limit = self.settings.catalogue_max_pages * PAGE_SIZE
-        columns = ["productId", "SKU", "productName", *SEARCH_COLUMNS.values()]
-        entries: list[_Entry] = []
-        complete = True
-        for row in self.bp.search_products(columns=columns):
-            if len(entries) >= limit:
-                complete = False
-                break
-            entries.append(
+    def _index_when_cheaper(self, skus: int) -> None:
+        """With 3 or more SKUs to look up, read the catalogue's first page: when the whole
+        catalogue takes fewer pages than there are SKUs (and no more than catalogue_max_pages),
+        read it all and take the exact matches from it (pages instead of one look-up per SKU);
+        else the read stops there and goes on only if the later stages need it (nothing is
+        read twice)."""
+        if skus < 3 or self.settings.catalogue_max_pages == 0:
+            return
+        rows = self.bp.search_products(columns=CATALOGUE_COLUMNS)
+        self._rows = iter(rows)
+        self._take(PAGE_SIZE)
+        available = getattr(rows, "results_available", None)
+        if available is None and isinstance(rows, Sized):
+            available = len(rows)  # an answer in one piece (the in-memory fake)
+        if available is None:
+            return
+        pages = max(1, -(-int(available) // PAGE_SIZE))
+        if pages < skus and pages <= self.settings.catalogue_max_pages:
+            index = self._catalogue()
+            if index.complete:
+                exact: dict[str, list[int]] = {}
+                for e in index.entries.values():
+                    if e.sku:
+                        exact.setdefault(e.sku, []).append(e.product_id)
+                self._exact_index = exact
+
+    def _take(self, count: int) -> bool:
+        """Read up to `count` more catalogue rows; False when the catalogue has no more."""
+        if self._rows is None:
+            self._rows = iter(self.bp.search_products(columns=CATALOGUE_COLUMNS))
+        for _ in range(count):
+            row = next(self._rows, None)
+            if row is None:
+                return False
+            self._entries.append(
                 _Entry(
                     int(row["productId"]),
                     _text(row.get("SKU")),
@@ -410,6 +441,17 @@ class SkuMatcher:
                     {k: str(row[c]) for k, c in SEARCH_COLUMNS.items() if _text(row.get(c))},
                 )
             )
+        return True
+
+    def _catalogue(self) -> CatalogueIndex:
+        """The catalogue index, read once per batch: product-search pages of 500, at most
+        catalogue_max_pages of them."""
+        if self._index is not None:
+            return self._index
+        limit = self.settings.catalogue_max_pages * PAGE_SIZE
+        more = self._take(limit - len(self._entries)) if len(self._entries) < limit else True
+        complete = not more or not self._take(1)  # one row past the limit: the catalogue goes on
+        entries = self._entries[:limit]
         self._index = CatalogueIndex(entries, self.settings.normalise, complete)
         return self._index
 

@@ -152,8 +152,18 @@ def test_each_variation_matches_by_its_stage_and_the_rest_wait_for_review() -> N
     )
     assert {c.product_id for c in found["DUP-001"].candidates} == {1006, 1007}  # ambiguous: never chosen
     assert not found["NOPE-999"].needs_review
-    # one exact search per SKU, one per channel variant, one catalogue read for the rest
-    assert bp.calls.count("search_products") == len(queries) + 1 + 1
+    # eight SKUs, a catalogue of one page: the catalogue is read once and answers every stage
+    assert bp.calls == ["search_products"]
+
+
+def test_a_few_skus_in_a_large_catalogue_are_looked_up_one_by_one() -> None:
+    bp = catalogue(*SHOP, *((f"CAT-{n:05d}", f"Item {n}", None) for n in range(1200)))  # 3 pages
+    found = SkuMatcher(bp, SkuMatching()).match(
+        [ProductQuery("ABC-001"), ProductQuery("DUP-1"), ProductQuery("CAT-00007")]
+    )
+    assert [found[s].method for s in ("ABC-001", "DUP-1", "CAT-00007")] == ["exact"] * 3
+    # the first catalogue page (3 pages are not fewer than 3 SKUs), then one look-up per SKU
+    assert bp.calls == ["search_products"] * 4
 
 
 def test_a_fuzzy_candidate_is_never_used_even_with_one_candidate() -> None:
