@@ -471,7 +471,7 @@ def _print(found: dict[str, Any]) -> None:
         [
             "company / group",
             f"{(bp or {}).get('organisation') or '-'}; price list {(bp or {}).get('priceListId')}",
-            f"{account.get('name') or '-'}; type {account.get('customertypecode')}; "
+            f"{account.get('name') or '-'}; type {account.get('customertypecode') or '-'}; "
             f"group {contact.get('bpi_customergroup') or account.get('bpi_customergroup') or '-'}",
         ],
         [
