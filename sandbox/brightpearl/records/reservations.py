@@ -15,9 +15,9 @@ codes and texts are the simulator's, in Brightpearl's error envelope, UNCONFIRME
   and each product reserved raises `product.modified.on-hand-modified`;
 - a goods-out note consumes the reservation of its rows in its warehouse: once an order holds
   reservations, a note line may not exceed what its row has reserved in the note's warehouse
-  (`WHSB-039`; `check_reserved` / `consume_reserved`, called by the goods-out POST). An order
-  with no reservation at all keeps the older shortcut (the note allocates by itself), which the
-  sandbox's admin route and older tests use;
+  (`WHSB-039`; `check_reserved` / `consume_reserved`, called by the goods-out POST), also once
+  its reservations are used up. An order that never reserved keeps the older shortcut (the note
+  allocates by itself), which the sandbox's admin route and older tests use;
 - cancelling an order removes its reservations (§6.6).
 
 The GET answer's shape is UNCONFIRMED: a list of `{"warehouseId", "products": [...]}` (the POST
@@ -81,8 +81,8 @@ class ReservationStore(StateCore):
                 if rows[rid] > open_qty:
                     raise bad(
                         f"{where}: cannot reserve {rows[rid]} of row {rid}: only {open_qty} of its "
-                        f"{Decimal(row['quantity']['magnitude']):g} units are neither reserved nor "
-                        "on goods-out notes",
+                        f"{Decimal(row['quantity']['magnitude']).normalize():f} units are neither "
+                        "reserved nor on goods-out notes",
                         "WHSR-004",
                     )
                 units[pid] = units.get(pid, 0) + qty
@@ -140,7 +140,7 @@ class ReservationStore(StateCore):
         """Once an order holds reservations, its notes come out of them: each note line at most
         what its row has reserved in the note's warehouse (WHSB-039)."""
         held = self.reservations.get(oid)
-        if not held or not any(any(q > 0 for q in rows.values()) for rows in held.values()):
+        if held is None:  # never reserved: the note allocates by itself (the older shortcut)
             return
         wanted: dict[tuple[int, str], int] = {}
         for wi, wh in enumerate(warehouses):
