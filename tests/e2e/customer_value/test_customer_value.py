@@ -7,7 +7,10 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from typer.testing import CliRunner
+
 from shared.reconcile.report import last_report
+from syncctl.main import app as syncctl
 from tests.e2e.customer_value.conftest import ValueSandbox, money
 
 
@@ -65,6 +68,14 @@ def test_a_multi_currency_customer_converts_at_the_recorded_rates(values_box: Va
     assert rates[f"order-{orders[2]}"] == ("EUR", Decimal("0.909090909091"), "2026-02-01", Decimal("50.00"))
     audit = [e.description for e in box.box.store.audit.for_record("customer", "brightpearl", str(orders[1]))]
     assert any("100.00 USD = 76.92 GBP at 0.769230769231" in (d or "") for d in audit), audit
+
+    shown = CliRunner().invoke(syncctl, ["customer-value", "show", str(customer)], env=box.box.values)
+    assert shown.exit_code == 0, shown.output
+    assert "lifetime value 216.92" in shown.output
+    assert (
+        f"order-{orders[1]}: 100.00 USD -> 76.92 at 0.769230769231 (Brightpearl exchange rates, 2026-03-15)"
+        in (shown.output)
+    )
 
     # the rate table moves afterwards: a redelivered event keeps the rate recorded for its date
     box.rates(("EUR", "2026-01-01", "2.00"), ("USD", "2026-01-01", "2.00"))
@@ -127,11 +138,19 @@ def test_the_nightly_recompute_finds_reports_and_fixes_injected_drift(values_box
     assert report is not None and report.counts["drift"] == 2
     stored, dynamics = report.items  # the store lost a transaction, so Dynamics showed too little
     assert (stored.brightpearl_id, stored.changed_in, stored.fields) == (
-        str(lost), ["brightpearl"], [f"order-{lost_orders[1]}"]
+        str(lost),
+        ["brightpearl"],
+        [f"order-{lost_orders[1]}"],
     )
     assert (dynamics.dataverse_id, dynamics.changed_in) == (lost_contact.lower(), ["dataverse"])
     assert dynamics.fields == ["bpi_averageordervalue", "bpi_lifetimevalue", "bpi_ordercount"]
     assert money(box.held("contacts", lost_contact)["bpi_lifetimevalue"]) == Decimal("100.00")
+    shown = CliRunner().invoke(syncctl, ["customer-value", "last"], env=box.box.values)
+    assert shown.exit_code == 1, shown.output  # drift found (and fixed)
+    assert (
+        f"customer {lost} (contact {lost_contact.lower()}) in the integration's store: order-" in shown.output
+    )
+    assert "drift 2 (fixed)" in shown.output
 
     box.recompute()  # the next night: the next customer
     report = last_report(box.box.store.cursors, "customer-value")
