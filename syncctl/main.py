@@ -12,6 +12,7 @@ from shared.telemetry import quiet_http_client_loggers
 from syncctl import (
     backfill,
     bus,
+    customer_value,
     customers_show,
     dataverse,
     dlq,
@@ -113,6 +114,7 @@ for command, module in (
     ("review", review),
     ("flow", flow),
     ("reconcile", reconcile),
+    ("customer-value", customer_value),
 ):
     app.add_typer(module.app, name=command)
 
