@@ -15,6 +15,7 @@ from tests.e2e.order_history.conftest import (
     place_web_order,
 )
 from tests.e2e.orders.conftest import OrderSandbox
+from tests.e2e.orders.test_shipments import ship
 
 
 def test_a_web_order_placed_in_brightpearl_appears_in_dynamics(orders_sandbox: OrderSandbox) -> None:
@@ -47,3 +48,29 @@ def test_a_web_order_placed_in_brightpearl_appears_in_dynamics(orders_sandbox: O
     assert ("synced", None) in [(result, reason) for result, reason, _ in history_audit(box, bp_id)]
     assert box.dead_lettered("orders-to-dataverse") == []
     assert len(dv_orders_of(box, bp_id)) == 1
+
+
+def test_a_brightpearl_order_shipped_in_full_fulfils_its_dynamics_copy_line_by_line(
+    orders_sandbox: OrderSandbox,
+) -> None:
+    """The copy's lines carry ids made from the rows' ids, so the write-back finds each shipped
+    row's line (quantityshipped) and fulfils the order."""
+    box = orders_sandbox
+    bp_id = place_web_order(box, [("MUG-1", 2), ("TEE-1", 1)], ref="WEB-2002")
+    box.work()
+    rows = {int(r["productId"]): int(k) for k, r in box.bp_sim.state.orders[bp_id]["orderRows"].items()}
+
+    ship(
+        box, bp_id, {rows[box.shop.bp_products["MUG-1"]]: 2, rows[box.shop.bp_products["TEE-1"]]: 1}, "TRK-1"
+    )
+    box.work()
+
+    order = dv_order_of(box, bp_id)
+    assert (order["statecode"], order["statuscode"]) == (3, 100001)  # Fulfilled / Complete
+    assert order["bpi_trackingreference"] == "TRK-1"
+    shipped = {
+        lookup(line.get("productid")): line.get("quantityshipped")
+        for line in lines_of(box, order["salesorderid"])
+    }
+    assert shipped == {box.shop.products["MUG-1"].lower(): 2, box.shop.products["TEE-1"].lower(): 1}
+    assert box.dead_lettered("orders-to-dataverse") == []
