@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from shared.sync.spec import EntitySpec, FlowSpec, PollerSpec
+from shared.sync.spec import BackfillSource, EntitySpec, FlowSpec, PollerSpec
 
 CREDIT_ENTITY = "sales-credit"  # the notices' entity (and the links/audit entity)
 BRIGHTPEARL_CREDIT_CURSOR = "returns-brightpearl-credit-updatedon"
@@ -53,6 +53,13 @@ RETURNS = EntitySpec(
             BRIGHTPEARL_CREDIT_CURSOR,
         ),
     ),
+    # Brightpearl is the credits' master: `syncctl backfill returns [--since DATE]` lists them
+    backfill_sources=(
+        BackfillSource(
+            "brightpearl", CREDIT_ENTITY, "shared.flows.returns_backfill:list_brightpearl_credits"
+        ),
+    ),
+    backfill_cursor_prefix="backfill-returns",
     mapping_loader="shared.mapping.returns_config:load_returns_mapping",
     mapping_setting="RETURNS_MAPPING_PATH",
 )
