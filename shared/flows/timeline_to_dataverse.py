@@ -40,6 +40,7 @@ from pydantic import BaseModel
 
 from shared.dataverse.errors import DataverseDuplicateError
 from shared.dataverse.models import BatchOperation
+from shared.events import Envelope
 from shared.flows.timeline_spec import GOODS_OUT_ENTITY, SALES_CREDIT_ENTITY, TIMELINE, TO_DATAVERSE
 from shared.mapping.timeline_config import MomentSettings, TimelineMapping, load_timeline_mapping
 from shared.mapping.translation import Translation
@@ -59,6 +60,13 @@ NAMESPACE = uuid.UUID("6f1c1f3e-4a52-5d0b-9b7e-b51c7e1e0a14")
 ENTITY_SETS = {"note": "annotations", "task": "tasks"}
 CUSTOMER_NOT_SYNCED = "CustomerNotSynced"
 NO_CUSTOMER = "NoCustomer"
+# The notice entity naming the Brightpearl record a moment comes from
+MOMENT_SOURCES = {
+    "order_placed": "order",
+    "shipped": GOODS_OUT_ENTITY,
+    "returned": SALES_CREDIT_ENTITY,
+    "refunded": SALES_CREDIT_ENTITY,
+}
 
 
 class Moment(BaseModel):
@@ -96,6 +104,7 @@ class TimelineToDataverse(RecordSync[Moment]):
         self.mapping = mapping
         self.kinds = set(mapping.enabled_kinds())
         self._moments: dict[str, Moment] = {}
+        self._named: list[str] = []  # moment keys notices named (a dead letter's split-off notice)
         self._contacts: dict[str, str] = {}  # moment key -> Dynamics contactid
 
     @classmethod
@@ -106,9 +115,30 @@ class TimelineToDataverse(RecordSync[Moment]):
         return cls(mapping=load_timeline_mapping(timeline_mapping_path()), **cls.runtime_ports())
 
     # ------------------------------------------------------------------------------ moments
+    def sort_notice(self, envelope: Envelope, record_id: str, batch: Batch, results: BatchResults) -> None:
+        """A Brightpearl id, or a moment key (`shipped:7`): the single-id notice a bad moment is
+        split off into for its own dead letter names the moment, whose record is read again."""
+        kind, sep, bp_id = record_id.partition(":")
+        if sep and kind in MOMENT_SOURCES and bp_id.isdigit() and int(bp_id) > 0:
+            self._named.append(record_id)
+            batch.add(MOMENT_SOURCES[kind], bp_id)
+            return
+        super().sort_notice(envelope, record_id, batch, results)
+
     def expand(self, batch: Batch, results: BatchResults) -> list[str]:
         """The moments of the notices: each notice id stands for its moments (`batch.derived`)."""
         self._moments = {}
+        try:
+            return self._expand(batch, results)
+        finally:
+            for key in self._named:
+                if key in self._moments:
+                    batch.derived.setdefault(key, []).append(key)
+                else:
+                    results.set(key, RecordResult("skipped", None, f"{self.label} {key} is no longer due"))
+            self._named = []
+
+    def _expand(self, batch: Batch, results: BatchResults) -> list[str]:
         order_ids = [*batch.changed.get("order", []), *batch.changed.get(SALES_CREDIT_ENTITY, [])]
         note_ids = batch.changed.get(GOODS_OUT_ENTITY, [])
         notes = self._notes_by_id(note_ids) if note_ids else {}
