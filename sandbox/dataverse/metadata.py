@@ -27,7 +27,7 @@ from urllib.parse import parse_qsl
 from sandbox.dataverse import errors as E
 from sandbox.dataverse.errors import ODataError
 from sandbox.dataverse.protocol import API_PREFIX, SimRequest, SimResponse
-from sandbox.dataverse.schema import Column, KeyJob, Table
+from sandbox.dataverse.schema import Column, KeyJob, Table, add_base_columns
 
 if TYPE_CHECKING:
     from sandbox.dataverse.engine import Engine
@@ -624,6 +624,7 @@ class MetadataService:
             column.minimum, column.maximum = body.get("MinValue"), body.get("MaxValue")
         column.solution = req.headers.get("mscrm.solutionuniquename")
         table.columns[logical] = column
+        add_base_columns(table.columns)  # a Money column comes with its _base twin
         return _no_content(
             self._entity_id(
                 req, table, f"/Attributes({metadata_id('attribute', table.logical_name, logical)})"

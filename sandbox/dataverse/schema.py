@@ -170,6 +170,17 @@ def _column(name: str, raw: dict[str, Any]) -> Column:
     )
 
 
+def add_base_columns(columns: dict[str, Column]) -> None:
+    """Each Money column's read-only `<name>_base` twin, in the organization's base currency, on
+    tables with a currency (reference dataverse-api.md §10.13: value / exchangerate)."""
+    if "transactioncurrencyid" not in columns:
+        return
+    for name, column in list(columns.items()):
+        if column.type == "money" and not name.endswith("_base") and not column.readonly:
+            twin = f"{name}_base"
+            columns.setdefault(twin, Column(name=twin, type="money", readonly=True, computed=f"base:{name}"))
+
+
 def load_schema(path: Path = SCHEMA_FILE) -> Schema:
     raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     tables: dict[str, Table] = {}
@@ -177,6 +188,7 @@ def load_schema(path: Path = SCHEMA_FILE) -> Schema:
         columns = {name: _column(name, col) for name, col in (spec.get("columns") or {}).items()}
         pk = spec["primary_id"]
         columns[pk] = Column(name=pk, type="pk", readonly=False)
+        add_base_columns(columns)
         states = {
             int(code): State(
                 code=int(code),

@@ -126,6 +126,10 @@ class Rules(EngineBase):
                     for p in ("line1", "line2", "line3", "city", "stateorprovince", "postalcode", "country")
                 ]
                 record[column.name] = "\r\n".join(p for p in parts if p) or None
+            elif column.computed and column.computed.startswith("base:"):  # <money>_base (§10.13)
+                value = record.get(column.computed.removeprefix("base:"))
+                rate = record.get("exchangerate") or self._exchange_rate(record)
+                record[column.name] = None if value is None else round(float(value) / float(rate or 1), 2)
         self._table_computed(table, record)
 
 
