@@ -92,15 +92,9 @@ def _decide(
 
 def _resync(found: Any) -> str:
     """Publish a change notice for a review item's record (the flow runs it again now)."""
-    from shared import runtime
-    from shared.ops.records import record
-    from shared.ops.sync_now import request_sync, runtime_publish, runtime_source
+    from shared.ops.review import resync
 
-    ref = record(found.system, found.entity, found.record_id)
-    sent = request_sync(
-        ref, publish=runtime_publish, source=runtime_source(found.system), now=runtime.clock(), actor=actor()
-    )
-    return sent.message_id
+    return resync(found, actor=actor())
 
 
 @app.command("accept-sku")

@@ -4,6 +4,8 @@ stock storm is one request). Each change goes through the same store methods as 
 it moves `updatedOn`/`version` and raises the same webhooks, one per change.
 
 - `POST seed {"products"?, "seed"?, "warehouses"?, "archived"?, "services"?}`: `seed_catalogue`.
+- `POST sku-variations {"seed"?}`: `seed_sku_variations` (the SKU matching variations); answers
+  `{"products": {case: product id}}`.
 - `POST stock {"corrections": [{"productId", "warehouseId", "quantity"}]}`: one stock
   correction each.
 - `POST stock {"storm": {"productIds", "events", "warehouseId"?, "seed"?, "maxDelta"?}}`:
@@ -25,7 +27,7 @@ import random
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from sandbox.brightpearl.catalogue_seed import seed_catalogue
+from sandbox.brightpearl.catalogue_seed import seed_catalogue, seed_sku_variations
 from sandbox.brightpearl.errors import ApiError
 from sandbox.brightpearl.records.amounts import fmt, money
 from sandbox.brightpearl.state import SimState
@@ -49,6 +51,8 @@ def handle_catalogue_admin(
             services=int(body.get("services", 5)),
         )
         return 200, created.summary()
+    if what == "sku-variations":
+        return 200, {"products": seed_sku_variations(state, seed=int(body.get("seed", 18)))}
     if what == "stock":
         corrections = _storm(state, body["storm"]) if "storm" in body else _list(body, "corrections")
         return 200, _correct(state, corrections)

@@ -64,7 +64,14 @@ from shared.mapping.orders_translate import (
     order_hash,
     sales_order_body,
 )
-from shared.mapping.sku_match import ProductQuery, SkuMatch, SkuMatcher, read_dynamics_products, review_text
+from shared.mapping.sku_match import (
+    ProductQuery,
+    SkuMatch,
+    SkuMatcher,
+    dynamics_columns,
+    review_text,
+    with_details,
+)
 from shared.mapping.translation import Translation
 from shared.model.order import Order, order_issues
 from shared.quality.issues import IssueCode, QualityIssue, Severity
@@ -342,14 +349,18 @@ class OrdersToBrightpearl(RecordSync[Order]):
                 self._sku_review[sku] = found
 
     def _with_details(self, queries: list[ProductQuery]) -> list[ProductQuery]:
-        """The queries with their Dynamics products' names and identifier columns (one query)."""
-        ids = [q.product_id for q in queries if q.product_id]
-        details = read_dynamics_products(self.dv, ids, self.mapping.sku_matching) if ids else {}
-        out = []
-        for q in queries:
-            name, identifiers = details.get(q.product_id or "", (None, {}))
-            out.append(ProductQuery(q.sku, q.product_id, name, identifiers))
-        return out
+        """The queries with their Dynamics products' names and identifier columns (one `In`
+        query per 200 products)."""
+        settings = self.mapping.sku_matching
+        rows: dict[str, dict[str, Any]] = {}
+        for chunk in chunked(sorted({q.product_id for q in queries if q.product_id}), GUIDS_PER_QUERY):
+            for row in self.dv.query(
+                "products",
+                select=["productid", *dynamics_columns(settings)],
+                filter=odata.in_("productid", list(chunk)),
+            ):
+                rows[str(row.id).lower()] = dict(row.values)
+        return [with_details(q, rows.get(q.product_id or ""), settings) for q in queries]
 
     # ------------------------------------------------------------------------------ deciding
     def decide_write(self, record: Record, current: Order | None) -> OrderDecision:

@@ -32,14 +32,10 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Sized
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 from rapidfuzz import fuzz, process
-
-from shared.dataverse import odata
-from shared.sync.outcomes import chunked
-from shared.sync.ports import BrightpearlPort, DataversePort
 
 Identifier = Literal["ean", "upc", "isbn", "mpn", "barcode"]
 Method = Literal["link", "exact", "channel", "normalised", "ean", "upc", "isbn", "mpn", "barcode"]
@@ -53,6 +49,28 @@ COLUMN = r"^[a-z][a-z0-9_]{0,99}$"
 DEFAULT_SEPARATORS = "-_./ "
 _LEADING_ZEROS = re.compile(r"(?<![0-9])0+(?=[0-9])")
 _WHITESPACE = re.compile(r"\s+")
+
+
+class ProductReads(Protocol):
+    """What matching reads from Brightpearl (the client and its fake have these)."""
+
+    def search_products(
+        self,
+        *,
+        sku: str | None = None,
+        updated_since: Any = None,
+        columns: list[str] | None = None,
+        **filters: Any,
+    ) -> Iterable[dict[str, Any]]: ...
+
+    def get_by_ids(
+        self, path: str, ids: Iterable[int], *, limit: int | None = 200, params: dict[str, Any] | None = None
+    ) -> list[Any]: ...
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 class _Strict(BaseModel):
@@ -300,7 +318,7 @@ class CatalogueIndex:
 class SkuMatcher:
     """Matches the Dynamics products of one batch; caches every answer for the batch."""
 
-    def __init__(self, bp: BrightpearlPort, settings: SkuMatching, *, channel: int | None = None) -> None:
+    def __init__(self, bp: ProductReads, settings: SkuMatching, *, channel: int | None = None) -> None:
         self.bp = bp
         self.settings = settings
         self.affixes = settings.affixes(channel)
@@ -461,7 +479,7 @@ class SkuMatcher:
             return
         self._identities_read = True
         wanted = [k for k in self.settings.identifiers if k not in GTINS]
-        for chunk in chunked(sorted(index.entries), PRODUCTS_PER_GET):
+        for chunk in _chunks(sorted(index.entries), PRODUCTS_PER_GET):
             for product in self.bp.get_by_ids(
                 "/product-service/product/{ids}", list(chunk), limit=PRODUCTS_PER_GET
             ):
@@ -477,23 +495,21 @@ def _text(value: Any) -> str | None:
     return str(value).strip() or None
 
 
-def read_dynamics_products(
-    dv: DataversePort, product_ids: Iterable[str], settings: SkuMatching
-) -> dict[str, tuple[str | None, dict[str, str]]]:
-    """Name and identifier values (`sku_matching.identifiers`, by Brightpearl name) of Dynamics
-    products, by lower-case productid: one `In` query per 200."""
-    columns = sorted(set(settings.identifiers.values()))
-    out: dict[str, tuple[str | None, dict[str, str]]] = {}
-    for chunk in chunked(sorted(set(product_ids)), GUIDS_PER_QUERY):
-        for row in dv.query(
-            "products", select=["productid", "name", *columns], filter=odata.in_("productid", list(chunk))
-        ):
-            values = row.values
-            ids: dict[str, str] = {
-                k: str(values[c]).strip() for k, c in settings.identifiers.items() if _text(values.get(c))
-            }
-            out[str(row.id).lower()] = (_text(values.get("name")), ids)
-    return out
+def dynamics_columns(settings: SkuMatching) -> list[str]:
+    """The Dynamics product columns matching reads beside the product number: name and the
+    identifier columns (`sku_matching.identifiers`)."""
+    return ["name", *sorted(set(settings.identifiers.values()))]
+
+
+def with_details(query: ProductQuery, row: Mapping[str, Any] | None, settings: SkuMatching) -> ProductQuery:
+    """`query` with its Dynamics product's name and identifier values (`row`: the product's
+    `dynamics_columns`), by Brightpearl identifier name."""
+    if row is None:
+        return query
+    ids: dict[str, str] = {
+        k: str(row[c]).strip() for k, c in settings.identifiers.items() if _text(row.get(c))
+    }
+    return ProductQuery(query.sku, query.product_id, _text(row.get("name")), ids)
 
 
 def review_text(match: SkuMatch) -> str:

@@ -186,6 +186,19 @@ def decide(
     return written
 
 
+def resync(item: ReviewItem, *, actor: str) -> str:
+    """Publish a change notice for the item's record through this process's bus (shared.runtime),
+    so its flow runs it again now; the notice's message id."""
+    from shared import runtime
+    from shared.ops.records import record
+    from shared.ops.sync_now import request_sync, runtime_publish, runtime_source
+
+    ref = record(item.system, item.entity, item.record_id)
+    source = runtime_source(item.system)
+    sent = request_sync(ref, publish=runtime_publish, source=source, now=runtime.clock(), actor=actor)
+    return sent.message_id
+
+
 SKU_FLOW = "orders-to-brightpearl"
 SKU_REASON = "SkuNeedsReview"  # shared/flows/orders_to_brightpearl.py SKU_NEEDS_REVIEW
 
