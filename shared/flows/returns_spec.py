@@ -9,8 +9,9 @@ Trigger: sales-credit webhooks are UNCONFIRMED (reference §10.3: "Other events 
 ...): UNCONFIRMED"), and refunds (customer payments) and status changes of a credit raise no
 documented sales-credit event at all, so no Brightpearl event is registered for this entity:
 the poller below (order-search, order type SC, by updatedOn; RETURNS_POLL_SCHEDULE) is how new,
-refunded and cancelled credits arrive. A payment moves the credit's updatedOn (as it does an
-order's), so the poller sees refunds too. Other flows may consume `sales-credit` notices with
+refunded and cancelled credits arrive. A payment moves the credit's updatedOn in the sandbox
+(as it does an order's), so the poller sees refunds too; on a real account that is UNCONFIRMED
+(docs/mapping.md, "Returns and cases"). Other flows may consume `sales-credit` notices with
 their own subscription.
 """
 
