@@ -44,6 +44,8 @@ class _Strict(BaseModel):
 class MomentSettings(_Strict):
     """One kind of moment: on or off, as a note or a task, and its subject."""
 
+    model_config = ConfigDict(extra="forbid", frozen=True, serialize_by_alias=True)  # `as:` shown
+
     enabled: bool = True
     write_as: Literal["note", "task"] = Field("note", alias="as")
     subject: str = Field(min_length=1, max_length=500)
