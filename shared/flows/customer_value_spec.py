@@ -18,7 +18,7 @@ FLUSH_CURSOR = "customer-value-flush"
 
 CUSTOMER_VALUE = EntitySpec(
     name="customer-value",
-    link_entity="customer",
+    link_entity="order",  # audit rows sit with the Brightpearl order or credit they are about
     flows=(
         FlowSpec.between(
             "customer-value",

@@ -66,7 +66,7 @@ def test_a_multi_currency_customer_converts_at_the_recorded_rates(values_box: Va
     assert rates[f"order-{orders[0]}"] == ("USD", Decimal("0.8"), "2026-02-15", Decimal("80.00"))
     assert rates[f"order-{orders[1]}"] == ("USD", Decimal("0.769230769231"), "2026-03-15", Decimal("76.92"))
     assert rates[f"order-{orders[2]}"] == ("EUR", Decimal("0.909090909091"), "2026-02-01", Decimal("50.00"))
-    audit = [e.description for e in box.box.store.audit.for_record("customer", "brightpearl", str(orders[1]))]
+    audit = [e.description for e in box.box.store.audit.for_record("order", "brightpearl", str(orders[1]))]
     assert any("100.00 USD = 76.92 GBP at 0.769230769231" in (d or "") for d in audit), audit
 
     shown = CliRunner().invoke(syncctl, ["customer-value", "show", str(customer)], env=box.box.values)
