@@ -521,6 +521,12 @@ def run_demo(values: dict[str, str], host_port: int = 7071, echo: Echo = print) 
         from sandbox.orders_demo import order_scene
 
         order_scene(values, echo, host=ends.host, master_key=ends.master_key, customer=dv_id, number=9)
+
+        from sandbox.history_demo import history_scene
+
+        history_scene(
+            values, client, echo, host=ends.host, master_key=ends.master_key, customer=dv_id, number=12
+        )
         from sandbox.sku_demo import sku_scene
 
         sku_scene(values, echo, host=ends.host, master_key=ends.master_key, customer=dv_id, number=15)
