@@ -53,7 +53,7 @@ from typing import Any, Self, Unpack
 
 from pydantic import BaseModel
 
-from shared.brightpearl.errors import BrightpearlValidationError
+from shared.brightpearl.errors import BrightpearlNotFound, BrightpearlValidationError
 from shared.dataverse import odata
 from shared.dataverse.models import BatchOperation
 from shared.events import Envelope
@@ -145,6 +145,7 @@ class FulfilmentToBrightpearl(RecordSync[OrderToFulfil]):
         self.cancelled_status = cancelled_status.casefold()
         self.reopen = reopen
         self.done: dict[str, Done] = {}
+        self.woken: set[str] = set()  # orders this batch took from the waiting index
 
     @classmethod
     def from_runtime(cls) -> Self:
@@ -162,7 +163,7 @@ class FulfilmentToBrightpearl(RecordSync[OrderToFulfil]):
     def handle(self, envelopes: Sequence[Envelope]) -> list[Outcome]:
         if not self.settings.enabled:  # off (the default): nothing is read, written or audited
             return [Completed() for _ in envelopes]
-        self.done = {}
+        self.done, self.woken = {}, set()
         return super().handle(envelopes)
 
     # ------------------------------------------------------------------------------ hooks
@@ -181,6 +182,7 @@ class FulfilmentToBrightpearl(RecordSync[OrderToFulfil]):
             if waiting:
                 batch.derived.setdefault(product_id, []).extend(waiting)
                 orders.extend(waiting)
+                self.woken.update(waiting)
         return list(dict.fromkeys(orders))
 
     def fetch(self, ids: list[str]) -> dict[str, dict[str, Any]]:
@@ -223,7 +225,8 @@ class FulfilmentToBrightpearl(RecordSync[OrderToFulfil]):
         if why is None:
             return False
         reason, text = why
-        self._set_waiting(record_id, set())  # it no longer waits for stock
+        if record_id in self.woken:  # it no longer waits for stock (an order notice costs no read)
+            self._set_waiting(record_id, set())
         results.set(record_id, RecordResult("skipped", reason, f"{self.label} {record_id} {text}"))
         return True
 
@@ -322,7 +325,10 @@ class FulfilmentToBrightpearl(RecordSync[OrderToFulfil]):
 
     def _reservations(self, order_id: int) -> dict[str, dict[int, int]]:
         """Row id -> warehouse -> units the order holds reserved."""
-        answer = self.bp.request("GET", RESERVATIONS.format(order=order_id)).response
+        try:
+            answer = self.bp.request("GET", RESERVATIONS.format(order=order_id)).response
+        except BrightpearlNotFound:  # an order holding nothing may answer 404 (reference §1.6)
+            return {}
         held: dict[str, dict[int, int]] = {}
         for warehouse in _as_list(answer):
             wid = int(warehouse.get("warehouseId") or 0)
