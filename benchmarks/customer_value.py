@@ -153,7 +153,7 @@ class Rig:
         }
         self.flow = CustomerValueToDataverse(mapping=mapping, rates=self.rates, values=self.values, **ports)
         self.flush = CustomerValueFlush(
-            dataverse=self.dv, store=self.state, mapping=mapping, values=self.values
+            dataverse=self.dv, store=self.state, mapping=mapping, values=self.values, check_base=False
         )
         self.now = datetime(2026, 7, 1, tzinfo=UTC)
 

@@ -4,8 +4,8 @@ What counts: a sales order adds its net to the lifetime value once it is invoice
 reference on the order, or its status is one of `invoiced_statuses`) and is not cancelled
 (`cancelled_statuses`); a sales credit subtracts its net unless cancelled, and is an open return
 until it is refunded (payment status PAID) or its status is one of `closed_return_statuses`.
-Amounts convert to `base_currency` (the Dynamics base currency, checked against the rate
-source's own when it is Dataverse) through `rate_source` (or the EXCHANGE_RATE_SOURCE setting).
+Amounts convert to `base_currency` (the Dynamics organization's base currency: the flush checks
+it and writes nothing when they differ) through `rate_source` (or the EXCHANGE_RATE_SOURCE setting).
 Every problem is reported with its YAML path in one MappingError.
 """
 

@@ -29,6 +29,8 @@ from typing import Any, Self
 from shared.dataverse import odata
 from shared.flows.customer_value_config import CustomerValueMapping, load_customer_value_mapping
 from shared.flows.customer_value_store import CustomerValue, CustomerValueStore, store_for
+from shared.money.errors import BaseCurrencyMismatch
+from shared.money.rates import DataverseRates
 from shared.sync.outcomes import chunked
 from shared.sync.ports import DataversePort, StateStorePort
 from shared.telemetry import get_logger
@@ -94,12 +96,14 @@ class CustomerValueFlush:
         mapping: CustomerValueMapping,
         values: CustomerValueStore | None = None,
         limit: int = 5000,
+        check_base: bool = True,
     ) -> None:
         self.dv = dataverse
         self.store = store
         self.mapping = mapping
         self.values = values if values is not None else store_for(store)
         self.limit = limit
+        self.check_base = check_base  # the organization's base currency is the mapping's (once)
 
     @classmethod
     def from_runtime(cls) -> Self:
@@ -126,6 +130,11 @@ class CustomerValueFlush:
 
     def write(self, customers: Sequence[str]) -> FlushReport:
         """Write these customers' figures (and their accounts') where Dynamics differs."""
+        if self.check_base:
+            actual = DataverseRates(self.dv).base_currency()
+            if actual != self.mapping.base_currency:
+                raise BaseCurrencyMismatch(self.mapping.base_currency, actual, self.mapping.source)
+            self.check_base = False
         report = FlushReport(customers=len(customers))
         links = self.store.links.get_many(LINK_ENTITY, "brightpearl", customers)
         contact_of = {

@@ -23,6 +23,17 @@ class RateMissing(Exception):
         )
 
 
+class BaseCurrencyMismatch(RuntimeError):
+    """Figures would be written in one base currency into a Dynamics organization using another."""
+
+    def __init__(self, configured: str, actual: str, where: str) -> None:
+        self.configured, self.actual = configured, actual
+        super().__init__(
+            f"{where} says the Dynamics base currency is {configured}, but the organization's is {actual}: "
+            f"set base_currency: {actual} (nothing was written)"
+        )
+
+
 class BaseCurrencyUnknown(RuntimeError):
     """The rate source does not say what its base currency is (configuration, not a rate)."""
 

@@ -15,7 +15,7 @@ from shared.flows.customer_value_flush import CustomerValueFlush
 from shared.flows.customer_value_store import CustomerValue, MemoryCustomerValueStore
 from shared.flows.customer_value_to_dataverse import ContributionRules, CustomerValueToDataverse
 from shared.mapping.config import MappingError
-from shared.money.errors import RateMissing
+from shared.money.errors import BaseCurrencyMismatch, RateMissing
 from shared.money.rates import FixedRates
 from shared.sync.fakes import FakeDataverse, MemoryStateStore
 
@@ -149,7 +149,7 @@ def test_many_events_for_one_customer_are_written_once_and_only_what_differs():
     mapping = parse_customer_value_mapping({})
     ports: Any = {"brightpearl": book, "dataverse": dv, "store": state, "publish": lambda e: None}
     flow = CustomerValueToDataverse(mapping=mapping, rates=RATES, values=values, **ports)
-    flush = CustomerValueFlush(dataverse=dv, store=state, mapping=mapping, values=values)
+    flush = CustomerValueFlush(dataverse=dv, store=state, mapping=mapping, values=values, check_base=False)
     for i in range(1, 21):
         flow.handle([notice(i), notice(i)])  # twenty events, each twice
     assert flush.poll().contacts_written == 1
@@ -159,3 +159,37 @@ def test_many_events_for_one_customer_are_written_once_and_only_what_differs():
     assert flush.poll().customers == 0
     values.mark_dirty(["7"])  # marked with nothing to change: read, not written
     assert flush.poll().contacts_written == 0
+
+
+class EuroOrganization(FakeDataverse):
+    """A Dynamics organization whose base currency is EUR."""
+
+    def query(self, entity_set: str, **kwargs: Any) -> Any:
+        from shared.dataverse.models import Record
+
+        if entity_set == "organizations":
+            return iter([Record("organizations", "o", None, {"_basecurrencyid_value": "eur"})])
+        if entity_set == "transactioncurrencies":
+            rows = [("eur", "EUR", 1.0), ("gbp", "GBP", 0.85)]
+            return iter(
+                Record(
+                    entity_set, i, None, {"transactioncurrencyid": i, "isocurrencycode": c, "exchangerate": r}
+                )
+                for i, c, r in rows
+            )
+        return super().query(entity_set, **kwargs)
+
+
+def test_nothing_is_written_when_the_organizations_base_currency_is_not_the_mappings():
+    dv, state, values = EuroOrganization(), MemoryStateStore(), MemoryCustomerValueStore()
+    contact = dv.add("contacts", {"lastname": "Euro"})
+    state.links.link("customer", "brightpearl", "7", "dataverse", contact)
+    values.put("7", [rules().of(order(1, "10.00"))])
+    values.mark_dirty(["7"])
+    flush = CustomerValueFlush(
+        dataverse=dv, store=state, mapping=parse_customer_value_mapping({}), values=values
+    )
+    with pytest.raises(BaseCurrencyMismatch, match="base currency is GBP, but the organization's is EUR"):
+        flush.poll()
+    assert "bpi_lifetimevalue" not in dv.tables["contacts"][contact]
+    assert values.dirty() == {"7": "1"}  # still to write once the mapping is fixed
