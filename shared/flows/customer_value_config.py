@@ -33,7 +33,13 @@ class RecomputeSettings(_Strict):
         description="share of the linked customers recomputed each night (0.1: all in 10 nights)",
     )
     min_customers: int = Field(1, ge=1, description="at least this many customers a night")
-    max_customers: int = Field(5000, ge=1, description="at most this many a night (the Brightpearl budget)")
+    max_customers: int = Field(
+        500,
+        ge=1,
+        le=2000,
+        description="at most this many a night: one order-search each, at 200 Brightpearl requests a minute "
+        "shared with the flows, within the 10-minute function timeout",
+    )
 
 
 class CustomerValueMapping(_Strict):

@@ -14,7 +14,6 @@ from shared.sync.spec import EntitySpec, FlowSpec, PollerSpec
 
 CREDIT_ENTITY = "sales-credit"
 RECOMPUTE_CURSOR = "customer-value-recompute"
-FLUSH_CURSOR = "customer-value-flush"
 
 CUSTOMER_VALUE = EntitySpec(
     name="customer-value",
@@ -36,7 +35,7 @@ CUSTOMER_VALUE = EntitySpec(
             schedule_setting="CUSTOMER_VALUE_FLUSH_SCHEDULE",
             what="customer value flush",
             poller="shared.flows.customer_value_flush:CustomerValueFlush",
-            cursors=(FLUSH_CURSOR,),
+            cursors=(),  # keeps no cursor: the customers to write are marked in the store
         ),
         PollerSpec.brightpearl(
             "recompute_customer_value",
