@@ -89,15 +89,17 @@ def parse_change_sets(
         if ctype.startswith("multipart/mixed"):
             subs = [_split_head(sub)[1] for sub in _parts(rest, _boundary(ctype))]
             results = [_result(i, *_http_part(sub), context=context) for i, sub in enumerate(subs)]
-            if len(results) != size:
-                raise DataverseError(
-                    f"{context}: change set {n + 1} answered {len(results)} parts for {size} operations"
-                )
         else:
-            failed = _result(0, *_http_part(rest), context=context)
+            results = [_result(0, *_http_part(rest), context=context)]
+        failed = next((r for r in results if r.error is not None), None)
+        if failed is not None:  # rolled back (answered by its failing request, alone or not)
             results = [
                 BatchResult(i, failed.status, failed.headers, failed.body, failed.error) for i in range(size)
             ]
+        elif len(results) != size:
+            raise DataverseError(
+                f"{context}: change set {n + 1} answered {len(results)} parts for {size} operations"
+            )
         out.append(results)
     return out
 
