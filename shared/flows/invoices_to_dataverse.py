@@ -17,12 +17,13 @@ customer-payment poller, shared/flows/invoices_poller.py):
    Dynamics-born orders, the history flow for Brightpearl-born ones). No link yet: the order is
    retried (`OrderNotInDynamics`, transient), because the history flow receives the same notice
    and brings the order first; after the usual attempts it is dead-lettered;
-5. write, per order, one atomic change set (`$batch`):
+5. write what differs, per order in this order (every order's operations in as few `$batch`es of
+   ≤ 1,000 operations as hold them, an order's never split, continuing on error):
    - the invoice, created once under a deterministic primary key (uuid5 of the Brightpearl order
      id and invoice reference) with `If-None-Match: *`, so duplicates and a host restart can never
      make two: `name`, `bpi_brightpearlid` (the invoice reference, alternate key
      `bpi_invoice_brightpearlid`), the salesorder (`salesorderid`), its customer and price list,
-     and the Brightpearl order's currency;
+     the Brightpearl order's currency and `bpi_amountpaid`;
    - its lines, each under its own deterministic key (uuid5 of the invoice id and the row id):
      write-in lines (`productdescription` "SKU name") with `quantity`, `priceperunit` (the row's
      unit price), `manualdiscountamount` (what makes price x quantity the row's net) and `tax`,
@@ -33,9 +34,12 @@ customer-payment poller, shared/flows/invoices_poller.py):
      Partial (2, 100002) when paid in part, else Active. Dynamics sets an invoice's state by
      PATCH of statecode/statuscode (SetState; reference dataverse-api.md §10.11); a Paid invoice
      is read-only, so a change of its amount or lines reopens it (Active) first and closes it
-     again in the same change set.
-   Dynamics' current values are what is compared, so a repeat writes nothing. A create that
-   finds the invoice already there (412, another worker) is retried and then finds it.
+     again right after, in the same `$batch`.
+   Dynamics' current values are what is compared, so a repeat writes nothing, and every write is
+   idempotent (creates are create-only under fixed keys), so an order whose writes failed half
+   way is completed by its retry. A new invoice's create that finds it already there (412:
+   another worker made it meanwhile) is retried and then brings it up to date; a line's 412 means
+   the line is there. 1,000 new invoices of 5 lines take about 8 `$batch` calls and 31 queries.
 
 Amounts are Decimal throughout; the currency precision is Dynamics' (`currencyprecision`).
 """
@@ -62,7 +66,9 @@ from shared.systems import System
 ORDER_GET = "/order-service/order/{ids}"
 PAYMENT_SEARCH = "/accounting-service/customer-payment-search"
 ORDER_LINK = "order"  # the salesorder <-> Brightpearl order link (contracts)
-LOOKUP_CHUNK = 100  # ids per Dataverse `In` query and per payment search
+LOOKUP_CHUNK = 100  # ids per Dataverse `In` query
+PAYMENT_CHUNK = 200  # orders per customer-payment-search (an id set of 200 fits the URL)
+BATCH_LIMIT = 1000  # operations per $batch (reference dataverse-api.md §4)
 NOT_IN_DYNAMICS = "OrderNotInDynamics"
 TOTALS_MISMATCH = "InvoiceTotalsMismatch"
 CURRENCY_MISSING = "CurrencyNotInDynamics"
@@ -216,7 +222,7 @@ def invoice_lines(order: Mapping[str, Any], invoice_id: str, precision: int) -> 
 class InvoicesToDataverse(RecordSync[InvoiceState]):
     """Brightpearl invoiced orders and their payments -> Dynamics invoices (module docstring).
     Hooks: fetch (orders, payments, currencies), skip (not invoiced; amounts), to_canonical,
-    match (order link, salesorder, existing invoice), write (a change set per order)."""
+    match (order link, salesorder, existing invoice), write (packed `$batch`es)."""
 
     spec = TO_DATAVERSE
     link_entity = INVOICES.link_entity
@@ -240,7 +246,7 @@ class InvoicesToDataverse(RecordSync[InvoiceState]):
         for order in found.values():
             order[PAYMENTS] = []
         searcher = cast(PaymentSearch, self.bp)
-        for chunk in chunked(invoiced, LOOKUP_CHUNK):
+        for chunk in chunked(invoiced, PAYMENT_CHUNK):
             rows = searcher.search(
                 PAYMENT_SEARCH,
                 filters={"orderId": list(chunk)},
@@ -427,20 +433,36 @@ class InvoicesToDataverse(RecordSync[InvoiceState]):
                 r.matched_by = "key"
 
     def write(self, records: list[Record], results: BatchResults) -> None:
+        """Every order's operations in as few `$batch`es as hold them (≤ 1,000 operations each; an
+        order's operations never straddle two), continuing on error, then settle each order."""
+        groups: list[tuple[Record, list[tuple[BatchOperation, str]], bool]] = []
         for r in self.to_write(records, results):
-            decision = self._decision(r)
-            if not decision.should_write:
+            if not self._decision(r).should_write:
                 self.settle(r, results)
                 continue
             held = held_state(r.target) if r.target and r.target.get(CURRENT) else None
-            ops = operations(decision.payload, held, self._header(r))
-            answers = self.dv.execute_batch([op for op, _ in ops], continue_on_error=True, change_set=True)
-            failed = next(((a, what) for a, (_, what) in zip(answers, ops, strict=True) if not a.ok), None)
-            if failed is None:
-                self.settle(r, results, f" ({'; '.join(what for _, what in ops)})")
-                continue
-            answer, what = failed
-            if answer.status == 412 and held is None:  # created meanwhile by another worker
+            groups.append((r, operations(self._decision(r).payload, held, self._header(r)), held is None))
+        batch: list[tuple[Record, list[tuple[BatchOperation, str]], bool]] = []
+        for group in groups:
+            if batch and sum(len(g[1]) for g in batch) + len(group[1]) > BATCH_LIMIT:
+                self._send(batch, results)
+                batch = []
+            batch.append(group)
+        if batch:
+            self._send(batch, results)
+
+    def _send(
+        self, groups: list[tuple[Record, list[tuple[BatchOperation, str]], bool]], results: BatchResults
+    ) -> None:
+        """One `$batch` of these orders' operations. A create answered 412 (If-None-Match: the row
+        exists) means another worker made it meanwhile: a new invoice's is retried to bring it up
+        to date; a line's is already there. Any other refusal is the order's error."""
+        answers = iter(
+            self.dv.execute_batch([op for _, ops, _ in groups for op, _ in ops], continue_on_error=True)
+        )
+        for r, ops, creating in groups:
+            got = [(next(answers), what, op) for op, what in ops]
+            if creating and got[0][0].status == 412:
                 results.set(
                     r.source_id,
                     RecordResult(
@@ -451,6 +473,11 @@ class InvoicesToDataverse(RecordSync[InvoiceState]):
                     ),
                 )
                 continue
+            failed = [(a, what) for a, what, op in got if not a.ok and not (a.status == 412 and op.headers)]
+            if not failed:
+                self.settle(r, results, f" ({'; '.join(what for _, what, _ in got)})")
+                continue
+            answer, what = failed[0]
             results.error(
                 r.source_id,
                 answer.error,
@@ -523,9 +550,10 @@ def operations(
     status = NEW if held is None else held.statuscode
     have = set() if held is None else set(held.line_ids)
     missing = [line for line in wanted.lines if line.id not in have]
-    paid_differs = held is None or held.paid != wanted.paid
-    if held is None:
-        ops.append((BatchOperation("PATCH", path, dict(header), create_only), "invoice created"))
+    paid_differs = held is not None and held.paid != wanted.paid
+    if held is None:  # created with its amount paid; Active until its lines are in
+        body = {**header, "bpi_amountpaid": float(wanted.paid)}
+        ops.append((BatchOperation("PATCH", path, body, create_only), "invoice created"))
     if (missing or paid_differs) and state != ACTIVE:
         ops.append(
             (BatchOperation("PATCH", path, {"statecode": ACTIVE, "statuscode": NEW}), "reopened to write")

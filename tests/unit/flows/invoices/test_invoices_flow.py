@@ -1,6 +1,7 @@
 """invoices-to-dataverse on stand-in ports (issue 14 item 3): what it leaves alone, an order not in
 Dynamics yet retried (OrderNotInDynamics), an invoice another worker created at the same moment
-retried rather than failed (InvoiceWrittenMeanwhile), and one atomic change set per order."""
+retried rather than failed (InvoiceWrittenMeanwhile), and the orders' writes packed into one
+`$batch`."""
 
 from __future__ import annotations
 
@@ -62,7 +63,8 @@ class Dataverse:
                 {"transactioncurrencyid": CURRENCY, "isocurrencycode": "GBP", "currencyprecision": 2}
             ],
             "salesorders": [
-                {"salesorderid": SALESORDER, "ordernumber": "ORD-1", "_customerid_value": CONTACT}
+                {"salesorderid": salesorder_of(i), "ordernumber": f"ORD-{i}", "_customerid_value": CONTACT}
+                for i in (1, 2, 7, 8)  # the salesorders linked_store links
             ],
         }.get(entity_set, [])
         for row in rows:
@@ -94,10 +96,13 @@ def run(bp: Brightpearl, dv: Dataverse, store: MemoryStateStore, *ids: int) -> l
 
 def linked_store(*order_ids: int) -> MemoryStateStore:
     store = MemoryStateStore()
-    for order_id in order_ids:  # one salesorder per order: the first is SALESORDER
-        salesorder = SALESORDER if order_id == order_ids[0] else f"{SALESORDER[:-4]}{order_id:04d}"
-        store.links.link("order", "brightpearl", str(order_id), "dataverse", salesorder)
+    for order_id in order_ids:
+        store.links.link("order", "brightpearl", str(order_id), "dataverse", salesorder_of(order_id))
     return store
+
+
+def salesorder_of(order_id: int) -> str:
+    return f"{SALESORDER[:-4]}{order_id:04d}"
 
 
 def test_credits_and_orders_not_invoiced_are_left_alone() -> None:
@@ -115,15 +120,15 @@ def test_an_order_not_in_dynamics_yet_is_retried_with_its_reason() -> None:
     assert "Brightpearl order 7" in outcome.error and dv.batches == []
 
 
-def test_an_invoice_is_written_in_one_change_set_under_its_key() -> None:
+def test_invoices_are_written_in_one_batch_under_their_keys() -> None:
     dv = Dataverse()
-    [outcome] = run(Brightpearl(bp_order(7)), dv, linked_store(7), 7)
+    [outcome] = run(Brightpearl(bp_order(7), bp_order(8)), dv, linked_store(7, 8), 7, 8)
     assert isinstance(outcome, Completed)
-    [(ops, change_set)] = dv.batches
-    assert change_set and ops[0].path == f"invoices({invoice_key('7', 'SI-7')})"
-    assert ops[0].headers == {"If-None-Match": "*"}
+    [(ops, _)] = dv.batches  # both orders in one $batch
+    assert [op.path.split("(")[0] for op in ops] == ["invoices", "invoicedetails"] * 2
+    assert ops[0].path == f"invoices({invoice_key('7', 'SI-7')})" and ops[0].headers == {"If-None-Match": "*"}
     assert ops[0].body is not None and ops[0].body["customerid_contact@odata.bind"] == f"/contacts({CONTACT})"
-    assert [op.path.split("(")[0] for op in ops] == ["invoices", "invoicedetails", "invoices"]
+    assert ops[0].body["bpi_amountpaid"] == 0.0
 
 
 def test_an_invoice_another_worker_created_meanwhile_is_retried_not_failed() -> None:
