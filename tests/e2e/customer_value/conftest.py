@@ -31,8 +31,8 @@ FLOW = "customer-value-to-dataverse"
 _versions = itertools.count(1)
 
 
-@pytest.fixture
-def sandbox_settings() -> dict[str, str]:
+def quiet_settings() -> dict[str, str]:
+    """The app settings of these tests: no timer fires by itself, three attempts before a dead letter."""
     never = {
         name: NEVER
         for name in (
@@ -48,6 +48,11 @@ def sandbox_settings() -> dict[str, str]:
         )
     }
     return {**never, "RETRY_MAX_ATTEMPTS": "3", "EXCHANGE_RATE_SOURCE": "brightpearl"}
+
+
+@pytest.fixture
+def sandbox_settings() -> dict[str, str]:
+    return quiet_settings()
 
 
 @dataclass
