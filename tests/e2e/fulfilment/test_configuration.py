@@ -14,12 +14,16 @@ from shared.mapping.orders_config import parse_order_mapping
 from syncctl.main import app
 from tests.e2e.fulfilment.conftest import OFF, ON, WAREHOUSES, FulfilmentSandbox
 
-FULFILMENT_ROUTES = ("post_reservation", "get_reservations", "post_goods_out")
+FULFILMENT_ROUTES = (  # the simulator counts requests by route
+    "POST warehouse-service/order/{id}/reservation/warehouse/{warehouse}",
+    "GET warehouse-service/order/{id}/reservation",
+    "POST warehouse-service/order/{id}/goods-note/goods-out",
+)
 
 
 def fulfilment_calls(box: FulfilmentSandbox) -> int:
     with box.bp_sim._faults_lock:
-        return sum(n for key, n in box.bp_sim.requests.items() if key.split()[-1] in FULFILMENT_ROUTES)
+        return sum(box.bp_sim.requests.get(route, 0) for route in FULFILMENT_ROUTES)
 
 
 class TestOffByDefault:
@@ -79,6 +83,9 @@ class TestPaidTriggerOnOneChannel:
         box.host.run_timer("poll_brightpearl_orders")  # payments raise no webhook: the order poller
         box.work()
         assert box.note_shape(bp_order) == [(2, {"MUG-1": 1})]
+        with box.bp_sim._faults_lock:
+            writes = [box.bp_sim.requests.get(r, 0) for r in FULFILMENT_ROUTES if r.startswith("POST")]
+        assert writes == [1, 1]  # one reservation, one goods-out note: the counter the test above reads
 
 
 def test_a_bad_fulfilment_section_is_refused_naming_the_fields(tmp_path: Path) -> None:

@@ -6,10 +6,12 @@ Each test compares what the notes hold with what was ordered and looks for dead 
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tests.e2e.fulfilment.conftest import FLOW, FulfilmentSandbox
-from tests.e2e.orders.test_exactly_once import second_host, work_both
+from tests.e2e.orders.test_exactly_once import clear_faults, second_host, work_both
 
 ORDERED = {"MUG-1": 2, "TEE-1": 1}
 WRITES = "warehouse-service/order"  # the reservation and goods-out POSTs are below it
@@ -90,3 +92,36 @@ def test_a_worker_that_died_part_way_is_taken_over_after_a_restart_and_finishes_
     box.work()  # waits for the dead worker's claim to run out, then takes it over
     assert box.note_shape(bp_order) == [(2, {"MUG-1": 2}), (2, {"TEE-1": 1})]
     assert_noted_once(box, [(order, bp_order)])
+
+
+def test_a_host_restart_in_the_middle_of_a_batch_notes_each_order_once(box: FulfilmentSandbox) -> None:
+    """Six orders reach "Ready to ship" together; the host dies while its worker is part way through
+    them (one goods-out POST committed but never answered, the rest never reach Brightpearl); a new
+    host on the same bus and store takes the notices again and finishes each order once."""
+    orders = stocked_orders(box, 6)
+    box.bp_sim.add_fault("slow", count=100, seconds=0.2, path=WRITES, method="POST")
+    for _, bp_order in orders:
+        box.set_status(bp_order)
+    deadline = time.monotonic() + 60
+    while goods_out_posts(box) < 2:  # part way through the batch
+        assert time.monotonic() < deadline, "the flow did not start noting"
+        time.sleep(0.02)
+    clear_faults(box)  # the first matching fault applies: these come before any other
+    box.bp_sim.add_fault("drop", count=1, path=WRITES, method="POST")
+    box.bp_sim.add_fault("drop-before", count=1000, path=WRITES, method="POST")
+    old = box.host
+    old.stop(grace=0.0)
+    while old._invoker.sync_running:  # the cut-short invocation returns (its POSTs fail fast)
+        assert time.monotonic() < deadline + 60, "the stopped host's worker did not return"
+        time.sleep(0.02)
+    clear_faults(box)
+    assert any(not box.notes(bp_order) for _, bp_order in orders), "the crash came after every order"
+    box.start_host()
+    box.work()
+    assert_noted_once(box, orders)
+    assert all(len(box.notes(bp_order)) == 1 for _, bp_order in orders)
+
+
+def goods_out_posts(box: FulfilmentSandbox) -> int:
+    with box.bp_sim._faults_lock:
+        return box.bp_sim.requests.get("POST warehouse-service/order/{id}/goods-note/goods-out", 0)
