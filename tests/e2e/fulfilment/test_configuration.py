@@ -88,6 +88,21 @@ class TestPaidTriggerOnOneChannel:
         assert writes == [1, 1]  # one reservation, one goods-out note: the counter the test above reads
 
 
+class TestImmediately:
+    @pytest.fixture
+    def mapping_edits(self) -> tuple[tuple[str, str], ...]:
+        return ((OFF, ON), ("    when: status\n    statuses: [Ready to ship]", "    when: immediately"))
+
+    def test_a_new_order_is_noted_as_soon_as_brightpearl_has_it(self, box: FulfilmentSandbox) -> None:
+        box.add_stock("MUG-1", 5)
+        box.add_stock("TEE-1", 1)
+        order = box.raise_order([("MUG-1", 2), ("TEE-1", 1)])
+        box.work()  # sales-order.created brings it; no status change needed
+        bp_order = box.bp_order_of(order)["id"]
+        assert box.note_shape(bp_order) == [(2, {"MUG-1": 2, "TEE-1": 1})]  # the order's own warehouse
+        assert box.line_figures(order) == {"MUG-1": (2, 2), "TEE-1": (1, 1)}
+
+
 def test_a_bad_fulfilment_section_is_refused_naming_the_fields(tmp_path: Path) -> None:
     text = (Path(__file__).resolve().parents[3] / "mappings" / "orders.yaml").read_text()
     bad = text.replace(OFF, ON).replace("statuses: [Ready to ship]", "statuses: []")
