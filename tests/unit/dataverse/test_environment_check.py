@@ -52,7 +52,7 @@ def test_a_bare_environment_is_told_what_is_missing_and_how_to_fix_it(bare, bare
             ("salesorder", "missing_column", c)
             for c in ("bpi_brightpearlid", "bpi_sendtobrightpearl", "bpi_shippedon", "bpi_shippingmethod",
                       "bpi_trackingreference", "bpi_invoicereference", "bpi_paymentstatus",
-                      "bpi_brightpearlstatus")
+                      "bpi_brightpearlstatus", "bpi_origin", "bpi_channel", "bpi_placedon")
         ),
         ("salesorder", "missing_key", "bpi_brightpearlid"),
         ("salesorder", "change_tracking_off", "ChangeTrackingEnabled"),

@@ -17,6 +17,9 @@ ORDER_COLUMN_CHANGES = [  # the orders entity's part (contracts of issue 13)
     "salesorder: create column bpi_invoicereference (String, 100)",
     "salesorder: create column bpi_paymentstatus (String, 20)",
     "salesorder: create column bpi_brightpearlstatus (String, 100)",
+    "salesorder: create column bpi_origin (String, 20)",  # order history (issue 14)
+    "salesorder: create column bpi_channel (String, 100)",
+    "salesorder: create column bpi_placedon (DateTime)",
 ]
 EXPECTED_CHANGES = [
     "contact: create column bpi_brightpearlid (String, 100)",
