@@ -17,8 +17,8 @@ customer-payment poller, shared/flows/invoices_poller.py):
    Dynamics-born orders, the history flow for Brightpearl-born ones). No link yet: the order is
    retried (`OrderNotInDynamics`, transient), because the history flow receives the same notice
    and brings the order first; after the usual attempts it is dead-lettered;
-5. write what differs, per order in this order (every order's operations in as few `$batch`es of
-   ≤ 1,000 operations as hold them, an order's never split, continuing on error):
+5. write what differs, per order one atomic change set, in this order (every order's change set
+   in as few `$batch`es of ≤ 1,000 operations as hold them, `execute_change_sets`):
    - the invoice, created once under a deterministic primary key (uuid5 of the Brightpearl order
      id and invoice reference) with `If-None-Match: *`, so duplicates and a host restart can never
      make two: `name`, `bpi_brightpearlid` (the invoice reference, alternate key
@@ -35,11 +35,10 @@ customer-payment poller, shared/flows/invoices_poller.py):
      PATCH of statecode/statuscode (SetState; reference dataverse-api.md §10.11); a Paid invoice
      is read-only, so a change of its amount or lines reopens it (Active) first and closes it
      again right after, in the same `$batch`.
-   Dynamics' current values are what is compared, so a repeat writes nothing, and every write is
-   idempotent (creates are create-only under fixed keys), so an order whose writes failed half
-   way is completed by its retry. A new invoice's create that finds it already there (412:
-   another worker made it meanwhile) is retried and then brings it up to date; a line's 412 means
-   the line is there. 1,000 new invoices of 5 lines take about 8 `$batch` calls and 31 queries.
+   Dynamics' current values are what is compared, so a repeat writes nothing. A new invoice's
+   create that finds it already there (412: another worker made it meanwhile) rolls its change
+   set back and is retried, which then brings it up to date. 1,000 new invoices of 5 lines take
+   about 8 `$batch` calls and 31 queries.
 
 Amounts are Decimal throughout; the currency precision is Dynamics' (`currencyprecision`).
 """
@@ -433,8 +432,8 @@ class InvoicesToDataverse(RecordSync[InvoiceState]):
                 r.matched_by = "key"
 
     def write(self, records: list[Record], results: BatchResults) -> None:
-        """Every order's operations in as few `$batch`es as hold them (≤ 1,000 operations each; an
-        order's operations never straddle two), continuing on error, then settle each order."""
+        """Every order's change set in as few `$batch`es as hold them (≤ 1,000 operations each; an
+        order's operations never straddle two), then settle each order."""
         groups: list[tuple[Record, list[tuple[BatchOperation, str]], bool]] = []
         for r in self.to_write(records, results):
             if not self._decision(r).should_write:
@@ -454,15 +453,16 @@ class InvoicesToDataverse(RecordSync[InvoiceState]):
     def _send(
         self, groups: list[tuple[Record, list[tuple[BatchOperation, str]], bool]], results: BatchResults
     ) -> None:
-        """One `$batch` of these orders' operations. A create answered 412 (If-None-Match: the row
-        exists) means another worker made it meanwhile: a new invoice's is retried to bring it up
-        to date; a line's is already there. Any other refusal is the order's error."""
-        answers = iter(
-            self.dv.execute_batch([op for _, ops, _ in groups for op, _ in ops], continue_on_error=True)
-        )
-        for r, ops, creating in groups:
-            got = [(next(answers), what, op) for op, what in ops]
-            if creating and got[0][0].status == 412:
+        """One `$batch` of these orders' operations, each order's an atomic change set (reopen,
+        write and close again all happen or none). A new invoice's create answered 412
+        (If-None-Match: the row exists) means another worker made it meanwhile: retried, the
+        retry brings it up to date. Any other refusal is the order's error."""
+        answers = self.dv.execute_change_sets([[op for op, _ in ops] for _, ops, _ in groups])
+        for (r, ops, creating), got in zip(groups, answers, strict=True):
+            failed = [(a, what) for a, (_, what) in zip(got, ops, strict=True) if not a.ok]
+            if not failed:
+                self.settle(r, results, f" ({'; '.join(what for _, what in ops)})")
+            elif creating and got[0].status == 412:
                 results.set(
                     r.source_id,
                     RecordResult(
@@ -472,17 +472,13 @@ class InvoicesToDataverse(RecordSync[InvoiceState]):
                         "meanwhile (another worker): retried to bring it up to date",
                     ),
                 )
-                continue
-            failed = [(a, what) for a, what, op in got if not a.ok and not (a.status == 412 and op.headers)]
-            if not failed:
-                self.settle(r, results, f" ({'; '.join(what for _, what, _ in got)})")
-                continue
-            answer, what = failed[0]
-            results.error(
-                r.source_id,
-                answer.error,
-                f"Dynamics invoice {r.target_id} of {self.label} {r.source_id}: {what}",
-            )
+            else:
+                answer, what = failed[0]
+                results.error(
+                    r.source_id,
+                    answer.error,
+                    f"Dynamics invoice {r.target_id} of {self.label} {r.source_id}: {what}",
+                )
 
     def remember(self, r: Record) -> None:
         """Nothing: the invoice's key is deterministic (invoice_key) and Dynamics' own values are

@@ -1,7 +1,6 @@
 """invoices-to-dataverse on stand-in ports (issue 14 item 3): what it leaves alone, an order not in
 Dynamics yet retried (OrderNotInDynamics), an invoice another worker created at the same moment
-retried rather than failed (InvoiceWrittenMeanwhile), and the orders' writes packed into one
-`$batch`."""
+retried rather than failed (InvoiceWrittenMeanwhile), and one atomic change set per order."""
 
 from __future__ import annotations
 
@@ -71,6 +70,9 @@ class Dataverse:
             annotations = {"_customerid_value@Microsoft.Dynamics.CRM.lookuplogicalname": "contact"}
             yield Record(entity_set, None, None, row, annotations if entity_set == "salesorders" else {})
 
+    def execute_change_sets(self, groups: Sequence[Sequence[BatchOperation]]) -> list[list[BatchResult]]:
+        return [self.execute_batch(group, change_set=True) for group in groups]
+
     def execute_batch(
         self, ops: Sequence[BatchOperation], *, continue_on_error: bool = True, change_set: bool = False
     ) -> list[BatchResult]:
@@ -124,8 +126,11 @@ def test_invoices_are_written_in_one_batch_under_their_keys() -> None:
     dv = Dataverse()
     [outcome] = run(Brightpearl(bp_order(7), bp_order(8)), dv, linked_store(7, 8), 7, 8)
     assert isinstance(outcome, Completed)
-    [(ops, _)] = dv.batches  # both orders in one $batch
-    assert [op.path.split("(")[0] for op in ops] == ["invoices", "invoicedetails"] * 2
+    assert [[op.path.split("(")[0] for op in ops] for ops, _ in dv.batches] == [
+        ["invoices", "invoicedetails"]
+    ] * 2
+    assert all(change_set for _, change_set in dv.batches)  # one atomic change set per order
+    ops = dv.batches[0][0]
     assert ops[0].path == f"invoices({invoice_key('7', 'SI-7')})" and ops[0].headers == {"If-None-Match": "*"}
     assert ops[0].body is not None and ops[0].body["customerid_contact@odata.bind"] == f"/contacts({CONTACT})"
     assert ops[0].body["bpi_amountpaid"] == 0.0
