@@ -210,8 +210,12 @@ def brightpearl_side(bp: Any, contact_id: int, limit: int) -> dict[str, Any] | N
     emails = (contact.get("communication") or {}).get("emails") or {}
     rows = bp.search_orders(contactId=contact_id, columns=["orderId", "orderTypeId"], sort="orderId.DESC")
     ids: list[int] = []
-    for row in rows:
-        if ORDER_TYPES.get(int(row.get("orderTypeId") or 0)) and len(ids) < limit:
+    truncated = False
+    for row in rows:  # newest first; stop reading pages once `limit` are found
+        if ORDER_TYPES.get(int(row.get("orderTypeId") or 0)):
+            if len(ids) == limit:
+                truncated = True
+                break
             ids.append(int(row["orderId"]))
     orders = [_order(o) for o in (bp.get_by_ids(ORDER_GET, ids, limit=200) if ids else [])]
     orders.sort(key=lambda o: o["id"], reverse=True)
@@ -241,6 +245,7 @@ def brightpearl_side(bp: Any, contact_id: int, limit: int) -> dict[str, Any] | N
         "credits": [o for o in orders if o["type"] == "SC"],
         "payments": payments,
         "shown_limit": limit,
+        "truncated": truncated,  # the customer has more orders and credits than shown
     }
 
 
@@ -295,7 +300,7 @@ def computed(bp_side: dict[str, Any] | None) -> dict[str, Any]:
         },
         "lastPurchase": max(placed) if placed else None,
         "openReturns": sum(1 for c in bp_side["credits"] if c["paymentStatus"] != "PAID"),
-        "complete": len(orders) + len(bp_side["credits"]) < bp_side["shown_limit"],
+        "complete": not bp_side["truncated"],
     }
 
 

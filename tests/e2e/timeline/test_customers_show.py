@@ -95,6 +95,21 @@ def test_customers_show_gives_both_sides_computed_figures_and_sync_state(
     code, by_guid = _show(box, tmp_path, contact, "--json")
     assert code == 0 and json.loads(by_guid)["brightpearl"]["contactId"] == bp_customer
 
+    # --limit: the newest records only (the credit), and the figures say they are partial
+    code, newest = _show(box, tmp_path, str(bp_customer), "--json", "--limit", "1")
+    assert code == 0, newest
+    view = json.loads(newest)
+    assert (
+        [o["id"] for o in view["brightpearl"]["orders"]],
+        [c["id"] for c in view["brightpearl"]["credits"]],
+    ) == (
+        [],
+        [returned],
+    )
+    assert view["computed"]["complete"] is False
+    code, text = _show(box, tmp_path, str(bp_customer), "--limit", "1")
+    assert "from the newest 1 orders and credits only" in text
+
 
 def test_an_unknown_customer_exits_1_naming_the_lookup(orders_sandbox: OrderSandbox, tmp_path: Path):
     code, output = _show(orders_sandbox, tmp_path, "nobody@example.org")
