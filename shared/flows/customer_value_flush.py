@@ -145,7 +145,7 @@ class CustomerValueFlush:
         report.not_linked = len(customers) - len(contact_of)
         places = 2
         values = {c: CustomerValue.of(self.values.contributions(c).values(), places) for c in contact_of}
-        held = self._read(
+        held = self.read_figures(
             "contacts", "contactid", list(contact_of.values()), extra=("_parentcustomerid_value",)
         )
         if self.mapping.contact_columns:
@@ -193,7 +193,7 @@ class CustomerValueFlush:
         figures: dict[str, CustomerValue] = {}
         for customer in set(customer_of.values()):
             figures[customer] = CustomerValue.of(self.values.contributions(customer).values())
-        held = self._read("accounts", "accountid", list(accounts))
+        held = self.read_figures("accounts", "accountid", list(accounts))
         rows = []
         for account, contact_ids in members.items():
             total = CustomerValue.total(figures[customer_of[c]] for c in contact_ids if c in customer_of)
@@ -206,9 +206,10 @@ class CustomerValueFlush:
         failed = self._update("accounts", "accountid", rows)
         return len(rows) - len(failed)
 
-    def _read(
+    def read_figures(
         self, entity_set: str, key: str, ids: Sequence[str], extra: Iterable[str] = ()
     ) -> dict[str, Mapping[str, Any]]:
+        """What Dynamics holds of the figures (and `extra` columns) per record id, 100 ids a query."""
         out: dict[str, Mapping[str, Any]] = {}
         for chunk in chunked(list(ids), LOOKUP_CHUNK):
             for row in self.dv.query(

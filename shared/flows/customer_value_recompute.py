@@ -135,7 +135,7 @@ class CustomerValueRecompute:
             for c, link in links.items()
             if link.is_linked and link.id_in("dataverse")
         }
-        held_columns = self.flush._read("contacts", "contactid", list(contact_of.values()))
+        held_columns = self.flush.read_figures("contacts", "contactid", list(contact_of.values()))
         drifted: list[str] = []
         for customer in customers:
             try:
