@@ -58,6 +58,9 @@ def test_a_bare_environment_is_told_what_is_missing_and_how_to_fix_it(bare, bare
         ("salesorder", "change_tracking_off", "ChangeTrackingEnabled"),
         ("salesorderdetail", "change_tracking_off", "ChangeTrackingEnabled"),
         ("incident", "missing_column", "bpi_brightpearlid"),
+        ("invoice", "missing_column", "bpi_brightpearlid"),
+        ("invoice", "missing_column", "bpi_amountpaid"),
+        ("invoice", "missing_key", "bpi_brightpearlid"),
         ("incident", "missing_key", "bpi_brightpearlid"),
     }  # fmt: skip
     assert all(p.fixable and "syncctl dataverse provision" in p.fix for p in problems)
