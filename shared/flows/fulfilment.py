@@ -87,6 +87,7 @@ CHANNEL_OFF = "ChannelNotFulfilled"
 CANCELLED = "OrderCancelled"
 WAITING_FOR_STOCK = "WaitingForStock"
 REFUSED = "ReservationRefused"
+LINES_REFUSED = "DynamicsLinesRefused"
 ACTIVE, SUBMITTED = 0, 1
 REOPEN = {"statecode": ACTIVE, "statuscode": 1}
 
@@ -524,7 +525,28 @@ class FulfilmentToBrightpearl(RecordSync[OrderToFulfil]):
             answers = self.dv.execute_batch([op for _, op in flat], continue_on_error=True)
             for (source_id, op), answer in zip(flat, answers, strict=True):
                 if not answer.ok and results.by_id[source_id].kind not in ("transient", "fatal"):
-                    results.error(source_id, answer.error, f"Dynamics {op.path} of {self.label} {source_id}")
+                    self._refused(source_id, op, answer.error, results)
+
+    def _refused(
+        self, source_id: str, op: BatchOperation, error: Exception | None, results: BatchResults
+    ) -> None:
+        """A line write Dynamics refused. Brightpearl is done already; a refusal (typically the
+        order closed meanwhile by another worker reopening and putting it back) is retried, so the
+        next pass, which finds nothing to do in Brightpearl, writes the lines again; after the
+        usual attempts it is dead-lettered with Dynamics' message."""
+        what = f"Dynamics {op.method} {op.path} of {self.label} {source_id}"
+        results.error(source_id, error, what)
+        got = results.by_id[source_id]
+        if got.kind == "fatal":
+            results.set(
+                source_id,
+                RecordResult(
+                    "transient",
+                    LINES_REFUSED,
+                    f"{got.description} (the reservations and notes are made; the lines are written on "
+                    "retry)",
+                ),
+            )
 
     def _order_states(self, orders: list[str]) -> dict[str, tuple[int, int]]:
         out: dict[str, tuple[int, int]] = {}

@@ -7,10 +7,11 @@ Each test compares what the notes hold with what was ordered and looks for dead 
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 
-from tests.e2e.fulfilment.conftest import FLOW, FulfilmentSandbox
+from tests.e2e.fulfilment.conftest import FLOW, OFF, ON, WAREHOUSES, FulfilmentSandbox
 from tests.e2e.orders.test_exactly_once import clear_faults, second_host, work_both
 
 ORDERED = {"MUG-1": 2, "TEE-1": 1}
@@ -125,3 +126,31 @@ def test_a_host_restart_in_the_middle_of_a_batch_notes_each_order_once(box: Fulf
 def goods_out_posts(box: FulfilmentSandbox) -> int:
     with box.bp_sim._faults_lock:
         return box.bp_sim.requests.get("POST warehouse-service/order/{id}/goods-note/goods-out", 0)
+
+
+class TestLinesRefused:
+    """`writeback.read_only_orders: direct` while the application user is no administrator: Dynamics
+    refuses the Submitted order's lines. Brightpearl's part is done once; the lines are retried and
+    written once Dynamics takes them (here: the user becomes an administrator)."""
+
+    @pytest.fixture
+    def mapping_edits(self) -> tuple[tuple[str, str], ...]:
+        return ((OFF, ON), WAREHOUSES, ("read_only_orders: reopen", "read_only_orders: direct"))
+
+    def test_refused_lines_are_retried_without_reserving_again(
+        self, box: FulfilmentSandbox, dv_server: Any
+    ) -> None:
+        [(order, bp_order)] = stocked_orders(box, 1)
+        box.set_status(bp_order)
+        box.work(rounds=1)
+        assert box.noted(bp_order) == ORDERED
+        assert box.line_figures(order) == {"MUG-1": (None, None), "TEE-1": (None, None)}
+        assert box.scheduled(), "the refused lines wait for a retry"
+        config = dv_server.simulator.config
+        config.application_users_are_admins = True
+        try:
+            box.work()
+        finally:
+            config.application_users_are_admins = False
+        assert_noted_once(box, [(order, bp_order)])
+        assert len(box.notes(bp_order)) == 1
