@@ -117,6 +117,9 @@ def cases(s: str, tmp: str) -> dict[str, list[list[str]]]:
             [GUID, "--settings", s],
             ["  ", "--settings", s],
         ],
+        "customer-value show": [["215", "--settings", s], ["ada@example.org", "--settings", s]],
+        "customer-value last": [["--settings", s]],
+        "customer-value recompute": [["--settings", s], ["--customer", "215", "--json", "--settings", s]],
         "history": [
             ["brightpearl", "contact", "215", "--settings", s],
             ["dataverse", "contact", "215", "--settings", s],
