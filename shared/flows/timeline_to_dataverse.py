@@ -11,7 +11,7 @@ task (`task`, `regardingobjectid_contact_task@odata.bind`; reference dataverse-a
 - refunded: a sales credit whose payment status is PAID (a customer payment of type PAYMENT
   paid it back).
 
-Per batch: `order`, `goods-out-note` and `sales-credit` notices are turned into moments
+Per batch: `order`, `sales-order`, `goods-out-note` and `sales-credit` notices become moments
 (`expand`: one GET of the notes named, one of the orders and credits, one of the notes of the
 orders that shipped something, one of the credits' parent orders); each notice stands for its
 moments. A moment's record id is `<kind>:<Brightpearl id>` (`order_placed:100001`,
@@ -41,7 +41,14 @@ from pydantic import BaseModel
 from shared.dataverse.errors import DataverseDuplicateError
 from shared.dataverse.models import BatchOperation
 from shared.events import Envelope
-from shared.flows.timeline_spec import GOODS_OUT_ENTITY, SALES_CREDIT_ENTITY, TIMELINE, TO_DATAVERSE
+from shared.flows.timeline_spec import (
+    GOODS_OUT_ENTITY,
+    ORDER_ENTITY,
+    SALES_CREDIT_ENTITY,
+    SALES_ORDER_ENTITY,
+    TIMELINE,
+    TO_DATAVERSE,
+)
 from shared.mapping.timeline_config import MomentSettings, TimelineMapping, load_timeline_mapping
 from shared.mapping.translation import Translation
 from shared.sync.engine import Batch, FlowPorts, PlainDecision, RecordSync, SyncRecord
@@ -62,7 +69,7 @@ CUSTOMER_NOT_SYNCED = "CustomerNotSynced"
 NO_CUSTOMER = "NoCustomer"
 # The notice entity naming the Brightpearl record a moment comes from
 MOMENT_SOURCES = {
-    "order_placed": "order",
+    "order_placed": ORDER_ENTITY,
     "shipped": GOODS_OUT_ENTITY,
     "returned": SALES_CREDIT_ENTITY,
     "refunded": SALES_CREDIT_ENTITY,
@@ -139,7 +146,15 @@ class TimelineToDataverse(RecordSync[Moment]):
             self._named = []
 
     def _expand(self, batch: Batch, results: BatchResults) -> list[str]:
-        order_ids = [*batch.changed.get("order", []), *batch.changed.get(SALES_CREDIT_ENTITY, [])]
+        order_ids = list(
+            dict.fromkeys(
+                [
+                    *batch.changed.get(ORDER_ENTITY, []),
+                    *batch.changed.get(SALES_ORDER_ENTITY, []),
+                    *batch.changed.get(SALES_CREDIT_ENTITY, []),
+                ]
+            )
+        )
         note_ids = batch.changed.get(GOODS_OUT_ENTITY, [])
         notes = self._notes_by_id(note_ids) if note_ids else {}
         wanted = list(dict.fromkeys([*order_ids, *(str(n.get("orderId") or "") for n in notes.values())]))
