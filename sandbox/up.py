@@ -249,6 +249,9 @@ def run(
 
     settings = demo_settings(settings)  # fulfilment automation on for the demo (sandbox/orders_demo.py)
     supervisor = Supervisor(plan(settings, host_port=host_port), echo=echo)
+    if "ORDER_MAPPING_PATH" in settings:  # the host reads its settings file itself: a variable wins
+        for service in supervisor.services:
+            service.env.setdefault("ORDER_MAPPING_PATH", settings["ORDER_MAPPING_PATH"])
 
     def on_signal(signum: int, _frame: object) -> None:
         supervisor._stopping = True
