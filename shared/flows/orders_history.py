@@ -9,7 +9,8 @@ Fulfilled...) exactly as for a Dynamics-born order. Per batch, in bulk:
 1. orders that started in Dynamics are not copied: their `externalRef` names a Dynamics order
    (orders-to-brightpearl's claim or link on it, or the salesorder itself): `skipped`,
    `FromDynamics`;
-2. channels not in `history.channels`: `skipped`, `ChannelNotIncluded`;
+2. channels not in `history.channels`: `skipped`, `ChannelNotIncluded`; orders cancelled before
+   they reached Dynamics (`changes.cancelled_status`): `skipped`, `CancelledInBrightpearl`;
 3. rows that do not add up to the order's total beyond `history.rounding_tolerance`: dead letter
    `OrderTotalsMismatch`, naming each difference;
 4. the currency (transactioncurrency by ISO code; none: `CurrencyMissing`), the price list
@@ -47,6 +48,7 @@ from shared.mapping.orders_history import (
     salesorder_body,
     totals_gap,
 )
+from shared.mapping.orders_status import CANCELED
 from shared.store.errors import ClaimTaken, StoreConflictError
 from shared.store.links import Claim, Link
 from shared.sync.engine import SyncRecord
@@ -60,6 +62,7 @@ log = get_logger("flows.orders_history")
 
 FROM_DYNAMICS = "FromDynamics"
 CHANNEL_EXCLUDED = "ChannelNotIncluded"
+CANCELLED = "CancelledInBrightpearl"
 HISTORY_OFF = "NotFromDynamics"  # history off: not created from Dynamics, so not written back
 TOTALS = "OrderTotalsMismatch"
 CURRENCY_MISSING = "CurrencyMissing"
@@ -110,11 +113,13 @@ class OrderHistory:
         settings: HistorySettings,
         *,
         customer_attempts: int = 6,
+        cancelled_status: str = "Cancelled",
         now: Callable[[], datetime] | None = None,
     ) -> None:
         self.flow = flow
         self.settings = settings
         self.customer_attempts = customer_attempts
+        self.cancelled_status = cancelled_status.casefold()  # changes.cancelled_status
         self.now = now or (lambda: datetime.now(UTC))
         self._attempt: dict[str, int] = {}
 
@@ -146,7 +151,11 @@ class OrderHistory:
                 )
             return []
         todo = self._not_from_dynamics(records, results)
-        todo = [r for r in todo if self._included(r, results) and self._adds_up(r, results)]
+        todo = [
+            r
+            for r in todo
+            if self._included(r, results) and not self._cancelled(r, results) and self._adds_up(r, results)
+        ]
         if not todo:
             return []
         currencies = self._currencies({currency_of(r.source) for r in todo})
@@ -234,6 +243,24 @@ class OrderHistory:
             ),
         )
         return False
+
+    def _cancelled(self, r: Record, results: BatchResults) -> bool:
+        """An order cancelled before it reached Dynamics (status `changes.cancelled_status`, or one
+        order_status.yaml maps to Canceled) is not copied: Dynamics would show it open (the
+        write-back does not cancel orders)."""
+        name = str((r.source.get("orderStatus") or {}).get("name") or "")
+        if name.casefold() != self.cancelled_status and r.read.value.statecode != CANCELED:
+            return False
+        results.set(
+            r.source_id,
+            RecordResult(
+                "skipped",
+                CANCELLED,
+                f"{self._what(r)} was cancelled in Brightpearl (status {name!r}) before it reached "
+                "Dynamics: not copied",
+            ),
+        )
+        return True
 
     def _adds_up(self, r: Record, results: BatchResults) -> bool:
         gap = totals_gap(r.source, self.settings.rounding_tolerance)

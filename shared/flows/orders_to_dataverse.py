@@ -150,6 +150,7 @@ class OrdersToDataverse(RecordSync[OrderState]):
         reopen: bool = True,
         history: HistorySettings | None = None,
         customer_attempts: int = 6,
+        cancelled_status: str = "Cancelled",
         **ports: Unpack[FlowPorts],
     ) -> None:
         super().__init__(**ports)
@@ -157,7 +158,12 @@ class OrdersToDataverse(RecordSync[OrderState]):
         self.shipping_methods = dict(shipping_methods or {})  # Brightpearl shippingMethodId -> name
         self.reopen = reopen  # writeback.read_only_orders: reopen (else direct)
         # Brightpearl-born orders: their Dynamics order is made first (mappings/orders.yaml history:)
-        self.history = OrderHistory(self, history or HistorySettings(), customer_attempts=customer_attempts)
+        self.history = OrderHistory(
+            self,
+            history or HistorySettings(),
+            customer_attempts=customer_attempts,
+            cancelled_status=cancelled_status,
+        )
 
     @classmethod
     def from_runtime(cls) -> Self:
@@ -171,6 +177,7 @@ class OrdersToDataverse(RecordSync[OrderState]):
             reopen=mapping.writeback.read_only_orders == "reopen",
             history=mapping.history,
             customer_attempts=mapping.customer_wait.attempts,
+            cancelled_status=mapping.changes.cancelled_status,
             **cls.runtime_ports(),
         )
 

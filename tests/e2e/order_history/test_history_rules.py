@@ -151,3 +151,16 @@ def test_an_order_whose_customer_is_not_in_dynamics_yet_waits_for_it(orders_sand
     assert lookup(order["customerid"]) == str(link.id_in("dataverse")).lower()
     assert ("synced", None) in [(result, reason) for result, reason, _ in history_audit(box, bp_id)]
     assert box.dead_lettered(TO_DV) == []
+
+
+def test_an_order_cancelled_before_it_reached_dynamics_is_not_copied(orders_sandbox: OrderSandbox) -> None:
+    """Dynamics would show it open (the write-back does not cancel orders): it is left out."""
+    box = orders_sandbox
+    bp_id = place_web_order(box, [("CAP-1", 1)], ref="WEB-CXL", announce=False)
+    box.bp_sim.state.set_order_status(bp_id, {"orderStatusId": 5})  # Cancelled (its webhook goes)
+    box.work()
+
+    assert dv_orders_of(box, bp_id) == []
+    reasons = {(result, reason) for result, reason, _ in history_audit(box, bp_id)}
+    assert reasons == {("skipped", "CancelledInBrightpearl")}
+    assert box.dead_lettered(TO_DV) == []
