@@ -40,6 +40,12 @@ def test_a_bare_environment_is_told_what_is_missing_and_how_to_fix_it(bare, bare
                       "bpi_segment", "bpi_tags", "bpi_vip")
         ),
         ("account", "missing_column", "bpi_brightpearlid"),
+        *(  # customer value (issue 14 item 4): the figures on contact and account
+            (table, "missing_column", c)
+            for table in ("contact", "account")
+            for c in ("bpi_lifetimevalue", "bpi_lastpurchasedate", "bpi_ordercount", "bpi_averageordervalue",
+                      "bpi_openreturns")
+        ),
         ("contact", "missing_key", "bpi_brightpearlid"),
         ("account", "missing_key", "bpi_brightpearlid"),
         ("contact", "change_tracking_off", "ChangeTrackingEnabled"),

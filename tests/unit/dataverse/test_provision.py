@@ -30,6 +30,17 @@ EXPECTED_CHANGES = [
     "contact: create column bpi_tags (Memo, 2000)",
     "contact: create column bpi_vip (Boolean)",
     "account: create column bpi_brightpearlid (String, 100)",
+    *(  # customer value (issue 14 item 4): the figures on contact and account
+        f"{table}: create column {column}"
+        for table in ("contact", "account")
+        for column in (
+            "bpi_lifetimevalue (Money)",
+            "bpi_lastpurchasedate (DateTime)",
+            "bpi_ordercount (Integer)",
+            "bpi_averageordervalue (Money)",
+            "bpi_openreturns (Integer)",
+        )
+    ),
     "product: create column bpi_brightpearlid (String, 100)",
     "product: create column bpi_availablestock (Decimal)",
     *ORDER_COLUMN_CHANGES,
