@@ -14,6 +14,7 @@ from shared.dataverse.schema import (
     attribute_body,
     key_body,
     label,
+    plan_for_customer_value,
     plan_for_customers,
     schema_plan,
 )
@@ -116,11 +117,14 @@ def test_the_product_part_of_the_plan_has_the_contract_names():
 
 
 def test_the_product_part_follows_the_registry_unless_asked(monkeypatch):
-    customers = tuple(plan_for_customers(load_customer_mapping()))
+    # the customer mapping's contact and account, then the customer value figures on them
+    customers = (*plan_for_customers(load_customer_mapping()), *plan_for_customer_value())
     monkeypatch.setattr(schema, "products_wired", lambda: False)
     assert schema_plan().tables == customers  # the products flow is not wired: left out
     monkeypatch.setattr(schema, "products_wired", lambda: True)
     assert [t.table for t in schema_plan().tables] == [
+        "contact",
+        "account",
         "contact",
         "account",
         "product",
