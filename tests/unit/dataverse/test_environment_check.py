@@ -63,6 +63,8 @@ def test_a_bare_environment_is_told_what_is_missing_and_how_to_fix_it(bare, bare
         ("salesorder", "missing_key", "bpi_brightpearlid"),
         ("salesorder", "change_tracking_off", "ChangeTrackingEnabled"),
         ("salesorderdetail", "change_tracking_off", "ChangeTrackingEnabled"),
+        ("salesorderdetail", "missing_column", "bpi_quantityreserved"),  # fulfilment (issue 18)
+        ("salesorderdetail", "missing_column", "bpi_quantityreleased"),
         ("incident", "missing_column", "bpi_brightpearlid"),
         ("invoice", "missing_column", "bpi_brightpearlid"),
         ("invoice", "missing_column", "bpi_amountpaid"),

@@ -20,6 +20,8 @@ ORDER_COLUMN_CHANGES = [  # the orders entity's part (contracts of issue 13)
     "salesorder: create column bpi_origin (String, 20)",  # order history (issue 14)
     "salesorder: create column bpi_channel (String, 100)",
     "salesorder: create column bpi_placedon (DateTime)",
+    "salesorderdetail: create column bpi_quantityreserved (Decimal)",  # fulfilment (issue 18)
+    "salesorderdetail: create column bpi_quantityreleased (Decimal)",
 ]
 EXPECTED_CHANGES = [
     "contact: create column bpi_brightpearlid (String, 100)",
