@@ -44,6 +44,8 @@ def test_order_columns_key_and_change_tracking_are_provisioned(bare):
         "salesorder: create column bpi_invoicereference (String, 100)",
         "salesorder: create column bpi_paymentstatus (String, 20)",
         "salesorder: create column bpi_brightpearlstatus (String, 100)",
+        "salesorderdetail: create column bpi_quantityreserved (Decimal)",  # fulfilment (issue 18)
+        "salesorderdetail: create column bpi_quantityreleased (Decimal)",
         "salesorder: create alternate key bpi_brightpearlid_key on (bpi_brightpearlid)",
         "salesorder: enable change tracking",
         "salesorderdetail: enable change tracking",
