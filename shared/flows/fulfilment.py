@@ -10,7 +10,8 @@ batch of Brightpearl notices (shared/flows/fulfilment_spec.py):
 2. each order is checked: a sales order, not cancelled (orders.yaml `changes.cancelled_status`),
    of a channel `fulfilment.channels` lists (empty: any), that has reached the trigger (its status
    is one of `trigger.statuses`, it is paid in full, or at once); otherwise it is `skipped`
-   (reason `FulfilmentNotTriggered`, `ChannelNotFulfilled`, `OrderCancelled`) and leaves the index;
+   (reason `FulfilmentNotTriggered`, `ChannelNotFulfilled`, `OrderCancelled`); one a stock notice
+   brought leaves the waiting index;
 3. exactly once per order row and quantity: the flow claims each order (LinkStore.claim on
    entity `fulfilment`: one worker per order at a time; another waits without spending a retry),
    then reads what Brightpearl holds — the orders' goods-out notes (one GET for ≤ 500 orders,
@@ -39,8 +40,9 @@ batch of Brightpearl notices (shared/flows/fulfilment_spec.py):
    reopened and put back in the same `$batch` (orders.yaml `writeback.read_only_orders`, as the
    write-back does), a closed one is left alone (named in the audit).
 
-A reservation Brightpearl refuses (someone took the stock meanwhile) is retried with the usual
-backoff; throttling and outages on either side are retries (shared/resilience.py).
+A reservation Brightpearl refuses (someone took the stock meanwhile, `ReservationRefused`) and a
+line write Dynamics refuses (`DynamicsLinesRefused`) are retried with the usual backoff; throttling
+and outages on either side are retries (shared/resilience.py).
 """
 
 from __future__ import annotations
