@@ -293,7 +293,7 @@ def test_replay_to_reaches_only_the_named_subscription_with_the_real_topology(op
     # Add a second flow on the same topic whose rule follows the file's own pattern, so
     # "only X" is observable even while the file has one subscription per topic.
     topic = raw["topics"][0]
-    original = topic["subscriptions"][0]
+    original = next(s for s in topic["subscriptions"] if s["name"] == "customers-to-dataverse")
     twin = json.loads(json.dumps(original).replace(original["name"], "twin-flow"))
     topic["subscriptions"].append(twin)
     bus = open_bus(Topology.model_validate(raw))
