@@ -8,7 +8,8 @@ batch of Brightpearl notices (shared/flows/fulfilment_spec.py):
    products `product-stock` notices name (the waiting index below); read in bulk
    (`GET /order-service/order/{ID-SET}`, ≤ 200 a call, reference §6.4);
 2. each order is checked: a sales order, not cancelled (orders.yaml `changes.cancelled_status`),
-   of a channel `fulfilment.channels` lists (empty: any), that has reached the trigger (its status
+   of a channel `fulfilment.channels` lists and of a warehouse `fulfilment.order_warehouses` lists
+   (empty: any), that has reached the trigger (its status
    is one of `trigger.statuses`, it is paid in full, or at once); otherwise it is `skipped`
    (reason `FulfilmentNotTriggered`, `ChannelNotFulfilled`, `OrderCancelled`); one a stock notice
    brought leaves the waiting index;
@@ -86,6 +87,7 @@ LOOKUP_CHUNK = 100  # Dynamics lines / orders per `In` query
 BATCH_LIMIT = 1000  # operations per $batch
 NOT_TRIGGERED = "FulfilmentNotTriggered"
 CHANNEL_OFF = "ChannelNotFulfilled"
+WAREHOUSE_OFF = "WarehouseNotFulfilled"
 CANCELLED = "OrderCancelled"
 WAITING_FOR_STOCK = "WaitingForStock"
 REFUSED = "ReservationRefused"
@@ -241,6 +243,11 @@ class FulfilmentToBrightpearl(RecordSync[OrderToFulfil]):
         if not self.settings.applies_to(order.channel_id):
             listed = ", ".join(map(str, self.settings.channels))
             return CHANNEL_OFF, f"is of channel {order.channel_id}; fulfilment.channels lists {listed}"
+        if not self.settings.ships_from(order.warehouse_id):
+            listed = ", ".join(map(str, self.settings.order_warehouses))
+            return WAREHOUSE_OFF, (
+                f"is an order of warehouse {order.warehouse_id}; fulfilment.order_warehouses lists {listed}"
+            )
         if not self.settings.trigger.reached(order.status, order.payment_status):
             return NOT_TRIGGERED, (
                 f"has not reached the fulfilment trigger ({self.settings.trigger.describe()}; status "

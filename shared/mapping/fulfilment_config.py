@@ -3,8 +3,9 @@
 Off by default. When on, a Brightpearl sales order that reaches the trigger (its status is one of
 `trigger.statuses`, it is paid in full, or at once) has its rows reserved in the warehouses
 `warehouses` lists, in that order, and goods-out notes made for what is reserved
-(shared/flows/fulfilment.py). `channels` limits it to orders of those Brightpearl channels;
-`channel_warehouses` gives a channel its own warehouses. Every problem names its YAML path.
+(shared/flows/fulfilment.py). `channels` limits it to orders of those Brightpearl channels,
+`order_warehouses` to orders of those warehouses; `channel_warehouses` gives a channel its own
+warehouses. Every problem names its YAML path.
 """
 
 from __future__ import annotations
@@ -51,6 +52,9 @@ class FulfilmentSettings(_Strict):
     channels: tuple[BrightpearlId, ...] = Field(
         (), description="Brightpearl channel ids whose orders are fulfilled (empty: every channel)"
     )
+    order_warehouses: tuple[BrightpearlId, ...] = Field(
+        (), description="only orders whose own warehouse is one of these (empty: every warehouse)"
+    )
     warehouses: tuple[BrightpearlId, ...] = Field(
         (), description="warehouse ids to reserve from, in this order (empty: the order's own warehouse)"
     )
@@ -67,9 +71,8 @@ class FulfilmentSettings(_Strict):
         names = [s.casefold() for s in self.trigger.statuses]
         problems += [f"trigger.statuses: {n!r} is listed more than once" for n in _repeated(names)]
         problems += [f"channels: channel {c} is listed more than once" for c in _repeated(self.channels)]
-        problems += [
-            f"warehouses: warehouse {w} is listed more than once" for w in _repeated(self.warehouses)
-        ]
+        for name, listed in (("order_warehouses", self.order_warehouses), ("warehouses", self.warehouses)):
+            problems += [f"{name}: warehouse {w} is listed more than once" for w in _repeated(listed)]
         for channel, warehouses in self.channel_warehouses.items():
             if not warehouses:
                 problems.append(f"channel_warehouses.{channel}: name at least one warehouse id")
@@ -88,6 +91,9 @@ class FulfilmentSettings(_Strict):
 
     def applies_to(self, channel_id: int | None) -> bool:
         return not self.channels or channel_id in self.channels
+
+    def ships_from(self, order_warehouse: int | None) -> bool:
+        return not self.order_warehouses or order_warehouse in self.order_warehouses
 
     def warehouses_for(self, channel_id: int | None, order_warehouse: int | None) -> tuple[int, ...]:
         """Where an order of `channel_id` reserves, in order of preference."""

@@ -103,6 +103,22 @@ class TestImmediately:
         assert box.line_figures(order) == {"MUG-1": (2, 2), "TEE-1": (1, 1)}
 
 
+class TestOtherWarehousesOnly:
+    @pytest.fixture
+    def mapping_edits(self) -> tuple[tuple[str, str], ...]:
+        return ((OFF, ON), ("  order_warehouses: []  ", "  order_warehouses: [3]  "))
+
+    def test_an_order_of_another_warehouse_is_left_alone(self, box: FulfilmentSandbox) -> None:
+        box.add_stock("MUG-1", 5)
+        order = box.raise_order([("MUG-1", 1)])
+        box.work()
+        bp_order = box.bp_order_of(order)["id"]  # the account's default warehouse: 2
+        box.set_status(bp_order)
+        box.work()
+        assert box.notes(bp_order) == [] and box.reserved(bp_order) == 0
+        assert ("skipped", "WarehouseNotFulfilled") in box.flow_audit(bp_order)
+
+
 def test_a_bad_fulfilment_section_is_refused_naming_the_fields(tmp_path: Path) -> None:
     text = (Path(__file__).resolve().parents[3] / "mappings" / "orders.yaml").read_text()
     bad = text.replace(OFF, ON).replace("statuses: [Ready to ship]", "statuses: []")
@@ -135,6 +151,7 @@ def test_a_bad_fulfilment_section_is_refused_naming_the_fields(tmp_path: Path) -
         ),
         ({"enabled": "sometimes"}, "fulfilment.enabled: Input should be a valid boolean"),
         ({"warehouse": [2]}, "fulfilment.warehouse: Extra inputs are not permitted"),
+        ({"order_warehouses": [3, 3]}, "order_warehouses: warehouse 3 is listed more than once"),
     ],
 )
 def test_each_bad_setting_names_its_field(section: dict[str, object], problem: str) -> None:
