@@ -50,6 +50,12 @@ class Database:
         self.key_index: dict[str, dict[str, dict[tuple[str, ...], str]]] = {
             name: {key: {} for key in table.alternate_keys} for name, table in schema.tables.items()
         }
+        # lookup index, so finding the rows that point at a record (an order's lines) does not
+        # scan the table: {(table, lookup column): {target id: {record id: None}}}; `_order`
+        # numbers each row as the rows dict orders it (insertion; a re-inserted row goes last)
+        self.ref_index: dict[tuple[str, str], dict[str, dict[str, None]]] = {}
+        self._order: dict[str, dict[str, int]] = {}
+        self._placed = 0
 
     # -- alternate-key index ----------------------------------------------------------------------
     @staticmethod
@@ -112,6 +118,43 @@ class Database:
                 return key, holder
         return None
 
+    # -- lookup index -----------------------------------------------------------------------------
+    @staticmethod
+    def _targets(record: dict[str, Any] | None) -> dict[str, str]:
+        if record is None:
+            return {}
+        return {
+            column: str(value["id"])
+            for column, value in record.items()
+            if isinstance(value, dict) and "id" in value and "table" in value
+        }
+
+    def _reindex(
+        self, table: str, record_id: str, old: dict[str, Any] | None, new: dict[str, Any] | None
+    ) -> None:
+        """Keep the lookup index and the row order up to date when a row goes from `old` to `new`."""
+        before, after = self._targets(old), self._targets(new)
+        for column, target in before.items():
+            if after.get(column) != target:
+                self.ref_index.get((table, column), {}).get(target, {}).pop(record_id, None)
+        for column, target in after.items():
+            if before.get(column) != target:
+                self.ref_index.setdefault((table, column), {}).setdefault(target, {})[record_id] = None
+        order = self._order.setdefault(table, {})
+        if new is None:
+            order.pop(record_id, None)
+        elif old is None:
+            self._placed += 1
+            order[record_id] = self._placed
+
+    def referencing_ids(self, table: str, column: str, target: str) -> list[str]:
+        """Ids of the `table` rows whose lookup `column` points at `target`, in the rows' order."""
+        ids = self.ref_index.get((table, column), {}).get(target)
+        if not ids:
+            return []
+        order = self._order.get(table, {})
+        return sorted(ids, key=lambda i: order.get(i, 0))
+
     # -- versions ------------------------------------------------------------------------------
     def next_version(self) -> int:
         self.version += 1
@@ -129,12 +172,14 @@ class Database:
         self._index(table, record_id, old, add=False)
         self.rows[table][record_id] = record
         self._index(table, record_id, record, add=True)
+        self._reindex(table, record_id, old, record)
 
     def remove(self, table: str, record_id: str) -> None:
         old = self.rows[table].pop(record_id, None)
         if old is None:
             return
         self._index(table, record_id, old, add=False)
+        self._reindex(table, record_id, old, None)
         if self._tx is not None:
             self._tx.journal.append((table, record_id, copy.deepcopy(old)))
         self.deletions.append((self.next_version(), table, record_id))
@@ -181,6 +226,7 @@ class Database:
         del self.deletions[tx.deletions_len :]
 
     def _restore(self, table: str, record_id: str, old: dict[str, Any] | None) -> None:
+        self._reindex(table, record_id, self.rows[table].get(record_id), old)
         self._index(table, record_id, self.rows[table].get(record_id), add=False)
         if old is None:
             self.rows[table].pop(record_id, None)

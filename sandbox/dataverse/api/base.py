@@ -65,11 +65,15 @@ class EngineBase:
         return body
 
     def referencing(self, table_name: str, column: str, record_id: str) -> list[dict[str, Any]]:
-        """Rows of `table_name` whose lookup `column` points at `record_id`, in insertion order."""
+        """Rows of `table_name` whose lookup `column` points at `record_id`, in insertion order
+        (from the store's lookup index, checked against each row)."""
+        rows = self.db.rows[table_name]
         return [
             r
-            for r in self.db.rows[table_name].values()
-            if isinstance(r.get(column), dict) and r[column]["id"] == record_id
+            for i in self.db.referencing_ids(table_name, column, record_id)
+            if (r := rows.get(i)) is not None
+            and isinstance(r.get(column), dict)
+            and r[column]["id"] == record_id
         ]
 
     def follow(self, record: dict[str, Any], column: str, target: str) -> dict[str, Any] | None:

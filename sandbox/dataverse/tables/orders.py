@@ -80,10 +80,8 @@ class Orders(EngineBase):
         header_id = header[column]  # the header's primary id has the lookup's name
         taken = [
             int(r.get("sequencenumber") or 0)
-            for r in self.db.rows[table.logical_name].values()
-            if isinstance(r.get(column), dict)
-            and r[column]["id"] == header_id
-            and r.get(table.primary_id) != record.get(table.primary_id)
+            for r in self.referencing(table.logical_name, column, header_id)
+            if r.get(table.primary_id) != record.get(table.primary_id)
         ]
         record["sequencenumber"] = max(taken, default=0) + 1
 
