@@ -18,11 +18,16 @@ Fulfilled...) exactly as for a Dynamics-born order. Per batch, in bulk:
    `PriceListMissing`), the customer through the `customer` link (not linked yet: retried as
    `CustomerNotLinked`, the customers flow asked for it, up to `customer_wait.attempts`, then
    `CustomerNotSynced`), the products by SKU (productnumber) and their price list items;
-5. exactly once: a creation claim in `links` (entity `order`, source side brightpearl); a
-   look-up by `bpi_brightpearlid` whenever an earlier attempt may have created the order (its
-   claim carries the `posting` mark: taken over, or released after a failed attempt); ONE POST
-   of the salesorder with its lines (deep insert, atomic); a create Dynamics refuses with a
-   duplicate key (the alternate key `bpi_brightpearlid_key`) is looked up too; then the link.
+5. exactly once: a creation claim in `links` (entity `order`, source side brightpearl) per
+   order; one look-up by `bpi_brightpearlid` of the orders an earlier attempt may have created
+   (their claim carries the `posting` mark: taken over, or released after a failed attempt);
+   the `posting` mark saved on every other claim; then the batch's orders go together, ONE
+   `$batch` per `ORDERS_PER_BATCH` (continue-on-error), each order one POST of the salesorder
+   with its lines (deep insert, atomic on its own) under a deterministic `salesorderid`
+   (`salesorder_id`: uuid5 of the Brightpearl order id); per order: created -> linked; refused
+   with a duplicate key (the alternate key `bpi_brightpearlid_key` or the primary key: made by an
+   attempt whose answer was lost) -> looked up (one query for all of them) and linked; any
+   other refusal -> that order's error and retry only, its claim released.
 
 The salesorder carries `bpi_origin` = Brightpearl: orders-to-brightpearl never sends it back
 (`brightpearl_owned`).
@@ -30,14 +35,17 @@ The salesorder carries `bpi_origin` = Brightpearl: orders-to-brightpearl never s
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from shared.dataverse import odata
 from shared.dataverse.errors import DataverseDuplicateError
+from shared.dataverse.models import BatchOperation
 from shared.events import Envelope, notices_in_chunks
 from shared.mapping.orders_history import (
+    LINE_NAMESPACE,
     ORIGIN_BRIGHTPEARL,
     HistorySettings,
     KnownProduct,
@@ -73,6 +81,16 @@ BRIGHTPEARL_OWNED = "BrightpearlOwned"
 CUSTOMER_RETRY_SECONDS = 120.0
 POSTING = "posting"  # claim progress: the salesorder POST may have been sent
 PER_QUERY = 100
+# new orders per `$batch`: one part (a deep insert of the order and its lines) each, so well under
+# the 1,000 operations a $batch holds, and one request's run time stays short (its execution
+# time counts against Dataverse's 20 minutes per 5 minutes, reference dataverse-api.md §8)
+ORDERS_PER_BATCH = 200
+
+
+def salesorder_id(order_id: str | int) -> str:
+    """The salesorderid of a Brightpearl order's Dynamics copy (deterministic: uuid5 of the order
+    id), so a create whose answer was lost is refused as a duplicate when sent again."""
+    return str(uuid.uuid5(LINE_NAMESPACE, f"brightpearl-order:{order_id}"))
 
 
 def brightpearl_owned(source: dict[str, Any], link: Link | None) -> bool:
@@ -187,11 +205,7 @@ class OrderHistory:
             if write_ins:
                 log.info("Brightpearl order %s: %d write-in line(s)", r.source_id, len(write_ins))
             ready.append((r, body))
-        created: list[Record] = []
-        for r, body in ready:
-            if self._create(r, body, results):
-                created.append(r)
-        return created
+        return self._create_all(ready, results)
 
     # ------------------------------------------------------------------------------ filters
     def _not_from_dynamics(self, records: list[Record], results: BatchResults) -> list[Record]:
@@ -438,59 +452,128 @@ class OrderHistory:
             log.warning("asking for %d customer(s) failed: %s", len(contacts), type(exc).__name__)
 
     # ------------------------------------------------------------------------------ creating
-    def _create(self, r: Record, body: dict[str, Any], results: BatchResults) -> bool:
-        """Claim, look up when an earlier attempt may have created it, else POST once; link.
-        True when the record now has its Dynamics order (r.target_id)."""
-        try:
-            claim = self._links.claim("order", "brightpearl", r.source_id, "dataverse")
-        except ClaimTaken as taken:
-            link = taken.link
-            target = link.id_in("dataverse") if link is not None and link.is_linked else None
-            if target:  # linked meanwhile by another worker: the write-back goes on
-                r.target_id, r.matched_by, r.link = str(target).lower(), "link", link
-                return True
-            results.set(r.source_id, waiting_on_claim(self._what(r), taken))
-            return False
-        r.claim = claim
-        try:
-            existing = self._find(r.source_id) if claim.takeover or claim.progress.get(POSTING) else None
-            if existing is not None:
+    def _create_all(self, ready: list[tuple[Record, dict[str, Any]]], results: BatchResults) -> list[Record]:
+        """Claim each order; look up, in one query, those an earlier attempt may have created;
+        mark the others `posting`, then POST them together ($batch); link. The records that now
+        have their Dynamics order (r.target_id), in the order given."""
+        claimed: list[tuple[Record, dict[str, Any]]] = []
+        linked: list[Record] = []  # linked meanwhile by another worker
+        for r, body in ready:
+            try:
+                r.claim = self._links.claim("order", "brightpearl", r.source_id, "dataverse")
+            except ClaimTaken as taken:
+                link = taken.link
+                target = link.id_in("dataverse") if link is not None and link.is_linked else None
+                if target:  # the write-back goes on
+                    r.target_id, r.matched_by, r.link = str(target).lower(), "link", link
+                    linked.append(r)
+                else:
+                    results.set(r.source_id, waiting_on_claim(self._what(r), taken))
+                continue
+            claimed.append((r, body))
+        suspects = [r for r, _ in claimed if r.claim and (r.claim.takeover or r.claim.progress.get(POSTING))]
+        found = self._found(suspects, results)
+        to_post: list[tuple[Record, dict[str, Any]]] = []
+        for r, body in claimed:
+            if results.has(r.source_id):
+                continue
+            if r.source_id in found:
                 log.warning(
                     "Brightpearl order %s: found its Dynamics order made by an earlier attempt", r.source_id
                 )
-                r.target_id, r.matched_by = existing, "recovered"
-            else:
-                claim = r.claim = self._links.save_progress(claim, {**claim.progress, POSTING: True})
-                try:
-                    r.target_id, r.matched_by = self.flow.dv.create("salesorders", body).lower(), None
-                except DataverseDuplicateError:
-                    # made by an attempt whose answer was lost (the alternate key holds it)
-                    found = self._find(r.source_id)
-                    if found is None:
-                        raise
-                    r.target_id, r.matched_by = found, "recovered"
-        except Exception as exc:
-            log.warning(
-                "creating the Dynamics order of Brightpearl order %s failed: %s",
-                r.source_id,
-                type(exc).__name__,
-            )
-            self._release(claim, r.source_id)
-            results.error(r.source_id, exc, f"creation of the Dynamics order of {self._what(r)}")
-            return False
-        try:
-            self._links.complete_claim(claim, r.target_id)
-        except StoreConflictError as exc:
-            log.warning("claim of Brightpearl order %s was taken over: %s", r.source_id, type(exc).__name__)
-        return True
+                r.target_id, r.matched_by = found[r.source_id], "recovered"
+                continue
+            claim = r.claim
+            assert claim is not None
+            try:
+                r.claim = self._links.save_progress(claim, {**claim.progress, POSTING: True})
+            except Exception as exc:
+                self._failed(r, exc, results)
+                continue
+            to_post.append((r, body))
+        for chunk in chunked(to_post, ORDERS_PER_BATCH):
+            self._post(chunk, results)
+        made: list[Record] = []
+        for r, _ in claimed:
+            if results.has(r.source_id) or r.target_id is None or r.claim is None:
+                continue
+            try:
+                self._links.complete_claim(r.claim, r.target_id)
+            except StoreConflictError as exc:
+                log.warning(
+                    "claim of Brightpearl order %s was taken over: %s", r.source_id, type(exc).__name__
+                )
+            made.append(r)
+        done = {id(r) for r in [*linked, *made]}
+        return [r for r, _ in ready if id(r) in done]
 
-    def _find(self, order_id: str) -> str | None:
-        """The salesorderid holding bpi_brightpearlid `order_id` (a copy made earlier), if any."""
-        for row in self.flow.dv.query(
-            "salesorders", select=["salesorderid"], filter=odata.eq("bpi_brightpearlid", order_id), top=1
-        ):
-            return str(row.id).lower()
-        return None
+    def _post(self, chunk: Sequence[tuple[Record, dict[str, Any]]], results: BatchResults) -> None:
+        """One `$batch` of the orders' creates (each a deep insert under its deterministic id);
+        per order: created, found after a duplicate-key refusal, or its own error."""
+        ops = [
+            BatchOperation("POST", "salesorders", {**body, "salesorderid": salesorder_id(r.source_id)})
+            for r, body in chunk
+        ]
+        try:
+            answers = self.flow.dv.execute_batch(ops, continue_on_error=True)
+        except Exception as exc:  # the request as a whole (throttled, answer lost): each order retries
+            for r, _ in chunk:
+                self._failed(r, exc, results)
+            return
+        refused: list[tuple[Record, BaseException | None]] = []
+        for (r, _), answer in zip(chunk, answers, strict=True):
+            if answer.ok:
+                r.target_id, r.matched_by = (answer.entity_id or salesorder_id(r.source_id)).lower(), None
+            else:
+                refused.append((r, answer.error))
+        duplicates = [r for r, error in refused if isinstance(error, DataverseDuplicateError)]
+        # made by an attempt whose answer was lost (the alternate key or the primary key holds it)
+        found = self._found(duplicates, results)
+        for r, error in refused:
+            if results.has(r.source_id):
+                continue
+            if r.source_id in found:
+                r.target_id, r.matched_by = found[r.source_id], "recovered"
+            else:
+                self._failed(r, error, results)
+
+    def _found(self, records: list[Record], results: BatchResults) -> dict[str, str]:
+        """Brightpearl order id -> the salesorderid of the copy made earlier (its
+        bpi_brightpearlid, or its deterministic id), for those of `records` that have one; 100
+        orders a query. A failed query is the error of each of them."""
+        out: dict[str, str] = {}
+        try:
+            for chunk in chunked(records, PER_QUERY):
+                ids = [r.source_id for r in chunk]
+                expected = {salesorder_id(i): i for i in ids}
+                for row in self.flow.dv.query(
+                    "salesorders",
+                    select=["salesorderid", "bpi_brightpearlid"],
+                    filter=odata.any_of(
+                        odata.in_("bpi_brightpearlid", ids), odata.in_("salesorderid", sorted(expected))
+                    ),
+                ):
+                    row_id = str(row.id).lower()
+                    owner = str(row.values.get("bpi_brightpearlid") or "")
+                    if owner in ids:
+                        out[owner] = row_id
+                    elif row_id in expected:
+                        out.setdefault(expected[row_id], row_id)
+        except Exception as exc:
+            for r in records:
+                self._failed(r, exc, results)
+            return {}
+        return out
+
+    def _failed(self, r: Record, exc: BaseException | None, results: BatchResults) -> None:
+        """The order's creation failed: its claim released, its error (retried or dead-lettered
+        by the error table) its result; the batch's other orders go on."""
+        log.warning(
+            "creating the Dynamics order of Brightpearl order %s failed: %s", r.source_id, type(exc).__name__
+        )
+        if r.claim is not None:
+            self._release(r.claim, r.source_id)
+        results.error(r.source_id, exc, f"creation of the Dynamics order of {self._what(r)}")
 
     def _release(self, claim: Claim, order_id: str) -> None:
         try:
