@@ -18,8 +18,8 @@ What runs (the real flows, clients and pollers; both simulators over loopback):
 - **The backfill** (counted), in three phases, each published as the real code publishes it:
   1. orders: `syncctl backfill orders --from brightpearl` (shared/sync/backfill.py with the
      orders spec's lister: order-search by orderId, 500 a page, 100 ids a notice);
-  2. credits: the sales-credit poller (shared/flows/returns_poller.py) from the beginning of
-     time (its search by updatedOn lists every credit);
+  2. credits: `syncctl backfill returns` (the returns spec's lister: order-search of sales
+     credits), or, in a tree without it, the sales-credit poller from the beginning of time;
   3. payments: the customer-payment poller (shared/flows/invoices_poller.py) from the
      beginning of time: `order` notices for every order with a payment, as live operation
      delivers them.
@@ -29,9 +29,11 @@ What runs (the real flows, clients and pollers; both simulators over loopback):
   timeline-to-dataverse, fulfilment-to-brightpearl), built by their own `from_runtime()` on this
   run's adapters (the shipped mappings/*.yaml). orders-to-dataverse handles a batch first (it
   creates the Dynamics orders the others link to), the rest after it, as their subscriptions
-  would in any order. A RetryLater outcome is redelivered (attempt + 1) after the phase, up
-  to `--retry-rounds`; the calls of the retries count. Then the customer value flush
-  (shared/flows/customer_value_flush.py) writes the customers' figures.
+  would in any order. A RetryLater outcome is redelivered (attempt + 1) to its flow when the
+  bus would: after the delay of the app's retry policy (shared/resilience.py BackoffPolicy from
+  RETRY_*, a server-given delay honoured), waited for in real time; at RETRY_MAX_ATTEMPTS it
+  counts as dead-lettered (RetriesExhausted). The retries' calls and waits count. Then the
+  customer value flush (shared/flows/customer_value_flush.py) writes the customers' figures.
 - **Counted**: every request each simulator answered during the backfill (Brightpearl by route,
   Dataverse by kind), retries and throttled answers included; per flow too (each flow's
   batch is measured on its own). Target: Brightpearl + Dataverse <= 60 per 1,000 orders.
@@ -86,12 +88,13 @@ from shared.dataverse.client import DataverseClient  # noqa: E402
 from shared.dataverse.credentials import SandboxCredential  # noqa: E402
 from shared.events import Envelope  # noqa: E402
 from shared.outcomes import DeadLetter, RetryLater  # noqa: E402
+from shared.resilience import BackoffPolicy  # noqa: E402
 from shared.settings import load_settings  # noqa: E402
 from shared.sync import registry  # noqa: E402
 from shared.sync.backfill import Backfill  # noqa: E402
 from shared.sync.fakes import MemoryStateStore  # noqa: E402
 from shared.sync.outcomes import chunked  # noqa: E402
-from shared.sync.spec import FlowSpec, load  # noqa: E402
+from shared.sync.spec import EntitySpec, FlowSpec, load  # noqa: E402
 
 TARGETS = {"calls_per_1000_orders": 60.0, "peak_memory_mb": 300.0}
 RATE_LIMIT = 200
@@ -527,7 +530,12 @@ class Run:
             except Exception as exc:  # a flow that cannot be built is reported, not hidden
                 self.not_built[spec.name] = f"{type(exc).__name__}: {exc}"
         self.costs: dict[str, FlowCost] = {name: FlowCost() for name in self.flows}
-        self.retries: dict[str, list[Envelope]] = {name: [] for name in self.flows}
+        retry = runtime.settings().retry
+        self.policy = BackoffPolicy.from_settings(retry)
+        self.max_attempts = retry.max_attempts
+        self.retries: list[tuple[float, str, Envelope]] = []  # (due, flow, the retry copy)
+        self.exhausted: Counter[str] = Counter()
+        self.waited = 0.0
 
     def order(self) -> list[str]:
         return sorted(self.flows, key=lambda n: (n != FIRST_FLOW, n))
@@ -545,7 +553,11 @@ class Run:
         for envelope, outcome in zip(envelopes, outcomes, strict=True):
             cost.outcomes[outcome_name(outcome)] += 1
             if isinstance(outcome, RetryLater):
-                self.retries[name].append(envelope.retry(name))
+                if envelope.attempt >= self.max_attempts:
+                    self.exhausted[name] += 1  # the bus dead-letters it: RetriesExhausted
+                    continue
+                wait = self.policy.delay(envelope.attempt, outcome.delay, reason=outcome.reason)
+                self.retries.append((time.monotonic() + wait, name, envelope.retry(name)))
 
     def deliver(self, envelopes: list[Envelope], progress: str) -> None:
         """Every envelope to every flow consuming its entity, a host batch at a time."""
@@ -558,18 +570,23 @@ class Run:
             if n % 10 == 0 or n == len(groups):
                 print(f"  {progress}: batch {n}/{len(groups)}", flush=True)
 
-    def redeliver(self, rounds: int) -> dict[str, int]:
-        """The RetryLater envelopes again (attempt + 1), flow by flow, up to `rounds` times."""
+    def redeliver(self, max_wait: float) -> dict[str, int]:
+        """The retry copies, each to its flow when due (waiting for it), until none is left or
+        `max_wait` seconds have been waited in all."""
         done: Counter[str] = Counter()
-        for _ in range(rounds):
-            pending = {name: envs for name, envs in self.retries.items() if envs}
-            if not pending:
-                break
-            self.retries = {name: [] for name in self.flows}
+        while self.retries and self.waited < max_wait:
+            first = min(due for due, _, _ in self.retries)
+            pause = max(0.0, min(first - time.monotonic(), max_wait - self.waited))
+            self.waited += pause
+            time.sleep(pause)
+            now = time.monotonic()
+            due = [(name, e) for d, name, e in self.retries if d <= now]
+            self.retries = [r for r in self.retries if r[0] > now]
             for name in self.order():
-                for group in chunked(pending.get(name, []), self.batch):
+                for group in chunked([e for n, e in due if n == name], self.batch):
                     done[name] += len(group)
                     self._measured(name, list(group))
+            print(f"  retries: {sum(done.values())} redelivered, {len(self.retries)} pending", flush=True)
         return dict(done)
 
 
@@ -695,6 +712,7 @@ def backfill(
     from shared.flows.invoices_poller import BrightpearlPaymentPoller
     from shared.flows.orders_spec import ORDERS
     from shared.flows.returns_poller import BrightpearlCreditPoller
+    from shared.flows.returns_spec import RETURNS
 
     flows = Run(sims, store, batch)
     print(f"  flows: {', '.join(flows.order())}; not built: {flows.not_built or 'none'}", flush=True)
@@ -730,11 +748,11 @@ def backfill(
         "per_notice": settings.customers.ids_per_notice,
         "budget": bp.transport.budget,
     }
-    # 1. orders: syncctl backfill orders --from brightpearl
-    orders = listed(
-        "orders",
-        lambda: Backfill(
-            ORDERS,
+
+    def backfill_of(spec: EntitySpec) -> Callable[[], Any]:
+        """`syncctl backfill <entity> --from brightpearl` (shared/sync/backfill.py)."""
+        return Backfill(
+            spec,
             "brightpearl",
             client=bp,
             cursors=store.cursors,
@@ -742,16 +760,22 @@ def backfill(
             clock=runtime.clock,
             source_name=f"/brightpearl/{settings.brightpearl.account}",
             per_notice=settings.customers.ids_per_notice,
-        ).run(),
-    )
+        ).run
+
+    # 1. orders: syncctl backfill orders --from brightpearl
+    orders = listed("orders", backfill_of(ORDERS))
     flows.deliver(orders, "orders")
-    # 2. credits: the sales-credit poller from the beginning
-    credits = listed("credits", lambda: BrightpearlCreditPoller(**poller_options).poll())
+    # 2. credits: syncctl backfill returns (else the sales-credit poller from the beginning)
+    has_backfill = any(b.system == "brightpearl" for b in RETURNS.backfill_sources)
+    credits = listed(
+        "credits",
+        backfill_of(RETURNS) if has_backfill else BrightpearlCreditPoller(**poller_options).poll,
+    )
     flows.deliver(credits, "credits")
     # 3. payments: the customer-payment poller from the beginning
     payments = listed("payments", lambda: BrightpearlPaymentPoller(**poller_options).poll())
     flows.deliver(payments, "payments")
-    redelivered = flows.redeliver(args.retry_rounds)
+    redelivered = flows.redeliver(args.max_retry_wait)
     published_by_flows = Counter(e.notice.entity for e in bus.take())
     # the customer value flush (its timer), until nothing is left dirty
     flusher, flush_cost = None, FlowCost()
@@ -795,7 +819,9 @@ def backfill(
         "per_flow": per_flow,
         "flows_not_built": flows.not_built,
         "redelivered_envelopes": redelivered,
-        "retries_left_after_rounds": {n: len(e) for n, e in flows.retries.items() if e},
+        "retries_pending_at_the_end": dict(Counter(name for _, name, _ in flows.retries)),
+        "retries_exhausted": dict(flows.exhausted),
+        "seconds_waiting_for_retries": round(flows.waited, 1),
         "published_by_flows": dict(published_by_flows),
         "memory": {
             "peak_rss_mb": rss_mb(),
@@ -820,7 +846,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--quick", action="store_true", help=f"smaller, and 200 requests per {QUICK_WINDOW:g} s"
     )
-    parser.add_argument("--retry-rounds", type=int, default=3, help="redeliveries of RetryLater envelopes")
+    parser.add_argument(
+        "--max-retry-wait", type=float, default=1800.0, help="seconds waited for retry copies in all"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "history.json")
     args = parser.parse_args(argv)
     size = QUICK_SIZE if args.quick else FULL_SIZE
