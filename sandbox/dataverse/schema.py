@@ -137,6 +137,9 @@ class Schema:
         bare = self.clone()
         for table in bare.tables.values():
             custom = {name for name, column in table.columns.items() if column.custom}
+            # and the `_base` twins of custom Money columns (a stock org has neither)
+            twins = {f"base:{n}" for n in custom}
+            custom |= {name for name, c in table.columns.items() if c.computed in twins}
             for name in custom:
                 del table.columns[name]
             table.alternate_keys = {

@@ -306,7 +306,28 @@ def schema_plan(
                 tables += plan_for_invoices()
             if entity_wired("returns"):  # a case names its order: returns come with the orders
                 tables += plan_for_returns()
-    return SchemaPlan(tuple(tables))
+    return SchemaPlan(merged(tables))
+
+
+def merged(tables: Iterable[TableSpec]) -> tuple[TableSpec, ...]:
+    """One spec per table, in the order tables first appear: the parts several entities plan on
+    one table (contact: customers and customer value; product: the catalogue and SKU matching)
+    become one, columns and keys once each, change tracking when any part asks for it."""
+    out: dict[str, TableSpec] = {}
+    for spec in tables:
+        held = out.get(spec.table)
+        if held is None:
+            out[spec.table] = spec
+            continue
+        names = {c.name for c in held.columns}
+        keys = {k.name for k in held.keys}
+        out[spec.table] = TableSpec(
+            spec.table,
+            held.columns + tuple(c for c in spec.columns if c.name not in names),
+            held.keys + tuple(k for k in spec.keys if k.name not in keys),
+            held.change_tracking or spec.change_tracking,
+        )
+    return tuple(out.values())
 
 
 # --- request bodies (reference §14.2, §14.5, §14.6) --------------------------------------------

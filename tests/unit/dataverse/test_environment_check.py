@@ -7,6 +7,7 @@ import dataclasses
 
 from shared.dataverse.environment_check import check_environment
 from shared.dataverse.provision import ColumnSpec, schema_plan
+from shared.dataverse.schema import CUSTOMER_VALUE_COLUMNS
 from shared.mapping import load_customer_mapping, required_columns
 from tests.unit.dataverse.provisionfixtures import bare, bare_client, bare_server, provisioner
 
@@ -16,9 +17,10 @@ CONTACT_COLUMNS = "EntityDefinitions(LogicalName='contact')/Attributes"
 
 
 def test_the_plan_covers_every_column_the_mapping_reads_or_writes():
-    plan = {t.table: t for t in reversed(schema_plan().tables)}  # the customer mapping's, first
+    plan = {t.table: t for t in schema_plan().tables}  # one spec per table (schema.merged)
+    value = {c.name for c in CUSTOMER_VALUE_COLUMNS}  # the customer value figures, on both tables
     for table, columns in required_columns(load_customer_mapping()).items():
-        assert {c.name for c in plan[table].columns} == set(columns)
+        assert {c.name for c in plan[table].columns} == set(columns) | value
         assert plan[table].change_tracking and [k.columns for k in plan[table].keys] == [
             ("bpi_brightpearlid",)
         ]
@@ -52,6 +54,7 @@ def test_a_bare_environment_is_told_what_is_missing_and_how_to_fix_it(bare, bare
         ("account", "change_tracking_off", "ChangeTrackingEnabled"),
         ("product", "missing_column", "bpi_brightpearlid"),
         ("product", "missing_column", "bpi_availablestock"),
+        ("product", "missing_column", "bpi_ean"),  # SKU matching's identifier column (issue 18)
         ("product", "missing_key", "bpi_brightpearlid"),
         ("product", "change_tracking_off", "ChangeTrackingEnabled"),
         *(

@@ -8,6 +8,20 @@ from tests.unit.dataverse.provisionfixtures import bare, bare_client, bare_serve
 
 __all__ = ["bare", "bare_client", "bare_server"]
 
+def CUSTOMER_VALUE_CHANGES(table: str) -> list[str]:
+    """The customer value figures (issue 14 item 4) on contact or account."""
+    return [
+        f"{table}: create column {column}"
+        for column in (
+            "bpi_lifetimevalue (Money)",
+            "bpi_lastpurchasedate (DateTime)",
+            "bpi_ordercount (Integer)",
+            "bpi_averageordervalue (Money)",
+            "bpi_openreturns (Integer)",
+        )
+    ]
+
+
 ORDER_COLUMN_CHANGES = [  # the orders entity's part (contracts of issue 13)
     "salesorder: create column bpi_brightpearlid (String, 100)",
     "salesorder: create column bpi_sendtobrightpearl (Boolean)",
@@ -23,7 +37,7 @@ ORDER_COLUMN_CHANGES = [  # the orders entity's part (contracts of issue 13)
     "salesorderdetail: create column bpi_quantityreserved (Decimal)",  # fulfilment (issue 18)
     "salesorderdetail: create column bpi_quantityreleased (Decimal)",
 ]
-EXPECTED_CHANGES = [
+EXPECTED_CHANGES = [  # one spec per table (schema.merged): each table's columns together
     "contact: create column bpi_brightpearlid (String, 100)",
     "contact: create column bpi_customergroup (String, 100)",
     "contact: create column bpi_loyaltytier (String, 100)",
@@ -31,25 +45,22 @@ EXPECTED_CHANGES = [
     "contact: create column bpi_segment (Picklist)",
     "contact: create column bpi_tags (Memo, 2000)",
     "contact: create column bpi_vip (Boolean)",
+    *CUSTOMER_VALUE_CHANGES("contact"),
     "account: create column bpi_brightpearlid (String, 100)",
-    *(  # customer value (issue 14 item 4): the figures on contact and account
-        f"{table}: create column {column}"
-        for table in ("contact", "account")
-        for column in (
-            "bpi_lifetimevalue (Money)",
-            "bpi_lastpurchasedate (DateTime)",
-            "bpi_ordercount (Integer)",
-            "bpi_averageordervalue (Money)",
-            "bpi_openreturns (Integer)",
-        )
-    ),
+    *CUSTOMER_VALUE_CHANGES("account"),
     "product: create column bpi_brightpearlid (String, 100)",
     "product: create column bpi_availablestock (Decimal)",
+    "product: create column bpi_ean (String, 14)",  # SKU matching's identifier (issue 18)
     *ORDER_COLUMN_CHANGES,
+    "invoice: create column bpi_brightpearlid (String, 100)",  # invoices (issue 14)
+    "invoice: create column bpi_amountpaid (Decimal)",
+    "incident: create column bpi_brightpearlid (String, 100)",  # returns -> cases (issue 14)
     "contact: create alternate key bpi_contact_brightpearlid on (bpi_brightpearlid)",
     "account: create alternate key bpi_account_brightpearlid on (bpi_brightpearlid)",
     "product: create alternate key bpi_brightpearlid_key on (bpi_brightpearlid)",
     "salesorder: create alternate key bpi_brightpearlid_key on (bpi_brightpearlid)",
+    "invoice: create alternate key bpi_invoice_brightpearlid on (bpi_brightpearlid)",
+    "incident: create alternate key bpi_incident_brightpearlid on (bpi_brightpearlid)",
     "contact: enable change tracking",
     "account: enable change tracking",
     "product: enable change tracking",
@@ -116,12 +127,16 @@ def test_a_key_still_building_at_the_timeout_is_reported_not_an_error(bare, bare
     assert report.pending_keys == [
         "account.bpi_account_brightpearlid",
         "contact.bpi_contact_brightpearlid",
+        "incident.bpi_incident_brightpearlid",
+        "invoice.bpi_invoice_brightpearlid",
         "product.bpi_brightpearlid_key",
         "salesorder.bpi_brightpearlid_key",
     ]
     assert {(p.kind, p.table) for p in check_environment(bare_client)} == {
         ("key_not_active", "contact"),
         ("key_not_active", "account"),
+        ("key_not_active", "incident"),
+        ("key_not_active", "invoice"),
         ("key_not_active", "product"),
         ("key_not_active", "salesorder"),
     }

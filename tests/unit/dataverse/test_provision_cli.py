@@ -10,8 +10,11 @@ from typer.testing import CliRunner
 
 from syncctl.main import app
 from tests.unit.dataverse.provisionfixtures import bare, bare_server, settings_file
+from tests.unit.dataverse.test_provision import EXPECTED_CHANGES
 
 __all__ = ["bare", "bare_server"]
+
+ALL = len(EXPECTED_CHANGES)  # every change a bare environment needs
 
 
 @pytest.fixture
@@ -26,18 +29,18 @@ def run(*args: str) -> tuple[int, str]:
 
 def test_provision_a_bare_environment_then_check_passes_and_a_second_run_changes_nothing(bare, settings):
     code, out = run("dataverse", "check", *settings)
-    assert code == 1 and "27 problem(s)" in out
+    assert code == 1 and f"{ALL} problem(s)" in out
     assert "contact: column 'bpi_tags' is missing. Fix: Run `syncctl dataverse provision`." in out
     assert "solution" not in out
 
     code, out = run("dataverse", "provision", "--dry-run", *settings)
-    assert code == 0 and "27 change(s) to make (dry run, nothing changed)" in out
+    assert code == 0 and f"{ALL} change(s) to make (dry run, nothing changed)" in out
     assert "contact: create column bpi_segment (Picklist)" in out
     assert run("dataverse", "check", *settings)[0] == 1  # the dry run changed nothing
 
     code, out = run("dataverse", "provision", *settings)
     assert code == 0, out
-    assert "contact: enable change tracking" in out and f"{bare.url}: 27 change(s)" in out
+    assert "contact: enable change tracking" in out and f"{bare.url}: {ALL} change(s)" in out
 
     code, out = run("dataverse", "check", *settings)
     assert code == 0 and "has every column, key and setting the mappings need" in out

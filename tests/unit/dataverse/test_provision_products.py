@@ -34,12 +34,14 @@ __all__ = ["bare", "bare_client", "bare_server"]
 PRODUCT_CHANGES = [
     "product: create column bpi_brightpearlid (String, 100)",
     "product: create column bpi_availablestock (Decimal)",
+    "product: create column bpi_ean (String, 14)",  # SKU matching's identifier (orders.yaml)
     "product: create alternate key bpi_brightpearlid_key on (bpi_brightpearlid)",
     "product: enable change tracking",
 ]  # the simulator's stock product table has the productnumber key already
-CUSTOMER_CHANGES = [c for c in EXPECTED_CHANGES if not c.startswith(("product:", "salesorder"))]
+CUSTOMER_CHANGES = [c for c in EXPECTED_CHANGES if c.startswith(("contact:", "account:"))]
+ALL, CUSTOMERS = len(EXPECTED_CHANGES), len(CUSTOMER_CHANGES)  # the rest: the catalogue and the rest
 PRODUCT_PLAN_LINE = (
-    "product: columns bpi_brightpearlid (String), bpi_availablestock (Decimal); keys "
+    "product: columns bpi_brightpearlid (String), bpi_availablestock (Decimal), bpi_ean (String); keys "
     "bpi_brightpearlid_key (bpi_brightpearlid), bpi_productnumber_key (productnumber); change tracking"
 )
 
@@ -63,8 +65,8 @@ def test_provision_creates_the_product_columns_and_keys_once(bare, bare_client):
     plan = schema_plan(include_products=True)
     report = provisioner(bare_client).run(plan)
     assert [c for c in report.changes if c.startswith("product:")] == PRODUCT_CHANGES
-    others = [c for c in report.changes if not c.startswith(("product:", "salesorder"))]
-    assert others == CUSTOMER_CHANGES  # as before (orders come with products: plan_for_orders)
+    others = [c for c in report.changes if c.startswith(("contact:", "account:"))]
+    assert others == CUSTOMER_CHANGES  # as before (orders, invoices and cases come with products)
     assert report.remaining == [] and report.pending_keys == []
     assert report.published == ["account", "contact", "product", "salesorder", "salesorderdetail"]
     stock = bare_client.request(
@@ -111,18 +113,18 @@ def test_provisioned_product_columns_hold_stock_and_match_by_brightpearl_id(bare
 
 def test_syncctl_check_and_provision_with_products(bare, settings):
     code, out = run("dataverse", "check", "--products", *settings)
-    assert code == 1 and "27 problem(s)" in out
+    assert code == 1 and f"{ALL} problem(s)" in out
     assert "product: column 'bpi_availablestock' is missing. Fix: Run `syncctl dataverse provision`." in out
     assert "product: no alternate key on (bpi_brightpearlid)." in out
     assert PRODUCT_PLAN_LINE in out
 
     code, out = run("dataverse", "provision", "--products", "--dry-run", *settings)
-    assert code == 0 and "27 change(s) to make (dry run, nothing changed)" in out
+    assert code == 0 and f"{ALL} change(s) to make (dry run, nothing changed)" in out
     assert all(change in out for change in PRODUCT_CHANGES)
 
     code, out = run("dataverse", "provision", "--products", *settings)
     assert code == 0, out
-    assert f"{bare.url}: 27 change(s)" in out
+    assert f"{bare.url}: {ALL} change(s)" in out
     assert all(change in out for change in PRODUCT_CHANGES)
 
     code, out = run("dataverse", "check", "--products", *settings)
@@ -134,12 +136,13 @@ def test_syncctl_check_and_provision_with_products(bare, settings):
 def test_without_products_the_product_table_is_left_alone_and_said_so(bare, settings, monkeypatch):
     monkeypatch.setattr(schema, "products_wired", lambda: False)  # as long as the flow is not wired
     code, out = run("dataverse", "provision", *settings)
-    assert code == 0 and f"{bare.url}: 12 change(s)" in out and "product:" not in out.split("Planned")[0]
+    assert code == 0 and f"{bare.url}: {CUSTOMERS} change(s)" in out
+    assert "product:" not in out.split("Planned")[0]
     assert "product: not planned (the products flow is not wired yet; --products includes it)" in out
     code, out = run("dataverse", "check", "--no-products", *settings)
     assert code == 0 and PRODUCT_PLAN_LINE not in out
     code, out = run("dataverse", "check", "--products", *settings)
-    assert code == 1 and "15 problem(s)" in out  # product 4, orders 11
+    assert code == 1 and f"{ALL - CUSTOMERS} problem(s)" in out  # product, orders, invoices, cases
 
 
 # --- `syncctl sandbox up`'s Dataverse: python -m sandbox.customers_solution --------------------
@@ -191,10 +194,10 @@ def test_a_bare_sandbox_dataverse_lacks_the_catalogue_columns(served):
 def test_once_the_products_flow_is_wired_the_product_table_is_in_by_default(bare, settings, monkeypatch):
     monkeypatch.setattr(schema, "products_wired", lambda: True)
     code, out = run("dataverse", "check", *settings)
-    assert code == 1 and "27 problem(s)" in out and PRODUCT_PLAN_LINE in out
+    assert code == 1 and f"{ALL} problem(s)" in out and PRODUCT_PLAN_LINE in out
     assert "product: column 'bpi_availablestock' is missing." in out
     code, out = run("dataverse", "check", "--no-products", *settings)
-    assert code == 1 and "12 problem(s)" in out and "product:" not in out
+    assert code == 1 and f"{CUSTOMERS} problem(s)" in out and "product:" not in out
 
 
 def test_a_standard_product_column_the_environment_lacks_points_at_the_products_mapping(bare_client):

@@ -95,16 +95,18 @@ def test_a_decimal_precision_dataverse_refuses_is_an_error_naming_the_column(pre
 def test_the_product_part_of_the_plan_has_the_contract_names():
     plan = schema_plan(include_products=True)
     customers = tuple(plan_for_customers(load_customer_mapping()))
-    assert plan.tables[:2] == customers  # customers unchanged
-    [product, identifiers] = [t for t in plan.tables if t.table == "product"]
-    assert product.table == "product" and product.change_tracking
+    # customers first, their columns first (the customer value figures follow on the same tables)
+    for spec, held in zip(customers, plan.tables[:2], strict=True):
+        assert held.table == spec.table and held.columns[: len(spec.columns)] == spec.columns
+        assert held.keys == spec.keys and held.change_tracking
+    [product] = [t for t in plan.tables if t.table == "product"]  # one spec per table
+    assert product.change_tracking
+    # the catalogue's columns, then the identifier columns SKU matching reads (orders.yaml
+    # sku_matching.identifiers)
     assert [(c.name, c.kind, c.custom, c.max_length) for c in product.columns] == [
         ("bpi_brightpearlid", "string", True, 100),
         ("bpi_availablestock", "decimal", True, None),
-    ]
-    # the orders part: the identifier columns SKU matching reads (orders.yaml sku_matching.identifiers)
-    assert [(c.name, c.kind, c.custom, c.max_length) for c in identifiers.columns] == [
-        ("bpi_ean", "string", True, 14)
+        ("bpi_ean", "string", True, 14),
     ]
     assert [(k.name, k.columns) for k in product.keys] == [
         ("bpi_brightpearlid_key", ("bpi_brightpearlid",)),
@@ -118,13 +120,11 @@ def test_the_product_part_of_the_plan_has_the_contract_names():
 
 def test_the_product_part_follows_the_registry_unless_asked(monkeypatch):
     # the customer mapping's contact and account, then the customer value figures on them
-    customers = (*plan_for_customers(load_customer_mapping()), *plan_for_customer_value())
+    customers = schema.merged((*plan_for_customers(load_customer_mapping()), *plan_for_customer_value()))
     monkeypatch.setattr(schema, "products_wired", lambda: False)
     assert schema_plan().tables == customers  # the products flow is not wired: left out
     monkeypatch.setattr(schema, "products_wired", lambda: True)
     assert [t.table for t in schema_plan().tables] == [
-        "contact",
-        "account",
         "contact",
         "account",
         "product",

@@ -44,8 +44,12 @@ def test_order_columns_key_and_change_tracking_are_provisioned(bare):
         "salesorder: create column bpi_invoicereference (String, 100)",
         "salesorder: create column bpi_paymentstatus (String, 20)",
         "salesorder: create column bpi_brightpearlstatus (String, 100)",
+        "salesorder: create column bpi_origin (String, 20)",  # order history (issue 14)
+        "salesorder: create column bpi_channel (String, 100)",
+        "salesorder: create column bpi_placedon (DateTime)",
         "salesorderdetail: create column bpi_quantityreserved (Decimal)",  # fulfilment (issue 18)
         "salesorderdetail: create column bpi_quantityreleased (Decimal)",
+        "product: create column bpi_ean (String, 14)",  # SKU matching's identifier (issue 18)
         "salesorder: create alternate key bpi_brightpearlid_key on (bpi_brightpearlid)",
         "salesorder: enable change tracking",
         "salesorderdetail: enable change tracking",
@@ -53,8 +57,10 @@ def test_order_columns_key_and_change_tracking_are_provisioned(bare):
     after = bare.engine.schema.tables
     assert after["salesorder"].columns["bpi_sendtobrightpearl"].type == "bool"
     assert after["salesorder"].alternate_keys == {"bpi_brightpearlid_key": ["bpi_brightpearlid"]}
-    for table in ("contact", "account", "product"):  # what customers and the catalogue get is unchanged
+    for table in ("contact", "account"):  # what customers get is unchanged
         assert after[table] == before.tables[table]
+    # the catalogue's product table gains only the identifier column SKU matching reads
+    assert set(after["product"].columns) - set(before.tables["product"].columns) == {"bpi_ean"}
     assert orders_solution.provision_simulator(bare).changes == []  # re-runnable
 
     bare.reset()  # kept across /_sandbox/reset

@@ -73,6 +73,7 @@ def test_the_schema_plan_provisions_the_product_keys_the_flow_matches_on() -> No
     assert {(c.name, c.kind) for c in product.columns} == {
         ("bpi_brightpearlid", "string"),
         ("bpi_availablestock", "decimal"),
+        ("bpi_ean", "string"),  # SKU matching's identifier column (orders.yaml sku_matching)
     }
 
 
