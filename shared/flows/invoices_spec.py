@@ -12,7 +12,7 @@ paid or refunded, which every `order` consumer sees.
 
 from __future__ import annotations
 
-from shared.sync.spec import EntitySpec, FlowSpec, PollerSpec
+from shared.sync.spec import BackfillSource, EntitySpec, FlowSpec, PollerSpec
 
 PAYMENT_CURSOR = "invoices-brightpearl-payment-createdon"
 
@@ -37,6 +37,10 @@ INVOICES = EntitySpec(
             "shared.flows.invoices_poller:BrightpearlPaymentPoller",
             PAYMENT_CURSOR,
         ),
+    ),
+    # `syncctl backfill invoices [--since DATE]`: the orders of Brightpearl's customer payments
+    backfill_sources=(
+        BackfillSource("brightpearl", "order", "shared.flows.invoices_backfill:list_brightpearl_paid_orders"),
     ),
     mapping_loader="shared.mapping.orders_config:load_order_mapping",
     mapping_setting="ORDER_MAPPING_PATH",
