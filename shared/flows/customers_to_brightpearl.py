@@ -51,7 +51,7 @@ from shared.quality.duplicates import DuplicateIndex, customer_emails, fold_name
 from shared.store.cursors import Cursor
 from shared.store.errors import ClaimTaken, StoreConflictError
 from shared.store.links import Claim
-from shared.sync.engine import Batch, SyncRecord
+from shared.sync.engine import Batch, SyncRecord, integration_echo
 from shared.sync.lost_creates import (
     SCAN_WINDOW,
     FoundRecord,
@@ -170,8 +170,7 @@ class CustomersToBrightpearl(CustomerSync):
             batch.add(n.entity, record_id)
 
     def _is_own_echo(self, envelope: Envelope) -> bool:
-        user = str(envelope.notice.detail.get("initiating_user") or "").lower()
-        return self.trust_integration_user and bool(self.integration_user) and user == self.integration_user
+        return integration_echo(envelope, self.integration_user, self.trust_integration_user)
 
     # ------------------------------------------------------------------------------ reads
     def _query(self, flt: odata.Filter) -> list[dict[str, Any]]:

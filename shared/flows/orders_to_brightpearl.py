@@ -78,7 +78,7 @@ from shared.quality.issues import IssueCode, QualityIssue, Severity
 from shared.resilience import classify
 from shared.store.errors import ClaimTaken, StoreConflictError
 from shared.store.links import Claim, Link
-from shared.sync.engine import Batch, FlowPorts, RecordSync, SyncRecord
+from shared.sync.engine import Batch, FlowPorts, RecordSync, SyncRecord, integration_echo
 from shared.sync.outcomes import BatchResults, RecordResult, chunked, waiting_on_claim
 from shared.systems import System
 from shared.telemetry import get_logger
@@ -129,6 +129,8 @@ class OrdersToBrightpearl(RecordSync[Order]):
         mapping: OrderMapping | None = None,
         currencies: Collection[str] | None = None,
         installed_integration_instance_id: int | None = None,
+        integration_user_id: str | None = None,
+        trust_integration_user: bool = False,
         source: str = "/dataverse/orders",
         now: Any = None,
         **ports: Unpack[FlowPorts],
@@ -140,6 +142,10 @@ class OrdersToBrightpearl(RecordSync[Order]):
         self.mapping = mapping or load_order_mapping()
         self.currencies = currencies
         self.instance_id = installed_integration_instance_id
+        # the integration writes salesorders too (order history, the write-back): with the user
+        # trusted, their webhooks are skipped unread instead of read and then skipped
+        self.integration_user = (integration_user_id or "").lower() or None
+        self.trust_integration_user = trust_integration_user
         self.source = source
         self.now = now or (lambda: datetime.now(UTC))
         self._rows: dict[str, dict[str, Any]] = {}
@@ -159,9 +165,12 @@ class OrdersToBrightpearl(RecordSync[Order]):
         OAuth installation's installedIntegrationInstanceId (none for private apps)."""
         from shared import runtime
 
+        customers = runtime.settings().customers  # the integration user and whether it is trusted
         return cls(
             mapping=load_order_mapping(order_mapping_path()),
             installed_integration_instance_id=runtime.brightpearl().installed_integration_instance_id(),
+            integration_user_id=customers.integration_user_id,
+            trust_integration_user=customers.trust_integration_user,
             **cls.runtime_ports(),
         )
 
@@ -179,6 +188,10 @@ class OrdersToBrightpearl(RecordSync[Order]):
                     "skipped", None, f"Dataverse {envelope.notice.entity} {record_id} deleted: not synced"
                 ),
             )
+            return
+        if integration_echo(envelope, self.integration_user, self.trust_integration_user):
+            echo = RecordResult("skipped", "IntegrationEcho", "initiated by the integration user")
+            results.set(record_id, echo)
             return
         super().sort_notice(envelope, record_id, batch, results)
 

@@ -45,7 +45,7 @@ from shared.mapping.products import (
 from shared.mapping.products_config import ProductMapping, load_product_mapping
 from shared.model.product import Product
 from shared.store.errors import StoreConflictError
-from shared.sync.engine import Batch, FlowPorts, SyncRecord
+from shared.sync.engine import Batch, FlowPorts, SyncRecord, integration_echo
 from shared.sync.outcomes import BatchResults, RecordResult, chunked
 from shared.telemetry import get_logger
 
@@ -113,8 +113,7 @@ class ProductsToBrightpearl(ProductSync):
             return "DeletedInDataverse", (
                 f"Dataverse product {record_id} was deleted; nothing is deleted in Brightpearl"
             )
-        user = str(envelope.notice.detail.get("initiating_user") or "").lower()
-        if self.trust_integration_user and self.integration_user and user == self.integration_user:
+        if integration_echo(envelope, self.integration_user, self.trust_integration_user):
             return "IntegrationEcho", "initiated by the integration user"
         return None
 

@@ -146,6 +146,15 @@ MATCH_NOTES: dict[str | None, str] = {
 NOT_CONTENT = frozenset({"modified_at", "source_system", "ids"})
 
 
+def integration_echo(envelope: Envelope, integration_user: str | None, trust: bool) -> bool:
+    """A Dataverse notice the integration's own application user initiated
+    (DATAVERSE_INTEGRATION_USER_ID), when the deployment trusts that user
+    (CUSTOMERS_TRUST_INTEGRATION_USER): a flow writing to Brightpearl may skip it without reading
+    (`IntegrationEcho`). Off, every notice is read and the content decides."""
+    user = str(envelope.notice.detail.get("initiating_user") or "").lower()
+    return trust and bool(integration_user) and user == (integration_user or "").lower()
+
+
 def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
     """A canonical value as {dotted field: value}, one level into nested models and dicts."""
     data = value.model_dump(mode="json") if isinstance(value, BaseModel) else value

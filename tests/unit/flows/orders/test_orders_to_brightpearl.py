@@ -419,3 +419,40 @@ def test_with_read_only_orders_direct_the_id_is_written_as_is_without_reopening(
     assert rig.flow().handle([notice(ORDER)]) == [Completed()]
     assert rig.dv.calls == ["query", "query", "update_multiple"]
     assert len(rig.orders) == 1
+
+
+INTEGRATION_USER = "0f000000-0000-4000-8000-00000000000a"
+
+
+def test_the_integrations_own_salesorder_writes_are_skipped_unread_when_its_user_is_trusted():
+    """Order history creates salesorders and the write-back updates them as the integration's
+    application user: with CUSTOMERS_TRUST_INTEGRATION_USER their webhooks are skipped without a
+    read (IntegrationEcho); without it they are read, and a CRM user's change is always read."""
+
+    def by(user: str, *ids: str) -> Envelope:
+        envelope = notice(*ids)
+        detail = {**envelope.notice.detail, "initiating_user": user.upper()}
+        return envelope.model_copy(update={"notice": envelope.notice.model_copy(update={"detail": detail})})
+
+    rig = Rig()
+
+    def flow(trust: bool) -> OrdersToBrightpearl:
+        return OrdersToBrightpearl(
+            mapping=rig.mapping,
+            currencies={"GBP"},
+            integration_user_id=INTEGRATION_USER,
+            trust_integration_user=trust,
+            brightpearl=rig.bp,
+            dataverse=rig.dv,
+            store=rig.store,
+            publish=rig.published.extend,
+        )
+
+    reads = len(rig.dv.calls)
+    [outcome] = flow(True).handle([by(INTEGRATION_USER, ORDER)])
+    assert isinstance(outcome, Completed) and len(rig.dv.calls) == reads  # nothing read
+    flow(False).handle([by(INTEGRATION_USER, ORDER)])
+    assert len(rig.dv.calls) > reads  # not trusted: read, the content decides
+    reads = len(rig.dv.calls)
+    flow(True).handle([by("0f000000-0000-4000-8000-0000000000ff", ORDER)])
+    assert len(rig.dv.calls) > reads  # a CRM user's change is read
