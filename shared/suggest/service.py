@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -63,8 +63,15 @@ def _mapped(src: read.EntitySource, mapping_path: Path) -> Mapped:
     products and orders the Dataverse columns of their schema plan (shared/dataverse/schema.py)."""
     from shared.dataverse import schema
 
+    # the integration's own columns on the table, whichever entity plans them (the customer value
+    # figures on contact, SKU matching's bpi_ean on product): never a suggestion, never drift
+    def own(plan: schema.SchemaPlan) -> set[str]:
+        return {c.name for t in plan.tables if t.table == src.dataverse_table for c in t.columns}
+
     if src.name == "customer":
-        return customer_mapped(read_customer_mapping(mapping_path))
+        customers = read_customer_mapping(mapping_path)
+        mapped = customer_mapped(customers)
+        return replace(mapped, dataverse=mapped.dataverse | own(schema.schema_plan(customers)))
     if src.name == "product":
         products = read_product_mapping(mapping_path)
         tables = schema.plan_for_products(products)
@@ -73,7 +80,7 @@ def _mapped(src: read.EntitySource, mapping_path: Path) -> Mapped:
         tables = schema.plan_for_orders(read_order_mapping(mapping_path))
         bp = set()
     columns = {c.name for t in tables if t.table == src.dataverse_table for c in t.columns}
-    return Mapped(brightpearl=frozenset(bp), dataverse=frozenset(columns))
+    return Mapped(brightpearl=frozenset(bp), dataverse=frozenset(columns | own(schema.schema_plan())))
 
 
 def propose_for(
