@@ -529,7 +529,7 @@ def run_demo(values: dict[str, str], host_port: int = 7071, echo: Echo = print) 
         )
         from sandbox.sku_demo import sku_scene
 
-        sku_scene(values, echo, host=ends.host, master_key=ends.master_key, customer=dv_id, number=15)
+        sku_scene(values, echo, host=ends.host, master_key=ends.master_key, customer=dv_id, number=16)
         return 0
     finally:
         client.close()
