@@ -19,6 +19,7 @@ import contextlib
 import importlib.util
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -234,17 +235,50 @@ class Supervisor:
             self.echo(f"stopped {service.name}")
 
 
+def clear_state(settings: dict[str, str], echo: Callable[[str], None]) -> list[Path]:
+    """Remove the state an earlier `sandbox up` left: Azurite's tables (links, cursors, audit) and
+    the local bus file. The simulators keep their records in memory and are seeded anew on every
+    start, so an earlier run's links would point at records that no longer exist, or at ids the
+    new seed reuses for other records (a new customer "already linked to another record")."""
+    bus = Path(settings.get("LOCAL_BUS_PATH") or STATE_DIR / "bus.sqlite3")
+    bus = bus if bus.is_absolute() else ROOT / bus
+    cleared = []
+    for path in (
+        STATE_DIR / "azurite",
+        bus,
+        bus.with_name(bus.name + "-wal"),
+        bus.with_name(bus.name + "-shm"),
+    ):
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+        else:
+            continue
+        cleared.append(path)
+    if cleared:
+        echo(
+            "starting fresh: the simulators are seeded anew, so the earlier run's state is cleared ("
+            + ", ".join(str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(p) for p in cleared)
+            + "; --keep-state keeps it)"
+        )
+    return cleared
+
+
 def run(
     host_port: int = 7071,
     echo: Callable[[str], None] = print,
     prepare: bool = True,
     catalogue: int | None = None,
+    keep_state: bool = False,
 ) -> int:
     """`syncctl sandbox up` / `make run`: start everything, print URLs, register webhooks against the
     local host, seed the customer base and backfill it (`prepare`), seed the catalogue (`catalogue`
     products, default sandbox.catalogue_demo.catalogue_size; 0: none) and bring it into Dynamics,
-    stop on Ctrl-C."""
+    stop on Ctrl-C. The state of an earlier run is cleared first unless `keep_state`."""
     settings_path, settings = load_local_settings()
+    if not keep_state:
+        clear_state(settings, echo)
     from sandbox.orders_demo import demo_settings
 
     settings = demo_settings(settings)  # fulfilment automation on for the demo (sandbox/orders_demo.py)

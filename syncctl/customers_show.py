@@ -269,19 +269,21 @@ def _order(o: dict[str, Any]) -> dict[str, Any]:
 
 
 def computed(bp_side: dict[str, Any] | None) -> dict[str, Any]:
-    """Figures from what Brightpearl holds now (the orders and credits shown), per currency:
-    net of orders, net of credits, orders less credits, order count, average order, last
-    purchase, open returns (credits not yet refunded)."""
+    """Figures from what Brightpearl holds now (the orders and credits shown), per currency, counted
+    as the customer value flow counts them (shared/flows/customer_value_to_dataverse.py): invoiced
+    orders only (an invoice reference), so they compare with the Dynamics columns beside them:
+    net of invoiced orders, net of credits, the one less the other, invoiced order count, average
+    order, last purchase, open returns (credits not yet refunded)."""
     if bp_side is None:
         return {}
     by_currency: dict[str, dict[str, Decimal]] = {}
-    for kind in ("orders", "credits"):
-        for o in bp_side[kind]:
+    orders = [o for o in bp_side["orders"] if o.get("invoiceReference")]
+    for kind, rows in (("orders", orders), ("credits", bp_side["credits"])):
+        for o in rows:
             figures = by_currency.setdefault(
                 o["currency"] or "?", {"orders": Decimal(0), "credits": Decimal(0)}
             )
             figures[kind] += _decimal(o["net"])
-    orders = bp_side["orders"]
     placed = [o["placedOn"] for o in orders if o["placedOn"]]
     return {
         "orderCount": len(orders),
@@ -496,7 +498,7 @@ def _print(found: dict[str, Any]) -> None:
         ],
         [
             "lifetime value",
-            f"{_money(net, 'ordersLessCredits')} (orders less credits, net)",
+            f"{_money(net, 'ordersLessCredits')} (invoiced orders less credits, net)",
             held.get("bpi_lifetimevalue"),
         ],
         ["order count", calc.get("orderCount"), held.get("bpi_ordercount")],

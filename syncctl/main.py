@@ -54,12 +54,19 @@ def sandbox_up(
         "--catalogue-products",
         help="products in the seeded catalogue (at least 40; default 300, or SANDBOX_CATALOGUE_PRODUCTS)",
     ),
+    keep_state: bool = typer.Option(
+        False,
+        "--keep-state",
+        help="keep the earlier run's tables and bus in .sandbox/ (the simulators start afresh either way)",
+    ),
 ) -> None:
     """Start Azurite, the simulators and the local Functions host; Ctrl-C stops everything."""
     from sandbox.up import run
 
     products = catalogue_products if catalogue else 0
-    raise typer.Exit(run(host_port=port, echo=console.print, prepare=seed, catalogue=products))
+    raise typer.Exit(
+        run(host_port=port, echo=console.print, prepare=seed, catalogue=products, keep_state=keep_state)
+    )
 
 
 @sandbox_app.command("demo")
