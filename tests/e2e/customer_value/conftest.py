@@ -12,6 +12,7 @@ their timers (`run_timer`); every schedule that could fire on its own is set to 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -195,7 +196,10 @@ def money(value: Any) -> Decimal:
 
 
 @pytest.fixture
-def values_box(sandbox: Sandbox) -> ValueSandbox:
+def values_box(sandbox: Sandbox) -> Iterator[ValueSandbox]:
     box = ValueSandbox(sandbox)
     box.rates(("EUR", "2026-01-01", "1.10"), ("USD", "2026-01-01", "1.25"), ("USD", "2026-03-01", "1.30"))
-    return box
+    try:
+        yield box
+    finally:
+        sandbox.host.stop()  # one `restart` started (the sandbox fixture stops only the first)

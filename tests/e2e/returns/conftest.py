@@ -180,7 +180,11 @@ def sandbox_settings(tmp_path: Path, returns_settings: dict[str, str]) -> dict[s
 
 @pytest.fixture
 def returns_sandbox(orders_sandbox: OrderSandbox) -> Iterator[ReturnSandbox]:
-    yield ReturnSandbox.of_orders(orders_sandbox)
+    box = ReturnSandbox.of_orders(orders_sandbox)
+    try:
+        yield box
+    finally:
+        orders_sandbox.host = box.host  # a host start_host started is stopped by orders_sandbox
 
 
 __all__ += ["DV_TOPIC", "FLOW", "TO_BP", "TO_DV"]

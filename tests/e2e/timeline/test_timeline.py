@@ -18,12 +18,14 @@ from sandbox.brightpearl.orders_admin import handle_orders_admin
 from sandbox.demo import shop_address, shop_contact
 from shared.events import ChangeNotice, Envelope
 from shared.flows.timeline_to_dataverse import activity_id
+from shared.ops import flow_control
 from shared.store import AuditResult
 from tests.e2e.customers.conftest import BP_TOPIC, ROOT
 from tests.e2e.orders.conftest import OrderSandbox, _lookup_id, order_mapping
 from tests.e2e.products.conftest import product_mapping
 
 TL = "timeline-to-dataverse"
+CUSTOMERS = "customers-to-dataverse"
 
 
 @pytest.fixture
@@ -198,17 +200,27 @@ def test_a_moment_written_before_a_lost_link_is_not_written_twice(orders_sandbox
     assert box.dead_letters(BP_TOPIC, TL) == []
 
 
-def test_a_customer_not_in_dynamics_yet_waits_then_gets_the_moment(orders_sandbox: OrderSandbox):
+def test_a_customer_not_in_dynamics_yet_waits_then_gets_the_moment(
+    orders_sandbox: OrderSandbox, monkeypatch: pytest.MonkeyPatch
+):
     box = orders_sandbox
     state = box.bp_sim.state
     with state.lock:
         address = state.create_address(shop_address("2 Quay St", "Bristol", "BS1 4DJ"))
         newcomer = int(state.create_contact(shop_contact("Nia", "New", "nia.new@example.org", None, address)))
-    order = web_order(box, customer=newcomer, ref="WEB-NEW")
-    announce(box, "order", order, work=False)
-    box.host.wait_idle(timeout=60)
-    assert box.bus.counts(BP_TOPIC, TL).scheduled >= 1  # CustomerNotSynced: retried later
-    assert not [r for r in box.dv.rows("annotation") if r.get("subject") == "Order WEB-NEW placed"]
+    # the customers flow is held until the timeline has looked once: order history sees the same
+    # order and asks it for the contact at once, which could otherwise win the race
+    monkeypatch.setattr(flow_control, "CACHE_SECONDS", 0.0)
+    flow_control.pause(box.store.cursors, CUSTOMERS, now=datetime.now(UTC), by="test")
+    try:
+        order = web_order(box, customer=newcomer, ref="WEB-NEW")
+        announce(box, "order", order, work=False)
+        box.host.wait_idle(timeout=60)
+        assert box.bus.counts(BP_TOPIC, TL).scheduled >= 1  # CustomerNotSynced: retried later
+        assert not [r for r in box.dv.rows("annotation") if r.get("subject") == "Order WEB-NEW placed"]
+    finally:
+        flow_control.resume(box.store.cursors, CUSTOMERS)
+        flow_control.PAUSES.forget()
 
     # the customers flow brings the contact; the retried notice then writes the moment
     box.poll_brightpearl()
