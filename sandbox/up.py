@@ -277,12 +277,13 @@ def run(
     products, default sandbox.catalogue_demo.catalogue_size; 0: none) and bring it into Dynamics,
     stop on Ctrl-C. The state of an earlier run is cleared first unless `keep_state`."""
     settings_path, settings = load_local_settings()
-    if not keep_state:
-        clear_state(settings, echo)
     from sandbox.orders_demo import demo_settings
 
     settings = demo_settings(settings)  # fulfilment automation on for the demo (sandbox/orders_demo.py)
     supervisor = Supervisor(plan(settings, host_port=host_port), echo=echo)
+    # a sandbox still running owns these files: leave them (start() then names the busy port)
+    if not keep_state and not any(port_open(service.port) for service in supervisor.services):
+        clear_state(settings, echo)
     if "ORDER_MAPPING_PATH" in settings:  # the host reads its settings file itself: a variable wins
         for service in supervisor.services:
             service.env.setdefault("ORDER_MAPPING_PATH", settings["ORDER_MAPPING_PATH"])

@@ -36,7 +36,7 @@ def test_an_earlier_runs_tables_and_bus_are_cleared_and_said(tree: Path):
     assert len(said) == 1  # nothing to clear: nothing said
 
 
-def test_keep_state_leaves_the_files(tree: Path, monkeypatch: pytest.MonkeyPatch):
+def test_keep_state_or_a_running_sandbox_leaves_the_files(tree: Path, monkeypatch: pytest.MonkeyPatch):
     settings = {"LOCAL_BUS_PATH": str(tree / ".sandbox" / "bus.sqlite3")}  # the demo's copies go there too
     monkeypatch.setattr(up, "load_local_settings", lambda: (tree / "s.json", settings))
 
@@ -46,10 +46,19 @@ def test_keep_state_leaves_the_files(tree: Path, monkeypatch: pytest.MonkeyPatch
     def stop(*_: object, **__: object) -> None:
         raise Stop
 
-    monkeypatch.setattr(up, "plan", stop)  # stop right after the state step
+    busy = {"port": False}
+    monkeypatch.setattr(up, "plan", lambda *_, **__: [up.Service("azurite", [], 1, "")])
+    monkeypatch.setattr(up, "port_open", lambda *_: busy["port"])
+    monkeypatch.setattr(up.Supervisor, "start", stop)  # stop right after the state step
+    monkeypatch.setattr(up.signal, "signal", lambda *_: None)  # keep pytest's own handlers
     with pytest.raises(Stop):
         up.run(keep_state=True, echo=lambda _line: None)
     assert (tree / ".sandbox" / "azurite").exists() and (tree / ".sandbox" / "bus.sqlite3").exists()
+    busy["port"] = True  # a sandbox still running owns the files: they stay
+    with pytest.raises(Stop):
+        up.run(echo=lambda _line: None)
+    assert (tree / ".sandbox" / "azurite").exists()
+    busy["port"] = False
     with pytest.raises(Stop):
         up.run(echo=lambda _line: None)
     assert not (tree / ".sandbox" / "azurite").exists()
