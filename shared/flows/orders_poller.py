@@ -24,11 +24,12 @@ class BrightpearlOrderPoller(BrightpearlContactPoller):
     spec: ClassVar[PollerSpec] = next(p for p in ORDERS.pollers if p.system == "brightpearl")
     entity: ClassVar[str] = "order"
     id_column: ClassVar[str] = "orderId"
+    order_type: ClassVar[int] = SALES_ORDER_TYPE  # the orderTypeId searched
 
     def search(self, since: datetime) -> Iterable[dict[str, Any]]:
         return self.client.search_orders(
             updated_since=since,
             columns=["orderId", "updatedOn"],
             sort="updatedOn.ASC",
-            orderTypeId=SALES_ORDER_TYPE,
+            orderTypeId=self.order_type,
         )

@@ -6,12 +6,10 @@ so this is the trigger, not only a backstop; a refund (customer payment) moves u
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from shared.flows.pollers import BrightpearlContactPoller
+from shared.flows.orders_poller import BrightpearlOrderPoller
 from shared.flows.returns_spec import CREDIT_ENTITY, RETURNS
 from shared.sync.spec import PollerSpec
 
@@ -19,17 +17,9 @@ SALES_CREDIT_TYPE = 3  # order-search orderTypeId: 3 SC (reference §4.2)
 
 
 @dataclass(kw_only=True)
-class BrightpearlCreditPoller(BrightpearlContactPoller):
-    """order-search (SC) by updatedOn from the watermark minus the overlap; sales-credit notices."""
+class BrightpearlCreditPoller(BrightpearlOrderPoller):
+    """The order poller's search for order type SC; sales-credit notices."""
 
     spec: ClassVar[PollerSpec] = RETURNS.pollers[0]
     entity: ClassVar[str] = CREDIT_ENTITY
-    id_column: ClassVar[str] = "orderId"
-
-    def search(self, since: datetime) -> Iterable[dict[str, Any]]:
-        return self.client.search_orders(
-            updated_since=since,
-            columns=["orderId", "updatedOn"],
-            sort="updatedOn.ASC",
-            orderTypeId=SALES_CREDIT_TYPE,
-        )
+    order_type: ClassVar[int] = SALES_CREDIT_TYPE
