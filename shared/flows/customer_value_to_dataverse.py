@@ -131,6 +131,7 @@ class CustomerValueToDataverse(RecordSync[Contribution]):
     """Brightpearl sales orders and credits -> contributions per customer (the flush writes)."""
 
     spec = TO_DATAVERSE
+    records_per_pass = 1_000  # Brightpearl orders (about 20 KB each) read and written at a time
     link_entity = CUSTOMER_VALUE.link_entity
 
     def __init__(
@@ -160,11 +161,13 @@ class CustomerValueToDataverse(RecordSync[Contribution]):
     def label(self) -> str:
         return "Brightpearl order"
 
-    def run(self, batch: Batch, results: BatchResults) -> None:
+    def expand(self, batch: Batch, results: BatchResults) -> list[str]:
         ids = [i for entity in ("order", CREDIT_ENTITY) for i in batch.changed.get(entity, [])]
-        ids = list(dict.fromkeys(ids))
-        if not ids:
-            return
+        return list(dict.fromkeys(ids))
+
+    def run_pass(self, batch: Batch, ids: list[str], results: BatchResults) -> None:
+        """One pass of orders and credits (`records_per_pass`): read them, record each one's
+        contribution on its customer, mark the customers dirty for the flush."""
         orders = {
             str(o.get("id")): o for o in self.bp.get_by_ids(ORDER_GET, [int(i) for i in ids], limit=200)
         }

@@ -135,6 +135,7 @@ class FulfilmentToBrightpearl(RecordSync[OrderToFulfil]):
     claimed difference per order in Brightpearl, then one Dynamics $batch)."""
 
     spec = TO_BRIGHTPEARL
+    records_per_pass = 1_000  # Brightpearl orders (about 20 KB each) read and written at a time
     link_entity = FULFILMENT.link_entity
 
     def __init__(

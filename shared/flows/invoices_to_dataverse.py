@@ -224,6 +224,7 @@ class InvoicesToDataverse(RecordSync[InvoiceState]):
     match (order link, salesorder, existing invoice), write (packed `$batch`es)."""
 
     spec = TO_DATAVERSE
+    records_per_pass = 1_000  # Brightpearl orders (about 20 KB each) read and written at a time
     link_entity = INVOICES.link_entity
 
     def __init__(self, **ports: Unpack[FlowPorts]) -> None:

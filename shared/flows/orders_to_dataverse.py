@@ -140,6 +140,7 @@ class OrdersToDataverse(RecordSync[OrderState]):
     order), match (link, then the Dynamics orders and lines in bulk), write (one $batch)."""
 
     spec = TO_DATAVERSE
+    records_per_pass = 1_000  # Brightpearl orders (about 20 KB each) read and written at a time
     link_entity = ORDERS.link_entity
 
     def __init__(

@@ -127,6 +127,7 @@ class ReturnsToDataverse(RecordSync[Credit]):
     a credit), to_canonical, match (case, customer, order), decide, write (two $batches)."""
 
     spec = TO_DATAVERSE
+    records_per_pass = 1_000  # Brightpearl orders (about 20 KB each) read and written at a time
     link_entity = RETURNS.link_entity
 
     def __init__(self, *, mapping: ReturnsMapping, **ports: Unpack[FlowPorts]) -> None:

@@ -104,6 +104,7 @@ class TimelineToDataverse(RecordSync[Moment]):
     the customer link), write (one $batch of create-only upserts)."""
 
     spec = TO_DATAVERSE
+    records_per_pass = 1_000  # Brightpearl orders (about 20 KB each) read and written at a time
     link_entity = TIMELINE.link_entity
 
     def __init__(self, *, mapping: TimelineMapping, **ports: Unpack[FlowPorts]) -> None:

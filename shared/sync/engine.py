@@ -31,6 +31,7 @@ from shared.mapping.brightpearl import bp_id
 from shared.mapping.translation import Translation
 from shared.outcomes import Outcome
 from shared.quality.issues import QualityIssue
+from shared.resilience import classify
 from shared.store.errors import StoreConflictError
 from shared.store.links import Claim, Link
 from shared.sync.outcomes import (
@@ -38,6 +39,7 @@ from shared.sync.outcomes import (
     Kind,
     RecordResult,
     batch_failure,
+    chunked,
     fatal_description,
     finish_batch,
 )
@@ -194,6 +196,12 @@ class RecordSync(Generic[M]):
     link_entity: ClassVar[str]
     batch_ids_shown: ClassVar[int] = 10  # ids named in a whole-batch failure
     echo_needs_linked_target: ClassVar[bool] = False  # the link must point at the matched target
+    # Source records read, matched, decided and written at a time (None: the whole batch). A
+    # backfill batch is 50 notices of 100 ids, 5,000 records; a 5-line Brightpearl order is about
+    # 20 KB as Python objects, so flows of large records set this to bound a batch's memory.
+    # Each pass still reads and writes in bulk. A watch reading `batch.records` after settling
+    # sees the last pass only, so flows with such a watch (customers, stock) keep None.
+    records_per_pass: ClassVar[int | None] = None
 
     def __init__(self, **ports: Unpack[FlowPorts]) -> None:
         self.bp = ports["brightpearl"]
@@ -267,12 +275,30 @@ class RecordSync(Generic[M]):
             batch.add(envelope.notice.entity, record_id)
 
     def run(self, batch: Batch, results: BatchResults) -> None:
-        """The pipeline of one batch after coalescing."""
+        """The pipeline of one batch after coalescing, in passes of `records_per_pass` ids."""
         if batch.deleted:
             self.deleted(batch.deleted, results)
         ids = self.expand(batch, results)
         if not ids:
             return
+        passes = list(chunked(ids, self.records_per_pass or len(ids)))
+        for number, ids_of_pass in enumerate(passes):
+            try:
+                self.run_pass(batch, list(ids_of_pass), results)
+            except Exception as exc:
+                if number == 0 or classify(exc) is None:
+                    raise  # nothing written yet (the whole batch is retried), or a bug
+                # earlier passes are written and settled: they keep their results; this pass and
+                # the later ones are retried with the error (their envelopes are redelivered)
+                rest = [i for p in passes[number:] for i in p if not results.has(i)]
+                for record_id in rest:
+                    results.error(record_id, exc, f"{self.label}s {rest[0]}..{rest[-1]} ({len(rest)})")
+                return
+
+    def run_pass(self, batch: Batch, ids: list[str], results: BatchResults) -> None:
+        """Read, match, decide and write one pass of ids (the whole batch unless
+        `records_per_pass` splits it). `batch.records` holds this pass's records."""
+        batch.records = []  # the previous pass's records are let go before this pass reads
         records = self.read(ids, results)
         if not records:
             return
