@@ -55,9 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     what `syncctl sandbox up` runs."""
     import sys
 
-    import uvicorn
-
     from sandbox.dataverse.__main__ import build_parser, config_from_args
+    from sandbox.dataverse.server import serve
 
     args = build_parser().parse_args(argv)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
@@ -75,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         changes = len(report.changes) + len(catalogue.changes)
         note = f"provisioned for the mappings and the catalogue: {changes} change(s)"
     print(f"Dataverse simulator ({note}) on http://{args.host}:{args.port}/api/data/v9.2/")
-    uvicorn.run(simulator, host=args.host, port=args.port, log_level="warning")
+    serve(simulator, args.host, args.port)
     return 0
 
 

@@ -6,12 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
-import uvicorn
-
 from sandbox.dataverse.app import Simulator
 from sandbox.dataverse.config import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, SimulatorConfig
 from sandbox.dataverse.schema import load_schema
 from sandbox.dataverse.seed import seed_demo
+from sandbox.dataverse.server import serve
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -128,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         f"Dataverse simulator on http://{args.host}:{args.port}/api/data/v9.2/ "
         f"(token: /{config.tenant_id}/oauth2/v2.0/token, {client_note}; admin: /_sandbox/)"
     )
-    uvicorn.run(sim, host=args.host, port=args.port, log_level="warning")
+    serve(sim, args.host, args.port)
     return 0
 
 

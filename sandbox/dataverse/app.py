@@ -1,8 +1,8 @@
 """The Dataverse simulator's HTTP surface: the Web API pipeline and the Entra-style token endpoint.
 
-`Simulator(config).app` is an ASGI app for uvicorn. Web API requests pass, in order: injected
-faults, bearer-token check (401 + WWW-Authenticate), body size (413), service protection
-(429 + Retry-After), configured latency, then the engine under one lock. The `/_sandbox/`
+`Simulator(config).app` is an ASGI app for uvicorn. Web API requests pass, in order: URL
+length (414), injected faults, bearer-token check (401 + WWW-Authenticate), body size (413),
+service protection (429 + Retry-After), configured latency, then the engine under one lock. The `/_sandbox/`
 routes are in admin.py, injected faults in faults.py, tokens in tokens.py.
 """
 
@@ -39,6 +39,28 @@ from sandbox.dataverse.tokens import TokenIssuer
 from sandbox.dataverse.webhooks import WebhookService
 
 API_ROOT = API_PREFIX.rstrip("/")
+# Dataverse accepts URLs up to 32,768 characters (Microsoft Learn, "Compose HTTP requests and
+# handle errors" > "Maximum URL length"). How a longer one fails is UNCONFIRMED (not documented):
+# the simulator answers 414 URI Too Long with an OData error body and this code.
+MAX_URL_LENGTH = 32_768
+URL_TOO_LONG_CODE = "0x80060888"  # UNCONFIRMED
+# uvicorn's h11 parser refuses a request head over 16 KB by default, before the app sees it;
+# the simulator's servers take heads up to this size so that the URL limit above is the one met.
+REQUEST_HEAD_LIMIT = 96 * 1024
+
+
+def url_too_long(path: str, query: str) -> SimResponse | None:
+    """The 414 answer for a request whose URL (percent-encoded path + query) is over the limit."""
+    length = len(path) + (len(query) + 1 if query else 0)
+    if length <= MAX_URL_LENGTH:
+        return None
+    return SimResponse.error(
+        ODataError(
+            414,
+            URL_TOO_LONG_CODE,
+            f"The request URL is {length} characters long; the maximum is {MAX_URL_LENGTH}.",
+        )
+    )
 
 
 class Simulator(AdminRoutes):
@@ -112,6 +134,13 @@ class Simulator(AdminRoutes):
         await JSONResponse(payload, status, headers={"Cache-Control": "no-store"})(scope, receive, send)
 
     async def _api(self, scope: Scope, receive: Receive, send: Send) -> None:
+        too_long = url_too_long(
+            (scope.get("raw_path") or scope["path"].encode()).decode("latin-1"),
+            scope.get("query_string", b"").decode("latin-1"),
+        )
+        if too_long is not None:
+            await self._send(scope, receive, send, too_long)
+            return
         request = Request(scope, receive)
         method = request.method.upper()
         path = scope["path"][len(API_ROOT) :].lstrip("/")

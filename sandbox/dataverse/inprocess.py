@@ -16,7 +16,7 @@ from urllib.parse import unquote
 import httpx
 from azure.core.credentials import AccessToken
 
-from sandbox.dataverse.app import API_ROOT, Simulator
+from sandbox.dataverse.app import API_ROOT, Simulator, url_too_long
 from sandbox.dataverse.config import DEFAULT_CLIENT_ID
 from sandbox.dataverse.protocol import SimRequest, User
 from sandbox.dataverse.seed import app_user_id
@@ -41,11 +41,13 @@ class InProcessTransport(httpx.BaseTransport):
         path = request.url.path
         if not path.startswith(API_ROOT):
             return httpx.Response(404, json={"error": {"code": "", "message": f"no route {path}"}})
-        response = self.simulator.dispatch(
+        query = request.url.query.decode("latin-1")
+        too_long = url_too_long(request.url.raw_path.split(b"?")[0].decode("latin-1"), query)
+        response = too_long or self.simulator.dispatch(
             SimRequest(
                 method=request.method,
                 path=unquote(path[len(API_ROOT) :].lstrip("/")),
-                query=request.url.query.decode("latin-1"),
+                query=query,
                 headers={k.lower(): v for k, v in request.headers.items()},
                 body=request.read(),
                 user=self.user,

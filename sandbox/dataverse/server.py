@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sandbox import serving
-from sandbox.dataverse.app import Simulator
+from sandbox.dataverse.app import REQUEST_HEAD_LIMIT, Simulator
 from sandbox.serving import free_port
 
 __all__ = ["SimulatorServer", "free_port"]
@@ -17,6 +19,11 @@ class SimulatorServer(serving.SimulatorServer):
     simulator_class = Simulator
     simulator: Simulator
 
+    def __init__(self, config: Any = None, **options: Any) -> None:
+        super().__init__(config, **options)
+        # Long look-up URLs reach the simulator's own 414 check instead of uvicorn's 16 KB cap.
+        self._options["h11_max_incomplete_event_size"] = REQUEST_HEAD_LIMIT
+
     @property
     def token_url(self) -> str:
         return f"{self.url}/{self.simulator.config.tenant_id}/oauth2/v2.0/token"
@@ -24,3 +31,17 @@ class SimulatorServer(serving.SimulatorServer):
     def stop(self) -> None:
         super().stop()
         self.simulator.close()
+
+
+def serve(simulator: Simulator, host: str, port: int) -> None:
+    """Serve `simulator` on host:port until interrupted (`python -m sandbox.dataverse`, `sandbox up`),
+    taking request heads as long as the simulator's own URL limit allows."""
+    import uvicorn  # a dev dependency: only the sandbox runs servers
+
+    uvicorn.run(
+        simulator,
+        host=host,
+        port=port,
+        log_level="warning",
+        h11_max_incomplete_event_size=REQUEST_HEAD_LIMIT,
+    )

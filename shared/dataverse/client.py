@@ -36,6 +36,7 @@ from shared.dataverse.errors import (
     DataverseNotFound,
     DataverseThrottled,
     DataverseUnavailable,
+    DataverseValidationError,
     error_from_response,
     refine_not_found,
 )
@@ -197,6 +198,8 @@ class DataverseClient:
         """
         self.check_link(path)
         method = method.upper()
+        if method == "GET":
+            self.check_url_length(path, params)
         if idempotent is None:
             idempotent = method in ("GET", "DELETE", "PUT")
         if write is None:
@@ -283,6 +286,19 @@ class DataverseClient:
     def _count_retry(self, state: RetryCallState) -> None:
         with self._stats_lock:
             self.retries += 1
+
+    def check_url_length(self, path: str, params: Mapping[str, str] | None = None) -> None:
+        """Refuse a GET whose URL (as httpx would send it) is longer than Dataverse accepts
+        (odata.MAX_URL_LENGTH): a look-up that should have been split with odata.in_chunks."""
+        url = self._http.build_request("GET", path, params=params).url
+        length = len(str(url))
+        if length > odata.MAX_URL_LENGTH:
+            relative = url.path.removeprefix(self.service_root_path)
+            entity_set = relative.split("(")[0].split("/")[0] or relative
+            raise DataverseValidationError(
+                f"GET {entity_set}: the URL is {length:,} characters; Dataverse accepts at most "
+                f"{odata.MAX_URL_LENGTH:,}. Not sent: split the look-up (odata.in_chunks)"
+            )
 
     def check_link(self, link: str, *, what: str = "link") -> None:
         """Raise DataverseForeignLink unless `link` is relative or under the service root
