@@ -159,7 +159,38 @@ class TimelineToDataverse(RecordSync[Moment]):
         note_ids = batch.changed.get(GOODS_OUT_ENTITY, [])
         notes = self._notes_by_id(note_ids) if note_ids else {}
         wanted = list(dict.fromkeys([*order_ids, *(str(n.get("orderId") or "") for n in notes.values())]))
-        orders = self._orders([i for i in wanted if i and i != "0"])
+        readable = [i for i in wanted if i and i != "0"]
+        # a pass of orders at a time: only their moments (small) outlive the pass, not the orders
+        passes = list(chunked(readable, self.records_per_pass or len(readable))) or [[]]
+        for ids_of_pass in passes:
+            in_pass = set(ids_of_pass)
+            orders = self._orders(ids_of_pass)
+            self._moments_of(
+                batch,
+                results,
+                orders,
+                [i for i in note_ids if self._order_of(notes.get(i)) in in_pass or ids_of_pass is passes[-1]],
+                notes,
+                [i for i in order_ids if i in in_pass or ids_of_pass is passes[-1]],
+            )
+        return list(self._moments)
+
+    @staticmethod
+    def _order_of(note: Mapping[str, Any] | None) -> str:
+        return str((note or {}).get("orderId") or "")
+
+    def _moments_of(
+        self,
+        batch: Batch,
+        results: BatchResults,
+        orders: dict[str, dict[str, Any]],
+        note_ids: list[str],
+        notes: Mapping[str, dict[str, Any]],
+        order_ids: list[str],
+    ) -> None:
+        """The moments of one pass: its goods-out notes and orders (`orders` read for it). The
+        last pass also takes the notes and ids whose order is in no pass (gone, or no id): each
+        is `missing` once."""
         shipped_notes = self._notes_of(orders) if "shipped" in self.kinds else {}
         parents = self._orders(
             [
@@ -172,8 +203,10 @@ class TimelineToDataverse(RecordSync[Moment]):
         )
         parents.update(orders)
         for note_id in note_ids:
+            if results.has(note_id) or note_id in batch.derived:
+                continue  # settled in an earlier pass
             note = notes.get(note_id)
-            order = orders.get(str((note or {}).get("orderId") or ""))
+            order = orders.get(self._order_of(note))
             if note is None or order is None:
                 results.set(
                     note_id,
@@ -186,6 +219,8 @@ class TimelineToDataverse(RecordSync[Moment]):
                 continue
             self._derive(batch, results, note_id, self._shipped(note_id, note, order), "goods-out note")
         for order_id in order_ids:
+            if results.has(order_id) or order_id in batch.derived:
+                continue  # settled in an earlier pass
             order = orders.get(order_id)
             if order is None:
                 results.set(
@@ -204,7 +239,6 @@ class TimelineToDataverse(RecordSync[Moment]):
             else:
                 found = []
             self._derive(batch, results, order_id, found, f"Brightpearl order {order_id}")
-        return list(self._moments)
 
     def _derive(
         self, batch: Batch, results: BatchResults, notice_id: str, moments: list[Moment], what: str

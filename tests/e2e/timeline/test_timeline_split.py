@@ -118,3 +118,29 @@ def test_a_duplicate_answer_is_already_on_the_timeline_and_linked():
     assert link is not None and link.id_in("dataverse") == activity_id("order_placed:5")
     [row] = [e for e in store.audit.entries if e.source_id == "order_placed:5"]
     assert "already on the timeline" in row.description
+
+
+class CountingOrders(Orders):
+    """Orders that remembers each read's size; `gone` ids are not in Brightpearl."""
+
+    def __init__(self, gone: set[int]) -> None:
+        self.gone, self.reads = gone, []
+
+    def get_by_ids(self, path: str, ids: Iterable[int], **kwargs: Any) -> list[Any]:
+        wanted = list(ids)
+        self.reads.append(len(wanted))
+        return super().get_by_ids(path, [i for i in wanted if i not in self.gone], **kwargs)
+
+
+def test_a_large_batch_is_read_a_pass_at_a_time_and_every_order_gets_its_moment():
+    dv = Dynamics(refused=set(), taken=set())
+    flow, store = _flow(dv, [])
+    flow.bp = bp = CountingOrders(gone={9})  # type: ignore[assignment]
+    flow.records_per_pass = 2
+    outcomes = flow.handle([_notice("1", "2", "3"), _notice("4", "9", "5")])
+    assert all(isinstance(o, Completed) for o in outcomes)
+    assert bp.reads == [2, 2, 2]  # never more than a pass of orders held at once
+    written = sorted(path for path, _, _ in dv.written)
+    assert written == sorted(f"annotations({activity_id(f'order_placed:{i}')})" for i in (1, 2, 3, 4, 5))
+    [gone] = [e for e in store.audit.entries if e.source_id == "9"]
+    assert gone.result == "missing" and "no longer exists" in gone.description
