@@ -33,6 +33,7 @@ import platform
 import random
 import sys
 import time
+import uuid
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,9 +47,9 @@ from sandbox.brightpearl.catalogue_seed import SKU_VARIATIONS, seed_catalogue, s
 from shared.brightpearl.client import BrightpearlClient  # noqa: E402
 from shared.brightpearl.ratebudget import RateBudget  # noqa: E402
 from shared.brightpearl.settings import BrightpearlSettings  # noqa: E402
+from shared.dataverse import odata  # noqa: E402
 from shared.mapping.orders_config import load_order_mapping  # noqa: E402
-from shared.mapping.sku_match import GUIDS_PER_QUERY, ChannelAffixes, ProductQuery, SkuMatcher, SkuMatching  # noqa: E402
-from shared.sync.outcomes import chunked  # noqa: E402
+from shared.mapping.sku_match import ChannelAffixes, ProductQuery, SkuMatcher, SkuMatching  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "results" / "sku_matching.json"
 
@@ -103,7 +104,8 @@ class Dynamics:
         self.by_sku = {v.dynamics_sku: v for v in SKU_VARIATIONS}
 
     def enrich(self, queries: list[ProductQuery]) -> list[ProductQuery]:
-        self.queries += len(list(chunked(queries, GUIDS_PER_QUERY)))
+        products = [str(uuid.uuid5(uuid.NAMESPACE_OID, q.sku)) for q in queries]  # one GUID a product
+        self.queries += len(list(odata.in_chunks("productid", products)))  # as the flow chunks them
         out = []
         for q in queries:
             v = self.by_sku.get(q.sku)

@@ -7,7 +7,8 @@ Every run (CUSTOMER_VALUE_FLUSH_SCHEDULE) takes the customers marked dirty by th
 1. their links (`customer`: Brightpearl contact -> Dynamics contact); a customer not linked yet
    is left for the nightly recompute once it is (its contributions are kept);
 2. their figures from the stored contributions (CustomerValue.of), and what their Dynamics
-   contacts hold now (one `In` query per 100 contacts, with the parent account);
+   contacts hold now (one `In` query per ~500 contacts, as many as the URL takes, with the
+   parent account);
 3. the accounts: the sum over every contact under each parent account touched (one query of
    those accounts' contacts, their links, their stored figures) against what the account holds;
 4. one UpdateMultiple per table with only the rows and columns that differ, then the markers
@@ -31,14 +32,12 @@ from shared.flows.customer_value_config import CustomerValueMapping, load_custom
 from shared.flows.customer_value_store import CustomerValue, CustomerValueStore, store_for
 from shared.money.errors import BaseCurrencyMismatch
 from shared.money.rates import DataverseRates
-from shared.sync.outcomes import chunked
 from shared.sync.ports import DataversePort, StateStorePort
 from shared.telemetry import get_logger
 
 log = get_logger("flows.customer_value")
 
 LINK_ENTITY = "customer"
-LOOKUP_CHUNK = 100
 COLUMNS = (
     "bpi_lifetimevalue",
     "bpi_lastpurchasedate",
@@ -176,11 +175,9 @@ class CustomerValueFlush:
         if not accounts:
             return 0
         members: dict[str, list[str]] = {a: [] for a in accounts}
-        for chunk in chunked(list(accounts), LOOKUP_CHUNK):
+        for under in odata.in_chunks("_parentcustomerid_value", accounts):
             for row in self.dv.query(
-                "contacts",
-                select=["contactid", "_parentcustomerid_value"],
-                filter=odata.in_("_parentcustomerid_value", chunk),
+                "contacts", select=["contactid", "_parentcustomerid_value"], filter=under
             ):
                 account = str(row.get("_parentcustomerid_value") or "").lower()
                 if account in members:
@@ -209,12 +206,11 @@ class CustomerValueFlush:
     def read_figures(
         self, entity_set: str, key: str, ids: Sequence[str], extra: Iterable[str] = ()
     ) -> dict[str, Mapping[str, Any]]:
-        """What Dynamics holds of the figures (and `extra` columns) per record id, 100 ids a query."""
+        """What Dynamics holds of the figures (and `extra` columns) per record id, as many ids a query as
+        the URL takes."""
         out: dict[str, Mapping[str, Any]] = {}
-        for chunk in chunked(list(ids), LOOKUP_CHUNK):
-            for row in self.dv.query(
-                entity_set, select=[key, *COLUMNS, *extra], filter=odata.in_(key, chunk)
-            ):
+        for of_ids in odata.in_chunks(key, ids):
+            for row in self.dv.query(entity_set, select=[key, *COLUMNS, *extra], filter=of_ids):
                 out[str(row.get(key)).lower()] = row.values
         return out
 

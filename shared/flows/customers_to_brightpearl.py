@@ -23,6 +23,7 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Unpack
 
 from shared.brightpearl import errors as bp_errors
@@ -67,7 +68,6 @@ from shared.telemetry import get_logger
 
 log = get_logger("flows.customers_to_brightpearl")
 
-GUIDS_PER_QUERY = 200  # about 9 KB of URL; Dataverse accepts 32 KB
 # State of address POSTs whose answer may be lost (issue 17 item 2, shared/sync/lost_creates.py):
 # the claim progress key of a new contact's pending addresses, the cursor of an existing
 # contact's, and the cursor keeping a lower bound of the address ids Brightpearl allocates next.
@@ -181,12 +181,12 @@ class CustomersToBrightpearl(CustomerSync):
         contact_ids = batch.changed.get("contact", [])
         account_ids = batch.changed.get("account", [])
         rows: dict[str, dict[str, Any]] = {}
-        for chunk in chunked(contact_ids, GUIDS_PER_QUERY):
-            for row in self._query(odata.in_("contactid", list(chunk))):
+        for of_contacts in odata.in_chunks("contactid", contact_ids):
+            for row in self._query(of_contacts):
                 rows[str(row["contactid"]).lower()] = row
         derived = batch.derived
-        for chunk in chunked(account_ids, GUIDS_PER_QUERY):
-            for row in self._query(odata.in_("_parentcustomerid_value", list(chunk))):
+        for chunk, under in odata.fit_chunks(account_ids, partial(odata.in_, "_parentcustomerid_value")):
+            for row in self._query(under):
                 contact_id = str(row["contactid"]).lower()
                 rows.setdefault(contact_id, row)
                 parent = str(row.get("_parentcustomerid_value") or "").lower()

@@ -12,6 +12,7 @@ e-mail is updated by its id and gets the key); then record links, hashes and aud
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from shared.dataverse import odata
@@ -23,14 +24,11 @@ from shared.quality.duplicates import customer_emails, customer_postcodes
 from shared.quality.issues import IssueCode
 from shared.quality.normalise import email_match_key, postcode_match_key
 from shared.sync.engine import SyncRecord
-from shared.sync.outcomes import BatchResults, RecordResult, chunked, in_parallel
+from shared.sync.outcomes import BatchResults, RecordResult, in_parallel
 from shared.telemetry import get_logger
 
 log = get_logger("flows.customers_to_dataverse")
 
-LOOKUP_CHUNK = 100  # records per combined lookup query (keys, e-mails, postcodes: a few KB of URL)
-BP_IDS_PER_QUERY = 500  # short integer keys only (a few KB of URL)
-VALUES_PER_QUERY = 100  # GUIDs
 
 Record = SyncRecord[Customer]
 
@@ -85,24 +83,12 @@ class CustomersToDataverse(CustomerSync):
         return self.dataverse_contacts(flt, self.select)
 
     def _current_rows(self, records: list[Record]) -> None:
-        """One query per chunk of records finds their contacts by key and every candidate for
-        e-mail and name + postcode matching (`self._pool`)."""
+        """One query per chunk of records (as many as its filter fits the URL) finds their
+        contacts by key and every candidate for e-mail and name + postcode matching
+        (`self._pool`)."""
         pool: dict[str, dict[str, Any]] = {}
-        for chunk in chunked(records, LOOKUP_CHUNK):
-            live = [r for r in chunk if not r.read.fatal]
-            emails = sorted({e for r in live for e in customer_emails(r.read.value)})
-            postcodes = sorted(
-                {v for r in live for p in _postcodes(r.read.value) for v in (p, p.replace(" ", ""))}
-            )
-            parts = [odata.in_(self.key, [r.source_id for r in chunk])]
-            if emails:
-                parts.append(odata.in_("emailaddress1", emails))
-            if postcodes:
-                parts += [
-                    odata.in_("address1_postalcode", postcodes),
-                    odata.in_("address2_postalcode", postcodes),
-                ]
-            for row in self._query_contacts(odata.any_of(*parts)):
+        for _, candidates in odata.fit_chunks(records, self._candidates_filter):
+            for row in self._query_contacts(candidates):
                 pool[str(row["contactid"]).lower()] = row
         self._pool = pool
         by_key = {str(row.get(self.key)): row for row in pool.values() if row.get(self.key)}
@@ -113,8 +99,8 @@ class CustomersToDataverse(CustomerSync):
         }
         by_id: dict[str, dict[str, Any]] = {}
         wanted = [i for i in linked_ids.values() if i]
-        for guids in chunked(wanted, VALUES_PER_QUERY):
-            for row in self._query_contacts(odata.in_("contactid", list(guids))):
+        for of_contacts in odata.in_chunks("contactid", wanted):
+            for row in self._query_contacts(of_contacts):
                 by_id[str(row["contactid"]).lower()] = row
         for r in records:
             linked = linked_ids.get(r.source_id)
@@ -122,6 +108,23 @@ class CustomersToDataverse(CustomerSync):
                 self._found(r, by_key[r.source_id], "key")
             elif linked and linked.lower() in by_id:
                 self._found(r, by_id[linked.lower()], "link")
+
+    def _candidates_filter(self, chunk: Sequence[Record]) -> odata.Filter:
+        """The contacts of `chunk` by key, or by the e-mail or a postcode of a live record."""
+        live = [r for r in chunk if not r.read.fatal]
+        emails = sorted({e for r in live for e in customer_emails(r.read.value)})
+        postcodes = sorted(
+            {v for r in live for p in _postcodes(r.read.value) for v in (p, p.replace(" ", ""))}
+        )
+        parts = [odata.in_(self.key, [r.source_id for r in chunk])]
+        if emails:
+            parts.append(odata.in_("emailaddress1", emails))
+        if postcodes:
+            parts += [
+                odata.in_("address1_postalcode", postcodes),
+                odata.in_("address2_postalcode", postcodes),
+            ]
+        return odata.any_of(*parts)
 
     @staticmethod
     def _found(r: Record, row: dict[str, Any], how: str) -> None:
@@ -216,10 +219,8 @@ class CustomersToDataverse(CustomerSync):
         )
         created = [r.source_id for r in todo if r.target is None and not results.has(r.source_id)]
         new_ids: dict[str, str] = {}
-        for chunk in chunked(created, BP_IDS_PER_QUERY):
-            for rec in self.dv.query(
-                "contacts", select=["contactid", self.key], filter=odata.in_(self.key, list(chunk))
-            ):
+        for of_created in odata.in_chunks(self.key, created):
+            for rec in self.dv.query("contacts", select=["contactid", self.key], filter=of_created):
                 new_ids[str(rec.get(self.key))] = str(rec.get("contactid"))
         remember: list[Record] = []
         for r in todo:

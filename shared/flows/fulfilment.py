@@ -69,7 +69,7 @@ from shared.outcomes import Completed, Outcome
 from shared.store.errors import ClaimTaken, StoreConflictError
 from shared.store.links import Claim
 from shared.sync.engine import Batch, FlowPorts, PlainDecision, RecordSync, SyncRecord
-from shared.sync.outcomes import BatchResults, RecordResult, chunked, waiting_on_claim
+from shared.sync.outcomes import BatchResults, RecordResult, waiting_on_claim
 from shared.systems import System
 from shared.telemetry import get_logger
 
@@ -83,7 +83,6 @@ GOODS_OUT = "/warehouse-service/order/{order}/goods-note/goods-out"
 CLAIM_ENTITY, CLAIM_TARGET = "fulfilment", "warehouse"  # one worker per order (LinkStore claim)
 WAITING = "fulfilment-waiting-"  # state-store row: product id -> the orders waiting for its stock
 WAITS_FOR = "fulfilment-order-"  # state-store row: order id -> the products it waits for
-LOOKUP_CHUNK = 100  # Dynamics lines / orders per `In` query
 BATCH_LIMIT = 1000  # operations per $batch
 NOT_TRIGGERED = "FulfilmentNotTriggered"
 CHANNEL_OFF = "ChannelNotFulfilled"
@@ -506,10 +505,8 @@ class FulfilmentToBrightpearl(RecordSync[OrderToFulfil]):
             return
         held: dict[str, dict[str, Any]] = {}
         select = ["salesorderdetailid", "_salesorderid_value", "bpi_quantityreserved", "bpi_quantityreleased"]
-        for chunk in chunked(sorted(wanted), LOOKUP_CHUNK):
-            for row in self.dv.query(
-                "salesorderdetails", select=select, filter=odata.in_("salesorderdetailid", list(chunk))
-            ):
+        for of_lines in odata.in_chunks("salesorderdetailid", sorted(wanted)):
+            for row in self.dv.query("salesorderdetails", select=select, filter=of_lines):
                 held[str(row.values["salesorderdetailid"]).lower()] = dict(row.values)
         changes: dict[str, dict[str, tuple[int, int]]] = {}  # Dynamics order -> line -> figures
         for line, figures in wanted.items():
@@ -560,11 +557,9 @@ class FulfilmentToBrightpearl(RecordSync[OrderToFulfil]):
 
     def _order_states(self, orders: list[str]) -> dict[str, tuple[int, int]]:
         out: dict[str, tuple[int, int]] = {}
-        for chunk in chunked(orders, LOOKUP_CHUNK):
+        for of_orders in odata.in_chunks("salesorderid", orders):
             for row in self.dv.query(
-                "salesorders",
-                select=["salesorderid", "statecode", "statuscode"],
-                filter=odata.in_("salesorderid", list(chunk)),
+                "salesorders", select=["salesorderid", "statecode", "statuscode"], filter=of_orders
             ):
                 values = row.values
                 out[str(values["salesorderid"]).lower()] = (

@@ -65,7 +65,6 @@ from shared.systems import System
 ORDER_GET = "/order-service/order/{ids}"
 PAYMENT_SEARCH = "/accounting-service/customer-payment-search"
 ORDER_LINK = "order"  # the salesorder <-> Brightpearl order link (contracts)
-LOOKUP_CHUNK = 100  # ids per Dataverse `In` query
 PAYMENT_CHUNK = 200  # orders per customer-payment-search (an id set of 200 fits the URL)
 BATCH_LIMIT = 1000  # operations per $batch (reference dataverse-api.md §4)
 NOT_IN_DYNAMICS = "OrderNotInDynamics"
@@ -378,31 +377,30 @@ class InvoicesToDataverse(RecordSync[InvoiceState]):
             r.target = {"salesorderid": target.lower()}
             linked.append(r)
         orders: dict[str, Any] = {}
-        for chunk in chunked([r.target["salesorderid"] for r in linked if r.target], LOOKUP_CHUNK):
+        order_ids = [r.target["salesorderid"] for r in linked if r.target]
+        for of_orders in odata.in_chunks("salesorderid", order_ids):
             for row in self.dv.query(
                 "salesorders",
                 select=["salesorderid", "name", "ordernumber", "_customerid_value", "_pricelevelid_value"],
-                filter=odata.in_("salesorderid", list(chunk)),
+                filter=of_orders,
                 annotations=True,
             ):
                 orders[str(row.get("salesorderid")).lower()] = row
         invoices: dict[str, dict[str, Any]] = {}
-        for chunk in chunked([r.read.value.invoice_id for r in linked], LOOKUP_CHUNK):
-            select = [
-                "invoiceid",
-                "statecode",
-                "statuscode",
-                "bpi_amountpaid",
-                "bpi_brightpearlid",
-                "totalamount",
-            ]
-            for row in self.dv.query("invoices", select=select, filter=odata.in_("invoiceid", list(chunk))):
+        select = [
+            "invoiceid",
+            "statecode",
+            "statuscode",
+            "bpi_amountpaid",
+            "bpi_brightpearlid",
+            "totalamount",
+        ]
+        for of_invoices in odata.in_chunks("invoiceid", [r.read.value.invoice_id for r in linked]):
+            for row in self.dv.query("invoices", select=select, filter=of_invoices):
                 invoices[str(row.get("invoiceid")).lower()] = {**row.values, LINE_IDS: []}
-        for chunk in chunked(list(invoices), LOOKUP_CHUNK):
+        for lines_of in odata.in_chunks("_invoiceid_value", list(invoices)):
             for line in self.dv.query(
-                "invoicedetails",
-                select=["invoicedetailid", "_invoiceid_value"],
-                filter=odata.in_("_invoiceid_value", list(chunk)),
+                "invoicedetails", select=["invoicedetailid", "_invoiceid_value"], filter=lines_of
             ):
                 parent = str(line.get("_invoiceid_value") or "").lower()
                 if parent in invoices:

@@ -80,11 +80,18 @@ CUSTOMER_MISSING = "CustomerNotSynced"
 BRIGHTPEARL_OWNED = "BrightpearlOwned"
 CUSTOMER_RETRY_SECONDS = 120.0
 POSTING = "posting"  # claim progress: the salesorder POST may have been sent
-PER_QUERY = 100
 # new orders per `$batch`: one part (a deep insert of the order and its lines) each, so well under
 # the 1,000 operations a $batch holds, and one request's run time stays short (its execution
 # time counts against Dataverse's 20 minutes per 5 minutes, reference dataverse-api.md §8)
 ORDERS_PER_BATCH = 200
+
+
+def _copies_filter(records: Sequence[SyncRecord[Any]]) -> odata.Filter:
+    """The salesorders copied from these Brightpearl orders: by bpi_brightpearlid or by id."""
+    ids = [r.source_id for r in records]
+    return odata.any_of(
+        odata.in_("bpi_brightpearlid", ids), odata.in_("salesorderid", sorted(salesorder_id(i) for i in ids))
+    )
 
 
 def salesorder_id(order_id: str | int) -> str:
@@ -221,10 +228,8 @@ class OrderHistory:
             guids = sorted(set(refs.values()))
             known.update(k.lower() for k in self._links.get_many("order", "dataverse", guids))
             rest = [g for g in guids if g not in known]
-            for chunk in chunked(rest, PER_QUERY):
-                for row in self.flow.dv.query(
-                    "salesorders", select=["salesorderid"], filter=odata.in_("salesorderid", list(chunk))
-                ):
+            for of_orders in odata.in_chunks("salesorderid", rest):
+                for row in self.flow.dv.query("salesorders", select=["salesorderid"], filter=of_orders):
                     known.add(str(row.id).lower())
         out: list[Record] = []
         for r in records:
@@ -343,11 +348,9 @@ class OrderHistory:
             }
         )
         found: dict[str, tuple[str, str | None]] = {}
-        for chunk in chunked(skus, PER_QUERY):
+        for of_skus in odata.in_chunks("productnumber", skus):
             for row in self.flow.dv.query(
-                "products",
-                select=["productid", "productnumber", "_defaultuomid_value"],
-                filter=odata.in_("productnumber", list(chunk)),
+                "products", select=["productid", "productnumber", "_defaultuomid_value"], filter=of_skus
             ):
                 unit = row.values.get("_defaultuomid_value")
                 found[str(row.values.get("productnumber") or "").casefold()] = (
@@ -357,22 +360,20 @@ class OrderHistory:
         items: set[tuple[str, str]] = set()
         lists = sorted(set(price_lists.values()))
         ids = sorted({p for p, _ in found.values()})
-        for chunk in chunked(ids, PER_QUERY):
-            if not lists:
-                break
-            for row in self.flow.dv.query(
-                "productpricelevels",
-                select=["_pricelevelid_value", "_productid_value"],
-                filter=odata.all_of(
-                    odata.in_("_pricelevelid_value", lists), odata.in_("_productid_value", list(chunk))
-                ),
-            ):
-                items.add(
-                    (
-                        str(row.values.get("_pricelevelid_value") or "").lower(),
-                        str(row.values.get("_productid_value") or "").lower(),
+        if lists:
+            in_lists = odata.in_("_pricelevelid_value", lists)
+            for of_products in odata.in_chunks("_productid_value", ids, also=in_lists):
+                for row in self.flow.dv.query(
+                    "productpricelevels",
+                    select=["_pricelevelid_value", "_productid_value"],
+                    filter=of_products,
+                ):
+                    items.add(
+                        (
+                            str(row.values.get("_pricelevelid_value") or "").lower(),
+                            str(row.values.get("_productid_value") or "").lower(),
+                        )
                     )
-                )
         return {
             price_list: {
                 sku: KnownProduct(product, unit, (price_list, product) in items)
@@ -539,19 +540,15 @@ class OrderHistory:
 
     def _found(self, records: list[Record], results: BatchResults) -> dict[str, str]:
         """Brightpearl order id -> the salesorderid of the copy made earlier (its
-        bpi_brightpearlid, or its deterministic id), for those of `records` that have one; 100
-        orders a query. A failed query is the error of each of them."""
+        bpi_brightpearlid, or its deterministic id), for those of `records` that have one; as
+        many orders a query as the URL takes. A failed query is the error of each of them."""
         out: dict[str, str] = {}
         try:
-            for chunk in chunked(records, PER_QUERY):
+            for chunk, by_key_or_id in odata.fit_chunks(records, _copies_filter):
                 ids = [r.source_id for r in chunk]
                 expected = {salesorder_id(i): i for i in ids}
                 for row in self.flow.dv.query(
-                    "salesorders",
-                    select=["salesorderid", "bpi_brightpearlid"],
-                    filter=odata.any_of(
-                        odata.in_("bpi_brightpearlid", ids), odata.in_("salesorderid", sorted(expected))
-                    ),
+                    "salesorders", select=["salesorderid", "bpi_brightpearlid"], filter=by_key_or_id
                 ):
                     row_id = str(row.id).lower()
                     owner = str(row.values.get("bpi_brightpearlid") or "")

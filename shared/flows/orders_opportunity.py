@@ -10,7 +10,7 @@ link keyed by the opportunity id.
 This module holds what differs from a sales order, so the flow's seams stay one line each:
 
 - `read_opportunities`: the opportunities a batch names and all their opportunityproduct lines,
-  in two `In` queries per 200 (currency and product number expanded, the customer lookup's
+  in two `In` queries per ~500 (currency and product number expanded, the customer lookup's
   logical name annotated). When the setting is off nothing is read: each is `skipped` naming
   the setting.
 - `skip_opportunity`: only a Won opportunity makes an order; an Open or Lost one is `skipped`.
@@ -39,11 +39,10 @@ from shared.mapping.orders_translate import CUSTOMER_KIND, address_columns, orde
 from shared.mapping.translation import Translation
 from shared.model.order import Order
 from shared.sync.engine import SyncRecord
-from shared.sync.outcomes import BatchResults, RecordResult, chunked
+from shared.sync.outcomes import BatchResults, RecordResult
 from shared.sync.ports import DataversePort, LinksPort
 
 NOTICE_ENTITY = "opportunity"
-GUIDS_PER_QUERY = 200
 REF_LENGTH = 64  # Brightpearl documents no limit for `ref`; externalRef's 64 is the safe one
 WON, LOST = 1, 2  # opportunity statecode: 0 Open, 1 Won, 2 Lost (reference §10.4)
 SUBMITTED = 1  # the salesorder state a won opportunity stands for
@@ -96,25 +95,27 @@ OPPORTUNITIES = HeaderTable(
 
 
 def read_with_lines(dv: DataversePort, table: HeaderTable, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """The headers `ids` names, each with its `lines`, keyed by the lower-case id: two `In`
-    queries per 200 (currency and product number expanded; with the annotations, so the
-    customer lookup's logical name says account or contact). A header's `modifiedon` becomes
+    """The headers `ids` names, each with its `lines`, keyed by the lower-case id: an `In`
+    query of as many ids as the URL takes for the headers and one for their lines (currency
+    and product number expanded; with the annotations, so the customer lookup's logical name
+    says account or contact). A header's `modifiedon` becomes
     the latest of it and its lines (the dead-letter key: a line edit is a new version)."""
     rows: dict[str, dict[str, Any]] = {}
     lines: dict[str, list[dict[str, Any]]] = {}
-    for chunk in chunked(ids, GUIDS_PER_QUERY):
+    for headers in odata.in_chunks(table.key, ids):
         for record in dv.query(
             table.entity_set,
             select=list(table.select),
-            filter=odata.in_(table.key, list(chunk)),
+            filter=headers,
             expand="transactioncurrencyid($select=isocurrencycode)",
             annotations=True,
         ):
             rows[str(record.id).lower()] = {**record.values, **record.annotations}
+    for lines_of in odata.in_chunks(table.line_key, ids):
         for record in dv.query(
             table.line_set,
             select=[*table.line_select, "modifiedon"],
-            filter=odata.in_(table.line_key, list(chunk)),
+            filter=lines_of,
             expand="productid($select=productnumber)",
         ):
             lines.setdefault(str(record.values[table.line_key]).lower(), []).append(dict(record.values))
@@ -163,11 +164,9 @@ def one_order_per_sale(
     }
     orders_of: dict[str, list[str]] = {}  # won opportunity id -> its Dynamics orders
     won = [r.source_id.lower() for r in records if is_opportunity(r.source)]
-    for chunk in chunked(won, GUIDS_PER_QUERY):
+    for made_from_won in odata.in_chunks("_opportunityid_value", won):
         for row in dv.query(
-            "salesorders",
-            select=["salesorderid", "_opportunityid_value"],
-            filter=odata.in_("_opportunityid_value", list(chunk)),
+            "salesorders", select=["salesorderid", "_opportunityid_value"], filter=made_from_won
         ):
             orders_of.setdefault(str(row.values["_opportunityid_value"]).lower(), []).append(
                 str(row.id).lower()

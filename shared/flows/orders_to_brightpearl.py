@@ -38,6 +38,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, Self, Unpack
 
 from shared.brightpearl import errors as bp_errors
@@ -79,13 +80,12 @@ from shared.resilience import classify
 from shared.store.errors import ClaimTaken, StoreConflictError
 from shared.store.links import Claim, Link
 from shared.sync.engine import Batch, FlowPorts, RecordSync, SyncRecord, integration_echo
-from shared.sync.outcomes import BatchResults, RecordResult, chunked, waiting_on_claim
+from shared.sync.outcomes import BatchResults, RecordResult, waiting_on_claim
 from shared.systems import System
 from shared.telemetry import get_logger
 
 log = get_logger("flows.orders_to_brightpearl")
 
-GUIDS_PER_QUERY = 200
 CUSTOMER_RETRY_SECONDS = 120.0
 SKU_RETRY_SECONDS = 300.0
 NOT_WRITTEN = " (bpi_brightpearlid not written back: the link holds it)"
@@ -198,12 +198,11 @@ class OrdersToBrightpearl(RecordSync[Order]):
     def expand(self, batch: Batch, results: BatchResults) -> list[str]:
         """The orders named, then the orders of the order products named; reads both."""
         order_ids = [i.lower() for i in batch.changed.get("salesorder", [])]
-        for chunk in chunked(batch.changed.get("salesorderdetail", []), GUIDS_PER_QUERY):
+        named_lines = batch.changed.get("salesorderdetail", [])
+        for chunk, of_lines in odata.fit_chunks(named_lines, partial(odata.in_, "salesorderdetailid")):
             found: set[str] = set()
             for row in self.dv.query(
-                "salesorderdetails",
-                select=["salesorderdetailid", "_salesorderid_value"],
-                filter=odata.in_("salesorderdetailid", list(chunk)),
+                "salesorderdetails", select=["salesorderdetailid", "_salesorderid_value"], filter=of_lines
             ):
                 line_id, order_id = str(row.id).lower(), str(row.values["_salesorderid_value"]).lower()
                 for named in chunk:
@@ -306,11 +305,9 @@ class OrdersToBrightpearl(RecordSync[Order]):
         contact_of: dict[str, str] = {}  # order id -> Dataverse contact id
         accounts = {o.customer.id for o in orders if o.customer is not None and o.customer.kind == "account"}
         primary: dict[str, str] = {}
-        for chunk in chunked(sorted(accounts), GUIDS_PER_QUERY):
+        for of_accounts in odata.in_chunks("accountid", sorted(accounts)):
             for row in self.dv.query(
-                "accounts",
-                select=["accountid", "_primarycontactid_value"],
-                filter=odata.in_("accountid", list(chunk)),
+                "accounts", select=["accountid", "_primarycontactid_value"], filter=of_accounts
             ):
                 if row.values.get("_primarycontactid_value"):
                     primary[str(row.id).lower()] = str(row.values["_primarycontactid_value"]).lower()
@@ -363,14 +360,13 @@ class OrdersToBrightpearl(RecordSync[Order]):
 
     def _with_details(self, queries: list[ProductQuery]) -> list[ProductQuery]:
         """The queries with their Dynamics products' names and identifier columns (one `In`
-        query per 200 products)."""
+        query per ~500 products, as many as the URL takes)."""
         settings = self.mapping.sku_matching
         rows: dict[str, dict[str, Any]] = {}
-        for chunk in chunked(sorted({q.product_id for q in queries if q.product_id}), GUIDS_PER_QUERY):
+        products = sorted({q.product_id for q in queries if q.product_id})
+        for of_products in odata.in_chunks("productid", products):
             for row in self.dv.query(
-                "products",
-                select=["productid", *dynamics_columns(settings)],
-                filter=odata.in_("productid", list(chunk)),
+                "products", select=["productid", *dynamics_columns(settings)], filter=of_products
             ):
                 rows[str(row.id).lower()] = dict(row.values)
         return [with_details(q, rows.get(q.product_id or ""), settings) for q in queries]

@@ -74,13 +74,12 @@ from shared.mapping.orders_status import CANCELED, FULFILLED, SALESORDER_STATES,
 from shared.mapping.translation import Translation
 from shared.quality.issues import QualityIssue
 from shared.sync.engine import Batch, FlowPorts, PlainDecision, RecordSync, SyncRecord
-from shared.sync.outcomes import BatchResults, RecordResult, chunked, fatal_description
+from shared.sync.outcomes import BatchResults, RecordResult, fatal_description
 from shared.systems import System
 
 ORDER_GET = "/order-service/order/{ids}"
 NOTES_OF_ORDERS = "/warehouse-service/order/{ids}/goods-note/goods-out"  # ≤ 500 orders a call
 NOTES_BY_ID = "/warehouse-service/order/*/goods-note/goods-out/{ids}"  # ≤ 500 notes a call
-LOOKUP_CHUNK = 100  # Dynamics orders per `In` query
 BATCH_LIMIT = 1000  # operations per $batch (reference dataverse-api.md)
 NOT_SUPPORTED = "StateChangeNotSupported"
 CLOSED = "DynamicsOrderClosed"
@@ -329,20 +328,17 @@ class OrdersToDataverse(RecordSync[OrderState]):
                 r.target = row
 
     def _dynamics_orders(self, records: list[Record]) -> dict[str, dict[str, Any]]:
-        """The Dynamics orders of `records` by id (100 a query), each with its lines (`_lines`)
-        when its Brightpearl order shipped something."""
+        """The Dynamics orders of `records` by id (as many a query as the URL takes), each with
+        its lines (`_lines`) when its Brightpearl order shipped something."""
         rows: dict[str, dict[str, Any]] = {}
         select = ["salesorderid", "ordernumber", "statecode", "statuscode", *HEADER_COLUMNS]
-        for chunk in chunked(records, LOOKUP_CHUNK):
-            wanted = odata.in_("salesorderid", [r.target_id or "" for r in chunk])
+        for wanted in odata.in_chunks("salesorderid", [r.target_id or "" for r in records]):
             for found in self.dv.query("salesorders", select=select, filter=wanted):
                 rows[str(found.values["salesorderid"]).lower()] = {**found.values, LINES: []}
         shipped = [r.target_id or "" for r in records if r.read.value.has_lines and r.target_id in rows]
-        for ids in chunked(shipped, LOOKUP_CHUNK):
-            select = ["salesorderdetailid", "_salesorderid_value", "quantity", "quantityshipped"]
-            for line in self.dv.query(
-                "salesorderdetails", select=select, filter=odata.in_("_salesorderid_value", list(ids))
-            ):
+        select = ["salesorderdetailid", "_salesorderid_value", "quantity", "quantityshipped"]
+        for of_orders in odata.in_chunks("_salesorderid_value", shipped):
+            for line in self.dv.query("salesorderdetails", select=select, filter=of_orders):
                 parent = str(line.values.get("_salesorderid_value") or "").lower()
                 if parent in rows:
                     rows[parent][LINES].append(dict(line.values))

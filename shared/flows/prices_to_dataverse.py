@@ -64,8 +64,6 @@ KEY = "bpi_brightpearlid"  # the product's alternate key holding the Brightpearl
 ITEMS = "productpricelevels"
 CURRENCY_AMOUNT = 1  # productpricelevel.pricingmethodcode (reference dataverse-api.md §10.9)
 QUANTITY_BREAK = "1"  # the only Brightpearl quantity break mapped
-PRODUCTS_PER_QUERY = 500  # short integer keys
-ITEM_PRODUCTS_PER_QUERY = 250  # product GUIDs per item query (about 11 KB of URL)
 BATCH_OPS = 1000  # operations per $batch (the Web API's limit)
 MISSING_PRODUCT = "DataverseReferenceMissing"
 CURRENCY_MISMATCH = "PriceListCurrencyMismatch"
@@ -274,7 +272,7 @@ class PricesToDataverse(RecordSync[ProductPrices]):
         """Each record's Dynamics product (by key) with its default unit, then its items in the
         exported lists, read in bulk."""
         select = ["productid", KEY, "_defaultuomid_value", "statecode"]
-        rows = products_by_key(self.dv, records, KEY, select, PRODUCTS_PER_QUERY)
+        rows = products_by_key(self.dv, records, KEY, select)
         matched: list[Record] = []
         for r in records:
             row = rows.get(r.source_id)
@@ -471,15 +469,9 @@ class PricesToDataverse(RecordSync[ProductPrices]):
         if not matched or not by_level:
             return
         by_product = {str(r.target_id).lower(): r for r in matched}
-        for chunk in chunked(list(by_product), ITEM_PRODUCTS_PER_QUERY):
-            rows = self.dv.query(
-                ITEMS,
-                select=ITEM_SELECT,
-                filter=odata.all_of(
-                    odata.in_("_productid_value", list(chunk)),
-                    odata.in_("_pricelevelid_value", sorted(by_level)),
-                ),
-            )
+        in_lists = odata.in_("_pricelevelid_value", sorted(by_level))
+        for of_products in odata.in_chunks("_productid_value", list(by_product), also=in_lists):
+            rows = self.dv.query(ITEMS, select=ITEM_SELECT, filter=of_products)
             for row in rows:
                 r = by_product.get(str(row.get("_productid_value") or "").lower())
                 list_id = by_level.get(str(row.get("_pricelevelid_value") or "").lower())

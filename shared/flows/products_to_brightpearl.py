@@ -46,12 +46,11 @@ from shared.mapping.products_config import ProductMapping, load_product_mapping
 from shared.model.product import Product
 from shared.store.errors import StoreConflictError
 from shared.sync.engine import Batch, FlowPorts, SyncRecord, integration_echo
-from shared.sync.outcomes import BatchResults, RecordResult, chunked
+from shared.sync.outcomes import BatchResults, RecordResult
 from shared.telemetry import get_logger
 
 log = get_logger("flows.products_to_brightpearl")
 
-GUIDS_PER_QUERY = 200  # about 9 KB of URL
 
 Record = SyncRecord[Product]
 
@@ -122,10 +121,8 @@ class ProductsToBrightpearl(ProductSync):
         # the names the products flow hashed the Dynamics product with (never created here)
         self.catalogue = self._read_catalogue()
         rows: dict[str, dict[str, Any]] = {}
-        for chunk in chunked(ids, GUIDS_PER_QUERY):
-            for row in self.dv.query(
-                "products", select=[*PRODUCT_SELECT, self.key], filter=odata.in_("productid", list(chunk))
-            ):
+        for of_products in odata.in_chunks("productid", ids):
+            for row in self.dv.query("products", select=[*PRODUCT_SELECT, self.key], filter=of_products):
                 rows[str(row["productid"]).lower()] = dict(row.values)
         return rows
 

@@ -52,8 +52,6 @@ from shared.telemetry import get_logger
 log = get_logger("flows.products_to_dataverse")
 
 PRODUCT_GET = "/product-service/product/{ids}"
-LOOKUP_CHUNK = 100  # records per lookup query (ids, SKUs: a few KB of URL)
-IDS_PER_QUERY = 500  # short integer keys only (the products just created)
 BATCH_OPS = 1000  # state changes per $batch (the Web API's limit)
 RETIRED = 1  # product statecode (reference dataverse-api.md §10.7)
 
@@ -61,13 +59,13 @@ Record = SyncRecord[Product]
 
 
 def products_by_key(
-    dv: DataversePort, records: Sequence[SyncRecord[Any]], key: str, select: list[str], per_query: int
+    dv: DataversePort, records: Sequence[SyncRecord[Any]], key: str, select: list[str]
 ) -> dict[str, dict[str, Any]]:
     """The Dynamics products of these records by their Brightpearl id (the alternate key `key`),
-    `select`ed, read `per_query` ids a query; a record with no product is absent."""
+    `select`ed, read as many ids a query as the URL takes; a record with no product is absent."""
     found: dict[str, dict[str, Any]] = {}
-    for chunk in chunked(records, per_query):
-        for row in dv.query("products", select=select, filter=odata.in_(key, [r.source_id for r in chunk])):
+    for of_records in odata.in_chunks(key, [r.source_id for r in records]):
+        for row in dv.query("products", select=select, filter=of_records):
             found[str(row.get(key))] = dict(row.values)
     return found
 
@@ -278,21 +276,25 @@ class ProductsToDataverse(ProductSync):
         """Dynamics products that may be these records' (by key, link or productnumber), by id."""
         pool: dict[str, dict[str, Any]] = {}
         select = [*PRODUCT_SELECT, self.key]
-        for chunk in chunked(records, LOOKUP_CHUNK):
-            parts = [odata.in_(self.key, [r.source_id for r in chunk])]
-            skus = sorted({r.read.value.sku for r in chunk if r.read.value.sku})
-            if skus and self.mapping.dataverse.match_on_productnumber:
-                parts.append(odata.in_("productnumber", skus))
-            linked = [
-                r.link.id_in("dataverse") or ""
-                for r in chunk
-                if r.link is not None and r.link.is_linked and r.link.id_in("dataverse")
-            ]
-            if linked:
-                parts.append(odata.in_("productid", linked))
-            for row in self.dv.query("products", select=select, filter=odata.any_of(*parts)):
+        for _, candidates in odata.fit_chunks(records, self._candidates_filter):
+            for row in self.dv.query("products", select=select, filter=candidates):
                 pool[str(row["productid"]).lower()] = dict(row.values)
         return pool
+
+    def _candidates_filter(self, chunk: Sequence[Record]) -> odata.Filter:
+        """The products of `chunk` by key, productnumber (when matched on) or link."""
+        parts = [odata.in_(self.key, [r.source_id for r in chunk])]
+        skus = sorted({r.read.value.sku for r in chunk if r.read.value.sku})
+        if skus and self.mapping.dataverse.match_on_productnumber:
+            parts.append(odata.in_("productnumber", skus))
+        linked = [
+            r.link.id_in("dataverse") or ""
+            for r in chunk
+            if r.link is not None and r.link.is_linked and r.link.id_in("dataverse")
+        ]
+        if linked:
+            parts.append(odata.in_("productid", linked))
+        return odata.any_of(*parts)
 
     @staticmethod
     def _found(r: Record, row: dict[str, Any], how: str) -> None:
@@ -350,7 +352,7 @@ class ProductsToDataverse(ProductSync):
         """The ids and states of the products just created (the organisation may create Draft)."""
         created = [r for r in todo if r.target is None and not results.has(r.source_id)]
         select = ["productid", "statecode", "statuscode", self.key]
-        found = products_by_key(self.dv, created, self.key, select, IDS_PER_QUERY)
+        found = products_by_key(self.dv, created, self.key, select)
         for r in created:
             new = found.get(r.source_id)
             if new is not None:

@@ -64,7 +64,6 @@ ORDER_GET = "/order-service/order/{ids}"  # credits and orders alike (≤ 200 a 
 INCIDENTS = "incidents"
 KEY = "bpi_brightpearlid"
 PARENT = "_parent"  # the credit's parent order as fetch() files it (None: not in Brightpearl)
-LOOKUP_CHUNK = 100  # values per `In` query
 ACTIVE, RESOLVED, CANCELLED = 0, 1, 2
 STATE_NAMES = {ACTIVE: "Active", RESOLVED: "Resolved", CANCELLED: "Cancelled"}
 CUSTOMER_NOT_SYNCED = "CustomerNotSynced"
@@ -341,18 +340,16 @@ class ReturnsToDataverse(RecordSync[Credit]):
     def _cases(self, ids: list[str]) -> dict[str, dict[str, Any]]:
         """The cases of these credits, by credit id (alternate key bpi_brightpearlid)."""
         rows: dict[str, dict[str, Any]] = {}
-        for chunk in chunked(ids, LOOKUP_CHUNK):
-            for row in self.dv.query(INCIDENTS, select=CASE_COLUMNS, filter=odata.in_(KEY, list(chunk))):
+        for of_credits in odata.in_chunks(KEY, ids):
+            for row in self.dv.query(INCIDENTS, select=CASE_COLUMNS, filter=of_credits):
                 rows[str(row.values[KEY])] = dict(row.values)
         return rows
 
     def _salesorders(self, ids: list[str]) -> dict[str, dict[str, Any]]:
         rows: dict[str, dict[str, Any]] = {}
-        for chunk in chunked(sorted(set(ids)), LOOKUP_CHUNK):
-            select = ["salesorderid", "ordernumber", "name"]
-            for row in self.dv.query(
-                "salesorders", select=select, filter=odata.in_("salesorderid", list(chunk))
-            ):
+        select = ["salesorderid", "ordernumber", "name"]
+        for of_orders in odata.in_chunks("salesorderid", sorted(set(ids))):
+            for row in self.dv.query("salesorders", select=select, filter=of_orders):
                 rows[str(row.values["salesorderid"]).lower()] = dict(row.values)
         return rows
 

@@ -48,7 +48,6 @@ from shared.systems import System
 KEY = "bpi_brightpearlid"  # the product's alternate key holding the Brightpearl id
 AVAILABLE = "bpi_availablestock"
 ON_HAND = "quantityonhand"
-LOOKUP_CHUNK = 100  # ids per Dynamics lookup query (a few KB of URL)
 AVAILABILITY_IDS = 200  # ids per product-availability call (the port chunks at this)
 MISSING_REASON = "ProductNotInDynamics"
 MEASURE_FIELDS: dict[str, str] = {  # stock.measure -> the StockLevel field (reference §8.1)
@@ -170,7 +169,7 @@ class StockToDataverse(RecordSync[ProductStock]):
         select = ["productid", KEY, AVAILABLE, "statecode"]
         if self.settings.write_quantityonhand:
             select.append(ON_HAND)
-        rows = products_by_key(self.dv, records, KEY, select, LOOKUP_CHUNK)
+        rows = products_by_key(self.dv, records, KEY, select)
         for r in records:
             row = rows.get(r.source_id)
             if row is None:

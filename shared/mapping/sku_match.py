@@ -44,7 +44,6 @@ GTINS = frozenset({"ean", "upc", "isbn"})  # compared as numbers (a UPC-A is an 
 PAGE_SIZE = 500
 CATALOGUE_COLUMNS = ["productId", "SKU", "productName", *SEARCH_COLUMNS.values()]
 PRODUCTS_PER_GET = 200
-GUIDS_PER_QUERY = 200
 COLUMN = r"^[a-z][a-z0-9_]{0,99}$"
 DEFAULT_SEPARATORS = "-_./ "
 _LEADING_ZEROS = re.compile(r"(?<![0-9])0+(?=[0-9])")

@@ -35,8 +35,6 @@ from shared.systems import SYSTEMS, System
 SEARCH_PAGE = 500  # contact-search rows per request (Brightpearl's maximum)
 IDS_PER_GET = 200  # contacts per GET by id set
 DATAVERSE_PAGE = 5000  # rows per Dataverse page (its maximum)
-GUIDS_PER_QUERY = 100
-KEYS_PER_QUERY = 500
 
 
 class CustomerReconcile:
@@ -115,8 +113,8 @@ class CustomerReconcile:
 
     def carrying(self, ids: list[str]) -> Summaries:
         out: Summaries = {}
-        for chunk in chunked(ids, KEYS_PER_QUERY):
-            for row in self._dataverse_rows(odata.in_(self.key, list(chunk))):
+        for of_keys in odata.in_chunks(self.key, ids):
+            for row in self._dataverse_rows(of_keys):
                 out[str(row["contactid"]).lower()] = self._summary("dataverse", row)
         return out
 
@@ -150,8 +148,8 @@ class CustomerReconcile:
                 out.update(self.sync.brightpearl_contacts(list(numbers_chunk)))
             return out
         guids = [i.lower() for i in ids if odata.is_guid(i)]
-        for chunk in chunked(guids, GUIDS_PER_QUERY):
-            for row in self._dataverse_rows(odata.in_("contactid", list(chunk))):
+        for of_contacts in odata.in_chunks("contactid", guids):
+            for row in self._dataverse_rows(of_contacts):
                 out[str(row["contactid"]).lower()] = row
         return out
 

@@ -229,7 +229,9 @@ def linked_orders(rig: Any, count: int, status_id: int = 4) -> list[int]:
 
 def test_many_orders_are_read_and_written_in_bulk():
     rig = Rig()
-    ids = linked_orders(rig, 150)
-    assert set(rig.flow().handle([notice(*ids)])) == {Completed()}
-    assert rig.dv.calls == ["query", "query", "execute_batch"]  # 100 ids a query, one $batch
+    ids = linked_orders(rig, 1000)
+    assert set(rig.flow().handle([notice(*ids[:500]), notice(*ids[500:])])) == {Completed()}
+    # as many ids a query as the URL takes (~530 GUIDs; 100 a query made it 10), then the
+    # 2,000 operations (reopen, state) in $batches of 1,000
+    assert rig.dv.calls == ["query", "query", "execute_batch", "execute_batch"]
     assert {(r["statecode"], r["statuscode"]) for r in rig.dv.tables["salesorders"].values()} == {(0, 1)}
