@@ -463,7 +463,7 @@ class CustomerValueSettings(BaseSettings):
         "15 * * * * *",
         validation_alias="CUSTOMER_VALUE_FLUSH_SCHEDULE",
         description="NCRONTAB of the customer value flush: customers whose figures changed since the "
-        "last run are written once each, only the columns that differ (one Dataverse read per 100 "
+        "last run are written once each, only the columns that differ (one Dataverse read per ~500 "
         "customers, one UpdateMultiple per 1,000); no Brightpearl request",
     )
     recompute_schedule: str = Field(

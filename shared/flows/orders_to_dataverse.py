@@ -14,7 +14,7 @@ skipped). Then, for all the orders together:
    a Dynamics-born order; no link: a Brightpearl-born order, whose Dynamics order the order
    history makes first, shared/flows/orders_history.py, mappings/orders.yaml `history:`), and
    read those Dynamics orders and, for orders that shipped, their lines in bulk (one `In`
-   query per 100 orders);
+   query per ~500 orders, as many as the URL takes);
 3. work out what Dynamics should hold (`to_canonical`):
    - the state: a fully shipped order (`shippingStatusCode` ASS) is Fulfilled; otherwise its
      status maps through mappings/order_status.yaml (a status it lacks is `StatusNotMapped`);

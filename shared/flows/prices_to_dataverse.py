@@ -16,10 +16,10 @@ Per batch of change notices (the engine, shared/sync/engine.py):
 2. Prices (`fetch`): `product-price` for the whole id set, in the exported lists only (≤ 200
    ids a call, reference §7.3). Only quantity break "1" is mapped; other breaks are not
    (docs/mapping.md).
-3. Match: the Dynamics products by `bpi_brightpearlid` (500 ids a query) with their default
-   unit, then their items in the exported lists (250 products a query). A product Dynamics
-   does not have yet is retried (`DataverseReferenceMissing`; the products flow creates it,
-   and the retry policy bounds the wait); a retired one is left alone.
+3. Match: the Dynamics products by `bpi_brightpearlid` (1,000 ids a query) with their default
+   unit, then their items in the exported lists (~500 products a query, as the URL allows). A
+   product Dynamics does not have yet is retried (`DataverseReferenceMissing`; the products flow
+   creates it, and the retry policy bounds the wait); a retired one is left alone.
 4. Decide: per exported list, a price without an item creates one (`pricingmethodcode` 1
    Currency Amount, `uomid` the product's default unit, the list's currency inherited); a
    changed amount, unit or method updates the item in place; an item without a price is
