@@ -44,3 +44,15 @@ def test_a_url_longer_than_the_limit_is_answered_414(sim: Sim, client: Dataverse
     error = refused.json()["error"]
     assert error["code"] and f"{MAX_URL_LENGTH + 1} characters" in error["message"]
     assert str(MAX_URL_LENGTH) in error["message"]
+
+
+def test_the_in_process_transport_answers_the_same_414() -> None:
+    from sandbox.dataverse.app import Simulator
+    from sandbox.dataverse.inprocess import BASE_URL, InProcessTransport
+
+    prefix = "/api/data/v9.2/contacts?%24filter=lastname%20eq%20%27"
+    with httpx.Client(base_url=BASE_URL, transport=InProcessTransport(Simulator())) as http:
+        fits = http.get(prefix + "a" * (MAX_URL_LENGTH - len(prefix) - 3) + "%27")
+        over = http.get(prefix + "a" * (MAX_URL_LENGTH - len(prefix) - 2) + "%27")
+    assert fits.status_code == 200, fits.text
+    assert over.status_code == 414 and "32769 characters" in over.json()["error"]["message"]
