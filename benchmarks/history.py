@@ -15,14 +15,18 @@ What runs (the real flows, clients and pollers; both simulators over loopback):
   cases, customer value columns), the catalogue's currencies and price lists, a contact per
   customer (linked to its Brightpearl contact in the state store, as the customers flow leaves
   them) and the 45 products with price list items.
-- **The backfill** (counted), in three phases, each published as the real code publishes it:
+- **The backfill** (counted), in two phases, each published as the real code publishes it:
   1. orders: `syncctl backfill orders --from brightpearl` (shared/sync/backfill.py with the
      orders spec's lister: order-search by orderId, 500 a page, 100 ids a notice);
   2. credits: `syncctl backfill returns` (the returns spec's lister: order-search of sales
-     credits), or, in a tree without it, the sales-credit poller from the beginning of time;
-  3. payments: the customer-payment poller (shared/flows/invoices_poller.py) from the
-     beginning of time: `order` notices for every order with a payment, as live operation
-     delivers them.
+     credits), or, in a tree without it, the sales-credit poller from the beginning of time.
+  The payments come with their orders: the invoices flow reads each invoiced order's customer
+  payments, so its invoice arrives Paid or Partial (checked: `invoices_paid_by_the_backfill`).
+- **Payments again** (counted apart, not in the backfill's calls): then the customer-payment
+  poller (shared/flows/invoices_poller.py) from the beginning of time, as `syncctl backfill
+  invoices` would: an `order` notice for every order with a payment, to every order consumer.
+  Dynamics must hold the same afterwards (`payments_again_change_nothing`); its cost is per
+  1,000 payments.
   Every notice goes, in host batches of host.json's `maxMessageBatchSize`, to each registered
   flow whose spec consumes its entity (shared/sync/registry.py: orders-to-dataverse (order
   history), invoices-to-dataverse, returns-to-dataverse, customer-value-to-dataverse,
@@ -47,20 +51,22 @@ What runs (the real flows, clients and pollers; both simulators over loopback):
   cannot beat. `--quick` scales the Brightpearl window to 6 s (and the size to 1,000 orders,
   100 credits, 750 payments unless given), so its records/s is NOT a real-limit figure (the
   JSON says so).
-- **Memory**: the simulators run in a child process (forked before any thread starts), so the
-  peak resident set of this process (`resource.getrusage` ru_maxrss) is the integration's: the
-  flows (built afresh for every batch, as the host's FreshFlow does), the clients, the notices,
-  and the state store's links, ledger and cursors, which are in memory here (in Azure they are
-  in Table Storage; the audit rows, which the flows only write, are counted and dropped), so the
-  figure is an upper bound of a host's. Target <= 300 MB.
+- **Memory**: the simulators run in a child process (forked before any thread starts), and the
+  state store is Table Storage as in Azure: Azurite, a node process of its own (`--state memory`
+  puts the in-memory fake in this process instead: its links and claims, about 2.5 KB each as
+  Python objects, then count too). So the peak resident set of this process (`resource.getrusage`
+  ru_maxrss) is the integration's: the flows (built afresh for every batch, as the host's
+  FreshFlow does), the clients and the notices. Target <= 300 MB.
 
 Usage: .venv/bin/python -m benchmarks.history [--orders 20000] [--lines 5] [--credits 2000]
-       [--payments 15000] [--rate-window 60] [--quick] [--out benchmarks/results/history.json]
+       [--payments 15000] [--rate-window 60] [--quick] [--state azurite|memory]
+       [--out benchmarks/results/history.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing
 import platform
@@ -81,6 +87,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.catalogue import write  # noqa: E402
+from sandbox.azurite import AzuriteTable  # noqa: E402
 from shared import runtime  # noqa: E402
 from shared.brightpearl.client import BrightpearlClient  # noqa: E402
 from shared.brightpearl.ratebudget import RateBudget  # noqa: E402
@@ -91,6 +98,7 @@ from shared.events import Envelope  # noqa: E402
 from shared.outcomes import DeadLetter, RetryLater  # noqa: E402
 from shared.resilience import BackoffPolicy  # noqa: E402
 from shared.settings import load_settings  # noqa: E402
+from shared.store.state import StateStore  # noqa: E402
 from shared.sync import registry  # noqa: E402
 from shared.sync.backfill import Backfill  # noqa: E402
 from shared.sync.fakes import MemoryStateStore  # noqa: E402
@@ -444,16 +452,18 @@ def dynamics_counts(sims: Sims) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------ this process: the flows
 class CountedAudit:
-    """The audit table as the flows see it (they only write it): rows counted, not kept, as in
-    Azure they go to Table Storage, not into the host's memory."""
+    """The audit table as the flows see it (they only write it): rows counted, and passed on to
+    the real audit table in Table Storage (Azurite); with the in-memory store (`--state memory`),
+    dropped, as in Azure they never stay in the host's memory."""
 
-    def __init__(self) -> None:
+    def __init__(self, inner: Any = None) -> None:
         self.rows = 0
+        self.inner = inner
 
     def record_many(self, entries: Any) -> list[Any]:
         written = list(entries)
         self.rows += len(written)
-        return written
+        return self.inner.record_many(written) if self.inner is not None else written
 
 
 class Collected:
@@ -479,6 +489,28 @@ class Collected:
         out = [Envelope.from_body(m.body) for _, m in self.messages]
         self.messages = []
         return out
+
+
+def state_store(kind: str, stack: contextlib.ExitStack) -> Any:
+    """The state store the flows run on: Table Storage as in Azure, here Azurite (a node process
+    of its own, so its memory is not the integration's), or `memory` (the in-memory fake, whose
+    links and claims then count in this process's peak). Audit rows are counted either way."""
+    if kind == "memory":
+        store: Any = MemoryStateStore()
+        store.audit = CountedAudit()
+        return store
+    azurite = stack.enter_context(AzuriteTable())
+    store = StateStore.from_connection_string(azurite.connection_string, table_prefix="history")
+    store.ensure_tables()
+    store.audit = CountedAudit(store.audit)
+    return store
+
+
+def links_held(store: Any) -> int:
+    if isinstance(store, MemoryStateStore):
+        return len(store.links.rows)
+    table = store.service.get_table_client(store.table_names["links"])
+    return sum(1 for _ in table.list_entities(select=["PartitionKey"]))
 
 
 def app_settings(urls: dict[str, Any]) -> Any:
@@ -529,7 +561,7 @@ def outcome_name(outcome: Any) -> str:
 class Run:
     """The flows on this run's adapters, fed notices batch by batch, each flow's calls counted."""
 
-    def __init__(self, sims: SimProcess, store: MemoryStateStore, batch: int) -> None:
+    def __init__(self, sims: SimProcess, store: Any, batch: int) -> None:
         self.sims = sims
         self.store = store
         self.batch = batch
@@ -628,10 +660,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         flush=True,
     )
     sims = SimProcess(rate_limit=RATE_LIMIT, rate_window=window, bp_latency_ms=0.0 if args.quick else 60.0)
+    stack = contextlib.ExitStack()  # Azurite, started after the simulators' child is forked
     try:
         seeded = sims.call(seed, plan)
-        store = MemoryStateStore()
-        store.audit = CountedAudit()  # type: ignore[assignment]
+        store = state_store(args.state, stack)
         for bp_id, dv_id in seeded.pop("pairs"):
             store.links.link("customer", "brightpearl", bp_id, "dataverse", dv_id)
         results["seeded"] = {**seeded["made"], "seconds": seeded["seconds"]}
@@ -666,6 +698,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         results["busiest_brightpearl_window_requests"] = sims.call(throttle_peak)
     finally:
         sims.close()
+        stack.close()
     section = results["backfill"]
     seconds = section["seconds"]
     bp_calls, dv_calls = section["brightpearl_calls"], section["dataverse_calls"]
@@ -697,6 +730,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     per_1000 = (bp_calls + dv_calls) * 1000 / max(plan.orders, 1)
     peak = section["memory"]["peak_rss_mb"]
     holds = results["dynamics_holds"]
+    paid = results["seeded"]["receipts_in_full"] + results["seeded"]["receipts_in_part"]
     results["targets"] = {
         "calls_per_1000_orders": {
             "figure": round(per_1000, 1),
@@ -709,6 +743,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "figure": peak,
             "target": f"<= {TARGETS['peak_memory_mb']:g}",
             "pass": peak <= TARGETS["peak_memory_mb"],
+        },
+        "invoices_paid_by_the_backfill": {
+            "figure": section["dynamics_holds"]["invoices_paid"],
+            "target": f"{paid} (the invoiced orders with receipts: Paid, in full or in part)",
+            "pass": section["dynamics_holds"]["invoices_paid"] == paid,
+        },
+        "payments_again_change_nothing": {
+            "figure": "same"
+            if section["payments_again"]["dynamics_holds_after"] == section["dynamics_holds"]
+            else "changed",
+            "target": "what Dynamics holds is the same before and after the payments pass",
+            "pass": section["payments_again"]["dynamics_holds_after"] == section["dynamics_holds"],
         },
         "every_order_once_in_dynamics": {
             "figure": f"{holds['distinct_brightpearl_ids']}/{plan.orders} "
@@ -723,7 +769,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def backfill(
     sims: SimProcess,
-    store: MemoryStateStore,
+    store: Any,
     bus: Collected,
     bp: BrightpearlClient,
     batch: int,
@@ -803,8 +849,6 @@ def backfill(
             time.sleep(PAYMENT_POLL_EVERY)
         raise RuntimeError("the payment poller was skipped for 5 minutes (rate budget never had room)")
 
-    payments = listed("payments", poll_payments)
-    flows.deliver(payments, "payments")
     redelivered = flows.redeliver(args.max_retry_wait)
     published_by_flows = Counter(e.notice.entity for e in bus.take())
     # the customer value flush (its timer), until nothing is left dirty
@@ -831,9 +875,10 @@ def backfill(
     per_flow = {name: cost.as_json(plan.orders) for name, cost in flows.costs.items()}
     if flusher is not None:
         per_flow["customer-value flush"] = flush_cost.as_json(plan.orders)
-    return {
+    section = {
         "mode": "real flows, clients and pollers in this process; both simulators in a child process "
-        f"over loopback; {batch} notices a batch (host.json maxMessageBatchSize); state store in memory",
+        f"over loopback; {batch} notices a batch (host.json maxMessageBatchSize); state store "
+        + ("in memory" if args.state == "memory" else "in Table Storage (Azurite)"),
         "orders": plan.orders,
         "seconds": round(seconds, 1),
         "brightpearl_calls": sum(bp_all.values()),
@@ -846,24 +891,55 @@ def backfill(
         "brightpearl_calls_by_route": dict(sorted(bp_all.items())),
         "dataverse_calls_by_kind": dict(sorted(dv_all.items())),
         "throttled_answers": throttled1 - throttled0,
-        "phases": phases,
+        "phases": dict(phases),  # the payments pass below lists apart
         "per_flow": per_flow,
         "flows_not_built": flows.not_built,
         "redelivered_envelopes": redelivered,
         "retries_pending_at_the_end": dict(Counter(name for _, name, _ in flows.retries)),
         "retries_exhausted": dict(flows.exhausted),
         "audit_rows_written": store.audit.rows,
-        "links_held": len(store.links.rows),
+        "links_held": links_held(store),
         "seconds_waiting_for_retries": round(flows.waited, 1),
         "published_by_flows": dict(published_by_flows),
-        "memory": {
-            "peak_rss_mb": rss_mb(),
-            "rss_before_backfill_mb": rss_before,
-            "peak_raised_to_by_flow_mb": flows.peak_raised,
-            "what": "ru_maxrss of this process (flows, clients, notices, the in-memory state store); "
-            "the simulators are in a child process",
-        },
+        "dynamics_holds": sims.call(dynamics_counts),
     }
+    # 3. payments again, apart: the customer-payment poller from the beginning of time (what
+    # `syncctl backfill invoices` publishes), after the backfill has brought every order with its
+    # payments; what re-announcing 15,000 payments costs when Dynamics already holds them
+    flows.costs = {name: FlowCost() for name in flows.flows}
+    bp2, dv2, _ = sims.call(calls)
+    t = time.perf_counter()
+    payments = listed("payments", poll_payments)
+    flows.deliver(payments, "payments again")
+    flows.redeliver(args.max_retry_wait)
+    bp3, dv3, _ = sims.call(calls)
+    bp_pay, dv_pay = _delta(bp3, bp2), _delta(dv3, dv2)
+    per_payments = max(plan.payments, 1)
+    section["payments_again"] = {
+        "what": "the customer-payment poller from the beginning after the backfill (as `syncctl "
+        "backfill invoices`): an `order` notice per paid order to every order consumer; not part of "
+        "the backfill's calls, which already read each invoiced order's payments",
+        "payments": plan.payments,
+        "listing": phases["payments"],
+        "seconds": round(time.perf_counter() - t, 1),
+        "brightpearl_calls": sum(bp_pay.values()),
+        "dataverse_calls": sum(dv_pay.values()),
+        "calls_per_1000_payments": round(
+            (sum(bp_pay.values()) + sum(dv_pay.values())) * 1000 / per_payments, 1
+        ),
+        "brightpearl_calls_by_route": dict(sorted(bp_pay.items())),
+        "dataverse_calls_by_kind": dict(sorted(dv_pay.items())),
+        "per_flow": {name: cost.as_json(plan.orders) for name, cost in flows.costs.items()},
+        "dynamics_holds_after": sims.call(dynamics_counts),
+    }
+    section["memory"] = {
+        "peak_rss_mb": rss_mb(),
+        "rss_before_backfill_mb": rss_before,
+        "peak_raised_to_by_flow_mb": flows.peak_raised,
+        "what": "ru_maxrss of this process (flows, clients, notices, the in-memory state store) over the "
+        "backfill and the payments pass; the simulators are in a child process",
+    }
+    return section
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -882,6 +958,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--max-retry-wait", type=float, default=1800.0, help="seconds waited for retry copies in all"
+    )
+    parser.add_argument(
+        "--state",
+        choices=("azurite", "memory"),
+        default="azurite",
+        help="the state store: Table Storage in Azurite, as in Azure (default), or in this process's memory",
     )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "history.json")
     args = parser.parse_args(argv)

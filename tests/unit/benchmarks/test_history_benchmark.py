@@ -47,7 +47,21 @@ def test_a_tiny_backfill_writes_every_section_and_counts_each_flows_calls(tmp_pa
     assert rate["orders_per_second"] > 0 and rate["brightpearl_bound_seconds"] > 0
     assert backfill["memory"]["peak_rss_mb"] > 0
     targets = result["targets"]
-    assert set(targets) == {"calls_per_1000_orders", "peak_memory_mb", "every_order_once_in_dynamics"}
+    assert set(targets) == {
+        "calls_per_1000_orders",
+        "peak_memory_mb",
+        "every_order_once_in_dynamics",
+        "invoices_paid_by_the_backfill",
+        "payments_again_change_nothing",
+    }
     assert targets["every_order_once_in_dynamics"]["pass"] is True
+    # the orders' backfill brings their payments: every invoice with a receipt is Paid, and the
+    # payment poller announcing them all again afterwards changes nothing in Dynamics
+    assert targets["invoices_paid_by_the_backfill"]["pass"] is True
+    paid = seeded["receipts_in_full"] + seeded["receipts_in_part"]
+    assert backfill["dynamics_holds"]["invoices_paid"] == paid
+    assert targets["payments_again_change_nothing"]["pass"] is True
+    again = backfill["payments_again"]
+    assert again["listing"]["ids"] > 0 and again["calls_per_1000_payments"] > 0
     for name, figure in targets.items():
         assert isinstance(figure["pass"], bool), name
