@@ -147,6 +147,17 @@ class OrderHistory:
         self.cancelled_status = cancelled_status.casefold()  # changes.cancelled_status
         self.now = now or (lambda: datetime.now(UTC))
         self._attempt: dict[str, int] = {}
+        self.new_batch()
+
+    def new_batch(self) -> None:
+        """Forget the catalogue an earlier batch read. Within a batch, its passes share what the
+        first one read: ISO code -> currency id, (code, currency) -> price list, SKU -> product,
+        and the price list items asked for ("" / None: Dynamics has none)."""
+        self._known_currencies: dict[str, str] = {}
+        self._known_lists: dict[tuple[str, str], str] = {}
+        self._known_products: dict[str, tuple[str, str | None] | None] = {}
+        self._items_asked: set[tuple[str, str]] = set()
+        self._items: set[tuple[str, str]] = set()
 
     @property
     def _links(self) -> Any:
@@ -293,52 +304,59 @@ class OrderHistory:
 
     # ------------------------------------------------------------------------------ references
     def _currencies(self, codes: set[str]) -> dict[str, str]:
-        """ISO code -> transactioncurrencyid, for the codes Dynamics has."""
-        wanted = sorted(c for c in codes if c)
-        if not wanted:
-            return {}
-        found: dict[str, str] = {}
-        for row in self.flow.dv.query(
-            "transactioncurrencies",
-            select=["transactioncurrencyid", "isocurrencycode"],
-            filter=odata.in_("isocurrencycode", wanted),
-        ):
-            found[str(row.values.get("isocurrencycode") or "").upper()] = str(row.id).lower()
-        return found
+        """ISO code -> transactioncurrencyid, for the codes Dynamics has (read once a batch)."""
+        known = self._known_currencies
+        ask = sorted(c for c in codes if c and c not in known)
+        if ask:
+            known.update(dict.fromkeys(ask, ""))
+            for row in self.flow.dv.query(
+                "transactioncurrencies",
+                select=["transactioncurrencyid", "isocurrencycode"],
+                filter=odata.in_("isocurrencycode", ask),
+            ):
+                known[str(row.values.get("isocurrencycode") or "").upper()] = str(row.id).lower()
+        return {c: known[c] for c in codes if c and known.get(c)}
 
     def _price_lists(self, currencies: dict[str, str]) -> dict[str, str]:
         """transactioncurrencyid -> pricelevelid: the list history.price_lists names for the
-        currency, else the first active list in it by name."""
-        if not currencies:
-            return {}
-        by_currency: dict[str, list[tuple[str, str]]] = {}
-        for row in self.flow.dv.query(
-            "pricelevels",
-            select=["pricelevelid", "name", "_transactioncurrencyid_value"],
-            filter=odata.all_of(
-                odata.eq("statecode", 0),
-                odata.in_("_transactioncurrencyid_value", sorted(currencies.values())),
-            ),
-        ):
-            currency = str(row.values.get("_transactioncurrencyid_value") or "").lower()
-            by_currency.setdefault(currency, []).append(
-                (str(row.values.get("name") or ""), str(row.id).lower())
-            )
-        out: dict[str, str] = {}
-        for code, currency in currencies.items():
-            lists = sorted(by_currency.get(currency, []))
-            named = self.settings.price_lists.get(code)
-            pick = (
-                [i for n, i in lists if n.casefold() == named.casefold()] if named else [i for _, i in lists]
-            )
-            if pick:
-                out[currency] = pick[0]
-        return out
+        currency, else the first active list in it by name (read once a batch)."""
+        known = self._known_lists
+        ask = {code: currency for code, currency in currencies.items() if (code, currency) not in known}
+        if ask:
+            by_currency: dict[str, list[tuple[str, str]]] = {}
+            for row in self.flow.dv.query(
+                "pricelevels",
+                select=["pricelevelid", "name", "_transactioncurrencyid_value"],
+                filter=odata.all_of(
+                    odata.eq("statecode", 0),
+                    odata.in_("_transactioncurrencyid_value", sorted(set(ask.values()))),
+                ),
+            ):
+                currency = str(row.values.get("_transactioncurrencyid_value") or "").lower()
+                by_currency.setdefault(currency, []).append(
+                    (str(row.values.get("name") or ""), str(row.id).lower())
+                )
+            for code, currency in ask.items():
+                lists = sorted(by_currency.get(currency, []))
+                named = self.settings.price_lists.get(code)
+                pick = (
+                    [i for n, i in lists if n.casefold() == named.casefold()]
+                    if named
+                    else [i for _, i in lists]
+                )
+                known[(code, currency)] = pick[0] if pick else ""
+        return {
+            currency: known[(code, currency)]
+            for code, currency in currencies.items()
+            if known[(code, currency)]
+        }
 
     def _products(
         self, records: list[Record], price_lists: dict[str, str]
     ) -> dict[str, dict[str, KnownProduct]]:
-        """pricelevelid -> SKU (case-folded) -> the Dynamics product of that productnumber."""
+        """pricelevelid -> SKU (case-folded) -> the Dynamics product of that productnumber (each
+        SKU and price list item read once a batch)."""
+        known = self._known_products
         skus = sorted(
             {
                 str(row.get("productSku") or "").strip()
@@ -347,36 +365,39 @@ class OrderHistory:
                 if str(row.get("productSku") or "").strip()
             }
         )
-        found: dict[str, tuple[str, str | None]] = {}
-        for of_skus in odata.in_chunks("productnumber", skus):
+        ask = [sku for sku in skus if sku.casefold() not in known]
+        known.update(dict.fromkeys((sku.casefold() for sku in ask), None))
+        for of_skus in odata.in_chunks("productnumber", ask):
             for row in self.flow.dv.query(
                 "products", select=["productid", "productnumber", "_defaultuomid_value"], filter=of_skus
             ):
                 unit = row.values.get("_defaultuomid_value")
-                found[str(row.values.get("productnumber") or "").casefold()] = (
+                known[str(row.values.get("productnumber") or "").casefold()] = (
                     str(row.id).lower(),
                     str(unit).lower() if unit else None,
                 )
-        items: set[tuple[str, str]] = set()
+        found = {sku.casefold(): got for sku in skus if (got := known.get(sku.casefold()))}
         lists = sorted(set(price_lists.values()))
         ids = sorted({p for p, _ in found.values()})
-        if lists:
+        unasked = sorted({p for p in ids for pl in lists if (pl, p) not in self._items_asked})
+        if lists and unasked:
             in_lists = odata.in_("_pricelevelid_value", lists)
-            for of_products in odata.in_chunks("_productid_value", ids, also=in_lists):
+            for of_products in odata.in_chunks("_productid_value", unasked, also=in_lists):
                 for row in self.flow.dv.query(
                     "productpricelevels",
                     select=["_pricelevelid_value", "_productid_value"],
                     filter=of_products,
                 ):
-                    items.add(
+                    self._items.add(
                         (
                             str(row.values.get("_pricelevelid_value") or "").lower(),
                             str(row.values.get("_productid_value") or "").lower(),
                         )
                     )
+            self._items_asked.update((pl, p) for pl in lists for p in unasked)
         return {
             price_list: {
-                sku: KnownProduct(product, unit, (price_list, product) in items)
+                sku: KnownProduct(product, unit, (price_list, product) in self._items)
                 for sku, (product, unit) in found.items()
             }
             for price_list in lists

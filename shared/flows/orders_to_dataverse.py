@@ -196,6 +196,7 @@ class OrdersToDataverse(RecordSync[OrderState]):
 
     def expand(self, batch: Batch, results: BatchResults) -> list[str]:
         """The orders named, then the order of each goods-out note named (one GET of the notes)."""
+        self.history.new_batch()
         order_ids = [*batch.changed.get("order", []), *batch.changed.get(SALES_ORDER_ENTITY, [])]
         note_ids = batch.changed.get(GOODS_OUT_ENTITY, [])
         notes: dict[str, dict[str, Any]] = {}

@@ -6,7 +6,10 @@ nothing more."""
 
 from __future__ import annotations
 
+import pytest
+
 from shared.flows.orders_history import salesorder_id
+from shared.flows.orders_to_dataverse import OrdersToDataverse
 from tests.e2e.order_history.conftest import dv_orders_of, lines_of, place_web_order
 from tests.e2e.orders.conftest import TO_DV, OrderSandbox
 
@@ -44,3 +47,26 @@ def test_orders_named_together_are_created_in_batches_not_one_post_each(
     box.work()
     assert [len(dv_orders_of(box, o)) for o in orders] == [1] * ORDERS
     assert dataverse_calls(box).get("POST salesorders", 0) == 0
+
+
+def test_a_batch_read_in_passes_reads_the_catalogue_once(
+    orders_sandbox: OrderSandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """20 orders in passes of 5 (as 5,000 in passes of 1,000): four passes, each read, created and
+    linked, but the price lists, products and price list items are read once for the batch."""
+    box = orders_sandbox
+    monkeypatch.setattr(OrdersToDataverse, "records_per_pass", 5)
+    orders = [
+        place_web_order(box, [("MUG-1", 1), ("TEE-1", 2)], ref=f"WEB-P{i}", announce=False)
+        for i in range(ORDERS)
+    ]
+    box.dv.call("POST", "counters/reset")
+    box.bp_sim.state.emit("sales-order.created", orders)  # one webhook naming all of them
+    box.work()
+
+    calls = dataverse_calls(box)
+    assert [len(dv_orders_of(box, o)) for o in orders] == [1] * ORDERS
+    assert calls.get("POST $batch", 0) >= 4, calls  # a $batch of new orders per pass
+    for kind in ("GET pricelevels", "GET products", "GET productpricelevels"):
+        assert calls.get(kind) == 1, (kind, calls)
+    assert box.dead_lettered(TO_DV) == []
