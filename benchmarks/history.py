@@ -51,15 +51,18 @@ What runs (the real flows, clients and pollers; both simulators over loopback):
   cannot beat. `--quick` scales the Brightpearl window to 6 s (and the size to 1,000 orders,
   100 credits, 750 payments unless given), so its records/s is NOT a real-limit figure (the
   JSON says so).
-- **Memory**: the simulators run in a child process (forked before any thread starts), and the
-  state store is Table Storage as in Azure: Azurite, a node process of its own (`--state memory`
-  puts the in-memory fake in this process instead: its links and claims, about 2.5 KB each as
-  Python objects, then count too). So the peak resident set of this process (`resource.getrusage`
-  ru_maxrss) is the integration's: the flows (built afresh for every batch, as the host's
-  FreshFlow does), the clients and the notices. Target <= 300 MB.
+- **Memory**: the simulators run in a child process (forked before any thread starts), and so
+  does the state store, which in Azure is Table Storage, not the host's memory: by default the
+  tests' in-memory store in a process of its own (benchmarks/store_process.py; the flows call it
+  through a pipe); `--state azurite` uses Table Storage in Azurite (real, but it slows down past
+  some 100,000 rows: fine for small runs), `--state memory` keeps it in this process (its links
+  and claims, about 2.5 KB each as Python objects, then count too). Audit rows are counted, not
+  kept (written only to Azurite). So the peak resident set of this process
+  (`resource.getrusage` ru_maxrss) is the integration's: the flows (built afresh for every batch,
+  as the host's FreshFlow does), the clients and the notices. Target <= 300 MB.
 
 Usage: .venv/bin/python -m benchmarks.history [--orders 20000] [--lines 5] [--credits 2000]
-       [--payments 15000] [--rate-window 60] [--quick] [--state azurite|memory]
+       [--payments 15000] [--rate-window 60] [--quick] [--state process|azurite|memory]
        [--out benchmarks/results/history.json]
 """
 
@@ -87,6 +90,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.catalogue import write  # noqa: E402
+from benchmarks.store_process import RemoteStateStore, StoreProcess  # noqa: E402
 from sandbox.azurite import AzuriteTable  # noqa: E402
 from shared import runtime  # noqa: E402
 from shared.brightpearl.client import BrightpearlClient  # noqa: E402
@@ -117,6 +121,11 @@ PAYMENT_POLL_EVERY = 5.0  # seconds between payment poller rounds the rate budge
 FIRST_FLOW = "orders-to-dataverse"  # creates the Dynamics orders the other flows link to
 BACKFILL_ENTITIES = ("order", "sales-credit")
 SIM_CLIENT_ID = "sandbox-app"
+STATE_WHERE = {
+    "process": "in memory in a process of its own (benchmarks/store_process.py)",
+    "azurite": "in Table Storage (Azurite)",
+    "memory": "in this process's memory",
+}
 
 
 # ------------------------------------------------------------------------------ the simulators (child)
@@ -491,12 +500,21 @@ class Collected:
         return out
 
 
-def state_store(kind: str, stack: contextlib.ExitStack) -> Any:
-    """The state store the flows run on: Table Storage as in Azure, here Azurite (a node process
-    of its own, so its memory is not the integration's), or `memory` (the in-memory fake, whose
-    links and claims then count in this process's peak). Audit rows are counted either way."""
+def state_store(kind: str, stack: contextlib.ExitStack, held: StoreProcess | None) -> Any:
+    """The state store the flows run on (`--state`). In Azure it is Table Storage, whose memory is
+    not the host's: `process` (default) keeps the in-memory store in a child process
+    (benchmarks/store_process.py); `azurite` uses Table Storage in Azurite (a node process; slow
+    beyond some 100,000 rows); `memory` keeps the in-memory store in this process, so its links
+    and claims (about 2.5 KB each as Python objects) count in this process's peak. Audit rows are
+    counted, and written only to Azurite."""
+    store: Any
+    if kind == "process":
+        assert held is not None
+        store = held.store
+        store.audit = CountedAudit()
+        return store
     if kind == "memory":
-        store: Any = MemoryStateStore()
+        store = MemoryStateStore()
         store.audit = CountedAudit()
         return store
     azurite = stack.enter_context(AzuriteTable())
@@ -509,6 +527,8 @@ def state_store(kind: str, stack: contextlib.ExitStack) -> Any:
 def links_held(store: Any) -> int:
     if isinstance(store, MemoryStateStore):
         return len(store.links.rows)
+    if isinstance(store, RemoteStateStore):
+        return store.links.row_count
     table = store.service.get_table_client(store.table_names["links"])
     return sum(1 for _ in table.list_entities(select=["PartitionKey"]))
 
@@ -660,10 +680,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         flush=True,
     )
     sims = SimProcess(rate_limit=RATE_LIMIT, rate_window=window, bp_latency_ms=0.0 if args.quick else 60.0)
-    stack = contextlib.ExitStack()  # Azurite, started after the simulators' child is forked
+    # the state store's own process (forked, like the simulators', before any thread starts)
+    held = StoreProcess() if args.state == "process" else None
+    stack = contextlib.ExitStack()  # Azurite, started after the children are forked
+    if held is not None:
+        stack.callback(held.close)
     try:
         seeded = sims.call(seed, plan)
-        store = state_store(args.state, stack)
+        store = state_store(args.state, stack, held)
         for bp_id, dv_id in seeded.pop("pairs"):
             store.links.link("customer", "brightpearl", bp_id, "dataverse", dv_id)
         results["seeded"] = {**seeded["made"], "seconds": seeded["seconds"]}
@@ -878,7 +902,7 @@ def backfill(
     section = {
         "mode": "real flows, clients and pollers in this process; both simulators in a child process "
         f"over loopback; {batch} notices a batch (host.json maxMessageBatchSize); state store "
-        + ("in memory" if args.state == "memory" else "in Table Storage (Azurite)"),
+        + STATE_WHERE[args.state],
         "orders": plan.orders,
         "seconds": round(seconds, 1),
         "brightpearl_calls": sum(bp_all.values()),
@@ -961,9 +985,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--state",
-        choices=("azurite", "memory"),
-        default="azurite",
-        help="the state store: Table Storage in Azurite, as in Azure (default), or in this process's memory",
+        choices=("process", "azurite", "memory"),
+        default="process",
+        help="the state store: in memory in a process of its own (default), Table Storage in Azurite, "
+        "or in this process's memory (then it counts in the peak)",
     )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "history.json")
     args = parser.parse_args(argv)
