@@ -960,8 +960,8 @@ def backfill(
         "peak_rss_mb": rss_mb(),
         "rss_before_backfill_mb": rss_before,
         "peak_raised_to_by_flow_mb": flows.peak_raised,
-        "what": "ru_maxrss of this process (flows, clients, notices, the in-memory state store) over the "
-        "backfill and the payments pass; the simulators are in a child process",
+        "what": "ru_maxrss of this process (flows, clients, notices) over the backfill and the payments "
+        f"pass; the simulators are in a child process, the state store {STATE_WHERE[args.state]}",
     }
     return section
 
