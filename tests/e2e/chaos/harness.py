@@ -78,6 +78,7 @@ SUBSCRIPTIONS = (
 )
 BP_INVALID_BASE, DV_BAD_EMAIL_BASE, DV_BAD_COUNTRY_BASE = 100_000, 200_000, 300_000
 # (kind, weight) of the injected API faults; timeouts wait longer than the clients do.
+BACKFILL_PATIENCE = 150.0  # seconds a backfill is re-run for (longer than a Brightpearl throttle window)
 BP_FAULTS = (("throttle", 30), ("503", 15), ("500", 20), ("drop", 15), ("drop-before", 12), ("timeout", 8))
 DV_FAULTS = (("429", 35), ("503", 15), ("502", 15), ("drop", 20), ("timeout", 15))
 
@@ -126,7 +127,15 @@ class ChaosConfig:
 
     def budget_seconds(self) -> float:
         """Wall-clock ceiling of a whole run (for the test's timeout)."""
-        return 60 + self.kill_deadline + self.restart_after + self.fault_seconds + self.converge_timeout + 300
+        return (
+            60
+            + self.kill_deadline
+            + self.restart_after
+            + self.fault_seconds
+            + self.converge_timeout
+            + 300
+            + 2 * BACKFILL_PATIENCE  # backfills re-run through a throttle window
+        )
 
 
 @dataclass
@@ -558,18 +567,26 @@ class SandboxProcesses:
         args = [sys.executable, "-m", "syncctl", "backfill", "customers", "--from", source,
                 "--settings", str(self.settings_file)]  # fmt: skip
         env = {**os.environ, **self.values}
-        for attempt in range(8):
+        # as an operator would: run it again until it finishes. A Brightpearl throttle fault holds
+        # the shared rate budget for up to a minute, and the CLI will not wait more than 20 s for
+        # a slot (it says so and exits 1), so keep trying for longer than a throttle window.
+        deadline = time.monotonic() + BACKFILL_PATIENCE
+        attempt = 0
+        while True:
             done = subprocess.run(
                 [*args, *(["--restart"] if attempt == 0 else [])],
                 cwd=ROOT, env=env, capture_output=True, text=True, timeout=900, check=False,
             )  # fmt: skip
+            attempt += 1
             if done.returncode == 0:
                 return
             self._echo(
-                f"backfill from {source} failed (attempt {attempt + 1}): "
+                f"backfill from {source} failed (attempt {attempt}): "
                 f"{done.stdout[-500:]} {done.stderr[-1500:]}"
             )
-            time.sleep(2)
+            if time.monotonic() > deadline:
+                break
+            time.sleep(3)
         raise RuntimeError(f"backfill from {source} did not finish; see {self.log_path}")
 
     # -- looking ------------------------------------------------------------------------------
