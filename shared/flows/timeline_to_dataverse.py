@@ -161,18 +161,26 @@ class TimelineToDataverse(RecordSync[Moment]):
         wanted = list(dict.fromkeys([*order_ids, *(str(n.get("orderId") or "") for n in notes.values())]))
         readable = [i for i in wanted if i and i != "0"]
         # a pass of orders at a time: only their moments (small) outlive the pass, not the orders
-        passes = list(chunked(readable, self.records_per_pass or len(readable))) or [[]]
-        for ids_of_pass in passes:
+        for ids_of_pass in self.passes(readable):
             in_pass = set(ids_of_pass)
-            orders = self._orders(ids_of_pass)
             self._moments_of(
                 batch,
                 results,
-                orders,
-                [i for i in note_ids if self._order_of(notes.get(i)) in in_pass or ids_of_pass is passes[-1]],
+                self._orders(ids_of_pass),
+                [i for i in note_ids if self._order_of(notes.get(i)) in in_pass],
                 notes,
-                [i for i in order_ids if i in in_pass or ids_of_pass is passes[-1]],
+                [i for i in order_ids if i in in_pass],
             )
+        # the notes and ids whose order is in no pass (gone, or no id): each is `missing`
+        read = set(readable)
+        self._moments_of(
+            batch,
+            results,
+            {},
+            [i for i in note_ids if self._order_of(notes.get(i)) not in read],
+            notes,
+            [i for i in order_ids if i not in read],
+        )
         return list(self._moments)
 
     @staticmethod
@@ -188,9 +196,8 @@ class TimelineToDataverse(RecordSync[Moment]):
         notes: Mapping[str, dict[str, Any]],
         order_ids: list[str],
     ) -> None:
-        """The moments of one pass: its goods-out notes and orders (`orders` read for it). The
-        last pass also takes the notes and ids whose order is in no pass (gone, or no id): each
-        is `missing` once."""
+        """The moments of one pass: its goods-out notes and orders (`orders` read for it; a note
+        or order id whose order is not there is `missing`)."""
         shipped_notes = self._notes_of(orders) if "shipped" in self.kinds else {}
         parents = self._orders(
             [
@@ -203,8 +210,6 @@ class TimelineToDataverse(RecordSync[Moment]):
         )
         parents.update(orders)
         for note_id in note_ids:
-            if results.has(note_id) or note_id in batch.derived:
-                continue  # settled in an earlier pass
             note = notes.get(note_id)
             order = orders.get(self._order_of(note))
             if note is None or order is None:
@@ -219,8 +224,6 @@ class TimelineToDataverse(RecordSync[Moment]):
                 continue
             self._derive(batch, results, note_id, self._shipped(note_id, note, order), "goods-out note")
         for order_id in order_ids:
-            if results.has(order_id) or order_id in batch.derived:
-                continue  # settled in an earlier pass
             order = orders.get(order_id)
             if order is None:
                 results.set(

@@ -281,7 +281,7 @@ class RecordSync(Generic[M]):
         ids = self.expand(batch, results)
         if not ids:
             return
-        passes = list(chunked(ids, self.records_per_pass or len(ids)))
+        passes = self.passes(ids)
         for number, ids_of_pass in enumerate(passes):
             try:
                 self.run_pass(batch, list(ids_of_pass), results)
@@ -294,6 +294,10 @@ class RecordSync(Generic[M]):
                 for record_id in rest:
                     results.error(record_id, exc, f"{self.label}s {rest[0]}..{rest[-1]} ({len(rest)})")
                 return
+
+    def passes(self, ids: Sequence[str]) -> list[Sequence[str]]:
+        """`ids` in passes of `records_per_pass` (one pass when it is None)."""
+        return list(chunked(ids, self.records_per_pass or max(len(ids), 1)))
 
     def run_pass(self, batch: Batch, ids: list[str], results: BatchResults) -> None:
         """Read, match, decide and write one pass of ids (the whole batch unless
